@@ -1,0 +1,24 @@
+// The binding modules of the addon and the helpers they share for argument checking.
+#pragma once
+#include <napi.h>
+
+#include <string>
+
+namespace vr::addon {
+
+void InitInfo(Napi::Env env, Napi::Object exports);     // info_binding.cc: build/backends/CPU facts, threads
+void InitImage(Napi::Env env, Napi::Object exports);    // image_binding.cc: Pillow-exact resize, patchify
+void InitModel(Napi::Env env, Napi::Object exports);    // model_binding.cc: Model / Session objects
+void InitOpsTest(Napi::Env env, Napi::Object exports);  // ops_binding.cc: single kernels, for tests only
+
+// Throw a JS TypeError/Error and return an empty value (NAPI_DISABLE_CPP_EXCEPTIONS style).
+inline Napi::Value ThrowType(Napi::Env env, const std::string& msg) {
+  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+inline Napi::Value ThrowError(Napi::Env env, const std::string& msg) {
+  Napi::Error::New(env, msg).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+}  // namespace vr::addon

@@ -1,0 +1,6 @@
+// Placeholder until the module lands; keeps the addon linkable.
+#include "addon/bindings.h"
+
+namespace vr::addon {
+void InitModel(Napi::Env, Napi::Object) {}
+}  // namespace vr::addon

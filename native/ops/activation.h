@@ -1,0 +1,18 @@
+// Pointwise activations and small elementwise ops, forward and backward side by side.
+#pragma once
+#include <cstdint>
+
+namespace vr {
+
+// SwiGLU: out = silu(gate) * up, silu(z) = z * sigmoid(z).
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+
+// Exact erf GELU: 0.5 z (1 + erf(z / sqrt 2)), in place allowed (out == inp).
+void gelu_erf_forward(float* out, const float* inp, int64_t n);
+void gelu_erf_backward(float* dinp, const float* dout, const float* inp, int64_t n);
+
+// a += b
+void add_inplace(float* a, const float* b, int64_t n);
+
+}  // namespace vr

@@ -1,0 +1,37 @@
+// Linear layers (GEMM): out[M,N] = inp[M,K] @ W[N,K]^T (+ bias), forward and backward.
+// W keeps the safetensors Linear layout [out, in]. The weight's dtype picks the precision:
+//   F32  -> fp32 GEMM;
+//   BF16 -> inputs rounded to bf16, fp32 accumulation and fp32 output (oneDNN: AMX or AVX-512-BF16,
+//           whichever the CPU has; the built-in fallback does the same maths without oneDNN).
+// Activations are always fp32 in memory on the CPU backend.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "core/dtype.h"
+
+namespace vr {
+
+struct Linear {
+  DType dtype = DType::F32;        // F32 or BF16
+  int64_t N = 0, K = 0;            // out features, in features
+  const void* w = nullptr;         // N*K elements, row-major [N, K]
+  const float* b = nullptr;        // optional bias [N], fp32
+  // Backend-private cache (prepacked weights, oneDNN primitives keyed by M). Filled lazily; not shared
+  // between threads that run GEMMs on the same Linear at the same time.
+  mutable std::shared_ptr<void> backend;
+};
+
+// out[M,N] = inp[M,K] @ W^T + b. With accumulate=true the result is added to out (residual fusion).
+void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate = false);
+
+// Backward (training): dinp[M,K] += dout @ W; dweight[N,K] += dout^T @ inp; dbias[N] += sum_m dout.
+// Any of dinp, dweight, dbias may be null to skip it. Gradients are fp32.
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const Linear& L, int64_t M);
+
+// Human-readable name of the GEMM path that runs for this dtype on this machine
+// (e.g. "onednn-bf16(amx)", "onednn-bf16(avx512_core_bf16)", "builtin-f32").
+const char* linear_backend_name(DType dtype);
+
+}  // namespace vr
