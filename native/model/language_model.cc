@@ -1,0 +1,124 @@
+#include "model/language_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "model/rope_tables.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/embedding.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+
+namespace vr {
+
+LanguageModel::LanguageModel(const TextConfig& tc, WeightStore& ws, DType compute) : tc_(tc) {
+  const int64_t D = tc.hidden, F = tc.intermediate, hd = tc.head_dim;
+  const int64_t Dq = int64_t(tc.heads) * hd, Dkv = int64_t(tc.kv_heads) * hd;
+  const TensorView& emb = ws.get("model.embed_tokens.weight", {tc.vocab, D});
+  embed_table_ = emb.data;
+  embed_dtype_ = emb.dtype;
+  for (int i = 0; i < tc.layers; i++) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    Layer l;
+    l.in_norm = ws.vec_f32(p + "input_layernorm.weight", D);
+    l.post_norm = ws.vec_f32(p + "post_attention_layernorm.weight", D);
+    l.q = ws.linear(p + "self_attn.q_proj.weight", p + "self_attn.q_proj.bias", Dq, D, compute);
+    l.k = ws.linear(p + "self_attn.k_proj.weight", p + "self_attn.k_proj.bias", Dkv, D, compute);
+    l.v = ws.linear(p + "self_attn.v_proj.weight", p + "self_attn.v_proj.bias", Dkv, D, compute);
+    l.o = ws.linear(p + "self_attn.o_proj.weight", "", D, Dq, compute);
+    l.gate = ws.linear(p + "mlp.gate_proj.weight", "", F, D, compute);
+    l.up = ws.linear(p + "mlp.up_proj.weight", "", F, D, compute);
+    l.down = ws.linear(p + "mlp.down_proj.weight", "", D, F, compute);
+    layers_.push_back(l);
+  }
+  final_norm_ = ws.vec_f32("model.norm.weight", D);
+  if (tc.tie_embeddings) {
+    lm_head_ = ws.linear("model.embed_tokens.weight", "", tc.vocab, D, compute);
+  } else {
+    lm_head_ = ws.linear("lm_head.weight", "", tc.vocab, D, compute);
+  }
+}
+
+void LanguageModel::embed(float* out, const int32_t* ids, int64_t T) const {
+  embedding_forward(out, ids, T, embed_table_, embed_dtype_, tc_.vocab, tc_.hidden);
+}
+
+void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const int64_t* pos3, int64_t plane_stride,
+                            KVCache& cache, AttnProbe* probe) const {
+  const int64_t D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim;
+  const int Hq = tc_.heads, Hkv = tc_.kv_heads;
+  const int64_t Dq = int64_t(Hq) * hd, Dkv = int64_t(Hkv) * hd;
+  VR_CHECK(T > 0, "language model forward: no tokens");
+  cache.reserve(T);
+  const int64_t c = cache.len();
+
+  std::vector<float> cos, sin;
+  mrope_tables(tc_, pos3, T, plane_stride, cos, sin);
+
+  std::vector<float> x(x_in, x_in + T * D), h(size_t(T * D)), q(size_t(T * Dq)), att(size_t(T * Dq));
+  std::vector<float> lse(size_t(Hq) * T);
+  const int64_t chunk = std::min<int64_t>(T, 1024);  // MLP rows per pass
+  std::vector<float> gate(size_t(chunk * F)), up(size_t(chunk * F));
+  const int32_t cu_q[2] = {0, int32_t(T)};
+  const int32_t cu_k[2] = {0, int32_t(c + T)};
+  if (probe) probe->probs.assign(size_t(probe->key_end - probe->key_begin), 0.f);
+
+  for (size_t li = 0; li < layers_.size(); li++) {
+    const Layer& l = layers_[li];
+    float* K = cache.k(int(li));
+    float* V = cache.v(int(li));
+    rmsnorm_forward(h.data(), nullptr, x.data(), l.in_norm, T, D, tc_.eps);
+    linear_forward(q.data(), h.data(), l.q, T);
+    linear_forward(K + c * Dkv, h.data(), l.k, T);
+    linear_forward(V + c * Dkv, h.data(), l.v, T);
+    rope_forward(q.data(), cos.data(), sin.data(), T, Hq, int(hd), Dq);
+    rope_forward(K + c * Dkv, cos.data(), sin.data(), T, Hkv, int(hd), Dkv);
+    AttnParams ap;
+    ap.Hq = Hq;
+    ap.Hkv = Hkv;
+    ap.D = int(hd);
+    ap.scale = 1.0f / std::sqrt(float(hd));
+    ap.causal = true;
+    ap.nseq = 1;
+    ap.cu_q = cu_q;
+    ap.cu_k = cu_k;
+    ap.q_stride = ap.o_stride = Dq;
+    ap.k_stride = ap.v_stride = Dkv;
+    attention_forward(att.data(), lse.data(), q.data(), K, V, ap);
+    if (probe) {
+      // softmax row of the last query: p_j = exp(q.k_j * scale - lse)
+      const int64_t t = T - 1, nk = probe->key_end - probe->key_begin;
+      const int group = Hq / Hkv;
+      for (int hh = 0; hh < Hq; hh++) {
+        const float* qv = &q[t * Dq + hh * hd];
+        const float l0 = lse[size_t(hh) * T + t];
+        for (int64_t j = 0; j < nk; j++) {
+          const float* kv = K + (probe->key_begin + j) * Dkv + (hh / group) * hd;
+          float s = 0.f;
+          for (int64_t d = 0; d < hd; d++) s += qv[d] * kv[d];
+          probe->probs[j] += std::exp(s * ap.scale - l0) / float(Hq * tc_.layers);
+        }
+      }
+    }
+    linear_forward(x.data(), att.data(), l.o, T, /*accumulate=*/true);
+    rmsnorm_forward(h.data(), nullptr, x.data(), l.post_norm, T, D, tc_.eps);
+    for (int64_t r0 = 0; r0 < T; r0 += chunk) {
+      const int64_t m = std::min(chunk, T - r0);
+      linear_forward(gate.data(), &h[r0 * D], l.gate, m);
+      linear_forward(up.data(), &h[r0 * D], l.up, m);
+      swiglu_forward(gate.data(), gate.data(), up.data(), m * F);
+      linear_forward(&x[r0 * D], gate.data(), l.down, m, /*accumulate=*/true);
+    }
+  }
+  cache.advance(T);
+  rmsnorm_forward(hidden, nullptr, x.data(), final_norm_, T, D, tc_.eps);
+}
+
+void LanguageModel::logits(float* out, const float* hidden, int64_t T) const {
+  linear_forward(out, hidden, lm_head_, T);
+}
+
+}  // namespace vr

@@ -1,0 +1,86 @@
+// Qwen2.5-VL as one object (weights + vision tower + language model), and a Session: one conversation's KV
+// cache, prefill of an image+text prompt, and V-Reflection decoding (latent steps feed the previous post-norm
+// hidden state as the next input embedding, method.md §12.3).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/config.h"
+#include "model/language_model.h"
+#include "model/rope_tables.h"
+#include "model/vision_tower.h"
+#include "model/weights.h"
+
+namespace vr {
+
+class QwenVLModel {
+ public:
+  QwenVLModel(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors);
+  const ModelConfig& config() const { return cfg_; }
+  const WeightStore& weights() const { return *ws_; }
+  const VisionTower& vision() const { return *vision_; }
+  const LanguageModel& llm() const { return *llm_; }
+
+ private:
+  ModelConfig cfg_;
+  std::unique_ptr<WeightStore> ws_;
+  std::unique_ptr<VisionTower> vision_;
+  std::unique_ptr<LanguageModel> llm_;
+};
+
+struct PrefillInput {
+  std::vector<int32_t> ids;
+  std::vector<float> pixel_values;  // [Np, patch_dim], empty for text-only prompts
+  std::vector<ImageGrid> grids;
+  bool all_logits = false;          // logits and hidden states for every prompt position (golden tests)
+};
+
+struct PrefillOutput {
+  std::vector<float> logits;        // [1 or L, vocab]
+  std::vector<float> hidden;        // [1 or L, D] post-norm
+  std::vector<float> vision_features;  // [Nt, D] (kept only when all_logits)
+  std::vector<int64_t> positions;   // [3, L]
+  int64_t rope_delta = 0;
+  double vision_ms = 0, llm_ms = 0;
+};
+
+struct GenerateOptions {
+  int max_new_tokens = 512;
+  int latent_steps = 8;              // quota per <|lvr_start|>; 0 = plain decoding
+  float repetition_penalty = 1.0f;
+  std::vector<int> eos_ids;
+  int lvr_start_id = -1;             // -1: the model has no V-Reflection tokens (latent mode never starts)
+  bool capture_attention = false;    // per latent step: attention over the image tokens (heads+layers mean)
+  bool keep_step_logits = false;     // the penalised logits each token was chosen from (golden tests)
+};
+
+struct GenerateResult {
+  std::vector<int32_t> ids;            // generated ids: latent-step ids and the stop token included
+  std::vector<uint8_t> latent_input;   // 1 where the forward that produced ids[i] was fed a hidden state
+  int latent_steps_run = 0;
+  std::vector<std::vector<float>> attention;  // one map per latent step, over the image tokens
+  std::vector<float> step_logits;      // [ids.size(), vocab] when keep_step_logits
+  double decode_ms = 0;                // total time of the decode forwards
+  int decode_forwards = 0;
+  std::string stop_reason;             // "eos", "max_new_tokens"
+};
+
+class Session {
+ public:
+  explicit Session(std::shared_ptr<const QwenVLModel> model);
+  PrefillOutput prefill(const PrefillInput& in);
+  GenerateResult generate(const GenerateOptions& opt);
+  int64_t cache_len() const { return cache_.len(); }
+
+ private:
+  std::shared_ptr<const QwenVLModel> model_;
+  KVCache cache_;
+  std::vector<int32_t> seq_;     // prompt + generated ids (the repetition penalty's view)
+  std::vector<float> last_logits_, last_hidden_;
+  int64_t rope_delta_ = 0;
+  int64_t image_begin_ = 0, image_end_ = 0;  // key range of the image tokens (attention capture)
+  bool prefilled_ = false;
+};
+
+}  // namespace vr

@@ -1,0 +1,132 @@
+#include "model/vision_tower.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+
+namespace vr {
+
+VisionWindows vision_windows(const VisionConfig& vc, const std::vector<ImageGrid>& grids) {
+  VisionWindows w;
+  const int ws = vc.window_size / vc.merge / vc.patch;  // window side in merged tokens
+  const int u = vc.merge * vc.merge;
+  int64_t offset = 0;
+  w.cu_window.push_back(0);
+  w.cu_full.push_back(0);
+  for (const ImageGrid& g : grids) {
+    const int H = g.h / vc.merge, W = g.w / vc.merge;
+    for (int t = 0; t < g.t; t++) {  // a video frame group is its own full-attention segment
+      for (int wy = 0; wy < (H + ws - 1) / ws; wy++)
+        for (int wx = 0; wx < (W + ws - 1) / ws; wx++) {
+          int n = 0;
+          for (int y = wy * ws; y < std::min((wy + 1) * ws, H); y++)
+            for (int x = wx * ws; x < std::min((wx + 1) * ws, W); x++, n++) w.order.push_back(offset + y * W + x);
+          w.cu_window.push_back(w.cu_window.back() + n * u);
+        }
+      offset += int64_t(H) * W;
+      w.cu_full.push_back(w.cu_full.back() + H * W * u);
+    }
+  }
+  return w;
+}
+
+VisionTower::VisionTower(const VisionConfig& vc, WeightStore& ws, DType compute) : vc_(vc) {
+  const int64_t D = vc.hidden, F = vc.intermediate, P = vc.patch_dim();
+  patch_embed_ = ws.linear("visual.patch_embed.proj.weight", "", D, P, compute);
+  for (int i = 0; i < vc.depth; i++) {
+    const std::string p = "visual.blocks." + std::to_string(i) + ".";
+    Block b;
+    b.norm1 = ws.vec_f32(p + "norm1.weight", D);
+    b.norm2 = ws.vec_f32(p + "norm2.weight", D);
+    b.qkv = ws.linear(p + "attn.qkv.weight", p + "attn.qkv.bias", 3 * D, D, compute);
+    b.proj = ws.linear(p + "attn.proj.weight", p + "attn.proj.bias", D, D, compute);
+    b.gate = ws.linear(p + "mlp.gate_proj.weight", p + "mlp.gate_proj.bias", F, D, compute);
+    b.up = ws.linear(p + "mlp.up_proj.weight", p + "mlp.up_proj.bias", F, D, compute);
+    b.down = ws.linear(p + "mlp.down_proj.weight", p + "mlp.down_proj.bias", D, F, compute);
+    b.full = std::find(vc.fullatt_blocks.begin(), vc.fullatt_blocks.end(), i) != vc.fullatt_blocks.end();
+    blocks_.push_back(b);
+  }
+  merger_norm_ = ws.vec_f32("visual.merger.ln_q.weight", D);
+  merger_fc1_ = ws.linear("visual.merger.mlp.0.weight", "visual.merger.mlp.0.bias", 4 * D, 4 * D, compute);
+  merger_fc2_ = ws.linear("visual.merger.mlp.2.weight", "visual.merger.mlp.2.bias", vc.out_hidden, 4 * D, compute);
+}
+
+void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid>& grids,
+                          std::vector<float>& features) const {
+  const int64_t D = vc_.hidden, F = vc_.intermediate, hd = vc_.head_dim();
+  const int u = vc_.merge * vc_.merge;
+  int64_t Np = 0;
+  for (const ImageGrid& g : grids) {
+    VR_CHECK(g.t >= 1 && g.h > 0 && g.w > 0 && g.h % vc_.merge == 0 && g.w % vc_.merge == 0,
+             "image grid (", g.t, ", ", g.h, ", ", g.w, ") is not a positive multiple of the merge size");
+    Np += g.patches();
+  }
+  VR_CHECK(Np > 0, "vision forward: no patches");
+
+  // Patch embedding in processor order, then permute rows (and RoPE tables) into window order.
+  std::vector<float> x0(size_t(Np * D));
+  linear_forward(x0.data(), pixel_values, patch_embed_, Np);
+  std::vector<float> cos0, sin0;
+  vision_rope_tables(vc_, grids, cos0, sin0);
+  VisionWindows win = vision_windows(vc_, grids);
+  std::vector<float> x(size_t(Np * D)), cos(cos0.size()), sin(sin0.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < Np; p++) {
+    const int64_t src = win.order[p / u] * u + p % u;
+    std::memcpy(&x[p * D], &x0[src * D], D * sizeof(float));
+    std::memcpy(&cos[p * hd], &cos0[src * hd], hd * sizeof(float));
+    std::memcpy(&sin[p * hd], &sin0[src * hd], hd * sizeof(float));
+  }
+  x0.clear();
+  x0.shrink_to_fit();
+
+  std::vector<float> h(size_t(Np * D)), qkv(size_t(Np * 3 * D)), att(size_t(Np * D));
+  const int64_t chunk = std::min<int64_t>(Np, 2048);  // MLP rows per pass: bounds the F-wide buffers
+  std::vector<float> gate(size_t(chunk * F)), up(size_t(chunk * F));
+  for (const Block& b : blocks_) {
+    rmsnorm_forward(h.data(), nullptr, x.data(), b.norm1, Np, D, vc_.eps);
+    linear_forward(qkv.data(), h.data(), b.qkv, Np);
+    rope_forward(qkv.data(), cos.data(), sin.data(), Np, vc_.heads, int(hd), 3 * D);
+    rope_forward(qkv.data() + D, cos.data(), sin.data(), Np, vc_.heads, int(hd), 3 * D);
+    const std::vector<int32_t>& cu = b.full ? win.cu_full : win.cu_window;
+    AttnParams ap;
+    ap.Hq = ap.Hkv = vc_.heads;
+    ap.D = int(hd);
+    ap.scale = 1.0f / std::sqrt(float(hd));
+    ap.causal = false;
+    ap.nseq = int(cu.size()) - 1;
+    ap.cu_q = ap.cu_k = cu.data();
+    ap.q_stride = ap.k_stride = ap.v_stride = 3 * D;
+    ap.o_stride = D;
+    attention_forward(att.data(), nullptr, qkv.data(), qkv.data() + D, qkv.data() + 2 * D, ap);
+    linear_forward(x.data(), att.data(), b.proj, Np, /*accumulate=*/true);
+    rmsnorm_forward(h.data(), nullptr, x.data(), b.norm2, Np, D, vc_.eps);
+    for (int64_t r0 = 0; r0 < Np; r0 += chunk) {
+      const int64_t m = std::min(chunk, Np - r0);
+      linear_forward(gate.data(), &h[r0 * D], b.gate, m);
+      linear_forward(up.data(), &h[r0 * D], b.up, m);
+      swiglu_forward(gate.data(), gate.data(), up.data(), m * F);
+      linear_forward(&x[r0 * D], gate.data(), b.down, m, /*accumulate=*/true);
+    }
+  }
+
+  // Merger: RMSNorm per patch, concatenate each 2x2 block (rows are adjacent), MLP, then undo window order.
+  rmsnorm_forward(h.data(), nullptr, x.data(), merger_norm_, Np, D, vc_.eps);
+  const int64_t Nt = Np / u;
+  std::vector<float> m1(size_t(Nt * u * D)), y(size_t(Nt * vc_.out_hidden));
+  linear_forward(m1.data(), h.data(), merger_fc1_, Nt);
+  gelu_erf_forward(m1.data(), m1.data(), Nt * u * D);
+  linear_forward(y.data(), m1.data(), merger_fc2_, Nt);
+  const int64_t O = vc_.out_hidden;
+  features.assign(size_t(Nt * O), 0.f);
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < Nt; j++) std::memcpy(&features[win.order[j] * O], &y[j * O], O * sizeof(float));
+}
+
+}  // namespace vr

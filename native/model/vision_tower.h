@@ -1,0 +1,44 @@
+// The Qwen2.5-VL vision tower (ViT, frozen in V-Reflection): patch embedding, 2-D RoPE, window attention with
+// full attention in fullatt_block_indexes, RMSNorm, SwiGLU, and the 2x2 patch merger; output tokens come back
+// in raster order per image (window order undone), i.e. the order of the <|image_pad|> tokens (model.md §4).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+#include "model/rope_tables.h"
+#include "model/weights.h"
+#include "ops/linear.h"
+
+namespace vr {
+
+// Window partition of one batch of images (model.md §4.3): `order[j]` is the merged-token id (global, raster per
+// image) placed at window-order slot j; cu_window / cu_full are segment boundaries in patch units.
+struct VisionWindows {
+  std::vector<int64_t> order;
+  std::vector<int32_t> cu_window;
+  std::vector<int32_t> cu_full;
+};
+VisionWindows vision_windows(const VisionConfig& vc, const std::vector<ImageGrid>& grids);
+
+class VisionTower {
+ public:
+  VisionTower(const VisionConfig& vc, WeightStore& ws, DType compute);
+  // pixel_values [Np, patch_dim] (processor order) -> features [Np/4, out_hidden].
+  void forward(const float* pixel_values, const std::vector<ImageGrid>& grids, std::vector<float>& features) const;
+
+ private:
+  struct Block {
+    const float* norm1;
+    const float* norm2;
+    Linear qkv, proj, gate, up, down;
+    bool full;
+  };
+  VisionConfig vc_;
+  Linear patch_embed_;
+  std::vector<Block> blocks_;
+  const float* merger_norm_;
+  Linear merger_fc1_, merger_fc2_;
+};
+
+}  // namespace vr
