@@ -111,7 +111,8 @@ GenerateResult Session::generate(const GenerateOptions& opt) {
     int32_t nxt = 0;
     for (int64_t i = 1; i < V; i++)
       if (scores[i] > scores[nxt]) nxt = int32_t(i);
-    if (opt.keep_step_logits) r.step_logits.insert(r.step_logits.end(), scores.begin(), scores.end());
+    if (opt.keep_step_logits)  // raw logits, before the penalty (what the golden fixtures store)
+      r.step_logits.insert(r.step_logits.end(), last_logits_.begin(), last_logits_.end());
 
     // 2. Latent state machine (method.md §12.3): "start" looks at the token just fed (the prompt's last
     //    token at prefill); the quota counts forwards that took a hidden state as input.

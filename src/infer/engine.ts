@@ -1,0 +1,164 @@
+// The inference engine as TS sees it: a checkpoint directory loaded into the native addon, plus tokenizer,
+// chat template, preprocessing and output-text rules. `vreflect infer` and `vreflect eval` both run through it.
+import * as path from 'path';
+
+import { loadModelConfig, ModelConfig } from '../model/config';
+import { openCheckpoint } from '../model/checkpoint';
+import { loadTokenizer, Tokenizer } from '../model/tokenizer';
+import { buildPrompt, finalizeOutputText } from '../model/chat';
+import { loadGenerationConfig, GenerationConfig } from '../model/generation_config';
+import { preprocessImage, PreprocessedImage } from '../image/preprocess';
+import { loadAddon } from '../native/addon';
+import { UserError } from '../util/errors';
+
+export type ComputeDType = 'fp32' | 'bf16';
+
+export interface EngineOptions {
+  dtype?: ComputeDType | 'auto';
+  threads?: number;
+}
+
+export interface RunRequest {
+  image?: string | Buffer; // none: a text-only prompt
+  prompt: string;
+  assistantPrefix?: string;
+  latentSteps: number; // quota per <|lvr_start|>; 0 = plain decoding
+  maxNewTokens: number;
+  repetitionPenalty?: number; // default: the checkpoint's generation_config (else 1.0)
+  minPixels?: number;
+  maxPixels?: number;
+  captureAttention?: boolean;
+  allLogits?: boolean; // keep logits/hidden of every prompt position (tests)
+  keepStepLogits?: boolean;
+}
+
+export interface RunTimings {
+  preprocess_ms: number;
+  vision_ms: number;
+  prefill_ms: number; // inputs ready -> first token's logits, ViT included
+  decode_ms_per_token: number;
+}
+
+export interface RunResult {
+  text: string;
+  token_ids: number[];
+  prompt_tokens: number;
+  latent_steps: number;
+  timings: RunTimings;
+  image?: PreprocessedImage;
+  attention: Float32Array[];
+  promptIds: Int32Array;
+  prefill: { logits: Float32Array; hidden: Float32Array; visionFeatures?: Float32Array; positions: Int32Array; ropeDelta: number };
+  stepLogits?: Float32Array;
+  stopReason: string;
+}
+
+/** Picks the compute precision: explicit, else bf16 when the checkpoint is bf16, else fp32. */
+export function chooseDtype(requested: EngineOptions['dtype'], weightDtypes: Set<string>): ComputeDType {
+  if (requested === 'fp32' || requested === 'bf16') return requested;
+  return weightDtypes.has('BF16') && !weightDtypes.has('F32') ? 'bf16' : 'fp32';
+}
+
+export class Engine {
+  private constructor(
+    readonly dir: string,
+    readonly config: ModelConfig,
+    readonly tokenizer: Tokenizer,
+    readonly generation: GenerationConfig,
+    readonly dtype: ComputeDType,
+    private readonly native: any,
+    readonly loadMs: number,
+  ) {}
+
+  static async load(dir: string, opts: EngineOptions = {}): Promise<Engine> {
+    const t0 = Date.now();
+    const abs = path.resolve(dir);
+    const config = loadModelConfig(abs);
+    const ckpt = openCheckpoint(abs, config);
+    const tokenizer = await loadTokenizer(abs);
+    const generation = loadGenerationConfig(abs);
+    const dtype = chooseDtype(opts.dtype, new Set(ckpt.tensors.map((t) => t.dtype)));
+    const addon = loadAddon();
+    if (opts.threads) addon.setThreads(opts.threads);
+    const native = await addon.loadModel({
+      config: {
+        text: config.text,
+        vision: config.vision,
+        imageTokenId: config.tokens.image,
+        visionStartTokenId: config.tokens.visionStart,
+      },
+      dtype,
+      tensors: ckpt.tensors,
+    });
+    return new Engine(abs, config, tokenizer, generation, dtype, native, Date.now() - t0);
+  }
+
+  /** Token id of a special token by its text, or -1 when the tokenizer lacks it. */
+  tokenId(text: string): number {
+    const id = this.tokenizer.tokenToId(text);
+    return id === undefined || id === null ? -1 : id;
+  }
+
+  async run(req: RunRequest): Promise<RunResult> {
+    if (!req.prompt || !req.prompt.trim()) throw new UserError('the prompt is empty');
+    const t0 = Date.now();
+    let image: PreprocessedImage | undefined;
+    if (req.image !== undefined) {
+      image = await preprocessImage(req.image, {
+        minPixels: req.minPixels ?? this.config.preprocess.minPixels,
+        maxPixels: req.maxPixels ?? this.config.preprocess.maxPixels,
+      });
+    }
+    const prompt = buildPrompt(this.tokenizer, {
+      text: req.prompt,
+      imageTokens: image ? (image.grid[0] * image.grid[1] * image.grid[2]) / 4 : undefined,
+      assistantPrefix: req.assistantPrefix ?? '',
+    });
+    const ids = Int32Array.from(prompt.ids);
+    const maxCtx = this.config.text.maxPositionEmbeddings;
+    if (maxCtx && ids.length > maxCtx)
+      throw new UserError(`the prompt has ${ids.length} tokens, more than the context length ${maxCtx}`);
+    const preprocessMs = Date.now() - t0;
+
+    const session = this.native.createSession();
+    const t1 = Date.now();
+    const pre = await session.prefill({
+      ids,
+      pixelValues: image?.pixelValues,
+      grids: image ? [image.grid] : undefined,
+      allLogits: !!req.allLogits,
+    });
+    const prefillMs = Date.now() - t1;
+
+    const lvrStart = this.tokenId('<|lvr_start|>');
+    const imEnd = this.tokenId('<|im_end|>');
+    const gen = await session.generate({
+      maxNewTokens: req.maxNewTokens,
+      latentSteps: req.latentSteps,
+      repetitionPenalty: req.repetitionPenalty ?? this.generation.repetitionPenalty,
+      eosIds: [imEnd], // upstream's eval passes <|im_end|> as the only eos
+      lvrStartId: lvrStart,
+      captureAttention: !!req.captureAttention,
+      keepStepLogits: !!req.keepStepLogits,
+    });
+    const text = finalizeOutputText(this.tokenizer.decode(gen.ids));
+    return {
+      text,
+      token_ids: gen.ids,
+      prompt_tokens: ids.length,
+      latent_steps: gen.latentStepsRun,
+      timings: {
+        preprocess_ms: preprocessMs,
+        vision_ms: pre.visionMs,
+        prefill_ms: prefillMs,
+        decode_ms_per_token: gen.decodeForwards ? gen.decodeMs / gen.decodeForwards : 0,
+      },
+      image,
+      attention: gen.attention,
+      promptIds: ids,
+      prefill: pre,
+      stepLogits: gen.stepLogits,
+      stopReason: gen.stopReason,
+    };
+  }
+}
