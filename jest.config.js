@@ -1,7 +1,14 @@
-/** Jest: TypeScript through ts-jest; native-heavy suites run in band to keep the 2-core CI machines responsive. */
+/** Jest: TypeScript through ts-jest. hyparquet is ESM-only, so jest transforms it too. */
 module.exports = {
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }],
+    '^.+/node_modules/hyparquet(-writer)?/.+\\.js$': [
+      'ts-jest',
+      { isolatedModules: true, diagnostics: false, tsconfig: { allowJs: true } },
+    ],
+  },
+  transformIgnorePatterns: ['/node_modules/(?!hyparquet)'],
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 120000,
   maxWorkers: 2,

@@ -1,0 +1,220 @@
+// Metrics recomputed from items alone (never from a file's summary object).
+//   upstream: upstream extraction (accuracy_reward) + upstream's metric: micro accuracy, by category;
+//             MME-RealWorld-Lite over Question_id prefixes perception/reasoning only (the `reason/` quirk).
+//   official: strict extraction + each benchmark's own metric (docs/benchmarks.md §1, §3).
+// Accuracies are percentages at full precision; error items count in `errors`, never in a denominator.
+import { RULES, RuleName, extractAll } from './extract';
+import type { BenchmarkKey, ScorableItem } from './types';
+
+export interface Tally {
+  total: number;
+  correct: number;
+  accuracy: number | null;
+}
+
+export interface RunScore {
+  /** scored items (errors excluded); for MME-RealWorld-Lite all of them, though the upstream metric uses fewer */
+  n: number;
+  errors: number;
+  accuracy_upstream: number | null;
+  accuracy_official: number | null;
+  upstream: {
+    metric: string;
+    total: number;
+    correct: number;
+    by_category: Record<string, Tally>;
+    by_perception_reasoning?: Record<string, Tally>;
+  };
+  official: {
+    metric: string;
+    by_category?: Record<string, Tally>;
+    by_task?: Record<string, Tally>;
+    by_task_subtask?: Record<string, Tally>;
+    pairs?: { complete: number; correct: number; incomplete: number };
+    cycles?: Record<string, Tally>;
+    fsp?: number | null;
+    fcp?: number | null;
+  };
+  /** micro accuracy over the n scored items under every extraction rule */
+  accuracy_by_rule: Record<RuleName, number | null>;
+  warnings: string[];
+}
+
+export function pct(correct: number, total: number): number | null {
+  return total > 0 ? (100 * correct) / total : null;
+}
+
+function tally(map: Record<string, Tally>, key: string, ok: boolean): void {
+  const t = (map[key] ??= { total: 0, correct: 0, accuracy: null });
+  t.total++;
+  if (ok) t.correct++;
+  t.accuracy = pct(t.correct, t.total);
+}
+
+function mean(xs: number[]): number | null {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+}
+
+interface Scored {
+  item: ScorableItem;
+  correct: Record<RuleName, boolean>;
+}
+
+/** The response text of an item (upstream stores [text]; a bare string is accepted too). */
+export function predictionText(item: ScorableItem): string | undefined {
+  const p = item.prediction;
+  if (typeof p === 'string') return p;
+  if (Array.isArray(p) && typeof p[0] === 'string') return p[0];
+  return undefined;
+}
+
+function field(item: ScorableItem, name: string): string | undefined {
+  const v = item[name];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+/** MME-RealWorld-Lite's Task when an item does not carry it: from the Question_id prefix. */
+function mmeTask(item: ScorableItem): string {
+  const task = field(item, 'task');
+  if (task) return task;
+  const prefix = String(item.id).split('/')[0].toLowerCase();
+  if (prefix === 'perception') return 'Perception';
+  if (prefix === 'reasoning' || prefix === 'reason') return 'Reasoning';
+  return 'Unknown';
+}
+
+export function scoreRun(bench: BenchmarkKey, items: ScorableItem[]): RunScore {
+  const warnings: string[] = [];
+  const scored: Scored[] = [];
+  let errors = 0;
+  for (const item of items) {
+    const text = predictionText(item);
+    if (text === undefined) {
+      errors++;
+      if (typeof item.error !== 'string') warnings.push(`item ${String(item.id)} has neither a prediction nor an error; counted as an error`);
+      continue;
+    }
+    scored.push({ item, correct: extractAll(text, String(item.label ?? '')).correct });
+  }
+  const n = scored.length;
+  const accuracy_by_rule = {} as Record<RuleName, number | null>;
+  for (const rule of RULES) accuracy_by_rule[rule] = pct(scored.filter((s) => s.correct[rule]).length, n);
+
+  const upstream = upstreamMetric(bench, scored);
+  const official = officialMetric(bench, scored, warnings);
+  return {
+    n,
+    errors,
+    accuracy_upstream: pct(upstream.correct, upstream.total),
+    accuracy_official: official.accuracy,
+    upstream,
+    official: official.details,
+    accuracy_by_rule,
+    warnings,
+  };
+}
+
+function upstreamMetric(bench: BenchmarkKey, scored: Scored[]): RunScore['upstream'] {
+  const by_category: Record<string, Tally> = {};
+  for (const s of scored) tally(by_category, s.item.category ?? 'Unknown', s.correct.upstream);
+  if (bench === 'MME-RealWorld-Lite') {
+    // calculate_and_add_accuracy_summary: only ids whose first path part, lower-cased, is perception/reasoning
+    const by_perception_reasoning: Record<string, Tally> = {};
+    let total = 0;
+    let correct = 0;
+    for (const s of scored) {
+      const prefix = String(s.item.id).split('/')[0].toLowerCase();
+      if (prefix !== 'perception' && prefix !== 'reasoning') continue;
+      tally(by_perception_reasoning, prefix === 'perception' ? 'Perception' : 'Reasoning', s.correct.upstream);
+      total++;
+      if (s.correct.upstream) correct++;
+    }
+    if (total > 0)
+      return { metric: 'micro accuracy over Question_id prefixes perception/reasoning (upstream quirk)', total, correct, by_category, by_perception_reasoning };
+  }
+  return { metric: 'micro accuracy', total: scored.length, correct: scored.filter((s) => s.correct.upstream).length, by_category };
+}
+
+function officialMetric(bench: BenchmarkKey, scored: Scored[], warnings: string[]): { accuracy: number | null; details: RunScore['official'] } {
+  const strict = (s: Scored) => s.correct.strict;
+  switch (bench) {
+    case 'BLINK': {
+      const by_category: Record<string, Tally> = {};
+      for (const s of scored) tally(by_category, s.item.category ?? 'Unknown', strict(s));
+      return { accuracy: mean(Object.values(by_category).map((t) => t.accuracy as number)), details: { metric: 'macro mean over subtasks', by_category } };
+    }
+    case 'MMVP':
+      return mmvpPairs(scored, warnings);
+    case 'VSTAR': {
+      const by_category: Record<string, Tally> = {};
+      for (const s of scored) tally(by_category, s.item.category ?? 'Unknown', strict(s));
+      return { accuracy: pct(scored.filter(strict).length, scored.length), details: { metric: 'accuracy (overall micro, and by category)', by_category } };
+    }
+    case 'HRBench4K':
+    case 'HRBench8K':
+      return hrbenchCycles(scored, warnings);
+    case 'MME-RealWorld-Lite': {
+      const by_task: Record<string, Tally> = {};
+      const by_task_subtask: Record<string, Tally> = {};
+      for (const s of scored) {
+        const task = mmeTask(s.item);
+        tally(by_task, task, strict(s));
+        tally(by_task_subtask, `${task}/${field(s.item, 'subtask') ?? s.item.category ?? 'Unknown'}`, strict(s));
+      }
+      return { accuracy: pct(scored.filter(strict).length, scored.length), details: { metric: 'micro accuracy over all items', by_task, by_task_subtask } };
+    }
+  }
+}
+
+/** Pairs by id value: pair = (id - 1) div 2; a pair counts when both of its questions were scored. */
+function mmvpPairs(scored: Scored[], warnings: string[]): { accuracy: number | null; details: RunScore['official'] } {
+  const pairs = new Map<number, boolean[]>();
+  for (const s of scored) {
+    const id = Number(s.item.id);
+    if (!Number.isInteger(id) || id < 1) {
+      warnings.push(`MMVP item id ${String(s.item.id)} is not a positive integer; pair accuracy is not defined`);
+      return { accuracy: null, details: { metric: 'pair accuracy' } };
+    }
+    const key = Math.floor((id - 1) / 2);
+    const list = pairs.get(key) ?? [];
+    list.push(s.correct.strict);
+    pairs.set(key, list);
+  }
+  let complete = 0;
+  let correct = 0;
+  let incomplete = 0;
+  for (const list of pairs.values()) {
+    if (list.length !== 2) {
+      incomplete++;
+      continue;
+    }
+    complete++;
+    if (list[0] && list[1]) correct++;
+  }
+  if (incomplete) warnings.push(`MMVP: ${incomplete} incomplete pair(s) left out of pair accuracy`);
+  return { accuracy: pct(correct, complete), details: { metric: 'pair accuracy', pairs: { complete, correct, incomplete } } };
+}
+
+/**
+ * VLMEvalKit report_acc_hrbench: accuracy inside each cycle_category group, then the mean over groups; FSP and
+ * FCP the same over the `single` / `cross` items (averaged over the groups holding such items).
+ */
+function hrbenchCycles(scored: Scored[], warnings: string[]): { accuracy: number | null; details: RunScore['official'] } {
+  const metric = 'mean over cycle_category groups';
+  if (scored.some((s) => field(s.item, 'cycle_category') === undefined)) {
+    warnings.push('HR-Bench items without cycle_category: accuracy_official is null (re-run eval to record it)');
+    return { accuracy: null, details: { metric } };
+  }
+  const cycles: Record<string, Tally> = {};
+  const perCycleCat: Record<string, Record<string, Tally>> = {};
+  for (const s of scored) {
+    const cycle = field(s.item, 'cycle_category')!;
+    tally(cycles, cycle, s.correct.strict);
+    tally((perCycleCat[cycle] ??= {}), s.item.category ?? 'Unknown', s.correct.strict);
+  }
+  const catMean = (cat: string) => mean(Object.values(perCycleCat).filter((m) => m[cat]).map((m) => m[cat].accuracy as number));
+  return {
+    accuracy: mean(Object.values(cycles).map((t) => t.accuracy as number)),
+    details: { metric, cycles, fsp: catMean('single'), fcp: catMean('cross') },
+  };
+}

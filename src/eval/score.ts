@@ -1,0 +1,115 @@
+// `eval score PATH`: finds result files (ours or upstream's) under PATH, maps each to (benchmark, run key)
+// and recomputes every metric from the items. File names: step<S>.json, upstream's ck-<N>-step<S>.json and
+// steps<SSS>.json all become run `step<S>`; baseline.json becomes `baseline`.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { BENCHMARKS, benchmarkFromName } from './benchmarks';
+import { scoreRun } from './metrics';
+import type { ScoreTable } from './report';
+import { readResultItems } from './results';
+import type { BenchmarkKey, ScorableItem } from './types';
+
+export interface FoundFile {
+  file: string;
+  bench: BenchmarkKey;
+  run: string;
+}
+
+/** Run key from a result file name; undefined for files that are not results. */
+export function runKeyFromFileName(name: string): string | undefined {
+  let m = /^step(\d+)\.json$/.exec(name);
+  if (m) return `step${Number(m[1])}`;
+  m = /^ck-\d+-step(\d+)\.json$/.exec(name);
+  if (m) return `step${Number(m[1])}`;
+  m = /^steps(\d+)\.json$/.exec(name);
+  if (m) return `step${Number(m[1])}`;
+  if (name === 'baseline.json') return 'baseline';
+  return undefined;
+}
+
+/**
+ * The benchmark a file belongs to: the folder right above decoding_by_steps / decoding_by_baseline, else the
+ * nearest ancestor folder with a benchmark's name.
+ */
+export function benchmarkOfPath(file: string): BenchmarkKey | undefined {
+  const parts = path.resolve(file).split(path.sep);
+  const k = parts.findIndex((p) => p === 'decoding_by_steps' || p === 'decoding_by_baseline');
+  if (k > 0) {
+    const key = benchmarkFromName(parts[k - 1]);
+    if (key) return key;
+  }
+  for (let i = parts.length - 2; i >= 0; i--) {
+    const key = benchmarkFromName(parts[i]);
+    if (key) return key;
+  }
+  return undefined;
+}
+
+function walk(dir: string, out: string[]): void {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name.startsWith('.')) continue;
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) walk(p, out);
+    else if (entry.isFile()) out.push(p);
+  }
+}
+
+export interface FindResult {
+  files: FoundFile[];
+  warnings: string[];
+}
+
+/** Result files under root (a folder or one file); two files for one (benchmark, run) are an error naming both. */
+export function findResultFiles(root: string, benchOverride?: BenchmarkKey): FindResult {
+  if (!fs.existsSync(root)) throw new Error(`no such file or folder: ${root}`);
+  const warnings: string[] = [];
+  const candidates: string[] = [];
+  if (fs.statSync(root).isDirectory()) walk(root, candidates);
+  else candidates.push(root);
+  const files: FoundFile[] = [];
+  const seen = new Map<string, string>();
+  for (const file of candidates.sort()) {
+    const name = path.basename(file);
+    if (/\.shard-\d+-of-\d+\.json$/.test(name) || /_process\d+\.json$/.test(name)) {
+      warnings.push(`unmerged shard file left out: ${file}`);
+      continue;
+    }
+    const run = runKeyFromFileName(name);
+    if (!run) {
+      if (candidates.length === 1) throw new Error(`${file}: not a result file name (step<S>.json, ck-<N>-step<S>.json, steps<SSS>.json, baseline.json)`);
+      continue;
+    }
+    const bench = benchOverride ?? benchmarkOfPath(file);
+    if (!bench) {
+      warnings.push(`cannot tell the benchmark of ${file} (no folder named like ${Object.values(BENCHMARKS).map((b) => b.outDir).join(', ')}); left out`);
+      continue;
+    }
+    const key = `${bench}\u0000${run}`;
+    const other = seen.get(key);
+    if (other) throw new Error(`two result files for ${bench} ${run}: ${other} and ${file}; score them separately`);
+    seen.set(key, file);
+    files.push({ file, bench, run });
+  }
+  return { files, warnings };
+}
+
+export interface ScoreOutput {
+  table: ScoreTable;
+  warnings: string[];
+}
+
+/** Scores every result file under root. */
+export function scorePath(root: string, benchOverride?: BenchmarkKey): ScoreOutput {
+  const { files, warnings } = findResultFiles(root, benchOverride);
+  const table: ScoreTable = {};
+  for (const f of files) {
+    const { summary, items } = readResultItems(f.file);
+    const score = scoreRun(f.bench, items as ScorableItem[]);
+    // only for the 'n (of N)' display: our files record the intended total (e.g. after --limit or a full BLINK)
+    const recorded = summary?.expected_total;
+    const expected_total = typeof recorded === 'number' ? recorded : BENCHMARKS[f.bench].expectedTotal;
+    (table[f.bench] ??= {})[f.run] = { ...score, file: f.file, expected_total };
+  }
+  return { table, warnings };
+}

@@ -1,0 +1,108 @@
+// `vreflect infer` as a user runs it: the compiled CLI in a child process, on the golden tiny checkpoints.
+// Checks the JSON contract, that tokens match the transformers fixtures, and that bad input gives a one-line
+// error and a non-zero exit (never a crash or a hang).
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const BIN = path.join(ROOT, 'bin', 'vreflect.js');
+const GOLDEN = path.join(ROOT, 'test', 'golden');
+
+function vreflect(args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args, '--log-level', 'warn'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120000,
+    env: { ...process.env, VREFLECT_LOG_JSON: '1' },
+  });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectOneLineError(r: ReturnType<typeof vreflect>, pattern: RegExp) {
+  expect(r.signal).toBeNull();
+  expect(r.code).not.toBe(0);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('vreflect:'));
+  expect(lines.length).toBe(1);
+  expect(lines[0]).toMatch(pattern);
+}
+
+describe('vreflect infer (CLI)', () => {
+  const latent = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'cases', 'flat_latent8_small_rep105.json'), 'utf8'));
+
+  test('--json reproduces the transformers tokens of a latent case', () => {
+    const r = vreflect([
+      'infer', '--model', path.join(GOLDEN, latent.model_dir), '--image', path.join(GOLDEN, latent.image),
+      '--prompt', latent.prompt, '--assistant-prefix', latent.assistant_prefix, '--latent-steps', String(latent.latent_steps),
+      '--max-new-tokens', String(latent.max_new_tokens), '--repetition-penalty', String(latent.repetition_penalty),
+      '--dtype', 'fp32', '--json',
+    ]);
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.token_ids).toEqual(latent.generated_ids);
+    expect(out.text).toBe(latent.output_text);
+    expect(out.prompt_tokens).toBe(latent.input_ids.length);
+    expect(out.latent_steps).toBe(latent.latent_steps);
+    for (const k of ['load_ms', 'preprocess_ms', 'vision_ms', 'prefill_ms', 'decode_ms_per_token'])
+      expect(typeof out.timings[k]).toBe('number');
+  });
+
+  test('--attention-map writes one panel per latent step', () => {
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vr-att-')), 'probes.png');
+    const r = vreflect([
+      'infer', '--model', path.join(GOLDEN, latent.model_dir), '--image', path.join(GOLDEN, latent.image),
+      '--prompt', latent.prompt, '--assistant-prefix', '<|lvr_start|>', '--max-new-tokens', '4', '--attention-map', out,
+    ]);
+    expect(r.code).toBe(0);
+    const png = fs.readFileSync(out);
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+  });
+
+  describe('bad input: one-line error, non-zero exit', () => {
+    const model = path.join(GOLDEN, 'models', 'tiny-flat');
+    const image = path.join(GOLDEN, 'images', 'odd_97x61.png');
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vr-bad-'));
+
+    test('missing model directory', () => {
+      expectOneLineError(vreflect(['infer', '--model', path.join(tmp, 'nope'), '--image', image, '--prompt', 'hi']), /model/i);
+    });
+    test('missing image', () => {
+      expectOneLineError(vreflect(['infer', '--model', model, '--image', path.join(tmp, 'none.png'), '--prompt', 'hi']), /image/i);
+    });
+    test('corrupt image', () => {
+      const bad = path.join(tmp, 'corrupt.jpg');
+      fs.writeFileSync(bad, Buffer.from('this is not a jpeg at all'));
+      expectOneLineError(vreflect(['infer', '--model', model, '--image', bad, '--prompt', 'hi']), /corrupt\.jpg/);
+    });
+    test('empty prompt', () => {
+      expectOneLineError(vreflect(['infer', '--model', model, '--image', image, '--prompt', '  ']), /prompt/i);
+    });
+    test('checkpoint with a missing tensor', () => {
+      const dir = path.join(tmp, 'missing-tensor');
+      fs.mkdirSync(dir);
+      for (const f of fs.readdirSync(model)) if (f !== 'model.safetensors') fs.copyFileSync(path.join(model, f), path.join(dir, f));
+      // rewrite the safetensors header without the final norm
+      const buf = fs.readFileSync(path.join(model, 'model.safetensors'));
+      const n = Number(buf.readBigUInt64LE(0));
+      const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+      delete header['model.norm.weight'];
+      let hs = Buffer.from(JSON.stringify(header));
+      const pad = (8 - (hs.length % 8)) % 8;
+      hs = Buffer.concat([hs, Buffer.alloc(pad, 0x20)]);
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(hs.length));
+      fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.concat([len, hs, buf.subarray(8 + n)]));
+      expectOneLineError(vreflect(['infer', '--model', dir, '--image', image, '--prompt', 'hi']), /model\.norm\.weight/);
+    });
+    test('truncated safetensors', () => {
+      const dir = path.join(tmp, 'truncated');
+      fs.mkdirSync(dir);
+      for (const f of fs.readdirSync(model)) fs.copyFileSync(path.join(model, f), path.join(dir, f));
+      const p = path.join(dir, 'model.safetensors');
+      fs.truncateSync(p, fs.statSync(p).size - 1000);
+      expectOneLineError(vreflect(['infer', '--model', dir, '--image', image, '--prompt', 'hi']), /truncat|outside|beyond|size/i);
+    });
+  });
+});

@@ -1,0 +1,94 @@
+// The yargs command modules: `vreflect eval` with a fake generator factory (the engine seam) writes results
+// and summary.md / summary.json; `vreflect eval score` is its subcommand; bad flags give one-line errors.
+import './helpers/mock-hyparquet';
+
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import yargs from 'yargs';
+
+import { defaultRunName, evalCommand, makeEvalCommand, parseSteps } from '../../../src/cli/commands/eval';
+import type { EvalGenerateRequest, GeneratorSpec } from '../../../src/eval/generator';
+import { setLogLevel } from '../../../src/util/log';
+
+const DATA = path.join(__dirname, '..', '..', 'fixtures', 'eval', 'data');
+const MODEL = fs.mkdtempSync(path.join(os.tmpdir(), 'V-Reflection-7B-'));
+
+let stdout = '';
+const realWrite = process.stdout.write;
+beforeAll(() => setLogLevel('silent'));
+beforeEach(() => {
+  stdout = '';
+  process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write;
+});
+afterEach(() => {
+  process.stdout.write = realWrite;
+});
+
+const specs: GeneratorSpec[] = [];
+const requests: EvalGenerateRequest[] = [];
+const fake = makeEvalCommand(async (spec) => {
+  specs.push(spec);
+  return { generate: async (req) => (requests.push(req), { text: '<answer> A </answer><|im_end|>' }) };
+});
+
+function run(cmd: typeof fake, argv: string[]) {
+  return yargs(argv)
+    .command(cmd as any)
+    .strict()
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw err ?? new Error(msg);
+    })
+    .parseAsync();
+}
+
+test('eval runs every benchmark and step, then writes summary.md and summary.json', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'eval-cli-'));
+  await run(fake, ['eval', '--model', MODEL, '--data-root', DATA, '--output-dir', out, '--steps', '0,8', '--limit', '3', '--device', 'cpu']);
+  expect(specs).toEqual([{ model: MODEL, baseModel: false, device: 'cpu', dtype: 'auto', threads: undefined }]);
+  const runName = path.basename(MODEL);
+  expect(fs.existsSync(path.join(out, 'HRBench8K', 'decoding_by_steps', runName, 'step0.json'))).toBe(true);
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  expect(Object.keys(summary)).toEqual(['BLINK', 'MMVP', 'VSTAR', 'HRBench4K', 'HRBench8K', 'MME-RealWorld-Lite']);
+  expect(Object.keys(summary.BLINK)).toEqual(['step0', 'step8']);
+  // MMVP, first 3: labels A B A, answered A; id 3's partner is beyond the limit -> 1 complete pair, wrong
+  expect(summary.MMVP.step8).toMatchObject({ n: 3, errors: 0, official: { pairs: { complete: 1, correct: 0, incomplete: 1 } } });
+  expect(summary.MMVP.step8.accuracy_upstream).toBeCloseTo(200 / 3, 10);
+  const md = fs.readFileSync(path.join(out, 'summary.md'), 'utf8');
+  expect(md).toContain('| MMVP | step8 | 3 | 0 | 66.67 | 0.00 | pair accuracy | pairs 0/1, 1 incomplete |');
+  expect(stdout).toBe(md);
+});
+
+test('eval score is a subcommand of eval', async () => {
+  const upstream = path.join(__dirname, '..', '..', 'fixtures', 'eval', 'upstream-results', 'evaluation', 'results');
+  await run(evalCommand, ['eval', 'score', upstream, '--json']);
+  expect(JSON.parse(stdout).HRBench4K.step4.accuracy_official).toBeNull();
+});
+
+test('without a wired engine, eval says so when it needs to generate', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'eval-cli-'));
+  await expect(run(evalCommand, ['eval', '--model', MODEL, '--data-root', DATA, '--output-dir', out, '--benchmarks', 'vstar'])).rejects.toThrow(
+    'no generation engine is wired',
+  );
+});
+
+test.each([
+  [['--data-root', DATA], '--model is required'],
+  [['--model', MODEL], '--data-root is required'],
+  [['--model', MODEL, '--data-root', DATA, '--steps', '8,x'], '--steps: x is not an integer >= 0'],
+  [['--model', MODEL, '--data-root', DATA, '--shard', '2/2'], '--shard 2/2: need 0 <= i < n'],
+  [['--model', MODEL, '--data-root', DATA, '--benchmarks', 'POPE'], 'unknown benchmark POPE'],
+  [['--model', MODEL, '--data-root', DATA, '--blink-subtasks', 'Counting,Nope'], '--blink-subtasks: unknown subtask Nope'],
+  [['--model', MODEL, '--data-root', DATA, '--hrbench8k-max-pixels', '10'], '--hrbench8k-min/max-pixels: need integers with 1 <= min <= max'],
+  [['--model', '/no/such/model', '--data-root', DATA], 'model folder not found: /no/such/model'],
+])('bad flags: %j', async (flags, message) => {
+  await expect(run(fake, ['eval', ...flags])).rejects.toThrow(message);
+});
+
+test('helpers: run names and step lists', () => {
+  expect(defaultRunName('/ckpt/V-Reflection-7B')).toBe('V-Reflection-7B');
+  expect(defaultRunName('/result/stage2/run_x/checkpoint-1500')).toBe('run_x-checkpoint-1500');
+  expect(parseSteps('4,8,16,32,8')).toEqual([4, 8, 16, 32]);
+  expect(parseSteps('0')).toEqual([0]);
+});

@@ -1,0 +1,5 @@
+// Import this first in any test that reads parquet: it routes hyparquet (ESM-only) through ./esm.
+jest.mock('hyparquet', () => require('./esm').loadEsm('hyparquet'));
+jest.mock('hyparquet/src/column.js', () => require('./esm').loadEsm('hyparquet/src/column.js'));
+jest.mock('hyparquet/src/convert.js', () => require('./esm').loadEsm('hyparquet/src/convert.js'));
+export {};

@@ -1,0 +1,99 @@
+// Metrics on small hand-made item lists; every expected number is worked out by hand in the comments.
+import { scoreRun } from '../../../src/eval/metrics';
+import type { ScorableItem } from '../../../src/eval/types';
+
+const item = (id: string | number, label: string, prediction: string, extra: Record<string, string> = {}): ScorableItem => ({
+  id,
+  label,
+  prediction: [prediction],
+  ...extra,
+});
+const err = (id: string | number, label: string, extra: Record<string, string> = {}): ScorableItem => ({ id, label, error: 'unreadable image', ...extra });
+
+test('BLINK: upstream micro vs official macro over subtasks; errors out of every denominator', () => {
+  const s = scoreRun('BLINK', [
+    item('c1', 'B', '<answer> B </answer>', { category: 'Counting' }), // upstream ok, strict ok
+    item('c2', 'D', 'The answer is D', { category: 'Counting' }), //   upstream E (wrong), strict ok
+    item('c3', 'C', '<answer> A </answer>', { category: 'Counting' }), // both wrong
+    item('j1', 'B', 'B', { category: 'Jigsaw' }), //                     both ok
+    item('j2', 'B', 'A', { category: 'Jigsaw' }), //                     both wrong
+    err('j3', 'A', { category: 'Jigsaw' }),
+  ]);
+  expect(s.n).toBe(5);
+  expect(s.errors).toBe(1);
+  expect(s.accuracy_upstream).toBeCloseTo(40, 10); // 2/5
+  expect(s.accuracy_official).toBeCloseTo((200 / 3 + 50) / 2, 10); // Counting 2/3, Jigsaw 1/2
+  expect(s.accuracy_by_rule.strict).toBeCloseTo(60, 10); // 3/5
+  expect(s.upstream.by_category.Counting).toEqual({ total: 3, correct: 1, accuracy: 100 / 3 });
+});
+
+test('MMVP: pair accuracy by id, incomplete pairs (error item, missing partner) left out and counted', () => {
+  const s = scoreRun('MMVP', [
+    item(1, 'A', 'A'), item(2, 'B', 'B'), // pair 0: both right
+    item(3, 'A', 'A'), item(4, 'B', 'A'), // pair 1: one wrong
+    item(5, 'A', 'A'), err(6, 'B'), //      pair 2: incomplete (error)
+    item(7, 'A', 'B'), //                   pair 3: incomplete (no partner)
+  ]);
+  expect(s.n).toBe(6);
+  expect(s.errors).toBe(1);
+  expect(s.accuracy_upstream).toBeCloseTo((100 * 4) / 6, 10);
+  expect(s.accuracy_official).toBeCloseTo(50, 10); // 1 of 2 complete pairs
+  expect(s.official.pairs).toEqual({ complete: 2, correct: 1, incomplete: 2 });
+  expect(s.warnings.join()).toMatch(/2 incomplete pair/);
+});
+
+test('HR-Bench: mean over cycle groups, FSP/FCP; null without cycle_category', () => {
+  const hr = (id: number, label: string, pred: string, category: string, cycle: string) => item(id, label, pred, { category, cycle_category: cycle });
+  const items = [
+    hr(0, 'A', 'A', 'single', 'c0'), // c0: 1/2
+    hr(1, 'B', 'C', 'cross', 'c0'),
+    hr(2, 'A', 'A', 'single', 'c1'), // c1: 2/3
+    hr(3, 'B', 'B', 'cross', 'c1'),
+    hr(4, 'C', 'D', 'single', 'c1'),
+  ];
+  const s = scoreRun('HRBench4K', items);
+  expect(s.accuracy_upstream).toBeCloseTo(60, 10); // 3/5
+  expect(s.accuracy_official).toBeCloseTo((50 + 200 / 3) / 2, 10);
+  expect(s.official.fsp).toBeCloseTo((100 + 50) / 2, 10); // single: c0 1/1, c1 1/2
+  expect(s.official.fcp).toBeCloseTo((0 + 100) / 2, 10); // cross: c0 0/1, c1 1/1
+  const bare = scoreRun('HRBench8K', items.map(({ cycle_category: _c, ...rest }) => rest as ScorableItem));
+  expect(bare.accuracy_official).toBeNull();
+  expect(bare.accuracy_upstream).toBeCloseTo(60, 10);
+  expect(bare.warnings.join()).toMatch(/cycle_category/);
+});
+
+test('MME-RealWorld-Lite: upstream counts only perception/reasoning prefixes; official micro over all, by Task', () => {
+  const s = scoreRun('MME-RealWorld-Lite', [
+    item('perception/a/1', 'A', 'A'), //  Perception ok
+    item('Perception/b/2', 'B', 'C'), //  Perception wrong
+    item('Reasoning/c/3', 'C', 'C'), //   Reasoning ok
+    item('reason/d/4', 'D', 'D'), //      ok, but the `reason/` prefix is outside upstream's summary
+    item('reasoning/e/5', 'E', 'E'), //   Reasoning ok
+  ]);
+  expect(s.n).toBe(5);
+  expect(s.accuracy_upstream).toBeCloseTo(75, 10); // 3/4
+  expect(s.upstream.by_perception_reasoning).toEqual({
+    Perception: { total: 2, correct: 1, accuracy: 50 },
+    Reasoning: { total: 2, correct: 2, accuracy: 100 },
+  });
+  expect(s.accuracy_official).toBeCloseTo(80, 10); // 4/5
+  expect(s.official.by_task).toEqual({ Perception: { total: 2, correct: 1, accuracy: 50 }, Reasoning: { total: 3, correct: 3, accuracy: 100 } });
+});
+
+test('V*: overall micro and by category; upstream files may store prediction as a bare string', () => {
+  const s = scoreRun('VSTAR', [
+    { id: 0, label: 'A', prediction: 'A', category: 'direct_attributes' },
+    item(1, 'C', 'B', { category: 'direct_attributes' }),
+    item(2, 'B', '(B)', { category: 'relative_position' }),
+  ]);
+  expect(s.accuracy_official).toBeCloseTo(200 / 3, 10);
+  expect(s.official.by_category).toEqual({
+    direct_attributes: { total: 2, correct: 1, accuracy: 50 },
+    relative_position: { total: 1, correct: 1, accuracy: 100 },
+  });
+});
+
+test('an empty run has null accuracies, not NaN', () => {
+  const s = scoreRun('BLINK', [err('x', 'A')]);
+  expect(s).toMatchObject({ n: 0, errors: 1, accuracy_upstream: null, accuracy_official: null });
+});
