@@ -28,6 +28,7 @@ run_shard() {
     --hrbench4k-max-pixels 12845056 --hrbench8k-max-pixels 12845056 "$@"
 }
 
+mkdir -p "$OUT"
 if [ "$SHARDS" -le 1 ]; then
   run_shard
 else
