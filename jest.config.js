@@ -2,10 +2,10 @@
 module.exports = {
   testEnvironment: 'node',
   transform: {
-    '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }],
+    '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
     '^.+/node_modules/hyparquet(-writer)?/.+\\.js$': [
       'ts-jest',
-      { isolatedModules: true, diagnostics: false, tsconfig: { allowJs: true } },
+      { diagnostics: false, tsconfig: { allowJs: true, isolatedModules: true } },
     ],
   },
   transformIgnorePatterns: ['/node_modules/(?!hyparquet)'],

@@ -25,9 +25,9 @@ export async function main(argv: string[]): Promise<void> {
     .alias('h', 'help')
     .version()
     .wrap(Math.min(110, process.stdout.columns || 110))
-    .fail((msg, err, y) => {
+    .fail((msg, err) => {
       if (err) throw err;
-      process.stderr.write(`${y.help ? '' : ''}vreflect: ${msg}\nRun with --help for usage.\n`);
+      process.stderr.write(`vreflect: ${msg}\nRun with --help for usage.\n`);
       process.exit(2);
     });
   for (const c of commands) parser.command(c as any);

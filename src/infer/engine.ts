@@ -75,7 +75,7 @@ export class Engine {
     const abs = path.resolve(dir);
     const config = loadModelConfig(abs);
     const ckpt = openCheckpoint(abs, config);
-    const tokenizer = await loadTokenizer(abs);
+    const tokenizer = await loadTokenizer(abs, config);
     const generation = loadGenerationConfig(abs);
     const dtype = chooseDtype(opts.dtype, new Set(ckpt.tensors.map((t) => t.dtype)));
     const addon = loadAddon();
@@ -95,8 +95,7 @@ export class Engine {
 
   /** Token id of a special token by its text, or -1 when the tokenizer lacks it. */
   tokenId(text: string): number {
-    const id = this.tokenizer.tokenToId(text);
-    return id === undefined || id === null ? -1 : id;
+    return this.tokenizer.tokenToId(text) ?? -1;
   }
 
   async run(req: RunRequest): Promise<RunResult> {
@@ -104,12 +103,19 @@ export class Engine {
     const t0 = Date.now();
     let image: PreprocessedImage | undefined;
     if (req.image !== undefined) {
+      const pp = this.config.preprocess;
       image = await preprocessImage(req.image, {
-        minPixels: req.minPixels ?? this.config.preprocess.minPixels,
-        maxPixels: req.maxPixels ?? this.config.preprocess.maxPixels,
+        minPixels: req.minPixels ?? pp.minPixels,
+        maxPixels: req.maxPixels ?? pp.maxPixels,
+        mean: pp.mean,
+        std: pp.std,
+        rescale: pp.rescale,
+        patch: pp.patch,
+        merge: pp.merge,
+        temporalPatch: pp.temporalPatch,
       });
     }
-    const prompt = buildPrompt(this.tokenizer, {
+    const prompt = await buildPrompt(this.tokenizer, {
       text: req.prompt,
       imageTokens: image ? (image.grid[0] * image.grid[1] * image.grid[2]) / 4 : undefined,
       assistantPrefix: req.assistantPrefix ?? '',

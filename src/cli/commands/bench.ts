@@ -1,0 +1,110 @@
+// vreflect bench infer: inference speed and memory on a Qwen2.5-VL-7B-shaped model with few layers, side by
+// side with PyTorch + transformers, against the GEMM-peak and bandwidth rooflines measured on this machine.
+// A benchmark, not a test: it prints figures and target checks and exits 0 whether targets are met or not.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { Argv, CommandModule } from 'yargs';
+
+import { runInferBench } from '../../bench/infer_bench';
+import { renderMarkdown, renderText, Dtype } from '../../bench/report';
+import { UserError } from '../../util/errors';
+import { log } from '../../util/log';
+import { startProgress } from '../../util/progress';
+
+interface BenchInferArgs {
+  'model-dir'?: string;
+  'llm-layers': number;
+  'vit-layers': number;
+  regenerate: boolean;
+  dtype: 'bf16' | 'fp32' | 'both';
+  'new-tokens': number;
+  repeats: number;
+  warmup: number;
+  threads: number;
+  torch: 'auto' | 'on' | 'off';
+  python?: string;
+  ours: boolean;
+  probes: boolean;
+  json: boolean;
+  markdown: string;
+}
+
+function positiveInt(name: string, v: number, max: number): void {
+  if (!Number.isInteger(v) || v < 1 || v > max) throw new UserError(`--${name} must be an integer in [1, ${max}], got ${v}`);
+}
+
+const inferCommand: CommandModule<object, BenchInferArgs> = {
+  command: 'infer',
+  describe: 'prefill ms, decode ms/token and peak RSS on a 7B-shaped model with few layers, vs PyTorch + transformers',
+  builder: (y) =>
+    y
+      .option('model-dir', { type: 'string', describe: 'checkpoint directory (generated if absent; default ~/.cache/vreflect/bench-7b-L<n>-V<m>, or $VREFLECT_BENCH_DIR)' })
+      .option('llm-layers', { type: 'number', default: 4, describe: 'LLM decoder layers (the 7B has 28)' })
+      .option('vit-layers', { type: 'number', default: 4, describe: 'ViT blocks (the 7B has 32); the last one uses full attention' })
+      .option('regenerate', { type: 'boolean', default: false, describe: 'rewrite the checkpoint even if a complete one exists' })
+      .option('dtype', { choices: ['bf16', 'fp32', 'both'] as const, default: 'both' as const, describe: 'compute precision(s) to measure' })
+      .option('new-tokens', { type: 'number', default: 32, describe: 'decode steps timed per run' })
+      .option('repeats', { type: 'number', default: 3, describe: 'timed runs per engine and dtype (medians are reported)' })
+      .option('warmup', { type: 'number', default: 1, describe: 'untimed runs first' })
+      .option('threads', { type: 'number', default: os.cpus().length, describe: 'threads for both engines' })
+      .option('torch', { choices: ['auto', 'on', 'off'] as const, default: 'auto' as const, describe: 'run PyTorch + transformers too (auto: when importable)' })
+      .option('python', { type: 'string', describe: 'Python with torch + transformers (default $VREFLECT_PYTHON, else python3)' })
+      .option('ours', { type: 'boolean', default: true, describe: 'run our engine (--no-ours: PyTorch and probes only)' })
+      .option('probes', { type: 'boolean', default: true, describe: 'measure GEMM peak and read bandwidth (--no-probes skips them)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the whole report as one JSON object' })
+      .option('markdown', { type: 'string', default: path.join('.bench', 'bench-infer.md'), describe: 'also write a README snippet with the figures here ("" = no file)' })
+      .example('$0 bench infer', 'generate the 4+4-layer checkpoint once, then measure bf16 and fp32, ours and transformers')
+      .example('VREFLECT_PYTHON=/work/pyenv/bin/python $0 bench infer --dtype bf16 --repeats 5 --json', ''),
+  handler: async (args) => {
+    positiveInt('llm-layers', args['llm-layers'], 28);
+    positiveInt('vit-layers', args['vit-layers'], 32);
+    positiveInt('new-tokens', args['new-tokens'], 4096);
+    positiveInt('repeats', args.repeats, 100);
+    positiveInt('threads', args.threads, 4096);
+    if (!Number.isInteger(args.warmup) || args.warmup < 0 || args.warmup > 100) throw new UserError(`--warmup must be an integer in [0, 100], got ${args.warmup}`);
+    if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
+      throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
+    const dtypes: Dtype[] = args.dtype === 'both' ? ['bf16', 'fp32'] : [args.dtype];
+
+    let bar: ReturnType<typeof startProgress> | undefined;
+    const report = await runInferBench(
+      {
+        modelDir: args['model-dir'],
+        llmLayers: args['llm-layers'],
+        vitLayers: args['vit-layers'],
+        regenerate: args.regenerate,
+        dtypes,
+        newTokens: args['new-tokens'],
+        repeats: args.repeats,
+        warmup: args.warmup,
+        threads: args.threads,
+        torch: args.torch,
+        python: args.python,
+        ours: args.ours,
+        probes: args.probes,
+      },
+      {
+        say: (line) => log().info(line),
+        onCheckpointProgress: (done, total) => {
+          bar ??= startProgress('writing the benchmark checkpoint (MB)', Math.round(total / 1e6));
+          bar.update(Math.round(done / 1e6));
+          if (done >= total) bar.stop();
+        },
+      },
+    );
+    if (args.markdown) {
+      fs.mkdirSync(path.dirname(path.resolve(args.markdown)), { recursive: true });
+      fs.writeFileSync(args.markdown, renderMarkdown(report));
+      log().info(`README snippet written to ${args.markdown}`);
+    }
+    process.stdout.write(args.json ? JSON.stringify(report) + '\n' : renderText(report));
+  },
+};
+
+export const benchCommand: CommandModule<object, object> = {
+  command: 'bench',
+  describe: 'benchmarks (figures, not tests): `bench infer`',
+  builder: (y: Argv) => y.command(inferCommand as CommandModule<object, any>).demandCommand(1, 'name a benchmark: infer'),
+  handler: () => {},
+};
