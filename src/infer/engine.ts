@@ -7,7 +7,10 @@ import { openCheckpoint } from '../model/checkpoint';
 import { loadTokenizer, Tokenizer } from '../model/tokenizer';
 import { buildPrompt, finalizeOutputText } from '../model/chat';
 import { loadGenerationConfig, GenerationConfig } from '../model/generation_config';
-import { preprocessImage, PreprocessedImage } from '../image/preprocess';
+import { decodeImage } from '../image/decode';
+import { resizeBicubic } from '../image/native_image';
+import { preprocessRgb, PreprocessedImage } from '../image/preprocess';
+import { smartResize } from '../image/smart_resize';
 import { loadAddon } from '../native/addon';
 import { UserError } from '../util/errors';
 
@@ -19,7 +22,11 @@ export interface EngineOptions {
 }
 
 export interface RunRequest {
-  image?: string | Buffer; // none: a text-only prompt
+  image?: string | Buffer; // one image; none: a text-only prompt
+  images?: (string | Buffer)[]; // several images, in prompt order (eval: BLINK has up to four)
+  // Upstream eval's first resize (qwen-vl-utils smart_resize + Pillow bicubic with these limits), applied before
+  // the processor's own smart_resize. `vreflect infer` does only the processor's (one resize).
+  preResize?: { minPixels: number; maxPixels: number };
   prompt: string;
   assistantPrefix?: string;
   latentSteps: number; // quota per <|lvr_start|>; 0 = plain decoding
@@ -45,7 +52,8 @@ export interface RunResult {
   prompt_tokens: number;
   latent_steps: number;
   timings: RunTimings;
-  image?: PreprocessedImage;
+  image?: PreprocessedImage; // the first image
+  images: PreprocessedImage[];
   attention: Float32Array[];
   promptIds: Int32Array;
   prefill: { logits: Float32Array; hidden: Float32Array; visionFeatures?: Float32Array; positions: Int32Array; ropeDelta: number };
@@ -98,13 +106,22 @@ export class Engine {
     return this.tokenizer.tokenToId(text) ?? -1;
   }
 
-  async run(req: RunRequest): Promise<RunResult> {
-    if (!req.prompt || !req.prompt.trim()) throw new UserError('the prompt is empty');
-    const t0 = Date.now();
-    let image: PreprocessedImage | undefined;
-    if (req.image !== undefined) {
-      const pp = this.config.preprocess;
-      image = await preprocessImage(req.image, {
+  /** Decode (RGBA onto white), optionally the eval's first resize, then the processor's smart_resize. */
+  private async prepareImage(input: string | Buffer, req: RunRequest): Promise<PreprocessedImage> {
+    const pp = this.config.preprocess;
+    const name = typeof input === 'string' ? input : '<image buffer>';
+    const img = await decodeImage(input, { name });
+    let { rgb, width, height } = img;
+    try {
+      if (req.preResize) {
+        const [h, w] = smartResize(height, width, { factor: pp.patch * pp.merge, ...req.preResize });
+        if (h !== height || w !== width) {
+          rgb = resizeBicubic(rgb, width, height, 3, w, h);
+          width = w;
+          height = h;
+        }
+      }
+      const r = await preprocessRgb(rgb, width, height, {
         minPixels: req.minPixels ?? pp.minPixels,
         maxPixels: req.maxPixels ?? pp.maxPixels,
         mean: pp.mean,
@@ -114,10 +131,23 @@ export class Engine {
         merge: pp.merge,
         temporalPatch: pp.temporalPatch,
       });
+      r.original = { width: img.width, height: img.height };
+      r.mode = img.mode;
+      return r;
+    } catch (e) {
+      throw new UserError(`image ${name}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
     }
+  }
+
+  async run(req: RunRequest): Promise<RunResult> {
+    if (!req.prompt || !req.prompt.trim()) throw new UserError('the prompt is empty');
+    const t0 = Date.now();
+    const inputs = req.images ?? (req.image !== undefined ? [req.image] : []);
+    const images: PreprocessedImage[] = [];
+    for (const input of inputs) images.push(await this.prepareImage(input, req));
     const prompt = await buildPrompt(this.tokenizer, {
       text: req.prompt,
-      imageTokens: image ? (image.grid[0] * image.grid[1] * image.grid[2]) / 4 : undefined,
+      imageTokens: images.map((im) => (im.grid[0] * im.grid[1] * im.grid[2]) / 4),
       assistantPrefix: req.assistantPrefix ?? '',
     });
     const ids = Int32Array.from(prompt.ids);
@@ -130,8 +160,8 @@ export class Engine {
     const t1 = Date.now();
     const pre = await session.prefill({
       ids,
-      pixelValues: image?.pixelValues,
-      grids: image ? [image.grid] : undefined,
+      pixelValues: images.length ? concatFloat32(images.map((im) => im.pixelValues)) : undefined,
+      grids: images.length ? images.map((im) => im.grid) : undefined,
       allLogits: !!req.allLogits,
     });
     const prefillMs = Date.now() - t1;
@@ -159,7 +189,8 @@ export class Engine {
         prefill_ms: prefillMs,
         decode_ms_per_token: gen.decodeForwards ? gen.decodeMs / gen.decodeForwards : 0,
       },
-      image,
+      image: images[0],
+      images,
       attention: gen.attention,
       promptIds: ids,
       prefill: pre,
@@ -167,4 +198,15 @@ export class Engine {
       stopReason: gen.stopReason,
     };
   }
+}
+
+function concatFloat32(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }

@@ -1,7 +1,9 @@
 // Every command module, in --help order. Each file exports one yargs CommandModule.
 import type { CommandModule } from 'yargs';
 
-import { inferCommand } from './infer';
+import { engineGeneratorFactory } from '../../infer/eval_generator';
 import { doctorCommand } from './doctor';
+import { makeEvalCommand } from './eval';
+import { inferCommand } from './infer';
 
-export const commands: CommandModule<any, any>[] = [inferCommand, doctorCommand];
+export const commands: CommandModule<any, any>[] = [inferCommand, makeEvalCommand(engineGeneratorFactory), doctorCommand];
