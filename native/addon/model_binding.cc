@@ -193,7 +193,8 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     Napi::Function f = DefineClass(env, "Session",
                                    {InstanceMethod("prefill", &SessionWrap::Prefill),
                                     InstanceMethod("generate", &SessionWrap::Generate),
-                                    InstanceAccessor("cacheLength", &SessionWrap::CacheLength, nullptr)});
+                                    InstanceAccessor("cacheLength", &SessionWrap::CacheLength, nullptr),
+                                    InstanceAccessor("progress", &SessionWrap::GetProgress, nullptr)});
     ctor = Napi::Persistent(f);
     ctor.SuppressDestruct();
   }
@@ -203,6 +204,14 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
  private:
   Napi::Value CacheLength(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), double(session_ ? session_->cache_len() : 0));
+  }
+
+  // {done, total} of the running (or last) prefill; safe to read while it runs (atomics).
+  Napi::Value GetProgress(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("done", double(session_ ? session_->progress().done.load() : 0));
+    o.Set("total", double(session_ ? session_->progress().total.load() : 0));
+    return o;
   }
 
   Napi::Value Prefill(const Napi::CallbackInfo& info) {

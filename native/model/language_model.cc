@@ -47,7 +47,7 @@ void LanguageModel::embed(float* out, const int32_t* ids, int64_t T) const {
 }
 
 void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const int64_t* pos3, int64_t plane_stride,
-                            KVCache& cache, AttnProbe* probe) const {
+                            KVCache& cache, AttnProbe* probe, Progress* progress) const {
   const int64_t D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim;
   const int Hq = tc_.heads, Hkv = tc_.kv_heads;
   const int64_t Dq = int64_t(Hq) * hd, Dkv = int64_t(Hkv) * hd;
@@ -112,6 +112,7 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
       swiglu_forward(gate.data(), gate.data(), up.data(), m * F);
       linear_forward(&x[r0 * D], gate.data(), l.down, m, /*accumulate=*/true);
     }
+    if (progress) progress->step();
   }
   cache.advance(T);
   rmsnorm_forward(hidden, nullptr, x.data(), final_norm_, T, D, tc_.eps);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/progress.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
@@ -28,7 +29,7 @@ class LanguageModel {
   // x [T, D] input embeddings at positions pos3 (planes t/h/w, plane_stride apart) appended after the cache;
   // writes the post-norm hidden states [T, D] and extends the cache by T.
   void forward(float* hidden, const float* x, int64_t T, const int64_t* pos3, int64_t plane_stride, KVCache& cache,
-               AttnProbe* probe = nullptr) const;
+               AttnProbe* probe = nullptr, Progress* progress = nullptr) const;
   // logits [T, vocab] = hidden @ lm_head^T
   void logits(float* out, const float* hidden, int64_t T) const;
   KVCache new_cache() const { return KVCache(tc_.layers, tc_.kv_heads, tc_.head_dim); }

@@ -31,6 +31,7 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
     VR_CHECK(in.ids[i] >= 0 && in.ids[i] < V, "prefill: token id ", in.ids[i], " at position ", i,
              " is outside the vocabulary [0, ", V, ")");
   cache_.clear();
+  progress_.reset((in.grids.empty() ? 0 : cfg.vision.depth) + cfg.text.layers);
   PrefillOutput out;
   rope_delta_ = mrope_positions(in.ids.data(), L, in.grids, cfg.image_token_id, cfg.vision.merge, out.positions);
   out.rope_delta = rope_delta_;
@@ -46,7 +47,7 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
              in.pixel_values.size(), " values, the grids need ", Np, " x ", cfg.vision.patch_dim());
     auto t0 = std::chrono::steady_clock::now();
     std::vector<float> feat;
-    model_->vision().forward(in.pixel_values.data(), in.grids, feat);
+    model_->vision().forward(in.pixel_values.data(), in.grids, feat, &progress_);
     out.vision_ms = ms_since(t0);
     int64_t j = 0;
     bool first = true;
@@ -66,7 +67,7 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
 
   auto t1 = std::chrono::steady_clock::now();
   std::vector<float> hidden(size_t(L * D));
-  model_->llm().forward(hidden.data(), x.data(), L, out.positions.data(), L, cache_);
+  model_->llm().forward(hidden.data(), x.data(), L, out.positions.data(), L, cache_, nullptr, &progress_);
   const int64_t rows = in.all_logits ? L : 1;
   const float* hsrc = in.all_logits ? hidden.data() : &hidden[(L - 1) * D];
   out.hidden.assign(hsrc, hsrc + rows * D);

@@ -72,6 +72,8 @@ class Session {
   PrefillOutput prefill(const PrefillInput& in);
   GenerateResult generate(const GenerateOptions& opt);
   int64_t cache_len() const { return cache_.len(); }
+  // Prefill progress in units of ViT blocks + LLM layers (polled by JS while prefill runs).
+  const Progress& progress() const { return progress_; }
 
  private:
   std::shared_ptr<const QwenVLModel> model_;
@@ -81,6 +83,7 @@ class Session {
   int64_t rope_delta_ = 0;
   int64_t image_begin_ = 0, image_end_ = 0;  // key range of the image tokens (attention capture)
   bool prefilled_ = false;
+  Progress progress_;
 };
 
 }  // namespace vr

@@ -58,7 +58,7 @@ VisionTower::VisionTower(const VisionConfig& vc, WeightStore& ws, DType compute)
 }
 
 void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid>& grids,
-                          std::vector<float>& features) const {
+                          std::vector<float>& features, Progress* progress) const {
   const int64_t D = vc_.hidden, F = vc_.intermediate, hd = vc_.head_dim();
   const int u = vc_.merge * vc_.merge;
   int64_t Np = 0;
@@ -114,6 +114,7 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
       swiglu_forward(gate.data(), gate.data(), up.data(), m * F);
       linear_forward(&x[r0 * D], gate.data(), b.down, m, /*accumulate=*/true);
     }
+    if (progress) progress->step();
   }
 
   // Merger: RMSNorm per patch, concatenate each 2x2 block (rows are adjacent), MLP, then undo window order.

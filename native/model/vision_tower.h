@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/progress.h"
 #include "model/config.h"
 #include "model/rope_tables.h"
 #include "model/weights.h"
@@ -25,7 +26,8 @@ class VisionTower {
  public:
   VisionTower(const VisionConfig& vc, WeightStore& ws, DType compute);
   // pixel_values [Np, patch_dim] (processor order) -> features [Np/4, out_hidden].
-  void forward(const float* pixel_values, const std::vector<ImageGrid>& grids, std::vector<float>& features) const;
+  void forward(const float* pixel_values, const std::vector<ImageGrid>& grids, std::vector<float>& features,
+               Progress* progress = nullptr) const;
 
  private:
   struct Block {

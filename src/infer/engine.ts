@@ -37,6 +37,8 @@ export interface RunRequest {
   captureAttention?: boolean;
   allLogits?: boolean; // keep logits/hidden of every prompt position (tests)
   keepStepLogits?: boolean;
+  /** called every ~200 ms while the prefill runs, with ViT blocks + LLM layers done / total */
+  onPrefillProgress?: (done: number, total: number) => void;
 }
 
 export interface RunTimings {
@@ -158,12 +160,26 @@ export class Engine {
 
     const session = this.native.createSession();
     const t1 = Date.now();
-    const pre = await session.prefill({
+    const prefilling = session.prefill({
       ids,
       pixelValues: images.length ? concatFloat32(images.map((im) => im.pixelValues)) : undefined,
       grids: images.length ? images.map((im) => im.grid) : undefined,
       allLogits: !!req.allLogits,
     });
+    let timer: NodeJS.Timeout | undefined;
+    if (req.onPrefillProgress) {
+      const report = req.onPrefillProgress;
+      timer = setInterval(() => {
+        const p = session.progress;
+        if (p.total > 0) report(p.done, p.total);
+      }, 200);
+    }
+    let pre;
+    try {
+      pre = await prefilling;
+    } finally {
+      if (timer) clearInterval(timer);
+    }
     const prefillMs = Date.now() - t1;
 
     const lvrStart = this.tokenId('<|lvr_start|>');

@@ -5,6 +5,7 @@ import type { CommandModule } from 'yargs';
 import { Engine } from '../../infer/engine';
 import { UserError } from '../../util/errors';
 import { log } from '../../util/log';
+import { Progress, startProgress } from '../../util/progress';
 import { writeAttentionMap } from '../../viz/attention_map';
 
 interface InferArgs {
@@ -59,7 +60,15 @@ export const inferCommand: CommandModule<object, InferArgs> = {
 
     const engine = await Engine.load(args.model, { dtype: args.dtype, threads: args.threads });
     log().info({ model: engine.dir, dtype: engine.dtype, load_ms: engine.loadMs }, 'model loaded');
+    // A bar for the prefill (ViT blocks + LLM layers) on a TTY; it can take minutes for big images on a CPU.
+    let bar: Progress | undefined;
     const r = await engine.run({
+      onPrefillProgress: process.stderr.isTTY
+        ? (done, total) => {
+            bar ??= startProgress('prefill', total);
+            bar.update(done);
+          }
+        : undefined,
       image: args.image,
       prompt: args.prompt,
       assistantPrefix: args['assistant-prefix'],
@@ -70,6 +79,7 @@ export const inferCommand: CommandModule<object, InferArgs> = {
       maxPixels: args['max-pixels'],
       captureAttention: !!args['attention-map'],
     });
+    bar?.stop();
     if (args['attention-map']) {
       if (!r.image) throw new UserError('--attention-map needs --image');
       if (r.attention.length === 0) {
