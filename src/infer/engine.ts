@@ -34,6 +34,8 @@ export interface RunRequest {
   repetitionPenalty?: number; // default: the checkpoint's generation_config (else 1.0)
   minPixels?: number;
   maxPixels?: number;
+  /** refuse larger images before decoding (default: Pillow's decompression-bomb limit) */
+  maxImagePixels?: number;
   captureAttention?: boolean;
   allLogits?: boolean; // keep logits/hidden of every prompt position (tests)
   keepStepLogits?: boolean;
@@ -112,9 +114,9 @@ export class Engine {
   private async prepareImage(input: string | Buffer, req: RunRequest): Promise<PreprocessedImage> {
     const pp = this.config.preprocess;
     const name = typeof input === 'string' ? input : '<image buffer>';
-    const img = await decodeImage(input, { name });
-    let { rgb, width, height } = img;
     try {
+      const img = await decodeImage(input, { name, maxInputPixels: req.maxImagePixels });
+      let { rgb, width, height } = img;
       if (req.preResize) {
         const [h, w] = smartResize(height, width, { factor: pp.patch * pp.merge, ...req.preResize });
         if (h !== height || w !== width) {
@@ -137,7 +139,8 @@ export class Engine {
       r.mode = img.mode;
       return r;
     } catch (e) {
-      throw new UserError(`image ${name}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+      const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      throw new UserError(msg.includes(name) ? msg : `image ${name}: ${msg}`);
     }
   }
 

@@ -76,6 +76,21 @@ describe('vreflect infer (CLI)', () => {
       fs.writeFileSync(bad, Buffer.from('this is not a jpeg at all'));
       expectOneLineError(vreflect(['infer', '--model', model, '--image', bad, '--prompt', 'hi']), /corrupt\.jpg/);
     });
+    test('image over the pixel cap', () => {
+      expectOneLineError(
+        vreflect(['infer', '--model', model, '--image', image, '--prompt', 'hi', '--max-image-pixels', '1000']),
+        /odd_97x61\.png.*more than the limit of 1000/,
+      );
+    });
+    test('prompt over the context length', () => {
+      const dir = path.join(tmp, 'short-context');
+      fs.mkdirSync(dir);
+      for (const f of fs.readdirSync(model)) fs.copyFileSync(path.join(model, f), path.join(dir, f));
+      const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+      cfg.max_position_embeddings = 16;
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+      expectOneLineError(vreflect(['infer', '--model', dir, '--image', image, '--prompt', 'hi']), /context length 16/);
+    });
     test('empty prompt', () => {
       expectOneLineError(vreflect(['infer', '--model', model, '--image', image, '--prompt', '  ']), /prompt/i);
     });

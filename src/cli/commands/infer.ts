@@ -18,6 +18,7 @@ interface InferArgs {
   'repetition-penalty'?: number;
   'min-pixels'?: number;
   'max-pixels'?: number;
+  'max-image-pixels'?: number;
   dtype: 'auto' | 'fp32' | 'bf16';
   device: 'cpu' | 'cuda' | 'auto';
   threads?: number;
@@ -43,6 +44,7 @@ export const inferCommand: CommandModule<object, InferArgs> = {
       .option('repetition-penalty', { type: 'number', describe: 'HF repetition penalty (default: generation_config.json, else 1.0)' })
       .option('min-pixels', { type: 'number', describe: 'override preprocessor_config.json min_pixels' })
       .option('max-pixels', { type: 'number', describe: 'override preprocessor_config.json max_pixels' })
+      .option('max-image-pixels', { type: 'number', describe: "refuse images with more pixels (default: Pillow's decompression-bomb limit, 178956970)" })
       .option('dtype', { choices: ['auto', 'fp32', 'bf16'] as const, default: 'auto' as const, describe: 'GEMM precision (auto: bf16 for bf16 checkpoints)' })
       .option('device', { choices: ['cpu', 'cuda', 'auto'] as const, default: 'auto' as const, describe: 'compute device' })
       .option('threads', { type: 'number', describe: 'CPU threads (default: all cores)' })
@@ -77,6 +79,7 @@ export const inferCommand: CommandModule<object, InferArgs> = {
       repetitionPenalty: args['repetition-penalty'],
       minPixels: args['min-pixels'],
       maxPixels: args['max-pixels'],
+      maxImagePixels: args['max-image-pixels'],
       captureAttention: !!args['attention-map'],
     });
     bar?.stop();
