@@ -1,0 +1,20 @@
+// Inner tiles of the flash-style attention kernels (attention_tiles.cc): small dense blocks in scratch
+// buffers, multi-versioned for AVX-512 / AVX2 at run time.
+#pragma once
+#include <cstdint>
+
+namespace vr::cpu {
+
+// kt[d*ldk + j] = k[j*k_stride + d] for j < nk, d < D (the AVX-512 version zero-fills columns nk..ldk).
+void transpose_k_block(float* kt, const float* k, int64_t k_stride, int nk, int D, int ldk);
+// s[r*lds + j] = sum_d q[r*D + d] * kt[d*lds + j] for r < R, j < nk (the AVX-512 version fills all lds).
+void scores_block(float* s, const float* q, const float* kt, int R, int nk, int D, int lds);
+// True when the AVX-512 tiles run for this head dim and block width (CPU check at run time).
+bool attention_tiles_avx512(int D, int lds);
+// Online-softmax update of R rows with the score block s (masked entries are -inf):
+//   m' = max(m, max_j s), p_j = exp(s_j - m'), l = l e^(m-m') + sum p, acc = acc e^(m-m') + sum_j p_j v_j.
+// Rows whose scores are all -inf so far are left untouched. s is overwritten (scratch).
+void softmax_pv_block(float* acc, float* m, float* l, float* s, const float* v, int64_t v_stride, int R,
+                      int nk, int D, int lds);
+
+}  // namespace vr::cpu

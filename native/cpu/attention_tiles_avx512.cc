@@ -1,0 +1,206 @@
+// AVX-512 attention tiles. Register tiles: scores 6 query rows x 64 keys (24 accumulators), P.V 6 rows x 64
+// head-dim columns (24 accumulators), so each loaded K/V vector feeds 6 FMAs. Compiled with a function-level
+// target attribute; attention_tiles.cc calls these only after the run-time CPU check.
+#include "cpu/attention_tiles_avx512.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#include <limits>
+
+#define VR_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+
+namespace vr::cpu::avx512 {
+
+namespace {
+
+constexpr int kLds = 64;  // key block width
+
+// 16x16 transpose of r[0..15] in registers.
+VR_AVX512 inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  // r[4a + b] now holds, in 128-bit lane L, elements (row 4L'.. ) -- combine lanes across groups of 4 rows.
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+
+// exp(x) as in simd.h's fast_exp: Cody-Waite reduction, degree-7 polynomial, 2^n by scalef; x < -87.3 -> 0.
+VR_AVX512 inline __m512 exp512(__m512 x) {
+  const __m512 lo = _mm512_set1_ps(-87.33654f), hi = _mm512_set1_ps(88.72283f);
+  const __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
+  x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.f / 5040.f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  return _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n));
+}
+
+template <int RT>
+VR_AVX512 void scores_tile(float* s, const float* q, const float* kt, int D) {
+  __m512 c[RT][4];
+  for (int r = 0; r < RT; r++)
+    for (int i = 0; i < 4; i++) c[r][i] = _mm512_setzero_ps();
+  for (int d = 0; d < D; d++) {
+    const float* kd = kt + d * kLds;
+    const __m512 k0 = _mm512_loadu_ps(kd), k1 = _mm512_loadu_ps(kd + 16), k2 = _mm512_loadu_ps(kd + 32),
+                 k3 = _mm512_loadu_ps(kd + 48);
+    for (int r = 0; r < RT; r++) {
+      const __m512 b = _mm512_set1_ps(q[r * D + d]);
+      c[r][0] = _mm512_fmadd_ps(b, k0, c[r][0]);
+      c[r][1] = _mm512_fmadd_ps(b, k1, c[r][1]);
+      c[r][2] = _mm512_fmadd_ps(b, k2, c[r][2]);
+      c[r][3] = _mm512_fmadd_ps(b, k3, c[r][3]);
+    }
+  }
+  for (int r = 0; r < RT; r++)
+    for (int i = 0; i < 4; i++) _mm512_storeu_ps(s + r * kLds + i * 16, c[r][i]);
+}
+
+// acc[r, c0 : c0 + 16*CW] = acc * alpha[r] + sum_j p[r, j] v[j, c0 : ...] for RT rows.
+template <int RT, int CW>
+VR_AVX512 void pv_tile(float* acc, const float* alpha, const float* p, const float* v, int64_t v_stride, int nk,
+                       int D, int c0) {
+  __m512 a[RT][CW];
+  for (int r = 0; r < RT; r++) {
+    const __m512 al = _mm512_set1_ps(alpha[r]);
+    for (int i = 0; i < CW; i++) a[r][i] = _mm512_mul_ps(_mm512_loadu_ps(acc + r * D + c0 + i * 16), al);
+  }
+  for (int j = 0; j < nk; j++) {
+    const float* vj = v + j * v_stride + c0;
+    __m512 vv[CW];
+    for (int i = 0; i < CW; i++) vv[i] = _mm512_loadu_ps(vj + i * 16);
+    for (int r = 0; r < RT; r++) {
+      const __m512 b = _mm512_set1_ps(p[r * kLds + j]);
+      for (int i = 0; i < CW; i++) a[r][i] = _mm512_fmadd_ps(b, vv[i], a[r][i]);
+    }
+  }
+  for (int r = 0; r < RT; r++)
+    for (int i = 0; i < CW; i++) _mm512_storeu_ps(acc + r * D + c0 + i * 16, a[r][i]);
+}
+
+template <int RT>
+VR_AVX512 void pv_rows(float* acc, const float* alpha, const float* p, const float* v, int64_t v_stride, int nk,
+                       int D) {
+  int c0 = 0;
+  for (; c0 + 64 <= D; c0 += 64) pv_tile<RT, 4>(acc, alpha, p, v, v_stride, nk, D, c0);
+  switch ((D - c0) / 16) {
+    case 3: pv_tile<RT, 3>(acc, alpha, p, v, v_stride, nk, D, c0); break;
+    case 2: pv_tile<RT, 2>(acc, alpha, p, v, v_stride, nk, D, c0); break;
+    case 1: pv_tile<RT, 1>(acc, alpha, p, v, v_stride, nk, D, c0); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+VR_AVX512 void transpose_k_block(float* kt, const float* k, int64_t k_stride, int nk, int D) {
+  for (int j0 = 0; j0 < kLds; j0 += 16) {
+    for (int d0 = 0; d0 < D; d0 += 16) {
+      __m512 r[16];
+      for (int i = 0; i < 16; i++)
+        r[i] = j0 + i < nk ? _mm512_loadu_ps(k + (j0 + i) * k_stride + d0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int i = 0; i < 16; i++) _mm512_storeu_ps(kt + (d0 + i) * kLds + j0, r[i]);
+    }
+    if (j0 + 16 >= nk) {  // the rest of the block stays zero so scores there are finite
+      for (int jz = j0 + 16; jz < kLds; jz += 16)
+        for (int d = 0; d < D; d++) _mm512_storeu_ps(kt + d * kLds + jz, _mm512_setzero_ps());
+      break;
+    }
+  }
+}
+
+VR_AVX512 void scores_block(float* s, const float* q, const float* kt, int R, int D) {
+  int r = 0;
+  for (; r + 6 <= R; r += 6) scores_tile<6>(s + r * kLds, q + r * D, kt, D);
+  switch (R - r) {
+    case 5: scores_tile<5>(s + r * kLds, q + r * D, kt, D); break;
+    case 4: scores_tile<4>(s + r * kLds, q + r * D, kt, D); break;
+    case 3: scores_tile<3>(s + r * kLds, q + r * D, kt, D); break;
+    case 2: scores_tile<2>(s + r * kLds, q + r * D, kt, D); break;
+    case 1: scores_tile<1>(s + r * kLds, q + r * D, kt, D); break;
+    default: break;
+  }
+}
+
+VR_AVX512 void softmax_pv_block(float* acc, float* m, float* l, float* s, const float* v, int64_t v_stride, int R,
+                                int nk, int D) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const __m512 vninf = _mm512_set1_ps(ninf);
+  float alpha[6];
+  for (int r0 = 0; r0 < R; r0 += 6) {
+    const int rt = R - r0 < 6 ? R - r0 : 6;
+    for (int rr = 0; rr < rt; rr++) {
+      const int r = r0 + rr;
+      float* srow = s + r * kLds;
+      __m512 x[4];
+      __m512 mx = vninf;
+      for (int i = 0; i < 4; i++) {
+        const int left = nk - i * 16;
+        const __mmask16 mk = left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+        x[i] = _mm512_mask_loadu_ps(vninf, mk, srow + i * 16);
+        mx = _mm512_max_ps(mx, x[i]);
+      }
+      const float bm = _mm512_reduce_max_ps(mx);
+      const float mnew = bm > m[r] ? bm : m[r];
+      if (mnew == ninf) {  // nothing visible yet: leave the row alone (P = 0)
+        alpha[rr] = 1.f;
+        for (int i = 0; i < 4; i++) _mm512_storeu_ps(srow + i * 16, _mm512_setzero_ps());
+        continue;
+      }
+      const __m512 vm = _mm512_set1_ps(mnew);
+      __m512 sum = _mm512_setzero_ps();
+      for (int i = 0; i < 4; i++) {
+        const __m512 pexp = exp512(_mm512_sub_ps(x[i], vm));
+        sum = _mm512_add_ps(sum, pexp);
+        _mm512_storeu_ps(srow + i * 16, pexp);
+      }
+      alpha[rr] = m[r] == ninf ? 0.f : _mm512_cvtss_f32(exp512(_mm512_set1_ps(m[r] - mnew)));
+      l[r] = l[r] * alpha[rr] + _mm512_reduce_add_ps(sum);
+      m[r] = mnew;
+    }
+    float* a = acc + r0 * D;
+    const float* p = s + r0 * kLds;
+    switch (rt) {
+      case 6: pv_rows<6>(a, alpha, p, v, v_stride, nk, D); break;
+      case 5: pv_rows<5>(a, alpha, p, v, v_stride, nk, D); break;
+      case 4: pv_rows<4>(a, alpha, p, v, v_stride, nk, D); break;
+      case 3: pv_rows<3>(a, alpha, p, v, v_stride, nk, D); break;
+      case 2: pv_rows<2>(a, alpha, p, v, v_stride, nk, D); break;
+      default: pv_rows<1>(a, alpha, p, v, v_stride, nk, D); break;
+    }
+  }
+}
+
+}  // namespace vr::cpu::avx512
+
+#endif

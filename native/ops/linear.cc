@@ -1,0 +1,41 @@
+// Linear op: argument checks, then the backend. Only the CPU backend exists so far; a CUDA backend will be
+// chosen here (by where the buffers live), keeping callers unchanged.
+#include "ops/linear.h"
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "cpu/cpu_ops.h"
+
+namespace vr {
+
+namespace {
+void check_linear(const Linear& L, int64_t M, const char* op) {
+  VR_CHECK(L.dtype == DType::F32 || L.dtype == DType::BF16, op, ": weight dtype ", dtype_name(L.dtype),
+           " is not supported (F32 or BF16)");
+  VR_CHECK(L.N >= 0 && L.K > 0, op, ": bad weight shape [", L.N, ", ", L.K, "]");
+  VR_CHECK(L.w != nullptr || L.N == 0, op, ": weight pointer is null");
+  VR_CHECK(M >= 0, op, ": negative row count ", M);
+}
+}  // namespace
+
+void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate) {
+  check_linear(L, M, "linear_forward");
+  if (M == 0 || L.N == 0) return;
+  VR_CHECK(out && inp, "linear_forward: null input or output buffer");
+  apply_num_threads();
+  cpu::linear_forward(out, inp, L, M, accumulate);
+}
+
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const Linear& L, int64_t M) {
+  check_linear(L, M, "linear_backward");
+  if (M == 0 || L.N == 0) return;
+  VR_CHECK(dout, "linear_backward: dout is null");
+  VR_CHECK(inp || !dweight, "linear_backward: dweight needs the forward input");
+  apply_num_threads();
+  cpu::linear_backward(dinp, dweight, dbias, dout, inp, L, M);
+}
+
+const char* linear_backend_name(DType dtype) { return cpu::linear_backend_name(dtype); }
+
+}  // namespace vr

@@ -1,0 +1,37 @@
+// The benchmark's input: a synthetic 448x448 RGB PNG (smooth gradients, a disc and stripes; deterministic) and a
+// question. 448x448 needs no resize at the released limits: 32x32 patches -> 256 image tokens, and with the
+// chat template and this question the prompt is about 305 tokens.
+import * as fs from 'fs';
+import * as path from 'path';
+import sharp from 'sharp';
+
+export const BENCH_IMAGE_SIZE = 448;
+export const BENCH_QUESTION =
+  'Describe this picture in detail: which shapes and colors do you see, where are they placed, and what could the scene show? Answer in two sentences.';
+
+export function benchImageRgb(size = BENCH_IMAGE_SIZE): Buffer {
+  const rgb = Buffer.alloc(size * size * 3);
+  const c = size / 2;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const i = (y * size + x) * 3;
+      const inDisc = (x - c * 0.7) ** 2 + (y - c * 0.8) ** 2 < (size * 0.18) ** 2;
+      const stripe = Math.floor((x + y) / 24) % 2 === 0 && x > size * 0.6;
+      rgb[i] = inDisc ? 220 : Math.round(127 + 100 * Math.sin(x / 37));
+      rgb[i + 1] = stripe ? 30 : Math.round(127 + 100 * Math.cos(y / 29));
+      rgb[i + 2] = Math.round(((x ^ y) & 0x3f) + 120);
+    }
+  }
+  return rgb;
+}
+
+/** Writes the image into `dir` once and returns its path. */
+export async function ensureBenchImage(dir: string): Promise<string> {
+  const file = path.join(dir, `bench-image-${BENCH_IMAGE_SIZE}.png`);
+  if (!fs.existsSync(file)) {
+    const tmp = file + '.partial';
+    await sharp(benchImageRgb(), { raw: { width: BENCH_IMAGE_SIZE, height: BENCH_IMAGE_SIZE, channels: 3 } }).png().toFile(tmp);
+    fs.renameSync(tmp, file);
+  }
+  return file;
+}

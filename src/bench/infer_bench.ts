@@ -1,0 +1,158 @@
+// `vreflect bench infer` end to end: checkpoint, machine probes, our engine and transformers per dtype (each in
+// its own process, interleaved so slow drifts of a shared VM hit both sides alike), probes again, report.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { loadAddon, NativeAddon, NativeInfo } from '../native/addon';
+import { oneLine } from '../util/errors';
+import { ensureBenchImage, BENCH_IMAGE_SIZE, BENCH_QUESTION } from './bench_image';
+import { CheckpointInfo, defaultCheckpointDir, ensureCheckpoint } from './checkpoint';
+import { runJsonChild } from './child';
+import { loadAverage, thisCpu } from './machine';
+import { benchShape, decodeParamsPerToken, kvCacheBytes, prefillCost } from './model_shape';
+import { BandwidthProbe, GemmProbe, hasNativeProbes, probeBandwidth, probeGemm } from './native_probes';
+import { OursRequest, OursResult, oursWorkerScript } from './ours_worker';
+import { BenchInputs, BenchReport, buildReport, Dtype, EngineFigures, summarizeRuns } from './report';
+import { findTorchPython, PythonInfo, runTorchGemm, runTorchInfer, TorchGemmResult } from './torch_side';
+
+export interface InferBenchOptions {
+  modelDir?: string;
+  llmLayers: number;
+  vitLayers: number;
+  regenerate: boolean;
+  dtypes: Dtype[];
+  newTokens: number;
+  repeats: number;
+  warmup: number;
+  threads: number;
+  torch: 'auto' | 'on' | 'off';
+  python?: string;
+  ours: boolean;
+  probes: boolean;
+}
+
+export interface BenchHooks {
+  say: (line: string) => void; // progress lines (stderr)
+  onCheckpointProgress?: (done: number, total: number) => void;
+}
+
+export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks): Promise<BenchReport> {
+  const load0 = loadAverage();
+  if (load0 > 0.5) hooks.say(`load average ${load0.toFixed(2)}: other work is running, figures may come out low`);
+  const shape = benchShape(opts.llmLayers, opts.vitLayers);
+  const dir = path.resolve(opts.modelDir ?? defaultCheckpointDir(shape));
+
+  const ckpt: CheckpointInfo = ensureCheckpoint({ dir, shape, force: opts.regenerate, onProgress: hooks.onCheckpointProgress });
+  hooks.say(ckpt.generated ? `checkpoint written to ${dir} in ${ckpt.seconds.toFixed(0)} s` : `checkpoint re-used: ${dir}`);
+  const image = await ensureBenchImage(dir);
+
+  let addon: NativeAddon | undefined;
+  let info: NativeInfo | undefined;
+  try {
+    addon = loadAddon();
+    addon.setThreads(opts.threads);
+    info = addon.info();
+  } catch (e) {
+    if (opts.ours) throw e;
+    hooks.say(`native addon not loaded (${oneLine(e)}): no native probes`);
+  }
+
+  let py: PythonInfo = { available: false, python: '', reason: 'disabled (--torch off)' };
+  if (opts.torch !== 'off') {
+    py = findTorchPython(opts.python);
+    if (!py.available && opts.torch === 'on') throw new Error(`--torch on: ${py.reason}`);
+    hooks.say(py.available ? `PyTorch: ${py.python} (torch ${py.torch}, transformers ${py.transformers})` : `PyTorch: not available (${py.reason})`);
+  }
+
+  const bandwidth: BandwidthProbe[] = [];
+  const gemmOurs: GemmProbe[] = [];
+  let gemmTorch: TorchGemmResult | undefined;
+  const probesOk = opts.probes && addon !== undefined && hasNativeProbes(addon);
+  if (opts.probes && addon && !probesOk) hooks.say('this addon build has no bench probes (benchGemm/benchReadBandwidth): GEMM peak from torch only, no bandwidth');
+  if (probesOk) {
+    hooks.say('probing read bandwidth and GEMM throughput ...');
+    bandwidth.push(probeBandwidth(addon!, opts.threads));
+    for (const dt of ['bf16', 'fp32'] as Dtype[]) gemmOurs.push(...probeGemm(addon!, dt));
+  }
+  if (opts.probes && py.available) {
+    try {
+      gemmTorch = await runTorchGemm(py, opts.threads);
+    } catch (e) {
+      hooks.say(`torch GEMM probe failed: ${oneLine(e)}`);
+    }
+  }
+
+  const ours: Partial<Record<Dtype, EngineFigures>> = {};
+  const oursError: Partial<Record<Dtype, string>> = {};
+  const torchFigures: Partial<Record<Dtype, EngineFigures>> = {};
+  const torchErrors: Partial<Record<Dtype, string>> = {};
+  let promptTokens = 0;
+  let grid: number[] | undefined;
+  const common = { model: dir, image, prompt: BENCH_QUESTION, threads: opts.threads, newTokens: opts.newTokens, repeats: opts.repeats, warmup: opts.warmup };
+  for (const dtype of opts.dtypes) {
+    if (opts.ours) {
+      try {
+        const r = await runOursChild({ ...common, dtype }, hooks.say);
+        ours[dtype] = summarizeRuns(r.runs, { peak_rss_bytes: r.peak_rss_bytes, rss_after_load_bytes: r.rss_after_load_bytes, load_ms: r.load_ms, prompt_tokens: r.prompt_tokens }, opts.newTokens + 1);
+        promptTokens = r.prompt_tokens;
+        grid = r.image_grid_thw ?? grid;
+      } catch (e) {
+        oursError[dtype] = oneLine(e);
+        hooks.say(`vreflect ${dtype} failed: ${oneLine(e)}`);
+      }
+    }
+    if (py.available) {
+      try {
+        const r = await runTorchInfer(py, { ...common, dtype }, hooks.say);
+        torchFigures[dtype] = summarizeRuns(r.runs, { peak_rss_bytes: r.peak_rss_bytes, rss_after_load_bytes: r.rss_after_load_bytes, load_ms: r.load_s * 1000, prompt_tokens: r.prompt_tokens }, opts.newTokens + 1);
+        if (promptTokens && r.prompt_tokens !== promptTokens) hooks.say(`warning: prompt length differs: vreflect ${promptTokens}, transformers ${r.prompt_tokens}`);
+        promptTokens = promptTokens || r.prompt_tokens;
+        grid = grid ?? r.image_grid_thw;
+      } catch (e) {
+        torchErrors[dtype] = oneLine(e);
+        hooks.say(`transformers ${dtype} failed: ${oneLine(e)}`);
+      }
+    }
+  }
+  if (probesOk) bandwidth.push(probeBandwidth(addon!, opts.threads));
+
+  const g = grid ?? [1, BENCH_IMAGE_SIZE / 14, BENCH_IMAGE_SIZE / 14];
+  const cost = prefillCost(shape, { t: g[0], h: g[1], w: g[2] }, promptTokens);
+  const inputs: BenchInputs = {
+    date: new Date().toISOString(),
+    cpu: thisCpu(),
+    threads: opts.threads,
+    loadAverageAtStart: load0,
+    gemmPath: info ? { bf16: info.cpu.gemm_bf16, fp32: info.cpu.gemm_f32, onednn: info.onednn } : undefined,
+    model: {
+      dir,
+      llmLayers: shape.llmLayers,
+      vitLayers: shape.vitLayers,
+      fullattBlocks: shape.fullattBlocks,
+      parameters: ckpt.parameters,
+      weightBytes: ckpt.weightBytes,
+      image: `${BENCH_IMAGE_SIZE}x${BENCH_IMAGE_SIZE}`,
+      imageGridThw: grid,
+      promptTokens,
+      newTokens: opts.newTokens,
+      prefillFlop: cost.totalFlop,
+      decodeParamsPerToken: decodeParamsPerToken(shape),
+      kvBytesFp32: kvCacheBytes(shape, promptTokens + opts.newTokens + 1, 4),
+    },
+    gemmOurs,
+    gemmTorch,
+    bandwidth,
+    ours,
+    oursError,
+    torch: { available: py.available, reason: py.reason, torch: py.torch, transformers: py.transformers, figures: torchFigures, errors: torchErrors },
+  };
+  return buildReport(inputs);
+}
+
+/** Our engine in a child process (compiled worker script; needs `tsc` output, as bin/vreflect.js does). */
+async function runOursChild(req: OursRequest, say: (l: string) => void): Promise<OursResult> {
+  const script = oursWorkerScript();
+  if (!fs.existsSync(script)) throw new Error(`bench: ${script} not found (build the TypeScript first: npm run build:ts)`);
+  const r = await runJsonChild(process.execPath, [script, JSON.stringify(req)], { label: `vreflect ${req.dtype}`, timeoutMs: 3_600_000, onStderrLine: say });
+  return r as OursResult;
+}

@@ -1,0 +1,42 @@
+// The machine figures measured through the addon (native/bench/*.h via native/addon/bench_binding.cc):
+// read bandwidth, and GEMM throughput of the op layer's linear_forward on the shapes that dominate prefill.
+import type { NativeAddon } from '../native/addon';
+
+export interface BandwidthProbe {
+  threads: number;
+  bytes: number;
+  kernel: string;
+  bestGBps: number;
+  medianGBps: number;
+  runsGBps: number[];
+}
+
+export interface GemmProbe {
+  m: number;
+  n: number;
+  k: number;
+  dtype: 'bf16' | 'fp32';
+  backend: string;
+  bestMs: number;
+  medianMs: number;
+  gflops: number;
+  repeats: number;
+}
+
+/** Square n=2048 (the usual "GEMM peak" yardstick) and the 7B's largest prefill GEMM (MLP up/gate at ~305 tokens). */
+export const GEMM_SHAPES: [number, number, number][] = [
+  [2048, 2048, 2048],
+  [305, 18944, 3584],
+];
+
+export function hasNativeProbes(addon: NativeAddon): boolean {
+  return typeof addon.benchReadBandwidth === 'function' && typeof addon.benchGemm === 'function';
+}
+
+export function probeBandwidth(addon: NativeAddon, threads: number, bytes = 1024 ** 3, repeats = 10): BandwidthProbe {
+  return addon.benchReadBandwidth({ bytes, repeats, threads }) as BandwidthProbe;
+}
+
+export function probeGemm(addon: NativeAddon, dtype: 'bf16' | 'fp32', seconds = 2): GemmProbe[] {
+  return GEMM_SHAPES.map(([m, n, k]) => addon.benchGemm({ m, n, k, dtype, seconds, minRepeats: 3 }) as GemmProbe);
+}
