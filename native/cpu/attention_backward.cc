@@ -87,37 +87,6 @@ VR_CLONES void probs_and_dscores(float* s, float* dp, const Rows& rw, int R, int
   }
 }
 
-// dst[j, :] += sum_r w[r, j] * src[r, :]   (j < nk, r < R): dV from P and dO, dK from dS and q.
-VR_CLONES void accumulate_t(float* dst, const float* w, const float* src, int R, int nk, int D, int lds) {
-  for (int r = 0; r < R; r++) {
-    const float* wr = w + r * lds;
-    const float* sr = src + r * D;
-    for (int j = 0; j < nk; j++) {
-      const float c = wr[j];
-      if (c == 0.f) continue;
-      float* dj = dst + j * D;
-#pragma omp simd
-      for (int d = 0; d < D; d++) dj[d] += c * sr[d];
-    }
-  }
-}
-
-// dst[r, :] += sum_j w[r, j] * k[j, :]: dQ from dS and the key block (row stride k_stride).
-VR_CLONES void accumulate_n(float* dst, const float* w, const float* k, int64_t k_stride, int R, int nk, int D,
-                            int lds) {
-  for (int r = 0; r < R; r++) {
-    const float* wr = w + r * lds;
-    float* dr = dst + r * D;
-    for (int j = 0; j < nk; j++) {
-      const float c = wr[j];
-      if (c == 0.f) continue;
-      const float* kj = k + j * k_stride;
-#pragma omp simd
-      for (int d = 0; d < D; d++) dr[d] += c * kj[d];
-    }
-  }
-}
-
 }  // namespace
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out,
@@ -172,8 +141,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           scores_block(S.data(), rw.q.data(), kt.data(), R, nk, D, kBk);
           scores_block(dP.data(), rw.dout.data(), vt.data(), R, nk, D, kBk);
           probs_and_dscores(S.data(), dP.data(), rw, R, nq, nk, kBk, p.causal, i0, u.a0, ge.shift);
-          accumulate_t(dV.data(), S.data(), rw.dout.data(), R, nk, D, kBk);
-          accumulate_t(dK.data(), dP.data(), rw.q.data(), R, nk, D, kBk);  // q already carries the scale
+          // dV += P^T dO, dK += dS^T (scale q): out rows are keys, summed over the R query rows.
+          accumulate_block(dV.data(), D, nk, S.data(), 1, kBk, rw.dout.data(), D, R, D);
+          accumulate_block(dK.data(), D, nk, dP.data(), 1, kBk, rw.q.data(), D, R, D);
         }
         for (int j = 0; j < nk; j++) {
           const int64_t row = ge.k0 + u.a0 + j;
@@ -221,7 +191,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           scores_block(S.data(), rw.q.data(), kt.data(), R, nk, D, kBk);
           scores_block(dP.data(), rw.dout.data(), vt.data(), R, nk, D, kBk);
           probs_and_dscores(S.data(), dP.data(), rw, R, nq, nk, kBk, p.causal, u.a0, j0, ge.shift);
-          accumulate_n(dQ.data(), dP.data(), kb, p.k_stride, R, nk, D, kBk);
+          accumulate_block(dQ.data(), D, R, dP.data(), kBk, 1, kb, p.k_stride, nk, D);  // dQ += dS K
         }
         for (int r = 0; r < R; r++) {
           const int hh = r / nq, i = r % nq;

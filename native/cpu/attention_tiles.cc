@@ -86,4 +86,26 @@ void softmax_pv_block(float* acc, float* m, float* l, float* s, const float* v, 
   softmax_pv_portable(acc, m, l, s, v, v_stride, R, nk, D, lds);
 }
 
+VR_CLONES static void accumulate_portable(float* out, int64_t out_stride, int n_out, const float* coef, int cs_out,
+                                          int cs_in, const float* src, int64_t src_stride, int n_in, int D) {
+  for (int r = 0; r < n_out; r++) {
+    float* o = out + r * out_stride;
+    for (int i = 0; i < n_in; i++) {
+      const float c = coef[r * cs_out + i * cs_in];
+      if (c == 0.f) continue;
+      const float* si = src + i * src_stride;
+#pragma omp simd
+      for (int d = 0; d < D; d++) o[d] += c * si[d];
+    }
+  }
+}
+
+void accumulate_block(float* out, int64_t out_stride, int n_out, const float* coef, int cs_out, int cs_in,
+                      const float* src, int64_t src_stride, int n_in, int D) {
+  // The AVX-512 tile reads coef with the block width as one of its strides; any width works there.
+  if (attention_tiles_avx512(D, 64))
+    return avx512::accumulate_block(out, out_stride, n_out, coef, cs_out, cs_in, src, src_stride, n_in, D);
+  accumulate_portable(out, out_stride, n_out, coef, cs_out, cs_in, src, src_stride, n_in, D);
+}
+
 }  // namespace vr::cpu

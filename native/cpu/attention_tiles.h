@@ -17,4 +17,10 @@ bool attention_tiles_avx512(int D, int lds);
 void softmax_pv_block(float* acc, float* m, float* l, float* s, const float* v, int64_t v_stride, int R,
                       int nk, int D, int lds);
 
+// out[r, :] += sum_i coef[r*cs_out + i*cs_in] * src[i*src_stride, :] for r < n_out, i < n_in (D columns).
+// Backward uses it for dQ += dS K (cs_out = lds, cs_in = 1) and dK += dS^T Q, dV += P^T dO (cs_out = 1,
+// cs_in = lds).
+void accumulate_block(float* out, int64_t out_stride, int n_out, const float* coef, int cs_out, int cs_in,
+                      const float* src, int64_t src_stride, int n_in, int D);
+
 }  // namespace vr::cpu

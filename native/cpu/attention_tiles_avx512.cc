@@ -85,38 +85,53 @@ VR_AVX512 void scores_tile(float* s, const float* q, const float* kt, int D) {
     for (int i = 0; i < 4; i++) _mm512_storeu_ps(s + r * kLds + i * 16, c[r][i]);
 }
 
-// acc[r, c0 : c0 + 16*CW] = acc * alpha[r] + sum_j p[r, j] v[j, c0 : ...] for RT rows.
+// out[r, c0 : c0 + 16*CW] = out[r, ...] * alpha[r] + sum_i coef[r*cs_out + i*cs_in] * src[i*src_stride + c0 ...]
+// for RT output rows (alpha null: no scaling). The forward's acc = acc*alpha + P V, the backward's dQ += dS K
+// (cs_out = 64, cs_in = 1) and dK += dS^T Q, dV += P^T dO (cs_out = 1, cs_in = 64) are all this loop.
 template <int RT, int CW>
-VR_AVX512 void pv_tile(float* acc, const float* alpha, const float* p, const float* v, int64_t v_stride, int nk,
-                       int D, int c0) {
+VR_AVX512 void rows_tile(float* out, int64_t out_stride, const float* alpha, const float* coef, int cs_out,
+                         int cs_in, const float* src, int64_t src_stride, int n_in, int c0) {
   __m512 a[RT][CW];
   for (int r = 0; r < RT; r++) {
-    const __m512 al = _mm512_set1_ps(alpha[r]);
-    for (int i = 0; i < CW; i++) a[r][i] = _mm512_mul_ps(_mm512_loadu_ps(acc + r * D + c0 + i * 16), al);
+    const __m512 al = _mm512_set1_ps(alpha ? alpha[r] : 1.f);
+    for (int i = 0; i < CW; i++) a[r][i] = _mm512_mul_ps(_mm512_loadu_ps(out + r * out_stride + c0 + i * 16), al);
   }
-  for (int j = 0; j < nk; j++) {
-    const float* vj = v + j * v_stride + c0;
+  for (int j = 0; j < n_in; j++) {
+    const float* sj = src + j * src_stride + c0;
     __m512 vv[CW];
-    for (int i = 0; i < CW; i++) vv[i] = _mm512_loadu_ps(vj + i * 16);
+    for (int i = 0; i < CW; i++) vv[i] = _mm512_loadu_ps(sj + i * 16);
     for (int r = 0; r < RT; r++) {
-      const __m512 b = _mm512_set1_ps(p[r * kLds + j]);
+      const __m512 b = _mm512_set1_ps(coef[r * cs_out + j * cs_in]);
       for (int i = 0; i < CW; i++) a[r][i] = _mm512_fmadd_ps(b, vv[i], a[r][i]);
     }
   }
   for (int r = 0; r < RT; r++)
-    for (int i = 0; i < CW; i++) _mm512_storeu_ps(acc + r * D + c0 + i * 16, a[r][i]);
+    for (int i = 0; i < CW; i++) _mm512_storeu_ps(out + r * out_stride + c0 + i * 16, a[r][i]);
 }
 
 template <int RT>
-VR_AVX512 void pv_rows(float* acc, const float* alpha, const float* p, const float* v, int64_t v_stride, int nk,
-                       int D) {
+VR_AVX512 void rows_all_columns(float* out, int64_t out_stride, const float* alpha, const float* coef, int cs_out,
+                                int cs_in, const float* src, int64_t src_stride, int n_in, int D) {
   int c0 = 0;
-  for (; c0 + 64 <= D; c0 += 64) pv_tile<RT, 4>(acc, alpha, p, v, v_stride, nk, D, c0);
+  for (; c0 + 64 <= D; c0 += 64) rows_tile<RT, 4>(out, out_stride, alpha, coef, cs_out, cs_in, src, src_stride, n_in, c0);
   switch ((D - c0) / 16) {
-    case 3: pv_tile<RT, 3>(acc, alpha, p, v, v_stride, nk, D, c0); break;
-    case 2: pv_tile<RT, 2>(acc, alpha, p, v, v_stride, nk, D, c0); break;
-    case 1: pv_tile<RT, 1>(acc, alpha, p, v, v_stride, nk, D, c0); break;
+    case 3: rows_tile<RT, 3>(out, out_stride, alpha, coef, cs_out, cs_in, src, src_stride, n_in, c0); break;
+    case 2: rows_tile<RT, 2>(out, out_stride, alpha, coef, cs_out, cs_in, src, src_stride, n_in, c0); break;
+    case 1: rows_tile<RT, 1>(out, out_stride, alpha, coef, cs_out, cs_in, src, src_stride, n_in, c0); break;
     default: break;
+  }
+}
+
+// Dispatches up to 6 output rows to the matching register tile.
+VR_AVX512 void rows_block(int rt, float* out, int64_t out_stride, const float* alpha, const float* coef, int cs_out,
+                          int cs_in, const float* src, int64_t src_stride, int n_in, int D) {
+  switch (rt) {
+    case 6: rows_all_columns<6>(out, out_stride, alpha, coef, cs_out, cs_in, src, src_stride, n_in, D); break;
+    case 5: rows_all_columns<5>(out, out_stride, alpha, coef, cs_out, cs_in, src, src_stride, n_in, D); break;
+    case 4: rows_all_columns<4>(out, out_stride, alpha, coef, cs_out, cs_in, src, src_stride, n_in, D); break;
+    case 3: rows_all_columns<3>(out, out_stride, alpha, coef, cs_out, cs_in, src, src_stride, n_in, D); break;
+    case 2: rows_all_columns<2>(out, out_stride, alpha, coef, cs_out, cs_in, src, src_stride, n_in, D); break;
+    default: rows_all_columns<1>(out, out_stride, alpha, coef, cs_out, cs_in, src, src_stride, n_in, D); break;
   }
 }
 
@@ -188,16 +203,16 @@ VR_AVX512 void softmax_pv_block(float* acc, float* m, float* l, float* s, const 
       l[r] = l[r] * alpha[rr] + _mm512_reduce_add_ps(sum);
       m[r] = mnew;
     }
-    float* a = acc + r0 * D;
-    const float* p = s + r0 * kLds;
-    switch (rt) {
-      case 6: pv_rows<6>(a, alpha, p, v, v_stride, nk, D); break;
-      case 5: pv_rows<5>(a, alpha, p, v, v_stride, nk, D); break;
-      case 4: pv_rows<4>(a, alpha, p, v, v_stride, nk, D); break;
-      case 3: pv_rows<3>(a, alpha, p, v, v_stride, nk, D); break;
-      case 2: pv_rows<2>(a, alpha, p, v, v_stride, nk, D); break;
-      default: pv_rows<1>(a, alpha, p, v, v_stride, nk, D); break;
-    }
+    rows_block(rt, acc + r0 * D, D, alpha, s + r0 * kLds, kLds, 1, v, v_stride, nk, D);
+  }
+}
+
+VR_AVX512 void accumulate_block(float* out, int64_t out_stride, int n_out, const float* coef, int cs_out, int cs_in,
+                                const float* src, int64_t src_stride, int n_in, int D) {
+  for (int r0 = 0; r0 < n_out; r0 += 6) {
+    const int rt = n_out - r0 < 6 ? n_out - r0 : 6;
+    rows_block(rt, out + r0 * out_stride, out_stride, nullptr, coef + r0 * cs_out, cs_out, cs_in, src, src_stride,
+               n_in, D);
   }
 }
 

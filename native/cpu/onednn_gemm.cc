@@ -7,8 +7,12 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <unordered_map>
 
 #include <oneapi/dnnl/dnnl.hpp>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
 #endif
 
 namespace vr::cpu {
@@ -17,12 +21,21 @@ namespace vr::cpu {
 
 namespace {
 
-using Key = std::tuple<int64_t, int64_t, int64_t, bool, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
+// The thread count is part of the key: oneDNN fixes its work split when a primitive is created.
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, int>;
 
 struct Entry {
   dnnl::matmul prim;
   std::string impl;
 };
+
+int omp_max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
 
 dnnl::engine& cpu_engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -36,7 +49,8 @@ std::map<Key, Entry>& cache() {
 }
 
 const Entry& get_entry(const MatmulArgs& a) {
-  const Key key{a.M, a.N, a.K, a.bf16, a.a_rs, a.a_cs, a.b_rs, a.b_cs, a.ldc, a.bias != nullptr, a.accumulate};
+  const Key key{a.M,    a.N,    a.K,   a.bf16,           a.a_rs,       a.a_cs,
+                a.b_rs, a.b_cs, a.ldc, a.bias != nullptr, a.accumulate, omp_max_threads()};
   std::lock_guard<std::mutex> lock(g_mu);
   auto it = cache().find(key);
   if (it != cache().end()) return it->second;

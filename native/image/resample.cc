@@ -3,9 +3,8 @@
 // integer, so the result does not depend on evaluation order or thread count.
 #include "image/resample.h"
 
-#include <cmath>
 #include <algorithm>
-#include <cstring>
+#include <cmath>
 
 #include "core/error.h"
 

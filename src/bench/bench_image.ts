@@ -6,8 +6,9 @@ import * as path from 'path';
 import sharp from 'sharp';
 
 export const BENCH_IMAGE_SIZE = 448;
+// 28 tokens: with the system turn, 256 image pads and the turn markers the prompt is 305 tokens.
 export const BENCH_QUESTION =
-  'Describe this picture in detail: which shapes and colors do you see, where are they placed, and what could the scene show? Answer in two sentences.';
+  'Describe this picture carefully: which shapes and colors do you see, where are they placed, and what could the scene show? Answer briefly.';
 
 export function benchImageRgb(size = BENCH_IMAGE_SIZE): Buffer {
   const rgb = Buffer.alloc(size * size * 3);

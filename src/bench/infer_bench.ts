@@ -33,6 +33,7 @@ export interface InferBenchOptions {
 
 export interface BenchHooks {
   say: (line: string) => void; // progress lines (stderr)
+  debug?: (line: string) => void; // everything else the children print
   onCheckpointProgress?: (done: number, total: number) => void;
 }
 
@@ -88,11 +89,14 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
   const torchErrors: Partial<Record<Dtype, string>> = {};
   let promptTokens = 0;
   let grid: number[] | undefined;
+  // The children's own progress lines ("ours bf16: repeat 1/3 ...") are shown; their other output (library
+  // warnings, loading bars) only at debug level.
+  const childLine = (l: string) => (/^(ours|torch) (bf16|fp32):/.test(l) ? hooks.say(l) : hooks.debug?.(l));
   const common = { model: dir, image, prompt: BENCH_QUESTION, threads: opts.threads, newTokens: opts.newTokens, repeats: opts.repeats, warmup: opts.warmup };
   for (const dtype of opts.dtypes) {
     if (opts.ours) {
       try {
-        const r = await runOursChild({ ...common, dtype }, hooks.say);
+        const r = await runOursChild({ ...common, dtype }, childLine);
         ours[dtype] = summarizeRuns(r.runs, { peak_rss_bytes: r.peak_rss_bytes, rss_after_load_bytes: r.rss_after_load_bytes, load_ms: r.load_ms, prompt_tokens: r.prompt_tokens }, opts.newTokens + 1);
         promptTokens = r.prompt_tokens;
         grid = r.image_grid_thw ?? grid;
@@ -103,7 +107,7 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
     }
     if (py.available) {
       try {
-        const r = await runTorchInfer(py, { ...common, dtype }, hooks.say);
+        const r = await runTorchInfer(py, { ...common, dtype }, childLine);
         torchFigures[dtype] = summarizeRuns(r.runs, { peak_rss_bytes: r.peak_rss_bytes, rss_after_load_bytes: r.rss_after_load_bytes, load_ms: r.load_s * 1000, prompt_tokens: r.prompt_tokens }, opts.newTokens + 1);
         if (promptTokens && r.prompt_tokens !== promptTokens) hooks.say(`warning: prompt length differs: vreflect ${promptTokens}, transformers ${r.prompt_tokens}`);
         promptTokens = promptTokens || r.prompt_tokens;

@@ -86,6 +86,7 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
       },
       {
         say: (line) => log().info(line),
+        debug: (line) => log().debug(line),
         onCheckpointProgress: (done, total) => {
           bar ??= startProgress('writing the benchmark checkpoint (MB)', Math.round(total / 1e6));
           bar.update(Math.round(done / 1e6));

@@ -1,0 +1,257 @@
+// CUDA-on-CPU emulator, part 1: the block scheduler (see engineering.md §8).
+//
+// Every CUDA thread of a block is a ucontext fiber with its own stack; all fibers of one block run on one OS
+// thread, one at a time, switching only at barriers and warp operations. Blocks of a grid are spread over a
+// few OS threads, so global-memory atomics between blocks are real races and must be real atomics.
+//
+// Barriers: __syncthreads() parks the fiber until every live fiber of the block is parked (exited threads
+// count as arrived, as on Volta+). Warp operations (shuffles, votes, __syncwarp) are a per-warp barrier over
+// the lanes named in the mask: each lane publishes a 64-bit value, the last lane to arrive copies the
+// published values into every participant's snapshot, and everyone proceeds. If no fiber can run and no
+// barrier can be released the block has deadlocked (e.g. a divergent __syncthreads): the emulator prints
+// the state of every waiting thread and aborts, which is what a test wants to see.
+#pragma once
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include <vector_types.h>
+
+namespace cudaemu {
+
+[[noreturn]] inline void die(const char* what, const char* detail = "") {
+  std::fprintf(stderr, "cuda_emu: %s%s\n", what, detail);
+  std::fflush(stderr);
+  std::abort();
+}
+
+enum class FiberState : uint8_t { Ready, BlockWait, WarpWait, Done };
+
+struct Fiber {
+  ucontext_t ctx;
+  uint3 tid;
+  int lin = 0, lane = 0, warp = 0;  // linear thread index, lane in warp, warp in block
+  FiberState st = FiberState::Ready;
+  unsigned wmask = 0;               // mask of the pending warp operation
+  uint64_t pub = 0;                 // value published to the pending warp operation
+  uint64_t snap[32];                // every participant's published value, copied at release
+};
+
+struct Block {
+  uint3 idx;
+  dim3 dim, grid;
+  int nthreads = 0, live = 0, at_barrier = 0;
+  std::vector<Fiber> fibers;
+  Fiber* cur = nullptr;
+  ucontext_t sched;
+  unsigned char* dyn_smem = nullptr;
+  const std::function<void()>* body = nullptr;
+};
+
+inline thread_local Block* tl_block = nullptr;
+
+inline Block& blk() {
+  Block* b = tl_block;
+  if (!b) die("device function called outside a kernel launch");
+  return *b;
+}
+inline Fiber& cur() { return *blk().cur; }
+
+// Fiber stacks with a guard page below each one (a stack overflow faults instead of corrupting a neighbour).
+// One pool per OS thread, reused by every block that thread runs.
+struct StackPool {
+  size_t stack_bytes = 0, slot_bytes = 0, count = 0;
+  unsigned char* base = nullptr;
+  ~StackPool() {
+    if (base) munmap(base, slot_bytes * count);
+  }
+  unsigned char* get(size_t i) { return base + i * slot_bytes + page(); }
+  static size_t page() { return size_t(sysconf(_SC_PAGESIZE)); }
+  void reserve(size_t n, size_t bytes) {
+    if (n <= count && bytes == stack_bytes) return;
+    if (base) munmap(base, slot_bytes * count);
+    stack_bytes = bytes;
+    slot_bytes = bytes + page();
+    count = n;
+    void* p = mmap(nullptr, slot_bytes * count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) die("cannot map fiber stacks");
+    base = static_cast<unsigned char*>(p);
+    for (size_t i = 0; i < count; i++) mprotect(base + i * slot_bytes, page(), PROT_NONE);
+  }
+};
+
+inline size_t fiber_stack_bytes() {
+  static const size_t bytes = [] {
+    const char* e = std::getenv("CUDAEMU_STACK_KB");
+    const long kb = e ? std::atol(e) : 64;
+    return size_t(kb > 16 ? kb : 16) * 1024;
+  }();
+  return bytes;
+}
+
+// Switch from the current fiber back to the scheduler.
+inline void yield() {
+  Block& b = blk();
+  Fiber* f = b.cur;
+  asm volatile("" ::: "memory");
+  if (swapcontext(&f->ctx, &b.sched) != 0) die("swapcontext failed");
+  asm volatile("" ::: "memory");
+}
+
+inline void release_block_barrier(Block& b) {
+  for (Fiber& f : b.fibers)
+    if (f.st == FiberState::BlockWait) f.st = FiberState::Ready;
+  b.at_barrier = 0;
+}
+
+inline void syncthreads() {
+  Block& b = blk();
+  b.cur->st = FiberState::BlockWait;
+  if (++b.at_barrier == b.live) {
+    release_block_barrier(b);
+    asm volatile("" ::: "memory");
+  } else {
+    yield();
+  }
+}
+
+// The warp barrier under every warp operation: publishes `value`, waits for all lanes in `mask`, and returns
+// the 32 values published to this operation (entries of lanes outside the mask are stale).
+inline const uint64_t* warp_exchange(unsigned mask, uint64_t value) {
+  Block& b = blk();
+  Fiber* f = b.cur;
+  if (!(mask >> f->lane & 1u)) die("warp operation whose mask does not name the calling lane");
+  f->pub = value;
+  f->wmask = mask;
+  f->st = FiberState::WarpWait;
+  const int base = f->warp * 32;
+  bool all = true;
+  for (int l = 0; l < 32 && all; l++) {
+    if (!(mask >> l & 1u)) continue;
+    if (base + l >= b.nthreads) die("warp mask names a lane beyond the block size");
+    const Fiber& g = b.fibers[size_t(base + l)];
+    all = g.st == FiberState::WarpWait && g.wmask == mask;
+  }
+  if (all) {
+    for (int l = 0; l < 32; l++) {
+      if (!(mask >> l & 1u)) continue;
+      Fiber& g = b.fibers[size_t(base + l)];
+      for (int s = 0; s < 32; s++)
+        if (mask >> s & 1u) g.snap[s] = b.fibers[size_t(base + s)].pub;
+      g.st = FiberState::Ready;
+    }
+    asm volatile("" ::: "memory");
+  } else {
+    yield();
+  }
+  return f->snap;
+}
+
+[[noreturn]] inline void report_deadlock(const Block& b) {
+  std::fprintf(stderr, "cuda_emu: deadlock in block (%u,%u,%u) of a %ux%ux%u grid; %d live threads:\n", b.idx.x,
+               b.idx.y, b.idx.z, b.grid.x, b.grid.y, b.grid.z, b.live);
+  int shown = 0;
+  for (const Fiber& f : b.fibers) {
+    if (f.st == FiberState::Done || shown >= 16) continue;
+    shown++;
+    if (f.st == FiberState::BlockWait)
+      std::fprintf(stderr, "  thread %d (warp %d lane %d) waits at __syncthreads\n", f.lin, f.warp, f.lane);
+    else
+      std::fprintf(stderr, "  thread %d (warp %d lane %d) waits at a warp op, mask %08x\n", f.lin, f.warp, f.lane,
+                   f.wmask);
+  }
+  die("a barrier can never be released (divergent __syncthreads, or a warp mask naming an exited lane)");
+}
+
+inline void fiber_main() {
+  Block& b = blk();
+  (*b.body)();
+  Fiber* f = b.cur;
+  f->st = FiberState::Done;
+  b.live--;
+  if (b.at_barrier > 0 && b.at_barrier == b.live) release_block_barrier(b);
+  // returning resumes uc_link, the scheduler
+}
+
+inline void run_block(Block& b, StackPool& stacks) {
+  const size_t n = size_t(b.nthreads);
+  stacks.reserve(n, fiber_stack_bytes());
+  b.fibers.resize(n);
+  for (unsigned z = 0, i = 0; z < b.dim.z; z++)
+    for (unsigned y = 0; y < b.dim.y; y++)
+      for (unsigned x = 0; x < b.dim.x; x++, i++) {
+        Fiber& f = b.fibers[i];
+        f.tid = uint3{x, y, z};
+        f.lin = int(i);
+        f.lane = int(i % 32);
+        f.warp = int(i / 32);
+        f.st = FiberState::Ready;
+        f.wmask = 0;
+        if (getcontext(&f.ctx) != 0) die("getcontext failed");
+        f.ctx.uc_stack.ss_sp = stacks.get(i);
+        f.ctx.uc_stack.ss_size = stacks.stack_bytes;
+        f.ctx.uc_link = &b.sched;
+        makecontext(&f.ctx, fiber_main, 0);
+      }
+  b.live = int(n);
+  b.at_barrier = 0;
+  tl_block = &b;
+  while (b.live > 0) {
+    bool ran = false;
+    for (Fiber& f : b.fibers) {
+      if (f.st != FiberState::Ready) continue;
+      b.cur = &f;
+      if (swapcontext(&b.sched, &f.ctx) != 0) die("swapcontext failed");
+      ran = true;
+    }
+    if (!ran && b.live > 0) report_deadlock(b);
+  }
+  tl_block = nullptr;
+}
+
+inline int worker_threads(int64_t nblocks) {
+  static const int configured = [] {
+    const char* e = std::getenv("CUDAEMU_THREADS");
+    if (e && std::atoi(e) > 0) return std::atoi(e);
+    const unsigned hw = std::thread::hardware_concurrency();
+    return int(hw == 0 ? 1 : hw > 8 ? 8 : hw);
+  }();
+  return int(nblocks < configured ? nblocks : configured);
+}
+
+// Runs `body` once per thread of every block of the grid.
+inline void run_grid(dim3 grid, dim3 block, size_t dyn_smem_bytes, const std::function<void()>& body) {
+  const int64_t nblocks = int64_t(grid.x) * grid.y * grid.z;
+  std::atomic<int64_t> next{0};
+  auto worker = [&] {
+    StackPool stacks;
+    std::vector<unsigned char> smem(dyn_smem_bytes + 16);
+    Block b;
+    b.dim = block;
+    b.grid = grid;
+    b.nthreads = int(block.x * block.y * block.z);
+    b.body = &body;
+    b.dyn_smem = smem.data();
+    for (int64_t i; (i = next.fetch_add(1)) < nblocks;) {
+      b.idx = uint3{unsigned(i % grid.x), unsigned(i / grid.x % grid.y), unsigned(i / (int64_t(grid.x) * grid.y))};
+      std::memset(smem.data(), 0xA5, smem.size());  // uninitialised on a GPU too: make reliance on zero visible
+      run_block(b, stacks);
+    }
+  };
+  const int nw = worker_threads(nblocks);
+  std::vector<std::thread> extra;
+  for (int w = 1; w < nw; w++) extra.emplace_back(worker);
+  worker();
+  for (auto& t : extra) t.join();
+}
+
+}  // namespace cudaemu
