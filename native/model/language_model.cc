@@ -11,6 +11,7 @@
 #include "ops/embedding.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
+#include "model/swiglu_mlp.h"
 
 namespace vr {
 
@@ -48,7 +49,7 @@ void LanguageModel::embed(float* out, const int32_t* ids, int64_t T) const {
 
 void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const int64_t* pos3, int64_t plane_stride,
                             KVCache& cache, AttnProbe* probe, Progress* progress) const {
-  const int64_t D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim;
+  const int64_t D = tc_.hidden, hd = tc_.head_dim;
   const int Hq = tc_.heads, Hkv = tc_.kv_heads;
   const int64_t Dq = int64_t(Hq) * hd, Dkv = int64_t(Hkv) * hd;
   VR_CHECK(T > 0, "language model forward: no tokens");
@@ -60,8 +61,6 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
 
   std::vector<float> x(x_in, x_in + T * D), h(size_t(T * D)), q(size_t(T * Dq)), att(size_t(T * Dq));
   std::vector<float> lse(size_t(Hq) * T);
-  const int64_t chunk = std::min<int64_t>(T, 1024);  // MLP rows per pass
-  std::vector<float> gate(size_t(chunk * F)), up(size_t(chunk * F));
   const int32_t cu_q[2] = {0, int32_t(T)};
   const int32_t cu_k[2] = {0, int32_t(c + T)};
   if (probe) probe->probs.assign(size_t(probe->key_end - probe->key_begin), 0.f);
@@ -105,13 +104,7 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
     }
     linear_forward(x.data(), att.data(), l.o, T, /*accumulate=*/true);
     rmsnorm_forward(h.data(), nullptr, x.data(), l.post_norm, T, D, tc_.eps);
-    for (int64_t r0 = 0; r0 < T; r0 += chunk) {
-      const int64_t m = std::min(chunk, T - r0);
-      linear_forward(gate.data(), &h[r0 * D], l.gate, m);
-      linear_forward(up.data(), &h[r0 * D], l.up, m);
-      swiglu_forward(gate.data(), gate.data(), up.data(), m * F);
-      linear_forward(&x[r0 * D], gate.data(), l.down, m, /*accumulate=*/true);
-    }
+    swiglu_mlp_forward(x.data(), h.data(), T, D, l.gate, l.up, l.down);
     if (progress) progress->step();
   }
   cache.advance(T);

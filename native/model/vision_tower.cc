@@ -9,6 +9,7 @@
 #include "ops/attention.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
+#include "model/swiglu_mlp.h"
 
 namespace vr {
 
@@ -59,7 +60,7 @@ VisionTower::VisionTower(const VisionConfig& vc, WeightStore& ws, DType compute)
 
 void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid>& grids,
                           std::vector<float>& features, Progress* progress) const {
-  const int64_t D = vc_.hidden, F = vc_.intermediate, hd = vc_.head_dim();
+  const int64_t D = vc_.hidden, hd = vc_.head_dim();
   const int u = vc_.merge * vc_.merge;
   int64_t Np = 0;
   for (const ImageGrid& g : grids) {
@@ -87,8 +88,6 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
   x0.shrink_to_fit();
 
   std::vector<float> h(size_t(Np * D)), qkv(size_t(Np * 3 * D)), att(size_t(Np * D));
-  const int64_t chunk = std::min<int64_t>(Np, 2048);  // MLP rows per pass: bounds the F-wide buffers
-  std::vector<float> gate(size_t(chunk * F)), up(size_t(chunk * F));
   for (const Block& b : blocks_) {
     rmsnorm_forward(h.data(), nullptr, x.data(), b.norm1, Np, D, vc_.eps);
     linear_forward(qkv.data(), h.data(), b.qkv, Np);
@@ -107,13 +106,7 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     attention_forward(att.data(), nullptr, qkv.data(), qkv.data() + D, qkv.data() + 2 * D, ap);
     linear_forward(x.data(), att.data(), b.proj, Np, /*accumulate=*/true);
     rmsnorm_forward(h.data(), nullptr, x.data(), b.norm2, Np, D, vc_.eps);
-    for (int64_t r0 = 0; r0 < Np; r0 += chunk) {
-      const int64_t m = std::min(chunk, Np - r0);
-      linear_forward(gate.data(), &h[r0 * D], b.gate, m);
-      linear_forward(up.data(), &h[r0 * D], b.up, m);
-      swiglu_forward(gate.data(), gate.data(), up.data(), m * F);
-      linear_forward(&x[r0 * D], gate.data(), b.down, m, /*accumulate=*/true);
-    }
+    swiglu_mlp_forward(x.data(), h.data(), Np, D, b.gate, b.up, b.down, 2048);
     if (progress) progress->step();
   }
 
