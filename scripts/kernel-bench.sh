@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs the kernel timing tool (native/bench/kernel_bench.cc) against the engine library of a
-# cmake-js build folder. Usage: scripts/kernel-bench.sh [build-dir] [--quick] [--threads N] [--only gemm|gemv|attn|bw]
+# cmake-js build folder. Usage: scripts/kernel-bench.sh [build-dir] [--quick] [--threads N] [--only bw|gemm|gemv|bwd|attn]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build}"

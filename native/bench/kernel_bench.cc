@@ -4,7 +4,7 @@
 //   attention: LLM prefill L=305..4096 (28:4 GQA, D=128, causal), decode (Lq=1 against L keys),
 //              ViT windows of 64 tokens and full ViT attention (16 heads, D=80).
 // Build and run: scripts/kernel-bench.sh [build-dir] [args]. Args: --quick (fewer shapes), --threads N,
-// --only bw|gemm|gemv|attn, --cpu-time (see now_s).
+// --only bw|gemm|gemv|bwd|attn, --cpu-time (see now_s), --builtin (GEMM section on the built-in kernels).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -110,6 +110,27 @@ void bench_gemm(bool quick) {
       std::printf("  f32  K=%-5lld N=%-5lld %7.1f / %7.1f GFLOP/s  (%.1f ms)\n", (long long)s.K, (long long)s.N,
                   flop / t2.best / 1e9, flop / t2.median / 1e9, t2.best * 1e3);
     }
+  }
+}
+
+void bench_linear_backward() {
+  const int64_t M = 305, K = 3584, N = 3584;
+  std::printf("\n== linear_backward M=%lld K=%lld N=%lld (dinp + dweight), GFLOP/s = 4MNK/t\n", (long long)M,
+              (long long)K, (long long)N);
+  const auto x = random_floats(size_t(M * K), 1), dy = random_floats(size_t(M * N), 2);
+  std::vector<float> dx(size_t(M * K)), dw(size_t(N * K));
+  const auto w16 = random_bf16(size_t(N * K), 3);
+  const auto w32 = random_floats(size_t(N * K), 4, 0.05f);
+  for (int bf16 = 1; bf16 >= 0; bf16--) {
+    vr::Linear L;
+    L.N = N;
+    L.K = K;
+    L.dtype = bf16 ? vr::DType::BF16 : vr::DType::F32;
+    L.w = bf16 ? static_cast<const void*>(w16.data()) : static_cast<const void*>(w32.data());
+    auto t = time_it([&] { vr::linear_backward(dx.data(), dw.data(), nullptr, dy.data(), x.data(), L, M); }, 3);
+    const double flop = 4.0 * M * N * K;
+    std::printf("  %s %7.1f / %7.1f GFLOP/s  (%.1f ms)\n", bf16 ? "bf16" : "f32 ", flop / t.best / 1e9,
+                flop / t.median / 1e9, t.best * 1e3);
   }
 }
 
@@ -237,6 +258,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) vr::set_num_threads(std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!std::strcmp(argv[i], "--cpu-time")) g_cpu_time = true;
+    else if (!std::strcmp(argv[i], "--builtin")) vr::cpu::set_gemm_path(vr::cpu::GemmPath::Builtin);
   }
   const vr::CpuFeatures& f = vr::cpu_features();
   std::printf("cpu: %s | avx2 %d avx512f %d avx512_bf16 %d amx_bf16 %d | threads %d\n", f.model.c_str(), f.avx2,
@@ -250,6 +272,7 @@ int main(int argc, char** argv) {
   }
   if (only.empty() || only == "gemm") bench_gemm(quick);
   if (only.empty() || only == "gemv") bench_gemv(quick);
+  if (only.empty() || only == "bwd") bench_linear_backward();
   if (only.empty() || only == "attn") bench_attention(quick);
   return 0;
 }

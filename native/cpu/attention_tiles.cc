@@ -108,4 +108,26 @@ void accumulate_block(float* out, int64_t out_stride, int n_out, const float* co
   accumulate_portable(out, out_stride, n_out, coef, cs_out, cs_in, src, src_stride, n_in, D);
 }
 
+VR_CLONES static void probs_dscores_portable(float* s, float* dp, const float* lse, const float* drow, const int* lim,
+                                             int R, int nk, int lds) {
+  for (int r = 0; r < R; r++) {
+    float* srow = s + r * lds;
+    float* dprow = dp + r * lds;
+    const float l = lse[r], dr = drow[r];
+    const int L = lim[r];
+#pragma omp simd
+    for (int j = 0; j < nk; j++) {
+      const float pj = fast_exp(srow[j] - l);
+      srow[j] = j < L ? pj : 0.f;
+      dprow[j] = srow[j] * (dprow[j] - dr);
+    }
+  }
+}
+
+void probs_dscores_block(float* s, float* dp, const float* lse, const float* drow, const int* lim, int R, int nk,
+                         int lds) {
+  if (attention_tiles_avx512(16, lds)) return avx512::probs_dscores_block(s, dp, lse, drow, lim, R, nk);
+  probs_dscores_portable(s, dp, lse, drow, lim, R, nk, lds);
+}
+
 }  // namespace vr::cpu

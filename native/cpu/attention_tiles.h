@@ -17,6 +17,9 @@ bool attention_tiles_avx512(int D, int lds);
 void softmax_pv_block(float* acc, float* m, float* l, float* s, const float* v, int64_t v_stride, int R,
                       int nk, int D, int lds);
 
+// Backward: s (scores) -> P = exp(s - lse[r]) for j < lim[r] else 0; dp (dO.v) -> dS = P (dp - drow[r]).
+void probs_dscores_block(float* s, float* dp, const float* lse, const float* drow, const int* lim, int R, int nk,
+                         int lds);
 // out[r, :] += sum_i coef[r*cs_out + i*cs_in] * src[i*src_stride, :] for r < n_out, i < n_in (D columns).
 // Backward uses it for dQ += dS K (cs_out = lds, cs_in = 1) and dK += dS^T Q, dV += P^T dO (cs_out = 1,
 // cs_in = lds).

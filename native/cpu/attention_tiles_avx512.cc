@@ -5,6 +5,9 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+// GCC 12 warns inside its own AVX-512 reduce/extract intrinsics (_mm512_undefined_* placeholders): a known
+// false positive, silenced for this file only.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include <limits>
 
@@ -204,6 +207,24 @@ VR_AVX512 void softmax_pv_block(float* acc, float* m, float* l, float* s, const 
       m[r] = mnew;
     }
     rows_block(rt, acc + r0 * D, D, alpha, s + r0 * kLds, kLds, 1, v, v_stride, nk, D);
+  }
+}
+
+VR_AVX512 void probs_dscores_block(float* s, float* dp, const float* lse, const float* drow, const int* lim, int R,
+                                   int nk) {
+  (void)nk;  // lim[r] <= nk already
+  for (int r = 0; r < R; r++) {
+    float* srow = s + r * kLds;
+    float* dprow = dp + r * kLds;
+    const __m512 l = _mm512_set1_ps(lse[r]), dr = _mm512_set1_ps(drow[r]);
+    const int L = lim[r];
+    for (int i = 0; i < 4; i++) {
+      const int left = L - i * 16;
+      const __mmask16 mk = left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+      const __m512 pj = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(_mm512_loadu_ps(srow + i * 16), l)));
+      _mm512_storeu_ps(srow + i * 16, pj);
+      _mm512_storeu_ps(dprow + i * 16, _mm512_mul_ps(pj, _mm512_sub_ps(_mm512_loadu_ps(dprow + i * 16), dr)));
+    }
   }
 }
 

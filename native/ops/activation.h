@@ -4,7 +4,10 @@
 
 namespace vr {
 
-// SwiGLU: out = silu(gate) * up, silu(z) = z * sigmoid(z).
+// Backward passes of these pointwise ops WRITE their outputs (no accumulation), so they may alias dout
+// (in place). swiglu_backward: dgate or dup may be null to skip it.
+
+// SwiGLU: out = silu(gate) * up, silu(z) = z * sigmoid(z). out may alias gate or up.
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 

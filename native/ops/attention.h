@@ -10,6 +10,7 @@
 // Windows (the ViT's window blocks) and packed samples are just more segments.
 // Causal: aligned bottom-right as in flash-attention: with Lq queries and Lk keys in a segment, query i
 // sees keys j <= i + (Lk - Lq). This covers prefill (Lq == Lk) and decode with a KV cache (Lq == 1).
+// A query that sees no key at all (Lk == 0, or Lq > Lk under the causal mask) gets out = 0 and lse = -inf.
 #pragma once
 #include <cstdint>
 
@@ -29,7 +30,8 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
                        const AttnParams& p);
 
 // Backward (training): dq, dk, dv have the layouts of q, k, v (strides as in p; dk/dv rows summed over
-// the query heads that share a kv head). Uses out and lse from the forward pass.
+// the query heads that share a kv head). Uses out and lse from the forward pass. Gradients are ACCUMULATED
+// (+=) like every other backward here, so zero them first; any of dq, dk, dv may be null to skip it.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out,
                         const float* lse, const float* q, const float* k, const float* v,
                         const AttnParams& p);

@@ -18,7 +18,9 @@ struct Linear {
   const void* w = nullptr;         // N*K elements, row-major [N, K]
   const float* b = nullptr;        // optional bias [N], fp32
   // Backend-private cache (prepacked weights, oneDNN primitives keyed by M). Filled lazily; not shared
-  // between threads that run GEMMs on the same Linear at the same time.
+  // between threads that run GEMMs on the same Linear at the same time. The CPU backend leaves it empty:
+  // its oneDNN primitives are cached process-wide by shape (every layer of a shape shares one), and weights
+  // are used in place, never pre-packed (a packed copy would double the 16.6 GB of 7B weights).
   mutable std::shared_ptr<void> backend;
 };
 
@@ -26,12 +28,15 @@ struct Linear {
 void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate = false);
 
 // Backward (training): dinp[M,K] += dout @ W; dweight[N,K] += dout^T @ inp; dbias[N] += sum_m dout.
-// Any of dinp, dweight, dbias may be null to skip it. Gradients are fp32.
+// Any of dinp, dweight, dbias may be null to skip it. Gradients are fp32. Same rounding contract as the
+// forward: with BF16 weights, dout (and inp, for dweight) are rounded to bf16 and products accumulate in
+// fp32; dbias is an fp32 sum of the unrounded dout.
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const Linear& L, int64_t M);
 
 // Human-readable name of the GEMM path that runs for this dtype on this machine
-// (e.g. "onednn-bf16(amx)", "onednn-bf16(avx512_core_bf16)", "builtin-f32").
+// (e.g. "onednn-bf16(brg:avx512_core_amx)", "onednn-bf16(brg:avx512_core_bf16)+gemv-avx512_bf16",
+// "builtin-f32"). "+gemv-..." means decode-shaped calls (M <= 4) use the hand-written AVX-512-BF16 GEMV.
 const char* linear_backend_name(DType dtype);
 
 }  // namespace vr
