@@ -4,7 +4,12 @@
 // 1 MB page), no page index. Eval runs with a fake generator (no model), so the figure is eval's own memory.
 //
 //   node scripts/bench-parquet-rss.js [--size-mb 1000] [--dir /tmp/hrbench-rss] [--keep] [--whole]
+//   node scripts/bench-parquet-rss.js --file PATH.parquet [--benchmark BLINK] [--whole]
 //
+// --file measures an existing HR-Bench-shaped parquet instead (e.g. one written by pyarrow with
+// test/fixtures/eval/make_hf_parquet.py --synthetic-hrbench PATH), or with --benchmark BLINK a BLINK val file
+// (make_hf_parquet.py --synthetic-blink PATH; read as the Counting config). The file is linked into a
+// temporary data root and never deleted.
 // --whole also measures hyparquet reading the row group whole (what streaming avoids), for comparison.
 // Runs src/ directly (TypeScript transpiled on load); needs Node >= 20.19 (require of ES modules).
 'use strict';
@@ -58,7 +63,7 @@ function generate(file, sizeMb) {
 }
 
 /** Child: stream every item through the runner with a fake generator; print peak RSS. */
-async function measure(dataRoot, outDir, mode) {
+async function measure(dataRoot, outDir, mode, benchmark) {
   registerTypeScript();
   const { runEval } = require(path.join(ROOT, 'src/eval/runner.ts'));
   const { parquetSettings } = require(path.join(ROOT, 'src/eval/io/parquet.ts'));
@@ -70,7 +75,8 @@ async function measure(dataRoot, outDir, mode) {
   await runEval({
     dataRoot,
     outputDir: outDir,
-    benchmarks: ['HRBench4K'],
+    benchmarks: [benchmark],
+    benchmarkOptions: { blinkSubtasks: ['Counting'] },
     steps: [8],
     baseModel: false,
     runName: 'rss-bench',
@@ -88,23 +94,30 @@ async function measure(dataRoot, outDir, mode) {
 }
 
 async function main() {
-  if (args[0] === '--child') return measure(args[1], args[2], args[3]);
-  const dir = flag('--dir', path.join(os.tmpdir(), 'hrbench-rss'));
+  if (args[0] === '--child') return measure(args[1], args[2], args[3], args[4]);
+  const benchmark = flag('--benchmark', 'HRBench4K');
+  if (!['HRBench4K', 'BLINK'].includes(benchmark)) throw new Error(`--benchmark ${benchmark}: use HRBench4K or BLINK`);
+  if (benchmark === 'BLINK' && !flag('--file', undefined)) throw new Error('--benchmark BLINK needs --file');
+  const given = flag('--file', undefined);
+  const dir = given ? fs.mkdtempSync(path.join(os.tmpdir(), 'hrbench-rss-')) : flag('--dir', path.join(os.tmpdir(), 'hrbench-rss'));
   const sizeMb = Number(flag('--size-mb', '1000'));
-  const file = path.join(dir, 'HR-Bench', 'hr_bench_4k.parquet');
+  const file = benchmark === 'BLINK' ? path.join(dir, 'BLINK', 'Counting', 'val-00000-of-00001.parquet') : path.join(dir, 'HR-Bench', 'hr_bench_4k.parquet');
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  if (!fs.existsSync(file) || Math.abs(fs.statSync(file).size / 1e6 - sizeMb) > sizeMb * 0.1) {
+  if (given) {
+    if (!fs.existsSync(given)) throw new Error(`--file ${given} does not exist`);
+    fs.symlinkSync(path.resolve(given), file);
+  } else if (!fs.existsSync(file) || Math.abs(fs.statSync(file).size / 1e6 - sizeMb) > sizeMb * 0.1) {
     console.log(`writing ${sizeMb} MB synthetic HR-Bench parquet to ${file} ...`);
     generate(file, sizeMb);
   }
   console.log(`file: ${(fs.statSync(file).size / 1e6).toFixed(0)} MB, node ${process.version}`);
   for (const mode of args.includes('--whole') ? ['stream', 'whole'] : ['stream']) {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rss-out-'));
-    const line = execFileSync(process.execPath, [__filename, '--child', dir, out, mode], { cwd: ROOT, encoding: 'utf8' });
+    const line = execFileSync(process.execPath, [__filename, '--child', dir, out, mode, benchmark], { cwd: ROOT, encoding: 'utf8' });
     console.log(line.trim());
     fs.rmSync(out, { recursive: true, force: true });
   }
-  if (!args.includes('--keep')) fs.rmSync(dir, { recursive: true, force: true });
+  if (given || !args.includes('--keep')) fs.rmSync(dir, { recursive: true, force: true }); // a link: the file stays
 }
 
 main().catch((err) => {

@@ -1,6 +1,7 @@
 // BLINK (BLINK-Benchmark/BLINK): one folder per subtask config holding val-*.parquet (and test-*.parquet,
 // whose answers are hidden and which upstream never reads). Images are HF Image structs {bytes, path}
-// in image_1..image_4, null when absent. Upstream evaluates 5 configs of val (697 questions).
+// in image_1..image_4, null when absent. Upstream evaluates 5 configs of val (697 questions). `datasets`
+// writes 100-row row groups; one too big to hold is streamed struct field by field (io/parquet.ts).
 import * as fs from 'fs';
 import * as path from 'path';
 

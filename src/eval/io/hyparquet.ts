@@ -2,7 +2,7 @@
 // plain require; the functions below are the only places that touch the package, which keeps the
 // workaround for older Node (and the jest mock in test/unit/eval/helpers) in one spot.
 import type * as Hyparquet from 'hyparquet';
-import type { ColumnDecoder, DataReader, DecodedArray, PageHeader, PageResult } from './hyparquet-internals';
+import type { ColumnDecoder, CompressionCodec, Compressors, DataPage, DataPageHeader, DataReader, DecodedArray, PageHeader, PageResult } from './hyparquet-internals';
 
 export type HyparquetModule = typeof Hyparquet;
 
@@ -22,6 +22,17 @@ export interface HyparquetColumnModule {
 export interface HyparquetConvertModule {
   convert(data: DecodedArray, decoder: ColumnDecoder): DecodedArray;
   DEFAULT_PARSERS: Record<string, unknown>;
+}
+
+/** hyparquet's data page decoding (hyparquet/src/datapage.js and encoding.js). */
+export interface HyparquetDatapageModule {
+  decompressPage(compressed: Uint8Array, uncompressedSize: number, codec: CompressionCodec, compressors: Compressors | undefined): Uint8Array;
+  readDataPage(bytes: Uint8Array, header: DataPageHeader, decoder: ColumnDecoder): DataPage;
+  readDataPageV2(compressed: Uint8Array, header: PageHeader, decoder: ColumnDecoder): DataPage;
+}
+
+export interface HyparquetEncodingModule {
+  readRleBitPackedHybrid(reader: DataReader, width: number, output: number[], length?: number): void;
 }
 
 function load<T>(id: string): T {
@@ -46,4 +57,12 @@ export function hyparquetColumn(): HyparquetColumnModule {
 
 export function hyparquetConvert(): HyparquetConvertModule {
   return load<HyparquetConvertModule>('hyparquet/src/convert.js');
+}
+
+export function hyparquetDatapage(): HyparquetDatapageModule {
+  return load<HyparquetDatapageModule>('hyparquet/src/datapage.js');
+}
+
+export function hyparquetEncoding(): HyparquetEncodingModule {
+  return load<HyparquetEncodingModule>('hyparquet/src/encoding.js');
 }

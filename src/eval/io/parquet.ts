@@ -1,16 +1,19 @@
 // Streams rows out of a parquet file with bounded memory, whatever the writer chose for row-group size.
 // Small row groups are read whole with hyparquet; a row group too big to hold (HR-Bench 8K may be one
-// 2.8 GB row group) is read page by page (./parquet-pages), which works for flat columns. Binary columns
-// stay Uint8Array (utf8: false); columns annotated as strings come back as strings.
+// 2.8 GB row group, BLINK's are 100 rows of images) is read page by page (./parquet-pages). That works for
+// flat columns and for structs of flat fields (HF Image {bytes, path}); lists and deeper nesting are read
+// whole (onLargeNestedGroup reports it). Binary columns stay Uint8Array (utf8: false); columns annotated
+// as strings come back as strings. A null struct comes back undefined and a null field null, as hyparquet
+// gives them.
 import * as fs from 'fs';
 import * as zlib from 'zlib';
 import type { AsyncBuffer, Compressors, FileMetaData, SchemaTree } from 'hyparquet';
 
 import { hyparquet } from './hyparquet';
-import { FlatColumnCursor } from './parquet-pages';
+import { LeafColumnCursor, Slot } from './parquet-pages';
+import { parquetSettings } from './parquet-settings';
 
-/** Row groups whose selected columns decode to more than streamAbove bytes are streamed page by page (tests lower it). */
-export const parquetSettings = { streamAbove: 64 * 1024 * 1024 };
+export { parquetSettings };
 
 /** Decompressors beyond hyparquet's built-in snappy, from node's zlib. */
 export const COMPRESSORS: Compressors = {
@@ -24,7 +27,7 @@ export const COMPRESSORS: Compressors = {
 export interface RowOptions {
   /** rows for which this returns false come back as null and, where possible, are never decoded */
   want?: (rowIndex: number) => boolean;
-  /** called once per row group that is read whole although it is large (nested columns cannot be streamed) */
+  /** called once per row group that is read whole although it is large (lists and deeper nesting cannot be streamed) */
   onLargeNestedGroup?: (info: { rowGroup: number; bytes: number }) => void;
 }
 
@@ -91,7 +94,7 @@ export class ParquetFile {
       for (let r = groupStart; r < groupEnd && !anyWanted; r++) anyWanted = want(r);
       if (!anyWanted) {
         for (let r = groupStart; r < groupEnd; r++) yield { index: r, row: null };
-      } else if (this.groupBytes(g, columns) > parquetSettings.streamAbove && columns.every((c) => this.isFlat(c))) {
+      } else if (this.groupBytes(g, columns) > parquetSettings.streamAbove && columns.every((c) => this.isStreamable(c))) {
         yield* this.streamGroup(g, groupStart, columns, want);
       } else {
         if (this.groupBytes(g, columns) > parquetSettings.streamAbove) opts.onLargeNestedGroup?.({ rowGroup: g, bytes: this.groupBytes(g, columns) });
@@ -110,9 +113,16 @@ export class ParquetFile {
     }
   }
 
-  private isFlat(column: string): boolean {
-    const node = this.schema.children.find((c) => c.element.name === column);
-    return !!node && node.children.length === 0 && node.element.repetition_type !== 'REPEATED';
+  /** A flat column, or a struct whose fields are all flat: one value per leaf and row, no repetition. */
+  private isStreamable(column: string): boolean {
+    const node = this.node(column);
+    const plain = (n: SchemaTree) => n.element.repetition_type !== 'REPEATED' && !n.element.converted_type?.startsWith('MAP') && n.element.converted_type !== 'LIST';
+    if (!node || !plain(node)) return false;
+    return node.children.every((leaf) => plain(leaf) && leaf.children.length === 0);
+  }
+
+  private node(column: string): SchemaTree | undefined {
+    return this.schema.children.find((c) => c.element.name === column);
   }
 
   /** Decoded size of the chunks of `columns` in row group g (what reading it whole would hold). */
@@ -126,19 +136,13 @@ export class ParquetFile {
   }
 
   private async *streamGroup(g: number, groupStart: number, columns: string[], want: (row: number) => boolean): AsyncGenerator<ParquetRow> {
-    const group = this.metadata.row_groups[g];
-    const cursors = columns.map((name) => {
-      const chunk = group.columns.find((c) => c.meta_data?.path_in_schema[0] === name);
-      if (!chunk?.meta_data) throw new Error(`${this.file}: row group ${g} has no column chunk for ${name}`);
-      const node = this.schema.children.find((c) => c.element.name === name)!;
-      return new FlatColumnCursor(this.fh, this.file, chunk.meta_data, [this.schema, node], groupStart, want, COMPRESSORS);
-    });
-    const groupRows = Number(group.num_rows);
+    const readers = columns.map((name) => this.columnReader(g, groupStart, name, want));
+    const groupRows = Number(this.metadata.row_groups[g].num_rows);
     for (let i = 0; i < groupRows; i++) {
       const index = groupStart + i;
       const wanted = want(index);
       const values: unknown[] = [];
-      for (const c of cursors) values.push(await c.next());
+      for (const read of readers) values.push(await read(wanted));
       if (!wanted) {
         yield { index, row: null };
         continue;
@@ -147,6 +151,35 @@ export class ParquetFile {
       columns.forEach((name, k) => (row[name] = values[k]));
       yield { index, row };
     }
+  }
+
+  /** Per row: the column's value (a struct assembled from its fields' cursors). */
+  private columnReader(g: number, groupStart: number, name: string, want: (row: number) => boolean): (wanted: boolean) => Promise<unknown> {
+    const node = this.node(name)!;
+    const cursor = (path: string[], schemaPath: SchemaTree[]) => {
+      const chunk = this.metadata.row_groups[g].columns.find((c) => c.meta_data?.path_in_schema.join('\u0000') === path.join('\u0000'));
+      if (!chunk?.meta_data) throw new Error(`${this.file}: row group ${g} has no column chunk for ${path.join('.')}`);
+      return new LeafColumnCursor(this.fh, this.file, chunk.meta_data, schemaPath, groupStart, want, COMPRESSORS);
+    };
+    const valueOf = (slot: Slot, maxDef: number) => (slot.def === maxDef ? slot.value : null);
+    if (node.children.length === 0) {
+      const leaf = cursor([name], [this.schema, node]);
+      return async (wanted) => {
+        const slot = await leaf.next(wanted);
+        return slot && valueOf(slot, leaf.maxDef);
+      };
+    }
+    const structDef = node.element.repetition_type === 'REQUIRED' ? 0 : 1;
+    const fields = node.children.map((leaf) => ({ name: leaf.element.name, cursor: cursor([name, leaf.element.name], [this.schema, node, leaf]) }));
+    return async (wanted) => {
+      const slots: (Slot | undefined)[] = [];
+      for (const f of fields) slots.push(await f.cursor.next(wanted));
+      if (!wanted || slots.length === 0) return undefined;
+      if (slots[0]!.def < structDef) return undefined; // the struct itself is null
+      const value: Record<string, unknown> = {};
+      fields.forEach((f, k) => (value[f.name] = valueOf(slots[k]!, f.cursor.maxDef)));
+      return value;
+    };
   }
 }
 
