@@ -81,3 +81,15 @@ describe('vreflect eval (CLI, tiny checkpoint, six fixture benchmarks)', () => {
     }
   });
 });
+
+describe('vreflect eval on pyarrow-written HF parquet (BLINK Image structs, HR-Bench base64, snappy)', () => {
+  test('streams, generates and scores with no error items', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vr-eval-hf-'));
+    const data = path.join(ROOT, 'test', 'fixtures', 'eval', 'hf');
+    const r = vreflect(['eval', '--model', MODEL, '--data-root', data, '--benchmarks', 'BLINK,HRBench4K,HRBench8K', '--limit', '3', '--steps', '8', '--max-new-tokens', '8', '--output-dir', out]);
+    expect(r.code).toBe(0);
+    const s = vreflect(['eval', 'score', out, '--json']);
+    const scored = JSON.parse(s.stdout);
+    for (const b of ['BLINK', 'HRBench4K', 'HRBench8K']) expect([scored[b].step8.n, scored[b].step8.errors]).toEqual([3, 0]);
+  });
+});
