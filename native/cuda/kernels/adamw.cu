@@ -1,0 +1,72 @@
+// AdamW step with torch.optim.AdamW's maths (see cuda_kernels.h), elementwise over fp32 master weights and
+// moments. Bias corrections are computed once on the host in double precision.
+#include <cmath>
+
+#include "cuda/kernels/common.cuh"
+
+namespace vr::cuda {
+inline namespace VR_CUDA_ABI {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+struct AdamWScalars {
+  float lr, beta1, beta2, eps, decay;  // decay = 1 - lr * weight_decay
+  float step_size;                     // lr / (1 - beta1^t)
+  float bc2_sqrt;                      // sqrt(1 - beta2^t)
+  float grad_scale;
+};
+
+template <class G>
+__global__ void adamw_kernel(float* param, float* m, float* v, const G* grad, int64_t n, AdamWScalars a,
+                             __nv_bfloat16* param_bf16) {
+  using namespace dev;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float g = a.grad_scale * to_f32(grad[i]);
+    float p = param[i] * a.decay;
+    const float mi = m[i] + (1.0f - a.beta1) * (g - m[i]);  // torch: exp_avg.lerp_(grad, 1 - beta1)
+    const float vi = a.beta2 * v[i] + (1.0f - a.beta2) * g * g;
+    p -= a.step_size * mi / (sqrtf(vi) / a.bc2_sqrt + a.eps);
+    m[i] = mi;
+    v[i] = vi;
+    param[i] = p;
+    if (param_bf16) param_bf16[i] = __float2bfloat16(p);
+  }
+}
+
+template <class G, class S>
+void run(float* param, float* m, float* v, const S* grad, int64_t n, const AdamWConfig& c, bf16* param_bf16,
+         Stream s) {
+  VR_CHECK(n >= 0, "cuda adamw_step: negative size ", n);
+  VR_CHECK(c.step >= 1, "cuda adamw_step: step must be >= 1 (got ", c.step, ")");
+  VR_CHECK(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1, "cuda adamw_step: betas must be in [0, 1)");
+  if (n == 0) return;
+  VR_CHECK(param && m && v && grad, "cuda adamw_step: param, m, v and grad are required");
+  AdamWScalars a;
+  a.lr = c.lr;
+  a.beta1 = c.beta1;
+  a.beta2 = c.beta2;
+  a.eps = c.eps;
+  a.decay = float(1.0 - double(c.lr) * c.weight_decay);
+  a.step_size = float(double(c.lr) / (1.0 - std::pow(double(c.beta1), double(c.step))));
+  a.bc2_sqrt = float(std::sqrt(1.0 - std::pow(double(c.beta2), double(c.step))));
+  a.grad_scale = c.grad_scale;
+  check_launch(cuda_launch(adamw_kernel<G>, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, s, param, m, v,
+                           dptr(grad), n, a, dptr(param_bf16)),
+               "adamw_step");
+}
+
+}  // namespace
+
+void adamw_step(float* param, float* m, float* v, const float* grad, int64_t n, const AdamWConfig& cfg,
+                bf16* param_bf16, Stream s) {
+  run<float>(param, m, v, grad, n, cfg, param_bf16, s);
+}
+void adamw_step(float* param, float* m, float* v, const bf16* grad, int64_t n, const AdamWConfig& cfg,
+                bf16* param_bf16, Stream s) {
+  run<__nv_bfloat16>(param, m, v, grad, n, cfg, param_bf16, s);
+}
+
+}  // namespace VR_CUDA_ABI
+}  // namespace vr::cuda

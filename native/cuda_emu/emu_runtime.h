@@ -1,0 +1,90 @@
+// CUDA-on-CPU emulator, part 3: the host runtime API subset our launchers use. "Device" memory is host
+// memory; streams are ignored (every launch runs to completion before it returns); errors are sticky per OS
+// thread as in the CUDA runtime. The launch itself is cuda_launch() in cuda_compat.h.
+#pragma once
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include <driver_types.h>  // cudaError_t, cudaStream_t, cudaMemcpyKind, cudaFuncAttribute from the toolkit
+
+namespace cudaemu {
+
+inline thread_local cudaError_t last_error = cudaSuccess;
+inline cudaError_t set_error(cudaError_t e) {
+  if (e != cudaSuccess) last_error = e;
+  return e;
+}
+
+// Per-kernel opt-in for more than 48 KiB of dynamic shared memory, as cudaFuncSetAttribute does on a GPU.
+// A launch asking for more than 48 KiB without it fails, so the emulator catches the classic omission.
+constexpr size_t kDefaultDynSmem = 48 * 1024, kMaxDynSmem = 227 * 1024;
+inline std::mutex attr_mutex;
+inline std::map<const void*, size_t> max_dyn_smem;
+inline size_t kernel_max_dyn_smem(const void* k) {
+  std::lock_guard<std::mutex> lock(attr_mutex);
+  auto it = max_dyn_smem.find(k);
+  return it == max_dyn_smem.end() ? kDefaultDynSmem : it->second;
+}
+
+}  // namespace cudaemu
+
+inline cudaError_t cudaGetLastError() {
+  const cudaError_t e = cudaemu::last_error;
+  cudaemu::last_error = cudaSuccess;
+  return e;
+}
+inline cudaError_t cudaPeekAtLastError() { return cudaemu::last_error; }
+inline const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    default: return "cuda_emu error";
+  }
+}
+
+// 256-byte aligned like cudaMalloc, and exactly `bytes` long, so AddressSanitizer builds of the emulator tests
+// catch a kernel reading or writing past the end of a buffer.
+inline cudaError_t cudaMalloc(void** p, size_t bytes) {
+  if (posix_memalign(p, 256, bytes ? bytes : 1) != 0) *p = nullptr;
+  return cudaemu::set_error(*p ? cudaSuccess : cudaErrorMemoryAllocation);
+}
+template <class T>
+cudaError_t cudaMalloc(T** p, size_t bytes) {
+  return cudaMalloc(reinterpret_cast<void**>(p), bytes);
+}
+inline cudaError_t cudaFree(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+template <class T>
+cudaError_t cudaMallocAsync(T** p, size_t bytes, cudaStream_t) {
+  return cudaMalloc(reinterpret_cast<void**>(p), bytes);
+}
+inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }
+inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (bytes) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind k, cudaStream_t) {
+  return cudaMemcpy(dst, src, bytes, k);
+}
+inline cudaError_t cudaMemset(void* p, int v, size_t bytes) {
+  if (bytes) std::memset(p, v, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t) { return cudaMemset(p, v, bytes); }
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+
+template <class F>
+cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaSuccess;
+  if (value < 0 || size_t(value) > cudaemu::kMaxDynSmem) return cudaemu::set_error(cudaErrorInvalidValue);
+  std::lock_guard<std::mutex> lock(cudaemu::attr_mutex);
+  cudaemu::max_dyn_smem[reinterpret_cast<const void*>(kernel)] = size_t(value);
+  return cudaSuccess;
+}

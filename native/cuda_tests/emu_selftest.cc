@@ -1,0 +1,156 @@
+// Tests of the CUDA-on-CPU emulator itself (native/cuda_emu): barriers, shared memory, shuffles and votes,
+// atomics across concurrently running blocks, launch checks, and deadlock detection. Expected values are
+// computed on the host from CUDA's documented semantics, not from the emulator.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "cuda_emu/cuda_compat.h"
+#include "tests/harness.h"
+
+namespace vr::test {
+namespace {
+
+// Block sum in shared memory, then one atomicAdd per block (blocks run on several OS threads at once).
+__global__ void sum_kernel(const float* x, int n, float* total) {
+  __shared__ float part[256];
+  float s = 0;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) s += x[i];
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (int(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) atomicAdd(total, part[0]);
+}
+
+// Every shuffle flavour; out[7 * t + k] for thread t.
+__global__ void shuffle_kernel(int* out) {
+  const int t = threadIdx.x, lane = t % 32;
+  int* o = out + 7 * t;
+  o[0] = __shfl_sync(0xffffffffu, t * 10, (lane * 7) % 32);
+  o[1] = __shfl_xor_sync(0xffffffffu, t * 10, 5);
+  o[2] = __shfl_up_sync(0xffffffffu, t * 10, 3, 8);
+  o[3] = __shfl_down_sync(0xffffffffu, t * 10, 2, 16);
+  o[4] = int(__ballot_sync(0xffffffffu, lane % 3 == 0));
+  if (lane < 16) {  // divergent: only the low half-warp takes part
+    o[5] = int(__ballot_sync(0x0000ffffu, lane >= 8));
+    o[6] = __all_sync(0x0000ffffu, lane < 16) * 2 + __any_sync(0x0000ffffu, lane == 40);
+  } else {
+    o[5] = -1;
+    o[6] = -1;
+  }
+}
+
+// 2-D blocks: transpose through a padded shared tile.
+__global__ void transpose_kernel(float* out, const float* in, int rows, int cols) {
+  __shared__ float tile[16][17];
+  const int c = blockIdx.x * 16 + threadIdx.x, r = blockIdx.y * 16 + threadIdx.y;
+  if (r < rows && c < cols) tile[threadIdx.y][threadIdx.x] = in[r * cols + c];
+  __syncthreads();
+  const int oc = blockIdx.y * 16 + threadIdx.x, orow = blockIdx.x * 16 + threadIdx.y;
+  if (orow < cols && oc < rows) out[orow * rows + oc] = tile[threadIdx.x][threadIdx.y];
+}
+
+// Dynamic shared memory: reverse a block's slice.
+__global__ void reverse_kernel(int* data, int per_block) {
+  CUDA_DYNAMIC_SHARED(int, buf);
+  int* d = data + blockIdx.x * per_block;
+  for (int i = threadIdx.x; i < per_block; i += blockDim.x) buf[i] = d[i];
+  __syncthreads();
+  for (int i = threadIdx.x; i < per_block; i += blockDim.x) d[i] = buf[per_block - 1 - i];
+}
+
+// Half of each warp waits at __syncthreads, the other half at a full-warp shuffle: neither can complete.
+__global__ void divergent_barrier_kernel(int* out) {
+  if (threadIdx.x % 32 < 16) __syncthreads();
+  out[threadIdx.x] = __shfl_sync(0xffffffffu, 1, 0);
+}
+__global__ void bad_mask_kernel(int* out) { out[threadIdx.x] = __shfl_sync(0x1u, 1, 0); }
+
+// Runs fn in a child process and reports whether the emulator aborted it.
+template <class F>
+bool aborts(F fn) {
+  std::fflush(stdout);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (!std::freopen("/dev/null", "w", stderr)) _exit(3);
+    fn();
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+}  // namespace
+
+VR_TEST(cuda_emu_selftest) {
+  {
+    const int n = 100000;
+    std::vector<float> x(n);
+    for (int i = 0; i < n; i++) x[i] = float(i % 1000);
+    float total = 0;
+    const cudaError_t e = cuda_launch(sum_kernel, dim3(37), dim3(256), 0, nullptr, x.data(), n, &total);
+    check_true("emu: grid-stride block sum + atomicAdd over 37 blocks", e == cudaSuccess && total == 49950000.f);
+  }
+  {
+    const int T = 64;
+    std::vector<int> out(size_t(7 * T), 0);
+    cuda_launch(shuffle_kernel, dim3(1), dim3(T), 0, nullptr, out.data());
+    bool ok = true;
+    for (int t = 0; t < T; t++) {
+      const int lane = t % 32, wb = t - lane;
+      const int* o = &out[size_t(7 * t)];
+      ok &= o[0] == (wb + (lane * 7) % 32) * 10;
+      ok &= o[1] == (wb + (lane ^ 5)) * 10;
+      ok &= o[2] == (lane % 8 >= 3 ? t - 3 : t) * 10;
+      ok &= o[3] == (lane % 16 < 14 ? t + 2 : t) * 10;
+      ok &= unsigned(o[4]) == 0x49249249u;
+      ok &= lane < 16 ? (o[5] == 0xff00 && o[6] == 2) : (o[5] == -1 && o[6] == -1);
+    }
+    check_true("emu: shfl/xor/up/down with widths, ballot/all/any in a divergent half-warp", ok);
+  }
+  {
+    const int rows = 37, cols = 50;
+    std::vector<float> in(size_t(rows * cols)), out(size_t(rows * cols), -1.f);
+    for (size_t i = 0; i < in.size(); i++) in[i] = float(i);
+    cuda_launch(transpose_kernel, dim3((cols + 15) / 16, (rows + 15) / 16), dim3(16, 16), 0, nullptr, out.data(),
+                in.data(), rows, cols);
+    bool ok = true;
+    for (int r = 0; r < rows; r++)
+      for (int c = 0; c < cols; c++) ok &= out[size_t(c * rows + r)] == in[size_t(r * cols + c)];
+    check_true("emu: 2-D blocks, shared tile transpose 37x50", ok);
+  }
+  {
+    const int per_block = 16000, blocks = 3;  // 64000 bytes of dynamic shared memory per block
+    std::vector<int> d(size_t(per_block * blocks));
+    for (size_t i = 0; i < d.size(); i++) d[i] = int(i);
+    const size_t smem = size_t(per_block) * sizeof(int);
+    const cudaError_t without = cuda_launch(reverse_kernel, dim3(blocks), dim3(128), smem, nullptr, d.data(), per_block);
+    cudaFuncSetAttribute(reverse_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    const cudaError_t with = cuda_launch(reverse_kernel, dim3(blocks), dim3(128), smem, nullptr, d.data(), per_block);
+    bool ok = without == cudaErrorInvalidValue && with == cudaSuccess;
+    for (int b = 0; b < blocks; b++)
+      for (int i = 0; i < per_block; i++) ok &= d[size_t(b * per_block + i)] == b * per_block + per_block - 1 - i;
+    check_true("emu: > 48 KiB dynamic shared memory fails without cudaFuncSetAttribute, works with it", ok);
+  }
+  {
+    int dummy[64];
+    const cudaError_t e = cuda_launch(bad_mask_kernel, dim3(1), dim3(1025), 0, nullptr, dummy);
+    check_true("emu: 1025 threads per block is an invalid configuration", e == cudaErrorInvalidConfiguration);
+  }
+  int sink[64];
+  check_true("emu: divergent __syncthreads is reported as a deadlock (abort)", aborts([&] {
+               cuda_launch(divergent_barrier_kernel, dim3(1), dim3(64), 0, nullptr, sink);
+             }));
+  check_true("emu: a warp op whose mask omits the calling lane aborts", aborts([&] {
+               cuda_launch(bad_mask_kernel, dim3(1), dim3(32), 0, nullptr, sink);
+             }));
+}
+
+}  // namespace vr::test
