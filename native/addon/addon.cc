@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vr::addon::InitImage(env, exports);
   vr::addon::InitModel(env, exports);
   vr::addon::InitOpsTest(env, exports);
+  vr::addon::InitTrainer(env, exports);
   return exports;
 }
 

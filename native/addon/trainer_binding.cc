@@ -1,0 +1,540 @@
+// createTrainer(spec) -> Promise<Trainer>: the native training step (native/train/trainer.h) for TypeScript.
+//
+//   spec = { config: <as loadModel>, dtype: 'fp32' | 'bf16', tensors: <records as loadModel, plus any
+//            box_feature_resampler.* / student_resampler.* records of the checkpoint>,
+//            train: { stage: 1 | 2, latentCount = 8, lambdaResampler = 0.5 (stage 1) | 1.0 (stage 2),
+//                     lambdaAttn = 1.0, seed = 42, lvrId = -1, beta1 = 0.9, beta2 = 0.999, eps = 1e-8,
+//                     weightDecay = 0.1 } }
+//   trainer.forwardBackward(batch, { gradScale = 1 }) -> Promise<Losses>   one micro-batch; gradients accumulate
+//   trainer.optimizerStep({ lr, maxGradNorm = 1 }) -> Promise<{ gradNorm, step }>   clip, AdamW, zero gradients
+//   trainer.step(batch, { lr, maxGradNorm = 1 }) -> Promise<Losses & { gradNorm, step }>   both (no accumulation)
+//   trainer.tensorList() -> [{ name, shape, trainable, decay }]
+//   trainer.getTensor(name, { grad = false, dtype = 'fp32' }) -> Float32Array copy of the fp32 master weights (or
+//     gradient); dtype 'bf16' -> Uint16Array of bf16 bits (round to nearest even), what checkpoints store
+//   trainer.setTensors({ name: Float32Array, ... })   replaces master weights (shapes checked)
+//   trainer.saveState(path) -> Promise   weights + AdamW moments + step, safetensors, atomic (tmp + rename)
+//   trainer.loadState({ step, tensors: records }) -> Promise   the records of a saveState file (TS parses headers)
+//   trainer.stepCount, trainer.memory() -> { paramBytes }
+// `batch` is src/data/batch.ts's TrainBatch (typed arrays, field names as there). Losses = { loss, lossCe,
+// lossResampler, lossMse, lossKl, resamplerSkipped, tokens, targets, boxes }. Every argument is checked here or
+// in the engine; errors reject the promise (or throw a TypeError for malformed arguments).
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "addon/bindings.h"
+#include "core/error.h"
+#include "train/state_io.h"
+#include "train/trainer.h"
+
+namespace vr::addon {
+
+namespace {
+
+struct ArgError : std::runtime_error {
+  explicit ArgError(const std::string& m) : std::runtime_error(m) {}
+};
+
+Napi::Value need(const Napi::Object& o, const char* key, const std::string& where) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) throw ArgError(where + ": missing '" + key + "'");
+  return v;
+}
+double num(const Napi::Object& o, const char* key, const std::string& where) {
+  Napi::Value v = need(o, key, where);
+  if (!v.IsNumber()) throw ArgError(where + ": '" + key + "' must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+double opt_num(const Napi::Object& o, const char* key, double dflt, const std::string& where) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (!v.IsNumber()) throw ArgError(where + ": '" + key + "' must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+int64_t int_in(const Napi::Object& o, const char* key, const std::string& where, int64_t lo, int64_t hi) {
+  const double d = num(o, key, where);
+  if (d != double(int64_t(d)) || d < double(lo) || d > double(hi))
+    throw ArgError(where + ": '" + key + "' must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                   "], got " + std::to_string(d));
+  return int64_t(d);
+}
+int64_t opt_int(const Napi::Object& o, const char* key, int64_t dflt, const std::string& where, int64_t lo, int64_t hi) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  return int_in(o, key, where, lo, hi);
+}
+bool opt_bool(const Napi::Object& o, const char* key, bool dflt) {
+  Napi::Value v = o.Get(key);
+  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : dflt;
+}
+std::string str(const Napi::Object& o, const char* key, const std::string& where) {
+  Napi::Value v = need(o, key, where);
+  if (!v.IsString()) throw ArgError(where + ": '" + key + "' must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+std::vector<int64_t> int_list(const Napi::Value& v, const std::string& where) {
+  if (!v.IsArray()) throw ArgError(where + " must be an array of integers");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<int64_t> r;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsNumber()) throw ArgError(where + " must be an array of integers");
+    const double d = e.As<Napi::Number>().DoubleValue();
+    if (d != double(int64_t(d))) throw ArgError(where + " must hold integers");
+    r.push_back(int64_t(d));
+  }
+  return r;
+}
+Napi::Object obj(const Napi::Value& v, const std::string& where) {
+  if (!v.IsObject()) throw ArgError(where + " must be an object");
+  return v.As<Napi::Object>();
+}
+
+std::vector<int32_t> i32(const Napi::Object& o, const char* key, const std::string& where) {
+  Napi::Value v = need(o, key, where);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw ArgError(where + ": '" + key + "' must be an Int32Array");
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+}
+std::vector<float> f32(const Napi::Value& v, const std::string& what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw ArgError(what + " must be a Float32Array");
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+
+// The model part of the spec: the same layout loadModel takes (model_binding.cc).
+ModelConfig parse_config(const Napi::Object& spec) {
+  const std::string w = "createTrainer config";
+  Napi::Object c = obj(need(spec, "config", "createTrainer"), "createTrainer: 'config'");
+  Napi::Object t = obj(need(c, "text", w), w + ".text"), v = obj(need(c, "vision", w), w + ".vision");
+  const int64_t big = int64_t(1) << 30;
+  ModelConfig m;
+  m.text.hidden = int(int_in(t, "hidden", w + ".text", 1, big));
+  m.text.layers = int(int_in(t, "layers", w + ".text", 1, 4096));
+  m.text.heads = int(int_in(t, "heads", w + ".text", 1, 4096));
+  m.text.kv_heads = int(int_in(t, "kvHeads", w + ".text", 1, 4096));
+  m.text.head_dim = int(int_in(t, "headDim", w + ".text", 2, 4096));
+  m.text.intermediate = int(int_in(t, "intermediate", w + ".text", 1, big));
+  m.text.vocab = int(int_in(t, "vocab", w + ".text", 1, big));
+  m.text.eps = float(num(t, "rmsEps", w + ".text"));
+  m.text.rope_theta = float(num(t, "ropeTheta", w + ".text"));
+  const std::vector<int64_t> sec = int_list(need(t, "mropeSection", w + ".text"), w + ".text.mropeSection");
+  if (sec.size() != 3) throw ArgError(w + ".text.mropeSection must have 3 entries");
+  for (int i = 0; i < 3; i++) m.text.mrope_section[i] = int(sec[size_t(i)]);
+  m.text.tie_embeddings = opt_bool(t, "tieEmbeddings", false);
+  m.vision.depth = int(int_in(v, "depth", w + ".vision", 1, 4096));
+  m.vision.hidden = int(int_in(v, "hidden", w + ".vision", 1, big));
+  m.vision.heads = int(int_in(v, "heads", w + ".vision", 1, 4096));
+  m.vision.intermediate = int(int_in(v, "intermediate", w + ".vision", 1, big));
+  m.vision.out_hidden = int(int_in(v, "outHidden", w + ".vision", 1, big));
+  m.vision.patch = int(int_in(v, "patch", w + ".vision", 1, 4096));
+  m.vision.temporal_patch = int(int_in(v, "temporalPatch", w + ".vision", 1, 64));
+  m.vision.merge = int(int_in(v, "merge", w + ".vision", 1, 64));
+  m.vision.window_size = int(int_in(v, "windowSize", w + ".vision", 1, 1 << 20));
+  m.vision.in_channels = int(int_in(v, "inChannels", w + ".vision", 1, 64));
+  m.vision.rope_theta = float(opt_num(v, "ropeTheta", 10000.0, w + ".vision"));
+  for (int64_t b : int_list(need(v, "fullattBlocks", w + ".vision"), w + ".vision.fullattBlocks"))
+    m.vision.fullatt_blocks.push_back(int(b));
+  m.image_token_id = int(int_in(c, "imageTokenId", w, 0, big));
+  m.vision_start_token_id = int(int_in(c, "visionStartTokenId", w, 0, big));
+  const std::string dt = spec.Get("dtype").IsString() ? spec.Get("dtype").As<Napi::String>().Utf8Value() : "fp32";
+  if (dt == "fp32" || dt == "f32") m.compute = DType::F32;
+  else if (dt == "bf16") m.compute = DType::BF16;
+  else throw ArgError("createTrainer: dtype must be 'fp32' or 'bf16', got '" + dt + "'");
+  return m;
+}
+
+std::vector<TensorRecord> parse_records(const Napi::Value& tv, const std::string& where) {
+  if (!tv.IsArray()) throw ArgError(where + ": 'tensors' must be an array");
+  Napi::Array a = tv.As<Napi::Array>();
+  std::vector<TensorRecord> r;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    const std::string w = where + " tensors[" + std::to_string(i) + "]";
+    Napi::Object o = obj(a.Get(i), w);
+    TensorRecord t;
+    t.name = str(o, "name", w);
+    t.file = str(o, "file", w);
+    const double off = num(o, "offset", w), nb = num(o, "nbytes", w);
+    if (off < 0 || nb < 0 || off != double(int64_t(off)) || nb != double(int64_t(nb)))
+      throw ArgError(w + " (" + t.name + "): offset/nbytes must be non-negative integers");
+    t.offset = uint64_t(off);
+    t.nbytes = uint64_t(nb);
+    if (!dtype_from_name(str(o, "dtype", w), &t.dtype)) throw ArgError(w + " (" + t.name + "): unsupported dtype");
+    t.shape = int_list(need(o, "shape", w), w + ".shape");
+    r.push_back(std::move(t));
+  }
+  return r;
+}
+
+TrainerConfig parse_train(const Napi::Object& spec) {
+  const std::string w = "createTrainer train";
+  Napi::Object t = obj(need(spec, "train", "createTrainer"), "createTrainer: 'train'");
+  TrainerConfig c;
+  c.stage = int(int_in(t, "stage", w, 1, 2));
+  c.latent_count = int(opt_int(t, "latentCount", 8, w, 1, 1024));
+  c.lambda_resampler = opt_num(t, "lambdaResampler", c.stage == 1 ? 0.5 : 1.0, w);
+  c.lambda_attn = opt_num(t, "lambdaAttn", 1.0, w);
+  c.seed = uint64_t(opt_int(t, "seed", 42, w, 0, int64_t(1) << 52));
+  c.lvr_id = int(opt_int(t, "lvrId", -1, w, -1, int64_t(1) << 30));
+  c.adamw.beta1 = opt_num(t, "beta1", 0.9, w);
+  c.adamw.beta2 = opt_num(t, "beta2", 0.999, w);
+  c.adamw.eps = opt_num(t, "eps", 1e-8, w);
+  c.adamw.weight_decay = opt_num(t, "weightDecay", 0.1, w);
+  return c;
+}
+
+TrainBatch parse_batch(const Napi::Value& bv) {
+  const std::string w = "trainer batch";
+  Napi::Object o = obj(bv, w);
+  TrainBatch b;
+  b.input_ids = i32(o, "inputIds", w);
+  b.cu_seqlens = i32(o, "cuSeqlens", w);
+  b.positions = i32(o, "positions", w);
+  b.targets = i32(o, "targets", w);
+  b.num_targets = int_in(o, "numTargets", w, 0, int64_t(1) << 40);
+  b.pixel_values = f32(need(o, "pixelValues", w), w + ": 'pixelValues'");
+  b.patch_dim = int_in(o, "patchDim", w, 0, int64_t(1) << 20);
+  const std::vector<int32_t> grids = i32(o, "imageGrids", w);
+  if (grids.size() % 3) throw ArgError(w + ": 'imageGrids' must hold (t, h, w) triples");
+  for (size_t i = 0; i < grids.size(); i += 3) {
+    if (grids[i] < 1 || grids[i + 1] < 1 || grids[i + 2] < 1 || grids[i] > 1024 || grids[i + 1] > 1 << 16 ||
+        grids[i + 2] > 1 << 16)
+      throw ArgError(w + ": image grid " + std::to_string(i / 3) + " must have positive (t, h, w)");
+    b.grids.push_back(ImageGrid{grids[i], grids[i + 1], grids[i + 2]});
+  }
+  b.cu_image_tokens = i32(o, "cuImageTokens", w);
+  b.cu_sample_visual = i32(o, "cuSampleVisual", w);
+  b.latent_count = int(int_in(o, "latentCount", w, 0, 1024));
+  b.box_token_idx = i32(o, "boxTokenIdx", w);
+  b.box_local_idx = i32(o, "boxLocalIdx", w);
+  b.cu_box_tokens = i32(o, "cuBoxTokens", w);
+  b.box_sample = i32(o, "boxSample", w);
+  b.lvr_slots = i32(o, "lvrSlots", w);
+  return b;
+}
+
+Napi::Object losses_obj(Napi::Env env, const StepLosses& l) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("loss", l.loss);
+  o.Set("lossCe", l.loss_ce);
+  o.Set("lossResampler", l.loss_resampler);
+  o.Set("lossMse", l.loss_mse);
+  o.Set("lossKl", l.loss_kl);
+  o.Set("resamplerSkipped", l.resampler_skipped);
+  o.Set("tokens", double(l.tokens));
+  o.Set("targets", double(l.targets));
+  o.Set("boxes", double(l.boxes));
+  return o;
+}
+
+// Runs `work` on the thread pool; `done` converts the result on the main thread; exceptions reject.
+template <class Result>
+class Job : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<Result()>;
+  using Done = std::function<Napi::Value(Napi::Env, Result&)>;
+  Job(Napi::Env env, Work work, Done done, std::function<void()> finally)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
+        done_(std::move(done)), finally_(std::move(finally)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      result_ = work_();
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory (host allocation failed)");
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    if (finally_) finally_();
+    deferred_.Resolve(done_(Env(), result_));
+  }
+  void OnError(const Napi::Error& e) override {
+    if (finally_) finally_();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  Done done_;
+  std::function<void()> finally_;
+  Result result_{};
+};
+
+struct StepResult {
+  StepLosses losses;
+  double grad_norm = 0;
+  int64_t step = 0;
+};
+
+class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
+ public:
+  static Napi::FunctionReference ctor;
+  static void Define(Napi::Env env) {
+    Napi::Function f = DefineClass(
+        env, "Trainer",
+        {InstanceMethod("forwardBackward", &TrainerWrap::ForwardBackward),
+         InstanceMethod("optimizerStep", &TrainerWrap::OptimizerStep), InstanceMethod("step", &TrainerWrap::Step),
+         InstanceMethod("tensorList", &TrainerWrap::TensorList), InstanceMethod("getTensor", &TrainerWrap::GetTensor),
+         InstanceMethod("setTensors", &TrainerWrap::SetTensors), InstanceMethod("saveState", &TrainerWrap::SaveState),
+         InstanceMethod("loadState", &TrainerWrap::LoadState), InstanceMethod("memory", &TrainerWrap::Memory),
+         InstanceAccessor("stepCount", &TrainerWrap::StepCount, nullptr)});
+    ctor = Napi::Persistent(f);
+    ctor.SuppressDestruct();
+  }
+  TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {}
+  std::shared_ptr<Trainer> trainer;
+
+ private:
+  // Queues `work` unless another call is running on this trainer.
+  template <class R>
+  Napi::Value run(Napi::Env env, std::function<R()> work, std::function<Napi::Value(Napi::Env, R&)> done) {
+    if (busy_) return ThrowError(env, "trainer is busy: wait for the previous call to finish");
+    busy_ = true;
+    auto* job = new Job<R>(env, std::move(work), std::move(done), [this]() {
+      busy_ = false;
+      Unref();
+    });
+    Ref();  // keep this wrapper alive while the job runs
+    Napi::Promise p = job->promise();
+    job->Queue();
+    return p;
+  }
+
+  Napi::Value ForwardBackward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto batch = std::make_shared<TrainBatch>();
+    double scale = 1.0;
+    try {
+      if (info.Length() < 1) throw ArgError("forwardBackward(batch, options): batch is missing");
+      *batch = parse_batch(info[0]);
+      if (info.Length() > 1 && !info[1].IsUndefined())
+        scale = opt_num(obj(info[1], "forwardBackward options"), "gradScale", 1.0, "forwardBackward");
+    } catch (const ArgError& e) {
+      return ThrowType(env, e.what());
+    }
+    std::shared_ptr<Trainer> t = trainer;
+    return run<StepLosses>(
+        env, [t, batch, scale]() { return t->forward_backward(*batch, scale); },
+        [](Napi::Env env, StepLosses& l) -> Napi::Value { return losses_obj(env, l); });
+  }
+
+  static void step_options(const Napi::CallbackInfo& info, size_t i, const char* fn, double* lr, double* max_norm) {
+    if (info.Length() <= i) throw ArgError(std::string(fn) + ": options { lr, maxGradNorm } are missing");
+    Napi::Object o = obj(info[i], std::string(fn) + " options");
+    *lr = num(o, "lr", fn);
+    *max_norm = opt_num(o, "maxGradNorm", 1.0, fn);
+  }
+
+  Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    double lr = 0, max_norm = 0;
+    try {
+      step_options(info, 0, "optimizerStep", &lr, &max_norm);
+    } catch (const ArgError& e) {
+      return ThrowType(env, e.what());
+    }
+    std::shared_ptr<Trainer> t = trainer;
+    return run<StepResult>(
+        env,
+        [t, lr, max_norm]() {
+          StepResult r;
+          r.grad_norm = t->optimizer_step(lr, max_norm);
+          r.step = t->step();
+          return r;
+        },
+        [](Napi::Env env, StepResult& r) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("gradNorm", r.grad_norm);
+          o.Set("step", double(r.step));
+          return o;
+        });
+  }
+
+  Napi::Value Step(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto batch = std::make_shared<TrainBatch>();
+    double lr = 0, max_norm = 0;
+    try {
+      if (info.Length() < 1) throw ArgError("step(batch, options): batch is missing");
+      *batch = parse_batch(info[0]);
+      step_options(info, 1, "step", &lr, &max_norm);
+    } catch (const ArgError& e) {
+      return ThrowType(env, e.what());
+    }
+    std::shared_ptr<Trainer> t = trainer;
+    return run<StepResult>(
+        env,
+        [t, batch, lr, max_norm]() {
+          StepResult r;
+          r.losses = t->forward_backward(*batch, 1.0);
+          r.grad_norm = t->optimizer_step(lr, max_norm);
+          r.step = t->step();
+          return r;
+        },
+        [](Napi::Env env, StepResult& r) -> Napi::Value {
+          Napi::Object o = losses_obj(env, r.losses);
+          o.Set("gradNorm", r.grad_norm);
+          o.Set("step", double(r.step));
+          return o;
+        });
+  }
+
+  Napi::Value TensorList(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const auto& all = trainer->params().all();
+    Napi::Array a = Napi::Array::New(env, all.size());
+    for (size_t i = 0; i < all.size(); i++) {
+      const Param& p = *all[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", p.name);
+      Napi::Array s = Napi::Array::New(env, p.shape.size());
+      for (size_t d = 0; d < p.shape.size(); d++) s.Set(uint32_t(d), double(p.shape[d]));
+      o.Set("shape", s);
+      o.Set("trainable", p.trainable);
+      o.Set("decay", p.decay);
+      a.Set(uint32_t(i), o);
+    }
+    return a;
+  }
+
+  Napi::Value GetTensor(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (busy_) return ThrowError(env, "trainer is busy: wait for the previous call to finish");
+    if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "getTensor(name, options): name must be a string");
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    bool grad = false, bf16 = false;
+    if (info.Length() > 1 && info[1].IsObject()) {
+      Napi::Object o = info[1].As<Napi::Object>();
+      grad = opt_bool(o, "grad", false);
+      Napi::Value dt = o.Get("dtype");
+      if (dt.IsString()) {
+        const std::string d = dt.As<Napi::String>().Utf8Value();
+        if (d != "fp32" && d != "bf16") return ThrowType(env, "getTensor: dtype must be 'fp32' or 'bf16', got '" + d + "'");
+        bf16 = d == "bf16";
+      }
+    }
+    const Param* p = trainer->params().find(name);
+    if (!p) return ThrowError(env, "getTensor: unknown tensor " + name);
+    if (grad && !p->g) return ThrowError(env, "getTensor: " + name + " is frozen and has no gradient");
+    const float* src = grad ? p->g : p->w;
+    if (bf16) {
+      Napi::Uint16Array h = Napi::Uint16Array::New(env, size_t(p->numel));
+      convert_to_bf16(h.Data(), src, DType::F32, size_t(p->numel));
+      return h;
+    }
+    Napi::Float32Array a = Napi::Float32Array::New(env, size_t(p->numel));
+    std::memcpy(a.Data(), src, size_t(p->numel) * sizeof(float));
+    return a;
+  }
+
+  Napi::Value SetTensors(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (busy_) return ThrowError(env, "trainer is busy: wait for the previous call to finish");
+    if (info.Length() < 1 || !info[0].IsObject()) return ThrowType(env, "setTensors(map): map must be an object");
+    Napi::Object m = info[0].As<Napi::Object>();
+    Napi::Array keys = m.GetPropertyNames();
+    std::vector<std::pair<Param*, std::vector<float>>> updates;  // all checked before any is applied
+    try {
+      for (uint32_t i = 0; i < keys.Length(); i++) {
+        const std::string name = keys.Get(i).As<Napi::String>().Utf8Value();
+        Param* p = trainer->params().find(name);
+        if (!p) throw ArgError("setTensors: unknown tensor " + name);
+        std::vector<float> v = f32(m.Get(name), "setTensors: " + name);
+        if (int64_t(v.size()) != p->numel)
+          throw ArgError("setTensors: " + name + " has " + std::to_string(v.size()) + " values, expected " +
+                         std::to_string(p->numel));
+        updates.emplace_back(p, std::move(v));
+      }
+    } catch (const ArgError& e) {
+      return ThrowType(env, e.what());
+    }
+    for (auto& u : updates) std::memcpy(u.first->w, u.second.data(), u.second.size() * sizeof(float));
+    trainer->weights_changed();
+    return env.Undefined();
+  }
+
+  Napi::Value SaveState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "saveState(path): path must be a string");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    std::shared_ptr<Trainer> t = trainer;
+    return run<bool>(
+        env, [t, path]() { save_trainer_state(*t, path); return true; },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  }
+
+  Napi::Value LoadState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<TensorRecord> recs;
+    int64_t step = 0;
+    try {
+      if (info.Length() < 1) throw ArgError("loadState(state): state is missing");
+      Napi::Object o = obj(info[0], "loadState state");
+      step = int_in(o, "step", "loadState", 0, int64_t(1) << 40);
+      recs = parse_records(need(o, "tensors", "loadState"), "loadState");
+    } catch (const ArgError& e) {
+      return ThrowType(env, e.what());
+    }
+    std::shared_ptr<Trainer> t = trainer;
+    return run<bool>(
+        env, [t, recs, step]() { load_trainer_state(*t, recs, step); return true; },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  }
+
+  Napi::Value Memory(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("paramBytes", double(trainer->params().bytes()));
+    return o;
+  }
+
+  Napi::Value StepCount(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(trainer ? trainer->step() : 0));
+  }
+
+  bool busy_ = false;
+};
+Napi::FunctionReference TrainerWrap::ctor;
+
+Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) return ThrowType(env, "createTrainer(spec): spec must be an object");
+  ModelConfig cfg;
+  std::vector<TensorRecord> tensors;
+  TrainerConfig tc;
+  try {
+    Napi::Object spec = info[0].As<Napi::Object>();
+    cfg = parse_config(spec);
+    tensors = parse_records(need(spec, "tensors", "createTrainer"), "createTrainer");
+    tc = parse_train(spec);
+  } catch (const ArgError& e) {
+    return ThrowType(env, e.what());
+  }
+  auto* job = new Job<std::shared_ptr<Trainer>>(
+      env, [cfg, tensors, tc]() { return std::make_shared<Trainer>(cfg, tensors, tc); },
+      [](Napi::Env env, std::shared_ptr<Trainer>& t) -> Napi::Value {
+        Napi::Object o = TrainerWrap::ctor.New({});
+        TrainerWrap::Unwrap(o)->trainer = t;
+        return o;
+      },
+      nullptr);
+  Napi::Promise p = job->promise();
+  job->Queue();
+  return p;
+}
+
+}  // namespace
+
+void InitTrainer(Napi::Env env, Napi::Object exports) {
+  TrainerWrap::Define(env);
+  exports.Set("createTrainer", Napi::Function::New(env, CreateTrainer));
+}
+
+}  // namespace vr::addon

@@ -1,0 +1,223 @@
+// Per layer (model.md §5, llm.c notation):
+//   h1 = rmsnorm(x) ; q,k,v = h1 W^T + b ; rope(q), rope(k) ; att = attention(q, k, v) ; x2 = x + att Wo^T
+//   h2 = rmsnorm(x2) ; y = x2 + down(silu(gate(h2)) * up(h2))
+// Backward of y w.r.t. x, in reverse: the MLP (chunked over rows, recomputing gate/up), the post-attention norm,
+// o_proj, flash attention backward (from the saved lse), inverse RoPE, the q/k/v projections, the input norm.
+#include "model/llm_train.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "model/rope_tables.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/embedding.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+
+namespace vr {
+
+struct TrainLLM::AttnActs {
+  std::vector<float> h1, rstd1, q, k, v, att, lse, x2, h2, rstd2;
+};
+
+TrainLLM::TrainLLM(const TextConfig& tc, ParamStore& ps) : tc_(tc), ps_(ps) {
+  const int64_t D = tc.hidden, F = tc.intermediate, hd = tc.head_dim;
+  const int64_t Dq = int64_t(tc.heads) * hd, Dkv = int64_t(tc.kv_heads) * hd;
+  embed_ = ps.add("model.embed_tokens.weight", {tc.vocab, D}, true, tc.tie_embeddings);
+  for (int i = 0; i < tc.layers; i++) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    Layer l;
+    l.in_norm = ps.add(p + "input_layernorm.weight", {D}, true, false);
+    l.q_w = ps.add(p + "self_attn.q_proj.weight", {Dq, D}, true, true);
+    l.q_b = ps.add(p + "self_attn.q_proj.bias", {Dq}, true, false);
+    l.k_w = ps.add(p + "self_attn.k_proj.weight", {Dkv, D}, true, true);
+    l.k_b = ps.add(p + "self_attn.k_proj.bias", {Dkv}, true, false);
+    l.v_w = ps.add(p + "self_attn.v_proj.weight", {Dkv, D}, true, true);
+    l.v_b = ps.add(p + "self_attn.v_proj.bias", {Dkv}, true, false);
+    l.o_w = ps.add(p + "self_attn.o_proj.weight", {D, Dq}, true, true);
+    l.post_norm = ps.add(p + "post_attention_layernorm.weight", {D}, true, false);
+    l.gate = ps.add(p + "mlp.gate_proj.weight", {F, D}, true, true);
+    l.up = ps.add(p + "mlp.up_proj.weight", {F, D}, true, true);
+    l.down = ps.add(p + "mlp.down_proj.weight", {D, F}, true, true);
+    layers_.push_back(l);
+  }
+  final_norm_ = ps.add("model.norm.weight", {D}, true, false);
+  if (!tc.tie_embeddings) lm_head_ = ps.add("lm_head.weight", {tc.vocab, D}, true, true);
+}
+
+void TrainLLM::load(const WeightStore& ws) const {
+  auto copy = [&](const Param* p) {
+    const TensorView& t = ws.get(p->name, p->shape);
+    convert_to_f32(p->w, t.data, t.dtype, size_t(p->numel));
+  };
+  copy(embed_);
+  for (const Layer& l : layers_)
+    for (const Param* p : {l.in_norm, l.post_norm, l.q_w, l.q_b, l.k_w, l.k_b, l.v_w, l.v_b, l.o_w, l.gate, l.up,
+                           l.down})
+      copy(p);
+  copy(final_norm_);
+  if (lm_head_) copy(lm_head_);
+}
+
+void TrainLLM::embed(float* out, const int32_t* ids, int64_t T) const {
+  embedding_forward(out, ids, T, embed_->w, DType::F32, tc_.vocab, tc_.hidden);
+}
+
+void TrainLLM::embed_backward(const float* dx, const int32_t* ids, int64_t T) const {
+  embedding_backward(embed_->g, dx, ids, T, tc_.vocab, tc_.hidden);
+}
+
+Linear TrainLLM::lm_head() const { return ps_.linear(lm_head_ ? *lm_head_ : *embed_, nullptr); }
+float* TrainLLM::lm_head_grad() const { return lm_head_ ? lm_head_->g : embed_->g; }
+
+void TrainLLM::attention_half(const Layer& l, const float* x, AttnActs& a) const {
+  const int64_t T = T_, D = tc_.hidden, hd = tc_.head_dim;
+  const int Hq = tc_.heads, Hkv = tc_.kv_heads;
+  const int64_t Dq = Hq * hd, Dkv = Hkv * hd;
+  a.h1.resize(size_t(T * D));
+  a.rstd1.resize(size_t(T));
+  a.q.resize(size_t(T * Dq));
+  a.k.resize(size_t(T * Dkv));
+  a.v.resize(size_t(T * Dkv));
+  a.att.resize(size_t(T * Dq));
+  a.lse.resize(size_t(Hq * T));
+  a.x2.assign(x, x + T * D);
+  a.h2.resize(size_t(T * D));
+  a.rstd2.resize(size_t(T));
+  rmsnorm_forward(a.h1.data(), a.rstd1.data(), x, l.in_norm->w, T, D, tc_.eps);
+  linear_forward(a.q.data(), a.h1.data(), ps_.linear(*l.q_w, l.q_b), T);
+  linear_forward(a.k.data(), a.h1.data(), ps_.linear(*l.k_w, l.k_b), T);
+  linear_forward(a.v.data(), a.h1.data(), ps_.linear(*l.v_w, l.v_b), T);
+  rope_forward(a.q.data(), cos_.data(), sin_.data(), T, Hq, int(hd), Dq);
+  rope_forward(a.k.data(), cos_.data(), sin_.data(), T, Hkv, int(hd), Dkv);
+  AttnParams ap;
+  ap.Hq = Hq;
+  ap.Hkv = Hkv;
+  ap.D = int(hd);
+  ap.scale = 1.0f / std::sqrt(float(hd));
+  ap.causal = true;
+  ap.nseq = int(cu_.size()) - 1;
+  ap.cu_q = ap.cu_k = cu_.data();
+  ap.q_stride = ap.o_stride = Dq;
+  ap.k_stride = ap.v_stride = Dkv;
+  attention_forward(a.att.data(), a.lse.data(), a.q.data(), a.k.data(), a.v.data(), ap);
+  linear_forward(a.x2.data(), a.att.data(), ps_.linear(*l.o_w, nullptr), T, /*accumulate=*/true);
+  rmsnorm_forward(a.h2.data(), a.rstd2.data(), a.x2.data(), l.post_norm->w, T, D, tc_.eps);
+}
+
+// out += down(silu(gate(h2)) * up(h2)), row chunk by row chunk (out already holds x2).
+void TrainLLM::mlp_forward(const Layer& l, const float* h2, float* out) const {
+  const int64_t T = T_, D = tc_.hidden, F = tc_.intermediate;
+  const int64_t chunk = std::min(T, mlp_chunk_);
+  std::vector<float> g(size_t(chunk * F)), u(size_t(chunk * F));
+  const Linear Lg = ps_.linear(*l.gate, nullptr), Lu = ps_.linear(*l.up, nullptr), Ld = ps_.linear(*l.down, nullptr);
+  for (int64_t r0 = 0; r0 < T; r0 += chunk) {
+    const int64_t m = std::min(chunk, T - r0);
+    linear_forward(g.data(), h2 + r0 * D, Lg, m);
+    linear_forward(u.data(), h2 + r0 * D, Lu, m);
+    swiglu_forward(g.data(), g.data(), u.data(), m * F);
+    linear_forward(out + r0 * D, g.data(), Ld, m, /*accumulate=*/true);
+  }
+}
+
+void TrainLLM::forward(const float* x, int64_t T, const int32_t* pos3, const int32_t* cu, int nseq, float* hidden) {
+  const int64_t D = tc_.hidden;
+  VR_CHECK(T > 0, "LLM forward: no tokens");
+  VR_CHECK(nseq > 0 && cu[0] == 0 && cu[nseq] == T, "LLM forward: cu_seqlens must run from 0 to T=", T);
+  for (int s = 0; s < nseq; s++) VR_CHECK(cu[s + 1] > cu[s], "LLM forward: sample ", s, " is empty");
+  T_ = T;
+  cu_.assign(cu, cu + nseq + 1);
+  std::vector<int64_t> pos(size_t(3 * T));
+  for (int64_t i = 0; i < 3 * T; i++) pos[size_t(i)] = pos3[i];
+  mrope_tables(tc_, pos.data(), T, T, cos_, sin_);
+
+  const size_t TD = size_t(T * D);
+  acts_.resize(TD * size_t(tc_.layers + 1));
+  std::memcpy(acts_.data(), x, TD * sizeof(float));
+  AttnActs a;
+  for (size_t li = 0; li < layers_.size(); li++) {
+    attention_half(layers_[li], &acts_[li * TD], a);
+    float* y = &acts_[(li + 1) * TD];
+    std::memcpy(y, a.x2.data(), TD * sizeof(float));
+    mlp_forward(layers_[li], a.h2.data(), y);
+  }
+  final_rstd_.resize(size_t(T));
+  rmsnorm_forward(hidden, final_rstd_.data(), &acts_[layers_.size() * TD], final_norm_->w, T, D, tc_.eps);
+}
+
+void TrainLLM::layer_backward(const Layer& l, const float* x, const float* dy, float* dx) const {
+  const int64_t T = T_, D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim;
+  const int Hq = tc_.heads, Hkv = tc_.kv_heads;
+  const int64_t Dq = Hq * hd, Dkv = Hkv * hd;
+  AttnActs a;
+  attention_half(l, x, a);
+
+  // MLP and post-attention norm, chunk by chunk: dx2 = dy + rmsnorm_backward(dh2).
+  std::vector<float> dx2(dy, dy + T * D);
+  {
+    const int64_t chunk = std::min(T, mlp_chunk_);
+    std::vector<float> g(size_t(chunk * F)), u(size_t(chunk * F)), act(size_t(chunk * F));
+    std::vector<float> dact(size_t(chunk * F)), dg(size_t(chunk * F)), du(size_t(chunk * F)), dh2(size_t(chunk * D));
+    const Linear Lg = ps_.linear(*l.gate, nullptr), Lu = ps_.linear(*l.up, nullptr),
+                 Ld = ps_.linear(*l.down, nullptr);
+    for (int64_t r0 = 0; r0 < T; r0 += chunk) {
+      const int64_t m = std::min(chunk, T - r0);
+      const float* h2 = &a.h2[size_t(r0 * D)];
+      linear_forward(g.data(), h2, Lg, m);
+      linear_forward(u.data(), h2, Lu, m);
+      swiglu_forward(act.data(), g.data(), u.data(), m * F);
+      std::fill(dact.begin(), dact.begin() + m * F, 0.f);
+      linear_backward(dact.data(), l.down->g, nullptr, dy + r0 * D, act.data(), Ld, m);
+      swiglu_backward(dg.data(), du.data(), dact.data(), g.data(), u.data(), m * F);
+      std::fill(dh2.begin(), dh2.begin() + m * D, 0.f);
+      linear_backward(dh2.data(), l.gate->g, nullptr, dg.data(), h2, Lg, m);
+      linear_backward(dh2.data(), l.up->g, nullptr, du.data(), h2, Lu, m);
+      rmsnorm_backward(&dx2[size_t(r0 * D)], l.post_norm->g, dh2.data(), &a.x2[size_t(r0 * D)], l.post_norm->w,
+                       &a.rstd2[size_t(r0)], m, D);
+    }
+  }
+
+  // o_proj, attention, RoPE, q/k/v projections, input norm.
+  std::vector<float> datt(size_t(T * Dq), 0.f);
+  linear_backward(datt.data(), l.o_w->g, nullptr, dx2.data(), a.att.data(), ps_.linear(*l.o_w, nullptr), T);
+  std::vector<float> dq(size_t(T * Dq), 0.f), dk(size_t(T * Dkv), 0.f), dv(size_t(T * Dkv), 0.f);
+  AttnParams ap;
+  ap.Hq = Hq;
+  ap.Hkv = Hkv;
+  ap.D = int(hd);
+  ap.scale = 1.0f / std::sqrt(float(hd));
+  ap.causal = true;
+  ap.nseq = int(cu_.size()) - 1;
+  ap.cu_q = ap.cu_k = cu_.data();
+  ap.q_stride = ap.o_stride = Dq;
+  ap.k_stride = ap.v_stride = Dkv;
+  attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), a.att.data(), a.lse.data(), a.q.data(),
+                     a.k.data(), a.v.data(), ap);
+  rope_backward(dq.data(), cos_.data(), sin_.data(), T, Hq, int(hd), Dq);
+  rope_backward(dk.data(), cos_.data(), sin_.data(), T, Hkv, int(hd), Dkv);
+  std::vector<float> dh1(size_t(T * D), 0.f);
+  linear_backward(dh1.data(), l.q_w->g, l.q_b->g, dq.data(), a.h1.data(), ps_.linear(*l.q_w, l.q_b), T);
+  linear_backward(dh1.data(), l.k_w->g, l.k_b->g, dk.data(), a.h1.data(), ps_.linear(*l.k_w, l.k_b), T);
+  linear_backward(dh1.data(), l.v_w->g, l.v_b->g, dv.data(), a.h1.data(), ps_.linear(*l.v_w, l.v_b), T);
+  std::memcpy(dx, dx2.data(), size_t(T * D) * sizeof(float));
+  rmsnorm_backward(dx, l.in_norm->g, dh1.data(), x, l.in_norm->w, a.rstd1.data(), T, D);
+}
+
+void TrainLLM::backward(const float* dhidden, float* dx) {
+  VR_CHECK(T_ > 0, "LLM backward: no forward pass to differentiate");
+  const int64_t T = T_, D = tc_.hidden;
+  const size_t TD = size_t(T * D);
+  std::vector<float> dy(TD, 0.f), dprev(TD);
+  rmsnorm_backward(dy.data(), final_norm_->g, dhidden, &acts_[layers_.size() * TD], final_norm_->w,
+                   final_rstd_.data(), T, D);
+  for (size_t li = layers_.size(); li-- > 0;) {
+    layer_backward(layers_[li], &acts_[li * TD], dy.data(), dprev.data());
+    std::swap(dy, dprev);
+  }
+  std::memcpy(dx, dy.data(), TD * sizeof(float));
+}
+
+}  // namespace vr

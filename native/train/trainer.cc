@@ -1,0 +1,225 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "train/cross_entropy.h"
+#include "train/head_init.h"
+#include "train/latent_losses.h"
+
+namespace vr {
+
+namespace {
+
+// torch.clamp(x, 0, 100) after nan_to_num: the value, and whether gradient passes (finite and inside).
+struct Clamped {
+  double value = 0;
+  bool pass = false;
+};
+Clamped clamp100(double x) {
+  if (!std::isfinite(x)) return {0.0, false};
+  return {std::min(100.0, std::max(0.0, x)), x >= 0 && x <= 100};
+}
+
+// Gathers rows[i] of src [*, D] into dst [n, D].
+void gather_rows(float* dst, const float* src, const int32_t* rows, int64_t n, int64_t D, int32_t shift = 0) {
+  for (int64_t i = 0; i < n; i++) std::memcpy(dst + i * D, src + int64_t(rows[i] + shift) * D, size_t(D) * 4);
+}
+void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int64_t n, int64_t D, int32_t shift = 0) {
+  for (int64_t i = 0; i < n; i++) {
+    float* d = dst + int64_t(rows[i] + shift) * D;
+    const float* s = src + i * D;
+    for (int64_t c = 0; c < D; c++) d[c] += s[c];
+  }
+}
+
+}  // namespace
+
+Trainer::Trainer(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors, const TrainerConfig& tc)
+    : cfg_(cfg), tc_(tc), ps_(cfg.compute) {
+  cfg_.validate();
+  VR_CHECK(tc.stage == 1 || tc.stage == 2, "trainer: stage must be 1 or 2, got ", tc.stage);
+  VR_CHECK(tc.latent_count > 0 && tc.latent_count <= 1024, "trainer: latent count must be in [1, 1024]");
+  VR_CHECK(std::isfinite(tc.lambda_resampler) && tc.lambda_resampler >= 0, "trainer: lambda must be >= 0");
+  VR_CHECK(std::isfinite(tc.lambda_attn) && tc.lambda_attn >= 0, "trainer: lambda_attn must be >= 0");
+  const AdamWConfig& a = tc.adamw;
+  VR_CHECK(a.beta1 >= 0 && a.beta1 < 1 && a.beta2 >= 0 && a.beta2 < 1, "trainer: AdamW betas must be in [0, 1)");
+  VR_CHECK(a.eps > 0 && a.weight_decay >= 0, "trainer: AdamW eps must be > 0 and weight decay >= 0");
+  const int64_t D = cfg_.text.hidden;
+  ws_ = std::make_unique<WeightStore>(tensors);
+  vision_ = std::make_unique<VisionTower>(cfg_.vision, *ws_, cfg_.compute);
+  llm_ = std::make_unique<TrainLLM>(cfg_.text, ps_);
+  bcm_ = std::make_unique<BoxCompression>(ps_, "box_feature_resampler.", D, tc.latent_count, tc.stage == 1);
+  if (tc.stage == 2) dac_ = std::make_unique<DynamicCompression>(ps_, "student_resampler.", D, true);
+  ps_.allocate();
+  llm_->load(*ws_);
+  load_or_init_head(bcm_->weights(), bcm_->queries(), "box_feature_resampler", tc.stage == 2);
+  if (dac_) load_or_init_head(dac_->weights(), nullptr, "student_resampler", false);
+  ps_.refresh_shadows();
+}
+
+void Trainer::load_or_init_head(const ResamplerWeights& w, Param* queries, const char* what, bool required) {
+  std::vector<Param*> ts = {w.in_w, w.in_b, w.out_w, w.out_b, w.ln_w, w.ln_b};
+  if (queries) ts.push_back(queries);
+  size_t present = 0;
+  for (Param* p : ts) present += ws_->has(p->name);
+  if (present == ts.size()) {
+    for (Param* p : ts) {
+      const TensorView& t = ws_->get(p->name, p->shape);
+      convert_to_f32(p->w, t.data, t.dtype, size_t(p->numel));
+    }
+    return;
+  }
+  VR_CHECK(present == 0, "checkpoint has ", present, " of the ", ts.size(), " ", what, ".* tensors (",
+           "a partial module cannot be loaded)");
+  VR_CHECK(!required, "stage 2 needs a stage-1 checkpoint: no ", what, ".* tensors in the model");
+  InitRng rng(tc_.seed + (queries ? 0 : 1));
+  if (queries) init_queries(*queries, rng);
+  init_resampler(w, rng);
+}
+
+StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale) {
+  VR_CHECK(std::isfinite(grad_scale) && grad_scale >= 0, "trainer: grad scale must be finite and >= 0");
+  VR_CHECK(b.latent_count == tc_.latent_count || b.boxes() == 0, "batch: latentCount ", b.latent_count,
+           " differs from the trainer's ", tc_.latent_count);
+  validate_batch(b, cfg_, tc_.lvr_id);
+  const int64_t T = b.tokens(), D = cfg_.text.hidden, B = b.boxes(), K = tc_.latent_count, R = B * K;
+  StepLosses out;
+  out.tokens = T;
+  out.targets = b.num_targets;
+  out.boxes = B;
+
+  // 1. Frozen vision tower, input embeddings, image features into the image pads (in order).
+  std::vector<float> feats;
+  if (!b.grids.empty()) vision_->forward(b.pixel_values.data(), b.grids, feats);
+  VR_CHECK(int64_t(feats.size()) == b.visual_tokens() * D, "trainer: the vision tower returned ", feats.size() / D,
+           " tokens, the batch expects ", b.visual_tokens());
+  std::vector<float> x(size_t(T * D));
+  llm_->embed(x.data(), b.input_ids.data(), T);
+  std::vector<uint8_t> overwritten(size_t(T), 0);
+  {
+    int64_t j = 0;
+    for (int64_t i = 0; i < T; i++) {
+      if (b.input_ids[i] != cfg_.image_token_id) continue;
+      std::memcpy(&x[size_t(i * D)], &feats[size_t(j * D)], size_t(D) * 4);
+      overwritten[size_t(i)] = 1;
+      j++;
+    }
+  }
+
+  // 2. BCM over each box's visual tokens; its (detached) output fills the <|lvr|> slots (teacher forcing).
+  std::vector<float> Z(size_t(R * D));
+  BcmCache bcm_cache;
+  if (B > 0) {
+    bcm_->forward(feats.data(), b.box_token_idx.data(), b.cu_box_tokens.data(), B, Z.data(), bcm_cache,
+                  /*want_attn=*/tc_.stage == 2);
+    for (int64_t r = 0; r < R; r++) {
+      std::memcpy(&x[size_t(int64_t(b.lvr_slots[r]) * D)], &Z[size_t(r * D)], size_t(D) * 4);
+      overwritten[size_t(b.lvr_slots[r])] = 1;
+    }
+  }
+
+  // 3. LLM forward and every loss value.
+  std::vector<float> hidden(size_t(T * D));
+  llm_->forward(x.data(), T, b.positions.data(), b.cu_seqlens.data(), b.samples(), hidden.data());
+  const Linear lm_head = llm_->lm_head();
+  FusedCrossEntropy ce;
+  const double ce_sum = ce.value(hidden.data(), b.targets.data(), T, D, lm_head);
+  // torch's mean over zero targets is NaN, which upstream's nan_to_num turns into 0.
+  const double ce_raw = ce.count() ? ce_sum / double(ce.count()) : NAN;
+
+  std::vector<float> Hs(size_t(R * D)), Zs;  // stage 1: h[slot-1]; stage 2: h[slot] (DAC queries), DAC output
+  CrossAttnCache dac_cache;
+  AttnTransfer at;
+  double res_raw = NAN;
+  bool res_present = B > 0, mse_on = false, kl_on = false;
+  if (B > 0 && tc_.stage == 1) {
+    gather_rows(Hs.data(), hidden.data(), b.lvr_slots.data(), R, D, -1);
+    if (all_finite(Hs.data(), R * D) && all_finite(Z.data(), R * D)) {
+      res_raw = align_value(Hs.data(), Z.data(), R * D);
+      mse_on = true;
+    } else {
+      res_raw = 0;
+      out.resampler_skipped = true;
+    }
+  } else if (B > 0) {
+    gather_rows(Hs.data(), hidden.data(), b.lvr_slots.data(), R, D);
+    Zs.assign(size_t(R * D), 0.f);
+    dac_->forward(Hs.data(), B, int(K), feats.data(), b.cu_sample_visual.data(), b.box_sample.data(), Zs.data(),
+                  dac_cache);
+    if (all_finite(Zs.data(), R * D) && all_finite(Z.data(), R * D)) {
+      out.loss_mse = mse_value(Zs.data(), Z.data(), R * D);
+      mse_on = true;
+      at.nb = B;
+      at.nq = int(K);
+      at.A = dac_cache.attn.data();
+      at.a_off = dac_cache.attn_off.data();
+      at.At = bcm_cache.ca.attn.data();
+      at.t_off = bcm_cache.ca.attn_off.data();
+      at.local_idx = b.box_local_idx.data();
+      at.cu_box = b.cu_box_tokens.data();
+      out.loss_kl = kl_value(at);
+      kl_on = std::isfinite(out.loss_kl);
+      res_raw = out.loss_mse + (kl_on ? tc_.lambda_attn * out.loss_kl : 0.0);
+      if (!std::isfinite(res_raw)) {
+        res_raw = 0;
+        mse_on = kl_on = false;
+        out.resampler_skipped = true;
+      }
+    } else {
+      res_raw = 0;
+      out.resampler_skipped = true;
+    }
+  }
+
+  // 4. Upstream's loss assembly (method.md §10.1): components clamped to [0, 100], total clamped again.
+  const Clamped ce_c = clamp100(ce_raw), res_c = res_present ? clamp100(res_raw) : Clamped{};
+  double total = ce_c.value + (res_present ? tc_.lambda_resampler * res_c.value : 0.0);
+  bool res_in_total = res_present;
+  if (!std::isfinite(total)) {
+    total = ce_c.value;
+    res_in_total = false;
+  }
+  const Clamped tot_c = clamp100(total);
+  out.loss = tot_c.value;
+  out.loss_ce = ce_c.value;
+  out.loss_resampler = res_c.value;
+  const double g_tot = tot_c.pass ? grad_scale : 0.0;
+  const float w_ce = ce_c.pass ? float(g_tot / double(ce.count())) : 0.f;
+  const float w_res = (res_in_total && res_c.pass) ? float(g_tot * tc_.lambda_resampler) : 0.f;
+
+  // 5. Backward: loss gradients into the hidden states (and the heads), then through the LLM and embeddings.
+  std::vector<float> dhidden(size_t(T * D), 0.f);
+  ce.backward(hidden.data(), w_ce, lm_head, llm_->lm_head_grad(), dhidden.data());
+  if (B > 0 && tc_.stage == 1 && mse_on && w_res != 0.f) {
+    std::vector<float> dH(size_t(R * D), 0.f), dZ(size_t(R * D), 0.f);
+    align_grad(Hs.data(), Z.data(), R * D, w_res, dH.data(), dZ.data());
+    scatter_add_rows(dhidden.data(), dH.data(), b.lvr_slots.data(), R, D, -1);
+    bcm_->backward(bcm_cache, dZ.data());
+  } else if (B > 0 && tc_.stage == 2 && mse_on && w_res != 0.f) {
+    std::vector<float> dZs(size_t(R * D), 0.f), dA(dac_cache.attn.size(), 0.f), dHq(size_t(R * D), 0.f);
+    mse_grad(Zs.data(), Z.data(), R * D, w_res, dZs.data());
+    if (kl_on) kl_grad(at, float(double(w_res) * tc_.lambda_attn), dA.data());
+    dac_->backward(dac_cache, dZs.data(), kl_on ? dA.data() : nullptr, dHq.data());
+    scatter_add_rows(dhidden.data(), dHq.data(), b.lvr_slots.data(), R, D);
+  }
+  std::vector<float> dx(size_t(T * D));
+  llm_->backward(dhidden.data(), dx.data());
+  for (int64_t i = 0; i < T; i++)
+    if (overwritten[size_t(i)]) std::fill(dx.begin() + i * D, dx.begin() + (i + 1) * D, 0.f);
+  llm_->embed_backward(dx.data(), b.input_ids.data(), T);
+  return out;
+}
+
+double Trainer::optimizer_step(double lr, double max_grad_norm) {
+  VR_CHECK(std::isfinite(max_grad_norm), "trainer: max_grad_norm must be finite");
+  const double norm = clip_grad_norm(ps_, max_grad_norm);
+  step_ += 1;
+  adamw_update(ps_, tc_.adamw, lr, step_);
+  ps_.zero_grad();
+  return norm;
+}
+
+}  // namespace vr

@@ -1,0 +1,1 @@
+"""PyTorch reference of V-Reflection's training step on the tiny golden checkpoint (see ../README.md)."""

@@ -1,0 +1,302 @@
+// Golden parity of the native training step against a PyTorch reference (make_golden_train.py, run by hand):
+// one and two optimizer steps of stage 1 (BCM) and stage 2 (DAC) on the tiny golden checkpoint, fp32, one sample
+// per micro-batch and packed micro-batches (with gradient accumulation). Every loss component, the grad norm, a
+// set of gradients and the weights after the last step agree within 1e-4 relative. Also: resuming from a saved
+// trainer state reproduces the uninterrupted run, and malformed batches are rejected with a one-line error.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { ceIgnoredIds, collate } from '../../src/data/batch';
+import { openCheckpoint } from '../../src/model/checkpoint';
+import { loadModelConfig, ModelConfig } from '../../src/model/config';
+import { readSafetensorsHeader } from '../../src/model/safetensors';
+import { loadAddon } from '../../src/native/addon';
+
+const HERE = __dirname;
+const MODEL_DIR = path.join(HERE, '..', 'golden', 'models', 'tiny-flat');
+const golden = JSON.parse(fs.readFileSync(path.join(HERE, 'cases.json'), 'utf8'));
+const PATCH_DIM = 1176;
+const REL = 1e-4;
+
+interface Rec { name: string; file: string; offset: number; nbytes: number; dtype: string; shape: number[] }
+
+function records(file: string): Rec[] {
+  const h = readSafetensorsHeader(file);
+  return [...h.tensors].map(([name, t]) => ({
+    name, file, offset: h.dataStart + t.begin, nbytes: t.end - t.begin, dtype: t.dtype, shape: t.shape,
+  }));
+}
+
+function loadTensors(file: string): Map<string, Float32Array> {
+  const h = readSafetensorsHeader(file);
+  const buf = fs.readFileSync(file);
+  const out = new Map<string, Float32Array>();
+  for (const [name, t] of h.tensors) {
+    const b = buf.subarray(h.dataStart + t.begin, h.dataStart + t.end);
+    out.set(name, new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
+  }
+  return out;
+}
+
+// The generator's patch rows: v[p, c] = float32(((p*131 + c*71 + seed*977) mod 1000) / 500 - 1).
+function pixels(images: { seed: number; grid: number[] }[]): Float32Array {
+  const total = images.reduce((n, im) => n + im.grid[0] * im.grid[1] * im.grid[2], 0);
+  const out = new Float32Array(total * PATCH_DIM);
+  let o = 0;
+  for (const im of images) {
+    const patches = im.grid[0] * im.grid[1] * im.grid[2];
+    for (let p = 0; p < patches; p++)
+      for (let c = 0; c < PATCH_DIM; c++) out[o++] = (((p * 131 + c * 71 + im.seed * 977) % 1000) / 500) - 1;
+  }
+  return out;
+}
+
+// cases.json batch -> TrainBatch (src/data/batch.ts) as the addon takes it.
+function trainBatch(b: any): any {
+  const i32 = (k: string) => Int32Array.from(b[k]);
+  return {
+    numSamples: b.numSamples, numTokens: b.numTokens, inputIds: i32('inputIds'), cuSeqlens: i32('cuSeqlens'),
+    positions: i32('positions'), labels: i32('labels'), targets: i32('targets'), numTargets: b.numTargets,
+    pixelValues: pixels(b.images), patchDim: b.patchDim, numImages: b.numImages,
+    numPatches: b.images.reduce((n: number, im: any) => n + im.grid[0] * im.grid[1] * im.grid[2], 0),
+    imageGrids: i32('imageGrids'), cuImageTokens: i32('cuImageTokens'), numVisualTokens: b.numVisualTokens,
+    cuSampleVisual: i32('cuSampleVisual'), latentCount: b.latentCount, numBoxes: b.numBoxes,
+    boxTokenIdx: i32('boxTokenIdx'), boxLocalIdx: i32('boxLocalIdx'), cuBoxTokens: i32('cuBoxTokens'),
+    boxSample: i32('boxSample'), lvrSlots: i32('lvrSlots'), sampleIds: new Int32Array(b.numSamples),
+  };
+}
+
+let cfg: ModelConfig;
+let baseRecords: Rec[];
+const heads = records(path.join(HERE, 'heads_init.safetensors'));
+const expected = loadTensors(path.join(HERE, 'expected.safetensors'));
+
+beforeAll(() => {
+  cfg = loadModelConfig(MODEL_DIR);
+  baseRecords = openCheckpoint(MODEL_DIR, cfg).tensors;
+});
+
+function createTrainer(c: any, opts: { dtype?: string; withHeads?: boolean; seed?: number } = {}): Promise<any> {
+  return loadAddon().createTrainer({
+    config: { text: cfg.text, vision: cfg.vision, imageTokenId: cfg.tokens.image, visionStartTokenId: cfg.tokens.visionStart },
+    dtype: opts.dtype ?? 'fp32',
+    tensors: opts.withHeads === false ? baseRecords : [...baseRecords, ...heads],
+    train: {
+      stage: c.stage, lambdaResampler: c.lambdaResampler, lambdaAttn: c.lambdaAttn, lvrId: golden.token_ids.lvr,
+      beta1: c.adamw.beta1, beta2: c.adamw.beta2, eps: c.adamw.eps, weightDecay: c.adamw.weightDecay, seed: opts.seed,
+    },
+  });
+}
+
+function expectClose(what: string, got: number, want: number, floor = 1e-6): void {
+  const err = Math.abs(got - want), tol = REL * Math.abs(want) + floor;
+  if (!(err <= tol)) throw new Error(`${what}: got ${got}, want ${want} (err ${err.toExponential(3)} > ${tol.toExponential(3)})`);
+}
+
+function expectTensorClose(what: string, got: Float32Array, want: Float32Array): void {
+  expect(got.length).toBe(want.length);
+  let maxRef = 0, maxErr = 0;
+  for (let i = 0; i < want.length; i++) {
+    maxRef = Math.max(maxRef, Math.abs(want[i]));
+    maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
+  }
+  if (!(maxErr <= REL * maxRef)) throw new Error(`${what}: max err ${maxErr.toExponential(3)} > 1e-4 x max|ref| ${maxRef.toExponential(3)}`);
+}
+
+// Runs steps [from, to) of a case on a trainer, checking every expectation on the way.
+async function runSteps(t: any, c: any, from: number, to: number): Promise<void> {
+  for (let k = from; k < to; k++) {
+    const step = c.steps[k];
+    for (const [m, micro] of step.micro.entries()) {
+      const r = await t.forwardBackward(trainBatch(micro.batch), { gradScale: micro.gradScale });
+      const e = micro.expected, where = `${c.case} step ${k + 1} micro ${m}`;
+      expectClose(`${where} loss`, r.loss, e.loss);
+      expectClose(`${where} loss_ce`, r.lossCe, e.loss_ce);
+      expectClose(`${where} loss_resampler`, r.lossResampler, e.loss_resampler);
+      expectClose(`${where} loss_mse`, r.lossMse, e.loss_mse);
+      expectClose(`${where} loss_kl`, r.lossKl, e.loss_kl);
+    }
+    for (const name of step.grads)
+      expectTensorClose(`${c.case} step ${k + 1} grad ${name}`, t.getTensor(name, { grad: true }),
+        expected.get(`${c.case}.step${k + 1}.grad.${name}`)!);
+    const o = await t.optimizerStep({ lr: step.lr, maxGradNorm: c.maxGradNorm });
+    expectClose(`${c.case} step ${k + 1} grad norm`, o.gradNorm, step.gradNorm);
+    expect(o.step).toBe(k + 1);
+  }
+}
+
+// Weights after AdamW. The first updates move each element by about lr * g / (|g| + eps): every element moves by
+// ~lr whatever the size of its gradient, so an element whose gradient is tiny next to its tensor's largest (where
+// fp32 summation noise is a large part of it) moves by an amount that is itself noise. Elements whose reference
+// gradient is >= 1e-3 x its tensor's max-abs at every step must match within 1e-4 of the weights' max-abs; the
+// others only within 2 x the summed learning rates (the update bound). Returns how many were well-conditioned.
+function expectWeightsClose(what: string, got: Float32Array, want: Float32Array, grads: Float32Array[], lrSum: number): number {
+  expect(got.length).toBe(want.length);
+  const gmax = grads.map((g) => g.reduce((m, x) => Math.max(m, Math.abs(x)), 0));
+  const wmax = want.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  let good = 0;
+  for (let i = 0; i < want.length; i++) {
+    const conditioned = grads.every((g, k) => Math.abs(g[i]) >= 1e-3 * gmax[k]);
+    const tol = conditioned ? REL * wmax : 2 * lrSum;
+    if (conditioned) good++;
+    const err = Math.abs(got[i] - want[i]);
+    if (!(err <= tol)) throw new Error(`${what}[${i}]: got ${got[i]}, want ${want[i]} (err ${err.toExponential(3)} > ${tol.toExponential(3)})`);
+  }
+  return good;
+}
+
+const caseTable: [string, any][] = golden.cases.map((c: any) => [c.case, c]);
+describe.each(caseTable)('golden training case %s', (_name, c) => {
+  test('losses, gradients, grad norms and updated weights match PyTorch (fp32, 1e-4 relative)', async () => {
+    const t = await createTrainer(c);
+    await runSteps(t, c, 0, c.steps.length);
+    const lrSum = c.steps.reduce((a: number, s: any) => a + s.lr, 0);
+    for (const name of c.final) {
+      const grads = c.steps.map((_s: any, k: number) => expected.get(`${c.case}.step${k + 1}.grad.${name}`)!);
+      const want = expected.get(`${c.case}.final.${name}`)!;
+      const good = expectWeightsClose(`${c.case} final ${name}`, t.getTensor(name), want, grads, lrSum);
+      expect(good).toBeGreaterThan(0.9 * want.length);
+    }
+  });
+});
+
+// The data pipeline's collate() must produce exactly the batches the reference trained on (positions, targets,
+// slots, box indices, image tables): the contract between src/data/batch.ts and the native Trainer.
+describe('collate() builds the golden batches', () => {
+  const ids = golden.token_ids;
+  const sample = (key: string, global: number): any => {
+    const s = golden.samples[key];
+    const lvrSlots = Int32Array.from(s.ids.flatMap((x: number, i: number) => (x === ids.lvr ? [i] : [])));
+    return {
+      ref: { dsName: 'golden', file: 'cases.json', index: global, global },
+      inputIds: Int32Array.from(s.ids), labels: Int32Array.from(s.labels),
+      images: s.grids.map((g: number[], i: number) => ({ grid: g, pixelValues: pixels([{ seed: s.seeds[i], grid: g }]) })),
+      imageTokens: s.grids.map((g: number[]) => (g[0] * g[1] * g[2]) / 4),
+      boxTokens: s.boxes.map((b: number[]) => Int32Array.from(b)), lvrSlots,
+    };
+  };
+  const micros: [string, 1 | 2, any][] = golden.cases.flatMap((c: any) => c.steps.flatMap((st: any, k: number) =>
+    st.micro.map((m: any, j: number) => [`${c.case} step ${k + 1} micro ${j}`, c.stage, m])));
+  test.each(micros)('%s', (_w, stage, m) => {
+    const b = collate(m.samples.map((k: string, i: number) => sample(k, i)), {
+      imagePadId: ids.image_pad, latentCount: 8, merge: 2,
+      ceIgnoredIds: ceIgnoredIds(stage, { lvr: ids.lvr, lvrLatentEnd: ids.lvr_latent_end }),
+    });
+    const want = trainBatch(m.batch);
+    for (const k of ['inputIds', 'cuSeqlens', 'positions', 'labels', 'targets', 'imageGrids', 'cuImageTokens',
+      'cuSampleVisual', 'boxTokenIdx', 'boxLocalIdx', 'cuBoxTokens', 'boxSample', 'lvrSlots'])
+      expect([k, Array.from((b as any)[k])]).toEqual([k, Array.from(want[k])]);
+    for (const k of ['numSamples', 'numTokens', 'numTargets', 'patchDim', 'numImages', 'numPatches', 'numVisualTokens',
+      'latentCount', 'numBoxes'])
+      expect([k, (b as any)[k]]).toEqual([k, want[k]]);
+    expect(Buffer.from(b.pixelValues.buffer).equals(Buffer.from(want.pixelValues.buffer))).toBe(true);
+  });
+});
+
+describe('trainer state', () => {
+  test('resume from a saved state equals the uninterrupted run', async () => {
+    const c = golden.cases.find((x: any) => x.case === 'stage2_packed');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vreflect-train-'));
+    try {
+      const a = await createTrainer(c);
+      await runSteps(a, c, 0, 1);
+      const file = path.join(dir, 'trainer_state.safetensors');
+      await a.saveState(file);
+      const meta = readSafetensorsHeader(file).metadata;
+      expect(meta.step).toBe('1');
+      const b = await createTrainer(c);
+      await b.loadState({ step: Number(meta.step), tensors: records(file) });
+      expect(b.stepCount).toBe(1);
+      await runSteps(a, c, 1, 2);
+      await runSteps(b, c, 1, 2);
+      for (const { name } of a.tensorList() as { name: string }[])
+        expect(Buffer.from(b.getTensor(name).buffer).equals(Buffer.from(a.getTensor(name).buffer))).toBe(true);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('tensor list: upstream names, decay on >= 2-D trainable tensors, frozen stage-2 teacher', async () => {
+    const t = await createTrainer(golden.cases.find((x: any) => x.stage === 2));
+    const list: { name: string; shape: number[]; trainable: boolean; decay: boolean }[] = t.tensorList();
+    const by = new Map(list.map((e) => [e.name, e]));
+    expect(by.get('box_feature_resampler.queries')).toMatchObject({ shape: [1, 8, 64], trainable: false, decay: false });
+    expect(by.get('student_resampler.cross_attn.in_proj_weight')).toMatchObject({ shape: [192, 64], trainable: true, decay: true });
+    expect(by.get('student_resampler.cross_attn.in_proj_bias')).toMatchObject({ trainable: true, decay: false });
+    expect(by.get('model.embed_tokens.weight')).toMatchObject({ trainable: true, decay: true });
+    expect(by.get('model.norm.weight')).toMatchObject({ trainable: true, decay: false });
+    expect(list.some((e) => e.name.startsWith('visual.'))).toBe(false);
+  });
+});
+
+describe('new heads and bf16 compute', () => {
+  const stats = (a: Float32Array) => {
+    let s = 0, s2 = 0, mx = 0;
+    for (const x of a) { s += x; s2 += x * x; mx = Math.max(mx, Math.abs(x)); }
+    return { mean: s / a.length, std: Math.sqrt(s2 / a.length - (s / a.length) ** 2), maxAbs: mx };
+  };
+  test('a BCM missing from the checkpoint gets upstream\'s initialisation, reproducibly from the seed', async () => {
+    const c = golden.cases[0];
+    const a = await createTrainer(c, { withHeads: false, seed: 5 });
+    const b = await createTrainer(c, { withHeads: false, seed: 5 });
+    const d = await createTrainer(c, { withHeads: false, seed: 6 });
+    const p = 'box_feature_resampler.';
+    const inW = a.getTensor(p + 'cross_attn.in_proj_weight'), bound = Math.sqrt(6 / (64 + 3 * 64));
+    expect(stats(inW).maxAbs).toBeLessThanOrEqual(bound);
+    expect(Math.abs(stats(inW).std / (bound / Math.sqrt(3)) - 1)).toBeLessThan(0.05);   // xavier-uniform
+    expect(Math.abs(stats(a.getTensor(p + 'cross_attn.out_proj.weight')).std / 0.02 - 1)).toBeLessThan(0.05);
+    expect(Math.abs(stats(a.getTensor(p + 'queries')).std / 0.02 - 1)).toBeLessThan(0.15);  // 512 draws
+    for (const [n, v] of [['cross_attn.in_proj_bias', 0], ['cross_attn.out_proj.bias', 0], ['output_norm.weight', 1], ['output_norm.bias', 0]] as [string, number][])
+      expect(Array.from(a.getTensor(p + n)).every((x) => x === v)).toBe(true);
+    expect(Buffer.from(a.getTensor(p + 'queries').buffer).equals(Buffer.from(b.getTensor(p + 'queries').buffer))).toBe(true);
+    expect(Buffer.from(a.getTensor(p + 'queries').buffer).equals(Buffer.from(d.getTensor(p + 'queries').buffer))).toBe(false);
+  });
+
+  test('bf16 compute (smoke): step-1 losses and grad norm within 2% of the fp32 reference', async () => {
+    for (const c of golden.cases.filter((x: any) => x.case.endsWith('_packed'))) {
+      const t = await createTrainer(c, { dtype: 'bf16' });
+      const m = c.steps[0].micro[0];
+      const r = await t.forwardBackward(trainBatch(m.batch), { gradScale: m.gradScale });
+      for (const [got, want] of [[r.loss, m.expected.loss], [r.lossCe, m.expected.loss_ce], [r.lossResampler, m.expected.loss_resampler]])
+        expect(Math.abs(got - want)).toBeLessThan(0.02 * Math.abs(want));
+      const o = await t.optimizerStep({ lr: c.steps[0].lr, maxGradNorm: c.maxGradNorm });
+      expect(Math.abs(o.gradNorm - c.steps[0].gradNorm)).toBeLessThan(0.02 * c.steps[0].gradNorm);
+    }
+  });
+});
+
+describe('trainer input errors', () => {
+  let t: any;
+  let batch: any;
+  beforeAll(async () => {
+    const c = golden.cases[0];
+    t = await createTrainer(c);
+    batch = c.steps[0].micro[0].batch;
+  });
+  const cases: [string, (b: any) => void, RegExp][] = [
+    ['slot count', (b) => { b.lvrSlots = b.lvrSlots.subarray(1); }, /lvrSlots has \d+ entries/],
+    ['token id', (b) => { b.inputIds[3] = 100000; }, /outside the vocabulary/],
+    ['box token outside its sample', (b) => { b.boxTokenIdx[0] = 999; }, /outside its sample's visual rows/],
+    ['target count', (b) => { b.numTargets += 1; }, /numTargets/],
+    ['pixel count', (b) => { b.pixelValues = b.pixelValues.subarray(5); }, /pixelValues has/],
+    ['slot that is not <|lvr|>', (b) => { b.lvrSlots[0] -= 1; }, /holds id|listed twice/],
+  ];
+  test.each(cases)('rejects a bad %s', async (_w, mutate, msg) => {
+    const b = trainBatch(batch);
+    mutate(b);
+    await expect(t.forwardBackward(b)).rejects.toThrow(msg);
+  });
+  test('rejects a non-typed-array field synchronously', () => {
+    const b = trainBatch(batch);
+    b.inputIds = Array.from(b.inputIds);
+    expect(() => t.forwardBackward(b)).toThrow(/'inputIds' must be an Int32Array/);
+  });
+  test('refuses stage 2 without BCM tensors', async () => {
+    const c = golden.cases.find((x: any) => x.stage === 2);
+    await expect(loadAddon().createTrainer({
+      config: { text: cfg.text, vision: cfg.vision, imageTokenId: cfg.tokens.image, visionStartTokenId: cfg.tokens.visionStart },
+      dtype: 'fp32', tensors: baseRecords, train: { stage: c.stage },
+    })).rejects.toThrow(/stage 2 needs a stage-1 checkpoint/);
+  });
+});
