@@ -1,6 +1,8 @@
 #include "train/adamw.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -14,10 +16,17 @@ double grad_global_norm(const ParamStore& ps) {
     if (!p->trainable) continue;
     const float* g = p->g;
     const int64_t n = p->numel;
-    double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > (1 << 16))
-    for (int64_t i = 0; i < n; i++) s += double(g[i]) * double(g[i]);
-    total += s;
+    // Fixed-size blocks summed in a fixed order: the norm (and so the clipping) is bit-identical from run to run
+    // whatever the thread count, which resume == uninterrupted relies on.
+    const int64_t block = 1 << 16, nb = (n + block - 1) / block;
+    std::vector<double> part(size_t(nb), 0.0);
+#pragma omp parallel for schedule(static) if (nb > 1)
+    for (int64_t b = 0; b < nb; b++) {
+      double s = 0;
+      for (int64_t i = b * block; i < std::min(n, (b + 1) * block); i++) s += double(g[i]) * double(g[i]);
+      part[size_t(b)] = s;
+    }
+    for (double s : part) total += s;
   }
   return std::sqrt(total);
 }

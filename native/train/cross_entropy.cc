@@ -37,7 +37,10 @@ double FusedCrossEntropy::value(const float* hidden, const int32_t* targets, int
     for (int64_t i = 0; i < m; i++) std::memcpy(&h[size_t(i * D)], hidden + rows_[size_t(r0 + i)] * D, D * 4);
     linear_forward(logits.data(), h.data(), lm_head, m);
     apply_num_threads();
-#pragma omp parallel for schedule(static) reduction(+ : total)
+    // Per-row terms, summed serially below: an OpenMP reduction combines partial sums in arrival order, which
+    // made the logged loss differ in the last bit between runs (and broke resume == uninterrupted).
+    std::vector<double> term(size_t(m), 0.0);
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < m; i++) {
       const float* z = &logits[size_t(i * V)];
       float mx = -INFINITY;
@@ -46,8 +49,9 @@ double FusedCrossEntropy::value(const float* hidden, const int32_t* targets, int
       for (int64_t j = 0; j < V; j++) s += std::exp(double(z[j] - mx));
       const double lse = double(mx) + std::log(s);
       lse_[size_t(r0 + i)] = float(lse);
-      total += lse - double(z[tgt_[size_t(r0 + i)]]);
+      term[size_t(i)] = lse - double(z[tgt_[size_t(r0 + i)]]);
     }
+    for (int64_t i = 0; i < m; i++) total += term[size_t(i)];
   }
   return total;
 }

@@ -10,7 +10,7 @@ import { CheckpointInfo, defaultCheckpointDir, ensureCheckpoint } from './checkp
 import { runJsonChild } from './child';
 import { loadAverage, thisCpu } from './machine';
 import { benchShape, decodeParamsPerToken, kvCacheBytes, prefillCost } from './model_shape';
-import { BandwidthProbe, GemmProbe, hasNativeProbes, probeBandwidth, probeGemm } from './native_probes';
+import { BandwidthProbe, GemmProbe, hasNativeProbes, probeBandwidth, probeGemm, probeGemv } from './native_probes';
 import { OursRequest, OursResult, oursWorkerScript } from './ours_worker';
 import { BenchInputs, BenchReport, buildReport, Dtype, EngineFigures, summarizeRuns } from './report';
 import { findTorchPython, PythonInfo, runTorchGemm, runTorchInfer, TorchGemmResult } from './torch_side';
@@ -68,12 +68,14 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
   const bandwidth: BandwidthProbe[] = [];
   const gemmOurs: GemmProbe[] = [];
   let gemmTorch: TorchGemmResult | undefined;
+  let gemv: BenchInputs['gemv'];
   const probesOk = opts.probes && addon !== undefined && hasNativeProbes(addon);
   if (opts.probes && addon && !probesOk) hooks.say('this addon build has no bench probes (benchGemm/benchReadBandwidth): GEMM peak from torch only, no bandwidth');
   if (probesOk) {
     hooks.say('probing read bandwidth and GEMM throughput ...');
     bandwidth.push(probeBandwidth(addon!, opts.threads));
     for (const dt of ['bf16', 'fp32'] as Dtype[]) gemmOurs.push(...probeGemm(addon!, dt));
+    gemv = probeGemv(addon!);
   }
   if (opts.probes && py.available) {
     try {
@@ -117,8 +119,9 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
         hooks.say(`transformers ${dtype} failed: ${oneLine(e)}`);
       }
     }
+    // Bandwidth again after each dtype: on shared VMs it drifts by 2x within minutes.
+    if (probesOk) bandwidth.push(probeBandwidth(addon!, opts.threads));
   }
-  if (probesOk) bandwidth.push(probeBandwidth(addon!, opts.threads));
 
   const g = grid ?? [1, BENCH_IMAGE_SIZE / 14, BENCH_IMAGE_SIZE / 14];
   const cost = prefillCost(shape, { t: g[0], h: g[1], w: g[2] }, promptTokens);
@@ -140,11 +143,14 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
       promptTokens,
       newTokens: opts.newTokens,
       prefillFlop: cost.totalFlop,
+      vitFlop: 2 * (cost.vitDenseMac + cost.vitAttnMac + cost.mergerMac),
+      llmFlop: 2 * (cost.llmDenseMac + cost.llmAttnMac + cost.lmHeadMac),
       decodeParamsPerToken: decodeParamsPerToken(shape),
       kvBytesFp32: kvCacheBytes(shape, promptTokens + opts.newTokens + 1, 4),
     },
     gemmOurs,
     gemmTorch,
+    gemv,
     bandwidth,
     ours,
     oursError,

@@ -29,11 +29,21 @@ export const GEMM_SHAPES: [number, number, number][] = [
   [305, 18944, 3584],
 ];
 
+/** The decode-shaped product: one token through lm_head (1 GB of bf16 weights, read once per call). */
+export const GEMV_SHAPE: [number, number, number] = [1, 152064, 3584];
+
+/** GB/s that our GEMV streams its weights at (bytes of W / best time): decode's kernel against the probe. */
+export function probeGemv(addon: NativeAddon, seconds = 2): { gemm: GemmProbe; weightGBps: number } {
+  const [m, n, k] = GEMV_SHAPE;
+  const gemm = addon.benchGemm({ m, n, k, dtype: 'bf16', seconds, minRepeats: 3 }) as GemmProbe;
+  return { gemm, weightGBps: (n * k * 2) / (gemm.bestMs * 1e-3) / 1e9 };
+}
+
 export function hasNativeProbes(addon: NativeAddon): boolean {
   return typeof addon.benchReadBandwidth === 'function' && typeof addon.benchGemm === 'function';
 }
 
-export function probeBandwidth(addon: NativeAddon, threads: number, bytes = 1024 ** 3, repeats = 10): BandwidthProbe {
+export function probeBandwidth(addon: NativeAddon, threads: number, bytes = 1024 ** 3, repeats = 20): BandwidthProbe {
   return addon.benchReadBandwidth({ bytes, repeats, threads }) as BandwidthProbe;
 }
 

@@ -1,25 +1,19 @@
-// The typed face of the addon's Trainer (native/addon/trainer_binding.cc): one coarse object per training run.
-// Every call that computes returns a promise (it runs on the libuv pool).
+// The typed face of the addon's Trainer (native/addon/trainer_binding.cc) as the training loop uses it: one
+// coarse object per run; every call that computes returns a promise (it runs on the libuv pool).
+import * as fs from 'fs';
+
 import type { TrainBatch } from '../data/batch';
 import type { CheckpointTensor } from '../model/checkpoint';
+import type { ModelConfig } from '../model/config';
+import { TensorData, writeSafetensors } from '../model/safetensors';
+import { loadAddon } from './addon';
 
-export interface TrainerSpec {
-  config: {
-    text: unknown;
-    vision: unknown;
-    imageTokenId: number;
-    visionStartTokenId: number;
-  };
-  dtype: 'fp32' | 'bf16';
-  tensors: CheckpointTensor[]; // every tensor of the checkpoint, incl. box_feature_resampler.* / student_resampler.*
+export interface TrainSettings {
   stage: 1 | 2;
   latentCount: number;
   lambdaResampler: number;
   lambdaAttn: number;
   weightDecay: number;
-  adamBeta1: number;
-  adamBeta2: number;
-  adamEps: number;
   seed: number;
   lvrId: number;
 }
@@ -28,8 +22,8 @@ export interface StepLosses {
   loss: number;
   loss_ce: number;
   loss_resampler: number;
-  loss_mse?: number;
-  loss_kl?: number;
+  loss_mse: number;
+  loss_kl: number;
   resampler_skipped: boolean;
   tokens: number;
   targets: number;
@@ -41,10 +35,79 @@ export interface NativeTrainer {
   forwardBackward(batch: TrainBatch, gradScale: number): Promise<StepLosses>;
   /** clip (maxGradNorm > 0), AdamW with this lr, zero the gradients; resolves to the norm before clipping. */
   optimizerStep(lr: number, maxGradNorm: number): Promise<number>;
-  /** the model's weights with upstream's tensor names, as an HF safetensors file (dtype: bf16 or fp32). */
+  /** the whole model (trained tensors + the frozen vision tower) as an HF safetensors file. */
   saveWeights(file: string, dtype: 'bf16' | 'fp32'): Promise<void>;
   /** master weights + AdamW moments + step, for an exact resume. */
   saveState(file: string): Promise<void>;
   loadState(tensors: CheckpointTensor[], step: number): Promise<void>;
-  readonly step: number;
+}
+
+interface RawTrainer {
+  forwardBackward(batch: TrainBatch, o: { gradScale: number }): Promise<Record<string, number | boolean>>;
+  optimizerStep(o: { lr: number; maxGradNorm: number }): Promise<{ gradNorm: number; step: number }>;
+  tensorList(): { name: string; shape: number[]; trainable: boolean }[];
+  getTensor(name: string, o: { dtype: 'fp32' | 'bf16' }): Float32Array | Uint16Array;
+  saveState(path: string): Promise<void>;
+  loadState(o: { step: number; tensors: CheckpointTensor[] }): Promise<void>;
+}
+
+/** Reads a tensor's bytes from its checkpoint file (the frozen vision tower is saved unchanged). */
+function readTensorBytes(t: CheckpointTensor): Buffer {
+  const fd = fs.openSync(t.file, 'r');
+  try {
+    const buf = Buffer.alloc(t.nbytes);
+    for (let done = 0; done < t.nbytes; ) {
+      const n = fs.readSync(fd, buf, done, Math.min(t.nbytes - done, 1 << 30), t.offset + done);
+      if (n <= 0) throw new Error(`${t.file}: unexpected end of file reading ${t.name}`);
+      done += n;
+    }
+    return buf;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export async function createNativeTrainer(
+  cfg: ModelConfig,
+  dtype: 'fp32' | 'bf16',
+  tensors: CheckpointTensor[],
+  s: TrainSettings,
+): Promise<NativeTrainer> {
+  const addon = loadAddon();
+  if (typeof addon.createTrainer !== 'function') throw new Error('this build of the addon has no trainer');
+  const raw: RawTrainer = await addon.createTrainer({
+    config: { text: cfg.text, vision: cfg.vision, imageTokenId: cfg.tokens.image, visionStartTokenId: cfg.tokens.visionStart },
+    dtype,
+    tensors,
+    train: { stage: s.stage, latentCount: s.latentCount, lambdaResampler: s.lambdaResampler, lambdaAttn: s.lambdaAttn, seed: s.seed, lvrId: s.lvrId, weightDecay: s.weightDecay },
+  });
+  const frozen = tensors.filter((t) => t.name.startsWith('visual.'));
+  return {
+    async forwardBackward(batch, gradScale) {
+      const l = await raw.forwardBackward(batch, { gradScale });
+      return {
+        loss: Number(l.loss),
+        loss_ce: Number(l.lossCe),
+        loss_resampler: Number(l.lossResampler),
+        loss_mse: Number(l.lossMse ?? 0),
+        loss_kl: Number(l.lossKl ?? 0),
+        resampler_skipped: Boolean(l.resamplerSkipped),
+        tokens: Number(l.tokens),
+        targets: Number(l.targets),
+        boxes: Number(l.boxes),
+      };
+    },
+    async optimizerStep(lr, maxGradNorm) {
+      return (await raw.optimizerStep({ lr, maxGradNorm })).gradNorm;
+    },
+    async saveWeights(file, wdtype) {
+      const out = new Map<string, TensorData>();
+      for (const t of raw.tensorList())
+        out.set(t.name, { dtype: wdtype === 'bf16' ? 'BF16' : 'F32', shape: t.shape, data: raw.getTensor(t.name, { dtype: wdtype }) });
+      for (const t of frozen) if (!out.has(t.name)) out.set(t.name, { dtype: t.dtype, shape: t.shape, data: readTensorBytes(t) });
+      writeSafetensors(file, out, { format: 'pt' });
+    },
+    saveState: (file) => raw.saveState(file),
+    loadState: (records, step) => raw.loadState({ step, tensors: records }),
+  };
 }

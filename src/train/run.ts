@@ -12,7 +12,7 @@ import { loadModelConfig } from '../model/config';
 import { loadTokenizer } from '../model/tokenizer';
 import { readSafetensorsHeader } from '../model/safetensors';
 import { loadAddon } from '../native/addon';
-import type { NativeTrainer, StepLosses } from '../native/trainer';
+import { createNativeTrainer, NativeTrainer, StepLosses } from '../native/trainer';
 import { UserError } from '../util/errors';
 import { log } from '../util/log';
 import { startProgress } from '../util/progress';
@@ -125,21 +125,13 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
     strict: o.strict,
   });
 
-  const addon = loadAddon();
-  if (o.threads) addon.setThreads(o.threads);
-  if (typeof addon.createTrainer !== 'function') throw new UserError('this build of the addon has no trainer');
-  const trainer: NativeTrainer = await addon.createTrainer({
-    config: { text: cfg.text, vision: cfg.vision, imageTokenId: cfg.tokens.image, visionStartTokenId: cfg.tokens.visionStart },
-    dtype: o.dtype,
-    tensors: [...ckpt.tensors, ...ckpt.extra],
+  if (o.threads) loadAddon().setThreads(o.threads);
+  const trainer: NativeTrainer = await createNativeTrainer(cfg, o.dtype, [...ckpt.tensors, ...ckpt.extra], {
     stage: o.stage,
     latentCount: o.latentCount,
     lambdaResampler: o.lambdaResampler,
     lambdaAttn: o.lambdaAttn,
     weightDecay: o.weightDecay,
-    adamBeta1: 0.9,
-    adamBeta2: 0.999,
-    adamEps: 1e-8,
     seed: o.seed,
     lvrId: ids.lvr,
   });

@@ -5,5 +5,12 @@ import { engineGeneratorFactory } from '../../infer/eval_generator';
 import { doctorCommand } from './doctor';
 import { makeEvalCommand } from './eval';
 import { inferCommand } from './infer';
+import { trainStage1Command, trainStage2Command } from './train';
 
-export const commands: CommandModule<any, any>[] = [inferCommand, makeEvalCommand(engineGeneratorFactory), doctorCommand];
+export const commands: CommandModule<any, any>[] = [
+  inferCommand,
+  makeEvalCommand(engineGeneratorFactory),
+  trainStage1Command,
+  trainStage2Command,
+  doctorCommand,
+];
