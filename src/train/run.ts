@@ -18,6 +18,7 @@ import { log } from '../util/log';
 import { startProgress } from '../util/progress';
 import { CheckpointMeta, saveCheckpoint } from './checkpoint_writer';
 import { latestCheckpoint, rotateCheckpoints } from './checkpoint_rotation';
+import { enforceMemoryPlan, planTrainingMemory } from './memory_plan';
 import { MetricsLog } from './metrics_log';
 import { learningRate, ScheduleSpec, SchedulerKind } from './schedule';
 
@@ -108,6 +109,12 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
   const ids = { lvrStart: id('<|lvr_start|>'), lvr: id('<|lvr|>'), lvrLatentEnd: id('<|lvr_latent_end|>'), lvrEnd: id('<|lvr_end|>') };
   if (o.stage === 2 && !ckpt.lvrModules.some((n) => n.startsWith('box_feature_resampler.')))
     throw new UserError(`stage 2 needs a stage-1 checkpoint: ${o.model} has no box_feature_resampler.* tensors`);
+
+  const plan = planTrainingMemory(cfg, [...ckpt.tensors, ...ckpt.extra], {
+    dtype: o.dtype, packing: o.packing, perDeviceBatchSize: o.perDeviceBatchSize, imageMaxPixels: o.imageMaxPixels, stage: o.stage,
+  });
+  log().info({ memory_plan: plan }, 'memory plan');
+  enforceMemoryPlan(plan);
 
   const data = TrainDataLoader.open({
     dataPath: o.dataPath,
