@@ -36,6 +36,12 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 
+def cpu_seconds():
+    """This process's CPU time, so the caller can tell our load from other work on the machine."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def load_processor(model_dir):
     """AutoProcessor; without torchvision transformers 5.x refuses it (the video processor needs torchvision),
     so fall back to the Qwen2.5-VL processor with the image processor and tokenizer only."""
@@ -142,6 +148,7 @@ def cmd_infer(a):
         "runs": runs,
         "rss_after_load_bytes": rss_after_load,
         "peak_rss_bytes": peak_rss_bytes(),
+        "cpu_s": cpu_seconds(),
     }), flush=True)
 
 
@@ -167,6 +174,7 @@ def cmd_gemm(a):
                 reps += 1
             out["results"].append({"dtype": name, "m": m, "n": n, "k": k, "best_ms": best * 1000,
                                    "gflops": 2 * m * n * k / best / 1e9})
+    out["cpu_s"] = cpu_seconds()
     print(json.dumps(out), flush=True)
 
 

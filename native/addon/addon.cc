@@ -10,8 +10,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vr::addon::InitInfo(env, exports);
   vr::addon::InitImage(env, exports);
   vr::addon::InitModel(env, exports);
-  vr::addon::InitOpsTest(env, exports);
   vr::addon::InitTrainer(env, exports);
+  vr::addon::InitBench(env, exports);
   return exports;
 }
 

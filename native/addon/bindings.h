@@ -9,7 +9,7 @@ namespace vr::addon {
 void InitInfo(Napi::Env env, Napi::Object exports);     // info_binding.cc: build/backends/CPU facts, threads
 void InitImage(Napi::Env env, Napi::Object exports);    // image_binding.cc: Pillow-exact resize, patchify
 void InitModel(Napi::Env env, Napi::Object exports);    // model_binding.cc: Model / Session objects
-void InitOpsTest(Napi::Env env, Napi::Object exports);  // ops_binding.cc: single kernels, for tests only
+void InitBench(Napi::Env env, Napi::Object exports);    // bench_binding.cc: read-bandwidth and GEMM probes
 void InitTrainer(Napi::Env env, Napi::Object exports);  // trainer_binding.cc: createTrainer / Trainer
 
 // Throw a JS TypeError/Error and return an empty value (NAPI_DISABLE_CPP_EXCEPTIONS style).

@@ -8,7 +8,7 @@ import { oneLine } from '../util/errors';
 import { ensureBenchImage, BENCH_IMAGE_SIZE, BENCH_QUESTION } from './bench_image';
 import { CheckpointInfo, defaultCheckpointDir, ensureCheckpoint } from './checkpoint';
 import { runJsonChild } from './child';
-import { loadAverage, thisCpu } from './machine';
+import { cpuTimes, foreignLoad, loadAverage, thisCpu, waitForIdle } from './machine';
 import { benchShape, decodeParamsPerToken, kvCacheBytes, prefillCost } from './model_shape';
 import { BandwidthProbe, GemmProbe, hasNativeProbes, probeBandwidth, probeGemm, probeGemv } from './native_probes';
 import { OursRequest, OursResult, oursWorkerScript } from './ours_worker';
@@ -29,6 +29,8 @@ export interface InferBenchOptions {
   python?: string;
   ours: boolean;
   probes: boolean;
+  /** Before each measurement, wait up to this many seconds for the machine to be idle (0: do not wait). */
+  waitIdleS: number;
 }
 
 export interface BenchHooks {
@@ -65,6 +67,24 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
     hooks.say(py.available ? `PyTorch: ${py.python} (torch ${py.torch}, transformers ${py.transformers})` : `PyTorch: not available (${py.reason})`);
   }
 
+  // Every measurement runs as a phase: wait for an idle machine (bounded), then record how much CPU other
+  // work used meanwhile, so figures taken on a busy shared VM are flagged instead of silently low.
+  const otherLoad: Record<string, { cores: number; steal: number }> = {};
+  const phase = async <T>(label: string, fn: () => Promise<T> | T, childCpuS: (r: T) => number = () => 0): Promise<T> => {
+    if (opts.waitIdleS > 0) await waitForIdle(opts.waitIdleS, 0.15, hooks.say);
+    const before = cpuTimes();
+    const own0 = process.cpuUsage();
+    const t0 = Date.now();
+    const r = await fn();
+    const own = process.cpuUsage(own0);
+    const f = foreignLoad(before, cpuTimes(), (own.user + own.system) / 1e6 + childCpuS(r), (Date.now() - t0) / 1000);
+    if (f) {
+      otherLoad[label] = f;
+      if (f.cores + f.steal > 0.2) hooks.say(`${label}: other work used ${(f.cores + f.steal).toFixed(2)} cores meanwhile, figures may be low`);
+    }
+    return r;
+  };
+
   const bandwidth: BandwidthProbe[] = [];
   const gemmOurs: GemmProbe[] = [];
   let gemmTorch: TorchGemmResult | undefined;
@@ -73,13 +93,13 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
   if (opts.probes && addon && !probesOk) hooks.say('this addon build has no bench probes (benchGemm/benchReadBandwidth): GEMM peak from torch only, no bandwidth');
   if (probesOk) {
     hooks.say('probing read bandwidth and GEMM throughput ...');
-    bandwidth.push(probeBandwidth(addon!, opts.threads));
-    for (const dt of ['bf16', 'fp32'] as Dtype[]) gemmOurs.push(...probeGemm(addon!, dt));
-    gemv = probeGemv(addon!);
+    bandwidth.push(await phase('read probe 1', () => probeBandwidth(addon!, opts.threads)));
+    for (const dt of ['bf16', 'fp32'] as Dtype[]) gemmOurs.push(...(await phase(`gemm probe ${dt}`, () => probeGemm(addon!, dt))));
+    gemv = await phase('gemv probe', () => probeGemv(addon!));
   }
   if (opts.probes && py.available) {
     try {
-      gemmTorch = await runTorchGemm(py, opts.threads);
+      gemmTorch = await phase('torch gemm probe', () => runTorchGemm(py, opts.threads), (r) => r.cpu_s ?? 0);
     } catch (e) {
       hooks.say(`torch GEMM probe failed: ${oneLine(e)}`);
     }
@@ -98,8 +118,9 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
   for (const dtype of opts.dtypes) {
     if (opts.ours) {
       try {
-        const r = await runOursChild({ ...common, dtype }, childLine);
+        const r = await phase(`vreflect ${dtype}`, () => runOursChild({ ...common, dtype }, childLine), (x) => x.cpu_s ?? 0);
         ours[dtype] = summarizeRuns(r.runs, { peak_rss_bytes: r.peak_rss_bytes, rss_after_load_bytes: r.rss_after_load_bytes, load_ms: r.load_ms, prompt_tokens: r.prompt_tokens }, opts.newTokens + 1);
+        ours[dtype]!.foreign = otherLoad[`vreflect ${dtype}`];
         promptTokens = r.prompt_tokens;
         grid = r.image_grid_thw ?? grid;
       } catch (e) {
@@ -109,8 +130,9 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
     }
     if (py.available) {
       try {
-        const r = await runTorchInfer(py, { ...common, dtype }, childLine);
+        const r = await phase(`transformers ${dtype}`, () => runTorchInfer(py, { ...common, dtype }, childLine), (x) => x.cpu_s ?? 0);
         torchFigures[dtype] = summarizeRuns(r.runs, { peak_rss_bytes: r.peak_rss_bytes, rss_after_load_bytes: r.rss_after_load_bytes, load_ms: r.load_s * 1000, prompt_tokens: r.prompt_tokens }, opts.newTokens + 1);
+        torchFigures[dtype]!.foreign = otherLoad[`transformers ${dtype}`];
         if (promptTokens && r.prompt_tokens !== promptTokens) hooks.say(`warning: prompt length differs: vreflect ${promptTokens}, transformers ${r.prompt_tokens}`);
         promptTokens = promptTokens || r.prompt_tokens;
         grid = grid ?? r.image_grid_thw;
@@ -120,7 +142,7 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
       }
     }
     // Bandwidth again after each dtype: on shared VMs it drifts by 2x within minutes.
-    if (probesOk) bandwidth.push(probeBandwidth(addon!, opts.threads));
+    if (probesOk) bandwidth.push(await phase(`read probe ${bandwidth.length + 1}`, () => probeBandwidth(addon!, opts.threads)));
   }
 
   const g = grid ?? [1, BENCH_IMAGE_SIZE / 14, BENCH_IMAGE_SIZE / 14];
@@ -151,6 +173,7 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
     gemmOurs,
     gemmTorch,
     gemv,
+    otherLoad,
     bandwidth,
     ours,
     oursError,

@@ -82,3 +82,67 @@ export function rssBytes(): { peak: number; current: number } {
 export function loadAverage(): number {
   return os.loadavg()[0];
 }
+
+/** Aggregate CPU time of the machine from /proc/stat, in seconds (USER_HZ = 100 on Linux). */
+export interface CpuTimes {
+  busy: number; // user + nice + system + irq + softirq
+  steal: number; // time the hypervisor ran something else on our vCPUs
+  total: number;
+}
+
+export function parseProcStat(text: string): CpuTimes | undefined {
+  const line = text.split('\n').find((l) => l.startsWith('cpu '));
+  if (!line) return undefined;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = [...v, 0, 0, 0, 0, 0, 0, 0, 0];
+  const hz = 100;
+  return { busy: (user + nice + system + irq + softirq) / hz, steal: steal / hz, total: (user + nice + system + idle + iowait + irq + softirq + steal) / hz };
+}
+
+export function cpuTimes(): CpuTimes | undefined {
+  try {
+    return parseProcStat(fs.readFileSync('/proc/stat', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU used by everything else while one measurement ran: machine busy time minus the measuring process's
+ * own CPU time, per second of wall time (0 = nothing else ran; 1 = one other core-equivalent was busy),
+ * plus the hypervisor's steal time per second.
+ */
+export function foreignLoad(before: CpuTimes | undefined, after: CpuTimes | undefined, ownCpuS: number, wallS: number): { cores: number; steal: number } | undefined {
+  if (!before || !after || wallS <= 0) return undefined;
+  return { cores: Math.max(0, (after.busy - before.busy - ownCpuS) / wallS), steal: (after.steal - before.steal) / wallS };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Cores kept busy (and stolen) on average over `ms` while this process sleeps. */
+export async function busyCores(ms = 2000): Promise<number | undefined> {
+  const a = cpuTimes();
+  const t0 = Date.now();
+  await sleep(ms);
+  const b = cpuTimes();
+  if (!a || !b) return undefined;
+  const wall = (Date.now() - t0) / 1000;
+  return (b.busy - a.busy + b.steal - a.steal) / wall;
+}
+
+/**
+ * Waits until the machine looks idle (at most `maxBusy` cores busy over a 2 s sample) or `maxWaitS` passed.
+ * Returns the seconds waited and the last sample.
+ */
+export async function waitForIdle(maxWaitS: number, maxBusy = 0.15, say?: (l: string) => void): Promise<{ waitedS: number; busy?: number }> {
+  const t0 = Date.now();
+  let busy = await busyCores();
+  let told = false;
+  while (busy !== undefined && busy > maxBusy && (Date.now() - t0) / 1000 < maxWaitS) {
+    if (!told) say?.(`other work keeps ${busy.toFixed(2)} cores busy: waiting up to ${maxWaitS} s for an idle machine`);
+    told = true;
+    await sleep(3000);
+    busy = await busyCores();
+  }
+  return { waitedS: (Date.now() - t0) / 1000, busy };
+}

@@ -39,6 +39,7 @@ export interface OursResult {
   stop_reasons: string[];
   rss_after_load_bytes: number;
   peak_rss_bytes: number;
+  cpu_s: number; // this process's CPU time (user + system), to tell its load from other work's
 }
 
 export async function measureOurs(req: OursRequest, progress: (msg: string) => void = () => {}): Promise<OursResult> {
@@ -83,6 +84,7 @@ export async function measureOurs(req: OursRequest, progress: (msg: string) => v
     stop_reasons: stops,
     rss_after_load_bytes: rssAfterLoad,
     peak_rss_bytes: rssBytes().peak,
+    cpu_s: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
   };
 }
 

@@ -18,6 +18,8 @@ export interface EngineFigures {
   prompt_tokens: number;
   generated_ok: boolean; // every repeat decoded the requested token count
   runs: RunTiming[];
+  /** Other work during this measurement: cores busy besides the measuring process, and hypervisor steal. */
+  foreign?: { cores: number; steal: number };
 }
 
 export interface BenchInputs {
@@ -49,6 +51,8 @@ export interface BenchInputs {
   /** Our bf16 GEMV on lm_head's shape: how fast decode's kernel streams weights (compare with the probe). */
   gemv?: { gemm: GemmProbe; weightGBps: number };
   bandwidth: BandwidthProbe[];
+  /** Per measurement phase: cores other work kept busy meanwhile, and hypervisor steal (see machine.foreignLoad). */
+  otherLoad?: Record<string, { cores: number; steal: number }>;
   ours: Partial<Record<Dtype, EngineFigures>>;
   oursError?: Partial<Record<Dtype, string>>;
   torch: { available: boolean; reason?: string; torch?: string; transformers?: string; figures: Partial<Record<Dtype, EngineFigures>>; errors?: Partial<Record<Dtype, string>> };
@@ -187,6 +191,7 @@ const GB = 1e9;
 const GiB = 1024 ** 3;
 const f0 = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(0));
 const f1 = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1));
+const f2 = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(2));
 const gib = (x?: number) => (x === undefined ? '-' : `${(x / GiB).toFixed(2)} GiB`);
 const pct = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : `${x.toFixed(0)}%`);
 const times = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : `${x.toFixed(2)}x`);
@@ -209,6 +214,9 @@ function headerLines(r: BenchReport): string[] {
       `decode ${((m.decodeParamsPerToken * 2) / GB).toFixed(2)} GB/token (bf16) -> ${f1(r.derived.bf16?.decode_roofline_ms)} ms/token at the best bandwidth`,
   ];
   if (r.loadAverageAtStart > 0.5) lines.push(`Note: load average was ${r.loadAverageAtStart.toFixed(2)} at the start: other work shared the cores.`);
+  const busy = Object.entries(r.otherLoad ?? {}).filter(([, v]) => v.cores + v.steal > 0.2);
+  if (busy.length)
+    lines.push(`Note: other work ran during ${busy.map(([k, v]) => `${k} (${f2(v.cores + v.steal)} cores)`).join(', ')}: those figures are low.`);
   return lines;
 }
 
@@ -228,7 +236,7 @@ function rows(r: BenchReport, dtype: Dtype): Row[] {
 /** The human-readable report (stdout). */
 export function renderText(r: BenchReport): string {
   const lines = ['vreflect bench infer', ...headerLines(r), ''];
-  const head = ['', 'prefill ms', 'ViT ms', 'decode ms/tok', 'peak RSS', 'GFLOP/s: prefill', 'ViT', 'LLM'];
+  const head = ['', 'prefill ms', 'ViT ms', 'decode ms/tok', 'peak RSS', 'GFLOP/s: prefill', 'ViT', 'LLM', 'other load'];
   const table: string[][] = [head];
   for (const dtype of ['bf16', 'fp32'] as Dtype[]) {
     const d = r.derived[dtype];
@@ -240,7 +248,8 @@ export function renderText(r: BenchReport): string {
       const note = row.f.generated_ok ? '' : ' (stopped early)';
       const rate = (flop: number, ms: number) => f0(flop / 1e9 / (ms / 1000));
       table.push([row.label, f0(row.f.prefill_ms), f0(row.f.vision_ms), f1(row.f.decode_ms_per_token) + note, gib(row.f.peak_rss_bytes),
-        rate(r.model.prefillFlop, row.f.prefill_ms), rate(r.model.vitFlop, row.f.vision_ms), rate(r.model.llmFlop, row.f.prefill_ms - row.f.vision_ms)]);
+        rate(r.model.prefillFlop, row.f.prefill_ms), rate(r.model.vitFlop, row.f.vision_ms), rate(r.model.llmFlop, row.f.prefill_ms - row.f.vision_ms),
+        row.f.foreign ? `${f2(row.f.foreign.cores + row.f.foreign.steal)} cores` : '-']);
     }
     if (d && (d.prefill_speedup_vs_torch !== undefined || d.prefill_pct_of_gemm_peak !== undefined)) {
       table.push([`  speed-up vs transformers`, times(d.prefill_speedup_vs_torch), '', times(d.decode_speedup_vs_torch), '', '']);
@@ -273,6 +282,8 @@ export function renderMarkdown(r: BenchReport): string {
     `- GEMM path: ${r.gemmPath ? `bf16 \`${r.gemmPath.bf16}\`, fp32 \`${r.gemmPath.fp32}\`` : '-'}`,
     `- Measured bf16 GEMM peak ${f0(r.peaks.bf16_gflops)} GFLOP/s (${r.peaks.bf16_source ?? '-'}); ` +
       `read bandwidth best ${f1(r.peaks.read_gbps_best)} GB/s (${r.peaks.read_gbps_source ?? '-'}), probe median ${f1(r.peaks.read_gbps_median)} GB/s`,
+    `- Medians of ${r.ours.bf16?.runs.length ?? r.torch.figures.bf16?.runs.length ?? '?'} timed runs per row; other work on the machine ` +
+      `meanwhile: at most ${f2(Math.max(0, ...Object.values(r.otherLoad ?? {}).map((v) => v.cores + v.steal)))} cores`,
     `- Versions: ${r.torch.available ? `torch ${r.torch.torch}, transformers ${r.torch.transformers} (sdpa)` : `PyTorch not available (${r.torch.reason ?? ''})`}`,
     '',
     '| engine | prefill ms | ViT ms | decode ms/token | peak RSS | prefill % of GEMM peak | decode % of bandwidth roofline |',

@@ -69,6 +69,7 @@ export interface TorchInferResult {
   runs: RunTiming[];
   rss_after_load_bytes: number;
   peak_rss_bytes: number;
+  cpu_s: number;
 }
 
 export interface TorchGemmResult {
@@ -76,6 +77,7 @@ export interface TorchGemmResult {
   torch: string;
   threads: number;
   results: { dtype: string; m: number; n: number; k: number; best_ms: number; gflops: number }[];
+  cpu_s: number;
 }
 
 export async function runTorchInfer(py: PythonInfo, req: TorchInferRequest, onLine?: (l: string) => void): Promise<TorchInferResult> {

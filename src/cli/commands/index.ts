@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 
 import { engineGeneratorFactory } from '../../infer/eval_generator';
+import { benchCommand } from './bench';
 import { doctorCommand } from './doctor';
 import { makeEvalCommand } from './eval';
 import { inferCommand } from './infer';
@@ -12,5 +13,6 @@ export const commands: CommandModule<any, any>[] = [
   makeEvalCommand(engineGeneratorFactory),
   trainStage1Command,
   trainStage2Command,
+  benchCommand,
   doctorCommand,
 ];

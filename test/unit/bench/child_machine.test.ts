@@ -1,6 +1,6 @@
 // Child-process JSON protocol and /proc/cpuinfo parsing of the benchmark.
 import { lastJsonLine, runJsonChild } from '../../../src/bench/child';
-import { cpuLine, describeCpu, rssBytes } from '../../../src/bench/machine';
+import { cpuLine, describeCpu, foreignLoad, parseProcStat, rssBytes } from '../../../src/bench/machine';
 
 const node = (code: string, timeoutMs = 20_000) => runJsonChild(process.execPath, ['-e', code], { label: 'child', timeoutMs });
 
@@ -36,5 +36,22 @@ describe('machine description', () => {
     const r = rssBytes();
     expect(r.peak).toBeGreaterThanOrEqual(r.current);
     expect(r.current).toBeGreaterThan(0);
+  });
+});
+
+describe('load of other work', () => {
+  test('/proc/stat parsing (USER_HZ 100)', () => {
+    const t = parseProcStat('cpu  1000 50 200 5000 30 10 20 40 0 0\ncpu0 1 2 3 4\n');
+    expect(t).toEqual({ busy: 12.8, steal: 0.4, total: 63.5 });
+    expect(parseProcStat('intr 1 2 3')).toBeUndefined();
+  });
+  test('foreign cores = machine busy time minus our own CPU time, per wall second', () => {
+    const a = { busy: 100, steal: 1, total: 1000 };
+    const b = { busy: 120, steal: 2, total: 1020 };
+    const f = foreignLoad(a, b, 15, 10)!;
+    expect(f.cores).toBeCloseTo(0.5, 9); // 20 s busy, 15 s ours, over 10 s
+    expect(f.steal).toBeCloseTo(0.1, 9);
+    expect(foreignLoad(a, b, 30, 10)!.cores).toBe(0); // never negative
+    expect(foreignLoad(undefined, b, 1, 1)).toBeUndefined();
   });
 });

@@ -14,10 +14,10 @@ function inputs(): BenchInputs {
     gemmPath: { bf16: 'onednn-bf16', fp32: 'onednn-f32', onednn: true },
     model: {
       dir: '/x', llmLayers: 4, vitLayers: 4, fullattBlocks: [3], parameters: 2e9, weightBytes: 4e9, image: '448x448', imageGridThw: [1, 32, 32],
-      promptTokens: 305, newTokens: 32, prefillFlop: 800e9, decodeParamsPerToken: 1.5e9, kvBytesFp32: 1e7,
+      promptTokens: 305, newTokens: 32, prefillFlop: 800e9, vitFlop: 200e9, llmFlop: 600e9, decodeParamsPerToken: 1.5e9, kvBytesFp32: 1e7,
     },
     gemmOurs: [{ m: 2048, n: 2048, k: 2048, dtype: 'bf16', backend: 'b', bestMs: 1, medianMs: 1, gflops: 900, repeats: 3 }],
-    gemmTorch: { ok: true, torch: '2', threads: 2, results: [{ dtype: 'bf16', m: 2048, n: 2048, k: 2048, best_ms: 1, gflops: 1000 }, { dtype: 'fp32', m: 1, n: 1, k: 1, best_ms: 1, gflops: 400 }] },
+    gemmTorch: { ok: true, torch: '2', threads: 2, results: [{ dtype: 'bf16', m: 2048, n: 2048, k: 2048, best_ms: 1, gflops: 1000 }, { dtype: 'fp32', m: 1, n: 1, k: 1, best_ms: 1, gflops: 400 }], cpu_s: 1 },
     bandwidth: [
       { threads: 2, bytes: 1, kernel: 'avx512', bestGBps: 60, medianGBps: 50, runsGBps: [50, 60, 40] },
       { threads: 2, bytes: 1, kernel: 'avx512', bestGBps: 75, medianGBps: 70, runsGBps: [70, 75, 65] },
@@ -52,6 +52,17 @@ describe('bench report', () => {
     expect(d.rss_within_budget).toBe(true);
   });
 
+  test('the roofline bandwidth is the best of the probe and our GEMV', () => {
+    const i = inputs();
+    i.gemv = { gemm: { m: 1, n: 1, k: 1, dtype: 'bf16', backend: 'b', bestMs: 1, medianMs: 1, gflops: 1, repeats: 3 }, weightGBps: 100 };
+    const r = buildReport(i);
+    expect(r.peaks.read_gbps_best).toBe(100);
+    expect(r.peaks.read_gbps_source).toBe('lm_head GEMV');
+    expect(r.derived.bf16!.decode_roofline_ms).toBeCloseTo(30, 6);
+    i.gemv.weightGBps = 50;
+    expect(buildReport(i).peaks.read_gbps_source).toBe('read probe');
+  });
+
   test('target checks pass and miss as measured', () => {
     const t = Object.fromEntries(buildReport(inputs()).targets.map((x) => [x.name, x.pass]));
     expect(t['prefill speed vs transformers bf16']).toBe(true);
@@ -79,7 +90,11 @@ describe('bench report', () => {
     const text = renderText(r);
     expect(text).toMatch(/CPU: AMD EPYC \(Zen 5, family 26 model 2\), 2 logical CPUs, no AMX, AVX-512-BF16/);
     expect(text).toMatch(/GEMM path: bf16 onednn-bf16/);
-    expect(text).toMatch(/vreflect bf16\s+1000\s+250\s+55\.0/);
+    // prefill 800 GFLOP in 1000 ms; ViT 200 GFLOP in 250 ms; LLM 600 GFLOP in the other 750 ms.
+    expect(text).toMatch(/vreflect bf16\s+1000\s+250\s+55\.0\s+4\.00 GiB\s+800\s+800\s+800/);
+    expect(text).not.toMatch(/other work ran during/);
+    const busy = buildReport({ ...inputs(), otherLoad: { 'transformers bf16': { cores: 0.9, steal: 0.05 }, 'read probe 1': { cores: 0.01, steal: 0 } } });
+    expect(renderText(busy)).toMatch(/Note: other work ran during transformers bf16 \(0\.95 cores\): those figures are low\./);
     const md = renderMarkdown(r);
     expect(md).toMatch(/### Inference benchmark \(2026-11-24\)/);
     expect(md).toMatch(/\| vreflect bf16 \| 1000 \| 250 \| 55\.0 \| 4\.00 GiB \| 80% \| 73% \|/);
