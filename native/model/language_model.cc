@@ -60,7 +60,7 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
   mrope_tables(tc_, pos3, T, plane_stride, cos, sin);
 
   std::vector<float> x(x_in, x_in + T * D), h(size_t(T * D)), q(size_t(T * Dq)), att(size_t(T * Dq));
-  std::vector<float> lse(size_t(Hq) * T);
+  std::vector<float> lse(size_t(Hq) * T), mlp_scratch;
   const int32_t cu_q[2] = {0, int32_t(T)};
   const int32_t cu_k[2] = {0, int32_t(c + T)};
   if (probe) probe->probs.assign(size_t(probe->key_end - probe->key_begin), 0.f);
@@ -104,7 +104,7 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
     }
     linear_forward(x.data(), att.data(), l.o, T, /*accumulate=*/true);
     rmsnorm_forward(h.data(), nullptr, x.data(), l.post_norm, T, D, tc_.eps);
-    swiglu_mlp_forward(x.data(), h.data(), T, D, l.gate, l.up, l.down);
+    swiglu_mlp_forward(x.data(), h.data(), T, D, l.gate, l.up, l.down, mlp_scratch);
     if (progress) progress->step();
   }
   cache.advance(T);

@@ -10,17 +10,21 @@
 
 namespace vr {
 
+// `scratch` is reused across calls (one model layer after another) so the F-wide buffers are allocated, and their
+// pages faulted in, once per forward rather than once per layer.
 inline void swiglu_mlp_forward(float* x, const float* h, int64_t M, int64_t D, const Linear& gate, const Linear& up,
-                               const Linear& down, int64_t chunk_rows = 1024) {
+                               const Linear& down, std::vector<float>& scratch, int64_t chunk_rows = 1024) {
   const int64_t F = gate.N;
   const int64_t chunk = std::max<int64_t>(1, std::min(chunk_rows, M));
-  std::vector<float> g(size_t(chunk * F)), u(size_t(chunk * F));
+  if (int64_t(scratch.size()) < 2 * chunk * F) scratch.resize(size_t(2 * chunk * F));
+  float* g = scratch.data();
+  float* u = g + chunk * F;
   for (int64_t r0 = 0; r0 < M; r0 += chunk) {
     const int64_t m = std::min(chunk, M - r0);
-    linear_forward(g.data(), h + r0 * D, gate, m);
-    linear_forward(u.data(), h + r0 * D, up, m);
-    swiglu_forward(g.data(), g.data(), u.data(), m * F);
-    linear_forward(x + r0 * D, g.data(), down, m, /*accumulate=*/true);
+    linear_forward(g, h + r0 * D, gate, m);
+    linear_forward(u, h + r0 * D, up, m);
+    swiglu_forward(g, g, u, m * F);
+    linear_forward(x + r0 * D, g, down, m, /*accumulate=*/true);
   }
 }
 

@@ -87,7 +87,7 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
   x0.clear();
   x0.shrink_to_fit();
 
-  std::vector<float> h(size_t(Np * D)), qkv(size_t(Np * 3 * D)), att(size_t(Np * D));
+  std::vector<float> h(size_t(Np * D)), qkv(size_t(Np * 3 * D)), att(size_t(Np * D)), mlp_scratch;
   for (const Block& b : blocks_) {
     rmsnorm_forward(h.data(), nullptr, x.data(), b.norm1, Np, D, vc_.eps);
     linear_forward(qkv.data(), h.data(), b.qkv, Np);
@@ -106,7 +106,7 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     attention_forward(att.data(), nullptr, qkv.data(), qkv.data() + D, qkv.data() + 2 * D, ap);
     linear_forward(x.data(), att.data(), b.proj, Np, /*accumulate=*/true);
     rmsnorm_forward(h.data(), nullptr, x.data(), b.norm2, Np, D, vc_.eps);
-    swiglu_mlp_forward(x.data(), h.data(), Np, D, b.gate, b.up, b.down, 2048);
+    swiglu_mlp_forward(x.data(), h.data(), Np, D, b.gate, b.up, b.down, mlp_scratch, 2048);
     if (progress) progress->step();
   }
 

@@ -26,6 +26,7 @@ interface BenchInferArgs {
   python?: string;
   ours: boolean;
   probes: boolean;
+  'wait-idle': number;
   json: boolean;
   markdown: string;
 }
@@ -52,6 +53,7 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
       .option('python', { type: 'string', describe: 'Python with torch + transformers (default $VREFLECT_PYTHON, else python3)' })
       .option('ours', { type: 'boolean', default: true, describe: 'run our engine (--no-ours: PyTorch and probes only)' })
       .option('probes', { type: 'boolean', default: true, describe: 'measure GEMM peak and read bandwidth (--no-probes skips them)' })
+      .option('wait-idle', { type: 'number', default: 300, describe: 'before each measurement, wait up to this many seconds for other work to stop (0 = never wait)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the whole report as one JSON object' })
       .option('markdown', { type: 'string', default: path.join('.bench', 'bench-infer.md'), describe: 'also write a README snippet with the figures here ("" = no file)' })
       .example('$0 bench infer', 'generate the 4+4-layer checkpoint once, then measure bf16 and fp32, ours and transformers')
@@ -62,6 +64,7 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
     positiveInt('new-tokens', args['new-tokens'], 4096);
     positiveInt('repeats', args.repeats, 100);
     positiveInt('threads', args.threads, 4096);
+    if (!(args['wait-idle'] >= 0 && args['wait-idle'] <= 86400)) throw new UserError(`--wait-idle must be between 0 and 86400 seconds, got ${args['wait-idle']}`);
     if (!Number.isInteger(args.warmup) || args.warmup < 0 || args.warmup > 100) throw new UserError(`--warmup must be an integer in [0, 100], got ${args.warmup}`);
     if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
       throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
@@ -83,6 +86,7 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
         python: args.python,
         ours: args.ours,
         probes: args.probes,
+        waitIdleS: args['wait-idle'],
       },
       {
         say: (line) => log().info(line),
