@@ -75,7 +75,9 @@ export class SkipCounter {
     this.read++;
     this.byReason[skip.reason] = (this.byReason[skip.reason] ?? 0) + 1;
     const ex = (this.examples[skip.reason] ??= []);
-    if (ex.length < MAX_EXAMPLES) ex.push(`${describeRecord(ref)}: ${skip.detail}`);
+    // Distinct examples only: after a wrap-around the same record is skipped (and counted) again.
+    const line = `${describeRecord(ref)}: ${skip.detail}`;
+    if (ex.length < MAX_EXAMPLES && !ex.includes(line)) ex.push(line);
   }
 
   summary(): SkipSummary {
