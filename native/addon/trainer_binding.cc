@@ -5,7 +5,12 @@
 //            train: { stage: 1 | 2, latentCount = 8, lambdaResampler = 0.5 (stage 1) | 1.0 (stage 2),
 //                     lambdaAttn = 1.0, seed = 42, lvrId = -1, beta1 = 0.9, beta2 = 0.999, eps = 1e-8,
 //                     weightDecay = 0.1 } }
-//   trainer.forwardBackward(batch, { gradScale = 1 }) -> Promise<Losses>   one micro-batch; gradients accumulate
+//   trainer.forwardBackward(batch, { gradScale = 1, captureAttention = false, captureBoxes = all })
+//     -> Promise<Losses>   one micro-batch; gradients accumulate. With captureAttention, Losses.attention lists
+//     the first captureBoxes boxes: { box, sample, image, grid: [t, h, w] (patches), tokens: S,
+//     boxTokens: Int32Array (the box's tokens local to the sample), teacher: Float32Array [K*S] (BCM map in the
+//     sample's token coordinates, 0 outside the box, as the KL sees it), student: Float32Array [K*S] | null
+//     (stage 1) } (trainer.h BoxAttention)
 //   trainer.optimizerStep({ lr, maxGradNorm = 1 }) -> Promise<{ gradNorm, step }>   clip, AdamW, zero gradients
 //   trainer.step(batch, { lr, maxGradNorm = 1 }) -> Promise<Losses & { gradNorm, step }>   both (no accumulation)
 //   trainer.tensorList() -> [{ name, shape, trainable, decay }]
@@ -218,6 +223,31 @@ TrainBatch parse_batch(const Napi::Value& bv) {
   return b;
 }
 
+// One captured box (trainer.h BoxAttention) as a JS object; the maps are copied into fresh typed arrays.
+Napi::Object box_attention_obj(Napi::Env env, const BoxAttention& a) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("box", double(a.box));
+  o.Set("sample", a.sample);
+  o.Set("image", a.image);
+  Napi::Array g = Napi::Array::New(env, 3);
+  g.Set(uint32_t(0), a.grid.t);
+  g.Set(uint32_t(1), a.grid.h);
+  g.Set(uint32_t(2), a.grid.w);
+  o.Set("grid", g);
+  o.Set("tokens", double(a.tokens));
+  Napi::Int32Array idx = Napi::Int32Array::New(env, a.box_tokens.size());
+  std::memcpy(idx.Data(), a.box_tokens.data(), a.box_tokens.size() * sizeof(int32_t));
+  o.Set("boxTokens", idx);
+  auto floats = [&](const std::vector<float>& v) {
+    Napi::Float32Array f = Napi::Float32Array::New(env, v.size());
+    std::memcpy(f.Data(), v.data(), v.size() * sizeof(float));
+    return f;
+  };
+  o.Set("teacher", floats(a.teacher));
+  o.Set("student", a.student.empty() ? env.Null() : Napi::Value(floats(a.student)));
+  return o;
+}
+
 Napi::Object losses_obj(Napi::Env env, const StepLosses& l) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("loss", l.loss);
@@ -268,6 +298,11 @@ class Job : public Napi::AsyncWorker {
   Result result_{};
 };
 
+struct ForwardResult {
+  StepLosses losses;
+  std::shared_ptr<AttentionCapture> capture;  // null unless requested
+};
+
 struct StepResult {
   StepLosses losses;
   double grad_norm = 0;
@@ -312,18 +347,45 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Env env = info.Env();
     auto batch = std::make_shared<TrainBatch>();
     double scale = 1.0;
+    std::shared_ptr<AttentionCapture> capture;
     try {
       if (info.Length() < 1) throw ArgError("forwardBackward(batch, options): batch is missing");
       *batch = parse_batch(info[0]);
-      if (info.Length() > 1 && !info[1].IsUndefined())
-        scale = opt_num(obj(info[1], "forwardBackward options"), "gradScale", 1.0, "forwardBackward");
+      if (info.Length() > 1 && !info[1].IsUndefined()) {
+        Napi::Object o = obj(info[1], "forwardBackward options");
+        scale = opt_num(o, "gradScale", 1.0, "forwardBackward");
+        Napi::Value ca = o.Get("captureAttention");
+        if (!ca.IsUndefined() && !ca.IsNull() && !ca.IsBoolean())
+          throw ArgError("forwardBackward: 'captureAttention' must be a boolean");
+        if (ca.IsBoolean() && ca.As<Napi::Boolean>().Value()) {
+          capture = std::make_shared<AttentionCapture>();
+          capture->max_boxes = opt_int(o, "captureBoxes", -1, "forwardBackward", 1, int64_t(1) << 40);
+        } else if (!o.Get("captureBoxes").IsUndefined()) {
+          throw ArgError("forwardBackward: 'captureBoxes' needs captureAttention: true");
+        }
+      }
     } catch (const ArgError& e) {
       return ThrowType(env, e.what());
     }
     std::shared_ptr<Trainer> t = trainer;
-    return run<StepLosses>(
-        env, [t, batch, scale]() { return t->forward_backward(*batch, scale); },
-        [](Napi::Env env, StepLosses& l) -> Napi::Value { return losses_obj(env, l); });
+    return run<ForwardResult>(
+        env,
+        [t, batch, scale, capture]() {
+          ForwardResult r;
+          r.losses = t->forward_backward(*batch, scale, capture.get());
+          r.capture = capture;
+          return r;
+        },
+        [](Napi::Env env, ForwardResult& r) -> Napi::Value {
+          Napi::Object o = losses_obj(env, r.losses);
+          if (r.capture) {
+            Napi::Array a = Napi::Array::New(env, r.capture->boxes.size());
+            for (size_t i = 0; i < r.capture->boxes.size(); i++)
+              a.Set(uint32_t(i), box_attention_obj(env, r.capture->boxes[i]));
+            o.Set("attention", a);
+          }
+          return o;
+        });
   }
 
   static void step_options(const Napi::CallbackInfo& info, size_t i, const char* fn, double* lr, double* max_norm) {

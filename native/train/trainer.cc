@@ -80,7 +80,7 @@ void Trainer::load_or_init_head(const ResamplerWeights& w, Param* queries, const
   init_resampler(w, rng);
 }
 
-StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale) {
+StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, AttentionCapture* capture) {
   VR_CHECK(std::isfinite(grad_scale) && grad_scale >= 0, "trainer: grad scale must be finite and >= 0");
   VR_CHECK(b.latent_count == tc_.latent_count || b.boxes() == 0, "batch: latentCount ", b.latent_count,
            " differs from the trainer's ", tc_.latent_count);
@@ -114,7 +114,7 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale) {
   BcmCache bcm_cache;
   if (B > 0) {
     bcm_->forward(feats.data(), b.box_token_idx.data(), b.cu_box_tokens.data(), B, Z.data(), bcm_cache,
-                  /*want_attn=*/tc_.stage == 2);
+                  /*want_attn=*/tc_.stage == 2 || capture != nullptr);
     for (int64_t r = 0; r < R; r++) {
       std::memcpy(&x[size_t(int64_t(b.lvr_slots[r]) * D)], &Z[size_t(r * D)], size_t(D) * 4);
       overwritten[size_t(b.lvr_slots[r])] = 1;
@@ -135,7 +135,9 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale) {
   AttnTransfer at;
   double res_raw = NAN;
   bool res_present = B > 0, mse_on = false, kl_on = false;
+  if (capture) capture->boxes.clear();
   if (B > 0 && tc_.stage == 1) {
+    if (capture) capture_attention(b, bcm_cache, nullptr, *capture);
     gather_rows(Hs.data(), hidden.data(), b.lvr_slots.data(), R, D, -1);
     if (all_finite(Hs.data(), R * D) && all_finite(Z.data(), R * D)) {
       res_raw = align_value(Hs.data(), Z.data(), R * D);
@@ -149,6 +151,7 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale) {
     Zs.assign(size_t(R * D), 0.f);
     dac_->forward(Hs.data(), B, int(K), feats.data(), b.cu_sample_visual.data(), b.box_sample.data(), Zs.data(),
                   dac_cache);
+    if (capture) capture_attention(b, bcm_cache, &dac_cache, *capture);
     if (all_finite(Zs.data(), R * D) && all_finite(Z.data(), R * D)) {
       out.loss_mse = mse_value(Zs.data(), Z.data(), R * D);
       mse_on = true;
@@ -211,6 +214,53 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale) {
     if (overwritten[size_t(i)]) std::fill(dx.begin() + i * D, dx.begin() + (i + 1) * D, 0.f);
   llm_->embed_backward(dx.data(), b.input_ids.data(), T);
   return out;
+}
+
+void Trainer::capture_attention(const TrainBatch& b, const BcmCache& teacher, const CrossAttnCache* student,
+                                AttentionCapture& out) const {
+  const int64_t B = b.boxes(), K = tc_.latent_count;
+  const int64_t n = out.max_boxes < 0 ? B : std::min(B, out.max_boxes);
+  const CrossAttnCache& t = teacher.ca;
+  VR_CHECK(int64_t(t.attn_off.size()) == B + 1, "attention capture: the teacher's maps are missing");
+  for (int64_t box = 0; box < n; box++) {
+    BoxAttention a;
+    a.box = box;
+    a.sample = b.box_sample[box];
+    const int32_t v0 = b.cu_sample_visual[a.sample];
+    a.tokens = b.cu_sample_visual[a.sample + 1] - v0;
+    // The sample's first image is the one whose tokens start where the sample's do (validate_batch checked the
+    // tables, and a sample that owns a box has visual tokens).
+    a.image = -1;
+    for (size_t i = 0; i + 1 < b.cu_image_tokens.size(); i++)
+      if (b.cu_image_tokens[i] == v0 && b.cu_image_tokens[i + 1] > v0) {
+        a.image = int(i);
+        break;
+      }
+    VR_CHECK(a.image >= 0, "attention capture: box ", box, "'s sample ", a.sample, " has no image");
+    a.grid = b.grids[size_t(a.image)];
+    const int32_t j0 = b.cu_box_tokens[box], j1 = b.cu_box_tokens[box + 1];
+    a.box_tokens.assign(b.box_local_idx.begin() + j0, b.box_local_idx.begin() + j1);
+    const int64_t S = a.tokens, N = j1 - j0;
+    VR_CHECK(t.attn_off[box + 1] - t.attn_off[box] == K * N, "attention capture: box ", box, "'s teacher map has ",
+             t.attn_off[box + 1] - t.attn_off[box], " values, expected ", K * N);
+    // Scatter as the KL does (latent_losses.h): T[q, local_idx[j]] = At[q, j], zero elsewhere.
+    a.teacher.assign(size_t(K * S), 0.f);
+    const float* At = t.attn.data() + t.attn_off[box];
+    for (int64_t j = 0; j < N; j++) {
+      const int32_t s = a.box_tokens[size_t(j)];
+      VR_CHECK(s >= 0 && s < S, "attention capture: box ", box, " token ", s, " is outside its sample's ", S,
+               " visual tokens");
+      for (int64_t q = 0; q < K; q++) a.teacher[size_t(q * S + s)] = At[q * N + j];
+    }
+    if (student) {
+      VR_CHECK(student->attn_off[box + 1] - student->attn_off[box] == K * S, "attention capture: box ", box,
+               "'s student map has ", student->attn_off[box + 1] - student->attn_off[box], " values, expected ",
+               K * S);
+      const float* A = student->attn.data() + student->attn_off[box];
+      a.student.assign(A, A + K * S);
+    }
+    out.boxes.push_back(std::move(a));
+  }
 }
 
 double Trainer::optimizer_step(double lr, double max_grad_norm) {

@@ -30,9 +30,40 @@ export interface StepLosses {
   boxes: number;
 }
 
+/**
+ * The attention maps the latent losses saw for one box (native BoxAttention), head-averaged, each [K, S]
+ * row-major over the S visual tokens of the box's sample (all its images, in V order). The sample's first image
+ * owns columns [0, (grid[1]/merge) * (grid[2]/merge)) in raster order over its merged-token grid.
+ */
+export interface BoxAttentionMaps {
+  /** index of the box in the batch, the sample that owns it, and that sample's first image (batch indices) */
+  box: number;
+  sample: number;
+  image: number;
+  /** the image's (t, h, w) in patches */
+  grid: [number, number, number];
+  /** S: visual tokens of the sample */
+  tokens: number;
+  /** the box's token indices local to the sample (the batch's boxLocalIdx slice) */
+  boxTokens: Int32Array;
+  /** BCM teacher's map scattered to the sample's token coordinates as the KL does: 0 outside the box */
+  teacher: Float32Array;
+  /** DAC student's map (stage 2); null in stage 1 */
+  student: Float32Array | null;
+}
+
+export interface CaptureRequest {
+  /** how many of the batch's boxes to capture, first ones first (default: all) */
+  maxBoxes?: number;
+}
+
 export interface NativeTrainer {
-  /** forward + backward of one micro-batch; gradients accumulate, scaled by gradScale (1 / accumulation). */
+  /**
+   * forward + backward of one micro-batch; gradients accumulate, scaled by gradScale (1 / accumulation). With a
+   * capture request the result also holds the boxes' attention maps (an empty list when the batch has no box).
+   */
   forwardBackward(batch: TrainBatch, gradScale: number): Promise<StepLosses>;
+  forwardBackward(batch: TrainBatch, gradScale: number, capture: CaptureRequest): Promise<StepLosses & { attention: BoxAttentionMaps[] }>;
   /** clip (maxGradNorm > 0), AdamW with this lr, zero the gradients; resolves to the norm before clipping. */
   optimizerStep(lr: number, maxGradNorm: number): Promise<number>;
   /** the whole model (trained tensors + the frozen vision tower) as an HF safetensors file. */
@@ -43,7 +74,10 @@ export interface NativeTrainer {
 }
 
 interface RawTrainer {
-  forwardBackward(batch: TrainBatch, o: { gradScale: number }): Promise<Record<string, number | boolean>>;
+  forwardBackward(
+    batch: TrainBatch,
+    o: { gradScale: number; captureAttention?: boolean; captureBoxes?: number },
+  ): Promise<Record<string, unknown> & { attention?: BoxAttentionMaps[] }>;
   optimizerStep(o: { lr: number; maxGradNorm: number }): Promise<{ gradNorm: number; step: number }>;
   tensorList(): { name: string; shape: number[]; trainable: boolean }[];
   getTensor(name: string, o: { dtype: 'fp32' | 'bf16' }): Float32Array | Uint16Array;
@@ -82,21 +116,25 @@ export async function createNativeTrainer(
     train: { stage: s.stage, latentCount: s.latentCount, lambdaResampler: s.lambdaResampler, lambdaAttn: s.lambdaAttn, seed: s.seed, lvrId: s.lvrId, weightDecay: s.weightDecay },
   });
   const frozen = tensors.filter((t) => t.name.startsWith('visual.'));
+  // One implementation for both overloads: the capture options are only sent when asked for.
+  async function forwardBackward(batch: TrainBatch, gradScale: number, capture?: CaptureRequest): Promise<any> {
+    const opts = capture ? { gradScale, captureAttention: true, captureBoxes: capture.maxBoxes } : { gradScale };
+    const l = await raw.forwardBackward(batch, opts);
+    const losses: StepLosses = {
+      loss: Number(l.loss),
+      loss_ce: Number(l.lossCe),
+      loss_resampler: Number(l.lossResampler),
+      loss_mse: Number(l.lossMse ?? 0),
+      loss_kl: Number(l.lossKl ?? 0),
+      resampler_skipped: Boolean(l.resamplerSkipped),
+      tokens: Number(l.tokens),
+      targets: Number(l.targets),
+      boxes: Number(l.boxes),
+    };
+    return capture ? { ...losses, attention: l.attention ?? [] } : losses;
+  }
   return {
-    async forwardBackward(batch, gradScale) {
-      const l = await raw.forwardBackward(batch, { gradScale });
-      return {
-        loss: Number(l.loss),
-        loss_ce: Number(l.lossCe),
-        loss_resampler: Number(l.lossResampler),
-        loss_mse: Number(l.lossMse ?? 0),
-        loss_kl: Number(l.lossKl ?? 0),
-        resampler_skipped: Boolean(l.resamplerSkipped),
-        tokens: Number(l.tokens),
-        targets: Number(l.targets),
-        boxes: Number(l.boxes),
-      };
-    },
+    forwardBackward,
     async optimizerStep(lr, maxGradNorm) {
       return (await raw.optimizerStep({ lr, maxGradNorm })).gradNorm;
     },

@@ -1,21 +1,23 @@
 // The training loop both stages share (stage1.ts / stage2.ts only set what differs): schedule, gradient
 // accumulation, clipping, logging (metrics.jsonl + progress), checkpoints (every --save-steps, keeping
-// --save-total-limit), exact resume (weights, AdamW moments, scheduler step, data cursor), and SIGINT (finish the
-// step in flight, save, exit cleanly).
+// --save-total-limit), exact resume (weights, AdamW moments, scheduler step, data cursor), SIGINT (finish the
+// step in flight, save, exit cleanly), and --attention-maps pictures (src/viz/training_attention.ts).
 import * as fs from 'fs';
 import * as path from 'path';
 
 import { TrainDataLoader, formatSkipSummary } from '../data';
 import type { DataCursor } from '../data';
+import type { TrainBatch } from '../data/batch';
 import { openCheckpoint } from '../model/checkpoint';
 import { loadModelConfig } from '../model/config';
 import { loadTokenizer } from '../model/tokenizer';
 import { readSafetensorsHeader } from '../model/safetensors';
 import { loadAddon } from '../native/addon';
-import { createNativeTrainer, NativeTrainer, StepLosses } from '../native/trainer';
+import { BoxAttentionMaps, createNativeTrainer, NativeTrainer, StepLosses } from '../native/trainer';
 import { UserError } from '../util/errors';
 import { log } from '../util/log';
 import { startProgress } from '../util/progress';
+import { writeBoxAttention } from '../viz/training_attention';
 import { CheckpointMeta, saveCheckpoint } from './checkpoint_writer';
 import { latestCheckpoint, rotateCheckpoints } from './checkpoint_rotation';
 import { enforceMemoryPlan, planTrainingMemory } from './memory_plan';
@@ -52,6 +54,10 @@ export interface TrainOptions {
   strict: boolean;
   threads?: number;
   saveWeightsDtype: 'bf16' | 'fp32';
+  /** write teacher-vs-student attention PNGs here (DIR/step-N.png); off when absent */
+  attentionMapsDir?: string;
+  /** draw at step 1 and every N-th step */
+  attentionMapsEvery?: number;
 }
 
 export interface TrainSummary {
@@ -90,6 +96,15 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
   if (!fs.existsSync(o.model)) throw new UserError(`model directory not found: ${o.model}`);
   if (!fs.existsSync(o.dataPath)) throw new UserError(`--data-path not found: ${o.dataPath}`);
   fs.mkdirSync(o.outputDir, { recursive: true });
+  const mapsEvery = o.attentionMapsEvery ?? 50;
+  if (o.attentionMapsDir) {
+    if (!Number.isInteger(mapsEvery) || mapsEvery < 1) throw new UserError('--attention-maps-every must be an integer >= 1');
+    try {
+      fs.mkdirSync(o.attentionMapsDir, { recursive: true });
+    } catch (e) {
+      throw new UserError(`--attention-maps: cannot create ${o.attentionMapsDir}: ${(e as Error).message}`);
+    }
+  }
 
   let resumeDir: string | undefined;
   if (o.resume) {
@@ -143,6 +158,17 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
     lvrId: ids.lvr,
   });
 
+  // A picture that fails to be written is worth a warning, never the training run.
+  const drawAttention = async (file: string, batch: TrainBatch, box: BoxAttentionMaps | undefined) => {
+    if (!box) return;
+    try {
+      await writeBoxAttention(file, batch, box, cfg.preprocess);
+      log().debug({ file, box: box.box, sample: batch.sampleIds[box.sample] }, 'attention map written');
+    } catch (e) {
+      log().warn({ file, err: (e as Error).message }, 'attention map not written');
+    }
+  };
+
   const schedule: ScheduleSpec = { kind: o.lrScheduler, peakLr: o.learningRate, maxSteps: o.maxSteps, warmupRatio: o.warmupRatio };
   let step = 0;
   if (resumeDir) {
@@ -186,9 +212,20 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
   try {
     while (step < o.maxSteps && !interrupted) {
       const micro: StepLosses[] = [];
+      // --attention-maps: capture the first box of the step's first micro-batch that has one (step 1 and every
+      // N-th), i.e. the maps of this step's forward, before its update.
+      let wantMaps = o.attentionMapsDir !== undefined && (step + 1 === 1 || (step + 1) % mapsEvery === 0);
       for (let a = 0; a < o.gradientAccumulationSteps; a++) {
         const batch = await data.next();
-        micro.push(await trainer.forwardBackward(batch, 1 / o.gradientAccumulationSteps));
+        if (wantMaps && batch.numBoxes > 0) {
+          const r = await trainer.forwardBackward(batch, 1 / o.gradientAccumulationSteps, { maxBoxes: 1 });
+          wantMaps = false;
+          const { attention, ...losses } = r;
+          micro.push(losses);
+          await drawAttention(path.join(o.attentionMapsDir!, `step-${step + 1}.png`), batch, attention[0]);
+        } else {
+          micro.push(await trainer.forwardBackward(batch, 1 / o.gradientAccumulationSteps));
+        }
       }
       const lr = learningRate(schedule, step);
       const gradNorm = await trainer.optimizerStep(lr, o.maxGradNorm);

@@ -2,6 +2,8 @@
 // layers) drawn as a heatmap over the resized image — the upstream README's inference visualisation.
 import sharp from 'sharp';
 
+import { heatColour } from './heat_colour';
+
 export interface AttentionMapInput {
   rgb: Uint8Array; // resized image, HWC RGB
   width: number;
@@ -9,23 +11,6 @@ export interface AttentionMapInput {
   gridH: number; // merged-token grid (height / 28)
   gridW: number;
   maps: Float32Array[]; // one per latent step, gridH * gridW values in raster order
-}
-
-// A perceptual colormap (dark blue -> cyan -> yellow -> red), interpolated from 5 anchors.
-const ANCHORS: [number, number, number][] = [
-  [10, 10, 80],
-  [20, 110, 200],
-  [60, 200, 170],
-  [240, 220, 60],
-  [220, 40, 30],
-];
-function colour(t: number): [number, number, number] {
-  const x = Math.min(1, Math.max(0, t)) * (ANCHORS.length - 1);
-  const i = Math.min(ANCHORS.length - 2, Math.floor(x));
-  const f = x - i;
-  const a = ANCHORS[i];
-  const b = ANCHORS[i + 1];
-  return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
 }
 
 /** Renders the panels into one RGB buffer: columns of up to 4 panels, 8 px gaps, white background. */
@@ -55,7 +40,7 @@ export function renderAttentionPanels(inp: AttentionMapInput): { data: Buffer; w
       const gy = Math.min(gridH - 1, Math.floor((y * gridH) / H));
       for (let x = 0; x < W; x++) {
         const gx = Math.min(gridW - 1, Math.floor((x * gridW) / W));
-        const c = colour((m[gy * gridW + gx] - lo) / span);
+        const c = heatColour((m[gy * gridW + gx] - lo) / span);
         const s = (y * W + x) * 3;
         const d = ((oy + y) * outW + ox + x) * 3;
         // 50/50 blend of a dimmed image and the heat colour keeps the content readable under the map.

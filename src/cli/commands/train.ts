@@ -50,6 +50,13 @@ function builder(d: StageDefaults) {
       .option('image-min-pixels', { type: 'number', default: DEFAULT_TRAIN_MIN_PIXELS })
       .option('image-max-pixels', { type: 'number', default: DEFAULT_TRAIN_MAX_PIXELS })
       .option('strict', { type: 'boolean', default: false, describe: 'fail on the first bad sample instead of a counted skip' })
+      .option('attention-maps', {
+        type: 'string',
+        describe: d.stage === 2
+          ? 'write DIR/step-N.png: teacher (BCM) vs student (DAC) attention of one box per latent query, over the image'
+          : 'write DIR/step-N.png: the BCM attention of one box per latent query, over the image',
+      })
+      .option('attention-maps-every', { type: 'number', default: 50, describe: 'with --attention-maps: draw at step 1 and every N-th step' })
       .option('threads', { type: 'number' })
       .option('device', { choices: ['cpu', 'cuda', 'auto'] as const, default: 'auto' as const });
 }
@@ -65,7 +72,9 @@ function makeTrainCommand(d: StageDefaults): CommandModule<object, any> {
     builder: builder(d) as any,
     handler: async (a: any) => {
       if (a.device === 'cuda') throw new UserError('--device cuda: this build has no CUDA backend (see `vreflect doctor`)');
-      for (const f of ['max-steps', 'gradient-accumulation-steps', 'per-device-batch-size', 'latent-tokens']) positiveInt(a[f], `--${f}`);
+      for (const f of ['max-steps', 'gradient-accumulation-steps', 'per-device-batch-size', 'latent-tokens', 'attention-maps-every']) positiveInt(a[f], `--${f}`);
+      if (a['attention-maps'] !== undefined && (typeof a['attention-maps'] !== 'string' || a['attention-maps'] === ''))
+        throw new UserError('--attention-maps needs a directory');
       const o: TrainOptions = {
         stage: d.stage,
         model: a.model,
@@ -95,6 +104,8 @@ function makeTrainCommand(d: StageDefaults): CommandModule<object, any> {
         strict: a.strict,
         threads: a.threads,
         saveWeightsDtype: a['save-dtype'],
+        attentionMapsDir: a['attention-maps'],
+        attentionMapsEvery: a['attention-maps-every'],
       };
       const r = await runTraining(o);
       log().info({ steps: r.steps, output: r.outputDir, interrupted: r.interrupted }, 'training finished');
