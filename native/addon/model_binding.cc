@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "addon/args.h"
+#include "addon/async_job.h"
 #include "addon/bindings.h"
 #include "core/error.h"
 #include "model/qwen_vl.h"
@@ -16,174 +18,11 @@ namespace vr::addon {
 
 namespace {
 
-// ---- argument helpers ---------------------------------------------------------------------------------
-struct ArgError : std::runtime_error {
-  explicit ArgError(const std::string& m) : std::runtime_error(m) {}
-};
-
-Napi::Value need(const Napi::Object& o, const char* key, const std::string& where) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) throw ArgError(where + ": missing '" + key + "'");
-  return v;
-}
-double num(const Napi::Object& o, const char* key, const std::string& where) {
-  Napi::Value v = need(o, key, where);
-  if (!v.IsNumber()) throw ArgError(where + ": '" + key + "' must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-int int_in(const Napi::Object& o, const char* key, const std::string& where, int lo, int hi) {
-  double d = num(o, key, where);
-  if (d != double(int64_t(d)) || d < lo || d > hi)
-    throw ArgError(where + ": '" + key + "' must be an integer in [" + std::to_string(lo) + ", " +
-                   std::to_string(hi) + "], got " + std::to_string(d));
-  return int(d);
-}
-double opt_num(const Napi::Object& o, const char* key, double dflt, const std::string& where) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return dflt;
-  if (!v.IsNumber()) throw ArgError(where + ": '" + key + "' must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-bool opt_bool(const Napi::Object& o, const char* key, bool dflt) {
-  Napi::Value v = o.Get(key);
-  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : dflt;
-}
-std::string str(const Napi::Object& o, const char* key, const std::string& where) {
-  Napi::Value v = need(o, key, where);
-  if (!v.IsString()) throw ArgError(where + ": '" + key + "' must be a string");
-  return v.As<Napi::String>().Utf8Value();
-}
-std::vector<int64_t> int_list(const Napi::Value& v, const std::string& where) {
-  if (!v.IsArray()) throw ArgError(where + " must be an array of integers");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<int64_t> r;
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value e = a.Get(i);
-    if (!e.IsNumber()) throw ArgError(where + " must be an array of integers");
-    double d = e.As<Napi::Number>().DoubleValue();
-    if (d != double(int64_t(d))) throw ArgError(where + " must hold integers");
-    r.push_back(int64_t(d));
-  }
-  return r;
-}
-DType dtype_arg(const std::string& s, const std::string& where) {
-  DType t;
-  if (!dtype_from_name(s, &t)) throw ArgError(where + ": unsupported dtype '" + s + "'");
-  return t;
-}
-
-ModelConfig parse_config(const Napi::Object& spec) {
-  const std::string w = "loadModel config";
-  Napi::Value cv = need(spec, "config", "loadModel");
-  if (!cv.IsObject()) throw ArgError("loadModel: 'config' must be an object");
-  Napi::Object c = cv.As<Napi::Object>();
-  Napi::Value tv = need(c, "text", w), vv = need(c, "vision", w);
-  if (!tv.IsObject() || !vv.IsObject()) throw ArgError(w + ": 'text' and 'vision' must be objects");
-  Napi::Object t = tv.As<Napi::Object>(), v = vv.As<Napi::Object>();
-  const int big = 1 << 30;
-  ModelConfig m;
-  m.text.hidden = int_in(t, "hidden", w + ".text", 1, big);
-  m.text.layers = int_in(t, "layers", w + ".text", 1, 4096);
-  m.text.heads = int_in(t, "heads", w + ".text", 1, 4096);
-  m.text.kv_heads = int_in(t, "kvHeads", w + ".text", 1, 4096);
-  m.text.head_dim = int_in(t, "headDim", w + ".text", 2, 4096);
-  m.text.intermediate = int_in(t, "intermediate", w + ".text", 1, big);
-  m.text.vocab = int_in(t, "vocab", w + ".text", 1, big);
-  m.text.eps = float(num(t, "rmsEps", w + ".text"));
-  m.text.rope_theta = float(num(t, "ropeTheta", w + ".text"));
-  std::vector<int64_t> sec = int_list(need(t, "mropeSection", w + ".text"), w + ".text.mropeSection");
-  if (sec.size() != 3) throw ArgError(w + ".text.mropeSection must have 3 entries");
-  for (int i = 0; i < 3; i++) m.text.mrope_section[i] = int(sec[i]);
-  m.text.tie_embeddings = opt_bool(t, "tieEmbeddings", false);
-  m.vision.depth = int_in(v, "depth", w + ".vision", 1, 4096);
-  m.vision.hidden = int_in(v, "hidden", w + ".vision", 1, big);
-  m.vision.heads = int_in(v, "heads", w + ".vision", 1, 4096);
-  m.vision.intermediate = int_in(v, "intermediate", w + ".vision", 1, big);
-  m.vision.out_hidden = int_in(v, "outHidden", w + ".vision", 1, big);
-  m.vision.patch = int_in(v, "patch", w + ".vision", 1, 4096);
-  m.vision.temporal_patch = int_in(v, "temporalPatch", w + ".vision", 1, 64);
-  m.vision.merge = int_in(v, "merge", w + ".vision", 1, 64);
-  m.vision.window_size = int_in(v, "windowSize", w + ".vision", 1, 1 << 20);
-  m.vision.in_channels = int_in(v, "inChannels", w + ".vision", 1, 64);
-  m.vision.rope_theta = float(opt_num(v, "ropeTheta", 10000.0, w + ".vision"));
-  for (int64_t b : int_list(need(v, "fullattBlocks", w + ".vision"), w + ".vision.fullattBlocks"))
-    m.vision.fullatt_blocks.push_back(int(b));
-  m.image_token_id = int_in(c, "imageTokenId", w, 0, big);
-  m.vision_start_token_id = int_in(c, "visionStartTokenId", w, 0, big);
-  std::string dt = spec.Get("dtype").IsString() ? spec.Get("dtype").As<Napi::String>().Utf8Value() : "fp32";
-  if (dt == "fp32" || dt == "f32") m.compute = DType::F32;
-  else if (dt == "bf16") m.compute = DType::BF16;
-  else throw ArgError("loadModel: dtype must be 'fp32' or 'bf16', got '" + dt + "'");
-  return m;
-}
-
-std::vector<TensorRecord> parse_tensors(const Napi::Object& spec) {
-  Napi::Value tv = need(spec, "tensors", "loadModel");
-  if (!tv.IsArray()) throw ArgError("loadModel: 'tensors' must be an array");
-  Napi::Array a = tv.As<Napi::Array>();
-  std::vector<TensorRecord> r;
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value e = a.Get(i);
-    if (!e.IsObject()) throw ArgError("loadModel: tensors[" + std::to_string(i) + "] must be an object");
-    Napi::Object o = e.As<Napi::Object>();
-    const std::string w = "loadModel tensors[" + std::to_string(i) + "]";
-    TensorRecord t;
-    t.name = str(o, "name", w);
-    t.file = str(o, "file", w);
-    double off = num(o, "offset", w), nb = num(o, "nbytes", w);
-    if (off < 0 || nb < 0 || off != double(int64_t(off)) || nb != double(int64_t(nb)))
-      throw ArgError(w + " (" + t.name + "): offset/nbytes must be non-negative integers");
-    t.offset = uint64_t(off);
-    t.nbytes = uint64_t(nb);
-    t.dtype = dtype_arg(str(o, "dtype", w), w);
-    t.shape = int_list(need(o, "shape", w), w + ".shape");
-    r.push_back(std::move(t));
-  }
-  return r;
-}
-
 Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
   Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
   if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
   return a;
 }
-
-// ---- async workers --------------------------------------------------------------------------------------
-// Runs `work` on the thread pool; `done` converts the result on the main thread. Exceptions reject the promise.
-template <class Result>
-class Job : public Napi::AsyncWorker {
- public:
-  using Work = std::function<Result()>;
-  using Done = std::function<Napi::Value(Napi::Env, Result&)>;
-  Job(Napi::Env env, Work work, Done done, std::function<void()> finally = nullptr)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
-        done_(std::move(done)), finally_(std::move(finally)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      result_ = work_();
-    } catch (const std::bad_alloc&) {
-      SetError("out of memory (host allocation failed)");
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override {
-    if (finally_) finally_();
-    deferred_.Resolve(done_(Env(), result_));
-  }
-  void OnError(const Napi::Error& e) override {
-    if (finally_) finally_();
-    deferred_.Reject(e.Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Work work_;
-  Done done_;
-  std::function<void()> finally_;
-  Result result_{};
-};
 
 // ---- Session --------------------------------------------------------------------------------------------
 class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
@@ -360,8 +199,8 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   std::vector<TensorRecord> tensors;
   try {
     Napi::Object spec = info[0].As<Napi::Object>();
-    cfg = parse_config(spec);
-    tensors = parse_tensors(spec);
+    cfg = parse_config(spec, "loadModel");
+    tensors = parse_records(need(spec, "tensors", "loadModel"), "loadModel");
   } catch (const ArgError& e) {
     return ThrowType(env, e.what());
   }
