@@ -3,12 +3,14 @@ import type { CommandModule } from 'yargs';
 
 import { engineGeneratorFactory } from '../../infer/eval_generator';
 import { benchCommand } from './bench';
+import { demoCommand } from './demo';
 import { doctorCommand } from './doctor';
 import { makeEvalCommand } from './eval';
 import { inferCommand } from './infer';
 import { trainStage1Command, trainStage2Command } from './train';
 
 export const commands: CommandModule<any, any>[] = [
+  demoCommand,
   inferCommand,
   makeEvalCommand(engineGeneratorFactory),
   trainStage1Command,
