@@ -8,6 +8,10 @@ import type { Argv, CommandModule } from 'yargs';
 
 import { runInferBench } from '../../bench/infer_bench';
 import { renderMarkdown, renderText, Dtype } from '../../bench/report';
+import { DEFAULT_BATCH_SPEC } from '../../bench/train_batch';
+import { runTrainBench } from '../../bench/train_bench';
+import { checkTrainShape, DEFAULT_TRAIN_SHAPE } from '../../bench/train_model';
+import { renderTrainMarkdown, renderTrainText } from '../../bench/train_report';
 import { UserError } from '../../util/errors';
 import { log } from '../../util/log';
 import { startProgress } from '../../util/progress';
@@ -107,9 +111,109 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
   },
 };
 
+interface BenchTrainArgs {
+  'model-dir'?: string;
+  'llm-layers': number;
+  'vit-layers': number;
+  vocab: number;
+  regenerate: boolean;
+  samples: number;
+  tokens: number;
+  'image-size': number;
+  'answer-tokens': number;
+  steps: number;
+  warmup: number;
+  threads: number;
+  torch: 'auto' | 'on' | 'off';
+  'torch-modes': string;
+  python?: string;
+  ours: boolean;
+  probes: boolean;
+  'wait-idle': number;
+  json: boolean;
+  markdown: string;
+}
+
+const trainCommand: CommandModule<object, BenchTrainArgs> = {
+  command: 'train',
+  describe: 'stage-1 training step time, tokens/s, peak RSS and MFU on a 7B-widths model with few layers, vs PyTorch eager',
+  builder: (y) =>
+    y
+      .option('model-dir', { type: 'string', describe: 'checkpoint directory (generated if absent; default ~/.cache/vreflect/bench-train-7b-L<n>-V<m>-v<vocab>, or under $VREFLECT_BENCH_DIR)' })
+      .option('llm-layers', { type: 'number', default: DEFAULT_TRAIN_SHAPE.llmLayers, describe: 'LLM decoder layers (16 B of fp32 weights, gradients and AdamW moments per trained parameter: ~3.7 GB per layer)' })
+      .option('vit-layers', { type: 'number', default: DEFAULT_TRAIN_SHAPE.vitLayers, describe: 'ViT blocks (frozen, forward only)' })
+      .option('vocab', { type: 'number', default: DEFAULT_TRAIN_SHAPE.vocab, describe: 'rows of embed_tokens / lm_head (the 7B has 152064, too big to train here); special tokens are remapped into it' })
+      .option('regenerate', { type: 'boolean', default: false, describe: 'rewrite the checkpoint even if a complete one exists' })
+      .option('samples', { type: 'number', default: DEFAULT_BATCH_SPEC.samples, describe: 'samples per micro-batch (each with one image and one box)' })
+      .option('tokens', { type: 'number', default: DEFAULT_BATCH_SPEC.tokensPerSample, describe: 'tokens per sample (image tokens + text)' })
+      .option('image-size', { type: 'number', default: DEFAULT_BATCH_SPEC.imageSize, describe: 'square image side in px, a multiple of 28 (672: 576 image tokens)' })
+      .option('answer-tokens', { type: 'number', default: DEFAULT_BATCH_SPEC.answerTokens, describe: 'supervised answer tokens after the latent block' })
+      .option('steps', { type: 'number', default: 3, describe: 'timed training steps per engine (medians are reported)' })
+      .option('warmup', { type: 'number', default: 1, describe: 'untimed steps first' })
+      .option('threads', { type: 'number', default: os.cpus().length, describe: 'threads for both engines' })
+      .option('torch', { choices: ['auto', 'on', 'off'] as const, default: 'auto' as const, describe: 'run PyTorch + transformers too (auto: when importable)' })
+      .option('torch-modes', { type: 'string', default: 'plain,checkpointing', describe: 'PyTorch variants: plain (eager), checkpointing (eager + gradient checkpointing), comma-separated' })
+      .option('python', { type: 'string', describe: 'Python with torch + transformers (default $VREFLECT_PYTHON, else python3)' })
+      .option('ours', { type: 'boolean', default: true, describe: 'run our trainer (--no-ours: PyTorch and probes only)' })
+      .option('probes', { type: 'boolean', default: true, describe: 'measure the bf16 GEMM peak (--no-probes: no MFU)' })
+      .option('wait-idle', { type: 'number', default: 300, describe: 'before each measurement, wait up to this many seconds for other work to stop (0 = never wait)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the whole report as one JSON object' })
+      .option('markdown', { type: 'string', default: path.join('.bench', 'bench-train.md'), describe: 'also write a README snippet with the figures here ("" = no file)' })
+      .example('VREFLECT_PYTHON=/work/pyenv/bin/python $0 bench train', 'generate the 2+4-layer, 16k-vocabulary checkpoint once, then time ours and PyTorch'),
+  handler: async (args) => {
+    const shape = { llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab };
+    try {
+      checkTrainShape(shape);
+    } catch (e) {
+      throw new UserError(`--llm-layers/--vit-layers/--vocab: ${(e as Error).message}`);
+    }
+    positiveInt('samples', args.samples, 16);
+    positiveInt('tokens', args.tokens, 32768);
+    positiveInt('image-size', args['image-size'], 4096);
+    if (!Number.isInteger(args['answer-tokens']) || args['answer-tokens'] < 0) throw new UserError(`--answer-tokens must be a non-negative integer, got ${args['answer-tokens']}`);
+    positiveInt('steps', args.steps, 100);
+    positiveInt('threads', args.threads, 4096);
+    if (!Number.isInteger(args.warmup) || args.warmup < 0 || args.warmup > 100) throw new UserError(`--warmup must be an integer in [0, 100], got ${args.warmup}`);
+    if (!(args['wait-idle'] >= 0 && args['wait-idle'] <= 86400)) throw new UserError(`--wait-idle must be between 0 and 86400 seconds, got ${args['wait-idle']}`);
+    const modes = args['torch-modes'].split(',').map((m) => m.trim()).filter(Boolean);
+    for (const m of modes) if (m !== 'plain' && m !== 'checkpointing') throw new UserError(`--torch-modes: unknown mode "${m}" (plain, checkpointing)`);
+    if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
+      throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
+    const batch = { ...DEFAULT_BATCH_SPEC, samples: args.samples, tokensPerSample: args.tokens, imageSize: args['image-size'], answerTokens: args['answer-tokens'] };
+
+    let bar: ReturnType<typeof startProgress> | undefined;
+    const report = await runTrainBench(
+      {
+        modelDir: args['model-dir'], shape, regenerate: args.regenerate, batch, steps: args.steps, warmup: args.warmup, threads: args.threads,
+        torch: args.torch, torchModes: modes as ('plain' | 'checkpointing')[], python: args.python, ours: args.ours, probes: args.probes,
+        waitIdleS: args['wait-idle'], lr: 1e-5, maxGradNorm: 1.0,
+      },
+      {
+        say: (line) => log().info(line),
+        debug: (line) => log().debug(line),
+        onCheckpointProgress: (done, total) => {
+          bar ??= startProgress('writing the benchmark checkpoint (MB)', Math.round(total / 1e6));
+          bar.update(Math.round(done / 1e6));
+          if (done >= total) bar.stop();
+        },
+      },
+    );
+    if (args.markdown) {
+      fs.mkdirSync(path.dirname(path.resolve(args.markdown)), { recursive: true });
+      fs.writeFileSync(args.markdown, renderTrainMarkdown(report));
+      log().info(`README snippet written to ${args.markdown}`);
+    }
+    process.stdout.write(args.json ? JSON.stringify(report) + '\n' : renderTrainText(report));
+  },
+};
+
 export const benchCommand: CommandModule<object, object> = {
   command: 'bench',
-  describe: 'benchmarks (figures, not tests): `bench infer`',
-  builder: (y: Argv) => y.command(inferCommand as CommandModule<object, any>).demandCommand(1, 'name a benchmark: infer'),
+  describe: 'benchmarks (figures, not tests): `bench infer`, `bench train`',
+  builder: (y: Argv) =>
+    y
+      .command(inferCommand as CommandModule<object, any>)
+      .command(trainCommand as CommandModule<object, any>)
+      .demandCommand(1, 'name a benchmark: infer, train'),
   handler: () => {},
 };

@@ -1,0 +1,215 @@
+// `vreflect bench train` figures: per engine the medians of the timed steps, tokens/s, peak RSS, and the share of
+// the measured bf16 GEMM peak the whole step reaches (model FLOPs: MFU; with each engine's recompute: HFU), the
+// speed-up over PyTorch eager, and the issue's targets; rendered as a text table, JSON and a README snippet.
+import type { CpuDescription } from './machine';
+import { cpuLine } from './machine';
+import type { GemmProbe } from './native_probes';
+import { median, TargetCheck } from './report';
+import type { TorchGemmResult } from './torch_side';
+import type { TrainBatchSpec } from './train_batch';
+import type { TrainStepCost } from './train_flops';
+import type { TrainBenchShape, TrainParamCounts } from './train_model';
+import type { StepTiming } from './train_worker';
+
+export type EngineKind = 'vreflect' | 'torch' | 'torch-ckpt';
+
+export const ENGINE_LABELS: Record<EngineKind, string> = {
+  vreflect: 'vreflect bf16',
+  torch: 'PyTorch eager bf16 autocast',
+  'torch-ckpt': 'PyTorch eager bf16 autocast + grad ckpt',
+};
+
+export interface TrainRun {
+  kind: EngineKind;
+  steps: StepTiming[];
+  peak_rss_bytes: number;
+  setup_ms: number;
+  /** Other work during this measurement: cores busy besides the measuring process, and hypervisor steal. */
+  foreign?: { cores: number; steal: number };
+  losses_first?: { loss: number; loss_ce: number; loss_align: number };
+}
+
+export interface TrainBenchInputs {
+  date: string;
+  cpu: CpuDescription;
+  threads: number;
+  loadAverageAtStart: number;
+  gemmPath?: { bf16: string; fp32: string; onednn: boolean };
+  model: { dir: string; shape: TrainBenchShape; parameters: number; weightBytes: number; counts: TrainParamCounts };
+  batch: { spec: TrainBatchSpec; tokens: number; targets: number; visualTokens: number; patches: number; boxTokens: number[] };
+  cost: TrainStepCost;
+  gemmOurs: GemmProbe[];
+  gemmTorch?: TorchGemmResult;
+  otherLoad?: Record<string, { cores: number; steal: number }>;
+  runs: TrainRun[];
+  errors: { kind: EngineKind; error: string }[];
+  torch: { available: boolean; reason?: string; torch?: string; transformers?: string; adamw?: string };
+}
+
+export interface TrainRowFigures {
+  kind: EngineKind;
+  label: string;
+  step_ms: number;
+  fwd_bwd_ms: number;
+  optimizer_ms: number;
+  tokens_per_s: number;
+  peak_rss_bytes: number;
+  /** model FLOPs per second over the whole step, and as % of the bf16 GEMM peak */
+  model_gflops: number;
+  mfu_pct?: number;
+  /** the same counting this engine's recompute */
+  hardware_gflops: number;
+  hfu_pct?: number;
+  /** share of the step's CPU time spent in the kernel (page faults of fresh allocations, mostly) */
+  kernel_cpu_pct: number;
+  /** CPU seconds per wall second during the steps: how many of the threads were busy on average */
+  cores_busy: number;
+  /** how much faster vreflect's step is: on its own row vs the fastest PyTorch row, on a PyTorch row vs that row */
+  speedup_vs_torch?: number;
+}
+
+export interface TrainBenchReport extends TrainBenchInputs {
+  peak: { bf16_gflops?: number; source?: string };
+  rows: TrainRowFigures[];
+  targets: TargetCheck[];
+}
+
+/** The best bf16 GFLOP/s of every probe (ours through the op layer, torch.matmul). */
+export function bf16Peak(ours: GemmProbe[], torch?: TorchGemmResult): { bf16_gflops?: number; source?: string } {
+  let best: { bf16_gflops?: number; source?: string } = {};
+  for (const g of ours.filter((x) => x.dtype === 'bf16'))
+    if (!best.bf16_gflops || g.gflops > best.bf16_gflops) best = { bf16_gflops: g.gflops, source: `vreflect linear ${g.m}x${g.n}x${g.k} (${g.backend})` };
+  for (const g of torch?.results.filter((x) => x.dtype === 'bf16') ?? [])
+    if (!best.bf16_gflops || g.gflops > best.bf16_gflops) best = { bf16_gflops: g.gflops, source: `torch.matmul ${g.m}x${g.n}x${g.k}` };
+  return best;
+}
+
+/** FLOPs an engine recomputes on top of the model FLOPs. */
+export function recomputeFlop(kind: EngineKind, c: TrainStepCost): number {
+  return kind === 'vreflect' ? c.oursRecomputeFlop : kind === 'torch-ckpt' ? c.torchCheckpointRecomputeFlop : 0;
+}
+
+export function buildTrainReport(inp: TrainBenchInputs): TrainBenchReport {
+  const peak = bf16Peak(inp.gemmOurs, inp.gemmTorch);
+  const rows: TrainRowFigures[] = inp.runs.map((r) => {
+    const step = median(r.steps.map((s) => s.step_ms));
+    const cpu = r.steps.reduce((a, s) => a + s.user_s + s.sys_s, 0);
+    const sys = r.steps.reduce((a, s) => a + s.sys_s, 0);
+    const modelGflops = inp.cost.modelFlop / 1e9 / (step / 1000);
+    const hwGflops = (inp.cost.modelFlop + recomputeFlop(r.kind, inp.cost)) / 1e9 / (step / 1000);
+    return {
+      kind: r.kind,
+      label: ENGINE_LABELS[r.kind],
+      step_ms: step,
+      fwd_bwd_ms: median(r.steps.map((s) => s.fwd_bwd_ms)),
+      optimizer_ms: median(r.steps.map((s) => s.optimizer_ms)),
+      tokens_per_s: inp.batch.tokens / (step / 1000),
+      peak_rss_bytes: r.peak_rss_bytes,
+      model_gflops: modelGflops,
+      mfu_pct: peak.bf16_gflops ? (100 * modelGflops) / peak.bf16_gflops : undefined,
+      hardware_gflops: hwGflops,
+      hfu_pct: peak.bf16_gflops ? (100 * hwGflops) / peak.bf16_gflops : undefined,
+      kernel_cpu_pct: cpu > 0 ? (100 * sys) / cpu : 0,
+      cores_busy: cpu / (r.steps.reduce((a, s) => a + s.step_ms, 0) / 1000),
+    };
+  });
+  // PyTorch's best eager step (with or without checkpointing) is the yardstick.
+  const torchRows = rows.filter((r) => r.kind !== 'vreflect');
+  const bestTorch = torchRows.length ? Math.min(...torchRows.map((r) => r.step_ms)) : undefined;
+  const ours = rows.find((r) => r.kind === 'vreflect');
+  if (ours && bestTorch !== undefined) ours.speedup_vs_torch = bestTorch / ours.step_ms;
+  for (const r of torchRows) if (ours) r.speedup_vs_torch = r.step_ms / ours.step_ms;
+  const check = (name: string, value: number | undefined, target: number, unit: string): TargetCheck => ({
+    name, value, target, unit, pass: value === undefined || Number.isNaN(value) ? undefined : value >= target,
+  });
+  const targets = [
+    check('step speed vs fastest PyTorch eager', ours?.speedup_vs_torch, 1.2, 'x'),
+    check('whole step MFU (% of bf16 GEMM peak)', ours?.mfu_pct, 70, '%'),
+  ];
+  return { ...inp, peak, rows, targets };
+}
+
+// ---- rendering --------------------------------------------------------------------------------------
+
+const GiB = 1024 ** 3;
+const f0 = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(0));
+const f2 = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(2));
+const gib = (x?: number) => (x === undefined ? '-' : `${(x / GiB).toFixed(2)} GiB`);
+const pct = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : `${x.toFixed(0)}%`);
+const times = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : `${x.toFixed(2)}x`);
+const tf = (flop: number) => (flop / 1e12).toFixed(2);
+const e9 = (n: number) => `${(n / 1e9).toFixed(3)}e9`;
+
+/** What was measured, in words (shared by the text report and the markdown snippet). */
+export function describeSetup(r: TrainBenchReport): string[] {
+  const s = r.model.shape, c = r.model.counts, b = r.batch, k = r.cost;
+  return [
+    `Model: Qwen2.5-VL-7B layer widths, ${s.llmLayers} LLM + ${s.vitLayers} ViT layers, vocabulary cut to ${s.vocab} rows ` +
+      `(special tokens remapped into it), random bf16 weights: ${e9(c.trainable)} trainable parameters ` +
+      `(${e9(c.layerGemm)} in decoder-layer GEMMs, 2 x ${e9(c.embedding)} embed_tokens / lm_head, ${e9(c.bcm)} BCM), ${e9(c.frozen)} frozen (ViT + merger)`,
+    `Step: stage 1, one micro-batch of ${b.spec.samples} x ${b.spec.tokensPerSample} tokens ` +
+      `(${b.spec.imageSize}x${b.spec.imageSize} image = ${b.visualTokens / b.spec.samples} image tokens per sample, ` +
+      `${b.boxTokens.length} box(es) of ${b.boxTokens.join('/')} tokens, ${b.spec.latentCount} latents per box, ${b.targets} CE targets): ` +
+      `forward + backward + clip + AdamW, ${r.threads} threads`,
+    `FLOPs per step: model ${tf(k.modelFlop)} TFLOP = 3 x forward of decoder GEMMs ${tf(6 * k.layerDenseMac)}, attention ${tf(6 * k.layerAttnMac)}, ` +
+      `lm_head ${tf(6 * k.lmHeadMac)}, BCM ${tf(6 * k.bcmMac)} + frozen ViT forward ${tf(2 * k.vitMac)}; recompute on top: ` +
+      `vreflect ${tf(k.oursRecomputeFlop)} (layers + lm_head), PyTorch grad ckpt ${tf(k.torchCheckpointRecomputeFlop)} (layers)`,
+  ];
+}
+
+function headerLines(r: TrainBenchReport): string[] {
+  const lines = [
+    ...describeSetup(r),
+    `CPU: ${cpuLine(r.cpu)}`,
+    `GEMM path: ${r.gemmPath ? `bf16 ${r.gemmPath.bf16}, fp32 ${r.gemmPath.fp32}` : 'addon not loaded'}`,
+    `bf16 GEMM peak: ${f0(r.peak.bf16_gflops)} GFLOP/s (${r.peak.source ?? 'not measured'})`,
+    `PyTorch: ${r.torch.available ? `torch ${r.torch.torch}, transformers ${r.torch.transformers}, sdpa, fp32 master weights + bf16 autocast, AdamW ${r.torch.adamw ?? 'fused'}` : `not available (${r.torch.reason ?? ''})`}`,
+  ];
+  if (r.loadAverageAtStart > 0.5) lines.push(`Note: load average was ${r.loadAverageAtStart.toFixed(2)} at the start: other work shared the cores.`);
+  const busy = Object.entries(r.otherLoad ?? {}).filter(([, v]) => v.cores + v.steal > 0.2);
+  if (busy.length) lines.push(`Note: other work ran during ${busy.map(([k, v]) => `${k} (${f2(v.cores + v.steal)} cores)`).join(', ')}: those figures are low.`);
+  return lines;
+}
+
+export function renderTrainText(r: TrainBenchReport): string {
+  const lines = ['vreflect bench train', ...headerLines(r), ''];
+  const head = ['', 'step ms', 'fwd+bwd ms', 'AdamW ms', 'tokens/s', 'peak RSS', 'MFU', 'with recompute', 'cores busy', 'kernel CPU', 'vreflect speed-up'];
+  const table: string[][] = [head];
+  for (const row of r.rows) {
+    const run = r.runs.find((x) => x.kind === row.kind);
+    table.push([row.label, f0(row.step_ms), f0(row.fwd_bwd_ms), f0(row.optimizer_ms), f0(row.tokens_per_s), gib(row.peak_rss_bytes),
+      pct(row.mfu_pct), pct(row.hfu_pct), f2(row.cores_busy), pct(row.kernel_cpu_pct),
+      row.kind === 'vreflect' ? `${times(row.speedup_vs_torch)} (vs fastest)` : times(row.speedup_vs_torch)]);
+    if (run?.foreign && run.foreign.cores + run.foreign.steal > 0.2) table[table.length - 1][0] += ` (other load ${f2(run.foreign.cores + run.foreign.steal)} cores)`;
+  }
+  for (const e of r.errors) table.push([ENGINE_LABELS[e.kind], `failed: ${e.error}`]);
+  const widths = head.map((_, c) => Math.max(...table.map((row) => (row[c] ?? '').length)));
+  for (const row of table) lines.push(row.map((cell, c) => (c === 0 ? (cell ?? '').padEnd(widths[c]) : (cell ?? '').padStart(widths[c]))).join('  ').trimEnd());
+  lines.push('', 'Targets (issue #5, CPU):');
+  for (const t of r.targets) {
+    const v = t.value === undefined || Number.isNaN(t.value) ? 'not measured' : `${t.unit === '%' ? t.value.toFixed(0) : t.value.toFixed(2)}${t.unit}`;
+    lines.push(`  ${t.name.padEnd(40)} ${v.padStart(12)}  (target >= ${t.target}${t.unit})  ${t.pass === undefined ? '' : t.pass ? 'PASS' : 'MISS'}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function renderTrainMarkdown(r: TrainBenchReport): string {
+  const out: string[] = [`### Training benchmark (${r.date.slice(0, 10)})`, ''];
+  out.push(`\`vreflect bench train\`: ${describeSetup(r).map((l) => l.replace(/^(\w[\w ]*): /, '**$1**: ')).join('; ')}.`, '');
+  out.push(
+    `- CPU: ${cpuLine(r.cpu)}; GEMM path: ${r.gemmPath ? `bf16 \`${r.gemmPath.bf16}\`` : '-'}`,
+    `- Measured bf16 GEMM peak ${f0(r.peak.bf16_gflops)} GFLOP/s (${r.peak.source ?? '-'}); MFU = model FLOPs / step time / that peak, ` +
+      `"with recompute" adds the FLOPs each engine recomputes; "cores busy" = CPU seconds per wall second during the steps`,
+    `- ${r.torch.available ? `PyTorch: torch ${r.torch.torch}, transformers ${r.torch.transformers}, eager, sdpa, fp32 master weights + bf16 autocast, frozen ViT in bf16 under no_grad, AdamW ${r.torch.adamw ?? 'fused'}` : `PyTorch not available (${r.torch.reason ?? ''})`}`,
+    `- Medians of ${r.runs[0]?.steps.length ?? '?'} timed steps after warm-up; other work meanwhile: at most ` +
+      `${f2(Math.max(0, ...Object.values(r.otherLoad ?? {}).map((v) => v.cores + v.steal)))} cores`,
+    '',
+    '| engine | step ms | fwd+bwd ms | AdamW ms | tokens/s | peak RSS | MFU | with recompute | cores busy |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const row of r.rows)
+    out.push(`| ${row.label} | ${f0(row.step_ms)} | ${f0(row.fwd_bwd_ms)} | ${f0(row.optimizer_ms)} | ${f0(row.tokens_per_s)} | ${gib(row.peak_rss_bytes)} | ${pct(row.mfu_pct)} | ${pct(row.hfu_pct)} | ${f2(row.cores_busy)} of ${r.threads} |`);
+  for (const e of r.errors) out.push(`| ${ENGINE_LABELS[e.kind]} | failed: ${e.error} | | | | | | | |`);
+  out.push('', 'Targets: ' + r.targets.map((t) => `${t.name} ${t.value === undefined ? 'not measured' : `${t.unit === '%' ? t.value.toFixed(0) : t.value.toFixed(2)}${t.unit}`} (>= ${t.target}${t.unit}): ${t.pass === undefined ? 'not measured' : t.pass ? 'met' : 'missed'}`).join('; ') + '.', '');
+  return out.join('\n');
+}

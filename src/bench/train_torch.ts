@@ -1,0 +1,63 @@
+// The PyTorch side of `vreflect bench train`: runs scripts_bench/torch_train.py (one process per measurement) and
+// reads its JSON line. Finding a Python with torch + transformers is torch_side.ts's job.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { runJsonChild } from './child';
+import type { PythonInfo } from './torch_side';
+import type { StepTiming } from './train_worker';
+
+export interface TorchTrainRequest {
+  model: string;
+  batchFile: string;
+  threads: number;
+  steps: number;
+  warmup: number;
+  lr: number;
+  maxGradNorm: number;
+  /** transformers' gradient checkpointing of the decoder layers */
+  checkpointing: boolean;
+}
+
+export interface TorchTrainResult {
+  ok: true;
+  torch: string;
+  transformers: string;
+  threads: number;
+  checkpointing: boolean;
+  adamw: string;
+  attn: string;
+  tokens: number;
+  targets: number;
+  trainable_params: number;
+  load_s: number;
+  steps: (StepTiming & { vision_ms: number })[];
+  rss_after_load_bytes: number;
+  peak_rss_bytes: number;
+  cpu_s: number;
+}
+
+/** scripts_bench/torch_train.py of this package (searched upwards from this module: src/ or dist/src/). */
+export function torchTrainScript(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 6; i++) {
+    const f = path.join(dir, 'scripts_bench', 'torch_train.py');
+    if (fs.existsSync(f)) return f;
+    dir = path.dirname(dir);
+  }
+  throw new Error('bench: scripts_bench/torch_train.py not found next to the package');
+}
+
+export function torchTrainArgs(req: TorchTrainRequest): string[] {
+  return [
+    torchTrainScript(), '--model', req.model, '--batch', req.batchFile, '--threads', String(req.threads),
+    '--steps', String(req.steps), '--warmup', String(req.warmup), '--lr', String(req.lr), '--max-grad-norm', String(req.maxGradNorm),
+    ...(req.checkpointing ? ['--checkpointing'] : []),
+  ];
+}
+
+export async function runTorchTrain(py: PythonInfo, req: TorchTrainRequest, onLine?: (l: string) => void): Promise<TorchTrainResult> {
+  const label = `torch bf16${req.checkpointing ? ' ckpt' : ''}`;
+  const r = await runJsonChild(py.python, torchTrainArgs(req), { label, timeoutMs: 3_600_000, onStderrLine: onLine });
+  return r as TorchTrainResult;
+}

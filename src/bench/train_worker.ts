@@ -1,0 +1,141 @@
+// Our side of `vreflect bench train`, in a child process (so VmHWM is this run's own peak): the pre-flight memory
+// plan, the native Trainer on the benchmark checkpoint, then warm-up and timed steps of forward+backward and
+// AdamW on the same synthetic micro-batch. As a script: `node train_worker.js '<TrainWorkerRequest JSON>'` prints
+// one JSON line (TrainWorkerResult) on stdout; progress lines go to stderr.
+import * as path from 'path';
+
+import { openCheckpoint } from '../model/checkpoint';
+import { loadModelConfig } from '../model/config';
+import { loadAddon } from '../native/addon';
+import { createNativeTrainer, StepLosses } from '../native/trainer';
+import { enforceMemoryPlan, MemoryPlan, planTrainingMemory } from '../train/memory_plan';
+import { oneLine } from '../util/errors';
+import { setLogLevel } from '../util/log';
+import { rssBytes } from './machine';
+import { buildTrainBatch, TrainBatchSpec } from './train_batch';
+
+export interface TrainWorkerRequest {
+  model: string;
+  batch: TrainBatchSpec;
+  dtype: 'bf16' | 'fp32';
+  threads: number;
+  steps: number;
+  warmup: number;
+  lr: number;
+  maxGradNorm: number;
+}
+
+export interface StepTiming {
+  step_ms: number;
+  fwd_bwd_ms: number;
+  optimizer_ms: number;
+  loss: number;
+  loss_ce: number;
+  loss_align: number;
+  grad_norm: number;
+  /** CPU seconds of this process in user and kernel mode during the step (kernel time: mostly page faults) */
+  user_s: number;
+  sys_s: number;
+}
+
+export interface TrainWorkerResult {
+  ok: true;
+  dtype: string;
+  threads: number;
+  gemm: { f32: string; bf16: string };
+  memory_plan: MemoryPlan;
+  setup_ms: number;
+  tokens: number;
+  targets: number;
+  steps: StepTiming[];
+  rss_after_setup_bytes: number;
+  peak_rss_bytes: number;
+  cpu_s: number;
+}
+
+export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: string) => void = () => {}): Promise<TrainWorkerResult> {
+  const t0 = Date.now();
+  const addon = loadAddon();
+  addon.setThreads(req.threads);
+  const cfg = loadModelConfig(req.model);
+  const ckpt = openCheckpoint(req.model, cfg);
+  const tensors = [...ckpt.tensors, ...ckpt.extra];
+  const batch = buildTrainBatch(req.batch);
+  const plan = planTrainingMemory(cfg, tensors, {
+    dtype: req.dtype, packing: false, perDeviceBatchSize: req.batch.samples, imageMaxPixels: req.batch.imageSize ** 2, stage: 1,
+  });
+  enforceMemoryPlan(plan);
+  const lvrId = cfg.lvr.lvr;
+  if (lvrId === undefined) throw new Error(`${req.model}/config.json has no lvr_id`);
+  const trainer = await createNativeTrainer(cfg, req.dtype, tensors, {
+    stage: 1, latentCount: req.batch.latentCount, lambdaResampler: 0.5, lambdaAttn: 1, weightDecay: 0.1, seed: 42, lvrId,
+  });
+  const setupMs = Date.now() - t0;
+  const rssAfterSetup = rssBytes().current;
+
+  const step = async (): Promise<StepTiming & { raw: StepLosses }> => {
+    const cpu0 = process.cpuUsage();
+    const a = performance.now();
+    const l = await trainer.forwardBackward(batch, 1);
+    const b = performance.now();
+    const gradNorm = await trainer.optimizerStep(req.lr, req.maxGradNorm);
+    const c = performance.now();
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      step_ms: c - a, fwd_bwd_ms: b - a, optimizer_ms: c - b, loss: l.loss, loss_ce: l.loss_ce, loss_align: l.loss_resampler, grad_norm: gradNorm,
+      user_s: cpu.user / 1e6, sys_s: cpu.system / 1e6, raw: l,
+    };
+  };
+  for (let i = 0; i < req.warmup; i++) {
+    const s = await step();
+    progress(`ours ${req.dtype}: warm-up ${i + 1}/${req.warmup}: ${s.step_ms.toFixed(0)} ms, loss ${s.loss.toFixed(3)}`);
+  }
+  const steps: StepTiming[] = [];
+  let targets = 0;
+  for (let i = 0; i < req.steps; i++) {
+    const { raw, ...s } = await step();
+    targets = raw.targets;
+    steps.push(s);
+    progress(
+      `ours ${req.dtype}: step ${i + 1}/${req.steps}: ${s.step_ms.toFixed(0)} ms (fwd+bwd ${s.fwd_bwd_ms.toFixed(0)}, AdamW ${s.optimizer_ms.toFixed(0)}), ` +
+        `loss ${s.loss.toFixed(3)} (ce ${s.loss_ce.toFixed(3)}, align ${s.loss_align.toFixed(4)}), CPU user ${s.user_s.toFixed(1)} s, kernel ${s.sys_s.toFixed(1)} s`,
+    );
+  }
+  const info = addon.info();
+  const cpu = process.cpuUsage();
+  return {
+    ok: true,
+    dtype: req.dtype,
+    threads: info.cpu.threads,
+    gemm: { f32: info.cpu.gemm_f32, bf16: info.cpu.gemm_bf16 },
+    memory_plan: plan,
+    setup_ms: setupMs,
+    tokens: batch.numTokens,
+    targets,
+    steps,
+    rss_after_setup_bytes: rssAfterSetup,
+    peak_rss_bytes: rssBytes().peak,
+    cpu_s: (cpu.user + cpu.system) / 1e6,
+  };
+}
+
+export function trainWorkerScript(): string {
+  return path.join(__dirname, 'train_worker.js');
+}
+
+if (require.main === module) {
+  setLogLevel('warn');
+  let req: TrainWorkerRequest;
+  try {
+    req = JSON.parse(process.argv[2] ?? '');
+  } catch {
+    process.stdout.write(JSON.stringify({ ok: false, error: 'train_worker: argument 1 must be the request as JSON' }) + '\n');
+    process.exit(2);
+  }
+  measureOursTrain(req, (m) => process.stderr.write(m + '\n'))
+    .then((r) => process.stdout.write(JSON.stringify(r) + '\n'))
+    .catch((e) => {
+      process.stdout.write(JSON.stringify({ ok: false, error: oneLine(e) }) + '\n');
+      process.exitCode = 1;
+    });
+}
