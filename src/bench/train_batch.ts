@@ -28,6 +28,26 @@ export interface TrainBatchSpec {
   box: [number, number, number, number];
   vocab: number;
   seed: number;
+  /** special ids and the text-id bound; default: those of the benchmark checkpoint (trainSpecialIds(vocab)) */
+  ids?: TrainBatchIds;
+}
+
+/** The ids a synthetic sample uses; text ids are drawn from [0, textLimit), below every special id. */
+export interface TrainBatchIds {
+  imStart: number;
+  imEnd: number;
+  visionStart: number;
+  visionEnd: number;
+  imagePad: number;
+  lvrStart: number;
+  lvr: number;
+  lvrLatentEnd: number;
+  lvrEnd: number;
+  textLimit: number;
+}
+
+export function batchIds(spec: TrainBatchSpec): TrainBatchIds {
+  return spec.ids ?? { ...trainSpecialIds(spec.vocab), textLimit: textIdLimit(spec.vocab) };
 }
 
 export const DEFAULT_BATCH_SPEC: Omit<TrainBatchSpec, 'vocab'> = {
@@ -69,8 +89,8 @@ export function sampleLayout(spec: TrainBatchSpec): SampleLayout {
 
 /** One synthetic sample (pads already expanded), drawn from `rand`. */
 function buildSample(spec: TrainBatchSpec, layout: SampleLayout, index: number, rand: () => number): TrainSample {
-  const ids = trainSpecialIds(spec.vocab);
-  const limit = textIdLimit(spec.vocab);
+  const ids = batchIds(spec);
+  const limit = ids.textLimit;
   const out: number[] = [];
   const labels: number[] = [];
   const text = (n: number, supervised: boolean) => {
@@ -115,7 +135,7 @@ export function buildTrainBatch(spec: TrainBatchSpec): TrainBatch {
   const layout = sampleLayout(spec);
   const rand = mulberry32(spec.seed);
   const samples = Array.from({ length: spec.samples }, (_, i) => buildSample(spec, layout, i, rand));
-  const ids = trainSpecialIds(spec.vocab);
+  const ids = batchIds(spec);
   // Stage 1 masks only <|lvr_latent_end|> targets (method.md §7.4).
   return collate(samples, { imagePadId: ids.imagePad, latentCount: spec.latentCount, merge: QWEN7B.merge, ceIgnoredIds: [ids.lvrLatentEnd] });
 }

@@ -11,10 +11,10 @@ import { runJsonChild } from './child';
 import { cpuTimes, foreignLoad, loadAverage, thisCpu, waitForIdle } from './machine';
 import { GemmProbe, hasNativeProbes, probeGemm } from './native_probes';
 import { findTorchPython, PythonInfo, runTorchGemm, TorchGemmResult } from './torch_side';
-import { buildTrainBatch, TrainBatchSpec, writeTorchBatch } from './train_batch';
+import { batchIds, buildTrainBatch, TrainBatchSpec, writeTorchBatch } from './train_batch';
 import { defaultTrainCheckpointDir, ensureTrainCheckpoint } from './train_checkpoint';
 import { trainStepCost } from './train_flops';
-import { TrainBenchShape, trainParamCounts, trainSpecialIds } from './train_model';
+import { TrainBenchShape, trainParamCounts } from './train_model';
 import { buildTrainReport, EngineKind, TrainBenchInputs, TrainBenchReport, TrainRun } from './train_report';
 import { runTorchTrain } from './train_torch';
 import { TrainWorkerRequest, TrainWorkerResult, trainWorkerScript } from './train_worker';
@@ -56,7 +56,7 @@ export async function runTrainBench(opts: TrainBenchOptions, hooks: TrainBenchHo
 
   const spec: TrainBatchSpec = { ...opts.batch, vocab: opts.shape.vocab };
   const batch = buildTrainBatch(spec);
-  const batchFile = writeTorchBatch(path.join(dir, 'bench-batch'), batch, trainSpecialIds(spec.vocab).imagePad);
+  const batchFile = writeTorchBatch(path.join(dir, 'bench-batch'), batch, batchIds(spec).imagePad);
   const boxTokens = Array.from({ length: batch.numBoxes }, (_, i) => batch.cuBoxTokens[i + 1] - batch.cuBoxTokens[i]);
   const grids = Array.from({ length: batch.numImages }, (_, i) => ({ t: batch.imageGrids[3 * i], h: batch.imageGrids[3 * i + 1], w: batch.imageGrids[3 * i + 2] }));
   const cost = trainStepCost(opts.shape, {

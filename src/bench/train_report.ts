@@ -165,7 +165,9 @@ function headerLines(r: TrainBenchReport): string[] {
     `bf16 GEMM peak: ${f0(r.peak.bf16_gflops)} GFLOP/s (${r.peak.source ?? 'not measured'})`,
     `PyTorch: ${r.torch.available ? `torch ${r.torch.torch}, transformers ${r.torch.transformers}, sdpa, fp32 master weights + bf16 autocast, AdamW ${r.torch.adamw ?? 'fused'}` : `not available (${r.torch.reason ?? ''})`}`,
   ];
-  if (r.loadAverageAtStart > 0.5) lines.push(`Note: load average was ${r.loadAverageAtStart.toFixed(2)} at the start: other work shared the cores.`);
+  // With idle waits each phase records its own other-load figures; the start's load average only matters without.
+  if (r.loadAverageAtStart > 0.5 && !Object.keys(r.otherLoad ?? {}).length)
+    lines.push(`Note: load average was ${r.loadAverageAtStart.toFixed(2)} at the start: other work shared the cores.`);
   const busy = Object.entries(r.otherLoad ?? {}).filter(([, v]) => v.cores + v.steal > 0.2);
   if (busy.length) lines.push(`Note: other work ran during ${busy.map(([k, v]) => `${k} (${f2(v.cores + v.steal)} cores)`).join(', ')}: those figures are low.`);
   return lines;
