@@ -8,7 +8,7 @@ import { oneLine } from '../util/errors';
 import { ensureBenchImage, BENCH_IMAGE_SIZE, BENCH_QUESTION } from './bench_image';
 import { CheckpointInfo, defaultCheckpointDir, ensureCheckpoint } from './checkpoint';
 import { runJsonChild } from './child';
-import { cpuTimes, foreignLoad, loadAverage, thisCpu, waitForIdle } from './machine';
+import { loadAverage, makePhaseRunner, thisCpu } from './machine';
 import { benchShape, decodeParamsPerToken, kvCacheBytes, prefillCost } from './model_shape';
 import { BandwidthProbe, GemmProbe, hasNativeProbes, probeBandwidth, probeGemm, probeGemv } from './native_probes';
 import { OursRequest, OursResult, oursWorkerScript } from './ours_worker';
@@ -67,23 +67,8 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
     hooks.say(py.available ? `PyTorch: ${py.python} (torch ${py.torch}, transformers ${py.transformers})` : `PyTorch: not available (${py.reason})`);
   }
 
-  // Every measurement runs as a phase: wait for an idle machine (bounded), then record how much CPU other
-  // work used meanwhile, so figures taken on a busy shared VM are flagged instead of silently low.
   const otherLoad: Record<string, { cores: number; steal: number }> = {};
-  const phase = async <T>(label: string, fn: () => Promise<T> | T, childCpuS: (r: T) => number = () => 0): Promise<T> => {
-    if (opts.waitIdleS > 0) await waitForIdle(opts.waitIdleS, 0.15, hooks.say);
-    const before = cpuTimes();
-    const own0 = process.cpuUsage();
-    const t0 = Date.now();
-    const r = await fn();
-    const own = process.cpuUsage(own0);
-    const f = foreignLoad(before, cpuTimes(), (own.user + own.system) / 1e6 + childCpuS(r), (Date.now() - t0) / 1000);
-    if (f) {
-      otherLoad[label] = f;
-      if (f.cores + f.steal > 0.2) hooks.say(`${label}: other work used ${(f.cores + f.steal).toFixed(2)} cores meanwhile, figures may be low`);
-    }
-    return r;
-  };
+  const phase = makePhaseRunner(opts.waitIdleS, hooks.say, otherLoad);
 
   const bandwidth: BandwidthProbe[] = [];
   const gemmOurs: GemmProbe[] = [];

@@ -146,3 +146,29 @@ export async function waitForIdle(maxWaitS: number, maxBusy = 0.15, say?: (l: st
   }
   return { waitedS: (Date.now() - t0) / 1000, busy };
 }
+
+/**
+ * A measurement "phase" runner shared by the benches: wait (bounded) for an idle machine, run `fn`, then record
+ * how much CPU other work used meanwhile into `otherLoad[label]`, so figures taken on a busy shared VM are flagged
+ * instead of silently low.
+ */
+export function makePhaseRunner(
+  waitIdleS: number,
+  say: (msg: string) => void,
+  otherLoad: Record<string, { cores: number; steal: number }>,
+) {
+  return async <T>(label: string, fn: () => Promise<T> | T, childCpuS: (r: T) => number = () => 0): Promise<T> => {
+    if (waitIdleS > 0) await waitForIdle(waitIdleS, 0.15, say);
+    const before = cpuTimes();
+    const own0 = process.cpuUsage();
+    const t0 = Date.now();
+    const r = await fn();
+    const own = process.cpuUsage(own0);
+    const f = foreignLoad(before, cpuTimes(), (own.user + own.system) / 1e6 + childCpuS(r), (Date.now() - t0) / 1000);
+    if (f) {
+      otherLoad[label] = f;
+      if (f.cores + f.steal > 0.2) say(`${label}: other work used ${(f.cores + f.steal).toFixed(2)} cores meanwhile, figures may be low`);
+    }
+    return r;
+  };
+}

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { loadAddon, NativeAddon, NativeInfo } from '../native/addon';
 import { oneLine } from '../util/errors';
 import { runJsonChild } from './child';
-import { cpuTimes, foreignLoad, loadAverage, thisCpu, waitForIdle } from './machine';
+import { loadAverage, makePhaseRunner, thisCpu } from './machine';
 import { GemmProbe, hasNativeProbes, probeGemm } from './native_probes';
 import { findTorchPython, PythonInfo, runTorchGemm, TorchGemmResult } from './torch_side';
 import { batchIds, buildTrainBatch, TrainBatchSpec, writeTorchBatch } from './train_batch';
@@ -82,20 +82,7 @@ export async function runTrainBench(opts: TrainBenchOptions, hooks: TrainBenchHo
   }
 
   const otherLoad: Record<string, { cores: number; steal: number }> = {};
-  const phase = async <T>(label: string, fn: () => Promise<T> | T, childCpuS: (r: T) => number = () => 0): Promise<T> => {
-    if (opts.waitIdleS > 0) await waitForIdle(opts.waitIdleS, 0.15, hooks.say);
-    const before = cpuTimes();
-    const own0 = process.cpuUsage();
-    const t0 = Date.now();
-    const r = await fn();
-    const own = process.cpuUsage(own0);
-    const f = foreignLoad(before, cpuTimes(), (own.user + own.system) / 1e6 + childCpuS(r), (Date.now() - t0) / 1000);
-    if (f) {
-      otherLoad[label] = f;
-      if (f.cores + f.steal > 0.2) hooks.say(`${label}: other work used ${(f.cores + f.steal).toFixed(2)} cores meanwhile, figures may be low`);
-    }
-    return r;
-  };
+  const phase = makePhaseRunner(opts.waitIdleS, hooks.say, otherLoad);
 
   const gemmOurs: GemmProbe[] = [];
   let gemmTorch: TorchGemmResult | undefined;
