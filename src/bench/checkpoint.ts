@@ -8,7 +8,7 @@ import * as path from 'path';
 import { writeCheckpointTextFiles } from './checkpoint_files';
 import { configJson, numel, parameterCount, Qwen7BShape, tensorSpecs, TensorSpec } from './model_shape';
 import { Bf16RandomSource, produceBf16 } from './random_weights';
-import { TensorEntry, writeSafetensors } from './safetensors_writer';
+import { TensorEntry, writeSafetensorsStream } from '../model/safetensors_writer';
 
 export const MARKER = 'vreflect-bench.json';
 const GENERATOR_VERSION = 1;
@@ -118,7 +118,7 @@ export function ensureCheckpoint(req: CheckpointRequest): CheckpointInfo {
     const file = plan.length === 1 ? 'model.safetensors' : `model-${pad5(i + 1)}-of-${pad5(plan.length)}.safetensors`;
     const entries: TensorEntry[] = group.map((t) => ({ name: t.name, dtype: 'BF16', shape: t.shape }));
     const byName = new Map(group.map((t) => [t.name, t]));
-    const bytes = writeSafetensors(path.join(dir, file), entries, (e, write) => {
+    const bytes = writeSafetensorsStream(path.join(dir, file), entries, (e, write) => {
       produceBf16(byName.get(e.name)!, source, (chunk) => {
         write(chunk);
         done += chunk.byteLength;

@@ -11,7 +11,7 @@ import { planShards } from './checkpoint';
 import { preprocessorConfigJson } from './checkpoint_files';
 import { numel } from './model_shape';
 import { Bf16RandomSource, produceBf16 } from './random_weights';
-import { TensorEntry, writeSafetensors } from './safetensors_writer';
+import { TensorEntry, writeSafetensorsStream } from '../model/safetensors_writer';
 import { TrainBenchShape, trainConfigJson, trainTensorSpecs } from './train_model';
 
 export const TRAIN_MARKER = 'vreflect-bench-train.json';
@@ -91,7 +91,7 @@ export function ensureTrainCheckpoint(req: {
     const file = plan.length === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${String(plan.length).padStart(5, '0')}.safetensors`;
     const entries: TensorEntry[] = group.map((t) => ({ name: t.name, dtype: 'BF16', shape: t.shape }));
     const byName = new Map(group.map((t) => [t.name, t]));
-    const bytes = writeSafetensors(path.join(dir, file), entries, (e, write) =>
+    const bytes = writeSafetensorsStream(path.join(dir, file), entries, (e, write) =>
       produceBf16(byName.get(e.name)!, source, (chunk) => {
         write(chunk);
         done += chunk.byteLength;

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { loadModelConfig } from '../model/config';
-import { TensorData, writeSafetensors } from '../model/safetensors';
+import { TensorData, writeSafetensors } from '../model/safetensors_writer';
 import { expectedTensorShapes } from '../model/tensor_names';
 import { mulberry32 } from '../bench/random_weights';
 import type { BpeModel } from './bpe';

@@ -1,4 +1,4 @@
-// safetensors reader/writer (engineering.md §7): u64 little-endian header length N, N bytes of JSON
+// safetensors header reader (the writer is safetensors_writer.ts) (engineering.md §7): u64 little-endian header length N, N bytes of JSON
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then the data.
 // Offsets are relative to the data start (8 + N). Only the header is read here; the native engine maps the data.
 import * as fs from 'fs';
@@ -133,63 +133,4 @@ function checkOverlap(file: string, tensors: Map<string, TensorInfo>): void {
     const [cn, c] = spans[i];
     if (c.begin < p.end) fail(file, `tensors ${pn} [${p.begin}, ${p.end}) and ${cn} [${c.begin}, ${c.end}) overlap`);
   }
-}
-
-/** A tensor to write: raw little-endian bytes (any typed array or Buffer) with a dtype and shape. */
-export interface TensorData {
-  dtype: string;
-  shape: number[];
-  data: ArrayBufferView;
-}
-
-/**
- * Writes a .safetensors file atomically (temporary file in the same folder, fsync, rename). Tensors are laid
- * out largest element size first, then by name (what the Python writer does), so every tensor is aligned to
- * its element size; the header is space-padded to a multiple of 8 bytes.
- */
-export function writeSafetensors(
-  file: string,
-  tensors: Map<string, TensorData> | Record<string, TensorData>,
-  metadata: Record<string, string> = {},
-): void {
-  const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
-  for (const [name, t] of entries) {
-    if (name === '__metadata__') throw new Error(`writeSafetensors ${file}: '__metadata__' cannot be a tensor name`);
-    if (!(t.dtype in DTYPE_BYTES)) throw new Error(`writeSafetensors ${file}: tensor ${name}: unknown dtype ${t.dtype}`);
-    if (!t.shape.every(isNonNegInt)) throw new Error(`writeSafetensors ${file}: tensor ${name}: bad shape [${t.shape}]`);
-    const want = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
-    if (t.data.byteLength !== want)
-      throw new Error(`writeSafetensors ${file}: tensor ${name}: ${t.data.byteLength} bytes, ${t.dtype} [${t.shape.join(', ')}] needs ${want}`);
-  }
-  entries.sort((a, b) => DTYPE_BYTES[b[1].dtype] - DTYPE_BYTES[a[1].dtype] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length) header.__metadata__ = metadata;
-  let offset = 0;
-  for (const [name, t] of entries) {
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
-  }
-  let json = Buffer.from(JSON.stringify(header), 'utf8');
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, len);
-    fs.writeSync(fd, json);
-    for (const [, t] of entries) {
-      const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
-    }
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
 }

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import type { TrainBatch } from '../data/batch';
 import type { CheckpointTensor } from '../model/checkpoint';
 import type { ModelConfig } from '../model/config';
-import { TensorData, writeSafetensors } from '../model/safetensors';
+import { TensorData, writeSafetensors } from '../model/safetensors_writer';
 import { loadAddon } from './addon';
 
 export interface TrainSettings {

@@ -6,7 +6,8 @@ import * as path from 'path';
 
 import { openCheckpoint } from '../../src/model/checkpoint';
 import { loadModelConfig, ModelConfig } from '../../src/model/config';
-import { readSafetensorsHeader, TensorData, writeSafetensors } from '../../src/model/safetensors';
+import { readSafetensorsHeader } from '../../src/model/safetensors';
+import { TensorData, writeSafetensors } from '../../src/model/safetensors_writer';
 import { canonicalTensorName, expectedTensorShapes } from '../../src/model/tensor_names';
 
 const GOLDEN_MODELS = path.join(__dirname, '../golden/models');

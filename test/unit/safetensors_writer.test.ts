@@ -4,9 +4,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { safetensorsHeader, TensorEntry, writeSafetensors, SafetensorsDType } from '../../../src/bench/safetensors_writer';
+import { safetensorsHeader, TensorEntry, writeSafetensorsStream, SafetensorsDType } from '../../src/model/safetensors_writer';
 
-const GOLDEN = path.join(__dirname, '..', '..', 'golden', 'models');
+const GOLDEN = path.join(__dirname, '..', 'golden', 'models');
 
 function parse(file: string): { entries: TensorEntry[]; data: Map<string, Buffer>; metadata: Record<string, string> } {
   const buf = fs.readFileSync(file);
@@ -33,7 +33,7 @@ describe('streaming safetensors writer', () => {
     const { entries, data, metadata } = parse(src);
     const out = path.join(tmp, path.basename(rel));
     // Hand the bytes over in uneven pieces, as a streaming producer would.
-    const total = writeSafetensors(out, entries, (t, write) => {
+    const total = writeSafetensorsStream(out, entries, (t, write) => {
       const b = data.get(t.name)!;
       for (let o = 0; o < b.length; o += 1000) write(b.subarray(o, Math.min(b.length, o + 1000)));
       if (b.length === 0) write(new Uint8Array(0));
@@ -55,8 +55,8 @@ describe('streaming safetensors writer', () => {
   test('a producer that writes too few or too many bytes fails and leaves no file', () => {
     const out = path.join(tmp, 'bad.safetensors');
     const t: TensorEntry[] = [{ name: 'x', dtype: 'F32', shape: [2, 2] }];
-    expect(() => writeSafetensors(out, t, (_e, w) => w(new Uint8Array(12)))).toThrow(/wrote 12 of the 16 bytes of "x"/);
-    expect(() => writeSafetensors(out, t, (_e, w) => w(new Uint8Array(20)))).toThrow(/more than the 16 bytes of "x"/);
+    expect(() => writeSafetensorsStream(out, t, (_e, w) => w(new Uint8Array(12)))).toThrow(/wrote 12 of the 16 bytes of "x"/);
+    expect(() => writeSafetensorsStream(out, t, (_e, w) => w(new Uint8Array(20)))).toThrow(/more than the 16 bytes of "x"/);
     expect(fs.existsSync(out)).toBe(false);
     expect(fs.existsSync(out + '.partial')).toBe(false);
   });

@@ -1,14 +1,13 @@
-// A streaming safetensors writer: the header first, then each tensor's bytes as its producer hands them over,
-// so a multi-GB checkpoint never sits in memory. Format (engineering.md §7): u64 little-endian header length,
+// The one safetensors writer: the header first, then each tensor's bytes as its producer hands them over, so a
+// multi-GB checkpoint never sits in memory (writeSafetensors below is the in-memory front end). Format (engineering.md §7): u64 little-endian header length,
 // compact JSON header ({"__metadata__": ..., name: {dtype, shape, data_offsets}}), space-padded to a multiple of
 // 8 bytes as Python safetensors pads it, then the data. Tensors are laid out in the order given.
 import * as fs from 'fs';
 
-export type SafetensorsDType = 'BF16' | 'F16' | 'F32' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+import { DTYPE_BYTES } from './safetensors';
 
-export const DTYPE_BYTES: Record<SafetensorsDType, number> = {
-  BF16: 2, F16: 2, F32: 4, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
-};
+/** A safetensors dtype spelling (BF16, F32, ...): checked against DTYPE_BYTES when the header is built. */
+export type SafetensorsDType = string;
 
 export interface TensorEntry {
   name: string;
@@ -45,10 +44,10 @@ export function safetensorsHeader(tensors: TensorEntry[], metadata: Record<strin
 export type TensorProducer = (t: TensorEntry, write: (bytes: Uint8Array) => void) => void;
 
 /**
- * Writes `file` (through a `.partial` file renamed at the end, so an interrupted run never leaves a file that
- * looks complete). Returns the total bytes written.
+ * Writes `file` (through a `.partial` file, fsynced and renamed at the end, so an interrupted run never leaves a
+ * file that looks complete). Returns the total bytes written.
  */
-export function writeSafetensors(file: string, tensors: TensorEntry[], produce: TensorProducer, metadata?: Record<string, string>): number {
+export function writeSafetensorsStream(file: string, tensors: TensorEntry[], produce: TensorProducer, metadata?: Record<string, string>): number {
   const tmp = file + '.partial';
   const head = safetensorsHeader(tensors, metadata);
   const fd = fs.openSync(tmp, 'w');
@@ -67,6 +66,7 @@ export function writeSafetensors(file: string, tensors: TensorEntry[], produce: 
       if (got !== expected) throw new Error(`safetensors: producer wrote ${got} of the ${expected} bytes of "${t.name}"`);
       total += got;
     }
+    fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
@@ -80,4 +80,39 @@ export function writeSafetensors(file: string, tensors: TensorEntry[], produce: 
 function writeAll(fd: number, bytes: Uint8Array): void {
   let off = 0;
   while (off < bytes.byteLength) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off);
+}
+
+/** A tensor to write: raw little-endian bytes (any typed array or Buffer) with a dtype and shape. */
+export interface TensorData {
+  dtype: string;
+  shape: number[];
+  data: ArrayBufferView;
+}
+
+/**
+ * Writes tensors held in memory. They are laid out largest element size first, then by name (what the Python
+ * writer does), so every tensor is aligned to its element size.
+ */
+export function writeSafetensors(
+  file: string,
+  tensors: Map<string, TensorData> | Record<string, TensorData>,
+  metadata: Record<string, string> = {},
+): void {
+  const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
+  for (const [name, t] of entries) {
+    if (!(t.dtype in DTYPE_BYTES)) throw new Error(`writeSafetensors ${file}: tensor ${name}: unknown dtype ${t.dtype}`);
+    const want = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    if (t.data.byteLength !== want)
+      throw new Error(`writeSafetensors ${file}: tensor ${name}: ${t.data.byteLength} bytes, ${t.dtype} [${t.shape.join(', ')}] needs ${want}`);
+  }
+  entries.sort((a, b) => DTYPE_BYTES[b[1].dtype] - DTYPE_BYTES[a[1].dtype] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const byName = new Map(entries);
+  const list: TensorEntry[] = entries.map(([name, t]) => ({ name, dtype: t.dtype as SafetensorsDType, shape: t.shape }));
+  writeSafetensorsStream(file, list, (e, write) => {
+    const d = byName.get(e.name)!.data;
+    const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    // fs.writeSync takes at most 2 GiB at once: hand large tensors over in 1 GiB pieces.
+    for (let o = 0; o < bytes.length; o += 1 << 30) write(bytes.subarray(o, Math.min(bytes.length, o + (1 << 30))));
+    if (bytes.length === 0) write(bytes);
+  }, metadata);
 }
