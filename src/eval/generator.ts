@@ -8,8 +8,8 @@
 //     RGB, as qwen-vl-utils does. An unreadable image: throw EvalItemError (the item becomes an error item).
 //  2. Resize twice unless `singleResize`: first qwen-vl-utils' smart_resize with [minPixels, maxPixels]
 //     (the eval limits: 3136..12845056, HR-Bench overridable), then the checkpoint processor's own
-//     smart_resize with its preprocessor_config.json min/max_pixels. With `singleResize` only the second
-//     (what `vreflect infer` does).
+//     smart_resize with its preprocessor_config.json min/max_pixels (or `processorMinPixels` /
+//     `processorMaxPixels` when set). With `singleResize` only the second (what `vreflect infer` does).
 //  3. Build the Qwen2.5-VL chat prompt: default system prompt, one <|vision_start|><|image_pad|><|vision_end|>
 //     per image in order, then `prompt` (see qwenChatPrompt in ./prompts for the exact text).
 //  4. Decode: latentSteps = S >= 0 -> V-Reflection decoding with quota S per <|lvr_start|> (0 = plain
@@ -28,6 +28,9 @@ export interface EvalGenerateRequest {
   maxPixels: number;
   /** skip the first stage and use only the processor's own limits */
   singleResize: boolean;
+  /** second-stage limits instead of the checkpoint's preprocessor_config.json ones (--processor-min/max-pixels) */
+  processorMinPixels?: number;
+  processorMaxPixels?: number;
   /** latent quota per <|lvr_start|>; null = base model, plain decoding */
   latentSteps: number | null;
   maxNewTokens: number;

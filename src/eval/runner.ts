@@ -44,6 +44,8 @@ export interface EvalOptions {
   retryErrors?: boolean;
   maxNewTokens: number;
   singleResize: boolean;
+  /** second-stage limits overriding the checkpoint processor's (unset: the checkpoint's, as upstream) */
+  processorPixels?: { min?: number; max?: number };
   /** first-stage resize limits per benchmark (default: qwen-vl-utils' 3136..12845056) */
   pixels?: Partial<Record<BenchmarkKey, PixelLimits>>;
   benchmarkOptions?: BenchmarkOptions;
@@ -137,6 +139,8 @@ async function runOne(opts: EvalOptions, bench: OpenBenchmark, latent: number | 
       resize: opts.singleResize ? 'processor only (--single-resize)' : 'qwen-vl-utils then processor',
       min_pixels: limits.min,
       max_pixels: limits.max,
+      ...(opts.processorPixels?.min !== undefined ? { processor_min_pixels: opts.processorPixels.min } : {}),
+      ...(opts.processorPixels?.max !== undefined ? { processor_max_pixels: opts.processorPixels.max } : {}),
       ...(opts.benchmarkOptions ?? {}),
     },
   };
@@ -211,6 +215,8 @@ async function generateOne(
       minPixels: limits.min,
       maxPixels: limits.max,
       singleResize: opts.singleResize,
+      processorMinPixels: opts.processorPixels?.min,
+      processorMaxPixels: opts.processorPixels?.max,
       latentSteps: latent,
       maxNewTokens: opts.maxNewTokens,
     });

@@ -17,6 +17,8 @@ export class EngineEvalGenerator implements EvalGenerator {
         images: req.images,
         prompt: req.prompt,
         preResize: req.singleResize ? undefined : { minPixels: req.minPixels, maxPixels: req.maxPixels },
+        minPixels: req.processorMinPixels,
+        maxPixels: req.processorMaxPixels,
         latentSteps: req.latentSteps ?? 0, // null: the base model's plain decoding
         maxNewTokens: req.maxNewTokens,
       });

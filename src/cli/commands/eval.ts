@@ -35,6 +35,8 @@ export interface EvalArgs {
   'retry-errors': boolean;
   'max-new-tokens': number;
   'single-resize': boolean;
+  'processor-min-pixels'?: number;
+  'processor-max-pixels'?: number;
   'hrbench4k-min-pixels': number;
   'hrbench4k-max-pixels': number;
   'hrbench8k-min-pixels': number;
@@ -69,6 +71,15 @@ function pixelLimits(min: number, max: number, flag: string): PixelLimits {
   return { min, max };
 }
 
+/** --processor-min/max-pixels: each optional; both at least one 28x28 patch, and min <= max when both are given. */
+function processorPixelLimits(min: number | undefined, max: number | undefined): { min?: number; max?: number } | undefined {
+  if (min === undefined && max === undefined) return undefined;
+  for (const [flag, v] of [['--processor-min-pixels', min], ['--processor-max-pixels', max]] as const)
+    if (v !== undefined && (!Number.isInteger(v) || v < 28 * 28)) throw new UserError(`${flag} must be an integer >= 784 (one 28x28 patch), got ${v}`);
+  if (min !== undefined && max !== undefined && min > max) throw new UserError(`--processor-min-pixels ${min} is above --processor-max-pixels ${max}`);
+  return { ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}) };
+}
+
 function builder(y: Argv): Argv<EvalArgs> {
   return y
     .command(evalScoreCommand as CommandModule<object, any>)
@@ -84,6 +95,8 @@ function builder(y: Argv): Argv<EvalArgs> {
     .option('retry-errors', { type: 'boolean', default: false, describe: 'generate error items again instead of keeping them' })
     .option('max-new-tokens', { type: 'number', default: 512 })
     .option('single-resize', { type: 'boolean', default: false, describe: 'resize only with the processor\'s limits, as infer does (upstream resizes with qwen-vl-utils first)' })
+    .option('processor-min-pixels', { type: 'number', describe: "second resize: override the checkpoint's preprocessor_config.json min_pixels" })
+    .option('processor-max-pixels', { type: 'number', describe: "second resize: override the checkpoint's max_pixels (V-Reflection checkpoints carry the training limit 4014080; upstream keeps it)" })
     .option('hrbench4k-min-pixels', { type: 'number', default: EVAL_MIN_PIXELS, describe: 'upstream EVAL_HRBENCH4K_MIN_PIXELS' })
     .option('hrbench4k-max-pixels', { type: 'number', default: EVAL_MAX_PIXELS, describe: 'upstream EVAL_HRBENCH4K_MAX_PIXELS' })
     .option('hrbench8k-min-pixels', { type: 'number', default: EVAL_MIN_PIXELS, describe: 'upstream EVAL_HRBENCH8K_MIN_PIXELS' })
@@ -120,6 +133,7 @@ export function evalOptionsFromArgs(args: EvalArgs): Omit<EvalOptions, 'getGener
     const unknown = blinkSubtasks.filter((s) => !BLINK_ALL_SUBTASKS.includes(s));
     if (unknown.length) throw new UserError(`--blink-subtasks: unknown subtask ${unknown.join(', ')}`);
   }
+  const processorPixels = processorPixelLimits(args['processor-min-pixels'], args['processor-max-pixels']);
   return {
     dataRoot: args['data-root'],
     outputDir: args['output-dir'],
@@ -133,6 +147,7 @@ export function evalOptionsFromArgs(args: EvalArgs): Omit<EvalOptions, 'getGener
     retryErrors: args['retry-errors'],
     maxNewTokens: args['max-new-tokens'],
     singleResize: args['single-resize'],
+    ...(processorPixels ? { processorPixels } : {}),
     pixels: {
       HRBench4K: pixelLimits(args['hrbench4k-min-pixels'], args['hrbench4k-max-pixels'], '--hrbench4k-min/max-pixels'),
       HRBench8K: pixelLimits(args['hrbench8k-min-pixels'], args['hrbench8k-max-pixels'], '--hrbench8k-min/max-pixels'),

@@ -60,6 +60,18 @@ test('eval runs every benchmark and step, then writes summary.md and summary.jso
   expect(stdout).toBe(md);
 });
 
+test('--processor-min/max-pixels reach every request and are recorded in the run config', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'eval-cli-'));
+  requests.length = 0;
+  await run(fake, ['eval', '--model', MODEL, '--data-root', DATA, '--output-dir', out, '--benchmarks', 'vstar,mmvp', '--limit', '2', '--processor-max-pixels', '12845056']);
+  expect(requests.length).toBe(4);
+  expect(requests.every((r) => r.processorMaxPixels === 12845056 && r.processorMinPixels === undefined)).toBe(true);
+  const stored = JSON.parse(fs.readFileSync(path.join(out, 'MMVP', 'decoding_by_steps', path.basename(MODEL), 'step8.json'), 'utf8'));
+  const config = JSON.stringify(stored);
+  expect(config).toContain('"processor_max_pixels":12845056');
+  expect(config).not.toContain('processor_min_pixels');
+});
+
 test('eval score is a subcommand of eval', async () => {
   const upstream = path.join(__dirname, '..', '..', 'fixtures', 'eval', 'upstream-results', 'evaluation', 'results');
   await run(evalCommand, ['eval', 'score', upstream, '--json']);
@@ -82,6 +94,8 @@ test.each([
   [['--model', MODEL, '--data-root', DATA, '--blink-subtasks', 'Counting,Nope'], '--blink-subtasks: unknown subtask Nope'],
   [['--model', MODEL, '--data-root', DATA, '--hrbench8k-max-pixels', '10'], '--hrbench8k-min/max-pixels: need integers with 1 <= min <= max'],
   [['--model', '/no/such/model', '--data-root', DATA], 'model folder not found: /no/such/model'],
+  [['--model', MODEL, '--data-root', DATA, '--processor-max-pixels', '500'], '--processor-max-pixels must be an integer >= 784 (one 28x28 patch), got 500'],
+  [['--model', MODEL, '--data-root', DATA, '--processor-min-pixels', '9000', '--processor-max-pixels', '8000'], '--processor-min-pixels 9000 is above --processor-max-pixels 8000'],
 ])('bad flags: %j', async (flags, message) => {
   await expect(run(fake, ['eval', ...flags])).rejects.toThrow(message);
 });
