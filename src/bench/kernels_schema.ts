@@ -28,11 +28,16 @@ export interface KernelBench {
 }
 
 export function parseKernelBench(text: string, source: string): KernelBench {
+  // The whole output, else its last line that is a JSON object (tools may print warnings first).
   let j: any;
   try {
-    j = JSON.parse(text.trim().split('\n').filter((l) => l.trim().startsWith('{')).pop() ?? '');
+    j = JSON.parse(text);
   } catch {
-    throw new Error(`${source}: output is not one JSON object`);
+    try {
+      j = JSON.parse(text.trim().split('\n').filter((l) => l.trim().startsWith('{')).pop() ?? '');
+    } catch {
+      throw new Error(`${source}: output is not one JSON object`);
+    }
   }
   const bad = (what: string): never => {
     throw new Error(`${source}: ${what}`);
