@@ -179,7 +179,7 @@ export function makeEvalCommand(factory: GeneratorFactory): CommandModule<object
     handler: async (args) => {
       const opts = evalOptionsFromArgs(args);
       evalDevicePreflight({
-        device: args.device, model: args.model!, maxPixels: Math.max(EVAL_MAX_PIXELS, args['hrbench4k-max-pixels'], args['hrbench8k-max-pixels']),
+        device: args.device, model: args.model!, maxPixels: Math.max(...opts.benchmarks.map((b) => (opts.pixels as Record<string, { max: number }> | undefined)?.[b]?.max ?? EVAL_MAX_PIXELS)),
         maxNewTokens: args['max-new-tokens'], latentSteps: Math.max(0, ...parseSteps(args.steps)),
       });
       const outcomes = await runEval({
