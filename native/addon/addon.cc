@@ -8,6 +8,7 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vr::addon::InitInfo(env, exports);
+  vr::addon::InitDevice(env, exports);
   vr::addon::InitImage(env, exports);
   vr::addon::InitModel(env, exports);
   vr::addon::InitTrainer(env, exports);

@@ -1,11 +1,13 @@
 // benchReadBandwidth({bytes?, repeats?, threads?}) and benchGemm({m, n, k, dtype, seconds?, minRepeats?}):
-// the machine probes of `vreflect bench infer` (native/bench/*.h). Synchronous: the benchmark does nothing
+// the machine probes of `vreflect bench infer` (native/bench/*.h). benchAttention({lq, lk, items?, heads,
+// kvHeads, headDim, causal?, backward?, seconds?, minRepeats?}): the CPU side of `vreflect bench kernels`. Synchronous: the benchmark does nothing
 // else while they run, and a probe must not share the cores with other work anyway.
 #include <cstdio>
 #include <new>
 #include <string>
 
 #include "addon/bindings.h"
+#include "bench/attention_probe.h"
 #include "bench/gemm_probe.h"
 #include "bench/read_bandwidth.h"
 #include "core/error.h"
@@ -98,11 +100,51 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   }
 }
 
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject())
+    return ThrowType(env, "benchAttention({lq, lk, heads, kvHeads, headDim}): an options object is required");
+  Napi::Object o = info[0].As<Napi::Object>();
+  for (const char* key : {"lq", "lk", "heads", "kvHeads", "headDim"})
+    if (!o.Get(key).IsNumber()) return ThrowType(env, std::string("benchAttention: '") + key + "' must be a number");
+  double lq = 0, lk = 0, items = 1, heads = 0, kv = 0, hd = 0, seconds = 1, minRepeats = 1;
+  if (!opt_number(env, o, "lq", 1, 1 << 20, &lq, "benchAttention") || !opt_number(env, o, "lk", 1, 1 << 20, &lk, "benchAttention") ||
+      !opt_number(env, o, "items", 1, 1 << 16, &items, "benchAttention") ||
+      !opt_number(env, o, "heads", 1, 256, &heads, "benchAttention") || !opt_number(env, o, "kvHeads", 1, 256, &kv, "benchAttention") ||
+      !opt_number(env, o, "headDim", 1, 512, &hd, "benchAttention") || !opt_number(env, o, "seconds", 0, 600, &seconds, "benchAttention") ||
+      !opt_number(env, o, "minRepeats", 1, 10000, &minRepeats, "benchAttention"))
+    return env.Undefined();
+  bench::AttentionShape s;
+  s.lq = int64_t(lq);
+  s.lk = int64_t(lk);
+  s.items = int(items);
+  s.heads = int(heads);
+  s.kv_heads = int(kv);
+  s.head_dim = int(hd);
+  s.causal = o.Get("causal").ToBoolean().Value();
+  s.backward = o.Get("backward").ToBoolean().Value();
+  try {
+    bench::AttentionResult r = bench::measure_attention(s, seconds, int(minRepeats));
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("bestMs", r.best_ms);
+    res.Set("medianMs", r.median_ms);
+    res.Set("flop", r.flop);
+    res.Set("gflops", r.gflops);
+    res.Set("repeats", r.repeats);
+    return res;
+  } catch (const std::bad_alloc&) {
+    return ThrowError(env, "benchAttention: out of memory");
+  } catch (const std::exception& e) {
+    return ThrowError(env, e.what());
+  }
+}
+
 }  // namespace
 
 void InitBench(Napi::Env env, Napi::Object exports) {
   exports.Set("benchReadBandwidth", Napi::Function::New(env, ReadBandwidth));
   exports.Set("benchGemm", Napi::Function::New(env, Gemm));
+  exports.Set("benchAttention", Napi::Function::New(env, Attention));
 }
 
 }  // namespace vr::addon

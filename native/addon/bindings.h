@@ -7,6 +7,7 @@
 namespace vr::addon {
 
 void InitInfo(Napi::Env env, Napi::Object exports);     // info_binding.cc: build/backends/CPU facts, threads
+void InitDevice(Napi::Env env, Napi::Object exports);   // device_binding.cc: CUDA driver / runtime / build probe
 void InitImage(Napi::Env env, Napi::Object exports);    // image_binding.cc: Pillow-exact resize, patchify
 void InitModel(Napi::Env env, Napi::Object exports);    // model_binding.cc: Model / Session objects
 void InitBench(Napi::Env env, Napi::Object exports);    // bench_binding.cc: read-bandwidth and GEMM probes

@@ -4,6 +4,10 @@
 //     (a function, not <<<>>>, so template kernels need no extra parentheses); returns cudaGetLastError().
 //   CUDA_DYNAMIC_SHARED(T, name)  - T* name pointing at the block's dynamic shared memory (16-byte aligned).
 //   VR_UNROLL  - `#pragma unroll` for nvcc (keeps small per-thread arrays in registers), nothing for g++.
+// cuda_launch lives in an inline namespace named after the build (vr_launch_gpu / vr_launch_emu): its
+// instantiations are keyed by parameter types only, so without it the nvcc and the emulator versions of, say,
+// cuda_launch<float*, const float*, long> would be one weak symbol with two bodies in a program that holds both
+// (the emulator tests link the engine, which holds the nvcc kernels when the CUDA backend is built).
 #pragma once
 #include <cstddef>
 #include <utility>
@@ -18,12 +22,14 @@
   extern __shared__ __align__(16) unsigned char vr_dyn_smem_[];  \
   T* name = reinterpret_cast<T*>(vr_dyn_smem_)
 
+inline namespace vr_launch_gpu {
 template <class... KArgs, class... Args>
 cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                         Args&&... args) {
   kernel<<<grid, block, smem, stream>>>(std::forward<Args>(args)...);
   return cudaGetLastError();
 }
+}  // namespace vr_launch_gpu
 
 #else  // the CPU emulator
 
@@ -38,6 +44,7 @@ cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t 
 #define VR_UNROLL
 #define CUDA_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(::cudaemu::blk().dyn_smem)
 
+inline namespace vr_launch_emu {
 template <class... KArgs, class... Args>
 cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t,
                         Args&&... args) {
@@ -60,5 +67,6 @@ cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t 
   cudaemu::run_grid(grid, block, smem, body);
   return cudaGetLastError();
 }
+}  // namespace vr_launch_emu
 
 #endif

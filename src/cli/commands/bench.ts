@@ -12,7 +12,10 @@ import { DEFAULT_BATCH_SPEC } from '../../bench/train_batch';
 import { runTrainBench } from '../../bench/train_bench';
 import { checkTrainShape, DEFAULT_TRAIN_SHAPE } from '../../bench/train_model';
 import { renderTrainMarkdown, renderTrainText } from '../../bench/train_report';
+import { benchDevicePreflight } from '../../plan/device_runs';
+import { DEVICE_OPTION, DeviceChoice } from '../../plan/preflight';
 import { UserError } from '../../util/errors';
+import { benchKernelsCommand } from './bench_kernels';
 import { log } from '../../util/log';
 import { startProgress } from '../../util/progress';
 
@@ -33,6 +36,7 @@ interface BenchInferArgs {
   'wait-idle': number;
   json: boolean;
   markdown: string;
+  device: DeviceChoice;
 }
 
 function positiveInt(name: string, v: number, max: number): void {
@@ -60,6 +64,7 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
       .option('wait-idle', { type: 'number', default: 300, describe: 'before each measurement, wait up to this many seconds for other work to stop (0 = never wait)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the whole report as one JSON object' })
       .option('markdown', { type: 'string', default: path.join('.bench', 'bench-infer.md'), describe: 'also write a README snippet with the figures here ("" = no file)' })
+      .option('device', DEVICE_OPTION)
       .example('$0 bench infer', 'generate the 4+4-layer checkpoint once, then measure bf16 and fp32, ours and transformers')
       .example('VREFLECT_PYTHON=/work/pyenv/bin/python $0 bench infer --dtype bf16 --repeats 5 --json', ''),
   handler: async (args) => {
@@ -73,6 +78,7 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
     if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
       throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
     const dtypes: Dtype[] = args.dtype === 'both' ? ['bf16', 'fp32'] : [args.dtype];
+    benchDevicePreflight({ device: args.device, kind: 'infer', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'] });
 
     let bar: ReturnType<typeof startProgress> | undefined;
     const report = await runInferBench(
@@ -132,6 +138,7 @@ interface BenchTrainArgs {
   'wait-idle': number;
   json: boolean;
   markdown: string;
+  device: DeviceChoice;
 }
 
 const trainCommand: CommandModule<object, BenchTrainArgs> = {
@@ -159,6 +166,7 @@ const trainCommand: CommandModule<object, BenchTrainArgs> = {
       .option('wait-idle', { type: 'number', default: 300, describe: 'before each measurement, wait up to this many seconds for other work to stop (0 = never wait)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the whole report as one JSON object' })
       .option('markdown', { type: 'string', default: path.join('.bench', 'bench-train.md'), describe: 'also write a README snippet with the figures here ("" = no file)' })
+      .option('device', DEVICE_OPTION)
       .example('VREFLECT_PYTHON=/work/pyenv/bin/python $0 bench train', 'generate the 2+4-layer, 16k-vocabulary checkpoint once, then time ours and PyTorch'),
   handler: async (args) => {
     const shape = { llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab };
@@ -179,6 +187,7 @@ const trainCommand: CommandModule<object, BenchTrainArgs> = {
     for (const m of modes) if (m !== 'plain' && m !== 'checkpointing') throw new UserError(`--torch-modes: unknown mode "${m}" (plain, checkpointing)`);
     if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
       throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
+    benchDevicePreflight({ device: args.device, kind: 'train', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab, tokens: args.samples * args.tokens, imageTokens: args.samples * (args['image-size'] / 28) ** 2 });
     const batch = { ...DEFAULT_BATCH_SPEC, samples: args.samples, tokensPerSample: args.tokens, imageSize: args['image-size'], answerTokens: args['answer-tokens'] };
 
     let bar: ReturnType<typeof startProgress> | undefined;
@@ -209,11 +218,12 @@ const trainCommand: CommandModule<object, BenchTrainArgs> = {
 
 export const benchCommand: CommandModule<object, object> = {
   command: 'bench',
-  describe: 'benchmarks (figures, not tests): `bench infer`, `bench train`',
+  describe: 'benchmarks (figures, not tests): `bench infer`, `bench train`, `bench kernels`',
   builder: (y: Argv) =>
     y
       .command(inferCommand as CommandModule<object, any>)
       .command(trainCommand as CommandModule<object, any>)
-      .demandCommand(1, 'name a benchmark: infer, train'),
+      .command(benchKernelsCommand as CommandModule<object, any>)
+      .demandCommand(1, 'name a benchmark: infer, train, kernels'),
   handler: () => {},
 };

@@ -2,18 +2,73 @@
 import type { CommandModule } from 'yargs';
 
 import { loadAddon } from '../../native/addon';
+import { archCoverage } from '../../plan/cuda_arch';
+import { CudaProbe, cudaVerdict, cudaVersionString, probeCuda } from '../../plan/cuda_device';
+import { formatBytes } from '../../plan/units';
 
 interface DoctorArgs {
   json: boolean;
 }
 
+export interface CudaDoctor {
+  built: boolean;
+  archs: string | null;
+  nvcc: string | null;
+  runtime: string | null;
+  cublaslt: { found: boolean; path?: string; version?: string | number; reason?: string };
+  driver: { found: boolean; library: string; version: string | null };
+  devices: { index: number; name: string; compute_capability: string; memory_bytes: number; free_bytes: number | null; multiprocessors: number; arch_coverage: string | null }[];
+  ready: boolean;
+  error?: string;
+}
+
+/** cuBLASLt as the GEMM loader (native/cuda/gemm) reports it, when this build has that loader. */
+function cublasLtStatus(p: CudaProbe): CudaDoctor['cublaslt'] {
+  if (!p.built) return { found: false, reason: 'CUDA backend not built' };
+  const addon = loadAddon();
+  if (typeof addon.cublasLtStatus !== 'function') return { found: false, reason: 'this build has no cuBLASLt loader (native/cuda/gemm)' };
+  const s = addon.cublasLtStatus();
+  return s.found ? { found: true, path: s.path, version: s.version } : { found: false, reason: s.error ?? s.reason ?? 'not found' };
+}
+
+export function cudaDoctor(p: CudaProbe): CudaDoctor {
+  const v = cudaVerdict(p);
+  const list = p.runtime?.devices.length ? p.runtime.devices : p.driver.devices;
+  const out: CudaDoctor = {
+    built: p.built,
+    archs: p.archs ? p.archs.replace(/,/g, ';') : null,
+    nvcc: p.nvccVersion,
+    runtime: p.built && p.runtime ? `cudart ${cudaVersionString(p.runtime.runtimeVersion)} static (linked at build time)` : null,
+    cublaslt: cublasLtStatus(p),
+    driver: { found: p.driver.found, library: p.driver.library, version: p.driver.version ? cudaVersionString(p.driver.version) : null },
+    devices: list.map((d) => ({
+      index: d.index,
+      name: d.name,
+      compute_capability: `${d.ccMajor}.${d.ccMinor}`,
+      memory_bytes: d.memoryBytes,
+      free_bytes: d.freeBytes,
+      multiprocessors: d.multiprocessors,
+      arch_coverage: p.archs ? archCoverage(p.archs, d.ccMajor, d.ccMinor).how : null,
+    })),
+    ready: v.ok,
+  };
+  if (!v.ok) out.error = v.error;
+  return out;
+}
+
 export function doctorReport(): Record<string, unknown> {
   const info = loadAddon().info();
+  let cuda: CudaDoctor | { built: boolean; error: string };
+  try {
+    cuda = cudaDoctor(probeCuda({ freeMemory: true }));
+  } catch (e) {
+    cuda = { built: info.cudaBuilt, error: `CUDA probe failed: ${(e as Error).message}` };
+  }
   return {
     node: process.version,
     backends: {
       cpu: { built: true, onednn: info.onednn, gemm_f32: info.cpu.gemm_f32, gemm_bf16: info.cpu.gemm_bf16 },
-      cuda: { built: info.cudaBuilt },
+      cuda,
     },
     cpu: {
       model: info.cpu.model,
@@ -26,9 +81,23 @@ export function doctorReport(): Record<string, unknown> {
   };
 }
 
+export function cudaLines(c: CudaDoctor): string[] {
+  const lines = [
+    `cuda:  ${c.built ? `built (archs ${c.archs}, nvcc ${c.nvcc}, ${c.runtime})` : 'not built (no nvcc at install time, or VREFLECT_CUDA=OFF)'}`,
+    `       driver: ${c.driver.found ? `CUDA ${c.driver.version} (${c.driver.library})` : 'none'}`,
+  ];
+  for (const d of c.devices) {
+    const free = d.free_bytes !== null ? `, ${formatBytes(d.free_bytes)} free` : '';
+    lines.push(`       gpu ${d.index}: ${d.name}, compute ${d.compute_capability}, ${formatBytes(d.memory_bytes)}${free}${d.arch_coverage ? `; ${d.arch_coverage}` : ''}`);
+  }
+  lines.push(`       cuBLASLt: ${c.cublaslt.found ? `${c.cublaslt.path} (${c.cublaslt.version})` : `not found (${c.cublaslt.reason})`}`);
+  lines.push(`       ${c.ready ? 'ready for --device cuda (the model path itself is not there yet: issue 6)' : `--device cuda unavailable: ${c.error}`}`);
+  return lines;
+}
+
 export const doctorCommand: CommandModule<object, DoctorArgs> = {
   command: 'doctor',
-  describe: 'report the built backends and this machine (CPU features, GEMM paths, GPU)',
+  describe: 'report the built backends and this machine (CPU features, GEMM paths, GPU, driver)',
   builder: (y) =>
     y.option('json', { type: 'boolean', default: false, describe: 'print one JSON object' }).example('$0 doctor --json', ''),
   handler: (args) => {
@@ -43,7 +112,7 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
       `cpu:   ${c.model} (${c.threads} threads)`,
       `       avx2 ${c.avx2}, avx512f ${c.avx512f}, avx512_bf16 ${c.avx512_bf16}, amx_bf16 ${c.amx_bf16}`,
       `gemm:  fp32 ${b.cpu.gemm_f32}, bf16 ${b.cpu.gemm_bf16} (oneDNN ${b.cpu.onednn ? 'yes' : 'no'})`,
-      `cuda:  ${b.cuda.built ? 'built' : 'not built'}`,
+      ...('devices' in b.cuda ? cudaLines(b.cuda) : [`cuda:  ${b.cuda.built ? 'built' : 'not built'}; ${b.cuda.error}`]),
     ];
     process.stdout.write(lines.join('\n') + '\n');
   },

@@ -14,6 +14,8 @@ import { EVAL_MAX_PIXELS, EVAL_MIN_PIXELS } from '../../eval/benchmarks/common';
 import type { GeneratorFactory } from '../../eval/generator';
 import { ScoreTable, writeSummaries } from '../../eval/report';
 import { parseShard } from '../../eval/results';
+import { evalDevicePreflight } from '../../plan/device_runs';
+import { DEVICE_OPTION } from '../../plan/preflight';
 import { EvalOptions, PixelLimits, runEval } from '../../eval/runner';
 import { scorePath } from '../../eval/score';
 import { BENCHMARK_KEYS, BenchmarkKey } from '../../eval/types';
@@ -103,7 +105,7 @@ function builder(y: Argv): Argv<EvalArgs> {
     .option('hrbench8k-max-pixels', { type: 'number', default: EVAL_MAX_PIXELS, describe: 'upstream EVAL_HRBENCH8K_MAX_PIXELS' })
     .option('blink-subtasks', { type: 'string', default: 'upstream', describe: `upstream (5 subtasks of val, 697 questions), all (14, 1901), or a comma list of ${BLINK_ALL_SUBTASKS.join(', ')}` })
     .option('mmvp-fix-pairs', { type: 'boolean', default: false, describe: 'use the corrected MMVP answers of pairs 99/100 and 279/280 (upstream uses the original CSV)' })
-    .option('device', { choices: ['cpu', 'cuda', 'auto'] as const, default: 'auto' as const })
+    .option('device', DEVICE_OPTION)
     .option('dtype', { choices: ['auto', 'fp32', 'bf16'] as const, default: 'auto' as const })
     .option('threads', { type: 'number', describe: 'CPU threads' })
     .example('$0 eval --model ./V-Reflection-7B --data-root data --steps 4,8,16,32 --output-dir results', '')
@@ -191,6 +193,10 @@ export function makeEvalCommand(factory: GeneratorFactory): CommandModule<object
     builder,
     handler: async (args) => {
       const opts = evalOptionsFromArgs(args);
+      evalDevicePreflight({
+        device: args.device, model: args.model!, maxPixels: Math.max(...opts.benchmarks.map((b) => (opts.pixels as Record<string, { max: number }> | undefined)?.[b]?.max ?? EVAL_MAX_PIXELS)),
+        maxNewTokens: args['max-new-tokens'], latentSteps: Math.max(0, ...parseSteps(args.steps)),
+      });
       const outcomes = await runEval({
         ...opts,
         getGenerator: () =>

@@ -7,6 +7,7 @@ import { demoCommand } from './demo';
 import { doctorCommand } from './doctor';
 import { makeEvalCommand } from './eval';
 import { inferCommand } from './infer';
+import { planCommand } from './plan';
 import { trainStage1Command, trainStage2Command } from './train';
 
 export const commands: CommandModule<any, any>[] = [
@@ -16,5 +17,6 @@ export const commands: CommandModule<any, any>[] = [
   trainStage1Command,
   trainStage2Command,
   benchCommand,
+  planCommand,
   doctorCommand,
 ];

@@ -3,6 +3,8 @@ import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
 
 import { Engine } from '../../infer/engine';
+import { inferDevicePreflight } from '../../plan/device_runs';
+import { DEVICE_OPTION } from '../../plan/preflight';
 import { UserError } from '../../util/errors';
 import { log } from '../../util/log';
 import { Progress, startProgress } from '../../util/progress';
@@ -46,7 +48,7 @@ export const inferCommand: CommandModule<object, InferArgs> = {
       .option('max-pixels', { type: 'number', describe: 'override preprocessor_config.json max_pixels' })
       .option('max-image-pixels', { type: 'number', describe: "refuse images with more pixels (default: Pillow's decompression-bomb limit, 178956970)" })
       .option('dtype', { choices: ['auto', 'fp32', 'bf16'] as const, default: 'auto' as const, describe: 'GEMM precision (auto: bf16 for bf16 checkpoints)' })
-      .option('device', { choices: ['cpu', 'cuda', 'auto'] as const, default: 'auto' as const, describe: 'compute device' })
+      .option('device', DEVICE_OPTION)
       .option('threads', { type: 'number', describe: 'CPU threads (default: all cores)' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (text, token_ids, prompt_tokens, latent_steps, timings)' })
       .option('attention-map', { type: 'string', describe: 'write a PNG: per latent step, attention over the image (mean over heads and layers)' })
@@ -56,9 +58,9 @@ export const inferCommand: CommandModule<object, InferArgs> = {
     if (!args.prompt.trim()) throw new UserError('--prompt is empty');
     if (!Number.isInteger(args['latent-steps']) || args['latent-steps'] < 0) throw new UserError('--latent-steps must be an integer >= 0');
     if (!Number.isInteger(args['max-new-tokens']) || args['max-new-tokens'] < 1) throw new UserError('--max-new-tokens must be an integer >= 1');
-    if (args.device === 'cuda') throw new UserError('--device cuda: this build has no CUDA backend (see `vreflect doctor`)');
     if (args.image !== undefined && !fs.existsSync(args.image)) throw new UserError(`image not found: ${args.image}`);
     if (!fs.existsSync(args.model)) throw new UserError(`model directory not found: ${args.model}`);
+    await inferDevicePreflight({ device: args.device, model: args.model, image: args.image, maxNewTokens: args['max-new-tokens'], latentSteps: args['latent-steps'], minPixels: args['min-pixels'], maxPixels: args['max-pixels'] });
 
     const engine = await Engine.load(args.model, { dtype: args.dtype, threads: args.threads });
     log().info({ model: engine.dir, dtype: engine.dtype, load_ms: engine.loadMs }, 'model loaded');

@@ -4,7 +4,10 @@
 import type { Argv, CommandModule } from 'yargs';
 
 import { DEFAULT_TRAIN_MAX_PIXELS, DEFAULT_TRAIN_MIN_PIXELS } from '../../data';
+import { trainDevicePreflight } from '../../plan/device_runs';
+import { DEVICE_OPTION } from '../../plan/preflight';
 import { runTraining, TrainOptions } from '../../train/run';
+import { OPTIMIZER_STATES_OPTION } from './plan';
 import { UserError } from '../../util/errors';
 import { log } from '../../util/log';
 
@@ -58,7 +61,8 @@ function builder(d: StageDefaults) {
       })
       .option('attention-maps-every', { type: 'number', default: 50, describe: 'with --attention-maps: draw at step 1 and every N-th step' })
       .option('threads', { type: 'number' })
-      .option('device', { choices: ['cpu', 'cuda', 'auto'] as const, default: 'auto' as const });
+      .option('device', DEVICE_OPTION)
+      .option('optimizer-states', OPTIMIZER_STATES_OPTION);
 }
 
 function positiveInt(v: number, flag: string) {
@@ -71,8 +75,11 @@ function makeTrainCommand(d: StageDefaults): CommandModule<object, any> {
     describe: d.stage === 1 ? 'stage 1 (BCM): box-guided compression, CE + symmetric decoupled alignment' : 'stage 2 (DAC): distil dynamic probes from the frozen BCM teacher',
     builder: builder(d) as any,
     handler: async (a: any) => {
-      if (a.device === 'cuda') throw new UserError('--device cuda: this build has no CUDA backend (see `vreflect doctor`)');
       for (const f of ['max-steps', 'gradient-accumulation-steps', 'per-device-batch-size', 'latent-tokens', 'attention-maps-every']) positiveInt(a[f], `--${f}`);
+      trainDevicePreflight({
+        device: a.device, model: a.model, stage: d.stage, packing: a['enable-data-packing'], perDeviceBatchSize: a['per-device-batch-size'],
+        imageMaxPixels: a['image-max-pixels'], optimizerStates: a['optimizer-states'],
+      });
       if (a['attention-maps'] !== undefined && (typeof a['attention-maps'] !== 'string' || a['attention-maps'] === ''))
         throw new UserError('--attention-maps needs a directory');
       const o: TrainOptions = {

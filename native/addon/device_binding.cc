@@ -1,0 +1,80 @@
+// cudaProbe({freeMemory?}): the CUDA facts doctor and `--device cuda` need - what was built (archs), the driver
+// as seen through dlopen (every build), and the statically linked runtime's view (CUDA builds). Never throws for a
+// missing driver or GPU: those are reported in `error` fields, one line each.
+#include "addon/bindings.h"
+#include "cuda/runtime/device_info.h"
+
+namespace vr::addon {
+
+namespace {
+
+Napi::Object DeviceObject(Napi::Env env, const cuda_runtime::GpuDevice& d) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("index", d.index);
+  o.Set("name", d.name);
+  o.Set("ccMajor", d.cc_major);
+  o.Set("ccMinor", d.cc_minor);
+  o.Set("multiprocessors", d.multiprocessors);
+  o.Set("memoryBytes", double(d.memory_bytes));
+  if (d.free_bytes >= 0) o.Set("freeBytes", double(d.free_bytes));
+  else o.Set("freeBytes", env.Null());
+  if (d.image_checked) {
+    Napi::Object img = Napi::Object::New(env);
+    img.Set("ok", d.image_ok);
+    img.Set("binaryVersion", d.binary_version);
+    img.Set("ptxVersion", d.ptx_version);
+    if (!d.image_error.empty()) img.Set("error", d.image_error);
+    o.Set("kernelImage", img);
+  }
+  return o;
+}
+
+Napi::Array DeviceArray(Napi::Env env, const std::vector<cuda_runtime::GpuDevice>& ds) {
+  Napi::Array a = Napi::Array::New(env, ds.size());
+  for (size_t i = 0; i < ds.size(); i++) a.Set(uint32_t(i), DeviceObject(env, ds[i]));
+  return a;
+}
+
+Napi::Value CudaProbe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool with_free = false;
+  if (info.Length() > 0 && info[0].IsObject()) {
+    Napi::Value v = info[0].As<Napi::Object>().Get("freeMemory");
+    if (!v.IsUndefined() && !v.IsBoolean()) return ThrowType(env, "cudaProbe: 'freeMemory' must be a boolean");
+    with_free = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+  }
+  const cuda_runtime::CudaBuild b = cuda_runtime::cuda_build();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("built", b.built);
+  o.Set("archs", b.built ? Napi::Value(Napi::String::New(env, b.archs)) : env.Null());
+  o.Set("nvccVersion", b.built ? Napi::Value(Napi::String::New(env, b.nvcc_version)) : env.Null());
+
+  // The runtime is asked first (when built): it owns the contexts the process will use. The driver probe then
+  // only reads attributes, so it does not need free memory a second time.
+  if (b.built) {
+    const cuda_runtime::RuntimeProbe r = cuda_runtime::probe_runtime(with_free);
+    Napi::Object rt = Napi::Object::New(env);
+    rt.Set("runtimeVersion", r.runtime_version);
+    rt.Set("driverVersion", r.driver_version);
+    rt.Set("devices", DeviceArray(env, r.devices));
+    if (!r.error.empty()) rt.Set("error", r.error);
+    o.Set("runtime", rt);
+  } else {
+    o.Set("runtime", env.Null());
+  }
+  const cuda_runtime::DriverProbe d = cuda_runtime::probe_driver(with_free && !b.built);
+  Napi::Object drv = Napi::Object::New(env);
+  drv.Set("found", d.found);
+  drv.Set("library", d.library);
+  drv.Set("version", d.driver_version);
+  drv.Set("devices", DeviceArray(env, d.devices));
+  if (!d.error.empty()) drv.Set("error", d.error);
+  o.Set("driver", drv);
+  return o;
+}
+
+}  // namespace
+
+void InitDevice(Napi::Env env, Napi::Object exports) { exports.Set("cudaProbe", Napi::Function::New(env, CudaProbe)); }
+
+}  // namespace vr::addon

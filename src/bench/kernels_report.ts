@@ -1,0 +1,85 @@
+// `vreflect bench kernels`: the three sides (ours on the CPU, ours on the GPU, PyTorch on the GPU) merged into
+// one table per (kernel, shape, mask), with TFLOP/s side by side and the GPU / PyTorch ratio.
+import { KernelBench, KernelResult, normaliseShape, rowKey } from './kernels_schema';
+
+export type Side = 'cpu' | 'gpu' | 'torch';
+
+export interface SideRun {
+  side: Side;
+  /** the side's report, or why it did not run */
+  bench?: KernelBench;
+  skipped?: string;
+}
+
+export interface MergedRow {
+  kernel: string;
+  shape: Record<string, number>;
+  causal?: boolean;
+  /** best result per side (highest TFLOP/s over that side's implementations) */
+  cpu?: KernelResult;
+  gpu?: KernelResult;
+  torch?: KernelResult;
+  /** gpu.tflops / torch.tflops */
+  ratio?: number;
+}
+
+export interface KernelsReport {
+  date: string;
+  sides: { side: Side; device?: KernelBench['device']; skipped?: string; results: number }[];
+  rows: MergedRow[];
+}
+
+export function mergeKernelRuns(runs: SideRun[], date = new Date().toISOString()): KernelsReport {
+  const rows = new Map<string, MergedRow>();
+  for (const run of runs) {
+    for (const r of run.bench?.results ?? []) {
+      const key = rowKey(r);
+      let row = rows.get(key);
+      if (!row) {
+        row = { kernel: r.kernel, shape: normaliseShape(r.kernel, r.shape), causal: r.causal };
+        rows.set(key, row);
+      }
+      const cur = row[run.side];
+      if (!cur || r.tflops > cur.tflops) row[run.side] = r;
+    }
+  }
+  for (const row of rows.values()) if (row.gpu && row.torch && row.torch.tflops > 0) row.ratio = row.gpu.tflops / row.torch.tflops;
+  const order = ['attention_fwd', 'attention_bwd', 'cross_attention_fwd', 'cross_attention_bwd', 'gemm'];
+  const sorted = [...rows.values()].sort(
+    (a, b) =>
+      order.indexOf(a.kernel) - order.indexOf(b.kernel) ||
+      Number(a.causal ?? false) - Number(b.causal ?? false) ||
+      shapeSize(a.shape) - shapeSize(b.shape),
+  );
+  return {
+    date,
+    sides: runs.map((r) => ({ side: r.side, device: r.bench?.device, skipped: r.skipped, results: r.bench?.results.length ?? 0 })),
+    rows: sorted,
+  };
+}
+
+function shapeSize(s: Record<string, number>): number {
+  return (s.seq ?? 0) * 1e6 + (s.keys ?? 0) * 1e3 + (s.m ?? 0) + (s.n ?? 0) * 1e-4 + (s.k ?? 0) * 1e-8;
+}
+
+const fmtShape = (s: Record<string, number>) => Object.entries(s).map(([k, v]) => `${k}=${v}`).join(' ');
+const tf = (r?: KernelResult) => (r ? `${r.tflops >= 10 ? r.tflops.toFixed(0) : r.tflops.toPrecision(3)} (${r.impl})` : '-');
+
+export function renderKernelsText(rep: KernelsReport): string {
+  const lines = [`bench kernels, ${rep.date}`];
+  for (const s of rep.sides)
+    lines.push(`  ${s.side.padEnd(5)} ${s.device ? `${s.device.name}${s.device.cc ? ` (cc ${s.device.cc})` : ''}: ${s.results} results` : `skipped: ${s.skipped}`}`);
+  const table = rep.rows.map((r) => [
+    r.kernel + (r.causal === undefined ? '' : r.causal ? ' causal' : ''),
+    fmtShape(r.shape),
+    tf(r.cpu),
+    tf(r.gpu),
+    tf(r.torch),
+    r.ratio !== undefined ? r.ratio.toFixed(2) : '-',
+  ]);
+  const head = ['kernel', 'shape', 'CPU TFLOP/s', 'GPU TFLOP/s', 'PyTorch TFLOP/s', 'GPU/PyTorch'];
+  const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
+  const fmt = (row: string[]) => '  ' + row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  lines.push(fmt(head), ...table.map(fmt));
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,86 @@
+// The JSON every side of `vreflect bench kernels` speaks (our CPU probes here, build/vreflect_cuda_bench on a GPU,
+// scripts_bench/torch_kernels.py): {"device":{name, cc?, memory_bytes?, driver?}, "date", "results":[{kernel,
+// shape, dtype, causal?, ms, tflops, impl}]}. parseKernelBench checks it and names the source in its errors.
+export const KERNELS = ['attention_fwd', 'attention_bwd', 'cross_attention_fwd', 'cross_attention_bwd', 'gemm'] as const;
+export type KernelName = (typeof KERNELS)[number];
+
+export interface KernelResult {
+  kernel: KernelName;
+  shape: Record<string, number>;
+  dtype: string;
+  causal?: boolean;
+  ms: number;
+  tflops: number;
+  impl: string;
+}
+
+export interface KernelBenchDevice {
+  name: string;
+  cc?: string;
+  memory_bytes?: number;
+  driver?: string | number;
+}
+
+export interface KernelBench {
+  device: KernelBenchDevice;
+  date: string;
+  results: KernelResult[];
+}
+
+export function parseKernelBench(text: string, source: string): KernelBench {
+  // The whole output, else its last line that is a JSON object (tools may print warnings first).
+  let j: any;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    try {
+      j = JSON.parse(text.trim().split('\n').filter((l) => l.trim().startsWith('{')).pop() ?? '');
+    } catch {
+      throw new Error(`${source}: output is not one JSON object`);
+    }
+  }
+  const bad = (what: string): never => {
+    throw new Error(`${source}: ${what}`);
+  };
+  if (!j || typeof j !== 'object') bad('output is not a JSON object');
+  if (!j.device || typeof j.device.name !== 'string') bad('"device.name" is missing');
+  if (!Array.isArray(j.results)) bad('"results" is not an array');
+  const results: KernelResult[] = j.results.map((r: any, i: number) => {
+    if (!KERNELS.includes(r?.kernel)) bad(`results[${i}].kernel "${r?.kernel}" is not one of ${KERNELS.join(', ')}`);
+    if (!r.shape || typeof r.shape !== 'object') bad(`results[${i}].shape is missing`);
+    for (const [k, v] of Object.entries(r.shape)) if (typeof v !== 'number') bad(`results[${i}].shape.${k} is not a number`);
+    for (const k of ['ms', 'tflops']) if (typeof r[k] !== 'number' || !Number.isFinite(r[k])) bad(`results[${i}].${k} is not a number`);
+    if (typeof r.impl !== 'string') bad(`results[${i}].impl is missing`);
+    return { kernel: r.kernel, shape: r.shape, dtype: String(r.dtype ?? ''), causal: typeof r.causal === 'boolean' ? r.causal : undefined, ms: r.ms, tflops: r.tflops, impl: r.impl };
+  });
+  return { device: j.device, date: String(j.date ?? ''), results };
+}
+
+// Spellings of shape keys the three producers may use, mapped to one name so their rows line up.
+const ALIASES: Record<string, string> = {
+  seq: 'seq', seqlen: 'seq', seq_len: 'seq', l: 'seq',
+  head_dim: 'head_dim', headdim: 'head_dim', d: 'head_dim',
+  heads: 'heads', hq: 'heads', num_heads: 'heads', q_heads: 'heads',
+  kv_heads: 'kv_heads', hkv: 'kv_heads', kvheads: 'kv_heads', num_kv_heads: 'kv_heads',
+  queries: 'queries', nq: 'queries',
+  keys: 'keys', nk: 'keys', n_keys: 'keys',
+  batch: 'batch', items: 'batch',
+};
+
+export function normaliseShape(kernel: KernelName, shape: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(shape)) {
+    const low = k.toLowerCase();
+    if (low === 'embed_dim' || low === 'dim') continue; // = heads x head_dim, which every side gives
+    const name = kernel === 'gemm' && ['m', 'n', 'k'].includes(low) ? low : kernel.startsWith('cross') && low === 'n' ? 'keys' : (ALIASES[low] ?? low);
+    out[name] = v;
+  }
+  return out;
+}
+
+/** One row of the side-by-side table: kernel, shape and mask, whatever side measured it. */
+export function rowKey(r: KernelResult): string {
+  const s = normaliseShape(r.kernel, r.shape);
+  const shape = Object.keys(s).sort().map((k) => `${k}=${s[k]}`).join(',');
+  return `${r.kernel}|${shape}|${r.causal === undefined ? '' : r.causal ? 'causal' : 'full'}`;
+}

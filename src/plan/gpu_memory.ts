@@ -1,0 +1,281 @@
+// The GPU memory plan (issue #6 "Memory plan"): what a `--device cuda` run keeps on the GPU and in host memory,
+// item by item, against the capacities; a run that cannot fit is refused before it starts, naming the flag to
+// change. Pure arithmetic on the model's shapes (docs/architecture.md, "GPU memory plan", derives every figure).
+import { formatBytes, GiB, MiB } from './units';
+import { headParams, kvBytesPerToken, llmLargestChunkParams, llmParams, ModelShape, visionParams } from './model_shape';
+
+export type Where = 'gpu' | 'host';
+export type OptimizerStates = 'host' | 'gpu' | 'gpu-8bit';
+
+export interface PlanItem {
+  what: string;
+  where: Where;
+  bytes: number;
+  /** how the figure was computed, e.g. "2 B x 7.62e9 params" */
+  formula: string;
+}
+
+export interface GpuPlan {
+  kind: 'infer' | 'train-stage1' | 'train-stage2';
+  model: string;
+  /** the decisions the plan made (strategy, chunk sizes), one line each */
+  notes: string[];
+  items: PlanItem[];
+  gpuBytes: number;
+  hostBytes: number;
+  gpuCapacity: number;
+  hostCapacity: number;
+  fits: boolean;
+  /** why it does not fit, naming the flag to change (one line) */
+  problem?: string;
+  optimizerStates?: OptimizerStates;
+}
+
+/** The CUDA context, module images and cudart state of one process (~0.5-0.8 GiB on an H100), rounded up. */
+export const CONTEXT_BYTES = 1 * GiB;
+/** cuBLASLt workspace and attention scratch (split-K partials, softmax statistics). */
+export const WORKSPACE_BYTES = 256 * MiB;
+/** Allocator rounding and fragmentation, as a share of everything else on the GPU. */
+export const ALLOCATOR_MARGIN = 0.05;
+/** Host memory the process needs besides the plan's buffers (Node, the data loader, tokenizer, staging). */
+export const HOST_BASELINE_BYTES = 2 * GiB;
+/** The H100 / A100 "80 GB" cards hold 81,559 MiB; the capacity assumed when no GPU is visible. */
+export const DEFAULT_GPU_CAPACITY = 81559 * MiB;
+
+const e9 = (n: number) => `${(n / 1e9).toFixed(2)}e9`;
+
+function finish(p: Omit<GpuPlan, 'gpuBytes' | 'hostBytes' | 'fits'>): GpuPlan {
+  const items = [...p.items];
+  const gpuRaw = items.filter((i) => i.where === 'gpu').reduce((a, i) => a + i.bytes, 0);
+  items.push({ what: 'allocator margin', where: 'gpu', bytes: Math.ceil(gpuRaw * ALLOCATOR_MARGIN), formula: `${ALLOCATOR_MARGIN * 100}% of the GPU items` });
+  items.push({ what: 'process baseline (Node, data loader, staging)', where: 'host', bytes: HOST_BASELINE_BYTES, formula: 'fixed' });
+  const gpuBytes = items.filter((i) => i.where === 'gpu').reduce((a, i) => a + i.bytes, 0);
+  const hostBytes = items.filter((i) => i.where === 'host').reduce((a, i) => a + i.bytes, 0);
+  return { ...p, items, gpuBytes, hostBytes, fits: gpuBytes <= p.gpuCapacity && hostBytes <= p.hostCapacity };
+}
+
+// ---- inference ---------------------------------------------------------------------------------------------
+
+export interface InferPlanInput {
+  shape: ModelShape;
+  /** merged visual tokens of the image (0: no image); the ViT sees 4x as many patches */
+  imageTokens: number;
+  /** text tokens of the prompt around the image */
+  promptTokens: number;
+  maxNewTokens: number;
+  latentSteps: number;
+  gpuCapacity: number;
+  hostCapacity: number;
+  /** the flag that limits the image size, named when the image is what does not fit */
+  pixelsFlag?: string;
+}
+
+/**
+ * Bytes per ViT patch of the largest live set of one block (bf16 activations, fp32 residual stream, flash
+ * attention: no score matrix, only the log-sum-exp): the MLP phase, residual 4Dv + normed 2Dv + gate and up 4Iv +
+ * SwiGLU output 2Iv, plus the RoPE tables (cos, sin fp32 [Np, head_dim]).
+ */
+export function vitBytesPerPatch(v: ModelShape['vision']): number {
+  const Dv = v.hidden, Iv = v.intermediate, hd = Dv / v.heads;
+  const attention = 4 * Dv + 2 * Dv + 2 * 3 * Dv + 2 * Dv + 4 * v.heads;
+  const mlp = 4 * Dv + 2 * Dv + 4 * Iv + 2 * Iv;
+  const embed = 4 * v.inChannels * v.temporalPatch * v.patch * v.patch + 4 * Dv;
+  return Math.max(attention, mlp, embed) + 2 * 4 * hd;
+}
+
+/**
+ * Bytes per LLM token of the largest live set of one decoder layer in prefill (K and V go straight into the
+ * cache): the MLP phase, residual 4D + normed 2D + gate and up 4I + SwiGLU output 2I, plus M-RoPE tables (2 x 4 B x
+ * head_dim).
+ */
+export function llmPrefillBytesPerToken(t: ModelShape['text']): number {
+  const D = t.hidden, I = t.intermediate, q = t.heads * t.headDim;
+  const attention = 4 * D + 2 * D + 2 * q + 2 * q + 4 * t.heads;
+  const mlp = 4 * D + 2 * D + 4 * I + 2 * I;
+  return Math.max(attention, mlp) + 2 * 4 * t.headDim;
+}
+
+const PREFILL_CHUNKS = [8192, 4096, 2048, 1024, 512];
+
+export function planInference(o: InferPlanInput): GpuPlan {
+  const { text, vision } = o.shape;
+  const P = llmParams(text), V = visionParams(vision);
+  const patches = o.imageTokens * vision.merge * vision.merge;
+  const promptLen = o.imageTokens + o.promptTokens;
+  const cacheLen = promptLen + o.maxNewTokens + o.latentSteps;
+  const fixed: PlanItem[] = [
+    { what: 'LLM weights (bf16)', where: 'gpu', bytes: 2 * P, formula: `2 B x ${e9(P)} params` },
+    { what: 'ViT + merger weights (bf16)', where: 'gpu', bytes: 2 * V, formula: `2 B x ${e9(V)} params` },
+    { what: 'KV cache (bf16)', where: 'gpu', bytes: cacheLen * kvBytesPerToken(text), formula: `${cacheLen} tokens x ${kvBytesPerToken(text) / 1024} KiB` },
+    { what: 'CUDA context', where: 'gpu', bytes: CONTEXT_BYTES, formula: 'fixed' },
+    { what: 'cuBLASLt workspace + attention scratch', where: 'gpu', bytes: WORKSPACE_BYTES, formula: 'fixed' },
+  ];
+  if (patches > 0) {
+    const vitPer = vitBytesPerPatch(vision);
+    fixed.push({ what: 'ViT activations (one block live, flash attention)', where: 'gpu', bytes: patches * vitPer, formula: `${patches} patches x ${vitPer} B` });
+    fixed.push({ what: 'image embeddings (bf16, kept for the prompt)', where: 'gpu', bytes: o.imageTokens * vision.outHidden * 2, formula: `${o.imageTokens} tokens x ${vision.outHidden} x 2 B` });
+  }
+  const perToken = llmPrefillBytesPerToken(text);
+  const logits = text.vocab * 4;
+  const withChunk = (chunk: number): PlanItem[] => [
+    ...fixed,
+    { what: `LLM prefill activations (${chunk === promptLen ? 'whole prompt' : `chunks of ${chunk}`})`, where: 'gpu', bytes: chunk * perToken, formula: `${chunk} tokens x ${perToken} B` },
+    { what: 'logits of the last position (fp32)', where: 'gpu', bytes: logits, formula: `${text.vocab} x 4 B` },
+  ];
+  const base = { kind: 'infer' as const, model: o.shape.name, gpuCapacity: o.gpuCapacity, hostCapacity: o.hostCapacity };
+  const notes = [
+    `bf16 weights and activations, fp32 residual stream and softmax statistics; ${promptLen} prompt tokens (${o.imageTokens} image tokens, ${patches} ViT patches), KV cache for ${cacheLen}`,
+  ];
+  let plan = finish({ ...base, notes: [...notes], items: withChunk(promptLen) });
+  for (const chunk of PREFILL_CHUNKS) {
+    if (plan.fits || chunk >= promptLen) continue;
+    plan = finish({ ...base, notes: [...notes, `chunked prefill: ${chunk} tokens per chunk (the whole prompt does not fit)`], items: withChunk(chunk) });
+  }
+  if (plan.fits) return plan;
+  const weights = 2 * (P + V) + CONTEXT_BYTES;
+  const problem =
+    weights > o.gpuCapacity
+      ? `the ${o.shape.name} bf16 weights alone need ${formatBytes(weights)} but the GPU has ${formatBytes(o.gpuCapacity)}: use a GPU with more memory`
+      : patches * vitBytesPerPatch(vision) > (o.gpuCapacity - weights) / 2
+        ? `the ${patches}-patch image's ViT activations do not fit beside the weights: lower ${o.pixelsFlag ?? '--max-pixels'}`
+        : `the KV cache for ${cacheLen} tokens does not fit beside the weights: lower --max-new-tokens or ${o.pixelsFlag ?? '--max-pixels'}`;
+  return { ...plan, problem: `inference needs about ${formatBytes(plan.gpuBytes)} of GPU memory but ${formatBytes(o.gpuCapacity)} is available: ${problem}` };
+}
+
+// ---- training ----------------------------------------------------------------------------------------------
+
+export interface TrainPlanInput {
+  shape: ModelShape;
+  stage: 1 | 2;
+  /** tokens of the largest micro-batch (packing: 4 x 4096) */
+  tokens: number;
+  /** merged visual tokens in it (the ViT runs on 4x as many patches) */
+  visualTokens: number;
+  optimizerStates: OptimizerStates | 'auto';
+  gpuCapacity: number;
+  hostCapacity: number;
+  /** rows of logits the fused cross-entropy handles at once */
+  ceChunk?: number;
+}
+
+/** Per-layer activation checkpointing: bytes kept for the backward of one micro-batch (bf16). */
+export function trainActivationItems(o: TrainPlanInput): PlanItem[] {
+  const { text: t, vision: v } = o.shape;
+  const T = o.tokens, D = t.hidden, I = t.intermediate, kv = t.kvHeads * t.headDim, q = t.heads * t.headDim;
+  const ce = Math.min(T, o.ceChunk ?? 1024);
+  const patches = o.visualTokens * v.merge * v.merge;
+  const layerFull = 2 * (2 * D + 2 * q + 2 * kv + D + 3 * I) + 2 * 4 * t.heads;
+  const backward = 2 * (2 * D + 3 * I) + 4 * q;
+  const headKV = o.stage === 1 ? 4 : 6; // K, V (+ their gradients); stage 2 adds the frozen teacher's K, V
+  return [
+    { what: 'layer-input checkpoints (bf16)', where: 'gpu', bytes: t.layers * T * D * 2, formula: `${t.layers} layers x ${T} tokens x ${D} x 2 B` },
+    { what: 'one layer recomputed for its backward (bf16)', where: 'gpu', bytes: T * layerFull, formula: `${T} tokens x ${layerFull} B` },
+    { what: 'backward transients of that layer', where: 'gpu', bytes: T * backward, formula: `${T} tokens x ${backward} B` },
+    { what: 'cross-entropy logits chunk + gradient (fp32)', where: 'gpu', bytes: 2 * ce * t.vocab * 4, formula: `2 x ${ce} rows x ${t.vocab} x 4 B` },
+    { what: 'frozen ViT forward (one block live, no grad)', where: 'gpu', bytes: patches * vitBytesPerPatch(v), formula: `${patches} patches x ${vitBytesPerPatch(v)} B` },
+    { what: 'visual features (bf16, LLM input and BCM/DAC keys)', where: 'gpu', bytes: o.visualTokens * v.outHidden * 2, formula: `${o.visualTokens} tokens x ${v.outHidden} x 2 B` },
+    { what: `${o.stage === 1 ? 'BCM' : 'teacher BCM + student DAC'} keys/values (+ gradients)`, where: 'gpu', bytes: headKV * o.visualTokens * D * 2, formula: `${headKV} x ${o.visualTokens} keys x ${D} x 2 B` },
+  ];
+}
+
+/** The parameter and optimizer-state items of one strategy; P trainable, F frozen (bf16 on the GPU). */
+export function stateItems(o: TrainPlanInput, mode: OptimizerStates): PlanItem[] {
+  const { text: t, vision: v } = o.shape;
+  const head = headParams(t);
+  const P = llmParams(t) + head; // stage 1: LLM + BCM; stage 2: LLM + DAC (the BCM teacher is frozen)
+  const frozen: PlanItem[] = [{ what: 'frozen ViT + merger (bf16)', where: 'gpu', bytes: 2 * visionParams(v), formula: `2 B x ${e9(visionParams(v))} params` }];
+  if (o.stage === 2) frozen.push({ what: 'frozen BCM teacher (bf16)', where: 'gpu', bytes: 2 * head, formula: `2 B x ${e9(head)} params` });
+  const cast = 2 * 2 * llmLargestChunkParams(t);
+  const p = `${e9(P)} trainable params`;
+  switch (mode) {
+    case 'host':
+      return [
+        { what: 'trainable weights (bf16 copy for forward/backward)', where: 'gpu', bytes: 2 * P, formula: `2 B x ${p}` },
+        { what: 'gradients (fp32, accumulated over micro-steps)', where: 'gpu', bytes: 4 * P, formula: `4 B x ${p}` },
+        ...frozen,
+        { what: 'fp32 master weights (pinned)', where: 'host', bytes: 4 * P, formula: `4 B x ${p}` },
+        { what: 'AdamW exp_avg + exp_avg_sq (fp32, pinned)', where: 'host', bytes: 8 * P, formula: `8 B x ${p}` },
+        { what: 'gradient / weight staging buffers (pinned)', where: 'host', bytes: 2 * 256 * MiB, formula: '2 x 256 MiB' },
+      ];
+    case 'gpu':
+      return [
+        { what: 'fp32 master weights', where: 'gpu', bytes: 4 * P, formula: `4 B x ${p}` },
+        { what: 'gradients (fp32)', where: 'gpu', bytes: 4 * P, formula: `4 B x ${p}` },
+        { what: 'AdamW exp_avg + exp_avg_sq (fp32)', where: 'gpu', bytes: 8 * P, formula: `8 B x ${p}` },
+        { what: 'bf16 casts of the weights in use (2 layers or lm_head)', where: 'gpu', bytes: cast, formula: `2 x 2 B x ${e9(llmLargestChunkParams(t))}` },
+        ...frozen,
+      ];
+    case 'gpu-8bit':
+      return [
+        { what: 'fp32 master weights', where: 'gpu', bytes: 4 * P, formula: `4 B x ${p}` },
+        { what: 'gradients (bf16, accumulated in bf16)', where: 'gpu', bytes: 2 * P, formula: `2 B x ${p}` },
+        { what: 'AdamW moments, 8-bit block-quantised (+ fp32 scale per 2048)', where: 'gpu', bytes: Math.ceil(2 * P * (1 + 4 / 2048)), formula: `2 x 1 B x ${p} + scales` },
+        { what: 'bf16 casts of the weights in use (2 layers or lm_head)', where: 'gpu', bytes: cast, formula: `2 x 2 B x ${e9(llmLargestChunkParams(t))}` },
+        ...frozen,
+      ];
+  }
+}
+
+const STRATEGY: Record<OptimizerStates, string> = {
+  host: 'optimizer states in host memory: bf16 weights + fp32 gradients on the GPU; fp32 master weights and AdamW moments pinned on the host, the AdamW step (torch maths, fp32) on the host after gradient accumulation, then the new bf16 weights are copied back',
+  gpu: 'everything on the GPU: fp32 master weights, fp32 gradients and AdamW moments; bf16 copies are cast per layer',
+  'gpu-8bit': 'GPU-resident, approximate: fp32 master weights, bf16 gradients, 8-bit block-quantised AdamW moments (NOT torch\'s exact AdamW)',
+};
+
+function planWith(o: TrainPlanInput, mode: OptimizerStates): GpuPlan {
+  const items = [
+    ...stateItems(o, mode),
+    ...trainActivationItems(o),
+    { what: 'CUDA context', where: 'gpu' as const, bytes: CONTEXT_BYTES, formula: 'fixed' },
+    { what: 'cuBLASLt workspace + attention scratch', where: 'gpu' as const, bytes: WORKSPACE_BYTES, formula: 'fixed' },
+  ];
+  return finish({
+    kind: o.stage === 1 ? 'train-stage1' : 'train-stage2',
+    model: o.shape.name,
+    notes: [
+      STRATEGY[mode],
+      `per-layer activation checkpointing; frozen ViT in bf16, forward only; micro-batch of ${o.tokens} tokens (${o.visualTokens} visual)`,
+      'data parallelism (next issue): the all-reduce of the fp32 gradients slots in between the last micro-step of gradient accumulation and the optimizer step',
+    ],
+    items,
+    gpuCapacity: o.gpuCapacity,
+    hostCapacity: o.hostCapacity,
+    optimizerStates: mode,
+  });
+}
+
+const sumWhere = (items: PlanItem[], where: Where) => items.filter((i) => i.where === where).reduce((a, i) => a + i.bytes, 0);
+
+/**
+ * The training plan. `auto` takes the first exact strategy that fits: everything on the GPU, else optimizer
+ * states in host memory. gpu-8bit changes the maths and is only used when asked for.
+ */
+export function planTraining(o: TrainPlanInput): GpuPlan {
+  if (o.optimizerStates !== 'auto') return explain(planWith(o, o.optimizerStates), o);
+  const gpu = planWith(o, 'gpu');
+  if (gpu.fits) return gpu;
+  const host = planWith(o, 'host');
+  if (host.fits) return host;
+  return explain(host, o);
+}
+
+function explain(p: GpuPlan, o: TrainPlanInput): GpuPlan {
+  if (p.fits) return p;
+  const mode = p.optimizerStates!;
+  const gb = formatBytes;
+  const head = `${p.kind} with --optimizer-states ${mode} needs ${gb(p.gpuBytes)} of GPU memory (${gb(o.gpuCapacity)} available) and ${gb(p.hostBytes)} of host memory (${gb(o.hostCapacity)} available)`;
+  const stateGpu = sumWhere(stateItems(o, mode), 'gpu');
+  let why: string;
+  if (p.hostBytes > o.hostCapacity) {
+    why = `the host cannot hold the fp32 master weights and AdamW moments: use a host with more memory or --optimizer-states gpu-8bit (approximate maths)`;
+  } else if (stateGpu + CONTEXT_BYTES > o.gpuCapacity) {
+    const alternatives = (['host', 'gpu-8bit'] as OptimizerStates[]).filter((m) => m !== mode).map((m) => {
+      const q = planWith(o, m);
+      return `--optimizer-states ${m} needs ${gb(q.gpuBytes)} GPU + ${gb(q.hostBytes)} host${q.fits ? ' (fits)' : ''}`;
+    });
+    why = `weights, gradients and optimizer states alone exceed the GPU: ${alternatives.join('; ')}`;
+  } else {
+    why = 'the activations of the largest micro-batch do not fit: lower --image-max-pixels, or pass --enable-data-packing false with a smaller --per-device-batch-size';
+  }
+  return { ...p, problem: `${head}: ${why}` };
+}

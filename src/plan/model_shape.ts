@@ -1,0 +1,68 @@
+// Parameter counts of Qwen2.5-VL from its config (model.md §1, §9.4), for the GPU memory plan: the plan needs
+// only shapes, so it runs before (or without) the weights being downloaded.
+import type { TextConfig, VisionConfig } from '../model/config';
+
+export interface ModelShape {
+  name: string;
+  text: TextConfig;
+  vision: VisionConfig;
+}
+
+/** LLM parameters: embeddings, 28 (or n) decoder layers (q/k/v with bias, o and MLP without), final norm, lm_head. */
+export function llmParams(t: TextConfig): number {
+  const D = t.hidden, kv = t.kvHeads * t.headDim, q = t.heads * t.headDim;
+  const layer = D * q + q + 2 * (D * kv + kv) + q * D + 3 * D * t.intermediate + 2 * D;
+  return t.vocab * D * (t.tieEmbeddings ? 1 : 2) + t.layers * layer + D;
+}
+
+/** Largest single parameter tensor group cast to bf16 at once: one decoder layer or the embedding/lm_head. */
+export function llmLargestChunkParams(t: TextConfig): number {
+  const D = t.hidden, kv = t.kvHeads * t.headDim, q = t.heads * t.headDim;
+  const layer = D * q + q + 2 * (D * kv + kv) + q * D + 3 * D * t.intermediate + 2 * D;
+  return Math.max(layer, t.vocab * D);
+}
+
+/** ViT + merger: patch embedding (no bias), blocks (qkv/proj/MLP with biases, 2 RMSNorms), merger (norm + 2 linears). */
+export function visionParams(v: VisionConfig): number {
+  const Dv = v.hidden, patchIn = v.inChannels * v.temporalPatch * v.patch * v.patch;
+  const block = 2 * Dv + (Dv * 3 * Dv + 3 * Dv) + (Dv * Dv + Dv) + 2 * (Dv * v.intermediate + v.intermediate) + (v.intermediate * Dv + Dv);
+  const mergeIn = Dv * v.merge * v.merge;
+  const merger = Dv + (mergeIn * mergeIn + mergeIn) + (mergeIn * v.outHidden + v.outHidden);
+  return Dv * patchIn + v.depth * block + merger;
+}
+
+/** One BCM or DAC head (method.md §6): nn.MultiheadAttention(D, 8) + 8 learned queries + norms, ~51.4M for the 7B. */
+export function headParams(t: TextConfig): number {
+  const D = t.hidden;
+  return 4 * D * D + 14 * D; // same count as src/train/memory_plan.ts (in/out projections with biases, queries, norms)
+}
+
+/** KV-cache bytes per token in bf16: layers x (K and V) x kvHeads x headDim x 2 B (57,344 = 56 KiB for the 7B). */
+export function kvBytesPerToken(t: TextConfig, bytesPerValue = 2): number {
+  return t.layers * 2 * t.kvHeads * t.headDim * bytesPerValue;
+}
+
+const VISION_7B: VisionConfig = {
+  depth: 32, hidden: 1280, heads: 16, intermediate: 3420, outHidden: 3584, patch: 14, temporalPatch: 2, merge: 2,
+  windowSize: 112, fullattBlocks: [7, 15, 23, 31], inChannels: 3, ropeTheta: 10000,
+};
+
+/** The released configs' shapes (model.md §1.3), so `vreflect plan --model 7b` works before a download. */
+export const PRESETS: Record<string, ModelShape> = {
+  '7b': {
+    name: 'Qwen2.5-VL-7B',
+    text: {
+      hidden: 3584, layers: 28, heads: 28, kvHeads: 4, headDim: 128, intermediate: 18944, vocab: 152064, rmsEps: 1e-6,
+      ropeTheta: 1e6, mropeSection: [16, 24, 24], tieEmbeddings: false,
+    },
+    vision: VISION_7B,
+  },
+  '3b': {
+    name: 'Qwen2.5-VL-3B',
+    text: {
+      hidden: 2048, layers: 36, heads: 16, kvHeads: 2, headDim: 128, intermediate: 11008, vocab: 151936, rmsEps: 1e-6,
+      ropeTheta: 1e6, mropeSection: [16, 24, 24], tieEmbeddings: true,
+    },
+    vision: { ...VISION_7B, outHidden: 2048 },
+  },
+};

@@ -1,0 +1,67 @@
+// bench kernels: the three sides' JSON (fixtures in the producers' schema, with their differing shape-key
+// spellings) merged into one row per kernel/shape/mask, the best implementation per side, and the ratio.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { mergeKernelRuns, renderKernelsText } from '../../../src/bench/kernels_report';
+import { KernelBench, parseKernelBench } from '../../../src/bench/kernels_schema';
+
+const FIX = path.join(__dirname, 'fixtures_kernels');
+const load = (f: string) => parseKernelBench(fs.readFileSync(path.join(FIX, f), 'utf8'), f);
+
+const cpu: KernelBench = {
+  device: { name: 'test CPU' },
+  date: 'd',
+  results: [
+    { kernel: 'attention_fwd', shape: { seq: 8192, heads: 28, kv_heads: 4, head_dim: 128 }, dtype: 'fp32', causal: true, ms: 9000, tflops: 0.1, impl: 'vreflect-cpu' },
+    { kernel: 'cross_attention_fwd', shape: { queries: 8, keys: 4096, heads: 8, head_dim: 448 }, dtype: 'fp32', ms: 10, tflops: 0.05, impl: 'vreflect-cpu' },
+  ],
+};
+
+describe('bench kernels report', () => {
+  const gpu = load('gpu.json');
+  const torch = load('torch.json');
+  const rep = mergeKernelRuns([{ side: 'cpu', bench: cpu }, { side: 'gpu', bench: gpu }, { side: 'torch', bench: torch }], 'DATE');
+
+  test('rows line up across spellings (seqlen/num_heads, M/N/K, embed_dim dropped)', () => {
+    const attn = rep.rows.find((r) => r.kernel === 'attention_fwd' && r.causal === true)!;
+    expect(attn.shape).toEqual({ seq: 8192, heads: 28, kv_heads: 4, head_dim: 128 });
+    expect(attn.cpu?.tflops).toBe(0.1);
+    expect(attn.gpu?.tflops).toBe(120);
+    expect(attn.torch?.tflops).toBe(400);
+    expect(attn.ratio).toBeCloseTo(0.3, 10);
+    const cross = rep.rows.find((r) => r.kernel === 'cross_attention_fwd')!;
+    expect(cross.cpu?.tflops).toBe(0.05);
+    expect(cross.gpu?.tflops).toBe(5);
+    expect(cross.torch).toBeUndefined();
+    expect(cross.ratio).toBeUndefined();
+  });
+
+  test('the best GPU implementation wins its cell (cuBLASLt over our kernel)', () => {
+    const g = rep.rows.find((r) => r.kernel === 'gemm')!;
+    expect(g.gpu?.impl).toBe('cublaslt');
+    expect(g.ratio).toBeCloseTo(500 / 625, 10);
+  });
+
+  test('causal and non-causal rows stay apart; order: attention fwd first, gemm last', () => {
+    expect(rep.rows.filter((r) => r.kernel === 'attention_fwd')).toHaveLength(2);
+    expect(rep.rows[0].kernel).toBe('attention_fwd');
+    expect(rep.rows[rep.rows.length - 1].kernel).toBe('gemm');
+  });
+
+  test('text report: devices, skipped sides, TFLOP/s and ratio columns', () => {
+    const r2 = mergeKernelRuns([{ side: 'cpu', bench: cpu }, { side: 'gpu', skipped: 'no NVIDIA driver (libcuda.so.1 not found)' }], 'DATE');
+    const text = renderKernelsText(r2);
+    expect(text).toMatch(/gpu +skipped: no NVIDIA driver/);
+    expect(text).toMatch(/attention_fwd causal +seq=8192 heads=28 kv_heads=4 head_dim=128 +0\.100 \(vreflect-cpu\) +- +- +-/);
+    expect(renderKernelsText(rep)).toMatch(/gemm +m=4096 n=3584 k=3584 +- +500 \(cublaslt\) +625 \(torch-matmul\) +0\.80/);
+  });
+
+  test('malformed output is a one-line error naming the source', () => {
+    expect(() => parseKernelBench('not json', 'vreflect_cuda_bench')).toThrow('vreflect_cuda_bench: output is not one JSON object');
+    expect(() => parseKernelBench('{"device":{"name":"x"},"results":[{"kernel":"conv","shape":{},"ms":1,"tflops":1,"impl":"a"}]}', 'torch_kernels.py')).toThrow(
+      /torch_kernels.py: results\[0\].kernel "conv" is not one of/,
+    );
+    expect(() => parseKernelBench('{"device":{"name":"x"},"results":[{"kernel":"gemm","shape":{"m":1},"ms":"1","tflops":1,"impl":"a"}]}', 's')).toThrow(/results\[0\].ms is not a number/);
+  });
+});

@@ -1,0 +1,118 @@
+// The GPU memory plan against figures computed by hand from the 7B config (the arithmetic is in the comments,
+// independent of the code's formulas), and the refusals naming the flag to change.
+import { DEFAULT_GPU_CAPACITY, planInference, planTraining } from '../../../src/plan/gpu_memory';
+import { headParams, kvBytesPerToken, llmParams, PRESETS, visionParams } from '../../../src/plan/model_shape';
+import { parseBytes } from '../../../src/plan/units';
+
+const S7 = PRESETS['7b'];
+const GiB = 2 ** 30;
+const item = (p: { items: { what: string; bytes: number }[] }, prefix: string) => {
+  const i = p.items.find((x) => x.what.startsWith(prefix));
+  if (!i) throw new Error(`no item ${prefix}`);
+  return i.bytes;
+};
+
+describe('7B parameter counts (model.md §9.4: LLM 7.62e9, vision 0.68e9, total 8.29e9)', () => {
+  test('LLM: 2 x 152064 x 3584 embeddings + 28 x 233,057,792 per layer + 3584 final norm', () => {
+    // layer: q 3584*3584+3584, k and v 3584*512+512 each, o 3584*3584, MLP 3*3584*18944, 2 norms of 3584
+    expect(12848640 + 2 * 1835520 + 12845056 + 203685888 + 7168).toBe(233057792);
+    expect(llmParams(S7.text)).toBe(2 * 544997376 + 28 * 233057792 + 3584); // 7,615,616,512
+  });
+  test('vision: patch 1280*1176 + 32 blocks of 19,702,200 + merger 44,574,464', () => {
+    expect(visionParams(S7.vision)).toBe(1505280 + 32 * 19702200 + 44574464); // 676,550,144
+    expect((llmParams(S7.text) + visionParams(S7.vision)) / 1e9).toBeCloseTo(8.29, 2);
+  });
+  test('BCM/DAC head ~51.4M, KV cache 56 KiB per token', () => {
+    expect(headParams(S7.text)).toBe(4 * 3584 * 3584 + 14 * 3584); // 51,430,400
+    expect(kvBytesPerToken(S7.text)).toBe(56 * 1024);
+  });
+});
+
+describe('inference plan', () => {
+  const hr8k = { shape: S7, imageTokens: 16384, promptTokens: 512, maxNewTokens: 512, latentSteps: 8, gpuCapacity: DEFAULT_GPU_CAPACITY, hostCapacity: 64 * GiB };
+
+  test('7B + an HR-Bench 8K image (16,384 tokens, 65,536 patches) fits an 80 GB GPU with the whole prompt at once', () => {
+    const p = planInference(hr8k);
+    expect(p.fits).toBe(true);
+    expect(item(p, 'LLM weights')).toBe(15231233024);
+    expect(item(p, 'KV cache')).toBe(17416 * 57344); // 16384 + 512 + 512 + 8 tokens
+    // ViT MLP phase per patch: residual 4*1280 + normed 2*1280 + gate/up 4*3420 + SwiGLU 2*3420 = 28,200, + RoPE 2*4*80
+    expect(item(p, 'ViT activations')).toBe(65536 * 28840);
+    // LLM MLP phase per token: 6*3584 + 6*18944 = 135,168, + M-RoPE 2*4*128
+    expect(item(p, 'LLM prefill activations (whole prompt)')).toBe(16896 * 136192);
+    // sum of the items above + embeddings 117,440,512 + logits 608,256 + 1 GiB context + 256 MiB workspace = 23,234,420,736, + 5%
+    expect(p.gpuBytes).toBe(23234420736 + Math.ceil(23234420736 * 0.05));
+    expect(p.gpuBytes / GiB).toBeCloseTo(22.72, 2);
+  });
+
+  test('a smaller GPU gets chunked prefill before a refusal', () => {
+    const p = planInference({ ...hr8k, gpuCapacity: 22.5 * GiB });
+    expect(p.fits).toBe(true);
+    expect(p.notes.join(' ')).toMatch(/chunked prefill: 8192 tokens/);
+  });
+
+  test('weights that cannot fit are refused in one line', () => {
+    const p = planInference({ ...hr8k, gpuCapacity: parseBytes('16GB', '--gpu-memory') });
+    expect(p.fits).toBe(false);
+    expect(p.problem).toMatch(/bf16 weights alone need .* use a GPU with more memory/);
+    expect(p.problem).not.toMatch(/\n/);
+  });
+
+  test('an image too large for the remaining memory names the pixels flag', () => {
+    const p = planInference({ ...hr8k, imageTokens: 262144, gpuCapacity: 40 * GiB, pixelsFlag: '--max-pixels' });
+    expect(p.fits).toBe(false);
+    expect(p.problem).toMatch(/lower --max-pixels/);
+  });
+});
+
+describe('training plan (stage 1, packing: 16,384 tokens, all visual)', () => {
+  const base = { shape: S7, stage: 1 as const, tokens: 16384, visualTokens: 16384, gpuCapacity: DEFAULT_GPU_CAPACITY, hostCapacity: 256 * GiB };
+  const P = 7615616512 + 51430400; // LLM + BCM
+
+  test('auto picks host optimizer states; GPU and host totals by hand', () => {
+    const p = planTraining({ ...base, optimizerStates: 'auto' });
+    expect(p.optimizerStates).toBe('host');
+    expect(p.fits).toBe(true);
+    expect(item(p, 'trainable weights')).toBe(2 * P);
+    expect(item(p, 'gradients')).toBe(4 * P);
+    expect(item(p, 'layer-input checkpoints')).toBe(28 * 16384 * 3584 * 2);
+    // 2P + 4P + ViT 1,353,100,288 + activations 11,830,034,432 + 1.25 GiB = 60,527,593,472, + 5%
+    expect(p.gpuBytes).toBe(60527593472 + Math.ceil(60527593472 * 0.05));
+    expect(p.gpuBytes / GiB).toBeCloseTo(59.19, 2);
+    // fp32 master + two moments = 12 B/param, + 512 MiB staging + 2 GiB baseline
+    expect(p.hostBytes).toBe(12 * P + 512 * 2 ** 20 + 2 * GiB);
+    expect(p.notes.join(' ')).toMatch(/all-reduce .* between .* gradient accumulation and the optimizer step/);
+  });
+
+  test('everything on the GPU (16 B/param) does not fit 80 GB and names the alternatives', () => {
+    const p = planTraining({ ...base, optimizerStates: 'gpu' });
+    expect(p.fits).toBe(false);
+    expect(p.gpuBytes).toBeGreaterThan(16 * P);
+    expect(p.problem).toMatch(/--optimizer-states host needs .* \(fits\); --optimizer-states gpu-8bit/);
+  });
+
+  test('host mode on a host with little RAM is refused, pointing at gpu-8bit, which fits an 80 GB card', () => {
+    const p = planTraining({ ...base, optimizerStates: 'host', hostCapacity: 64 * GiB });
+    expect(p.fits).toBe(false);
+    expect(p.problem).toMatch(/host cannot hold .* --optimizer-states gpu-8bit/);
+    const q = planTraining({ ...base, optimizerStates: 'gpu-8bit', hostCapacity: 64 * GiB });
+    expect(q.fits).toBe(true);
+    // fp32 master 4P + bf16 gradients 2P + 8-bit moments 2P (+ scales) on the GPU
+    expect(item(q, 'fp32 master')).toBe(4 * P);
+    expect(item(q, 'gradients (bf16')).toBe(2 * P);
+  });
+
+  test('stage 2 adds the frozen BCM teacher; too many tokens names the batch flags', () => {
+    const p = planTraining({ ...base, stage: 2, optimizerStates: 'auto' });
+    expect(item(p, 'frozen BCM teacher')).toBe(2 * 51430400);
+    const big = planTraining({ ...base, tokens: 200000, visualTokens: 100000, optimizerStates: 'host' });
+    expect(big.fits).toBe(false);
+    expect(big.problem).toMatch(/--image-max-pixels.*--per-device-batch-size/);
+  });
+
+  test('the 3B fits everything on an 80 GB GPU (auto picks gpu)', () => {
+    const p = planTraining({ ...base, shape: PRESETS['3b'], tokens: 4096, visualTokens: 2048, optimizerStates: 'auto' });
+    expect(p.optimizerStates).toBe('gpu');
+    expect(p.fits).toBe(true);
+  });
+});
