@@ -4,6 +4,7 @@
 // recorded as an error and the run goes on.
 import type { EvalGenerateRequest, EvalGenerator, GeneratorFactory, GeneratorSpec } from '../eval/generator';
 import { EvalItemError } from '../eval/generator';
+import { CUDA_NOT_YET } from '../plan/preflight';
 import { UserError } from '../util/errors';
 import { log } from '../util/log';
 import { Engine } from './engine';
@@ -32,7 +33,8 @@ export class EngineEvalGenerator implements EvalGenerator {
 }
 
 export const engineGeneratorFactory: GeneratorFactory = async (spec: GeneratorSpec) => {
-  if (spec.device === 'cuda') throw new UserError('--device cuda: this build has no CUDA backend (see `vreflect doctor`)');
+  // `vreflect eval --device cuda` stops in the CUDA pre-flight before this; the factory refuses on its own too.
+  if (spec.device === 'cuda') throw new UserError(`--device cuda: ${CUDA_NOT_YET}`);
   const engine = await Engine.load(spec.model, { dtype: spec.dtype, threads: spec.threads });
   log().info({ model: engine.dir, dtype: engine.dtype, load_ms: engine.loadMs, base_model: spec.baseModel }, 'model loaded');
   return new EngineEvalGenerator(engine);
