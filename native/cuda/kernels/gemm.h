@@ -30,7 +30,8 @@ GemmArgs linear_backward_input_args(int64_t M, int64_t N, int64_t K);
 GemmArgs linear_backward_weight_args(int64_t M, int64_t N, int64_t K);
 
 // Which code path of our kernel runs. Auto: tensor cores (mma.sync m16n8k16 bf16, sm_80+) on a GPU that has
-// them, the scalar fp32 tiled path otherwise (always on the CPU emulator, which cannot run inline PTX).
+// them, the scalar fp32 tiled path otherwise and on the CPU emulator. The emulator runs TensorCore only when
+// asked for, with the mma instruction modelled in C++ (for tests).
 enum class GemmKernelPath { Auto, Scalar, TensorCore };
 
 // Checks the arguments (vr::Error with a one-line message), then launches on stream s.
