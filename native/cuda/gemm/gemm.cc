@@ -32,7 +32,7 @@ namespace {
 template <class TC>
 GemmImpl run(TC* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, GemmImpl want) {
   if (want == GemmImpl::Auto) want = gemm_impl_from_env();
-  if (want != GemmImpl::Kernel) {
+  if (want != GemmImpl::Kernel && g.k > 0) {  // k = 0 leaves only bias / C to write: the kernel does that
     std::string why;
     if (cublaslt_gemm(C, A, B, g, s, &why)) return GemmImpl::CublasLt;
     VR_CHECK(want != GemmImpl::CublasLt, "gemm: cuBLASLt was requested but cannot run: ", why);
