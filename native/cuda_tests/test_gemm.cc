@@ -274,6 +274,11 @@ VR_TEST(cuda_gemm_dispatch) {
 #else
   std::printf("note: cuBLASLt %s\n", cuda::cublaslt_info_json(cuda::cublaslt_info()).c_str());
 #endif
+  {  // k = 0: nothing to multiply, C = bias + C
+    DeviceBuffer<float> d_bias(std::vector<float>{1, 2, 3}), d_c(std::vector<float>(6, 10.f));
+    cuda::gemm(d_c.get(), d_a.get(), d_b.get(), cuda::linear_forward_args(2, 3, 0, d_bias.get(), true));
+    check_true("k = 0 gives bias + C", d_c.download() == std::vector<float>{11, 12, 13, 11, 12, 13});
+  }
   GemmArgs bad = g;
   bad.m = -1;
   check_error("negative m", "gemm: negative size m=-1", [&] { cuda::gemm_kernel(d_c2.get(), d_a.get(), d_b.get(), bad); });
