@@ -3,6 +3,9 @@
 #include "core/dtype.h"
 #include "core/parallel.h"
 #include "ops/linear.h"
+#ifdef VREFLECT_HAVE_CUDA
+#include "cuda/gemm/cublaslt_loader.h"
+#endif
 
 namespace vr::addon {
 
@@ -42,7 +45,28 @@ static Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+#ifdef VREFLECT_HAVE_CUDA
+// cublasLtStatus(): {found, path, version, error} of the run-time cuBLASLt search (native/cuda/gemm); searched once
+// per process, so doctor can call it without a GPU.
+static Napi::Value CublasLtStatus(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const vr::cuda::CublasLtInfo& s = vr::cuda::cublaslt_info();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("found", s.found);
+  if (s.found) {
+    o.Set("path", s.path);
+    o.Set("version", s.version);
+  } else {
+    o.Set("error", s.error);
+  }
+  return o;
+}
+#endif
+
 void InitInfo(Napi::Env env, Napi::Object exports) {
+#ifdef VREFLECT_HAVE_CUDA
+  exports.Set("cublasLtStatus", Napi::Function::New(env, CublasLtStatus));
+#endif
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
 }

@@ -1,0 +1,121 @@
+// vreflect_cuda_bench: times vreflect's CUDA kernels and cuBLASLt on the Qwen2.5-VL-7B shapes and prints one
+// JSON object (--json) or a table. The JSON schema is shared with scripts_bench/torch_kernels.py (see
+// native/cuda/gemm/README.md):
+//   {"device":{"name","cc","memory_bytes","driver"}, "date", "cublaslt":{"found","path","version","error"},
+//    "results":[{"kernel","shape":{...},"dtype":"bf16","causal"?,"ms","tflops","impl","reps","error"?}]}
+// ms / tflops are null for a case that did not run (its "error" says why). Runs on a GPU machine without Node.
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+#include "core/error.h"
+#include "cuda/bench/bench_options.h"
+#include "cuda/bench/bench_runner.h"
+#include "cuda/gemm/cublaslt_loader.h"
+
+namespace vr::bench {
+namespace {
+
+std::string jstr(const std::string& s) {
+  std::string r = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') r += '\\', r += c;
+    else if (static_cast<unsigned char>(c) < 0x20) r += ' ';
+    else r += c;
+  }
+  return r + "\"";
+}
+
+std::string jnum(double x, const char* fmt) {
+  if (!std::isfinite(x) || x < 0) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, x);
+  return buf;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string shape_json(const Case& c) {
+  std::string r = "{";
+  for (const auto& kv : c.shape) r += (r.size() > 1 ? "," : "") + jstr(kv.first) + ":" + std::to_string(kv.second);
+  return r + "}";
+}
+
+std::string shape_text(const Case& c) {
+  std::string r;
+  for (const auto& kv : c.shape) r += (r.empty() ? "" : " ") + kv.first + "=" + std::to_string(kv.second);
+  return r;
+}
+
+std::string result_json(const Case& c, const Measurement& m) {
+  const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;
+  std::string r = "{\"kernel\":" + jstr(c.kernel) + ",\"shape\":" + shape_json(c) + ",\"dtype\":\"bf16\"";
+  if (c.causal >= 0) r += std::string(",\"causal\":") + (c.causal ? "true" : "false");
+  r += ",\"ms\":" + jnum(m.ms, "%.4g") + ",\"tflops\":" + jnum(tflops, "%.4g") + ",\"impl\":" + jstr(c.impl) +
+       ",\"reps\":" + std::to_string(m.reps);
+  if (!m.error.empty()) r += ",\"error\":" + jstr(m.error);
+  return r + "}";
+}
+
+int run(int argc, char** argv) {
+  const Options o = parse_options(argc, argv);
+  if (o.help) {
+    std::fputs(usage(), stdout);
+    return 0;
+  }
+  const std::vector<Case> cases = plan_cases(o);
+  const cuda::CublasLtInfo& lt = cuda::cublaslt_info();
+  std::string device_json = "null";
+  Runner* runner = nullptr;
+  if (!o.dry_run) {
+    runner = new Runner();
+    const DeviceInfo& d = runner->device();
+    device_json = "{\"name\":" + jstr(d.name) + ",\"cc\":" + jstr(d.cc) +
+                  ",\"memory_bytes\":" + std::to_string(d.memory_bytes) + ",\"driver\":" + jstr(d.driver) + "}";
+    if (!o.json)
+      std::printf("%s (sm %s, %.1f GiB, driver %s); cuBLASLt: %s\n", d.name.c_str(), d.cc.c_str(),
+                  double(d.memory_bytes) / double(1ull << 30), d.driver.c_str(),
+                  lt.found ? (lt.version + " " + lt.path).c_str() : lt.error.c_str());
+  }
+  if (!o.json) std::printf("%-20s %-16s %-62s %7s %11s %9s\n", "kernel", "impl", "shape", "causal", "ms", "TFLOP/s");
+  std::string results;
+  for (const Case& c : cases) {
+    Measurement m;
+    if (runner) m = runner->run(c, o);
+    if (o.json) {
+      results += (results.empty() ? "" : ",\n  ") + result_json(c, m);
+    } else {
+      const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;
+      std::printf("%-20s %-16s %-62s %7s %11s %9s%s\n", c.kernel.c_str(), c.impl.c_str(), shape_text(c).c_str(),
+                  c.causal < 0 ? "" : c.causal ? "yes" : "no", o.dry_run ? "planned" : jnum(m.ms, "%.4g").c_str(),
+                  jnum(tflops, "%.1f").c_str(), m.error.empty() ? "" : ("  " + m.error).c_str());
+      std::fflush(stdout);
+    }
+  }
+  if (o.json)
+    std::printf("{\"device\":%s,\"date\":%s,%s\"cublaslt\":%s,\n \"results\":[\n  %s]}\n", device_json.c_str(),
+                jstr(utc_now()).c_str(), o.dry_run ? "\"dry_run\":true," : "", cuda::cublaslt_info_json(lt).c_str(),
+                results.c_str());
+  delete runner;
+  return 0;
+}
+
+}  // namespace
+}  // namespace vr::bench
+
+int main(int argc, char** argv) {
+  try {
+    return vr::bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  }
+}

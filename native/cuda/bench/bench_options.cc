@@ -1,0 +1,157 @@
+// vreflect_cuda_bench: options and case planning.
+#include "cuda/bench/bench_options.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace vr::bench {
+
+namespace {
+
+const std::vector<std::string> kKernels = {"attention_fwd", "attention_bwd", "cross_attention_fwd",
+                                           "cross_attention_bwd", "gemm"};
+const std::vector<std::string> kImpls = {"cublaslt", "vreflect-kernel"};
+
+// The 7B's Linear shapes as (K, N): fused QKV, attention output, fused gate+up, down.
+const std::vector<std::pair<int64_t, int64_t>> kGemmKN = {
+    {3584, 3584 + 2 * 512}, {3584, 3584}, {3584, 2 * 18944}, {18944, 3584}};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> r;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) r.push_back(item);
+  return r;
+}
+
+int64_t parse_int(const std::string& opt, const std::string& v, int64_t lo, int64_t hi) {
+  char* end = nullptr;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
+  int64_t mult = 1;
+  if (end && (*end == 'k' || *end == 'K')) mult = 1024, end++;
+  if (v.empty() || !end || *end || x * mult < lo || x * mult > hi)
+    fail("vreflect_cuda_bench: ", opt, " wants an integer in [", lo, ", ", hi, "], got '", v, "'");
+  return x * mult;
+}
+
+std::vector<int64_t> parse_list(const std::string& opt, const std::string& v, int64_t lo, int64_t hi) {
+  std::vector<int64_t> r;
+  for (const std::string& s : split(v)) r.push_back(parse_int(opt, s, lo, hi));
+  if (r.empty()) fail("vreflect_cuda_bench: ", opt, " wants a comma-separated list, got '", v, "'");
+  return r;
+}
+
+std::vector<std::string> parse_names(const std::string& opt, const std::string& v,
+                                     const std::vector<std::string>& allowed) {
+  std::vector<std::string> r = split(v);
+  if (r.empty()) fail("vreflect_cuda_bench: ", opt, " wants a comma-separated list, got '", v, "'");
+  for (const std::string& s : r)
+    if (std::find(allowed.begin(), allowed.end(), s) == allowed.end()) {
+      std::string all;
+      for (const std::string& a : allowed) all += (all.empty() ? "" : ", ") + a;
+      fail("vreflect_cuda_bench: ", opt, " '", s, "' is not one of ", all);
+    }
+  return r;
+}
+
+}  // namespace
+
+const char* usage() {
+  return "usage: vreflect_cuda_bench [--json] [--quick] [--dry-run] [--reps N] [--warmup N]\n"
+         "         [--kernels attention_fwd,attention_bwd,cross_attention_fwd,cross_attention_bwd,gemm]\n"
+         "         [--seqs 512,1k,...] [--keys 1k,4k,16k] [--gemm-m 512,...] [--impl cublaslt,vreflect-kernel]\n"
+         "         [--max-case-seconds S]\n"
+         "Times vreflect's CUDA kernels (bf16) with cudaEvents (median of --reps runs after --warmup) on the\n"
+         "Qwen2.5-VL-7B shapes and prints one JSON object (--json) or a table. --quick: fewer shapes and reps.\n"
+         "--dry-run: check the arguments and print the planned cases without touching the GPU.\n";
+}
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  bool reps_set = false;
+  for (int i = 1; i < argc; i++) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) fail("vreflect_cuda_bench: ", a, " needs a value");
+      return argv[++i];
+    };
+    if (a == "--json") o.json = true;
+    else if (a == "--quick") o.quick = true;
+    else if (a == "--dry-run") o.dry_run = true;
+    else if (a == "--help" || a == "-h") o.help = true;
+    else if (a == "--reps") o.reps = int(parse_int(a, value(), 1, 1000)), reps_set = true;
+    else if (a == "--warmup") o.warmup = int(parse_int(a, value(), 0, 100));
+    else if (a == "--max-case-seconds") {
+      const std::string v = value();
+      char* end = nullptr;
+      o.max_case_seconds = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end || !(o.max_case_seconds > 0))
+        fail("vreflect_cuda_bench: --max-case-seconds wants a positive number, got '", v, "'");
+    } else if (a == "--kernels") o.kernels = parse_names(a, value(), kKernels);
+    else if (a == "--impl") o.impls = parse_names(a, value(), kImpls);
+    else if (a == "--seqs") o.seqs = parse_list(a, value(), 1, 1 << 20);
+    else if (a == "--keys") o.keys = parse_list(a, value(), 1, 1 << 20);
+    else if (a == "--gemm-m") o.gemm_m = parse_list(a, value(), 1, 1 << 20);
+    else fail("vreflect_cuda_bench: unknown option '", a, "' (see --help)");
+  }
+  if (o.kernels.empty()) o.kernels = kKernels;
+  if (o.impls.empty()) o.impls = kImpls;
+  if (o.seqs.empty()) o.seqs = o.quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{512, 1024, 2048, 4096, 8192, 16384};
+  if (o.keys.empty()) o.keys = o.quick ? std::vector<int64_t>{4096} : std::vector<int64_t>{1024, 4096, 16384};
+  if (o.gemm_m.empty()) o.gemm_m = o.quick ? std::vector<int64_t>{4096} : std::vector<int64_t>{512, 1024, 2048, 4096, 8192, 16384};
+  if (o.quick && !reps_set) o.reps = 3, o.warmup = std::min(o.warmup, 1);
+  return o;
+}
+
+int64_t Case::get(const std::string& key) const {
+  for (const auto& kv : shape)
+    if (kv.first == key) return kv.second;
+  fail("bench case ", kernel, " has no shape key ", key);
+}
+
+std::vector<Case> plan_cases(const Options& o) {
+  std::vector<Case> r;
+  auto want = [&](const char* k) { return std::find(o.kernels.begin(), o.kernels.end(), k) != o.kernels.end(); };
+  for (const char* k : {"attention_fwd", "attention_bwd"}) {
+    if (!want(k)) continue;
+    const double mult = std::string(k) == "attention_bwd" ? 2.5 : 1.0;  // bwd = 2.5 x fwd (FlashAttention)
+    for (int64_t s : o.seqs)
+      for (int causal : {0, 1}) {
+        Case c;
+        c.kernel = k, c.impl = "vreflect-kernel", c.causal = causal;
+        c.shape = {{"batch", 1}, {"seq_q", s}, {"seq_k", s}, {"heads_q", kHeadsQ}, {"heads_kv", kHeadsKV},
+                   {"head_dim", kHeadDim}};
+        c.flop = mult * 4.0 * double(s) * double(s) * kHeadsQ * kHeadDim / (causal ? 2.0 : 1.0);
+        r.push_back(c);
+      }
+  }
+  for (const char* k : {"cross_attention_fwd", "cross_attention_bwd"}) {
+    if (!want(k)) continue;
+    const double mult = std::string(k) == "cross_attention_bwd" ? 2.5 : 1.0;
+    for (int64_t n : o.keys) {
+      Case c;
+      c.kernel = k, c.impl = "vreflect-kernel";
+      c.shape = {{"items", 1}, {"queries", kCrossQueries}, {"keys", n}, {"heads", kCrossHeads},
+                 {"head_dim", kCrossHeadDim}};
+      c.flop = mult * 4.0 * kCrossQueries * double(n) * kCrossHeads * kCrossHeadDim;
+      r.push_back(c);
+    }
+  }
+  if (want("gemm"))
+    for (const auto& kn : kGemmKN)
+      for (int64_t m : o.gemm_m)
+        for (const std::string& impl : o.impls) {
+          Case c;
+          c.kernel = "gemm", c.impl = impl;
+          c.shape = {{"M", m}, {"N", kn.second}, {"K", kn.first}};
+          c.flop = 2.0 * double(m) * double(kn.second) * double(kn.first);
+          r.push_back(c);
+        }
+  return r;
+}
+
+}  // namespace vr::bench

@@ -1,0 +1,44 @@
+// Runs the planned cases of vreflect_cuda_bench on the GPU: device buffers with random bf16 data (reused and
+// grown between cases), cudaEvent timing around each run, median of the timed runs.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cuda/bench/bench_options.h"
+
+namespace vr::bench {
+
+struct DeviceInfo {
+  std::string name, cc, driver;  // cc "9.0"; driver: the CUDA driver API version, "13.0"
+  uint64_t memory_bytes = 0;
+};
+
+struct Measurement {
+  double ms = -1;  // median milliseconds of one run; < 0 when it did not run
+  int reps = 0;
+  std::string error;  // why it did not run (one line)
+};
+
+class Runner {
+ public:
+  Runner();  // throws vr::Error when there is no usable GPU
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+  const DeviceInfo& device() const { return dev_; }
+  Measurement run(const Case& c, const Options& o);
+
+ private:
+  struct Slot {
+    void* p = nullptr;
+    size_t bytes = 0;
+  };
+  // Device memory of at least `bytes` in slot i, filled with random bf16 values in [-1, 1) when (re)allocated.
+  void* buffer(int i, size_t bytes);
+  void* zeros(int i, size_t bytes);  // as buffer(), then cleared
+  DeviceInfo dev_;
+  std::vector<Slot> slots_;
+};
+
+}  // namespace vr::bench

@@ -1,0 +1,70 @@
+// GEMM dispatch: cuBLASLt when loaded, else our kernel (gemm.h).
+#include "cuda/gemm/gemm.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "core/error.h"
+#include "cuda/gemm/cublaslt_gemm.h"
+#include "cuda/gemm/cublaslt_loader.h"
+
+namespace vr::cuda {
+inline namespace VR_CUDA_ABI {
+
+const char* gemm_impl_name(GemmImpl impl) {
+  switch (impl) {
+    case GemmImpl::CublasLt: return "cublaslt";
+    case GemmImpl::Kernel: return "vreflect-kernel";
+    default: return "auto";
+  }
+}
+
+GemmImpl gemm_impl_from_env() {
+  const char* v = std::getenv("VREFLECT_GEMM");
+  if (!v || !*v || std::string(v) == "auto") return GemmImpl::Auto;
+  if (std::string(v) == "cublaslt") return GemmImpl::CublasLt;
+  if (std::string(v) == "kernel") return GemmImpl::Kernel;
+  fail("VREFLECT_GEMM=", v, " is not one of auto, cublaslt, kernel");
+}
+
+namespace {
+
+template <class TC>
+GemmImpl run(TC* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, GemmImpl want) {
+  if (want == GemmImpl::Auto) want = gemm_impl_from_env();
+  if (want != GemmImpl::Kernel && g.k > 0) {  // k = 0 leaves only bias / C to write: the kernel does that
+    std::string why;
+    if (cublaslt_gemm(C, A, B, g, s, &why)) return GemmImpl::CublasLt;
+    VR_CHECK(want != GemmImpl::CublasLt, "gemm: cuBLASLt was requested but cannot run: ", why);
+  }
+  gemm_kernel(C, A, B, g, s);
+  return GemmImpl::Kernel;
+}
+
+}  // namespace
+
+GemmImpl gemm(float* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, GemmImpl want) {
+  return run(C, A, B, g, s, want);
+}
+GemmImpl gemm(bf16* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, GemmImpl want) {
+  return run(C, A, B, g, s, want);
+}
+
+GemmImpl gemm_linear_forward(float* out, const bf16* inp, const bf16* w, const float* bias, int64_t M, int64_t N,
+                             int64_t K, bool accumulate, Stream s, GemmImpl want) {
+  return run(out, inp, w, linear_forward_args(M, N, K, bias, accumulate), s, want);
+}
+GemmImpl gemm_linear_forward(bf16* out, const bf16* inp, const bf16* w, const float* bias, int64_t M, int64_t N,
+                             int64_t K, bool accumulate, Stream s, GemmImpl want) {
+  return run(out, inp, w, linear_forward_args(M, N, K, bias, accumulate), s, want);
+}
+
+void gemm_linear_backward(float* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
+                          const bf16* w, int64_t M, int64_t N, int64_t K, Stream s, GemmImpl want) {
+  if (dinp) run(dinp, dout, w, linear_backward_input_args(M, N, K), s, want);
+  if (dweight) run(dweight, dout, inp, linear_backward_weight_args(M, N, K), s, want);
+  if (dbias) bias_grad(dbias, dout, M, N, s);
+}
+
+}  // namespace VR_CUDA_ABI
+}  // namespace vr::cuda

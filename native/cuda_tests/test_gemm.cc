@@ -1,0 +1,345 @@
+// CUDA GEMMs (kernels/gemm.h, cuda/gemm/gemm.h) vs the CPU Linear (ops/linear.h with BF16 weights: inputs
+// rounded to bf16, fp32 accumulation) by the flash-attention rule against an fp64 reference: forward with bias,
+// accumulate and strided rows; backward dinp, dweight (accumulated) and dbias. Every implementation present
+// runs: the scalar kernel, the tensor-core kernel (sm_80+ GPU; on the CPU emulator with a C++ model of the
+// mma.sync instruction) and cuBLASLt (GPU, when it was loaded). Also: argument errors, VREFLECT_GEMM, and the cuBLASLt loader's search order and failures.
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "cuda/gemm/cublaslt_loader.h"
+#include "cuda/gemm/gemm.h"
+#include "cuda/kernels/gemm.h"
+#include "cuda_tests/device_buffer.h"
+#include "ops/linear.h"
+#include "tests/harness.h"
+
+namespace vr::test {
+namespace {
+
+using cuda::GemmArgs;
+
+// One implementation under test: runs C (+)= ... for fp32 or bf16 C.
+struct Impl {
+  std::string name;
+  std::function<void(float*, const bf16*, const bf16*, const GemmArgs&)> f32;
+  std::function<void(bf16*, const bf16*, const bf16*, const GemmArgs&)> b16;
+};
+
+std::vector<Impl> impls() {
+  std::vector<Impl> r;
+  auto kernel = [&](cuda::GemmKernelPath p) {
+    r.push_back({std::string("kernel-") + cuda::gemm_kernel_path_name(p),
+                 [p](float* C, const bf16* A, const bf16* B, const GemmArgs& g) { cuda::gemm_kernel(C, A, B, g, nullptr, p); },
+                 [p](bf16* C, const bf16* A, const bf16* B, const GemmArgs& g) { cuda::gemm_kernel(C, A, B, g, nullptr, p); }});
+  };
+  kernel(cuda::GemmKernelPath::Scalar);
+#if defined(VR_CUDA_EMULATED)
+  kernel(cuda::GemmKernelPath::TensorCore);  // with the emulator's model of mma.sync
+#else
+  if (cuda::gemm_kernel_resolve() == cuda::GemmKernelPath::TensorCore) kernel(cuda::GemmKernelPath::TensorCore);
+  if (cuda::cublaslt_info().found) {
+    r.push_back({"cublaslt",
+                 [](float* C, const bf16* A, const bf16* B, const GemmArgs& g) { cuda::gemm(C, A, B, g, nullptr, cuda::GemmImpl::CublasLt); },
+                 [](bf16* C, const bf16* A, const bf16* B, const GemmArgs& g) { cuda::gemm(C, A, B, g, nullptr, cuda::GemmImpl::CublasLt); }});
+  } else {
+    std::printf("note: cuBLASLt cases skipped: %s\n", cuda::cublaslt_info().error.c_str());
+  }
+#endif
+  return r;
+}
+
+// dense [T, W] -> rows of stride `stride` with junk in the padding (which must survive untouched)
+std::vector<float> widen(const std::vector<float>& dense, int64_t T, int64_t W, int64_t stride, float junk) {
+  std::vector<float> r(size_t(T * stride), junk);
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t c = 0; c < W; c++) r[size_t(t * stride + c)] = dense[size_t(t * W + c)];
+  return r;
+}
+std::vector<float> narrow(const std::vector<float>& wide, int64_t T, int64_t W, int64_t stride) {
+  std::vector<float> r(size_t(T * W));
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t c = 0; c < W; c++) r[size_t(t * W + c)] = wide[size_t(t * stride + c)];
+  return r;
+}
+bool padding_intact(const std::vector<float>& wide, int64_t T, int64_t W, int64_t stride, float junk) {
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t c = W; c < stride; c++)
+      if (wide[size_t(t * stride + c)] != junk) return false;
+  return true;
+}
+
+std::vector<uint16_t> bits(const std::vector<float>& bf16_values) {
+  std::vector<uint16_t> r(bf16_values.size());
+  for (size_t i = 0; i < r.size(); i++) r[i] = f32_to_bf16(bf16_values[i]);
+  return r;
+}
+
+struct Shape {
+  int64_t M, N, K;
+  int64_t pad_in = 0, pad_out = 0;  // extra elements per row of inp / out (forward only)
+};
+
+std::string shape_tag(const Shape& s) {
+  return "M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) +
+         (s.pad_in || s.pad_out ? " lda=" + std::to_string(s.K + s.pad_in) + " ldc=" + std::to_string(s.N + s.pad_out)
+                                : "");
+}
+
+// out[M,N] = (out0 if accumulate) + inp @ W^T + bias, C of storage S.
+template <class S>
+void forward_case(const Impl& impl, const Shape& s, bool with_bias, bool accumulate, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t M = s.M, N = s.N, K = s.K, lda = K + s.pad_in, ldc = N + s.pad_out;
+  const auto inp = round_bf16(rng.vec(size_t(M * K), -2, 2)), w = round_bf16(rng.vec(size_t(N * K)));
+  const auto bias = rng.vec(size_t(N)), out0 = stored<S>(rng.vec(size_t(M * N), -3, 3));
+  const std::string tag = "cuda gemm " + impl.name + " forward " + storage_name<S>() + " " + shape_tag(s) +
+                          (with_bias ? " +bias" : "") + (accumulate ? " +acc" : "");
+
+  std::vector<double> ref(size_t(M * N));
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t n = 0; n < N; n++) {
+      double acc = (accumulate ? double(out0[size_t(m * N + n)]) : 0.0) + (with_bias ? double(bias[size_t(n)]) : 0.0);
+      for (int64_t k = 0; k < K; k++) acc += double(inp[size_t(m * K + k)]) * double(w[size_t(n * K + k)]);
+      ref[size_t(m * N + n)] = acc;
+    }
+  const std::vector<uint16_t> wbits = bits(w);
+  Linear L;
+  L.dtype = DType::BF16, L.N = N, L.K = K, L.w = wbits.data(), L.b = with_bias ? bias.data() : nullptr;
+  std::vector<float> cpu = out0;
+  linear_forward(cpu.data(), inp.data(), L, M, accumulate);
+  cpu = stored<S>(cpu);
+
+  const float junk = 7.5f;
+  DeviceBuffer<bf16> d_in(to_bf16(widen(inp, M, K, lda, junk))), d_w(to_bf16(w));
+  DeviceBuffer<float> d_bias(bias);
+  DeviceBuffer<S> d_out(to_storage<S>(widen(out0, M, N, ldc, junk)));
+  GemmArgs g = cuda::linear_forward_args(M, N, K, with_bias ? d_bias.get() : nullptr, accumulate);
+  g.lda = lda, g.ldc = ldc;
+  if constexpr (sizeof(S) == 4)
+    impl.f32(d_out.get(), d_in.get(), d_w.get(), g);
+  else
+    impl.b16(d_out.get(), d_in.get(), d_w.get(), g);
+  const auto wide = to_float(d_out.download());
+  const auto got = narrow(wide, M, N, ldc);
+  check_rule(tag, got.data(), cpu.data(), ref.data(), ref.size(), 1e-5);
+  if (s.pad_out) check_true(tag + " leaves the padding of out rows alone", padding_intact(wide, M, N, ldc, junk));
+}
+
+// dinp += dout @ W, dweight += dout^T @ inp (fp32 gradients, bf16 dout / inp / W), dbias += colsum(dout).
+void backward_case(const Impl& impl, const Shape& s, uint64_t seed, bool with_dbias) {
+  Rng rng(seed);
+  const int64_t M = s.M, N = s.N, K = s.K;
+  const auto dout = round_bf16(rng.vec(size_t(M * N))), inp = round_bf16(rng.vec(size_t(M * K), -2, 2));
+  const auto w = round_bf16(rng.vec(size_t(N * K)));
+  const auto dinp0 = rng.vec(size_t(M * K)), dw0 = rng.vec(size_t(N * K)), db0 = rng.vec(size_t(N));
+  const std::string tag = "cuda gemm " + impl.name + " backward " + shape_tag(s);
+
+  std::vector<double> dinp64 = to_double(dinp0), dw64 = to_double(dw0), db64 = to_double(db0);
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t n = 0; n < N; n++) {
+      const double d = dout[size_t(m * N + n)];
+      db64[size_t(n)] += d;
+      for (int64_t k = 0; k < K; k++) {
+        dinp64[size_t(m * K + k)] += d * double(w[size_t(n * K + k)]);
+        dw64[size_t(n * K + k)] += d * double(inp[size_t(m * K + k)]);
+      }
+    }
+  const std::vector<uint16_t> wbits = bits(w);
+  Linear L;
+  L.dtype = DType::BF16, L.N = N, L.K = K, L.w = wbits.data();
+  std::vector<float> dinp_cpu = dinp0, dw_cpu = dw0, db_cpu = db0;
+  linear_backward(dinp_cpu.data(), dw_cpu.data(), db_cpu.data(), dout.data(), inp.data(), L, M);
+
+  DeviceBuffer<bf16> d_dout(to_bf16(dout)), d_in(to_bf16(inp)), d_w(to_bf16(w));
+  DeviceBuffer<float> d_dinp(dinp0), d_dw(dw0), d_db(db0);
+  impl.f32(d_dinp.get(), d_dout.get(), d_w.get(), cuda::linear_backward_input_args(M, N, K));
+  impl.f32(d_dw.get(), d_dout.get(), d_in.get(), cuda::linear_backward_weight_args(M, N, K));
+  const auto dinp = d_dinp.download(), dw = d_dw.download();
+  check_rule(tag + " dinp", dinp.data(), dinp_cpu.data(), dinp64.data(), dinp.size(), 1e-5);
+  check_rule(tag + " dweight", dw.data(), dw_cpu.data(), dw64.data(), dw.size(), 1e-5);
+  if (with_dbias) {
+    cuda::bias_grad(d_db.get(), d_dout.get(), M, N);
+    const auto db = d_db.download();
+    check_rule("cuda bias_grad bf16 " + shape_tag(s), db.data(), db_cpu.data(), db64.data(), db.size(), 1e-5);
+  }
+}
+
+const std::vector<Shape>& shapes() {
+  static const std::vector<Shape> s = {
+      {37, 45, 70},          // smaller than one tile, odd sizes
+      {136, 264, 72},        // several tiles, every stride a multiple of 8 (the tensor-core vector loads)
+      {70, 75, 40, 3, 5},    // rows of a wider buffer (odd strides: element loads)
+  };
+  return s;
+}
+
+template <class F>
+void check_error(const std::string& what, const std::string& expected, F fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    const std::string msg = e.what();
+    check_true(what + " -> \"" + msg + "\"", msg.find(expected) != std::string::npos &&
+                                                 msg.find('\n') == std::string::npos);
+    return;
+  }
+  check_true(what + " throws", false);
+}
+
+struct ScopedEnv {
+  std::string name, old;
+  bool had;
+  ScopedEnv(const char* n, const char* v) : name(n) {
+    const char* o = std::getenv(n);
+    had = o != nullptr;
+    if (had) old = o;
+    if (v)
+      setenv(n, v, 1);
+    else
+      unsetenv(n);
+  }
+  ~ScopedEnv() {
+    if (had)
+      setenv(name.c_str(), old.c_str(), 1);
+    else
+      unsetenv(name.c_str());
+  }
+};
+
+cuda::EnvLookup fake_env(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const char* n) -> const char* {
+    auto it = vars.find(n);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+}
+
+}  // namespace
+
+VR_TEST(cuda_gemm_forward) {
+  uint64_t seed = 100;
+  for (const Impl& impl : impls())
+    for (const Shape& s : shapes()) {
+      forward_case<float>(impl, s, true, false, seed++);
+      forward_case<float>(impl, s, false, true, seed++);
+      forward_case<bf16>(impl, s, true, true, seed++);
+    }
+}
+
+VR_TEST(cuda_gemm_backward) {
+  uint64_t seed = 200;
+  const std::vector<Impl> list = impls();
+  for (const Impl& impl : list)
+    for (const Shape& s : shapes())
+      if (!s.pad_in && !s.pad_out)  // bias_grad is one kernel: checked alongside the first implementation
+        backward_case(impl, s, seed++, &impl == &list.front());
+}
+
+VR_TEST(cuda_gemm_dispatch) {
+  // The dispatcher with our kernel forced gives the kernel's result; it says which implementation ran.
+  const Shape s{33, 20, 24};
+  Rng rng(300);
+  const auto a = round_bf16(rng.vec(size_t(s.M * s.K))), b = round_bf16(rng.vec(size_t(s.N * s.K)));
+  DeviceBuffer<bf16> d_a(to_bf16(a)), d_b(to_bf16(b));
+  DeviceBuffer<float> d_c1(size_t(s.M * s.N)), d_c2(size_t(s.M * s.N));
+  const GemmArgs g = cuda::linear_forward_args(s.M, s.N, s.K);
+  cuda::gemm_kernel(d_c1.get(), d_a.get(), d_b.get(), g);
+  {
+    ScopedEnv env("VREFLECT_GEMM", "kernel");
+    check_true("VREFLECT_GEMM=kernel runs the vreflect kernel",
+               cuda::gemm(d_c2.get(), d_a.get(), d_b.get(), g) == cuda::GemmImpl::Kernel);
+  }
+  const auto c1 = d_c1.download(), c2 = d_c2.download();
+  check_true("dispatch to the kernel equals gemm_kernel", max_abs_diff(c1.data(), c2.data(), c1.size()) == 0);
+  {
+    ScopedEnv env("VREFLECT_GEMM", "fast");
+    check_error("VREFLECT_GEMM=fast", "VREFLECT_GEMM=fast is not one of auto, cublaslt, kernel",
+                [&] { cuda::gemm(d_c2.get(), d_a.get(), d_b.get(), g); });
+  }
+#if defined(VR_CUDA_EMULATED)
+  {
+    ScopedEnv env("VREFLECT_GEMM", "cublaslt");
+    check_error("VREFLECT_GEMM=cublaslt on the emulator", "cuBLASLt was requested but cannot run",
+                [&] { cuda::gemm(d_c2.get(), d_a.get(), d_b.get(), g); });
+  }
+  check_true("auto on the emulator runs the vreflect kernel",
+             cuda::gemm(d_c2.get(), d_a.get(), d_b.get(), g, nullptr, cuda::GemmImpl::Auto) == cuda::GemmImpl::Kernel);
+#else
+  std::printf("note: cuBLASLt %s\n", cuda::cublaslt_info_json(cuda::cublaslt_info()).c_str());
+#endif
+  {  // k = 0: nothing to multiply, C = bias + C
+    DeviceBuffer<float> d_bias(std::vector<float>{1, 2, 3}), d_c(std::vector<float>(6, 10.f));
+    cuda::gemm(d_c.get(), d_a.get(), d_b.get(), cuda::linear_forward_args(2, 3, 0, d_bias.get(), true));
+    check_true("k = 0 gives bias + C", d_c.download() == std::vector<float>{11, 12, 13, 11, 12, 13});
+  }
+  GemmArgs bad = g;
+  bad.m = -1;
+  check_error("negative m", "gemm: negative size m=-1", [&] { cuda::gemm_kernel(d_c2.get(), d_a.get(), d_b.get(), bad); });
+  bad = g;
+  bad.lda = s.K - 1;
+  check_error("lda < k", "row stride is smaller than its row",
+              [&] { cuda::gemm_kernel(d_c2.get(), d_a.get(), d_b.get(), bad); });
+  check_error("null A", "null matrix pointer",
+              [&] { cuda::gemm_kernel(d_c2.get(), static_cast<const bf16*>(nullptr), d_b.get(), g); });
+}
+
+VR_TEST(cuda_gemm_cublaslt_loader) {
+  using cuda::cublaslt_candidates;
+  // Search order: CUDA_HOME before the loader path before the wheels, newest soname first in each place.
+  const auto c = cublaslt_candidates(fake_env({{"CUDA_HOME", "/opt/cuda"}}), {"/sp"});
+  check_true("candidates start with $CUDA_HOME/lib64/libcublasLt.so.13",
+             !c.empty() && c.front() == "/opt/cuda/lib64/libcublasLt.so.13" && c[1] == "/opt/cuda/lib64/libcublasLt.so.12");
+  size_t bare = c.size(), wheel = c.size();
+  for (size_t i = 0; i < c.size(); i++) {
+    if (c[i] == "libcublasLt.so.13" && bare == c.size()) bare = i;
+    if (c[i] == "/sp/nvidia/cublas/lib/libcublasLt.so.12") wheel = i;
+  }
+  check_true("the loader path (bare soname) comes after $CUDA_HOME and before the Python wheels",
+             bare < c.size() && wheel < c.size() && bare > 1 && wheel > bare && c.back() == "/sp/nvidia/cublas/lib/libcublasLt.so");
+  const auto only = cublaslt_candidates(fake_env({{"VREFLECT_CUBLASLT", "/x/libcublasLt.so.12"}, {"CUDA_HOME", "/opt/cuda"}}), {"/sp"});
+  check_true("VREFLECT_CUBLASLT=<file> is the only candidate", only.size() == 1 && only[0] == "/x/libcublasLt.so.12");
+  check_true("VREFLECT_CUBLASLT=off gives no candidate",
+             cublaslt_candidates(fake_env({{"VREFLECT_CUBLASLT", "off"}}), {"/sp"}).empty());
+
+  const auto off = cuda::cublaslt_probe(fake_env({{"VREFLECT_CUBLASLT", "off"}}), false);
+  check_true("VREFLECT_CUBLASLT=off: not found, says it was disabled: " + off.error,
+             !off.found && off.error.find("disabled by VREFLECT_CUBLASLT=off") != std::string::npos);
+  const auto missing = cuda::cublaslt_probe(fake_env({{"VREFLECT_CUBLASLT", "/nonexistent/libcublasLt.so.13"}}), false);
+  check_true("a missing explicit library: not found, names the path and the fallback: " + missing.error,
+             !missing.found && missing.error.find("/nonexistent/libcublasLt.so.13") != std::string::npos &&
+                 missing.error.find("vreflect kernel") != std::string::npos);
+
+  // A directory holding a file that is not a library: dlopen's reason is reported.
+  const std::string dir = "/tmp/vreflect_cublaslt_test_" + std::to_string(getpid());
+  std::system(("mkdir -p " + dir).c_str());
+  { std::ofstream(dir + "/libcublasLt.so.12") << "not an ELF file\n"; }
+  const auto junk = cuda::cublaslt_probe(fake_env({{"VREFLECT_CUBLASLT", dir}}), false);
+  check_true("a non-library file: not found, dlopen's error reported: " + junk.error,
+             !junk.found && junk.error.find("last error: " + dir + "/libcublasLt.so.12: ") != std::string::npos &&
+                 junk.error.find("no such file") == std::string::npos && junk.tried.size() == 1);
+  std::remove((dir + "/libcublasLt.so.12").c_str());
+  std::system(("rmdir " + dir).c_str());
+
+  // A real shared library without the entry points (libm): the first missing symbol is named.
+  Dl_info dl;
+  double (*cos_fn)(double) = std::cos;
+  if (dladdr(reinterpret_cast<void*>(cos_fn), &dl) && dl.dli_fname && std::string(dl.dli_fname).find("libm") != std::string::npos) {
+    const auto nosym = cuda::cublaslt_probe(fake_env({{"VREFLECT_CUBLASLT", dl.dli_fname}}), false);
+    check_true("a library without cuBLASLt's entry points: " + nosym.error,
+               !nosym.found && nosym.error.find("has no cublasLtCreate") != std::string::npos);
+  }
+
+  cuda::CublasLtInfo info;
+  info.error = "say \"no\"\\";
+  check_true("info JSON escapes strings: " + cuda::cublaslt_info_json(info),
+             cuda::cublaslt_info_json(info) == R"({"found":false,"path":"","version":"","error":"say \"no\"\\"})");
+}
+
+}  // namespace vr::test
