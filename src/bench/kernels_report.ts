@@ -25,7 +25,7 @@ export interface MergedRow {
 
 export interface KernelsReport {
   date: string;
-  sides: { side: Side; device?: KernelBench['device']; skipped?: string; results: number }[];
+  sides: { side: Side; device?: KernelBench['device']; skipped?: string; results: number; failed: KernelBench['failed'] }[];
   rows: MergedRow[];
 }
 
@@ -53,7 +53,7 @@ export function mergeKernelRuns(runs: SideRun[], date = new Date().toISOString()
   );
   return {
     date,
-    sides: runs.map((r) => ({ side: r.side, device: r.bench?.device, skipped: r.skipped, results: r.bench?.results.length ?? 0 })),
+    sides: runs.map((r) => ({ side: r.side, device: r.bench?.device, skipped: r.skipped, results: r.bench?.results.length ?? 0, failed: r.bench?.failed ?? [] })),
     rows: sorted,
   };
 }
@@ -68,7 +68,7 @@ const tf = (r?: KernelResult) => (r ? `${r.tflops >= 10 ? r.tflops.toFixed(0) : 
 export function renderKernelsText(rep: KernelsReport): string {
   const lines = [`bench kernels, ${rep.date}`];
   for (const s of rep.sides)
-    lines.push(`  ${s.side.padEnd(5)} ${s.device ? `${s.device.name}${s.device.cc ? ` (cc ${s.device.cc})` : ''}: ${s.results} results` : `skipped: ${s.skipped}`}`);
+    lines.push(`  ${s.side.padEnd(5)} ${s.device ? `${s.device.name}${s.device.cc ? ` (cc ${s.device.cc})` : ''}: ${s.results} results${s.failed.length ? `, ${s.failed.length} failed (first: ${s.failed[0].kernel}: ${s.failed[0].error})` : ''}` : `skipped: ${s.skipped}`}`);
   const table = rep.rows.map((r) => [
     r.kernel + (r.causal === undefined ? '' : r.causal ? ' causal' : ''),
     fmtShape(r.shape),

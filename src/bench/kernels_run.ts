@@ -50,7 +50,7 @@ export function runCpuKernels(o: CpuKernelOptions): KernelBench {
       const r = addon.benchGemm({ m, n, k, dtype: 'bf16', seconds: 0, minRepeats: 1 });
       results.push({ kernel: 'gemm', shape: { m, n, k }, dtype: 'bf16', ms: r.bestMs, tflops: r.gflops / 1e3, impl: 'vreflect-cpu' });
     }
-  return { device: { name: `${os.cpus()[0]?.model ?? 'CPU'} (${addon.info().cpu.threads} threads)` }, date: new Date().toISOString(), results };
+  return { device: { name: `${os.cpus()[0]?.model ?? 'CPU'} (${addon.info().cpu.threads} threads)` }, date: new Date().toISOString(), results, failed: [] };
 }
 
 function runJson(cmd: string, args: string[], source: string, timeoutS: number): KernelBench {

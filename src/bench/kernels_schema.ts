@@ -1,6 +1,7 @@
 // The JSON every side of `vreflect bench kernels` speaks (our CPU probes here, build/vreflect_cuda_bench on a GPU,
 // scripts_bench/torch_kernels.py): {"device":{name, cc?, memory_bytes?, driver?}, "date", "results":[{kernel,
-// shape, dtype, causal?, ms, tflops, impl}]}. parseKernelBench checks it and names the source in its errors.
+// shape, dtype, causal?, ms, tflops, impl, error?}]}. A case that could not run has ms = tflops = null and an
+// "error"; it is kept aside in `failed`. parseKernelBench checks the rest and names the source in its errors.
 export const KERNELS = ['attention_fwd', 'attention_bwd', 'cross_attention_fwd', 'cross_attention_bwd', 'gemm'] as const;
 export type KernelName = (typeof KERNELS)[number];
 
@@ -25,6 +26,8 @@ export interface KernelBench {
   device: KernelBenchDevice;
   date: string;
   results: KernelResult[];
+  /** cases the producer could not run (out of memory, no cuBLASLt algorithm, ...) */
+  failed: { kernel: string; shape: Record<string, number>; error: string }[];
 }
 
 export function parseKernelBench(text: string, source: string): KernelBench {
@@ -45,23 +48,29 @@ export function parseKernelBench(text: string, source: string): KernelBench {
   if (!j || typeof j !== 'object') bad('output is not a JSON object');
   if (!j.device || typeof j.device.name !== 'string') bad('"device.name" is missing');
   if (!Array.isArray(j.results)) bad('"results" is not an array');
-  const results: KernelResult[] = j.results.map((r: any, i: number) => {
+  const failed: KernelBench['failed'] = [];
+  const results: KernelResult[] = [];
+  j.results.forEach((r: any, i: number) => {
     if (!KERNELS.includes(r?.kernel)) bad(`results[${i}].kernel "${r?.kernel}" is not one of ${KERNELS.join(', ')}`);
     if (!r.shape || typeof r.shape !== 'object') bad(`results[${i}].shape is missing`);
     for (const [k, v] of Object.entries(r.shape)) if (typeof v !== 'number') bad(`results[${i}].shape.${k} is not a number`);
+    if (r.ms === null && r.tflops === null) {
+      failed.push({ kernel: r.kernel, shape: r.shape, error: String(r.error ?? 'did not run') });
+      return;
+    }
     for (const k of ['ms', 'tflops']) if (typeof r[k] !== 'number' || !Number.isFinite(r[k])) bad(`results[${i}].${k} is not a number`);
     if (typeof r.impl !== 'string') bad(`results[${i}].impl is missing`);
-    return { kernel: r.kernel, shape: r.shape, dtype: String(r.dtype ?? ''), causal: typeof r.causal === 'boolean' ? r.causal : undefined, ms: r.ms, tflops: r.tflops, impl: r.impl };
+    results.push({ kernel: r.kernel, shape: r.shape, dtype: String(r.dtype ?? ''), causal: typeof r.causal === 'boolean' ? r.causal : undefined, ms: r.ms, tflops: r.tflops, impl: r.impl });
   });
-  return { device: j.device, date: String(j.date ?? ''), results };
+  return { device: j.device, date: String(j.date ?? ''), results, failed };
 }
 
 // Spellings of shape keys the three producers may use, mapped to one name so their rows line up.
 const ALIASES: Record<string, string> = {
-  seq: 'seq', seqlen: 'seq', seq_len: 'seq', l: 'seq',
+  seq: 'seq', seqlen: 'seq', seq_len: 'seq', l: 'seq', seq_q: 'seq',
   head_dim: 'head_dim', headdim: 'head_dim', d: 'head_dim',
-  heads: 'heads', hq: 'heads', num_heads: 'heads', q_heads: 'heads',
-  kv_heads: 'kv_heads', hkv: 'kv_heads', kvheads: 'kv_heads', num_kv_heads: 'kv_heads',
+  heads: 'heads', hq: 'heads', num_heads: 'heads', q_heads: 'heads', heads_q: 'heads',
+  kv_heads: 'kv_heads', hkv: 'kv_heads', kvheads: 'kv_heads', num_kv_heads: 'kv_heads', heads_kv: 'kv_heads',
   queries: 'queries', nq: 'queries',
   keys: 'keys', nk: 'keys', n_keys: 'keys',
   batch: 'batch', items: 'batch',
@@ -72,6 +81,8 @@ export function normaliseShape(kernel: KernelName, shape: Record<string, number>
   for (const [k, v] of Object.entries(shape)) {
     const low = k.toLowerCase();
     if (low === 'embed_dim' || low === 'dim') continue; // = heads x head_dim, which every side gives
+    if (low === 'seq_k' && shape.seq_q === v) continue; // self-attention: one length
+    if ((low === 'batch' || low === 'items') && v === 1) continue; // one sequence / one item: the default
     const name = kernel === 'gemm' && ['m', 'n', 'k'].includes(low) ? low : kernel.startsWith('cross') && low === 'n' ? 'keys' : (ALIASES[low] ?? low);
     out[name] = v;
   }

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { mergeKernelRuns, renderKernelsText } from '../../../src/bench/kernels_report';
-import { KernelBench, parseKernelBench } from '../../../src/bench/kernels_schema';
+import { KernelBench, parseKernelBench, rowKey } from '../../../src/bench/kernels_schema';
 
 const FIX = path.join(__dirname, 'fixtures_kernels');
 const load = (f: string) => parseKernelBench(fs.readFileSync(path.join(FIX, f), 'utf8'), f);
@@ -12,6 +12,7 @@ const load = (f: string) => parseKernelBench(fs.readFileSync(path.join(FIX, f), 
 const cpu: KernelBench = {
   device: { name: 'test CPU' },
   date: 'd',
+  failed: [],
   results: [
     { kernel: 'attention_fwd', shape: { seq: 8192, heads: 28, kv_heads: 4, head_dim: 128 }, dtype: 'fp32', causal: true, ms: 9000, tflops: 0.1, impl: 'vreflect-cpu' },
     { kernel: 'cross_attention_fwd', shape: { queries: 8, keys: 4096, heads: 8, head_dim: 448 }, dtype: 'fp32', ms: 10, tflops: 0.05, impl: 'vreflect-cpu' },
@@ -63,5 +64,30 @@ describe('bench kernels report', () => {
       /torch_kernels.py: results\[0\].kernel "conv" is not one of/,
     );
     expect(() => parseKernelBench('{"device":{"name":"x"},"results":[{"kernel":"gemm","shape":{"m":1},"ms":"1","tflops":1,"impl":"a"}]}', 's')).toThrow(/results\[0\].ms is not a number/);
+  });
+});
+
+// The producers' real output format: build/vreflect_cuda_bench and scripts_bench/torch_kernels.py in --dry-run
+// --quick mode (their exact case lists and shape keys), with made-up timings filled in and one failed case.
+describe('bench kernels report on the producers\' own schema', () => {
+  const gpu = load('gpu_bench_quick.json');
+  const torch = load('torch_kernels_quick.json');
+  const rep = mergeKernelRuns([{ side: 'cpu', bench: cpu }, { side: 'gpu', bench: gpu }, { side: 'torch', bench: torch }], 'DATE');
+
+  test('a failed case (ms and tflops null) is kept aside with its error, not a parse error', () => {
+    expect(gpu.failed).toEqual([expect.objectContaining({ kernel: 'attention_fwd', error: expect.stringContaining('out of memory') })]);
+    expect(torch.failed).toEqual([]);
+    expect(rep.sides.find((s) => s.side === 'gpu')!.failed.length).toBe(1);
+    expect(renderKernelsText(rep)).toContain('1 failed (first: attention_fwd: out of memory');
+  });
+
+  test('every GPU case lines up with the PyTorch case of the same shape (seq_q/heads_q/M spellings)', () => {
+    const gpuRows = rep.rows.filter((r) => r.gpu);
+    expect(gpuRows.length).toBe(new Set(gpu.results.map(rowKey)).size); // GEMMs: kernel and cuBLASLt share a row
+    for (const r of gpuRows) expect(r.torch).toBeDefined();
+    const attn = rep.rows.find((r) => r.kernel === 'attention_fwd' && r.causal === true && r.gpu)!;
+    expect(Object.keys(attn.shape).sort()).toEqual(['head_dim', 'heads', 'kv_heads', 'seq']);
+    const gemm = rep.rows.find((r) => r.kernel === 'gemm')!;
+    expect(Object.keys(gemm.shape).sort()).toEqual(['k', 'm', 'n']);
   });
 });
