@@ -71,12 +71,14 @@ __device__ __forceinline__ float half_sum(float v) {
 // Where one (item l, head h) problem keeps its things: statistics (lse, delta) [L, H, Nq], head-averaged
 // probabilities [L, Nq, N], and the contiguous out / dout rows [L, Nq, H*D].
 struct Problem {
-  const CrossAttnArgs& a;
-  int l, h;
-  __device__ __forceinline__ int64_t stat(int qi) const { return (int64_t(l) * a.H + h) * a.Nq + qi; }
-  __device__ __forceinline__ int64_t prob(int qi, int64_t j) const { return (int64_t(l) * a.Nq + qi) * a.N + j; }
+  int H, Nq, D, l, h;
+  int64_t N;
+  __device__ __forceinline__ Problem(const CrossAttnArgs& a, int l_, int h_)
+      : H(a.H), Nq(a.Nq), D(a.D), l(l_), h(h_), N(a.N) {}
+  __device__ __forceinline__ int64_t stat(int qi) const { return (int64_t(l) * H + h) * Nq + qi; }
+  __device__ __forceinline__ int64_t prob(int qi, int64_t j) const { return (int64_t(l) * Nq + qi) * N + j; }
   __device__ __forceinline__ int64_t out_row(int qi) const {
-    return (int64_t(l) * a.Nq + qi) * (int64_t(a.H) * a.D) + int64_t(h) * a.D;
+    return (int64_t(l) * Nq + qi) * (int64_t(H) * D) + int64_t(h) * D;
   }
 };
 
@@ -92,7 +94,8 @@ __device__ __forceinline__ int warp_query(int u, const CrossAttnArgs& a) {
 __device__ __forceinline__ float recompute_prob(const float* qrow, const float* tile, float lse, bool vis,
                                                 const CrossAttnArgs& a) {
   const float s = split_dot(qrow, tile, a.D) * a.scale;
-  return vis && lse != -INFINITY ? expf(s - lse) : 0.f;
+  if (!vis || lse == -INFINITY) return 0.f;
+  return expf(s - lse);
 }
 
 inline size_t forward_smem(const CrossAttnArgs& a) {  // Q [Nq][D], K/V tile [BC][D+1], P [Nq][BC]
@@ -109,7 +112,7 @@ __global__ void __launch_bounds__(kThreads) cross_attention_forward_kernel(T* ou
   using namespace dev;
   const int h = blockIdx.x, l = blockIdx.y, D = a.D;
   const int lane = threadIdx.x & 31, kl = lane & 15;
-  const Problem pr{a, l, h};
+  const Problem pr(a, l, h);
   CUDA_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;                // [Nq][D]
   float* KV = Qs + a.Nq * D;       // [BC][D+1]
@@ -183,7 +186,7 @@ __global__ void __launch_bounds__(kThreads) cross_attention_probs_kernel(float* 
   const bool vis = key_visible(a, key_pad, l, j0 + kl);
   float sum[kQueriesPerWarp] = {};
   for (int h = 0; h < a.H; h++) {
-    const Problem pr{a, l, h};
+    const Problem pr(a, l, h);
     __syncthreads();  // previous head's tiles consumed
     load_queries(Qs, q, a.q_stride, a, l, h);
     load_keys(Ks, k, a.k_stride, a, l, h, j0);
@@ -193,7 +196,7 @@ __global__ void __launch_bounds__(kThreads) cross_attention_probs_kernel(float* 
       if (qi >= 0) sum[u] += recompute_prob(Qs + qi * D, Ks, lse[pr.stat(qi)], vis, a);
     }
   }
-  const Problem pr{a, l, 0};
+  const Problem pr(a, l, 0);
   VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
     const int qi = warp_query(u, a);
     if (qi >= 0 && lane < 16 && j0 + kl < a.N) probs_mean[pr.prob(qi, j0 + kl)] = sum[u] / float(a.H);
@@ -209,7 +212,7 @@ __global__ void __launch_bounds__(kThreads) cross_attention_delta_kernel(float* 
   using namespace dev;
   const int h = blockIdx.x, l = blockIdx.y, D = a.D;
   const int lane = threadIdx.x & 31, kl = lane & 15;
-  const Problem pr{a, l, h};
+  const Problem pr(a, l, h);
   CUDA_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;
   float* Ks = Qs + a.Nq * D;
@@ -260,7 +263,7 @@ __global__ void __launch_bounds__(kThreads) cross_attention_dkdv_kernel(T* dk, T
   const int h = blockIdx.y, l = blockIdx.z, D = a.D;
   const int64_t j0 = int64_t(blockIdx.x) * kBC;
   const int lane = threadIdx.x & 31, kl = lane & 15;
-  const Problem pr{a, l, h};
+  const Problem pr(a, l, h);
   CUDA_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;                // [Nq][D]
   float* KV = Qs + a.Nq * D;       // [BC][D+1]
@@ -319,7 +322,7 @@ __global__ void __launch_bounds__(kThreads) cross_attention_dq_kernel(T* dq, con
   using namespace dev;
   const int h = blockIdx.x, l = blockIdx.y, D = a.D;
   const int lane = threadIdx.x & 31, kl = lane & 15;
-  const Problem pr{a, l, h};
+  const Problem pr(a, l, h);
   CUDA_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;
   float* KV = Qs + a.Nq * D;
