@@ -68,6 +68,36 @@ __device__ __forceinline__ float half_sum(float v) {
   return v;
 }
 
+// Where one (item l, head h) problem keeps its things: statistics (lse, delta) [L, H, Nq], head-averaged
+// probabilities [L, Nq, N], and the contiguous out / dout rows [L, Nq, H*D].
+struct Problem {
+  int H, Nq, D, l, h;
+  int64_t N;
+  __device__ __forceinline__ Problem(const CrossAttnArgs& a, int l_, int h_)
+      : H(a.H), Nq(a.Nq), D(a.D), l(l_), h(h_), N(a.N) {}
+  __device__ __forceinline__ int64_t stat(int qi) const { return (int64_t(l) * H + h) * Nq + qi; }
+  __device__ __forceinline__ int64_t prob(int qi, int64_t j) const { return (int64_t(l) * Nq + qi) * N + j; }
+  __device__ __forceinline__ int64_t out_row(int qi) const {
+    return (int64_t(l) * Nq + qi) * (int64_t(H) * D) + int64_t(h) * D;
+  }
+};
+
+// The query this warp handles in its slot u (queries w and w + kWarps), or -1: uniform over the warp, so the
+// shuffles inside split_dot stay legal under `if (qi < 0) continue;`.
+__device__ __forceinline__ int warp_query(int u, const CrossAttnArgs& a) {
+  const int qi = (threadIdx.x >> 5) + kWarps * u;
+  return qi < a.Nq ? qi : -1;
+}
+
+// Softmax probability of query row `qrow` against key `lane % 16` of the tile, recomputed from the saved lse
+// (0 for a hidden key or a query that saw no key). Every lane of the warp must call it.
+__device__ __forceinline__ float recompute_prob(const float* qrow, const float* tile, float lse, bool vis,
+                                                const CrossAttnArgs& a) {
+  const float s = split_dot(qrow, tile, a.D) * a.scale;
+  if (!vis || lse == -INFINITY) return 0.f;
+  return expf(s - lse);
+}
+
 inline size_t forward_smem(const CrossAttnArgs& a) {  // Q [Nq][D], K/V tile [BC][D+1], P [Nq][BC]
   return sizeof(float) * (size_t(a.Nq) * a.D + size_t(kBC) * (a.D + 1) + size_t(a.Nq) * kBC);
 }
@@ -81,7 +111,8 @@ __global__ void __launch_bounds__(kThreads) cross_attention_forward_kernel(T* ou
                                                                            const uint8_t* key_pad, CrossAttnArgs a) {
   using namespace dev;
   const int h = blockIdx.x, l = blockIdx.y, D = a.D;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, kl = lane & 15;
+  const int lane = threadIdx.x & 31, kl = lane & 15;
+  const Problem pr(a, l, h);
   CUDA_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;                // [Nq][D]
   float* KV = Qs + a.Nq * D;       // [BC][D+1]
@@ -100,8 +131,8 @@ __global__ void __launch_bounds__(kThreads) cross_attention_forward_kernel(T* ou
     __syncthreads();
     const bool vis = key_visible(a, key_pad, l, j0 + kl);
     VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-      const int qi = warp + kWarps * u;
-      if (qi >= a.Nq) continue;  // uniform over the warp
+      const int qi = warp_query(u, a);
+      if (qi < 0) continue;
       const float s = split_dot(Qs + qi * D, KV, D) * a.scale;
       const float sv = vis ? s : -INFINITY;
       const float mn = fmaxf(m[u], half_max(sv));
@@ -116,8 +147,8 @@ __global__ void __launch_bounds__(kThreads) cross_attention_forward_kernel(T* ou
     load_keys(KV, v, a.v_stride, a, l, h, j0);
     __syncthreads();
     VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-      const int qi = warp + kWarps * u;
-      if (qi >= a.Nq) continue;
+      const int qi = warp_query(u, a);
+      if (qi < 0) continue;
       for (int j = 0; j < kBC; j++) {
         const float p = Ps[qi * kBC + j];
         const float* vr = KV + j * (D + 1);
@@ -129,16 +160,15 @@ __global__ void __launch_bounds__(kThreads) cross_attention_forward_kernel(T* ou
     }
   }
   VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-    const int qi = warp + kWarps * u;
-    if (qi >= a.Nq) continue;
+    const int qi = warp_query(u, a);
+    if (qi < 0) continue;
     const float inv = lsum[u] > 0.f ? 1.0f / lsum[u] : 0.f;
-    T* o = out + (int64_t(l) * a.Nq + qi) * (int64_t(a.H) * D) + int64_t(h) * D;
+    T* o = out + pr.out_row(qi);
     VR_UNROLL for (int t = 0; t < kNC; t++) {
       const int c = lane + 32 * t;
       if (c < D) o[c] = from_f32<T>(acc[u][t] * inv);
     }
-    if (lane == 0)
-      lse[(int64_t(l) * a.H + h) * a.Nq + qi] = lsum[u] > 0.f ? m[u] + logf(lsum[u]) : -INFINITY;
+    if (lane == 0) lse[pr.stat(qi)] = lsum[u] > 0.f ? m[u] + logf(lsum[u]) : -INFINITY;
   }
 }
 
@@ -149,29 +179,27 @@ __global__ void __launch_bounds__(kThreads) cross_attention_probs_kernel(float* 
                                                                          const uint8_t* key_pad, CrossAttnArgs a) {
   const int l = blockIdx.y, D = a.D;
   const int64_t j0 = int64_t(blockIdx.x) * kBC;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, kl = lane & 15;
+  const int lane = threadIdx.x & 31, kl = lane & 15;
   CUDA_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;
   float* Ks = Qs + a.Nq * D;
   const bool vis = key_visible(a, key_pad, l, j0 + kl);
   float sum[kQueriesPerWarp] = {};
   for (int h = 0; h < a.H; h++) {
+    const Problem pr(a, l, h);
     __syncthreads();  // previous head's tiles consumed
     load_queries(Qs, q, a.q_stride, a, l, h);
     load_keys(Ks, k, a.k_stride, a, l, h, j0);
     __syncthreads();
     VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-      const int qi = warp + kWarps * u;
-      if (qi >= a.Nq) continue;
-      const float s = split_dot(Qs + qi * D, Ks, D) * a.scale;
-      const float L = lse[(int64_t(l) * a.H + h) * a.Nq + qi];
-      if (vis && L != -INFINITY) sum[u] += expf(s - L);
+      const int qi = warp_query(u, a);
+      if (qi >= 0) sum[u] += recompute_prob(Qs + qi * D, Ks, lse[pr.stat(qi)], vis, a);
     }
   }
+  const Problem pr(a, l, 0);
   VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-    const int qi = warp + kWarps * u;
-    if (qi < a.Nq && lane < 16 && j0 + kl < a.N)
-      probs_mean[(int64_t(l) * a.Nq + qi) * a.N + j0 + kl] = sum[u] / float(a.H);
+    const int qi = warp_query(u, a);
+    if (qi >= 0 && lane < 16 && j0 + kl < a.N) probs_mean[pr.prob(qi, j0 + kl)] = sum[u] / float(a.H);
   }
 }
 
@@ -183,15 +211,16 @@ __global__ void __launch_bounds__(kThreads) cross_attention_delta_kernel(float* 
                                                                          const uint8_t* key_pad, CrossAttnArgs a) {
   using namespace dev;
   const int h = blockIdx.x, l = blockIdx.y, D = a.D;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, kl = lane & 15;
+  const int lane = threadIdx.x & 31, kl = lane & 15;
+  const Problem pr(a, l, h);
   CUDA_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;
   float* Ks = Qs + a.Nq * D;
   float part[kQueriesPerWarp] = {};
   VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-    const int qi = warp + kWarps * u;
-    if (qi >= a.Nq) continue;
-    const int64_t row = (int64_t(l) * a.Nq + qi) * (int64_t(a.H) * D) + int64_t(h) * D;
+    const int qi = warp_query(u, a);
+    if (qi < 0) continue;
+    const int64_t row = pr.out_row(qi);
     float s = 0.f;
     for (int c = lane; c < D; c += 32) s += to_f32(dout[row + c]) * to_f32(out[row + c]);
     part[u] = warp_sum(s);
@@ -205,19 +234,17 @@ __global__ void __launch_bounds__(kThreads) cross_attention_delta_kernel(float* 
       __syncthreads();
       const bool vis = key_visible(a, key_pad, l, j0 + kl);
       VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-        const int qi = warp + kWarps * u;
-        if (qi >= a.Nq) continue;
-        const float s = split_dot(Qs + qi * D, Ks, D) * a.scale;
-        const float L = lse[(int64_t(l) * a.H + h) * a.Nq + qi];
-        if (vis && L != -INFINITY && lane < 16)
-          extra[u] += expf(s - L) * dprobs[(int64_t(l) * a.Nq + qi) * a.N + j0 + kl];
+        const int qi = warp_query(u, a);
+        if (qi < 0) continue;
+        const float p = recompute_prob(Qs + qi * D, Ks, lse[pr.stat(qi)], vis, a);
+        if (vis && lane < 16) extra[u] += p * dprobs[pr.prob(qi, j0 + kl)];
       }
     }
     VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) part[u] += warp_sum(extra[u]) / float(a.H);
   }
   VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-    const int qi = warp + kWarps * u;
-    if (qi < a.Nq && lane == 0) delta[(int64_t(l) * a.H + h) * a.Nq + qi] = part[u];
+    const int qi = warp_query(u, a);
+    if (qi >= 0 && lane == 0) delta[pr.stat(qi)] = part[u];
   }
 }
 
@@ -235,7 +262,8 @@ __global__ void __launch_bounds__(kThreads) cross_attention_dkdv_kernel(T* dk, T
   using namespace dev;
   const int h = blockIdx.y, l = blockIdx.z, D = a.D;
   const int64_t j0 = int64_t(blockIdx.x) * kBC;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, kl = lane & 15;
+  const int lane = threadIdx.x & 31, kl = lane & 15;
+  const Problem pr(a, l, h);
   CUDA_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;                // [Nq][D]
   float* KV = Qs + a.Nq * D;       // [BC][D+1]
@@ -249,23 +277,20 @@ __global__ void __launch_bounds__(kThreads) cross_attention_dkdv_kernel(T* dk, T
   const bool vis = key_visible(a, key_pad, l, j0 + kl);
   float p[kQueriesPerWarp] = {};
   VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-    const int qi = warp + kWarps * u;
-    if (qi >= a.Nq) continue;
-    const float s = split_dot(Qs + qi * D, KV, D) * a.scale;
-    const float L = lse[(int64_t(l) * a.H + h) * a.Nq + qi];
-    p[u] = vis && L != -INFINITY ? expf(s - L) : 0.f;
+    const int qi = warp_query(u, a);
+    if (qi >= 0) p[u] = recompute_prob(Qs + qi * D, KV, lse[pr.stat(qi)], vis, a);
   }
   __syncthreads();  // K consumed
   load_keys(KV, v, a.v_stride, a, l, h, j0);
   __syncthreads();
   VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-    const int qi = warp + kWarps * u;
-    if (qi >= a.Nq) continue;
+    const int qi = warp_query(u, a);
+    if (qi < 0) continue;
     const float dpv = split_dot(dOs + qi * D, KV, D);
-    const float da = dprobs && vis ? dprobs[(int64_t(l) * a.Nq + qi) * a.N + j0 + kl] : 0.f;
+    const float da = dprobs && vis ? dprobs[pr.prob(qi, j0 + kl)] : 0.f;
     if (lane < 16) {
       Ps[qi * kBC + kl] = p[u];
-      dSs[qi * kBC + kl] = dscore(p[u], dpv, da, delta[(int64_t(l) * a.H + h) * a.Nq + qi], 1.0f / float(a.H));
+      dSs[qi * kBC + kl] = dscore(p[u], dpv, da, delta[pr.stat(qi)], 1.0f / float(a.H));
     }
   }
   __syncthreads();
@@ -296,7 +321,8 @@ __global__ void __launch_bounds__(kThreads) cross_attention_dq_kernel(T* dq, con
                                                                       const uint8_t* key_pad, CrossAttnArgs a) {
   using namespace dev;
   const int h = blockIdx.x, l = blockIdx.y, D = a.D;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, kl = lane & 15;
+  const int lane = threadIdx.x & 31, kl = lane & 15;
+  const Problem pr(a, l, h);
   CUDA_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;
   float* KV = Qs + a.Nq * D;
@@ -312,21 +338,18 @@ __global__ void __launch_bounds__(kThreads) cross_attention_dq_kernel(T* dq, con
     __syncthreads();
     float dpv[kQueriesPerWarp] = {};
     VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-      const int qi = warp + kWarps * u;
-      if (qi < a.Nq) dpv[u] = split_dot(dOs + qi * D, KV, D);
+      const int qi = warp_query(u, a);
+      if (qi >= 0) dpv[u] = split_dot(dOs + qi * D, KV, D);
     }
     __syncthreads();  // V consumed
     load_keys(KV, k, a.k_stride, a, l, h, j0);
     __syncthreads();
     VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-      const int qi = warp + kWarps * u;
-      if (qi >= a.Nq) continue;
-      const float s = split_dot(Qs + qi * D, KV, D) * a.scale;
-      const float L = lse[(int64_t(l) * a.H + h) * a.Nq + qi];
-      const float p = vis && L != -INFINITY ? expf(s - L) : 0.f;
-      const float da = dprobs && vis ? dprobs[(int64_t(l) * a.Nq + qi) * a.N + j0 + kl] : 0.f;
-      if (lane < 16)
-        dSs[qi * kBC + kl] = dscore(p, dpv[u], da, delta[(int64_t(l) * a.H + h) * a.Nq + qi], 1.0f / float(a.H));
+      const int qi = warp_query(u, a);
+      if (qi < 0) continue;
+      const float p = recompute_prob(Qs + qi * D, KV, lse[pr.stat(qi)], vis, a);
+      const float da = dprobs && vis ? dprobs[pr.prob(qi, j0 + kl)] : 0.f;
+      if (lane < 16) dSs[qi * kBC + kl] = dscore(p, dpv[u], da, delta[pr.stat(qi)], 1.0f / float(a.H));
       __syncwarp();
       for (int j = 0; j < kBC; j++) {
         const float ds = dSs[qi * kBC + j];
@@ -339,8 +362,8 @@ __global__ void __launch_bounds__(kThreads) cross_attention_dq_kernel(T* dq, con
     }
   }
   VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) {
-    const int qi = warp + kWarps * u;
-    if (qi >= a.Nq) continue;
+    const int qi = warp_query(u, a);
+    if (qi < 0) continue;
     T* d = dq + (int64_t(l) * a.Nq + qi) * a.q_stride + int64_t(h) * D;
     VR_UNROLL for (int t = 0; t < kNC; t++) {
       const int c = lane + 32 * t;

@@ -131,5 +131,122 @@ void cross_attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, co
                               const bf16* out, const float* lse, const bf16* q, const bf16* k, const bf16* v,
                               const uint8_t* key_pad, const CrossAttnArgs& a, Stream s = nullptr);
 
+
+// ---- LayerNorm (ops/norm.h): the BCM / DAC heads' output norm --------------------------------------------
+// out = (inp - mean) * rstd * weight + bias (bias may be null); mean, rstd [N] fp32 (either may be null).
+// Two-pass statistics per row, as on the CPU. (The ViT merger's ln_q is an RMSNorm: rmsnorm_forward.)
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int64_t N, int64_t C, float eps, Stream s = nullptr);
+void layernorm_forward(bf16* out, float* mean, float* rstd, const bf16* inp, const bf16* weight, const bf16* bias,
+                       int64_t N, int64_t C, float eps, Stream s = nullptr);
+// dinp += ..., dweight += sum_n dout * xhat, dbias += sum_n dout (any of the three may be null; the parameter
+// gradients are fp32). Parameter gradients are summed over rows in row order by one owner thread per column:
+// deterministic, no atomics.
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C,
+                        Stream s = nullptr);
+void layernorm_backward(bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
+                        const bf16* weight, const float* mean, const float* rstd, int64_t N, int64_t C,
+                        Stream s = nullptr);
+
+// ---- latent losses (train/latent_losses.h, method.md §8.3, §9.3, §10.1) ------------------------------------
+// A loss value lands in device memory as a LossValue. Values are summed in fp64 (as on the CPU) in a fixed
+// order - per-block partial sums, then one block - so they are bit-identical run to run; no float atomics.
+struct LossValue {
+  double value;       // the loss; NaN when nonfinite > 0 or bad >= 0 (the CPU trainer skips the term then)
+  int32_t nonfinite;  // align / mse: inputs that are NaN or +-inf (the CPU's all_finite guard); kl: 0
+  int32_t bad;        // kl: first box whose token indices are invalid (the CPU throws there), else -1
+};
+// Stage 1, symmetric decoupled MSE: value MSE(clamp(H), clamp(Z)) with clamp to [-1e4, 1e4].
+void align_value(LossValue* out, const float* H, const float* Z, int64_t n, Stream s = nullptr);
+void align_value(LossValue* out, const bf16* H, const bf16* Z, int64_t n, Stream s = nullptr);
+// dH += w (Hc - Zc) / n where H is inside the clamp, dZ -= the same where Z is (either may be null).
+void align_grad(float* dH, float* dZ, const float* H, const float* Z, int64_t n, float w, Stream s = nullptr);
+void align_grad(bf16* dH, bf16* dZ, const bf16* H, const bf16* Z, int64_t n, float w, Stream s = nullptr);
+// Stage 2, MSE(a, sg b) and da += w * 2 (a - b) / n.
+void mse_value(LossValue* out, const float* a, const float* b, int64_t n, Stream s = nullptr);
+void mse_value(LossValue* out, const bf16* a, const bf16* b, int64_t n, Stream s = nullptr);
+void mse_grad(float* da, const float* a, const float* b, int64_t n, float w, Stream s = nullptr);
+void mse_grad(bf16* da, const bf16* a, const bf16* b, int64_t n, float w, Stream s = nullptr);
+// Stage 2 attention transfer, vr::AttnTransfer with DEVICE arrays: the student's head-averaged map A of box b
+// at a_off[b] ([nq, S_b]), the teacher's At at t_off[b] ([nq, N_b]), local_idx[cu_box[b] + j] = the student
+// position of the box's token j. KL = sum T (log T - log(A + 1e-9)) / nb over T > 0, T the teacher scattered to
+// student positions (assignment: a repeated position keeps its last token, as on the CPU). The maps are fp32
+// (the probabilities cross_attention_forward writes), so there is no bf16 overload.
+struct KlArgs {
+  int64_t nb = 0;
+  int nq = 0;
+  const float* A = nullptr;
+  const int64_t* a_off = nullptr;  // [nb+1]
+  const float* At = nullptr;
+  const int64_t* t_off = nullptr;  // [nb+1]
+  const int32_t* local_idx = nullptr;
+  const int32_t* cu_box = nullptr;  // [nb+1]
+  int64_t a_total = 0;              // = a_off[nb] (host copy: sizes the position -> token scratch map)
+};
+void kl_value(LossValue* out, const KlArgs& t, Stream s = nullptr);
+// dA (layout of A) += w * dKL/dA = -w T / (A + 1e-9) / nb; boxes with invalid indices are skipped.
+void kl_grad(float* dA, const KlArgs& t, float w, Stream s = nullptr);
+
+// ---- embedding (ops/embedding.h) and the row scatters of the input embeddings ---------------------------
+// Ids and rows live on the device, so the host cannot check them before a launch: index_check writes the first
+// position i with idx[i] outside [lo, hi) to *first_bad (-1 when all are inside); the trainer checks it as the
+// CPU op checks its ids. The kernels below skip (embedding_forward: write zeros for) out-of-range indices.
+void index_check(int32_t* first_bad, const int32_t* idx, int64_t n, int64_t lo, int64_t hi, Stream s = nullptr);
+// out[t, :] = table[ids[t], :], table [V, C].
+void embedding_forward(float* out, const int32_t* ids, int64_t T, const float* table, int64_t V, int64_t C,
+                       Stream s = nullptr);
+void embedding_forward(bf16* out, const int32_t* ids, int64_t T, const bf16* table, int64_t V, int64_t C,
+                       Stream s = nullptr);
+// dtable[ids[t], :] += dout[t, :] (fp32 gradient table). Each row is owned by its id's first occurrence, which
+// adds that id's rows in token order: the CPU op's exact sums, no atomics, no sort.
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t T, int64_t V, int64_t C,
+                        Stream s = nullptr);
+void embedding_backward(float* dtable, const bf16* dout, const int32_t* ids, int64_t T, int64_t V, int64_t C,
+                        Stream s = nullptr);
+// rows[j] = position of the j-th occurrence of token_id in ids (at most max_rows written), *count = all
+// occurrences (the <|image_pad|> rows the visual features fill, in order). One block, ordered compaction.
+void token_rows(int32_t* rows, int32_t* count, const int32_t* ids, int64_t T, int32_t token_id, int64_t max_rows,
+                Stream s = nullptr);
+// x[rows[i], :] = src[i, :] for i < n (x [T, D]; rows distinct): visual features into the <|image_pad|> rows,
+// latent states into the <|lvr|> rows.
+void scatter_rows(float* x, const float* src, const int32_t* rows, int64_t n, int64_t D, int64_t T,
+                  Stream s = nullptr);
+void scatter_rows(bf16* x, const bf16* src, const int32_t* rows, int64_t n, int64_t D, int64_t T,
+                  Stream s = nullptr);
+// Backward: dsrc[i, :] += dx[rows[i], :] (dsrc may be null), then dx[rows[i], :] = 0 (an overwritten embedding
+// row gets no gradient).
+void scatter_rows_backward(float* dsrc, float* dx, const int32_t* rows, int64_t n, int64_t D, int64_t T,
+                           Stream s = nullptr);
+void scatter_rows_backward(bf16* dsrc, bf16* dx, const int32_t* rows, int64_t n, int64_t D, int64_t T,
+                           Stream s = nullptr);
+
+// ---- KV-cache append (model/kv_cache.h layout: per layer, rows [capacity, row = kv_heads * head_dim]) -------
+// k_cache[pos + t, :] = k_new[t, :] (row stride k_stride), v likewise, t < T; keys arrive after RoPE. Either
+// pair may be null. The f32 -> bf16 overload rounds to nearest even. Inference only: no backward.
+void kv_append(float* k_cache, float* v_cache, const float* k_new, const float* v_new, int64_t pos, int64_t T,
+               int64_t row, int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s = nullptr);
+void kv_append(bf16* k_cache, bf16* v_cache, const bf16* k_new, const bf16* v_new, int64_t pos, int64_t T,
+               int64_t row, int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s = nullptr);
+void kv_append(bf16* k_cache, bf16* v_cache, const float* k_new, const float* v_new, int64_t pos, int64_t T,
+               int64_t row, int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s = nullptr);
+
+// ---- exact erf GELU (ops/activation.h; the ViT merger's activation, model.md) ------------------------------
+// out = 0.5 z (1 + erf(z / sqrt 2)), out may alias inp. The backward WRITES dinp (may alias dout).
+void gelu_forward(float* out, const float* inp, int64_t n, Stream s = nullptr);
+void gelu_forward(bf16* out, const bf16* inp, int64_t n, Stream s = nullptr);
+void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, Stream s = nullptr);
+void gelu_backward(bf16* dinp, const bf16* dout, const bf16* inp, int64_t n, Stream s = nullptr);
+
+// ---- greedy decoding step (model/qwen_vl.cc Session::generate) --------------------------------------------
+// next[n] = argmax_i score(logits[n, i]) for each of N rows, lowest id on ties, where score applies the HF
+// repetition penalty to the ids with seen[n, i] != 0 (s < 0 ? s * penalty : s / penalty; seen may be null).
+// NaN scores never win, except at id 0 (the CPU's sequential scan keeps a NaN first element). With mark_seen,
+// seen[n, next[n]] = 1 afterwards, so a decode loop keeps its penalty view on the device.
+void greedy_next_token(int32_t* next, uint8_t* seen, const float* logits, int64_t N, int64_t V, float penalty,
+                       bool mark_seen, Stream s = nullptr);
+void greedy_next_token(int32_t* next, uint8_t* seen, const bf16* logits, int64_t N, int64_t V, float penalty,
+                       bool mark_seen, Stream s = nullptr);
+
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda

@@ -1,0 +1,58 @@
+// KV-cache append (model/kv_cache.h layout): per layer, K and V rows [capacity, kv_heads * head_dim]; a forward
+// of T new tokens writes rows pos .. pos+T-1. The new rows usually come from a fused projection output, hence
+// the source row strides. Keys arrive after RoPE (the cache stores rotated keys, as transformers does).
+// One grid-stride loop over the T * row elements of both tensors; the f32 -> bf16 variant rounds to nearest even.
+#include "cuda/kernels/common.cuh"
+
+namespace vr::cuda {
+inline namespace VR_CUDA_ABI {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+template <class D, class S>
+__global__ void kv_append_kernel(D* k_cache, D* v_cache, const S* k_new, const S* v_new, int64_t pos, int64_t T,
+                                 int64_t row, int64_t k_stride, int64_t v_stride) {
+  using namespace dev;
+  const int64_t n = T * row;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / row, c = i % row, dst = (pos + t) * row + c;
+    if (k_cache) k_cache[dst] = from_f32<D>(to_f32(k_new[t * k_stride + c]));
+    if (v_cache) v_cache[dst] = from_f32<D>(to_f32(v_new[t * v_stride + c]));
+  }
+}
+
+template <class D, class S, class DA, class SA>
+void append(DA* k_cache, DA* v_cache, const SA* k_new, const SA* v_new, int64_t pos, int64_t T, int64_t row,
+            int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s) {
+  VR_CHECK(T >= 0 && row > 0 && pos >= 0 && capacity >= 0, "cuda kv_append: bad shape pos=", pos, " T=", T,
+           " row=", row, " capacity=", capacity);
+  VR_CHECK(pos + T <= capacity, "cuda kv_append: rows ", pos, "..", pos + T, " exceed the cache capacity ", capacity);
+  VR_CHECK(bool(k_cache) == bool(k_new) && bool(v_cache) == bool(v_new),
+           "cuda kv_append: a cache and its new rows must both be given or both be null");
+  VR_CHECK((!k_new || k_stride >= row) && (!v_new || v_stride >= row), "cuda kv_append: a source row stride is "
+           "smaller than the row (", row, ")");
+  if (T == 0 || (!k_cache && !v_cache)) return;
+  check_launch(cuda_launch(kv_append_kernel<D, S>, dim3(grid_for(T * row, kThreads)), dim3(kThreads), 0, s,
+                           dptr(k_cache), dptr(v_cache), dptr(k_new), dptr(v_new), pos, T, row, k_stride, v_stride),
+               "kv_append");
+}
+
+}  // namespace
+
+void kv_append(float* k_cache, float* v_cache, const float* k_new, const float* v_new, int64_t pos, int64_t T,
+               int64_t row, int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s) {
+  append<float, float>(k_cache, v_cache, k_new, v_new, pos, T, row, k_stride, v_stride, capacity, s);
+}
+void kv_append(bf16* k_cache, bf16* v_cache, const bf16* k_new, const bf16* v_new, int64_t pos, int64_t T,
+               int64_t row, int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s) {
+  append<__nv_bfloat16, __nv_bfloat16>(k_cache, v_cache, k_new, v_new, pos, T, row, k_stride, v_stride, capacity, s);
+}
+void kv_append(bf16* k_cache, bf16* v_cache, const float* k_new, const float* v_new, int64_t pos, int64_t T,
+               int64_t row, int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s) {
+  append<__nv_bfloat16, float>(k_cache, v_cache, k_new, v_new, pos, T, row, k_stride, v_stride, capacity, s);
+}
+
+}  // namespace VR_CUDA_ABI
+}  // namespace vr::cuda
