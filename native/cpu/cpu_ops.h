@@ -20,6 +20,7 @@ void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bo
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const Linear& L, int64_t M);
 const char* linear_backend_name(DType dtype);
+bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes));
 
 // attention_forward.cc / attention_backward.cc
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,

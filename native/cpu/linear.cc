@@ -4,8 +4,9 @@
 // (RNE), fp32 accumulation. The backward pass keeps the same contract: with BF16 weights, dout (and inp for
 // dweight) are rounded to bf16 and products are accumulated in fp32.
 //
-// Weights are used in place (the mmapped [N, K] checkpoint layout, oneDNN "ba"), never pre-packed: packing
-// copies the weights (16.6 GB for the 7B in bf16, on machines with ~23 GiB RAM) for a gain of ~15%.
+// Weights are used in place (the mmapped [N, K] checkpoint layout, oneDNN "ba") unless an inference session
+// packed them (linear_prepack, cpu/packed_weight.h): then prefill GEMMs and the decode GEMV read the packed copy,
+// and the owner released the mmapped pages, so memory stays ~ one copy of the weights. Training never packs.
 #include <atomic>
 #include <mutex>
 #include <string>
@@ -18,6 +19,7 @@
 #include "cpu/gemm_builtin.h"
 #include "cpu/gemv_bf16.h"
 #include "cpu/onednn_gemm.h"
+#include "cpu/op_profile.h"
 
 namespace vr::cpu {
 
@@ -72,6 +74,11 @@ void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bo
   check_dtype(L);
   if (M == 0 || L.N == 0) return;
   const int64_t N = L.N, K = L.K;
+  std::string label;
+  if (prof::enabled())
+    label = std::string(L.dtype == DType::F32 ? "gemm f32 " : "gemm bf16 ") + std::to_string(M) + "x" +
+            std::to_string(N) + "x" + std::to_string(K);
+  prof::Scope scope(label, 2.0 * double(M) * double(N) * double(K));
   if (L.dtype == DType::F32) {
     if (use_onednn()) {
       MatmulArgs a;
@@ -87,18 +94,24 @@ void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bo
   }
   const uint16_t* W = static_cast<const uint16_t*>(L.w);
   const GemmPath path = gemm_path();
+  const PackedWeight* P = L.packed.get();
   if (M <= gemv_bf16_max_rows() && gemv_bf16_available() && (path == GemmPath::Auto || path == GemmPath::Gemv)) {
-    gemv_bf16(out, inp, W, L.b, M, N, K, accumulate);
-    return;
+    if (P && P->vnni64) gemv_bf16_packed(out, inp, *P, L.b, M, accumulate);
+    else if (!P) gemv_bf16(out, inp, W, L.b, M, N, K, accumulate);
+    if (!P || P->vnni64) return;
   }
   if (use_onednn()) {
     static thread_local std::vector<uint16_t> abuf;
     uint16_t* a16 = scratch(abuf, size_t(M * K));
-    round_to_bf16(a16, inp, M * K);
+    {
+      prof::Scope cvt("~ gemm input fp32->bf16 (inside gemm rows)");
+      round_to_bf16(a16, inp, M * K);
+    }
     MatmulArgs a;
     a.M = M; a.N = N; a.K = K; a.bf16 = true;
     a.A = a16; a.a_rs = K; a.a_cs = 1;
     a.B = W; a.b_rs = 1; a.b_cs = K;
+    a.b_packed = P;
     a.C = out; a.ldc = N; a.bias = L.b; a.accumulate = accumulate;
     onednn_matmul(a);
   } else {
@@ -107,6 +120,13 @@ void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bo
     round_to_bf16_f32(ar, inp, M * K);
     gemm_nt_bf16(M, N, K, ar, K, W, K, out, N, L.b, accumulate);
   }
+}
+
+bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes)) {
+  check_dtype(L);
+  if (L.dtype != DType::BF16 || L.packed || !onednn_available() || !weight_packing_enabled()) return false;
+  L.packed = pack_bf16_weight(static_cast<const uint16_t*>(L.w), L.N, L.K, consumed);
+  return L.packed != nullptr;
 }
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,

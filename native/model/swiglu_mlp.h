@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/op_profile.h"
 #include "ops/activation.h"
 #include "ops/linear.h"
 
@@ -23,7 +24,10 @@ inline void swiglu_mlp_forward(float* x, const float* h, int64_t M, int64_t D, c
     const int64_t m = std::min(chunk, M - r0);
     linear_forward(g, h + r0 * D, gate, m);
     linear_forward(u, h + r0 * D, up, m);
-    swiglu_forward(g, g, u, m * F);
+    {
+      prof::Scope sc("swiglu");
+      swiglu_forward(g, g, u, m * F);
+    }
     linear_forward(x + r0 * D, g, down, m, /*accumulate=*/true);
   }
 }

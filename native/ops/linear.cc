@@ -36,6 +36,13 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
   cpu::linear_backward(dinp, dweight, dbias, dout, inp, L, M);
 }
 
+bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes)) {
+  check_linear(L, 0, "linear_prepack");
+  if (L.N == 0) return false;
+  apply_num_threads();
+  return cpu::linear_prepack(L, consumed);
+}
+
 const char* linear_backend_name(DType dtype) { return cpu::linear_backend_name(dtype); }
 
 }  // namespace vr
