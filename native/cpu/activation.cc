@@ -20,6 +20,14 @@ VR_CLONES void swiglu_forward(float* out, const float* gate, const float* up, in
   }
 }
 
+VR_CLONES void swiglu_forward_bf16(uint16_t* out16, const float* gate, const float* up, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    const float g = gate[i];
+    out16[i] = f32_to_bf16(g * sigmoid(g) * up[i]);
+  }
+}
+
 // d/dg [g s(g)] = s + g s (1 - s)
 VR_CLONES void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up,
                                int64_t n) {

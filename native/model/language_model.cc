@@ -65,6 +65,9 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
 
   std::vector<float> x(x_in, x_in + T * D), h(size_t(T * D)), q(size_t(T * Dq)), att(size_t(T * Dq));
   std::vector<float> lse(size_t(Hq) * T), mlp_scratch;
+  // BF16 weights: the normalised input is rounded to bf16 once for q/k/v and once for gate/up.
+  const bool bf16 = layers_.empty() ? false : layers_[0].q.dtype == DType::BF16;
+  std::vector<uint16_t> h16(bf16 ? size_t(T * D) : 0);
   const int32_t cu_q[2] = {0, int32_t(T)};
   const int32_t cu_k[2] = {0, int32_t(c + T)};
   if (probe) probe->probs.assign(size_t(probe->key_end - probe->key_begin), 0.f);
@@ -77,9 +80,16 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
       prof::Scope sc("llm rmsnorm");
       rmsnorm_forward(h.data(), nullptr, x.data(), l.in_norm, T, D, tc_.eps);
     }
-    linear_forward(q.data(), h.data(), l.q, T);
-    linear_forward(K + c * Dkv, h.data(), l.k, T);
-    linear_forward(V + c * Dkv, h.data(), l.v, T);
+    if (bf16) {
+      round_to_bf16(h16.data(), h.data(), T * D);
+      linear_forward_bf16in(q.data(), h16.data(), l.q, T);
+      linear_forward_bf16in(K + c * Dkv, h16.data(), l.k, T);
+      linear_forward_bf16in(V + c * Dkv, h16.data(), l.v, T);
+    } else {
+      linear_forward(q.data(), h.data(), l.q, T);
+      linear_forward(K + c * Dkv, h.data(), l.k, T);
+      linear_forward(V + c * Dkv, h.data(), l.v, T);
+    }
     {
       prof::Scope sc("llm rope");
       rope_forward(q.data(), cos.data(), sin.data(), T, Hq, int(hd), Dq);
@@ -121,7 +131,8 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
       prof::Scope sc("llm rmsnorm");
       rmsnorm_forward(h.data(), nullptr, x.data(), l.post_norm, T, D, tc_.eps);
     }
-    swiglu_mlp_forward(x.data(), h.data(), T, D, l.gate, l.up, l.down, mlp_scratch);
+    if (bf16) round_to_bf16(h16.data(), h.data(), T * D);
+    swiglu_mlp_forward(x.data(), h.data(), T, D, l.gate, l.up, l.down, mlp_scratch, 1024, bf16 ? h16.data() : nullptr);
     if (progress) progress->step();
   }
   cache.advance(T);

@@ -96,12 +96,14 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
   }
 
   std::vector<float> h(size_t(Np * D)), qkv(size_t(Np * 3 * D)), att(size_t(Np * D)), mlp_scratch;
+  const bool bf16 = !blocks_.empty() && blocks_[0].qkv.dtype == DType::BF16;
+  std::vector<uint16_t> h16(bf16 ? size_t(Np * D) : 0);
   for (const Block& b : blocks_) {
     {
       prof::Scope sc("vit rmsnorm");
       rmsnorm_forward(h.data(), nullptr, x.data(), b.norm1, Np, D, vc_.eps);
     }
-    linear_forward(qkv.data(), h.data(), b.qkv, Np);
+    linear_forward(qkv.data(), h.data(), b.qkv, Np);  // one GEMM: the rounding happens once anyway
     {
       prof::Scope sc("vit rope");
       rope_forward(qkv.data(), cos.data(), sin.data(), Np, vc_.heads, int(hd), 3 * D);
@@ -128,7 +130,8 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
       prof::Scope sc("vit rmsnorm");
       rmsnorm_forward(h.data(), nullptr, x.data(), b.norm2, Np, D, vc_.eps);
     }
-    swiglu_mlp_forward(x.data(), h.data(), Np, D, b.gate, b.up, b.down, mlp_scratch, 2048);
+    if (bf16) round_to_bf16(h16.data(), h.data(), Np * D);
+    swiglu_mlp_forward(x.data(), h.data(), Np, D, b.gate, b.up, b.down, mlp_scratch, 2048, bf16 ? h16.data() : nullptr);
     if (progress) progress->step();
   }
 

@@ -41,6 +41,13 @@ bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes) = n
 // out[M,N] = inp[M,K] @ W^T + b. With accumulate=true the result is added to out (residual fusion).
 void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate = false);
 
+// The same with the input already rounded to bf16 (BF16 weights only, else a vr::Error): a layer rounds its
+// normalised input once for all the GEMMs that read it (q/k/v, gate/up) instead of once per GEMM.
+void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate = false);
+// dst = bf16 bits of src (round to nearest even, as f32_to_bf16): the rounding linear_forward does for BF16
+// weights, done once by the caller.
+void round_to_bf16(uint16_t* dst, const float* src, int64_t n);
+
 // Backward (training): dinp[M,K] += dout @ W; dweight[N,K] += dout^T @ inp; dbias[N] += sum_m dout.
 // Any of dinp, dweight, dbias may be null to skip it. Gradients are fp32. Same rounding contract as the
 // forward: with BF16 weights, dout (and inp, for dweight) are rounded to bf16 and products accumulate in

@@ -52,7 +52,8 @@ std::string label(const char* kind, const Shape& s, bool bias, bool acc) {
   return b;
 }
 
-void forward_case(const Shape& s, bool bf16, bool bias, bool acc, uint64_t seed, bool pack = false) {
+void forward_case(const Shape& s, bool bf16, bool bias, bool acc, uint64_t seed, bool pack = false,
+                  bool bf16_input = false) {
   Rng rng(seed);
   const auto x = rng.vec(static_cast<size_t>(s.M * s.K));
   auto w = rng.vec(static_cast<size_t>(s.N * s.K));
@@ -71,7 +72,13 @@ void forward_case(const Shape& s, bool bf16, bool bias, bool acc, uint64_t seed,
   L.b = bias ? b.data() : nullptr;
   if (pack && !linear_prepack(L)) return;  // nothing to pack for in this build
   std::vector<float> ours = out0;
-  linear_forward(ours.data(), x.data(), L, s.M, acc);
+  if (bf16_input) {  // the caller rounded the input once (round_to_bf16), the GEMM takes the bits
+    std::vector<uint16_t> x16(x.size());
+    round_to_bf16(x16.data(), x.data(), int64_t(x.size()));
+    linear_forward_bf16in(ours.data(), x16.data(), L, s.M, acc);
+  } else {
+    linear_forward(ours.data(), x.data(), L, s.M, acc);
+  }
 
   std::vector<double> ref = to_double(out0);
   const std::vector<double> bd = to_double(b);
@@ -79,7 +86,10 @@ void forward_case(const Shape& s, bool bf16, bool bias, bool acc, uint64_t seed,
   const std::vector<float> xn = bf16 ? bf16_round(x) : x;
   std::vector<float> naive = out0;
   ref::linear<float>(naive, xn, w, bias ? &b : nullptr, s.M, s.N, s.K, acc);
-  const std::string name = label(bf16 ? (pack ? "linear bf16 packed" : "linear bf16") : "linear f32", s, bias, acc);
+  const std::string name = label(bf16 ? (pack ? (bf16_input ? "linear bf16 packed, bf16 input" : "linear bf16 packed")
+                                               : (bf16_input ? "linear bf16, bf16 input" : "linear bf16"))
+                                      : "linear f32",
+                                 s, bias, acc);
   check_rule(name, ours.data(), naive.data(), ref.data(), ours.size(), 1e-5);
   if (bf16) {
     // Rounding contract: against fp64 on the bf16-rounded inputs only accumulation error may remain.
@@ -153,6 +163,10 @@ VR_TEST(linear_forward_packed) {
     uint64_t seed = 200;
     for (const Shape& s : shapes)
       for (int variant = 0; variant < 3; variant++) forward_case(s, true, variant >= 1, variant == 2, seed++, true);
+    for (const Shape& s : shapes) {  // bf16 inputs, packed and plain
+      forward_case(s, true, true, true, seed++, true, true);
+      forward_case(s, true, true, false, seed++, false, true);
+    }
   });
   Linear L;  // F32 weights are never packed
   std::vector<float> w(12);
@@ -161,6 +175,9 @@ VR_TEST(linear_forward_packed) {
   L.K = 4;
   L.w = w.data();
   check_true("linear_prepack leaves F32 weights alone", !linear_prepack(L) && !L.packed);
+  std::vector<uint16_t> x16(4);
+  std::vector<float> y(3);
+  expect_throw("linear_forward_bf16in with F32 weights", [&] { linear_forward_bf16in(y.data(), x16.data(), L, 1); });
 }
 
 VR_TEST(linear_backward_shapes) {
