@@ -20,6 +20,9 @@ void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bo
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const Linear& L, int64_t M);
 const char* linear_backend_name(DType dtype);
+bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes));
+void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate);
+void round_to_bf16_op(uint16_t* dst, const float* src, int64_t n);
 
 // attention_forward.cc / attention_backward.cc
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
@@ -44,6 +47,7 @@ void rope_backward(float* dx, const float* cos, const float* sin, int64_t T, int
 
 // activation.cc
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+void swiglu_forward_bf16(uint16_t* out16, const float* gate, const float* up, int64_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 void gelu_erf_forward(float* out, const float* inp, int64_t n);
 void gelu_erf_backward(float* dinp, const float* dout, const float* inp, int64_t n);

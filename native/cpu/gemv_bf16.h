@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "cpu/packed_weight.h"
+
 namespace vr::cpu {
 
 bool gemv_bf16_available();  // CPU has avx512_bf16 (checked at run time)
@@ -11,5 +13,9 @@ int gemv_bf16_max_rows();    // largest M this path takes
 const char* gemv_bf16_isa();
 void gemv_bf16(float* out, const float* inp, const uint16_t* W, const float* bias, int64_t M, int64_t N, int64_t K,
                bool accumulate);
+// The same product reading a packed weight (W.vnni64 must be set): each thread streams whole 64-column panels,
+// every panel one contiguous run of 4 KiB blocks, so decode keeps its bandwidth roofline on the packed copy.
+void gemv_bf16_packed(float* out, const float* inp, const PackedWeight& W, const float* bias, int64_t M,
+                      bool accumulate);
 
 }  // namespace vr::cpu

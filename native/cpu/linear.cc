@@ -4,8 +4,9 @@
 // (RNE), fp32 accumulation. The backward pass keeps the same contract: with BF16 weights, dout (and inp for
 // dweight) are rounded to bf16 and products are accumulated in fp32.
 //
-// Weights are used in place (the mmapped [N, K] checkpoint layout, oneDNN "ba"), never pre-packed: packing
-// copies the weights (16.6 GB for the 7B in bf16, on machines with ~23 GiB RAM) for a gain of ~15%.
+// Weights are used in place (the mmapped [N, K] checkpoint layout, oneDNN "ba") unless an inference session
+// packed them (linear_prepack, cpu/packed_weight.h): then prefill GEMMs and the decode GEMV read the packed copy,
+// and the owner released the mmapped pages, so memory stays ~ one copy of the weights. Training never packs.
 #include <atomic>
 #include <mutex>
 #include <string>
@@ -18,6 +19,8 @@
 #include "cpu/gemm_builtin.h"
 #include "cpu/gemv_bf16.h"
 #include "cpu/onednn_gemm.h"
+#include "cpu/op_profile.h"
+#include "cpu/simd.h"
 
 namespace vr::cpu {
 
@@ -30,8 +33,8 @@ T* scratch(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
-void round_to_bf16(uint16_t* dst, const float* src, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+VR_CLONES void round_to_bf16(uint16_t* dst, const float* src, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > (1 << 16))
   for (int64_t i = 0; i < n; i++) dst[i] = f32_to_bf16(src[i]);
 }
 
@@ -68,45 +71,94 @@ void check_dtype(const Linear& L) {
 void set_gemm_path(GemmPath p) { g_path.store(int(p)); }
 GemmPath gemm_path() { return GemmPath(g_path.load()); }
 
-void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate) {
-  check_dtype(L);
-  if (M == 0 || L.N == 0) return;
+namespace {
+
+std::string gemm_label(const Linear& L, int64_t M) {
+  if (!prof::enabled()) return "";
+  return std::string(L.dtype == DType::F32 ? "gemm f32 " : "gemm bf16 ") + std::to_string(M) + "x" +
+         std::to_string(L.N) + "x" + std::to_string(L.K);
+}
+
+// The BF16-weight forward. The input comes either as fp32 (`inp`, rounded here) or already rounded (`inp16`).
+void linear_forward_bf16_weights(float* out, const float* inp, const uint16_t* inp16, const Linear& L, int64_t M,
+                                 bool accumulate) {
   const int64_t N = L.N, K = L.K;
-  if (L.dtype == DType::F32) {
-    if (use_onednn()) {
-      MatmulArgs a;
-      a.M = M; a.N = N; a.K = K; a.bf16 = false;
-      a.A = inp; a.a_rs = K; a.a_cs = 1;
-      a.B = L.w; a.b_rs = 1; a.b_cs = K;
-      a.C = out; a.ldc = N; a.bias = L.b; a.accumulate = accumulate;
-      onednn_matmul(a);
-    } else {
-      gemm_nt_f32(M, N, K, inp, K, static_cast<const float*>(L.w), K, out, N, L.b, accumulate);
-    }
-    return;
-  }
   const uint16_t* W = static_cast<const uint16_t*>(L.w);
   const GemmPath path = gemm_path();
-  if (M <= gemv_bf16_max_rows() && gemv_bf16_available() && (path == GemmPath::Auto || path == GemmPath::Gemv)) {
-    gemv_bf16(out, inp, W, L.b, M, N, K, accumulate);
+  const PackedWeight* P = L.packed.get();
+  if (M <= gemv_bf16_max_rows() && gemv_bf16_available() && (path == GemmPath::Auto || path == GemmPath::Gemv) &&
+      (!P || P->vnni64)) {
+    static thread_local std::vector<float> wide;
+    if (!inp) {  // the GEMV rounds its (tiny) input itself; bf16 -> fp32 -> bf16 is exact
+      inp = scratch(wide, size_t(M * K));
+      convert_to_f32(wide.data(), inp16, DType::BF16, size_t(M * K));
+    }
+    if (P) gemv_bf16_packed(out, inp, *P, L.b, M, accumulate);
+    else gemv_bf16(out, inp, W, L.b, M, N, K, accumulate);
     return;
   }
   if (use_onednn()) {
-    static thread_local std::vector<uint16_t> abuf;
-    uint16_t* a16 = scratch(abuf, size_t(M * K));
-    round_to_bf16(a16, inp, M * K);
+    if (!inp16) {
+      static thread_local std::vector<uint16_t> abuf;
+      uint16_t* a16 = scratch(abuf, size_t(M * K));
+      prof::Scope cvt("~ gemm input fp32->bf16 (inside gemm rows)");
+      round_to_bf16(a16, inp, M * K);
+      inp16 = a16;
+    }
     MatmulArgs a;
     a.M = M; a.N = N; a.K = K; a.bf16 = true;
-    a.A = a16; a.a_rs = K; a.a_cs = 1;
+    a.A = inp16; a.a_rs = K; a.a_cs = 1;
     a.B = W; a.b_rs = 1; a.b_cs = K;
+    a.b_packed = P;
     a.C = out; a.ldc = N; a.bias = L.b; a.accumulate = accumulate;
     onednn_matmul(a);
   } else {
     static thread_local std::vector<float> abuf;
     float* ar = scratch(abuf, size_t(M * K));
-    round_to_bf16_f32(ar, inp, M * K);
+    if (inp16) convert_to_f32(ar, inp16, DType::BF16, size_t(M * K));
+    else round_to_bf16_f32(ar, inp, M * K);
     gemm_nt_bf16(M, N, K, ar, K, W, K, out, N, L.b, accumulate);
   }
+}
+
+}  // namespace
+
+void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate) {
+  check_dtype(L);
+  if (M == 0 || L.N == 0) return;
+  const int64_t N = L.N, K = L.K;
+  prof::Scope scope(gemm_label(L, M), 2.0 * double(M) * double(N) * double(K));
+  if (L.dtype == DType::BF16) return linear_forward_bf16_weights(out, inp, nullptr, L, M, accumulate);
+  if (use_onednn()) {
+    MatmulArgs a;
+    a.M = M; a.N = N; a.K = K; a.bf16 = false;
+    a.A = inp; a.a_rs = K; a.a_cs = 1;
+    a.B = L.w; a.b_rs = 1; a.b_cs = K;
+    a.C = out; a.ldc = N; a.bias = L.b; a.accumulate = accumulate;
+    onednn_matmul(a);
+  } else {
+    gemm_nt_f32(M, N, K, inp, K, static_cast<const float*>(L.w), K, out, N, L.b, accumulate);
+  }
+}
+
+void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate) {
+  VR_CHECK(L.dtype == DType::BF16, "linear_forward_bf16in: the weight is ", dtype_name(L.dtype),
+           ", a bf16 input needs BF16 weights");
+  if (M == 0 || L.N == 0) return;
+  prof::Scope scope(gemm_label(L, M), 2.0 * double(M) * double(L.N) * double(L.K));
+  linear_forward_bf16_weights(out, nullptr, inp16, L, M, accumulate);
+}
+
+void round_to_bf16_op(uint16_t* dst, const float* src, int64_t n) {
+  prof::Scope cvt("activations fp32->bf16 (once per GEMM input)");
+  round_to_bf16(dst, src, n);
+}
+
+bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes)) {
+  check_dtype(L);
+  if (L.dtype != DType::BF16 || L.packed || !onednn_available() || !weight_packing_enabled()) return false;
+  L.packed = pack_bf16_weight(static_cast<const uint16_t*>(L.w), L.N, L.K, consumed);
+  return L.packed != nullptr;
 }
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,

@@ -4,9 +4,12 @@
 // strides {1,K}, i.e. oneDNN's "ba") need no copy. A/B are both F32 or both BF16 (uint16 bits);
 // C and bias are always F32. Primitives are cached process-wide by shape, strides and types (weights
 // pointers are not part of a primitive, so every layer of one shape shares one primitive).
+// B may instead be a PackedWeight (cpu/packed_weight.h; bf16 only), read in oneDNN's own blocked layout.
 #pragma once
 #include <cstdint>
 #include <string>
+
+#include "cpu/packed_weight.h"
 
 namespace vr::cpu {
 
@@ -17,6 +20,7 @@ struct MatmulArgs {
   int64_t a_rs = 0, a_cs = 1;          // A[m,k] at A + m*a_rs + k*a_cs
   const void* B = nullptr;
   int64_t b_rs = 0, b_cs = 1;          // B[k,n] at B + k*b_rs + n*b_cs
+  const PackedWeight* b_packed = nullptr;  // when set: B = this packed W^T (B, b_rs, b_cs unused)
   float* C = nullptr;
   int64_t ldc = 0;
   const float* bias = nullptr;

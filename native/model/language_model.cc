@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "cpu/op_profile.h"
 #include "model/rope_tables.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
@@ -37,7 +38,7 @@ LanguageModel::LanguageModel(const TextConfig& tc, WeightStore& ws, DType comput
   }
   final_norm_ = ws.vec_f32("model.norm.weight", D);
   if (tc.tie_embeddings) {
-    lm_head_ = ws.linear("model.embed_tokens.weight", "", tc.vocab, D, compute);
+    lm_head_ = ws.linear("model.embed_tokens.weight", "", tc.vocab, D, compute, /*packable=*/false);
   } else {
     lm_head_ = ws.linear("lm_head.weight", "", tc.vocab, D, compute);
   }
@@ -57,10 +58,16 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
   const int64_t c = cache.len();
 
   std::vector<float> cos, sin;
-  mrope_tables(tc_, pos3, T, plane_stride, cos, sin);
+  {
+    prof::Scope sc("llm mrope tables");
+    mrope_tables(tc_, pos3, T, plane_stride, cos, sin);
+  }
 
   std::vector<float> x(x_in, x_in + T * D), h(size_t(T * D)), q(size_t(T * Dq)), att(size_t(T * Dq));
   std::vector<float> lse(size_t(Hq) * T), mlp_scratch;
+  // BF16 weights: the normalised input is rounded to bf16 once for q/k/v and once for gate/up.
+  const bool bf16 = layers_.empty() ? false : layers_[0].q.dtype == DType::BF16;
+  std::vector<uint16_t> h16(bf16 ? size_t(T * D) : 0);
   const int32_t cu_q[2] = {0, int32_t(T)};
   const int32_t cu_k[2] = {0, int32_t(c + T)};
   if (probe) probe->probs.assign(size_t(probe->key_end - probe->key_begin), 0.f);
@@ -69,12 +76,25 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
     const Layer& l = layers_[li];
     float* K = cache.k(int(li));
     float* V = cache.v(int(li));
-    rmsnorm_forward(h.data(), nullptr, x.data(), l.in_norm, T, D, tc_.eps);
-    linear_forward(q.data(), h.data(), l.q, T);
-    linear_forward(K + c * Dkv, h.data(), l.k, T);
-    linear_forward(V + c * Dkv, h.data(), l.v, T);
-    rope_forward(q.data(), cos.data(), sin.data(), T, Hq, int(hd), Dq);
-    rope_forward(K + c * Dkv, cos.data(), sin.data(), T, Hkv, int(hd), Dkv);
+    {
+      prof::Scope sc("llm rmsnorm");
+      rmsnorm_forward(h.data(), nullptr, x.data(), l.in_norm, T, D, tc_.eps);
+    }
+    if (bf16) {
+      round_to_bf16(h16.data(), h.data(), T * D);
+      linear_forward_bf16in(q.data(), h16.data(), l.q, T);
+      linear_forward_bf16in(K + c * Dkv, h16.data(), l.k, T);
+      linear_forward_bf16in(V + c * Dkv, h16.data(), l.v, T);
+    } else {
+      linear_forward(q.data(), h.data(), l.q, T);
+      linear_forward(K + c * Dkv, h.data(), l.k, T);
+      linear_forward(V + c * Dkv, h.data(), l.v, T);
+    }
+    {
+      prof::Scope sc("llm rope");
+      rope_forward(q.data(), cos.data(), sin.data(), T, Hq, int(hd), Dq);
+      rope_forward(K + c * Dkv, cos.data(), sin.data(), T, Hkv, int(hd), Dkv);
+    }
     AttnParams ap;
     ap.Hq = Hq;
     ap.Hkv = Hkv;
@@ -86,7 +106,11 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
     ap.cu_k = cu_k;
     ap.q_stride = ap.o_stride = Dq;
     ap.k_stride = ap.v_stride = Dkv;
-    attention_forward(att.data(), lse.data(), q.data(), K, V, ap);
+    {
+      // causal: query i sees c + i + 1 keys; QK^T and PV, 2 FLOP per multiply-add
+      prof::Scope sc("llm attention", 4.0 * double(Dq) * (double(T) * c + double(T) * (T + 1) / 2));
+      attention_forward(att.data(), lse.data(), q.data(), K, V, ap);
+    }
     if (probe) {
       // softmax row of the last query: p_j = exp(q.k_j * scale - lse)
       const int64_t t = T - 1, nk = probe->key_end - probe->key_begin;
@@ -103,11 +127,16 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
       }
     }
     linear_forward(x.data(), att.data(), l.o, T, /*accumulate=*/true);
-    rmsnorm_forward(h.data(), nullptr, x.data(), l.post_norm, T, D, tc_.eps);
-    swiglu_mlp_forward(x.data(), h.data(), T, D, l.gate, l.up, l.down, mlp_scratch);
+    {
+      prof::Scope sc("llm rmsnorm");
+      rmsnorm_forward(h.data(), nullptr, x.data(), l.post_norm, T, D, tc_.eps);
+    }
+    if (bf16) round_to_bf16(h16.data(), h.data(), T * D);
+    swiglu_mlp_forward(x.data(), h.data(), T, D, l.gate, l.up, l.down, mlp_scratch, 1024, bf16 ? h16.data() : nullptr);
     if (progress) progress->step();
   }
   cache.advance(T);
+  prof::Scope sc("llm rmsnorm");
   rmsnorm_forward(hidden, nullptr, x.data(), final_norm_, T, D, tc_.eps);
 }
 

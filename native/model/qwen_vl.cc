@@ -1,9 +1,11 @@
 #include "model/qwen_vl.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.h"
+#include "cpu/op_profile.h"
 
 namespace vr {
 
@@ -16,6 +18,7 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 QwenVLModel::QwenVLModel(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors) : cfg_(cfg) {
   cfg_.validate();
   ws_ = std::make_unique<WeightStore>(tensors);
+  ws_->set_pack_linears(true);  // inference: bf16 GEMM weights in the GEMM's own layout (VREFLECT_PACK_WEIGHTS=0: off)
   vision_ = std::make_unique<VisionTower>(cfg_.vision, *ws_, cfg_.compute);
   llm_ = std::make_unique<LanguageModel>(cfg_.text, *ws_, cfg_.compute);
 }
@@ -31,6 +34,7 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
     VR_CHECK(in.ids[i] >= 0 && in.ids[i] < V, "prefill: token id ", in.ids[i], " at position ", i,
              " is outside the vocabulary [0, ", V, ")");
   cache_.clear();
+  prof::reset();
   progress_.reset((in.grids.empty() ? 0 : cfg.vision.depth) + cfg.text.layers);
   PrefillOutput out;
   rope_delta_ = mrope_positions(in.ids.data(), L, in.grids, cfg.image_token_id, cfg.vision.merge, out.positions);
@@ -38,7 +42,10 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
 
   // Input embeddings, with the vision features scattered into the <|image_pad|> rows in order.
   std::vector<float> x(size_t(L * D));
-  model_->llm().embed(x.data(), in.ids.data(), L);
+  {
+    prof::Scope sc("llm embed");
+    model_->llm().embed(x.data(), in.ids.data(), L);
+  }
   image_begin_ = image_end_ = 0;
   if (!in.grids.empty()) {
     int64_t Np = 0;
@@ -49,6 +56,7 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
     std::vector<float> feat;
     model_->vision().forward(in.pixel_values.data(), in.grids, feat, &progress_);
     out.vision_ms = ms_since(t0);
+    prof::Scope sc("scatter vision features");
     int64_t j = 0;
     bool first = true;
     for (int64_t i = 0; i < L; i++) {
@@ -74,6 +82,10 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
   out.logits.resize(size_t(rows * V));
   model_->llm().logits(out.logits.data(), out.hidden.data(), rows);
   out.llm_ms = ms_since(t1);
+  if (prof::enabled())
+    std::fprintf(stderr, "%s", prof::report("prefill of " + std::to_string(L) + " tokens: vision " +
+                                            std::to_string(out.vision_ms) + " ms, llm " + std::to_string(out.llm_ms) +
+                                            " ms").c_str());
 
   last_logits_.assign(out.logits.end() - V, out.logits.end());
   last_hidden_.assign(out.hidden.end() - D, out.hidden.end());

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "cpu/op_profile.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/norm.h"
@@ -74,25 +75,40 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
   std::vector<float> x0(size_t(Np * D));
   linear_forward(x0.data(), pixel_values, patch_embed_, Np);
   std::vector<float> cos0, sin0;
-  vision_rope_tables(vc_, grids, cos0, sin0);
-  VisionWindows win = vision_windows(vc_, grids);
-  std::vector<float> x(size_t(Np * D)), cos(cos0.size()), sin(sin0.size());
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < Np; p++) {
-    const int64_t src = win.order[p / u] * u + p % u;
-    std::memcpy(&x[p * D], &x0[src * D], D * sizeof(float));
-    std::memcpy(&cos[p * hd], &cos0[src * hd], hd * sizeof(float));
-    std::memcpy(&sin[p * hd], &sin0[src * hd], hd * sizeof(float));
+  VisionWindows win;
+  {
+    prof::Scope sc("vit rope tables + window order");
+    vision_rope_tables(vc_, grids, cos0, sin0);
+    win = vision_windows(vc_, grids);
   }
-  x0.clear();
-  x0.shrink_to_fit();
+  std::vector<float> x(size_t(Np * D)), cos(cos0.size()), sin(sin0.size());
+  {
+    prof::Scope sc("vit permute to window order");
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < Np; p++) {
+      const int64_t src = win.order[p / u] * u + p % u;
+      std::memcpy(&x[p * D], &x0[src * D], D * sizeof(float));
+      std::memcpy(&cos[p * hd], &cos0[src * hd], hd * sizeof(float));
+      std::memcpy(&sin[p * hd], &sin0[src * hd], hd * sizeof(float));
+    }
+    x0.clear();
+    x0.shrink_to_fit();
+  }
 
   std::vector<float> h(size_t(Np * D)), qkv(size_t(Np * 3 * D)), att(size_t(Np * D)), mlp_scratch;
+  const bool bf16 = !blocks_.empty() && blocks_[0].qkv.dtype == DType::BF16;
+  std::vector<uint16_t> h16(bf16 ? size_t(Np * D) : 0);
   for (const Block& b : blocks_) {
-    rmsnorm_forward(h.data(), nullptr, x.data(), b.norm1, Np, D, vc_.eps);
-    linear_forward(qkv.data(), h.data(), b.qkv, Np);
-    rope_forward(qkv.data(), cos.data(), sin.data(), Np, vc_.heads, int(hd), 3 * D);
-    rope_forward(qkv.data() + D, cos.data(), sin.data(), Np, vc_.heads, int(hd), 3 * D);
+    {
+      prof::Scope sc("vit rmsnorm");
+      rmsnorm_forward(h.data(), nullptr, x.data(), b.norm1, Np, D, vc_.eps);
+    }
+    linear_forward(qkv.data(), h.data(), b.qkv, Np);  // one GEMM: the rounding happens once anyway
+    {
+      prof::Scope sc("vit rope");
+      rope_forward(qkv.data(), cos.data(), sin.data(), Np, vc_.heads, int(hd), 3 * D);
+      rope_forward(qkv.data() + D, cos.data(), sin.data(), Np, vc_.heads, int(hd), 3 * D);
+    }
     const std::vector<int32_t>& cu = b.full ? win.cu_full : win.cu_window;
     AttnParams ap;
     ap.Hq = ap.Hkv = vc_.heads;
@@ -103,21 +119,37 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     ap.cu_q = ap.cu_k = cu.data();
     ap.q_stride = ap.k_stride = ap.v_stride = 3 * D;
     ap.o_stride = D;
-    attention_forward(att.data(), nullptr, qkv.data(), qkv.data() + D, qkv.data() + 2 * D, ap);
+    {
+      double fl = 0;
+      for (size_t s = 0; s + 1 < cu.size(); s++) fl += 4.0 * double(cu[s + 1] - cu[s]) * (cu[s + 1] - cu[s]) * D;
+      prof::Scope sc(b.full ? "vit attention full" : "vit attention window", fl);
+      attention_forward(att.data(), nullptr, qkv.data(), qkv.data() + D, qkv.data() + 2 * D, ap);
+    }
     linear_forward(x.data(), att.data(), b.proj, Np, /*accumulate=*/true);
-    rmsnorm_forward(h.data(), nullptr, x.data(), b.norm2, Np, D, vc_.eps);
-    swiglu_mlp_forward(x.data(), h.data(), Np, D, b.gate, b.up, b.down, mlp_scratch, 2048);
+    {
+      prof::Scope sc("vit rmsnorm");
+      rmsnorm_forward(h.data(), nullptr, x.data(), b.norm2, Np, D, vc_.eps);
+    }
+    if (bf16) round_to_bf16(h16.data(), h.data(), Np * D);
+    swiglu_mlp_forward(x.data(), h.data(), Np, D, b.gate, b.up, b.down, mlp_scratch, 2048, bf16 ? h16.data() : nullptr);
     if (progress) progress->step();
   }
 
   // Merger: RMSNorm per patch, concatenate each 2x2 block (rows are adjacent), MLP, then undo window order.
-  rmsnorm_forward(h.data(), nullptr, x.data(), merger_norm_, Np, D, vc_.eps);
+  {
+    prof::Scope sc("vit rmsnorm");
+    rmsnorm_forward(h.data(), nullptr, x.data(), merger_norm_, Np, D, vc_.eps);
+  }
   const int64_t Nt = Np / u;
   std::vector<float> m1(size_t(Nt * u * D)), y(size_t(Nt * vc_.out_hidden));
   linear_forward(m1.data(), h.data(), merger_fc1_, Nt);
-  gelu_erf_forward(m1.data(), m1.data(), Nt * u * D);
+  {
+    prof::Scope sc("vit merger gelu");
+    gelu_erf_forward(m1.data(), m1.data(), Nt * u * D);
+  }
   linear_forward(y.data(), m1.data(), merger_fc2_, Nt);
   const int64_t O = vc_.out_hidden;
+  prof::Scope unperm_scope("vit undo window order");
   features.assign(size_t(Nt * O), 0.f);
 #pragma omp parallel for schedule(static)
   for (int64_t j = 0; j < Nt; j++) std::memcpy(&features[win.order[j] * O], &y[j * O], O * sizeof(float));

@@ -1,8 +1,12 @@
 #include "model/weights.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "core/error.h"
+#include "cpu/packed_weight.h"
 
 namespace vr {
 
@@ -63,8 +67,18 @@ const void* WeightStore::converted(const TensorView& v, DType to) {
   return owned_.back().get();
 }
 
+namespace {
+// Drops this process's mapping of the whole pages inside [p, p + n) of a read-only file mapping: RSS falls,
+// the pages stay in the page cache, and a later read faults them back in (so correctness never depends on it).
+void release_mapped_pages(const void* p, size_t n) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t a = (uintptr_t(p) + page - 1) / page * page, b = (uintptr_t(p) + n) / page * page;
+  if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+}  // namespace
+
 Linear WeightStore::linear(const std::string& weight, const std::string& bias, int64_t N, int64_t K,
-                           DType compute) {
+                           DType compute, bool packable) {
   const TensorView& w = views_.count(weight) ? views_.at(weight) : get(weight, {N, K});
   VR_CHECK(w.numel() == N * K, "checkpoint: tensor ", weight, " has shape ", shape_str(w.shape), ", expected ",
            N, " x ", K, " elements");
@@ -74,6 +88,9 @@ Linear WeightStore::linear(const std::string& weight, const std::string& bias, i
   L.K = K;
   L.w = converted(w, compute);
   if (!bias.empty()) L.b = vec_f32(bias, N);
+  // Packing replaces a weight used in place only: a converted copy would have to be kept as well.
+  if (pack_linears_ && packable && w.dtype == compute && linear_prepack(L, release_mapped_pages))
+    packed_bytes_ += L.packed->bytes;
   return L;
 }
 

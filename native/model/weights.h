@@ -41,7 +41,15 @@ class WeightStore {
   const TensorView& get(const std::string& name, const std::vector<int64_t>& expect) const;
   // A Linear in the compute precision (F32 or BF16). Weights already in that dtype are used in place
   // (zero copy); others are converted once. The bias, when named, becomes fp32.
-  Linear linear(const std::string& weight, const std::string& bias, int64_t N, int64_t K, DType compute);
+  // With packing on (inference sessions) and `packable`, a BF16 weight used in place is packed for the GEMMs
+  // (linear_prepack) and its mmapped pages are released, so the packed copy replaces them in memory. Pass
+  // packable=false for a tensor that is also read another way (a tied embedding).
+  Linear linear(const std::string& weight, const std::string& bias, int64_t N, int64_t K, DType compute,
+                bool packable = true);
+  // Inference sessions turn packing on before building the towers; training never does (it reads and
+  // updates the plain layout).
+  void set_pack_linears(bool on) { pack_linears_ = on; }
+  uint64_t packed_bytes() const { return packed_bytes_; }
   // A fp32 vector (norm weights, biases), converted when needed.
   const float* vec_f32(const std::string& name, int64_t n);
   // Bytes mapped from files and bytes of converted copies (for memory reports).
@@ -54,6 +62,8 @@ class WeightStore {
   std::map<std::string, TensorView> views_;
   std::vector<std::unique_ptr<uint8_t[]>> owned_;
   uint64_t owned_bytes_ = 0;
+  bool pack_linears_ = false;
+  uint64_t packed_bytes_ = 0;
 };
 
 std::string shape_str(const std::vector<int64_t>& s);

@@ -15,6 +15,14 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
   cpu::swiglu_forward(out, gate, up, n);
 }
 
+void swiglu_forward_bf16(uint16_t* out16, const float* gate, const float* up, int64_t n) {
+  VR_CHECK(n >= 0, "swiglu_forward_bf16: negative size ", n);
+  if (n == 0) return;
+  VR_CHECK(out16 && gate && up, "swiglu_forward_bf16: null buffer");
+  apply_num_threads();
+  cpu::swiglu_forward_bf16(out16, gate, up, n);
+}
+
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
   VR_CHECK(n >= 0, "swiglu_backward: negative size ", n);
   if (n == 0) return;

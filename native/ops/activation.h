@@ -9,6 +9,8 @@ namespace vr {
 
 // SwiGLU: out = silu(gate) * up, silu(z) = z * sigmoid(z). out may alias gate or up.
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+// out16 = bf16 bits of silu(gate) * up (RNE): the SwiGLU that feeds a BF16-weight GEMM, rounded in the same pass.
+void swiglu_forward_bf16(uint16_t* out16, const float* gate, const float* up, int64_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 
 // Exact erf GELU: 0.5 z (1 + erf(z / sqrt 2)), in place allowed (out == inp).

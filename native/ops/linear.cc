@@ -26,6 +26,20 @@ void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bo
   cpu::linear_forward(out, inp, L, M, accumulate);
 }
 
+void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate) {
+  check_linear(L, M, "linear_forward_bf16in");
+  if (M == 0 || L.N == 0) return;
+  VR_CHECK(out && inp16, "linear_forward_bf16in: null input or output buffer");
+  apply_num_threads();
+  cpu::linear_forward_bf16in(out, inp16, L, M, accumulate);
+}
+
+void round_to_bf16(uint16_t* dst, const float* src, int64_t n) {
+  VR_CHECK(n >= 0 && (n == 0 || (dst && src)), "round_to_bf16: bad buffers or count ", n);
+  apply_num_threads();
+  cpu::round_to_bf16_op(dst, src, n);
+}
+
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const Linear& L, int64_t M) {
   check_linear(L, M, "linear_backward");
@@ -34,6 +48,13 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
   VR_CHECK(inp || !dweight, "linear_backward: dweight needs the forward input");
   apply_num_threads();
   cpu::linear_backward(dinp, dweight, dbias, dout, inp, L, M);
+}
+
+bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes)) {
+  check_linear(L, 0, "linear_prepack");
+  if (L.N == 0) return false;
+  apply_num_threads();
+  return cpu::linear_prepack(L, consumed);
 }
 
 const char* linear_backend_name(DType dtype) { return cpu::linear_backend_name(dtype); }

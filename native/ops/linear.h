@@ -5,12 +5,17 @@
 //           whichever the CPU has; the built-in fallback does the same maths without oneDNN).
 // Activations are always fp32 in memory on the CPU backend.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
 #include "core/dtype.h"
 
 namespace vr {
+
+namespace cpu {
+struct PackedWeight;
+}
 
 struct Linear {
   DType dtype = DType::F32;        // F32 or BF16
@@ -22,10 +27,26 @@ struct Linear {
   // its oneDNN primitives are cached process-wide by shape (every layer of a shape shares one), and weights
   // are used in place, never pre-packed (a packed copy would double the 16.6 GB of 7B weights).
   mutable std::shared_ptr<void> backend;
+  // Inference only: w reordered once into the CPU GEMM's native blocked layout (linear_prepack). When set, the
+  // forward reads it instead of w (w stays a valid pointer: it may be used by slow paths, and re-faults its
+  // pages if the owner released them). Training never packs.
+  std::shared_ptr<const cpu::PackedWeight> packed;
 };
+
+// Packs a BF16 Linear's weight for inference (see cpu/packed_weight.h). Returns false, leaving L unchanged,
+// when there is nothing to gain: not BF16, oneDNN not built in, or VREFLECT_PACK_WEIGHTS=0. `consumed`, when
+// given, is called for parts of w that packing has finished reading (the owner may release their pages).
+bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes) = nullptr);
 
 // out[M,N] = inp[M,K] @ W^T + b. With accumulate=true the result is added to out (residual fusion).
 void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate = false);
+
+// The same with the input already rounded to bf16 (BF16 weights only, else a vr::Error): a layer rounds its
+// normalised input once for all the GEMMs that read it (q/k/v, gate/up) instead of once per GEMM.
+void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate = false);
+// dst = bf16 bits of src (round to nearest even, as f32_to_bf16): the rounding linear_forward does for BF16
+// weights, done once by the caller.
+void round_to_bf16(uint16_t* dst, const float* src, int64_t n);
 
 // Backward (training): dinp[M,K] += dout @ W; dweight[N,K] += dout^T @ inp; dbias[N] += sum_m dout.
 // Any of dinp, dweight, dbias may be null to skip it. Gradients are fp32. Same rounding contract as the

@@ -52,7 +52,8 @@ std::string label(const char* kind, const Shape& s, bool bias, bool acc) {
   return b;
 }
 
-void forward_case(const Shape& s, bool bf16, bool bias, bool acc, uint64_t seed) {
+void forward_case(const Shape& s, bool bf16, bool bias, bool acc, uint64_t seed, bool pack = false,
+                  bool bf16_input = false) {
   Rng rng(seed);
   const auto x = rng.vec(static_cast<size_t>(s.M * s.K));
   auto w = rng.vec(static_cast<size_t>(s.N * s.K));
@@ -69,8 +70,15 @@ void forward_case(const Shape& s, bool bf16, bool bias, bool acc, uint64_t seed)
   L.K = s.K;
   L.w = bf16 ? static_cast<const void*>(w16.data()) : static_cast<const void*>(w.data());
   L.b = bias ? b.data() : nullptr;
+  if (pack && !linear_prepack(L)) return;  // nothing to pack for in this build
   std::vector<float> ours = out0;
-  linear_forward(ours.data(), x.data(), L, s.M, acc);
+  if (bf16_input) {  // the caller rounded the input once (round_to_bf16), the GEMM takes the bits
+    std::vector<uint16_t> x16(x.size());
+    round_to_bf16(x16.data(), x.data(), int64_t(x.size()));
+    linear_forward_bf16in(ours.data(), x16.data(), L, s.M, acc);
+  } else {
+    linear_forward(ours.data(), x.data(), L, s.M, acc);
+  }
 
   std::vector<double> ref = to_double(out0);
   const std::vector<double> bd = to_double(b);
@@ -78,7 +86,10 @@ void forward_case(const Shape& s, bool bf16, bool bias, bool acc, uint64_t seed)
   const std::vector<float> xn = bf16 ? bf16_round(x) : x;
   std::vector<float> naive = out0;
   ref::linear<float>(naive, xn, w, bias ? &b : nullptr, s.M, s.N, s.K, acc);
-  const std::string name = label(bf16 ? "linear bf16" : "linear f32", s, bias, acc);
+  const std::string name = label(bf16 ? (pack ? (bf16_input ? "linear bf16 packed, bf16 input" : "linear bf16 packed")
+                                               : (bf16_input ? "linear bf16, bf16 input" : "linear bf16"))
+                                      : "linear f32",
+                                 s, bias, acc);
   check_rule(name, ours.data(), naive.data(), ref.data(), ours.size(), 1e-5);
   if (bf16) {
     // Rounding contract: against fp64 on the bf16-rounded inputs only accumulation error may remain.
@@ -141,6 +152,32 @@ VR_TEST(linear_forward_shapes) {
     forward_case({7, 33, 65}, false, false, true, 99);
     forward_case({1, 33, 65}, true, false, true, 100);
   });
+}
+
+// Packed weights (inference): N not a multiple of 64 and K not a multiple of 32 exercise the zero padding; M <= 4
+// runs the packed GEMV, larger M oneDNN on the packed layout.
+VR_TEST(linear_forward_packed) {
+  const Shape shapes[] = {{1, 33, 65}, {2, 100, 37}, {3, 64, 32}, {4, 130, 257}, {1, 256, 1000},
+                          {5, 33, 65},  {16, 64, 31}, {33, 130, 257}, {64, 96, 200}};
+  for_each_path([&] {
+    uint64_t seed = 200;
+    for (const Shape& s : shapes)
+      for (int variant = 0; variant < 3; variant++) forward_case(s, true, variant >= 1, variant == 2, seed++, true);
+    for (const Shape& s : shapes) {  // bf16 inputs, packed and plain
+      forward_case(s, true, true, true, seed++, true, true);
+      forward_case(s, true, true, false, seed++, false, true);
+    }
+  });
+  Linear L;  // F32 weights are never packed
+  std::vector<float> w(12);
+  L.dtype = DType::F32;
+  L.N = 3;
+  L.K = 4;
+  L.w = w.data();
+  check_true("linear_prepack leaves F32 weights alone", !linear_prepack(L) && !L.packed);
+  std::vector<uint16_t> x16(4);
+  std::vector<float> y(3);
+  expect_throw("linear_forward_bf16in with F32 weights", [&] { linear_forward_bf16in(y.data(), x16.data(), L, 1); });
 }
 
 VR_TEST(linear_backward_shapes) {

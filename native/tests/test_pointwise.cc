@@ -25,6 +25,15 @@ VR_TEST(activation_cases) {
       nv[i] = ref::silu<float>(g[i]) * u[i];
     }
     check_rule("swiglu forward" + sz, out.data(), nv.data(), r.data(), r.size(), 1e-6);
+    // swiglu into bf16: within half a bf16 ulp (RNE) of the fp64 value, give or take the fp32 error
+    std::vector<uint16_t> o16(static_cast<size_t>(n));
+    swiglu_forward_bf16(o16.data(), g.data(), u.data(), n);
+    bool in_half_ulp = true;
+    for (size_t i = 0; i < size_t(n); i++) {
+      const double v = bf16_to_f32(o16[i]);
+      in_half_ulp &= std::fabs(v - r[i]) <= std::fabs(r[i]) * (1.0 / 256) + 1e-6;
+    }
+    check_true("swiglu forward into bf16 (half ulp of the fp64 value)" + sz, in_half_ulp);
     std::vector<float> dg(static_cast<size_t>(n)), du(static_cast<size_t>(n)), ndg(static_cast<size_t>(n)), ndu(static_cast<size_t>(n));
     std::vector<double> rdg(static_cast<size_t>(n)), rdu(static_cast<size_t>(n));
     swiglu_backward(dg.data(), du.data(), dy.data(), g.data(), u.data(), n);

@@ -1,6 +1,7 @@
-// The benchmark's input: a synthetic 448x448 RGB PNG (smooth gradients, a disc and stripes; deterministic) and a
-// question. 448x448 needs no resize at the released limits: 32x32 patches -> 256 image tokens, and with the
-// chat template and this question the prompt is about 305 tokens.
+// The benchmark's input: a synthetic RGB PNG (smooth gradients, a disc and stripes; deterministic), 448x448 by
+// default (`--image-size`), and a question. 448x448 needs no resize at the released limits: 32x32 patches -> 256
+// image tokens, and with the chat template and this question the prompt is 305 tokens. 896x896: 1024 image
+// tokens, 1073 prompt tokens (HR-Bench / V* inputs run to thousands).
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
@@ -26,12 +27,24 @@ export function benchImageRgb(size = BENCH_IMAGE_SIZE): Buffer {
   return rgb;
 }
 
-/** Writes the image into `dir` once and returns its path. */
-export async function ensureBenchImage(dir: string): Promise<string> {
-  const file = path.join(dir, `bench-image-${BENCH_IMAGE_SIZE}.png`);
+/** `--image-size`: a multiple of 28 (one merged 2x2 patch block), so the processor keeps the size exactly. */
+export function checkBenchImageSize(size: number): string | undefined {
+  if (!Number.isInteger(size) || size < 56 || size > 3584 || size % 28 !== 0)
+    return `--image-size must be a multiple of 28 between 56 and 3584, got ${size}`;
+  return undefined;
+}
+
+/** Image tokens the LLM sees for a size x size image: (size / 28)^2. */
+export function benchImageTokens(size: number): number {
+  return (size / 28) ** 2;
+}
+
+/** Writes the image (size x size) into `dir` once and returns its path. */
+export async function ensureBenchImage(dir: string, size = BENCH_IMAGE_SIZE): Promise<string> {
+  const file = path.join(dir, `bench-image-${size}.png`);
   if (!fs.existsSync(file)) {
     const tmp = file + '.partial';
-    await sharp(benchImageRgb(), { raw: { width: BENCH_IMAGE_SIZE, height: BENCH_IMAGE_SIZE, channels: 3 } }).png().toFile(tmp);
+    await sharp(benchImageRgb(size), { raw: { width: size, height: size, channels: 3 } }).png().toFile(tmp);
     fs.renameSync(tmp, file);
   }
   return file;

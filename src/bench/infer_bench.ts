@@ -5,7 +5,7 @@ import * as path from 'path';
 
 import { loadAddon, NativeAddon, NativeInfo } from '../native/addon';
 import { oneLine } from '../util/errors';
-import { ensureBenchImage, BENCH_IMAGE_SIZE, BENCH_QUESTION } from './bench_image';
+import { ensureBenchImage, BENCH_QUESTION } from './bench_image';
 import { CheckpointInfo, defaultCheckpointDir, ensureCheckpoint } from './checkpoint';
 import { runJsonChild } from './child';
 import { loadAverage, makePhaseRunner, thisCpu } from './machine';
@@ -31,6 +31,8 @@ export interface InferBenchOptions {
   probes: boolean;
   /** Before each measurement, wait up to this many seconds for the machine to be idle (0: do not wait). */
   waitIdleS: number;
+  /** Side of the square benchmark image in pixels (multiple of 28; 448 gives the 305-token prompt). */
+  imageSize: number;
 }
 
 export interface BenchHooks {
@@ -47,7 +49,7 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
 
   const ckpt: CheckpointInfo = ensureCheckpoint({ dir, shape, force: opts.regenerate, onProgress: hooks.onCheckpointProgress });
   hooks.say(ckpt.generated ? `checkpoint written to ${dir} in ${ckpt.seconds.toFixed(0)} s` : `checkpoint re-used: ${dir}`);
-  const image = await ensureBenchImage(dir);
+  const image = await ensureBenchImage(dir, opts.imageSize);
 
   let addon: NativeAddon | undefined;
   let info: NativeInfo | undefined;
@@ -130,7 +132,7 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
     if (probesOk) bandwidth.push(await phase(`read probe ${bandwidth.length + 1}`, () => probeBandwidth(addon!, opts.threads)));
   }
 
-  const g = grid ?? [1, BENCH_IMAGE_SIZE / 14, BENCH_IMAGE_SIZE / 14];
+  const g = grid ?? [1, opts.imageSize / 14, opts.imageSize / 14];
   const cost = prefillCost(shape, { t: g[0], h: g[1], w: g[2] }, promptTokens);
   const inputs: BenchInputs = {
     date: new Date().toISOString(),
@@ -145,7 +147,7 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
       fullattBlocks: shape.fullattBlocks,
       parameters: ckpt.parameters,
       weightBytes: ckpt.weightBytes,
-      image: `${BENCH_IMAGE_SIZE}x${BENCH_IMAGE_SIZE}`,
+      image: `${opts.imageSize}x${opts.imageSize}`,
       imageGridThw: grid,
       promptTokens,
       newTokens: opts.newTokens,

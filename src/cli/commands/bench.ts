@@ -6,6 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Argv, CommandModule } from 'yargs';
 
+import { BENCH_IMAGE_SIZE, checkBenchImageSize } from '../../bench/bench_image';
 import { runInferBench } from '../../bench/infer_bench';
 import { renderMarkdown, renderText, Dtype } from '../../bench/report';
 import { DEFAULT_BATCH_SPEC } from '../../bench/train_batch';
@@ -34,6 +35,7 @@ interface BenchInferArgs {
   ours: boolean;
   probes: boolean;
   'wait-idle': number;
+  'image-size': number;
   json: boolean;
   markdown: string;
   device: DeviceChoice;
@@ -62,11 +64,13 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
       .option('ours', { type: 'boolean', default: true, describe: 'run our engine (--no-ours: PyTorch and probes only)' })
       .option('probes', { type: 'boolean', default: true, describe: 'measure GEMM peak and read bandwidth (--no-probes skips them)' })
       .option('wait-idle', { type: 'number', default: 300, describe: 'before each measurement, wait up to this many seconds for other work to stop (0 = never wait)' })
+      .option('image-size', { type: 'number', default: BENCH_IMAGE_SIZE, describe: 'side of the square test image in pixels, a multiple of 28 (448: 256 image tokens, 305-token prompt; 896: 1024 image tokens)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the whole report as one JSON object' })
       .option('markdown', { type: 'string', default: path.join('.bench', 'bench-infer.md'), describe: 'also write a README snippet with the figures here ("" = no file)' })
       .option('device', DEVICE_OPTION)
       .example('$0 bench infer', 'generate the 4+4-layer checkpoint once, then measure bf16 and fp32, ours and transformers')
-      .example('VREFLECT_PYTHON=/work/pyenv/bin/python $0 bench infer --dtype bf16 --repeats 5 --json', ''),
+      .example('VREFLECT_PYTHON=/work/pyenv/bin/python $0 bench infer --dtype bf16 --repeats 5 --json', '')
+      .example('$0 bench infer --dtype bf16 --image-size 896', 'a larger input: 1024 image tokens, 1073-token prompt'),
   handler: async (args) => {
     positiveInt('llm-layers', args['llm-layers'], 28);
     positiveInt('vit-layers', args['vit-layers'], 32);
@@ -74,6 +78,8 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
     positiveInt('repeats', args.repeats, 100);
     positiveInt('threads', args.threads, 4096);
     if (!(args['wait-idle'] >= 0 && args['wait-idle'] <= 86400)) throw new UserError(`--wait-idle must be between 0 and 86400 seconds, got ${args['wait-idle']}`);
+    const sizeError = checkBenchImageSize(args['image-size']);
+    if (sizeError) throw new UserError(sizeError);
     if (!Number.isInteger(args.warmup) || args.warmup < 0 || args.warmup > 100) throw new UserError(`--warmup must be an integer in [0, 100], got ${args.warmup}`);
     if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
       throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
@@ -97,6 +103,7 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
         ours: args.ours,
         probes: args.probes,
         waitIdleS: args['wait-idle'],
+        imageSize: args['image-size'],
       },
       {
         say: (line) => log().info(line),
