@@ -34,6 +34,31 @@ double sum_squares(const float* g, int64_t n) {
   return total;
 }
 
+struct AdamWSweep {
+  float step_size, bc2_sqrt, dfac, a1, b2, a2, eps, grad_scale;
+};
+
+// One sweep over a tensor: clip scale, moments, weights, the bf16 GEMM copy and the gradient reset, so each array
+// crosses the memory bus once per step instead of once per pass. Branch-free per element (the variants are
+// template arguments) so the loop vectorises.
+template <bool kW16, bool kZero>
+void adamw_sweep(const AdamWSweep& k, float* __restrict w, float* __restrict g, float* __restrict m,
+                 float* __restrict v, uint16_t* __restrict w16, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > (1 << 14))
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i] * k.grad_scale;  // grad_scale == 1: exact
+    const float mi = m[i] + k.a1 * (gi - m[i]);
+    const float vi = v[i] * k.b2 + k.a2 * gi * gi;
+    const float denom = std::sqrt(vi) / k.bc2_sqrt + k.eps;
+    const float wi = w[i] * k.dfac - k.step_size * mi / denom;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = wi;
+    if (kW16) w16[i] = f32_to_bf16(wi);
+    if (kZero) g[i] = 0.f;
+  }
+}
+
 }  // namespace
 
 double grad_global_norm(const ParamStore& ps) {
@@ -73,34 +98,18 @@ void adamw_update(ParamStore& ps, const AdamWConfig& cfg, double lr, int64_t ste
   const float step_size = float(lr / bc1), bc2_sqrt = float(std::sqrt(bc2));
   const float decay = float(1.0 - lr * cfg.weight_decay);
   const float a1 = float(1.0 - cfg.beta1), b2 = float(cfg.beta2), a2 = float(1.0 - cfg.beta2), eps = float(cfg.eps);
-  const bool scaled = grad_scale != 1.f;
+  AdamWSweep k{step_size, bc2_sqrt, 1.f, a1, b2, a2, eps, grad_scale};
   apply_num_threads();
   for (auto& p : ps.all()) {
     if (!p->trainable) continue;
-    float* __restrict w = p->w;
-    float* __restrict g = p->g;
-    float* __restrict m = p->m;
-    float* __restrict v = p->v;
-    uint16_t* __restrict w16 = p->w16;
     // x * 1.0f == x exactly, so one multiply serves decayed and undecayed tensors alike.
-    const float dfac = (p->decay && cfg.weight_decay != 0) ? decay : 1.f;
+    k.dfac = (p->decay && cfg.weight_decay != 0) ? decay : 1.f;
     const int64_t n = p->numel;
-    // One sweep per tensor: clip scale, moments, weights, the bf16 GEMM copy and the gradient reset, so each
-    // array crosses the memory bus once per step instead of once per pass.
-#pragma omp parallel for schedule(static) if (n > (1 << 14))
-    for (int64_t i = 0; i < n; i++) {
-      const float gi = scaled ? g[i] * grad_scale : g[i];
-      float wi = w[i] * dfac;
-      const float mi = m[i] + a1 * (gi - m[i]);
-      const float vi = v[i] * b2 + a2 * gi * gi;
-      const float denom = std::sqrt(vi) / bc2_sqrt + eps;
-      wi -= step_size * mi / denom;
-      m[i] = mi;
-      v[i] = vi;
-      w[i] = wi;
-      if (w16) w16[i] = f32_to_bf16(wi);
-      if (zero_grads) g[i] = 0.f;
-    }
+    const bool w16 = p->w16 != nullptr;
+    if (w16 && zero_grads) adamw_sweep<true, true>(k, p->w, p->g, p->m, p->v, p->w16, n);
+    else if (w16) adamw_sweep<true, false>(k, p->w, p->g, p->m, p->v, p->w16, n);
+    else if (zero_grads) adamw_sweep<false, true>(k, p->w, p->g, p->m, p->v, nullptr, n);
+    else adamw_sweep<false, false>(k, p->w, p->g, p->m, p->v, nullptr, n);
   }
 }
 
