@@ -22,6 +22,13 @@ namespace vr {
 
 namespace {
 
+// The first gradient written into p since it was zeroed overwrites instead of adding (GradOverwrite): true once.
+bool first_write(Param* p) {
+  const bool z = p->grad_zero;
+  p->grad_zero = false;
+  return z;
+}
+
 // Grows v to at least n elements; never shrinks, so a buffer keeps its pages from step to step.
 float* grow(std::vector<float>& v, int64_t n) {
   if (int64_t(v.size()) < n) v.resize(size_t(n));
@@ -205,12 +212,10 @@ void TrainLLM::layer_backward(const Layer& l, const float* x, LayerActs& a, bool
         linear_forward(uc, h2, Lu, m);
       }
       swiglu_forward(act, gc, uc, m * F);
-      std::fill(dact, dact + m * F, 0.f);
-      linear_backward(dact, l.down->g, nullptr, dy + r0 * D, act, Ld, m);
+      linear_backward(dact, l.down->g, nullptr, dy + r0 * D, act, Ld, m, {true, first_write(l.down)});
       swiglu_backward(dg, du, dact, gc, uc, m * F);
-      std::fill(dh2, dh2 + m * D, 0.f);
-      linear_backward(dh2, l.gate->g, nullptr, dg, h2, Lg, m);
-      linear_backward(dh2, l.up->g, nullptr, du, h2, Lu, m);
+      linear_backward(dh2, l.gate->g, nullptr, dg, h2, Lg, m, {true, first_write(l.gate)});
+      linear_backward(dh2, l.up->g, nullptr, du, h2, Lu, m, {false, first_write(l.up)});
       rmsnorm_backward(dx2 + r0 * D, l.post_norm->g, dh2, &a.x2[size_t(r0 * D)], l.post_norm->w,
                        &a.rstd2[size_t(r0)], m, D);
     }
@@ -218,10 +223,10 @@ void TrainLLM::layer_backward(const Layer& l, const float* x, LayerActs& a, bool
 
   // o_proj, attention, RoPE, q/k/v projections, input norm.
   float* datt = grow(s_.datt, T * Dq);
-  std::fill(datt, datt + T * Dq, 0.f);
   {
     PhaseTimer pt("  bwd: o_proj");
-    linear_backward(datt, l.o_w->g, nullptr, dx2, a.att.data(), ps_.linear(*l.o_w, nullptr), T);
+    linear_backward(datt, l.o_w->g, nullptr, dx2, a.att.data(), ps_.linear(*l.o_w, nullptr), T,
+                    {true, first_write(l.o_w)});
   }
   float* dq = grow(s_.dq, T * Dq);
   float* dk = grow(s_.dk, T * Dkv);
@@ -247,10 +252,18 @@ void TrainLLM::layer_backward(const Layer& l, const float* x, LayerActs& a, bool
   rope_backward(dq, cos_.data(), sin_.data(), T, Hq, int(hd), Dq);
   rope_backward(dk, cos_.data(), sin_.data(), T, Hkv, int(hd), Dkv);
   float* dh1 = grow(s_.dh1, T * D);
-  std::fill(dh1, dh1 + T * D, 0.f);
-  linear_backward(dh1, l.q_w->g, l.q_b->g, dq, a.h1.data(), ps_.linear(*l.q_w, l.q_b), T);
-  linear_backward(dh1, l.k_w->g, l.k_b->g, dk, a.h1.data(), ps_.linear(*l.k_w, l.k_b), T);
-  linear_backward(dh1, l.v_w->g, l.v_b->g, dv, a.h1.data(), ps_.linear(*l.v_w, l.v_b), T);
+  // A weight and its bias are zeroed together; overwrite only when both are known zero.
+  auto first_pair = [](Param* w, Param* b) {
+    const bool z = w->grad_zero && b->grad_zero;
+    w->grad_zero = b->grad_zero = false;
+    return z;
+  };
+  linear_backward(dh1, l.q_w->g, l.q_b->g, dq, a.h1.data(), ps_.linear(*l.q_w, l.q_b), T,
+                  {true, first_pair(l.q_w, l.q_b)});
+  linear_backward(dh1, l.k_w->g, l.k_b->g, dk, a.h1.data(), ps_.linear(*l.k_w, l.k_b), T,
+                  {false, first_pair(l.k_w, l.k_b)});
+  linear_backward(dh1, l.v_w->g, l.v_b->g, dv, a.h1.data(), ps_.linear(*l.v_w, l.v_b), T,
+                  {false, first_pair(l.v_w, l.v_b)});
   std::memcpy(dx, dx2, size_t(T * D) * sizeof(float));
   rmsnorm_backward(dx, l.in_norm->g, dh1, x, l.in_norm->w, a.rstd1.data(), T, D);
 }

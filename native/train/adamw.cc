@@ -7,6 +7,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "cpu/simd.h"
 
 namespace vr {
 
@@ -16,7 +17,7 @@ namespace {
 // the blocks summed in order: the result depends only on n and the values, not on the thread count (resume ==
 // uninterrupted relies on it), and the 8 accumulators break the add-latency chain that made one accumulator
 // run at a fraction of the memory bandwidth.
-double sum_squares(const float* g, int64_t n) {
+VR_CLONES double sum_squares(const float* g, int64_t n) {
   const int64_t block = 1 << 16, nb = (n + block - 1) / block;
   std::vector<double> part(size_t(nb), 0.0);
 #pragma omp parallel for schedule(static) if (nb > 1)
@@ -42,7 +43,7 @@ struct AdamWSweep {
 // crosses the memory bus once per step instead of once per pass. Branch-free per element (the variants are
 // template arguments) so the loop vectorises.
 template <bool kW16, bool kZero>
-void adamw_sweep(const AdamWSweep& k, float* __restrict w, float* __restrict g, float* __restrict m,
+VR_CLONES void adamw_sweep(const AdamWSweep& k, float* __restrict w, float* __restrict g, float* __restrict m,
                  float* __restrict v, uint16_t* __restrict w16, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > (1 << 14))
   for (int64_t i = 0; i < n; i++) {
@@ -110,6 +111,7 @@ void adamw_update(ParamStore& ps, const AdamWConfig& cfg, double lr, int64_t ste
     else if (w16) adamw_sweep<true, false>(k, p->w, p->g, p->m, p->v, p->w16, n);
     else if (zero_grads) adamw_sweep<false, true>(k, p->w, p->g, p->m, p->v, nullptr, n);
     else adamw_sweep<false, false>(k, p->w, p->g, p->m, p->v, nullptr, n);
+    if (zero_grads) p->grad_zero = true;
   }
 }
 

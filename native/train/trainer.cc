@@ -229,6 +229,7 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
     PhaseTimer pt("llm backward");
     llm_->backward(dhidden.data(), dx.data());
   }
+  ps_.mark_grads_written();
   for (int64_t i = 0; i < T; i++)
     if (overwritten[size_t(i)]) std::fill(dx.begin() + i * D, dx.begin() + (i + 1) * D, 0.f);
   llm_->embed_backward(dx.data(), b.input_ids.data(), T);
