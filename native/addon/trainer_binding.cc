@@ -4,7 +4,7 @@
 //            box_feature_resampler.* / student_resampler.* records of the checkpoint>,
 //            train: { stage: 1 | 2, latentCount = 8, lambdaResampler = 0.5 (stage 1) | 1.0 (stage 2),
 //                     lambdaAttn = 1.0, seed = 42, lvrId = -1, beta1 = 0.9, beta2 = 0.999, eps = 1e-8,
-//                     weightDecay = 0.1 } }
+//                     weightDecay = 0.1, gradientCheckpointing = true } }
 //   trainer.forwardBackward(batch, { gradScale = 1, captureAttention = false, captureBoxes = all })
 //     -> Promise<Losses>   one micro-batch; gradients accumulate. With captureAttention, Losses.attention lists
 //     the first captureBoxes boxes: { box, sample, image, grid: [t, h, w] (patches), tokens: S,
@@ -55,6 +55,7 @@ TrainerConfig parse_train(const Napi::Object& spec) {
   c.adamw.beta2 = opt_num(t, "beta2", 0.999, w);
   c.adamw.eps = opt_num(t, "eps", 1e-8, w);
   c.adamw.weight_decay = opt_num(t, "weightDecay", 0.1, w);
+  c.gradient_checkpointing = opt_bool(t, "gradientCheckpointing", true);
   return c;
 }
 

@@ -18,7 +18,7 @@ void set_gemm_path(GemmPath p);
 GemmPath gemm_path();
 void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate);
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const Linear& L, int64_t M);
+                     const Linear& L, int64_t M, GradOverwrite overwrite);
 const char* linear_backend_name(DType dtype);
 bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes));
 void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate);

@@ -16,12 +16,33 @@
 #include "ops/embedding.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
+#include "train/step_profile.h"
 
 namespace vr {
 
-struct TrainLLM::AttnActs {
-  std::vector<float> h1, rstd1, q, k, v, att, lse, x2, h2, rstd2;
-};
+namespace {
+
+// The first gradient written into p since it was zeroed overwrites instead of adding (GradOverwrite): true once.
+bool first_write(Param* p) {
+  const bool z = p->grad_zero;
+  p->grad_zero = false;
+  return z;
+}
+
+// Grows v to at least n elements; never shrinks, so a buffer keeps its pages from step to step.
+float* grow(std::vector<float>& v, int64_t n) {
+  if (int64_t(v.size()) < n) v.resize(size_t(n));
+  return v.data();
+}
+
+}  // namespace
+
+int64_t TrainLLM::saved_bytes_per_token_layer(const TextConfig& tc) {
+  const int64_t D = tc.hidden, F = tc.intermediate, Dq = int64_t(tc.heads) * tc.head_dim,
+                Dkv = int64_t(tc.kv_heads) * tc.head_dim;
+  // h1, x2, h2 [D]; q, att [Dq]; k, v [Dkv]; g, u [F]; lse [heads]; two rstd.
+  return int64_t(sizeof(float)) * (3 * D + 2 * Dq + 2 * Dkv + 2 * F + tc.heads + 2);
+}
 
 TrainLLM::TrainLLM(const TextConfig& tc, ParamStore& ps) : tc_(tc), ps_(ps) {
   const int64_t D = tc.hidden, F = tc.intermediate, hd = tc.head_dim;
@@ -73,20 +94,20 @@ void TrainLLM::embed_backward(const float* dx, const int32_t* ids, int64_t T) co
 Linear TrainLLM::lm_head() const { return ps_.linear(lm_head_ ? *lm_head_ : *embed_, nullptr); }
 float* TrainLLM::lm_head_grad() const { return lm_head_ ? lm_head_->g : embed_->g; }
 
-void TrainLLM::attention_half(const Layer& l, const float* x, AttnActs& a) const {
+void TrainLLM::attention_half(const Layer& l, const float* x, LayerActs& a) const {
   const int64_t T = T_, D = tc_.hidden, hd = tc_.head_dim;
   const int Hq = tc_.heads, Hkv = tc_.kv_heads;
   const int64_t Dq = Hq * hd, Dkv = Hkv * hd;
-  a.h1.resize(size_t(T * D));
-  a.rstd1.resize(size_t(T));
-  a.q.resize(size_t(T * Dq));
-  a.k.resize(size_t(T * Dkv));
-  a.v.resize(size_t(T * Dkv));
-  a.att.resize(size_t(T * Dq));
-  a.lse.resize(size_t(Hq * T));
-  a.x2.assign(x, x + T * D);
-  a.h2.resize(size_t(T * D));
-  a.rstd2.resize(size_t(T));
+  grow(a.h1, T * D);
+  grow(a.rstd1, T);
+  grow(a.q, T * Dq);
+  grow(a.k, T * Dkv);
+  grow(a.v, T * Dkv);
+  grow(a.att, T * Dq);
+  grow(a.lse, Hq * T);
+  std::memcpy(grow(a.x2, T * D), x, size_t(T * D) * sizeof(float));
+  grow(a.h2, T * D);
+  grow(a.rstd2, T);
   rmsnorm_forward(a.h1.data(), a.rstd1.data(), x, l.in_norm->w, T, D, tc_.eps);
   linear_forward(a.q.data(), a.h1.data(), ps_.linear(*l.q_w, l.q_b), T);
   linear_forward(a.k.data(), a.h1.data(), ps_.linear(*l.k_w, l.k_b), T);
@@ -108,18 +129,23 @@ void TrainLLM::attention_half(const Layer& l, const float* x, AttnActs& a) const
   rmsnorm_forward(a.h2.data(), a.rstd2.data(), a.x2.data(), l.post_norm->w, T, D, tc_.eps);
 }
 
-// out += down(silu(gate(h2)) * up(h2)), row chunk by row chunk (out already holds x2).
-void TrainLLM::mlp_forward(const Layer& l, const float* h2, float* out) const {
+// out += down(silu(gate(h2)) * up(h2)), row chunk by row chunk (out already holds x2). With keep, gate and up
+// land in a.g / a.u [T, F] for the backward; otherwise in chunk scratch.
+void TrainLLM::mlp_forward(const Layer& l, LayerActs& a, float* out, bool keep) {
   const int64_t T = T_, D = tc_.hidden, F = tc_.intermediate;
   const int64_t chunk = std::min(T, mlp_chunk_);
-  std::vector<float> g(size_t(chunk * F)), u(size_t(chunk * F));
+  float* g = keep ? grow(a.g, T * F) : grow(s_.g, chunk * F);
+  float* u = keep ? grow(a.u, T * F) : grow(s_.u, chunk * F);
+  float* act = grow(s_.act, chunk * F);
   const Linear Lg = ps_.linear(*l.gate, nullptr), Lu = ps_.linear(*l.up, nullptr), Ld = ps_.linear(*l.down, nullptr);
   for (int64_t r0 = 0; r0 < T; r0 += chunk) {
     const int64_t m = std::min(chunk, T - r0);
-    linear_forward(g.data(), h2 + r0 * D, Lg, m);
-    linear_forward(u.data(), h2 + r0 * D, Lu, m);
-    swiglu_forward(g.data(), g.data(), u.data(), m * F);
-    linear_forward(out + r0 * D, g.data(), Ld, m, /*accumulate=*/true);
+    float* gc = keep ? g + r0 * F : g;
+    float* uc = keep ? u + r0 * F : u;
+    linear_forward(gc, &a.h2[size_t(r0 * D)], Lg, m);
+    linear_forward(uc, &a.h2[size_t(r0 * D)], Lu, m);
+    swiglu_forward(act, gc, uc, m * F);
+    linear_forward(out + r0 * D, act, Ld, m, /*accumulate=*/true);
   }
 }
 
@@ -137,53 +163,77 @@ void TrainLLM::forward(const float* x, int64_t T, const int32_t* pos3, const int
   const size_t TD = size_t(T * D);
   acts_.resize(TD * size_t(tc_.layers + 1));
   std::memcpy(acts_.data(), x, TD * sizeof(float));
-  AttnActs a;
+  saved_ = !checkpointing_;
+  layer_acts_.resize(saved_ ? layers_.size() : 1);
   for (size_t li = 0; li < layers_.size(); li++) {
+    LayerActs& a = layer_acts_[saved_ ? li : 0];
     attention_half(layers_[li], &acts_[li * TD], a);
     float* y = &acts_[(li + 1) * TD];
     std::memcpy(y, a.x2.data(), TD * sizeof(float));
-    mlp_forward(layers_[li], a.h2.data(), y);
+    mlp_forward(layers_[li], a, y, saved_);
   }
   final_rstd_.resize(size_t(T));
   rmsnorm_forward(hidden, final_rstd_.data(), &acts_[layers_.size() * TD], final_norm_->w, T, D, tc_.eps);
 }
 
-void TrainLLM::layer_backward(const Layer& l, const float* x, const float* dy, float* dx) const {
+// saved: a holds this layer's activations from the forward (checkpointing off); otherwise they are recomputed
+// into a from the layer input x.
+void TrainLLM::layer_backward(const Layer& l, const float* x, LayerActs& a, bool saved, const float* dy, float* dx) {
   const int64_t T = T_, D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim;
   const int Hq = tc_.heads, Hkv = tc_.kv_heads;
   const int64_t Dq = Hq * hd, Dkv = Hkv * hd;
-  AttnActs a;
-  attention_half(l, x, a);
+  if (!saved) {
+    PhaseTimer pt("  bwd: recompute attn half");
+    attention_half(l, x, a);
+  }
 
   // MLP and post-attention norm, chunk by chunk: dx2 = dy + rmsnorm_backward(dh2).
-  std::vector<float> dx2(dy, dy + T * D);
+  float* dx2 = grow(s_.dx2, T * D);
+  std::memcpy(dx2, dy, size_t(T * D) * sizeof(float));
   {
+    PhaseTimer pt("  bwd: mlp");
     const int64_t chunk = std::min(T, mlp_chunk_);
-    std::vector<float> g(size_t(chunk * F)), u(size_t(chunk * F)), act(size_t(chunk * F));
-    std::vector<float> dact(size_t(chunk * F)), dg(size_t(chunk * F)), du(size_t(chunk * F)), dh2(size_t(chunk * D));
+    float* g = saved ? a.g.data() : grow(s_.g, chunk * F);
+    float* u = saved ? a.u.data() : grow(s_.u, chunk * F);
+    float* act = grow(s_.act, chunk * F);
+    float* dact = grow(s_.dact, chunk * F);
+    float* dg = grow(s_.dg, chunk * F);
+    float* du = grow(s_.du, chunk * F);
+    float* dh2 = grow(s_.dh2, chunk * D);
     const Linear Lg = ps_.linear(*l.gate, nullptr), Lu = ps_.linear(*l.up, nullptr),
                  Ld = ps_.linear(*l.down, nullptr);
     for (int64_t r0 = 0; r0 < T; r0 += chunk) {
       const int64_t m = std::min(chunk, T - r0);
       const float* h2 = &a.h2[size_t(r0 * D)];
-      linear_forward(g.data(), h2, Lg, m);
-      linear_forward(u.data(), h2, Lu, m);
-      swiglu_forward(act.data(), g.data(), u.data(), m * F);
-      std::fill(dact.begin(), dact.begin() + m * F, 0.f);
-      linear_backward(dact.data(), l.down->g, nullptr, dy + r0 * D, act.data(), Ld, m);
-      swiglu_backward(dg.data(), du.data(), dact.data(), g.data(), u.data(), m * F);
-      std::fill(dh2.begin(), dh2.begin() + m * D, 0.f);
-      linear_backward(dh2.data(), l.gate->g, nullptr, dg.data(), h2, Lg, m);
-      linear_backward(dh2.data(), l.up->g, nullptr, du.data(), h2, Lu, m);
-      rmsnorm_backward(&dx2[size_t(r0 * D)], l.post_norm->g, dh2.data(), &a.x2[size_t(r0 * D)], l.post_norm->w,
+      float* gc = saved ? g + r0 * F : g;
+      float* uc = saved ? u + r0 * F : u;
+      if (!saved) {
+        linear_forward(gc, h2, Lg, m);
+        linear_forward(uc, h2, Lu, m);
+      }
+      swiglu_forward(act, gc, uc, m * F);
+      linear_backward(dact, l.down->g, nullptr, dy + r0 * D, act, Ld, m, {true, first_write(l.down)});
+      swiglu_backward(dg, du, dact, gc, uc, m * F);
+      linear_backward(dh2, l.gate->g, nullptr, dg, h2, Lg, m, {true, first_write(l.gate)});
+      linear_backward(dh2, l.up->g, nullptr, du, h2, Lu, m, {false, first_write(l.up)});
+      rmsnorm_backward(dx2 + r0 * D, l.post_norm->g, dh2, &a.x2[size_t(r0 * D)], l.post_norm->w,
                        &a.rstd2[size_t(r0)], m, D);
     }
   }
 
   // o_proj, attention, RoPE, q/k/v projections, input norm.
-  std::vector<float> datt(size_t(T * Dq), 0.f);
-  linear_backward(datt.data(), l.o_w->g, nullptr, dx2.data(), a.att.data(), ps_.linear(*l.o_w, nullptr), T);
-  std::vector<float> dq(size_t(T * Dq), 0.f), dk(size_t(T * Dkv), 0.f), dv(size_t(T * Dkv), 0.f);
+  float* datt = grow(s_.datt, T * Dq);
+  {
+    PhaseTimer pt("  bwd: o_proj");
+    linear_backward(datt, l.o_w->g, nullptr, dx2, a.att.data(), ps_.linear(*l.o_w, nullptr), T,
+                    {true, first_write(l.o_w)});
+  }
+  float* dq = grow(s_.dq, T * Dq);
+  float* dk = grow(s_.dk, T * Dkv);
+  float* dv = grow(s_.dv, T * Dkv);
+  std::fill(dq, dq + T * Dq, 0.f);
+  std::fill(dk, dk + T * Dkv, 0.f);
+  std::fill(dv, dv + T * Dkv, 0.f);
   AttnParams ap;
   ap.Hq = Hq;
   ap.Hkv = Hkv;
@@ -194,30 +244,45 @@ void TrainLLM::layer_backward(const Layer& l, const float* x, const float* dy, f
   ap.cu_q = ap.cu_k = cu_.data();
   ap.q_stride = ap.o_stride = Dq;
   ap.k_stride = ap.v_stride = Dkv;
-  attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), a.att.data(), a.lse.data(), a.q.data(),
-                     a.k.data(), a.v.data(), ap);
-  rope_backward(dq.data(), cos_.data(), sin_.data(), T, Hq, int(hd), Dq);
-  rope_backward(dk.data(), cos_.data(), sin_.data(), T, Hkv, int(hd), Dkv);
-  std::vector<float> dh1(size_t(T * D), 0.f);
-  linear_backward(dh1.data(), l.q_w->g, l.q_b->g, dq.data(), a.h1.data(), ps_.linear(*l.q_w, l.q_b), T);
-  linear_backward(dh1.data(), l.k_w->g, l.k_b->g, dk.data(), a.h1.data(), ps_.linear(*l.k_w, l.k_b), T);
-  linear_backward(dh1.data(), l.v_w->g, l.v_b->g, dv.data(), a.h1.data(), ps_.linear(*l.v_w, l.v_b), T);
-  std::memcpy(dx, dx2.data(), size_t(T * D) * sizeof(float));
-  rmsnorm_backward(dx, l.in_norm->g, dh1.data(), x, l.in_norm->w, a.rstd1.data(), T, D);
+  {
+    PhaseTimer pt("  bwd: attention");
+    attention_backward(dq, dk, dv, datt, a.att.data(), a.lse.data(), a.q.data(), a.k.data(), a.v.data(), ap);
+  }
+  PhaseTimer pt("  bwd: rope + qkv + norm");
+  rope_backward(dq, cos_.data(), sin_.data(), T, Hq, int(hd), Dq);
+  rope_backward(dk, cos_.data(), sin_.data(), T, Hkv, int(hd), Dkv);
+  float* dh1 = grow(s_.dh1, T * D);
+  // A weight and its bias are zeroed together; overwrite only when both are known zero.
+  auto first_pair = [](Param* w, Param* b) {
+    const bool z = w->grad_zero && b->grad_zero;
+    w->grad_zero = b->grad_zero = false;
+    return z;
+  };
+  linear_backward(dh1, l.q_w->g, l.q_b->g, dq, a.h1.data(), ps_.linear(*l.q_w, l.q_b), T,
+                  {true, first_pair(l.q_w, l.q_b)});
+  linear_backward(dh1, l.k_w->g, l.k_b->g, dk, a.h1.data(), ps_.linear(*l.k_w, l.k_b), T,
+                  {false, first_pair(l.k_w, l.k_b)});
+  linear_backward(dh1, l.v_w->g, l.v_b->g, dv, a.h1.data(), ps_.linear(*l.v_w, l.v_b), T,
+                  {false, first_pair(l.v_w, l.v_b)});
+  std::memcpy(dx, dx2, size_t(T * D) * sizeof(float));
+  rmsnorm_backward(dx, l.in_norm->g, dh1, x, l.in_norm->w, a.rstd1.data(), T, D);
 }
 
 void TrainLLM::backward(const float* dhidden, float* dx) {
   VR_CHECK(T_ > 0, "LLM backward: no forward pass to differentiate");
   const int64_t T = T_, D = tc_.hidden;
   const size_t TD = size_t(T * D);
-  std::vector<float> dy(TD, 0.f), dprev(TD);
-  rmsnorm_backward(dy.data(), final_norm_->g, dhidden, &acts_[layers_.size() * TD], final_norm_->w,
-                   final_rstd_.data(), T, D);
+  float* dy = grow(s_.dy, int64_t(TD));
+  grow(s_.dprev, int64_t(TD));
+  std::fill(dy, dy + TD, 0.f);
+  rmsnorm_backward(dy, final_norm_->g, dhidden, &acts_[layers_.size() * TD], final_norm_->w, final_rstd_.data(), T,
+                   D);
   for (size_t li = layers_.size(); li-- > 0;) {
-    layer_backward(layers_[li], &acts_[li * TD], dy.data(), dprev.data());
-    std::swap(dy, dprev);
+    layer_backward(layers_[li], &acts_[li * TD], layer_acts_[saved_ ? li : 0], saved_, s_.dy.data(),
+                   s_.dprev.data());
+    std::swap(s_.dy, s_.dprev);
   }
-  std::memcpy(dx, dy.data(), TD * sizeof(float));
+  std::memcpy(dx, s_.dy.data(), TD * sizeof(float));
 }
 
 }  // namespace vr

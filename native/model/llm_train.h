@@ -2,10 +2,16 @@
 // checkpoint's names, a forward over packed variable-length batches (cu_seqlens, causal attention inside each
 // sample, per-sample M-RoPE positions from the caller), and the backward pass.
 //
-// Memory: activation checkpointing per layer. The forward keeps only each layer's input [T, D] (plus the final
-// residual); the backward recomputes one layer's attention half at a time and its MLP in row chunks, so the
-// working set is one layer's attention activations plus a chunk of the MLP, never the [T, intermediate] tensors
-// of every layer. Cost: one extra forward per step.
+// Memory: activation checkpointing per layer is a choice (set_checkpointing). On, the forward keeps only each
+// layer's input [T, D] (plus the final residual); the backward recomputes one layer's attention half at a time
+// and its MLP in row chunks, so the working set is one layer's attention activations plus a chunk of the MLP,
+// never the [T, intermediate] tensors of every layer. Cost: one extra forward per step (minus down_proj). Off,
+// the forward also keeps every layer's attention activations and gate/up outputs (~(5 D + 2 Dkv + 2 F) floats
+// per token and layer) and the backward recomputes nothing. Both give bit-identical results: the recomputation
+// runs the same kernels on the same shapes.
+//
+// Every buffer lives in the object and keeps its capacity from step to step, so a step touches no fresh pages
+// (the kernel's zeroing of freshly mapped pages was ~12% of a step).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -41,15 +47,28 @@ class TrainLLM {
   float* lm_head_grad() const;  // the embedding's gradient when tied
   // Rows per MLP pass (default 1024; tests lower it to cross chunk boundaries).
   void set_mlp_chunk_rows(int64_t n) { mlp_chunk_ = n > 0 ? n : 1; }
+  // Activation checkpointing (recompute each layer in the backward) on or off; takes effect at the next forward.
+  void set_checkpointing(bool on) { checkpointing_ = on; }
+  bool checkpointing() const { return checkpointing_; }
+  // Bytes of activations the forward keeps per token and layer beyond the layer input, with checkpointing off.
+  static int64_t saved_bytes_per_token_layer(const TextConfig& tc);
 
  private:
   struct Layer {
     Param *in_norm, *post_norm, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *gate, *up, *down;
   };
-  struct AttnActs;  // one layer's attention-half activations (llm_train.cc)
-  void attention_half(const Layer& l, const float* x, AttnActs& a) const;
-  void mlp_forward(const Layer& l, const float* h2, float* out) const;
-  void layer_backward(const Layer& l, const float* x, const float* dy, float* dx) const;
+  // One layer's activations: the attention half, and (checkpointing off) the MLP's gate/up outputs [T, F].
+  struct LayerActs {
+    std::vector<float> h1, rstd1, q, k, v, att, lse, x2, h2, rstd2, g, u;
+  };
+  // Scratch of the backward, reused by every layer and step.
+  struct Scratch {
+    std::vector<float> g, u, act, dact, dg, du, dh2, dx2, datt, dq, dk, dv, dh1, dy, dprev;
+  };
+  void attention_half(const Layer& l, const float* x, LayerActs& a) const;
+  // out += down(silu(gate(h2)) * up(h2)); keeps gate/up in a.g / a.u when keep is set.
+  void mlp_forward(const Layer& l, LayerActs& a, float* out, bool keep);
+  void layer_backward(const Layer& l, const float* x, LayerActs& a, bool saved, const float* dy, float* dx);
 
   TextConfig tc_;
   ParamStore& ps_;
@@ -58,6 +77,7 @@ class TrainLLM {
   Param* lm_head_ = nullptr;  // null when tied
   std::vector<Layer> layers_;
   int64_t mlp_chunk_ = 1024;
+  bool checkpointing_ = true;
 
   // State of the last forward.
   int64_t T_ = 0;
@@ -65,6 +85,9 @@ class TrainLLM {
   std::vector<float> acts_;        // [(layers + 1) * T * D]: layer inputs, then the final residual
   std::vector<float> final_rstd_;  // [T]
   std::vector<float> cos_, sin_;   // M-RoPE tables [T, head_dim]
+  bool saved_ = false;             // the last forward kept every layer's activations (checkpointing off)
+  std::vector<LayerActs> layer_acts_;  // [layers] when saved_, else [1]: the layer being recomputed
+  Scratch s_;
 };
 
 }  // namespace vr

@@ -47,7 +47,17 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
   VR_CHECK(dout, "linear_backward: dout is null");
   VR_CHECK(inp || !dweight, "linear_backward: dweight needs the forward input");
   apply_num_threads();
-  cpu::linear_backward(dinp, dweight, dbias, dout, inp, L, M);
+  cpu::linear_backward(dinp, dweight, dbias, dout, inp, L, M, GradOverwrite{});
+}
+
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const Linear& L, int64_t M, GradOverwrite overwrite) {
+  check_linear(L, M, "linear_backward");
+  if (M == 0 || L.N == 0) return;
+  VR_CHECK(dout, "linear_backward: dout is null");
+  VR_CHECK(inp || !dweight, "linear_backward: dweight needs the forward input");
+  apply_num_threads();
+  cpu::linear_backward(dinp, dweight, dbias, dout, inp, L, M, overwrite);
 }
 
 bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes)) {

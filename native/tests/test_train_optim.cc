@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "tests/harness.h"
 #include "train/adamw.h"
 #include "train/param_store.h"
@@ -67,6 +68,56 @@ VR_TEST(train_adamw_and_clipping) {
   check_true("frozen tensor untouched", frozen_same);
   expect_throw("AdamW step 0", [&] { adamw_update(ps, cfg, 1e-3, 0); });
   expect_throw("AdamW NaN learning rate", [&] { adamw_update(ps, cfg, NAN, 4); });
+}
+
+// The trainer's fused step (norm, then one sweep of clip + AdamW + bf16 copies + gradient reset) against the
+// separate passes (clip in place, AdamW, refresh_shadows, zero_grad): bit-identical weights, moments and copies.
+VR_TEST(train_adamw_fused_sweep) {
+  for (double max_norm : {0.5, 1e9, 0.0}) {
+    ParamStore a(DType::BF16), b(DType::BF16);
+    for (ParamStore* ps : {&a, &b}) {
+      ps->add("w", {70, 1000}, true, true);  // > 2^16 elements: the threaded paths
+      ps->add("bias", {70}, true, false);
+      ps->add("frozen", {8, 8}, false, true);
+      ps->allocate();
+    }
+    Rng rng(17);
+    for (size_t t = 0; t < a.all().size(); t++) {
+      Param &pa = *a.all()[t], &pb = *b.all()[t];
+      const auto w0 = rng.vec(size_t(pa.numel));
+      std::copy(w0.begin(), w0.end(), pa.w);
+      std::copy(w0.begin(), w0.end(), pb.w);
+    }
+    a.refresh_shadows();
+    b.refresh_shadows();
+    AdamWConfig cfg;
+    bool same = true;
+    for (int step = 1; step <= 2; step++) {
+      for (size_t t = 0; t < a.all().size(); t++) {
+        Param &pa = *a.all()[t], &pb = *b.all()[t];
+        if (!pa.trainable) continue;
+        const auto g = rng.vec(size_t(pa.numel), -0.1f, 0.1f);
+        std::copy(g.begin(), g.end(), pa.g);
+        std::copy(g.begin(), g.end(), pb.g);
+      }
+      const double na = clip_grad_norm(a, max_norm);
+      adamw_update(a, cfg, 1e-3, step);
+      a.refresh_shadows();
+      a.zero_grad();
+      const double nb = grad_global_norm(b);
+      adamw_update(b, cfg, 1e-3, step, clip_coefficient(nb, max_norm), /*zero_grads=*/true);
+      same = same && na == nb;
+      for (size_t t = 0; t < a.all().size(); t++) {
+        const Param &pa = *a.all()[t], &pb = *b.all()[t];
+        for (int64_t i = 0; i < pa.numel; i++) {
+          same = same && pa.w[i] == pb.w[i] && (!pa.w16 || pa.w16[i] == pb.w16[i]);
+          if (pa.trainable) same = same && pa.m[i] == pb.m[i] && pa.v[i] == pb.v[i] && pb.g[i] == 0.f;
+        }
+      }
+    }
+    check_true("fused clip + AdamW + bf16 copies + zero == separate passes (max_norm " + std::to_string(max_norm) + ")",
+               same);
+  }
 }
 
 }  // namespace vr::test

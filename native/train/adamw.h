@@ -13,12 +13,17 @@ struct AdamWConfig {
 
 // L2 norm of all trainable gradients together.
 double grad_global_norm(const ParamStore& ps);
-// clip_grad_norm_: when max_norm > 0, gradients are scaled by min(1, max_norm / (norm + 1e-6)). Returns norm.
+// clip_grad_norm_'s factor: min(1, max_norm / (norm + 1e-6)) when max_norm > 0, else 1.
+float clip_coefficient(double norm, double max_norm);
+// clip_grad_norm_: scales the gradients by clip_coefficient in place. Returns norm.
 double clip_grad_norm(ParamStore& ps, double max_norm);
 
 // One AdamW update with step count `step` (1 for the first update):
 //   w *= 1 - lr*wd (decay tensors only);  m += (1-b1)(g - m);  v = b2 v + (1-b2) g^2;
 //   w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
-void adamw_update(ParamStore& ps, const AdamWConfig& cfg, double lr, int64_t step);
+// with g read as g * grad_scale (the clip factor: the same floats as clipping in place first). Refreshes the bf16
+// GEMM copies of the updated tensors in the same sweep, and with zero_grads leaves the gradients zeroed.
+void adamw_update(ParamStore& ps, const AdamWConfig& cfg, double lr, int64_t step, float grad_scale = 1.f,
+                  bool zero_grads = false);
 
 }  // namespace vr

@@ -93,7 +93,14 @@ void ParamStore::refresh_shadows() {
     if (p->w16) convert_to_bf16(p->w16, p->w, DType::F32, size_t(p->numel));
 }
 
-void ParamStore::zero_grad() { std::fill(g_.begin(), g_.end(), 0.f); }
+void ParamStore::zero_grad() {
+  std::fill(g_.begin(), g_.end(), 0.f);
+  for (auto& p : params_) p->grad_zero = true;
+}
+
+void ParamStore::mark_grads_written() {
+  for (auto& p : params_) p->grad_zero = false;
+}
 
 int64_t ParamStore::trainable_numel() const { return int64_t(g_.size()); }
 

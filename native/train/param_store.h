@@ -24,6 +24,9 @@ struct Param {
   float* m = nullptr;            // AdamW exp_avg (null when frozen)
   float* v = nullptr;            // AdamW exp_avg_sq (null when frozen)
   uint16_t* w16 = nullptr;       // bf16 shadow (bf16 compute only)
+  // g is known to hold zeros (set by zero_grad / the optimizer sweep, cleared by the first writer that checks it
+  // and by ParamStore::mark_grads_written): that writer may overwrite the gradient instead of adding to it.
+  bool grad_zero = true;
 };
 
 class ParamStore {
@@ -46,6 +49,8 @@ class ParamStore {
   // Re-derives the bf16 shadows from the master weights (after load / optimizer step). No-op under fp32.
   void refresh_shadows();
   void zero_grad();
+  // Forgets every grad_zero mark (after a backward pass: some gradients were written without consulting it).
+  void mark_grads_written();
   int64_t trainable_numel() const;
   uint64_t bytes() const;
 

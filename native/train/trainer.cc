@@ -8,6 +8,7 @@
 #include "train/cross_entropy.h"
 #include "train/head_init.h"
 #include "train/latent_losses.h"
+#include "train/step_profile.h"
 
 namespace vr {
 
@@ -51,6 +52,7 @@ Trainer::Trainer(const ModelConfig& cfg, const std::vector<TensorRecord>& tensor
   ws_ = std::make_unique<WeightStore>(tensors);
   vision_ = std::make_unique<VisionTower>(cfg_.vision, *ws_, cfg_.compute);
   llm_ = std::make_unique<TrainLLM>(cfg_.text, ps_);
+  llm_->set_checkpointing(tc.gradient_checkpointing);
   bcm_ = std::make_unique<BoxCompression>(ps_, "box_feature_resampler.", D, tc.latent_count, tc.stage == 1);
   if (tc.stage == 2) dac_ = std::make_unique<DynamicCompression>(ps_, "student_resampler.", D, true);
   ps_.allocate();
@@ -93,7 +95,10 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
 
   // 1. Frozen vision tower, input embeddings, image features into the image pads (in order).
   std::vector<float> feats;
-  if (!b.grids.empty()) vision_->forward(b.pixel_values.data(), b.grids, feats);
+  {
+    PhaseTimer pt("vision forward");
+    if (!b.grids.empty()) vision_->forward(b.pixel_values.data(), b.grids, feats);
+  }
   VR_CHECK(int64_t(feats.size()) == b.visual_tokens() * D, "trainer: the vision tower returned ", feats.size() / D,
            " tokens, the batch expects ", b.visual_tokens());
   std::vector<float> x(size_t(T * D));
@@ -113,6 +118,7 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
   std::vector<float> Z(size_t(R * D));
   BcmCache bcm_cache;
   if (B > 0) {
+    PhaseTimer pt("bcm forward");
     bcm_->forward(feats.data(), b.box_token_idx.data(), b.cu_box_tokens.data(), B, Z.data(), bcm_cache,
                   /*want_attn=*/tc_.stage == 2 || capture != nullptr);
     for (int64_t r = 0; r < R; r++) {
@@ -123,10 +129,17 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
 
   // 3. LLM forward and every loss value.
   std::vector<float> hidden(size_t(T * D));
-  llm_->forward(x.data(), T, b.positions.data(), b.cu_seqlens.data(), b.samples(), hidden.data());
+  {
+    PhaseTimer pt("llm forward");
+    llm_->forward(x.data(), T, b.positions.data(), b.cu_seqlens.data(), b.samples(), hidden.data());
+  }
   const Linear lm_head = llm_->lm_head();
   FusedCrossEntropy ce;
-  const double ce_sum = ce.value(hidden.data(), b.targets.data(), T, D, lm_head);
+  double ce_sum = 0;
+  {
+    PhaseTimer pt("ce forward");
+    ce_sum = ce.value(hidden.data(), b.targets.data(), T, D, lm_head);
+  }
   // torch's mean over zero targets is NaN, which upstream's nan_to_num turns into 0.
   const double ce_raw = ce.count() ? ce_sum / double(ce.count()) : NAN;
 
@@ -195,7 +208,10 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
 
   // 5. Backward: loss gradients into the hidden states (and the heads), then through the LLM and embeddings.
   std::vector<float> dhidden(size_t(T * D), 0.f);
-  ce.backward(hidden.data(), w_ce, lm_head, llm_->lm_head_grad(), dhidden.data());
+  {
+    PhaseTimer pt("ce backward");
+    ce.backward(hidden.data(), w_ce, lm_head, llm_->lm_head_grad(), dhidden.data());
+  }
   if (B > 0 && tc_.stage == 1 && mse_on && w_res != 0.f) {
     std::vector<float> dH(size_t(R * D), 0.f), dZ(size_t(R * D), 0.f);
     align_grad(Hs.data(), Z.data(), R * D, w_res, dH.data(), dZ.data());
@@ -209,7 +225,11 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
     scatter_add_rows(dhidden.data(), dHq.data(), b.lvr_slots.data(), R, D);
   }
   std::vector<float> dx(size_t(T * D));
-  llm_->backward(dhidden.data(), dx.data());
+  {
+    PhaseTimer pt("llm backward");
+    llm_->backward(dhidden.data(), dx.data());
+  }
+  ps_.mark_grads_written();
   for (int64_t i = 0; i < T; i++)
     if (overwritten[size_t(i)]) std::fill(dx.begin() + i * D, dx.begin() + (i + 1) * D, 0.f);
   llm_->embed_backward(dx.data(), b.input_ids.data(), T);
@@ -265,10 +285,18 @@ void Trainer::capture_attention(const TrainBatch& b, const BcmCache& teacher, co
 
 double Trainer::optimizer_step(double lr, double max_grad_norm) {
   VR_CHECK(std::isfinite(max_grad_norm), "trainer: max_grad_norm must be finite");
-  const double norm = clip_grad_norm(ps_, max_grad_norm);
+  // Two sweeps over the optimizer state: the global norm, then clipping + AdamW + bf16 copies + gradient reset.
+  double norm = 0;
+  {
+    PhaseTimer pt("opt: grad norm");
+    norm = grad_global_norm(ps_);
+  }
   step_ += 1;
-  adamw_update(ps_, tc_.adamw, lr, step_);
-  ps_.zero_grad();
+  {
+    PhaseTimer pt("opt: clip + adamw + bf16 + zero");
+    adamw_update(ps_, tc_.adamw, lr, step_, clip_coefficient(norm, max_grad_norm), /*zero_grads=*/true);
+  }
+  step_profile_report("training step");
   return norm;
 }
 

@@ -31,6 +31,7 @@ struct TrainerConfig {
   AdamWConfig adamw;
   uint64_t seed = 42;             // initialisation of modules missing from the checkpoint
   int lvr_id = -1;                // optional check that every slot holds <|lvr|> (-1: skip)
+  bool gradient_checkpointing = true;  // recompute each LLM layer in the backward (TrainLLM::set_checkpointing)
 };
 
 struct StepLosses {

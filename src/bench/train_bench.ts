@@ -17,6 +17,7 @@ import { trainStepCost } from './train_flops';
 import { TrainBenchShape, trainParamCounts } from './train_model';
 import { buildTrainReport, EngineKind, TrainBenchInputs, TrainBenchReport, TrainRun } from './train_report';
 import { runTorchTrain } from './train_torch';
+import type { CheckpointingMode } from '../train/memory_plan';
 import { TrainWorkerRequest, TrainWorkerResult, trainWorkerScript } from './train_worker';
 
 export interface TrainBenchOptions {
@@ -36,6 +37,8 @@ export interface TrainBenchOptions {
   waitIdleS: number;
   lr: number;
   maxGradNorm: number;
+  /** our trainer's --gradient-checkpointing (default auto) */
+  checkpointing?: CheckpointingMode;
 }
 
 export interface TrainBenchHooks {
@@ -106,9 +109,9 @@ export async function runTrainBench(opts: TrainBenchOptions, hooks: TrainBenchHo
   const common = { steps: opts.steps, warmup: opts.warmup, threads: opts.threads, lr: opts.lr, maxGradNorm: opts.maxGradNorm };
   if (opts.ours) {
     try {
-      const req: TrainWorkerRequest = { model: dir, batch: spec, dtype: 'bf16', ...common };
+      const req: TrainWorkerRequest = { model: dir, batch: spec, dtype: 'bf16', checkpointing: opts.checkpointing, ...common };
       const r = await phase('vreflect', () => runOursTrainChild(req, childLine), (x) => x.cpu_s ?? 0);
-      runs.push({ kind: 'vreflect', steps: r.steps, peak_rss_bytes: r.peak_rss_bytes, setup_ms: r.setup_ms, foreign: otherLoad.vreflect });
+      runs.push({ kind: 'vreflect', steps: r.steps, peak_rss_bytes: r.peak_rss_bytes, setup_ms: r.setup_ms, foreign: otherLoad.vreflect, checkpointing: r.checkpointing });
       if (r.targets !== batch.numTargets) hooks.say(`warning: our trainer counted ${r.targets} targets, the batch has ${batch.numTargets}`);
     } catch (e) {
       errors.push({ kind: 'vreflect', error: oneLine(e) });

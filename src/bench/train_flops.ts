@@ -5,8 +5,9 @@
 //     decoder-layer GEMMs over all tokens, causal attention within each sample, lm_head on the rows that have a
 //     target (rows without one need no logits), BCM over each box;
 //   + 1 x forward of the frozen vision tower and merger (no backward: nothing upstream of it is trained).
-// Recompute (hardware FLOPs on top): our trainer keeps only each layer's input and reruns the layer forward in
-// the backward pass, and its fused cross-entropy recomputes the logits chunk by chunk in the backward;
+// Recompute (hardware FLOPs on top): with gradient checkpointing our trainer keeps only each layer's input and
+// reruns the layer forward in the backward pass (counted in full here, though down_proj is not rerun), and its
+// fused cross-entropy always recomputes the logits chunk by chunk in the backward;
 // transformers with gradient checkpointing reruns each decoder layer forward (its lm_head is not recomputed).
 import type { ImageGridThw } from './model_shape';
 import { prefillCost, QWEN7B } from './model_shape';
@@ -33,8 +34,10 @@ export interface TrainStepCost {
   vitMac: number;
   /** 2 x (3 x trained forward + frozen ViT forward) */
   modelFlop: number;
-  /** extra forward FLOPs our trainer recomputes (layers + lm_head on target rows) */
+  /** extra forward FLOPs our trainer recomputes with gradient checkpointing (layers + lm_head on target rows) */
   oursRecomputeFlop: number;
+  /** extra forward FLOPs our trainer recomputes without it (lm_head on target rows) */
+  oursKeptRecomputeFlop: number;
   /** extra forward FLOPs transformers recomputes with gradient checkpointing (layers only) */
   torchCheckpointRecomputeFlop: number;
 }
@@ -79,6 +82,7 @@ export function trainStepCost(s: TrainBenchShape, inp: TrainStepInput): TrainSte
     vitMac,
     modelFlop: 2 * (3 * trainedMac + vitMac),
     oursRecomputeFlop: 2 * (layerDenseMac + layerAttnMac + lmHeadMac),
+    oursKeptRecomputeFlop: 2 * lmHeadMac,
     torchCheckpointRecomputeFlop: 2 * (layerDenseMac + layerAttnMac),
   };
 }

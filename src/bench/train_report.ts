@@ -27,6 +27,8 @@ export interface TrainRun {
   /** Other work during this measurement: cores busy besides the measuring process, and hypervisor steal. */
   foreign?: { cores: number; steal: number };
   losses_first?: { loss: number; loss_ce: number; loss_align: number };
+  /** vreflect: whether the step recomputed each layer (gradient checkpointing); default true */
+  checkpointing?: boolean;
 }
 
 export interface TrainBenchInputs {
@@ -85,8 +87,9 @@ export function bf16Peak(ours: GemmProbe[], torch?: TorchGemmResult): { bf16_gfl
 }
 
 /** FLOPs an engine recomputes on top of the model FLOPs. */
-export function recomputeFlop(kind: EngineKind, c: TrainStepCost): number {
-  return kind === 'vreflect' ? c.oursRecomputeFlop : kind === 'torch-ckpt' ? c.torchCheckpointRecomputeFlop : 0;
+export function recomputeFlop(kind: EngineKind, c: TrainStepCost, checkpointing = true): number {
+  if (kind === 'vreflect') return checkpointing ? c.oursRecomputeFlop : c.oursKeptRecomputeFlop;
+  return kind === 'torch-ckpt' ? c.torchCheckpointRecomputeFlop : 0;
 }
 
 export function buildTrainReport(inp: TrainBenchInputs): TrainBenchReport {
@@ -96,10 +99,10 @@ export function buildTrainReport(inp: TrainBenchInputs): TrainBenchReport {
     const cpu = r.steps.reduce((a, s) => a + s.user_s + s.sys_s, 0);
     const sys = r.steps.reduce((a, s) => a + s.sys_s, 0);
     const modelGflops = inp.cost.modelFlop / 1e9 / (step / 1000);
-    const hwGflops = (inp.cost.modelFlop + recomputeFlop(r.kind, inp.cost)) / 1e9 / (step / 1000);
+    const hwGflops = (inp.cost.modelFlop + recomputeFlop(r.kind, inp.cost, r.checkpointing)) / 1e9 / (step / 1000);
     return {
       kind: r.kind,
-      label: ENGINE_LABELS[r.kind],
+      label: ENGINE_LABELS[r.kind] + (r.kind === 'vreflect' && r.checkpointing !== undefined ? (r.checkpointing ? ' + grad ckpt' : ', no recompute') : ''),
       step_ms: step,
       fwd_bwd_ms: median(r.steps.map((s) => s.fwd_bwd_ms)),
       optimizer_ms: median(r.steps.map((s) => s.optimizer_ms)),

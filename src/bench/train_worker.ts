@@ -8,7 +8,7 @@ import { openCheckpoint } from '../model/checkpoint';
 import { loadModelConfig } from '../model/config';
 import { loadAddon } from '../native/addon';
 import { createNativeTrainer, StepLosses } from '../native/trainer';
-import { enforceMemoryPlan, MemoryPlan, planTrainingMemory } from '../train/memory_plan';
+import { CheckpointingMode, enforceMemoryPlan, MemoryPlan, planTrainingMemory } from '../train/memory_plan';
 import { oneLine } from '../util/errors';
 import { setLogLevel } from '../util/log';
 import { rssBytes } from './machine';
@@ -23,6 +23,8 @@ export interface TrainWorkerRequest {
   warmup: number;
   lr: number;
   maxGradNorm: number;
+  /** --gradient-checkpointing (default auto: off when the kept activations fit) */
+  checkpointing?: CheckpointingMode;
 }
 
 export interface StepTiming {
@@ -44,6 +46,8 @@ export interface TrainWorkerResult {
   threads: number;
   gemm: { f32: string; bf16: string };
   memory_plan: MemoryPlan;
+  /** whether the steps recomputed each layer (the memory plan's decision) */
+  checkpointing: boolean;
   setup_ms: number;
   tokens: number;
   targets: number;
@@ -63,12 +67,14 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
   const batch = buildTrainBatch(req.batch);
   const plan = planTrainingMemory(cfg, tensors, {
     dtype: req.dtype, packing: false, perDeviceBatchSize: req.batch.samples, imageMaxPixels: req.batch.imageSize ** 2, stage: 1,
+    checkpointing: req.checkpointing ?? 'auto',
   });
   enforceMemoryPlan(plan);
   const lvrId = cfg.lvr.lvr;
   if (lvrId === undefined) throw new Error(`${req.model}/config.json has no lvr_id`);
   const trainer = await createNativeTrainer(cfg, req.dtype, tensors, {
     stage: 1, latentCount: req.batch.latentCount, lambdaResampler: 0.5, lambdaAttn: 1, weightDecay: 0.1, seed: 42, lvrId,
+    gradientCheckpointing: plan.checkpointing,
   });
   const setupMs = Date.now() - t0;
   const rssAfterSetup = rssBytes().current;
@@ -109,6 +115,7 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
     threads: info.cpu.threads,
     gemm: { f32: info.cpu.gemm_f32, bf16: info.cpu.gemm_bf16 },
     memory_plan: plan,
+    checkpointing: plan.checkpointing,
     setup_ms: setupMs,
     tokens: batch.numTokens,
     targets,

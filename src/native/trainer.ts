@@ -16,6 +16,8 @@ export interface TrainSettings {
   weightDecay: number;
   seed: number;
   lvrId: number;
+  /** recompute each LLM layer in the backward instead of keeping its activations (default true) */
+  gradientCheckpointing?: boolean;
 }
 
 export interface StepLosses {
@@ -113,7 +115,8 @@ export async function createNativeTrainer(
     config: { text: cfg.text, vision: cfg.vision, imageTokenId: cfg.tokens.image, visionStartTokenId: cfg.tokens.visionStart },
     dtype,
     tensors,
-    train: { stage: s.stage, latentCount: s.latentCount, lambdaResampler: s.lambdaResampler, lambdaAttn: s.lambdaAttn, seed: s.seed, lvrId: s.lvrId, weightDecay: s.weightDecay },
+    train: { stage: s.stage, latentCount: s.latentCount, lambdaResampler: s.lambdaResampler, lambdaAttn: s.lambdaAttn, seed: s.seed, lvrId: s.lvrId, weightDecay: s.weightDecay,
+      gradientCheckpointing: s.gradientCheckpointing ?? true },
   });
   const frozen = tensors.filter((t) => t.name.startsWith('visual.'));
   // One implementation for both overloads: the capture options are only sent when asked for.

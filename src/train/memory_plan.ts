@@ -1,6 +1,7 @@
 // The pre-flight memory check of a training run: parameters + optimizer state + the activations of the largest
 // micro-batch the settings allow, against the memory this process can use. A run that cannot fit is refused before
-// any work, naming the flag to change (issue #5).
+// any work, naming the flag to change (issue #5). It also settles --gradient-checkpointing auto: recomputation
+// stays off (faster: no second forward of every layer) when the activations kept without it fit.
 import * as fs from 'fs';
 import * as os from 'os';
 
@@ -16,10 +17,20 @@ export interface MemoryPlan {
   optimizerBytes: number;
   /** the frozen vision tower as mapped from the checkpoint file */
   frozenBytes: number;
+  /** activations of the largest micro-batch under the chosen checkpointing */
   activationBytes: number;
   totalBytes: number;
   availableBytes: number;
+  /** whether the run recomputes each LLM layer in the backward (gradient checkpointing) */
+  checkpointing: boolean;
+  /** how that was decided: the flag's value ('on' / 'off') or 'auto' */
+  checkpointingMode: CheckpointingMode;
 }
+
+export type CheckpointingMode = 'auto' | 'on' | 'off';
+
+/** auto keeps activations only when the whole plan without recomputation stays under this share of memory. */
+const AUTO_OFF_SHARE = 0.85;
 
 /** Memory this process may use: the cgroup limit when one is set, else physical memory. */
 export function availableMemory(): number {
@@ -40,7 +51,15 @@ const numel = (t: CheckpointTensor) => t.shape.reduce((a, b) => a * b, 1);
 export function planTrainingMemory(
   cfg: ModelConfig,
   tensors: CheckpointTensor[],
-  o: { dtype: 'fp32' | 'bf16'; packing: boolean; perDeviceBatchSize: number; imageMaxPixels: number; stage: 1 | 2 },
+  o: {
+    dtype: 'fp32' | 'bf16';
+    packing: boolean;
+    perDeviceBatchSize: number;
+    imageMaxPixels: number;
+    stage: 1 | 2;
+    /** default 'on' (upstream trains with gradient checkpointing) */
+    checkpointing?: CheckpointingMode;
+  },
 ): MemoryPlan {
   let trainable = 0, frozen = 0, frozenBytes = 0;
   for (const t of tensors) {
@@ -60,22 +79,29 @@ export function planTrainingMemory(
   const imageTokens = Math.floor(o.imageMaxPixels / (28 * 28));
   const tokens = o.packing ? 4 * 4096 : o.perDeviceBatchSize * (imageTokens + 512);
   const visualTokens = Math.min(tokens, (o.packing ? 4 : o.perDeviceBatchSize) * imageTokens);
-  const act = estimateActivationMemory(
-    { samples: 4, tokens, visualTokens, patches: visualTokens * 4, images: 4, boxes: 4, inputBytes: visualTokens * 4 * 1176 * 4 },
-    cfg.text,
-    cfg.vision,
-    { activationBytes: 4, checkpointing: true },
-  );
+  const actBytes = (checkpointing: boolean) =>
+    estimateActivationMemory(
+      { samples: 4, tokens, visualTokens, patches: visualTokens * 4, images: 4, boxes: 4, inputBytes: visualTokens * 4 * 1176 * 4 },
+      cfg.text,
+      cfg.vision,
+      { activationBytes: 4, checkpointing },
+    ).totalBytes;
   const optimizerBytes = trainable * 16 + (o.dtype === 'bf16' ? trainable * 2 : 0);
-  const totalBytes = optimizerBytes + frozenBytes + act.totalBytes;
+  const availableBytes = availableMemory();
+  const mode = o.checkpointing ?? 'on';
+  const keptTotal = optimizerBytes + frozenBytes + actBytes(false);
+  const checkpointing = mode === 'on' || (mode === 'auto' && keptTotal > AUTO_OFF_SHARE * availableBytes);
+  const activationBytes = actBytes(checkpointing);
   return {
     trainableParams: trainable,
     frozenParams: frozen,
     optimizerBytes,
     frozenBytes,
-    activationBytes: act.totalBytes,
-    totalBytes,
-    availableBytes: availableMemory(),
+    activationBytes,
+    totalBytes: optimizerBytes + frozenBytes + activationBytes,
+    availableBytes,
+    checkpointing,
+    checkpointingMode: mode,
   };
 }
 
@@ -87,6 +113,8 @@ export function enforceMemoryPlan(p: MemoryPlan): void {
   const hint =
     p.optimizerBytes > p.availableBytes
       ? `the ${(p.trainableParams / 1e9).toFixed(2)}B trainable parameters alone need ${gb(p.optimizerBytes)} (fp32 weights, gradients, AdamW moments); train a smaller model or use a machine with more memory (a GPU run with optimizer offload is planned)`
-      : `activations of the largest micro-batch need ${gb(p.activationBytes)}: lower --image-max-pixels, or pass --enable-data-packing false with a smaller --per-device-batch-size`;
+      : !p.checkpointing
+        ? `activations of the largest micro-batch need ${gb(p.activationBytes)} without recomputation: pass --gradient-checkpointing auto (or on)`
+        : `activations of the largest micro-batch need ${gb(p.activationBytes)}: lower --image-max-pixels, or pass --enable-data-packing false with a smaller --per-device-batch-size`;
   throw new UserError(`training needs about ${gb(p.totalBytes)} but ${gb(p.availableBytes)} is available: ${hint}`);
 }

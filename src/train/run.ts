@@ -20,7 +20,7 @@ import { startProgress } from '../util/progress';
 import { writeBoxAttention } from '../viz/training_attention';
 import { CheckpointMeta, saveCheckpoint } from './checkpoint_writer';
 import { latestCheckpoint, rotateCheckpoints } from './checkpoint_rotation';
-import { enforceMemoryPlan, planTrainingMemory } from './memory_plan';
+import { CheckpointingMode, enforceMemoryPlan, planTrainingMemory } from './memory_plan';
 import { MetricsLog } from './metrics_log';
 import { learningRate, ScheduleSpec, SchedulerKind } from './schedule';
 
@@ -42,6 +42,8 @@ export interface TrainOptions {
   shuffle: boolean;
   packing: boolean;
   dtype: 'fp32' | 'bf16';
+  /** recompute LLM layers in the backward: on, off, or auto (off when the kept activations fit; default) */
+  gradientCheckpointing?: CheckpointingMode;
   saveSteps: number;
   saveTotalLimit: number;
   /** a checkpoint-N folder, or 'latest' for the newest complete one under outputDir */
@@ -127,6 +129,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
 
   const plan = planTrainingMemory(cfg, [...ckpt.tensors, ...ckpt.extra], {
     dtype: o.dtype, packing: o.packing, perDeviceBatchSize: o.perDeviceBatchSize, imageMaxPixels: o.imageMaxPixels, stage: o.stage,
+    checkpointing: o.gradientCheckpointing ?? 'auto',
   });
   log().info({ memory_plan: plan }, 'memory plan');
   enforceMemoryPlan(plan);
@@ -156,6 +159,7 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
     weightDecay: o.weightDecay,
     seed: o.seed,
     lvrId: ids.lvr,
+    gradientCheckpointing: plan.checkpointing,
   });
 
   // A picture that fails to be written is worth a warning, never the training run.

@@ -77,7 +77,7 @@ beforeAll(() => {
   baseRecords = openCheckpoint(MODEL_DIR, cfg).tensors;
 });
 
-function createTrainer(c: any, opts: { dtype?: string; withHeads?: boolean; seed?: number } = {}): Promise<any> {
+function createTrainer(c: any, opts: { dtype?: string; withHeads?: boolean; seed?: number; checkpointing?: boolean } = {}): Promise<any> {
   return loadAddon().createTrainer({
     config: { text: cfg.text, vision: cfg.vision, imageTokenId: cfg.tokens.image, visionStartTokenId: cfg.tokens.visionStart },
     dtype: opts.dtype ?? 'fp32',
@@ -85,6 +85,7 @@ function createTrainer(c: any, opts: { dtype?: string; withHeads?: boolean; seed
     train: {
       stage: c.stage, lambdaResampler: c.lambdaResampler, lambdaAttn: c.lambdaAttn, lvrId: golden.token_ids.lvr,
       beta1: c.adamw.beta1, beta2: c.adamw.beta2, eps: c.adamw.eps, weightDecay: c.adamw.weightDecay, seed: opts.seed,
+      gradientCheckpointing: opts.checkpointing,
     },
   });
 }
@@ -148,8 +149,11 @@ function expectWeightsClose(what: string, got: Float32Array, want: Float32Array,
 
 const caseTable: [string, any][] = golden.cases.map((c: any) => [c.case, c]);
 describe.each(caseTable)('golden training case %s', (_name, c) => {
-  test('losses, gradients, grad norms and updated weights match PyTorch (fp32, 1e-4 relative)', async () => {
-    const t = await createTrainer(c);
+  test.each([
+    ['with gradient checkpointing', true],
+    ['without gradient checkpointing', false],
+  ])('losses, gradients, grad norms and updated weights match PyTorch (fp32, 1e-4 relative), %s', async (_m, checkpointing) => {
+    const t = await createTrainer(c, { checkpointing });
     await runSteps(t, c, 0, c.steps.length);
     const lrSum = c.steps.reduce((a: number, s: any) => a + s.lr, 0);
     for (const name of c.final) {

@@ -143,6 +143,7 @@ interface BenchTrainArgs {
   ours: boolean;
   probes: boolean;
   'wait-idle': number;
+  'gradient-checkpointing': 'auto' | 'on' | 'off';
   json: boolean;
   markdown: string;
   device: DeviceChoice;
@@ -169,6 +170,11 @@ const trainCommand: CommandModule<object, BenchTrainArgs> = {
       .option('torch-modes', { type: 'string', default: 'plain,checkpointing', describe: 'PyTorch variants: plain (eager), checkpointing (eager + gradient checkpointing), comma-separated' })
       .option('python', { type: 'string', describe: 'Python with torch + transformers (default $VREFLECT_PYTHON, else python3)' })
       .option('ours', { type: 'boolean', default: true, describe: 'run our trainer (--no-ours: PyTorch and probes only)' })
+      .option('gradient-checkpointing', {
+        choices: ['auto', 'on', 'off'] as const,
+        default: 'auto' as const,
+        describe: "our trainer's layer recomputation, as in train-stage1 (auto: off when the kept activations fit)",
+      })
       .option('probes', { type: 'boolean', default: true, describe: 'measure the bf16 GEMM peak (--no-probes: no MFU)' })
       .option('wait-idle', { type: 'number', default: 300, describe: 'before each measurement, wait up to this many seconds for other work to stop (0 = never wait)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the whole report as one JSON object' })
@@ -202,7 +208,7 @@ const trainCommand: CommandModule<object, BenchTrainArgs> = {
       {
         modelDir: args['model-dir'], shape, regenerate: args.regenerate, batch, steps: args.steps, warmup: args.warmup, threads: args.threads,
         torch: args.torch, torchModes: modes as ('plain' | 'checkpointing')[], python: args.python, ours: args.ours, probes: args.probes,
-        waitIdleS: args['wait-idle'], lr: 1e-5, maxGradNorm: 1.0,
+        waitIdleS: args['wait-idle'], lr: 1e-5, maxGradNorm: 1.0, checkpointing: args['gradient-checkpointing'],
       },
       {
         say: (line) => log().info(line),

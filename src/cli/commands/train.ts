@@ -41,6 +41,11 @@ function builder(d: StageDefaults) {
       .option('max-grad-norm', { type: 'number', default: 1.0, describe: 'global-norm clipping (0: off)' })
       .option('enable-data-packing', { type: 'boolean', default: true, describe: 'InternVL-style packs (4 x 4096 tokens) as varlen batches' })
       .option('dtype', { choices: ['fp32', 'bf16'] as const, default: 'bf16' as const, describe: 'GEMM precision (master weights and optimizer states are fp32)' })
+      .option('gradient-checkpointing', {
+        choices: ['auto', 'on', 'off'] as const,
+        default: 'auto' as const,
+        describe: 'recompute each LLM layer in the backward (less memory, one more forward); auto: off when the memory plan says the kept activations fit. Same results either way',
+      })
       .option('seed', { type: 'number', default: 42 })
       .option('shuffle', { type: 'boolean', default: true, describe: '--no-shuffle keeps meta/file order (wrapping around)' })
       .option('save-steps', { type: 'number', default: d.saveSteps })
@@ -100,6 +105,7 @@ function makeTrainCommand(d: StageDefaults): CommandModule<object, any> {
         shuffle: a.shuffle,
         packing: a['enable-data-packing'],
         dtype: a.dtype,
+        gradientCheckpointing: a['gradient-checkpointing'],
         saveSteps: a['save-steps'],
         saveTotalLimit: a['save-total-limit'],
         resume: a.resume,
