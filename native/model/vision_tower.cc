@@ -59,8 +59,19 @@ VisionTower::VisionTower(const VisionConfig& vc, WeightStore& ws, DType compute)
   merger_fc2_ = ws.linear("visual.merger.mlp.2.weight", "visual.merger.mlp.2.bias", vc.out_hidden, 4 * D, compute);
 }
 
+namespace {
+// Grows v to at least n elements (never shrinks, never clears: the pages stay mapped from call to call).
+template <class T>
+T* grown(std::vector<T>& v, int64_t n) {
+  if (int64_t(v.size()) < n) v.resize(size_t(n));
+  return v.data();
+}
+}  // namespace
+
 void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid>& grids,
-                          std::vector<float>& features, Progress* progress) const {
+                          std::vector<float>& features, Progress* progress, VisionWorkspace* work) const {
+  VisionWorkspace local;
+  VisionWorkspace& w = work ? *work : local;
   const int64_t D = vc_.hidden, hd = vc_.head_dim();
   const int u = vc_.merge * vc_.merge;
   int64_t Np = 0;
@@ -72,18 +83,21 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
   VR_CHECK(Np > 0, "vision forward: no patches");
 
   // Patch embedding in processor order, then permute rows (and RoPE tables) into window order.
-  std::vector<float> x0(size_t(Np * D));
-  linear_forward(x0.data(), pixel_values, patch_embed_, Np);
-  std::vector<float> cos0, sin0;
+  float* x0 = grown(w.x0, Np * D);
+  linear_forward(x0, pixel_values, patch_embed_, Np);
   VisionWindows win;
   {
     prof::Scope sc("vit rope tables + window order");
-    vision_rope_tables(vc_, grids, cos0, sin0);
+    vision_rope_tables(vc_, grids, w.cos0, w.sin0);
     win = vision_windows(vc_, grids);
   }
-  std::vector<float> x(size_t(Np * D)), cos(cos0.size()), sin(sin0.size());
+  float* x = grown(w.x, Np * D);
+  float* cos = grown(w.cos, Np * hd);
+  float* sin = grown(w.sin, Np * hd);
   {
     prof::Scope sc("vit permute to window order");
+    const float* cos0 = w.cos0.data();
+    const float* sin0 = w.sin0.data();
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < Np; p++) {
       const int64_t src = win.order[p / u] * u + p % u;
@@ -91,23 +105,23 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
       std::memcpy(&cos[p * hd], &cos0[src * hd], hd * sizeof(float));
       std::memcpy(&sin[p * hd], &sin0[src * hd], hd * sizeof(float));
     }
-    x0.clear();
-    x0.shrink_to_fit();
   }
 
-  std::vector<float> h(size_t(Np * D)), qkv(size_t(Np * 3 * D)), att(size_t(Np * D)), mlp_scratch;
+  float* h = grown(w.h, Np * D);
+  float* qkv = grown(w.qkv, Np * 3 * D);
+  float* att = grown(w.att, Np * D);
   const bool bf16 = !blocks_.empty() && blocks_[0].qkv.dtype == DType::BF16;
-  std::vector<uint16_t> h16(bf16 ? size_t(Np * D) : 0);
+  uint16_t* h16 = bf16 ? grown(w.h16, Np * D) : nullptr;
   for (const Block& b : blocks_) {
     {
       prof::Scope sc("vit rmsnorm");
-      rmsnorm_forward(h.data(), nullptr, x.data(), b.norm1, Np, D, vc_.eps);
+      rmsnorm_forward(h, nullptr, x, b.norm1, Np, D, vc_.eps);
     }
-    linear_forward(qkv.data(), h.data(), b.qkv, Np);  // one GEMM: the rounding happens once anyway
+    linear_forward(qkv, h, b.qkv, Np);  // one GEMM: the rounding happens once anyway
     {
       prof::Scope sc("vit rope");
-      rope_forward(qkv.data(), cos.data(), sin.data(), Np, vc_.heads, int(hd), 3 * D);
-      rope_forward(qkv.data() + D, cos.data(), sin.data(), Np, vc_.heads, int(hd), 3 * D);
+      rope_forward(qkv, cos, sin, Np, vc_.heads, int(hd), 3 * D);
+      rope_forward(qkv + D, cos, sin, Np, vc_.heads, int(hd), 3 * D);
     }
     const std::vector<int32_t>& cu = b.full ? win.cu_full : win.cu_window;
     AttnParams ap;
@@ -123,31 +137,32 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
       double fl = 0;
       for (size_t s = 0; s + 1 < cu.size(); s++) fl += 4.0 * double(cu[s + 1] - cu[s]) * (cu[s + 1] - cu[s]) * D;
       prof::Scope sc(b.full ? "vit attention full" : "vit attention window", fl);
-      attention_forward(att.data(), nullptr, qkv.data(), qkv.data() + D, qkv.data() + 2 * D, ap);
+      attention_forward(att, nullptr, qkv, qkv + D, qkv + 2 * D, ap);
     }
-    linear_forward(x.data(), att.data(), b.proj, Np, /*accumulate=*/true);
+    linear_forward(x, att, b.proj, Np, /*accumulate=*/true);
     {
       prof::Scope sc("vit rmsnorm");
-      rmsnorm_forward(h.data(), nullptr, x.data(), b.norm2, Np, D, vc_.eps);
+      rmsnorm_forward(h, nullptr, x, b.norm2, Np, D, vc_.eps);
     }
-    if (bf16) round_to_bf16(h16.data(), h.data(), Np * D);
-    swiglu_mlp_forward(x.data(), h.data(), Np, D, b.gate, b.up, b.down, mlp_scratch, 2048, bf16 ? h16.data() : nullptr);
+    if (bf16) round_to_bf16(h16, h, Np * D);
+    swiglu_mlp_forward(x, h, Np, D, b.gate, b.up, b.down, w.mlp, 2048, h16);
     if (progress) progress->step();
   }
 
   // Merger: RMSNorm per patch, concatenate each 2x2 block (rows are adjacent), MLP, then undo window order.
   {
     prof::Scope sc("vit rmsnorm");
-    rmsnorm_forward(h.data(), nullptr, x.data(), merger_norm_, Np, D, vc_.eps);
+    rmsnorm_forward(h, nullptr, x, merger_norm_, Np, D, vc_.eps);
   }
   const int64_t Nt = Np / u;
-  std::vector<float> m1(size_t(Nt * u * D)), y(size_t(Nt * vc_.out_hidden));
-  linear_forward(m1.data(), h.data(), merger_fc1_, Nt);
+  float* m1 = grown(w.m1, Nt * u * D);
+  float* y = grown(w.y, Nt * vc_.out_hidden);
+  linear_forward(m1, h, merger_fc1_, Nt);
   {
     prof::Scope sc("vit merger gelu");
-    gelu_erf_forward(m1.data(), m1.data(), Nt * u * D);
+    gelu_erf_forward(m1, m1, Nt * u * D);
   }
-  linear_forward(y.data(), m1.data(), merger_fc2_, Nt);
+  linear_forward(y, m1, merger_fc2_, Nt);
   const int64_t O = vc_.out_hidden;
   prof::Scope unperm_scope("vit undo window order");
   features.assign(size_t(Nt * O), 0.f);

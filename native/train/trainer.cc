@@ -50,7 +50,11 @@ Trainer::Trainer(const ModelConfig& cfg, const std::vector<TensorRecord>& tensor
   VR_CHECK(a.eps > 0 && a.weight_decay >= 0, "trainer: AdamW eps must be > 0 and weight decay >= 0");
   const int64_t D = cfg_.text.hidden;
   ws_ = std::make_unique<WeightStore>(tensors);
+  // The vision tower is frozen: its bf16 GEMM weights can live in the GEMM's packed layout, as in inference
+  // (+15-25% on the ViT forward of every micro-batch). The trainable LLM weights are copied into the ParamStore.
+  ws_->set_pack_linears(true);
   vision_ = std::make_unique<VisionTower>(cfg_.vision, *ws_, cfg_.compute);
+  ws_->set_pack_linears(false);
   llm_ = std::make_unique<TrainLLM>(cfg_.text, ps_);
   llm_->set_checkpointing(tc.gradient_checkpointing);
   bcm_ = std::make_unique<BoxCompression>(ps_, "box_feature_resampler.", D, tc.latent_count, tc.stage == 1);
@@ -97,7 +101,7 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
   std::vector<float> feats;
   {
     PhaseTimer pt("vision forward");
-    if (!b.grids.empty()) vision_->forward(b.pixel_values.data(), b.grids, feats);
+    if (!b.grids.empty()) vision_->forward(b.pixel_values.data(), b.grids, feats, nullptr, &vit_work_);
   }
   VR_CHECK(int64_t(feats.size()) == b.visual_tokens() * D, "trainer: the vision tower returned ", feats.size() / D,
            " tokens, the batch expects ", b.visual_tokens());

@@ -97,6 +97,7 @@ class Trainer {
   TrainerConfig tc_;
   std::unique_ptr<WeightStore> ws_;
   std::unique_ptr<VisionTower> vision_;
+  VisionWorkspace vit_work_;  // the ViT's activation buffers, kept from micro-batch to micro-batch
   ParamStore ps_;
   std::unique_ptr<TrainLLM> llm_;
   std::unique_ptr<BoxCompression> bcm_;
