@@ -142,7 +142,8 @@ void backward_case(const Shape& s, bool bf16, uint64_t seed, bool all = true) {
 
 VR_TEST(linear_forward_shapes) {
   const Shape shapes[] = {{1, 33, 65}, {2, 33, 65}, {3, 40, 64}, {4, 17, 96}, {5, 33, 65}, {7, 33, 65},
-                          {1, 256, 1000}, {16, 64, 31}, {33, 130, 257}, {64, 96, 200}};
+                          {1, 256, 1000}, {16, 64, 31}, {33, 130, 257}, {64, 96, 200},
+                          {69, 96, 200}, {71, 33, 65}};  // M >= 64, not a multiple of 8: padded rows (linear.cc)
   for_each_path([&] {
     uint64_t seed = 1;
     for (const Shape& s : shapes)
@@ -158,7 +159,7 @@ VR_TEST(linear_forward_shapes) {
 // runs the packed GEMV, larger M oneDNN on the packed layout.
 VR_TEST(linear_forward_packed) {
   const Shape shapes[] = {{1, 33, 65}, {2, 100, 37}, {3, 64, 32}, {4, 130, 257}, {1, 256, 1000},
-                          {5, 33, 65},  {16, 64, 31}, {33, 130, 257}, {64, 96, 200}};
+                          {5, 33, 65},  {16, 64, 31}, {33, 130, 257}, {64, 96, 200}, {69, 96, 200}, {71, 33, 65}};
   for_each_path([&] {
     uint64_t seed = 200;
     for (const Shape& s : shapes)
