@@ -37,6 +37,22 @@ float* grow(std::vector<float>& v, int64_t n) {
 
 }  // namespace
 
+// Causal GQA attention over the packed samples (cu_), q/att rows [T, Hq*hd], k/v rows [T, Hkv*hd].
+AttnParams TrainLLM::attn_params() const {
+  const int hd = tc_.head_dim;
+  AttnParams ap;
+  ap.Hq = tc_.heads;
+  ap.Hkv = tc_.kv_heads;
+  ap.D = hd;
+  ap.scale = 1.0f / std::sqrt(float(hd));
+  ap.causal = true;
+  ap.nseq = int(cu_.size()) - 1;
+  ap.cu_q = ap.cu_k = cu_.data();
+  ap.q_stride = ap.o_stride = int64_t(tc_.heads) * hd;
+  ap.k_stride = ap.v_stride = int64_t(tc_.kv_heads) * hd;
+  return ap;
+}
+
 int64_t TrainLLM::saved_bytes_per_token_layer(const TextConfig& tc) {
   const int64_t D = tc.hidden, F = tc.intermediate, Dq = int64_t(tc.heads) * tc.head_dim,
                 Dkv = int64_t(tc.kv_heads) * tc.head_dim;
@@ -114,16 +130,7 @@ void TrainLLM::attention_half(const Layer& l, const float* x, LayerActs& a) cons
   linear_forward(a.v.data(), a.h1.data(), ps_.linear(*l.v_w, l.v_b), T);
   rope_forward(a.q.data(), cos_.data(), sin_.data(), T, Hq, int(hd), Dq);
   rope_forward(a.k.data(), cos_.data(), sin_.data(), T, Hkv, int(hd), Dkv);
-  AttnParams ap;
-  ap.Hq = Hq;
-  ap.Hkv = Hkv;
-  ap.D = int(hd);
-  ap.scale = 1.0f / std::sqrt(float(hd));
-  ap.causal = true;
-  ap.nseq = int(cu_.size()) - 1;
-  ap.cu_q = ap.cu_k = cu_.data();
-  ap.q_stride = ap.o_stride = Dq;
-  ap.k_stride = ap.v_stride = Dkv;
+  const AttnParams ap = attn_params();
   attention_forward(a.att.data(), a.lse.data(), a.q.data(), a.k.data(), a.v.data(), ap);
   linear_forward(a.x2.data(), a.att.data(), ps_.linear(*l.o_w, nullptr), T, /*accumulate=*/true);
   rmsnorm_forward(a.h2.data(), a.rstd2.data(), a.x2.data(), l.post_norm->w, T, D, tc_.eps);
@@ -234,16 +241,7 @@ void TrainLLM::layer_backward(const Layer& l, const float* x, LayerActs& a, bool
   std::fill(dq, dq + T * Dq, 0.f);
   std::fill(dk, dk + T * Dkv, 0.f);
   std::fill(dv, dv + T * Dkv, 0.f);
-  AttnParams ap;
-  ap.Hq = Hq;
-  ap.Hkv = Hkv;
-  ap.D = int(hd);
-  ap.scale = 1.0f / std::sqrt(float(hd));
-  ap.causal = true;
-  ap.nseq = int(cu_.size()) - 1;
-  ap.cu_q = ap.cu_k = cu_.data();
-  ap.q_stride = ap.o_stride = Dq;
-  ap.k_stride = ap.v_stride = Dkv;
+  const AttnParams ap = attn_params();
   {
     PhaseTimer pt("  bwd: attention");
     attention_backward(dq, dk, dv, datt, a.att.data(), a.lse.data(), a.q.data(), a.k.data(), a.v.data(), ap);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "ops/attention.h"
 #include "model/weights.h"
 #include "train/param_store.h"
 
@@ -54,6 +55,7 @@ class TrainLLM {
   static int64_t saved_bytes_per_token_layer(const TextConfig& tc);
 
  private:
+  AttnParams attn_params() const;
   struct Layer {
     Param *in_norm, *post_norm, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *gate, *up, *down;
   };
