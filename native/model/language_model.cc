@@ -48,8 +48,18 @@ void LanguageModel::embed(float* out, const int32_t* ids, int64_t T) const {
   embedding_forward(out, ids, T, embed_table_, embed_dtype_, tc_.vocab, tc_.hidden);
 }
 
+namespace {
+template <class T>
+T* grown(std::vector<T>& v, int64_t n) {
+  if (int64_t(v.size()) < n) v.resize(size_t(n));
+  return v.data();
+}
+}  // namespace
+
 void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const int64_t* pos3, int64_t plane_stride,
-                            KVCache& cache, AttnProbe* probe, Progress* progress) const {
+                            KVCache& cache, AttnProbe* probe, Progress* progress, LLMWorkspace* work) const {
+  LLMWorkspace local;
+  LLMWorkspace& w = work ? *work : local;
   const int64_t D = tc_.hidden, hd = tc_.head_dim;
   const int Hq = tc_.heads, Hkv = tc_.kv_heads;
   const int64_t Dq = int64_t(Hq) * hd, Dkv = int64_t(Hkv) * hd;
@@ -57,17 +67,22 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
   cache.reserve(T);
   const int64_t c = cache.len();
 
-  std::vector<float> cos, sin;
   {
     prof::Scope sc("llm mrope tables");
-    mrope_tables(tc_, pos3, T, plane_stride, cos, sin);
+    mrope_tables(tc_, pos3, T, plane_stride, w.cos, w.sin);
   }
+  const float* cos = w.cos.data();
+  const float* sin = w.sin.data();
 
-  std::vector<float> x(x_in, x_in + T * D), h(size_t(T * D)), q(size_t(T * Dq)), att(size_t(T * Dq));
-  std::vector<float> lse(size_t(Hq) * T), mlp_scratch;
+  float* x = grown(w.x, T * D);
+  std::memcpy(x, x_in, size_t(T * D) * sizeof(float));
+  float* h = grown(w.h, T * D);
+  float* q = grown(w.q, T * Dq);
+  float* att = grown(w.att, T * Dq);
+  float* lse = grown(w.lse, int64_t(Hq) * T);
   // BF16 weights: the normalised input is rounded to bf16 once for q/k/v and once for gate/up.
   const bool bf16 = layers_.empty() ? false : layers_[0].q.dtype == DType::BF16;
-  std::vector<uint16_t> h16(bf16 ? size_t(T * D) : 0);
+  uint16_t* h16 = bf16 ? grown(w.h16, T * D) : nullptr;
   const int32_t cu_q[2] = {0, int32_t(T)};
   const int32_t cu_k[2] = {0, int32_t(c + T)};
   if (probe) probe->probs.assign(size_t(probe->key_end - probe->key_begin), 0.f);
@@ -78,22 +93,22 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
     float* V = cache.v(int(li));
     {
       prof::Scope sc("llm rmsnorm");
-      rmsnorm_forward(h.data(), nullptr, x.data(), l.in_norm, T, D, tc_.eps);
+      rmsnorm_forward(h, nullptr, x, l.in_norm, T, D, tc_.eps);
     }
     if (bf16) {
-      round_to_bf16(h16.data(), h.data(), T * D);
-      linear_forward_bf16in(q.data(), h16.data(), l.q, T);
-      linear_forward_bf16in(K + c * Dkv, h16.data(), l.k, T);
-      linear_forward_bf16in(V + c * Dkv, h16.data(), l.v, T);
+      round_to_bf16(h16, h, T * D);
+      linear_forward_bf16in(q, h16, l.q, T);
+      linear_forward_bf16in(K + c * Dkv, h16, l.k, T);
+      linear_forward_bf16in(V + c * Dkv, h16, l.v, T);
     } else {
-      linear_forward(q.data(), h.data(), l.q, T);
-      linear_forward(K + c * Dkv, h.data(), l.k, T);
-      linear_forward(V + c * Dkv, h.data(), l.v, T);
+      linear_forward(q, h, l.q, T);
+      linear_forward(K + c * Dkv, h, l.k, T);
+      linear_forward(V + c * Dkv, h, l.v, T);
     }
     {
       prof::Scope sc("llm rope");
-      rope_forward(q.data(), cos.data(), sin.data(), T, Hq, int(hd), Dq);
-      rope_forward(K + c * Dkv, cos.data(), sin.data(), T, Hkv, int(hd), Dkv);
+      rope_forward(q, cos, sin, T, Hq, int(hd), Dq);
+      rope_forward(K + c * Dkv, cos, sin, T, Hkv, int(hd), Dkv);
     }
     AttnParams ap;
     ap.Hq = Hq;
@@ -109,7 +124,7 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
     {
       // causal: query i sees c + i + 1 keys; QK^T and PV, 2 FLOP per multiply-add
       prof::Scope sc("llm attention", 4.0 * double(Dq) * (double(T) * c + double(T) * (T + 1) / 2));
-      attention_forward(att.data(), lse.data(), q.data(), K, V, ap);
+      attention_forward(att, lse, q, K, V, ap);
     }
     if (probe) {
       // softmax row of the last query: p_j = exp(q.k_j * scale - lse)
@@ -126,18 +141,18 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
         }
       }
     }
-    linear_forward(x.data(), att.data(), l.o, T, /*accumulate=*/true);
+    linear_forward(x, att, l.o, T, /*accumulate=*/true);
     {
       prof::Scope sc("llm rmsnorm");
-      rmsnorm_forward(h.data(), nullptr, x.data(), l.post_norm, T, D, tc_.eps);
+      rmsnorm_forward(h, nullptr, x, l.post_norm, T, D, tc_.eps);
     }
-    if (bf16) round_to_bf16(h16.data(), h.data(), T * D);
-    swiglu_mlp_forward(x.data(), h.data(), T, D, l.gate, l.up, l.down, mlp_scratch, 1024, bf16 ? h16.data() : nullptr);
+    if (bf16) round_to_bf16(h16, h, T * D);
+    swiglu_mlp_forward(x, h, T, D, l.gate, l.up, l.down, w.mlp, 1024, bf16 ? h16 : nullptr);
     if (progress) progress->step();
   }
   cache.advance(T);
   prof::Scope sc("llm rmsnorm");
-  rmsnorm_forward(hidden, nullptr, x.data(), final_norm_, T, D, tc_.eps);
+  rmsnorm_forward(hidden, nullptr, x, final_norm_, T, D, tc_.eps);
 }
 
 void LanguageModel::logits(float* out, const float* hidden, int64_t T) const {

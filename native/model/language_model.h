@@ -20,6 +20,13 @@ struct AttnProbe {
   std::vector<float> probs;
 };
 
+// Activation buffers of a forward pass, kept by the caller from call to call (see VisionWorkspace): only grow,
+// every element written before it is read.
+struct LLMWorkspace {
+  std::vector<float> cos, sin, x, h, q, att, lse, mlp;
+  std::vector<uint16_t> h16;
+};
+
 class LanguageModel {
  public:
   LanguageModel(const TextConfig& tc, WeightStore& ws, DType compute);
@@ -29,7 +36,7 @@ class LanguageModel {
   // x [T, D] input embeddings at positions pos3 (planes t/h/w, plane_stride apart) appended after the cache;
   // writes the post-norm hidden states [T, D] and extends the cache by T.
   void forward(float* hidden, const float* x, int64_t T, const int64_t* pos3, int64_t plane_stride, KVCache& cache,
-               AttnProbe* probe = nullptr, Progress* progress = nullptr) const;
+               AttnProbe* probe = nullptr, Progress* progress = nullptr, LLMWorkspace* work = nullptr) const;
   // logits [T, vocab] = hidden @ lm_head^T
   void logits(float* out, const float* hidden, int64_t T) const;
   KVCache new_cache() const { return KVCache(tc_.layers, tc_.kv_heads, tc_.head_dim); }

@@ -26,6 +26,12 @@ QwenVLModel::QwenVLModel(const ModelConfig& cfg, const std::vector<TensorRecord>
 Session::Session(std::shared_ptr<const QwenVLModel> model)
     : model_(std::move(model)), cache_(model_->llm().new_cache()) {}
 
+std::unique_lock<std::mutex> QwenVLModel::borrow_workspace(PrefillWorkspace** w) const {
+  std::unique_lock<std::mutex> lock(work_mu_, std::try_to_lock);
+  *w = lock.owns_lock() ? &work_ : nullptr;
+  return lock;
+}
+
 PrefillOutput Session::prefill(const PrefillInput& in) {
   const ModelConfig& cfg = model_->config();
   const int64_t L = int64_t(in.ids.size()), D = cfg.text.hidden, V = cfg.text.vocab;
@@ -37,6 +43,8 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
   prof::reset();
   progress_.reset((in.grids.empty() ? 0 : cfg.vision.depth) + cfg.text.layers);
   PrefillOutput out;
+  PrefillWorkspace* work = nullptr;
+  const std::unique_lock<std::mutex> work_lock = model_->borrow_workspace(&work);
   rope_delta_ = mrope_positions(in.ids.data(), L, in.grids, cfg.image_token_id, cfg.vision.merge, out.positions);
   out.rope_delta = rope_delta_;
 
@@ -54,7 +62,7 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
              in.pixel_values.size(), " values, the grids need ", Np, " x ", cfg.vision.patch_dim());
     auto t0 = std::chrono::steady_clock::now();
     std::vector<float> feat;
-    model_->vision().forward(in.pixel_values.data(), in.grids, feat, &progress_);
+    model_->vision().forward(in.pixel_values.data(), in.grids, feat, &progress_, work ? &work->vit : nullptr);
     out.vision_ms = ms_since(t0);
     prof::Scope sc("scatter vision features");
     int64_t j = 0;
@@ -75,7 +83,8 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
 
   auto t1 = std::chrono::steady_clock::now();
   std::vector<float> hidden(size_t(L * D));
-  model_->llm().forward(hidden.data(), x.data(), L, out.positions.data(), L, cache_, nullptr, &progress_);
+  model_->llm().forward(hidden.data(), x.data(), L, out.positions.data(), L, cache_, nullptr, &progress_,
+                        work ? &work->llm : nullptr);
   const int64_t rows = in.all_logits ? L : 1;
   const float* hsrc = in.all_logits ? hidden.data() : &hidden[(L - 1) * D];
   out.hidden.assign(hsrc, hsrc + rows * D);

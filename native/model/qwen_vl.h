@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "model/config.h"
@@ -14,6 +15,13 @@
 
 namespace vr {
 
+// Prefill activation buffers (ViT + LLM). Eval runs thousands of prefills on one model, each in a new Session:
+// buffers kept by the model skip ~100 MB of first-touch page faults per prefill (2-3% of a 305-token prefill).
+struct PrefillWorkspace {
+  VisionWorkspace vit;
+  LLMWorkspace llm;
+};
+
 class QwenVLModel {
  public:
   QwenVLModel(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors);
@@ -21,8 +29,13 @@ class QwenVLModel {
   const WeightStore& weights() const { return *ws_; }
   const VisionTower& vision() const { return *vision_; }
   const LanguageModel& llm() const { return *llm_; }
+  // The shared prefill buffers, one prefill at a time: *w is null (use fresh buffers) when another prefill holds
+  // them. The buffers stay with the model at the size of the largest prefill so far.
+  std::unique_lock<std::mutex> borrow_workspace(PrefillWorkspace** w) const;
 
  private:
+  mutable std::mutex work_mu_;
+  mutable PrefillWorkspace work_;
   ModelConfig cfg_;
   std::unique_ptr<WeightStore> ws_;
   std::unique_ptr<VisionTower> vision_;
