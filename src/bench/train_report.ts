@@ -1,6 +1,7 @@
 // `vreflect bench train` figures: per engine the medians of the timed optimizer steps (N accumulated micro-batches +
-// one AdamW update each), tokens/s, peak RSS, and the share of the measured bf16 GEMM peak the whole step reaches (model FLOPs: MFU; with each engine's recompute: HFU), the
-// speed-up over PyTorch eager, and the issue's targets; rendered as a text table, JSON and a README snippet.
+// one AdamW update each), tokens/s, peak RSS, and the share of the measured bf16 GEMM peak the whole step reaches
+// (model FLOPs: MFU; with each engine's recompute: HFU), the speed-up over PyTorch eager, and the issue's targets;
+// rendered as a text table, JSON and a README snippet.
 import type { CpuDescription } from './machine';
 import { cpuLine } from './machine';
 import type { GemmProbe } from './native_probes';
@@ -193,7 +194,7 @@ function headerLines(r: TrainBenchReport): string[] {
 
 export function renderTrainText(r: TrainBenchReport): string {
   const lines = ['vreflect bench train', ...headerLines(r), ''];
-  const head = ['', 'step ms', 'fwd+bwd ms', 'per micro-batch', 'AdamW ms', 'tokens/s', 'peak RSS', 'MFU', 'with recompute', 'cores busy', 'kernel CPU', 'vreflect speed-up'];
+  const head = ['', 'step ms', 'fwd+bwd ms', 'per micro-batch ms', 'AdamW ms', 'tokens/s', 'peak RSS', 'MFU', 'with recompute', 'cores busy', 'kernel CPU', 'vreflect speed-up'];
   const table: string[][] = [head];
   for (const row of r.rows) {
     const run = r.runs.find((x) => x.kind === row.kind);
