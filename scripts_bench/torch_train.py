@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""PyTorch + transformers side of `vreflect bench train`: times one V-Reflection stage-1 training step (method.md
-§7-§8) the way a PyTorch user writes it, on the benchmark checkpoint and the micro-batch `vreflect bench train`
+"""PyTorch + transformers side of `vreflect bench train`: times V-Reflection stage-1 optimizer steps (method.md
+§7-§8) the way a PyTorch user writes them, on the benchmark checkpoint and the micro-batch `vreflect bench train`
 wrote (batch.json + pixels.f32), and prints ONE JSON line on stdout. Progress and warnings go to stderr.
 
   python scripts_bench/torch_train.py --model DIR --batch DIR/batch.json --threads 2 --steps 3 --warmup 1 \
-      [--checkpointing]
+      [--grad-accum 8] [--checkpointing]
 
 The step, eager mode:
   * Qwen2_5_VLForConditionalGeneration.from_pretrained(DIR) with fp32 weights; the vision tower + merger frozen,
@@ -15,8 +15,9 @@ The step, eager mode:
   * the decoder (sdpa attention, causal) on the embeddings with the image features and latents scattered in,
     with the M-RoPE positions from the batch file; lm_head only on rows that have a target (as our fused CE);
   * loss = CE + 0.5 x symmetric decoupled MSE between h[slot - 1] and the latents (method.md §8.3);
-  * backward, clip_grad_norm_(1.0), torch.optim.AdamW (betas 0.9/0.999, eps 1e-8, weight decay 0.1 on tensors with
-    >= 2 dims, fused CPU kernel by default), zero_grad;
+  * (loss / N).backward() for each of the --grad-accum N micro-batches (the same one N times; upstream's recipe
+    accumulates 8 per optimizer step), then clip_grad_norm_(1.0), torch.optim.AdamW (betas 0.9/0.999, eps 1e-8,
+    weight decay 0.1 on tensors with >= 2 dims, fused CPU kernel by default), zero_grad;
   * --checkpointing: transformers' gradient checkpointing of the decoder layers (upstream trains with it on).
 """
 import argparse
@@ -122,8 +123,8 @@ def cmd_train(a):
     slot_col = torch.tensor([p for s in b["lvr_slots"] for p in s], dtype=torch.long)
     sel = targets != -100
 
-    def step():
-        r_a = resource.getrusage(resource.RUSAGE_SELF)
+    def micro_batch():
+        """forward + (loss / N).backward() of one micro-batch; returns its losses and vision-tower seconds"""
         t_a = time.perf_counter()
         with torch.no_grad():
             feats = torch.cat(model.model.get_image_features(pixels, grid).pooler_output, dim=0)  # [V, D] bf16
@@ -143,7 +144,13 @@ def cmd_train(a):
         Zf = Z.float()
         align = (F.mse_loss(Hm1.detach(), Zf) + F.mse_loss(Hm1, Zf.detach())) / 2
         loss = ce + 0.5 * align
-        loss.backward()
+        (loss / a.grad_accum).backward()
+        return loss.item(), ce.item(), align.item(), t_v - t_a
+
+    def step():
+        r_a = resource.getrusage(resource.RUSAGE_SELF)
+        t_a = time.perf_counter()
+        micro = [micro_batch() for _ in range(a.grad_accum)]
         t_b = time.perf_counter()
         gn = torch.nn.utils.clip_grad_norm_(trainable, a.max_grad_norm)
         opt.step()
@@ -154,23 +161,24 @@ def cmd_train(a):
             "step_ms": (t_c - t_a) * 1000,
             "fwd_bwd_ms": (t_b - t_a) * 1000,
             "optimizer_ms": (t_c - t_b) * 1000,
-            "vision_ms": (t_v - t_a) * 1000,
+            "vision_ms": sum(m[3] for m in micro) * 1000,
             "user_s": r_c.ru_utime - r_a.ru_utime,
             "sys_s": r_c.ru_stime - r_a.ru_stime,
-            "loss": loss.item(),
-            "loss_ce": ce.item(),
-            "loss_align": align.item(),
+            "loss": sum(m[0] for m in micro) / len(micro),  # the micro-batches' mean, as train-stage1 logs it
+            "loss_ce": sum(m[1] for m in micro) / len(micro),
+            "loss_align": sum(m[2] for m in micro) / len(micro),
             "grad_norm": gn.item(),
         }
 
     label = f"torch bf16{' ckpt' if a.checkpointing else ''}"
+    micro_batches = f"{a.grad_accum} micro-batch{'' if a.grad_accum == 1 else 'es'}"
     for i in range(a.warmup):
         s = step()
-        eprint(f"{label}: warm-up {i + 1}/{a.warmup}: {s['step_ms']:.0f} ms, loss {s['loss']:.3f}")
+        eprint(f"{label}: warm-up {i + 1}/{a.warmup}: {s['step_ms']:.0f} ms ({micro_batches} + AdamW), loss {s['loss']:.3f}")
     steps = []
     for i in range(a.steps):
         s = step()
-        eprint(f"{label}: step {i + 1}/{a.steps}: {s['step_ms']:.0f} ms (fwd+bwd {s['fwd_bwd_ms']:.0f}, "
+        eprint(f"{label}: step {i + 1}/{a.steps}: {s['step_ms']:.0f} ms (fwd+bwd {s['fwd_bwd_ms']:.0f} over {micro_batches}, "
                f"AdamW {s['optimizer_ms']:.0f}), loss {s['loss']:.3f} (ce {s['loss_ce']:.3f}, align {s['loss_align']:.4f}), "
                f"CPU user {s['user_s']:.1f} s, kernel {s['sys_s']:.1f} s")
         steps.append(s)
@@ -180,6 +188,7 @@ def cmd_train(a):
         "transformers": transformers.__version__,
         "threads": torch.get_num_threads(),
         "checkpointing": bool(a.checkpointing),
+        "grad_accum": a.grad_accum,
         "adamw": a.adamw,
         "attn": "sdpa",
         "tokens": int(n * L),
@@ -202,9 +211,13 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--grad-accum", type=int, default=8, help="forward+backward passes per optimizer step (upstream: 8)")
     p.add_argument("--checkpointing", action="store_true")
     p.add_argument("--adamw", choices=["fused", "foreach", "for-loop"], default="fused")
     a = p.parse_args()
+    if a.grad_accum < 1:
+        print(json.dumps({"ok": False, "error": f"--grad-accum must be an integer >= 1, got {a.grad_accum}"}), flush=True)
+        sys.exit(2)
     try:
         cmd_train(a)
     except Exception as err:  # noqa: BLE001 - one JSON line the caller can read, whatever failed

@@ -1,5 +1,5 @@
 // `vreflect bench train` end to end: checkpoint, the synthetic micro-batch (ours builds it in its worker, PyTorch
-// reads it from a file), bf16 GEMM peak probes, one process per engine (ours, PyTorch eager, PyTorch eager with
+// reads it from a file; a timed step accumulates gradients over N passes of it, then updates), bf16 GEMM peak probes, one process per engine (ours, PyTorch eager, PyTorch eager with
 // gradient checkpointing), then the report. Each measurement waits for an idle machine first and records how much
 // other work ran meanwhile.
 import * as fs from 'fs';
@@ -13,7 +13,7 @@ import { GemmProbe, hasNativeProbes, probeGemm } from './native_probes';
 import { findTorchPython, PythonInfo, runTorchGemm, TorchGemmResult } from './torch_side';
 import { batchIds, buildTrainBatch, TrainBatchSpec, writeTorchBatch } from './train_batch';
 import { defaultTrainCheckpointDir, ensureTrainCheckpoint } from './train_checkpoint';
-import { trainStepCost } from './train_flops';
+import { accumulatedStepCost, trainStepCost } from './train_flops';
 import { TrainBenchShape, trainParamCounts } from './train_model';
 import { buildTrainReport, EngineKind, TrainBenchInputs, TrainBenchReport, TrainRun } from './train_report';
 import { runTorchTrain } from './train_torch';
@@ -25,8 +25,11 @@ export interface TrainBenchOptions {
   shape: TrainBenchShape;
   regenerate: boolean;
   batch: Omit<TrainBatchSpec, 'vocab'>;
+  /** optimizer steps timed and warm-up steps (whole steps: N micro-batches + one update each) */
   steps: number;
   warmup: number;
+  /** forward+backward passes per optimizer step (upstream's recipe: 8) */
+  gradientAccumulationSteps: number;
   threads: number;
   torch: 'auto' | 'on' | 'off';
   /** PyTorch variants to run: plain eager, and eager with gradient checkpointing */
@@ -62,10 +65,11 @@ export async function runTrainBench(opts: TrainBenchOptions, hooks: TrainBenchHo
   const batchFile = writeTorchBatch(path.join(dir, 'bench-batch'), batch, batchIds(spec).imagePad);
   const boxTokens = Array.from({ length: batch.numBoxes }, (_, i) => batch.cuBoxTokens[i + 1] - batch.cuBoxTokens[i]);
   const grids = Array.from({ length: batch.numImages }, (_, i) => ({ t: batch.imageGrids[3 * i], h: batch.imageGrids[3 * i + 1], w: batch.imageGrids[3 * i + 2] }));
-  const cost = trainStepCost(opts.shape, {
+  const microCost = trainStepCost(opts.shape, {
     sampleTokens: Array.from({ length: batch.numSamples }, (_, s) => batch.cuSeqlens[s + 1] - batch.cuSeqlens[s]),
     targets: batch.numTargets, grids, boxTokens, latentCount: spec.latentCount,
   });
+  const cost = accumulatedStepCost(microCost, opts.gradientAccumulationSteps);
 
   let addon: NativeAddon | undefined;
   let info: NativeInfo | undefined;
@@ -106,7 +110,10 @@ export async function runTrainBench(opts: TrainBenchOptions, hooks: TrainBenchHo
   const runs: TrainRun[] = [];
   const errors: { kind: EngineKind; error: string }[] = [];
   const childLine = (l: string) => (/^(ours|torch) bf16/.test(l) ? hooks.say(l) : hooks.debug?.(l));
-  const common = { steps: opts.steps, warmup: opts.warmup, threads: opts.threads, lr: opts.lr, maxGradNorm: opts.maxGradNorm };
+  const common = {
+    steps: opts.steps, warmup: opts.warmup, threads: opts.threads, lr: opts.lr, maxGradNorm: opts.maxGradNorm,
+    gradientAccumulationSteps: opts.gradientAccumulationSteps,
+  };
   if (opts.ours) {
     try {
       const req: TrainWorkerRequest = { model: dir, batch: spec, dtype: 'bf16', checkpointing: opts.checkpointing, ...common };
@@ -140,6 +147,7 @@ export async function runTrainBench(opts: TrainBenchOptions, hooks: TrainBenchHo
     cpu: thisCpu(),
     threads: opts.threads,
     loadAverageAtStart: load0,
+    gradient_accumulation_steps: opts.gradientAccumulationSteps,
     gemmPath: info ? { bf16: info.cpu.gemm_bf16, fp32: info.cpu.gemm_f32, onednn: info.onednn } : undefined,
     model: { dir, shape: opts.shape, parameters: ckpt.parameters, weightBytes: ckpt.weightBytes, counts: trainParamCounts(opts.shape, spec.latentCount) },
     batch: { spec, tokens: batch.numTokens, targets: batch.numTargets, visualTokens: batch.numVisualTokens, patches: batch.numPatches, boxTokens },

@@ -1,4 +1,6 @@
 // FLOPs of one stage-1 training step (2 FLOP per multiply-add; norms, RoPE, softmax and the optimizer ignored).
+// trainStepCost counts one micro-batch; with gradient accumulation an optimizer step runs N of them
+// (accumulatedStepCost: every count, recompute included, times N; the AdamW update adds no FLOPs here).
 //
 // Model FLOPs (what the step must compute, the usual MFU numerator):
 //   3 x forward of everything trained (forward, then backward = 2 x forward: input and weight gradients):
@@ -25,6 +27,8 @@ export interface TrainStepInput {
 }
 
 export interface TrainStepCost {
+  /** micro-batches (forward + backward passes) per optimizer step that these counts cover */
+  microBatches: number;
   tokens: number;
   /** forward multiply-adds per part */
   layerDenseMac: number;
@@ -74,6 +78,7 @@ export function trainStepCost(s: TrainBenchShape, inp: TrainStepInput): TrainSte
   }
   const trainedMac = layerDenseMac + layerAttnMac + lmHeadMac + bcm;
   return {
+    microBatches: 1,
     tokens,
     layerDenseMac,
     layerAttnMac,
@@ -85,4 +90,12 @@ export function trainStepCost(s: TrainBenchShape, inp: TrainStepInput): TrainSte
     oursKeptRecomputeFlop: 2 * lmHeadMac,
     torchCheckpointRecomputeFlop: 2 * (layerDenseMac + layerAttnMac),
   };
+}
+
+/** One optimizer step of n accumulated passes over micro-batches costing `micro` each. */
+export function accumulatedStepCost(micro: TrainStepCost, n: number): TrainStepCost {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`gradient accumulation steps must be an integer >= 1, got ${n}`);
+  const { microBatches, ...counts } = micro;
+  const scaled = Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, v * n])) as Omit<TrainStepCost, 'microBatches'>;
+  return { microBatches: microBatches * n, ...scaled };
 }

@@ -1,6 +1,7 @@
-// `vreflect bench train` figures: per engine the medians of the timed steps, tokens/s, peak RSS, and the share of
-// the measured bf16 GEMM peak the whole step reaches (model FLOPs: MFU; with each engine's recompute: HFU), the
-// speed-up over PyTorch eager, and the issue's targets; rendered as a text table, JSON and a README snippet.
+// `vreflect bench train` figures: per engine the medians of the timed optimizer steps (N accumulated micro-batches +
+// one AdamW update each), tokens/s, peak RSS, and the share of the measured bf16 GEMM peak the whole step reaches
+// (model FLOPs: MFU; with each engine's recompute: HFU), the speed-up over PyTorch eager, and the issue's targets;
+// rendered as a text table, JSON and a README snippet.
 import type { CpuDescription } from './machine';
 import { cpuLine } from './machine';
 import type { GemmProbe } from './native_probes';
@@ -36,9 +37,13 @@ export interface TrainBenchInputs {
   cpu: CpuDescription;
   threads: number;
   loadAverageAtStart: number;
+  /** forward+backward passes (micro-batches) per optimizer step */
+  gradient_accumulation_steps: number;
   gemmPath?: { bf16: string; fp32: string; onednn: boolean };
   model: { dir: string; shape: TrainBenchShape; parameters: number; weightBytes: number; counts: TrainParamCounts };
+  /** ONE micro-batch (a step runs it gradient_accumulation_steps times) */
   batch: { spec: TrainBatchSpec; tokens: number; targets: number; visualTokens: number; patches: number; boxTokens: number[] };
+  /** FLOPs of a whole optimizer step: all its micro-batches (cost.microBatches = gradient_accumulation_steps) */
   cost: TrainStepCost;
   gemmOurs: GemmProbe[];
   gemmTorch?: TorchGemmResult;
@@ -52,8 +57,12 @@ export interface TrainRowFigures {
   kind: EngineKind;
   label: string;
   step_ms: number;
+  /** all micro-batches of the step */
   fwd_bwd_ms: number;
+  /** fwd_bwd_ms / gradient_accumulation_steps: compares across accumulation settings */
+  micro_batch_ms: number;
   optimizer_ms: number;
+  /** gradient_accumulation_steps x micro-batch tokens per step time */
   tokens_per_s: number;
   peak_rss_bytes: number;
   /** model FLOPs per second over the whole step, and as % of the bf16 GEMM peak */
@@ -93,9 +102,12 @@ export function recomputeFlop(kind: EngineKind, c: TrainStepCost, checkpointing 
 }
 
 export function buildTrainReport(inp: TrainBenchInputs): TrainBenchReport {
+  const ga = inp.gradient_accumulation_steps;
+  if (inp.cost.microBatches !== ga) throw new Error(`bench train report: the FLOP count covers ${inp.cost.microBatches} micro-batches, the step ${ga}`);
   const peak = bf16Peak(inp.gemmOurs, inp.gemmTorch);
   const rows: TrainRowFigures[] = inp.runs.map((r) => {
     const step = median(r.steps.map((s) => s.step_ms));
+    const fwdBwd = median(r.steps.map((s) => s.fwd_bwd_ms));
     const cpu = r.steps.reduce((a, s) => a + s.user_s + s.sys_s, 0);
     const sys = r.steps.reduce((a, s) => a + s.sys_s, 0);
     const modelGflops = inp.cost.modelFlop / 1e9 / (step / 1000);
@@ -104,9 +116,10 @@ export function buildTrainReport(inp: TrainBenchInputs): TrainBenchReport {
       kind: r.kind,
       label: ENGINE_LABELS[r.kind] + (r.kind === 'vreflect' && r.checkpointing !== undefined ? (r.checkpointing ? ' + grad ckpt' : ', no recompute') : ''),
       step_ms: step,
-      fwd_bwd_ms: median(r.steps.map((s) => s.fwd_bwd_ms)),
+      fwd_bwd_ms: fwdBwd,
+      micro_batch_ms: fwdBwd / ga,
       optimizer_ms: median(r.steps.map((s) => s.optimizer_ms)),
-      tokens_per_s: inp.batch.tokens / (step / 1000),
+      tokens_per_s: (ga * inp.batch.tokens) / (step / 1000),
       peak_rss_bytes: r.peak_rss_bytes,
       model_gflops: modelGflops,
       mfu_pct: peak.bf16_gflops ? (100 * modelGflops) / peak.bf16_gflops : undefined,
@@ -143,18 +156,21 @@ const times = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : `${x.t
 const tf = (flop: number) => (flop / 1e12).toFixed(2);
 const e9 = (n: number) => `${(n / 1e9).toFixed(3)}e9`;
 
+const microBatches = (n: number) => `${n} micro-batch${n === 1 ? '' : 'es'}`;
+
 /** What was measured, in words (shared by the text report and the markdown snippet). */
 export function describeSetup(r: TrainBenchReport): string[] {
-  const s = r.model.shape, c = r.model.counts, b = r.batch, k = r.cost;
+  const s = r.model.shape, c = r.model.counts, b = r.batch, k = r.cost, ga = r.gradient_accumulation_steps;
   return [
     `Model: Qwen2.5-VL-7B layer widths, ${s.llmLayers} LLM + ${s.vitLayers} ViT layers, vocabulary cut to ${s.vocab} rows ` +
       `(special tokens remapped into it), random bf16 weights: ${e9(c.trainable)} trainable parameters ` +
       `(${e9(c.layerGemm)} in decoder-layer GEMMs, 2 x ${e9(c.embedding)} embed_tokens / lm_head, ${e9(c.bcm)} BCM), ${e9(c.frozen)} frozen (ViT + merger)`,
-    `Step: stage 1, one micro-batch of ${b.spec.samples} x ${b.spec.tokensPerSample} tokens ` +
+    `Step: stage 1, ${microBatches(ga)} of ${b.spec.samples} x ${b.spec.tokensPerSample} tokens ` +
       `(${b.spec.imageSize}x${b.spec.imageSize} image = ${b.visualTokens / b.spec.samples} image tokens per sample, ` +
-      `${b.boxTokens.length} box(es) of ${b.boxTokens.join('/')} tokens, ${b.spec.latentCount} latents per box, ${b.targets} CE targets): ` +
-      `forward + backward + clip + AdamW, ${r.threads} threads`,
-    `FLOPs per step: model ${tf(k.modelFlop)} TFLOP = 3 x forward of decoder GEMMs ${tf(6 * k.layerDenseMac)}, attention ${tf(6 * k.layerAttnMac)}, ` +
+      `${b.boxTokens.length} box(es) of ${b.boxTokens.join('/')} tokens, ${b.spec.latentCount} latents per box, ${b.targets} CE targets) ` +
+      `+ one AdamW update: forward + backward per micro-batch${ga > 1 ? ' (the same one each time, gradients accumulated)' : ''}, ` +
+      `then clip + AdamW${ga === 8 ? " (upstream's recipe: 8 accumulation steps)" : ''}, ${r.threads} threads`,
+    `FLOPs per step (${microBatches(ga)}): model ${tf(k.modelFlop)} TFLOP = 3 x forward of decoder GEMMs ${tf(6 * k.layerDenseMac)}, attention ${tf(6 * k.layerAttnMac)}, ` +
       `lm_head ${tf(6 * k.lmHeadMac)}, BCM ${tf(6 * k.bcmMac)} + frozen ViT forward ${tf(2 * k.vitMac)}; recompute on top: ` +
       `vreflect ${tf(k.oursRecomputeFlop)} (layers + lm_head), PyTorch grad ckpt ${tf(k.torchCheckpointRecomputeFlop)} (layers)`,
   ];
@@ -178,11 +194,11 @@ function headerLines(r: TrainBenchReport): string[] {
 
 export function renderTrainText(r: TrainBenchReport): string {
   const lines = ['vreflect bench train', ...headerLines(r), ''];
-  const head = ['', 'step ms', 'fwd+bwd ms', 'AdamW ms', 'tokens/s', 'peak RSS', 'MFU', 'with recompute', 'cores busy', 'kernel CPU', 'vreflect speed-up'];
+  const head = ['', 'step ms', 'fwd+bwd ms', 'per micro-batch ms', 'AdamW ms', 'tokens/s', 'peak RSS', 'MFU', 'with recompute', 'cores busy', 'kernel CPU', 'vreflect speed-up'];
   const table: string[][] = [head];
   for (const row of r.rows) {
     const run = r.runs.find((x) => x.kind === row.kind);
-    table.push([row.label, f0(row.step_ms), f0(row.fwd_bwd_ms), f0(row.optimizer_ms), f0(row.tokens_per_s), gib(row.peak_rss_bytes),
+    table.push([row.label, f0(row.step_ms), f0(row.fwd_bwd_ms), f0(row.micro_batch_ms), f0(row.optimizer_ms), f0(row.tokens_per_s), gib(row.peak_rss_bytes),
       pct(row.mfu_pct), pct(row.hfu_pct), f2(row.cores_busy), pct(row.kernel_cpu_pct),
       row.kind === 'vreflect' ? `${times(row.speedup_vs_torch)} (vs fastest)` : times(row.speedup_vs_torch)]);
     if (run?.foreign && run.foreign.cores + run.foreign.steal > 0.2) table[table.length - 1][0] += ` (other load ${f2(run.foreign.cores + run.foreign.steal)} cores)`;
@@ -206,15 +222,16 @@ export function renderTrainMarkdown(r: TrainBenchReport): string {
     `- Measured bf16 GEMM peak ${f0(r.peak.bf16_gflops)} GFLOP/s (${r.peak.source ?? '-'}); MFU = model FLOPs / step time / that peak, ` +
       `"with recompute" adds the FLOPs each engine recomputes; "cores busy" = CPU seconds per wall second during the steps`,
     `- ${r.torch.available ? `PyTorch: torch ${r.torch.torch}, transformers ${r.torch.transformers}, eager, sdpa, fp32 master weights + bf16 autocast, frozen ViT in bf16 under no_grad, AdamW ${r.torch.adamw ?? 'fused'}` : `PyTorch not available (${r.torch.reason ?? ''})`}`,
-    `- Medians of ${r.runs[0]?.steps.length ?? '?'} timed steps after warm-up; other work meanwhile: at most ` +
+    `- Medians of ${r.runs[0]?.steps.length ?? '?'} timed steps (${microBatches(r.gradient_accumulation_steps)} + one AdamW update each) after warm-up; ` +
+      `"per micro-batch" = fwd+bwd / ${r.gradient_accumulation_steps}; other work meanwhile: at most ` +
       `${f2(Math.max(0, ...Object.values(r.otherLoad ?? {}).map((v) => v.cores + v.steal)))} cores`,
     '',
-    '| engine | step ms | fwd+bwd ms | AdamW ms | tokens/s | peak RSS | MFU | with recompute | cores busy |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| engine | step ms | fwd+bwd ms | per micro-batch ms | AdamW ms | tokens/s | peak RSS | MFU | with recompute | cores busy |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const row of r.rows)
-    out.push(`| ${row.label} | ${f0(row.step_ms)} | ${f0(row.fwd_bwd_ms)} | ${f0(row.optimizer_ms)} | ${f0(row.tokens_per_s)} | ${gib(row.peak_rss_bytes)} | ${pct(row.mfu_pct)} | ${pct(row.hfu_pct)} | ${f2(row.cores_busy)} of ${r.threads} |`);
-  for (const e of r.errors) out.push(`| ${ENGINE_LABELS[e.kind]} | failed: ${e.error} | | | | | | | |`);
+    out.push(`| ${row.label} | ${f0(row.step_ms)} | ${f0(row.fwd_bwd_ms)} | ${f0(row.micro_batch_ms)} | ${f0(row.optimizer_ms)} | ${f0(row.tokens_per_s)} | ${gib(row.peak_rss_bytes)} | ${pct(row.mfu_pct)} | ${pct(row.hfu_pct)} | ${f2(row.cores_busy)} of ${r.threads} |`);
+  for (const e of r.errors) out.push(`| ${ENGINE_LABELS[e.kind]} | failed: ${e.error} | | | | | | | | |`);
   out.push('', 'Targets: ' + r.targets.map((t) => `${t.name} ${t.value === undefined ? 'not measured' : `${t.unit === '%' ? t.value.toFixed(0) : t.value.toFixed(2)}${t.unit}`} (>= ${t.target}${t.unit}): ${t.pass === undefined ? 'not measured' : t.pass ? 'met' : 'missed'}`).join('; ') + '.', '');
   return out.join('\n');
 }

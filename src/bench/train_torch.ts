@@ -15,6 +15,8 @@ export interface TorchTrainRequest {
   warmup: number;
   lr: number;
   maxGradNorm: number;
+  /** forward+backward passes per optimizer step (torch_train.py --grad-accum) */
+  gradientAccumulationSteps: number;
   /** transformers' gradient checkpointing of the decoder layers */
   checkpointing: boolean;
 }
@@ -25,8 +27,10 @@ export interface TorchTrainResult {
   transformers: string;
   threads: number;
   checkpointing: boolean;
+  grad_accum: number;
   adamw: string;
   attn: string;
+  /** tokens and CE targets of ONE micro-batch */
   tokens: number;
   targets: number;
   trainable_params: number;
@@ -52,6 +56,7 @@ export function torchTrainArgs(req: TorchTrainRequest): string[] {
   return [
     torchTrainScript(), '--model', req.model, '--batch', req.batchFile, '--threads', String(req.threads),
     '--steps', String(req.steps), '--warmup', String(req.warmup), '--lr', String(req.lr), '--max-grad-norm', String(req.maxGradNorm),
+    '--grad-accum', String(req.gradientAccumulationSteps),
     ...(req.checkpointing ? ['--checkpointing'] : []),
   ];
 }

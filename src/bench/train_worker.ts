@@ -1,6 +1,7 @@
 // Our side of `vreflect bench train`, in a child process (so VmHWM is this run's own peak): the pre-flight memory
-// plan, the native Trainer on the benchmark checkpoint, then warm-up and timed steps of forward+backward and
-// AdamW on the same synthetic micro-batch. As a script: `node train_worker.js '<TrainWorkerRequest JSON>'` prints
+// plan, the native Trainer on the benchmark checkpoint, then warm-up and timed optimizer steps on the same synthetic
+// micro-batch: N forward+backward passes accumulating gradients (gradScale 1/N, as train-stage1 with
+// --gradient-accumulation-steps N), then one clip + AdamW update. As a script: `node train_worker.js '<TrainWorkerRequest JSON>'` prints
 // one JSON line (TrainWorkerResult) on stdout; progress lines go to stderr.
 import * as path from 'path';
 
@@ -23,12 +24,16 @@ export interface TrainWorkerRequest {
   warmup: number;
   lr: number;
   maxGradNorm: number;
+  /** forward+backward passes per optimizer step (upstream's recipe: 8) */
+  gradientAccumulationSteps: number;
   /** --gradient-checkpointing (default auto: off when the kept activations fit) */
   checkpointing?: CheckpointingMode;
 }
 
+/** One optimizer step: all its micro-batches, then the update. Losses are the micro-batches' mean. */
 export interface StepTiming {
   step_ms: number;
+  /** all N forward+backward passes together */
   fwd_bwd_ms: number;
   optimizer_ms: number;
   loss: number;
@@ -49,6 +54,8 @@ export interface TrainWorkerResult {
   /** whether the steps recomputed each layer (the memory plan's decision) */
   checkpointing: boolean;
   setup_ms: number;
+  gradient_accumulation_steps: number;
+  /** tokens and CE targets of ONE micro-batch */
   tokens: number;
   targets: number;
   steps: StepTiming[];
@@ -58,6 +65,8 @@ export interface TrainWorkerResult {
 }
 
 export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: string) => void = () => {}): Promise<TrainWorkerResult> {
+  const ga = req.gradientAccumulationSteps;
+  if (!Number.isInteger(ga) || ga < 1) throw new Error(`train_worker: gradientAccumulationSteps must be an integer >= 1, got ${ga}`);
   const t0 = Date.now();
   const addon = loadAddon();
   addon.setThreads(req.threads);
@@ -82,19 +91,22 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
   const step = async (): Promise<StepTiming & { raw: StepLosses }> => {
     const cpu0 = process.cpuUsage();
     const a = performance.now();
-    const l = await trainer.forwardBackward(batch, 1);
+    const micro: StepLosses[] = [];
+    for (let m = 0; m < ga; m++) micro.push(await trainer.forwardBackward(batch, 1 / ga));
     const b = performance.now();
     const gradNorm = await trainer.optimizerStep(req.lr, req.maxGradNorm);
     const c = performance.now();
     const cpu = process.cpuUsage(cpu0);
+    const mean = (f: (l: StepLosses) => number) => micro.reduce((acc, l) => acc + f(l), 0) / ga;
     return {
-      step_ms: c - a, fwd_bwd_ms: b - a, optimizer_ms: c - b, loss: l.loss, loss_ce: l.loss_ce, loss_align: l.loss_resampler, grad_norm: gradNorm,
-      user_s: cpu.user / 1e6, sys_s: cpu.system / 1e6, raw: l,
+      step_ms: c - a, fwd_bwd_ms: b - a, optimizer_ms: c - b,
+      loss: mean((l) => l.loss), loss_ce: mean((l) => l.loss_ce), loss_align: mean((l) => l.loss_resampler), grad_norm: gradNorm,
+      user_s: cpu.user / 1e6, sys_s: cpu.system / 1e6, raw: micro[0],
     };
   };
   for (let i = 0; i < req.warmup; i++) {
     const s = await step();
-    progress(`ours ${req.dtype}: warm-up ${i + 1}/${req.warmup}: ${s.step_ms.toFixed(0)} ms, loss ${s.loss.toFixed(3)}`);
+    progress(`ours ${req.dtype}: warm-up ${i + 1}/${req.warmup}: ${s.step_ms.toFixed(0)} ms (${ga} micro-batch${ga === 1 ? '' : 'es'} + AdamW), loss ${s.loss.toFixed(3)}`);
   }
   const steps: StepTiming[] = [];
   let targets = 0;
@@ -103,7 +115,7 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
     targets = raw.targets;
     steps.push(s);
     progress(
-      `ours ${req.dtype}: step ${i + 1}/${req.steps}: ${s.step_ms.toFixed(0)} ms (fwd+bwd ${s.fwd_bwd_ms.toFixed(0)}, AdamW ${s.optimizer_ms.toFixed(0)}), ` +
+      `ours ${req.dtype}: step ${i + 1}/${req.steps}: ${s.step_ms.toFixed(0)} ms (fwd+bwd ${s.fwd_bwd_ms.toFixed(0)} over ${ga} micro-batch${ga === 1 ? '' : 'es'}, AdamW ${s.optimizer_ms.toFixed(0)}), ` +
         `loss ${s.loss.toFixed(3)} (ce ${s.loss_ce.toFixed(3)}, align ${s.loss_align.toFixed(4)}), CPU user ${s.user_s.toFixed(1)} s, kernel ${s.sys_s.toFixed(1)} s`,
     );
   }
@@ -117,6 +129,7 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
     memory_plan: plan,
     checkpointing: plan.checkpointing,
     setup_ms: setupMs,
+    gradient_accumulation_steps: ga,
     tokens: batch.numTokens,
     targets,
     steps,

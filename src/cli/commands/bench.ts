@@ -124,7 +124,7 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
   },
 };
 
-interface BenchTrainArgs {
+export interface BenchTrainArgs {
   'model-dir'?: string;
   'llm-layers': number;
   'vit-layers': number;
@@ -136,6 +136,7 @@ interface BenchTrainArgs {
   'answer-tokens': number;
   steps: number;
   warmup: number;
+  'gradient-accumulation-steps': number;
   threads: number;
   torch: 'auto' | 'on' | 'off';
   'torch-modes': string;
@@ -149,7 +150,34 @@ interface BenchTrainArgs {
   device: DeviceChoice;
 }
 
-const trainCommand: CommandModule<object, BenchTrainArgs> = {
+/** Upstream's recipe: per-device batch 1 pack, 8 accumulation steps per optimizer step (docs/method.md). */
+const UPSTREAM_GRADIENT_ACCUMULATION = 8;
+
+const torchModes = (args: BenchTrainArgs) => args['torch-modes'].split(',').map((m) => m.trim()).filter(Boolean);
+
+/** The `bench train` arguments yargs cannot check itself; throws a one-line UserError naming the flag. */
+export function checkBenchTrainArgs(args: BenchTrainArgs): void {
+  const shape = { llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab };
+  try {
+    checkTrainShape(shape);
+  } catch (e) {
+    throw new UserError(`--llm-layers/--vit-layers/--vocab: ${(e as Error).message}`);
+  }
+  positiveInt('samples', args.samples, 16);
+  positiveInt('tokens', args.tokens, 32768);
+  positiveInt('image-size', args['image-size'], 4096);
+  if (!Number.isInteger(args['answer-tokens']) || args['answer-tokens'] < 0) throw new UserError(`--answer-tokens must be a non-negative integer, got ${args['answer-tokens']}`);
+  positiveInt('steps', args.steps, 100);
+  positiveInt('gradient-accumulation-steps', args['gradient-accumulation-steps'], 1024);
+  positiveInt('threads', args.threads, 4096);
+  if (!Number.isInteger(args.warmup) || args.warmup < 0 || args.warmup > 100) throw new UserError(`--warmup must be an integer in [0, 100], got ${args.warmup}`);
+  if (!(args['wait-idle'] >= 0 && args['wait-idle'] <= 86400)) throw new UserError(`--wait-idle must be between 0 and 86400 seconds, got ${args['wait-idle']}`);
+  for (const m of torchModes(args)) if (m !== 'plain' && m !== 'checkpointing') throw new UserError(`--torch-modes: unknown mode "${m}" (plain, checkpointing)`);
+  if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
+    throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
+}
+
+export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
   command: 'train',
   describe: 'stage-1 training step time, tokens/s, peak RSS and MFU on a 7B-widths model with few layers, vs PyTorch eager',
   builder: (y) =>
@@ -163,8 +191,14 @@ const trainCommand: CommandModule<object, BenchTrainArgs> = {
       .option('tokens', { type: 'number', default: DEFAULT_BATCH_SPEC.tokensPerSample, describe: 'tokens per sample (image tokens + text)' })
       .option('image-size', { type: 'number', default: DEFAULT_BATCH_SPEC.imageSize, describe: 'square image side in px, a multiple of 28 (672: 576 image tokens)' })
       .option('answer-tokens', { type: 'number', default: DEFAULT_BATCH_SPEC.answerTokens, describe: 'supervised answer tokens after the latent block' })
-      .option('steps', { type: 'number', default: 3, describe: 'timed training steps per engine (medians are reported)' })
-      .option('warmup', { type: 'number', default: 1, describe: 'untimed steps first' })
+      .option('steps', { type: 'number', default: 3, describe: 'timed optimizer steps per engine (medians are reported)' })
+      .option('warmup', { type: 'number', default: 1, describe: 'untimed optimizer steps first' })
+      .option('gradient-accumulation-steps', {
+        alias: 'ga',
+        type: 'number',
+        default: UPSTREAM_GRADIENT_ACCUMULATION,
+        describe: "forward+backward passes over the micro-batch per optimizer step (one clip + AdamW update each); 8 is upstream's training recipe, 1 times a single micro-batch + update",
+      })
       .option('threads', { type: 'number', default: os.cpus().length, describe: 'threads for both engines' })
       .option('torch', { choices: ['auto', 'on', 'off'] as const, default: 'auto' as const, describe: 'run PyTorch + transformers too (auto: when importable)' })
       .option('torch-modes', { type: 'string', default: 'plain,checkpointing', describe: 'PyTorch variants: plain (eager), checkpointing (eager + gradient checkpointing), comma-separated' })
@@ -180,33 +214,20 @@ const trainCommand: CommandModule<object, BenchTrainArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print the whole report as one JSON object' })
       .option('markdown', { type: 'string', default: path.join('.bench', 'bench-train.md'), describe: 'also write a README snippet with the figures here ("" = no file)' })
       .option('device', DEVICE_OPTION)
-      .example('VREFLECT_PYTHON=/work/pyenv/bin/python $0 bench train', 'generate the 2+4-layer, 16k-vocabulary checkpoint once, then time ours and PyTorch'),
+      .example('VREFLECT_PYTHON=/work/pyenv/bin/python $0 bench train', 'generate the 2+4-layer, 16k-vocabulary checkpoint once, then time ours and PyTorch: 8 micro-batches + one AdamW update per step')
+      .example('$0 bench train --ga 1 --torch off', 'one micro-batch + one update per step (how steps were timed before accumulation)'),
   handler: async (args) => {
+    checkBenchTrainArgs(args);
     const shape = { llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab };
-    try {
-      checkTrainShape(shape);
-    } catch (e) {
-      throw new UserError(`--llm-layers/--vit-layers/--vocab: ${(e as Error).message}`);
-    }
-    positiveInt('samples', args.samples, 16);
-    positiveInt('tokens', args.tokens, 32768);
-    positiveInt('image-size', args['image-size'], 4096);
-    if (!Number.isInteger(args['answer-tokens']) || args['answer-tokens'] < 0) throw new UserError(`--answer-tokens must be a non-negative integer, got ${args['answer-tokens']}`);
-    positiveInt('steps', args.steps, 100);
-    positiveInt('threads', args.threads, 4096);
-    if (!Number.isInteger(args.warmup) || args.warmup < 0 || args.warmup > 100) throw new UserError(`--warmup must be an integer in [0, 100], got ${args.warmup}`);
-    if (!(args['wait-idle'] >= 0 && args['wait-idle'] <= 86400)) throw new UserError(`--wait-idle must be between 0 and 86400 seconds, got ${args['wait-idle']}`);
-    const modes = args['torch-modes'].split(',').map((m) => m.trim()).filter(Boolean);
-    for (const m of modes) if (m !== 'plain' && m !== 'checkpointing') throw new UserError(`--torch-modes: unknown mode "${m}" (plain, checkpointing)`);
-    if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
-      throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
+    const modes = torchModes(args);
     benchDevicePreflight({ device: args.device, kind: 'train', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab, tokens: args.samples * args.tokens, imageTokens: args.samples * (args['image-size'] / 28) ** 2 });
     const batch = { ...DEFAULT_BATCH_SPEC, samples: args.samples, tokensPerSample: args.tokens, imageSize: args['image-size'], answerTokens: args['answer-tokens'] };
 
     let bar: ReturnType<typeof startProgress> | undefined;
     const report = await runTrainBench(
       {
-        modelDir: args['model-dir'], shape, regenerate: args.regenerate, batch, steps: args.steps, warmup: args.warmup, threads: args.threads,
+        modelDir: args['model-dir'], shape, regenerate: args.regenerate, batch, steps: args.steps, warmup: args.warmup,
+        gradientAccumulationSteps: args['gradient-accumulation-steps'], threads: args.threads,
         torch: args.torch, torchModes: modes as ('plain' | 'checkpointing')[], python: args.python, ours: args.ours, probes: args.probes,
         waitIdleS: args['wait-idle'], lr: 1e-5, maxGradNorm: 1.0, checkpointing: args['gradient-checkpointing'],
       },
@@ -235,7 +256,7 @@ export const benchCommand: CommandModule<object, object> = {
   builder: (y: Argv) =>
     y
       .command(inferCommand as CommandModule<object, any>)
-      .command(trainCommand as CommandModule<object, any>)
+      .command(benchTrainCommand as CommandModule<object, any>)
       .command(benchKernelsCommand as CommandModule<object, any>)
       .demandCommand(1, 'name a benchmark: infer, train, kernels'),
   handler: () => {},

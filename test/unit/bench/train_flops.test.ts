@@ -1,7 +1,7 @@
 // FLOPs of a training step, against independent references: the 7B's 6.53e9 non-embedding parameters (model.md
 // §9.4), parameter counts from the tensor list (6 N per token), a brute-force count of causal attention, the ViT
 // from its published per-block parameter counts, and the 8 N per token of full recompute (engineering.md).
-import { bcmMac, causalAttnMac, layerMacPerToken, trainStepCost } from '../../../src/bench/train_flops';
+import { accumulatedStepCost, bcmMac, causalAttnMac, layerMacPerToken, trainStepCost } from '../../../src/bench/train_flops';
 import { DEFAULT_TRAIN_SHAPE, trainParamCounts } from '../../../src/bench/train_model';
 
 const shape = DEFAULT_TRAIN_SHAPE;
@@ -50,5 +50,27 @@ describe('bench train FLOPs', () => {
     expect(bcmMac(144, 8)).toBe(2 * 8 * D * D + 2 * 144 * D * D + 2 * 8 * 144 * D);
     const c = trainStepCost(shape, { ...textOnly(100, 0), boxTokens: [144, 10] });
     expect(c.bcmMac).toBe(bcmMac(144, 8) + bcmMac(10, 8));
+  });
+
+  test('gradient accumulation: a step of 3 micro-batches counts every part 3 times, recompute included', () => {
+    const micro = trainStepCost(shape, { sampleTokens: [1024], targets: 140, grids: [{ t: 1, h: 48, w: 48 }], boxTokens: [144], latentCount: 8 });
+    expect(micro.microBatches).toBe(1);
+    const step = accumulatedStepCost(micro, 3);
+    expect(step).toEqual({
+      microBatches: 3,
+      tokens: 3 * 1024,
+      layerDenseMac: 3 * micro.layerDenseMac,
+      layerAttnMac: 3 * micro.layerAttnMac,
+      lmHeadMac: 3 * micro.lmHeadMac,
+      bcmMac: 3 * micro.bcmMac,
+      vitMac: 3 * micro.vitMac,
+      modelFlop: 3 * micro.modelFlop,
+      oursRecomputeFlop: 3 * micro.oursRecomputeFlop,
+      oursKeptRecomputeFlop: 3 * micro.oursKeptRecomputeFlop,
+      torchCheckpointRecomputeFlop: 3 * micro.torchCheckpointRecomputeFlop,
+    });
+    expect(accumulatedStepCost(micro, 1)).toEqual(micro);
+    expect(() => accumulatedStepCost(micro, 0)).toThrow(/integer >= 1, got 0/);
+    expect(() => accumulatedStepCost(micro, 1.5)).toThrow(/integer >= 1, got 1.5/);
   });
 });
