@@ -1,5 +1,7 @@
 // The model path's seam kernels (model_kernels.h). Same conventions as cuda/kernels: one block per row for the
 // norm, grid-stride loops for elementwise work, host-side argument checks with one-line errors.
+#include <algorithm>
+
 #include "cuda/kernels/common.cuh"
 #include "cuda/model/model_kernels.h"
 
@@ -38,7 +40,10 @@ void rmsnorm_to_bf16(bf16* out, const float* inp, const float* weight, int64_t N
   if (N == 0) return;
   VR_CHECK(out && inp && weight, "cuda rmsnorm_to_bf16: null buffer");
   VR_CHECK(N <= 0x7fffffff, "cuda rmsnorm_to_bf16: too many rows (", N, ")");
-  check_launch(cuda_launch(rmsnorm_to_bf16_kernel, dim3(unsigned(N)), dim3(kThreads), 0, s, dptr(out), inp, weight,
+  // At least 8 columns per thread (a block of 256 for the 7B's 3584, 160 for the ViT's 1280, one warp for the tiny
+  // test models, where a 256-thread block would spend most of its time in the reduction's barriers).
+  const int threads = int(std::min<int64_t>(kThreads, std::max<int64_t>(32, (C / 8 + 31) / 32 * 32)));
+  check_launch(cuda_launch(rmsnorm_to_bf16_kernel, dim3(unsigned(N)), dim3(threads), 0, s, dptr(out), inp, weight,
                            C, eps),
                "rmsnorm_to_bf16");
 }
