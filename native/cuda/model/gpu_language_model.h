@@ -26,8 +26,10 @@ class GpuLanguageModel {
   const TextConfig& config() const { return tc_; }
   GpuKVCache new_cache(int64_t capacity) const { return GpuKVCache(tc_, capacity); }
 
-  // x [T, D] fp32 (device) = rows ids[t] (device int32, checked in [0, vocab) on the device first) of the table.
-  void embed(float* x, const int32_t* ids, int64_t T);
+  // x [T, D] fp32 (device) = rows ids[t] (device int32) of the table. With check_ids the ids are checked in
+  // [0, vocab) first (one device -> host read: a one-line error naming the position); a decode loop feeding the
+  // id greedy_next_token wrote skips it, so the id never makes a host round trip.
+  void embed(float* x, const int32_t* ids, int64_t T, bool check_ids = true);
   // x [T, D] fp32 input embeddings (device) at M-RoPE positions pos3 (HOST, planes t/h/w plane_stride apart),
   // appended after the cache; writes the post-norm hidden states [T, D] fp32 (device) and extends the cache.
   // hidden may alias x.
