@@ -71,21 +71,22 @@ void* DeviceArena::take(size_t bytes) {
   return p;
 }
 
-void copy_to_device(void* dst, const void* src, size_t bytes, const char* what) {
+void copy_to_device(void* dst, const void* src, size_t bytes, const char* what, Stream s) {
   if (bytes == 0) return;
-  const cudaError_t e = cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice);
+  const cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s);
   if (e != cudaSuccess) fail("cuda: upload of ", what, " (", bytes, " bytes) failed: ", cudaGetErrorString(e));
 }
 
-void copy_to_host(void* dst, const void* src, size_t bytes, const char* what) {
+void copy_to_host(void* dst, const void* src, size_t bytes, const char* what, Stream s) {
   if (bytes == 0) return;
-  const cudaError_t e = cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost);
+  cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(s);
   if (e != cudaSuccess) fail("cuda: download of ", what, " (", bytes, " bytes) failed: ", cudaGetErrorString(e));
 }
 
-void copy_on_device(void* dst, const void* src, size_t bytes, const char* what) {
+void copy_on_device(void* dst, const void* src, size_t bytes, const char* what, Stream s) {
   if (bytes == 0 || dst == src) return;
-  const cudaError_t e = cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice);
+  const cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s);
   if (e != cudaSuccess) fail("cuda: device copy of ", what, " (", bytes, " bytes) failed: ", cudaGetErrorString(e));
 }
 

@@ -41,10 +41,12 @@ class DeviceArena {
   std::string what_;
 };
 
-// Host <-> device copies with a one-line error naming `what`.
-void copy_to_device(void* dst, const void* src, size_t bytes, const char* what);
-void copy_to_host(void* dst, const void* src, size_t bytes, const char* what);
-void copy_on_device(void* dst, const void* src, size_t bytes, const char* what);
+// Copies ordered on stream s (after the work already queued there), with a one-line error naming `what`.
+// copy_to_device may return before the copy ran, but never before `src` (pageable host memory) was read, so the
+// host buffer may be freed at once; copy_to_host returns with the data in `dst`.
+void copy_to_device(void* dst, const void* src, size_t bytes, const char* what, Stream s = nullptr);
+void copy_to_host(void* dst, const void* src, size_t bytes, const char* what, Stream s = nullptr);
+void copy_on_device(void* dst, const void* src, size_t bytes, const char* what, Stream s = nullptr);
 // Waits for the device; throws naming `what` if a kernel failed asynchronously.
 void device_sync(const char* what);
 

@@ -149,6 +149,7 @@ DeviceWeights::DeviceWeights(const ModelConfig& mc, const WeightStore& ws, bool 
     u.bind(dst);
   }
   if (tc.tie_embeddings) lm_head = DeviceLinear{embed, nullptr, tc.vocab, D};
+  device_sync("weight upload");
 }
 
 }  // namespace VR_CUDA_ABI

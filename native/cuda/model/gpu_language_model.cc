@@ -43,7 +43,7 @@ void GpuLanguageModel::embed(float* x, const int32_t* ids, int64_t T, bool check
   int32_t bad = -1;
   if (check_ids) {
     index_check(cu_ + 4, ids, T, 0, tc_.vocab, s_);
-    copy_to_host(&bad, cu_ + 4, sizeof bad, "token id check");
+    copy_to_host(&bad, cu_ + 4, sizeof bad, "token id check", s_);
   }
   VR_CHECK(bad < 0, "cuda language model embed: the token at position ", bad, " has an id outside [0, ", tc_.vocab,
            ")");
@@ -64,10 +64,10 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
   // M-RoPE tables and the segment bounds are made on the host (model/rope_tables, as the CPU model) and uploaded.
   std::vector<float> cos, sin;
   mrope_tables(tc_, pos3, T, plane_stride, cos, sin);
-  copy_to_device(cos_, cos.data(), cos.size() * sizeof(float), "M-RoPE cos table");
-  copy_to_device(sin_, sin.data(), sin.size() * sizeof(float), "M-RoPE sin table");
+  copy_to_device(cos_, cos.data(), cos.size() * sizeof(float), "M-RoPE cos table", s_);
+  copy_to_device(sin_, sin.data(), sin.size() * sizeof(float), "M-RoPE sin table", s_);
   const int32_t cu[4] = {0, int32_t(T), 0, int32_t(c + T)};
-  copy_to_device(cu_, cu, sizeof cu, "attention segment bounds");
+  copy_to_device(cu_, cu, sizeof cu, "attention segment bounds", s_);
 
   AttnArgs a;
   a.Hq = Hq;
@@ -85,7 +85,7 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
   a.k_stride = a.v_stride = Dkv;
   a.o_stride = Dq;
 
-  copy_on_device(x_, x_in, size_t(T * D) * sizeof(float), "input embeddings");
+  copy_on_device(x_, x_in, size_t(T * D) * sizeof(float), "input embeddings", s_);
   for (size_t li = 0; li < w_.layers.size(); li++) {
     const DeviceDecoderLayer& l = w_.layers[li];
     bf16* K = cache.k(int(li));

@@ -8,7 +8,8 @@
 // causal GQA flash attention over cache + new rows -> o GEMM += x -> RMSNorm -> gate, up GEMMs -> SwiGLU ->
 // down GEMM += x. Then the final RMSNorm (fp32 out) and lm_head for the rows asked for.
 //
-// Not thread-safe: one model object owns the scratch of one forward at a time.
+// Not thread-safe: one model object owns the scratch of one forward at a time. The DeviceWeights must outlive it.
+// Work is queued on the stream given at construction; the host-side tables are uploaded in stream order.
 #pragma once
 #include <cstdint>
 

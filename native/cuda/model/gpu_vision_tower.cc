@@ -79,13 +79,13 @@ void GpuVisionTower::forward(float* features, const float* pixel_values, const s
   int32_t* d_order = a.take<int32_t>(Nt);
   int32_t* d_cu_window = a.take<int32_t>(int64_t(win.cu_window.size()));
   int32_t* d_cu_full = a.take<int32_t>(int64_t(win.cu_full.size()));
-  copy_to_device(d_px, px16.data(), px16.size() * 2, "pixel values");
-  copy_to_device(d_cos, cos.data(), cos.size() * 4, "vision rotary cos table");
-  copy_to_device(d_sin, sin.data(), sin.size() * 4, "vision rotary sin table");
-  copy_to_device(d_slot, slot_of.data(), slot_of.size() * 4, "window order");
-  copy_to_device(d_order, order.data(), order.size() * 4, "window order");
-  copy_to_device(d_cu_window, win.cu_window.data(), win.cu_window.size() * 4, "window segments");
-  copy_to_device(d_cu_full, win.cu_full.data(), win.cu_full.size() * 4, "image segments");
+  copy_to_device(d_px, px16.data(), px16.size() * 2, "pixel values", s_);
+  copy_to_device(d_cos, cos.data(), cos.size() * 4, "vision rotary cos table", s_);
+  copy_to_device(d_sin, sin.data(), sin.size() * 4, "vision rotary sin table", s_);
+  copy_to_device(d_slot, slot_of.data(), slot_of.size() * 4, "window order", s_);
+  copy_to_device(d_order, order.data(), order.size() * 4, "window order", s_);
+  copy_to_device(d_cu_window, win.cu_window.data(), win.cu_window.size() * 4, "window segments", s_);
+  copy_to_device(d_cu_full, win.cu_full.data(), win.cu_full.size() * 4, "image segments", s_);
 
   gemm_linear_forward(x0, d_px, w_.patch_embed.w, nullptr, Np, D, P, false, s_);
   scatter_rows(x, x0, d_slot, Np, D, Np, s_);  // x[slot_of[src]] = x0[src]: window order
