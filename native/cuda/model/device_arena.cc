@@ -10,6 +10,12 @@ inline namespace VR_CUDA_ABI {
 
 namespace {
 
+#if defined(VR_CUDA_EMULATED) && defined(__SANITIZE_ADDRESS__)
+constexpr bool kSeparatePieces = true;
+#else
+constexpr bool kSeparatePieces = false;
+#endif
+
 std::string mib(size_t bytes) { return std::to_string((bytes + (size_t(1) << 19)) >> 20) + " MiB"; }
 
 // Free device memory as text, for the out-of-memory message. The emulator's "device" is host memory.
@@ -42,7 +48,9 @@ DeviceArena::DeviceArena(size_t bytes, const std::string& what) : what_(what) {
 
 DeviceArena::DeviceArena(DeviceArena&& o) noexcept
     : base_(std::exchange(o.base_, nullptr)), cap_(std::exchange(o.cap_, 0)), used_(std::exchange(o.used_, 0)),
-      what_(std::move(o.what_)) {}
+      what_(std::move(o.what_)), separate_(std::move(o.separate_)) {
+  o.separate_.clear();
+}
 
 DeviceArena& DeviceArena::operator=(DeviceArena&& o) noexcept {
   if (this != &o) {
@@ -51,6 +59,8 @@ DeviceArena& DeviceArena::operator=(DeviceArena&& o) noexcept {
     cap_ = std::exchange(o.cap_, 0);
     used_ = std::exchange(o.used_, 0);
     what_ = std::move(o.what_);
+    separate_ = std::move(o.separate_);
+    o.separate_.clear();
   }
   return *this;
 }
@@ -60,6 +70,8 @@ DeviceArena::~DeviceArena() { release(); }
 void DeviceArena::release() {
   if (base_) cudaFree(base_);
   base_ = nullptr;
+  for (void* p : separate_) cudaFree(p);
+  separate_.clear();
 }
 
 void* DeviceArena::take(size_t bytes) {
@@ -68,6 +80,10 @@ void* DeviceArena::take(size_t bytes) {
            " bytes): the size plan is wrong");
   void* p = base_ + used_;
   used_ += n;
+  if (kSeparatePieces) {
+    VR_CHECK(cudaMalloc(&p, bytes ? bytes : 1) == cudaSuccess, "cuda: ", what_, ": piece allocation failed");
+    separate_.push_back(p);
+  }
   return p;
 }
 

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cuda/kernels/cuda_kernels.h"  // VR_CUDA_ABI: the emulated and the nvcc build keep apart
 
@@ -39,6 +40,9 @@ class DeviceArena {
   uint8_t* base_ = nullptr;
   size_t cap_ = 0, used_ = 0;
   std::string what_;
+  // AddressSanitizer builds of the emulator tests give every piece its own exact-size allocation, so an access
+  // past a piece's end is caught instead of landing in its neighbour (the size plan is still checked).
+  std::vector<void*> separate_;
 };
 
 // Copies ordered on stream s (after the work already queued there), with a one-line error naming `what`.
