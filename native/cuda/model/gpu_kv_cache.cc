@@ -9,7 +9,7 @@ GpuKVCache::GpuKVCache(const TextConfig& tc, int64_t capacity)
     : layers_(tc.layers), row_(int64_t(tc.kv_heads) * tc.head_dim), cap_(capacity) {
   VR_CHECK(capacity > 0 && layers_ > 0 && row_ > 0, "cuda KV cache: bad shape (", layers_, " layers, capacity ",
            capacity, ", row ", row_, ")");
-  arena_ = DeviceArena(bytes(), "KV cache");
+  arena_ = DeviceArena(DeviceArena::round_up(bytes()), "KV cache");
   base_ = arena_.take<bf16>(int64_t(layers_) * 2 * cap_ * row_);
 }
 
