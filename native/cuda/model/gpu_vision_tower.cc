@@ -1,0 +1,129 @@
+#include "cuda/model/gpu_vision_tower.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "cuda/gemm/gemm.h"
+#include "cuda/model/device_arena.h"
+#include "cuda/model/model_kernels.h"
+#include "model/vision_tower.h"
+
+namespace vr::cuda {
+inline namespace VR_CUDA_ABI {
+
+namespace {
+
+int max_segment(const std::vector<int32_t>& cu) {
+  int m = 0;
+  for (size_t i = 0; i + 1 < cu.size(); i++) m = std::max(m, cu[i + 1] - cu[i]);
+  return m;
+}
+
+}  // namespace
+
+GpuVisionTower::GpuVisionTower(const DeviceWeights& w, Stream s) : w_(w), vc_(w.config().vision), s_(s) {
+  VR_CHECK(w.has_vision, "cuda vision tower: the vision weights were not uploaded");
+}
+
+void GpuVisionTower::forward(float* features, const float* pixel_values, const std::vector<ImageGrid>& grids) {
+  const int64_t D = vc_.hidden, F = vc_.intermediate, P = vc_.patch_dim(), O = vc_.out_hidden, hd = vc_.head_dim();
+  const int u = vc_.merge * vc_.merge;
+  int64_t Np = 0;
+  for (const ImageGrid& g : grids) {
+    VR_CHECK(g.t >= 1 && g.h > 0 && g.w > 0 && g.h % vc_.merge == 0 && g.w % vc_.merge == 0,
+             "image grid (", g.t, ", ", g.h, ", ", g.w, ") is not a positive multiple of the merge size");
+    Np += g.patches();
+  }
+  VR_CHECK(Np > 0, "cuda vision forward: no patches");
+  VR_CHECK(Np <= 0x7fffffff, "cuda vision forward: too many patches (", Np, ")");
+  const int64_t Nt = Np / u;
+
+  // Host side, shared with the CPU tower: rotary tables (processor order) and the window partition. The tables
+  // are permuted here; the activations are permuted on the device by scattering row src to its slot p.
+  std::vector<float> cos0, sin0;
+  vision_rope_tables(vc_, grids, cos0, sin0);
+  const VisionWindows win = vision_windows(vc_, grids);
+  std::vector<float> cos(cos0.size()), sin(sin0.size());
+  std::vector<int32_t> slot_of(static_cast<size_t>(Np));
+  const std::vector<int32_t> order(win.order.begin(), win.order.end());
+  for (int64_t p = 0; p < Np; p++) {
+    const int64_t src = win.order[size_t(p / u)] * u + p % u;
+    slot_of[size_t(src)] = int32_t(p);
+    std::copy_n(&cos0[size_t(src * hd)], hd, &cos[size_t(p * hd)]);
+    std::copy_n(&sin0[size_t(src * hd)], hd, &sin[size_t(p * hd)]);
+  }
+  std::vector<uint16_t> px16(size_t(Np * P));
+  convert_to_bf16(px16.data(), pixel_values, DType::F32, px16.size());
+
+  auto r = [](int64_t n, size_t elt) { return DeviceArena::round_up(size_t(n) * elt); };
+  const size_t bytes = r(Np * P, 2) + 2 * r(Np * D, 4) + r(Np * D, 2) + r(Np * 3 * D, 2) + r(Np * D, 2) +
+                       2 * r(Np * F, 2) + r(Nt * 4 * D, 2) + r(Nt * O, 4) + 2 * r(Np * hd, 4) + r(Np, 4) + r(Nt, 4) +
+                       r(int64_t(win.cu_window.size()), 4) +
+                       r(int64_t(win.cu_full.size()), 4);
+  DeviceArena a(bytes, "vision tower activations");
+  bf16* d_px = a.take<bf16>(Np * P);
+  float* x0 = a.take<float>(Np * D);
+  float* x = a.take<float>(Np * D);
+  bf16* h16 = a.take<bf16>(Np * D);
+  bf16* qkv16 = a.take<bf16>(Np * 3 * D);
+  bf16* att16 = a.take<bf16>(Np * D);
+  bf16* g16 = a.take<bf16>(Np * F);
+  bf16* u16 = a.take<bf16>(Np * F);
+  bf16* m16 = a.take<bf16>(Nt * 4 * D);
+  float* y = a.take<float>(Nt * O);
+  float* d_cos = a.take<float>(Np * hd);
+  float* d_sin = a.take<float>(Np * hd);
+  int32_t* d_slot = a.take<int32_t>(Np);
+  int32_t* d_order = a.take<int32_t>(Nt);
+  int32_t* d_cu_window = a.take<int32_t>(int64_t(win.cu_window.size()));
+  int32_t* d_cu_full = a.take<int32_t>(int64_t(win.cu_full.size()));
+  copy_to_device(d_px, px16.data(), px16.size() * 2, "pixel values", s_);
+  copy_to_device(d_cos, cos.data(), cos.size() * 4, "vision rotary cos table", s_);
+  copy_to_device(d_sin, sin.data(), sin.size() * 4, "vision rotary sin table", s_);
+  copy_to_device(d_slot, slot_of.data(), slot_of.size() * 4, "window order", s_);
+  copy_to_device(d_order, order.data(), order.size() * 4, "window order", s_);
+  copy_to_device(d_cu_window, win.cu_window.data(), win.cu_window.size() * 4, "window segments", s_);
+  copy_to_device(d_cu_full, win.cu_full.data(), win.cu_full.size() * 4, "image segments", s_);
+
+  gemm_linear_forward(x0, d_px, w_.patch_embed.w, nullptr, Np, D, P, false, s_);
+  scatter_rows(x, x0, d_slot, Np, D, Np, s_);  // x[slot_of[src]] = x0[src]: window order
+
+  AttnArgs at;
+  at.Hq = at.Hkv = vc_.heads;
+  at.D = int(hd);
+  at.scale = 1.0f / std::sqrt(float(hd));
+  at.causal = false;
+  at.total_q = Np;
+  at.q_stride = at.k_stride = at.v_stride = 3 * D;
+  at.o_stride = D;
+  for (const DeviceVisionBlock& b : w_.blocks) {
+    const std::vector<int32_t>& cu = b.full ? win.cu_full : win.cu_window;
+    at.nseq = int(cu.size()) - 1;
+    at.cu_q = at.cu_k = b.full ? d_cu_full : d_cu_window;
+    at.max_seqlen_q = at.max_seqlen_k = max_segment(cu);
+    rmsnorm_to_bf16(h16, x, b.norm1, Np, D, vc_.eps, s_);
+    gemm_linear_forward(qkv16, h16, b.qkv.w, b.qkv.b, Np, 3 * D, D, false, s_);
+    rope_forward(qkv16, d_cos, d_sin, Np, vc_.heads, int(hd), 3 * D, s_);
+    rope_forward(qkv16 + D, d_cos, d_sin, Np, vc_.heads, int(hd), 3 * D, s_);
+    attention_forward(att16, nullptr, qkv16, qkv16 + D, qkv16 + 2 * D, at, s_);
+    gemm_linear_forward(x, att16, b.proj.w, b.proj.b, Np, D, D, /*accumulate=*/true, s_);
+    rmsnorm_to_bf16(h16, x, b.norm2, Np, D, vc_.eps, s_);
+    gemm_linear_forward(g16, h16, b.gate.w, b.gate.b, Np, F, D, false, s_);
+    gemm_linear_forward(u16, h16, b.up.w, b.up.b, Np, F, D, false, s_);
+    swiglu_forward(g16, g16, u16, Np * F, s_);
+    gemm_linear_forward(x, g16, b.down.w, b.down.b, Np, D, F, /*accumulate=*/true, s_);
+  }
+
+  // Merger: the u rows of a merged token are adjacent in window order, so [Np, D] is [Nt, u*D] as it stands.
+  rmsnorm_to_bf16(h16, x, w_.merger_norm, Np, D, vc_.eps, s_);
+  gemm_linear_forward(m16, h16, w_.merger_fc1.w, w_.merger_fc1.b, Nt, u * D, u * D, false, s_);
+  gelu_forward(m16, m16, Nt * u * D, s_);
+  gemm_linear_forward(y, m16, w_.merger_fc2.w, w_.merger_fc2.b, Nt, O, u * D, false, s_);
+  scatter_rows(features, y, d_order, Nt, O, Nt, s_);  // features[order[j]] = y[j]: raster order again
+  device_sync("vision tower forward");  // the arena is freed on return
+}
+
+}  // namespace VR_CUDA_ABI
+}  // namespace vr::cuda
