@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/grow.h"
 #include "cpu/op_profile.h"
 #include "model/rope_tables.h"
 #include "ops/activation.h"
@@ -48,13 +49,6 @@ void LanguageModel::embed(float* out, const int32_t* ids, int64_t T) const {
   embedding_forward(out, ids, T, embed_table_, embed_dtype_, tc_.vocab, tc_.hidden);
 }
 
-namespace {
-template <class T>
-T* grown(std::vector<T>& v, int64_t n) {
-  if (int64_t(v.size()) < n) v.resize(size_t(n));
-  return v.data();
-}
-}  // namespace
 
 void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const int64_t* pos3, int64_t plane_stride,
                             KVCache& cache, AttnProbe* probe, Progress* progress, LLMWorkspace* work) const {
@@ -74,15 +68,15 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
   const float* cos = w.cos.data();
   const float* sin = w.sin.data();
 
-  float* x = grown(w.x, T * D);
+  float* x = grow(w.x, T * D);
   std::memcpy(x, x_in, size_t(T * D) * sizeof(float));
-  float* h = grown(w.h, T * D);
-  float* q = grown(w.q, T * Dq);
-  float* att = grown(w.att, T * Dq);
-  float* lse = grown(w.lse, int64_t(Hq) * T);
+  float* h = grow(w.h, T * D);
+  float* q = grow(w.q, T * Dq);
+  float* att = grow(w.att, T * Dq);
+  float* lse = grow(w.lse, int64_t(Hq) * T);
   // BF16 weights: the normalised input is rounded to bf16 once for q/k/v and once for gate/up.
   const bool bf16 = layers_.empty() ? false : layers_[0].q.dtype == DType::BF16;
-  uint16_t* h16 = bf16 ? grown(w.h16, T * D) : nullptr;
+  uint16_t* h16 = bf16 ? grow(w.h16, T * D) : nullptr;
   const int32_t cu_q[2] = {0, int32_t(T)};
   const int32_t cu_k[2] = {0, int32_t(c + T)};
   if (probe) probe->probs.assign(size_t(probe->key_end - probe->key_begin), 0.f);

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/grow.h"
 #include "model/rope_tables.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
@@ -27,12 +28,6 @@ bool first_write(Param* p) {
   const bool z = p->grad_zero;
   p->grad_zero = false;
   return z;
-}
-
-// Grows v to at least n elements; never shrinks, so a buffer keeps its pages from step to step.
-float* grow(std::vector<float>& v, int64_t n) {
-  if (int64_t(v.size()) < n) v.resize(size_t(n));
-  return v.data();
 }
 
 }  // namespace

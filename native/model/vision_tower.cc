@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/grow.h"
 #include "cpu/op_profile.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
@@ -59,14 +60,6 @@ VisionTower::VisionTower(const VisionConfig& vc, WeightStore& ws, DType compute)
   merger_fc2_ = ws.linear("visual.merger.mlp.2.weight", "visual.merger.mlp.2.bias", vc.out_hidden, 4 * D, compute);
 }
 
-namespace {
-// Grows v to at least n elements (never shrinks, never clears: the pages stay mapped from call to call).
-template <class T>
-T* grown(std::vector<T>& v, int64_t n) {
-  if (int64_t(v.size()) < n) v.resize(size_t(n));
-  return v.data();
-}
-}  // namespace
 
 void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid>& grids,
                           std::vector<float>& features, Progress* progress, VisionWorkspace* work) const {
@@ -83,7 +76,7 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
   VR_CHECK(Np > 0, "vision forward: no patches");
 
   // Patch embedding in processor order, then permute rows (and RoPE tables) into window order.
-  float* x0 = grown(w.x0, Np * D);
+  float* x0 = grow(w.x0, Np * D);
   linear_forward(x0, pixel_values, patch_embed_, Np);
   VisionWindows win;
   {
@@ -91,9 +84,9 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     vision_rope_tables(vc_, grids, w.cos0, w.sin0);
     win = vision_windows(vc_, grids);
   }
-  float* x = grown(w.x, Np * D);
-  float* cos = grown(w.cos, Np * hd);
-  float* sin = grown(w.sin, Np * hd);
+  float* x = grow(w.x, Np * D);
+  float* cos = grow(w.cos, Np * hd);
+  float* sin = grow(w.sin, Np * hd);
   {
     prof::Scope sc("vit permute to window order");
     const float* cos0 = w.cos0.data();
@@ -107,11 +100,11 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     }
   }
 
-  float* h = grown(w.h, Np * D);
-  float* qkv = grown(w.qkv, Np * 3 * D);
-  float* att = grown(w.att, Np * D);
+  float* h = grow(w.h, Np * D);
+  float* qkv = grow(w.qkv, Np * 3 * D);
+  float* att = grow(w.att, Np * D);
   const bool bf16 = !blocks_.empty() && blocks_[0].qkv.dtype == DType::BF16;
-  uint16_t* h16 = bf16 ? grown(w.h16, Np * D) : nullptr;
+  uint16_t* h16 = bf16 ? grow(w.h16, Np * D) : nullptr;
   for (const Block& b : blocks_) {
     {
       prof::Scope sc("vit rmsnorm");
@@ -155,8 +148,8 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     rmsnorm_forward(h, nullptr, x, merger_norm_, Np, D, vc_.eps);
   }
   const int64_t Nt = Np / u;
-  float* m1 = grown(w.m1, Nt * u * D);
-  float* y = grown(w.y, Nt * vc_.out_hidden);
+  float* m1 = grow(w.m1, Nt * u * D);
+  float* y = grow(w.y, Nt * vc_.out_hidden);
   linear_forward(m1, h, merger_fc1_, Nt);
   {
     prof::Scope sc("vit merger gelu");
