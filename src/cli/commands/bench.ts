@@ -84,7 +84,8 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
     if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
       throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
     const dtypes: Dtype[] = args.dtype === 'both' ? ['bf16', 'fp32'] : [args.dtype];
-    benchDevicePreflight({ device: args.device, kind: 'infer', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], imageTokens: benchImageTokens(args['image-size']) });
+    benchDevicePreflight({ device: args.device, kind: 'infer', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'],
+      imageTokens: benchImageTokens(args['image-size']), newTokens: args['new-tokens'] });
 
     let bar: ReturnType<typeof startProgress> | undefined;
     const report = await runInferBench(
