@@ -1,6 +1,6 @@
 // `vreflect bench kernels`: the three sides (ours on the CPU, ours on the GPU, PyTorch on the GPU) merged into
 // one table per (kernel, shape, mask), with TFLOP/s side by side and the GPU / PyTorch ratio.
-import { KernelBench, KernelResult, normaliseShape, rowKey } from './kernels_schema';
+import { KernelBench, KERNELS, KernelName, KernelResult, normaliseShape, rowKey } from './kernels_schema';
 
 export type Side = 'cpu' | 'gpu' | 'torch';
 
@@ -12,7 +12,7 @@ export interface SideRun {
 }
 
 export interface MergedRow {
-  kernel: string;
+  kernel: KernelName;
   shape: Record<string, number>;
   causal?: boolean;
   /** best result per side (highest TFLOP/s over that side's implementations) */
@@ -44,10 +44,9 @@ export function mergeKernelRuns(runs: SideRun[], date = new Date().toISOString()
     }
   }
   for (const row of rows.values()) if (row.gpu && row.torch && row.torch.tflops > 0) row.ratio = row.gpu.tflops / row.torch.tflops;
-  const order = ['attention_fwd', 'attention_bwd', 'cross_attention_fwd', 'cross_attention_bwd', 'gemm'];
   const sorted = [...rows.values()].sort(
     (a, b) =>
-      order.indexOf(a.kernel) - order.indexOf(b.kernel) ||
+      KERNELS.indexOf(a.kernel) - KERNELS.indexOf(b.kernel) ||
       Number(a.causal ?? false) - Number(b.causal ?? false) ||
       shapeSize(a.shape) - shapeSize(b.shape),
   );

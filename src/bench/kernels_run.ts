@@ -8,9 +8,9 @@ import * as path from 'path';
 
 import { addonPath, loadAddon } from '../native/addon';
 import { probeCuda } from '../plan/cuda_device';
-import { KernelBench, KernelResult } from './kernels_schema';
-import { parseKernelBench } from './kernels_schema';
 import type { SideRun } from './kernels_report';
+import { KernelBench, KernelResult, parseKernelBench } from './kernels_schema';
+import { findBenchScript } from './torch_side';
 
 export const ATTN_SEQS = [512, 1024, 2048, 4096, 8192, 16384];
 export const QUICK_ATTN_SEQS = [512, 2048];
@@ -60,16 +60,6 @@ function runJson(cmd: string, args: string[], source: string, timeoutS: number):
   return parseKernelBench(r.stdout, source);
 }
 
-/** The package root (holds package.json and scripts_bench/), from src/bench or dist/src/bench. */
-export function packageRoot(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 6; i++) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'scripts_bench'))) return dir;
-    dir = path.dirname(dir);
-  }
-  return process.cwd();
-}
-
 /** build/vreflect_cuda_bench beside the addon's build folder (helper binary of the CUDA backend). */
 export function defaultCudaBenchPath(): string | undefined {
   try {
@@ -91,15 +81,17 @@ export function runGpuSide(o: { binary?: string; quick: boolean; timeoutS: numbe
   }
 }
 
-export function runTorchSide(o: { python?: string; script: string; quick: boolean; timeoutS: number }): SideRun {
+/** `script`: scripts_bench/torch_kernels.py of this package unless given. */
+export function runTorchSide(o: { python?: string; script?: string; quick: boolean; timeoutS: number }): SideRun {
   const py = o.python ?? process.env.VREFLECT_PYTHON ?? 'python3';
-  if (!fs.existsSync(o.script)) return { side: 'torch', skipped: `${o.script} not found` };
+  const script = o.script ?? findBenchScript('torch_kernels.py');
+  if (!script || !fs.existsSync(script)) return { side: 'torch', skipped: `${script ?? 'scripts_bench/torch_kernels.py'} not found` };
   const check = spawnSync(py, ['-c', 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)'], { encoding: 'utf8', timeout: 120000 });
   if (check.error || check.status === null) return { side: 'torch', skipped: `${py} not runnable` };
   if (check.status === 3) return { side: 'torch', skipped: 'torch has no CUDA device here' };
   if (check.status !== 0) return { side: 'torch', skipped: `torch is not importable with ${py}` };
   try {
-    return { side: 'torch', bench: runJson(py, [o.script, '--json', ...(o.quick ? ['--quick'] : [])], path.basename(o.script), o.timeoutS) };
+    return { side: 'torch', bench: runJson(py, [script, '--json', ...(o.quick ? ['--quick'] : [])], path.basename(script), o.timeoutS) };
   } catch (e) {
     return { side: 'torch', skipped: (e as Error).message };
   }

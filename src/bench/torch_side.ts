@@ -34,16 +34,25 @@ export function findTorchPython(explicit?: string): PythonInfo {
   }
 }
 
-/** scripts_bench/torch_infer.py of this package (searched upwards from this module: src/ or dist/src/). */
-export function torchScript(): string {
+/** scripts_bench/<name> of this package (searched upwards from this module: src/ or dist/src/), if it is there. */
+export function findBenchScript(name: string): string | undefined {
   let dir = __dirname;
   for (let i = 0; i < 6; i++) {
-    const f = path.join(dir, 'scripts_bench', 'torch_infer.py');
+    const f = path.join(dir, 'scripts_bench', name);
     if (fs.existsSync(f)) return f;
     dir = path.dirname(dir);
   }
-  throw new Error('bench: scripts_bench/torch_infer.py not found next to the package');
+  return undefined;
 }
+
+/** scripts_bench/<name> of this package; throws when it is missing. */
+export function benchScript(name: string): string {
+  const f = findBenchScript(name);
+  if (!f) throw new Error(`bench: scripts_bench/${name} not found next to the package`);
+  return f;
+}
+
+export const torchScript = (): string => benchScript('torch_infer.py');
 
 export interface TorchInferRequest {
   model: string;

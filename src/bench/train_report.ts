@@ -161,6 +161,8 @@ const microBatches = (n: number) => `${n} micro-batch${n === 1 ? '' : 'es'}`;
 /** What was measured, in words (shared by the text report and the markdown snippet). */
 export function describeSetup(r: TrainBenchReport): string[] {
   const s = r.model.shape, c = r.model.counts, b = r.batch, k = r.cost, ga = r.gradient_accumulation_steps;
+  // Our recompute is the layers + lm_head with gradient checkpointing, the lm_head alone without (the run says which).
+  const oursCkpt = r.runs.find((x) => x.kind === 'vreflect')?.checkpointing ?? true;
   return [
     `Model: Qwen2.5-VL-7B layer widths, ${s.llmLayers} LLM + ${s.vitLayers} ViT layers, vocabulary cut to ${s.vocab} rows ` +
       `(special tokens remapped into it), random bf16 weights: ${e9(c.trainable)} trainable parameters ` +
@@ -172,7 +174,7 @@ export function describeSetup(r: TrainBenchReport): string[] {
       `then clip + AdamW${ga === 8 ? " (upstream's recipe: 8 accumulation steps)" : ''}, ${r.threads} threads`,
     `FLOPs per step (${microBatches(ga)}): model ${tf(k.modelFlop)} TFLOP = 3 x forward of decoder GEMMs ${tf(6 * k.layerDenseMac)}, attention ${tf(6 * k.layerAttnMac)}, ` +
       `lm_head ${tf(6 * k.lmHeadMac)}, BCM ${tf(6 * k.bcmMac)} + frozen ViT forward ${tf(2 * k.vitMac)}; recompute on top: ` +
-      `vreflect ${tf(k.oursRecomputeFlop)} (layers + lm_head), PyTorch grad ckpt ${tf(k.torchCheckpointRecomputeFlop)} (layers)`,
+      `vreflect ${tf(recomputeFlop('vreflect', k, oursCkpt))} (${oursCkpt ? 'layers + lm_head' : 'lm_head'}), PyTorch grad ckpt ${tf(k.torchCheckpointRecomputeFlop)} (layers)`,
   ];
 }
 

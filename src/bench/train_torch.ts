@@ -1,10 +1,7 @@
 // The PyTorch side of `vreflect bench train`: runs scripts_bench/torch_train.py (one process per measurement) and
 // reads its JSON line. Finding a Python with torch + transformers is torch_side.ts's job.
-import * as fs from 'fs';
-import * as path from 'path';
-
 import { runJsonChild } from './child';
-import type { PythonInfo } from './torch_side';
+import { benchScript, PythonInfo } from './torch_side';
 import type { StepTiming } from './train_worker';
 
 export interface TorchTrainRequest {
@@ -41,16 +38,7 @@ export interface TorchTrainResult {
   cpu_s: number;
 }
 
-/** scripts_bench/torch_train.py of this package (searched upwards from this module: src/ or dist/src/). */
-export function torchTrainScript(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 6; i++) {
-    const f = path.join(dir, 'scripts_bench', 'torch_train.py');
-    if (fs.existsSync(f)) return f;
-    dir = path.dirname(dir);
-  }
-  throw new Error('bench: scripts_bench/torch_train.py not found next to the package');
-}
+export const torchTrainScript = (): string => benchScript('torch_train.py');
 
 export function torchTrainArgs(req: TorchTrainRequest): string[] {
   return [

@@ -2,7 +2,6 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then the data.
 // Offsets are relative to the data start (8 + N). Only the header is read here; the native engine maps the data.
 import * as fs from 'fs';
-import * as path from 'path';
 
 /** Element sizes of the safetensors dtypes (the spelling used in headers). */
 export const DTYPE_BYTES: Readonly<Record<string, number>> = {

@@ -77,9 +77,12 @@ export function writeSafetensorsStream(file: string, tensors: TensorEntry[], pro
   return total;
 }
 
+/** fs.writeSync takes at most 2 GiB at once: large pieces go out 1 GiB at a time. */
+const MAX_WRITE = 1 << 30;
+
 function writeAll(fd: number, bytes: Uint8Array): void {
   let off = 0;
-  while (off < bytes.byteLength) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off);
+  while (off < bytes.byteLength) off += fs.writeSync(fd, bytes, off, Math.min(bytes.byteLength - off, MAX_WRITE));
 }
 
 /** A tensor to write: raw little-endian bytes (any typed array or Buffer) with a dtype and shape. */
@@ -101,18 +104,15 @@ export function writeSafetensors(
   const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   for (const [name, t] of entries) {
     if (!(t.dtype in DTYPE_BYTES)) throw new Error(`writeSafetensors ${file}: tensor ${name}: unknown dtype ${t.dtype}`);
-    const want = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    const want = tensorBytes({ name, ...t });
     if (t.data.byteLength !== want)
       throw new Error(`writeSafetensors ${file}: tensor ${name}: ${t.data.byteLength} bytes, ${t.dtype} [${t.shape.join(', ')}] needs ${want}`);
   }
   entries.sort((a, b) => DTYPE_BYTES[b[1].dtype] - DTYPE_BYTES[a[1].dtype] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const byName = new Map(entries);
-  const list: TensorEntry[] = entries.map(([name, t]) => ({ name, dtype: t.dtype as SafetensorsDType, shape: t.shape }));
+  const list: TensorEntry[] = entries.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape }));
   writeSafetensorsStream(file, list, (e, write) => {
     const d = byName.get(e.name)!.data;
-    const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-    // fs.writeSync takes at most 2 GiB at once: hand large tensors over in 1 GiB pieces.
-    for (let o = 0; o < bytes.length; o += 1 << 30) write(bytes.subarray(o, Math.min(bytes.length, o + (1 << 30))));
-    if (bytes.length === 0) write(bytes);
+    write(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }, metadata);
 }

@@ -32,6 +32,11 @@ export function probeCuda(o: { freeMemory: boolean }): CudaProbe {
   return loadAddon().cudaProbe({ freeMemory: o.freeMemory }) as CudaProbe;
 }
 
+/** The GPUs as the runtime sees them (CUDA builds), else as the driver lists them. */
+export function probedDevices(p: CudaProbe): ProbeDevice[] {
+  return p.runtime?.devices.length ? p.runtime.devices : p.driver.devices;
+}
+
 /** "12.8" from the driver API's 12080. */
 export const cudaVersionString = (v: number) => `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}`;
 
@@ -50,8 +55,7 @@ export interface CudaVerdict {
  * check when it ran, else the arch rule), runtime usable.
  */
 export function cudaVerdict(p: CudaProbe): CudaVerdict {
-  const devices = p.runtime?.devices.length ? p.runtime.devices : p.driver.devices;
-  const device = devices[0];
+  const device = probedDevices(p)[0];
   if (!p.driver.found) return { ok: false, error: p.driver.error ?? 'no NVIDIA driver (libcuda.so.1 not found)' };
   if (!device) return { ok: false, error: p.driver.error ?? p.runtime?.error ?? 'driver found but no GPU' };
   const gpu = `${device.name} (sm_${device.ccMajor}${device.ccMinor})`;

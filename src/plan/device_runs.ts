@@ -58,14 +58,14 @@ export function trainDevicePreflight(a: {
 
 /** bench infer / bench train: the 7B widths with the benchmark's layer counts. */
 export function benchDevicePreflight(a: {
-  device: DeviceChoice; kind: 'infer' | 'train'; llmLayers: number; vitLayers: number; vocab?: number; tokens?: number; imageTokens?: number;
+  device: DeviceChoice; kind: 'infer' | 'train'; llmLayers: number; vitLayers: number; vocab?: number; tokens?: number; imageTokens?: number; newTokens?: number;
 }): void {
   if (a.device !== 'cuda') return;
   const shape = withLayers(PRESETS['7b'], a.llmLayers, a.vitLayers, a.vocab);
   const imageTokens = a.imageTokens ?? 256;
   requireCuda((c) =>
     a.kind === 'infer'
-      ? planInference({ shape, imageTokens, promptTokens: PROMPT_TOKENS, maxNewTokens: 512, latentSteps: 8, ...c })
+      ? planInference({ shape, imageTokens, promptTokens: PROMPT_TOKENS, maxNewTokens: a.newTokens ?? 512, latentSteps: 8, ...c })
       : planTraining({ shape, stage: 1, tokens: a.tokens ?? 1024, visualTokens: Math.min(a.tokens ?? 1024, imageTokens), optimizerStates: 'auto', ...c }),
   );
 }

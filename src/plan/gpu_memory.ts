@@ -44,13 +44,15 @@ export const DEFAULT_GPU_CAPACITY = 81559 * MiB;
 
 const e9 = (n: number) => `${(n / 1e9).toFixed(2)}e9`;
 
+const sumWhere = (items: PlanItem[], where: Where) => items.filter((i) => i.where === where).reduce((a, i) => a + i.bytes, 0);
+
 function finish(p: Omit<GpuPlan, 'gpuBytes' | 'hostBytes' | 'fits'>): GpuPlan {
   const items = [...p.items];
-  const gpuRaw = items.filter((i) => i.where === 'gpu').reduce((a, i) => a + i.bytes, 0);
+  const gpuRaw = sumWhere(items, 'gpu');
   items.push({ what: 'allocator margin', where: 'gpu', bytes: Math.ceil(gpuRaw * ALLOCATOR_MARGIN), formula: `${ALLOCATOR_MARGIN * 100}% of the GPU items` });
   items.push({ what: 'process baseline (Node, data loader, staging)', where: 'host', bytes: HOST_BASELINE_BYTES, formula: 'fixed' });
-  const gpuBytes = items.filter((i) => i.where === 'gpu').reduce((a, i) => a + i.bytes, 0);
-  const hostBytes = items.filter((i) => i.where === 'host').reduce((a, i) => a + i.bytes, 0);
+  const gpuBytes = sumWhere(items, 'gpu');
+  const hostBytes = sumWhere(items, 'host');
   return { ...p, items, gpuBytes, hostBytes, fits: gpuBytes <= p.gpuCapacity && hostBytes <= p.hostCapacity };
 }
 
@@ -243,8 +245,6 @@ function planWith(o: TrainPlanInput, mode: OptimizerStates): GpuPlan {
     optimizerStates: mode,
   });
 }
-
-const sumWhere = (items: PlanItem[], where: Where) => items.filter((i) => i.where === where).reduce((a, i) => a + i.bytes, 0);
 
 /**
  * The training plan. `auto` takes the first exact strategy that fits: everything on the GPU, else optimizer

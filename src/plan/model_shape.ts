@@ -8,18 +8,20 @@ export interface ModelShape {
   vision: VisionConfig;
 }
 
-/** LLM parameters: embeddings, 28 (or n) decoder layers (q/k/v with bias, o and MLP without), final norm, lm_head. */
-export function llmParams(t: TextConfig): number {
+/** One decoder layer: q/k/v with bias, o and the MLP without, two RMSNorms. */
+function llmLayerParams(t: TextConfig): number {
   const D = t.hidden, kv = t.kvHeads * t.headDim, q = t.heads * t.headDim;
-  const layer = D * q + q + 2 * (D * kv + kv) + q * D + 3 * D * t.intermediate + 2 * D;
-  return t.vocab * D * (t.tieEmbeddings ? 1 : 2) + t.layers * layer + D;
+  return D * q + q + 2 * (D * kv + kv) + q * D + 3 * D * t.intermediate + 2 * D;
+}
+
+/** LLM parameters: embeddings, 28 (or n) decoder layers, final norm, lm_head. */
+export function llmParams(t: TextConfig): number {
+  return t.vocab * t.hidden * (t.tieEmbeddings ? 1 : 2) + t.layers * llmLayerParams(t) + t.hidden;
 }
 
 /** Largest single parameter tensor group cast to bf16 at once: one decoder layer or the embedding/lm_head. */
 export function llmLargestChunkParams(t: TextConfig): number {
-  const D = t.hidden, kv = t.kvHeads * t.headDim, q = t.heads * t.headDim;
-  const layer = D * q + q + 2 * (D * kv + kv) + q * D + 3 * D * t.intermediate + 2 * D;
-  return Math.max(layer, t.vocab * D);
+  return Math.max(llmLayerParams(t), t.vocab * t.hidden);
 }
 
 /** ViT + merger: patch embedding (no bias), blocks (qkv/proj/MLP with biases, 2 RMSNorms), merger (norm + 2 linears). */
@@ -34,7 +36,7 @@ export function visionParams(v: VisionConfig): number {
 /** One BCM or DAC head (method.md §6): nn.MultiheadAttention(D, 8) + 8 learned queries + norms, ~51.4M for the 7B. */
 export function headParams(t: TextConfig): number {
   const D = t.hidden;
-  return 4 * D * D + 14 * D; // same count as src/train/memory_plan.ts (in/out projections with biases, queries, norms)
+  return 4 * D * D + 14 * D; // in/out projections with biases, queries, norms (also the CPU training memory plan's count)
 }
 
 /** KV-cache bytes per token in bf16: layers x (K and V) x kvHeads x headDim x 2 B (57,344 = 56 KiB for the 7B). */

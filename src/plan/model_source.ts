@@ -14,8 +14,8 @@ export interface PlanModel {
 }
 
 export function planModel(spec: string): PlanModel {
-  const preset = PRESETS[spec.toLowerCase()];
-  if (preset) return { shape: preset };
+  // Own keys only: "constructor" or "__proto__" are not presets.
+  if (Object.hasOwn(PRESETS, spec.toLowerCase())) return { shape: PRESETS[spec.toLowerCase()] };
   if (!fs.existsSync(spec)) throw new UserError(`--model: ${spec} is neither a checkpoint directory nor a preset (${Object.keys(PRESETS).join(', ')})`);
   try {
     const cfg = loadModelConfig(spec);

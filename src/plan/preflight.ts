@@ -16,6 +16,13 @@ export const DEVICE_OPTION = {
   describe: 'compute device; auto = cpu until the CUDA model path exists (issue 6); cuda checks the GPU and the memory plan',
 };
 
+/** --optimizer-states of train-stage1/2 and vreflect plan. */
+export const OPTIMIZER_STATES_OPTION = {
+  choices: ['auto', 'host', 'gpu', 'gpu-8bit'] as const,
+  default: 'auto' as const,
+  describe: 'where AdamW state lives on a CUDA run: gpu (all fp32 on the GPU), host (fp32 master + moments in pinned host memory, exact), gpu-8bit (8-bit moments, approximate); auto: gpu if it fits, else host',
+};
+
 export const CUDA_NOT_YET = 'the CUDA backend has kernels but cannot run the model yet (issue 6); use --device cpu';
 
 /** The capacities a plan is checked against: the GPU's free memory (total when unknown) and this host's memory. */

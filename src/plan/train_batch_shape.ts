@@ -1,4 +1,4 @@
-// The largest micro-batch the training flags allow, as the memory plans count it (same bound as
+// The largest micro-batch the training flags allow, as both memory plans count it (the GPU plan and
 // src/train/memory_plan.ts): packing -> up to 4 x 4096 tokens; else batch x (image tokens + 512 text tokens).
 export interface MicroBatchShape {
   tokens: number;

@@ -8,6 +8,8 @@ import * as os from 'os';
 import { estimateActivationMemory } from '../data/memory';
 import type { CheckpointTensor } from '../model/checkpoint';
 import type { ModelConfig } from '../model/config';
+import { headParams } from '../plan/model_shape';
+import { largestMicroBatch } from '../plan/train_batch_shape';
 import { UserError } from '../util/errors';
 
 export interface MemoryPlan {
@@ -69,16 +71,12 @@ export function planTrainingMemory(
       frozenBytes += t.nbytes;
     } else trainable += numel(t);
   }
-  // BCM / DAC heads not yet in the checkpoint (stage 1 from a base model; stage 2's student): ~ 4 D^2 + 2 D each.
-  const D = cfg.text.hidden;
-  const headParams = 4 * D * D + 6 * D + 8 * D;
-  if (!tensors.some((t) => t.name.startsWith('box_feature_resampler.'))) trainable += headParams;
-  if (o.stage === 2 && !tensors.some((t) => t.name.startsWith('student_resampler.'))) trainable += headParams;
+  // BCM / DAC heads not yet in the checkpoint (stage 1 from a base model; stage 2's student).
+  const head = headParams(cfg.text);
+  if (!tensors.some((t) => t.name.startsWith('box_feature_resampler.'))) trainable += head;
+  if (o.stage === 2 && !tensors.some((t) => t.name.startsWith('student_resampler.'))) trainable += head;
 
-  // The largest micro-batch: packing -> up to 4 x 4096 tokens; else batch x (image tokens + 512 text tokens).
-  const imageTokens = Math.floor(o.imageMaxPixels / (28 * 28));
-  const tokens = o.packing ? 4 * 4096 : o.perDeviceBatchSize * (imageTokens + 512);
-  const visualTokens = Math.min(tokens, (o.packing ? 4 : o.perDeviceBatchSize) * imageTokens);
+  const { tokens, visualTokens } = largestMicroBatch(o);
   const actBytes = (checkpointing: boolean) =>
     estimateActivationMemory(
       { samples: 4, tokens, visualTokens, patches: visualTokens * 4, images: 4, boxes: 4, inputBytes: visualTokens * 4 * 1176 * 4 },

@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Argv, CommandModule } from 'yargs';
 
-import { BENCH_IMAGE_SIZE, checkBenchImageSize } from '../../bench/bench_image';
+import { BENCH_IMAGE_SIZE, benchImageTokens, checkBenchImageSize } from '../../bench/bench_image';
 import { runInferBench } from '../../bench/infer_bench';
 import { renderMarkdown, renderText, Dtype } from '../../bench/report';
 import { DEFAULT_BATCH_SPEC } from '../../bench/train_batch';
@@ -84,7 +84,8 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
     if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
       throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
     const dtypes: Dtype[] = args.dtype === 'both' ? ['bf16', 'fp32'] : [args.dtype];
-    benchDevicePreflight({ device: args.device, kind: 'infer', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'] });
+    benchDevicePreflight({ device: args.device, kind: 'infer', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'],
+      imageTokens: benchImageTokens(args['image-size']), newTokens: args['new-tokens'] });
 
     let bar: ReturnType<typeof startProgress> | undefined;
     const report = await runInferBench(
@@ -220,7 +221,7 @@ export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
     checkBenchTrainArgs(args);
     const shape = { llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab };
     const modes = torchModes(args);
-    benchDevicePreflight({ device: args.device, kind: 'train', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab, tokens: args.samples * args.tokens, imageTokens: args.samples * (args['image-size'] / 28) ** 2 });
+    benchDevicePreflight({ device: args.device, kind: 'train', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab, tokens: args.samples * args.tokens, imageTokens: args.samples * benchImageTokens(args['image-size']) });
     const batch = { ...DEFAULT_BATCH_SPEC, samples: args.samples, tokensPerSample: args.tokens, imageSize: args['image-size'], answerTokens: args['answer-tokens'] };
 
     let bar: ReturnType<typeof startProgress> | undefined;

@@ -2,11 +2,10 @@
 // BCM/DAC resampler cross-attention (8 queries x N keys, 8 heads of 448) and the 7B's GEMMs - our CPU kernels,
 // our CUDA kernels (build/vreflect_cuda_bench, on a GPU) and PyTorch (scripts_bench/torch_kernels.py, when torch
 // with CUDA is importable), side by side in TFLOP/s. A benchmark: figures, not a test.
-import * as path from 'path';
 import type { CommandModule } from 'yargs';
 
 import { mergeKernelRuns, renderKernelsText, SideRun } from '../../bench/kernels_report';
-import { packageRoot, runCpuKernels, runGpuSide, runTorchSide } from '../../bench/kernels_run';
+import { runCpuKernels, runGpuSide, runTorchSide } from '../../bench/kernels_run';
 import { loadAddon } from '../../native/addon';
 import { UserError } from '../../util/errors';
 import { log } from '../../util/log';
@@ -49,8 +48,7 @@ export const benchKernelsCommand: CommandModule<object, BenchKernelsArgs> = {
     const runs: SideRun[] = [];
     if (sides.includes('cpu')) runs.push({ side: 'cpu', bench: runCpuKernels({ quick: args.quick, maxSeq: args['cpu-max-seq'], say: (l) => log().debug(l) }) });
     if (sides.includes('gpu')) runs.push(runGpuSide({ binary: args['cuda-bench'], quick: args.quick, timeoutS: args.timeout }));
-    if (sides.includes('torch'))
-      runs.push(runTorchSide({ python: args.python, script: path.join(packageRoot(), 'scripts_bench', 'torch_kernels.py'), quick: args.quick, timeoutS: args.timeout }));
+    if (sides.includes('torch')) runs.push(runTorchSide({ python: args.python, quick: args.quick, timeoutS: args.timeout }));
     for (const r of runs) if (r.skipped) log().info({ side: r.side, reason: r.skipped }, 'side skipped');
     const report = mergeKernelRuns(runs);
     process.stdout.write(args.json ? JSON.stringify(report) + '\n' : renderKernelsText(report));

@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 
 import { loadAddon } from '../../native/addon';
 import { archCoverage } from '../../plan/cuda_arch';
-import { CudaProbe, cudaVerdict, cudaVersionString, probeCuda } from '../../plan/cuda_device';
+import { CudaProbe, cudaVerdict, cudaVersionString, probeCuda, probedDevices } from '../../plan/cuda_device';
 import { formatBytes } from '../../plan/units';
 
 interface DoctorArgs {
@@ -33,7 +33,6 @@ function cublasLtStatus(p: CudaProbe): CudaDoctor['cublaslt'] {
 
 export function cudaDoctor(p: CudaProbe): CudaDoctor {
   const v = cudaVerdict(p);
-  const list = p.runtime?.devices.length ? p.runtime.devices : p.driver.devices;
   const out: CudaDoctor = {
     built: p.built,
     archs: p.archs ? p.archs.replace(/,/g, ';') : null,
@@ -41,7 +40,7 @@ export function cudaDoctor(p: CudaProbe): CudaDoctor {
     runtime: p.built && p.runtime ? `cudart ${cudaVersionString(p.runtime.runtimeVersion)} static (linked at build time)` : null,
     cublaslt: cublasLtStatus(p),
     driver: { found: p.driver.found, library: p.driver.library, version: p.driver.version ? cudaVersionString(p.driver.version) : null },
-    devices: list.map((d) => ({
+    devices: probedDevices(p).map((d) => ({
       index: d.index,
       name: d.name,
       compute_capability: `${d.ccMajor}.${d.ccMinor}`,

@@ -194,8 +194,8 @@ export function makeEvalCommand(factory: GeneratorFactory): CommandModule<object
     handler: async (args) => {
       const opts = evalOptionsFromArgs(args);
       evalDevicePreflight({
-        device: args.device, model: args.model!, maxPixels: Math.max(...opts.benchmarks.map((b) => (opts.pixels as Record<string, { max: number }> | undefined)?.[b]?.max ?? EVAL_MAX_PIXELS)),
-        maxNewTokens: args['max-new-tokens'], latentSteps: Math.max(0, ...parseSteps(args.steps)),
+        device: args.device, model: args.model!, maxPixels: Math.max(...opts.benchmarks.map((b) => opts.pixels?.[b]?.max ?? EVAL_MAX_PIXELS)),
+        maxNewTokens: opts.maxNewTokens, latentSteps: Math.max(0, ...opts.steps),
       });
       const outcomes = await runEval({
         ...opts,

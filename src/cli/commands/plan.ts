@@ -7,6 +7,7 @@ import { smartResize } from '../../image/smart_resize';
 import { probeCuda } from '../../plan/cuda_device';
 import { DEFAULT_GPU_CAPACITY, GpuPlan, OptimizerStates, planInference, planTraining } from '../../plan/gpu_memory';
 import { planModel } from '../../plan/model_source';
+import { OPTIMIZER_STATES_OPTION } from '../../plan/preflight';
 import { renderPlan } from '../../plan/render';
 import { largestMicroBatch } from '../../plan/train_batch_shape';
 import { parseBytes } from '../../plan/units';
@@ -32,12 +33,6 @@ interface PlanArgs {
   'host-memory'?: string;
   json: boolean;
 }
-
-export const OPTIMIZER_STATES_OPTION = {
-  choices: ['auto', 'host', 'gpu', 'gpu-8bit'] as const,
-  default: 'auto' as const,
-  describe: 'where AdamW state lives on a CUDA run: gpu (all fp32 on the GPU), host (fp32 master + moments in pinned host memory, exact), gpu-8bit (8-bit moments, approximate); auto: gpu if it fits, else host',
-};
 
 function parseImageSize(s: string): [number, number] {
   const m = /^(\d+)x(\d+)$/i.exec(s.trim());

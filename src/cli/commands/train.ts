@@ -5,9 +5,8 @@ import type { Argv, CommandModule } from 'yargs';
 
 import { DEFAULT_TRAIN_MAX_PIXELS, DEFAULT_TRAIN_MIN_PIXELS } from '../../data';
 import { trainDevicePreflight } from '../../plan/device_runs';
-import { DEVICE_OPTION } from '../../plan/preflight';
+import { DEVICE_OPTION, OPTIMIZER_STATES_OPTION } from '../../plan/preflight';
 import { runTraining, TrainOptions } from '../../train/run';
-import { OPTIMIZER_STATES_OPTION } from './plan';
 import { UserError } from '../../util/errors';
 import { log } from '../../util/log';
 

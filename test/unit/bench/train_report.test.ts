@@ -156,6 +156,18 @@ describe('bench train report', () => {
     expect(md).toMatch(/\| vreflect bf16 \| 5000 \| 4500 \| 563 \| 500 \| 1638 \| 12\.11 GiB \| 549% \| 707% \| 0\.87 of 2 \|/);
   });
 
+  test('our run without gradient checkpointing: the label, HFU and the setup line count only the lm_head recompute', () => {
+    const inp = inputs();
+    inp.runs[0].checkpointing = false;
+    const r = buildTrainReport(inp);
+    expect(r.rows[0].label).toBe('vreflect bf16, no recompute');
+    expect(r.rows[0].hfu_pct! - r.rows[0].mfu_pct!).toBeCloseTo((100 * r.cost.oursKeptRecomputeFlop) / 5 / 1e12, 9);
+    const text = renderTrainText(r);
+    expect(text).toContain(`recompute on top: vreflect ${(r.cost.oursKeptRecomputeFlop / 1e12).toFixed(2)} (lm_head), PyTorch grad ckpt`);
+    inp.runs[0].checkpointing = true;
+    expect(renderTrainText(buildTrainReport(inp))).toContain(`recompute on top: vreflect ${(r.cost.oursRecomputeFlop / 1e12).toFixed(2)} (layers + lm_head), PyTorch grad ckpt`);
+  });
+
   test('PyTorch command line', () => {
     const a = torchTrainArgs({ model: '/m', batchFile: '/b.json', threads: 2, steps: 3, warmup: 1, lr: 1e-5, maxGradNorm: 1, gradientAccumulationSteps: 8, checkpointing: true });
     expect(a[0]).toMatch(/scripts_bench\/torch_train\.py$/);
