@@ -103,7 +103,7 @@ export function ensureCheckpoint(req: CheckpointRequest): CheckpointInfo {
   fs.mkdirSync(dir, { recursive: true });
   // Drop a stale marker first: a run interrupted from here on leaves no directory that looks complete.
   fs.rmSync(path.join(dir, MARKER), { force: true });
-  for (const f of fs.readdirSync(dir)) if (/^model(-\d+-of-\d+)?\.safetensors(\.partial)?$/.test(f)) fs.rmSync(path.join(dir, f));
+  for (const f of fs.readdirSync(dir)) if (/^model(-\d+-of-\d+)?\.safetensors(\.\d+\.partial)?$/.test(f)) fs.rmSync(path.join(dir, f));
 
   const specs = tensorSpecs(req.shape);
   writeCheckpointTextFiles(dir, configJson(req.shape));

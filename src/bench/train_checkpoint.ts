@@ -72,7 +72,7 @@ export function ensureTrainCheckpoint(req: {
 
   fs.mkdirSync(dir, { recursive: true });
   fs.rmSync(path.join(dir, TRAIN_MARKER), { force: true });
-  for (const f of fs.readdirSync(dir)) if (/^model(-\d+-of-\d+)?\.safetensors(\.partial)?$/.test(f)) fs.rmSync(path.join(dir, f));
+  for (const f of fs.readdirSync(dir)) if (/^model(-\d+-of-\d+)?\.safetensors(\.\d+\.partial)?$/.test(f)) fs.rmSync(path.join(dir, f));
   fs.rmSync(path.join(dir, 'model.safetensors.index.json'), { force: true });
 
   const specs = trainTensorSpecs(req.shape);

@@ -44,11 +44,11 @@ export function safetensorsHeader(tensors: TensorEntry[], metadata: Record<strin
 export type TensorProducer = (t: TensorEntry, write: (bytes: Uint8Array) => void) => void;
 
 /**
- * Writes `file` (through a `.partial` file, fsynced and renamed at the end, so an interrupted run never leaves a
- * file that looks complete). Returns the total bytes written.
+ * Writes `file` (through `<file>.<pid>.partial`, fsynced and renamed at the end, so an interrupted run never leaves a
+ * file that looks complete, and two processes writing the same path never share a temporary file). Returns the total bytes written.
  */
 export function writeSafetensorsStream(file: string, tensors: TensorEntry[], produce: TensorProducer, metadata?: Record<string, string>): number {
-  const tmp = file + '.partial';
+  const tmp = `${file}.${process.pid}.partial`;
   const head = safetensorsHeader(tensors, metadata);
   const fd = fs.openSync(tmp, 'w');
   let total = 0;
