@@ -54,13 +54,6 @@ AttnParams TrainLLM::attn_params() const {
   return ap;
 }
 
-int64_t TrainLLM::saved_bytes_per_token_layer(const TextConfig& tc) {
-  const int64_t D = tc.hidden, F = tc.intermediate, Dq = int64_t(tc.heads) * tc.head_dim,
-                Dkv = int64_t(tc.kv_heads) * tc.head_dim;
-  // h1, x2, h2 [D]; q, att [Dq]; k, v [Dkv]; g, u [F]; lse [heads]; two rstd.
-  return int64_t(sizeof(float)) * (3 * D + 2 * Dq + 2 * Dkv + 2 * F + tc.heads + 2);
-}
-
 TrainLLM::TrainLLM(const TextConfig& tc, ParamStore& ps) : tc_(tc), ps_(ps) {
   const int64_t D = tc.hidden, F = tc.intermediate, hd = tc.head_dim;
   const int64_t Dq = int64_t(tc.heads) * hd, Dkv = int64_t(tc.kv_heads) * hd;
