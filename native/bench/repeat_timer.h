@@ -16,7 +16,8 @@ template <class F>
 RepeatTimes time_repeats(F&& run, double seconds, int min_repeats, size_t max_repeats) {
   std::vector<double> ms;
   const auto start = std::chrono::steady_clock::now();
-  while (int(ms.size()) < min_repeats || std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
+  auto elapsed_s = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  while (int(ms.size()) < min_repeats || elapsed_s() < seconds) {
     const auto t0 = std::chrono::steady_clock::now();
     run();
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
