@@ -1,7 +1,8 @@
 // benchReadBandwidth({bytes?, repeats?, threads?}) and benchGemm({m, n, k, dtype, seconds?, minRepeats?}):
 // the machine probes of `vreflect bench infer` (native/bench/*.h). benchAttention({lq, lk, items?, heads,
-// kvHeads, headDim, causal?, backward?, seconds?, minRepeats?}): the CPU side of `vreflect bench kernels`. Synchronous: the benchmark does nothing
-// else while they run, and a probe must not share the cores with other work anyway.
+// kvHeads, headDim, causal?, backward?, seconds?, minRepeats?}): the CPU side of `vreflect bench kernels`.
+// Synchronous: the benchmark does nothing else while they run, and a probe must not share the cores with other
+// work anyway.
 #include <cstdio>
 #include <new>
 #include <string>

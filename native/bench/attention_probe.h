@@ -4,12 +4,11 @@
 // FLOP counts follow flash-attention's benchmark convention: forward 4 * Lq * Lk * D * H (halved when causal),
 // backward 2.5x the forward. Header-only, like gemm_probe.h.
 #pragma once
-#include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "bench/repeat_timer.h"
 #include "core/error.h"
 #include "ops/attention.h"
 
@@ -77,21 +76,13 @@ inline AttentionResult measure_attention(const AttentionShape& s, double seconds
       attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), p);
   };
   attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), p);  // warm-up, and out/lse for backward
-  std::vector<double> ms;
-  const auto start = std::chrono::steady_clock::now();
-  while (int(ms.size()) < min_repeats || std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
-    const auto t0 = std::chrono::steady_clock::now();
-    run();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    if (ms.size() >= 10000) break;
-  }
-  std::sort(ms.begin(), ms.end());
+  const RepeatTimes t = time_repeats(run, seconds, min_repeats, 10000);
   AttentionResult r;
-  r.best_ms = ms.front();
-  r.median_ms = ms[ms.size() / 2];
+  r.best_ms = t.best_ms;
+  r.median_ms = t.median_ms;
   r.flop = attention_flop(s);
   r.gflops = r.flop / (r.best_ms * 1e-3) / 1e9;
-  r.repeats = int(ms.size());
+  r.repeats = t.repeats;
   return r;
 }
 

@@ -2,11 +2,10 @@
 // AVX-512-BF16, or the built-in kernels) on one shape, so the benchmark can state the machine's bf16/fp32
 // GEMM peak as our own code reaches it. Header-only so the addon's bench binding needs no extra build entry.
 #pragma once
-#include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <vector>
 
+#include "bench/repeat_timer.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "ops/linear.h"
@@ -47,20 +46,12 @@ inline GemmResult measure_gemm(int64_t M, int64_t N, int64_t K, DType dtype, dou
     L.w = wb.data();
   }
   linear_forward(out.data(), x.data(), L, M);
-  std::vector<double> ms;
-  auto start = std::chrono::steady_clock::now();
-  while (int(ms.size()) < min_repeats || std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
-    auto t0 = std::chrono::steady_clock::now();
-    linear_forward(out.data(), x.data(), L, M);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    if (ms.size() >= 100000) break;
-  }
-  std::sort(ms.begin(), ms.end());
+  const RepeatTimes t = time_repeats([&] { linear_forward(out.data(), x.data(), L, M); }, seconds, min_repeats, 100000);
   GemmResult r;
-  r.best_ms = ms.front();
-  r.median_ms = ms[ms.size() / 2];
+  r.best_ms = t.best_ms;
+  r.median_ms = t.median_ms;
   r.gflops = 2.0 * double(M) * double(N) * double(K) / (r.best_ms * 1e-3) / 1e9;
-  r.repeats = int(ms.size());
+  r.repeats = t.repeats;
   r.backend = linear_backend_name(dtype);
   return r;
 }

@@ -8,6 +8,7 @@
 #include "core/dtype.h"
 #include "core/parallel.h"
 #include "core/error.h"
+#include "core/grow.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -183,7 +184,7 @@ void gemv_bf16_packed(float* out, const float* inp, const PackedWeight& W, const
   VR_CHECK(W.vnni64, "gemv_bf16_packed: the weight is not in the BA16a64b2a layout");
   const int64_t K = W.K, kp = W.k_pad;
   static thread_local std::vector<uint16_t> xbuf;
-  if (xbuf.size() < size_t(M * kp)) xbuf.resize(size_t(M * kp));
+  grow(xbuf, M * kp);
   for (int64_t m = 0; m < M; m++) {  // rows padded to k_pad with zeros (the padded weights are zero too)
     for (int64_t k = 0; k < K; k++) xbuf[size_t(m * kp + k)] = f32_to_bf16(inp[m * K + k]);
     for (int64_t k = K; k < kp; k++) xbuf[size_t(m * kp + k)] = 0;
@@ -200,7 +201,7 @@ void gemv_bf16(float* out, const float* inp, const uint16_t* W, const float* bia
                bool accumulate) {
   VR_CHECK(M >= 1 && M <= kMaxRows, "gemv_bf16: M=", M, " out of range");
   static thread_local std::vector<uint16_t> xbuf;
-  if (xbuf.size() < size_t(M * K)) xbuf.resize(size_t(M * K));
+  grow(xbuf, M * K);
   for (int64_t i = 0; i < M * K; i++) xbuf[size_t(i)] = f32_to_bf16(inp[i]);
   switch (M) {
     case 1: gemv_parallel<1>(out, xbuf.data(), W, bias, N, K, accumulate); break;

@@ -17,6 +17,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/grow.h"
 #include "core/parallel.h"
 #include "cpu/cpu_ops.h"
 #include "cpu/gemm_builtin.h"
@@ -28,13 +29,6 @@
 namespace vr::cpu {
 
 namespace {
-
-// Per-thread scratch, reused across calls (activations only: at most M*K elements).
-template <class T>
-T* scratch(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
 
 VR_CLONES void round_to_bf16(uint16_t* dst, const float* src, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > (1 << 16))
@@ -118,7 +112,7 @@ void linear_forward_bf16_weights(float* out, const float* inp, const uint16_t* i
       (!P || P->vnni64)) {
     static thread_local std::vector<float> wide;
     if (!inp) {  // the GEMV rounds its (tiny) input itself; bf16 -> fp32 -> bf16 is exact
-      inp = scratch(wide, size_t(M * K));
+      inp = grow(wide, M * K);
       convert_to_f32(wide.data(), inp16, DType::BF16, size_t(M * K));
     }
     if (P) gemv_bf16_packed(out, inp, *P, L.b, M, accumulate);
@@ -129,7 +123,7 @@ void linear_forward_bf16_weights(float* out, const float* inp, const uint16_t* i
     const int64_t Mp = padded_rows(M);
     if (!inp16 || Mp != M) {
       static thread_local std::vector<uint16_t> abuf;
-      uint16_t* a16 = scratch(abuf, size_t(Mp * K));
+      uint16_t* a16 = grow(abuf, Mp * K);
       if (inp16) {
         std::memcpy(a16, inp16, size_t(M * K) * sizeof(uint16_t));
       } else {
@@ -152,7 +146,7 @@ void linear_forward_bf16_weights(float* out, const float* inp, const uint16_t* i
     }
     // Padded rows: the product goes to scratch, its first M rows into `out` (added when accumulating).
     static thread_local std::vector<float> cbuf;
-    float* c = scratch(cbuf, size_t(Mp * N));
+    float* c = grow(cbuf, Mp * N);
     a.C = c; a.ldc = N; a.accumulate = false;
     onednn_matmul(a);
     prof::Scope cp("~ gemm padded rows -> out");
@@ -167,7 +161,7 @@ void linear_forward_bf16_weights(float* out, const float* inp, const uint16_t* i
     }
   } else {
     static thread_local std::vector<float> abuf;
-    float* ar = scratch(abuf, size_t(M * K));
+    float* ar = grow(abuf, M * K);
     if (inp16) convert_to_f32(ar, inp16, DType::BF16, size_t(M * K));
     else round_to_bf16_f32(ar, inp, M * K);
     gemm_nt_bf16(M, N, K, ar, K, W, K, out, N, L.b, accumulate);
@@ -251,17 +245,17 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
     const void* X = inp;
     if (bf16) {
       if (dinp) {
-        uint16_t* dout16 = scratch(dout_buf, size_t(M * N));
+        uint16_t* dout16 = grow(dout_buf, M * N);
         round_to_bf16(dout16, dout, M * N);
         dO = dout16;
       }
       if (dweight) {
-        uint16_t* dout16t = scratch(dout_t_buf, size_t(M * N));
+        uint16_t* dout16t = grow(dout_t_buf, M * N);
         round_to_bf16_transposed(dout16t, dout, M, N);
         dOt = dout16t;
         dot_rs = M;
         dot_cs = 1;
-        uint16_t* inp16 = scratch(inp_buf, size_t(M * K));
+        uint16_t* inp16 = grow(inp_buf, M * K);
         round_to_bf16(inp16, inp, M * K);
         X = inp16;
       }

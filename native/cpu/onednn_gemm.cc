@@ -21,6 +21,8 @@
 
 namespace vr::cpu {
 
+PackedWeight::~PackedWeight() { std::free(data); }
+
 #ifdef VREFLECT_HAVE_DNNL
 
 namespace {
@@ -135,8 +137,6 @@ std::string onednn_impl_name(bool bf16) {
   return names[bf16 ? 1 : 0];
 }
 
-PackedWeight::~PackedWeight() { std::free(data); }
-
 namespace {
 // W[N,K] -> BA16a64b2a (layout in packed_weight.h), panels [p0, p1). A k-pair is 4 bytes; each row's pairs go
 // to a column of the panel's blocks. Out-of-range rows and k are zero.
@@ -226,7 +226,6 @@ bool weight_packing_enabled() {
 
 #else  // !VREFLECT_HAVE_DNNL
 
-PackedWeight::~PackedWeight() { std::free(data); }
 std::shared_ptr<const PackedWeight> pack_bf16_weight(const uint16_t*, int64_t, int64_t, ConsumedFn) { return nullptr; }
 bool weight_packing_enabled() { return false; }
 

@@ -1,6 +1,7 @@
 // Opt-in per-op wall-clock profile of the forward pass (VREFLECT_PROFILE=1): the model code wraps each op call
-// in a Scope with a label ("llm gemm 305x18944x3584", "vit attn window", ...) and its FLOPs; Session::prefill
-// prints the table to stderr. Off by default: one relaxed atomic load per scope.
+// in a Scope with a label ("gemm bf16 305x18944x3584", "vit attention window", ...) and its FLOPs;
+// Session::prefill prints the table to stderr. Off by default: a scope then costs one call to enabled(), which
+// reads a flag set once from the environment.
 #pragma once
 #include <chrono>
 #include <cstdint>

@@ -49,7 +49,6 @@ void LanguageModel::embed(float* out, const int32_t* ids, int64_t T) const {
   embedding_forward(out, ids, T, embed_table_, embed_dtype_, tc_.vocab, tc_.hidden);
 }
 
-
 void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const int64_t* pos3, int64_t plane_stride,
                             KVCache& cache, AttnProbe* probe, Progress* progress, LLMWorkspace* work) const {
   LLMWorkspace local;
@@ -75,7 +74,7 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
   float* att = grow(w.att, T * Dq);
   float* lse = grow(w.lse, int64_t(Hq) * T);
   // BF16 weights: the normalised input is rounded to bf16 once for q/k/v and once for gate/up.
-  const bool bf16 = layers_.empty() ? false : layers_[0].q.dtype == DType::BF16;
+  const bool bf16 = !layers_.empty() && layers_[0].q.dtype == DType::BF16;
   uint16_t* h16 = bf16 ? grow(w.h16, T * D) : nullptr;
   const int32_t cu_q[2] = {0, int32_t(T)};
   const int32_t cu_k[2] = {0, int32_t(c + T)};

@@ -8,6 +8,7 @@
 #include "core/progress.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "model/swiglu_mlp.h"
 #include "model/weights.h"
 #include "ops/linear.h"
 
@@ -23,7 +24,8 @@ struct AttnProbe {
 // Activation buffers of a forward pass, kept by the caller from call to call (see VisionWorkspace): only grow,
 // every element written before it is read.
 struct LLMWorkspace {
-  std::vector<float> cos, sin, x, h, q, att, lse, mlp;
+  std::vector<float> cos, sin, x, h, q, att, lse;
+  MLPScratch mlp;
   std::vector<uint16_t> h16;
 };
 

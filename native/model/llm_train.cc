@@ -30,6 +30,12 @@ bool first_write(Param* p) {
   return z;
 }
 
+// A weight and its bias are written together: overwrite only when both are known zero (both marks cleared).
+bool first_write(Param* w, Param* b) {
+  const bool zw = first_write(w), zb = first_write(b);
+  return zw && zb;
+}
+
 }  // namespace
 
 // Causal GQA attention over the packed samples (cu_), q/att rows [T, Hq*hd], k/v rows [T, Hkv*hd].
@@ -46,13 +52,6 @@ AttnParams TrainLLM::attn_params() const {
   ap.q_stride = ap.o_stride = int64_t(tc_.heads) * hd;
   ap.k_stride = ap.v_stride = int64_t(tc_.kv_heads) * hd;
   return ap;
-}
-
-int64_t TrainLLM::saved_bytes_per_token_layer(const TextConfig& tc) {
-  const int64_t D = tc.hidden, F = tc.intermediate, Dq = int64_t(tc.heads) * tc.head_dim,
-                Dkv = int64_t(tc.kv_heads) * tc.head_dim;
-  // h1, x2, h2 [D]; q, att [Dq]; k, v [Dkv]; g, u [F]; lse [heads]; two rstd.
-  return int64_t(sizeof(float)) * (3 * D + 2 * Dq + 2 * Dkv + 2 * F + tc.heads + 2);
 }
 
 TrainLLM::TrainLLM(const TextConfig& tc, ParamStore& ps) : tc_(tc), ps_(ps) {
@@ -245,18 +244,12 @@ void TrainLLM::layer_backward(const Layer& l, const float* x, LayerActs& a, bool
   rope_backward(dq, cos_.data(), sin_.data(), T, Hq, int(hd), Dq);
   rope_backward(dk, cos_.data(), sin_.data(), T, Hkv, int(hd), Dkv);
   float* dh1 = grow(s_.dh1, T * D);
-  // A weight and its bias are zeroed together; overwrite only when both are known zero.
-  auto first_pair = [](Param* w, Param* b) {
-    const bool z = w->grad_zero && b->grad_zero;
-    w->grad_zero = b->grad_zero = false;
-    return z;
-  };
   linear_backward(dh1, l.q_w->g, l.q_b->g, dq, a.h1.data(), ps_.linear(*l.q_w, l.q_b), T,
-                  {true, first_pair(l.q_w, l.q_b)});
+                  {true, first_write(l.q_w, l.q_b)});
   linear_backward(dh1, l.k_w->g, l.k_b->g, dk, a.h1.data(), ps_.linear(*l.k_w, l.k_b), T,
-                  {false, first_pair(l.k_w, l.k_b)});
+                  {false, first_write(l.k_w, l.k_b)});
   linear_backward(dh1, l.v_w->g, l.v_b->g, dv, a.h1.data(), ps_.linear(*l.v_w, l.v_b), T,
-                  {false, first_pair(l.v_w, l.v_b)});
+                  {false, first_write(l.v_w, l.v_b)});
   std::memcpy(dx, dx2, size_t(T * D) * sizeof(float));
   rmsnorm_backward(dx, l.in_norm->g, dh1, x, l.in_norm->w, a.rstd1.data(), T, D);
 }

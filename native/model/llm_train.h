@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "model/config.h"
-#include "ops/attention.h"
 #include "model/weights.h"
+#include "ops/attention.h"
 #include "train/param_store.h"
 
 namespace vr {
@@ -51,8 +51,6 @@ class TrainLLM {
   // Activation checkpointing (recompute each layer in the backward) on or off; takes effect at the next forward.
   void set_checkpointing(bool on) { checkpointing_ = on; }
   bool checkpointing() const { return checkpointing_; }
-  // Bytes of activations the forward keeps per token and layer beyond the layer input, with checkpointing off.
-  static int64_t saved_bytes_per_token_layer(const TextConfig& tc);
 
  private:
   AttnParams attn_params() const;

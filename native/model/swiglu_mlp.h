@@ -5,26 +5,30 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/grow.h"
 #include "cpu/op_profile.h"
 #include "ops/activation.h"
 #include "ops/linear.h"
 
 namespace vr {
 
-// `scratch` is reused across calls (one model layer after another) so the F-wide buffers are allocated, and their
-// pages faulted in, once per forward rather than once per layer. `h16`, when given, is h already rounded to bf16
-// (BF16 weights): gate and up read it, and the SwiGLU writes bf16 straight for the down projection, so no
-// activation is rounded twice.
+// Scratch of swiglu_mlp_forward, reused across calls (one model layer after another) so the F-wide buffers are
+// allocated, and their pages faulted in, once per forward rather than once per layer.
+struct MLPScratch {
+  std::vector<float> gu;         // gate and up outputs of one row chunk, [2, chunk, F]
+  std::vector<uint16_t> act16;   // the SwiGLU in bf16 for the down projection (h16 given), [chunk, F]
+};
+
+// `h16`, when given, is h already rounded to bf16 (BF16 weights): gate and up read it, and the SwiGLU writes bf16
+// straight for the down projection, so no activation is rounded twice.
 inline void swiglu_mlp_forward(float* x, const float* h, int64_t M, int64_t D, const Linear& gate, const Linear& up,
-                               const Linear& down, std::vector<float>& scratch, int64_t chunk_rows = 1024,
+                               const Linear& down, MLPScratch& scratch, int64_t chunk_rows = 1024,
                                const uint16_t* h16 = nullptr) {
   const int64_t F = gate.N;
   const int64_t chunk = std::max<int64_t>(1, std::min(chunk_rows, M));
-  const int64_t need = 2 * chunk * F + (h16 ? (chunk * F + 1) / 2 : 0);
-  if (int64_t(scratch.size()) < need) scratch.resize(size_t(need));
-  float* g = scratch.data();
+  float* g = grow(scratch.gu, 2 * chunk * F);
   float* u = g + chunk * F;
-  uint16_t* g16 = reinterpret_cast<uint16_t*>(u + chunk * F);
+  uint16_t* g16 = h16 ? grow(scratch.act16, chunk * F) : nullptr;
   for (int64_t r0 = 0; r0 < M; r0 += chunk) {
     const int64_t m = std::min(chunk, M - r0);
     if (h16) {

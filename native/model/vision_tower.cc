@@ -60,7 +60,6 @@ VisionTower::VisionTower(const VisionConfig& vc, WeightStore& ws, DType compute)
   merger_fc2_ = ws.linear("visual.merger.mlp.2.weight", "visual.merger.mlp.2.bias", vc.out_hidden, 4 * D, compute);
 }
 
-
 void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid>& grids,
                           std::vector<float>& features, Progress* progress, VisionWorkspace* work) const {
   VisionWorkspace local;

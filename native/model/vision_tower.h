@@ -8,6 +8,7 @@
 #include "core/progress.h"
 #include "model/config.h"
 #include "model/rope_tables.h"
+#include "model/swiglu_mlp.h"
 #include "model/weights.h"
 #include "ops/linear.h"
 
@@ -26,7 +27,8 @@ VisionWindows vision_windows(const VisionConfig& vc, const std::vector<ImageGrid
 // fresh set per call costs ~100 MB of first-touch page faults on a 672x672 image (a fifth of the ViT's time
 // in training). Buffers only grow; every element is overwritten before it is read, so no clearing is needed.
 struct VisionWorkspace {
-  std::vector<float> x0, x, cos0, sin0, cos, sin, h, qkv, att, mlp, m1, y;
+  std::vector<float> x0, x, cos0, sin0, cos, sin, h, qkv, att, m1, y;
+  MLPScratch mlp;
   std::vector<uint16_t> h16;
 };
 

@@ -41,16 +41,6 @@ void round_to_bf16(uint16_t* dst, const float* src, int64_t n) {
 }
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const Linear& L, int64_t M) {
-  check_linear(L, M, "linear_backward");
-  if (M == 0 || L.N == 0) return;
-  VR_CHECK(dout, "linear_backward: dout is null");
-  VR_CHECK(inp || !dweight, "linear_backward: dweight needs the forward input");
-  apply_num_threads();
-  cpu::linear_backward(dinp, dweight, dbias, dout, inp, L, M, GradOverwrite{});
-}
-
-void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const Linear& L, int64_t M, GradOverwrite overwrite) {
   check_linear(L, M, "linear_backward");
   if (M == 0 || L.N == 0) return;

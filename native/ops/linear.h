@@ -48,13 +48,6 @@ void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, i
 // weights, done once by the caller.
 void round_to_bf16(uint16_t* dst, const float* src, int64_t n);
 
-// Backward (training): dinp[M,K] += dout @ W; dweight[N,K] += dout^T @ inp; dbias[N] += sum_m dout.
-// Any of dinp, dweight, dbias may be null to skip it. Gradients are fp32. Same rounding contract as the
-// forward: with BF16 weights, dout (and inp, for dweight) are rounded to bf16 and products accumulate in
-// fp32; dbias is an fp32 sum of the unrounded dout.
-void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const Linear& L, int64_t M);
-
 // Which outputs of linear_backward are overwritten (= instead of +=); their old contents are then never read.
 // For a first contribution the caller knows lands on zeros this skips a read of the whole output (for a 7B MLP
 // weight gradient, 271 MB per GEMM: ~15% of that GEMM's time) and the zero fill before it. dweight covers dbias.
@@ -62,8 +55,13 @@ struct GradOverwrite {
   bool dinp = false;
   bool dweight = false;
 };
+
+// Backward (training): dinp[M,K] += dout @ W; dweight[N,K] += dout^T @ inp; dbias[N] += sum_m dout
+// (= instead of += for the outputs `overwrite` names). Any of dinp, dweight, dbias may be null to skip it.
+// Gradients are fp32. Same rounding contract as the forward: with BF16 weights, dout (and inp, for dweight)
+// are rounded to bf16 and products accumulate in fp32; dbias is an fp32 sum of the unrounded dout.
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const Linear& L, int64_t M, GradOverwrite overwrite);
+                     const Linear& L, int64_t M, GradOverwrite overwrite = {});
 
 // Human-readable name of the GEMM path that runs for this dtype on this machine
 // (e.g. "onednn-bf16(brg:avx512_core_amx)", "onednn-bf16(brg:avx512_core_bf16)+gemv-avx512_bf16",
