@@ -32,7 +32,10 @@ int64_t opt_int(const Napi::Object& o, const char* key, int64_t dflt, const std:
 }
 bool opt_bool(const Napi::Object& o, const char* key, bool dflt) {
   Napi::Value v = o.Get(key);
-  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : dflt;
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  // A string "false" must not silently mean the default (or true): anything but a boolean is a caller bug.
+  if (!v.IsBoolean()) throw ArgError(std::string("'") + key + "' must be a boolean");
+  return v.As<Napi::Boolean>().Value();
 }
 std::string str(const Napi::Object& o, const char* key, const std::string& where) {
   Napi::Value v = need(o, key, where);

@@ -305,7 +305,11 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     bool grad = false, bf16 = false;
     if (info.Length() > 1 && info[1].IsObject()) {
       Napi::Object o = info[1].As<Napi::Object>();
-      grad = opt_bool(o, "grad", false);
+      try {
+        grad = opt_bool(o, "grad", false);
+      } catch (const ArgError& e) {
+        return ThrowType(env, std::string("getTensor: ") + e.what());
+      }
       Napi::Value dt = o.Get("dtype");
       if (dt.IsString()) {
         const std::string d = dt.As<Napi::String>().Utf8Value();

@@ -40,7 +40,7 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
     VR_CHECK(in.ids[i] >= 0 && in.ids[i] < V, "prefill: token id ", in.ids[i], " at position ", i,
              " is outside the vocabulary [0, ", V, ")");
   cache_.clear();
-  prof::reset();
+  if (prof::enabled()) prof::reset();
   progress_.reset((in.grids.empty() ? 0 : cfg.vision.depth) + cfg.text.layers);
   PrefillOutput out;
   PrefillWorkspace* work = nullptr;

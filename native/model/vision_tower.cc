@@ -157,7 +157,7 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
   linear_forward(y, m1, merger_fc2_, Nt);
   const int64_t O = vc_.out_hidden;
   prof::Scope unperm_scope("vit undo window order");
-  features.assign(size_t(Nt * O), 0.f);
+  features.resize(size_t(Nt * O));  // every row is written below (order is a permutation)
 #pragma omp parallel for schedule(static)
   for (int64_t j = 0; j < Nt; j++) std::memcpy(&features[win.order[j] * O], &y[j * O], O * sizeof(float));
 }

@@ -160,5 +160,7 @@ describe('attention capture', () => {
     expect(() => t.forwardBackward(b, { captureAttention: 'yes' })).toThrow(/'captureAttention' must be a boolean/);
     expect(() => t.forwardBackward(b, { captureAttention: true, captureBoxes: 0 })).toThrow(/'captureBoxes' must be an integer/);
     expect(() => t.forwardBackward(b, { captureBoxes: 1 })).toThrow(/captureBoxes' needs captureAttention/);
+    // Flags read through the addon's opt_bool: a non-boolean never silently means the default.
+    expect(() => t.getTensor('lm_head.weight', { grad: 'false' })).toThrow(/'grad' must be a boolean/);
   });
 });
