@@ -26,19 +26,25 @@ __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
   return v;
 }
+__device__ __forceinline__ double warp_sum(double v) {  // fp64 loss values (latent_losses.cu)
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
+  return v;
+}
 __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFullMask, v, o));
   return v;
 }
 
 // Sum over the whole block (blockDim.x a multiple of 32, 1-D blocks); every thread gets the result.
-// `scratch` is a __shared__ float[32]; the trailing barrier lets the caller reuse it at once.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
+// `scratch` is a __shared__ F[32] (float, or double for the fp64 loss values); the trailing barrier lets the
+// caller reuse it at once.
+template <class F>
+__device__ __forceinline__ F block_sum(F v, F* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   v = warp_sum(v);
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  v = warp_sum(lane < nwarps ? scratch[lane] : 0.f);
+  v = warp_sum(lane < nwarps ? scratch[lane] : F(0));
   __syncthreads();
   return v;
 }

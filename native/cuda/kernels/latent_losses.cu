@@ -25,21 +25,6 @@ __device__ __forceinline__ bool finite(float x) { return fabsf(x) <= 3.402823466
 __device__ __forceinline__ float clampf(float x) { return fminf(kClamp, fmaxf(-kClamp, x)); }
 __device__ __forceinline__ bool inside(float x) { return x >= -kClamp && x <= kClamp; }
 
-__device__ __forceinline__ double warp_sum_d(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(dev::kFullMask, v, o);
-  return v;
-}
-// Block sum of doubles (blockDim.x a multiple of 32); every thread gets the result.
-__device__ __forceinline__ double block_sum_d(double v, double* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = warp_sum_d(v);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = warp_sum_d(lane < nwarps ? scratch[lane] : 0.0);
-  __syncthreads();
-  return v;
-}
-
 // ---- align (stage 1) and MSE (stage 2): sum of squared differences and the count of non-finite inputs -------
 template <class T, bool kAlign>
 __global__ void pair_partials_kernel(double* part_sum, double* part_nonfinite, const T* a, const T* b, int64_t n) {
@@ -52,8 +37,8 @@ __global__ void pair_partials_kernel(double* part_sum, double* part_nonfinite, c
     const double d = kAlign ? double(clampf(x)) - double(clampf(y)) : double(x) - double(y);
     s += d * d;
   }
-  s = block_sum_d(s, scratch);
-  bad = block_sum_d(bad, scratch);
+  s = block_sum(s, scratch);
+  bad = block_sum(bad, scratch);
   if (threadIdx.x == 0) {
     part_sum[blockIdx.x] = s;
     part_nonfinite[blockIdx.x] = bad;
@@ -76,8 +61,8 @@ __global__ void finalize_kernel(LossValue* out, const double* part_sum, const do
   if (box_bad)
     for (int64_t p = threadIdx.x; p < parts; p += blockDim.x)
       if (box_bad[p]) atomicMin(&first_bad, int32_t(p));  // integer min: order-independent
-  s = block_sum_d(s, scratch);
-  nonfinite = block_sum_d(nonfinite, scratch);  // its barriers also publish first_bad
+  s = dev::block_sum(s, scratch);
+  nonfinite = dev::block_sum(nonfinite, scratch);  // its barriers also publish first_bad
   if (threadIdx.x == 0) {
     const bool flagged = nonfinite > 0.0 || first_bad != 0x7fffffff;
     out->value = flagged ? nan("") : s / divisor;
@@ -166,7 +151,7 @@ __global__ void kl_value_kernel(double* part, const int32_t* tok, const int32_t*
       if (T > 0.f) s += double(T) * (log(double(T)) - log(double(t.A[x.a0 + e]) + kKlEps));
     }
   }
-  s = block_sum_d(s, scratch);
+  s = dev::block_sum(s, scratch);
   if (threadIdx.x == 0) part[b] = s;
 }
 
