@@ -70,6 +70,22 @@ inline void check_launch(cudaError_t e, const char* kernel) {
   if (e != cudaSuccess) vr::fail("cuda: ", kernel, " failed: ", cudaGetErrorString(e));
 }
 
+// Stream-ordered device scratch of `count` T (cudaMallocAsync), freed stream-ordered on every exit, including a
+// throw from a failed launch. `what` names the op in the allocation error.
+template <class T>
+struct StreamScratch {
+  T* p = nullptr;
+  Stream s;
+  StreamScratch(size_t count, Stream st, const char* what) : s(st) {
+    check_launch(cudaMallocAsync(&p, sizeof(T) * count, s), what);
+  }
+  ~StreamScratch() {
+    if (p) cudaFreeAsync(p, s);
+  }
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+};
+
 // Blocks for a grid-stride elementwise kernel over n items.
 inline unsigned grid_for(int64_t n, int threads, int64_t max_blocks = 4096) {
   const int64_t b = (n + threads - 1) / threads;

@@ -168,18 +168,6 @@ __global__ void kl_grad_kernel(float* dA, const int32_t* tok, const int32_t* box
 }
 
 // ---- host side ----------------------------------------------------------------------------------------------
-// Stream-ordered device scratch, freed (stream-ordered) when it goes out of scope.
-struct Scratch {
-  unsigned char* p = nullptr;  // typed: the emulator's cudaMallocAsync is a template over T**
-  Stream s;
-  Scratch(size_t bytes, Stream st, const char* op) : s(st) { check_launch(cudaMallocAsync(&p, bytes, s), op); }
-  ~Scratch() {
-    if (p) cudaFreeAsync(p, s);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 unsigned value_blocks(int64_t n) { return grid_for(n, kThreads * 4, kMaxBlocks); }
 
 template <class T, bool kAlign, class S>
@@ -187,8 +175,8 @@ void pair_value(LossValue* out, const S* a, const S* b, int64_t n, Stream s, con
   VR_CHECK(n >= 0, "cuda ", op, ": negative size ", n);
   VR_CHECK(out && (n == 0 || (a && b)), "cuda ", op, ": null buffer");
   const unsigned blocks = value_blocks(n);
-  Scratch scratch(sizeof(double) * 2 * blocks, s, op);
-  double* part_sum = reinterpret_cast<double*>(scratch.p);
+  const StreamScratch<double> scratch(2 * size_t(blocks), s, op);
+  double* part_sum = scratch.p;
   double* part_bad = part_sum + blocks;
   check_launch(cuda_launch(pair_partials_kernel<T, kAlign>, dim3(blocks), dim3(kThreads), 0, s, part_sum, part_bad,
                            dptr(a), dptr(b), n),
@@ -268,7 +256,7 @@ void mse_grad(bf16* da, const bf16* a, const bf16* b, int64_t n, float w, Stream
 void kl_value(LossValue* out, const KlArgs& t, Stream s) {
   check_kl(t, "kl_value");
   VR_CHECK(out, "cuda kl_value: null out");
-  const Scratch scratch(t.nb ? kl_scratch_bytes(t) : 16, s, "kl_value scratch");
+  const StreamScratch<unsigned char> scratch(t.nb ? kl_scratch_bytes(t) : 16, s, "kl_value scratch");
   int32_t *tok = nullptr, *box_bad = nullptr;
   double* part = nullptr;
   if (t.nb > 0) {
@@ -287,7 +275,7 @@ void kl_grad(float* dA, const KlArgs& t, float w, Stream s) {
   check_kl(t, "kl_grad");
   if (t.nb == 0 || w == 0.f) return;
   VR_CHECK(dA, "cuda kl_grad: null dA");
-  const Scratch scratch(kl_scratch_bytes(t), s, "kl_grad scratch");
+  const StreamScratch<unsigned char> scratch(kl_scratch_bytes(t), s, "kl_grad scratch");
   int32_t *tok = nullptr, *box_bad = nullptr;
   double* part = nullptr;
   kl_map(t, scratch.p, tok, box_bad, part, s, "kl_grad map");
