@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
@@ -74,9 +75,9 @@ int run(int argc, char** argv) {
   const std::vector<Case> cases = plan_cases(o);
   const cuda::CublasLtInfo& lt = cuda::cublaslt_info();
   std::string device_json = "null";
-  Runner* runner = nullptr;
+  std::optional<Runner> runner;  // none in a dry run
   if (!o.dry_run) {
-    runner = new Runner();
+    runner.emplace();
     const DeviceInfo& d = runner->device();
     device_json = "{\"name\":" + jstr(d.name) + ",\"cc\":" + jstr(d.cc) +
                   ",\"memory_bytes\":" + std::to_string(d.memory_bytes) + ",\"driver\":" + jstr(d.driver) + "}";
@@ -104,7 +105,6 @@ int run(int argc, char** argv) {
     std::printf("{\"device\":%s,\"date\":%s,%s\"cublaslt\":%s,\n \"results\":[\n  %s]}\n", device_json.c_str(),
                 jstr(utc_now()).c_str(), o.dry_run ? "\"dry_run\":true," : "", cuda::cublaslt_info_json(lt).c_str(),
                 results.c_str());
-  delete runner;
   return 0;
 }
 

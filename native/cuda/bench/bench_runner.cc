@@ -20,6 +20,15 @@ void ok(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail("cuda: ", what, ": ", cudaGetErrorString(e));
 }
 
+// A timing event, destroyed on every exit (a failed run throws out of the timing loop).
+struct Event {
+  cudaEvent_t e = nullptr;
+  Event() { ok(cudaEventCreate(&e), "cudaEventCreate"); }
+  ~Event() { cudaEventDestroy(e); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+};
+
 }  // namespace
 
 Runner::Runner() : slots_(16) {
@@ -136,16 +145,14 @@ Measurement Runner::run(const Case& c, const Options& o) {
     }
     ok(cudaDeviceSynchronize(), "setup");
 
-    cudaEvent_t t0, t1;
-    ok(cudaEventCreate(&t0), "cudaEventCreate");
-    ok(cudaEventCreate(&t1), "cudaEventCreate");
+    const Event t0, t1;
     auto timed = [&] {
-      ok(cudaEventRecord(t0), "cudaEventRecord");
+      ok(cudaEventRecord(t0.e), "cudaEventRecord");
       once();
-      ok(cudaEventRecord(t1), "cudaEventRecord");
-      ok(cudaEventSynchronize(t1), c.kernel.c_str());
+      ok(cudaEventRecord(t1.e), "cudaEventRecord");
+      ok(cudaEventSynchronize(t1.e), c.kernel.c_str());
       float ms = 0;
-      ok(cudaEventElapsedTime(&ms, t0, t1), "cudaEventElapsedTime");
+      ok(cudaEventElapsedTime(&ms, t0.e, t1.e), "cudaEventElapsedTime");
       return double(ms);
     };
     // Warm-up runs (the first also sizes the rest: a case gets about max_case_seconds of timed runs).
@@ -157,8 +164,6 @@ Measurement Runner::run(const Case& c, const Options& o) {
     const int reps = std::max(1, std::min(o.reps, int(o.max_case_seconds / std::max(first * 1e-3, 1e-9))));
     std::vector<double> t;
     for (int i = 0; i < reps; i++) t.push_back(timed());
-    cudaEventDestroy(t0);
-    cudaEventDestroy(t1);
     std::sort(t.begin(), t.end());
     m.ms = t.size() % 2 ? t[t.size() / 2] : 0.5 * (t[t.size() / 2 - 1] + t[t.size() / 2]);
     m.reps = reps;

@@ -86,8 +86,9 @@ DeviceState& device_state(const lt::Api& api, int dev) {
 }
 
 // Descriptors and algorithm for one case. The bias pointer is set per call.
-Plan make_plan(const lt::Api& api, lt::Handle h, const GemmArgs& g, int64_t lda, int64_t ldb, int64_t ldc,
-               int c_type, int align_a, int align_b, int align_c) {
+// g's strides are resolved (checked_gemm_args).
+Plan make_plan(const lt::Api& api, lt::Handle h, const GemmArgs& g, int c_type, int align_a, int align_b,
+               int align_c) {
   Plan p;
   auto ok = [&](lt::Status st, const char* what) {
     if (st == lt::kStatusSuccess) return true;
@@ -107,9 +108,9 @@ Plan make_plan(const lt::Api& api, lt::Handle h, const GemmArgs& g, int64_t lda,
     return p;
   const uint64_t a_rows = g.trans_b ? g.k : g.n, a_cols = g.trans_b ? g.n : g.k;
   const uint64_t b_rows = g.trans_a ? g.m : g.k, b_cols = g.trans_a ? g.k : g.m;
-  if (!ok(api.MatrixLayoutCreate(&p.a, lt::kR16BF, a_rows, a_cols, ldb), "layout A") ||
-      !ok(api.MatrixLayoutCreate(&p.b, lt::kR16BF, b_rows, b_cols, lda), "layout B") ||
-      !ok(api.MatrixLayoutCreate(&p.c, c_type, uint64_t(g.n), uint64_t(g.m), ldc), "layout C"))
+  if (!ok(api.MatrixLayoutCreate(&p.a, lt::kR16BF, a_rows, a_cols, g.ldb), "layout A") ||
+      !ok(api.MatrixLayoutCreate(&p.b, lt::kR16BF, b_rows, b_cols, g.lda), "layout B") ||
+      !ok(api.MatrixLayoutCreate(&p.c, c_type, uint64_t(g.n), uint64_t(g.m), g.ldc), "layout C"))
     return p;
   lt::Preference pref = nullptr;
   if (!ok(api.MatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate")) return p;
@@ -134,18 +135,14 @@ Plan make_plan(const lt::Api& api, lt::Handle h, const GemmArgs& g, int64_t lda,
   return p;
 }
 
-bool run(void* C, int c_type, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, std::string* why) {
+bool run(void* C, int c_type, const bf16* A, const bf16* B, const GemmArgs& args, Stream s, std::string* why) {
   auto say = [&](const std::string& w) {
     if (why) *why = w;
     return false;
   };
   const lt::Api* api = cublaslt_api();
   if (!api) return say(cublaslt_info().error);
-  const int64_t lda = g.lda ? g.lda : (g.trans_a ? g.m : g.k), ldb = g.ldb ? g.ldb : (g.trans_b ? g.k : g.n);
-  const int64_t ldc = g.ldc ? g.ldc : g.n;
-  VR_CHECK(g.m >= 0 && g.n >= 0 && g.k >= 0, "gemm: negative size m=", g.m, " n=", g.n, " k=", g.k);
-  VR_CHECK(lda >= (g.trans_a ? g.m : g.k) && ldb >= (g.trans_b ? g.k : g.n) && ldc >= g.n,
-           "gemm: a row stride is smaller than its row (lda=", lda, " ldb=", ldb, " ldc=", ldc, ")");
+  const GemmArgs g = checked_gemm_args(args);
   if (g.m == 0 || g.n == 0) return true;
   if (g.k == 0) return say("k = 0 (nothing to multiply): left to the kernel, which writes bias / C");
   VR_CHECK(C && A && B, "gemm: null matrix pointer");
@@ -158,11 +155,11 @@ bool run(void* C, int c_type, const bf16* A, const bf16* B, const GemmArgs& g, S
   DeviceState& d = device_state(*api, dev);
   if (!d.error.empty()) return say(d.error);
   const int align_a = alignment(A), align_b = alignment(B), align_c = alignment(C);
-  const PlanKey key{dev,       g.m,       g.n,          g.k,       lda,     ldb,     ldc,    g.trans_a,
+  const PlanKey key{dev,       g.m,       g.n,          g.k,       g.lda,   g.ldb,   g.ldc,  g.trans_a,
                     g.trans_b, g.accumulate, g.bias != nullptr, c_type == lt::kR16BF, align_a, align_b, align_c};
   auto it = g_plans.find(key);
   if (it == g_plans.end())
-    it = g_plans.emplace(key, make_plan(*api, d.handle, g, lda, ldb, ldc, c_type, align_a, align_b, align_c)).first;
+    it = g_plans.emplace(key, make_plan(*api, d.handle, g, c_type, align_a, align_b, align_c)).first;
   const Plan& p = it->second;
   if (!p.ok) return say(p.why);
   if (g.bias) {

@@ -229,14 +229,7 @@ void backward(S* dq, S* dk, S* dv, const S* dout, const S* out, const float* lse
   check_args(a, "attention_backward");
   if (a.nseq == 0 || a.total_q == 0 || (!dq && !dk && !dv)) return;
   VR_CHECK(dout && out && lse && q && k && v, "cuda attention_backward: null dout/out/lse/q/k/v buffer");
-  struct Scratch {  // freed (stream-ordered) on every exit, including a throw from a failed launch
-    float* p = nullptr;
-    Stream s;
-    ~Scratch() {
-      if (p) cudaFreeAsync(p, s);
-    }
-  } scratch{nullptr, s};
-  check_launch(cudaMallocAsync(&scratch.p, sizeof(float) * size_t(a.total_q) * a.Hq, s), "attention_backward scratch");
+  const StreamScratch<float> scratch(size_t(a.total_q) * a.Hq, s, "attention_backward scratch");
   const float* delta = scratch.p;
   check_launch(cuda_launch(attention_delta_kernel<T>, dim3(grid_for(a.total_q * a.Hq, 8, 65535)), dim3(256), 0, s,
                            scratch.p, dptr(dout), dptr(out), a),

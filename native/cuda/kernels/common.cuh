@@ -26,19 +26,25 @@ __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
   return v;
 }
+__device__ __forceinline__ double warp_sum(double v) {  // fp64 loss values (latent_losses.cu)
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
+  return v;
+}
 __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFullMask, v, o));
   return v;
 }
 
 // Sum over the whole block (blockDim.x a multiple of 32, 1-D blocks); every thread gets the result.
-// `scratch` is a __shared__ float[32]; the trailing barrier lets the caller reuse it at once.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
+// `scratch` is a __shared__ F[32] (float, or double for the fp64 loss values); the trailing barrier lets the
+// caller reuse it at once.
+template <class F>
+__device__ __forceinline__ F block_sum(F v, F* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   v = warp_sum(v);
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  v = warp_sum(lane < nwarps ? scratch[lane] : 0.f);
+  v = warp_sum(lane < nwarps ? scratch[lane] : F(0));
   __syncthreads();
   return v;
 }
@@ -63,6 +69,22 @@ inline const __nv_bfloat16* dptr(const bf16* p) { return reinterpret_cast<const 
 inline void check_launch(cudaError_t e, const char* kernel) {
   if (e != cudaSuccess) vr::fail("cuda: ", kernel, " failed: ", cudaGetErrorString(e));
 }
+
+// Stream-ordered device scratch of `count` T (cudaMallocAsync), freed stream-ordered on every exit, including a
+// throw from a failed launch. `what` names the op in the allocation error.
+template <class T>
+struct StreamScratch {
+  T* p = nullptr;
+  Stream s;
+  StreamScratch(size_t count, Stream st, const char* what) : s(st) {
+    check_launch(cudaMallocAsync(&p, sizeof(T) * count, s), what);
+  }
+  ~StreamScratch() {
+    if (p) cudaFreeAsync(p, s);
+  }
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+};
 
 // Blocks for a grid-stride elementwise kernel over n items.
 inline unsigned grid_for(int64_t n, int threads, int64_t max_blocks = 4096) {

@@ -415,15 +415,7 @@ void backward(S* dq, S* dk, S* dv, const S* dout, const float* dprobs, const S* 
   check_args(a, "cross_attention_backward");
   if (a.L == 0 || a.N == 0 || (!dq && !dk && !dv)) return;
   VR_CHECK(dout && out && lse && q && k && v, "cuda cross_attention_backward: null dout/out/lse/q/k/v buffer");
-  struct Scratch {
-    float* p = nullptr;
-    Stream s;
-    ~Scratch() {
-      if (p) cudaFreeAsync(p, s);
-    }
-  } scratch{nullptr, s};
-  check_launch(cudaMallocAsync(&scratch.p, sizeof(float) * size_t(a.L) * a.H * a.Nq, s),
-               "cross_attention_backward scratch");
+  const StreamScratch<float> scratch(size_t(a.L) * a.H * a.Nq, s, "cross_attention_backward scratch");
   const float* delta = scratch.p;
   const size_t dsmem = sizeof(float) * (size_t(a.Nq) * a.D + size_t(kBC) * (a.D + 1));
   allow_smem(cross_attention_delta_kernel<T>, dsmem, "cross_attention_backward delta");

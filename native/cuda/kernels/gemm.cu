@@ -35,14 +35,18 @@ GemmArgs linear_backward_weight_args(int64_t M, int64_t N, int64_t K) {
   return g;
 }
 
-namespace {
+GemmArgs checked_gemm_args(const GemmArgs& g) {
+  VR_CHECK(g.m >= 0 && g.n >= 0 && g.k >= 0, "gemm: negative size m=", g.m, " n=", g.n, " k=", g.k);
+  GemmArgs r = g;
+  r.lda = g.lda ? g.lda : (g.trans_a ? g.m : g.k);
+  r.ldb = g.ldb ? g.ldb : (g.trans_b ? g.k : g.n);
+  r.ldc = g.ldc ? g.ldc : g.n;
+  VR_CHECK(r.lda >= (g.trans_a ? g.m : g.k) && r.ldb >= (g.trans_b ? g.k : g.n) && r.ldc >= g.n,
+           "gemm: a row stride is smaller than its row (lda=", r.lda, " ldb=", r.ldb, " ldc=", r.ldc, ")");
+  return r;
+}
 
-// GemmArgs with the strides resolved, as the kernels take it.
-struct GemmParams {
-  int64_t m, n, k, lda, ldb, ldc;
-  bool trans_a, trans_b, accumulate;
-  const float* bias;
-};
+namespace {
 
 // Element (r, kk) of an operand seen as [rows, k]: A as op(A) [m, k]; B as op(B)^T [n, k]. k_contig says the
 // memory is [rows, k] (stride ld between rows) rather than [k, rows].
@@ -51,7 +55,7 @@ __device__ __forceinline__ int64_t operand_index(bool k_contig, int64_t ld, int6
 }
 
 template <class TC>
-__device__ __forceinline__ void store_out(TC* C, const GemmParams& p, int64_t r, int64_t c, float v) {
+__device__ __forceinline__ void store_out(TC* C, const GemmArgs& p, int64_t r, int64_t c, float v) {
   using namespace dev;
   if (r >= p.m || c >= p.n) return;
   TC* dst = C + r * p.ldc + c;
@@ -81,7 +85,7 @@ __device__ __forceinline__ void load_scalar_tile(float (*S)[ROWS + 4], const __n
 // are broadcasts (A) or consecutive (B), and the stores of a half-warp are consecutive columns.
 template <class TC>
 __global__ void __launch_bounds__(kSThreads)
-    gemm_scalar_kernel(TC* C, const __nv_bfloat16* A, const __nv_bfloat16* B, GemmParams p) {
+    gemm_scalar_kernel(TC* C, const __nv_bfloat16* A, const __nv_bfloat16* B, GemmArgs p) {
   __shared__ float As[kSBK][kSBM + 4];  // As[kk][r] = op(A)[m0 + r, k0 + kk]
   __shared__ float Bs[kSBK][kSBN + 4];  // Bs[kk][c] = op(B)[k0 + kk, n0 + c]
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
@@ -222,7 +226,7 @@ __device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a
 // Warps form a 2 x 4 grid over the 128 x 128 tile; warp (wm, wn) owns rows wm*64 + [0, 64), cols wn*32 + [0, 32).
 template <class TC>
 __global__ void __launch_bounds__(kTThreads)
-    gemm_tc_kernel(TC* C, const __nv_bfloat16* A, const __nv_bfloat16* B, GemmParams p, bool vec_a, bool vec_b) {
+    gemm_tc_kernel(TC* C, const __nv_bfloat16* A, const __nv_bfloat16* B, GemmArgs p, bool vec_a, bool vec_b) {
 #if defined(VR_GEMM_TENSOR_CORES)
   __shared__ __align__(16) __nv_bfloat16 As[kTBM][kTLd];  // As[r][kk] = op(A)[m0 + r, k0 + kk]
   __shared__ __align__(16) __nv_bfloat16 Bs[kTBN][kTLd];  // Bs[c][kk] = op(B)[k0 + kk, n0 + c]
@@ -287,12 +291,7 @@ bool aligned16(const void* p, int64_t ld) {
 
 template <class TC>
 void run_gemm(TC* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, GemmKernelPath path) {
-  VR_CHECK(g.m >= 0 && g.n >= 0 && g.k >= 0, "gemm: negative size m=", g.m, " n=", g.n, " k=", g.k);
-  GemmParams p{g.m,       g.n,       g.k,       g.lda ? g.lda : (g.trans_a ? g.m : g.k),
-               g.ldb ? g.ldb : (g.trans_b ? g.k : g.n), g.ldc ? g.ldc : g.n, g.trans_a, g.trans_b,
-               g.accumulate, g.bias};
-  VR_CHECK(p.lda >= (g.trans_a ? g.m : g.k) && p.ldb >= (g.trans_b ? g.k : g.n) && p.ldc >= g.n,
-           "gemm: a row stride is smaller than its row (lda=", p.lda, " ldb=", p.ldb, " ldc=", p.ldc, ")");
+  const GemmArgs p = checked_gemm_args(g);  // the kernels take it with the strides resolved
   if (g.m == 0 || g.n == 0) return;
   VR_CHECK(C && (g.k == 0 || (A && B)), "gemm: null matrix pointer");
   const GemmKernelPath resolved = gemm_kernel_resolve(path);

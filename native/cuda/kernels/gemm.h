@@ -29,6 +29,10 @@ GemmArgs linear_backward_input_args(int64_t M, int64_t N, int64_t K);
 // dweight[N,K] += dout[M,N]^T @ inp[M,K]: A = dout with trans_a, B = inp.
 GemmArgs linear_backward_weight_args(int64_t M, int64_t N, int64_t K);
 
+// g with its row strides resolved (0 -> dense) after the checks every GEMM implementation makes: sizes >= 0 and
+// each stride at least its row (vr::Error, one line). Pointers are the caller's to check.
+GemmArgs checked_gemm_args(const GemmArgs& g);
+
 // Which code path of our kernel runs. Auto: tensor cores (mma.sync m16n8k16 bf16, sm_80+) on a GPU that has
 // them, the scalar fp32 tiled path otherwise and on the CPU emulator. The emulator runs TensorCore only when
 // asked for, with the mma instruction modelled in C++ (for tests).

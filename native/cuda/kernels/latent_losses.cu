@@ -25,21 +25,6 @@ __device__ __forceinline__ bool finite(float x) { return fabsf(x) <= 3.402823466
 __device__ __forceinline__ float clampf(float x) { return fminf(kClamp, fmaxf(-kClamp, x)); }
 __device__ __forceinline__ bool inside(float x) { return x >= -kClamp && x <= kClamp; }
 
-__device__ __forceinline__ double warp_sum_d(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(dev::kFullMask, v, o);
-  return v;
-}
-// Block sum of doubles (blockDim.x a multiple of 32); every thread gets the result.
-__device__ __forceinline__ double block_sum_d(double v, double* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = warp_sum_d(v);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = warp_sum_d(lane < nwarps ? scratch[lane] : 0.0);
-  __syncthreads();
-  return v;
-}
-
 // ---- align (stage 1) and MSE (stage 2): sum of squared differences and the count of non-finite inputs -------
 template <class T, bool kAlign>
 __global__ void pair_partials_kernel(double* part_sum, double* part_nonfinite, const T* a, const T* b, int64_t n) {
@@ -52,8 +37,8 @@ __global__ void pair_partials_kernel(double* part_sum, double* part_nonfinite, c
     const double d = kAlign ? double(clampf(x)) - double(clampf(y)) : double(x) - double(y);
     s += d * d;
   }
-  s = block_sum_d(s, scratch);
-  bad = block_sum_d(bad, scratch);
+  s = block_sum(s, scratch);
+  bad = block_sum(bad, scratch);
   if (threadIdx.x == 0) {
     part_sum[blockIdx.x] = s;
     part_nonfinite[blockIdx.x] = bad;
@@ -76,8 +61,8 @@ __global__ void finalize_kernel(LossValue* out, const double* part_sum, const do
   if (box_bad)
     for (int64_t p = threadIdx.x; p < parts; p += blockDim.x)
       if (box_bad[p]) atomicMin(&first_bad, int32_t(p));  // integer min: order-independent
-  s = block_sum_d(s, scratch);
-  nonfinite = block_sum_d(nonfinite, scratch);  // its barriers also publish first_bad
+  s = dev::block_sum(s, scratch);
+  nonfinite = dev::block_sum(nonfinite, scratch);  // its barriers also publish first_bad
   if (threadIdx.x == 0) {
     const bool flagged = nonfinite > 0.0 || first_bad != 0x7fffffff;
     out->value = flagged ? nan("") : s / divisor;
@@ -166,7 +151,7 @@ __global__ void kl_value_kernel(double* part, const int32_t* tok, const int32_t*
       if (T > 0.f) s += double(T) * (log(double(T)) - log(double(t.A[x.a0 + e]) + kKlEps));
     }
   }
-  s = block_sum_d(s, scratch);
+  s = dev::block_sum(s, scratch);
   if (threadIdx.x == 0) part[b] = s;
 }
 
@@ -183,18 +168,6 @@ __global__ void kl_grad_kernel(float* dA, const int32_t* tok, const int32_t* box
 }
 
 // ---- host side ----------------------------------------------------------------------------------------------
-// Stream-ordered device scratch, freed (stream-ordered) when it goes out of scope.
-struct Scratch {
-  unsigned char* p = nullptr;  // typed: the emulator's cudaMallocAsync is a template over T**
-  Stream s;
-  Scratch(size_t bytes, Stream st, const char* op) : s(st) { check_launch(cudaMallocAsync(&p, bytes, s), op); }
-  ~Scratch() {
-    if (p) cudaFreeAsync(p, s);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 unsigned value_blocks(int64_t n) { return grid_for(n, kThreads * 4, kMaxBlocks); }
 
 template <class T, bool kAlign, class S>
@@ -202,8 +175,8 @@ void pair_value(LossValue* out, const S* a, const S* b, int64_t n, Stream s, con
   VR_CHECK(n >= 0, "cuda ", op, ": negative size ", n);
   VR_CHECK(out && (n == 0 || (a && b)), "cuda ", op, ": null buffer");
   const unsigned blocks = value_blocks(n);
-  Scratch scratch(sizeof(double) * 2 * blocks, s, op);
-  double* part_sum = reinterpret_cast<double*>(scratch.p);
+  const StreamScratch<double> scratch(2 * size_t(blocks), s, op);
+  double* part_sum = scratch.p;
   double* part_bad = part_sum + blocks;
   check_launch(cuda_launch(pair_partials_kernel<T, kAlign>, dim3(blocks), dim3(kThreads), 0, s, part_sum, part_bad,
                            dptr(a), dptr(b), n),
@@ -283,7 +256,7 @@ void mse_grad(bf16* da, const bf16* a, const bf16* b, int64_t n, float w, Stream
 void kl_value(LossValue* out, const KlArgs& t, Stream s) {
   check_kl(t, "kl_value");
   VR_CHECK(out, "cuda kl_value: null out");
-  const Scratch scratch(t.nb ? kl_scratch_bytes(t) : 16, s, "kl_value scratch");
+  const StreamScratch<unsigned char> scratch(t.nb ? kl_scratch_bytes(t) : 16, s, "kl_value scratch");
   int32_t *tok = nullptr, *box_bad = nullptr;
   double* part = nullptr;
   if (t.nb > 0) {
@@ -302,7 +275,7 @@ void kl_grad(float* dA, const KlArgs& t, float w, Stream s) {
   check_kl(t, "kl_grad");
   if (t.nb == 0 || w == 0.f) return;
   VR_CHECK(dA, "cuda kl_grad: null dA");
-  const Scratch scratch(kl_scratch_bytes(t), s, "kl_grad scratch");
+  const StreamScratch<unsigned char> scratch(kl_scratch_bytes(t), s, "kl_grad scratch");
   int32_t *tok = nullptr, *box_bad = nullptr;
   double* part = nullptr;
   kl_map(t, scratch.p, tok, box_bad, part, s, "kl_grad map");

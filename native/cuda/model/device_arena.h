@@ -45,6 +45,25 @@ class DeviceArena {
   std::vector<void*> separate_;
 };
 
+// Sizes an arena before it exists: the same take() calls as on a DeviceArena, with its rounding, so a buffer
+// list is written once - carve it into a sizer, make the arena of sizer.bytes(), carve it again into the arena.
+class ArenaSizer {
+ public:
+  void* take(size_t bytes) {
+    bytes_ += DeviceArena::round_up(bytes);
+    return nullptr;
+  }
+  template <class T>
+  T* take(int64_t n) {
+    take(size_t(n) * sizeof(T));
+    return nullptr;
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  size_t bytes_ = 0;
+};
+
 // Copies ordered on stream s (after the work already queued there), with a one-line error naming `what`.
 // copy_to_device may return before the copy ran, but never before `src` (pageable host memory) was read, so the
 // host buffer may be freed at once; copy_to_host returns with the data in `dst`.

@@ -19,21 +19,22 @@ void GpuLanguageModel::reserve(int64_t rows) {
   if (rows <= scratch_rows_) return;
   const int64_t D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim;
   const int64_t Dq = int64_t(tc_.heads) * hd, Nqkv = Dq + 2 * int64_t(tc_.kv_heads) * hd;
-  const int64_t hrows = std::max<int64_t>(rows, 1);
-  auto r = [](int64_t n, size_t elt) { return DeviceArena::round_up(size_t(n) * elt); };
-  const size_t bytes = r(rows * D, 4) + r(hrows * D, 2) + r(rows * Nqkv, 2) + r(rows * Dq, 2) + 2 * r(rows * F, 2) +
-                       2 * r(rows * hd, 4) + r(8, 4);
+  auto carve = [&](auto& arena) {
+    x_ = arena.template take<float>(rows * D);
+    h16_ = arena.template take<bf16>(rows * D);
+    qkv16_ = arena.template take<bf16>(rows * Nqkv);
+    att16_ = arena.template take<bf16>(rows * Dq);
+    g16_ = arena.template take<bf16>(rows * F);
+    u16_ = arena.template take<bf16>(rows * F);
+    cos_ = arena.template take<float>(rows * hd);
+    sin_ = arena.template take<float>(rows * hd);
+    cu_ = arena.template take<int32_t>(8);
+  };
+  ArenaSizer size;
+  carve(size);
   scratch_ = DeviceArena();  // free the old one first
-  scratch_ = DeviceArena(bytes, "language model activations");
-  x_ = scratch_.take<float>(rows * D);
-  h16_ = scratch_.take<bf16>(hrows * D);
-  qkv16_ = scratch_.take<bf16>(rows * Nqkv);
-  att16_ = scratch_.take<bf16>(rows * Dq);
-  g16_ = scratch_.take<bf16>(rows * F);
-  u16_ = scratch_.take<bf16>(rows * F);
-  cos_ = scratch_.take<float>(rows * hd);
-  sin_ = scratch_.take<float>(rows * hd);
-  cu_ = scratch_.take<int32_t>(8);
+  scratch_ = DeviceArena(size.bytes(), "language model activations");
+  carve(scratch_);
   scratch_rows_ = rows;
 }
 

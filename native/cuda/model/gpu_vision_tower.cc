@@ -57,28 +57,31 @@ void GpuVisionTower::forward(float* features, const float* pixel_values, const s
   std::vector<uint16_t> px16(size_t(Np * P));
   convert_to_bf16(px16.data(), pixel_values, DType::F32, px16.size());
 
-  auto r = [](int64_t n, size_t elt) { return DeviceArena::round_up(size_t(n) * elt); };
-  const size_t bytes = r(Np * P, 2) + 2 * r(Np * D, 4) + r(Np * D, 2) + r(Np * 3 * D, 2) + r(Np * D, 2) +
-                       2 * r(Np * F, 2) + r(Nt * 4 * D, 2) + r(Nt * O, 4) + 2 * r(Np * hd, 4) + r(Np, 4) + r(Nt, 4) +
-                       r(int64_t(win.cu_window.size()), 4) +
-                       r(int64_t(win.cu_full.size()), 4);
-  DeviceArena a(bytes, "vision tower activations");
-  bf16* d_px = a.take<bf16>(Np * P);
-  float* x0 = a.take<float>(Np * D);
-  float* x = a.take<float>(Np * D);
-  bf16* h16 = a.take<bf16>(Np * D);
-  bf16* qkv16 = a.take<bf16>(Np * 3 * D);
-  bf16* att16 = a.take<bf16>(Np * D);
-  bf16* g16 = a.take<bf16>(Np * F);
-  bf16* u16 = a.take<bf16>(Np * F);
-  bf16* m16 = a.take<bf16>(Nt * 4 * D);
-  float* y = a.take<float>(Nt * O);
-  float* d_cos = a.take<float>(Np * hd);
-  float* d_sin = a.take<float>(Np * hd);
-  int32_t* d_slot = a.take<int32_t>(Np);
-  int32_t* d_order = a.take<int32_t>(Nt);
-  int32_t* d_cu_window = a.take<int32_t>(int64_t(win.cu_window.size()));
-  int32_t* d_cu_full = a.take<int32_t>(int64_t(win.cu_full.size()));
+  bf16 *d_px, *h16, *qkv16, *att16, *g16, *u16, *m16;
+  float *x0, *x, *y, *d_cos, *d_sin;
+  int32_t *d_slot, *d_order, *d_cu_window, *d_cu_full;
+  auto carve = [&](auto& arena) {
+    d_px = arena.template take<bf16>(Np * P);
+    x0 = arena.template take<float>(Np * D);
+    x = arena.template take<float>(Np * D);
+    h16 = arena.template take<bf16>(Np * D);
+    qkv16 = arena.template take<bf16>(Np * 3 * D);
+    att16 = arena.template take<bf16>(Np * D);
+    g16 = arena.template take<bf16>(Np * F);
+    u16 = arena.template take<bf16>(Np * F);
+    m16 = arena.template take<bf16>(Nt * 4 * D);
+    y = arena.template take<float>(Nt * O);
+    d_cos = arena.template take<float>(Np * hd);
+    d_sin = arena.template take<float>(Np * hd);
+    d_slot = arena.template take<int32_t>(Np);
+    d_order = arena.template take<int32_t>(Nt);
+    d_cu_window = arena.template take<int32_t>(int64_t(win.cu_window.size()));
+    d_cu_full = arena.template take<int32_t>(int64_t(win.cu_full.size()));
+  };
+  ArenaSizer size;
+  carve(size);
+  DeviceArena a(size.bytes(), "vision tower activations");
+  carve(a);
   copy_to_device(d_px, px16.data(), px16.size() * 2, "pixel values", s_);
   copy_to_device(d_cos, cos.data(), cos.size() * 4, "vision rotary cos table", s_);
   copy_to_device(d_sin, sin.data(), sin.size() * 4, "vision rotary sin table", s_);
