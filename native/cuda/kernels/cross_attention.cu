@@ -237,7 +237,8 @@ __global__ void __launch_bounds__(kThreads) cross_attention_delta_kernel(float* 
         const int qi = warp_query(u, a);
         if (qi < 0) continue;
         const float p = recompute_prob(Qs + qi * D, Ks, lse[pr.stat(qi)], vis, a);
-        if (vis && lane < 16) extra[u] += p * dprobs[pr.prob(qi, j0 + kl)];
+        // A query that saw no key (lse = -inf) adds nothing, not 0 * dprobs (NaN when dprobs is not finite).
+        if (vis && lane < 16 && lse[pr.stat(qi)] != -INFINITY) extra[u] += p * dprobs[pr.prob(qi, j0 + kl)];
       }
     }
     VR_UNROLL for (int u = 0; u < kQueriesPerWarp; u++) part[u] += warp_sum(extra[u]) / float(a.H);
