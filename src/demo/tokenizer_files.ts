@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
+import { AddedTokenEntry, QWEN25VL_CHAT_TEMPLATE, qwenTokenizerConfig } from '../model/qwen_tokenizer_files';
 import { LVR_TOKENS } from '../model/tokenizer';
 import { BpeModel, QWEN_SPLIT_PATTERN } from './bpe';
 
@@ -14,19 +15,6 @@ export const QWEN_SPECIAL_TOKENS = [
   '<|box_start|>', '<|box_end|>', '<|quad_start|>', '<|quad_end|>', '<|vision_start|>', '<|vision_end|>',
   '<|vision_pad|>', '<|image_pad|>', '<|video_pad|>',
 ] as const;
-
-/** Qwen2.5-VL-Instruct's chat template (model.md §7.1), verbatim. */
-export const CHAT_TEMPLATE =
-  "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}" +
-  "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n" +
-  "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}" +
-  "<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in " +
-  "content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}" +
-  "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] " +
-  "== 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}" +
-  "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content " +
-  "%}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}" +
-  "<|im_start|>assistant\n{% endif %}";
 
 export const ADDED_TOKENS: readonly string[] = [...QWEN_SPECIAL_TOKENS, ...LVR_TOKENS];
 
@@ -38,8 +26,8 @@ export function addedTokenIds(bpe: BpeModel): Record<string, number> {
 
 const byteLevel = { add_prefix_space: false, trim_offsets: false, use_regex: false };
 
-function addedEntry(content: string, id?: number) {
-  return { ...(id !== undefined ? { id } : {}), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+function addedEntry(content: string, id: number): AddedTokenEntry {
+  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
 }
 
 export function tokenizerJson(bpe: BpeModel): Record<string, unknown> {
@@ -76,27 +64,7 @@ export function tokenizerJson(bpe: BpeModel): Record<string, unknown> {
 
 export function tokenizerConfigJson(bpe: BpeModel): Record<string, unknown> {
   const ids = addedTokenIds(bpe);
-  const decoder: Record<string, unknown> = {};
-  for (const t of ADDED_TOKENS) {
-    const { content, lstrip, normalized, rstrip, single_word, special } = addedEntry(t);
-    decoder[String(ids[t])] = { content, lstrip, normalized, rstrip, single_word, special };
-  }
-  return {
-    add_bos_token: false,
-    add_prefix_space: false,
-    added_tokens_decoder: decoder,
-    additional_special_tokens: ADDED_TOKENS.slice(1),
-    bos_token: null,
-    chat_template: CHAT_TEMPLATE,
-    clean_up_tokenization_spaces: false,
-    eos_token: '<|im_end|>',
-    errors: 'replace',
-    model_max_length: 131072,
-    pad_token: '<|endoftext|>',
-    split_special_tokens: false,
-    tokenizer_class: 'Qwen2Tokenizer',
-    unk_token: null,
-  };
+  return qwenTokenizerConfig(ADDED_TOKENS.map((t) => addedEntry(t, ids[t])), ADDED_TOKENS.slice(1));
 }
 
 export function writeJson(file: string, value: unknown): void {
@@ -106,5 +74,5 @@ export function writeJson(file: string, value: unknown): void {
 export function writeTokenizerFiles(dir: string, bpe: BpeModel): void {
   writeJson(path.join(dir, 'tokenizer.json'), tokenizerJson(bpe));
   writeJson(path.join(dir, 'tokenizer_config.json'), tokenizerConfigJson(bpe));
-  writeJson(path.join(dir, 'chat_template.json'), { chat_template: CHAT_TEMPLATE });
+  writeJson(path.join(dir, 'chat_template.json'), { chat_template: QWEN25VL_CHAT_TEMPLATE });
 }

@@ -17,7 +17,7 @@ function readmeStandIn(): Tokenizer {
   const t = JSON.parse(source);
   t.added_tokens = t.added_tokens.filter((a: { id: number }) => a.id < 151665);
   const tk = Tokenizer.fromString(JSON.stringify(t));
-  tk.addSpecialTokens(LVR_TOKENS);
+  tk.addSpecialTokens([...LVR_TOKENS]);
   return tk;
 }
 
