@@ -11,6 +11,7 @@ import { collate, TrainBatch } from '../data/batch';
 import { boxTokenIndices } from '../data/boxes';
 import { IGNORE_INDEX } from '../data/constants';
 import type { TrainSample } from '../data/sample';
+import type { SpecialIds } from '../data/tokenize';
 import { QWEN7B } from './model_shape';
 import { mulberry32 } from './random_weights';
 import { textIdLimit, trainSpecialIds } from './train_model';
@@ -32,19 +33,8 @@ export interface TrainBatchSpec {
   ids?: TrainBatchIds;
 }
 
-/** The ids a synthetic sample uses; text ids are drawn from [0, textLimit), below every special id. */
-export interface TrainBatchIds {
-  imStart: number;
-  imEnd: number;
-  visionStart: number;
-  visionEnd: number;
-  imagePad: number;
-  lvrStart: number;
-  lvr: number;
-  lvrLatentEnd: number;
-  lvrEnd: number;
-  textLimit: number;
-}
+/** The ids a synthetic sample uses (the data side's special ids but the pad); text ids are drawn from [0, textLimit), below every special id. */
+export type TrainBatchIds = Omit<SpecialIds, 'pad'> & { textLimit: number };
 
 export function batchIds(spec: TrainBatchSpec): TrainBatchIds {
   return spec.ids ?? { ...trainSpecialIds(spec.vocab), textLimit: textIdLimit(spec.vocab) };

@@ -2,18 +2,10 @@
 // reads its JSON line. Finding a Python with torch + transformers is torch_side.ts's job.
 import { runJsonChild } from './child';
 import { benchScript, PythonInfo } from './torch_side';
-import type { StepTiming } from './train_worker';
+import type { StepTiming, TrainRunSettings } from './train_worker';
 
-export interface TorchTrainRequest {
-  model: string;
+export interface TorchTrainRequest extends TrainRunSettings {
   batchFile: string;
-  threads: number;
-  steps: number;
-  warmup: number;
-  lr: number;
-  maxGradNorm: number;
-  /** forward+backward passes per optimizer step (torch_train.py --grad-accum) */
-  gradientAccumulationSteps: number;
   /** transformers' gradient checkpointing of the decoder layers */
   checkpointing: boolean;
 }

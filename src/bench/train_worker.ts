@@ -15,17 +15,21 @@ import { setLogLevel } from '../util/log';
 import { rssBytes } from './machine';
 import { buildTrainBatch, TrainBatchSpec } from './train_batch';
 
-export interface TrainWorkerRequest {
+/** What both sides of `bench train` are given: the checkpoint, the schedule of the measured steps and the update. */
+export interface TrainRunSettings {
   model: string;
-  batch: TrainBatchSpec;
-  dtype: 'bf16' | 'fp32';
   threads: number;
   steps: number;
   warmup: number;
   lr: number;
   maxGradNorm: number;
-  /** forward+backward passes per optimizer step (upstream's recipe: 8) */
+  /** forward+backward passes per optimizer step (upstream's recipe: 8; torch_train.py --grad-accum) */
   gradientAccumulationSteps: number;
+}
+
+export interface TrainWorkerRequest extends TrainRunSettings {
+  batch: TrainBatchSpec;
+  dtype: 'bf16' | 'fp32';
   /** --gradient-checkpointing (default auto: off when the kept activations fit) */
   checkpointing?: CheckpointingMode;
 }
