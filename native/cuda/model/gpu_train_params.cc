@@ -229,12 +229,12 @@ void GpuTrainParams::step(const vr::AdamWConfig& cfg, double lr, int64_t step, f
   }
   for (const DeviceParam& d : params_) {
     if (!d.g) continue;
-    AdamWConfig c;  // the kernel's (fp32 scalars; bias corrections in double on the host, as the CPU)
-    c.lr = float(lr);
-    c.beta1 = float(cfg.beta1);
-    c.beta2 = float(cfg.beta2);
-    c.eps = float(cfg.eps);
-    c.weight_decay = d.host->decay ? float(cfg.weight_decay) : 0.f;
+    AdamWConfig c;  // the kernel's: the same doubles, its fp32 scalars derived as the CPU's
+    c.lr = lr;
+    c.beta1 = cfg.beta1;
+    c.beta2 = cfg.beta2;
+    c.eps = cfg.eps;
+    c.weight_decay = d.host->decay ? cfg.weight_decay : 0.0;
     c.step = step;
     c.grad_scale = grad_scale;
     adamw_step(d.w, d.m, d.v, d.g, d.host->numel, c, d.w16, s_);
