@@ -21,7 +21,24 @@ __global__ void sum_squares_kernel(double* partials, const float* x, int64_t n, 
   if (threadIdx.x == 0) partials[blockIdx.x] = acc;
 }
 
+__global__ void sum_groups_add_kernel(float* out, const float* in, int64_t groups, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    float acc = out[i];
+    for (int64_t g = 0; g < groups; g++) acc += in[g * n + i];
+    out[i] = acc;
+  }
+}
+
 }  // namespace
+
+void sum_groups_add(float* out, const float* in, int64_t groups, int64_t n, Stream s) {
+  VR_CHECK(groups >= 0 && n >= 0, "cuda sum_groups_add: bad shape [", groups, ", ", n, "]");
+  if (groups == 0 || n == 0) return;
+  VR_CHECK(out && in, "cuda sum_groups_add: null buffer");
+  check_launch(cuda_launch(sum_groups_add_kernel, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, s, out, in, groups,
+                           n),
+               "sum_groups_add");
+}
 
 void sum_squares_partials(double* partials, const float* x, int64_t n, Stream s) {
   VR_CHECK(n >= 0, "cuda sum_squares: negative size ", n);

@@ -15,5 +15,9 @@ constexpr int kSumSquaresBlocks = 256;
 // the caller adds them in order. Deterministic: a fixed tree per block, no atomics.
 void sum_squares_partials(double* partials, const float* x, int64_t n, Stream s = nullptr);
 
+// out[i] += sum over g < groups of in[g * n + i], the groups added in order (deterministic): the gradient of a
+// tensor that was broadcast to `groups` copies (the BCM's learned queries, one copy per box).
+void sum_groups_add(float* out, const float* in, int64_t groups, int64_t n, Stream s = nullptr);
+
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda
