@@ -1,6 +1,6 @@
 // The CUDA training decoder (cuda/model/gpu_train_llm) against the CPU TrainLLM (model/llm_train) on the tiny
 // golden checkpoint (tiny-flat: hidden 64, 3 layers, 4 q / 2 kv heads of 16), through the emulator in CI.
-// One packed batch of three samples (text; an image of 8 x 6 patches, so 3-D M-RoPE positions; text), causal
+// One packed batch of three samples (text; an image of 12 x 10 patches, so 3-D M-RoPE positions; text), causal
 // attention inside each sample. Compared: the post-norm hidden states, the input-embedding gradient dx, and every
 // decoder weight gradient by name (plus the embedding table's gradient from embed_backward).
 //
@@ -40,7 +40,7 @@ struct Batch {
   int nseq() const { return int(cu.size()) - 1; }
 };
 
-// Three samples; the middle one holds an 8 x 6-patch image (12 merged tokens). Each sample's positions are its own
+// Three samples; the middle one holds a 12 x 10-patch image (30 merged tokens). Each sample's positions are its own
 // get_rope_index (as the trainer's batches), the image rows get random "visual features" as input embeddings.
 Batch make_batch(const ModelConfig& mc, const TrainLLM& embedder) {
   Rng rng(7);
@@ -49,7 +49,7 @@ Batch make_batch(const ModelConfig& mc, const TrainLLM& embedder) {
     for (int i = 0; i < n; i++) t.push_back(int32_t(rng.next() % 360));
     return t;
   };
-  const ImageGrid grid{1, 8, 6};
+  const ImageGrid grid{1, 12, 10};
   std::vector<int32_t> s1 = text(5);
   s1.push_back(kVisionStart);
   s1.insert(s1.end(), size_t(grid.tokens()), kImagePad);
@@ -170,7 +170,7 @@ VR_TEST(cuda_train_llm_forward_backward) {
   embedder.embed(cpu_embedded.data(), b.ids.data(), b.T);
   check_true("cuda train LLM: embed equals the CPU gather bit for bit", embedded == cpu_embedded);
 
-  const std::string tag = "cuda train LLM tiny-flat T=" + std::to_string(b.T) + " (3 samples, one 8x6 image)";
+  const std::string tag = "cuda train LLM tiny-flat T=" + std::to_string(b.T) + " (3 samples, one 12x10 image)";
   check_tensor(tag + " hidden", gpu.hidden, base.hidden, ref.hidden);
   check_tensor(tag + " dx", gpu.dx, base.dx, ref.dx);
   for (const auto& [name, g] : ref.grads) check_tensor(tag + " grad " + name, gpu.grads.at(name), base.grads.at(name), g);
