@@ -78,11 +78,17 @@ GpuTrainLLM::GpuTrainLLM(const TextConfig& tc, GpuTrainParams& params, Stream s)
   VR_CHECK(final_norm_->w && final_norm_->g && embed_->g, "cuda train LLM: the decoder must be trainable");
 }
 
+void GpuTrainLLM::set_mlp_chunk_rows(int64_t n) {
+  mlp_chunk_ = n > 0 ? n : 1;
+  rows_ = 0;  // the scratch is re-carved for the new chunk at the next forward
+}
+
 void GpuTrainLLM::reserve(int64_t T) {
-  if (T <= rows_) return;
+  if (T <= rows_ && std::min(T, mlp_chunk_) <= chunk_) return;
   const int64_t D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim, L = tc_.layers;
   const int64_t Dq = int64_t(tc_.heads) * hd, Nqkv = Dq + 2 * int64_t(tc_.kv_heads) * hd;
-  const int64_t wide = std::max({D, F, Dq});
+  const int64_t C = std::min(T, mlp_chunk_);  // MLP rows per pass
+  const int64_t wide = std::max({T * D, T * Dq, C * F});
   auto carve = [&](auto& a) {
     acts_ = a.template take<float>((L + 1) * T * D);
     final_rstd_ = a.template take<float>(T);
@@ -98,18 +104,18 @@ void GpuTrainLLM::reserve(int64_t T) {
     h2_16_ = a.template take<bf16>(T * D);
     qkv16_ = a.template take<bf16>(T * Nqkv);
     att16_ = a.template take<bf16>(T * Dq);
-    g16_ = a.template take<bf16>(T * F);
-    u16_ = a.template take<bf16>(T * F);
-    act16_ = a.template take<bf16>(T * F);
+    g16_ = a.template take<bf16>(C * F);
+    u16_ = a.template take<bf16>(C * F);
+    act16_ = a.template take<bf16>(C * F);
     dy_ = a.template take<float>(T * D);
     dprev_ = a.template take<float>(T * D);
     dx2_ = a.template take<float>(T * D);
     dh_ = a.template take<float>(T * D);
-    dF_ = a.template take<float>(T * F);
+    dF_ = a.template take<float>(C * F);
     datt_ = a.template take<float>(T * Dq);
-    d16_ = a.template take<bf16>(T * wide);
-    dg16_ = a.template take<bf16>(T * F);
-    du16_ = a.template take<bf16>(T * F);
+    d16_ = a.template take<bf16>(wide);
+    dg16_ = a.template take<bf16>(C * F);
+    du16_ = a.template take<bf16>(C * F);
     dqkv16_ = a.template take<bf16>(T * Nqkv);
   };
   ArenaSizer size;
@@ -118,6 +124,7 @@ void GpuTrainLLM::reserve(int64_t T) {
   arena_ = DeviceArena(size.bytes(), "training decoder activations");
   carve(arena_);
   rows_ = T;
+  chunk_ = C;
   T_ = 0;  // a forward's saved state does not survive a regrowth
 }
 
@@ -155,11 +162,11 @@ void GpuTrainLLM::attention_half(const Layer& l, const float* x, float* x2) {
   convert(h2_16_, hn_, T * D, s_);
 }
 
-void GpuTrainLLM::gate_up(const Layer& l) {
-  const int64_t T = T_, D = tc_.hidden, F = tc_.intermediate;
-  gemm_linear_forward(g16_, h2_16_, l.gate->w16, nullptr, T, F, D, false, s_);
-  gemm_linear_forward(u16_, h2_16_, l.up->w16, nullptr, T, F, D, false, s_);
-  swiglu_forward(act16_, g16_, u16_, T * F, s_);
+void GpuTrainLLM::gate_up(const Layer& l, int64_t r0, int64_t m) {
+  const int64_t D = tc_.hidden, F = tc_.intermediate;
+  gemm_linear_forward(g16_, h2_16_ + r0 * D, l.gate->w16, nullptr, m, F, D, false, s_);
+  gemm_linear_forward(u16_, h2_16_ + r0 * D, l.up->w16, nullptr, m, F, D, false, s_);
+  swiglu_forward(act16_, g16_, u16_, m * F, s_);
 }
 
 void GpuTrainLLM::forward(float* hidden, const float* x, int64_t T, const int32_t* pos3, const int32_t* cu,
@@ -207,8 +214,11 @@ void GpuTrainLLM::forward(float* hidden, const float* x, int64_t T, const int32_
     const Layer& l = layers_[li];
     float* y = acts_ + (li + 1) * TD;  // x2, then y = x2 + MLP: the next layer's input
     attention_half(l, acts_ + li * TD, y);
-    gate_up(l);
-    gemm_linear_forward(y, act16_, l.down->w16, nullptr, T, D, F, /*accumulate=*/true, s_);
+    for (int64_t r0 = 0; r0 < T; r0 += chunk_) {
+      const int64_t m = std::min(chunk_, T - r0);
+      gate_up(l, r0, m);
+      gemm_linear_forward(y + r0 * D, act16_, l.down->w16, nullptr, m, D, F, /*accumulate=*/true, s_);
+    }
   }
   rmsnorm_forward(hidden, final_rstd_, acts_ + layers_.size() * TD, final_norm_->w, T, D, tc_.eps, s_);
 }
@@ -218,17 +228,21 @@ void GpuTrainLLM::layer_backward(const Layer& l, const float* x, const float* dy
   const int Hq = tc_.heads, Hkv = tc_.kv_heads;
   const int64_t Dq = int64_t(Hq) * hd, Dkv = int64_t(Hkv) * hd, Nqkv = Dq + 2 * Dkv;
   attention_half(l, x, x2_);  // recompute (activation checkpointing)
-  gate_up(l);
 
-  // MLP: dact = dy Wdown; dWdown += dy^T act; SwiGLU backward; dh2 = dg Wgate + du Wup (+ their weight grads).
-  convert(d16_, dy, T * D, s_);
-  zero(dF_, size_t(T * F) * sizeof(float), s_);
-  gemm_linear_backward(dF_, l.down->g, nullptr, d16_, act16_, l.down->w16, T, D, F, s_);
-  convert(d16_, dF_, T * F, s_);
-  swiglu_backward(dg16_, du16_, d16_, g16_, u16_, T * F, s_);
+  // MLP, chunk by chunk (gate/up recomputed per chunk): dact = dy Wdown; dWdown += dy^T act; SwiGLU backward;
+  // dh2 = dg Wgate + du Wup (+ their weight gradients).
   zero(dh_, size_t(T * D) * sizeof(float), s_);
-  gemm_linear_backward(dh_, l.gate->g, nullptr, dg16_, h2_16_, l.gate->w16, T, F, D, s_);
-  gemm_linear_backward(dh_, l.up->g, nullptr, du16_, h2_16_, l.up->w16, T, F, D, s_);
+  for (int64_t r0 = 0; r0 < T; r0 += chunk_) {
+    const int64_t m = std::min(chunk_, T - r0);
+    gate_up(l, r0, m);
+    convert(d16_, dy + r0 * D, m * D, s_);
+    zero(dF_, size_t(m * F) * sizeof(float), s_);
+    gemm_linear_backward(dF_, l.down->g, nullptr, d16_, act16_, l.down->w16, m, D, F, s_);
+    convert(d16_, dF_, m * F, s_);
+    swiglu_backward(dg16_, du16_, d16_, g16_, u16_, m * F, s_);
+    gemm_linear_backward(dh_ + r0 * D, l.gate->g, nullptr, dg16_, h2_16_ + r0 * D, l.gate->w16, m, F, D, s_);
+    gemm_linear_backward(dh_ + r0 * D, l.up->g, nullptr, du16_, h2_16_ + r0 * D, l.up->w16, m, F, D, s_);
+  }
   // Post-attention norm: dx2 = dy + rmsnorm_backward(dh2).
   copy_on_device(dx2_, dy, size_t(T * D) * sizeof(float), "residual gradient", s_);
   rmsnorm_backward(dx2_, l.post_norm->g, dh_, x2_, l.post_norm->w, rstd2_, T, D, s_);

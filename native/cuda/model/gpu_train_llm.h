@@ -12,8 +12,8 @@
 // gradients fp32. RMSNorm statistics and backward fp32.
 //
 // Memory: activation checkpointing as TrainLLM's default - the forward keeps each layer's input [T, D] fp32 (and
-// the final residual); the backward recomputes one layer (attention half and gate/up) from it. Unlike the CPU,
-// the MLP is not split into row chunks yet: the scratch holds [T, intermediate] bf16 gate/up/product.
+// the final residual); the backward recomputes one layer (attention half and gate/up) from it. The MLP runs in
+// row chunks (as the CPU's), so its [rows, intermediate] scratch is one chunk's, never [T, intermediate].
 //
 // Not thread-safe; work is queued on the stream given at construction (host tables uploaded in stream order).
 #pragma once
@@ -52,6 +52,9 @@ class GpuTrainLLM {
   // lm_head (the embedding when tied): bf16 weight [vocab, D] and its fp32 gradient.
   const bf16* lm_head_bf16() const { return lm_head_->w16; }
   float* lm_head_grad() const { return lm_head_->g; }
+  // Rows per MLP pass (default 1024, as TrainLLM; tests lower it to cross chunk boundaries). Takes effect at the
+  // next forward.
+  void set_mlp_chunk_rows(int64_t n);
 
  private:
   struct Layer {
@@ -61,7 +64,7 @@ class GpuTrainLLM {
   // h1, q|k|v (+RoPE), attention, x2 = x + att Wo^T, h2 = rmsnorm(x2) (fp32 rstd kept). x2 may be the next
   // layer's input slot (forward) or scratch (recompute).
   void attention_half(const Layer& l, const float* x, float* x2);
-  void gate_up(const Layer& l);  // g16, u16 = h2 W^T; act16 = silu(g) * u
+  void gate_up(const Layer& l, int64_t r0, int64_t m);  // rows r0..r0+m: g16, u16 = h2 W^T; act16 = silu(g) * u
   void layer_backward(const Layer& l, const float* x, const float* dy, float* dx);
 
   TextConfig tc_;
@@ -77,7 +80,7 @@ class GpuTrainLLM {
 
   // Device scratch, grown to the largest T seen.
   DeviceArena arena_;
-  int64_t rows_ = 0, max_segs_ = 0;
+  int64_t rows_ = 0, chunk_ = 0, mlp_chunk_ = 1024;
   float* acts_ = nullptr;        // [(layers + 1), T, D]: layer inputs, then the final residual
   float* final_rstd_ = nullptr;  // [T]
   float *cos_ = nullptr, *sin_ = nullptr;
