@@ -18,6 +18,7 @@
 #include "cuda/model/gpu_train_params.h"
 #include "cuda_tests/device_buffer.h"
 #include "cuda_tests/model_fixture.h"
+#include "model/bcm.h"
 #include "model/llm_train.h"
 #include "tests/harness.h"
 #include "train/adamw.h"
@@ -29,13 +30,19 @@ namespace {
 constexpr int kSteps = 3;
 constexpr double kLr = 2e-3, kMaxNorm = 1.0;
 
-// A ParamStore holding the tiny-flat decoder, loaded.
+// A ParamStore holding the tiny-flat decoder, loaded, and a frozen BCM head (the stage-2 teacher's place), random.
 struct Store {
   ParamStore ps;
   TrainLLM llm;
-  Store(const ModelConfig& mc, const WeightStore& ws, DType compute) : ps(compute), llm(mc.text, ps) {
+  BoxCompression teacher;
+  Store(const ModelConfig& mc, const WeightStore& ws, DType compute)
+      : ps(compute), llm(mc.text, ps), teacher(ps, "teacher.", mc.text.hidden, 8, /*trainable=*/false) {
     ps.allocate();
     llm.load(ws);
+    Rng rng(3);
+    for (const auto& p : ps.all())
+      if (!p->trainable)
+        for (int64_t i = 0; i < p->numel; i++) p->w[i] = float(rng.uniform(-0.2, 0.2));
     ps.refresh_shadows();
   }
 };
@@ -135,8 +142,8 @@ VR_TEST(cuda_train_optimizer_placements) {
     const Param& c = *cpu.ps.all()[i];
     const Param& h = *host.ps.all()[i];
     const size_t n = size_t(c.numel);
-    master_same = master_same && std::equal(c.w, c.w + n, h.w) && std::equal(c.m, c.m + n, h.m) &&
-                  std::equal(c.v, c.v + n, h.v);
+    master_same = master_same && std::equal(c.w, c.w + n, h.w) &&
+                  (!c.trainable || (std::equal(c.m, c.m + n, h.m) && std::equal(c.v, c.v + n, h.v)));
     const cuda::DeviceParam& d = gh.all()[i];
     if (d.w) copies_same = copies_same && download(d.w, c.numel) == std::vector<float>(c.w, c.w + n);
     if (d.w16) {
@@ -153,14 +160,41 @@ VR_TEST(cuda_train_optimizer_placements) {
   check_true("cuda train host placement: gradients zeroed after the step",
              std::all_of(left.begin(), left.end(), [](float x) { return x == 0.f; }));
 
-  // gpu placement: within fp32 rounding.
+  // Frozen tensors: no gradient, no moments, untouched by the steps on every side.
+  const Store fresh(mc, ws, DType::BF16);
+  bool frozen_ok = true;
+  int frozen = 0;
   gg.download();
+  for (size_t i = 0; i < cpu.ps.all().size(); i++) {
+    const Param& f = *fresh.ps.all()[i];
+    if (f.trainable) continue;
+    frozen++;
+    const size_t n = size_t(f.numel);
+    const std::vector<float> w0(f.w, f.w + n);
+    for (const cuda::GpuTrainParams* gp : {&gh, &gg}) {
+      const cuda::DeviceParam& d = gp->all()[i];
+      frozen_ok = frozen_ok && !d.g && !d.m;
+      if (d.w) frozen_ok = frozen_ok && download(d.w, f.numel) == w0;
+      if (d.w16) {
+        const std::vector<cuda::bf16> w16 = download(d.w16, f.numel);
+        for (size_t j = 0; j < n; j++) frozen_ok = frozen_ok && w16[j].bits == f.w16[j];
+      }
+    }
+    frozen_ok = frozen_ok && std::equal(w0.begin(), w0.end(), gpu.ps.all()[i]->w) &&
+                std::equal(w0.begin(), w0.end(), cpu.ps.all()[i]->w);
+  }
+  check_true("cuda train: the " + std::to_string(frozen) +
+                 " frozen tensors (a BCM teacher) get no gradient or moments and stay unchanged on every side",
+             frozen_ok && frozen == 7);
+
+  // gpu placement: within fp32 rounding.
   double uw = 0, um = 0, uv = 0;
   std::string worst;
   bool shadows_match = true;
   for (size_t i = 0; i < cpu.ps.all().size(); i++) {
     const Param& c = *cpu.ps.all()[i];
     const Param& g = *gpu.ps.all()[i];
+    if (!c.trainable) continue;  // checked above
     const double w = ulps(g.w, c.w, c.numel);
     if (w > uw) uw = w, worst = c.name;
     um = std::max(um, ulps(g.m, c.m, c.numel));

@@ -113,6 +113,7 @@ GpuTrainParams::GpuTrainParams(ParamStore& ps, OptimizerPlacement where, const G
                              om = offsets(has_moments, &nm), o16 = offsets(has_w16, &n16);
 
   auto carve = [&](auto& a, float*& w32, float*& g, float*& m, float*& v, bf16*& w16) {
+    norm_partials_ = a.template take<double>(kSumSquaresBlocks);
     w32 = a.template take<float>(n32);
     g = a.template take<float>(ng);
     m = a.template take<float>(nm);
@@ -155,10 +156,11 @@ const DeviceParam& GpuTrainParams::get(const std::string& name) const {
   return *d;
 }
 
-void GpuTrainParams::upload() {
+void GpuTrainParams::upload(bool trainable_only) {
   std::vector<uint16_t> staging;
   for (const DeviceParam& d : params_) {
     const Param& p = *d.host;
+    if (trainable_only && !p.trainable) continue;
     const size_t bytes = size_t(p.numel) * sizeof(float);
     if (d.w) copy_to_device(d.w, p.w, bytes, p.name.c_str(), s_);
     if (d.m) {
@@ -207,11 +209,9 @@ double GpuTrainParams::grad_norm() {
     grads_on_host_ = true;
     return grad_global_norm(ps_);
   }
-  DeviceArena scratch(DeviceArena::round_up(kSumSquaresBlocks * sizeof(double)), "gradient norm partial sums");
-  double* partials = scratch.take<double>(kSumSquaresBlocks);
-  sum_squares_partials(partials, grads_, grad_numel_, s_);  // padding between tensors is zero: adds nothing
+  sum_squares_partials(norm_partials_, grads_, grad_numel_, s_);  // padding between tensors is zero: adds nothing
   std::vector<double> host(kSumSquaresBlocks);
-  copy_to_host(host.data(), partials, host.size() * sizeof(double), "gradient norm", s_);
+  copy_to_host(host.data(), norm_partials_, host.size() * sizeof(double), "gradient norm", s_);
   double total = 0;
   for (double x : host) total += x;
   return std::sqrt(total);
@@ -223,7 +223,7 @@ void GpuTrainParams::step(const vr::AdamWConfig& cfg, double lr, int64_t step, f
   if (where_ == OptimizerPlacement::Host) {
     if (!grads_on_host_) download_grads();
     adamw_update(ps_, cfg, lr, step, grad_scale, /*zero_grads=*/true);
-    upload();
+    upload(/*trainable_only=*/true);
     zero_grad();
     return;
   }

@@ -65,7 +65,8 @@ class GpuTrainParams {
 
   // ParamStore -> device: weights (fp32 where kept, bf16 shadows rounded from the fp32 master as
   // ParamStore::refresh_shadows does) and, under gpu, the AdamW moments (a resumed run). Gradients untouched.
-  void upload();
+  // trainable_only skips the frozen tensors (the host placement's step: they did not change).
+  void upload(bool trainable_only = false);
   // Device -> ParamStore (gpu placement: master weights and moments; host: nothing, the host is the master), so
   // a checkpoint is written by the CPU writer.
   void download();
@@ -92,6 +93,7 @@ class GpuTrainParams {
   DeviceArena arena_;
   float* grads_ = nullptr;
   int64_t grad_numel_ = 0;
+  double* norm_partials_ = nullptr;  // kSumSquaresBlocks fp64 partial sums of the gradient norm
   bool grads_on_host_ = false;  // host placement: ps_ holds the current gradients (grad_norm downloaded them)
 };
 
