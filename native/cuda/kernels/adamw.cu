@@ -12,22 +12,24 @@ namespace {
 constexpr int kThreads = 256;
 
 struct AdamWScalars {
-  float lr, beta1, beta2, eps, decay;  // decay = 1 - lr * weight_decay
-  float step_size;                     // lr / (1 - beta1^t)
-  float bc2_sqrt;                      // sqrt(1 - beta2^t)
+  float a1, beta2, a2, eps;  // a1 = 1 - beta1, a2 = 1 - beta2 (rounded from double, as train/adamw.cc)
+  float decay;               // 1 - lr * weight_decay
+  float step_size;           // lr / (1 - beta1^t)
+  float bc2_sqrt;            // sqrt(1 - beta2^t)
   float grad_scale;
 };
 
+// The CPU AdamW's order of operations (train/adamw.cc adamw_sweep), so without FMA contraction the two agree bit
+// for bit.
 template <class G>
 __global__ void adamw_kernel(float* param, float* m, float* v, const G* grad, int64_t n, AdamWScalars a,
                              __nv_bfloat16* param_bf16) {
   using namespace dev;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const float g = a.grad_scale * to_f32(grad[i]);
-    float p = param[i] * a.decay;
-    const float mi = m[i] + (1.0f - a.beta1) * (g - m[i]);  // torch: exp_avg.lerp_(grad, 1 - beta1)
-    const float vi = a.beta2 * v[i] + (1.0f - a.beta2) * g * g;
-    p -= a.step_size * mi / (sqrtf(vi) / a.bc2_sqrt + a.eps);
+    const float g = to_f32(grad[i]) * a.grad_scale;
+    const float mi = m[i] + a.a1 * (g - m[i]);  // torch: exp_avg.lerp_(grad, 1 - beta1)
+    const float vi = v[i] * a.beta2 + a.a2 * g * g;
+    const float p = param[i] * a.decay - a.step_size * mi / (sqrtf(vi) / a.bc2_sqrt + a.eps);
     m[i] = mi;
     v[i] = vi;
     param[i] = p;
@@ -44,13 +46,13 @@ void run(float* param, float* m, float* v, const S* grad, int64_t n, const AdamW
   if (n == 0) return;
   VR_CHECK(param && m && v && grad, "cuda adamw_step: param, m, v and grad are required");
   AdamWScalars a;
-  a.lr = c.lr;
-  a.beta1 = c.beta1;
-  a.beta2 = c.beta2;
-  a.eps = c.eps;
-  a.decay = float(1.0 - double(c.lr) * c.weight_decay);
-  a.step_size = float(double(c.lr) / (1.0 - std::pow(double(c.beta1), double(c.step))));
-  a.bc2_sqrt = float(std::sqrt(1.0 - std::pow(double(c.beta2), double(c.step))));
+  a.a1 = float(1.0 - c.beta1);
+  a.beta2 = float(c.beta2);
+  a.a2 = float(1.0 - c.beta2);
+  a.eps = float(c.eps);
+  a.decay = float(1.0 - c.lr * c.weight_decay);
+  a.step_size = float(c.lr / (1.0 - std::pow(c.beta1, double(c.step))));
+  a.bc2_sqrt = float(std::sqrt(1.0 - std::pow(c.beta2, double(c.step))));
   a.grad_scale = c.grad_scale;
   check_launch(cuda_launch(adamw_kernel<G>, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, s, param, m, v,
                            dptr(grad), n, a, dptr(param_bf16)),

@@ -71,9 +71,11 @@ void cross_entropy_forward_backward(float* losses, bf16* dlogits, const bf16* lo
 // ---- AdamW (torch.optim.AdamW maths) ---------------------------------------------------------------------
 // p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 // with g = grad_scale * grad and t = step (1-based). fp32 master weights and moments; param_bf16 (optional)
-// receives the updated weights rounded to bf16 for the next forward pass.
+// receives the updated weights rounded to bf16 for the next forward pass. The hyperparameters are doubles (torch's
+// Python floats): the kernel's fp32 scalars (1 - b1, 1 - b2, lr / (1 - b1^t), ...) are derived in double and rounded
+// once, as the CPU AdamW (train/adamw.cc) does, so the two agree up to the rounding of the elementwise maths.
 struct AdamWConfig {
-  float lr = 1e-5f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.1f;
+  double lr = 1e-5, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.1;
   int64_t step = 1;
   float grad_scale = 1.0f;
 };

@@ -1,0 +1,226 @@
+// The CUDA training decoder (cuda/model/gpu_train_llm) against the CPU TrainLLM (model/llm_train) on the tiny
+// golden checkpoint (tiny-flat: hidden 64, 3 layers, 4 q / 2 kv heads of 16), through the emulator in CI.
+// One packed batch of three samples (text; an image of 12 x 10 patches, so 3-D M-RoPE positions; text), causal
+// attention inside each sample. Compared: the post-norm hidden states, the input-embedding gradient dx, and every
+// decoder weight gradient by name (plus the embedding table's gradient from embed_backward).
+//
+// Reference: TrainLLM over an fp32 ParamStore (its ~1e-6 error stands in for fp64). Baseline: the same over a
+// BF16 ParamStore - every GEMM operand rounded to bf16 (weights, normalised inputs, incoming gradients), fp32
+// accumulation, attention and everything else fp32. That is the CPU trainer's own bf16 switch; the GPU rounds
+// more (q/k/v, the attention output and dq/dk/dv are bf16 too), which the factor 2 absorbs. Rule, per tensor:
+//   max|gpu - cpu_fp32| <= 2 * max|cpu_bf16 - cpu_fp32| + 1e-3 * max|cpu_fp32|
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cuda/model/gpu_train_llm.h"
+#include "cuda/model/gpu_train_params.h"
+#include "cuda_tests/device_buffer.h"
+#include "cuda_tests/model_fixture.h"
+#include "model/llm_train.h"
+#include "model/rope_tables.h"
+#include "tests/harness.h"
+#include "train/param_store.h"
+
+namespace vr::test {
+namespace {
+
+constexpr int32_t kImagePad = 372, kVisionStart = 369, kVisionEnd = 370;
+
+struct Batch {
+  std::vector<int32_t> ids;  // [T]
+  std::vector<int32_t> pos;  // [3, T]
+  std::vector<int32_t> cu;   // [nseq + 1]
+  std::vector<float> x;      // [T, D] input embeddings
+  std::vector<float> dhidden;
+  int64_t T = 0;
+  int nseq() const { return int(cu.size()) - 1; }
+};
+
+// Three samples; the middle one holds a 12 x 10-patch image (30 merged tokens). Each sample's positions are its own
+// get_rope_index (as the trainer's batches), the image rows get random "visual features" as input embeddings.
+Batch make_batch(const ModelConfig& mc, const TrainLLM& embedder) {
+  Rng rng(7);
+  auto text = [&](int n) {
+    std::vector<int32_t> t;
+    for (int i = 0; i < n; i++) t.push_back(int32_t(rng.next() % 360));
+    return t;
+  };
+  const ImageGrid grid{1, 12, 10};
+  std::vector<int32_t> s1 = text(5);
+  s1.push_back(kVisionStart);
+  s1.insert(s1.end(), size_t(grid.tokens()), kImagePad);
+  s1.push_back(kVisionEnd);
+  for (int32_t t : text(9)) s1.push_back(t);
+  const std::vector<std::vector<int32_t>> samples = {text(13), s1, text(19)};
+  Batch b;
+  std::vector<std::vector<int64_t>> pos;
+  b.cu = {0};
+  for (const auto& s : samples) {
+    std::vector<int64_t> p;
+    const bool image = std::count(s.begin(), s.end(), kImagePad) > 0;
+    mrope_positions(s.data(), int64_t(s.size()), image ? std::vector<ImageGrid>{grid} : std::vector<ImageGrid>{},
+                    kImagePad, mc.vision.merge, p);
+    pos.push_back(p);
+    b.ids.insert(b.ids.end(), s.begin(), s.end());
+    b.cu.push_back(int32_t(b.ids.size()));
+  }
+  b.T = int64_t(b.ids.size());
+  b.pos.resize(size_t(3 * b.T));
+  for (size_t si = 0, off = 0; si < samples.size(); off += samples[si].size(), si++)
+    for (int plane = 0; plane < 3; plane++)
+      for (size_t t = 0; t < samples[si].size(); t++)
+        b.pos[size_t(plane) * size_t(b.T) + off + t] = int32_t(pos[si][size_t(plane) * samples[si].size() + t]);
+  const int64_t D = mc.text.hidden;
+  b.x.resize(size_t(b.T * D));
+  embedder.embed(b.x.data(), b.ids.data(), b.T);
+  for (int64_t t = 0; t < b.T; t++)
+    if (b.ids[size_t(t)] == kImagePad)
+      for (int64_t c = 0; c < D; c++) b.x[size_t(t * D + c)] = float(rng.uniform(-2, 2));
+  b.dhidden = rng.vec(size_t(b.T * D), -1, 1);
+  return b;
+}
+
+// One run's observable results: hidden states, dx, and each trainable tensor's gradient by name.
+struct Result {
+  std::vector<float> hidden, dx;
+  std::map<std::string, std::vector<float>> grads;
+};
+
+void collect_grads(const ParamStore& ps, Result& r) {
+  for (const auto& p : ps.all())
+    if (p->trainable) r.grads[p->name].assign(p->g, p->g + p->numel);
+}
+
+Result run_cpu(const ModelConfig& mc, const WeightStore& ws, DType compute, const Batch& b) {
+  ParamStore ps(compute);
+  TrainLLM llm(mc.text, ps);
+  ps.allocate();
+  llm.load(ws);
+  ps.refresh_shadows();
+  ps.zero_grad();
+  Result r;
+  const size_t TD = size_t(b.T * mc.text.hidden);
+  r.hidden.resize(TD);
+  r.dx.resize(TD);
+  llm.forward(b.x.data(), b.T, b.pos.data(), b.cu.data(), b.nseq(), r.hidden.data());
+  llm.backward(b.dhidden.data(), r.dx.data());
+  llm.embed_backward(r.dx.data(), b.ids.data(), b.T);
+  collect_grads(ps, r);
+  return r;
+}
+
+Result run_gpu(const ModelConfig& mc, const WeightStore& ws, cuda::OptimizerPlacement where, const Batch& b,
+               int64_t mlp_chunk, std::vector<float>* embedded = nullptr) {
+  ParamStore ps(DType::F32);
+  TrainLLM cpu(mc.text, ps);  // registers the tensors under the checkpoint's names; its forward never runs here
+  ps.allocate();
+  cpu.load(ws);
+  cuda::GpuTrainParams gp(ps, where, cuda::GpuTrainLLM::param_layout(mc.text));
+  gp.upload();
+  cuda::GpuTrainLLM llm(mc.text, gp);
+  llm.set_mlp_chunk_rows(mlp_chunk);
+  const size_t TD = size_t(b.T * mc.text.hidden);
+  DeviceBuffer<float> x(b.x), dh(b.dhidden), hidden(TD), dx(TD);
+  DeviceBuffer<int32_t> ids(b.ids);
+  if (embedded) {
+    DeviceBuffer<float> e(TD);
+    llm.embed(e.get(), ids.get(), b.T);
+    *embedded = e.download();
+  }
+  llm.forward(hidden.get(), x.get(), b.T, b.pos.data(), b.cu.data(), b.nseq());
+  llm.backward(dx.get(), dh.get());
+  llm.embed_backward(dx.get(), ids.get(), b.T);
+  Result r;
+  r.hidden = hidden.download();
+  r.dx = dx.download();
+  gp.download_grads();
+  collect_grads(ps, r);
+  return r;
+}
+
+// The rule with a floor relative to the reference's scale (gradients of different tensors differ by orders of
+// magnitude; an absolute floor would make the small ones vacuous).
+void check_tensor(const std::string& what, const std::vector<float>& gpu, const std::vector<float>& base,
+                  const std::vector<float>& ref) {
+  const std::vector<double> r = to_double(ref);
+  check_rule(what, gpu.data(), base.data(), r.data(), r.size(), 1e-3 * max_abs(r.data(), r.size()));
+}
+
+}  // namespace
+
+VR_TEST(cuda_train_llm_forward_backward) {
+  const ModelConfig mc = tiny_flat_config(DType::F32);
+  const WeightStore ws(safetensors_records(tiny_flat_dir() + "/model.safetensors"));
+  ParamStore ps0(DType::F32);
+  TrainLLM embedder(mc.text, ps0);
+  ps0.allocate();
+  embedder.load(ws);
+  const Batch b = make_batch(mc, embedder);
+
+  const Result ref = run_cpu(mc, ws, DType::F32, b);
+  const Result base = run_cpu(mc, ws, DType::BF16, b);
+  std::vector<float> embedded;
+  const Result gpu = run_gpu(mc, ws, cuda::OptimizerPlacement::Gpu, b, /*mlp_chunk=*/32, &embedded);
+
+  // The gather is exact: fp32 rows of the fp32 table (the image rows differ: make_batch overwrote them).
+  std::vector<float> cpu_embedded(embedded.size());
+  embedder.embed(cpu_embedded.data(), b.ids.data(), b.T);
+  check_true("cuda train LLM: embed equals the CPU gather bit for bit", embedded == cpu_embedded);
+
+  const std::string tag =
+      "cuda train LLM tiny-flat T=" + std::to_string(b.T) + " (3 samples, one 12x10 image, MLP chunks of 32)";
+  check_tensor(tag + " hidden", gpu.hidden, base.hidden, ref.hidden);
+  check_tensor(tag + " dx", gpu.dx, base.dx, ref.dx);
+  for (const auto& [name, g] : ref.grads) check_tensor(tag + " grad " + name, gpu.grads.at(name), base.grads.at(name), g);
+
+  // The host placement keeps GEMM weights only as bf16 shadows on the device, and this run takes the MLP in one
+  // pass instead of chunks of 32 rows: the same numbers. The forward is deterministic; gradients match up to the
+  // summation order of the weight gradients (over chunks, and the RMSNorm / bias-gradient atomics).
+  const Result host = run_gpu(mc, ws, cuda::OptimizerPlacement::Host, b, /*mlp_chunk=*/1024);
+  check_true(tag + " host placement, MLP unchunked: hidden states equal the gpu placement's (chunks of 32) bit for bit",
+             host.hidden == gpu.hidden);
+  double worst = max_abs_diff(host.dx.data(), gpu.dx.data(), gpu.dx.size()) / max_abs(gpu.dx.data(), gpu.dx.size());
+  std::string worst_name = "dx";
+  for (const auto& [name, g] : gpu.grads) {
+    const double scale = std::max(max_abs(g.data(), g.size()), 1e-30);
+    const double d = max_abs_diff(host.grads.at(name).data(), g.data(), g.size()) / scale;
+    if (d > worst) worst = d, worst_name = name;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2g", worst);
+  check_true(tag + " host placement, MLP unchunked: dx and every gradient equal the gpu placement's up to summation order (worst " +
+                 buf + " of max|g|, " + worst_name + ")",
+             worst <= 1e-5);
+}
+
+VR_TEST(cuda_train_llm_errors) {
+  const ModelConfig mc = tiny_flat_config(DType::F32);
+  const WeightStore ws(safetensors_records(tiny_flat_dir() + "/model.safetensors"));
+  ParamStore ps(DType::F32);
+  TrainLLM cpu(mc.text, ps);
+  ps.allocate();
+  cpu.load(ws);
+  expect_throw("cuda train: gpu-8bit optimizer states", [&] { cuda::GpuTrainParams gp(ps, cuda::OptimizerPlacement::Gpu8bit); });
+  expect_throw("cuda train: unknown optimizer placement", [&] { cuda::optimizer_placement_from_name("cpu"); });
+  {
+    cuda::GpuTrainParams unfused(ps, cuda::OptimizerPlacement::Gpu);
+    expect_throw("cuda train LLM: q/k/v not fused on the device", [&] { cuda::GpuTrainLLM llm(mc.text, unfused); });
+  }
+  cuda::GpuTrainParams gp(ps, cuda::OptimizerPlacement::Gpu, cuda::GpuTrainLLM::param_layout(mc.text));
+  gp.upload();
+  cuda::GpuTrainLLM llm(mc.text, gp);
+  DeviceBuffer<float> x(size_t(8 * mc.text.hidden));
+  expect_throw("cuda train LLM: backward before any forward", [&] { llm.backward(x.get(), x.get()); });
+  const std::vector<int32_t> pos(24, 0), bad_cu = {0, 3, 3, 8}, short_cu = {0, 5};
+  expect_throw("cuda train LLM: an empty sample", [&] { llm.forward(x.get(), x.get(), 8, pos.data(), bad_cu.data(), 3); });
+  expect_throw("cuda train LLM: cu_seqlens not ending at T",
+               [&] { llm.forward(x.get(), x.get(), 8, pos.data(), short_cu.data(), 1); });
+  DeviceBuffer<int32_t> ids(std::vector<int32_t>{1, 2, 416});
+  expect_throw("cuda train LLM: embedding an id outside the vocabulary", [&] { llm.embed(x.get(), ids.get(), 3); });
+}
+
+}  // namespace vr::test
