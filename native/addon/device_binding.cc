@@ -62,7 +62,12 @@ Napi::Value CudaProbe(const Napi::CallbackInfo& info) {
   } else {
     o.Set("runtime", env.Null());
   }
+#if defined(VR_CUDA_EMULATED)
+  // The emulator addon: the CPU emulator stands in for the driver (native/cuda_emu/emu_probe.cc).
+  const cuda_runtime::DriverProbe d = cuda_runtime::probe_emulator_driver(with_free);
+#else
   const cuda_runtime::DriverProbe d = cuda_runtime::probe_driver(with_free && !b.built);
+#endif
   Napi::Object drv = Napi::Object::New(env);
   drv.Set("found", d.found);
   drv.Set("library", d.library);
