@@ -6,6 +6,7 @@
 import { availableMemory } from '../train/memory_plan';
 import { UserError } from '../util/errors';
 import { log } from '../util/log';
+import { loadAddon } from '../native/addon';
 import { cudaVerdict, probeCuda } from './cuda_device';
 import type { GpuPlan } from './gpu_memory';
 import { renderPlan } from './render';
@@ -71,6 +72,20 @@ export function resolveDevice(choice: DeviceChoice, plan: (c: Capacities) => Gpu
   }
   log().info({ device: 'cuda' }, '--device auto: running on CUDA');
   return 'cuda';
+}
+
+/**
+ * The addon's own check that it can run on the GPU (cudaRequireDevice: driver, device, kernel image), for runs that
+ * do expensive work before loading the model (bench infer writes a checkpoint first). One-line UserError.
+ */
+export function requireCudaAddon(): void {
+  const addon = loadAddon();
+  if (typeof addon.cudaRequireDevice !== 'function') throw new UserError('--device cuda: this addon has no CUDA session (rebuild it)');
+  try {
+    addon.cudaRequireDevice();
+  } catch (e) {
+    throw new UserError((e instanceof Error ? e.message : String(e)).split('\n')[0]);
+  }
 }
 
 /**
