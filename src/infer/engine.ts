@@ -157,8 +157,6 @@ export class Engine {
 
   async run(req: RunRequest): Promise<RunResult> {
     if (!req.prompt || !req.prompt.trim()) throw new UserError('the prompt is empty');
-    if (req.captureAttention && this.device === 'cuda')
-      throw new UserError('--attention-map is not available with --device cuda yet (the CUDA session has no attention capture); use --device cpu');
     const t0 = Date.now();
     const inputs = req.images ?? (req.image !== undefined ? [req.image] : []);
     const images: PreprocessedImage[] = [];

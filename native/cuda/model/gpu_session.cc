@@ -106,11 +106,13 @@ PrefillOutput GpuSession::prefill(const PrefillInput& in) {
   const ModelConfig& cfg = model_->config();
   const int64_t L = int64_t(in.ids.size()), D = cfg.text.hidden, V = cfg.text.vocab;
   VR_CHECK(L > 0, "prefill: empty prompt");
-  int64_t image_tokens = 0;
+  int64_t image_tokens = 0, image_begin = 0, image_end = 0;
   for (int64_t i = 0; i < L; i++) {
     VR_CHECK(in.ids[i] >= 0 && in.ids[i] < V, "prefill: token id ", in.ids[i], " at position ", i,
              " is outside the vocabulary [0, ", V, ")");
-    image_tokens += in.ids[i] == cfg.image_token_id;
+    if (in.ids[i] != cfg.image_token_id) continue;
+    if (image_tokens++ == 0) image_begin = i;
+    image_end = i + 1;
   }
   int64_t Np = 0, Nt = 0;
   for (const ImageGrid& g : in.grids) {
@@ -129,6 +131,8 @@ PrefillOutput GpuSession::prefill(const PrefillInput& in) {
   prefilled_ = false;
   progress_.reset((in.grids.empty() ? 0 : cfg.vision.depth) + cfg.text.layers);
   PrefillOutput out;
+  image_begin_ = image_begin;
+  image_end_ = image_end;
   rope_delta_ = mrope_positions(in.ids.data(), L, in.grids, cfg.image_token_id, cfg.vision.merge, out.positions);
   out.rope_delta = rope_delta_;
   cache_.reset();
@@ -180,9 +184,6 @@ PrefillOutput GpuSession::prefill(const PrefillInput& in) {
 GenerateResult GpuSession::generate(const GenerateOptions& opt) {
   VR_CHECK(prefilled_, "generate: call prefill first");
   check_generate_options(opt);
-  VR_CHECK(!opt.capture_attention,
-           "generate: the attention capture of latent steps (--attention-map) is not implemented on the CUDA "
-           "session yet; use --device cpu");
   prefilled_ = false;  // a session decodes once per prefill
   const std::lock_guard<std::mutex> lock(model_->mu_);
   GpuLanguageModel& llm = *model_->llm_;
@@ -198,6 +199,16 @@ GenerateResult GpuSession::generate(const GenerateOptions& opt) {
 
   DecodeRules rules(opt, seq_);
   std::vector<float> step(opt.keep_step_logits ? size_t(V) : 0);
+  // The latent steps' attention over the image tokens, when asked for and there is an image.
+  const int64_t nk = image_end_ - image_begin_;
+  std::unique_ptr<DeviceArray<float>> probs;
+  if (opt.capture_attention && nk > 0) probs = std::make_unique<DeviceArray<float>>(nk, "attention capture");
+  DeviceAttnProbe probe;
+  if (probs) {
+    probe.key_begin = image_begin_;
+    probe.key_end = image_end_;
+    probe.probs = probs->p;
+  }
   for (;;) {
     // 1. Choose on the device (penalty over every id so far, argmax, the id marked seen); one id comes back.
     greedy_next_token(next_, seen_, logits_, 1, V, opt.repetition_penalty, /*mark_seen=*/true);
@@ -219,8 +230,13 @@ GenerateResult GpuSession::generate(const GenerateOptions& opt) {
     else llm.embed(x_, next_, 1, /*check_ids=*/false);  // greedy_next_token's id is in range by construction
     const int64_t p = L + int64_t(r.ids.size()) - 1 + rope_delta_;
     const int64_t pos[3] = {p, p, p};
-    llm.forward(hidden_, x_, 1, pos, 1, *cache_);
+    const bool capture = probs && next == DecodeRules::Next::feed_hidden;
+    llm.forward(hidden_, x_, 1, pos, 1, *cache_, capture ? &probe : nullptr);
     llm.logits(logits_, hidden_, 1);
+    if (capture) {
+      r.attention.emplace_back(size_t(nk));
+      copy_to_host(r.attention.back().data(), probs->p, size_t(nk) * sizeof(float), "attention capture");
+    }
     device_sync("decode step");
     r.decode_ms += ms_since(t0);
     r.decode_forwards++;

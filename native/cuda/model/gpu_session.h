@@ -12,8 +12,8 @@
 //               id, one int32 comes back per step for the decoding rules (model/decode_rules.h, shared with
 //               the CPU session), and the next forward is fed the id's embedding (read on the device) or, in
 //               latent mode, the last post-norm hidden state.
-// Not done on the GPU: the attention capture of latent steps (GenerateOptions::capture_attention is refused
-// with a one-line error).
+// The attention capture of latent steps (GenerateOptions::capture_attention) runs on the device too
+// (attention_probe.h): per latent step, the last row's probabilities over the image tokens, mean of heads and layers.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -69,6 +69,7 @@ class GpuSession {
   std::unique_ptr<GpuKVCache> cache_;
   std::vector<int32_t> seq_;  // prompt + generated ids (the decoding rules' view)
   int64_t rope_delta_ = 0;
+  int64_t image_begin_ = 0, image_end_ = 0;  // key range of the image tokens (attention capture)
   bool prefilled_ = false;
   Progress progress_;
   // Device state carried from prefill into the decode loop: last post-norm hidden state, its logits, the input

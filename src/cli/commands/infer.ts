@@ -62,8 +62,6 @@ export const inferCommand: CommandModule<object, InferArgs> = {
     if (!fs.existsSync(args.model)) throw new UserError(`model directory not found: ${args.model}`);
     const device = await inferDevicePreflight({ device: args.device, model: args.model, image: args.image, maxNewTokens: args['max-new-tokens'], latentSteps: args['latent-steps'], minPixels: args['min-pixels'], maxPixels: args['max-pixels'] });
 
-    if (device === 'cuda' && args['attention-map'])
-      throw new UserError('--attention-map is not available with --device cuda yet (the CUDA session has no attention capture); use --device cpu');
     const engine = await Engine.load(args.model, { dtype: args.dtype, threads: args.threads, device });
     log().info({ model: engine.dir, dtype: engine.dtype, device: engine.deviceName, load_ms: engine.loadMs }, 'model loaded');
     // A bar for the prefill (ViT blocks + LLM layers) on a TTY; it can take minutes for big images on a CPU.
