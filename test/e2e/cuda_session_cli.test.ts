@@ -160,6 +160,20 @@ suite('--device cuda through the CUDA emulator addon', () => {
     expect(fs.readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
   });
 
+  test('bench infer\'s worker times prefill and decode on the CUDA session', () => {
+    // The worker `bench infer --device cuda` spawns, on the tiny checkpoint (the bench's own 7B-shaped one is too
+    // large for the emulator).
+    const req = { model: path.join(GOLDEN, 'models', 'tiny-flat'), image: path.join(GOLDEN, 'images', 'odd_97x61.png'), prompt: 'What is this?',
+      dtype: 'bf16', threads: 1, newTokens: 2, repeats: 1, warmup: 0, device: 'cuda' };
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'src', 'bench', 'ours_worker.js'), JSON.stringify(req)],
+      { encoding: 'utf8', timeout: 60000, env: { ...process.env, VREFLECT_ADDON: EMU_ADDON } });
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout.trim());
+    expect(out).toMatchObject({ ok: true, device: 'CUDA emulator (CPU)', dtype: 'bf16' });
+    expect(out.runs[0].prefill_ms).toBeGreaterThan(0);
+    expect(out.runs[0].decode_ms_per_token).toBeGreaterThan(0);
+  });
+
   test('doctor: one device named "CUDA emulator (CPU)", ready for --device cuda', () => {
     const r = vreflect(['doctor', '--json']);
     expect(r.code).toBe(0);
