@@ -87,19 +87,12 @@ GpuSession::GpuSession(std::shared_ptr<GpuQwenVL> model) : model_(std::move(mode
 void GpuSession::ensure_room(int64_t extra) {
   const int64_t need = (cache_ ? cache_->len() : 0) + extra;
   if (cache_ && need <= cache_->capacity()) return;
-  const TextConfig& tc = model_->config().text;
-  // Grow geometrically so a long decode reallocates a logarithmic number of times.
-  const int64_t cap = std::max(need, cache_ ? 2 * cache_->capacity() : need);
-  auto grown = std::make_unique<GpuKVCache>(tc, cap);
-  if (cache_ && cache_->len() > 0) {
-    const size_t bytes = size_t(cache_->len() * cache_->row()) * sizeof(bf16);
-    for (int l = 0; l < tc.layers; l++) {
-      copy_on_device(grown->k(l), cache_->k(l), bytes, "KV cache keys (growing the cache)");
-      copy_on_device(grown->v(l), cache_->v(l), bytes, "KV cache values (growing the cache)");
-    }
-    grown->advance(cache_->len());
+  if (!cache_) {
+    cache_ = std::make_unique<GpuKVCache>(model_->config().text, need);
+    return;
   }
-  cache_ = std::move(grown);
+  // Grow geometrically so a long decode reallocates a logarithmic number of times.
+  cache_ = std::make_unique<GpuKVCache>(cache_->grown(std::max(need, 2 * cache_->capacity())));
 }
 
 PrefillOutput GpuSession::prefill(const PrefillInput& in) {
