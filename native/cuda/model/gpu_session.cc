@@ -119,6 +119,8 @@ PrefillOutput GpuSession::prefill(const PrefillInput& in) {
              in.pixel_values.size(), " values, the grids need ", Np, " x ", cfg.vision.patch_dim());
   }
   VR_CHECK(image_tokens == Nt, "prefill: ", image_tokens, " image tokens but ", Nt, " vision features");
+  VR_CHECK(Nt == 0 || cfg.vision.out_hidden == D, "prefill: vision features of width ", cfg.vision.out_hidden,
+           " cannot fill rows of width ", D);
 
   const std::lock_guard<std::mutex> lock(model_->mu_);
   prefilled_ = false;
