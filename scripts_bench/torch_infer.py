@@ -62,13 +62,24 @@ def load_processor(model_dir):
                               video_processor=None, chat_template=tok.chat_template)
 
 
+def sync_fn(device):
+    """What waits for the device before a timestamp: torch.cuda.synchronize on cuda, nothing on the CPU."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.synchronize
+    return lambda: None
+
+
 class StepClock:
     """A logits processor that only records when each step's logits are ready."""
 
-    def __init__(self):
+    def __init__(self, sync=lambda: None):
         self.times = []
+        self._sync = sync
 
     def __call__(self, input_ids, scores):
+        self._sync()
         self.times.append(time.perf_counter())
         return scores
 
@@ -76,16 +87,19 @@ class StepClock:
 class ModuleClock:
     """Wall time of each forward of one module (pre-hook to hook)."""
 
-    def __init__(self, module):
+    def __init__(self, module, sync=lambda: None):
         self.spans = []
         self._t = None
+        self._sync = sync
         module.register_forward_pre_hook(self._pre)
         module.register_forward_hook(self._post)
 
     def _pre(self, *_):
+        self._sync()
         self._t = time.perf_counter()
 
     def _post(self, *_):
+        self._sync()
         self.spans.append(time.perf_counter() - self._t)
 
 
@@ -96,9 +110,15 @@ def cmd_infer(a):
     from transformers import LogitsProcessorList, Qwen2_5_VLForConditionalGeneration
 
     torch.set_num_threads(a.threads)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        print(json.dumps({"ok": False, "error": f"torch {torch.__version__} has no usable CUDA device"}), flush=True)
+        sys.exit(1)
+    sync = sync_fn(a.device)
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[a.dtype]
     t0 = time.perf_counter()
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(a.model, dtype=dtype, attn_implementation="sdpa").eval()
+    model = model.to(a.device)
+    sync()
     load_s = time.perf_counter() - t0
     rss_after_load = rss_bytes()
     processor = load_processor(a.model)
@@ -106,13 +126,14 @@ def cmd_infer(a):
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": a.prompt}]}]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     image = Image.open(a.image).convert("RGB")
-    inputs = processor(images=[image], text=[text], return_tensors="pt")
+    inputs = processor(images=[image], text=[text], return_tensors="pt").to(a.device)
     prompt_tokens = int(inputs["input_ids"].shape[1])
-    vision = ModuleClock(model.model.visual)
+    vision = ModuleClock(model.model.visual, sync)
 
     def run(new_tokens):
-        clock = StepClock()
+        clock = StepClock(sync)
         vision.spans.clear()
+        sync()
         start = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(**inputs, do_sample=False, max_new_tokens=new_tokens,
@@ -140,6 +161,7 @@ def cmd_infer(a):
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "dtype": a.dtype,
+        "device": a.device if a.device == "cpu" else torch.cuda.get_device_name(0),
         "threads": torch.get_num_threads(),
         "attn": "sdpa",
         "prompt_tokens": prompt_tokens,
@@ -186,6 +208,7 @@ def main():
     i.add_argument("--image", required=True)
     i.add_argument("--prompt", required=True)
     i.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
+    i.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     i.add_argument("--threads", type=int, default=os.cpu_count())
     i.add_argument("--new-tokens", type=int, default=32)
     i.add_argument("--repeats", type=int, default=3)

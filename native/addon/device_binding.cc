@@ -3,6 +3,9 @@
 // missing driver or GPU: those are reported in `error` fields, one line each.
 #include "addon/bindings.h"
 #include "cuda/runtime/device_info.h"
+#if defined(VREFLECT_HAVE_CUDA)
+#include "cuda/model/gpu_session.h"
+#endif
 
 namespace vr::addon {
 
@@ -62,7 +65,12 @@ Napi::Value CudaProbe(const Napi::CallbackInfo& info) {
   } else {
     o.Set("runtime", env.Null());
   }
+#if defined(VR_CUDA_EMULATED)
+  // The emulator addon: the CPU emulator stands in for the driver (native/cuda_emu/emu_probe.cc).
+  const cuda_runtime::DriverProbe d = cuda_runtime::probe_emulator_driver(with_free);
+#else
   const cuda_runtime::DriverProbe d = cuda_runtime::probe_driver(with_free && !b.built);
+#endif
   Napi::Object drv = Napi::Object::New(env);
   drv.Set("found", d.found);
   drv.Set("library", d.library);
@@ -73,8 +81,27 @@ Napi::Value CudaProbe(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// cudaRequireDevice(): throws the one-line reason the CUDA session cannot run here (no driver, no GPU, no kernel
+// image for it, no CUDA backend built); returns the device's name otherwise.
+Napi::Value CudaRequireDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#if defined(VREFLECT_HAVE_CUDA)
+  try {
+    cuda::require_cuda_device();
+    return Napi::String::New(env, cuda::cuda_device_name());
+  } catch (const std::exception& e) {
+    return ThrowError(env, e.what());
+  }
+#else
+  return ThrowError(env, "--device cuda: this build has no CUDA backend (VREFLECT_CUDA=ON npm rebuild where nvcc is on PATH)");
+#endif
+}
+
 }  // namespace
 
-void InitDevice(Napi::Env env, Napi::Object exports) { exports.Set("cudaProbe", Napi::Function::New(env, CudaProbe)); }
+void InitDevice(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaProbe", Napi::Function::New(env, CudaProbe));
+  exports.Set("cudaRequireDevice", Napi::Function::New(env, CudaRequireDevice));
+}
 
 }  // namespace vr::addon

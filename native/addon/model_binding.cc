@@ -1,6 +1,9 @@
 // loadModel(spec) -> Promise<Model>; model.createSession() -> Session; session.prefill(..) / session.generate(..)
 // -> Promises. Heavy work runs on the libuv pool (AsyncWorker) so progress output and SIGINT keep working; every
 // argument is checked here and engine errors (vr::Error, std::bad_alloc) become rejected promises.
+// spec.device 'cpu' (default) | 'cuda': the CPU model (model/qwen_vl) or the CUDA one (cuda/model/gpu_session,
+// CUDA builds and the emulator addon); both sessions take the same inputs and return the same results, and the
+// whole decode loop runs inside one generate() call (no N-API crossing per token).
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -13,6 +16,9 @@
 #include "addon/bindings.h"
 #include "core/error.h"
 #include "model/qwen_vl.h"
+#if defined(VREFLECT_HAVE_CUDA)
+#include "cuda/model/gpu_session.h"
+#endif
 
 namespace vr::addon {
 
@@ -23,6 +29,38 @@ Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
   if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
   return a;
 }
+
+// One session of either device, behind the calls the wrapper makes.
+struct AnySession {
+  std::shared_ptr<Session> cpu;
+#if defined(VREFLECT_HAVE_CUDA)
+  std::shared_ptr<cuda::GpuSession> gpu;
+#endif
+  PrefillOutput prefill(const PrefillInput& in) {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) return gpu->prefill(in);
+#endif
+    return cpu->prefill(in);
+  }
+  GenerateResult generate(const GenerateOptions& opt) {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) return gpu->generate(opt);
+#endif
+    return cpu->generate(opt);
+  }
+  int64_t cache_len() const {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) return gpu->cache_len();
+#endif
+    return cpu ? cpu->cache_len() : 0;
+  }
+  const Progress* progress() const {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) return &gpu->progress();
+#endif
+    return cpu ? &cpu->progress() : nullptr;
+  }
+};
 
 // ---- Session --------------------------------------------------------------------------------------------
 class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
@@ -38,7 +76,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     ctor.SuppressDestruct();
   }
   SessionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SessionWrap>(info) {}
-  void Init(std::shared_ptr<const QwenVLModel> m) { session_ = std::make_shared<Session>(std::move(m)); }
+  void Init(std::shared_ptr<AnySession> s) { session_ = std::move(s); }
 
  private:
   Napi::Value CacheLength(const Napi::CallbackInfo& info) {
@@ -48,8 +86,9 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   // {done, total} of the running (or last) prefill; safe to read while it runs (atomics).
   Napi::Value GetProgress(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("done", double(session_ ? session_->progress().done.load() : 0));
-    o.Set("total", double(session_ ? session_->progress().total.load() : 0));
+    const Progress* p = session_ ? session_->progress() : nullptr;
+    o.Set("done", double(p ? p->done.load() : 0));
+    o.Set("total", double(p ? p->total.load() : 0));
     return o;
   }
 
@@ -85,7 +124,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     } catch (const ArgError& e) {
       return ThrowType(env, e.what());
     }
-    std::shared_ptr<Session> s = session_;
+    std::shared_ptr<AnySession> s = session_;
     busy_ = true;
     auto* job = new Job<PrefillOutput>(
         env, [s, in]() { return s->prefill(*in); },
@@ -127,7 +166,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     } catch (const ArgError& e) {
       return ThrowType(env, e.what());
     }
-    std::shared_ptr<Session> s = session_;
+    std::shared_ptr<AnySession> s = session_;
     busy_ = true;
     auto* job = new Job<GenerateResult>(
         env, [s, opt]() { return s->generate(opt); },
@@ -158,7 +197,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     return p;
   }
 
-  std::shared_ptr<Session> session_;
+  std::shared_ptr<AnySession> session_;
   bool busy_ = false;
 };
 Napi::FunctionReference SessionWrap::ctor;
@@ -175,40 +214,94 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     ctor.SuppressDestruct();
   }
   ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {}
-  std::shared_ptr<const QwenVLModel> model;
+  std::shared_ptr<const QwenVLModel> model;  // --device cpu
+#if defined(VREFLECT_HAVE_CUDA)
+  std::shared_ptr<cuda::GpuQwenVL> gpu;      // --device cuda
+#endif
 
  private:
   Napi::Value CreateSession(const Napi::CallbackInfo& info) {
+    auto s = std::make_shared<AnySession>();
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) s->gpu = std::make_shared<cuda::GpuSession>(gpu);
+#endif
+    if (model) s->cpu = std::make_shared<Session>(model);
     Napi::Object o = SessionWrap::ctor.New({});
-    SessionWrap::Unwrap(o)->Init(model);
+    SessionWrap::Unwrap(o)->Init(std::move(s));
     return o;
   }
   Napi::Value Memory(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("mappedBytes", double(model->weights().mapped_bytes()));
-    o.Set("convertedBytes", double(model->weights().owned_bytes()));
+    o.Set("mappedBytes", double(model ? model->weights().mapped_bytes() : 0));
+    o.Set("convertedBytes", double(model ? model->weights().owned_bytes() : 0));
+#if defined(VREFLECT_HAVE_CUDA)
+    o.Set("deviceBytes", double(gpu ? gpu->weight_bytes() : 0));
+#else
+    o.Set("deviceBytes", 0.0);
+#endif
     return o;
   }
 };
 Napi::FunctionReference ModelWrap::ctor;
+
+// The loaded model of either device (one of the two is set).
+struct LoadedModel {
+  std::shared_ptr<const QwenVLModel> cpu;
+#if defined(VREFLECT_HAVE_CUDA)
+  std::shared_ptr<cuda::GpuQwenVL> gpu;
+#endif
+  std::string device_name;  // what runs the model: "cpu", the GPU's name, "CUDA emulator (CPU)"
+};
 
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) return ThrowType(env, "loadModel(spec): spec must be an object");
   ModelConfig cfg;
   std::vector<TensorRecord> tensors;
+  bool cuda = false;
   try {
     Napi::Object spec = info[0].As<Napi::Object>();
     cfg = parse_config(spec, "loadModel");
     tensors = parse_records(need(spec, "tensors", "loadModel"), "loadModel");
+    Napi::Value dv = spec.Get("device");
+    if (!dv.IsUndefined()) {
+      const std::string d = dv.IsString() ? dv.As<Napi::String>().Utf8Value() : "";
+      if (d != "cpu" && d != "cuda") throw ArgError("loadModel: 'device' must be 'cpu' or 'cuda'");
+      cuda = d == "cuda";
+    }
   } catch (const ArgError& e) {
     return ThrowType(env, e.what());
   }
-  auto* job = new Job<std::shared_ptr<const QwenVLModel>>(
-      env, [cfg, tensors]() { return std::shared_ptr<const QwenVLModel>(new QwenVLModel(cfg, tensors)); },
-      [](Napi::Env env, std::shared_ptr<const QwenVLModel>& m) -> Napi::Value {
+#if !defined(VREFLECT_HAVE_CUDA)
+  if (cuda) return ThrowError(env, "--device cuda: this build has no CUDA backend (VREFLECT_CUDA=ON npm rebuild where nvcc is on PATH)");
+#endif
+  auto* job = new Job<LoadedModel>(
+      env,
+      [cfg, tensors, cuda]() {
+        LoadedModel m;
+#if defined(VREFLECT_HAVE_CUDA)
+        if (cuda) {
+          m.gpu = std::make_shared<cuda::GpuQwenVL>(cfg, tensors);
+          m.device_name = cuda::cuda_device_name();
+          return m;
+        }
+#endif
+        (void)cuda;
+        m.cpu = std::shared_ptr<const QwenVLModel>(new QwenVLModel(cfg, tensors));
+        m.device_name = "cpu";
+        return m;
+      },
+      [](Napi::Env env, LoadedModel& m) -> Napi::Value {
         Napi::Object o = ModelWrap::ctor.New({});
-        ModelWrap::Unwrap(o)->model = m;
+        ModelWrap* w = ModelWrap::Unwrap(o);
+        w->model = m.cpu;
+#if defined(VREFLECT_HAVE_CUDA)
+        w->gpu = m.gpu;
+        o.Set("device", m.gpu ? "cuda" : "cpu");
+#else
+        o.Set("device", "cpu");
+#endif
+        o.Set("deviceName", m.device_name);
         return o;
       });
   Napi::Promise p = job->promise();

@@ -2,6 +2,7 @@
 // memory; streams are ignored (every launch runs to completion before it returns); errors are sticky per OS
 // thread as in the CUDA runtime. The launch itself is cuda_launch() in cuda_compat.h.
 #pragma once
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -46,10 +47,35 @@ inline const char* cudaGetErrorString(cudaError_t e) {
   }
 }
 
+namespace cudaemu {
+// The emulated device's memory size: VREFLECT_CUDA_EMU_MEMORY=<bytes> makes cudaMalloc fail (out of memory) past
+// that many live bytes, so the out-of-memory paths can be tested; unset: no limit but the host's.
+inline size_t memory_limit() {
+  static const size_t limit = [] {
+    const char* s = std::getenv("VREFLECT_CUDA_EMU_MEMORY");
+    return s && *s ? size_t(std::strtoull(s, nullptr, 10)) : size_t(0);
+  }();
+  return limit;
+}
+inline std::mutex mem_mutex;
+inline std::map<void*, size_t> live_allocations;
+inline size_t live_bytes = 0;
+}  // namespace cudaemu
+
 // 256-byte aligned like cudaMalloc, and exactly `bytes` long, so AddressSanitizer builds of the emulator tests
 // catch a kernel reading or writing past the end of a buffer.
 inline cudaError_t cudaMalloc(void** p, size_t bytes) {
-  if (posix_memalign(p, 256, bytes ? bytes : 1) != 0) *p = nullptr;
+  const size_t n = bytes ? bytes : 1;
+  std::lock_guard<std::mutex> lock(cudaemu::mem_mutex);
+  const size_t limit = cudaemu::memory_limit();
+  *p = nullptr;
+  if (limit == 0 || n <= limit - std::min(limit, cudaemu::live_bytes)) {
+    if (posix_memalign(p, 256, n) != 0) *p = nullptr;
+  }
+  if (*p) {
+    cudaemu::live_allocations[*p] = n;
+    cudaemu::live_bytes += n;
+  }
   return cudaemu::set_error(*p ? cudaSuccess : cudaErrorMemoryAllocation);
 }
 template <class T>
@@ -57,7 +83,25 @@ cudaError_t cudaMalloc(T** p, size_t bytes) {
   return cudaMalloc(reinterpret_cast<void**>(p), bytes);
 }
 inline cudaError_t cudaFree(void* p) {
+  if (!p) return cudaSuccess;
+  {
+    std::lock_guard<std::mutex> lock(cudaemu::mem_mutex);
+    auto it = cudaemu::live_allocations.find(p);
+    if (it != cudaemu::live_allocations.end()) {
+      cudaemu::live_bytes -= it->second;
+      cudaemu::live_allocations.erase(it);
+    }
+  }
   std::free(p);
+  return cudaSuccess;
+}
+// Free and total bytes of the emulated device: only known when VREFLECT_CUDA_EMU_MEMORY sets a size.
+inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  std::lock_guard<std::mutex> lock(cudaemu::mem_mutex);
+  const size_t limit = cudaemu::memory_limit();
+  if (limit == 0) return cudaemu::set_error(cudaErrorInvalidValue);
+  *total_bytes = limit;
+  *free_bytes = limit - std::min(limit, cudaemu::live_bytes);
   return cudaSuccess;
 }
 template <class T>

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "cpu/op_profile.h"
+#include "model/decode_rules.h"
 
 namespace vr {
 
@@ -105,9 +106,7 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
 
 GenerateResult Session::generate(const GenerateOptions& opt) {
   VR_CHECK(prefilled_, "generate: call prefill first");
-  VR_CHECK(opt.max_new_tokens >= 1, "generate: max_new_tokens must be >= 1");
-  VR_CHECK(opt.latent_steps >= 0, "generate: latent_steps must be >= 0");
-  VR_CHECK(opt.repetition_penalty > 0, "generate: repetition_penalty must be > 0");
+  check_generate_options(opt);
   prefilled_ = false;  // a session decodes once per prefill
   const LanguageModel& llm = model_->llm();
   const int64_t D = llm.config().hidden, V = llm.config().vocab;
@@ -119,9 +118,7 @@ GenerateResult Session::generate(const GenerateOptions& opt) {
   std::vector<float> scores(static_cast<size_t>(V)), x(static_cast<size_t>(D)), h(static_cast<size_t>(D));
   std::vector<int64_t> pos(3);
 
-  bool mode = false;
-  int remaining = 0;
-  bool fed_hidden = false;  // whether the forward that produced last_logits_ was fed a hidden state
+  DecodeRules rules(opt, seq_);  // the latent / eos / limit rules, shared with the CUDA session
   for (;;) {
     // 1. Choose: HF repetition penalty over every distinct id so far, then argmax (lowest id on ties).
     std::memcpy(scores.data(), last_logits_.data(), V * sizeof(float));
@@ -135,29 +132,14 @@ GenerateResult Session::generate(const GenerateOptions& opt) {
       if (scores[i] > scores[nxt]) nxt = int32_t(i);
     if (opt.keep_step_logits)  // raw logits, before the penalty (what the golden fixtures store)
       r.step_logits.insert(r.step_logits.end(), last_logits_.begin(), last_logits_.end());
-
-    // 2. Latent state machine (method.md §12.3): "start" looks at the token just fed (the prompt's last
-    //    token at prefill); the quota counts forwards that took a hidden state as input.
-    const bool start = opt.lvr_start_id >= 0 && seq_.back() == opt.lvr_start_id;
-    const bool now = mode || start;
-    if (!mode && now) remaining = opt.latent_steps;
-    if (mode) remaining -= 1;
-    mode = now && remaining > 0;
-
-    seq_.push_back(nxt);
     seen[size_t(nxt)] = 1;
-    r.ids.push_back(nxt);
-    r.latent_input.push_back(fed_hidden ? 1 : 0);
 
-    // 3. Stop only outside latent mode: eos, or the token limit.
-    if (!mode) {
-      bool eos = false;
-      for (int e : opt.eos_ids) eos = eos || e == nxt;
-      if (eos) { r.stop_reason = "eos"; break; }
-      if (int(r.ids.size()) >= opt.max_new_tokens) { r.stop_reason = "max_new_tokens"; break; }
-    }
+    // 2. The decoding rules: stop, or what the next forward is fed.
+    const DecodeRules::Next next = rules.accept(nxt, r);
+    if (next == DecodeRules::Next::stop) break;
+    const bool mode = next == DecodeRules::Next::feed_hidden;
 
-    // 4. Next forward: the previous post-norm hidden state replaces the embedding while in latent mode.
+    // 3. Next forward: the previous post-norm hidden state replaces the embedding while in latent mode.
     auto t0 = std::chrono::steady_clock::now();
     if (mode) std::memcpy(x.data(), last_hidden_.data(), D * sizeof(float));
     else llm.embed(x.data(), &nxt, 1);
@@ -172,8 +154,6 @@ GenerateResult Session::generate(const GenerateOptions& opt) {
     llm.forward(h.data(), x.data(), 1, pos.data(), 1, cache_, capture ? &probe : nullptr);
     llm.logits(last_logits_.data(), h.data(), 1);
     last_hidden_ = h;
-    fed_hidden = mode;
-    if (mode) r.latent_steps_run++;
     if (capture) r.attention.push_back(std::move(probe.probs));
     r.decode_ms += ms_since(t0);
     r.decode_forwards++;

@@ -33,6 +33,8 @@ export interface InferBenchOptions {
   waitIdleS: number;
   /** Side of the square benchmark image in pixels (multiple of 28; 448 gives the 305-token prompt). */
   imageSize: number;
+  /** resolved --device: cuda times our CUDA session, and torch on the GPU when it has CUDA (default cpu) */
+  device?: 'cpu' | 'cuda';
 }
 
 export interface BenchHooks {
@@ -98,10 +100,11 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
   const torchErrors: Partial<Record<Dtype, string>> = {};
   let promptTokens = 0;
   let grid: number[] | undefined;
+  let oursDevice: string | undefined, torchDevice: string | undefined;
   // The children's own progress lines ("ours bf16: repeat 1/3 ...") are shown; their other output (library
   // warnings, loading bars) only at debug level.
   const childLine = (l: string) => (/^(ours|torch) (bf16|fp32):/.test(l) ? hooks.say(l) : hooks.debug?.(l));
-  const common = { model: dir, image, prompt: BENCH_QUESTION, threads: opts.threads, newTokens: opts.newTokens, repeats: opts.repeats, warmup: opts.warmup };
+  const common = { model: dir, image, prompt: BENCH_QUESTION, threads: opts.threads, newTokens: opts.newTokens, repeats: opts.repeats, warmup: opts.warmup, device: opts.device ?? 'cpu' };
   for (const dtype of opts.dtypes) {
     if (opts.ours) {
       try {
@@ -110,6 +113,7 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
         ours[dtype]!.foreign = otherLoad[`vreflect ${dtype}`];
         promptTokens = r.prompt_tokens;
         grid = r.image_grid_thw ?? grid;
+        oursDevice = r.device;
       } catch (e) {
         oursError[dtype] = oneLine(e);
         hooks.say(`vreflect ${dtype} failed: ${oneLine(e)}`);
@@ -122,6 +126,7 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
         torchFigures[dtype]!.foreign = otherLoad[`transformers ${dtype}`];
         if (promptTokens && r.prompt_tokens !== promptTokens) hooks.say(`warning: prompt length differs: vreflect ${promptTokens}, transformers ${r.prompt_tokens}`);
         promptTokens = promptTokens || r.prompt_tokens;
+        torchDevice = r.device;
         grid = grid ?? r.image_grid_thw;
       } catch (e) {
         torchErrors[dtype] = oneLine(e);
@@ -137,6 +142,7 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
   const inputs: BenchInputs = {
     date: new Date().toISOString(),
     cpu: thisCpu(),
+    device: opts.device === 'cuda' ? { ours: oursDevice, torch: torchDevice } : undefined,
     threads: opts.threads,
     loadAverageAtStart: load0,
     gemmPath: info ? { bf16: info.cpu.gemm_bf16, fp32: info.cpu.gemm_f32, onednn: info.onednn } : undefined,

@@ -18,6 +18,8 @@ export interface OursRequest {
   newTokens: number; // decode forwards per run (the first token comes from prefill)
   repeats: number;
   warmup: number;
+  /** resolved --device (default cpu) */
+  device?: 'cpu' | 'cuda';
 }
 
 export interface RunTiming {
@@ -30,6 +32,8 @@ export interface RunTiming {
 export interface OursResult {
   ok: true;
   dtype: string;
+  /** what ran the model: "cpu", the GPU's name, "CUDA emulator (CPU)" */
+  device: string;
   threads: number;
   gemm: { f32: string; bf16: string };
   load_ms: number;
@@ -43,7 +47,7 @@ export interface OursResult {
 }
 
 export async function measureOurs(req: OursRequest, progress: (msg: string) => void = () => {}): Promise<OursResult> {
-  const engine = await Engine.load(req.model, { dtype: req.dtype, threads: req.threads });
+  const engine = await Engine.load(req.model, { dtype: req.dtype, threads: req.threads, device: req.device ?? 'cpu' });
   const rssAfterLoad = rssBytes().current;
   const info = loadAddon().info();
   const run = (maxNewTokens: number) =>
@@ -75,6 +79,7 @@ export async function measureOurs(req: OursRequest, progress: (msg: string) => v
   return {
     ok: true,
     dtype: engine.dtype,
+    device: engine.deviceName,
     threads: info.cpu.threads,
     gemm: { f32: info.cpu.gemm_f32, bf16: info.cpu.gemm_bf16 },
     load_ms: engine.loadMs,

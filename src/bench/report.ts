@@ -25,6 +25,8 @@ export interface EngineFigures {
 export interface BenchInputs {
   date: string;
   cpu: CpuDescription;
+  /** what ran both engines: "cpu", or (bench infer --device cuda) our GPU's name and torch's */
+  device?: { ours?: string; torch?: string };
   threads: number;
   loadAverageAtStart: number;
   gemmPath: { bf16: string; fp32: string; onednn: boolean } | undefined;
@@ -204,6 +206,7 @@ function headerLines(r: BenchReport): string[] {
     `Input: ${m.image} image (grid ${m.imageGridThw ? m.imageGridThw.join('x') : '?'}), ${m.promptTokens} prompt tokens, ` +
       `${m.newTokens} decode steps, greedy, ${r.threads} threads`,
     `CPU: ${cpuLine(r.cpu)}`,
+    ...(r.device ? [`Device: vreflect on ${r.device.ours ?? '-'}, transformers on ${r.device.torch ?? '-'} (CPU probes below are the host's)`] : []),
     `GEMM path: ${r.gemmPath ? `bf16 ${r.gemmPath.bf16}, fp32 ${r.gemmPath.fp32} (oneDNN ${r.gemmPath.onednn ? 'yes' : 'no'})` : 'addon not loaded'}`,
     `bf16 GEMM peak: ${f0(r.peaks.bf16_gflops)} GFLOP/s (${r.peaks.bf16_source ?? 'not measured'}); ` +
       `fp32: ${f0(r.peaks.fp32_gflops)} GFLOP/s (${r.peaks.fp32_source ?? 'not measured'})`,
@@ -279,6 +282,7 @@ export function renderMarkdown(r: BenchReport): string {
       `= ${m.promptTokens} prompt tokens, ${m.newTokens} greedy decode steps, ${r.threads} threads.`,
     '',
     `- CPU: ${cpuLine(r.cpu)}`,
+    ...(r.device ? [`- Device: vreflect on ${r.device.ours ?? '-'}, transformers on ${r.device.torch ?? '-'}`] : []),
     `- GEMM path: ${r.gemmPath ? `bf16 \`${r.gemmPath.bf16}\`, fp32 \`${r.gemmPath.fp32}\`` : '-'}`,
     `- Measured bf16 GEMM peak ${f0(r.peaks.bf16_gflops)} GFLOP/s (${r.peaks.bf16_source ?? '-'}); ` +
       `read bandwidth best ${f1(r.peaks.read_gbps_best)} GB/s (${r.peaks.read_gbps_source ?? '-'}), probe median ${f1(r.peaks.read_gbps_median)} GB/s`,

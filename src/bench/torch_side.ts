@@ -63,6 +63,8 @@ export interface TorchInferRequest {
   newTokens: number;
   repeats: number;
   warmup: number;
+  /** where torch runs (bench infer --device cuda: the GPU when torch has CUDA) */
+  device?: 'cpu' | 'cuda';
 }
 
 export interface TorchInferResult {
@@ -70,6 +72,7 @@ export interface TorchInferResult {
   torch: string;
   transformers: string;
   dtype: string;
+  device?: string;
   threads: number;
   attn: string;
   prompt_tokens: number;
@@ -93,7 +96,7 @@ export async function runTorchInfer(py: PythonInfo, req: TorchInferRequest, onLi
   const args = [
     torchScript(), 'infer', '--model', req.model, '--image', req.image, '--prompt', req.prompt, '--dtype', req.dtype,
     '--threads', String(req.threads), '--new-tokens', String(req.newTokens), '--repeats', String(req.repeats),
-    '--warmup', String(req.warmup),
+    '--warmup', String(req.warmup), '--device', req.device ?? 'cpu',
   ];
   const r = await runJsonChild(py.python, args, { label: `torch ${req.dtype}`, timeoutMs: 3_600_000, onStderrLine: onLine });
   return r as TorchInferResult;

@@ -12,6 +12,7 @@ import { resizeBicubic } from '../image/native_image';
 import { preprocessRgb, PreprocessedImage } from '../image/preprocess';
 import { smartResize } from '../image/smart_resize';
 import { loadAddon } from '../native/addon';
+import type { Device } from '../plan/preflight';
 import { UserError } from '../util/errors';
 
 export type ComputeDType = 'fp32' | 'bf16';
@@ -19,6 +20,8 @@ export type ComputeDType = 'fp32' | 'bf16';
 export interface EngineOptions {
   dtype?: ComputeDType | 'auto';
   threads?: number;
+  /** where the model runs (resolved --device; default cpu). cuda: bf16 GEMM / attention operands, fp32 accumulation */
+  device?: Device;
 }
 
 export interface RunRequest {
@@ -80,6 +83,9 @@ export class Engine {
     readonly dtype: ComputeDType,
     private readonly native: any,
     readonly loadMs: number,
+    readonly device: Device,
+    /** what runs the model: "cpu", the GPU's name, or "CUDA emulator (CPU)" (the emulator addon) */
+    readonly deviceName: string,
   ) {}
 
   static async load(dir: string, opts: EngineOptions = {}): Promise<Engine> {
@@ -89,7 +95,11 @@ export class Engine {
     const ckpt = openCheckpoint(abs, config);
     const tokenizer = await loadTokenizer(abs, config);
     const generation = loadGenerationConfig(abs);
-    const dtype = chooseDtype(opts.dtype, new Set(ckpt.tensors.map((t) => t.dtype)));
+    const device = opts.device ?? 'cpu';
+    // The CUDA path has one precision: bf16 operands, fp32 accumulation and residual stream.
+    if (device === 'cuda' && opts.dtype === 'fp32')
+      throw new UserError('--dtype fp32 runs on the CPU only: the CUDA path computes in bf16 (fp32 accumulation); use --device cpu or --dtype bf16');
+    const dtype = device === 'cuda' ? 'bf16' : chooseDtype(opts.dtype, new Set(ckpt.tensors.map((t) => t.dtype)));
     const addon = loadAddon();
     if (opts.threads) addon.setThreads(opts.threads);
     const native = await addon.loadModel({
@@ -100,9 +110,10 @@ export class Engine {
         visionStartTokenId: config.tokens.visionStart,
       },
       dtype,
+      device,
       tensors: ckpt.tensors,
     });
-    return new Engine(abs, config, tokenizer, generation, dtype, native, Date.now() - t0);
+    return new Engine(abs, config, tokenizer, generation, dtype, native, Date.now() - t0, device, String(native.deviceName ?? device));
   }
 
   /** Token id of a special token by its text, or -1 when the tokenizer lacks it. */

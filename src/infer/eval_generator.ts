@@ -4,7 +4,6 @@
 // recorded as an error and the run goes on.
 import type { EvalGenerateRequest, EvalGenerator, GeneratorFactory, GeneratorSpec } from '../eval/generator';
 import { EvalItemError } from '../eval/generator';
-import { CUDA_NOT_YET } from '../plan/preflight';
 import { UserError } from '../util/errors';
 import { log } from '../util/log';
 import { Engine } from './engine';
@@ -33,9 +32,9 @@ export class EngineEvalGenerator implements EvalGenerator {
 }
 
 export const engineGeneratorFactory: GeneratorFactory = async (spec: GeneratorSpec) => {
-  // `vreflect eval --device cuda` stops in the CUDA pre-flight before this; the factory refuses on its own too.
-  if (spec.device === 'cuda') throw new UserError(`--device cuda: ${CUDA_NOT_YET}`);
-  const engine = await Engine.load(spec.model, { dtype: spec.dtype, threads: spec.threads });
-  log().info({ model: engine.dir, dtype: engine.dtype, load_ms: engine.loadMs, base_model: spec.baseModel }, 'model loaded');
+  // spec.device is resolved by `vreflect eval`'s pre-flight (evalDevicePreflight); 'auto' here means the CPU.
+  const device = spec.device === 'cuda' ? 'cuda' : 'cpu';
+  const engine = await Engine.load(spec.model, { dtype: spec.dtype, threads: spec.threads, device });
+  log().info({ model: engine.dir, dtype: engine.dtype, device: engine.deviceName, load_ms: engine.loadMs, base_model: spec.baseModel }, 'model loaded');
   return new EngineEvalGenerator(engine);
 };

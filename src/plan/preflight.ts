@@ -1,19 +1,24 @@
-// `--device cpu|cuda|auto` for infer, eval, train-stage1/2 and bench infer/train. `auto` is the CPU until the
-// CUDA model path exists (issue #6). `cuda` runs the availability checks (driver, GPU, backend built, arch) and
-// the GPU memory plan, and then - because the model does not run on CUDA yet - stops with one line saying so.
+// `--device cpu|cuda|auto` for infer, eval, train-stage1/2 and bench infer/train. `cuda` runs the availability
+// checks (driver, GPU, backend built, arch) and the GPU memory plan; infer, eval and bench infer then run on the
+// CUDA model path (native/cuda/model/gpu_session), training still stops with one line (its GPU path is not there
+// yet, issue 6). `auto` picks cuda where those same checks pass (and the run has a GPU path), else the CPU, and
+// logs which and why.
 import { availableMemory } from '../train/memory_plan';
 import { UserError } from '../util/errors';
 import { log } from '../util/log';
+import { loadAddon } from '../native/addon';
 import { cudaVerdict, probeCuda } from './cuda_device';
 import type { GpuPlan } from './gpu_memory';
 import { renderPlan } from './render';
 
 export type DeviceChoice = 'cpu' | 'cuda' | 'auto';
+/** The device a run uses once --device is resolved. */
+export type Device = 'cpu' | 'cuda';
 
 export const DEVICE_OPTION = {
   choices: ['cpu', 'cuda', 'auto'] as const,
   default: 'auto' as const,
-  describe: 'compute device; auto = cpu until the CUDA model path exists (issue 6); cuda checks the GPU and the memory plan',
+  describe: 'compute device; auto = cuda when a usable GPU is there and the CUDA backend is built (training: cpu), else cpu; cuda checks the GPU and the memory plan first',
 };
 
 /** --optimizer-states of train-stage1/2 and vreflect plan. */
@@ -23,7 +28,8 @@ export const OPTIMIZER_STATES_OPTION = {
   describe: 'where AdamW state lives on a CUDA run: gpu (all fp32 on the GPU), host (fp32 master + moments in pinned host memory, exact), gpu-8bit (8-bit moments, approximate); auto: gpu if it fits, else host',
 };
 
-export const CUDA_NOT_YET = 'the CUDA backend has kernels but cannot run the model yet (issue 6); use --device cpu';
+/** What training on --device cuda says once every check passed (issue 6: the GPU training path is not there yet). */
+export const CUDA_TRAIN_NOT_YET = 'the GPU training path is not there yet (issue 6): train-stage1/2 and bench train run on --device cpu';
 
 /** The capacities a plan is checked against: the GPU's free memory (total when unknown) and this host's memory. */
 export interface Capacities {
@@ -31,19 +37,78 @@ export interface Capacities {
   hostCapacity: number;
 }
 
+/** What a run does on CUDA: 'run' (infer, eval, bench infer) or 'refuse' (training: no GPU path yet). */
+export type CudaPath = 'run' | 'refuse';
+
 /**
  * For --device cuda: throws a one-line UserError - the first failed availability check, the memory plan's
- * refusal, or (all checks passed) that the model cannot run on CUDA yet. `plan` builds the run's plan from the
- * capacities; it runs only once the GPU checks pass.
+ * refusal, or (for training) that the GPU path is not there yet; returns when the run can go to the GPU. `plan`
+ * builds the run's plan from the capacities; it runs only once the GPU checks pass.
  */
-export function requireCuda(plan: (c: Capacities) => GpuPlan): never {
+export function requireCuda(plan: (c: Capacities) => GpuPlan, path: CudaPath = 'run'): void {
+  const why = cudaRefusal(plan, path);
+  if (why) throw new UserError(`--device cuda: ${why}`);
+}
+
+/**
+ * Resolves --device: 'cuda' checks (requireCuda) and throws on failure; 'auto' runs the same checks and picks the
+ * CPU, with a log line saying why, when any fails; 'cpu' is the CPU.
+ */
+export function resolveDevice(choice: DeviceChoice, plan: (c: Capacities) => GpuPlan, path: CudaPath = 'run'): Device {
+  if (choice === 'cpu') return 'cpu';
+  if (choice === 'cuda') {
+    requireCuda(plan, path);
+    return 'cuda';
+  }
+  let why: string | undefined;
+  try {
+    why = cudaRefusal(plan, path);
+  } catch (e) {
+    why = e instanceof Error ? e.message.split('\n')[0] : String(e);  // e.g. a model the planner cannot read
+  }
+  if (why) {
+    log().info({ device: 'cpu', cuda: why }, '--device auto: running on the CPU');
+    return 'cpu';
+  }
+  log().info({ device: 'cuda' }, '--device auto: running on CUDA');
+  return 'cuda';
+}
+
+/**
+ * The addon's own check that it can run on the GPU (cudaRequireDevice: driver, device, kernel image), for runs that
+ * do expensive work before loading the model (bench infer writes a checkpoint first). One-line UserError.
+ */
+export function requireCudaAddon(): void {
+  const addon = loadAddon();
+  if (typeof addon.cudaRequireDevice !== 'function') throw new UserError('--device cuda: this addon has no CUDA session (rebuild it)');
+  try {
+    addon.cudaRequireDevice();
+  } catch (e) {
+    throw new UserError((e instanceof Error ? e.message : String(e)).split('\n')[0]);
+  }
+}
+
+/**
+ * Whether --device auto should even look at CUDA: the quick probe (no free memory) passes. Lets callers skip the
+ * plan's inputs (image size, model shape) on machines without a usable GPU.
+ */
+export function cudaLooksUsable(): boolean {
+  try {
+    return cudaVerdict(probeCuda({ freeMemory: false })).ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Why this run cannot go to CUDA (one line), or undefined when it can. */
+function cudaRefusal(plan: (c: Capacities) => GpuPlan, path: CudaPath): string | undefined {
   const verdict = cudaVerdict(probeCuda({ freeMemory: true }));
-  if (!verdict.ok) throw new UserError(`--device cuda: ${verdict.error}`);
+  if (!verdict.ok) return verdict.error;
   const d = verdict.device!;
   const p = plan({ gpuCapacity: d.freeBytes ?? d.memoryBytes, hostCapacity: availableMemory() });
   log().info({ gpu: d.name, arch: verdict.coverage }, 'CUDA device');
   log().debug('\n' + renderPlan(p));
-  if (!p.fits) throw new UserError(`--device cuda: ${p.problem}`);
+  if (!p.fits) return p.problem;
   log().info({ gpu_bytes: p.gpuBytes, host_bytes: p.hostBytes, gpu_capacity: p.gpuCapacity }, 'GPU memory plan fits');
-  throw new UserError(`--device cuda: ${CUDA_NOT_YET}`);
+  return path === 'refuse' ? CUDA_TRAIN_NOT_YET : undefined;
 }

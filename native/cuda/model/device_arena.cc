@@ -18,18 +18,19 @@ constexpr bool kSeparatePieces = false;
 
 std::string mib(size_t bytes) { return std::to_string((bytes + (size_t(1) << 19)) >> 20) + " MiB"; }
 
-// Free device memory as text, for the out-of-memory message. The emulator's "device" is host memory.
+// Free device memory as text, for the out-of-memory message. The emulator's "device" is host memory, whose size
+// is known only when VREFLECT_CUDA_EMU_MEMORY sets one.
 std::string free_text() {
-#if defined(VR_CUDA_EMULATED)
-  return "unknown (CPU emulator)";
-#else
   size_t free_b = 0, total_b = 0;
   if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
     cudaGetLastError();
+#if defined(VR_CUDA_EMULATED)
+    return "unknown (CPU emulator)";
+#else
     return "unknown";
+#endif
   }
   return std::to_string(free_b) + " bytes (" + mib(free_b) + ") of " + mib(total_b);
-#endif
 }
 
 }  // namespace

@@ -23,9 +23,13 @@ class GpuKVCache {
   void check_room(int64_t extra) const;
   void advance(int64_t n) { len_ += n; }
   void clear() { len_ = 0; }
+  // A cache of `capacity` (>= len) rows holding this one's rows, copied on the device: how a decode that outruns
+  // its capacity (several latent phases) moves on.
+  GpuKVCache grown(int64_t capacity, Stream s = nullptr) const;
   uint64_t bytes() const { return uint64_t(layers_) * 2 * uint64_t(cap_) * uint64_t(row_) * sizeof(bf16); }
 
  private:
+  GpuKVCache(int layers, int64_t row, int64_t capacity);
   int layers_;
   int64_t row_, cap_, len_ = 0;
   DeviceArena arena_;

@@ -28,6 +28,7 @@ void GpuLanguageModel::reserve(int64_t rows) {
     u16_ = arena.template take<bf16>(rows * F);
     cos_ = arena.template take<float>(rows * hd);
     sin_ = arena.template take<float>(rows * hd);
+    lse_ = arena.template take<float>(rows * tc_.heads);
     cu_ = arena.template take<int32_t>(8);
   };
   ArenaSizer size;
@@ -53,7 +54,7 @@ void GpuLanguageModel::embed(float* x, const int32_t* ids, int64_t T, bool check
 }
 
 void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, const int64_t* pos3,
-                               int64_t plane_stride, GpuKVCache& cache) {
+                               int64_t plane_stride, GpuKVCache& cache, const DeviceAttnProbe* probe) {
   const int64_t D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim;
   const int Hq = tc_.heads, Hkv = tc_.kv_heads;
   const int64_t Dq = int64_t(Hq) * hd, Dkv = int64_t(Hkv) * hd, Nqkv = Dq + 2 * Dkv;
@@ -61,6 +62,10 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
   cache.check_room(T);
   reserve(T);
   const int64_t c = cache.len();
+  if (probe)
+    VR_CHECK(probe->probs && probe->key_begin >= 0 && probe->key_begin <= probe->key_end && probe->key_end <= c + T,
+             "cuda language model forward: attention probe keys [", probe->key_begin, ", ", probe->key_end,
+             ") outside the ", c + T, " keys");
 
   // M-RoPE tables and the segment bounds are made on the host (model/rope_tables, as the CPU model) and uploaded.
   std::vector<float> cos, sin;
@@ -96,7 +101,11 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
     rope_forward(qkv16_, cos_, sin_, T, Hq, int(hd), Nqkv, s_);
     rope_forward(qkv16_ + Dq, cos_, sin_, T, Hkv, int(hd), Nqkv, s_);
     kv_append(K, V, qkv16_ + Dq, qkv16_ + Dq + Dkv, c, T, Dkv, Nqkv, Nqkv, cache.capacity(), s_);
-    attention_forward(att16_, nullptr, qkv16_, K, V, a, s_);
+    attention_forward(att16_, probe ? lse_ : nullptr, qkv16_, K, V, a, s_);
+    if (probe)  // softmax row of the last query: p_j = exp(q.k_j * scale - lse), mean over heads and layers
+      attention_probe(probe->probs, qkv16_ + (T - 1) * Nqkv, lse_ + (T - 1), T, K, probe->key_begin,
+                      probe->key_end - probe->key_begin, Hq, Hkv, int(hd), a.scale, 1.0f / float(Hq * tc_.layers),
+                      /*accumulate=*/li > 0, s_);
     gemm_linear_forward(x_, att16_, l.o.w, nullptr, T, D, Dq, /*accumulate=*/true, s_);
     rmsnorm_to_bf16(h16_, x_, l.post_norm, T, D, tc_.eps, s_);
     gemm_linear_forward(g16_, h16_, l.gate.w, nullptr, T, F, D, false, s_);

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "cuda/kernels/cuda_kernels.h"
+#include "cuda/model/attention_probe.h"
 #include "cuda/model/device_arena.h"
 #include "cuda/model/device_weights.h"
 #include "cuda/model/gpu_kv_cache.h"
@@ -33,9 +34,10 @@ class GpuLanguageModel {
   void embed(float* x, const int32_t* ids, int64_t T, bool check_ids = true);
   // x [T, D] fp32 input embeddings (device) at M-RoPE positions pos3 (HOST, planes t/h/w plane_stride apart),
   // appended after the cache; writes the post-norm hidden states [T, D] fp32 (device) and extends the cache.
-  // hidden may alias x.
+  // hidden may alias x. With a probe, the last row's attention probabilities over the probe's key range, averaged
+  // over heads and layers, are written to probe->probs (the latent steps' attention capture).
   void forward(float* hidden, const float* x, int64_t T, const int64_t* pos3, int64_t plane_stride,
-               GpuKVCache& cache);
+               GpuKVCache& cache, const DeviceAttnProbe* probe = nullptr);
   // logits [rows, vocab] fp32 (device) = hidden rows (fp32, device, rounded to bf16) @ lm_head^T.
   void logits(float* out, const float* hidden, int64_t rows);
 
@@ -49,6 +51,7 @@ class GpuLanguageModel {
   float* x_ = nullptr;  // the residual stream [rows, D]
   bf16 *h16_ = nullptr, *qkv16_ = nullptr, *att16_ = nullptr, *g16_ = nullptr, *u16_ = nullptr;
   float *cos_ = nullptr, *sin_ = nullptr;
+  float* lse_ = nullptr;  // [heads, rows]: the attention's log-sum-exp, written only for a probe
   int32_t* cu_ = nullptr;  // cu_q [2], cu_k [2], first bad id [1]
 };
 

@@ -58,4 +58,9 @@ DriverProbe probe_driver(bool with_free_memory);
 RuntimeProbe probe_runtime(bool with_free_memory);
 CudaBuild cuda_build();
 
+// The emulator addon only (build/Release/vreflect_native_emu.node, native/cuda_emu/emu_probe.cc): the CPU emulator
+// answering as a driver with one device named "CUDA emulator (CPU)", so `--device cuda` runs the whole CLI path
+// in CI. A real build never defines it.
+DriverProbe probe_emulator_driver(bool with_free_memory);
+
 }  // namespace vr::cuda_runtime

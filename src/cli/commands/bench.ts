@@ -14,7 +14,7 @@ import { runTrainBench } from '../../bench/train_bench';
 import { checkTrainShape, DEFAULT_TRAIN_SHAPE } from '../../bench/train_model';
 import { renderTrainMarkdown, renderTrainText } from '../../bench/train_report';
 import { benchDevicePreflight } from '../../plan/device_runs';
-import { DEVICE_OPTION, DeviceChoice } from '../../plan/preflight';
+import { DEVICE_OPTION, DeviceChoice, requireCudaAddon } from '../../plan/preflight';
 import { UserError } from '../../util/errors';
 import { benchKernelsCommand } from './bench_kernels';
 import { log } from '../../util/log';
@@ -83,9 +83,13 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
     if (!Number.isInteger(args.warmup) || args.warmup < 0 || args.warmup > 100) throw new UserError(`--warmup must be an integer in [0, 100], got ${args.warmup}`);
     if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
       throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
-    const dtypes: Dtype[] = args.dtype === 'both' ? ['bf16', 'fp32'] : [args.dtype];
-    benchDevicePreflight({ device: args.device, kind: 'infer', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'],
+    const device = benchDevicePreflight({ device: args.device, kind: 'infer', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'],
       imageTokens: benchImageTokens(args['image-size']), newTokens: args['new-tokens'] });
+    // The CUDA path has one precision (bf16 operands, fp32 accumulation): --dtype both means bf16 there.
+    if (device === 'cuda' && args.dtype === 'fp32') throw new UserError('--dtype fp32 runs on the CPU only: bench infer --device cuda measures bf16');
+    const dtypes: Dtype[] = device === 'cuda' ? ['bf16'] : args.dtype === 'both' ? ['bf16', 'fp32'] : [args.dtype];
+    // Before the (large) checkpoint is written: the addon itself must be able to use the GPU.
+    if (device === 'cuda') requireCudaAddon();
 
     let bar: ReturnType<typeof startProgress> | undefined;
     const report = await runInferBench(
@@ -105,6 +109,7 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
         probes: args.probes,
         waitIdleS: args['wait-idle'],
         imageSize: args['image-size'],
+        device,
       },
       {
         say: (line) => log().info(line),

@@ -37,7 +37,8 @@ export function cudaDoctor(p: CudaProbe): CudaDoctor {
     built: p.built,
     archs: p.archs ? p.archs.replace(/,/g, ';') : null,
     nvcc: p.nvccVersion,
-    runtime: p.built && p.runtime ? `cudart ${cudaVersionString(p.runtime.runtimeVersion)} static (linked at build time)` : null,
+    // The emulator addon (vreflect_native_emu.node) has no cudart: its runtime version is 0.
+    runtime: p.built && p.runtime ? (p.runtime.runtimeVersion ? `cudart ${cudaVersionString(p.runtime.runtimeVersion)} static (linked at build time)` : 'no cudart (CPU emulator)') : null,
     cublaslt: cublasLtStatus(p),
     driver: { found: p.driver.found, library: p.driver.library, version: p.driver.version ? cudaVersionString(p.driver.version) : null },
     devices: probedDevices(p).map((d) => ({
@@ -83,14 +84,14 @@ export function doctorReport(): Record<string, unknown> {
 export function cudaLines(c: CudaDoctor): string[] {
   const lines = [
     `cuda:  ${c.built ? `built (archs ${c.archs}, nvcc ${c.nvcc}, ${c.runtime})` : 'not built (no nvcc at install time, or VREFLECT_CUDA=OFF)'}`,
-    `       driver: ${c.driver.found ? `CUDA ${c.driver.version} (${c.driver.library})` : 'none'}`,
+    `       driver: ${c.driver.found ? (c.driver.version ? `CUDA ${c.driver.version} (${c.driver.library})` : c.driver.library) : 'none'}`,
   ];
   for (const d of c.devices) {
     const free = d.free_bytes !== null ? `, ${formatBytes(d.free_bytes)} free` : '';
     lines.push(`       gpu ${d.index}: ${d.name}, compute ${d.compute_capability}, ${formatBytes(d.memory_bytes)}${free}${d.arch_coverage ? `; ${d.arch_coverage}` : ''}`);
   }
   lines.push(`       cuBLASLt: ${c.cublaslt.found ? `${c.cublaslt.path} (${c.cublaslt.version})` : `not found (${c.cublaslt.reason})`}`);
-  lines.push(`       ${c.ready ? 'ready for --device cuda (the model path itself is not there yet: issue 6)' : `--device cuda unavailable: ${c.error}`}`);
+  lines.push(`       ${c.ready ? 'ready for --device cuda: infer, eval, bench infer (GPU training: not yet, issue 6)' : `--device cuda unavailable: ${c.error}`}`);
   return lines;
 }
 

@@ -193,14 +193,14 @@ export function makeEvalCommand(factory: GeneratorFactory): CommandModule<object
     builder,
     handler: async (args) => {
       const opts = evalOptionsFromArgs(args);
-      evalDevicePreflight({
+      const device = evalDevicePreflight({
         device: args.device, model: args.model!, maxPixels: Math.max(...opts.benchmarks.map((b) => opts.pixels?.[b]?.max ?? EVAL_MAX_PIXELS)),
         maxNewTokens: opts.maxNewTokens, latentSteps: Math.max(0, ...opts.steps),
       });
       const outcomes = await runEval({
         ...opts,
         getGenerator: () =>
-          factory({ model: args.model!, baseModel: args['base-model'], device: args.device, dtype: args.dtype, threads: args.threads }),
+          factory({ model: args.model!, baseModel: args['base-model'], device, dtype: args.dtype, threads: args.threads }),
         logger: log(),
         progress: startProgress,
       });

@@ -60,10 +60,10 @@ export const inferCommand: CommandModule<object, InferArgs> = {
     if (!Number.isInteger(args['max-new-tokens']) || args['max-new-tokens'] < 1) throw new UserError('--max-new-tokens must be an integer >= 1');
     if (args.image !== undefined && !fs.existsSync(args.image)) throw new UserError(`image not found: ${args.image}`);
     if (!fs.existsSync(args.model)) throw new UserError(`model directory not found: ${args.model}`);
-    await inferDevicePreflight({ device: args.device, model: args.model, image: args.image, maxNewTokens: args['max-new-tokens'], latentSteps: args['latent-steps'], minPixels: args['min-pixels'], maxPixels: args['max-pixels'] });
+    const device = await inferDevicePreflight({ device: args.device, model: args.model, image: args.image, maxNewTokens: args['max-new-tokens'], latentSteps: args['latent-steps'], minPixels: args['min-pixels'], maxPixels: args['max-pixels'] });
 
-    const engine = await Engine.load(args.model, { dtype: args.dtype, threads: args.threads });
-    log().info({ model: engine.dir, dtype: engine.dtype, load_ms: engine.loadMs }, 'model loaded');
+    const engine = await Engine.load(args.model, { dtype: args.dtype, threads: args.threads, device });
+    log().info({ model: engine.dir, dtype: engine.dtype, device: engine.deviceName, load_ms: engine.loadMs }, 'model loaded');
     // A bar for the prefill (ViT blocks + LLM layers) on a TTY; it can take minutes for big images on a CPU.
     let bar: Progress | undefined;
     const r = await engine.run({

@@ -1,0 +1,243 @@
+#include "cuda/model/gpu_session.h"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "core/error.h"
+#include "cuda/model/cuda_runtime.h"
+#include "cuda/runtime/device_info.h"
+#include "model/decode_rules.h"
+#include "model/rope_tables.h"
+
+namespace vr::cuda {
+inline namespace VR_CUDA_ABI {
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// A device array for one call's buffers (freed with it).
+template <class T>
+struct DeviceArray {
+  DeviceArena arena;
+  T* p = nullptr;
+  DeviceArray(int64_t n, const char* what)
+      : arena(DeviceArena::round_up(size_t(std::max<int64_t>(n, 1)) * sizeof(T)), what) {
+    p = arena.take<T>(std::max<int64_t>(n, 1));
+  }
+};
+
+// KV rows kept free after the prompt when the cache is first made; generate grows it to its own worst case.
+constexpr int64_t kPrefillSpare = 64;
+
+}  // namespace
+
+void require_cuda_device() {
+#if !defined(VR_CUDA_EMULATED)
+  const cuda_runtime::RuntimeProbe p = cuda_runtime::probe_runtime(false);
+  if (!p.error.empty()) fail("--device cuda: ", p.error);
+  if (p.devices.empty()) fail("--device cuda: driver found but no GPU");
+  const cuda_runtime::GpuDevice& d = p.devices[0];
+  if (d.image_checked && !d.image_ok)
+    fail("--device cuda: ", d.name, " (sm_", d.cc_major, d.cc_minor, "): this build has no kernel image for it (",
+         d.image_error, "); rebuild with CMAKE_CUDA_ARCHITECTURES including ", d.cc_major, d.cc_minor);
+#endif
+}
+
+std::string cuda_device_name() {
+#if defined(VR_CUDA_EMULATED)
+  return "CUDA emulator (CPU)";
+#else
+  const cuda_runtime::RuntimeProbe p = cuda_runtime::probe_runtime(false);
+  return p.devices.empty() ? std::string("no GPU") : p.devices[0].name;
+#endif
+}
+
+GpuQwenVL::GpuQwenVL(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors) : cfg_(cfg) {
+  cfg_.validate();
+  require_cuda_device();
+  {
+    // The raw checkpoint views (packing off): the store is needed only while the tensors are uploaded.
+    WeightStore ws(tensors);
+    ws.set_pack_linears(false);
+    weights_ = std::make_unique<DeviceWeights>(cfg_, ws, /*with_vision=*/true);
+  }
+  vision_ = std::make_unique<GpuVisionTower>(*weights_);
+  llm_ = std::make_unique<GpuLanguageModel>(*weights_);
+}
+
+GpuSession::GpuSession(std::shared_ptr<GpuQwenVL> model) : model_(std::move(model)) {
+  const TextConfig& tc = model_->config().text;
+  auto carve = [&](auto& a) {
+    hidden_ = a.template take<float>(tc.hidden);
+    x_ = a.template take<float>(tc.hidden);
+    logits_ = a.template take<float>(tc.vocab);
+    next_ = a.template take<int32_t>(1);
+    seen_ = a.template take<uint8_t>(tc.vocab);
+  };
+  ArenaSizer size;
+  carve(size);
+  state_ = DeviceArena(size.bytes(), "decode state");
+  carve(state_);
+}
+
+void GpuSession::ensure_room(int64_t extra) {
+  const int64_t need = (cache_ ? cache_->len() : 0) + extra;
+  if (cache_ && need <= cache_->capacity()) return;
+  if (!cache_) {
+    cache_ = std::make_unique<GpuKVCache>(model_->config().text, need);
+    return;
+  }
+  // Grow geometrically so a long decode reallocates a logarithmic number of times.
+  cache_ = std::make_unique<GpuKVCache>(cache_->grown(std::max(need, 2 * cache_->capacity())));
+}
+
+PrefillOutput GpuSession::prefill(const PrefillInput& in) {
+  const ModelConfig& cfg = model_->config();
+  const int64_t L = int64_t(in.ids.size()), D = cfg.text.hidden, V = cfg.text.vocab;
+  VR_CHECK(L > 0, "prefill: empty prompt");
+  int64_t image_tokens = 0, image_begin = 0, image_end = 0;
+  for (int64_t i = 0; i < L; i++) {
+    VR_CHECK(in.ids[i] >= 0 && in.ids[i] < V, "prefill: token id ", in.ids[i], " at position ", i,
+             " is outside the vocabulary [0, ", V, ")");
+    if (in.ids[i] != cfg.image_token_id) continue;
+    if (image_tokens++ == 0) image_begin = i;
+    image_end = i + 1;
+  }
+  int64_t Np = 0, Nt = 0;
+  for (const ImageGrid& g : in.grids) {
+    Np += g.patches();
+    Nt += g.tokens();
+  }
+  if (in.grids.empty()) {
+    VR_CHECK(in.pixel_values.empty(), "prefill: pixel_values given without an image grid");
+  } else {
+    VR_CHECK(int64_t(in.pixel_values.size()) == Np * cfg.vision.patch_dim(), "prefill: pixel_values has ",
+             in.pixel_values.size(), " values, the grids need ", Np, " x ", cfg.vision.patch_dim());
+  }
+  VR_CHECK(image_tokens == Nt, "prefill: ", image_tokens, " image tokens but ", Nt, " vision features");
+  VR_CHECK(Nt == 0 || cfg.vision.out_hidden == D, "prefill: vision features of width ", cfg.vision.out_hidden,
+           " cannot fill rows of width ", D);
+
+  const std::lock_guard<std::mutex> lock(model_->mu_);
+  prefilled_ = false;
+  progress_.reset((in.grids.empty() ? 0 : cfg.vision.depth) + cfg.text.layers);
+  PrefillOutput out;
+  image_begin_ = image_begin;
+  image_end_ = image_end;
+  rope_delta_ = mrope_positions(in.ids.data(), L, in.grids, cfg.image_token_id, cfg.vision.merge, out.positions);
+  out.rope_delta = rope_delta_;
+  cache_.reset();
+  ensure_room(L + kPrefillSpare);
+
+  DeviceArray<int32_t> ids(L, "prompt ids");
+  DeviceArray<float> x(L * D, "prompt embeddings");
+  copy_to_device(ids.p, in.ids.data(), size_t(L) * sizeof(int32_t), "prompt ids");
+  model_->llm_->embed(x.p, ids.p, L, /*check_ids=*/false);  // checked on the host above
+  if (Nt > 0) {
+    auto t0 = std::chrono::steady_clock::now();
+    DeviceArray<float> feats(Nt * D, "vision features");
+    DeviceArray<int32_t> rows(Nt + 1, "image token rows");
+    model_->vision_->forward(feats.p, in.pixel_values.data(), in.grids);
+    token_rows(rows.p, rows.p + Nt, ids.p, L, cfg.image_token_id, Nt);
+    scatter_rows(x.p, feats.p, rows.p, Nt, D, L);
+    if (in.all_logits) {
+      out.vision_features.resize(size_t(Nt * D));
+      copy_to_host(out.vision_features.data(), feats.p, out.vision_features.size() * sizeof(float),
+                   "vision features");
+    }
+    device_sync("vision tower");
+    out.vision_ms = ms_since(t0);
+    progress_.done.fetch_add(cfg.vision.depth);
+  }
+
+  auto t1 = std::chrono::steady_clock::now();
+  model_->llm_->forward(x.p, x.p, L, out.positions.data(), L, *cache_);
+  const int64_t rows = in.all_logits ? L : 1;
+  const float* hrows = x.p + (L - rows) * D;
+  DeviceArray<float> logits(rows * V, "prompt logits");
+  model_->llm_->logits(logits.p, hrows, rows);
+  out.hidden.resize(size_t(rows * D));
+  out.logits.resize(size_t(rows * V));
+  copy_to_host(out.hidden.data(), hrows, out.hidden.size() * sizeof(float), "prompt hidden states");
+  copy_to_host(out.logits.data(), logits.p, out.logits.size() * sizeof(float), "prompt logits");
+  out.llm_ms = ms_since(t1);
+  progress_.done.fetch_add(cfg.text.layers);
+
+  // The decode loop starts from the last prompt row.
+  copy_on_device(hidden_, x.p + (L - 1) * D, size_t(D) * sizeof(float), "last hidden state");
+  copy_on_device(logits_, logits.p + (rows - 1) * V, size_t(V) * sizeof(float), "last logits");
+  device_sync("prefill");
+  seq_ = in.ids;
+  prefilled_ = true;
+  return out;
+}
+
+GenerateResult GpuSession::generate(const GenerateOptions& opt) {
+  VR_CHECK(prefilled_, "generate: call prefill first");
+  check_generate_options(opt);
+  prefilled_ = false;  // a session decodes once per prefill
+  const std::lock_guard<std::mutex> lock(model_->mu_);
+  GpuLanguageModel& llm = *model_->llm_;
+  const int64_t D = llm.config().hidden, V = llm.config().vocab;
+  const int64_t L = int64_t(seq_.size());
+  GenerateResult r;
+
+  std::vector<uint8_t> seen(static_cast<size_t>(V), 0);
+  for (int32_t id : seq_) seen[size_t(id)] = 1;
+  copy_to_device(seen_, seen.data(), seen.size(), "repetition penalty mask");
+  // Room for the usual case (the token limit plus one latent quota); more latent phases grow the cache again.
+  ensure_room(int64_t(opt.max_new_tokens) + opt.latent_steps + 1);
+
+  DecodeRules rules(opt, seq_);
+  std::vector<float> step(opt.keep_step_logits ? size_t(V) : 0);
+  // The latent steps' attention over the image tokens, when asked for and there is an image.
+  const int64_t nk = image_end_ - image_begin_;
+  std::unique_ptr<DeviceArray<float>> probs;
+  if (opt.capture_attention && nk > 0) probs = std::make_unique<DeviceArray<float>>(nk, "attention capture");
+  DeviceAttnProbe probe;
+  if (probs) {
+    probe.key_begin = image_begin_;
+    probe.key_end = image_end_;
+    probe.probs = probs->p;
+  }
+  for (;;) {
+    // 1. Choose on the device (penalty over every id so far, argmax, the id marked seen); one id comes back.
+    greedy_next_token(next_, seen_, logits_, 1, V, opt.repetition_penalty, /*mark_seen=*/true);
+    if (opt.keep_step_logits) {  // raw logits, before the penalty (what the golden fixtures store)
+      copy_to_host(step.data(), logits_, step.size() * sizeof(float), "step logits");
+      r.step_logits.insert(r.step_logits.end(), step.begin(), step.end());
+    }
+    int32_t nxt = 0;
+    copy_to_host(&nxt, next_, sizeof nxt, "next token id");
+
+    // 2. The decoding rules (shared with the CPU session): stop, or what the next forward is fed.
+    const DecodeRules::Next next = rules.accept(nxt, r);
+    if (next == DecodeRules::Next::stop) break;
+
+    // 3. Next forward: the id's embedding, read on the device, or the last hidden state in latent mode.
+    auto t0 = std::chrono::steady_clock::now();
+    ensure_room(1);
+    if (next == DecodeRules::Next::feed_hidden) copy_on_device(x_, hidden_, size_t(D) * sizeof(float), "latent input");
+    else llm.embed(x_, next_, 1, /*check_ids=*/false);  // greedy_next_token's id is in range by construction
+    const int64_t p = L + int64_t(r.ids.size()) - 1 + rope_delta_;
+    const int64_t pos[3] = {p, p, p};
+    const bool capture = probs && next == DecodeRules::Next::feed_hidden;
+    llm.forward(hidden_, x_, 1, pos, 1, *cache_, capture ? &probe : nullptr);
+    llm.logits(logits_, hidden_, 1);
+    if (capture) {
+      r.attention.emplace_back(size_t(nk));
+      copy_to_host(r.attention.back().data(), probs->p, size_t(nk) * sizeof(float), "attention capture");
+    }
+    device_sync("decode step");
+    r.decode_ms += ms_since(t0);
+    r.decode_forwards++;
+  }
+  return r;
+}
+
+}  // namespace VR_CUDA_ABI
+}  // namespace vr::cuda

@@ -1,0 +1,84 @@
+// The CUDA inference session: the GPU twin of model/qwen_vl.h's QwenVLModel + Session, with the same inputs and
+// results (PrefillInput / PrefillOutput, GenerateOptions / GenerateResult), so the addon serves both devices
+// through one API.
+//
+//   GpuQwenVL   the checkpoint on the device (DeviceWeights, read from a WeightStore with packing off: packing
+//               would release the mmapped pages the upload reads), its ViT and decoder. One forward at a time:
+//               sessions take its lock for each prefill / generate call.
+//   GpuSession  one conversation: its KV cache (grown by copying when decoding outruns it), prefill (ViT on
+//               the preprocessed patches, features scattered into the <|image_pad|> rows, M-RoPE positions and
+//               rope_delta from model/rope_tables as on the CPU), and the decode loop on the device:
+//               greedy_next_token with the repetition penalty's `seen` mask (seeded with the prompt) picks the
+//               id, one int32 comes back per step for the decoding rules (model/decode_rules.h, shared with
+//               the CPU session), and the next forward is fed the id's embedding (read on the device) or, in
+//               latent mode, the last post-norm hidden state.
+// The attention capture of latent steps (GenerateOptions::capture_attention) runs on the device too
+// (attention_probe.h): per latent step, the last row's probabilities over the image tokens, mean of heads and layers.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/progress.h"
+#include "cuda/kernels/cuda_kernels.h"
+#include "cuda/model/device_arena.h"
+#include "cuda/model/device_weights.h"
+#include "cuda/model/gpu_kv_cache.h"
+#include "cuda/model/gpu_language_model.h"
+#include "cuda/model/gpu_vision_tower.h"
+#include "model/config.h"
+#include "model/qwen_vl.h"
+#include "model/weights.h"
+
+namespace vr::cuda {
+inline namespace VR_CUDA_ABI {
+
+// Throws a one-line vr::Error unless a CUDA device can be used (no driver, no GPU, driver too old).
+void require_cuda_device();
+// What runs the kernels, for logs: the GPU's name, or "CUDA emulator (CPU)".
+std::string cuda_device_name();
+
+class GpuQwenVL {
+ public:
+  GpuQwenVL(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors);
+  const ModelConfig& config() const { return cfg_; }
+  size_t weight_bytes() const { return weights_->bytes(); }
+
+ private:
+  friend class GpuSession;
+  ModelConfig cfg_;
+  std::unique_ptr<DeviceWeights> weights_;
+  std::mutex mu_;  // one forward at a time: the towers own their scratch
+  std::unique_ptr<GpuVisionTower> vision_;
+  std::unique_ptr<GpuLanguageModel> llm_;
+};
+
+class GpuSession {
+ public:
+  explicit GpuSession(std::shared_ptr<GpuQwenVL> model);
+  PrefillOutput prefill(const PrefillInput& in);
+  GenerateResult generate(const GenerateOptions& opt);
+  int64_t cache_len() const { return cache_ ? cache_->len() : 0; }
+  const Progress& progress() const { return progress_; }
+
+ private:
+  void ensure_room(int64_t extra);  // grows the KV cache (copying its rows) so `extra` more tokens fit
+
+  std::shared_ptr<GpuQwenVL> model_;
+  std::unique_ptr<GpuKVCache> cache_;
+  std::vector<int32_t> seq_;  // prompt + generated ids (the decoding rules' view)
+  int64_t rope_delta_ = 0;
+  int64_t image_begin_ = 0, image_end_ = 0;  // key range of the image tokens (attention capture)
+  bool prefilled_ = false;
+  Progress progress_;
+  // Device state carried from prefill into the decode loop: last post-norm hidden state, its logits, the input
+  // of the next forward, the chosen id, the repetition penalty's seen mask.
+  DeviceArena state_;
+  float *hidden_ = nullptr, *logits_ = nullptr, *x_ = nullptr;
+  int32_t* next_ = nullptr;
+  uint8_t* seen_ = nullptr;
+};
+
+}  // namespace VR_CUDA_ABI
+}  // namespace vr::cuda

@@ -1,0 +1,171 @@
+// The CUDA inference session (cuda/model/gpu_session) against the CPU one (model/qwen_vl's Session) on the tiny
+// golden checkpoint: one image + text prompt ending in <|lvr_start|>, so generation starts in latent mode (and
+// emits <|lvr_start|> once more: a second latent phase), with the repetition penalty and the attention capture on. Both sessions run the same decoding rules (model/decode_rules),
+// so everything discrete must be identical - ids, which forwards were fed a hidden state, latent steps, stop
+// reason, cache length - and the numbers obey the kernels' rule against the CPU in fp32 (reference) with the CPU
+// with BF16 weights as the same-precision baseline:
+//   max|gpu - cpu_fp32| <= 2 * max|cpu_bf16 - cpu_fp32| + floor
+// for the prompt's last logits, every step's logits and every latent step's attention map.
+// Also: the KV cache moved to a larger one mid-decode (GpuKVCache::grown, what a session does when several latent
+// phases outrun its capacity) decodes bit-identically to one that was large from the start.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cuda/model/device_weights.h"
+#include "cuda/model/gpu_kv_cache.h"
+#include "cuda/model/gpu_language_model.h"
+#include "cuda/model/gpu_session.h"
+#include "cuda_tests/device_buffer.h"
+#include "cuda_tests/model_fixture.h"
+#include "model/qwen_vl.h"
+#include "tests/harness.h"
+
+namespace vr::test {
+namespace {
+
+constexpr int32_t kImagePad = 372, kVisionStart = 369, kVisionEnd = 370, kLvrStart = 374, kImEnd = 362;
+
+PrefillInput make_input(const ModelConfig& mc) {
+  PrefillInput in;
+  in.grids = {ImageGrid{1, 8, 12}};  // 4 x 6 merged tokens, 2 windows
+  const int64_t Nt = in.grids[0].tokens();
+  in.ids = {361, 82, 327, 83, 198, kVisionStart};
+  in.ids.insert(in.ids.end(), size_t(Nt), kImagePad);
+  for (int32_t t : {kVisionEnd, 49, 68, 341, 259, 198, 361, 64, 291, 313, 198, kLvrStart}) in.ids.push_back(t);
+  in.all_logits = true;  // every prompt row's logits: the rule's baseline error is taken over all of them
+  // A seed whose generation emits <|lvr_start|> again (two latent phases) and whose step logits leave the rule
+  // room (GPU error 0.069 against a bound of 0.19 under the emulator).
+  Rng rng(13);
+  in.pixel_values = rng.vec(size_t(in.grids[0].patches() * mc.vision.patch_dim()), -1.8, 2.1);
+  return in;
+}
+
+GenerateOptions make_options() {
+  GenerateOptions o;
+  o.max_new_tokens = 6;
+  o.latent_steps = 4;
+  o.repetition_penalty = 1.05f;
+  o.eos_ids = {kImEnd};
+  o.lvr_start_id = kLvrStart;
+  o.capture_attention = true;
+  o.keep_step_logits = true;
+  return o;
+}
+
+struct Run {
+  PrefillOutput pre;
+  GenerateResult gen;
+  int64_t cache_len = 0;
+};
+
+Run run_cpu(DType compute, const std::vector<TensorRecord>& recs, const PrefillInput& in, const GenerateOptions& o) {
+  auto m = std::make_shared<const QwenVLModel>(tiny_flat_config(compute), recs);
+  Session s(m);
+  Run r;
+  r.pre = s.prefill(in);
+  r.gen = s.generate(o);
+  r.cache_len = s.cache_len();
+  return r;
+}
+
+std::vector<float> flat(const std::vector<std::vector<float>>& maps) {
+  std::vector<float> v;
+  for (const auto& m : maps) v.insert(v.end(), m.begin(), m.end());
+  return v;
+}
+
+std::string ids_text(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (int32_t i : ids) s += " " + std::to_string(i);
+  return s;
+}
+
+}  // namespace
+
+VR_TEST(cuda_model_session_vs_cpu) {
+  const auto recs = safetensors_records(tiny_flat_dir() + "/model.safetensors");
+  const ModelConfig mc = tiny_flat_config(DType::BF16);
+  const PrefillInput in = make_input(mc);
+  const GenerateOptions o = make_options();
+  const Run ref = run_cpu(DType::F32, recs, in, o), base = run_cpu(DType::BF16, recs, in, o);
+
+  auto gm = std::make_shared<cuda::GpuQwenVL>(mc, recs);
+  cuda::GpuSession gs(gm);
+  Run gpu;
+  gpu.pre = gs.prefill(in);
+  gpu.gen = gs.generate(o);
+  gpu.cache_len = gs.cache_len();
+
+  const std::string tag = "cuda session tiny-flat L=" + std::to_string(in.ids.size()) + " (prompt ends in <|lvr_start|>)";
+  check_true(tag + " positions and rope_delta equal the CPU's",
+             gpu.pre.positions == ref.pre.positions && gpu.pre.rope_delta == ref.pre.rope_delta);
+  const auto ref_pl = to_double(ref.pre.logits);
+  check_rule(tag + " prefill logits [L, V]", gpu.pre.logits.data(), base.pre.logits.data(), ref_pl.data(),
+             ref_pl.size(), 1e-3);
+  check_true(tag + " generated ids equal the CPU's:" + ids_text(gpu.gen.ids) + " (CPU fp32" + ids_text(ref.gen.ids) + ")",
+             gpu.gen.ids == ref.gen.ids);
+  check_true(tag + " the same forwards were fed a hidden state", gpu.gen.latent_input == ref.gen.latent_input);
+  check_true(tag + " latent steps " + std::to_string(gpu.gen.latent_steps_run) + " = CPU's, two phases of 4",
+             gpu.gen.latent_steps_run == ref.gen.latent_steps_run && gpu.gen.latent_steps_run == 2 * o.latent_steps);
+  check_true(tag + " stop reason '" + gpu.gen.stop_reason + "' = CPU's", gpu.gen.stop_reason == ref.gen.stop_reason);
+  check_true(tag + " KV cache length " + std::to_string(gpu.cache_len) + " = CPU's", gpu.cache_len == ref.cache_len);
+  if (gpu.gen.ids == ref.gen.ids) {  // the same inputs at every step: the numbers are comparable
+    const auto ref_sl = to_double(ref.gen.step_logits);
+    check_rule(tag + " logits of all " + std::to_string(gpu.gen.ids.size()) + " steps", gpu.gen.step_logits.data(),
+               base.gen.step_logits.data(), ref_sl.data(), ref_sl.size(), 1e-3);
+    check_true(tag + " one attention map per latent step (" + std::to_string(gpu.gen.attention.size()) + ")",
+               gpu.gen.attention.size() == ref.gen.attention.size() && size_t(gpu.gen.latent_steps_run) == gpu.gen.attention.size());
+    const std::vector<float> ga = flat(gpu.gen.attention), ba = flat(base.gen.attention), ra = flat(ref.gen.attention);
+    const auto ref_a = to_double(ra);
+    if (ga.size() == ra.size() && ba.size() == ra.size())
+      check_rule(tag + " latent steps' attention over the 24 image tokens", ga.data(), ba.data(), ref_a.data(),
+                 ref_a.size(), 1e-5);
+  }
+
+  // A session prefills again from scratch (the cache is reset), with the same results.
+  const PrefillOutput again = gs.prefill(in);
+  check_true(tag + " a second prefill on the same session gives the same logits", again.logits == gpu.pre.logits);
+  expect_throw("cuda session: generate twice after one prefill", [&] {
+    gs.generate(o);
+    gs.generate(o);
+  });
+}
+
+VR_TEST(cuda_model_kv_cache_growth) {
+  const ModelConfig mc = tiny_flat_config(DType::BF16);
+  WeightStore ws(safetensors_records(tiny_flat_dir() + "/model.safetensors"));
+  const cuda::DeviceWeights dw(mc, ws, /*with_vision=*/false);
+  cuda::GpuLanguageModel lm(dw);
+  const int64_t T = 9, D = mc.text.hidden, V = mc.text.vocab;
+  std::vector<int32_t> ids = {361, 82, 327, 83, 198, 49, 68, 341, 259};
+  std::vector<int64_t> pos(size_t(3 * T));
+  for (int64_t i = 0; i < 3 * T; i++) pos[size_t(i)] = i % T;
+  DeviceBuffer<int32_t> d_ids(ids);
+  DeviceBuffer<float> x(static_cast<size_t>(T * D)), logits(static_cast<size_t>(V));
+  // Decode 3 tokens after the prompt; `grow` moves the full cache (capacity T) to a larger one first.
+  auto decode = [&](bool grow) {
+    cuda::GpuKVCache cache = lm.new_cache(grow ? T : T + 3);
+    lm.embed(x.get(), d_ids.get(), T);
+    lm.forward(x.get(), x.get(), T, pos.data(), T, cache);
+    if (grow) cache = cache.grown(T + 3);
+    std::vector<float> out;
+    for (int k = 0; k < 3; k++) {
+      const int64_t p3[3] = {T + k, T + k, T + k};
+      lm.embed(x.get(), d_ids.get() + k, 1);
+      lm.forward(x.get(), x.get(), 1, p3, 1, cache);
+      lm.logits(logits.get(), x.get(), 1);
+      const std::vector<float> l = logits.download();
+      out.insert(out.end(), l.begin(), l.end());
+    }
+    return out;
+  };
+  check_true("cuda KV cache grown mid-decode: the 3 decode steps' logits equal a large-from-the-start cache's",
+             decode(true) == decode(false));
+  cuda::GpuKVCache small = lm.new_cache(T);
+  lm.embed(x.get(), d_ids.get(), T);
+  lm.forward(x.get(), x.get(), T, pos.data(), T, small);
+  expect_throw("cuda KV cache: growing to fewer rows than it holds", [&] { small.grown(T - 1); });
+}
+
+}  // namespace vr::test
