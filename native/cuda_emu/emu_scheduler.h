@@ -1,6 +1,6 @@
 // CUDA-on-CPU emulator, part 1: the block scheduler (see engineering.md §8).
 //
-// Every CUDA thread of a block is a ucontext fiber with its own stack; all fibers of one block run on one OS
+// Every CUDA thread of a block is a fiber with its own stack (switched by emu_fiber_switch.h); all fibers of one block run on one OS
 // thread, one at a time, switching only at barriers and warp operations. Blocks of a grid are spread over a
 // few OS threads, so global-memory atomics between blocks are real races and must be real atomics.
 //
@@ -12,7 +12,6 @@
 // the state of every waiting thread and aborts, which is what a test wants to see.
 #pragma once
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -21,10 +20,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include <vector_types.h>
+
+#include "emu_fiber_switch.h"
 
 namespace cudaemu {
 
@@ -37,7 +40,7 @@ namespace cudaemu {
 enum class FiberState : uint8_t { Ready, BlockWait, WarpWait, Done };
 
 struct Fiber {
-  ucontext_t ctx;
+  FiberContext ctx;
   uint3 tid;
   int lin = 0, lane = 0, warp = 0;  // linear thread index, lane in warp, warp in block
   FiberState st = FiberState::Ready;
@@ -52,7 +55,7 @@ struct Block {
   int nthreads = 0, live = 0, at_barrier = 0;
   std::vector<Fiber> fibers;
   Fiber* cur = nullptr;
-  ucontext_t sched;
+  FiberContext sched;
   unsigned char* dyn_smem = nullptr;
   const std::function<void()>* body = nullptr;
 };
@@ -89,6 +92,41 @@ struct StackPool {
   }
 };
 
+// Pools outlive a launch: each worker of a launch borrows one and gives it back, so the stacks stay mapped, guarded
+// and touched from one kernel launch to the next (doing that per launch cost ~300k mprotect calls and the first-touch
+// page faults of every stack in the model tests).
+class PoolLease {
+ public:
+  PoolLease() {
+    std::lock_guard<std::mutex> g(mutex());
+    auto& f = free_pools();
+    if (f.empty()) {
+      pool_ = std::make_unique<StackPool>();
+    } else {
+      pool_ = std::move(f.back());
+      f.pop_back();
+    }
+  }
+  ~PoolLease() {
+    std::lock_guard<std::mutex> g(mutex());
+    free_pools().push_back(std::move(pool_));
+  }
+  PoolLease(const PoolLease&) = delete;
+  PoolLease& operator=(const PoolLease&) = delete;
+  StackPool& operator*() { return *pool_; }
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::vector<std::unique_ptr<StackPool>>& free_pools() {
+    static std::vector<std::unique_ptr<StackPool>> pools;
+    return pools;
+  }
+  std::unique_ptr<StackPool> pool_;
+};
+
 inline size_t fiber_stack_bytes() {
   static const size_t bytes = [] {
     const char* e = std::getenv("CUDAEMU_STACK_KB");
@@ -103,7 +141,7 @@ inline void yield() {
   Block& b = blk();
   Fiber* f = b.cur;
   asm volatile("" ::: "memory");
-  if (swapcontext(&f->ctx, &b.sched) != 0) die("swapcontext failed");
+  fiber_switch(f->ctx, b.sched);
   asm volatile("" ::: "memory");
 }
 
@@ -179,7 +217,8 @@ inline void fiber_main() {
   f->st = FiberState::Done;
   b.live--;
   if (b.at_barrier > 0 && b.at_barrier == b.live) release_block_barrier(b);
-  // returning resumes uc_link, the scheduler
+  fiber_switch(f->ctx, b.sched);  // for good: a finished fiber is never resumed
+  die("a finished fiber was resumed");
 }
 
 inline void run_block(Block& b, StackPool& stacks) {
@@ -196,11 +235,7 @@ inline void run_block(Block& b, StackPool& stacks) {
         f.warp = int(i / 32);
         f.st = FiberState::Ready;
         f.wmask = 0;
-        if (getcontext(&f.ctx) != 0) die("getcontext failed");
-        f.ctx.uc_stack.ss_sp = stacks.get(i);
-        f.ctx.uc_stack.ss_size = stacks.stack_bytes;
-        f.ctx.uc_link = &b.sched;
-        makecontext(&f.ctx, fiber_main, 0);
+        fiber_context_init(f.ctx, stacks.get(i), stacks.stack_bytes, fiber_main);
       }
   b.live = int(n);
   b.at_barrier = 0;
@@ -210,7 +245,7 @@ inline void run_block(Block& b, StackPool& stacks) {
     for (Fiber& f : b.fibers) {
       if (f.st != FiberState::Ready) continue;
       b.cur = &f;
-      if (swapcontext(&b.sched, &f.ctx) != 0) die("swapcontext failed");
+      fiber_switch(b.sched, f.ctx);
       ran = true;
     }
     if (!ran && b.live > 0) report_deadlock(b);
@@ -233,7 +268,8 @@ inline void run_grid(dim3 grid, dim3 block, size_t dyn_smem_bytes, const std::fu
   const int64_t nblocks = int64_t(grid.x) * grid.y * grid.z;
   std::atomic<int64_t> next{0};
   auto worker = [&] {
-    StackPool stacks;
+    PoolLease lease;
+    StackPool& stacks = *lease;
     std::vector<unsigned char> smem(dyn_smem_bytes + 16);
     Block b;
     b.dim = block;
