@@ -5,12 +5,16 @@
 // For each key block of Bk keys: S = Q K^T (K block transposed once so the dot products vectorise along
 // keys), causal mask, online softmax (running max m, running sum l, rescaled accumulator), acc += P V.
 // The full score matrix never exists; per-unit memory is O((G*Bq + Bk) * D).
+// bf16 (p.bf16 and an AVX-512-BF16 CPU): the same loop over the bf16 tiles (attention_tiles_bf16.h): q rounded
+// once per unit (unscaled; the scale multiplies the fp32 scores), each K/V block rounded and packed into
+// vdpbf16ps pairs, P rounded for P V.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "cpu/attention_tiles.h"
+#include "cpu/attention_tiles_bf16.h"
 #include "cpu/cpu_ops.h"
 #include "cpu/simd.h"
 
@@ -18,7 +22,7 @@ namespace vr::cpu {
 
 namespace {
 
-constexpr int kBk = 64;  // keys per block
+constexpr int kBk = bf16attn::kBk;  // keys per block (64: both tile sets assume it)
 
 struct Unit {
   int seg, g;
@@ -27,7 +31,18 @@ struct Unit {
 
 struct Scratch {
   std::vector<float> q, kt, s, acc, m, l;
+  std::vector<uint16_t> q16, p16;
+  std::vector<uint32_t> kt2, v2;
 };
+
+// Sets keys of the block [j0, j0 + nk) that query row r cannot see to -inf (causal, bottom-right aligned).
+void mask_causal(float* s, int lds, const Unit& u, int R, int nq, int64_t j0, int nk, int64_t shift) {
+  for (int r = 0; r < R; r++) {
+    const int64_t lim = u.i0 + (r % nq) + 1 + shift - j0;  // first hidden key (block-relative)
+    float* srow = s + size_t(r) * lds;
+    for (int64_t j = std::max<int64_t>(0, lim); j < nk; j++) srow[j] = -std::numeric_limits<float>::infinity();
+  }
+}
 
 void run_unit(const Unit& u, float* out, float* lse, const float* q, const float* k, const float* v,
               const AttnParams& p, int64_t Tq, Scratch& sc) {
@@ -35,36 +50,51 @@ void run_unit(const Unit& u, float* out, float* lse, const float* q, const float
   const int64_t q0 = p.cu_q[u.seg], k0 = p.cu_k[u.seg];
   const int64_t Lq = p.cu_q[u.seg + 1] - q0, Lk = p.cu_k[u.seg + 1] - k0;
   const int nq = u.i1 - u.i0, R = G * nq;
-  sc.q.resize(size_t(R) * D);
-  sc.kt.resize(size_t(D) * kBk);
+  const bool use16 = p.bf16 && bf16attn::available(D);
+  if (!use16) {
+    sc.q.resize(size_t(R) * D);
+    sc.kt.resize(size_t(D) * kBk);
+  }
   sc.s.resize(size_t(R) * kBk);
   sc.acc.assign(size_t(R) * D, 0.f);
   sc.m.assign(size_t(R), -std::numeric_limits<float>::infinity());
   sc.l.assign(size_t(R), 0.f);
-  // Row r = hh * nq + i: query head g*G + hh, query u.i0 + i. Gather q (scaled) contiguously.
-  for (int hh = 0; hh < G; hh++)
-    for (int i = 0; i < nq; i++) {
-      const float* src = q + (q0 + u.i0 + i) * p.q_stride + int64_t(u.g * G + hh) * D;
-      float* dst = sc.q.data() + size_t(hh * nq + i) * D;
-      for (int d = 0; d < D; d++) dst[d] = src[d] * p.scale;
-    }
   // Key j is visible to query i iff j < i + 1 + (Lk - Lq) (causal, bottom-right aligned).
   const int64_t shift = Lk - Lq;
   const int64_t kend = p.causal ? std::min<int64_t>(Lk, u.i1 + shift) : Lk;
-  for (int64_t j0 = 0; j0 < kend; j0 += kBk) {
-    const int nk = int(std::min<int64_t>(kBk, kend - j0));
-    const float* kb = k + (k0 + j0) * p.k_stride + int64_t(u.g) * D;
-    const float* vb = v + (k0 + j0) * p.v_stride + int64_t(u.g) * D;
-    transpose_k_block(sc.kt.data(), kb, p.k_stride, nk, D, kBk);
-    scores_block(sc.s.data(), sc.q.data(), sc.kt.data(), R, nk, D, kBk);
-    if (p.causal && j0 + nk > u.i0 + shift + 1) {  // some key of this block is hidden from some query
-      for (int r = 0; r < R; r++) {
-        const int64_t lim = u.i0 + (r % nq) + 1 + shift - j0;  // first hidden key (block-relative)
-        float* srow = sc.s.data() + size_t(r) * kBk;
-        for (int64_t j = std::max<int64_t>(0, lim); j < nk; j++) srow[j] = -std::numeric_limits<float>::infinity();
-      }
+  // Row r = hh * nq + i: query head g*G + hh, query u.i0 + i.
+  auto q_row = [&](int r) { return q + (q0 + u.i0 + r % nq) * p.q_stride + int64_t(u.g * G + r / nq) * D; };
+  if (use16) {
+    sc.q16.resize(size_t(R) * D);
+    sc.kt2.resize(size_t(D / 2) * kBk);
+    sc.v2.resize(size_t(kBk / 2) * D);
+    sc.p16.resize(size_t(6) * kBk);
+    for (int r = 0; r < R; r++) bf16attn::round_rows(sc.q16.data() + size_t(r) * D, q_row(r), 0, 1, D);
+    for (int64_t j0 = 0; j0 < kend; j0 += kBk) {
+      const int nk = int(std::min<int64_t>(kBk, kend - j0));
+      bf16attn::pack_k(sc.kt2.data(), k + (k0 + j0) * p.k_stride + int64_t(u.g) * D, p.k_stride, nk, D);
+      bf16attn::pack_v(sc.v2.data(), v + (k0 + j0) * p.v_stride + int64_t(u.g) * D, p.v_stride, nk, D);
+      bf16attn::scores(sc.s.data(), sc.q16.data(), sc.kt2.data(), R, D, p.scale);
+      if (p.causal && j0 + nk > u.i0 + shift + 1) mask_causal(sc.s.data(), kBk, u, R, nq, j0, nk, shift);
+      bf16attn::softmax_pv(sc.acc.data(), sc.m.data(), sc.l.data(), sc.s.data(), sc.p16.data(), sc.v2.data(), R,
+                           nk, D);
     }
-    softmax_pv_block(sc.acc.data(), sc.m.data(), sc.l.data(), sc.s.data(), vb, p.v_stride, R, nk, D, kBk);
+  } else {
+    // Gather q (scaled) contiguously.
+    for (int r = 0; r < R; r++) {
+      const float* src = q_row(r);
+      float* dst = sc.q.data() + size_t(r) * D;
+      for (int d = 0; d < D; d++) dst[d] = src[d] * p.scale;
+    }
+    for (int64_t j0 = 0; j0 < kend; j0 += kBk) {
+      const int nk = int(std::min<int64_t>(kBk, kend - j0));
+      const float* kb = k + (k0 + j0) * p.k_stride + int64_t(u.g) * D;
+      const float* vb = v + (k0 + j0) * p.v_stride + int64_t(u.g) * D;
+      transpose_k_block(sc.kt.data(), kb, p.k_stride, nk, D, kBk);
+      scores_block(sc.s.data(), sc.q.data(), sc.kt.data(), R, nk, D, kBk);
+      if (p.causal && j0 + nk > u.i0 + shift + 1) mask_causal(sc.s.data(), kBk, u, R, nq, j0, nk, shift);
+      softmax_pv_block(sc.acc.data(), sc.m.data(), sc.l.data(), sc.s.data(), vb, p.v_stride, R, nk, D, kBk);
+    }
   }
   for (int r = 0; r < R; r++) {
     const int hh = r / nq, i = r % nq;

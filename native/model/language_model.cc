@@ -109,6 +109,7 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
     ap.D = int(hd);
     ap.scale = 1.0f / std::sqrt(float(hd));
     ap.causal = true;
+    ap.bf16 = bf16;  // bf16 weights: bf16 attention tiles too (fp32 keeps fp32 attention)
     ap.nseq = 1;
     ap.cu_q = cu_q;
     ap.cu_k = cu_k;

@@ -121,6 +121,7 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     ap.D = int(hd);
     ap.scale = 1.0f / std::sqrt(float(hd));
     ap.causal = false;
+    ap.bf16 = bf16;  // bf16 weights: bf16 attention tiles too (fp32 keeps fp32 attention)
     ap.nseq = int(cu.size()) - 1;
     ap.cu_q = ap.cu_k = cu.data();
     ap.q_stride = ap.k_stride = ap.v_stride = 3 * D;
