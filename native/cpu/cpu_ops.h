@@ -16,12 +16,17 @@ namespace vr::cpu {
 enum class GemmPath { Auto = 0, OneDnn = 1, Builtin = 2, Gemv = 3 };
 void set_gemm_path(GemmPath p);
 GemmPath gemm_path();
-void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate);
+void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate, bool padded);
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const Linear& L, int64_t M, GradOverwrite overwrite);
 const char* linear_backend_name(DType dtype);
 bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes));
-void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate);
+void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate,
+                           bool padded);
+int64_t gemm_padded_rows(int64_t M);
+// swiglu_gemm.cc
+bool swiglu_gemms_bf16(uint16_t* act16, uint16_t* silu16, const uint16_t* x16, const Linear& gate, const Linear& up,
+                       int64_t M);
 void round_to_bf16_op(uint16_t* dst, const float* src, int64_t n);
 
 // attention_forward.cc / attention_backward.cc

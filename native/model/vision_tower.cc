@@ -83,7 +83,10 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     vision_rope_tables(vc_, grids, w.cos0, w.sin0);
     win = vision_windows(vc_, grids);
   }
-  float* x = grow(w.x, Np * D);
+  // x, qkv and h16 get the padded row count of the bf16 GEMMs (linear_padded_rows), so those GEMMs run in place;
+  // the extra rows of h16 are zeros, those of x and qkv collect junk (biases) nobody reads.
+  const int64_t Npp = linear_padded_rows(Np);
+  float* x = grow(w.x, Npp * D);
   float* cos = grow(w.cos, Np * hd);
   float* sin = grow(w.sin, Np * hd);
   {
@@ -100,16 +103,17 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
   }
 
   float* h = grow(w.h, Np * D);
-  float* qkv = grow(w.qkv, Np * 3 * D);
+  float* qkv = grow(w.qkv, Npp * 3 * D);
   float* att = grow(w.att, Np * D);
   const bool bf16 = !blocks_.empty() && blocks_[0].qkv.dtype == DType::BF16;
-  uint16_t* h16 = bf16 ? grow(w.h16, Np * D) : nullptr;
+  uint16_t* h16 = bf16 ? grow(w.h16, Npp * D) : nullptr;
+  if (h16) std::memset(h16 + Np * D, 0, size_t((Npp - Np) * D) * sizeof(uint16_t));
   for (const Block& b : blocks_) {
     {
       prof::Scope sc("vit rmsnorm");
       rmsnorm_forward(h, nullptr, x, b.norm1, Np, D, vc_.eps);
     }
-    linear_forward(qkv, h, b.qkv, Np);  // one GEMM: the rounding happens once anyway
+    linear_forward(qkv, h, b.qkv, Np, false, /*padded=*/true);  // one GEMM: the rounding happens once anyway
     {
       prof::Scope sc("vit rope");
       rope_forward(qkv, cos, sin, Np, vc_.heads, int(hd), 3 * D);
@@ -132,13 +136,13 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
       prof::Scope sc(b.full ? "vit attention full" : "vit attention window", fl);
       attention_forward(att, nullptr, qkv, qkv + D, qkv + 2 * D, ap);
     }
-    linear_forward(x, att, b.proj, Np, /*accumulate=*/true);
+    linear_forward(x, att, b.proj, Np, /*accumulate=*/true, /*padded=*/true);
     {
       prof::Scope sc("vit rmsnorm");
       rmsnorm_forward(h, nullptr, x, b.norm2, Np, D, vc_.eps);
     }
     if (bf16) round_to_bf16(h16, h, Np * D);
-    swiglu_mlp_forward(x, h, Np, D, b.gate, b.up, b.down, w.mlp, 2048, h16);
+    swiglu_mlp_forward(x, h, Np, D, b.gate, b.up, b.down, w.mlp, 2048, h16, /*rows_padded=*/true);
     if (progress) progress->step();
   }
 
