@@ -55,6 +55,7 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 void swiglu_forward_bf16(uint16_t* out16, const float* gate, const float* up, int64_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 void gelu_erf_forward(float* out, const float* inp, int64_t n);
+void gelu_erf_forward_bf16(uint16_t* out16, const float* inp, int64_t n);
 void gelu_erf_backward(float* dinp, const float* dout, const float* inp, int64_t n);
 void add_inplace(float* a, const float* b, int64_t n);
 

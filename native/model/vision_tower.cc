@@ -155,11 +155,20 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
   float* m1 = grow(w.m1, Nt * u * D);
   float* y = grow(w.y, Nt * vc_.out_hidden);
   linear_forward(m1, h, merger_fc1_, Nt);
-  {
-    prof::Scope sc("vit merger gelu");
-    gelu_erf_forward(m1, m1, Nt * u * D);
+  if (bf16) {  // the GELU rounds to bf16 in its own pass for fc2 (vectorised erf)
+    uint16_t* m1_16 = grow(w.m1_16, Nt * u * D);
+    {
+      prof::Scope sc("vit merger gelu (-> bf16)");
+      gelu_erf_forward_bf16(m1_16, m1, Nt * u * D);
+    }
+    linear_forward_bf16in(y, m1_16, merger_fc2_, Nt);
+  } else {
+    {
+      prof::Scope sc("vit merger gelu");
+      gelu_erf_forward(m1, m1, Nt * u * D);
+    }
+    linear_forward(y, m1, merger_fc2_, Nt);
   }
-  linear_forward(y, m1, merger_fc2_, Nt);
   const int64_t O = vc_.out_hidden;
   prof::Scope unperm_scope("vit undo window order");
   features.resize(size_t(Nt * O));  // every row is written below (order is a permutation)

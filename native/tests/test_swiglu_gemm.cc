@@ -1,11 +1,14 @@
 // swiglu_gemms_bf16 (gate/up GEMMs with the SwiGLU in their oneDNN epilogues) and the padded-row GEMMs
 // (linear_forward[_bf16in] with `padded`) against fp64 references with the flash rule: the naive baseline rounds
-// as the fused path does (x, weights bf16; silu(gate) rounded to bf16; the product rounded to bf16).
+// as the fused path does (x, weights bf16; silu(gate) rounded to bf16; the product rounded to bf16). Also the
+// bf16-output GELU of the ViT merger (vectorised erf) against fp64 erf.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
 
 #include "core/dtype.h"
+#include "ops/activation.h"
 #include "ops/linear.h"
 #include "tests/harness.h"
 #include "tests/reference.h"
@@ -120,6 +123,30 @@ VR_TEST(swiglu_gemms_bf16_bad_input) {
   std::vector<uint16_t> buf(16 * 80);
   expect_throw("swiglu_gemms_bf16 gate/up shapes differ",
                [&] { swiglu_gemms_bf16(buf.data(), buf.data(), buf.data(), g.L, u.L, 70); });
+}
+
+VR_TEST(gelu_erf_forward_bf16_vs_fp64) {
+  Rng rng(40);
+  std::vector<float> z = rng.vec(5000, -6, 6);
+  z.insert(z.end(), {0.f, -0.f, 1e-30f, -1e-30f, 9.f, -9.f, 30.f, -30.f, 1e30f, -1e30f});
+  std::vector<uint16_t> o16(z.size());
+  gelu_erf_forward_bf16(o16.data(), z.data(), int64_t(z.size()));
+  std::vector<float> ours(z.size()), naive(z.size());
+  std::vector<double> ref(z.size());
+  for (size_t i = 0; i < z.size(); i++) {
+    ours[i] = bf16_to_f32(o16[i]);
+    ref[i] = 0.5 * double(z[i]) * (1 + std::erf(double(z[i]) / std::sqrt(2.0)));
+    naive[i] = r16(0.5f * z[i] * (1.f + std::erf(z[i] * 0.70710678f)));
+  }
+  // relative form of the rule: GELU(1e30) = 1e30, so compare errors scaled by max(1, |ref|)
+  for (size_t i = 0; i < z.size(); i++) {
+    const double s = std::max(1.0, std::fabs(ref[i]));
+    ours[i] = float(ours[i] / s);
+    naive[i] = float(naive[i] / s);
+    ref[i] /= s;
+  }
+  check_rule("gelu_erf_forward_bf16 (errors relative to max(1, |gelu|))", ours.data(), naive.data(), ref.data(),
+             ours.size(), 1e-6);
 }
 
 VR_TEST(linear_padded_rows_in_place) {
