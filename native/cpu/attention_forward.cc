@@ -68,7 +68,7 @@ void run_unit(const Unit& u, float* out, float* lse, const float* q, const float
     sc.q16.resize(size_t(R) * D);
     sc.kt2.resize(size_t(D / 2) * kBk);
     sc.v2.resize(size_t(kBk / 2) * D);
-    sc.p16.resize(size_t(6) * kBk);
+    sc.p16.resize(size_t(16) * kBk);
     for (int r = 0; r < R; r++) bf16attn::round_rows(sc.q16.data() + size_t(r) * D, q_row(r), 0, 1, D);
     for (int64_t j0 = 0; j0 < kend; j0 += kBk) {
       const int nk = int(std::min<int64_t>(kBk, kend - j0));

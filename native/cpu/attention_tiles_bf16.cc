@@ -42,6 +42,25 @@ VR_AVX512BF16 inline uint32_t load_pair(const uint16_t* p) {
   return x;
 }
 
+// exp(x) for x <= 0 (scores minus their running max; -inf allowed -> 0), accurate to ~3e-6 relative: enough for
+// probabilities that are rounded to bf16 (2^-9) for P V and summed in fp32 for l. Cody-Waite with one ln2 term and a
+// degree-5 polynomial: 11 instructions per 16 lanes against 15 for exp512.
+VR_AVX512BF16 inline __m512 exp_nonpos(__m512 x) {
+  const __m512 lo = _mm512_set1_ps(-87.33654f);
+  const __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
+  x = _mm512_max_ps(x, lo);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.69314718056f), x);
+  __m512 p = _mm512_set1_ps(1.f / 120.f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  return _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n));
+}
+
 template <int RT>
 VR_AVX512BF16 void scores_tile(float* s, const uint16_t* q16, const uint32_t* kt2, int D, float scale) {
   __m512 c[RT][4];
@@ -107,6 +126,17 @@ VR_AVX512BF16 void pv_block(int rt, float* acc, int D, const float* alpha, const
     case 3: pv_rows<3>(acc, D, alpha, p16, v2, njp); break;
     case 2: pv_rows<2>(acc, D, alpha, p16, v2, njp); break;
     default: pv_rows<1>(acc, D, alpha, p16, v2, njp); break;
+  }
+}
+
+// D == 80 (the ViT): all 5 column vectors in one pass over the pairs, 4 rows (20 accumulators), instead of a 64-wide
+// pass plus a 16-wide one whose broadcasts feed one vdpbf16ps each.
+VR_AVX512BF16 void pv_block80(int rt, float* acc, const float* alpha, const uint16_t* p16, const uint32_t* v2, int njp) {
+  switch (rt) {
+    case 4: pv_tile<4, 5>(acc, 80, alpha, p16, v2, njp, 0); break;
+    case 3: pv_tile<3, 5>(acc, 80, alpha, p16, v2, njp, 0); break;
+    case 2: pv_tile<2, 5>(acc, 80, alpha, p16, v2, njp, 0); break;
+    default: pv_tile<1, 5>(acc, 80, alpha, p16, v2, njp, 0); break;
   }
 }
 
@@ -188,46 +218,65 @@ VR_AVX512BF16 void scores(float* s, const uint16_t* q16, const uint32_t* kt2, in
   }
 }
 
+// Rows go in groups of 16 so the per-row statistics are vectors with one row per lane: the row max and sum come
+// from a register transpose of the 16 rows' partial vectors (no horizontal reduction per row), and the rescale
+// factors alpha = exp(m_old - m_new) of 16 rows are one exp.
 VR_AVX512BF16 void softmax_pv(float* acc, float* m, float* l, const float* s, uint16_t* p16, const uint32_t* v2,
                               int R, int nk, int D) {
-  const float ninf = -std::numeric_limits<float>::infinity();
-  const __m512 vninf = _mm512_set1_ps(ninf);
+  const __m512 vninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   const int njp = (nk + 1) / 2;
-  float alpha[6];
-  for (int r0 = 0; r0 < R; r0 += 6) {
-    const int rt = R - r0 < 6 ? R - r0 : 6;
-    for (int rr = 0; rr < rt; rr++) {
-      const int r = r0 + rr;
-      const float* srow = s + r * kBk;
-      uint16_t* prow = p16 + rr * kBk;
-      __m512 x[4];
-      __m512 mx = vninf;
-      for (int i = 0; i < 4; i++) {
-        x[i] = _mm512_mask_loadu_ps(vninf, lanes(nk - i * 16), srow + i * 16);
-        mx = _mm512_max_ps(mx, x[i]);
-      }
-      const float bm = _mm512_reduce_max_ps(mx);
-      const float mnew = bm > m[r] ? bm : m[r];
-      if (mnew == ninf) {  // nothing visible yet: leave the row alone (P = 0)
-        alpha[rr] = 1.f;
-        _mm512_storeu_si512(prow, _mm512_setzero_si512());
-        _mm512_storeu_si512(prow + 32, _mm512_setzero_si512());
+  alignas(64) float alpha[16], msafe[16];
+  for (int r0 = 0; r0 < R; r0 += 16) {
+    const int rg = R - r0 < 16 ? R - r0 : 16;
+    const __mmask16 rows = lanes(rg);
+    __m512 part[16];
+    for (int rr = 0; rr < 16; rr++) {
+      if (rr >= rg) {
+        part[rr] = vninf;
         continue;
       }
-      const __m512 vm = _mm512_set1_ps(mnew);
+      const float* srow = s + (r0 + rr) * kBk;
+      __m512 mx = _mm512_mask_loadu_ps(vninf, lanes(nk), srow);
+      for (int i = 1; i < 4; i++) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(vninf, lanes(nk - i * 16), srow + i * 16));
+      part[rr] = mx;
+    }
+    transpose16(part);
+    __m512 bmax = part[0];
+    for (int i = 1; i < 16; i++) bmax = _mm512_max_ps(bmax, part[i]);  // lane rr: block max of row r0 + rr
+    const __m512 mold = _mm512_mask_loadu_ps(vninf, rows, m + r0);
+    const __m512 mnew = _mm512_max_ps(mold, bmax);
+    // Rows with nothing visible yet keep m = -inf; exp(s - 0) of their -inf scores is 0, so they stay untouched.
+    const __mmask16 seen = _mm512_cmp_ps_mask(mnew, vninf, _CMP_NEQ_OQ);
+    const __mmask16 had = _mm512_cmp_ps_mask(mold, vninf, _CMP_NEQ_OQ);
+    _mm512_store_ps(msafe, _mm512_maskz_mov_ps(seen, mnew));
+    // alpha = exp(m_old - m_new) where m_old was finite; 0 where it was -inf (acc and l are 0 there anyway)
+    _mm512_store_ps(alpha, _mm512_maskz_mov_ps(had, exp512(_mm512_maskz_sub_ps(had, mold, mnew))));
+    for (int rr = 0; rr < rg; rr++) {
+      const float* srow = s + (r0 + rr) * kBk;
+      uint16_t* prow = p16 + rr * kBk;
+      const __m512 vm = _mm512_set1_ps(msafe[rr]);
       __m512 pexp[4];
-      __m512 sum = _mm512_setzero_ps();
-      for (int i = 0; i < 4; i++) {
-        pexp[i] = exp512(_mm512_sub_ps(x[i], vm));
-        sum = _mm512_add_ps(sum, pexp[i]);
-      }
+      for (int i = 0; i < 4; i++) pexp[i] = exp_nonpos(_mm512_sub_ps(_mm512_mask_loadu_ps(vninf, lanes(nk - i * 16), srow + i * 16), vm));
+      part[rr] = _mm512_add_ps(_mm512_add_ps(pexp[0], pexp[1]), _mm512_add_ps(pexp[2], pexp[3]));
       _mm512_storeu_si512(prow, to_bf16_pairs(pexp[0], pexp[1]));
       _mm512_storeu_si512(prow + 32, to_bf16_pairs(pexp[2], pexp[3]));
-      alpha[rr] = m[r] == ninf ? 0.f : _mm512_cvtss_f32(exp512(_mm512_set1_ps(m[r] - mnew)));
-      l[r] = l[r] * alpha[rr] + _mm512_reduce_add_ps(sum);
-      m[r] = mnew;
     }
-    pv_block(rt, acc + r0 * D, D, alpha, p16, v2, njp);
+    for (int rr = rg; rr < 16; rr++) part[rr] = _mm512_setzero_ps();
+    transpose16(part);
+    __m512 bsum = part[0];
+    for (int i = 1; i < 16; i++) bsum = _mm512_add_ps(bsum, part[i]);  // lane rr: sum of P of row r0 + rr
+    const __m512 lold = _mm512_maskz_loadu_ps(rows, l + r0);
+    _mm512_mask_storeu_ps(l + r0, rows, _mm512_fmadd_ps(lold, _mm512_load_ps(alpha), bsum));
+    _mm512_mask_storeu_ps(m + r0, rows, mnew);
+    if (D == 80) {
+      for (int t0 = 0; t0 < rg; t0 += 4)
+        pv_block80(rg - t0 < 4 ? rg - t0 : 4, acc + (r0 + t0) * D, alpha + t0, p16 + t0 * kBk, v2, njp);
+    } else {
+      for (int t0 = 0; t0 < rg; t0 += 6) {
+        const int rt = rg - t0 < 6 ? rg - t0 : 6;
+        pv_block(rt, acc + (r0 + t0) * D, D, alpha + t0, p16 + t0 * kBk, v2, njp);
+      }
+    }
   }
 }
 

@@ -8,7 +8,7 @@
 //   q16 [R, D]      bf16 rows (pairs are adjacent head-dim elements already)
 //   kt2 [D/2, 64]   kt2[dp*64 + j] = (k[j, 2dp], k[j, 2dp+1]): lanes run over keys for S = Q K^T
 //   v2  [32, D]     v2[jp*D + d] = (v[2jp, d], v[2jp+1, d]):   lanes run over head dims for acc += P V
-//   p16 [6, 64]     bf16 probabilities of up to 6 rows (scratch; pairs are adjacent keys)
+//   p16 [16, 64]    bf16 probabilities of up to 16 rows (scratch; pairs are adjacent keys)
 #pragma once
 #include <cstdint>
 
