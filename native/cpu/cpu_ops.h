@@ -39,6 +39,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 // norm.cc
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
                      float eps);
+void rmsnorm_forward_bf16(uint16_t* out16, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int64_t N, int64_t C);
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,

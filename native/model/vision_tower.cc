@@ -102,18 +102,26 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     }
   }
 
-  float* h = grow(w.h, Np * D);
   float* qkv = grow(w.qkv, Npp * 3 * D);
   float* att = grow(w.att, Np * D);
   const bool bf16 = !blocks_.empty() && blocks_[0].qkv.dtype == DType::BF16;
+  float* h = bf16 ? nullptr : grow(w.h, Np * D);  // fp32 norm output (bf16 weights: only h16)
   uint16_t* h16 = bf16 ? grow(w.h16, Npp * D) : nullptr;
   if (h16) std::memset(h16 + Np * D, 0, size_t((Npp - Np) * D) * sizeof(uint16_t));
   for (const Block& b : blocks_) {
-    {
-      prof::Scope sc("vit rmsnorm");
-      rmsnorm_forward(h, nullptr, x, b.norm1, Np, D, vc_.eps);
+    if (bf16) {  // the norm writes the GEMM's bf16 input straight
+      {
+        prof::Scope sc("vit rmsnorm (-> bf16)");
+        rmsnorm_forward_bf16(h16, x, b.norm1, Np, D, vc_.eps);
+      }
+      linear_forward_bf16in(qkv, h16, b.qkv, Np, false, /*padded=*/true);
+    } else {
+      {
+        prof::Scope sc("vit rmsnorm");
+        rmsnorm_forward(h, nullptr, x, b.norm1, Np, D, vc_.eps);
+      }
+      linear_forward(qkv, h, b.qkv, Np);
     }
-    linear_forward(qkv, h, b.qkv, Np, false, /*padded=*/true);  // one GEMM: the rounding happens once anyway
     {
       prof::Scope sc("vit rope");
       rope_forward(qkv, cos, sin, Np, vc_.heads, int(hd), 3 * D);
@@ -137,24 +145,34 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
       attention_forward(att, nullptr, qkv, qkv + D, qkv + 2 * D, ap);
     }
     linear_forward(x, att, b.proj, Np, /*accumulate=*/true, /*padded=*/true);
-    {
+    if (bf16) {
+      prof::Scope sc("vit rmsnorm (-> bf16)");
+      rmsnorm_forward_bf16(h16, x, b.norm2, Np, D, vc_.eps);
+    } else {
       prof::Scope sc("vit rmsnorm");
       rmsnorm_forward(h, nullptr, x, b.norm2, Np, D, vc_.eps);
     }
-    if (bf16) round_to_bf16(h16, h, Np * D);
     swiglu_mlp_forward(x, h, Np, D, b.gate, b.up, b.down, w.mlp, 2048, h16, /*rows_padded=*/true);
     if (progress) progress->step();
   }
 
   // Merger: RMSNorm per patch, concatenate each 2x2 block (rows are adjacent), MLP, then undo window order.
-  {
-    prof::Scope sc("vit rmsnorm");
-    rmsnorm_forward(h, nullptr, x, merger_norm_, Np, D, vc_.eps);
-  }
   const int64_t Nt = Np / u;
   float* m1 = grow(w.m1, Nt * u * D);
   float* y = grow(w.y, Nt * vc_.out_hidden);
-  linear_forward(m1, h, merger_fc1_, Nt);
+  if (bf16) {  // h16 [Np, D] read as [Nt, 4D]
+    {
+      prof::Scope sc("vit rmsnorm (-> bf16)");
+      rmsnorm_forward_bf16(h16, x, merger_norm_, Np, D, vc_.eps);
+    }
+    linear_forward_bf16in(m1, h16, merger_fc1_, Nt);
+  } else {
+    {
+      prof::Scope sc("vit rmsnorm");
+      rmsnorm_forward(h, nullptr, x, merger_norm_, Np, D, vc_.eps);
+    }
+    linear_forward(m1, h, merger_fc1_, Nt);
+  }
   if (bf16) {  // the GELU rounds to bf16 in its own pass for fc2 (vectorised erf)
     uint16_t* m1_16 = grow(w.m1_16, Nt * u * D);
     {
