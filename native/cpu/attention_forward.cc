@@ -6,8 +6,8 @@
 // keys), causal mask, online softmax (running max m, running sum l, rescaled accumulator), acc += P V.
 // The full score matrix never exists; per-unit memory is O((G*Bq + Bk) * D).
 // bf16 (p.bf16 and an AVX-512-BF16 CPU): the same loop over the bf16 tiles (attention_tiles_bf16.h): q rounded
-// once per unit (unscaled; the scale multiplies the fp32 scores), each K/V block rounded and packed into
-// vdpbf16ps pairs, P rounded for P V.
+// once per unit (unscaled; the scale multiplies the fp32 scores), every K/V block rounded and packed into
+// vdpbf16ps pairs once per call (pack_kv) before the units, P rounded for P V.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -29,6 +29,49 @@ struct Unit {
   int32_t i0, i1;  // query rows (relative to the segment)
 };
 
+// bf16: K/V blocks are rounded and packed into vdpbf16ps pairs (attention_tiles_bf16.h layouts). A segment read by
+// several units (ViT full attention: 8 query blocks per head; GQA prefill: ~17 per kv head at 305 tokens) gets its
+// blocks packed once, before the units run; a segment read by one unit (decode, ViT windows) is packed block by block
+// inside the unit, where the packed block is still in L1 (packing ahead would send it through memory).
+// Prepacked block (s, g, b) = key block b of segment s, kv head g: K pairs [D/2, 64] then V pairs [32, D].
+struct PackedKV {
+  std::vector<uint32_t> buf;
+  std::vector<int64_t> block0;  // first block index of each segment; -1: packed inside its unit
+  int64_t stride = 0;           // uint32 per block: 64 * D
+  const uint32_t* kt2(const AttnParams& p, int s, int g, int64_t b) const {
+    return buf.data() + ((block0[size_t(s)] + b) * p.Hkv + g) * stride;
+  }
+  const uint32_t* v2(const AttnParams& p, int s, int g, int64_t b) const { return kt2(p, s, g, b) + stride / 2; }
+};
+
+void pack_kv(PackedKV& pk, const float* k, const float* v, const AttnParams& p, int Bq) {
+  const int D = p.D;
+  pk.stride = int64_t(64) * D;
+  pk.block0.assign(size_t(p.nseq), -1);
+  std::vector<std::pair<int, int64_t>> blocks;  // (segment, block): packed in parallel over them x kv heads
+  int64_t nblocks = 0;
+  for (int s = 0; s < p.nseq; s++) {
+    if (p.cu_q[s + 1] - p.cu_q[s] <= Bq) continue;  // one unit per kv head reads it
+    pk.block0[size_t(s)] = nblocks;
+    const int64_t nb = (p.cu_k[s + 1] - p.cu_k[s] + kBk - 1) / kBk;
+    for (int64_t b = 0; b < nb; b++) blocks.push_back({s, b});
+    nblocks += nb;
+  }
+  if (nblocks == 0) return;
+  pk.buf.resize(size_t(nblocks * p.Hkv * pk.stride));
+  const int64_t n = int64_t(blocks.size()) * p.Hkv;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    const int s = blocks[size_t(i / p.Hkv)].first, g = int(i % p.Hkv);
+    const int64_t b = blocks[size_t(i / p.Hkv)].second;
+    const int64_t j0 = p.cu_k[s] + b * kBk;
+    const int nk = int(std::min<int64_t>(kBk, p.cu_k[s + 1] - j0));
+    uint32_t* dst = const_cast<uint32_t*>(pk.kt2(p, s, g, b));
+    bf16attn::pack_k(dst, k + j0 * p.k_stride + int64_t(g) * D, p.k_stride, nk, D);
+    bf16attn::pack_v(dst + pk.stride / 2, v + j0 * p.v_stride + int64_t(g) * D, p.v_stride, nk, D);
+  }
+}
+
 struct Scratch {
   std::vector<float> q, kt, s, acc, m, l;
   std::vector<uint16_t> q16, p16;
@@ -45,12 +88,12 @@ void mask_causal(float* s, int lds, const Unit& u, int R, int nq, int64_t j0, in
 }
 
 void run_unit(const Unit& u, float* out, float* lse, const float* q, const float* k, const float* v,
-              const AttnParams& p, int64_t Tq, Scratch& sc) {
+              const AttnParams& p, int64_t Tq, const PackedKV* pk, Scratch& sc) {
   const int D = p.D, G = p.Hq / p.Hkv;
   const int64_t q0 = p.cu_q[u.seg], k0 = p.cu_k[u.seg];
   const int64_t Lq = p.cu_q[u.seg + 1] - q0, Lk = p.cu_k[u.seg + 1] - k0;
   const int nq = u.i1 - u.i0, R = G * nq;
-  const bool use16 = p.bf16 && bf16attn::available(D);
+  const bool use16 = pk != nullptr;
   if (!use16) {
     sc.q.resize(size_t(R) * D);
     sc.kt.resize(size_t(D) * kBk);
@@ -66,18 +109,27 @@ void run_unit(const Unit& u, float* out, float* lse, const float* q, const float
   auto q_row = [&](int r) { return q + (q0 + u.i0 + r % nq) * p.q_stride + int64_t(u.g * G + r / nq) * D; };
   if (use16) {
     sc.q16.resize(size_t(R) * D);
-    sc.kt2.resize(size_t(D / 2) * kBk);
-    sc.v2.resize(size_t(kBk / 2) * D);
     sc.p16.resize(size_t(16) * kBk);
+    const bool prepacked = pk->block0[size_t(u.seg)] >= 0;
+    if (!prepacked) {
+      sc.kt2.resize(size_t(D / 2) * kBk);
+      sc.v2.resize(size_t(kBk / 2) * D);
+    }
     for (int r = 0; r < R; r++) bf16attn::round_rows(sc.q16.data() + size_t(r) * D, q_row(r), 0, 1, D);
     for (int64_t j0 = 0; j0 < kend; j0 += kBk) {
       const int nk = int(std::min<int64_t>(kBk, kend - j0));
-      bf16attn::pack_k(sc.kt2.data(), k + (k0 + j0) * p.k_stride + int64_t(u.g) * D, p.k_stride, nk, D);
-      bf16attn::pack_v(sc.v2.data(), v + (k0 + j0) * p.v_stride + int64_t(u.g) * D, p.v_stride, nk, D);
-      bf16attn::scores(sc.s.data(), sc.q16.data(), sc.kt2.data(), R, D, p.scale);
+      const uint32_t* kt2 = sc.kt2.data();
+      const uint32_t* v2 = sc.v2.data();
+      if (prepacked) {
+        kt2 = pk->kt2(p, u.seg, u.g, j0 / kBk);
+        v2 = pk->v2(p, u.seg, u.g, j0 / kBk);
+      } else {
+        bf16attn::pack_k(sc.kt2.data(), k + (k0 + j0) * p.k_stride + int64_t(u.g) * D, p.k_stride, nk, D);
+        bf16attn::pack_v(sc.v2.data(), v + (k0 + j0) * p.v_stride + int64_t(u.g) * D, p.v_stride, nk, D);
+      }
+      bf16attn::scores(sc.s.data(), sc.q16.data(), kt2, R, D, p.scale);
       if (p.causal && j0 + nk > u.i0 + shift + 1) mask_causal(sc.s.data(), kBk, u, R, nq, j0, nk, shift);
-      bf16attn::softmax_pv(sc.acc.data(), sc.m.data(), sc.l.data(), sc.s.data(), sc.p16.data(), sc.v2.data(), R,
-                           nk, D);
+      bf16attn::softmax_pv(sc.acc.data(), sc.m.data(), sc.l.data(), sc.s.data(), sc.p16.data(), v2, R, nk, D);
     }
   } else {
     // Gather q (scaled) contiguously.
@@ -123,11 +175,15 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
       for (int32_t i0 = 0; i0 < Lq; i0 += Bq) units.push_back({s, g, i0, std::min(Lq, i0 + Bq)});
   }
   const int64_t Tq = p.cu_q[p.nseq];
+  static thread_local PackedKV packed;  // kept between calls: its pages stay mapped
+  const bool use16 = p.bf16 && bf16attn::available(p.D);
+  if (use16) pack_kv(packed, k, v, p, Bq);
+  const PackedKV* pk = use16 ? &packed : nullptr;
 #pragma omp parallel
   {
     Scratch sc;
 #pragma omp for schedule(dynamic, 1)
-    for (size_t u = 0; u < units.size(); u++) run_unit(units[u], out, lse, q, k, v, p, Tq, sc);
+    for (size_t u = 0; u < units.size(); u++) run_unit(units[u], out, lse, q, k, v, p, Tq, pk, sc);
   }
 }
 
