@@ -88,9 +88,10 @@ template <int RT, int CW>
 VR_AVX512BF16 void pv_tile(float* acc, int D, const float* alpha, const uint16_t* p16, const uint32_t* v2, int njp,
                            int c0) {
   __m512 a[RT][CW];
-  for (int r = 0; r < RT; r++) {
+  for (int r = 0; r < RT; r++) {  // alpha 0: the row's first contribution, its acc holds nothing (not read)
     const __m512 al = _mm512_set1_ps(alpha[r]);
-    for (int i = 0; i < CW; i++) a[r][i] = _mm512_mul_ps(_mm512_loadu_ps(acc + r * D + c0 + i * 16), al);
+    for (int i = 0; i < CW; i++)
+      a[r][i] = alpha[r] == 0.f ? _mm512_setzero_ps() : _mm512_mul_ps(_mm512_loadu_ps(acc + r * D + c0 + i * 16), al);
   }
   for (int jp = 0; jp < njp; jp++) {
     const uint32_t* vj = v2 + jp * D + c0;

@@ -28,7 +28,7 @@ void pack_v(uint32_t* v2, const float* v, int64_t v_stride, int nk, int D);
 void scores(float* s, const uint16_t* q16, const uint32_t* kt2, int R, int D, float scale);
 // Online-softmax update of R rows with the score block s (columns >= nk and masked entries -inf ignored):
 // as softmax_pv_block (attention_tiles.h), with P rounded to bf16 (into p16, scratch) for the P V product
-// while l sums the fp32 P.
+// while l sums the fp32 P. acc rows whose m is still -inf are never read (they need no zero fill).
 void softmax_pv(float* acc, float* m, float* l, const float* s, uint16_t* p16, const uint32_t* v2, int R, int nk,
                 int D);
 
