@@ -124,8 +124,8 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     }
     {
       prof::Scope sc("vit rope");
-      rope_forward(qkv, cos, sin, Np, vc_.heads, int(hd), 3 * D);
-      rope_forward(qkv + D, cos, sin, Np, vc_.heads, int(hd), 3 * D);
+      // q and k are adjacent in each fused row and share the token's angles: one pass over 2 x heads
+      rope_forward(qkv, cos, sin, Np, 2 * vc_.heads, int(hd), 3 * D);
     }
     const std::vector<int32_t>& cu = b.full ? win.cu_full : win.cu_window;
     AttnParams ap;
