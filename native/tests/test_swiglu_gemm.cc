@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "ops/activation.h"
+#include "model/swiglu_mlp.h"
 #include "ops/linear.h"
 #include "tests/harness.h"
 #include "tests/reference.h"
@@ -115,6 +116,57 @@ VR_TEST(swiglu_gemms_bf16_cases) {
   swiglu_case(100, 72, 64, true, 12);    // ViT-like: biases
   swiglu_case(64, 48, 40, true, 13);
   swiglu_case(3, 48, 40, false, 14);     // decode-sized: not fused (the caller's GEMV path), reported as skipped
+}
+
+// The model's MLP (model/swiglu_mlp.h) over row chunks with padded buffers, as the towers call it: x += down(act),
+// act = bf16(bf16(silu(h Wg^T + bg)) * (h Wu^T + bu)). M = 330 in chunks of 128: two full chunks and a last one of 74
+// rows that runs padded to 80 in place (x and h16 allocated with linear_padded_rows(330) = 336 rows).
+VR_TEST(swiglu_mlp_forward_chunked_padded) {
+  const int64_t M = 330, D = 64, F = 96, chunk = 128;
+  Rng rng(50);
+  Weights g = make_weight(rng, F, D, true), u = make_weight(rng, F, D, true), dn = make_weight(rng, D, F, true);
+  const int64_t Mp = linear_padded_rows(M);
+  std::vector<float> h = rng.vec(size_t(M * D), -2, 2);
+  std::vector<uint16_t> h16(size_t(Mp * D), 0);
+  for (size_t i = 0; i < h.size(); i++) {
+    h16[i] = f32_to_bf16(h[i]);
+    h[i] = bf16_to_f32(h16[i]);
+  }
+  const std::vector<float> x0 = rng.vec(size_t(Mp * D));
+  std::vector<float> x = x0;
+  MLPScratch scratch;
+  swiglu_mlp_forward(x.data(), nullptr, M, D, g.L, u.L, dn.L, scratch, chunk, h16.data(), /*rows_padded=*/true);
+  std::vector<double> ref(size_t(M * D));
+  std::vector<float> naive(size_t(M * D));
+  std::vector<double> act_d(static_cast<size_t>(F));
+  std::vector<float> act_f(static_cast<size_t>(F));
+  for (int64_t m = 0; m < M; m++) {
+    for (int64_t n = 0; n < F; n++) {
+      double gd = g.b[size_t(n)], ud = u.b[size_t(n)];
+      float gf = g.b[size_t(n)], uf = u.b[size_t(n)];
+      for (int64_t k = 0; k < D; k++) {
+        const float xv = h[size_t(m * D + k)];
+        gd += double(xv) * g.w[size_t(n * D + k)];
+        ud += double(xv) * u.w[size_t(n * D + k)];
+        gf += xv * g.w[size_t(n * D + k)];
+        uf += xv * u.w[size_t(n * D + k)];
+      }
+      act_d[size_t(n)] = gd / (1 + std::exp(-gd)) * ud;
+      act_f[size_t(n)] = r16(r16(gf / (1 + std::exp(-gf))) * uf);
+    }
+    for (int64_t c = 0; c < D; c++) {
+      double sd = dn.b[size_t(c)];
+      float sf = dn.b[size_t(c)];
+      for (int64_t n = 0; n < F; n++) {
+        sd += act_d[size_t(n)] * dn.w[size_t(c * F + n)];
+        sf += act_f[size_t(n)] * dn.w[size_t(c * F + n)];
+      }
+      ref[size_t(m * D + c)] = double(x0[size_t(m * D + c)]) + sd;
+      naive[size_t(m * D + c)] = x0[size_t(m * D + c)] + sf;
+    }
+  }
+  check_rule("swiglu_mlp_forward M=330 chunks of 128, last chunk padded in place", x.data(), naive.data(), ref.data(),
+             ref.size(), 1e-5);
 }
 
 VR_TEST(swiglu_gemms_bf16_bad_input) {
