@@ -107,6 +107,22 @@ void padded_case(int64_t M, int64_t N, int64_t K, bool acc, uint64_t seed) {
                 (long long)N, (long long)K, acc ? " +acc" : "");
   check_close(std::string(name) + " bf16 input == unpadded call", d16.data(), dp.data(), d16.size(), 1e-6, 1e-6);
   check_close(std::string(name) + " fp32 input == unpadded call", d32.data(), dp.data(), d32.size(), 1e-6, 1e-6);
+  // and against fp64 on the bf16-rounded input (only the accumulation order differs from the naive fp32 loop)
+  std::vector<double> ref(size_t(M * N));
+  std::vector<float> naive(size_t(M * N));
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t n = 0; n < N; n++) {
+      double sd = w.b[size_t(n)];
+      float sf = w.b[size_t(n)];
+      for (int64_t k = 0; k < K; k++) {
+        const float xv = bf16_to_f32(x16[size_t(m * K + k)]);
+        sd += double(xv) * w.w[size_t(n * K + k)];
+        sf += xv * w.w[size_t(n * K + k)];
+      }
+      ref[size_t(m * N + n)] = (acc ? double(init[size_t(m * N + n)]) : 0.0) + sd;
+      naive[size_t(m * N + n)] = (acc ? init[size_t(m * N + n)] : 0.f) + sf;
+    }
+  check_rule(std::string(name) + " vs fp64", pad16.data(), naive.data(), ref.data(), ref.size(), 1e-5);
 }
 
 }  // namespace
