@@ -187,7 +187,7 @@ double attn_flops(const AttnSetup& a) {
   return pairs * a.Hq * a.D * 4.0;
 }
 
-void run_attention(const char* label, const AttnSetup& a, int reps, bool backward = false) {
+void run_attention(const char* label, const AttnSetup& a, int reps, bool backward = false, bool bf16 = false) {
   const int64_t Tq = a.cu_q.back(), Tk = a.cu_k.back();
   const auto q = random_floats(size_t(Tq * a.Hq * a.D), 5);
   const auto k = random_floats(size_t(Tk * a.Hkv * a.D), 6);
@@ -204,12 +204,13 @@ void run_attention(const char* label, const AttnSetup& a, int reps, bool backwar
   p.cu_k = a.cu_k.data();
   p.q_stride = p.o_stride = int64_t(a.Hq) * a.D;
   p.k_stride = p.v_stride = int64_t(a.Hkv) * a.D;
+  p.bf16 = bf16;
   const double flop = attn_flops(a);
   auto t = time_it([&] { vr::attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), p); }, reps);
   const double kv_bytes = double(Tk) * a.Hkv * a.D * 4 * 2;
-  std::printf("  %-40s fwd %7.1f GFLOP/s %7.1f GB/s(kv)  %8.2f ms\n", label, flop / t.best / 1e9,
+  std::printf("  %-40s fwd%s %7.1f GFLOP/s %7.1f GB/s(kv)  %8.2f ms\n", label, bf16 ? "-bf16" : "", flop / t.best / 1e9,
               kv_bytes / t.best / 1e9, t.best * 1e3);
-  if (backward) {
+  if (backward && !bf16) {
     const auto dout = random_floats(out.size(), 8);
     std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
     auto tb = time_it(
@@ -223,17 +224,21 @@ void run_attention(const char* label, const AttnSetup& a, int reps, bool backwar
   }
 }
 
+// Each shape in fp32 and with the bf16 tiles (AttnParams::bf16, --dtype bf16 inference; forward only).
 void bench_attention(bool quick) {
-  std::printf("\n== attention (fp32), GFLOP/s over visible pairs\n");
+  std::printf("\n== attention (fp32, and fwd-bf16: q/k/v/P in bf16), GFLOP/s over visible pairs\n");
   for (int L : {305, 1024, 2048, 4096}) {
     if (quick && L > 1024) continue;
     AttnSetup a{28, 4, 128, true, {0, L}, {0, L}};
-    run_attention(("LLM prefill L=" + std::to_string(L) + " 28:4 D128 causal").c_str(), a, L >= 2048 ? 2 : 4,
-                  L == 305);
+    const std::string label = "LLM prefill L=" + std::to_string(L) + " 28:4 D128 causal";
+    run_attention(label.c_str(), a, L >= 2048 ? 2 : 4, L == 305);
+    run_attention(label.c_str(), a, L >= 2048 ? 2 : 4, false, true);
   }
   for (int L : {305, 1024, 4096}) {
     AttnSetup a{28, 4, 128, true, {0, 1}, {0, L}};
-    run_attention(("LLM decode Lq=1 Lk=" + std::to_string(L)).c_str(), a, 20);
+    const std::string label = "LLM decode Lq=1 Lk=" + std::to_string(L);
+    run_attention(label.c_str(), a, 20);
+    run_attention(label.c_str(), a, 20, false, true);
   }
   for (int N : {1024, 4096}) {
     if (quick && N > 1024) continue;
@@ -242,9 +247,13 @@ void bench_attention(bool quick) {
       w.cu_q.push_back(w.cu_q.back() + 64);
       w.cu_k.push_back(w.cu_k.back() + 64);
     }
-    run_attention(("ViT windows 64 x " + std::to_string(N / 64) + " D80 16h").c_str(), w, 4, N == 1024);
+    const std::string wl = "ViT windows 64 x " + std::to_string(N / 64) + " D80 16h";
+    run_attention(wl.c_str(), w, 4, N == 1024);
+    run_attention(wl.c_str(), w, 4, false, true);
     AttnSetup f{16, 16, 80, false, {0, N}, {0, N}};
-    run_attention(("ViT full N=" + std::to_string(N) + " D80 16h").c_str(), f, N >= 4096 ? 2 : 3);
+    const std::string fl = "ViT full N=" + std::to_string(N) + " D80 16h";
+    run_attention(fl.c_str(), f, N >= 4096 ? 2 : 3);
+    run_attention(fl.c_str(), f, N >= 4096 ? 2 : 3, false, true);
   }
 }
 

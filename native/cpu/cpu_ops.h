@@ -16,12 +16,17 @@ namespace vr::cpu {
 enum class GemmPath { Auto = 0, OneDnn = 1, Builtin = 2, Gemv = 3 };
 void set_gemm_path(GemmPath p);
 GemmPath gemm_path();
-void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate);
+void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate, bool padded);
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const Linear& L, int64_t M, GradOverwrite overwrite);
 const char* linear_backend_name(DType dtype);
 bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes));
-void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate);
+void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate,
+                           bool padded);
+int64_t gemm_padded_rows(int64_t M);
+// swiglu_gemm.cc
+bool swiglu_gemms_bf16(uint16_t* act16, uint16_t* silu16, const uint16_t* x16, const Linear& gate, const Linear& up,
+                       int64_t M);
 void round_to_bf16_op(uint16_t* dst, const float* src, int64_t n);
 
 // attention_forward.cc / attention_backward.cc
@@ -34,6 +39,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 // norm.cc
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
                      float eps);
+void rmsnorm_forward_bf16(uint16_t* out16, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int64_t N, int64_t C);
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
@@ -50,6 +56,7 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 void swiglu_forward_bf16(uint16_t* out16, const float* gate, const float* up, int64_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 void gelu_erf_forward(float* out, const float* inp, int64_t n);
+void gelu_erf_forward_bf16(uint16_t* out16, const float* inp, int64_t n);
 void gelu_erf_backward(float* dinp, const float* dout, const float* inp, int64_t n);
 void add_inplace(float* a, const float* b, int64_t n);
 

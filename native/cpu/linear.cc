@@ -91,8 +91,11 @@ std::string gemm_label(const Linear& L, int64_t M) {
 // The BF16-weight forward. The input comes either as fp32 (`inp`, rounded here) or already rounded (`inp16`).
 // oneDNN's bf16 brgemm runs some row counts 10-25% slower than the next multiple of 8 (2 threads, Zen 5: M = 305
 // at 892 GFLOP/s, 312 at 1014; 1073 at 773, 1080 at 1008), so GEMMs of 64 rows or more pad M with zero rows.
-// VREFLECT_GEMM_PAD_M=<multiple> sets the rounding (1 = off).
-int64_t padded_rows(int64_t M) {
+// VREFLECT_GEMM_PAD_M=<multiple> sets the rounding (1 = off). Callers whose buffers already have the padded row
+// count say so (`padded`) and skip the copies.
+}  // namespace
+
+int64_t gemm_padded_rows(int64_t M) {
   static const int64_t q = [] {
     const char* e = std::getenv("VREFLECT_GEMM_PAD_M");
     const long v = e ? std::strtol(e, nullptr, 10) : 8;
@@ -102,14 +105,22 @@ int64_t padded_rows(int64_t M) {
   return (M + q - 1) / q * q;
 }
 
-void linear_forward_bf16_weights(float* out, const float* inp, const uint16_t* inp16, const Linear& L, int64_t M,
-                                 bool accumulate) {
-  const int64_t N = L.N, K = L.K;
-  const uint16_t* W = static_cast<const uint16_t*>(L.w);
+namespace {
+
+bool gemv_runs(int64_t M, const Linear& L) {
   const GemmPath path = gemm_path();
   const PackedWeight* P = L.packed.get();
-  if (M <= gemv_bf16_max_rows() && gemv_bf16_available() && (path == GemmPath::Auto || path == GemmPath::Gemv) &&
-      (!P || P->vnni64)) {
+  return M <= gemv_bf16_max_rows() && gemv_bf16_available() && (path == GemmPath::Auto || path == GemmPath::Gemv) &&
+         (!P || P->vnni64);
+}
+
+// `padded`: out (and inp16, when given) have gemm_padded_rows(M) rows, so the padded GEMM runs in place.
+void linear_forward_bf16_weights(float* out, const float* inp, const uint16_t* inp16, const Linear& L, int64_t M,
+                                 bool accumulate, bool padded) {
+  const int64_t N = L.N, K = L.K;
+  const uint16_t* W = static_cast<const uint16_t*>(L.w);
+  const PackedWeight* P = L.packed.get();
+  if (gemv_runs(M, L)) {
     static thread_local std::vector<float> wide;
     if (!inp) {  // the GEMV rounds its (tiny) input itself; bf16 -> fp32 -> bf16 is exact
       inp = grow(wide, M * K);
@@ -120,8 +131,8 @@ void linear_forward_bf16_weights(float* out, const float* inp, const uint16_t* i
     return;
   }
   if (use_onednn()) {
-    const int64_t Mp = padded_rows(M);
-    if (!inp16 || Mp != M) {
+    const int64_t Mp = gemm_padded_rows(M);
+    if (!inp16 || (Mp != M && !padded)) {
       static thread_local std::vector<uint16_t> abuf;
       uint16_t* a16 = grow(abuf, Mp * K);
       if (inp16) {
@@ -139,7 +150,7 @@ void linear_forward_bf16_weights(float* out, const float* inp, const uint16_t* i
     a.B = W; a.b_rs = 1; a.b_cs = K;
     a.b_packed = P;
     a.bias = L.b;
-    if (Mp == M) {
+    if (Mp == M || padded) {
       a.C = out; a.ldc = N; a.accumulate = accumulate;
       onednn_matmul(a);
       return;
@@ -170,12 +181,12 @@ void linear_forward_bf16_weights(float* out, const float* inp, const uint16_t* i
 
 }  // namespace
 
-void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate) {
+void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate, bool padded) {
   check_dtype(L);
   if (M == 0 || L.N == 0) return;
   const int64_t N = L.N, K = L.K;
   prof::Scope scope(gemm_label(L, M), 2.0 * double(M) * double(N) * double(K));
-  if (L.dtype == DType::BF16) return linear_forward_bf16_weights(out, inp, nullptr, L, M, accumulate);
+  if (L.dtype == DType::BF16) return linear_forward_bf16_weights(out, inp, nullptr, L, M, accumulate, padded);
   if (use_onednn()) {
     MatmulArgs a;
     a.M = M; a.N = N; a.K = K; a.bf16 = false;
@@ -188,12 +199,13 @@ void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bo
   }
 }
 
-void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate) {
+void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate,
+                           bool padded) {
   VR_CHECK(L.dtype == DType::BF16, "linear_forward_bf16in: the weight is ", dtype_name(L.dtype),
            ", a bf16 input needs BF16 weights");
   if (M == 0 || L.N == 0) return;
   prof::Scope scope(gemm_label(L, M), 2.0 * double(M) * double(L.N) * double(L.K));
-  linear_forward_bf16_weights(out, nullptr, inp16, L, M, accumulate);
+  linear_forward_bf16_weights(out, nullptr, inp16, L, M, accumulate, padded);
 }
 
 void round_to_bf16_op(uint16_t* dst, const float* src, int64_t n) {

@@ -28,6 +28,22 @@ VR_CLONES void rmsnorm_rows(float* out, float* rstd, const float* inp, const flo
   }
 }
 
+// rmsnorm_rows with the output rounded to bf16 (RNE) in the same pass, for a BF16-weight GEMM: the same fp32
+// arithmetic, so the bits equal round_to_bf16(rmsnorm_rows(...)).
+VR_CLONES void rmsnorm_rows_bf16(uint16_t* out16, const float* inp, const float* w, int64_t N, int64_t C, float eps) {
+#pragma omp parallel for schedule(static) if (N * C > 32768)
+  for (int64_t n = 0; n < N; n++) {
+    const float* x = inp + n * C;
+    uint16_t* y = out16 + n * C;
+    float ss = 0.f;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t c = 0; c < C; c++) ss += x[c] * x[c];
+    const float r = 1.0f / std::sqrt(ss / float(C) + eps);
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) y[c] = f32_to_bf16(w[c] * (x[c] * r));
+  }
+}
+
 VR_CLONES void layernorm_rows(float* out, float* mean, float* rstd, const float* inp, const float* w,
                               const float* b, int64_t N, int64_t C, float eps) {
 #pragma omp parallel for schedule(static) if (N * C > 32768)
@@ -68,6 +84,10 @@ struct ParamGradPartials {
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
                      float eps) {
   rmsnorm_rows(out, rstd, inp, weight, N, C, eps);
+}
+
+void rmsnorm_forward_bf16(uint16_t* out16, const float* inp, const float* weight, int64_t N, int64_t C, float eps) {
+  rmsnorm_rows_bf16(out16, inp, weight, N, C, eps);
 }
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,

@@ -27,11 +27,15 @@ PackedWeight::~PackedWeight() { std::free(data); }
 
 namespace {
 
+using dt = dnnl::memory::data_type;
+
 // The thread count is part of the key: oneDNN fixes its work split when a primitive is created. Packed B:
 // b_rs = b_cs = -1 (its layout is a function of N and K on one machine).
-using Key = std::tuple<int64_t, int64_t, int64_t, bool, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, int>;
+// Epilogue bits: 1 = bf16 C, 2 = swish, 4 = multiply by a bf16 tensor.
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, int, int>;
 
-using dt = dnnl::memory::data_type;
+int epilogue_bits(const MatmulArgs& a) { return (a.c_bf16 ? 1 : 0) | (a.swish ? 2 : 0) | (a.mul16 ? 4 : 0); }
+dt c_type(const MatmulArgs& a) { return a.c_bf16 ? dt::bf16 : dt::f32; }
 
 const dnnl::memory::desc& packed_desc(const PackedWeight& w) {
   return *static_cast<const dnnl::memory::desc*>(w.desc.get());
@@ -69,20 +73,20 @@ std::map<Key, Entry>& cache() {
 const Entry& get_entry(const MatmulArgs& a) {
   const int64_t brs = a.b_packed ? -1 : a.b_rs, bcs = a.b_packed ? -1 : a.b_cs;
   const Key key{a.M, a.N,   a.K,   a.bf16,           a.a_rs,       a.a_cs,
-                brs, bcs,   a.ldc, a.bias != nullptr, a.accumulate, omp_max_threads()};
+                brs, bcs,   a.ldc, a.bias != nullptr, a.accumulate, omp_max_threads(), epilogue_bits(a)};
   std::lock_guard<std::mutex> lock(g_mu);
   auto it = cache().find(key);
   if (it != cache().end()) return it->second;
   const dt in = a.bf16 ? dt::bf16 : dt::f32;
   dnnl::memory::desc a_md({a.M, a.K}, in, {a.a_rs, a.a_cs});
   dnnl::memory::desc b_md = b_desc(a);
-  dnnl::memory::desc c_md({a.M, a.N}, dt::f32, {a.ldc, 1});
+  dnnl::memory::desc c_md({a.M, a.N}, c_type(a), {a.ldc, 1});
   dnnl::primitive_attr attr;
-  if (a.accumulate) {
-    dnnl::post_ops po;
-    po.append_sum(1.0f);
-    attr.set_post_ops(po);
-  }
+  dnnl::post_ops po;
+  if (a.accumulate) po.append_sum(1.0f);
+  if (a.swish) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.0f, 0.0f);
+  if (a.mul16) po.append_binary(dnnl::algorithm::binary_mul, dnnl::memory::desc({a.M, a.N}, dt::bf16, {a.ldc, 1}));
+  if (po.len() > 0) attr.set_post_ops(po);
   try {
     dnnl::matmul::primitive_desc pd;
     if (a.bias) {
@@ -112,8 +116,13 @@ const char* onednn_matmul(const MatmulArgs& a) {
   // Memory objects wrap the caller's buffers (no copy); descriptors must equal the primitive's.
   dnnl::memory am({{a.M, a.K}, in, {a.a_rs, a.a_cs}}, eng, const_cast<void*>(a.A));
   dnnl::memory bm(b_desc(a), eng, const_cast<void*>(a.b_packed ? a.b_packed->data : a.B));
-  dnnl::memory cm({{a.M, a.N}, dt::f32, {a.ldc, 1}}, eng, a.C);
+  dnnl::memory cm({{a.M, a.N}, c_type(a), {a.ldc, 1}}, eng, a.C);
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
+  if (a.mul16) {
+    const int idx = a.accumulate ? 1 : 0;  // the binary post-op's position (after the sum, when there is one)
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1,
+                 dnnl::memory({{a.M, a.N}, dt::bf16, {a.ldc, 1}}, eng, const_cast<uint16_t*>(a.mul16)));
+  }
   if (a.bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, a.N}, dt::f32, {a.N, 1}}, eng, const_cast<float*>(a.bias)));
   dnnl::stream s(eng);
   try {
@@ -124,6 +133,8 @@ const char* onednn_matmul(const MatmulArgs& a) {
   }
   return e.impl.c_str();
 }
+
+const char* onednn_matmul_impl(const MatmulArgs& a) { return get_entry(a).impl.c_str(); }
 
 std::string onednn_impl_name(bool bf16) {
   static std::string names[2];
@@ -231,6 +242,7 @@ bool weight_packing_enabled() { return false; }
 
 bool onednn_available() { return false; }
 const char* onednn_matmul(const MatmulArgs&) { fail("oneDNN is not built in (install libdnnl-dev and rebuild)"); }
+const char* onednn_matmul_impl(const MatmulArgs&) { return ""; }
 std::string onednn_impl_name(bool) { return ""; }
 
 #endif

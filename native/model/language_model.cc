@@ -67,15 +67,19 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
   const float* cos = w.cos.data();
   const float* sin = w.sin.data();
 
-  float* x = grow(w.x, T * D);
+  // x, q and h16 get the padded row count of the bf16 GEMMs (linear_padded_rows), so those GEMMs run in place; the
+  // extra rows of h16 are zeros, those of x and q collect junk nobody reads.
+  const int64_t Tp = linear_padded_rows(T);
+  float* x = grow(w.x, Tp * D);
   std::memcpy(x, x_in, size_t(T * D) * sizeof(float));
-  float* h = grow(w.h, T * D);
-  float* q = grow(w.q, T * Dq);
+  float* q = grow(w.q, Tp * Dq);
   float* att = grow(w.att, T * Dq);
   float* lse = grow(w.lse, int64_t(Hq) * T);
-  // BF16 weights: the normalised input is rounded to bf16 once for q/k/v and once for gate/up.
+  // BF16 weights: the RMSNorm writes bf16 (h16) once for q/k/v and once for gate/up; h (fp32) is not used.
   const bool bf16 = !layers_.empty() && layers_[0].q.dtype == DType::BF16;
-  uint16_t* h16 = bf16 ? grow(w.h16, T * D) : nullptr;
+  float* h = bf16 ? nullptr : grow(w.h, T * D);  // fp32 norm output (bf16 weights: only h16)
+  uint16_t* h16 = bf16 ? grow(w.h16, Tp * D) : nullptr;
+  if (h16) std::memset(h16 + T * D, 0, size_t((Tp - T) * D) * sizeof(uint16_t));
   const int32_t cu_q[2] = {0, int32_t(T)};
   const int32_t cu_k[2] = {0, int32_t(c + T)};
   if (probe) probe->probs.assign(size_t(probe->key_end - probe->key_begin), 0.f);
@@ -84,16 +88,19 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
     const Layer& l = layers_[li];
     float* K = cache.k(int(li));
     float* V = cache.v(int(li));
-    {
-      prof::Scope sc("llm rmsnorm");
-      rmsnorm_forward(h, nullptr, x, l.in_norm, T, D, tc_.eps);
-    }
     if (bf16) {
-      round_to_bf16(h16, h, T * D);
-      linear_forward_bf16in(q, h16, l.q, T);
+      {
+        prof::Scope sc("llm rmsnorm (-> bf16)");
+        rmsnorm_forward_bf16(h16, x, l.in_norm, T, D, tc_.eps);
+      }
+      linear_forward_bf16in(q, h16, l.q, T, /*accumulate=*/false, /*padded=*/true);
       linear_forward_bf16in(K + c * Dkv, h16, l.k, T);
       linear_forward_bf16in(V + c * Dkv, h16, l.v, T);
     } else {
+      {
+        prof::Scope sc("llm rmsnorm");
+        rmsnorm_forward(h, nullptr, x, l.in_norm, T, D, tc_.eps);
+      }
       linear_forward(q, h, l.q, T);
       linear_forward(K + c * Dkv, h, l.k, T);
       linear_forward(V + c * Dkv, h, l.v, T);
@@ -109,6 +116,7 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
     ap.D = int(hd);
     ap.scale = 1.0f / std::sqrt(float(hd));
     ap.causal = true;
+    ap.bf16 = bf16;  // bf16 weights: bf16 attention tiles too (fp32 keeps fp32 attention)
     ap.nseq = 1;
     ap.cu_q = cu_q;
     ap.cu_k = cu_k;
@@ -134,13 +142,15 @@ void LanguageModel::forward(float* hidden, const float* x_in, int64_t T, const i
         }
       }
     }
-    linear_forward(x, att, l.o, T, /*accumulate=*/true);
-    {
+    linear_forward(x, att, l.o, T, /*accumulate=*/true, /*padded=*/true);
+    if (bf16) {  // the MLP reads only h16
+      prof::Scope sc("llm rmsnorm (-> bf16)");
+      rmsnorm_forward_bf16(h16, x, l.post_norm, T, D, tc_.eps);
+    } else {
       prof::Scope sc("llm rmsnorm");
       rmsnorm_forward(h, nullptr, x, l.post_norm, T, D, tc_.eps);
     }
-    if (bf16) round_to_bf16(h16, h, T * D);
-    swiglu_mlp_forward(x, h, T, D, l.gate, l.up, l.down, w.mlp, 1024, bf16 ? h16 : nullptr);
+    swiglu_mlp_forward(x, h, T, D, l.gate, l.up, l.down, w.mlp, 1024, bf16 ? h16 : nullptr, /*rows_padded=*/true);
     if (progress) progress->step();
   }
   cache.advance(T);

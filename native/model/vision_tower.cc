@@ -83,7 +83,10 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     vision_rope_tables(vc_, grids, w.cos0, w.sin0);
     win = vision_windows(vc_, grids);
   }
-  float* x = grow(w.x, Np * D);
+  // x, qkv and h16 get the padded row count of the bf16 GEMMs (linear_padded_rows), so those GEMMs run in place;
+  // the extra rows of h16 are zeros, those of x and qkv collect junk (biases) nobody reads.
+  const int64_t Npp = linear_padded_rows(Np);
+  float* x = grow(w.x, Npp * D);
   float* cos = grow(w.cos, Np * hd);
   float* sin = grow(w.sin, Np * hd);
   {
@@ -99,21 +102,30 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     }
   }
 
-  float* h = grow(w.h, Np * D);
-  float* qkv = grow(w.qkv, Np * 3 * D);
+  float* qkv = grow(w.qkv, Npp * 3 * D);
   float* att = grow(w.att, Np * D);
   const bool bf16 = !blocks_.empty() && blocks_[0].qkv.dtype == DType::BF16;
-  uint16_t* h16 = bf16 ? grow(w.h16, Np * D) : nullptr;
+  float* h = bf16 ? nullptr : grow(w.h, Np * D);  // fp32 norm output (bf16 weights: only h16)
+  uint16_t* h16 = bf16 ? grow(w.h16, Npp * D) : nullptr;
+  if (h16) std::memset(h16 + Np * D, 0, size_t((Npp - Np) * D) * sizeof(uint16_t));
   for (const Block& b : blocks_) {
-    {
-      prof::Scope sc("vit rmsnorm");
-      rmsnorm_forward(h, nullptr, x, b.norm1, Np, D, vc_.eps);
+    if (bf16) {  // the norm writes the GEMM's bf16 input straight
+      {
+        prof::Scope sc("vit rmsnorm (-> bf16)");
+        rmsnorm_forward_bf16(h16, x, b.norm1, Np, D, vc_.eps);
+      }
+      linear_forward_bf16in(qkv, h16, b.qkv, Np, false, /*padded=*/true);
+    } else {
+      {
+        prof::Scope sc("vit rmsnorm");
+        rmsnorm_forward(h, nullptr, x, b.norm1, Np, D, vc_.eps);
+      }
+      linear_forward(qkv, h, b.qkv, Np);
     }
-    linear_forward(qkv, h, b.qkv, Np);  // one GEMM: the rounding happens once anyway
     {
       prof::Scope sc("vit rope");
-      rope_forward(qkv, cos, sin, Np, vc_.heads, int(hd), 3 * D);
-      rope_forward(qkv + D, cos, sin, Np, vc_.heads, int(hd), 3 * D);
+      // q and k are adjacent in each fused row and share the token's angles: one pass over 2 x heads
+      rope_forward(qkv, cos, sin, Np, 2 * vc_.heads, int(hd), 3 * D);
     }
     const std::vector<int32_t>& cu = b.full ? win.cu_full : win.cu_window;
     AttnParams ap;
@@ -121,6 +133,7 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
     ap.D = int(hd);
     ap.scale = 1.0f / std::sqrt(float(hd));
     ap.causal = false;
+    ap.bf16 = bf16;  // bf16 weights: bf16 attention tiles too (fp32 keeps fp32 attention)
     ap.nseq = int(cu.size()) - 1;
     ap.cu_q = ap.cu_k = cu.data();
     ap.q_stride = ap.k_stride = ap.v_stride = 3 * D;
@@ -131,30 +144,49 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
       prof::Scope sc(b.full ? "vit attention full" : "vit attention window", fl);
       attention_forward(att, nullptr, qkv, qkv + D, qkv + 2 * D, ap);
     }
-    linear_forward(x, att, b.proj, Np, /*accumulate=*/true);
-    {
+    linear_forward(x, att, b.proj, Np, /*accumulate=*/true, /*padded=*/true);
+    if (bf16) {
+      prof::Scope sc("vit rmsnorm (-> bf16)");
+      rmsnorm_forward_bf16(h16, x, b.norm2, Np, D, vc_.eps);
+    } else {
       prof::Scope sc("vit rmsnorm");
       rmsnorm_forward(h, nullptr, x, b.norm2, Np, D, vc_.eps);
     }
-    if (bf16) round_to_bf16(h16, h, Np * D);
-    swiglu_mlp_forward(x, h, Np, D, b.gate, b.up, b.down, w.mlp, 2048, h16);
+    swiglu_mlp_forward(x, h, Np, D, b.gate, b.up, b.down, w.mlp, 2048, h16, /*rows_padded=*/true);
     if (progress) progress->step();
   }
 
   // Merger: RMSNorm per patch, concatenate each 2x2 block (rows are adjacent), MLP, then undo window order.
-  {
-    prof::Scope sc("vit rmsnorm");
-    rmsnorm_forward(h, nullptr, x, merger_norm_, Np, D, vc_.eps);
-  }
   const int64_t Nt = Np / u;
   float* m1 = grow(w.m1, Nt * u * D);
   float* y = grow(w.y, Nt * vc_.out_hidden);
-  linear_forward(m1, h, merger_fc1_, Nt);
-  {
-    prof::Scope sc("vit merger gelu");
-    gelu_erf_forward(m1, m1, Nt * u * D);
+  if (bf16) {  // h16 [Np, D] read as [Nt, 4D]
+    {
+      prof::Scope sc("vit rmsnorm (-> bf16)");
+      rmsnorm_forward_bf16(h16, x, merger_norm_, Np, D, vc_.eps);
+    }
+    linear_forward_bf16in(m1, h16, merger_fc1_, Nt);
+  } else {
+    {
+      prof::Scope sc("vit rmsnorm");
+      rmsnorm_forward(h, nullptr, x, merger_norm_, Np, D, vc_.eps);
+    }
+    linear_forward(m1, h, merger_fc1_, Nt);
   }
-  linear_forward(y, m1, merger_fc2_, Nt);
+  if (bf16) {  // the GELU rounds to bf16 in its own pass for fc2 (vectorised erf)
+    uint16_t* m1_16 = grow(w.m1_16, Nt * u * D);
+    {
+      prof::Scope sc("vit merger gelu (-> bf16)");
+      gelu_erf_forward_bf16(m1_16, m1, Nt * u * D);
+    }
+    linear_forward_bf16in(y, m1_16, merger_fc2_, Nt);
+  } else {
+    {
+      prof::Scope sc("vit merger gelu");
+      gelu_erf_forward(m1, m1, Nt * u * D);
+    }
+    linear_forward(y, m1, merger_fc2_, Nt);
+  }
   const int64_t O = vc_.out_hidden;
   prof::Scope unperm_scope("vit undo window order");
   features.resize(size_t(Nt * O));  // every row is written below (order is a permutation)

@@ -28,6 +28,7 @@ VisionWindows vision_windows(const VisionConfig& vc, const std::vector<ImageGrid
 // in training). Buffers only grow; every element is overwritten before it is read, so no clearing is needed.
 struct VisionWorkspace {
   std::vector<float> x0, x, cos0, sin0, cos, sin, h, qkv, att, m1, y;
+  std::vector<uint16_t> m1_16;  // the merger's GELU in bf16 (BF16 weights)
   MLPScratch mlp;
   std::vector<uint16_t> h16;
 };

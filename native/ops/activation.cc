@@ -39,6 +39,14 @@ void gelu_erf_forward(float* out, const float* inp, int64_t n) {
   cpu::gelu_erf_forward(out, inp, n);
 }
 
+void gelu_erf_forward_bf16(uint16_t* out16, const float* inp, int64_t n) {
+  VR_CHECK(n >= 0, "gelu_erf_forward_bf16: negative size ", n);
+  if (n == 0) return;
+  VR_CHECK(out16 && inp, "gelu_erf_forward_bf16: null buffer");
+  apply_num_threads();
+  cpu::gelu_erf_forward_bf16(out16, inp, n);
+}
+
 void gelu_erf_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
   VR_CHECK(n >= 0, "gelu_erf_backward: negative size ", n);
   if (n == 0) return;

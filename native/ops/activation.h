@@ -15,6 +15,9 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 
 // Exact erf GELU: 0.5 z (1 + erf(z / sqrt 2)), in place allowed (out == inp).
 void gelu_erf_forward(float* out, const float* inp, int64_t n);
+// out16 = bf16 bits of the GELU (RNE), for a BF16-weight GEMM: erf from a rational approximation (|err| < 1.5e-7)
+// on AVX-512, far below the bf16 rounding.
+void gelu_erf_forward_bf16(uint16_t* out16, const float* inp, int64_t n);
 void gelu_erf_backward(float* dinp, const float* dout, const float* inp, int64_t n);
 
 // a += b

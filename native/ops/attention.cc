@@ -38,6 +38,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* lse, const float* q, const float* k, const float* v,
                         const AttnParams& p) {
   check_params(p, "attention_backward");
+  VR_CHECK(!p.bf16, "attention_backward: bf16 attention is forward-only (training runs the fp32 kernel)");
   if (p.nseq == 0) return;
   VR_CHECK(dout && out && lse && q && k && v, "attention_backward: null dout/out/lse/q/k/v buffer");
   apply_num_threads();

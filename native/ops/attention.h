@@ -24,6 +24,10 @@ struct AttnParams {
   const int32_t* cu_q = nullptr;   // [nseq+1]
   const int32_t* cu_k = nullptr;   // [nseq+1]
   int64_t q_stride = 0, k_stride = 0, v_stride = 0, o_stride = 0;  // floats per token row
+  // Forward only (bf16 inference): q, k, v and the probabilities are rounded to bf16 and multiplied with fp32
+  // accumulation (AVX-512-BF16); softmax statistics stay fp32. Without that CPU feature (or for head dims that
+  // are not multiples of 16) the fp32 kernel runs. The backward rejects it (training stays fp32).
+  bool bf16 = false;
 };
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,

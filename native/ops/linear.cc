@@ -18,20 +18,35 @@ void check_linear(const Linear& L, int64_t M, const char* op) {
 }
 }  // namespace
 
-void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate) {
+void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate, bool padded) {
   check_linear(L, M, "linear_forward");
   if (M == 0 || L.N == 0) return;
   VR_CHECK(out && inp, "linear_forward: null input or output buffer");
   apply_num_threads();
-  cpu::linear_forward(out, inp, L, M, accumulate);
+  cpu::linear_forward(out, inp, L, M, accumulate, padded);
 }
 
-void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate) {
+void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate,
+                           bool padded) {
   check_linear(L, M, "linear_forward_bf16in");
   if (M == 0 || L.N == 0) return;
   VR_CHECK(out && inp16, "linear_forward_bf16in: null input or output buffer");
   apply_num_threads();
-  cpu::linear_forward_bf16in(out, inp16, L, M, accumulate);
+  cpu::linear_forward_bf16in(out, inp16, L, M, accumulate, padded);
+}
+
+int64_t linear_padded_rows(int64_t M) { return cpu::gemm_padded_rows(M); }
+
+bool swiglu_gemms_bf16(uint16_t* act16, uint16_t* silu16, const uint16_t* x16, const Linear& gate, const Linear& up,
+                       int64_t M) {
+  check_linear(gate, M, "swiglu_gemms_bf16 (gate)");
+  check_linear(up, M, "swiglu_gemms_bf16 (up)");
+  VR_CHECK(gate.N == up.N && gate.K == up.K, "swiglu_gemms_bf16: gate [", gate.N, ", ", gate.K, "] and up [", up.N,
+           ", ", up.K, "] differ in shape");
+  if (M == 0 || gate.N == 0) return true;
+  VR_CHECK(act16 && silu16 && x16, "swiglu_gemms_bf16: null buffer");
+  apply_num_threads();
+  return cpu::swiglu_gemms_bf16(act16, silu16, x16, gate, up, M);
 }
 
 void round_to_bf16(uint16_t* dst, const float* src, int64_t n) {

@@ -39,11 +39,26 @@ struct Linear {
 bool linear_prepack(Linear& L, void (*consumed)(const void* p, size_t bytes) = nullptr);
 
 // out[M,N] = inp[M,K] @ W^T + b. With accumulate=true the result is added to out (residual fusion).
-void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate = false);
+// `padded` (BF16 weights, prefill): out has linear_padded_rows(M) rows, so the GEMM writes its padded rows in place
+// instead of through scratch (their contents are junk; accumulate adds junk to them).
+void linear_forward(float* out, const float* inp, const Linear& L, int64_t M, bool accumulate = false,
+                    bool padded = false);
 
 // The same with the input already rounded to bf16 (BF16 weights only, else a vr::Error): a layer rounds its
 // normalised input once for all the GEMMs that read it (q/k/v, gate/up) instead of once per GEMM.
-void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate = false);
+// `padded`: out and inp16 both have linear_padded_rows(M) rows (inp16's extra rows finite, e.g. zeros).
+void linear_forward_bf16in(float* out, const uint16_t* inp16, const Linear& L, int64_t M, bool accumulate = false,
+                           bool padded = false);
+// Rows a BF16 GEMM of M rows really runs on: oneDNN's bf16 kernels run some row counts 10-25% slower than the next
+// multiple of 8, so M >= 64 is rounded up (VREFLECT_GEMM_PAD_M). Buffers of this many rows let `padded` skip copies.
+int64_t linear_padded_rows(int64_t M);
+// The gated MLP's gate and up GEMMs with the SwiGLU in their epilogues (inference, BF16 weights, bf16 in and out):
+//   silu16 = bf16(silu(x16 Wg^T + bg)),  act16 = bf16((x16 Wu^T + bu) * silu16)
+// x16 [M, K], silu16 and act16 [M, F], each allocated with linear_padded_rows(M) rows (x16's extra rows finite).
+// Returns false, writing nothing, where this path does not run (no oneDNN, decode-sized M, the built-in GEMM forced,
+// or oneDNN cannot fuse the epilogue): the caller then runs gate, up and swiglu_forward_bf16 itself.
+bool swiglu_gemms_bf16(uint16_t* act16, uint16_t* silu16, const uint16_t* x16, const Linear& gate, const Linear& up,
+                       int64_t M);
 // dst = bf16 bits of src (round to nearest even, as f32_to_bf16): the rounding linear_forward does for BF16
 // weights, done once by the caller.
 void round_to_bf16(uint16_t* dst, const float* src, int64_t n);

@@ -16,6 +16,14 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
   cpu::rmsnorm_forward(out, rstd, inp, weight, N, C, eps);
 }
 
+void rmsnorm_forward_bf16(uint16_t* out16, const float* inp, const float* weight, int64_t N, int64_t C, float eps) {
+  VR_CHECK(N >= 0 && C > 0, "rmsnorm_forward_bf16: bad shape [", N, ", ", C, "]");
+  if (N == 0) return;
+  VR_CHECK(out16 && inp && weight, "rmsnorm_forward_bf16: null buffer");
+  apply_num_threads();
+  cpu::rmsnorm_forward_bf16(out16, inp, weight, N, C, eps);
+}
+
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int64_t N, int64_t C) {
   VR_CHECK(N >= 0 && C > 0, "rmsnorm_backward: bad shape [", N, ", ", C, "]");

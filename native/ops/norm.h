@@ -7,6 +7,9 @@ namespace vr {
 // out[n,:] = weight * inp[n,:] / sqrt(mean(inp[n,:]^2) + eps); rstd[n] (optional) keeps 1/sqrt(...).
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
                      float eps);
+// The same, written as bf16 bits (RNE) for BF16-weight GEMMs (inference): equal to round_to_bf16 of the fp32
+// output, without the fp32 tensor and the second pass.
+void rmsnorm_forward_bf16(uint16_t* out16, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
 // dinp += d/dinp, dweight += d/dweight (either may be null).
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int64_t N, int64_t C);

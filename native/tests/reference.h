@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/dtype.h"
 #include "ops/attention.h"
 
 namespace vr::test::ref {
@@ -65,8 +66,10 @@ inline bool visible(const AttnShape& a, int64_t i, int64_t j, int64_t Lq, int64_
 }
 
 // Full softmax attention on dense [T, H, D] buffers. lse[h*Tq + t]; rows that see no key: out 0, lse -inf.
+// round_p: the probabilities multiplying v are rounded to bf16 (their sum is not), as bf16 attention does.
 template <class T>
-void attention(Vec<T>& out, Vec<T>& lse, const Vec<T>& q, const Vec<T>& k, const Vec<T>& v, const AttnShape& a) {
+void attention(Vec<T>& out, Vec<T>& lse, const Vec<T>& q, const Vec<T>& k, const Vec<T>& v, const AttnShape& a,
+               bool round_p = false) {
   const int D = a.D, G = a.Hq / a.Hkv;
   const int64_t Tq = a.Tq();
   for (size_t s = 0; s + 1 < a.cu_q.size(); s++) {
@@ -94,7 +97,8 @@ void attention(Vec<T>& out, Vec<T>& lse, const Vec<T>& q, const Vec<T>& k, const
           if (!visible(a, i, j, Lq, Lk)) continue;
           const T p = std::exp(sc[size_t(j)] - mx);
           sum += p;
-          for (int c = 0; c < D; c++) o[c] += p * v[((k0 + j) * a.Hkv + g) * D + c];
+          const T pv = round_p ? T(bf16_to_f32(f32_to_bf16(float(p)))) : p;
+          for (int c = 0; c < D; c++) o[c] += pv * v[((k0 + j) * a.Hkv + g) * D + c];
         }
         for (int c = 0; c < D; c++) o[c] /= sum;
         lse[size_t(h * Tq + q0 + i)] = mx + std::log(sum);

@@ -1,10 +1,14 @@
 // attention_forward / attention_backward against the full-softmax fp64 reference: varlen segments, GQA,
 // causal (bottom-right aligned, including decode and Lq > Lk), head dims 16/80/128, fused-qkv strides, lse.
+// The bf16 forward (AttnParams::bf16) against the same fp64 reference, with a naive loop that rounds q, k, v
+// and P to bf16 as the baseline of the tolerance rule.
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <string>
 
+#include "core/dtype.h"
+#include "cpu/attention_tiles_bf16.h"
 #include "ops/attention.h"
 #include "tests/harness.h"
 #include "tests/reference.h"
@@ -137,6 +141,56 @@ void forward_case(const Case& c, uint64_t seed) {
   check_rule(c.name + " lse", lse.data(), nlse.data(), rlse.data(), lse.size(), 1e-6);
 }
 
+std::vector<float> bf16_round(const std::vector<float>& v) {
+  std::vector<float> r(v.size());
+  for (size_t i = 0; i < v.size(); i++) r[i] = bf16_to_f32(f32_to_bf16(v[i]));
+  return r;
+}
+
+// bf16 attention: err vs fp64 (exact inputs) <= 2 x err of the naive loop with q, k, v and P rounded to bf16;
+// and vs fp64 on the rounded q, k, v (only P rounding and accumulation order remain) against the same loop.
+// Where the bf16 tiles run (AVX-512-BF16, D % 16 == 0) the result must also differ from the fp32 kernel's,
+// so a silent fallback cannot pass as the bf16 path.
+void forward_case_bf16(const Case& c, uint64_t seed) {
+  Built b = build(c, seed);
+  AttnParams p = params(c, b);
+  p.bf16 = true;
+  const int64_t Tq = b.shape.Tq(), qd = int64_t(c.Hq) * c.D, kd = int64_t(c.Hkv) * c.D;
+  std::vector<float> out(size_t(Tq * qd), 7.f), lse(size_t(c.Hq * Tq), 7.f);
+  if (c.fused) {
+    Fused f = fuse(b.q, b.k, b.v, Tq, qd, kd);
+    p.q_stride = p.k_stride = p.v_stride = p.o_stride = f.stride;
+    Fused o{f.stride, std::vector<float>(f.buf.size(), 7.f)};
+    attention_forward(o.q(), lse.data(), f.q(), f.k(qd), f.v(qd, kd), p);
+    out = unfuse(o, Tq, 0, qd);
+  } else {
+    attention_forward(out.data(), lse.data(), b.q.data(), b.k.data(), b.v.data(), p);
+  }
+  const std::vector<float> q16 = bf16_round(b.q), k16 = bf16_round(b.k), v16 = bf16_round(b.v);
+  std::vector<double> rout(out.size()), rlse(lse.size()), rout16(out.size()), rlse16(lse.size());
+  ref::attention<double>(rout, rlse, to_double(b.q), to_double(b.k), to_double(b.v), b.shape);
+  ref::attention<double>(rout16, rlse16, to_double(q16), to_double(k16), to_double(v16), b.shape);
+  std::vector<float> nout(out.size()), nlse(lse.size());
+  ref::attention<float>(nout, nlse, q16, k16, v16, b.shape, /*round_p=*/true);
+  const std::string name = c.name + " bf16";
+  const bool tiles = cpu::bf16attn::available(c.D);  // else the fp32 kernel runs (no rounding at all)
+  check_rule(name + " out", out.data(), nout.data(), rout.data(), out.size(), 1e-6);
+  std::vector<float> lse2 = lse, nlse2 = nlse;
+  split_masked_lse(name, lse, nlse, rlse);
+  check_rule(name + " lse", lse.data(), nlse.data(), rlse.data(), lse.size(), 1e-6);
+  if (tiles) {
+    check_rule(name + " out (fp64 on bf16 q/k/v)", out.data(), nout.data(), rout16.data(), out.size(), 1e-6);
+    split_masked_lse(name + " (bf16 q/k/v)", lse2, nlse2, rlse16);
+    check_rule(name + " lse (fp64 on bf16 q/k/v)", lse2.data(), nlse2.data(), rlse16.data(), lse2.size(), 1e-6);
+  }
+  if (tiles && Tq > 0) {
+    p = params(c, b);
+    std::vector<float> out32(size_t(Tq * qd));
+    attention_forward(out32.data(), nullptr, b.q.data(), b.k.data(), b.v.data(), p);
+    check_true(name + " ran the bf16 tiles (result differs from the fp32 kernel)", out32 != out);
+  }
+}
+
 void backward_case(const Case& c, uint64_t seed) {
   Built b = build(c, seed);
   AttnParams p = params(c, b);
@@ -198,6 +252,17 @@ const std::vector<Case>& forward_cases() {
 VR_TEST(attention_forward_cases) {
   uint64_t seed = 300;
   for (const Case& c : forward_cases()) forward_case(c, seed++);
+}
+
+// Every forward case again in bf16 (q, k, v, P rounded), plus block edges: odd key counts, D64, D32.
+VR_TEST(attention_forward_bf16_cases) {
+  std::vector<Case> cases = forward_cases();
+  cases.push_back({"odd key blocks Hq3:Hkv1 D64 causal", 3, 1, 64, true, {63, 1, 65}, {63, 1, 129}});
+  cases.push_back({"ViT window D80 L1 and L63", 16, 16, 80, false, {1, 63}, {1, 63}});
+  cases.push_back({"D32 Hq4:Hkv4 L200 not causal", 4, 4, 32, false, {200}, {200}});
+  cases.push_back({"ViT full D80 Hq16 L400", 16, 16, 80, false, {400}, {400}, true});
+  uint64_t seed = 700;
+  for (const Case& c : cases) forward_case_bf16(c, seed++);
 }
 
 VR_TEST(attention_backward_cases) {
@@ -263,6 +328,12 @@ VR_TEST(attention_bad_input) {
   p.cu_q = bad;
   expect_throw("attention decreasing cu_q",
                [&] { attention_forward(buf.data(), nullptr, buf.data(), buf.data(), buf.data(), p); });
+  p.cu_q = cu;
+  p.bf16 = true;
+  expect_throw("attention backward with bf16 (forward-only)", [&] {
+    attention_backward(buf.data(), buf.data(), buf.data(), buf.data(), buf.data(), buf.data(), buf.data(), buf.data(),
+                       buf.data(), p);
+  });
 }
 
 }  // namespace vr::test

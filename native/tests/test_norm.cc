@@ -2,6 +2,8 @@
 // finite differences).
 #include <string>
 
+#include "core/dtype.h"
+#include "ops/linear.h"
 #include "ops/norm.h"
 #include "tests/harness.h"
 #include "tests/reference.h"
@@ -72,6 +74,30 @@ VR_TEST(norm_cases) {
   ln_case(1, 7, 4);
   ln_case(13, 1280, 5);
   ln_case(40, 3584, 6);
+}
+
+// rmsnorm_forward_bf16 against fp64 (the naive baseline is the fp32 loop rounded to bf16), and bit-identical to
+// rounding the fp32 op's output (the contract the bf16 model path relies on).
+VR_TEST(rmsnorm_forward_bf16_cases) {
+  for (auto [N, C] : {std::pair<int64_t, int64_t>{7, 80}, {305, 3584}, {3, 1280}, {64, 17}}) {
+    Rng rng(uint64_t(N * 1000 + C));
+    const auto x = rng.vec(size_t(N * C), -3, 3), w = rng.vec(size_t(C), 0.5, 1.5);
+    std::vector<uint16_t> o16(size_t(N * C)), r16(size_t(N * C));
+    rmsnorm_forward_bf16(o16.data(), x.data(), w.data(), N, C, 1e-6f);
+    std::vector<float> o32(size_t(N * C)), ours(size_t(N * C)), naive(size_t(N * C)), nr(static_cast<size_t>(N));
+    rmsnorm_forward(o32.data(), nullptr, x.data(), w.data(), N, C, 1e-6f);
+    round_to_bf16(r16.data(), o32.data(), N * C);
+    const std::string name = "rmsnorm bf16 N=" + std::to_string(N) + " C=" + std::to_string(C);
+    check_true(name + " equals round_to_bf16(rmsnorm_forward)", o16 == r16);
+    std::vector<double> rout(size_t(N * C)), rr(static_cast<size_t>(N));
+    ref::rmsnorm<double>(rout, rr, to_double(x), to_double(w), N, C, 1e-6);
+    ref::rmsnorm<float>(naive, nr, x, w, N, C, 1e-6);
+    for (size_t i = 0; i < ours.size(); i++) {
+      ours[i] = bf16_to_f32(o16[i]);
+      naive[i] = bf16_to_f32(f32_to_bf16(naive[i]));
+    }
+    check_rule(name + " vs fp64", ours.data(), naive.data(), rout.data(), ours.size(), 1e-6);
+  }
 }
 
 VR_TEST(norm_reference_gradients_fd) {
