@@ -11,6 +11,8 @@
 // and the weights' update after each step (w - w0, floor relative to the update's size). Against PyTorch
 // (cases.json / expected.safetensors) the same rule with the golden value as reference and the golden files'
 // stated tolerance (1e-4 relative) as floor.
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -335,6 +337,46 @@ VR_TEST(cuda_trainer_stage1_golden) {
                  std::to_string(gpu.losses[0].loss) + ") and gradients (worst " + sci(worst) +
                  " of the tensor's max) equal to 1e-6",
              std::fabs(host.losses[0].loss - gpu.losses[0].loss) <= 1e-6 * gpu.losses[0].loss && worst <= 1e-6);
+}
+
+// Resume: step 1, save the state (train/state_io's file), a fresh trainer loads it and runs step 2 (two micro-batches,
+// accumulation 2); losses and weights equal the uninterrupted run's (the device step is deterministic up to the
+// norm weights' gradient summation order).
+VR_TEST(cuda_trainer_resume) {
+  const Golden& g = golden();
+  const Json& steps = g.c["steps"];
+  const double max_norm = g.c["maxGradNorm"].number();
+  auto micro = [&](cuda::GpuTrainer& t, size_t k) {
+    std::vector<StepLosses> l;
+    for (size_t m = 0; m < steps[k]["micro"].size(); m++)
+      l.push_back(t.forward_backward(train_batch(steps[k]["micro"][m]["batch"]), steps[k]["micro"][m]["gradScale"].number()));
+    t.optimizer_step(steps[k]["lr"].number(), max_norm);
+    return l;
+  };
+  const std::string path = "/tmp/vreflect_cuda_trainer_state_" + std::to_string(getpid()) + ".safetensors";
+  cuda::GpuTrainer a(tiny_flat_config(DType::F32), g.records, trainer_config(g));
+  micro(a, 0);
+  a.save_state(path);
+  const std::vector<StepLosses> la = micro(a, 1);
+  a.download();
+  cuda::GpuTrainer b(tiny_flat_config(DType::F32), g.records, trainer_config(g));
+  b.load_state(safetensors_records(path), 1);
+  const std::vector<StepLosses> lb = micro(b, 1);
+  b.download();
+  std::remove(path.c_str());
+  double worst = 0;
+  for (size_t i = 0; i < a.params().all().size(); i++) {
+    const Param& pa = *a.params().all()[i];
+    const Param& pb = *b.params().all()[i];
+    worst = std::max(worst, max_abs_diff(pa.w, pb.w, size_t(pa.numel)) / std::max(max_abs(pa.w, size_t(pa.numel)), 1e-30));
+  }
+  check_true("cuda trainer resume: step count " + std::to_string(b.step()), b.step() == 2);
+  check_true("cuda trainer resume: step-2 losses equal (" + std::to_string(lb[1].loss) + " vs " +
+                 std::to_string(la[1].loss) + ")",
+             std::fabs(la[0].loss - lb[0].loss) <= 1e-6 * la[0].loss && std::fabs(la[1].loss - lb[1].loss) <= 1e-6 * la[1].loss);
+  check_true("cuda trainer resume: weights after step 2 equal the uninterrupted run's (worst " + sci(worst) +
+                 " of the tensor's max, bound 1e-6)",
+             worst <= 1e-6);
 }
 
 VR_TEST(cuda_trainer_errors) {

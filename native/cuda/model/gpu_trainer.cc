@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "cuda/model/cuda_runtime.h"
 #include "train/adamw.h"
+#include "train/state_io.h"
 #include "train/step_rules.h"
 
 namespace vr::cuda {
@@ -147,6 +148,19 @@ double GpuTrainer::optimizer_step(double lr, double max_grad_norm) {
   step_ += 1;
   gp_->step(tc_.adamw, lr, step_, clip_coefficient(norm, max_grad_norm));
   return norm;
+}
+
+void GpuTrainer::save_state(const std::string& path) {
+  gp_->download();
+  save_param_state(ps_, step_, tc_.stage, path);
+}
+
+void GpuTrainer::load_state(const std::vector<TensorRecord>& records, int64_t step) {
+  load_param_state(ps_, records, step);
+  step_ = step;
+  ps_.zero_grad();
+  gp_->zero_grad();
+  gp_->upload();
 }
 
 }  // namespace VR_CUDA_ABI

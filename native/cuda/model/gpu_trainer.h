@@ -22,6 +22,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "cuda/kernels/cuda_kernels.h"
@@ -56,10 +57,15 @@ class GpuTrainer {
   int64_t step() const { return step_; }
   void set_step(int64_t s) { step_ = s; }
 
-  // Device state -> params() (gpu placement: masters and moments), for a checkpoint by the CPU writer.
+  // Device state -> params() (gpu placement: masters and moments), for a checkpoint by the CPU writer. Also
+  // before changing params() from outside (the addon's setTensors), then weights_changed().
   void download() { gp_->download(); }
-  // params() changed from outside (a resumed state): upload it.
+  // params() changed from outside: upload it (weights; under gpu also the moments).
   void weights_changed() { gp_->upload(); }
+  // The trainer state of train/state_io (same file as the CPU Trainer's: weights, moments, step, stage), so a run
+  // can resume on either backend.
+  void save_state(const std::string& path);
+  void load_state(const std::vector<TensorRecord>& records, int64_t step);
   ParamStore& params() { return ps_; }
   GpuTrainParams& device_params() { return *gp_; }
   GpuTrainLLM& llm() { return *llm_; }  // tests: chunk sizes
