@@ -62,8 +62,8 @@ class GpuTrainer {
   void download() { gp_->download(); }
   // params() changed from outside: upload it (weights; under gpu also the moments).
   void weights_changed() { gp_->upload(); }
-  // The trainer state of train/state_io (same file as the CPU Trainer's: weights, moments, step, stage), so a run
-  // can resume on either backend.
+  // The trainer state of train/state_io (the CPU Trainer's format and tensor names: weights, moments, step, stage;
+  // a resume across backends should work but is not tested).
   void save_state(const std::string& path);
   void load_state(const std::vector<TensorRecord>& records, int64_t step);
   ParamStore& params() { return ps_; }
