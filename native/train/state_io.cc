@@ -47,9 +47,13 @@ struct File {
 }  // namespace
 
 void save_trainer_state(const Trainer& t, const std::string& path) {
-  const std::vector<Entry> es = entries(t.params());
-  std::string h = "{\"__metadata__\":{\"format\":\"vreflect-trainer-state\",\"step\":\"" + std::to_string(t.step()) +
-                  "\",\"stage\":\"" + std::to_string(t.config().stage) + "\"}";
+  save_param_state(t.params(), t.step(), t.config().stage, path);
+}
+
+void save_param_state(const ParamStore& ps, int64_t step, int stage, const std::string& path) {
+  const std::vector<Entry> es = entries(ps);
+  std::string h = "{\"__metadata__\":{\"format\":\"vreflect-trainer-state\",\"step\":\"" + std::to_string(step) +
+                  "\",\"stage\":\"" + std::to_string(stage) + "\"}";
   uint64_t off = 0;
   for (const Entry& e : es) {
     const uint64_t nb = uint64_t(e.p->numel) * 4;
@@ -79,9 +83,16 @@ void save_trainer_state(const Trainer& t, const std::string& path) {
 }
 
 void load_trainer_state(Trainer& t, const std::vector<TensorRecord>& records, int64_t step) {
+  load_param_state(t.params(), records, step);
+  t.set_step(step);
+  t.params().zero_grad();
+  t.weights_changed();
+}
+
+void load_param_state(ParamStore& ps, const std::vector<TensorRecord>& records, int64_t step) {
   VR_CHECK(step >= 0, "trainer state: negative step ", step);
   const WeightStore ws(records);
-  const std::vector<Entry> es = entries(t.params());
+  const std::vector<Entry> es = entries(ps);
   std::set<std::string> known;
   for (const Entry& e : es) known.insert(e.name);
   for (const TensorRecord& r : records)
@@ -91,9 +102,6 @@ void load_trainer_state(Trainer& t, const std::vector<TensorRecord>& records, in
     VR_CHECK(v.dtype == DType::F32, "trainer state: tensor ", e.name, " must be F32");
     std::memcpy(const_cast<float*>(e.data), v.data, size_t(e.p->numel) * 4);
   }
-  t.set_step(step);
-  t.params().zero_grad();
-  t.weights_changed();
 }
 
 }  // namespace vr

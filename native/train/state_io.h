@@ -16,4 +16,10 @@ namespace vr {
 void save_trainer_state(const Trainer& t, const std::string& path);
 void load_trainer_state(Trainer& t, const std::vector<TensorRecord>& records, int64_t step);
 
+// The same over a bare ParamStore, for trainers that keep their state elsewhere and bring it into a ParamStore
+// first (cuda/model/gpu_trainer: download() before saving, upload after loading). load_param_state fills the
+// weights and moments only; the caller sets the step, zeroes the gradients and refreshes its compute copies.
+void save_param_state(const ParamStore& ps, int64_t step, int stage, const std::string& path);
+void load_param_state(ParamStore& ps, const std::vector<TensorRecord>& records, int64_t step);
+
 }  // namespace vr

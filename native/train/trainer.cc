@@ -6,23 +6,13 @@
 
 #include "core/error.h"
 #include "train/cross_entropy.h"
-#include "train/head_init.h"
 #include "train/latent_losses.h"
+#include "train/step_rules.h"
 #include "train/step_profile.h"
 
 namespace vr {
 
 namespace {
-
-// torch.clamp(x, 0, 100) after nan_to_num: the value, and whether gradient passes (finite and inside).
-struct Clamped {
-  double value = 0;
-  bool pass = false;
-};
-Clamped clamp100(double x) {
-  if (!std::isfinite(x)) return {0.0, false};
-  return {std::min(100.0, std::max(0.0, x)), x >= 0 && x <= 100};
-}
 
 // Gathers rows[i] of src [*, D] into dst [n, D].
 void gather_rows(float* dst, const float* src, const int32_t* rows, int64_t n, int64_t D, int32_t shift = 0) {
@@ -41,13 +31,7 @@ void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int64_t
 Trainer::Trainer(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors, const TrainerConfig& tc)
     : cfg_(cfg), tc_(tc), ps_(cfg.compute) {
   cfg_.validate();
-  VR_CHECK(tc.stage == 1 || tc.stage == 2, "trainer: stage must be 1 or 2, got ", tc.stage);
-  VR_CHECK(tc.latent_count > 0 && tc.latent_count <= 1024, "trainer: latent count must be in [1, 1024]");
-  VR_CHECK(std::isfinite(tc.lambda_resampler) && tc.lambda_resampler >= 0, "trainer: lambda must be >= 0");
-  VR_CHECK(std::isfinite(tc.lambda_attn) && tc.lambda_attn >= 0, "trainer: lambda_attn must be >= 0");
-  const AdamWConfig& a = tc.adamw;
-  VR_CHECK(a.beta1 >= 0 && a.beta1 < 1 && a.beta2 >= 0 && a.beta2 < 1, "trainer: AdamW betas must be in [0, 1)");
-  VR_CHECK(a.eps > 0 && a.weight_decay >= 0, "trainer: AdamW eps must be > 0 and weight decay >= 0");
+  validate_trainer_config(tc);
   const int64_t D = cfg_.text.hidden;
   ws_ = std::make_unique<WeightStore>(tensors);
   // The vision tower is frozen: its bf16 GEMM weights can live in the GEMM's packed layout, as in inference
@@ -61,36 +45,14 @@ Trainer::Trainer(const ModelConfig& cfg, const std::vector<TensorRecord>& tensor
   if (tc.stage == 2) dac_ = std::make_unique<DynamicCompression>(ps_, "student_resampler.", D, true);
   ps_.allocate();
   llm_->load(*ws_);
-  load_or_init_head(bcm_->weights(), bcm_->queries(), "box_feature_resampler", tc.stage == 2);
-  if (dac_) load_or_init_head(dac_->weights(), nullptr, "student_resampler", false);
+  load_or_init_head(*ws_, bcm_->weights(), bcm_->queries(), "box_feature_resampler", tc.stage == 2, tc.seed);
+  if (dac_) load_or_init_head(*ws_, dac_->weights(), nullptr, "student_resampler", false, tc.seed + 1);
   ps_.refresh_shadows();
-}
-
-void Trainer::load_or_init_head(const ResamplerWeights& w, Param* queries, const char* what, bool required) {
-  std::vector<Param*> ts = {w.in_w, w.in_b, w.out_w, w.out_b, w.ln_w, w.ln_b};
-  if (queries) ts.push_back(queries);
-  size_t present = 0;
-  for (Param* p : ts) present += ws_->has(p->name);
-  if (present == ts.size()) {
-    for (Param* p : ts) {
-      const TensorView& t = ws_->get(p->name, p->shape);
-      convert_to_f32(p->w, t.data, t.dtype, size_t(p->numel));
-    }
-    return;
-  }
-  VR_CHECK(present == 0, "checkpoint has ", present, " of the ", ts.size(), " ", what, ".* tensors (",
-           "a partial module cannot be loaded)");
-  VR_CHECK(!required, "stage 2 needs a stage-1 checkpoint: no ", what, ".* tensors in the model");
-  InitRng rng(tc_.seed + (queries ? 0 : 1));
-  if (queries) init_queries(*queries, rng);
-  init_resampler(w, rng);
 }
 
 StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, AttentionCapture* capture) {
   VR_CHECK(std::isfinite(grad_scale) && grad_scale >= 0, "trainer: grad scale must be finite and >= 0");
-  VR_CHECK(b.latent_count == tc_.latent_count || b.boxes() == 0, "batch: latentCount ", b.latent_count,
-           " differs from the trainer's ", tc_.latent_count);
-  validate_batch(b, cfg_, tc_.lvr_id);
+  validate_step_batch(b, cfg_, tc_);
   const int64_t T = b.tokens(), D = cfg_.text.hidden, B = b.boxes(), K = tc_.latent_count, R = B * K;
   StepLosses out;
   out.tokens = T;
@@ -109,12 +71,10 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
   llm_->embed(x.data(), b.input_ids.data(), T);
   std::vector<uint8_t> overwritten(size_t(T), 0);
   {
-    int64_t j = 0;
-    for (int64_t i = 0; i < T; i++) {
-      if (b.input_ids[i] != cfg_.image_token_id) continue;
-      std::memcpy(&x[size_t(i * D)], &feats[size_t(j * D)], size_t(D) * 4);
-      overwritten[size_t(i)] = 1;
-      j++;
+    const std::vector<int32_t> rows = image_pad_rows(b, cfg_.image_token_id);
+    for (size_t j = 0; j < rows.size(); j++) {
+      std::memcpy(&x[size_t(rows[j] * D)], &feats[j * size_t(D)], size_t(D) * 4);
+      overwritten[size_t(rows[j])] = 1;
     }
   }
 
@@ -144,8 +104,6 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
     PhaseTimer pt("ce forward");
     ce_sum = ce.value(hidden.data(), b.targets.data(), T, D, lm_head);
   }
-  // torch's mean over zero targets is NaN, which upstream's nan_to_num turns into 0.
-  const double ce_raw = ce.count() ? ce_sum / double(ce.count()) : NAN;
 
   std::vector<float> Hs(size_t(R * D)), Zs;  // stage 1: h[slot-1]; stage 2: h[slot] (DAC queries), DAC output
   CrossAttnCache dac_cache;
@@ -195,20 +153,9 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
   }
 
   // 4. Upstream's loss assembly (method.md §10.1): components clamped to [0, 100], total clamped again.
-  const Clamped ce_c = clamp100(ce_raw), res_c = res_present ? clamp100(res_raw) : Clamped{};
-  double total = ce_c.value + (res_present ? tc_.lambda_resampler * res_c.value : 0.0);
-  bool res_in_total = res_present;
-  if (!std::isfinite(total)) {
-    total = ce_c.value;
-    res_in_total = false;
-  }
-  const Clamped tot_c = clamp100(total);
-  out.loss = tot_c.value;
-  out.loss_ce = ce_c.value;
-  out.loss_resampler = res_c.value;
-  const double g_tot = tot_c.pass ? grad_scale : 0.0;
-  const float w_ce = ce_c.pass ? float(g_tot / double(ce.count())) : 0.f;
-  const float w_res = (res_in_total && res_c.pass) ? float(g_tot * tc_.lambda_resampler) : 0.f;
+  const LossWeights lw =
+      assemble_losses(ce_sum, ce.count(), res_present, res_raw, tc_.lambda_resampler, grad_scale, out);
+  const float w_ce = lw.w_ce, w_res = lw.w_res;
 
   // 5. Backward: loss gradients into the hidden states (and the heads), then through the LLM and embeddings.
   std::vector<float> dhidden(size_t(T * D), 0.f);

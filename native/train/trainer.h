@@ -88,7 +88,6 @@ class Trainer {
   void weights_changed() { ps_.refresh_shadows(); }
 
  private:
-  void load_or_init_head(const ResamplerWeights& w, Param* queries, const char* what, bool required);
   // Copies box maps out of the forward caches (student may be null: stage 1).
   void capture_attention(const TrainBatch& b, const BcmCache& teacher, const CrossAttnCache* student,
                          AttentionCapture& out) const;

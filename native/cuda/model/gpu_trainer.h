@@ -1,0 +1,95 @@
+// The training step of V-Reflection on the CUDA backend: the GPU twin of train/trainer.h (vr::Trainer), same API
+// shape - forward_backward(batch, grad_scale) -> StepLosses, optimizer_step(lr, max_grad_norm) -> grad norm,
+// download() of the parameters into the CPU ParamStore for the checkpoint writer. Stage 1 only for now.
+//
+// One micro-batch (method.md §7-§10, as the CPU Trainer):
+//   1. frozen vision tower (GpuVisionTower over bf16 DeviceWeights) -> visual rows V [Vtok, D];
+//   2. token embeddings, V scattered into the <|image_pad|> rows;
+//   3. BCM over each box's rows of V (GpuBoxCompression) -> Z [B*K, D], teacher-forced into the <|lvr|> slots;
+//   4. decoder forward (GpuTrainLLM, packed varlen, checkpointed), lm_head + CE value (GpuFusedCrossEntropy),
+//      stage-1 alignment value between H (hidden at slot - 1) and Z (align_value: one LossValue download);
+//   5. upstream's clamps and NaN/Inf guard on the host (train/step_rules.h: the CPU Trainer's own code) decide
+//      the loss weights;
+//   6. backward: CE into dhidden (+ lm_head gradient), the alignment's dH added at the slot - 1 rows and dZ
+//      through the BCM, decoder backward, the overwritten rows' dx zeroed (image pads, slots), embedding backward.
+// Gradients accumulate on the device until optimizer_step (GpuTrainParams: norm, clip, AdamW, gpu or host
+// placement). Precision: the training pieces' (bf16 GEMM / attention operands, fp32 accumulation, fp32 residual
+// stream, fp32 gradients and master weights).
+//
+// Host memory: the CPU ParamStore (fp32 master, gradients and moments arrays) is kept as the upload source, the
+// host placement's optimizer state and the checkpoint writer's input. Device memory: DeviceWeights uploads the
+// LLM too (a second bf16 copy beside the training shadows; the vision tower is what this trainer reads).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cuda/kernels/cuda_kernels.h"
+#include "cuda/model/device_weights.h"
+#include "cuda/model/gpu_train_bcm.h"
+#include "cuda/model/gpu_train_llm.h"
+#include "cuda/model/gpu_train_loss.h"
+#include "cuda/model/gpu_train_params.h"
+#include "cuda/model/gpu_vision_tower.h"
+#include "model/bcm.h"
+#include "model/llm_train.h"
+#include "model/weights.h"
+#include "train/batch.h"
+#include "train/param_store.h"
+#include "train/trainer.h"
+
+namespace vr::cuda {
+inline namespace VR_CUDA_ABI {
+
+class GpuTrainer {
+ public:
+  // As vr::Trainer: LLM weights from the checkpoint, the BCM loaded when present, else initialised with tc.seed
+  // (the same values as the CPU's). Stage 2 is a one-line error (the DAC head is not on the GPU yet).
+  GpuTrainer(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors, const TrainerConfig& tc,
+             OptimizerPlacement where = OptimizerPlacement::Gpu, Stream s = nullptr);
+  GpuTrainer(const GpuTrainer&) = delete;
+  GpuTrainer& operator=(const GpuTrainer&) = delete;
+
+  StepLosses forward_backward(const TrainBatch& batch, double grad_scale);
+  // Clips (max_grad_norm > 0), applies AdamW with this lr, zeroes the gradients. Returns the norm before clipping.
+  double optimizer_step(double lr, double max_grad_norm);
+  int64_t step() const { return step_; }
+  void set_step(int64_t s) { step_ = s; }
+
+  // Device state -> params() (gpu placement: masters and moments), for a checkpoint by the CPU writer. Also
+  // before changing params() from outside (the addon's setTensors), then weights_changed().
+  void download() { gp_->download(); }
+  // params() changed from outside: upload it (weights; under gpu also the moments).
+  void weights_changed() { gp_->upload(); }
+  // The trainer state of train/state_io (the CPU Trainer's format and tensor names: weights, moments, step, stage;
+  // a resume across backends should work but is not tested).
+  void save_state(const std::string& path);
+  void load_state(const std::vector<TensorRecord>& records, int64_t step);
+  ParamStore& params() { return ps_; }
+  GpuTrainParams& device_params() { return *gp_; }
+  GpuTrainLLM& llm() { return *llm_; }  // tests: chunk sizes
+  GpuFusedCrossEntropy& cross_entropy() { return ce_; }
+  const ModelConfig& model_config() const { return cfg_; }
+  const TrainerConfig& config() const { return tc_; }
+
+ private:
+  ModelConfig cfg_;
+  TrainerConfig tc_;
+  Stream s_;
+  std::unique_ptr<WeightStore> ws_;
+  ParamStore ps_;
+  std::unique_ptr<TrainLLM> cpu_llm_;         // registers the decoder's tensors (names, shapes) and loads them
+  std::unique_ptr<BoxCompression> cpu_bcm_;   // registers the BCM's tensors
+  std::unique_ptr<DeviceWeights> frozen_;     // the vision tower's bf16 weights
+  std::unique_ptr<GpuVisionTower> vision_;
+  std::unique_ptr<GpuTrainParams> gp_;
+  std::unique_ptr<GpuTrainLLM> llm_;
+  std::unique_ptr<GpuBoxCompression> bcm_;
+  GpuFusedCrossEntropy ce_;
+  DeviceArena step_arena_;  // one micro-batch's activations and index tables, re-made per call
+  int64_t step_ = 0;
+};
+
+}  // namespace VR_CUDA_ABI
+}  // namespace vr::cuda
