@@ -65,6 +65,24 @@ Clamped clamp100(double x) {
   return {std::min(100.0, std::max(0.0, x)), x >= 0 && x <= 100};
 }
 
+Stage2Latent stage2_latent_loss(bool inputs_finite, double mse, double kl, double lambda_attn, StepLosses& out) {
+  Stage2Latent r;
+  if (!inputs_finite) {
+    out.resampler_skipped = true;
+    return r;
+  }
+  out.loss_mse = mse;
+  out.loss_kl = kl;
+  r.mse_on = true;
+  r.kl_on = std::isfinite(kl);
+  r.res_raw = mse + (r.kl_on ? lambda_attn * kl : 0.0);
+  if (!std::isfinite(r.res_raw)) {
+    r = Stage2Latent();
+    out.resampler_skipped = true;
+  }
+  return r;
+}
+
 LossWeights assemble_losses(double ce_sum, int64_t ce_count, bool res_present, double res_raw,
                             double lambda_resampler, double grad_scale, StepLosses& out) {
   // torch's mean over zero targets is NaN, which upstream's nan_to_num turns into 0.

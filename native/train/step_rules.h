@@ -3,6 +3,7 @@
 //   - the TrainerConfig checks;
 //   - loading a BCM / DAC head from the checkpoint, or initialising it when the checkpoint has none of it;
 //   - the rows of the packed batch that the step overwrites (image features, teacher-forced latent slots);
+//   - stage 2's latent loss and its guards (MSE + lambda_attn x KL, nonfinite terms dropped);
 //   - upstream's loss assembly (method.md §10.1): nan_to_num + clamp of each component to [0, 100], the total
 //     clamped again, and which gradients pass (a saturated or nonfinite clamp stops its term's gradient).
 #pragma once
@@ -41,6 +42,16 @@ struct Clamped {
   bool pass = false;
 };
 Clamped clamp100(double x);
+
+// Stage 2's latent loss (method.md §9.3) from its values, with the CPU Trainer's guards: nonfinite Zs or Z
+// (inputs_finite false) -> skipped; a nonfinite KL is left out (kl_on false); a nonfinite sum -> skipped. Fills
+// out.loss_mse / loss_kl (when the inputs are finite) and out.resampler_skipped. res_raw goes to assemble_losses;
+// mse_on / kl_on say which gradients the backward runs (the KL's with weight w_res x lambda_attn).
+struct Stage2Latent {
+  double res_raw = 0;
+  bool mse_on = false, kl_on = false;
+};
+Stage2Latent stage2_latent_loss(bool inputs_finite, double mse, double kl, double lambda_attn, StepLosses& out);
 
 // The loss assembly of one micro-batch. Inputs: the CE sum over `ce_count` targets, whether the batch has a
 // latent term (boxes) and its raw value (already 0 when a guard skipped it). Fills out.loss / loss_ce /

@@ -127,9 +127,8 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
     dac_->forward(Hs.data(), B, int(K), feats.data(), b.cu_sample_visual.data(), b.box_sample.data(), Zs.data(),
                   dac_cache);
     if (capture) capture_attention(b, bcm_cache, &dac_cache, *capture);
-    if (all_finite(Zs.data(), R * D) && all_finite(Z.data(), R * D)) {
-      out.loss_mse = mse_value(Zs.data(), Z.data(), R * D);
-      mse_on = true;
+    const bool finite = all_finite(Zs.data(), R * D) && all_finite(Z.data(), R * D);
+    if (finite) {
       at.nb = B;
       at.nq = int(K);
       at.A = dac_cache.attn.data();
@@ -138,18 +137,13 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
       at.t_off = bcm_cache.ca.attn_off.data();
       at.local_idx = b.box_local_idx.data();
       at.cu_box = b.cu_box_tokens.data();
-      out.loss_kl = kl_value(at);
-      kl_on = std::isfinite(out.loss_kl);
-      res_raw = out.loss_mse + (kl_on ? tc_.lambda_attn * out.loss_kl : 0.0);
-      if (!std::isfinite(res_raw)) {
-        res_raw = 0;
-        mse_on = kl_on = false;
-        out.resampler_skipped = true;
-      }
-    } else {
-      res_raw = 0;
-      out.resampler_skipped = true;
     }
+    // The guards and the sum are train/step_rules' (shared with the CUDA trainer).
+    const Stage2Latent s2 = stage2_latent_loss(finite, finite ? mse_value(Zs.data(), Z.data(), R * D) : NAN,
+                                               finite ? kl_value(at) : NAN, tc_.lambda_attn, out);
+    res_raw = s2.res_raw;
+    mse_on = s2.mse_on;
+    kl_on = s2.kl_on;
   }
 
   // 4. Upstream's loss assembly (method.md §10.1): components clamped to [0, 100], total clamped again.

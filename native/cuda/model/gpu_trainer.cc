@@ -1,5 +1,6 @@
 #include "cuda/model/gpu_trainer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -25,22 +26,24 @@ GpuTrainer::GpuTrainer(const ModelConfig& cfg, const std::vector<TensorRecord>& 
     : cfg_(cfg), tc_(tc), s_(s), ps_(DType::F32), ce_(s) {
   cfg_.validate();
   validate_trainer_config(tc);
-  VR_CHECK(tc.stage == 1, "cuda trainer: stage 2 (the DAC head) is not on the GPU yet; train it with --device cpu");
   VR_CHECK(tc.gradient_checkpointing, "cuda trainer: only the checkpointed decoder exists on the GPU (gradient "
            "checkpointing off is CPU-only)");
   const int64_t D = cfg_.text.hidden;
   ws_ = std::make_unique<WeightStore>(tensors);  // raw views: DeviceWeights never reads packed linears
   cpu_llm_ = std::make_unique<TrainLLM>(cfg_.text, ps_);
-  cpu_bcm_ = std::make_unique<BoxCompression>(ps_, "box_feature_resampler.", D, tc.latent_count, /*trainable=*/true);
+  cpu_bcm_ = std::make_unique<BoxCompression>(ps_, "box_feature_resampler.", D, tc.latent_count, tc.stage == 1);
+  if (tc.stage == 2) cpu_dac_ = std::make_unique<DynamicCompression>(ps_, "student_resampler.", D, true);
   ps_.allocate();
   cpu_llm_->load(*ws_);
-  load_or_init_head(*ws_, cpu_bcm_->weights(), cpu_bcm_->queries(), "box_feature_resampler", false, tc.seed);
+  load_or_init_head(*ws_, cpu_bcm_->weights(), cpu_bcm_->queries(), "box_feature_resampler", tc.stage == 2, tc.seed);
+  if (cpu_dac_) load_or_init_head(*ws_, cpu_dac_->weights(), nullptr, "student_resampler", false, tc.seed + 1);
   frozen_ = std::make_unique<DeviceWeights>(cfg_, *ws_, /*with_vision=*/true);
   vision_ = std::make_unique<GpuVisionTower>(*frozen_, s_);
   gp_ = std::make_unique<GpuTrainParams>(ps_, where, GpuTrainLLM::param_layout(cfg_.text), s_);
   gp_->upload();
   llm_ = std::make_unique<GpuTrainLLM>(cfg_.text, *gp_, s_);
   bcm_ = std::make_unique<GpuBoxCompression>(*gp_, "box_feature_resampler.", D, tc.latent_count, s_);
+  if (tc.stage == 2) dac_ = std::make_unique<GpuDynamicCompression>(*gp_, "student_resampler.", D, s_);
 }
 
 StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) {
@@ -57,11 +60,44 @@ StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) 
   VR_CHECK(int64_t(pad_rows.size()) == Vt, "trainer: ", pad_rows.size(), " <|image_pad|> tokens, the batch has ",
            Vt, " visual tokens");
 
+  // Stage 2's layouts: the teacher's attention padded [B, K, max box] (GpuBoxCompression) and compacted to the
+  // KL's [K, N_b] per box (gathered element-wise by `tsel`); the student's padded [B, K, max sample] (its padding
+  // columns carry no teacher mass, so a_off[b] = b K S_max is a valid KL layout, see gpu_train_dac.h).
+  const bool st2 = tc_.stage == 2 && B > 0;
+  int64_t Nmax = 0, Smax = 0, Tn = 0;
+  std::vector<int32_t> tsel;
+  std::vector<int64_t> a_off, t_off;
+  if (st2) {
+    for (int64_t i = 0; i < B; i++) {
+      Nmax = std::max<int64_t>(Nmax, b.cu_box_tokens[i + 1] - b.cu_box_tokens[i]);
+      const int32_t smp = b.box_sample[i];
+      Smax = std::max<int64_t>(Smax, b.cu_sample_visual[smp + 1] - b.cu_sample_visual[smp]);
+    }
+    a_off.resize(size_t(B + 1));
+    t_off.resize(size_t(B + 1));
+    for (int64_t i = 0; i <= B; i++) {
+      a_off[size_t(i)] = i * K * Smax;
+      t_off[size_t(i)] = K * b.cu_box_tokens[i];
+    }
+    for (int64_t i = 0; i < B; i++) {
+      const int64_t n = b.cu_box_tokens[i + 1] - b.cu_box_tokens[i];
+      for (int64_t q = 0; q < K; q++)
+        for (int64_t j = 0; j < n; j++) tsel.push_back(int32_t((i * K + q) * Nmax + j));
+    }
+    Tn = int64_t(tsel.size());
+  }
+  const int64_t nbox_tok = B > 0 ? b.cu_box_tokens[B] : 0;
+
   // This micro-batch's device buffers, one arena (dx reuses dhidden: the decoder backward may alias them).
   int32_t *ids = nullptr, *pads = nullptr, *slots = nullptr, *prev = nullptr;
   float *feats = nullptr, *x = nullptr, *hidden = nullptr, *Z = nullptr, *H = nullptr, *dhidden = nullptr;
   float *dH = nullptr, *dZ = nullptr;
   LossValue* align = nullptr;
+  // Stage 2: student output, teacher / student maps, the KL's tables and values.
+  float *Zs = nullptr, *attn_t = nullptr, *At = nullptr, *A = nullptr, *dA = nullptr;
+  int32_t *tsel_dev = nullptr, *local_idx = nullptr, *cu_box = nullptr;
+  int64_t *a_off_dev = nullptr, *t_off_dev = nullptr;
+  LossValue* kl = nullptr;
   auto carve = [&](auto& a) {
     ids = a.template take<int32_t>(T);
     pads = a.template take<int32_t>(Vt);
@@ -76,6 +112,19 @@ StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) 
     dH = a.template take<float>(R * D);
     dZ = a.template take<float>(R * D);
     align = a.template take<LossValue>(1);
+    if (st2) {
+      Zs = a.template take<float>(R * D);
+      attn_t = a.template take<float>(R * Nmax);
+      At = a.template take<float>(Tn);
+      A = a.template take<float>(R * Smax);
+      dA = a.template take<float>(R * Smax);
+      tsel_dev = a.template take<int32_t>(Tn);
+      local_idx = a.template take<int32_t>(nbox_tok);
+      cu_box = a.template take<int32_t>(B + 1);
+      a_off_dev = a.template take<int64_t>(B + 1);
+      t_off_dev = a.template take<int64_t>(B + 1);
+      kl = a.template take<LossValue>(1);
+    }
   };
   ArenaSizer size;
   carve(size);
@@ -88,13 +137,21 @@ StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) 
     copy_to_device(slots, b.lvr_slots.data(), size_t(R) * 4, "<|lvr|> slots", s_);
     copy_to_device(prev, prev_rows.data(), size_t(R) * 4, "<|lvr|> previous rows", s_);
   }
+  if (st2) {
+    copy_to_device(tsel_dev, tsel.data(), size_t(Tn) * 4, "teacher map gather", s_);
+    copy_to_device(local_idx, b.box_local_idx.data(), size_t(nbox_tok) * 4, "box local token indices", s_);
+    copy_to_device(cu_box, b.cu_box_tokens.data(), size_t(B + 1) * 4, "box token offsets", s_);
+    copy_to_device(a_off_dev, a_off.data(), size_t(B + 1) * 8, "student map offsets", s_);
+    copy_to_device(t_off_dev, t_off.data(), size_t(B + 1) * 8, "teacher map offsets", s_);
+  }
 
-  // 1-3. Frozen ViT, embeddings, visual rows into the image pads, BCM output into the <|lvr|> slots (detached).
+  // 1-3. Frozen ViT, embeddings, visual rows into the image pads, BCM output into the <|lvr|> slots (detached;
+  // stage 2: the frozen teacher, its attention kept for the KL).
   if (!b.grids.empty()) vision_->forward(feats, b.pixel_values.data(), b.grids);
   llm_->embed(x, ids, T, /*check_ids=*/false);  // validate_batch checked every id on the host
   if (Vt) scatter_rows(x, feats, pads, Vt, D, T, s_);
   if (B > 0) {
-    bcm_->forward(Z, feats, Vt, b.box_token_idx.data(), b.cu_box_tokens.data(), B);
+    bcm_->forward(Z, feats, Vt, b.box_token_idx.data(), b.cu_box_tokens.data(), B, st2 ? attn_t : nullptr);
     scatter_rows(x, Z, slots, R, D, T, s_);
   }
 
@@ -102,8 +159,9 @@ StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) 
   llm_->forward(hidden, x, T, b.positions.data(), b.cu_seqlens.data(), b.samples());
   const double ce_sum = ce_.value(hidden, b.targets.data(), T, D, llm_->lm_head_bf16(), cfg_.text.vocab);
   double res_raw = NAN;
-  bool align_on = false;
-  if (B > 0) {
+  bool align_on = false, kl_on = false;
+  KlArgs ka;
+  if (B > 0 && tc_.stage == 1) {
     // H = hidden[slot - 1] (gathered as embedding rows of the [T, D] hidden states), then the alignment value;
     // its nonfinite count is the CPU's all_finite guard over H and Z.
     embedding_forward(H, prev, R, hidden, T, D, s_);
@@ -117,6 +175,30 @@ StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) 
       res_raw = 0;
       out.resampler_skipped = true;
     }
+  } else if (st2) {
+    // Queries = hidden AT the slots; the student over each box's sample; MSE(Zs, Z) (its nonfinite count is the
+    // CPU's all_finite guard over Zs and Z) and the KL between the teacher's compacted map and the student's.
+    embedding_forward(H, slots, R, hidden, T, D, s_);
+    dac_->forward(Zs, H, B, int(K), feats, Vt, b.cu_sample_visual.data(), b.samples(), b.box_sample.data(), A);
+    embedding_forward(At, tsel_dev, Tn, attn_t, R * Nmax, 1, s_);
+    cuda::mse_value(align, Zs, Z, R * D, s_);
+    ka.nb = B;
+    ka.nq = int(K);
+    ka.A = A;
+    ka.a_off = a_off_dev;
+    ka.At = At;
+    ka.t_off = t_off_dev;
+    ka.local_idx = local_idx;
+    ka.cu_box = cu_box;
+    ka.a_total = a_off[size_t(B)];
+    cuda::kl_value(kl, ka, s_);
+    LossValue mv{}, kv{};
+    copy_to_host(&mv, align, sizeof mv, "MSE loss", s_);
+    copy_to_host(&kv, kl, sizeof kv, "KL loss", s_);
+    const Stage2Latent s2 = stage2_latent_loss(mv.nonfinite == 0, mv.value, kv.value, tc_.lambda_attn, out);
+    res_raw = s2.res_raw;
+    align_on = s2.mse_on;
+    kl_on = s2.kl_on;
   }
 
   // 5. Upstream's loss assembly, the CPU Trainer's code.
@@ -125,13 +207,24 @@ StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) 
   // 6. Backward.
   zero(dhidden, size_t(T * D) * sizeof(float), s_, "dhidden");
   ce_.backward(hidden, lw.w_ce, llm_->lm_head_bf16(), llm_->lm_head_grad(), dhidden);
-  if (B > 0 && align_on && lw.w_res != 0.f) {
+  if (B > 0 && tc_.stage == 1 && align_on && lw.w_res != 0.f) {
     zero(dH, size_t(R * D) * sizeof(float), s_, "dH");
     zero(dZ, size_t(R * D) * sizeof(float), s_, "dZ");
     cuda::align_grad(dH, dZ, H, Z, R * D, lw.w_res, s_);
     // dhidden[slot - 1] += dH: the rows are distinct, so the embedding backward is the row scatter-add.
     embedding_backward(dhidden, dH, prev, R, T, D, s_);
     bcm_->backward(dZ);
+  } else if (st2 && align_on && lw.w_res != 0.f) {
+    zero(dH, size_t(R * D) * sizeof(float), s_, "dHq");
+    zero(dZ, size_t(R * D) * sizeof(float), s_, "dZs");
+    cuda::mse_grad(dZ, Zs, Z, R * D, lw.w_res, s_);
+    if (kl_on) {
+      zero(dA, size_t(R * Smax) * sizeof(float), s_, "dA");
+      cuda::kl_grad(dA, ka, float(double(lw.w_res) * tc_.lambda_attn), s_);
+    }
+    dac_->backward(dZ, kl_on ? dA : nullptr, dH);
+    // dhidden[slot] += dHq (distinct rows).
+    embedding_backward(dhidden, dH, slots, R, T, D, s_);
   }
   float* dx = dhidden;
   llm_->backward(dx, dhidden);

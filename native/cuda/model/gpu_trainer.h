@@ -1,6 +1,6 @@
 // The training step of V-Reflection on the CUDA backend: the GPU twin of train/trainer.h (vr::Trainer), same API
 // shape - forward_backward(batch, grad_scale) -> StepLosses, optimizer_step(lr, max_grad_norm) -> grad norm,
-// download() of the parameters into the CPU ParamStore for the checkpoint writer. Stage 1 only for now.
+// download() of the parameters into the CPU ParamStore for the checkpoint writer. Stages 1 and 2.
 //
 // One micro-batch (method.md §7-§10, as the CPU Trainer):
 //   1. frozen vision tower (GpuVisionTower over bf16 DeviceWeights) -> visual rows V [Vtok, D];
@@ -12,6 +12,12 @@
 //      the loss weights;
 //   6. backward: CE into dhidden (+ lm_head gradient), the alignment's dH added at the slot - 1 rows and dZ
 //      through the BCM, decoder backward, the overwritten rows' dx zeroed (image pads, slots), embedding backward.
+// Stage 2 (method.md §9): the BCM is a frozen teacher (no gradient): its Z fills the slots as in stage 1 and its
+// head-averaged attention At is kept; the DAC student (GpuDynamicCompression) takes the hidden states AT the slots
+// as queries over all of the box's sample's visual rows -> Zs and its attention A; the latent loss is
+// MSE(Zs, sg Z) + lambda_attn x KL(At scattered to the sample's positions || A), guarded and summed by
+// train/step_rules' stage2_latent_loss (the CPU's code); backward: mse_grad -> dZs, kl_grad -> dA, the DAC backward
+// with both, its dHq added at the slot rows of dhidden.
 // Gradients accumulate on the device until optimizer_step (GpuTrainParams: norm, clip, AdamW, gpu or host
 // placement). Precision: the training pieces' (bf16 GEMM / attention operands, fp32 accumulation, fp32 residual
 // stream, fp32 gradients and master weights).
@@ -28,11 +34,13 @@
 #include "cuda/kernels/cuda_kernels.h"
 #include "cuda/model/device_weights.h"
 #include "cuda/model/gpu_train_bcm.h"
+#include "cuda/model/gpu_train_dac.h"
 #include "cuda/model/gpu_train_llm.h"
 #include "cuda/model/gpu_train_loss.h"
 #include "cuda/model/gpu_train_params.h"
 #include "cuda/model/gpu_vision_tower.h"
 #include "model/bcm.h"
+#include "model/dac.h"
 #include "model/llm_train.h"
 #include "model/weights.h"
 #include "train/batch.h"
@@ -45,7 +53,8 @@ inline namespace VR_CUDA_ABI {
 class GpuTrainer {
  public:
   // As vr::Trainer: LLM weights from the checkpoint, the BCM loaded when present, else initialised with tc.seed
-  // (the same values as the CPU's). Stage 2 is a one-line error (the DAC head is not on the GPU yet).
+  // (the same values as the CPU's). Stage 2: the BCM teacher must be in the checkpoint (frozen), the DAC student is
+  // loaded when present, else initialised with tc.seed + 1, as the CPU.
   GpuTrainer(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors, const TrainerConfig& tc,
              OptimizerPlacement where = OptimizerPlacement::Gpu, Stream s = nullptr);
   GpuTrainer(const GpuTrainer&) = delete;
@@ -81,11 +90,13 @@ class GpuTrainer {
   ParamStore ps_;
   std::unique_ptr<TrainLLM> cpu_llm_;         // registers the decoder's tensors (names, shapes) and loads them
   std::unique_ptr<BoxCompression> cpu_bcm_;   // registers the BCM's tensors
+  std::unique_ptr<DynamicCompression> cpu_dac_;  // stage 2: registers the DAC's tensors
   std::unique_ptr<DeviceWeights> frozen_;     // the vision tower's bf16 weights
   std::unique_ptr<GpuVisionTower> vision_;
   std::unique_ptr<GpuTrainParams> gp_;
   std::unique_ptr<GpuTrainLLM> llm_;
   std::unique_ptr<GpuBoxCompression> bcm_;
+  std::unique_ptr<GpuDynamicCompression> dac_;  // stage 2
   GpuFusedCrossEntropy ce_;
   DeviceArena step_arena_;  // one micro-batch's activations and index tables, re-made per call
   int64_t step_ = 0;
