@@ -2,6 +2,8 @@
 //
 //   spec = { config: <as loadModel>, dtype: 'fp32' | 'bf16', tensors: <records as loadModel, plus any
 //            box_feature_resampler.* / student_resampler.* records of the checkpoint>,
+//            device = 'cpu' | 'cuda', optimizerStates = 'auto' | 'gpu' | 'host' | 'gpu-8bit' (cuda only; 'auto' is
+//            'gpu' here: the CLI resolves it from the memory plan first),
 //            train: { stage: 1 | 2, latentCount = 8, lambdaResampler = 0.5 (stage 1) | 1.0 (stage 2),
 //                     lambdaAttn = 1.0, seed = 42, lvrId = -1, beta1 = 0.9, beta2 = 0.999, eps = 1e-8,
 //                     weightDecay = 0.1, gradientCheckpointing = true } }
@@ -20,6 +22,10 @@
 //   trainer.saveState(path) -> Promise   weights + AdamW moments + step, safetensors, atomic (tmp + rename)
 //   trainer.loadState({ step, tensors: records }) -> Promise   the records of a saveState file (TS parses headers)
 //   trainer.stepCount, trainer.memory() -> { paramBytes }
+// device 'cuda' (CUDA builds and the emulator addon): cuda::GpuTrainer (stage 1; bf16 by construction, so dtype is
+// ignored; gradient checkpointing must stay on; captureAttention is refused). Its state lives on the device: every
+// read of the parameters (getTensor, saveState, memory) downloads it first (once per change), setTensors downloads,
+// writes the ParamStore and uploads again.
 // `batch` is src/data/batch.ts's TrainBatch (typed arrays, field names as there). Losses = { loss, lossCe,
 // lossResampler, lossMse, lossKl, resamplerSkipped, tokens, targets, boxes }. Every argument is checked here or
 // in the engine; errors reject the promise (or throw a TypeError for malformed arguments).
@@ -36,10 +42,106 @@
 #include "core/error.h"
 #include "train/state_io.h"
 #include "train/trainer.h"
+#if defined(VREFLECT_HAVE_CUDA)
+#include "cuda/model/gpu_session.h"  // require_cuda_device
+#include "cuda/model/gpu_trainer.h"
+#endif
 
 namespace vr::addon {
 
 namespace {
+
+// Either trainer behind the calls the wrapper makes. The GPU one keeps weights, moments and gradients on the
+// device; `host_fresh` says whether params() holds them (set by a download, cleared by every call that changes
+// the device state), so saving a checkpoint tensor by tensor downloads once.
+struct AnyTrainer {
+  std::shared_ptr<Trainer> cpu;
+#if defined(VREFLECT_HAVE_CUDA)
+  std::shared_ptr<cuda::GpuTrainer> gpu;
+  bool host_fresh = false;
+  bool grads_fresh = false;
+#endif
+  bool on_gpu() const {
+#if defined(VREFLECT_HAVE_CUDA)
+    return gpu != nullptr;
+#else
+    return false;
+#endif
+  }
+  StepLosses forward_backward(const TrainBatch& b, double scale, AttentionCapture* capture = nullptr) {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) {
+      VR_CHECK(!capture, "cuda trainer: attention-map capture (--attention-maps) is not on the GPU; use --device cpu");
+      grads_fresh = false;
+      return gpu->forward_backward(b, scale);
+    }
+#endif
+    return cpu->forward_backward(b, scale, capture);
+  }
+  double optimizer_step(double lr, double max_norm) {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) {
+      host_fresh = grads_fresh = false;
+      return gpu->optimizer_step(lr, max_norm);
+    }
+#endif
+    return cpu->optimizer_step(lr, max_norm);
+  }
+  int64_t step() const {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) return gpu->step();
+#endif
+    return cpu->step();
+  }
+  // The ParamStore without its values being read (names, shapes, flags).
+  ParamStore& layout() {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) return gpu->params();
+#endif
+    return cpu->params();
+  }
+  // The ParamStore with current master weights (and gradients when asked), for reading or changing them.
+  ParamStore& params(bool with_grads = false) {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) {
+      if (!host_fresh) gpu->download();
+      host_fresh = true;
+      if (with_grads && !grads_fresh) gpu->device_params().download_grads();
+      grads_fresh = grads_fresh || with_grads;
+      return gpu->params();
+    }
+#endif
+    (void)with_grads;
+    return cpu->params();
+  }
+  // params() was written from outside: refresh the compute copies (GPU: upload).
+  void weights_changed() {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) return gpu->weights_changed();
+#endif
+    cpu->weights_changed();
+  }
+  void save_state(const std::string& path) {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) {
+      gpu->save_state(path);  // downloads itself
+      host_fresh = true;
+      return;
+    }
+#endif
+    save_trainer_state(*cpu, path);
+  }
+  void load_state(const std::vector<TensorRecord>& recs, int64_t step) {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) {
+      gpu->load_state(recs, step);  // uploads; params() holds what was loaded, gradients are zero on both sides
+      host_fresh = grads_fresh = true;
+      return;
+    }
+#endif
+    load_trainer_state(*cpu, recs, step);
+  }
+};
 
 TrainerConfig parse_train(const Napi::Object& spec) {
   const std::string w = "createTrainer train";
@@ -155,7 +257,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     ctor.SuppressDestruct();
   }
   TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {}
-  std::shared_ptr<Trainer> trainer;
+  std::shared_ptr<AnyTrainer> trainer;
 
  private:
   // Queues `work` unless another call is running on this trainer.
@@ -197,7 +299,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     } catch (const ArgError& e) {
       return ThrowType(env, e.what());
     }
-    std::shared_ptr<Trainer> t = trainer;
+    std::shared_ptr<AnyTrainer> t = trainer;
     return run<ForwardResult>(
         env,
         [t, batch, scale, capture]() {
@@ -233,7 +335,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     } catch (const ArgError& e) {
       return ThrowType(env, e.what());
     }
-    std::shared_ptr<Trainer> t = trainer;
+    std::shared_ptr<AnyTrainer> t = trainer;
     return run<StepResult>(
         env,
         [t, lr, max_norm]() {
@@ -261,7 +363,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     } catch (const ArgError& e) {
       return ThrowType(env, e.what());
     }
-    std::shared_ptr<Trainer> t = trainer;
+    std::shared_ptr<AnyTrainer> t = trainer;
     return run<StepResult>(
         env,
         [t, batch, lr, max_norm]() {
@@ -281,7 +383,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
 
   Napi::Value TensorList(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const auto& all = trainer->params().all();
+    const auto& all = trainer->layout().all();
     Napi::Array a = Napi::Array::New(env, all.size());
     for (size_t i = 0; i < all.size(); i++) {
       const Param& p = *all[i];
@@ -317,9 +419,14 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
         bf16 = d == "bf16";
       }
     }
-    const Param* p = trainer->params().find(name);
+    const Param* p = trainer->layout().find(name);
     if (!p) return ThrowError(env, "getTensor: unknown tensor " + name);
     if (grad && !p->g) return ThrowError(env, "getTensor: " + name + " is frozen and has no gradient");
+    try {
+      trainer->params(grad);  // the GPU trainer: device -> params() once per change
+    } catch (const std::exception& e) {
+      return ThrowError(env, std::string("getTensor: ") + e.what());
+    }
     const float* src = grad ? p->g : p->w;
     if (bf16) {
       Napi::Uint16Array h = Napi::Uint16Array::New(env, size_t(p->numel));
@@ -341,7 +448,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     try {
       for (uint32_t i = 0; i < keys.Length(); i++) {
         const std::string name = keys.Get(i).As<Napi::String>().Utf8Value();
-        Param* p = trainer->params().find(name);
+        Param* p = trainer->layout().find(name);
         if (!p) throw ArgError("setTensors: unknown tensor " + name);
         std::vector<float> v = f32(m.Get(name), "setTensors: " + name);
         if (int64_t(v.size()) != p->numel)
@@ -352,8 +459,13 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     } catch (const ArgError& e) {
       return ThrowType(env, e.what());
     }
-    for (auto& u : updates) std::memcpy(u.first->w, u.second.data(), u.second.size() * sizeof(float));
-    trainer->weights_changed();
+    try {
+      trainer->params();  // the GPU trainer: the device's weights and moments first, so the upload keeps the others
+      for (auto& u : updates) std::memcpy(u.first->w, u.second.data(), u.second.size() * sizeof(float));
+      trainer->weights_changed();
+    } catch (const std::exception& e) {
+      return ThrowError(env, std::string("setTensors: ") + e.what());
+    }
     return env.Undefined();
   }
 
@@ -361,9 +473,9 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "saveState(path): path must be a string");
     const std::string path = info[0].As<Napi::String>().Utf8Value();
-    std::shared_ptr<Trainer> t = trainer;
+    std::shared_ptr<AnyTrainer> t = trainer;
     return run<bool>(
-        env, [t, path]() { save_trainer_state(*t, path); return true; },
+        env, [t, path]() { t->save_state(path); return true; },
         [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
   }
 
@@ -379,15 +491,16 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     } catch (const ArgError& e) {
       return ThrowType(env, e.what());
     }
-    std::shared_ptr<Trainer> t = trainer;
+    std::shared_ptr<AnyTrainer> t = trainer;
     return run<bool>(
-        env, [t, recs, step]() { load_trainer_state(*t, recs, step); return true; },
+        env, [t, recs, step]() { t->load_state(recs, step); return true; },
         [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
   }
 
   Napi::Value Memory(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("paramBytes", double(trainer->params().bytes()));
+    o.Set("paramBytes", double(trainer->layout().bytes()));  // host bytes: no values read
+    o.Set("device", trainer->on_gpu() ? "cuda" : "cpu");
     return o;
   }
 
@@ -399,25 +512,69 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
 };
 Napi::FunctionReference TrainerWrap::ctor;
 
+// spec.device and spec.optimizerStates (see the top of this file).
+struct DeviceSpec {
+  bool cuda = false;
+  std::string optimizer_states = "gpu";
+};
+
+DeviceSpec parse_device(const Napi::Object& spec) {
+  DeviceSpec d;
+  Napi::Value dv = spec.Get("device");
+  if (!dv.IsUndefined()) {
+    const std::string s = dv.IsString() ? dv.As<Napi::String>().Utf8Value() : "";
+    if (s != "cpu" && s != "cuda") throw ArgError("createTrainer: 'device' must be 'cpu' or 'cuda'");
+    d.cuda = s == "cuda";
+  }
+  Napi::Value ov = spec.Get("optimizerStates");
+  if (!ov.IsUndefined()) {
+    const std::string s = ov.IsString() ? ov.As<Napi::String>().Utf8Value() : "";
+    if (s != "auto" && s != "gpu" && s != "host" && s != "gpu-8bit")
+      throw ArgError("createTrainer: 'optimizerStates' must be 'auto', 'gpu', 'host' or 'gpu-8bit'");
+    if (!d.cuda) throw ArgError("createTrainer: 'optimizerStates' applies to device 'cuda' only");
+    d.optimizer_states = s == "auto" ? "gpu" : s;
+  }
+  return d;
+}
+
 Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) return ThrowType(env, "createTrainer(spec): spec must be an object");
   ModelConfig cfg;
   std::vector<TensorRecord> tensors;
   TrainerConfig tc;
+  DeviceSpec dev;
   try {
     Napi::Object spec = info[0].As<Napi::Object>();
     cfg = parse_config(spec, "createTrainer");
     tensors = parse_records(need(spec, "tensors", "createTrainer"), "createTrainer");
     tc = parse_train(spec);
+    dev = parse_device(spec);
   } catch (const ArgError& e) {
     return ThrowType(env, e.what());
   }
-  auto* job = new Job<std::shared_ptr<Trainer>>(
-      env, [cfg, tensors, tc]() { return std::make_shared<Trainer>(cfg, tensors, tc); },
-      [](Napi::Env env, std::shared_ptr<Trainer>& t) -> Napi::Value {
+#if !defined(VREFLECT_HAVE_CUDA)
+  if (dev.cuda) return ThrowError(env, "--device cuda: this build has no CUDA backend (VREFLECT_CUDA=ON npm rebuild where nvcc is on PATH)");
+#endif
+  auto* job = new Job<std::shared_ptr<AnyTrainer>>(
+      env,
+      [cfg, tensors, tc, dev]() {
+        auto t = std::make_shared<AnyTrainer>();
+#if defined(VREFLECT_HAVE_CUDA)
+        if (dev.cuda) {
+          cuda::require_cuda_device();
+          t->gpu = std::make_shared<cuda::GpuTrainer>(cfg, tensors, tc, cuda::optimizer_placement_from_name(dev.optimizer_states));
+          return t;
+        }
+#endif
+        (void)dev;
+        t->cpu = std::make_shared<Trainer>(cfg, tensors, tc);
+        return t;
+      },
+      [](Napi::Env env, std::shared_ptr<AnyTrainer>& t) -> Napi::Value {
         Napi::Object o = TrainerWrap::ctor.New({});
         TrainerWrap::Unwrap(o)->trainer = t;
+        o.Set("device", t->on_gpu() ? "cuda" : "cpu");
         return o;
       },
       nullptr);

@@ -18,6 +18,10 @@ export interface TrainSettings {
   lvrId: number;
   /** recompute each LLM layer in the backward instead of keeping its activations (default true) */
   gradientCheckpointing?: boolean;
+  /** cpu (default) or cuda: the GPU trainer (native/cuda/model/gpu_trainer; stage 1, bf16, no attention capture) */
+  device?: 'cpu' | 'cuda';
+  /** cuda only: where the AdamW state lives (resolved from the memory plan; the addon reads 'auto' as gpu) */
+  optimizerStates?: 'auto' | 'gpu' | 'host' | 'gpu-8bit';
 }
 
 export interface StepLosses {
@@ -117,6 +121,8 @@ export async function createNativeTrainer(
     tensors,
     train: { stage: s.stage, latentCount: s.latentCount, lambdaResampler: s.lambdaResampler, lambdaAttn: s.lambdaAttn, seed: s.seed, lvrId: s.lvrId, weightDecay: s.weightDecay,
       gradientCheckpointing: s.gradientCheckpointing ?? true },
+    ...(s.device ? { device: s.device } : {}),
+    ...(s.optimizerStates ? { optimizerStates: s.optimizerStates } : {}),
   });
   const frozen = tensors.filter((t) => t.name.startsWith('visual.'));
   // One implementation for both overloads: the capture options are only sent when asked for.

@@ -1,7 +1,8 @@
 // The --device pre-flight of each command: the plan inputs it knows (model config, image size, training
 // micro-batch), handed to resolveDevice (preflight.ts), which returns the device the run uses ('cpu' or 'cuda')
-// or throws the one-line reason --device cuda cannot be used. Training resolves to the CPU (auto) or refuses
-// (cuda): its GPU path is not there yet.
+// or throws the one-line reason --device cuda cannot be used. train-stage1 runs on the GPU (with the optimizer
+// placement the plan chose); stage 2, bench train and the training flags the GPU trainer lacks resolve to the CPU
+// (auto) or refuse (cuda).
 import sharp from 'sharp';
 
 import { EVAL_MAX_PIXELS, EVAL_MIN_PIXELS } from '../eval/benchmarks/common';
@@ -11,7 +12,7 @@ import { log } from '../util/log';
 import { OptimizerStates, planInference, planTraining } from './gpu_memory';
 import { PRESETS } from './model_shape';
 import { planModel, withLayers } from './model_source';
-import { cudaLooksUsable, Device, DeviceChoice, resolveDevice } from './preflight';
+import { CUDA_BENCH_TRAIN_NOT_YET, CUDA_STAGE2_NOT_YET, CudaPath, cudaLooksUsable, Device, DeviceChoice, resolveDevice } from './preflight';
 import { largestMicroBatch } from './train_batch_shape';
 
 /** Text tokens assumed around the image when the prompt is not tokenised yet (chat template + question). */
@@ -59,13 +60,41 @@ export function evalDevicePreflight(a: { device: DeviceChoice; model: string; ma
   );
 }
 
-/** train-stage1/2: --device cuda checks everything, then refuses (no GPU training path yet); auto is the CPU. */
+/** The device a training run uses, and where its AdamW state lives on cuda (the plan's choice for 'auto'). */
+export interface TrainDevice {
+  device: Device;
+  /** cuda only: resolved (never 'auto') */
+  optimizerStates?: OptimizerStates;
+}
+
+/**
+ * train-stage1/2: --device cuda checks the GPU and the memory plan, then runs stage 1 on the GPU trainer; stage 2,
+ * --attention-maps and --gradient-checkpointing off have no GPU path (one line on cuda, the CPU on auto).
+ */
 export function trainDevicePreflight(a: {
   device: DeviceChoice; model: string; stage: 1 | 2; packing: boolean; perDeviceBatchSize: number; imageMaxPixels: number; optimizerStates: OptimizerStates | 'auto';
-}): Device {
-  if (a.device !== 'cuda') return 'cpu';
+  attentionMaps?: boolean; gradientCheckpointing?: 'on' | 'off' | 'auto';
+}): TrainDevice {
+  if (quickCpu(a.device)) return { device: 'cpu' };
   const mb = largestMicroBatch(a);
-  return resolveDevice(a.device, (c) => planTraining({ shape: planModel(a.model).shape, stage: a.stage, ...mb, optimizerStates: a.optimizerStates, ...c }), 'refuse');
+  let chosen: OptimizerStates | undefined;
+  const device = resolveDevice(a.device, (c) => {
+    const p = planTraining({ shape: planModel(a.model).shape, stage: a.stage, ...mb, optimizerStates: a.optimizerStates, ...c });
+    chosen = p.optimizerStates;
+    return p;
+  }, trainCudaPath(a));
+  if (device === 'cpu') return { device };
+  if (chosen) log().info({ optimizer_states: chosen }, 'GPU optimizer state placement');
+  return { device, optimizerStates: chosen };
+}
+
+/** Whether this training run has a GPU path (GpuTrainer: stage 1, checkpointed decoder, no attention capture). */
+function trainCudaPath(a: { stage: 1 | 2; attentionMaps?: boolean; gradientCheckpointing?: 'on' | 'off' | 'auto' }): CudaPath {
+  if (a.stage === 2) return { refuse: CUDA_STAGE2_NOT_YET };
+  if (a.attentionMaps) return { refuse: '--attention-maps is not on the GPU yet (the GPU trainer does not capture attention); use --device cpu' };
+  if (a.gradientCheckpointing === 'off')
+    return { refuse: '--gradient-checkpointing off: only the checkpointed decoder exists on the GPU (use on or auto, or --device cpu)' };
+  return 'run';
 }
 
 /** bench infer / bench train: the 7B widths with the benchmark's layer counts. bench train on cuda refuses. */
@@ -82,6 +111,6 @@ export function benchDevicePreflight(a: {
       a.kind === 'infer'
         ? planInference({ shape, imageTokens, promptTokens: PROMPT_TOKENS, maxNewTokens: a.newTokens ?? 512, latentSteps: 8, ...c })
         : planTraining({ shape, stage: 1, tokens: a.tokens ?? 1024, visualTokens: Math.min(a.tokens ?? 1024, imageTokens), optimizerStates: 'auto', ...c }),
-    a.kind === 'train' ? 'refuse' : 'run',
+    a.kind === 'train' ? { refuse: CUDA_BENCH_TRAIN_NOT_YET } : 'run',
   );
 }

@@ -1,8 +1,9 @@
 // `--device cpu|cuda|auto` for infer, eval, train-stage1/2 and bench infer/train. `cuda` runs the availability
 // checks (driver, GPU, backend built, arch) and the GPU memory plan; infer, eval and bench infer then run on the
-// CUDA model path (native/cuda/model/gpu_session), training still stops with one line (its GPU path is not there
-// yet, issue 6). `auto` picks cuda where those same checks pass (and the run has a GPU path), else the CPU, and
-// logs which and why.
+// CUDA model path (native/cuda/model/gpu_session), train-stage1 on the GPU trainer (native/cuda/model/gpu_trainer);
+// what has no GPU path yet (stage 2, bench train, --attention-maps, --gradient-checkpointing off) stops with one
+// line. `auto` picks cuda where those same checks pass (and the run has a GPU path), else the CPU, and logs which
+// and why.
 import { availableMemory } from '../train/memory_plan';
 import { UserError } from '../util/errors';
 import { log } from '../util/log';
@@ -18,7 +19,7 @@ export type Device = 'cpu' | 'cuda';
 export const DEVICE_OPTION = {
   choices: ['cpu', 'cuda', 'auto'] as const,
   default: 'auto' as const,
-  describe: 'compute device; auto = cuda when a usable GPU is there and the CUDA backend is built (training: cpu), else cpu; cuda checks the GPU and the memory plan first',
+  describe: 'compute device; auto = cuda when a usable GPU is there, the CUDA backend is built and the run has a GPU path (train-stage2: cpu), else cpu; cuda checks the GPU and the memory plan first',
 };
 
 /** --optimizer-states of train-stage1/2 and vreflect plan. */
@@ -28,8 +29,10 @@ export const OPTIMIZER_STATES_OPTION = {
   describe: 'where AdamW state lives on a CUDA run: gpu (all fp32 on the GPU), host (fp32 master + moments in pinned host memory, exact), gpu-8bit (8-bit moments, approximate); auto: gpu if it fits, else host',
 };
 
-/** What training on --device cuda says once every check passed (issue 6: the GPU training path is not there yet). */
-export const CUDA_TRAIN_NOT_YET = 'the GPU training path is not there yet (issue 6): train-stage1/2 and bench train run on --device cpu';
+/** What bench train on --device cuda says once every check passed (its GPU path is not there yet). */
+export const CUDA_BENCH_TRAIN_NOT_YET = 'bench train has no GPU path yet (issue 6): run it with --device cpu';
+/** train-stage2 on --device cuda: the GPU trainer's own refusal (cuda/model/gpu_trainer.cc), said before loading. */
+export const CUDA_STAGE2_NOT_YET = 'stage 2 (the DAC head) is not on the GPU yet; train it with --device cpu';
 
 /** The capacities a plan is checked against: the GPU's free memory (total when unknown) and this host's memory. */
 export interface Capacities {
@@ -37,12 +40,12 @@ export interface Capacities {
   hostCapacity: number;
 }
 
-/** What a run does on CUDA: 'run' (infer, eval, bench infer) or 'refuse' (training: no GPU path yet). */
-export type CudaPath = 'run' | 'refuse';
+/** What a run does on CUDA: 'run', or { refuse: why } (no GPU path for it yet: said once every check passed). */
+export type CudaPath = 'run' | { refuse: string };
 
 /**
  * For --device cuda: throws a one-line UserError - the first failed availability check, the memory plan's
- * refusal, or (for training) that the GPU path is not there yet; returns when the run can go to the GPU. `plan`
+ * refusal, or the run's own refusal (no GPU path for it yet); returns when the run can go to the GPU. `plan`
  * builds the run's plan from the capacities; it runs only once the GPU checks pass.
  */
 export function requireCuda(plan: (c: Capacities) => GpuPlan, path: CudaPath = 'run'): void {
@@ -110,5 +113,5 @@ function cudaRefusal(plan: (c: Capacities) => GpuPlan, path: CudaPath): string |
   log().debug('\n' + renderPlan(p));
   if (!p.fits) return p.problem;
   log().info({ gpu_bytes: p.gpuBytes, host_bytes: p.hostBytes, gpu_capacity: p.gpuCapacity }, 'GPU memory plan fits');
-  return path === 'refuse' ? CUDA_TRAIN_NOT_YET : undefined;
+  return path === 'run' ? undefined : path.refuse;
 }

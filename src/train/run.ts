@@ -17,6 +17,8 @@ import { BoxAttentionMaps, createNativeTrainer, NativeTrainer, StepLosses } from
 import { UserError } from '../util/errors';
 import { log } from '../util/log';
 import { startProgress } from '../util/progress';
+import type { OptimizerStates } from '../plan/gpu_memory';
+import type { Device } from '../plan/preflight';
 import { writeBoxAttention } from '../viz/training_attention';
 import { CheckpointMeta, saveCheckpoint } from './checkpoint_writer';
 import { latestCheckpoint, rotateCheckpoints } from './checkpoint_rotation';
@@ -60,6 +62,10 @@ export interface TrainOptions {
   attentionMapsDir?: string;
   /** draw at step 1 and every N-th step */
   attentionMapsEvery?: number;
+  /** the resolved --device (default cpu); cuda runs the GPU trainer (stage 1, checkpointed, bf16, no maps) */
+  device?: Device;
+  /** cuda: where AdamW state lives, resolved from the memory plan (default gpu) */
+  optimizerStates?: OptimizerStates;
 }
 
 export interface TrainSummary {
@@ -97,6 +103,11 @@ function meanLosses(all: StepLosses[]): StepLosses {
 export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
   if (!fs.existsSync(o.model)) throw new UserError(`model directory not found: ${o.model}`);
   if (!fs.existsSync(o.dataPath)) throw new UserError(`--data-path not found: ${o.dataPath}`);
+  const device = o.device ?? 'cpu';
+  // What the GPU trainer lacks, said before any work (the CLI's preflight says it first; this guards other callers).
+  if (device === 'cuda' && o.attentionMapsDir) throw new UserError('--device cuda: --attention-maps is not on the GPU yet (the GPU trainer does not capture attention); use --device cpu');
+  if (device === 'cuda' && o.gradientCheckpointing === 'off')
+    throw new UserError('--device cuda: --gradient-checkpointing off: only the checkpointed decoder exists on the GPU (use on or auto, or --device cpu)');
   fs.mkdirSync(o.outputDir, { recursive: true });
   const mapsEvery = o.attentionMapsEvery ?? 50;
   if (o.attentionMapsDir) {
@@ -127,12 +138,15 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
   if (o.stage === 2 && !ckpt.lvrModules.some((n) => n.startsWith('box_feature_resampler.')))
     throw new UserError(`stage 2 needs a stage-1 checkpoint: ${o.model} has no box_feature_resampler.* tensors`);
 
+  // The host memory plan is the CPU trainer's; on cuda the GPU plan (preflight) decided, and the GPU decoder is
+  // always checkpointed, so auto means on there.
   const plan = planTrainingMemory(cfg, [...ckpt.tensors, ...ckpt.extra], {
     dtype: o.dtype, packing: o.packing, perDeviceBatchSize: o.perDeviceBatchSize, imageMaxPixels: o.imageMaxPixels, stage: o.stage,
-    checkpointing: o.gradientCheckpointing ?? 'auto',
+    checkpointing: device === 'cuda' ? 'on' : o.gradientCheckpointing ?? 'auto',
   });
   log().info({ memory_plan: plan }, 'memory plan');
-  enforceMemoryPlan(plan);
+  if (device === 'cpu') enforceMemoryPlan(plan);
+  if (device === 'cuda' && o.dtype === 'fp32') log().warn('--device cuda: the GPU trainer computes in bf16 (fp32 masters and moments); --dtype fp32 applies to the CPU only');
 
   const data = TrainDataLoader.open({
     dataPath: o.dataPath,
@@ -160,6 +174,8 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
     seed: o.seed,
     lvrId: ids.lvr,
     gradientCheckpointing: plan.checkpointing,
+    device,
+    optimizerStates: device === 'cuda' ? o.optimizerStates ?? 'gpu' : undefined,
   });
 
   // A picture that fails to be written is worth a warning, never the training run.

@@ -203,11 +203,11 @@ suite('--device cuda through the CUDA emulator addon', () => {
       expectOneLineError(vreflect([...inferArgs(c, 'cuda'), '--dtype', 'fp32']), /--dtype fp32 runs on the CPU only/);
     });
 
-    test('training: every check passes, then the GPU training path is not there yet', () => {
+    test('train-stage2: every check passes, then stage 2 is not on the GPU yet (train_cuda_cli.test.ts runs stage 1)', () => {
       const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vr-cuda-train-'));
       expectOneLineError(
-        vreflect(['train-stage1', '--model', path.join(GOLDEN, 'models', 'tiny-flat'), '--data-path', path.join(ROOT, 'test', 'fixtures', 'data', 'meta.json'), '--output-dir', out, '--device', 'cuda']),
-        /^vreflect: error: --device cuda: the GPU training path is not there yet \(issue 6\)/,
+        vreflect(['train-stage2', '--model', path.join(GOLDEN, 'models', 'tiny-flat'), '--data-path', path.join(ROOT, 'test', 'fixtures', 'data', 'meta.json'), '--output-dir', out, '--device', 'cuda']),
+        /^vreflect: error: --device cuda: stage 2 \(the DAC head\) is not on the GPU yet; train it with --device cpu$/,
       );
     });
   });

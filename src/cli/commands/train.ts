@@ -80,12 +80,13 @@ function makeTrainCommand(d: StageDefaults): CommandModule<object, any> {
     builder: builder(d) as any,
     handler: async (a: any) => {
       for (const f of ['max-steps', 'gradient-accumulation-steps', 'per-device-batch-size', 'latent-tokens', 'attention-maps-every']) positiveInt(a[f], `--${f}`);
-      trainDevicePreflight({
-        device: a.device, model: a.model, stage: d.stage, packing: a['enable-data-packing'], perDeviceBatchSize: a['per-device-batch-size'],
-        imageMaxPixels: a['image-max-pixels'], optimizerStates: a['optimizer-states'],
-      });
       if (a['attention-maps'] !== undefined && (typeof a['attention-maps'] !== 'string' || a['attention-maps'] === ''))
         throw new UserError('--attention-maps needs a directory');
+      const dev = trainDevicePreflight({
+        device: a.device, model: a.model, stage: d.stage, packing: a['enable-data-packing'], perDeviceBatchSize: a['per-device-batch-size'],
+        imageMaxPixels: a['image-max-pixels'], optimizerStates: a['optimizer-states'],
+        attentionMaps: a['attention-maps'] !== undefined, gradientCheckpointing: a['gradient-checkpointing'],
+      });
       const o: TrainOptions = {
         stage: d.stage,
         model: a.model,
@@ -118,6 +119,8 @@ function makeTrainCommand(d: StageDefaults): CommandModule<object, any> {
         saveWeightsDtype: a['save-dtype'],
         attentionMapsDir: a['attention-maps'],
         attentionMapsEvery: a['attention-maps-every'],
+        device: dev.device,
+        optimizerStates: dev.optimizerStates,
       };
       const r = await runTraining(o);
       log().info({ steps: r.steps, output: r.outputDir, interrupted: r.interrupted }, 'training finished');
