@@ -1,8 +1,8 @@
 // The --device pre-flight of each command: the plan inputs it knows (model config, image size, training
 // micro-batch), handed to resolveDevice (preflight.ts), which returns the device the run uses ('cpu' or 'cuda')
-// or throws the one-line reason --device cuda cannot be used. train-stage1 runs on the GPU (with the optimizer
-// placement the plan chose); stage 2, bench train and the training flags the GPU trainer lacks resolve to the CPU
-// (auto) or refuse (cuda).
+// or throws the one-line reason --device cuda cannot be used. train-stage1/2 run on the GPU (with the optimizer
+// placement the plan chose); bench train and the training flags the GPU trainer lacks resolve to the CPU (auto) or
+// refuse (cuda).
 import sharp from 'sharp';
 
 import { EVAL_MAX_PIXELS, EVAL_MIN_PIXELS } from '../eval/benchmarks/common';
@@ -12,7 +12,7 @@ import { log } from '../util/log';
 import { OptimizerStates, planInference, planTraining } from './gpu_memory';
 import { PRESETS } from './model_shape';
 import { planModel, withLayers } from './model_source';
-import { CUDA_BENCH_TRAIN_NOT_YET, CUDA_STAGE2_NOT_YET, CudaPath, cudaLooksUsable, Device, DeviceChoice, resolveDevice } from './preflight';
+import { CUDA_BENCH_TRAIN_NOT_YET, CudaPath, cudaLooksUsable, Device, DeviceChoice, resolveDevice } from './preflight';
 import { largestMicroBatch } from './train_batch_shape';
 
 /** Text tokens assumed around the image when the prompt is not tokenised yet (chat template + question). */
@@ -68,8 +68,8 @@ export interface TrainDevice {
 }
 
 /**
- * train-stage1/2: --device cuda checks the GPU and the memory plan, then runs stage 1 on the GPU trainer; stage 2,
- * --attention-maps and --gradient-checkpointing off have no GPU path (one line on cuda, the CPU on auto).
+ * train-stage1/2: --device cuda checks the GPU and the memory plan, then runs on the GPU trainer; --attention-maps
+ * and --gradient-checkpointing off have no GPU path (one line on cuda, the CPU on auto).
  */
 export function trainDevicePreflight(a: {
   device: DeviceChoice; model: string; stage: 1 | 2; packing: boolean; perDeviceBatchSize: number; imageMaxPixels: number; optimizerStates: OptimizerStates | 'auto';
@@ -88,9 +88,8 @@ export function trainDevicePreflight(a: {
   return { device, optimizerStates: chosen };
 }
 
-/** Whether this training run has a GPU path (GpuTrainer: stage 1, checkpointed decoder, no attention capture). */
-function trainCudaPath(a: { stage: 1 | 2; attentionMaps?: boolean; gradientCheckpointing?: 'on' | 'off' | 'auto' }): CudaPath {
-  if (a.stage === 2) return { refuse: CUDA_STAGE2_NOT_YET };
+/** Whether this training run has a GPU path (GpuTrainer: both stages, checkpointed decoder, no attention capture). */
+function trainCudaPath(a: { attentionMaps?: boolean; gradientCheckpointing?: 'on' | 'off' | 'auto' }): CudaPath {
   if (a.attentionMaps) return { refuse: '--attention-maps is not on the GPU yet (the GPU trainer does not capture attention); use --device cpu' };
   if (a.gradientCheckpointing === 'off')
     return { refuse: '--gradient-checkpointing off: only the checkpointed decoder exists on the GPU (use on or auto, or --device cpu)' };

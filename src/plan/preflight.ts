@@ -1,7 +1,7 @@
 // `--device cpu|cuda|auto` for infer, eval, train-stage1/2 and bench infer/train. `cuda` runs the availability
 // checks (driver, GPU, backend built, arch) and the GPU memory plan; infer, eval and bench infer then run on the
 // CUDA model path (native/cuda/model/gpu_session), train-stage1 on the GPU trainer (native/cuda/model/gpu_trainer);
-// what has no GPU path yet (stage 2, bench train, --attention-maps, --gradient-checkpointing off) stops with one
+// what has no GPU path yet (bench train, --attention-maps, --gradient-checkpointing off) stops with one
 // line. `auto` picks cuda where those same checks pass (and the run has a GPU path), else the CPU, and logs which
 // and why.
 import { availableMemory } from '../train/memory_plan';
@@ -19,7 +19,7 @@ export type Device = 'cpu' | 'cuda';
 export const DEVICE_OPTION = {
   choices: ['cpu', 'cuda', 'auto'] as const,
   default: 'auto' as const,
-  describe: 'compute device; auto = cuda when a usable GPU is there, the CUDA backend is built and the run has a GPU path (train-stage2: cpu), else cpu; cuda checks the GPU and the memory plan first',
+  describe: 'compute device; auto = cuda when a usable GPU is there, the CUDA backend is built and the run has a GPU path, else cpu; cuda checks the GPU and the memory plan first',
 };
 
 /** --optimizer-states of train-stage1/2 and vreflect plan. */
@@ -31,8 +31,6 @@ export const OPTIMIZER_STATES_OPTION = {
 
 /** What bench train on --device cuda says once every check passed (its GPU path is not there yet). */
 export const CUDA_BENCH_TRAIN_NOT_YET = 'bench train has no GPU path yet (issue 6): run it with --device cpu';
-/** train-stage2 on --device cuda: the GPU trainer's own refusal (cuda/model/gpu_trainer.cc), said before loading. */
-export const CUDA_STAGE2_NOT_YET = 'stage 2 (the DAC head) is not on the GPU yet; train it with --device cpu';
 
 /** The capacities a plan is checked against: the GPU's free memory (total when unknown) and this host's memory. */
 export interface Capacities {

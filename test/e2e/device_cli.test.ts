@@ -34,7 +34,6 @@ const real = JSON.parse(vreflect(['doctor', '--json']).stdout).backends.cuda;
 const noDriver = !real.driver.found;
 
 const INFER = ['infer', '--model', MODEL, '--image', IMAGE, '--prompt', 'What is this?', '--device', 'cuda'];
-const STAGE2_NOT_YET = /^vreflect: error: --device cuda: stage 2 \(the DAC head\) is not on the GPU yet; train it with --device cpu$/;
 // A recorded GPU probe passes every pre-flight check; the addon itself then finds this machine's real state.
 const ADDON_NO_GPU = /^vreflect: error: --device cuda: (no NVIDIA driver \(libcuda\.so\.1 not found\)|driver found but no GPU|this build has no CUDA backend)/;
 
@@ -62,12 +61,13 @@ describe('--device cuda', () => {
     expectOneLineError(vreflect(INFER, 'old_driver_built.json'), /--device cuda: the NVIDIA driver \(CUDA 12\.8\) is older than the CUDA runtime/);
   });
 
-  test('all checks pass: infer / eval / bench infer go to the CUDA session, which finds no GPU here; training refuses', () => {
+  test('all checks pass: infer / eval / bench infer go to the CUDA session, which finds no GPU here; so do both training stages', () => {
     expectOneLineError(vreflect(INFER, 'h100_built.json'), ADDON_NO_GPU);
     const data = fs.mkdtempSync(path.join(os.tmpdir(), 'vr-dev-'));
     const evalData = path.join(ROOT, 'test', 'fixtures', 'eval', 'data');
     expectOneLineError(vreflect(['eval', '--model', MODEL, '--data-root', evalData, '--benchmarks', 'VSTAR', '--limit', '1', '--output-dir', path.join(data, 'o'), '--device', 'cuda'], 'h100_built.json'), ADDON_NO_GPU);
-    expectOneLineError(vreflect(['train-stage2', '--model', MODEL, '--data-path', META, '--output-dir', path.join(data, 't'), '--device', 'cuda'], 'h100_built.json'), STAGE2_NOT_YET);
+    // train-stage2 passes the pre-flight too: the next check is the model's (tiny-flat has no stage-1 BCM).
+    expectOneLineError(vreflect(['train-stage2', '--model', MODEL, '--data-path', META, '--output-dir', path.join(data, 't'), '--device', 'cuda'], 'h100_built.json'), /^vreflect: error: stage 2 needs a stage-1 checkpoint: /);
     // train-stage1 passes the pre-flight and reaches the addon's trainer, which finds this machine's real state.
     expectOneLineError(vreflect(['train-stage1', '--model', MODEL, '--data-path', META, '--output-dir', path.join(data, 't1'), '--device', 'cuda'], 'h100_built.json'), ADDON_NO_GPU);
     // bench infer asks the addon before it writes its (large) checkpoint.

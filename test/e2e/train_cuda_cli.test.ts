@@ -3,8 +3,9 @@
 // native/cuda_emu), so the run goes through the GPU trainer (native/cuda/model/gpu_trainer). On the tiny golden
 // checkpoint and the data fixtures: 2 steps with checkpoints; the output loads in `infer --device cpu` (the regular
 // addon); its losses are the CPU bf16 trainer's within bf16 noise; `--resume latest` (with --device auto, which
-// must pick the GPU) reproduces the uninterrupted run's metrics and weights; and what the GPU trainer lacks is
-// refused in one line. When the build found no CUDA headers the tests say so and pass.
+// must pick the GPU) reproduces the uninterrupted run's metrics and weights; `train-stage2 --device cuda` on that
+// output (DAC distillation from the frozen BCM) agrees with the CPU bf16 trainer's stage 2; and what the GPU trainer
+// lacks is refused in one line. When the build found no CUDA headers the tests say so and pass.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -131,16 +132,34 @@ suite('vreflect train-stage1 --device cuda (emulator addon)', () => {
     }
   });
 
+  test('train-stage2 --device cuda on the stage-1 output: 2 steps, losses (CE, MSE, KL) the CPU bf16 trainer\'s within 2%', () => {
+    const [s2g, s2c] = [path.join(tmp, 'stage2-gpu'), path.join(tmp, 'stage2-cpu')];
+    const g = vreflect(['train-stage2', '--model', gpu, ...COMMON, '--output-dir', s2g, '--device', 'cuda', '--save-steps', '0']);
+    expect([g.code, g.stderr]).toEqual([0, expect.any(String)]);
+    const c = vreflect(['train-stage2', '--model', gpu, ...COMMON, '--output-dir', s2c, '--device', 'cpu', '--dtype', 'bf16', '--save-steps', '0'], false);
+    expect(c.code).toBe(0);
+    const [a, b] = [metrics(s2g), metrics(s2c)];
+    expect(a.map((x) => x.step)).toEqual([1, 2]);
+    for (let i = 0; i < 2; i++)
+      for (const k of ['loss', 'loss_ce', 'loss_resampler', 'loss_mse', 'loss_kl', 'grad_norm']) {
+        expect([i, k, Number.isFinite(a[i][k])]).toEqual([i, k, true]);
+        expect([i, k, Math.abs(a[i][k] - b[i][k]) <= 0.02 * Math.abs(b[i][k]) + 1e-6]).toEqual([i, k, true]);
+      }
+    expect(a[0].loss_kl).toBeGreaterThan(0);
+    expect(a[0].loss).not.toBe(b[0].loss);
+    // The BCM teacher is frozen: the stage-2 output carries the stage-1 BCM unchanged.
+    const w = (dir: string) => readSafetensorsHeader(path.join(dir, 'model.safetensors'));
+    expect([...w(s2g).tensors.keys()].some((n) => n.startsWith('box_feature_resampler.'))).toBe(true);
+  });
+
   describe('one-line errors', () => {
     const out = () => fs.mkdtempSync(path.join(tmp, 'err-'));
     test.each([
-      ['train-stage2', ['--device', 'cuda'], /^vreflect: error: --device cuda: stage 2 \(the DAC head\) is not on the GPU yet; train it with --device cpu$/],
       ['train-stage1', ['--device', 'cuda', '--gradient-checkpointing', 'off'], /^vreflect: error: --device cuda: --gradient-checkpointing off: only the checkpointed decoder exists on the GPU/],
       ['train-stage1', ['--device', 'cuda', '--attention-maps', '/tmp/maps'], /^vreflect: error: --device cuda: --attention-maps is not on the GPU yet/],
       ['train-stage1', ['--device', 'cuda', '--optimizer-states', 'gpu-8bit'], /^vreflect: error: .*gpu-8bit is not implemented yet/],
     ])('%s %s', (cmd, extra, msg) => {
-      const model = cmd === 'train-stage2' ? gpu : MODEL;
-      expectOneLineError(vreflect([cmd as string, '--model', model, ...COMMON, '--output-dir', out(), ...(extra as string[])]), msg as RegExp);
+      expectOneLineError(vreflect([cmd as string, '--model', MODEL, ...COMMON, '--output-dir', out(), ...(extra as string[])]), msg as RegExp);
     });
   });
 });

@@ -307,11 +307,13 @@ describe('trainer input errors', () => {
 });
 
 // --device cuda: the GPU trainer (native/cuda/model/gpu_trainer) through the emulator addon (the CUDA sources
-// compiled as C++ against native/cuda_emu), on the golden stage-1 cases. The GPU computes in bf16 (and rounds
+// compiled as C++ against native/cuda_emu), on the golden cases of both stages. The GPU computes in bf16 (and rounds
 // more than the CPU's bf16 mode: q/k/v, attention output, gradients into GEMMs), so the rule is the native test's
 // (native/cuda_tests/test_trainer_gpu.cc): with PyTorch's golden value as the reference and the CPU trainer in
 // bf16 as the baseline, max|gpu - ref| <= 2 max|cpu_bf16 - ref| + floor, per micro-batch loss (floor 1e-3 of the
-// value), per step grad norm (same) and every listed gradient of step 1 (floor 1e-3 of the tensor's max-abs).
+// value; stage 2: 2^-8, as the native test - the GPU rounds the KL's attention q/k to bf16, the CPU's bf16 mode does
+// not, so the KL carries a steady 0.2-0.3% the baseline need not share), per step grad norm (same) and every listed
+// gradient of step 1 (floor 1e-3 of the tensor's max-abs).
 // Step 2's gradients are not held to it: after one AdamW step every element has moved by ~lr whatever its
 // gradient, so elements with near-zero gradients differ by up to 2 lr between the three runs and the CPU bf16
 // trainer's error is no bound for the GPU's (stage1_single's BCM output-norm gradient reaches 2.6x it); the
@@ -332,7 +334,7 @@ function flashRule(what: string, gpu: ArrayLike<number>, base: ArrayLike<number>
   const tol = 2 * errBase + floor;
   if (!(err <= tol)) throw new Error(`${what}: gpu err ${err.toExponential(3)} > 2 x cpu bf16 err ${errBase.toExponential(3)} + floor ${floor.toExponential(3)}`);
 }
-const scalarRule = (what: string, gpu: number, base: number, ref: number) => flashRule(what, [gpu], [base], [ref], 1e-3 * Math.abs(ref));
+const scalarRule = (what: string, gpu: number, base: number, ref: number, floorRel = 1e-3) => flashRule(what, [gpu], [base], [ref], floorRel * Math.abs(ref));
 
 cudaSuite('--device cuda (GPU trainer, emulator addon)', () => {
   let emu: any;
@@ -341,8 +343,7 @@ cudaSuite('--device cuda (GPU trainer, emulator addon)', () => {
     emu = require(EMU_ADDON);
   });
 
-  const stage1: [string, any][] = caseTable.filter(([, c]) => c.stage === 1);
-  test.each(stage1)('%s: losses, grad norms and gradients within 2x the CPU bf16 trainer\'s error of PyTorch', async (_n, c) => {
+  test.each(caseTable)('%s: losses, grad norms and gradients within 2x the CPU bf16 trainer\'s error of PyTorch', async (_n, c) => {
     const gpu = await createTrainer(c, { addon: emu, device: 'cuda', dtype: 'bf16' });
     const cpu = await createTrainer(c, { addon: emu, device: 'cpu', dtype: 'bf16' });
     expect(gpu.device).toBe('cuda');
@@ -352,9 +353,10 @@ cudaSuite('--device cuda (GPU trainer, emulator addon)', () => {
         const b = trainBatch(micro.batch), where = `${c.case} step ${k + 1} micro ${m}`;
         const g = await gpu.forwardBackward(b, { gradScale: micro.gradScale });
         const r = await cpu.forwardBackward(b, { gradScale: micro.gradScale });
-        scalarRule(`${where} loss`, g.loss, r.loss, micro.expected.loss);
-        scalarRule(`${where} loss_ce`, g.lossCe, r.lossCe, micro.expected.loss_ce);
-        scalarRule(`${where} loss_resampler`, g.lossResampler, r.lossResampler, micro.expected.loss_resampler);
+        const floor = c.stage === 2 ? 2 ** -8 : 1e-3;
+        scalarRule(`${where} loss`, g.loss, r.loss, micro.expected.loss, floor);
+        scalarRule(`${where} loss_ce`, g.lossCe, r.lossCe, micro.expected.loss_ce, floor);
+        scalarRule(`${where} loss_resampler`, g.lossResampler, r.lossResampler, micro.expected.loss_resampler, floor);
         expect(g.boxes).toBe(r.boxes);
       }
       for (const name of k === 0 ? step.grads : []) {
@@ -364,7 +366,7 @@ cudaSuite('--device cuda (GPU trainer, emulator addon)', () => {
       }
       const og = await gpu.optimizerStep({ lr: step.lr, maxGradNorm: c.maxGradNorm });
       const oc = await cpu.optimizerStep({ lr: step.lr, maxGradNorm: c.maxGradNorm });
-      scalarRule(`${c.case} step ${k + 1} grad norm`, og.gradNorm, oc.gradNorm, step.gradNorm);
+      scalarRule(`${c.case} step ${k + 1} grad norm`, og.gradNorm, oc.gradNorm, step.gradNorm, c.stage === 2 ? 2 ** -8 : 1e-3);
       expect(og.step).toBe(k + 1);
     }
   });
@@ -418,7 +420,6 @@ cudaSuite('--device cuda (GPU trainer, emulator addon)', () => {
       expect(() => emu.createTrainer(spec(extra))).toThrow(msg);
     });
     test.each([
-      ['stage 2', { device: 'cuda' }, { stage: 2 }, /^cuda trainer: stage 2 \(the DAC head\) is not on the GPU yet; train it with --device cpu$/],
       ['no gradient checkpointing', { device: 'cuda' }, { gradientCheckpointing: false }, /^cuda trainer: only the checkpointed decoder exists on the GPU/],
       ['gpu-8bit', { device: 'cuda', optimizerStates: 'gpu-8bit' }, {}, /gpu-8bit is not implemented yet/],
     ])('%s: rejected in one line', async (_w, extra, train, msg) => {
