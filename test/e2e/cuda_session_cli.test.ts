@@ -203,11 +203,10 @@ suite('--device cuda through the CUDA emulator addon', () => {
       expectOneLineError(vreflect([...inferArgs(c, 'cuda'), '--dtype', 'fp32']), /--dtype fp32 runs on the CPU only/);
     });
 
-    test('train-stage2: every check passes, then stage 2 is not on the GPU yet (train_cuda_cli.test.ts runs stage 1)', () => {
-      const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vr-cuda-train-'));
+    test('bench train: every check passes, then it has no GPU path yet (train_cuda_cli.test.ts runs both stages)', () => {
       expectOneLineError(
-        vreflect(['train-stage2', '--model', path.join(GOLDEN, 'models', 'tiny-flat'), '--data-path', path.join(ROOT, 'test', 'fixtures', 'data', 'meta.json'), '--output-dir', out, '--device', 'cuda']),
-        /^vreflect: error: --device cuda: stage 2 \(the DAC head\) is not on the GPU yet; train it with --device cpu$/,
+        vreflect(['bench', 'train', '--device', 'cuda', '--torch', 'off']),
+        /^vreflect: error: --device cuda: bench train has no GPU path yet \(issue 6\): run it with --device cpu$/,
       );
     });
   });
