@@ -10,17 +10,16 @@
 // with a key padding mask, which computes the CPU's exact-length numbers (boxes of one sample each project the
 // sample's rows; the CPU does it once per sample - same values). The head-averaged attention is [nb, nq, max_S],
 // 0 on the padding columns: with a_off[b] = b * nq * max_S it is a valid KlArgs student map (the KL's terms and
-// gradient vanish where the teacher puts no mass, i.e. on the padding). Precision as GpuBoxCompression (bf16 GEMM
-// and attention operands, fp32 accumulation, LayerNorm fp32, weight gradients fp32). The backward gives the
-// queries' gradient (dHq, fp32) and no gradient to the visual rows (the vision tower is frozen).
+// gradient vanish where the teacher puts no mass, i.e. on the padding). The block itself (precision, padding, no
+// gradient to the visual rows) is GpuCrossAttnBlock (gpu_train_resampler.h), shared with the BCM; the backward
+// gives the queries' gradient (dHq, fp32).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "cuda/kernels/cuda_kernels.h"
-#include "cuda/model/device_arena.h"
 #include "cuda/model/gpu_train_params.h"
+#include "cuda/model/gpu_train_resampler.h"
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
@@ -35,25 +34,15 @@ class GpuDynamicCompression {
   // needs (Hq and V may change after the call).
   void forward(float* Z, const float* Hq, int64_t nb, int nq, const float* V, int64_t nrows, const int32_t* cu_sample,
                int64_t nsamples, const int32_t* box_sample, float* attn = nullptr);
-  int64_t max_keys() const { return S_; }
+  int64_t max_keys() const { return block_.keys(); }
   // dZ [nb*nq, D] (device); dattn (optional) the gradient w.r.t. attn. Accumulates every DAC weight gradient and
   // dHq [nb*nq, D] (device fp32) += the gradient w.r.t. the queries (dHq may be null).
   void backward(const float* dZ, const float* dattn, float* dHq);
 
  private:
-  GpuTrainParams& p_;
-  const DeviceParam *in_w_, *in_b_, *out_w_, *out_b_, *ln_w_, *ln_b_;
+  GpuCrossAttnBlock block_;
   int64_t D_;
-  int heads_;
   Stream s_;
-
-  // State of the last forward.
-  int64_t nb_ = 0, S_ = 0, R_ = 0;
-  CrossAttnArgs args_;
-  DeviceArena arena_;
-  bf16 *hq16_ = nullptr, *rows16_ = nullptr, *q16_ = nullptr, *kv16_ = nullptr, *o16_ = nullptr;
-  uint8_t* key_pad_ = nullptr;
-  float *lse_ = nullptr, *pre_ = nullptr, *mean_ = nullptr, *rstd_ = nullptr;
 };
 
 }  // namespace VR_CUDA_ABI
