@@ -221,7 +221,8 @@ export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
       .option('markdown', { type: 'string', default: path.join('.bench', 'bench-train.md'), describe: 'also write a README snippet with the figures here ("" = no file)' })
       .option('device', DEVICE_OPTION)
       .example('VREFLECT_PYTHON=/work/pyenv/bin/python $0 bench train', 'generate the 2+4-layer, 16k-vocabulary checkpoint once, then time ours and PyTorch: 8 micro-batches + one AdamW update per step')
-      .example('$0 bench train --ga 1 --torch off', 'one micro-batch + one update per step (how steps were timed before accumulation)'),
+      .example('$0 bench train --ga 1 --torch off', 'one micro-batch + one update per step (how steps were timed before accumulation)')
+      .example('$0 bench train --device cuda', 'the GPU trainer and PyTorch on cuda: tokens/s, MFU against the GPU\'s datasheet bf16 peak, peak device memory'),
   handler: async (args) => {
     checkBenchTrainArgs(args);
     const shape = { llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab };
