@@ -4,7 +4,7 @@
 wrote (batch.json + pixels.f32), and prints ONE JSON line on stdout. Progress and warnings go to stderr.
 
   python scripts_bench/torch_train.py --model DIR --batch DIR/batch.json --threads 2 --steps 3 --warmup 1 \
-      [--grad-accum 8] [--checkpointing]
+      [--grad-accum 8] [--checkpointing] [--device cpu|cuda]
 
 The step, eager mode:
   * Qwen2_5_VLForConditionalGeneration.from_pretrained(DIR) with fp32 weights; the vision tower + merger frozen,
@@ -19,6 +19,8 @@ The step, eager mode:
     accumulates 8 per optimizer step), then clip_grad_norm_(1.0), torch.optim.AdamW (betas 0.9/0.999, eps 1e-8,
     weight decay 0.1 on tensors with >= 2 dims, fused CPU kernel by default), zero_grad;
   * --checkpointing: transformers' gradient checkpointing of the decoder layers (upstream trains with it on).
+  * --device cuda: the model, the BCM, the batch on the GPU, autocast("cuda", bfloat16), torch.cuda.synchronize()
+    before every timestamp; the JSON then also holds the GPU's name and torch.cuda.max_memory_allocated().
 """
 import argparse
 import json
@@ -69,6 +71,10 @@ def make_bcm(torch, D, K):
 
 def cmd_train(a):
     import torch
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"torch {torch.__version__} has no usable CUDA device")
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     import torch.nn.functional as F
     import transformers
     from transformers import Qwen2_5_VLForConditionalGeneration
@@ -84,9 +90,11 @@ def cmd_train(a):
     grid = torch.tensor(b["image_grid_thw"], dtype=torch.long)
     with open(b["pixel_file"], "rb") as f:
         pixels = torch.frombuffer(bytearray(f.read()), dtype=torch.float32).view(b["pixel_rows"], b["patch_dim"])
+    ids, targets, positions, grid, pixels = (x.to(dev) for x in (ids, targets, positions, grid, pixels))
 
     t0 = time.perf_counter()
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(a.model, dtype=torch.float32, attn_implementation="sdpa")
+    model.to(dev)
     visual = model.model.visual
     visual.requires_grad_(False)
     visual.to(torch.bfloat16)
@@ -97,13 +105,14 @@ def cmd_train(a):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
     D = lm.config.hidden_size
     K = len(b["lvr_slots"][0]) if b["lvr_slots"] else 8
-    bcm = make_bcm(torch, D, K).train()
+    bcm = make_bcm(torch, D, K).to(dev).train()
     trainable = [p for p in list(lm.parameters()) + list(model.lm_head.parameters()) + list(bcm.parameters()) if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]
     no_decay = [p for p in trainable if p.ndim < 2]
     opt_kwargs = {"fused": True} if a.adamw == "fused" else {"foreach": a.adamw == "foreach"}
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.999), eps=1e-8, **opt_kwargs)
+    sync()
     load_s = time.perf_counter() - t0
     rss_after_load = rss_bytes()
 
@@ -115,24 +124,27 @@ def cmd_train(a):
         first_row.append(first_row[-1] + t)
     boxes = b["boxes"]
     nmax = max(len(x["tokens"]) for x in boxes)
-    box_rows = [torch.tensor([first_row[x["sample"]] + i for i in x["tokens"]], dtype=torch.long) for x in boxes]
+    box_rows = [torch.tensor([first_row[x["sample"]] + i for i in x["tokens"]], dtype=torch.long, device=dev) for x in boxes]
     pad_mask = torch.ones(len(boxes), nmax, dtype=torch.bool)
     for j, r in enumerate(box_rows):
         pad_mask[j, : len(r)] = False
-    slot_row = torch.tensor([x["sample"] for x in boxes for _ in range(K)], dtype=torch.long)
-    slot_col = torch.tensor([p for s in b["lvr_slots"] for p in s], dtype=torch.long)
+    pad_mask = pad_mask.to(dev)
+    slot_row = torch.tensor([x["sample"] for x in boxes for _ in range(K)], dtype=torch.long, device=dev)
+    slot_col = torch.tensor([p for s in b["lvr_slots"] for p in s], dtype=torch.long, device=dev)
     sel = targets != -100
 
     def micro_batch():
         """forward + (loss / N).backward() of one micro-batch; returns its losses and vision-tower seconds"""
+        sync()
         t_a = time.perf_counter()
         with torch.no_grad():
             feats = torch.cat(model.model.get_image_features(pixels, grid).pooler_output, dim=0)  # [V, D] bf16
+        sync()
         t_v = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(a.device, dtype=torch.bfloat16):
             emb = lm.embed_tokens(ids)
             emb = emb.masked_scatter(image_mask, feats.to(emb.dtype))
-            X = torch.zeros(len(boxes), nmax, D, dtype=feats.dtype)
+            X = torch.zeros(len(boxes), nmax, D, dtype=feats.dtype, device=dev)
             for j, r in enumerate(box_rows):
                 X[j, : len(r)] = feats[r]
             Z = bcm(X, pad_mask)  # [boxes, K, D]
@@ -148,13 +160,16 @@ def cmd_train(a):
         return loss.item(), ce.item(), align.item(), t_v - t_a
 
     def step():
+        sync()
         r_a = resource.getrusage(resource.RUSAGE_SELF)
         t_a = time.perf_counter()
         micro = [micro_batch() for _ in range(a.grad_accum)]
+        sync()
         t_b = time.perf_counter()
         gn = torch.nn.utils.clip_grad_norm_(trainable, a.max_grad_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync()
         t_c = time.perf_counter()
         r_c = resource.getrusage(resource.RUSAGE_SELF)
         return {
@@ -184,6 +199,8 @@ def cmd_train(a):
         steps.append(s)
     print(json.dumps({
         "ok": True,
+        "device": a.device if a.device == "cpu" else torch.cuda.get_device_name(0),
+        **({"peak_device_bytes": torch.cuda.max_memory_allocated()} if a.device == "cuda" else {}),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "threads": torch.get_num_threads(),
@@ -214,6 +231,7 @@ def main():
     p.add_argument("--grad-accum", type=int, default=8, help="forward+backward passes per optimizer step (upstream: 8)")
     p.add_argument("--checkpointing", action="store_true")
     p.add_argument("--adamw", choices=["fused", "foreach", "for-loop"], default="fused")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = p.parse_args()
     if a.grad_accum < 1:
         print(json.dumps({"ok": False, "error": f"--grad-accum must be an integer >= 1, got {a.grad_accum}"}), flush=True)

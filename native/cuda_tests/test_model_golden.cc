@@ -78,7 +78,7 @@ VR_TEST(cuda_model_golden_decode) {
   const auto hf_steps = tensor(golden, "step_logits", {n, V});
 
   WeightStore ws(safetensors_records(tiny_flat_dir() + "/model.safetensors"));
-  const cuda::DeviceWeights dw(mc, ws, /*with_vision=*/false);
+  const cuda::DeviceWeights dw(mc, ws, cuda::WeightParts::LanguageOnly);
   cuda::GpuLanguageModel lm(dw);
   cuda::GpuKVCache cache = lm.new_cache(L + n);
   DeviceBuffer<int32_t> d_ids(ids), rows(static_cast<size_t>(Nt)), count(1), next(1);

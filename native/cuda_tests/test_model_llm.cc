@@ -205,7 +205,7 @@ VR_TEST(cuda_model_errors) {
   auto recs = safetensors_records(tiny_flat_dir() + "/model.safetensors");
   {
     WeightStore ws(recs);
-    const cuda::DeviceWeights dw(mc, ws, /*with_vision=*/false);
+    const cuda::DeviceWeights dw(mc, ws, cuda::WeightParts::LanguageOnly);
     cuda::GpuLanguageModel lm(dw);
     cuda::GpuKVCache cache = lm.new_cache(4);
     DeviceBuffer<float> x(static_cast<size_t>(5 * mc.text.hidden));

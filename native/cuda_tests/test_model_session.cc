@@ -135,7 +135,7 @@ VR_TEST(cuda_model_session_vs_cpu) {
 VR_TEST(cuda_model_kv_cache_growth) {
   const ModelConfig mc = tiny_flat_config(DType::BF16);
   WeightStore ws(safetensors_records(tiny_flat_dir() + "/model.safetensors"));
-  const cuda::DeviceWeights dw(mc, ws, /*with_vision=*/false);
+  const cuda::DeviceWeights dw(mc, ws, cuda::WeightParts::LanguageOnly);
   cuda::GpuLanguageModel lm(dw);
   const int64_t T = 9, D = mc.text.hidden, V = mc.text.vocab;
   std::vector<int32_t> ids = {361, 82, 327, 83, 198, 49, 68, 341, 259};

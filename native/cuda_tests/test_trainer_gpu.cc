@@ -431,6 +431,31 @@ VR_TEST(cuda_trainer_stage2_golden) {
   }
 }
 
+// Device memory: the trainer uploads only the frozen vision tower (its decoder lives once, in GpuTrainParams). The
+// expected size is counted from the checkpoint's records, not from DeviceWeights: every visual.* tensor is one
+// arena piece (matrices and the Conv3d kernel bf16, vectors fp32); the full upload minus it is the LLM's bytes.
+VR_TEST(cuda_trainer_vision_only_weights) {
+  const Golden& g = golden();
+  size_t vision = 0, visual_tensors = 0;
+  for (const TensorRecord& r : g.records) {
+    if (r.name.rfind("visual.", 0) != 0) continue;
+    int64_t n = 1;
+    for (int64_t d : r.shape) n *= d;
+    vision += cuda::DeviceArena::round_up(size_t(n) * (r.shape.size() >= 2 ? 2 : 4));
+    visual_tensors++;
+  }
+  const WeightStore ws(g.records);
+  const ModelConfig mc = tiny_flat_config(DType::F32);
+  const cuda::DeviceWeights full(mc, ws, cuda::WeightParts::All);
+  const cuda::DeviceWeights llm(mc, ws, cuda::WeightParts::LanguageOnly);
+  cuda::GpuTrainer t(mc, g.records, trainer_config(g));
+  const size_t got = t.frozen_weight_bytes();
+  check_true("cuda trainer: frozen weights " + std::to_string(got) + " B = the " + std::to_string(visual_tensors) +
+                 " visual tensors' " + std::to_string(vision) + " B (full upload " + std::to_string(full.bytes()) +
+                 " B, of which the LLM " + std::to_string(llm.bytes()) + " B)",
+             visual_tensors > 0 && got == vision && got + llm.bytes() == full.bytes() && llm.bytes() > 0);
+}
+
 VR_TEST(cuda_trainer_errors) {
   const Golden& g = golden();
   TrainerConfig tc = trainer_config(g);

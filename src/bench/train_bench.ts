@@ -1,6 +1,7 @@
 // `vreflect bench train` end to end: checkpoint, the synthetic micro-batch (ours builds it in its worker, PyTorch
 // reads it from a file; a timed step accumulates gradients over N passes of it, then updates), bf16 GEMM peak probes, one process per engine (ours, PyTorch eager, PyTorch eager with
-// gradient checkpointing), then the report. Each measurement waits for an idle machine first and records how much
+// gradient checkpointing), then the report. --device cuda: our GPU trainer and PyTorch on cuda, MFU against the GPU's
+// datasheet bf16 peak (gpu_peak.ts; the host's GEMM probes are skipped). Each measurement waits for an idle machine first and records how much
 // other work ran meanwhile.
 import * as fs from 'fs';
 import * as path from 'path';
@@ -16,6 +17,7 @@ import { defaultTrainCheckpointDir, ensureTrainCheckpoint } from './train_checkp
 import { accumulatedStepCost, trainStepCost } from './train_flops';
 import { TrainBenchShape, trainParamCounts } from './train_model';
 import { buildTrainReport, EngineKind, TrainBenchInputs, TrainBenchReport, TrainRun } from './train_report';
+import { gpuBf16Peak } from './gpu_peak';
 import { runTorchTrain } from './train_torch';
 import type { CheckpointingMode } from '../train/memory_plan';
 import { TrainWorkerRequest, TrainWorkerResult, trainWorkerScript } from './train_worker';
@@ -42,6 +44,10 @@ export interface TrainBenchOptions {
   maxGradNorm: number;
   /** our trainer's --gradient-checkpointing (default auto) */
   checkpointing?: CheckpointingMode;
+  /** resolved --device (default cpu) */
+  device?: 'cpu' | 'cuda';
+  /** cuda: where our AdamW state lives (the pre-flight plan's choice; default gpu) */
+  optimizerStates?: 'gpu' | 'host';
 }
 
 export interface TrainBenchHooks {
@@ -88,18 +94,21 @@ export async function runTrainBench(opts: TrainBenchOptions, hooks: TrainBenchHo
     hooks.say(py.available ? `PyTorch: ${py.python} (torch ${py.torch}, transformers ${py.transformers})` : `PyTorch: not available (${py.reason})`);
   }
 
+  const cuda = opts.device === 'cuda';
+  if (cuda && opts.probes) hooks.say('--device cuda: MFU against the GPU\'s datasheet bf16 peak (the host GEMM probes are skipped)');
+  const probes = opts.probes && !cuda;
   const otherLoad: Record<string, { cores: number; steal: number }> = {};
   const phase = makePhaseRunner(opts.waitIdleS, hooks.say, otherLoad);
 
   const gemmOurs: GemmProbe[] = [];
   let gemmTorch: TorchGemmResult | undefined;
-  if (opts.probes && addon && hasNativeProbes(addon)) {
+  if (probes && addon && hasNativeProbes(addon)) {
     hooks.say('probing bf16 GEMM throughput ...');
     gemmOurs.push(...(await phase('gemm probe', () => probeGemm(addon!, 'bf16'))));
     const [m, n, k] = trainGemmShape(batch.numTokens);
     gemmOurs.push(await phase('gemm probe (train shape)', () => addon!.benchGemm({ m, n, k, dtype: 'bf16', seconds: 3, minRepeats: 3 }) as GemmProbe));
   }
-  if (opts.probes && py.available) {
+  if (probes && py.available) {
     try {
       gemmTorch = await phase('torch gemm probe', () => runTorchGemm(py, opts.threads), (r) => r.cpu_s ?? 0);
     } catch (e) {
@@ -110,15 +119,23 @@ export async function runTrainBench(opts: TrainBenchOptions, hooks: TrainBenchHo
   const runs: TrainRun[] = [];
   const errors: { kind: EngineKind; error: string }[] = [];
   const childLine = (l: string) => (/^(ours|torch) bf16/.test(l) ? hooks.say(l) : hooks.debug?.(l));
+  const device: { ours?: string; torch?: string } = {};
   const common = {
     steps: opts.steps, warmup: opts.warmup, threads: opts.threads, lr: opts.lr, maxGradNorm: opts.maxGradNorm,
     gradientAccumulationSteps: opts.gradientAccumulationSteps,
   };
   if (opts.ours) {
     try {
-      const req: TrainWorkerRequest = { model: dir, batch: spec, dtype: 'bf16', checkpointing: opts.checkpointing, ...common };
+      const req: TrainWorkerRequest = {
+        model: dir, batch: spec, dtype: 'bf16', checkpointing: opts.checkpointing, ...common,
+        ...(cuda ? { device: 'cuda' as const, optimizerStates: opts.optimizerStates ?? 'gpu' } : {}),
+      };
       const r = await phase('vreflect', () => runOursTrainChild(req, childLine), (x) => x.cpu_s ?? 0);
-      runs.push({ kind: 'vreflect', steps: r.steps, peak_rss_bytes: r.peak_rss_bytes, setup_ms: r.setup_ms, foreign: otherLoad.vreflect, checkpointing: r.checkpointing });
+      runs.push({
+        kind: 'vreflect', steps: r.steps, peak_rss_bytes: r.peak_rss_bytes, setup_ms: r.setup_ms, foreign: otherLoad.vreflect, checkpointing: r.checkpointing,
+        ...(r.gpu?.peak_used_bytes !== undefined ? { peak_device_bytes: r.gpu.peak_used_bytes } : {}),
+      });
+      if (cuda) device.ours = r.device;
       if (r.targets !== batch.numTargets) hooks.say(`warning: our trainer counted ${r.targets} targets, the batch has ${batch.numTargets}`);
     } catch (e) {
       errors.push({ kind: 'vreflect', error: oneLine(e) });
@@ -130,8 +147,12 @@ export async function runTrainBench(opts: TrainBenchOptions, hooks: TrainBenchHo
     for (const mode of opts.torchModes) {
       const kind: EngineKind = mode === 'plain' ? 'torch' : 'torch-ckpt';
       try {
-        const r = await phase(kind, () => runTorchTrain(py, { model: dir, batchFile, checkpointing: mode === 'checkpointing', ...common }, childLine), (x) => x.cpu_s ?? 0);
-        runs.push({ kind, steps: r.steps, peak_rss_bytes: r.peak_rss_bytes, setup_ms: r.load_s * 1000, foreign: otherLoad[kind] });
+        const r = await phase(kind, () => runTorchTrain(py, { model: dir, batchFile, checkpointing: mode === 'checkpointing', device: opts.device, ...common }, childLine), (x) => x.cpu_s ?? 0);
+        runs.push({
+          kind, steps: r.steps, peak_rss_bytes: r.peak_rss_bytes, setup_ms: r.load_s * 1000, foreign: otherLoad[kind],
+          ...(r.peak_device_bytes !== undefined ? { peak_device_bytes: r.peak_device_bytes } : {}),
+        });
+        if (cuda) device.torch = r.device;
         adamw = r.adamw;
         if (r.tokens !== batch.numTokens || r.targets !== batch.numTargets)
           hooks.say(`warning: PyTorch saw ${r.tokens} tokens / ${r.targets} targets, the batch has ${batch.numTokens} / ${batch.numTargets}`);
@@ -158,6 +179,7 @@ export async function runTrainBench(opts: TrainBenchOptions, hooks: TrainBenchHo
     runs,
     errors,
     torch: { available: py.available, reason: py.reason, torch: py.torch, transformers: py.transformers, adamw },
+    ...(cuda ? { device, gpuPeak: gpuBf16Peak(device.ours ?? device.torch) } : {}),
   };
   return buildTrainReport(inputs);
 }

@@ -8,10 +8,16 @@ export interface TorchTrainRequest extends TrainRunSettings {
   batchFile: string;
   /** transformers' gradient checkpointing of the decoder layers */
   checkpointing: boolean;
+  /** where torch runs (bench train --device cuda: the GPU; default cpu) */
+  device?: 'cpu' | 'cuda';
 }
 
 export interface TorchTrainResult {
   ok: true;
+  /** "cpu" or the GPU's name */
+  device?: string;
+  /** --device cuda: torch.cuda.max_memory_allocated() */
+  peak_device_bytes?: number;
   torch: string;
   transformers: string;
   threads: number;
@@ -38,6 +44,7 @@ export function torchTrainArgs(req: TorchTrainRequest): string[] {
     '--steps', String(req.steps), '--warmup', String(req.warmup), '--lr', String(req.lr), '--max-grad-norm', String(req.maxGradNorm),
     '--grad-accum', String(req.gradientAccumulationSteps),
     ...(req.checkpointing ? ['--checkpointing'] : []),
+    ...(req.device === 'cuda' ? ['--device', 'cuda'] : []),
   ];
 }
 

@@ -1,13 +1,15 @@
 // Our side of `vreflect bench train`, in a child process (so VmHWM is this run's own peak): the pre-flight memory
 // plan, the native Trainer on the benchmark checkpoint, then warm-up and timed optimizer steps on the same synthetic
 // micro-batch: N forward+backward passes accumulating gradients (gradScale 1/N, as train-stage1 with
-// --gradient-accumulation-steps N), then one clip + AdamW update. As a script: `node train_worker.js '<TrainWorkerRequest JSON>'` prints
+// --gradient-accumulation-steps N), then one clip + AdamW update. device 'cuda': the GPU trainer (native/cuda/model/
+// gpu_trainer: bf16, checkpointed decoder), device memory sampled (total - free) after setup, each micro-batch and each
+// update; the host memory plan is not applied there (the CLI's --device pre-flight planned the GPU). As a script: `node train_worker.js '<TrainWorkerRequest JSON>'` prints
 // one JSON line (TrainWorkerResult) on stdout; progress lines go to stderr.
 import * as path from 'path';
 
 import { openCheckpoint } from '../model/checkpoint';
 import { loadModelConfig } from '../model/config';
-import { loadAddon } from '../native/addon';
+import { loadAddon, NativeAddon } from '../native/addon';
 import { createNativeTrainer, StepLosses } from '../native/trainer';
 import { CheckpointingMode, enforceMemoryPlan, MemoryPlan, planTrainingMemory } from '../train/memory_plan';
 import { oneLine } from '../util/errors';
@@ -30,8 +32,25 @@ export interface TrainRunSettings {
 export interface TrainWorkerRequest extends TrainRunSettings {
   batch: TrainBatchSpec;
   dtype: 'bf16' | 'fp32';
-  /** --gradient-checkpointing (default auto: off when the kept activations fit) */
+  /** --gradient-checkpointing (default auto: off when the kept activations fit); cuda: always on */
   checkpointing?: CheckpointingMode;
+  /** cpu (default) or cuda: the GPU trainer */
+  device?: 'cpu' | 'cuda';
+  /** cuda: where AdamW's state lives (default gpu) */
+  optimizerStates?: 'gpu' | 'host';
+}
+
+/** --device cuda: the GPU and the device memory this run held. */
+export interface TrainWorkerDevice {
+  name: string;
+  memory_bytes: number;
+  /** total - free before the trainer was made (the CUDA context, other processes); absent when free is unknown */
+  used_before_bytes?: number;
+  /** the largest total - free seen after setup, after each micro-batch and each update (device arenas of the
+   * trainer; transient scratch freed inside a call is not seen); absent when free is unknown (the emulator
+   * without VREFLECT_CUDA_EMU_MEMORY) */
+  peak_used_bytes?: number;
+  optimizer_states: 'gpu' | 'host';
 }
 
 /** One optimizer step: all its micro-batches, then the update. Losses are the micro-batches' mean. */
@@ -66,6 +85,18 @@ export interface TrainWorkerResult {
   rss_after_setup_bytes: number;
   peak_rss_bytes: number;
   cpu_s: number;
+  /** 'cpu', or the GPU's name */
+  device: string;
+  /** --device cuda only */
+  gpu?: TrainWorkerDevice;
+}
+
+/** The first GPU's total and free bytes as the addon's runtime (or the emulator's driver) sees them. */
+function gpuMemory(addon: NativeAddon): { name: string; total: number; free?: number } {
+  const p = addon.cudaProbe({ freeMemory: true });
+  const d = (p.runtime?.devices?.[0] ?? p.driver?.devices?.[0]) as { name: string; memoryBytes: number; freeBytes: number | null } | undefined;
+  if (!d) throw new Error(`train_worker: no CUDA device (${p.runtime?.error ?? p.driver?.error ?? 'none listed'})`);
+  return { name: d.name, total: d.memoryBytes, ...(d.freeBytes !== null && d.freeBytes !== undefined ? { free: d.freeBytes } : {}) };
 }
 
 export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: string) => void = () => {}): Promise<TrainWorkerResult> {
@@ -78,17 +109,32 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
   const ckpt = openCheckpoint(req.model, cfg);
   const tensors = [...ckpt.tensors, ...ckpt.extra];
   const batch = buildTrainBatch(req.batch);
+  const cuda = req.device === 'cuda';
+  if (cuda && req.dtype !== 'bf16') throw new Error('train_worker: the GPU trainer is bf16 only (dtype fp32 runs on the CPU)');
+  if (cuda && req.checkpointing === 'off') throw new Error('train_worker: gradient checkpointing off is CPU-only (the GPU trainer recomputes each layer)');
   const plan = planTrainingMemory(cfg, tensors, {
     dtype: req.dtype, packing: false, perDeviceBatchSize: req.batch.samples, imageMaxPixels: req.batch.imageSize ** 2, stage: 1,
-    checkpointing: req.checkpointing ?? 'auto',
+    checkpointing: cuda ? 'on' : req.checkpointing ?? 'auto',
   });
-  enforceMemoryPlan(plan);
+  if (!cuda) enforceMemoryPlan(plan);  // the host plan: on cuda the weights and activations live on the GPU
   const lvrId = cfg.lvr.lvr;
   if (lvrId === undefined) throw new Error(`${req.model}/config.json has no lvr_id`);
+  let gpu: TrainWorkerDevice | undefined;
+  const sampleGpu = () => {
+    if (!gpu) return;
+    const m = gpuMemory(addon);
+    if (m.free !== undefined) gpu.peak_used_bytes = Math.max(gpu.peak_used_bytes ?? 0, m.total - m.free);
+  };
+  if (cuda) {
+    const m = gpuMemory(addon);
+    gpu = { name: m.name, memory_bytes: m.total, optimizer_states: req.optimizerStates ?? 'gpu', ...(m.free !== undefined ? { used_before_bytes: m.total - m.free } : {}) };
+  }
   const trainer = await createNativeTrainer(cfg, req.dtype, tensors, {
     stage: 1, latentCount: req.batch.latentCount, lambdaResampler: 0.5, lambdaAttn: 1, weightDecay: 0.1, seed: 42, lvrId,
-    gradientCheckpointing: plan.checkpointing,
+    gradientCheckpointing: cuda ? true : plan.checkpointing,
+    ...(cuda ? { device: 'cuda' as const, optimizerStates: gpu!.optimizer_states } : {}),
   });
+  sampleGpu();
   const setupMs = Date.now() - t0;
   const rssAfterSetup = rssBytes().current;
 
@@ -96,10 +142,14 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
     const cpu0 = process.cpuUsage();
     const a = performance.now();
     const micro: StepLosses[] = [];
-    for (let m = 0; m < ga; m++) micro.push(await trainer.forwardBackward(batch, 1 / ga));
+    for (let m = 0; m < ga; m++) {
+      micro.push(await trainer.forwardBackward(batch, 1 / ga));
+      sampleGpu();  // cudaMemGetInfo: a few microseconds, inside the timed step
+    }
     const b = performance.now();
     const gradNorm = await trainer.optimizerStep(req.lr, req.maxGradNorm);
     const c = performance.now();
+    sampleGpu();
     const cpu = process.cpuUsage(cpu0);
     const mean = (f: (l: StepLosses) => number) => micro.reduce((acc, l) => acc + f(l), 0) / ga;
     return {
@@ -131,7 +181,7 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
     threads: info.cpu.threads,
     gemm: { f32: info.cpu.gemm_f32, bf16: info.cpu.gemm_bf16 },
     memory_plan: plan,
-    checkpointing: plan.checkpointing,
+    checkpointing: cuda ? true : plan.checkpointing,
     setup_ms: setupMs,
     gradient_accumulation_steps: ga,
     tokens: batch.numTokens,
@@ -140,6 +190,8 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
     rss_after_setup_bytes: rssAfterSetup,
     peak_rss_bytes: rssBytes().peak,
     cpu_s: (cpu.user + cpu.system) / 1e6,
+    device: gpu ? gpu.name : 'cpu',
+    ...(gpu ? { gpu } : {}),
   };
 }
 

@@ -1,8 +1,8 @@
 // The --device pre-flight of each command: the plan inputs it knows (model config, image size, training
 // micro-batch), handed to resolveDevice (preflight.ts), which returns the device the run uses ('cpu' or 'cuda')
-// or throws the one-line reason --device cuda cannot be used. train-stage1/2 run on the GPU (with the optimizer
-// placement the plan chose); bench train and the training flags the GPU trainer lacks resolve to the CPU (auto) or
-// refuse (cuda).
+// or throws the one-line reason --device cuda cannot be used. train-stage1/2 and bench train run on the GPU (with the
+// optimizer placement the plan chose); the training flags the GPU trainer lacks resolve to the CPU (auto) or refuse
+// (cuda).
 import sharp from 'sharp';
 
 import { EVAL_MAX_PIXELS, EVAL_MIN_PIXELS } from '../eval/benchmarks/common';
@@ -12,7 +12,8 @@ import { log } from '../util/log';
 import { OptimizerStates, planInference, planTraining } from './gpu_memory';
 import { PRESETS } from './model_shape';
 import { planModel, withLayers } from './model_source';
-import { CUDA_BENCH_TRAIN_NOT_YET, CudaPath, cudaLooksUsable, Device, DeviceChoice, resolveDevice } from './preflight';
+import { formatBytes } from './units';
+import { CudaPath, cudaLooksUsable, Device, DeviceChoice, resolveDevice } from './preflight';
 import { largestMicroBatch } from './train_batch_shape';
 
 /** Text tokens assumed around the image when the prompt is not tokenised yet (chat template + question). */
@@ -96,20 +97,36 @@ function trainCudaPath(a: { attentionMaps?: boolean; gradientCheckpointing?: 'on
   return 'run';
 }
 
-/** bench infer / bench train: the 7B widths with the benchmark's layer counts. bench train on cuda refuses. */
+/** bench infer: the 7B widths with the benchmark's layer counts. */
 export function benchDevicePreflight(a: {
-  device: DeviceChoice; kind: 'infer' | 'train'; llmLayers: number; vitLayers: number; vocab?: number; tokens?: number; imageTokens?: number; newTokens?: number;
+  device: DeviceChoice; llmLayers: number; vitLayers: number; imageTokens?: number; newTokens?: number;
 }): Device {
-  if (a.kind === 'train' && a.device !== 'cuda') return 'cpu';
   if (quickCpu(a.device)) return 'cpu';
-  const shape = withLayers(PRESETS['7b'], a.llmLayers, a.vitLayers, a.vocab);
-  const imageTokens = a.imageTokens ?? 256;
-  return resolveDevice(
-    a.device,
-    (c) =>
-      a.kind === 'infer'
-        ? planInference({ shape, imageTokens, promptTokens: PROMPT_TOKENS, maxNewTokens: a.newTokens ?? 512, latentSteps: 8, ...c })
-        : planTraining({ shape, stage: 1, tokens: a.tokens ?? 1024, visualTokens: Math.min(a.tokens ?? 1024, imageTokens), optimizerStates: 'auto', ...c }),
-    a.kind === 'train' ? { refuse: CUDA_BENCH_TRAIN_NOT_YET } : 'run',
+  const shape = withLayers(PRESETS['7b'], a.llmLayers, a.vitLayers);
+  return resolveDevice(a.device, (c) =>
+    planInference({ shape, imageTokens: a.imageTokens ?? 256, promptTokens: PROMPT_TOKENS, maxNewTokens: a.newTokens ?? 512, latentSteps: 8, ...c }),
   );
+}
+
+/**
+ * bench train: the 7B widths with the benchmark's layer counts and vocabulary, one micro-batch of `tokens`; on cuda
+ * the GPU trainer with the optimizer placement the plan chose (gpu-8bit is not implemented: auto never picks it
+ * for the benchmark, the plan's refusal names the alternatives). --gradient-checkpointing off has no GPU path.
+ */
+export function benchTrainDevicePreflight(a: {
+  device: DeviceChoice; llmLayers: number; vitLayers: number; vocab: number; tokens: number; imageTokens: number; gradientCheckpointing?: 'on' | 'off' | 'auto';
+}): TrainDevice {
+  if (quickCpu(a.device)) return { device: 'cpu' };
+  const shape = withLayers(PRESETS['7b'], a.llmLayers, a.vitLayers, a.vocab);
+  let chosen: OptimizerStates | undefined;
+  const device = resolveDevice(a.device, (c) => {
+    const p = planTraining({ shape, stage: 1, tokens: a.tokens, visualTokens: Math.min(a.tokens, a.imageTokens), optimizerStates: 'auto', ...c });
+    chosen = p.optimizerStates;
+    // The training plan's advice names train-stage1's flags; the benchmark has its own.
+    if (p.fits) return p;
+    return { ...p, problem: `bench train (${a.llmLayers} LLM + ${a.vitLayers} ViT layers of the 7B, vocabulary ${a.vocab}) needs ${formatBytes(p.gpuBytes)} of GPU ` +
+      `memory with the optimizer states on the ${p.optimizerStates === 'host' ? 'host' : 'GPU'}, ${formatBytes(c.gpuCapacity)} is available: lower --llm-layers, --vocab, --samples or --tokens` };
+  }, trainCudaPath(a));
+  if (device === 'cpu') return { device };
+  return { device, optimizerStates: chosen };
 }

@@ -1,8 +1,8 @@
 // `--device cpu|cuda|auto` for infer, eval, train-stage1/2 and bench infer/train. `cuda` runs the availability
 // checks (driver, GPU, backend built, arch) and the GPU memory plan; infer, eval and bench infer then run on the
-// CUDA model path (native/cuda/model/gpu_session), train-stage1 on the GPU trainer (native/cuda/model/gpu_trainer);
-// what has no GPU path yet (bench train, --attention-maps, --gradient-checkpointing off) stops with one
-// line. `auto` picks cuda where those same checks pass (and the run has a GPU path), else the CPU, and logs which
+// CUDA model path (native/cuda/model/gpu_session), train-stage1/2 and bench train on the GPU trainer
+// (native/cuda/model/gpu_trainer); what has no GPU path yet (--attention-maps, --gradient-checkpointing off) stops
+// with one line. `auto` picks cuda where those same checks pass (and the run has a GPU path), else the CPU, and logs which
 // and why.
 import { availableMemory } from '../train/memory_plan';
 import { UserError } from '../util/errors';
@@ -28,9 +28,6 @@ export const OPTIMIZER_STATES_OPTION = {
   default: 'auto' as const,
   describe: 'where AdamW state lives on a CUDA run: gpu (all fp32 on the GPU), host (fp32 master + moments in pinned host memory, exact), gpu-8bit (8-bit moments, approximate); auto: gpu if it fits, else host',
 };
-
-/** What bench train on --device cuda says once every check passed (its GPU path is not there yet). */
-export const CUDA_BENCH_TRAIN_NOT_YET = 'bench train has no GPU path yet (issue 6): run it with --device cpu';
 
 /** The capacities a plan is checked against: the GPU's free memory (total when unknown) and this host's memory. */
 export interface Capacities {

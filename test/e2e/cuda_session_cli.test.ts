@@ -174,6 +174,79 @@ suite('--device cuda through the CUDA emulator addon', () => {
     expect(out.runs[0].decode_ms_per_token).toBeGreaterThan(0);
   });
 
+  describe('bench train\'s worker on the GPU trainer', () => {
+    // The worker `bench train --device cuda` spawns, on tiny-flat (the bench's own 7B-shaped checkpoint is too large
+    // for the emulator); the same synthetic micro-batch as test/unit/bench/train_sides.test.ts.
+    const MODEL = path.join(GOLDEN, 'models', 'tiny-flat');
+    const spec = {
+      samples: 1, tokensPerSample: 120, imageSize: 112, answerTokens: 20, latentCount: 8, box: [0.25, 0.25, 0.75, 0.75], vocab: 416, seed: 1,
+      ids: { imStart: 351, imEnd: 352, visionStart: 369, visionEnd: 370, imagePad: 372, lvrStart: 374, lvr: 375, lvrLatentEnd: 376, lvrEnd: 377, textLimit: 350 },
+    };
+    const worker = (extra: object, env: NodeJS.ProcessEnv = {}) => {
+      const req = { model: MODEL, batch: spec, dtype: 'bf16', threads: 1, steps: 2, warmup: 0, lr: 1e-2, maxGradNorm: 1, gradientAccumulationSteps: 2, ...extra };
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'src', 'bench', 'train_worker.js'), JSON.stringify(req)],
+        { encoding: 'utf8', timeout: 120000, env: { ...process.env, VREFLECT_ADDON: EMU_ADDON, ...env } });
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      expect(out.error).toBeUndefined();
+      expect(r.status).toBe(0);
+      return out;
+    };
+    // Parameter counts from the checkpoint's header (not from the trainer): trained = every non-visual tensor + the
+    // BCM (initialised: 8 queries + MultiheadAttention + LayerNorm of width 64), frozen = visual.*.
+    const header = () => {
+      const buf = fs.readFileSync(path.join(MODEL, 'model.safetensors'));
+      const h = JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString()) as Record<string, { shape: number[] }>;
+      let trained = 0, frozen = 0;
+      for (const [name, t] of Object.entries(h)) {
+        if (name === '__metadata__') continue;
+        const n = t.shape.reduce((a, b) => a * b, 1);
+        if (name.startsWith('visual.')) frozen += n; else trained += n;
+      }
+      const D = 64;
+      return { trained: trained + 8 * D + (3 * D * D + 3 * D) + (D * D + D) + 2 * D, frozen };
+    };
+
+    test('losses follow the CPU bf16 trainer; device memory as the placements hold it', () => {
+      const mem = { VREFLECT_CUDA_EMU_MEMORY: String(1 << 30) };
+      const gpu = worker({ device: 'cuda' }, mem);
+      const host = worker({ device: 'cuda', optimizerStates: 'host' }, mem);
+      const cpu = worker({});
+      expect(gpu).toMatchObject({ ok: true, device: 'CUDA emulator (CPU)', checkpointing: true, tokens: 120, targets: 32 });
+      expect(gpu.gpu).toMatchObject({ name: 'CUDA emulator (CPU)', memory_bytes: 1 << 30, used_before_bytes: 0, optimizer_states: 'gpu' });
+      expect(cpu.device).toBe('cpu');
+      // Same initial weights (tc.seed), same batch: step 1's loss as the CPU bf16 trainer's (GPU rounding rule of
+      // test_trainer_gpu.cc, here 1% of the value), and the loss falls over the steps as on the CPU.
+      for (const r of [gpu, host]) {
+        expect(Math.abs(r.steps[0].loss - cpu.steps[0].loss)).toBeLessThan(0.01 * cpu.steps[0].loss);
+        expect(Math.abs(r.steps[0].grad_norm - cpu.steps[0].grad_norm)).toBeLessThan(0.02 * cpu.steps[0].grad_norm);
+        expect(r.steps[1].loss).toBeLessThan(r.steps[0].loss);
+        expect(r.steps.every((s: any) => s.step_ms > 0 && s.fwd_bwd_ms > 0)).toBe(true);
+      }
+      // gpu placement: fp32 master + gradient + two moments (16 B) and a bf16 shadow per trained parameter, the
+      // frozen ViT in bf16 (vision only: the LLM is not uploaded a second time), plus one micro-batch's arena.
+      const { trained, frozen } = header();
+      const floorGpu = 16 * trained + 2 * frozen;
+      expect(gpu.gpu.peak_used_bytes).toBeGreaterThanOrEqual(floorGpu);
+      expect(gpu.gpu.peak_used_bytes).toBeLessThan(floorGpu + 2 * trained + 2 * (1 << 20));
+      // host placement: the moments and masters stay on the host: 8 B per trained parameter fewer at least.
+      expect(host.gpu.optimizer_states).toBe('host');
+      expect(host.gpu.peak_used_bytes).toBeLessThanOrEqual(gpu.gpu.peak_used_bytes - 8 * trained);
+    });
+
+    test('one-line refusals: fp32, checkpointing off', () => {
+      for (const [extra, msg] of [[{ dtype: 'fp32' }, /bf16 only/], [{ checkpointing: 'off' }, /gradient checkpointing off is CPU-only/]] as const) {
+        const req: Record<string, unknown> = { model: MODEL, batch: spec, dtype: 'bf16', threads: 1, steps: 1, warmup: 0, lr: 1e-2, maxGradNorm: 1, gradientAccumulationSteps: 1, device: 'cuda' };
+        Object.assign(req, extra);
+        const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'src', 'bench', 'train_worker.js'), JSON.stringify(req)],
+          { encoding: 'utf8', timeout: 60000, env: { ...process.env, VREFLECT_ADDON: EMU_ADDON } });
+        expect(r.status).toBe(1);
+        const out = JSON.parse(r.stdout.trim());
+        expect(out.ok).toBe(false);
+        expect(out.error).toMatch(msg);
+      }
+    });
+  });
+
   test('doctor: one device named "CUDA emulator (CPU)", ready for --device cuda', () => {
     const r = vreflect(['doctor', '--json']);
     expect(r.code).toBe(0);
@@ -203,10 +276,17 @@ suite('--device cuda through the CUDA emulator addon', () => {
       expectOneLineError(vreflect([...inferArgs(c, 'cuda'), '--dtype', 'fp32']), /--dtype fp32 runs on the CPU only/);
     });
 
-    test('bench train: every check passes, then it has no GPU path yet (train_cuda_cli.test.ts runs both stages)', () => {
+    test('bench train: --gradient-checkpointing off has no GPU path', () => {
       expectOneLineError(
-        vreflect(['bench', 'train', '--device', 'cuda', '--torch', 'off']),
-        /^vreflect: error: --device cuda: bench train has no GPU path yet \(issue 6\): run it with --device cpu$/,
+        vreflect(['bench', 'train', '--device', 'cuda', '--torch', 'off', '--gradient-checkpointing', 'off']),
+        /^vreflect: error: --device cuda: --gradient-checkpointing off: only the checkpointed decoder exists on the GPU/,
+      );
+    });
+
+    test('bench train: a GPU too small for the plan, with the benchmark\'s own advice', () => {
+      expectOneLineError(
+        vreflect(['bench', 'train', '--device', 'cuda', '--torch', 'off'], { VREFLECT_CUDA_EMU_MEMORY: String(100 << 20) }),
+        /^vreflect: error: --device cuda: bench train \(2 LLM \+ 4 ViT layers of the 7B, vocabulary 16384\) needs .* of GPU memory .* 100\.0 MiB is available: lower --llm-layers/,
       );
     });
   });

@@ -67,7 +67,7 @@ void fill(const Upload& u, void* dst, const WeightStore& ws, std::vector<uint8_t
 
 }  // namespace
 
-DeviceWeights::DeviceWeights(const ModelConfig& mc, const WeightStore& ws, bool with_vision) : mc_(mc) {
+DeviceWeights::DeviceWeights(const ModelConfig& mc, const WeightStore& ws, WeightParts parts) : mc_(mc) {
   const TextConfig& tc = mc.text;
   const VisionConfig& vc = mc.vision;
   std::vector<Upload> plan;
@@ -93,26 +93,29 @@ DeviceWeights::DeviceWeights(const ModelConfig& mc, const WeightStore& ws, bool 
 
   const int64_t D = tc.hidden, F = tc.intermediate, hd = tc.head_dim;
   const int64_t Dq = int64_t(tc.heads) * hd, Dkv = int64_t(tc.kv_heads) * hd;
-  plan.push_back({{{"model.embed_tokens.weight", {tc.vocab, D}}}, true,
-                  [this](void* p) { embed = static_cast<const bf16*>(p); }});
-  layers.resize(size_t(tc.layers));
-  for (int i = 0; i < tc.layers; i++) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    DeviceDecoderLayer& l = layers[size_t(i)];
-    vec(p + "input_layernorm.weight", D, &l.in_norm);
-    vec(p + "post_attention_layernorm.weight", D, &l.post_norm);
-    const std::string a = p + "self_attn.";
-    linear(&l.qkv, {a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"}, {Dq, Dkv, Dkv},
-           {a + "q_proj.bias", a + "k_proj.bias", a + "v_proj.bias"}, D);
-    linear(&l.o, {a + "o_proj.weight"}, {D}, {}, Dq);
-    linear(&l.gate, {p + "mlp.gate_proj.weight"}, {F}, {}, D);
-    linear(&l.up, {p + "mlp.up_proj.weight"}, {F}, {}, D);
-    linear(&l.down, {p + "mlp.down_proj.weight"}, {D}, {}, F);
+  has_language = parts != WeightParts::VisionOnly;
+  if (has_language) {
+    plan.push_back({{{"model.embed_tokens.weight", {tc.vocab, D}}}, true,
+                    [this](void* p) { embed = static_cast<const bf16*>(p); }});
+    layers.resize(size_t(tc.layers));
+    for (int i = 0; i < tc.layers; i++) {
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      DeviceDecoderLayer& l = layers[size_t(i)];
+      vec(p + "input_layernorm.weight", D, &l.in_norm);
+      vec(p + "post_attention_layernorm.weight", D, &l.post_norm);
+      const std::string a = p + "self_attn.";
+      linear(&l.qkv, {a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"}, {Dq, Dkv, Dkv},
+             {a + "q_proj.bias", a + "k_proj.bias", a + "v_proj.bias"}, D);
+      linear(&l.o, {a + "o_proj.weight"}, {D}, {}, Dq);
+      linear(&l.gate, {p + "mlp.gate_proj.weight"}, {F}, {}, D);
+      linear(&l.up, {p + "mlp.up_proj.weight"}, {F}, {}, D);
+      linear(&l.down, {p + "mlp.down_proj.weight"}, {D}, {}, F);
+    }
+    vec("model.norm.weight", D, &final_norm);
+    if (!tc.tie_embeddings) linear(&lm_head, {"lm_head.weight"}, {tc.vocab}, {}, D);
   }
-  vec("model.norm.weight", D, &final_norm);
-  if (!tc.tie_embeddings) linear(&lm_head, {"lm_head.weight"}, {tc.vocab}, {}, D);
 
-  has_vision = with_vision && vc.depth > 0;
+  has_vision = parts != WeightParts::LanguageOnly && vc.depth > 0;
   if (has_vision) {
     const int64_t Dv = vc.hidden, Fv = vc.intermediate;
     linear(&patch_embed, {"visual.patch_embed.proj.weight"}, {Dv}, {}, vc.patch_dim());
@@ -148,7 +151,7 @@ DeviceWeights::DeviceWeights(const ModelConfig& mc, const WeightStore& ws, bool 
     fill(u, dst, ws, staging);
     u.bind(dst);
   }
-  if (tc.tie_embeddings) lm_head = DeviceLinear{embed, nullptr, tc.vocab, D};
+  if (has_language && tc.tie_embeddings) lm_head = DeviceLinear{embed, nullptr, tc.vocab, D};
   device_sync("weight upload");
 }
 

@@ -38,15 +38,20 @@ struct DeviceVisionBlock {
   bool full = false;  // full attention (fullatt_block_indexes) rather than windows
 };
 
+// Which parts of the checkpoint go up. The inference session reads both; a text-only run skips the vision tower;
+// the trainer reads only the frozen vision tower here (its decoder weights live in GpuTrainParams as bf16 shadows /
+// fp32 masters, so uploading the LLM again would hold a second bf16 copy: ~15 GB for the 7B).
+enum class WeightParts { All, LanguageOnly, VisionOnly };
+
 class DeviceWeights {
  public:
-  // Uploads the language model, and the vision tower when `with_vision` (a text-only run can skip it).
-  DeviceWeights(const ModelConfig& mc, const WeightStore& ws, bool with_vision = true);
+  DeviceWeights(const ModelConfig& mc, const WeightStore& ws, WeightParts parts = WeightParts::All);
 
   const ModelConfig& config() const { return mc_; }
   size_t bytes() const { return arena_.used(); }
 
-  // language model
+  // language model (null / empty when not uploaded)
+  bool has_language = false;
   const bf16* embed = nullptr;  // [vocab, hidden]
   std::vector<DeviceDecoderLayer> layers;
   const float* final_norm = nullptr;

@@ -63,7 +63,7 @@ GpuQwenVL::GpuQwenVL(const ModelConfig& cfg, const std::vector<TensorRecord>& te
     // The raw checkpoint views (packing off): the store is needed only while the tensors are uploaded.
     WeightStore ws(tensors);
     ws.set_pack_linears(false);
-    weights_ = std::make_unique<DeviceWeights>(cfg_, ws, /*with_vision=*/true);
+    weights_ = std::make_unique<DeviceWeights>(cfg_, ws, WeightParts::All);
   }
   vision_ = std::make_unique<GpuVisionTower>(*weights_);
   llm_ = std::make_unique<GpuLanguageModel>(*weights_);

@@ -37,7 +37,7 @@ GpuTrainer::GpuTrainer(const ModelConfig& cfg, const std::vector<TensorRecord>& 
   cpu_llm_->load(*ws_);
   load_or_init_head(*ws_, cpu_bcm_->weights(), cpu_bcm_->queries(), "box_feature_resampler", tc.stage == 2, tc.seed);
   if (cpu_dac_) load_or_init_head(*ws_, cpu_dac_->weights(), nullptr, "student_resampler", false, tc.seed + 1);
-  frozen_ = std::make_unique<DeviceWeights>(cfg_, *ws_, /*with_vision=*/true);
+  frozen_ = std::make_unique<DeviceWeights>(cfg_, *ws_, WeightParts::VisionOnly);
   vision_ = std::make_unique<GpuVisionTower>(*frozen_, s_);
   gp_ = std::make_unique<GpuTrainParams>(ps_, where, GpuTrainLLM::param_layout(cfg_.text), s_);
   gp_->upload();

@@ -23,8 +23,9 @@
 // stream, fp32 gradients and master weights).
 //
 // Host memory: the CPU ParamStore (fp32 master, gradients and moments arrays) is kept as the upload source, the
-// host placement's optimizer state and the checkpoint writer's input. Device memory: DeviceWeights uploads the
-// LLM too (a second bf16 copy beside the training shadows; the vision tower is what this trainer reads).
+// host placement's optimizer state and the checkpoint writer's input. Device memory: a vision-only DeviceWeights
+// (the frozen ViT in bf16; the decoder's weights live once, in GpuTrainParams), the parameters' arenas, one
+// micro-batch's step arena.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -81,6 +82,8 @@ class GpuTrainer {
   GpuFusedCrossEntropy& cross_entropy() { return ce_; }
   const ModelConfig& model_config() const { return cfg_; }
   const TrainerConfig& config() const { return tc_; }
+  // Device bytes of the frozen vision tower's weights (the vision-only DeviceWeights).
+  size_t frozen_weight_bytes() const { return frozen_->bytes(); }
 
  private:
   ModelConfig cfg_;

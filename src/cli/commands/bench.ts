@@ -13,7 +13,7 @@ import { DEFAULT_BATCH_SPEC } from '../../bench/train_batch';
 import { runTrainBench } from '../../bench/train_bench';
 import { checkTrainShape, DEFAULT_TRAIN_SHAPE } from '../../bench/train_model';
 import { renderTrainMarkdown, renderTrainText } from '../../bench/train_report';
-import { benchDevicePreflight } from '../../plan/device_runs';
+import { benchDevicePreflight, benchTrainDevicePreflight } from '../../plan/device_runs';
 import { DEVICE_OPTION, DeviceChoice, requireCudaAddon } from '../../plan/preflight';
 import { UserError } from '../../util/errors';
 import { benchKernelsCommand } from './bench_kernels';
@@ -83,7 +83,7 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
     if (!Number.isInteger(args.warmup) || args.warmup < 0 || args.warmup > 100) throw new UserError(`--warmup must be an integer in [0, 100], got ${args.warmup}`);
     if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
       throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
-    const device = benchDevicePreflight({ device: args.device, kind: 'infer', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'],
+    const device = benchDevicePreflight({ device: args.device, llmLayers: args['llm-layers'], vitLayers: args['vit-layers'],
       imageTokens: benchImageTokens(args['image-size']), newTokens: args['new-tokens'] });
     // The CUDA path has one precision (bf16 operands, fp32 accumulation): --dtype both means bf16 there.
     if (device === 'cuda' && args.dtype === 'fp32') throw new UserError('--dtype fp32 runs on the CPU only: bench infer --device cuda measures bf16');
@@ -221,12 +221,19 @@ export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
       .option('markdown', { type: 'string', default: path.join('.bench', 'bench-train.md'), describe: 'also write a README snippet with the figures here ("" = no file)' })
       .option('device', DEVICE_OPTION)
       .example('VREFLECT_PYTHON=/work/pyenv/bin/python $0 bench train', 'generate the 2+4-layer, 16k-vocabulary checkpoint once, then time ours and PyTorch: 8 micro-batches + one AdamW update per step')
-      .example('$0 bench train --ga 1 --torch off', 'one micro-batch + one update per step (how steps were timed before accumulation)'),
+      .example('$0 bench train --ga 1 --torch off', 'one micro-batch + one update per step (how steps were timed before accumulation)')
+      .example('$0 bench train --device cuda', 'the GPU trainer and PyTorch on cuda: tokens/s, MFU against the GPU\'s datasheet bf16 peak, peak device memory'),
   handler: async (args) => {
     checkBenchTrainArgs(args);
     const shape = { llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab };
     const modes = torchModes(args);
-    benchDevicePreflight({ device: args.device, kind: 'train', llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab, tokens: args.samples * args.tokens, imageTokens: args.samples * benchImageTokens(args['image-size']) });
+    const td = benchTrainDevicePreflight({
+      device: args.device, llmLayers: args['llm-layers'], vitLayers: args['vit-layers'], vocab: args.vocab, tokens: args.samples * args.tokens,
+      imageTokens: args.samples * benchImageTokens(args['image-size']), gradientCheckpointing: args['gradient-checkpointing'],
+    });
+    // Before the (large) checkpoint is written: the addon itself must be able to use the GPU.
+    if (td.device === 'cuda' && args.ours) requireCudaAddon();
+    if (td.optimizerStates === 'gpu-8bit') throw new UserError('--device cuda: bench train: --optimizer-states gpu-8bit is not implemented');
     const batch = { ...DEFAULT_BATCH_SPEC, samples: args.samples, tokensPerSample: args.tokens, imageSize: args['image-size'], answerTokens: args['answer-tokens'] };
 
     let bar: ReturnType<typeof startProgress> | undefined;
@@ -236,6 +243,7 @@ export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
         gradientAccumulationSteps: args['gradient-accumulation-steps'], threads: args.threads,
         torch: args.torch, torchModes: modes as ('plain' | 'checkpointing')[], python: args.python, ours: args.ours, probes: args.probes,
         waitIdleS: args['wait-idle'], lr: 1e-5, maxGradNorm: 1.0, checkpointing: args['gradient-checkpointing'],
+        device: td.device, ...(td.optimizerStates ? { optimizerStates: td.optimizerStates } : {}),
       },
       {
         say: (line) => log().info(line),

@@ -6,6 +6,7 @@ import { DEFAULT_BATCH_SPEC } from '../../../src/bench/train_batch';
 import { accumulatedStepCost, trainStepCost } from '../../../src/bench/train_flops';
 import { DEFAULT_TRAIN_SHAPE, trainParamCounts } from '../../../src/bench/train_model';
 import { buildTrainReport, renderTrainMarkdown, renderTrainText, TrainBenchInputs } from '../../../src/bench/train_report';
+import { gpuBf16Peak } from '../../../src/bench/gpu_peak';
 import { torchTrainArgs } from '../../../src/bench/train_torch';
 
 const step = (ms: number, sys = 0.5) => ({ step_ms: ms, fwd_bwd_ms: ms - 500, optimizer_ms: 500, loss: 10, loss_ce: 9.5, loss_align: 1, grad_norm: 20, user_s: 3.5, sys_s: sys });
@@ -174,5 +175,32 @@ describe('bench train report', () => {
     expect(a.slice(1)).toEqual(['--model', '/m', '--batch', '/b.json', '--threads', '2', '--steps', '3', '--warmup', '1', '--lr', '0.00001', '--max-grad-norm', '1', '--grad-accum', '8', '--checkpointing']);
     const plain = torchTrainArgs({ model: '/m', batchFile: '/b.json', threads: 2, steps: 3, warmup: 1, lr: 1e-5, maxGradNorm: 1, gradientAccumulationSteps: 1, checkpointing: false });
     expect(plain.slice(-2)).toEqual(['--grad-accum', '1']);
+    const gpu = torchTrainArgs({ model: '/m', batchFile: '/b.json', threads: 2, steps: 3, warmup: 1, lr: 1e-5, maxGradNorm: 1, gradientAccumulationSteps: 1, checkpointing: false, device: 'cuda' });
+    expect(gpu.slice(-2)).toEqual(['--device', 'cuda']);
+  });
+
+  test('--device cuda: MFU against the GPU datasheet peak (not the host probes), issue 6 target, device memory column', () => {
+    expect(gpuBf16Peak('NVIDIA H100 80GB HBM3')?.bf16_gflops).toBe(989e3);
+    expect(gpuBf16Peak('NVIDIA H100 PCIe')?.bf16_gflops).toBe(756e3);
+    expect(gpuBf16Peak('NVIDIA H200')?.bf16_gflops).toBe(989e3);
+    expect(gpuBf16Peak('CUDA emulator (CPU)')).toBeUndefined();
+    const inp = inputs();
+    inp.runs[0].peak_device_bytes = 20 * 1024 ** 3;
+    const name = 'NVIDIA H100 80GB HBM3';
+    const r = buildTrainReport({ ...inp, device: { ours: name, torch: name }, gpuPeak: gpuBf16Peak(name) });
+    expect(r.peak.bf16_gflops).toBe(989e3); // not the 1000 GFLOP/s host probe
+    expect(r.rows[0].mfu_pct).toBeCloseTo((100 * r.cost.modelFlop) / 5 / 989e12, 9);
+    expect(r.rows[0].peak_device_bytes).toBe(20 * 1024 ** 3);
+    expect(r.targets.map((t) => [t.name, t.target])).toEqual([['whole step MFU (% of the GPU bf16 peak)', 40]]);
+    const text = renderTrainText(r);
+    expect(text).toContain(`Device: vreflect on ${name}, PyTorch on ${name}`);
+    expect(text).toContain('H100 SXM dense bf16 datasheet peak 989 TFLOP/s (not measured)');
+    expect(text).toContain('20.00 GiB');
+    expect(text).toContain('Targets (issue 6, GPU):');
+    expect(renderTrainMarkdown(r)).toContain('| peak RSS | peak device | MFU |');
+    // an unknown GPU (the emulator): no MFU rather than one against the host's probes
+    const emu = buildTrainReport({ ...inputs(), device: { ours: 'CUDA emulator (CPU)' }, gpuPeak: undefined });
+    expect(emu.rows[0].mfu_pct).toBeUndefined();
+    expect(renderTrainText(emu)).toContain('unknown GPU: no MFU');
   });
 });
