@@ -12,6 +12,9 @@
 
 #include "cpu/cpu_ops.h"
 #include "cpu/simd.h"
+#if defined(__x86_64__) && defined(__GNUC__)
+#include "cpu/avx512_helpers.h"
+#endif
 
 namespace vr::cpu {
 
@@ -31,37 +34,14 @@ VR_CLONES void swiglu_forward(float* out, const float* gate, const float* up, in
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define VR_AVX512_ACT 1
-#define VR_AVX512F __attribute__((target("avx512f,avx512bw,avx512vl")))
 
 namespace {
-// fast_exp (simd.h) on 16 lanes: the same reduction, polynomial and clamping, written with intrinsics because
-// GCC at -O2 leaves the scalar version unvectorised (it calls floorf).
-VR_AVX512F inline __m512 exp16(__m512 x) {
-  const __m512 hi = _mm512_set1_ps(88.72283f), lo = _mm512_set1_ps(-87.33654f);
-  const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-  x = _mm512_max_ps(_mm512_min_ps(x, hi), lo);
-  const __m512 n = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
-                                        _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.f / 5040.f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  const __m512i ni = _mm512_cvtps_epi32(n);  // n is integral already
-  const __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
-  const __m512i bias = _mm512_set1_epi32(127);
-  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
-  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
-  return _mm512_maskz_mul_ps(~under, _mm512_mul_ps(p, s1), s2);
-}
+// The attention tiles' exp (avx512_helpers.h). Its target adds dq and fma to avx512f/bw/vl: every CPU with
+// avx512_bf16, which gates these paths, has them.
+using avx512::exp512;
 
 // f32_to_bf16 (core/dtype.h) on 16 lanes: round to nearest even, NaNs kept quiet.
-VR_AVX512F inline __m256i to_bf16_16(__m512 v) {
+VR_AVX512 inline __m256i to_bf16_16(__m512 v) {
   const __m512i u = _mm512_castps_si512(v);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
   const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
@@ -71,14 +51,14 @@ VR_AVX512F inline __m256i to_bf16_16(__m512 v) {
   return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
 }
 
-VR_AVX512F void swiglu_bf16_avx512(uint16_t* out16, const float* gate, const float* up, int64_t n) {
+VR_AVX512 void swiglu_bf16_avx512(uint16_t* out16, const float* gate, const float* up, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (int64_t i0 = 0; i0 < n; i0 += 1024) {
     const int64_t i1 = std::min(n, i0 + 1024);
     for (int64_t i = i0; i < i1; i += 16) {
       const __mmask16 m = i1 - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (i1 - i)) - 1);
       const __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
-      const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+      const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
       const __m512 sig = _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_add_ps(_mm512_set1_ps(1.f), e));
       _mm256_mask_storeu_epi16(out16 + i, m, to_bf16_16(_mm512_mul_ps(_mm512_mul_ps(g, sig), u)));
     }
@@ -86,7 +66,7 @@ VR_AVX512F void swiglu_bf16_avx512(uint16_t* out16, const float* gate, const flo
 }
 // GELU with erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7 in erf), rounded to bf16: the rounding (2^-9
 // relative) dwarfs the approximation.
-VR_AVX512F void gelu_bf16_avx512(uint16_t* out16, const float* inp, int64_t n) {
+VR_AVX512 void gelu_bf16_avx512(uint16_t* out16, const float* inp, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (int64_t i0 = 0; i0 < n; i0 += 1024) {
     const int64_t i1 = std::min(n, i0 + 1024);
@@ -101,7 +81,7 @@ VR_AVX512F void gelu_bf16_avx512(uint16_t* out16, const float* inp, int64_t n) {
       p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
       p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
       p = _mm512_mul_ps(p, t);
-      const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(x, x)));
+      const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(x, x)));
       const __m512 erf_abs = _mm512_fnmadd_ps(p, e, _mm512_set1_ps(1.f));  // erf(|z|/sqrt2)
       // 0.5 z (1 + sign(z) erf_abs) = 0.5 (z + |z| erf_abs)
       const __m512 g = _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_fmadd_ps(_mm512_abs_ps(z), erf_abs, z));

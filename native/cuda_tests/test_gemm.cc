@@ -194,6 +194,7 @@ void check_error(const std::string& what, const std::string& expected, F fn) {
   check_true(what + " throws", false);
 }
 
+// Sets (or unsets) one variable for a scope; the GEMMs, which keep VREFLECT_GEMM once read, read it again.
 struct ScopedEnv {
   std::string name, old;
   bool had;
@@ -205,12 +206,14 @@ struct ScopedEnv {
       setenv(n, v, 1);
     else
       unsetenv(n);
+    cuda::gemm_env_changed();
   }
   ~ScopedEnv() {
     if (had)
       setenv(name.c_str(), old.c_str(), 1);
     else
       unsetenv(name.c_str());
+    cuda::gemm_env_changed();
   }
 };
 
@@ -254,6 +257,9 @@ VR_TEST(cuda_gemm_dispatch) {
   {
     ScopedEnv env("VREFLECT_GEMM", "kernel");
     check_true("VREFLECT_GEMM=kernel runs the vreflect kernel",
+               cuda::gemm(d_c2.get(), d_a.get(), d_b.get(), g) == cuda::GemmImpl::Kernel);
+    setenv("VREFLECT_GEMM", "fast", 1);  // unseen: the GEMMs read the variable once, not per call
+    check_true("VREFLECT_GEMM is read once, not per GEMM",
                cuda::gemm(d_c2.get(), d_a.get(), d_b.get(), g) == cuda::GemmImpl::Kernel);
   }
   const auto c1 = d_c1.download(), c2 = d_c2.download();

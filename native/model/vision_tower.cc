@@ -39,6 +39,23 @@ VisionWindows vision_windows(const VisionConfig& vc, const std::vector<ImageGrid
   return w;
 }
 
+void permute_to_window_order(const VisionWindows& win, int u, const float* src, float* dst, int64_t Np,
+                             int64_t cols) {
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < Np; p++)
+    std::memcpy(&dst[p * cols], &src[win.source_patch(p, u) * cols], size_t(cols) * sizeof(float));
+}
+
+int64_t vision_patch_count(const VisionConfig& vc, const std::vector<ImageGrid>& grids) {
+  int64_t Np = 0;
+  for (const ImageGrid& g : grids) {
+    VR_CHECK(g.t >= 1 && g.h > 0 && g.w > 0 && g.h % vc.merge == 0 && g.w % vc.merge == 0,
+             "image grid (", g.t, ", ", g.h, ", ", g.w, ") is not a positive multiple of the merge size");
+    Np += g.patches();
+  }
+  return Np;
+}
+
 VisionTower::VisionTower(const VisionConfig& vc, WeightStore& ws, DType compute) : vc_(vc) {
   const int64_t D = vc.hidden, F = vc.intermediate, P = vc.patch_dim();
   patch_embed_ = ws.linear("visual.patch_embed.proj.weight", "", D, P, compute);
@@ -66,12 +83,7 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
   VisionWorkspace& w = work ? *work : local;
   const int64_t D = vc_.hidden, hd = vc_.head_dim();
   const int u = vc_.merge * vc_.merge;
-  int64_t Np = 0;
-  for (const ImageGrid& g : grids) {
-    VR_CHECK(g.t >= 1 && g.h > 0 && g.w > 0 && g.h % vc_.merge == 0 && g.w % vc_.merge == 0,
-             "image grid (", g.t, ", ", g.h, ", ", g.w, ") is not a positive multiple of the merge size");
-    Np += g.patches();
-  }
+  const int64_t Np = vision_patch_count(vc_, grids);
   VR_CHECK(Np > 0, "vision forward: no patches");
 
   // Patch embedding in processor order, then permute rows (and RoPE tables) into window order.
@@ -91,15 +103,9 @@ void VisionTower::forward(const float* pixel_values, const std::vector<ImageGrid
   float* sin = grow(w.sin, Np * hd);
   {
     prof::Scope sc("vit permute to window order");
-    const float* cos0 = w.cos0.data();
-    const float* sin0 = w.sin0.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < Np; p++) {
-      const int64_t src = win.order[p / u] * u + p % u;
-      std::memcpy(&x[p * D], &x0[src * D], D * sizeof(float));
-      std::memcpy(&cos[p * hd], &cos0[src * hd], hd * sizeof(float));
-      std::memcpy(&sin[p * hd], &sin0[src * hd], hd * sizeof(float));
-    }
+    permute_to_window_order(win, u, x0, x, Np, D);
+    permute_to_window_order(win, u, w.cos0.data(), cos, Np, hd);
+    permute_to_window_order(win, u, w.sin0.data(), sin, Np, hd);
   }
 
   float* qkv = grow(w.qkv, Npp * 3 * D);

@@ -20,8 +20,16 @@ struct VisionWindows {
   std::vector<int64_t> order;
   std::vector<int32_t> cu_window;
   std::vector<int32_t> cu_full;
+  // The processor-order patch row that window-order row p holds (u = merge^2 patches per merged token).
+  int64_t source_patch(int64_t p, int u) const { return order[size_t(p / u)] * u + p % u; }
 };
 VisionWindows vision_windows(const VisionConfig& vc, const std::vector<ImageGrid>& grids);
+// dst[p] = src[win.source_patch(p, u)] for the Np rows of `cols` floats: processor order -> window order.
+void permute_to_window_order(const VisionWindows& win, int u, const float* src, float* dst, int64_t Np,
+                             int64_t cols);
+// Patches in the batch (sum of t*h*w); vr::Error unless every grid is a positive multiple of the merge size.
+// Shared by the CPU and the CUDA towers.
+int64_t vision_patch_count(const VisionConfig& vc, const std::vector<ImageGrid>& grids);
 
 // Activation buffers of one forward pass, kept by the caller (a Session, the Trainer) from call to call: a
 // fresh set per call costs ~100 MB of first-touch page faults on a 672x672 image (a fifth of the ViT's time

@@ -11,22 +11,13 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/json_string.h"
 #include "cuda/bench/bench_options.h"
 #include "cuda/bench/bench_runner.h"
 #include "cuda/gemm/cublaslt_loader.h"
 
 namespace vr::bench {
 namespace {
-
-std::string jstr(const std::string& s) {
-  std::string r = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') r += '\\', r += c;
-    else if (static_cast<unsigned char>(c) < 0x20) r += ' ';
-    else r += c;
-  }
-  return r + "\"";
-}
 
 std::string jnum(double x, const char* fmt) {
   if (!std::isfinite(x) || x < 0) return "null";
@@ -46,7 +37,7 @@ std::string utc_now() {
 
 std::string shape_json(const Case& c) {
   std::string r = "{";
-  for (const auto& kv : c.shape) r += (r.size() > 1 ? "," : "") + jstr(kv.first) + ":" + std::to_string(kv.second);
+  for (const auto& kv : c.shape) r += (r.size() > 1 ? "," : "") + json_string(kv.first) + ":" + std::to_string(kv.second);
   return r + "}";
 }
 
@@ -58,11 +49,11 @@ std::string shape_text(const Case& c) {
 
 std::string result_json(const Case& c, const Measurement& m) {
   const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;
-  std::string r = "{\"kernel\":" + jstr(c.kernel) + ",\"shape\":" + shape_json(c) + ",\"dtype\":\"bf16\"";
+  std::string r = "{\"kernel\":" + json_string(c.kernel) + ",\"shape\":" + shape_json(c) + ",\"dtype\":\"bf16\"";
   if (c.causal >= 0) r += std::string(",\"causal\":") + (c.causal ? "true" : "false");
-  r += ",\"ms\":" + jnum(m.ms, "%.4g") + ",\"tflops\":" + jnum(tflops, "%.4g") + ",\"impl\":" + jstr(c.impl) +
+  r += ",\"ms\":" + jnum(m.ms, "%.4g") + ",\"tflops\":" + jnum(tflops, "%.4g") + ",\"impl\":" + json_string(c.impl) +
        ",\"reps\":" + std::to_string(m.reps);
-  if (!m.error.empty()) r += ",\"error\":" + jstr(m.error);
+  if (!m.error.empty()) r += ",\"error\":" + json_string(m.error);
   return r + "}";
 }
 
@@ -79,8 +70,8 @@ int run(int argc, char** argv) {
   if (!o.dry_run) {
     runner.emplace();
     const DeviceInfo& d = runner->device();
-    device_json = "{\"name\":" + jstr(d.name) + ",\"cc\":" + jstr(d.cc) +
-                  ",\"memory_bytes\":" + std::to_string(d.memory_bytes) + ",\"driver\":" + jstr(d.driver) + "}";
+    device_json = "{\"name\":" + json_string(d.name) + ",\"cc\":" + json_string(d.cc) +
+                  ",\"memory_bytes\":" + std::to_string(d.memory_bytes) + ",\"driver\":" + json_string(d.driver) + "}";
     if (!o.json)
       std::printf("%s (sm %s, %.1f GiB, driver %s); cuBLASLt: %s\n", d.name.c_str(), d.cc.c_str(),
                   double(d.memory_bytes) / double(1ull << 30), d.driver.c_str(),
@@ -103,7 +94,7 @@ int run(int argc, char** argv) {
   }
   if (o.json)
     std::printf("{\"device\":%s,\"date\":%s,%s\"cublaslt\":%s,\n \"results\":[\n  %s]}\n", device_json.c_str(),
-                jstr(utc_now()).c_str(), o.dry_run ? "\"dry_run\":true," : "", cuda::cublaslt_info_json(lt).c_str(),
+                json_string(utc_now()).c_str(), o.dry_run ? "\"dry_run\":true," : "", cuda::cublaslt_info_json(lt).c_str(),
                 results.c_str());
   return 0;
 }

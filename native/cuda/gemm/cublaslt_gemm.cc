@@ -2,6 +2,7 @@
 #include "cuda/gemm/cublaslt_gemm.h"
 
 #include "core/error.h"
+#include "core/lru_map.h"
 #include "cuda/gemm/cublaslt_loader.h"
 
 #if defined(VR_CUDA_EMULATED)
@@ -33,6 +34,10 @@ inline namespace VR_CUDA_ABI {
 namespace {
 
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // what NVIDIA recommends for Hopper
+// Plans kept, least recently used dropped first. m is part of the key and follows the prompt length, so a
+// long-lived process (eval over thousands of prompts) would otherwise keep a plan per length and shape forever.
+// One m needs a few dozen plans (the LLM's and the ViT's Linears, forward and backward): this keeps many lengths.
+constexpr size_t kMaxPlans = 512;
 
 // (device, m, n, k, lda, ldb, ldc, trans_a, trans_b, accumulate, has_bias, c_bf16, align A, B, C)
 using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, bool, bool,
@@ -54,7 +59,7 @@ struct DeviceState {
 
 std::mutex g_mu;
 std::map<int, DeviceState> g_devices;
-std::map<PlanKey, Plan> g_plans;
+LruMap<PlanKey, Plan> g_plans(kMaxPlans);
 
 std::string status_text(const lt::Api& api, lt::Status st) {
   const char* s = api.GetStatusString ? api.GetStatusString(st) : nullptr;
@@ -83,6 +88,14 @@ DeviceState& device_state(const lt::Api& api, int dev) {
     d.error = "no device memory for the 32 MiB cuBLASLt workspace";
   }
   return d;
+}
+
+void destroy_plan(const lt::Api& api, Plan& p) {
+  if (p.c) api.MatrixLayoutDestroy(p.c);
+  if (p.b) api.MatrixLayoutDestroy(p.b);
+  if (p.a) api.MatrixLayoutDestroy(p.a);
+  if (p.desc) api.MatmulDescDestroy(p.desc);
+  p = Plan{};
 }
 
 // Descriptors and algorithm for one case. The bias pointer is set per call.
@@ -157,10 +170,11 @@ bool run(void* C, int c_type, const bf16* A, const bf16* B, const GemmArgs& args
   const int align_a = alignment(A), align_b = alignment(B), align_c = alignment(C);
   const PlanKey key{dev,       g.m,       g.n,          g.k,       g.lda,   g.ldb,   g.ldc,  g.trans_a,
                     g.trans_b, g.accumulate, g.bias != nullptr, c_type == lt::kR16BF, align_a, align_b, align_c};
-  auto it = g_plans.find(key);
-  if (it == g_plans.end())
-    it = g_plans.emplace(key, make_plan(*api, d.handle, g, c_type, align_a, align_b, align_c)).first;
-  const Plan& p = it->second;
+  // An evicted plan's descriptors can go at once: cublasLtMatmul reads them on the host, when it enqueues.
+  const Plan* cached = g_plans.find(key);
+  const Plan& p = cached ? *cached
+                         : g_plans.insert(key, make_plan(*api, d.handle, g, c_type, align_a, align_b, align_c),
+                                          [&](Plan& old) { destroy_plan(*api, old); });
   if (!p.ok) return say(p.why);
   if (g.bias) {
     const void* bias = g.bias;

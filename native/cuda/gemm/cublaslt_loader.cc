@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "core/json_string.h"
+
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
 
@@ -123,23 +125,6 @@ std::string version_string(size_t v) {  // cublasLtGetVersion: major * 10000 + m
   std::ostringstream o;
   o << v / 10000 << '.' << (v / 100) % 100 << '.' << v % 100;
   return o.str();
-}
-
-std::string json_string(const std::string& s) {
-  std::string r = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      r += '\\';
-      r += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      r += buf;
-    } else {
-      r += c;
-    }
-  }
-  return r + "\"";
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // GEMM dispatch: cuBLASLt when loaded, else our kernel (gemm.h).
 #include "cuda/gemm/gemm.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <string>
 
@@ -10,6 +11,11 @@
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
+
+namespace {
+// VREFLECT_GEMM as the first GEMM read it (-1: not read yet), so a GEMM does not scan the environment each time.
+std::atomic<int> g_env_impl{-1};
+}  // namespace
 
 const char* gemm_impl_name(GemmImpl impl) {
   switch (impl) {
@@ -27,11 +33,21 @@ GemmImpl gemm_impl_from_env() {
   fail("VREFLECT_GEMM=", v, " is not one of auto, cublaslt, kernel");
 }
 
+void gemm_env_changed() { g_env_impl.store(-1, std::memory_order_relaxed); }
+
 namespace {
+
+GemmImpl env_impl() {
+  const int cached = g_env_impl.load(std::memory_order_relaxed);
+  if (cached >= 0) return GemmImpl(cached);
+  const GemmImpl impl = gemm_impl_from_env();  // a bad value throws here and stays unread: every GEMM says so
+  g_env_impl.store(int(impl), std::memory_order_relaxed);
+  return impl;
+}
 
 template <class TC>
 GemmImpl run(TC* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, GemmImpl want) {
-  if (want == GemmImpl::Auto) want = gemm_impl_from_env();
+  if (want == GemmImpl::Auto) want = env_impl();
   if (want != GemmImpl::Kernel && g.k > 0) {  // k = 0 leaves only bias / C to write: the kernel does that
     std::string why;
     if (cublaslt_gemm(C, A, B, g, s, &why)) return GemmImpl::CublasLt;

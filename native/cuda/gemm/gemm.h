@@ -16,8 +16,11 @@ enum class GemmImpl { Auto, CublasLt, Kernel };
 
 // "cublaslt", "vreflect-kernel" (the bench's "impl" names), "auto".
 const char* gemm_impl_name(GemmImpl impl);
-// VREFLECT_GEMM as a GemmImpl (Auto when unset or "auto"); vr::Error on any other value.
+// VREFLECT_GEMM as a GemmImpl (Auto when unset or "auto"); vr::Error on any other value. Reads it now; the GEMMs
+// read it once, at the first one, and keep it.
 GemmImpl gemm_impl_from_env();
+// Makes the next GEMM read VREFLECT_GEMM again (for tests that change it in-process).
+void gemm_env_changed();
 
 // Runs one GEMM on stream s; `want` Auto defers to VREFLECT_GEMM. Returns the implementation that ran.
 GemmImpl gemm(float* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s = nullptr,

@@ -2,6 +2,7 @@
 // grid-stride loop so each block can sum its rows' weight gradient in shared memory before one atomicAdd per
 // column.
 #include "cuda/kernels/common.cuh"
+#include "cuda/kernels/rmsnorm_kernel.cuh"
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
@@ -11,24 +12,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kMaxBackwardBlocks = 256;
 constexpr int64_t kMaxC = 12288;  // the backward keeps C fp32 partial sums in 48 KiB of shared memory
-
-template <class T>
-__global__ void rmsnorm_forward_kernel(T* out, float* rstd, const T* inp, const T* weight, int64_t C, float eps) {
-  using namespace dev;
-  __shared__ float scratch[32];
-  const int64_t n = blockIdx.x;
-  const T* x = inp + n * C;
-  T* y = out + n * C;
-  float ss = 0.f;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-    const float v = to_f32(x[c]);
-    ss += v * v;
-  }
-  ss = block_sum(ss, scratch);
-  const float r = 1.0f / sqrtf(ss / float(C) + eps);
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) y[c] = from_f32<T>(to_f32(weight[c]) * (to_f32(x[c]) * r));
-  if (rstd && threadIdx.x == 0) rstd[n] = r;
-}
 
 // y = w x r:  dx = r (w dy) - r^3/C x sum(w dy x),  dw = sum_rows dy x r
 template <class T>
@@ -66,8 +49,8 @@ void forward(S* out, float* rstd, const S* inp, const S* weight, int64_t N, int6
   if (N == 0) return;
   VR_CHECK(out && inp && weight, "cuda rmsnorm_forward: null buffer");
   VR_CHECK(N <= 0x7fffffff, "cuda rmsnorm_forward: too many rows (", N, ")");
-  check_launch(cuda_launch(rmsnorm_forward_kernel<T>, dim3(unsigned(N)), dim3(kThreads), 0, s, dptr(out), rstd,
-                           dptr(inp), dptr(weight), C, eps),
+  check_launch(cuda_launch(norm::rmsnorm_forward_kernel<T, T>, dim3(unsigned(N)), dim3(kThreads), 0, s, dptr(out),
+                           rstd, dptr(inp), dptr(weight), C, eps),
                "rmsnorm_forward");
 }
 

@@ -30,12 +30,7 @@ GpuVisionTower::GpuVisionTower(const DeviceWeights& w, Stream s) : w_(w), vc_(w.
 void GpuVisionTower::forward(float* features, const float* pixel_values, const std::vector<ImageGrid>& grids) {
   const int64_t D = vc_.hidden, F = vc_.intermediate, P = vc_.patch_dim(), O = vc_.out_hidden, hd = vc_.head_dim();
   const int u = vc_.merge * vc_.merge;
-  int64_t Np = 0;
-  for (const ImageGrid& g : grids) {
-    VR_CHECK(g.t >= 1 && g.h > 0 && g.w > 0 && g.h % vc_.merge == 0 && g.w % vc_.merge == 0,
-             "image grid (", g.t, ", ", g.h, ", ", g.w, ") is not a positive multiple of the merge size");
-    Np += g.patches();
-  }
+  const int64_t Np = vision_patch_count(vc_, grids);
   VR_CHECK(Np > 0, "cuda vision forward: no patches");
   VR_CHECK(Np <= 0x7fffffff, "cuda vision forward: too many patches (", Np, ")");
   const int64_t Nt = Np / u;
@@ -46,14 +41,11 @@ void GpuVisionTower::forward(float* features, const float* pixel_values, const s
   vision_rope_tables(vc_, grids, cos0, sin0);
   const VisionWindows win = vision_windows(vc_, grids);
   std::vector<float> cos(cos0.size()), sin(sin0.size());
+  permute_to_window_order(win, u, cos0.data(), cos.data(), Np, hd);
+  permute_to_window_order(win, u, sin0.data(), sin.data(), Np, hd);
   std::vector<int32_t> slot_of(static_cast<size_t>(Np));
   const std::vector<int32_t> order(win.order.begin(), win.order.end());
-  for (int64_t p = 0; p < Np; p++) {
-    const int64_t src = win.order[size_t(p / u)] * u + p % u;
-    slot_of[size_t(src)] = int32_t(p);
-    std::copy_n(&cos0[size_t(src * hd)], hd, &cos[size_t(p * hd)]);
-    std::copy_n(&sin0[size_t(src * hd)], hd, &sin[size_t(p * hd)]);
-  }
+  for (int64_t p = 0; p < Np; p++) slot_of[size_t(win.source_patch(p, u))] = int32_t(p);
   std::vector<uint16_t> px16(size_t(Np * P));
   convert_to_bf16(px16.data(), pixel_values, DType::F32, px16.size());
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cuda/kernels/common.cuh"
+#include "cuda/kernels/rmsnorm_kernel.cuh"
 #include "cuda/model/model_kernels.h"
 
 namespace vr::cuda {
@@ -11,20 +12,6 @@ inline namespace VR_CUDA_ABI {
 namespace {
 
 constexpr int kThreads = 256;
-
-// y = w * (x * rstd) in fp32 (the CPU's order of operations), stored as bf16.
-__global__ void rmsnorm_to_bf16_kernel(__nv_bfloat16* out, const float* inp, const float* weight, int64_t C,
-                                       float eps) {
-  using namespace dev;
-  __shared__ float scratch[32];
-  const float* x = inp + int64_t(blockIdx.x) * C;
-  __nv_bfloat16* y = out + int64_t(blockIdx.x) * C;
-  float ss = 0.f;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) ss += x[c] * x[c];
-  ss = block_sum(ss, scratch);
-  const float r = 1.0f / sqrtf(ss / float(C) + eps);
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) y[c] = from_f32<__nv_bfloat16>(weight[c] * (x[c] * r));
-}
 
 template <class To, class From>
 __global__ void convert_kernel(To* out, const From* inp, int64_t n) {
@@ -43,8 +30,8 @@ void rmsnorm_to_bf16(bf16* out, const float* inp, const float* weight, int64_t N
   // At least 8 columns per thread (a block of 256 for the 7B's 3584, 160 for the ViT's 1280, one warp for the tiny
   // test models, where a 256-thread block would spend most of its time in the reduction's barriers).
   const int threads = int(std::min<int64_t>(kThreads, std::max<int64_t>(32, (C / 8 + 31) / 32 * 32)));
-  check_launch(cuda_launch(rmsnorm_to_bf16_kernel, dim3(unsigned(N)), dim3(threads), 0, s, dptr(out), inp, weight,
-                           C, eps),
+  check_launch(cuda_launch(norm::rmsnorm_forward_kernel<__nv_bfloat16, float>, dim3(unsigned(N)), dim3(threads), 0,
+                           s, dptr(out), nullptr, inp, weight, C, eps),
                "rmsnorm_to_bf16");
 }
 

@@ -16,6 +16,7 @@ import { renderTrainMarkdown, renderTrainText } from '../../bench/train_report';
 import { benchDevicePreflight, benchTrainDevicePreflight } from '../../plan/device_runs';
 import { DEVICE_OPTION, DeviceChoice, requireCudaAddon } from '../../plan/preflight';
 import { UserError } from '../../util/errors';
+import { requireIntArg } from '../int_arg';
 import { benchKernelsCommand } from './bench_kernels';
 import { log } from '../../util/log';
 import { startProgress } from '../../util/progress';
@@ -41,9 +42,6 @@ interface BenchInferArgs {
   device: DeviceChoice;
 }
 
-function positiveInt(name: string, v: number, max: number): void {
-  if (!Number.isInteger(v) || v < 1 || v > max) throw new UserError(`--${name} must be an integer in [1, ${max}], got ${v}`);
-}
 
 const inferCommand: CommandModule<object, BenchInferArgs> = {
   command: 'infer',
@@ -72,15 +70,15 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
       .example('VREFLECT_PYTHON=/work/pyenv/bin/python $0 bench infer --dtype bf16 --repeats 5 --json', '')
       .example('$0 bench infer --dtype bf16 --image-size 896', 'a larger input: 1024 image tokens, 1073-token prompt'),
   handler: async (args) => {
-    positiveInt('llm-layers', args['llm-layers'], 28);
-    positiveInt('vit-layers', args['vit-layers'], 32);
-    positiveInt('new-tokens', args['new-tokens'], 4096);
-    positiveInt('repeats', args.repeats, 100);
-    positiveInt('threads', args.threads, 4096);
+    requireIntArg('--llm-layers', args['llm-layers'], 1, 28);
+    requireIntArg('--vit-layers', args['vit-layers'], 1, 32);
+    requireIntArg('--new-tokens', args['new-tokens'], 1, 4096);
+    requireIntArg('--repeats', args.repeats, 1, 100);
+    requireIntArg('--threads', args.threads, 1, 4096);
     if (!(args['wait-idle'] >= 0 && args['wait-idle'] <= 86400)) throw new UserError(`--wait-idle must be between 0 and 86400 seconds, got ${args['wait-idle']}`);
     const sizeError = checkBenchImageSize(args['image-size']);
     if (sizeError) throw new UserError(sizeError);
-    if (!Number.isInteger(args.warmup) || args.warmup < 0 || args.warmup > 100) throw new UserError(`--warmup must be an integer in [0, 100], got ${args.warmup}`);
+    requireIntArg('--warmup', args.warmup, 0, 100);
     if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())
       throw new UserError(`--model-dir is not a directory: ${args['model-dir']}`);
     const device = benchDevicePreflight({ device: args.device, llmLayers: args['llm-layers'], vitLayers: args['vit-layers'],
@@ -169,14 +167,14 @@ export function checkBenchTrainArgs(args: BenchTrainArgs): void {
   } catch (e) {
     throw new UserError(`--llm-layers/--vit-layers/--vocab: ${(e as Error).message}`);
   }
-  positiveInt('samples', args.samples, 16);
-  positiveInt('tokens', args.tokens, 32768);
-  positiveInt('image-size', args['image-size'], 4096);
+  requireIntArg('--samples', args.samples, 1, 16);
+  requireIntArg('--tokens', args.tokens, 1, 32768);
+  requireIntArg('--image-size', args['image-size'], 1, 4096);
   if (!Number.isInteger(args['answer-tokens']) || args['answer-tokens'] < 0) throw new UserError(`--answer-tokens must be a non-negative integer, got ${args['answer-tokens']}`);
-  positiveInt('steps', args.steps, 100);
-  positiveInt('gradient-accumulation-steps', args['gradient-accumulation-steps'], 1024);
-  positiveInt('threads', args.threads, 4096);
-  if (!Number.isInteger(args.warmup) || args.warmup < 0 || args.warmup > 100) throw new UserError(`--warmup must be an integer in [0, 100], got ${args.warmup}`);
+  requireIntArg('--steps', args.steps, 1, 100);
+  requireIntArg('--gradient-accumulation-steps', args['gradient-accumulation-steps'], 1, 1024);
+  requireIntArg('--threads', args.threads, 1, 4096);
+  requireIntArg('--warmup', args.warmup, 0, 100);
   if (!(args['wait-idle'] >= 0 && args['wait-idle'] <= 86400)) throw new UserError(`--wait-idle must be between 0 and 86400 seconds, got ${args['wait-idle']}`);
   for (const m of torchModes(args)) if (m !== 'plain' && m !== 'checkpointing') throw new UserError(`--torch-modes: unknown mode "${m}" (plain, checkpointing)`);
   if (args['model-dir'] !== undefined && fs.existsSync(args['model-dir']) && !fs.statSync(args['model-dir']).isDirectory())

@@ -14,6 +14,7 @@ import { parseBytes } from '../../plan/units';
 import { EVAL_MAX_PIXELS, EVAL_MIN_PIXELS } from '../../eval/benchmarks/common';
 import { availableMemory } from '../../train/memory_plan';
 import { UserError } from '../../util/errors';
+import { requireIntArg } from '../int_arg';
 
 interface PlanArgs {
   device: 'cuda';
@@ -40,10 +41,6 @@ function parseImageSize(s: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
-function positiveInt(v: number, flag: string, min = 1) {
-  if (!Number.isInteger(v) || v < min) throw new UserError(`${flag} must be an integer >= ${min}, got ${v}`);
-}
-
 /** The GPU the plan is for: --gpu-memory, else the visible GPU's memory, else an 80 GB H100. */
 function gpuCapacity(flag: string | undefined): { bytes: number; source: string } {
   if (flag !== undefined) return { bytes: parseBytes(flag, '--gpu-memory'), source: '--gpu-memory' };
@@ -56,9 +53,9 @@ export function makePlan(args: PlanArgs): { plan: GpuPlan; gpuSource: string } {
   const m = planModel(args.model);
   const gpu = gpuCapacity(args['gpu-memory']);
   const hostCapacity = args['host-memory'] !== undefined ? parseBytes(args['host-memory'], '--host-memory') : availableMemory();
-  positiveInt(args['max-new-tokens'], '--max-new-tokens');
-  positiveInt(args['prompt-tokens'], '--prompt-tokens');
-  positiveInt(args['latent-steps'], '--latent-steps', 0);
+  requireIntArg('--max-new-tokens', args['max-new-tokens']);
+  requireIntArg('--prompt-tokens', args['prompt-tokens']);
+  requireIntArg('--latent-steps', args['latent-steps'], 0);
   if (args.stage === 'infer') {
     const [w, h] = parseImageSize(args['image-size']);
     const minPixels = args['min-pixels'] ?? m.minPixels ?? EVAL_MIN_PIXELS;
@@ -76,8 +73,8 @@ export function makePlan(args: PlanArgs): { plan: GpuPlan; gpuSource: string } {
     plan.notes.unshift(`image ${w}x${h} resized to ${rw}x${rh} (max_pixels ${maxPixels})`);
     return { plan, gpuSource: gpu.source };
   }
-  positiveInt(args['per-device-batch-size'], '--per-device-batch-size');
-  positiveInt(args['image-max-pixels'], '--image-max-pixels', 784);
+  requireIntArg('--per-device-batch-size', args['per-device-batch-size']);
+  requireIntArg('--image-max-pixels', args['image-max-pixels'], 784);
   const mb = largestMicroBatch({ packing: args['enable-data-packing'], perDeviceBatchSize: args['per-device-batch-size'], imageMaxPixels: args['image-max-pixels'] });
   const plan = planTraining({ shape: m.shape, stage: args.stage === '1' ? 1 : 2, ...mb, optimizerStates: args['optimizer-states'], gpuCapacity: gpu.bytes, hostCapacity });
   return { plan, gpuSource: gpu.source };

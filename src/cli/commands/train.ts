@@ -8,6 +8,7 @@ import { trainDevicePreflight } from '../../plan/device_runs';
 import { DEVICE_OPTION, OPTIMIZER_STATES_OPTION } from '../../plan/preflight';
 import { runTraining, TrainOptions } from '../../train/run';
 import { UserError } from '../../util/errors';
+import { requireIntArg } from '../int_arg';
 import { log } from '../../util/log';
 
 interface StageDefaults {
@@ -69,17 +70,13 @@ function builder(d: StageDefaults) {
       .option('optimizer-states', OPTIMIZER_STATES_OPTION);
 }
 
-function positiveInt(v: number, flag: string) {
-  if (!Number.isInteger(v) || v < 1) throw new UserError(`${flag} must be an integer >= 1`);
-}
-
 function makeTrainCommand(d: StageDefaults): CommandModule<object, any> {
   return {
     command: `train-stage${d.stage}`,
     describe: d.stage === 1 ? 'stage 1 (BCM): box-guided compression, CE + symmetric decoupled alignment' : 'stage 2 (DAC): distil dynamic probes from the frozen BCM teacher',
     builder: builder(d) as any,
     handler: async (a: any) => {
-      for (const f of ['max-steps', 'gradient-accumulation-steps', 'per-device-batch-size', 'latent-tokens', 'attention-maps-every']) positiveInt(a[f], `--${f}`);
+      for (const f of ['max-steps', 'gradient-accumulation-steps', 'per-device-batch-size', 'latent-tokens', 'attention-maps-every']) requireIntArg(`--${f}`, a[f]);
       if (a['attention-maps'] !== undefined && (typeof a['attention-maps'] !== 'string' || a['attention-maps'] === ''))
         throw new UserError('--attention-maps needs a directory');
       const dev = trainDevicePreflight({
