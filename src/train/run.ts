@@ -146,7 +146,6 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
   });
   log().info({ memory_plan: plan }, 'memory plan');
   if (device === 'cpu') enforceMemoryPlan(plan);
-  if (device === 'cuda' && o.dtype === 'fp32') log().warn('--device cuda: the GPU trainer computes in bf16 (fp32 masters and moments); --dtype fp32 applies to the CPU only');
 
   const data = TrainDataLoader.open({
     dataPath: o.dataPath,

@@ -152,12 +152,19 @@ suite('vreflect train-stage1 --device cuda (emulator addon)', () => {
     expect([...w(s2g).tensors.keys()].some((n) => n.startsWith('box_feature_resampler.'))).toBe(true);
   });
 
+  test('--device auto with --dtype fp32 runs on the CPU (the GPU trainer is bf16) and says why', () => {
+    const r = vreflect(['train-stage1', '--model', MODEL, ...COMMON, '--max-steps', '1', '--save-steps', '0', '--output-dir', path.join(tmp, 'auto-fp32'), '--device', 'auto', '--dtype', 'fp32'], true, 'info');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/"cuda":"--dtype fp32 runs on the CPU only[^"]*".*"msg":"--device auto: running on the CPU"/);
+  });
+
   describe('one-line errors', () => {
     const out = () => fs.mkdtempSync(path.join(tmp, 'err-'));
     test.each([
       ['train-stage1', ['--device', 'cuda', '--gradient-checkpointing', 'off'], /^vreflect: error: --device cuda: --gradient-checkpointing off: only the checkpointed decoder exists on the GPU/],
       ['train-stage1', ['--device', 'cuda', '--attention-maps', '/tmp/maps'], /^vreflect: error: --device cuda: --attention-maps is not on the GPU yet/],
       ['train-stage1', ['--device', 'cuda', '--optimizer-states', 'gpu-8bit'], /^vreflect: error: .*gpu-8bit is not implemented yet/],
+      ['train-stage1', ['--device', 'cuda', '--dtype', 'fp32'], /^vreflect: error: --device cuda: --dtype fp32 runs on the CPU only: the GPU trainer computes in bf16/],
     ])('%s %s', (cmd, extra, msg) => {
       expectOneLineError(vreflect([cmd as string, '--model', MODEL, ...COMMON, '--output-dir', out(), ...(extra as string[])]), msg as RegExp);
     });
