@@ -9,27 +9,17 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'vreflect.js');
+import { expectOneLineError, ROOT, runCli } from './cli';
+
 const GOLDEN = path.join(ROOT, 'test', 'golden');
 const BUILD = path.join(ROOT, 'build');
 const EMU_ADDON = path.join(BUILD, 'Release', 'vreflect_native_emu.node');
 const SKIPPED = [path.join(BUILD, 'vreflect_cuda_emu_tests.skipped'), path.join(BUILD, 'Release', 'vreflect_cuda_emu_tests.skipped')].find((f) => fs.existsSync(f));
 
 function vreflect(args: string[], env: NodeJS.ProcessEnv = {}, level = 'warn') {
-  const e: NodeJS.ProcessEnv = { ...process.env, VREFLECT_LOG_JSON: '1', VREFLECT_ADDON: EMU_ADDON, ...env };
-  delete e.VREFLECT_FAKE_CUDA_PROBE;
-  const r = spawnSync(process.execPath, [BIN, ...args, '--log-level', level], { cwd: ROOT, encoding: 'utf8', timeout: 120000, env: e });
-  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args, { env: { VREFLECT_ADDON: EMU_ADDON, ...env, VREFLECT_FAKE_CUDA_PROBE: undefined }, level });
 }
 
-function expectOneLineError(r: ReturnType<typeof vreflect>, pattern: RegExp) {
-  expect(r.signal).toBeNull();
-  expect(r.code).not.toBe(0);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('vreflect:'));
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(pattern);
-}
 
 interface GoldenCase {
   model_dir: string;

@@ -1,33 +1,21 @@
 // `--device cuda`, `vreflect doctor`, `vreflect plan` and `vreflect bench kernels` as users run them, on a
 // machine without a GPU: the real probe (no driver -> one-line error), and recorded probes of GPU machines
 // (VREFLECT_FAKE_CUDA_PROBE, test/fixtures/cuda) for the branches after the driver check.
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'vreflect.js');
+import { expectOneLineError, ROOT, runCli } from './cli';
+
 const MODEL = path.join(ROOT, 'test', 'golden', 'models', 'tiny-flat');
 const IMAGE = path.join(ROOT, 'test', 'golden', 'images', 'odd_97x61.png');
 const META = path.join(ROOT, 'test', 'fixtures', 'data', 'meta.json');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'cuda');
 
 function vreflect(args: string[], fake?: string) {
-  const env: NodeJS.ProcessEnv = { ...process.env, VREFLECT_LOG_JSON: '1' };
-  delete env.VREFLECT_FAKE_CUDA_PROBE;
-  if (fake) env.VREFLECT_FAKE_CUDA_PROBE = path.join(FIX, fake);
-  const r = spawnSync(process.execPath, [BIN, ...args, '--log-level', 'warn'], { cwd: ROOT, encoding: 'utf8', timeout: 120000, env });
-  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args, { env: { VREFLECT_FAKE_CUDA_PROBE: fake ? path.join(FIX, fake) : undefined } });
 }
 
-function expectOneLineError(r: ReturnType<typeof vreflect>, pattern: RegExp) {
-  expect(r.signal).toBeNull();
-  expect(r.code).not.toBe(0);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('vreflect:'));
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(pattern);
-}
 
 // This machine's own answer, to know which real-probe branch to expect.
 const real = JSON.parse(vreflect(['doctor', '--json']).stdout).backends.cuda;

@@ -1,32 +1,18 @@
 // `vreflect infer` as a user runs it: the compiled CLI in a child process, on the golden tiny checkpoints.
 // Checks the JSON contract, that tokens match the transformers fixtures, and that bad input gives a one-line
 // error and a non-zero exit (never a crash or a hang).
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'vreflect.js');
+import { expectOneLineError, ROOT, runCli } from './cli';
+
 const GOLDEN = path.join(ROOT, 'test', 'golden');
 
 function vreflect(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args, '--log-level', 'warn'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 120000,
-    env: { ...process.env, VREFLECT_LOG_JSON: '1' },
-  });
-  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args);
 }
 
-function expectOneLineError(r: ReturnType<typeof vreflect>, pattern: RegExp) {
-  expect(r.signal).toBeNull();
-  expect(r.code).not.toBe(0);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('vreflect:'));
-  expect(lines.length).toBe(1);
-  expect(lines[0]).toMatch(pattern);
-}
 
 describe('vreflect infer (CLI)', () => {
   const latent = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'cases', 'flat_latent8_small_rep105.json'), 'utf8'));

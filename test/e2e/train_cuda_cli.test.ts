@@ -6,15 +6,14 @@
 // must pick the GPU) reproduces the uninterrupted run's metrics and weights; `train-stage2 --device cuda` on that
 // output (DAC distillation from the frozen BCM) agrees with the CPU bf16 trainer's stage 2; and what the GPU trainer
 // lacks is refused in one line. When the build found no CUDA headers the tests say so and pass.
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
 import { readSafetensorsHeader } from '../../src/model/safetensors';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'vreflect.js');
+import { expectOneLineError, ROOT, runCli } from './cli';
+
 const MODEL = path.join(ROOT, 'test', 'golden', 'models', 'tiny-flat');
 const META = path.join(ROOT, 'test', 'fixtures', 'data', 'meta.json');
 const BUILD = path.join(ROOT, 'build');
@@ -25,21 +24,9 @@ const COMMON = ['--data-path', META, '--image-min-pixels', '3136', '--image-max-
 
 /** The CLI; `emu` loads the emulator addon (else the regular one, as users without a GPU have). */
 function vreflect(args: string[], emu = true, level = 'warn') {
-  const env: NodeJS.ProcessEnv = { ...process.env, VREFLECT_LOG_JSON: '1' };
-  delete env.VREFLECT_FAKE_CUDA_PROBE;
-  delete env.VREFLECT_ADDON;
-  if (emu) env.VREFLECT_ADDON = EMU_ADDON;
-  const r = spawnSync(process.execPath, [BIN, ...args, '--log-level', level], { cwd: ROOT, encoding: 'utf8', timeout: 120000, env });
-  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args, { env: { VREFLECT_FAKE_CUDA_PROBE: undefined, VREFLECT_ADDON: emu ? EMU_ADDON : undefined }, level });
 }
 
-function expectOneLineError(r: ReturnType<typeof vreflect>, pattern: RegExp) {
-  expect(r.signal).toBeNull();
-  expect(r.code).not.toBe(0);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('vreflect:'));
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(pattern);
-}
 
 const metrics = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const strip = (m: Record<string, unknown>) => {
