@@ -16,6 +16,7 @@
 #include "cuda/model/gpu_train_bcm.h"
 #include "cuda/model/gpu_train_params.h"
 #include "cuda_tests/device_buffer.h"
+#include "cuda_tests/train_checks.h"
 #include "model/bcm.h"
 #include "tests/harness.h"
 #include "train/latent_losses.h"
@@ -65,13 +66,9 @@ void fill(ParamStore& ps) {
 struct Result {
   std::vector<float> Z, attn;  // attn in the GPU's padded layout [nb, nq, max_box]
   double loss = 0;
-  std::map<std::string, std::vector<float>> grads;
+  GradMap grads;
 };
 
-void collect_grads(const ParamStore& ps, Result& r) {
-  for (const auto& p : ps.all())
-    if (p->trainable) r.grads[p->name].assign(p->g, p->g + p->numel);
-}
 
 Result run_cpu(DType compute, const Inputs& in, int64_t max_box) {
   ParamStore ps(compute);
@@ -95,7 +92,7 @@ Result run_cpu(DType compute, const Inputs& in, int64_t max_box) {
   std::vector<float> dZ(r.Z.size(), 0.f);
   align_grad(in.H.data(), r.Z.data(), R * kD, 1.0f, nullptr, dZ.data());
   bcm.backward(cache, dZ.data());
-  collect_grads(ps, r);
+  r.grads = trainable_grads(ps);
   return r;
 }
 
@@ -123,15 +120,10 @@ Result run_gpu(const Inputs& in, cuda::OptimizerPlacement where, int64_t* max_bo
   r.attn = attn.download();
   r.loss = loss.download()[0].value;
   gp.download_grads();
-  collect_grads(ps, r);
+  r.grads = trainable_grads(ps);
   return r;
 }
 
-void check_tensor(const std::string& what, const std::vector<float>& gpu, const std::vector<float>& base,
-                  const std::vector<float>& ref, double floor_rel = 1e-3) {
-  const std::vector<double> r = to_double(ref);
-  check_rule(what, gpu.data(), base.data(), r.data(), r.size(), floor_rel * max_abs(r.data(), r.size()));
-}
 
 }  // namespace
 

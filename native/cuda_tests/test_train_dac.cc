@@ -16,6 +16,7 @@
 #include "cuda/model/gpu_train_dac.h"
 #include "cuda/model/gpu_train_params.h"
 #include "cuda_tests/device_buffer.h"
+#include "cuda_tests/train_checks.h"
 #include "model/dac.h"
 #include "tests/harness.h"
 #include "train/param_store.h"
@@ -72,13 +73,9 @@ void fill(ParamStore& ps) {
 
 struct Result {
   std::vector<float> Z, attn, dHq;  // attn in the padded layout
-  std::map<std::string, std::vector<float>> grads;
+  GradMap grads;
 };
 
-void collect_grads(const ParamStore& ps, Result& r) {
-  for (const auto& p : ps.all())
-    if (p->trainable) r.grads[p->name].assign(p->g, p->g + p->numel);
-}
 
 Result run_cpu(DType compute, const Inputs& in) {
   ParamStore ps(compute);
@@ -104,7 +101,7 @@ Result run_cpu(DType compute, const Inputs& in) {
       }
   r.dHq.assign(size_t(R * kD), 0.f);
   dac.backward(cache, in.dZ.data(), dattn.data(), r.dHq.data());
-  collect_grads(ps, r);
+  r.grads = trainable_grads(ps);
   return r;
 }
 
@@ -128,15 +125,10 @@ Result run_gpu(const Inputs& in, cuda::OptimizerPlacement where) {
   r.attn = attn.download();
   r.dHq = dHq.download();
   gp.download_grads();
-  collect_grads(ps, r);
+  r.grads = trainable_grads(ps);
   return r;
 }
 
-void check_tensor(const std::string& what, const std::vector<float>& gpu, const std::vector<float>& base,
-                  const std::vector<float>& ref) {
-  const std::vector<double> r = to_double(ref);
-  check_rule(what, gpu.data(), base.data(), r.data(), r.size(), 1e-3 * max_abs(r.data(), r.size()));
-}
 
 }  // namespace
 

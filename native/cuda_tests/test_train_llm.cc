@@ -19,6 +19,7 @@
 #include "cuda/model/gpu_train_llm.h"
 #include "cuda/model/gpu_train_params.h"
 #include "cuda_tests/device_buffer.h"
+#include "cuda_tests/train_checks.h"
 #include "cuda_tests/model_fixture.h"
 #include "model/llm_train.h"
 #include "model/rope_tables.h"
@@ -87,13 +88,9 @@ Batch make_batch(const ModelConfig& mc, const TrainLLM& embedder) {
 // One run's observable results: hidden states, dx, and each trainable tensor's gradient by name.
 struct Result {
   std::vector<float> hidden, dx;
-  std::map<std::string, std::vector<float>> grads;
+  GradMap grads;
 };
 
-void collect_grads(const ParamStore& ps, Result& r) {
-  for (const auto& p : ps.all())
-    if (p->trainable) r.grads[p->name].assign(p->g, p->g + p->numel);
-}
 
 Result run_cpu(const ModelConfig& mc, const WeightStore& ws, DType compute, const Batch& b) {
   ParamStore ps(compute);
@@ -109,7 +106,7 @@ Result run_cpu(const ModelConfig& mc, const WeightStore& ws, DType compute, cons
   llm.forward(b.x.data(), b.T, b.pos.data(), b.cu.data(), b.nseq(), r.hidden.data());
   llm.backward(b.dhidden.data(), r.dx.data());
   llm.embed_backward(r.dx.data(), b.ids.data(), b.T);
-  collect_grads(ps, r);
+  r.grads = trainable_grads(ps);
   return r;
 }
 
@@ -138,17 +135,10 @@ Result run_gpu(const ModelConfig& mc, const WeightStore& ws, cuda::OptimizerPlac
   r.hidden = hidden.download();
   r.dx = dx.download();
   gp.download_grads();
-  collect_grads(ps, r);
+  r.grads = trainable_grads(ps);
   return r;
 }
 
-// The rule with a floor relative to the reference's scale (gradients of different tensors differ by orders of
-// magnitude; an absolute floor would make the small ones vacuous).
-void check_tensor(const std::string& what, const std::vector<float>& gpu, const std::vector<float>& base,
-                  const std::vector<float>& ref) {
-  const std::vector<double> r = to_double(ref);
-  check_rule(what, gpu.data(), base.data(), r.data(), r.size(), 1e-3 * max_abs(r.data(), r.size()));
-}
 
 }  // namespace
 

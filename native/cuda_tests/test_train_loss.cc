@@ -11,6 +11,7 @@
 #include "cuda/model/gpu_train_loss.h"
 #include "cuda/model/gpu_train_params.h"
 #include "cuda_tests/device_buffer.h"
+#include "cuda_tests/train_checks.h"
 #include "cuda_tests/model_fixture.h"
 #include "model/llm_train.h"
 #include "tests/harness.h"
@@ -80,11 +81,6 @@ Result run_gpu(const ModelConfig& mc, const WeightStore& ws, const Case& c, int6
   return r;
 }
 
-void check_tensor(const std::string& what, const std::vector<float>& gpu, const std::vector<float>& base,
-                  const std::vector<float>& ref, double floor_rel = 1e-3) {
-  const std::vector<double> r = to_double(ref);
-  check_rule(what, gpu.data(), base.data(), r.data(), r.size(), floor_rel * max_abs(r.data(), r.size()));
-}
 
 }  // namespace
 
