@@ -19,15 +19,7 @@ double FusedCrossEntropy::value(const float* hidden, const int32_t* targets, int
   const int64_t V = lm_head.N;
   VR_CHECK(lm_head.K == D, "cross-entropy: lm_head input size ", lm_head.K, " != hidden size ", D);
   D_ = D;
-  rows_.clear();
-  tgt_.clear();
-  for (int64_t t = 0; t < T; t++) {
-    if (targets[t] == -100) continue;
-    VR_CHECK(targets[t] >= 0 && targets[t] < V, "cross-entropy: target ", targets[t], " at position ", t,
-             " is outside the vocabulary [0, ", V, ")");
-    rows_.push_back(t);
-    tgt_.push_back(targets[t]);
-  }
+  select_target_rows(targets, T, V, rows_, tgt_);
   const int64_t n = count(), C = chunk_rows(V);
   lse_.assign(size_t(n), 0.f);
   std::vector<float> h(size_t(std::min(n, C) * D)), logits(size_t(std::min(n, C) * V));

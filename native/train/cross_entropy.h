@@ -5,9 +5,25 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/error.h"
 #include "ops/linear.h"
 
 namespace vr {
+
+// The rows the loss sees (targets != -100) and their targets, each checked in [0, V): one rule for the CPU's
+// FusedCrossEntropy and the CUDA backend's twin (cuda/model/gpu_train_loss).
+template <class Row>
+void select_target_rows(const int32_t* targets, int64_t T, int64_t V, std::vector<Row>& rows, std::vector<int32_t>& tgt) {
+  rows.clear();
+  tgt.clear();
+  for (int64_t t = 0; t < T; t++) {
+    if (targets[t] == -100) continue;
+    VR_CHECK(targets[t] >= 0 && targets[t] < V, "cross-entropy: target ", targets[t], " at position ", t,
+             " is outside the vocabulary [0, ", V, ")");
+    rows.push_back(Row(t));
+    tgt.push_back(targets[t]);
+  }
+}
 
 class FusedCrossEntropy {
  public:

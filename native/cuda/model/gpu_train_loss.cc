@@ -6,6 +6,7 @@
 #include "cuda/gemm/gemm.h"
 #include "cuda/model/cuda_runtime.h"
 #include "cuda/model/model_kernels.h"
+#include "train/cross_entropy.h"
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
@@ -33,15 +34,7 @@ double GpuFusedCrossEntropy::value(const float* hidden, const int32_t* targets, 
   T_ = T;
   D_ = D;
   V_ = V;
-  rows_.clear();
-  tgt_.clear();
-  for (int64_t t = 0; t < T; t++) {
-    if (targets[t] == -100) continue;
-    VR_CHECK(targets[t] >= 0 && targets[t] < V, "cross-entropy: target ", targets[t], " at position ", t,
-             " is outside the vocabulary [0, ", V, ")");
-    rows_.push_back(int32_t(t));
-    tgt_.push_back(targets[t]);
-  }
+  select_target_rows(targets, T, V, rows_, tgt_);
   const int64_t n = count();
   if (n == 0) return 0;
   VR_CHECK(hidden && lm_head, "cuda cross-entropy: null hidden states or lm_head");
