@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 
+#include "train/latent_losses.h"
+
 struct CUstream_st;  // cudaStream_t is CUstream_st*
 
 #if defined(VR_CUDA_EMULATED)
@@ -175,16 +177,8 @@ void mse_grad(bf16* da, const bf16* a, const bf16* b, int64_t n, float w, Stream
 // position of the box's token j. KL = sum T (log T - log(A + 1e-9)) / nb over T > 0, T the teacher scattered to
 // student positions (assignment: a repeated position keeps its last token, as on the CPU). The maps are fp32
 // (the probabilities cross_attention_forward writes), so there is no bf16 overload.
-struct KlArgs {
-  int64_t nb = 0;
-  int nq = 0;
-  const float* A = nullptr;
-  const int64_t* a_off = nullptr;  // [nb+1]
-  const float* At = nullptr;
-  const int64_t* t_off = nullptr;  // [nb+1]
-  const int32_t* local_idx = nullptr;
-  const int32_t* cu_box = nullptr;  // [nb+1]
-  int64_t a_total = 0;              // = a_off[nb] (host copy: sizes the position -> token scratch map)
+struct KlArgs : vr::AttnTransfer {  // the CPU's fields (train/latent_losses.h), device pointers here
+  int64_t a_total = 0;  // = a_off[nb] (host copy: sizes the position -> token scratch map)
 };
 void kl_value(LossValue* out, const KlArgs& t, Stream s = nullptr);
 // dA (layout of A) += w * dKL/dA = -w T / (A + 1e-9) / nb; boxes with invalid indices are skipped.
