@@ -121,6 +121,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
         }
       }
       in->all_logits = opt_bool(o, "allLogits", false);
+      in->prefill_chunk = opt_int(o, "prefillChunk", 0, "prefill", 0, int64_t(1) << 30);
     } catch (const ArgError& e) {
       return ThrowType(env, e.what());
     }
@@ -137,6 +138,15 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
           for (size_t i = 0; i < r.positions.size(); i++) pos[i] = int32_t(r.positions[i]);
           o.Set("positions", pos);
           o.Set("ropeDelta", double(r.rope_delta));
+          o.Set("prefillChunk", double(r.prefill_chunk));
+          if (r.llm_scratch_bytes > 0) {  // the CUDA session: its buffers, for the memory plan's check
+            Napi::Object b = Napi::Object::New(env);
+            b.Set("vit", double(r.vit_scratch_bytes));
+            b.Set("llm", double(r.llm_scratch_bytes));
+            b.Set("prompt", double(r.prompt_bytes));
+            b.Set("features", double(r.feature_bytes));
+            o.Set("deviceBytes", b);
+          }
           o.Set("visionMs", r.vision_ms);
           o.Set("llmMs", r.llm_ms);
           return o;

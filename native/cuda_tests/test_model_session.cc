@@ -132,6 +132,62 @@ VR_TEST(cuda_model_session_vs_cpu) {
   });
 }
 
+// Chunked prefill (PrefillInput::prefill_chunk): the prompt in forwards of 5 tokens (chunk edges fall inside the
+// image rows and between text rows) must give what the whole prompt gives: on the GPU, the same rule against the
+// CPU in fp32 for every prompt row's logits, and the same generated ids; on the CPU in fp32, the whole prompt's
+// logits up to GEMM-shape rounding (max |diff| <= 1e-5 x max |logit|) and identical generated ids.
+VR_TEST(cuda_model_session_chunked_prefill) {
+  const auto recs = safetensors_records(tiny_flat_dir() + "/model.safetensors");
+  const ModelConfig mc = tiny_flat_config(DType::BF16);
+  PrefillInput in = make_input(mc);
+  const GenerateOptions o = make_options();
+  const Run ref = run_cpu(DType::F32, recs, in, o), base = run_cpu(DType::BF16, recs, in, o);
+  const int64_t L = int64_t(in.ids.size());
+  in.prefill_chunk = 5;
+  const Run cpu_chunked = run_cpu(DType::F32, recs, in, o);
+  const std::string ctag = "cpu chunked prefill (5 of " + std::to_string(L) + " tokens)";
+  check_true(ctag + " reports its chunk", cpu_chunked.pre.prefill_chunk == 5 && ref.pre.prefill_chunk == L);
+  check_true(ctag + " logits within 1e-5 x max|logit| of the whole prompt's",
+             max_abs_diff(cpu_chunked.pre.logits.data(), ref.pre.logits.data(), ref.pre.logits.size()) <=
+                 1e-5 * max_abs(ref.pre.logits.data(), ref.pre.logits.size()));
+  check_true(ctag + " generates the whole prompt's ids:" + ids_text(cpu_chunked.gen.ids),
+             cpu_chunked.gen.ids == ref.gen.ids && cpu_chunked.cache_len == ref.cache_len);
+
+  auto gm = std::make_shared<cuda::GpuQwenVL>(mc, recs);
+  cuda::GpuSession gs(gm);
+  const PrefillOutput pre = gs.prefill(in);
+  const GenerateResult gen = gs.generate(o);
+  const std::string gtag = "cuda chunked prefill (5 of " + std::to_string(L) + " tokens)";
+  check_true(gtag + " reports its chunk", pre.prefill_chunk == 5);
+  const auto ref_pl = to_double(ref.pre.logits);
+  check_rule(gtag + " prefill logits [L, V]", pre.logits.data(), base.pre.logits.data(), ref_pl.data(), ref_pl.size(),
+             1e-3);
+  check_true(gtag + " generated ids equal the CPU's:" + ids_text(gen.ids), gen.ids == ref.gen.ids);
+  check_true(gtag + " KV cache length = CPU's", gs.cache_len() == ref.cache_len);
+  in.prefill_chunk = 0;
+  check_true("cuda prefill, free memory unknown (emulator): the whole prompt in one forward",
+             gs.prefill(in).prefill_chunk == L);
+}
+
+// The automatic chunk choice (cuda::choose_prefill_chunk) on a 7B-like cost: 140 KiB of scratch per row.
+VR_TEST(cuda_model_prefill_chunk_choice) {
+  const auto cost = [](int64_t rows) { return size_t(rows) * 140 * 1024; };
+  const int64_t GiB = int64_t(1) << 30, L = 16896;
+  check_true("prefill chunk: asked for 300 -> 300", cuda::choose_prefill_chunk(L, 300, 0, 0, cost) == 300);
+  check_true("prefill chunk: asked for more than the prompt -> the prompt",
+             cuda::choose_prefill_chunk(100, 300, 0, 0, cost) == 100);
+  check_true("prefill chunk: free memory unknown -> the whole prompt", cuda::choose_prefill_chunk(L, 0, -1, 0, cost) == L);
+  check_true("prefill chunk: 8 GiB free -> the whole prompt (2.3 GiB)", cuda::choose_prefill_chunk(L, 0, 8 * GiB, 0, cost) == L);
+  check_true("prefill chunk: 1 GiB free -> 4096 (560 MiB; 8192 needs 1.1 GiB)",
+             cuda::choose_prefill_chunk(L, 0, GiB, 0, cost) == 4096);
+  check_true("prefill chunk: 0.5 GiB free + 0.5 GiB held -> 4096 (the held scratch is freed first)",
+             cuda::choose_prefill_chunk(L, 0, GiB / 2, size_t(GiB / 2), cost) == 4096);
+  check_true("prefill chunk: a 1000-token prompt that does not fit whole -> 512",
+             cuda::choose_prefill_chunk(1000, 0, 200 << 20, 0, cost) == 512);
+  expect_throw("prefill chunk: not even 256 rows fit (100 MiB free)",
+               [&] { cuda::choose_prefill_chunk(L, 0, 100 << 20, 0, cost); });
+}
+
 VR_TEST(cuda_model_kv_cache_growth) {
   const ModelConfig mc = tiny_flat_config(DType::BF16);
   WeightStore ws(safetensors_records(tiny_flat_dir() + "/model.safetensors"));

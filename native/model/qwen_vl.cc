@@ -1,5 +1,6 @@
 #include "model/qwen_vl.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -84,8 +85,19 @@ PrefillOutput Session::prefill(const PrefillInput& in) {
 
   auto t1 = std::chrono::steady_clock::now();
   std::vector<float> hidden(size_t(L * D));
-  model_->llm().forward(hidden.data(), x.data(), L, out.positions.data(), L, cache_, nullptr, &progress_,
-                        work ? &work->llm : nullptr);
+  // Chunked when asked (PrefillInput::prefill_chunk): each forward appends its rows after the cache and attends
+  // to every earlier prompt row through it; the positions are the prompt's (plane stride L).
+  const int64_t chunk = in.prefill_chunk > 0 ? std::min(in.prefill_chunk, L) : L;
+  const int64_t chunks = (L + chunk - 1) / chunk;
+  if (chunks > 1) {
+    const int64_t vit_done = progress_.done.load();
+    progress_.reset((in.grids.empty() ? 0 : cfg.vision.depth) + cfg.text.layers * chunks);
+    progress_.done.fetch_add(vit_done);
+  }
+  for (int64_t c0 = 0; c0 < L; c0 += chunk)
+    model_->llm().forward(&hidden[c0 * D], &x[c0 * D], std::min(chunk, L - c0), out.positions.data() + c0, L, cache_,
+                          nullptr, &progress_, work ? &work->llm : nullptr);
+  out.prefill_chunk = chunk;
   const int64_t rows = in.all_logits ? L : 1;
   const float* hsrc = in.all_logits ? hidden.data() : &hidden[(L - 1) * D];
   out.hidden.assign(hsrc, hsrc + rows * D);

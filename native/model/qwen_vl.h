@@ -47,6 +47,10 @@ struct PrefillInput {
   std::vector<float> pixel_values;  // [Np, patch_dim], empty for text-only prompts
   std::vector<ImageGrid> grids;
   bool all_logits = false;          // logits and hidden states for every prompt position (golden tests)
+  // Tokens per decoder forward (chunked prefill: the KV cache takes the whole prompt, the activations only a
+  // chunk). 0: CPU the whole prompt; CUDA the whole prompt when its activations fit the free GPU memory, else the
+  // largest power of two that fits (cuda/model/gpu_session.cc). Results equal the whole prompt's up to rounding.
+  int64_t prefill_chunk = 0;
 };
 
 struct PrefillOutput {
@@ -55,6 +59,11 @@ struct PrefillOutput {
   std::vector<float> vision_features;  // [Nt, D] (kept only when all_logits)
   std::vector<int64_t> positions;   // [3, L]
   int64_t rope_delta = 0;
+  int64_t prefill_chunk = 0;        // tokens per decoder forward the prefill used (the prompt length: one)
+  // CUDA only (0 on the CPU): device bytes of this prefill's buffers, the memory plan's activation items
+  // (src/plan/gpu_memory.ts planInference; test/e2e/cuda_session_cli.test.ts checks the two agree): the ViT's
+  // arena, the decoder's scratch, the prompt's ids + fp32 embeddings, the vision features until scattered.
+  int64_t vit_scratch_bytes = 0, llm_scratch_bytes = 0, prompt_bytes = 0, feature_bytes = 0;
   double vision_ms = 0, llm_ms = 0;
 };
 

@@ -49,6 +49,8 @@ export interface GeneratorSpec {
   device: 'cpu' | 'cuda' | 'auto';
   dtype: 'auto' | 'fp32' | 'bf16';
   threads?: number;
+  /** tokens per decoder forward of a prefill (--prefill-chunk; 0: the device's default) */
+  prefillChunk?: number;
 }
 
 export type GeneratorFactory = (spec: GeneratorSpec) => Promise<EvalGenerator>;

@@ -22,6 +22,12 @@ export interface EngineOptions {
   threads?: number;
   /** where the model runs (resolved --device; default cpu). cuda: bf16 GEMM / attention operands, fp32 accumulation */
   device?: Device;
+  /**
+   * tokens per decoder forward of a prefill (chunked prefill; --prefill-chunk). 0 / unset: the CPU prefills the
+   * whole prompt; CUDA the whole prompt when its activations fit the free GPU memory, else the largest power of
+   * two that fits (native/cuda/model/gpu_session.cc)
+   */
+  prefillChunk?: number;
 }
 
 export interface RunRequest {
@@ -41,6 +47,7 @@ export interface RunRequest {
   maxImagePixels?: number;
   captureAttention?: boolean;
   allLogits?: boolean; // keep logits/hidden of every prompt position (tests)
+  prefillChunk?: number; // overrides EngineOptions.prefillChunk for this run
   keepStepLogits?: boolean;
   /** called every ~200 ms while the prefill runs, with ViT blocks + LLM layers done / total */
   onPrefillProgress?: (done: number, total: number) => void;
@@ -63,9 +70,22 @@ export interface RunResult {
   images: PreprocessedImage[];
   attention: Float32Array[];
   promptIds: Int32Array;
-  prefill: { logits: Float32Array; hidden: Float32Array; visionFeatures?: Float32Array; positions: Int32Array; ropeDelta: number };
+  prefill: {
+    logits: Float32Array; hidden: Float32Array; visionFeatures?: Float32Array; positions: Int32Array; ropeDelta: number;
+    /** tokens per decoder forward the prefill used (the prompt length when it was not chunked) */
+    prefillChunk: number;
+    /** CUDA: device bytes of the prefill's buffers (the memory plan's activation items, src/plan/gpu_memory.ts) */
+    deviceBytes?: { vit: number; llm: number; prompt: number; features: number };
+  };
   stepLogits?: Float32Array;
   stopReason: string;
+}
+
+/** A prefill chunk: an integer >= 0 (0: the device's default), else a one-line UserError. */
+function checkPrefillChunk(n: number | undefined): number {
+  if (n === undefined) return 0;
+  if (!Number.isInteger(n) || n < 0) throw new UserError(`prefill chunk must be an integer >= 0 (0: automatic), got ${n}`);
+  return n;
 }
 
 /** Picks the compute precision: explicit, else bf16 when the checkpoint is bf16, else fp32. */
@@ -86,6 +106,7 @@ export class Engine {
     readonly device: Device,
     /** what runs the model: "cpu", the GPU's name, or "CUDA emulator (CPU)" (the emulator addon) */
     readonly deviceName: string,
+    private readonly prefillChunk: number,
   ) {}
 
   static async load(dir: string, opts: EngineOptions = {}): Promise<Engine> {
@@ -96,6 +117,7 @@ export class Engine {
     const tokenizer = await loadTokenizer(abs, config);
     const generation = loadGenerationConfig(abs);
     const device = opts.device ?? 'cpu';
+    const prefillChunk = checkPrefillChunk(opts.prefillChunk);
     // The CUDA path has one precision: bf16 operands, fp32 accumulation and residual stream.
     if (device === 'cuda' && opts.dtype === 'fp32')
       throw new UserError('--dtype fp32 runs on the CPU only: the CUDA path computes in bf16 (fp32 accumulation); use --device cpu or --dtype bf16');
@@ -113,7 +135,7 @@ export class Engine {
       device,
       tensors: ckpt.tensors,
     });
-    return new Engine(abs, config, tokenizer, generation, dtype, native, Date.now() - t0, device, String(native.deviceName ?? device));
+    return new Engine(abs, config, tokenizer, generation, dtype, native, Date.now() - t0, device, String(native.deviceName ?? device), prefillChunk);
   }
 
   /** Token id of a special token by its text, or -1 when the tokenizer lacks it. */
@@ -179,6 +201,7 @@ export class Engine {
       pixelValues: images.length ? concatFloat32(images.map((im) => im.pixelValues)) : undefined,
       grids: images.length ? images.map((im) => im.grid) : undefined,
       allLogits: !!req.allLogits,
+      prefillChunk: req.prefillChunk === undefined ? this.prefillChunk : checkPrefillChunk(req.prefillChunk),
     });
     let timer: NodeJS.Timeout | undefined;
     if (req.onPrefillProgress) {

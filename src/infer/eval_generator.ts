@@ -34,7 +34,7 @@ export class EngineEvalGenerator implements EvalGenerator {
 export const engineGeneratorFactory: GeneratorFactory = async (spec: GeneratorSpec) => {
   // spec.device is resolved by `vreflect eval`'s pre-flight (evalDevicePreflight); 'auto' here means the CPU.
   const device = spec.device === 'cuda' ? 'cuda' : 'cpu';
-  const engine = await Engine.load(spec.model, { dtype: spec.dtype, threads: spec.threads, device });
+  const engine = await Engine.load(spec.model, { dtype: spec.dtype, threads: spec.threads, device, prefillChunk: spec.prefillChunk });
   log().info({ model: engine.dir, dtype: engine.dtype, device: engine.deviceName, load_ms: engine.loadMs, base_model: spec.baseModel }, 'model loaded');
   return new EngineEvalGenerator(engine);
 };

@@ -73,31 +73,34 @@ export interface InferPlanInput {
 }
 
 /**
- * Bytes per ViT patch of the largest live set of one block (bf16 activations, fp32 residual stream, flash
- * attention: no score matrix, only the log-sum-exp): the MLP phase, residual 4Dv + normed 2Dv + gate and up 4Iv +
- * SwiGLU output 2Iv, plus the RoPE tables (cos, sin fp32 [Np, head_dim]).
+ * Device bytes per ViT patch of one forward (native/cuda/model/gpu_vision_tower.cc allocates all of its buffers in
+ * one arena per forward, freed when it returns; this mirrors that buffer list, without the 256-B rounding of each
+ * buffer and the window tables): bf16 pixels 2P, fp32 patch embeddings and residual stream 4Dv + 4Dv, bf16 normed
+ * 2Dv, q|k|v 6Dv, attention output 2Dv, gate and up 2Iv + 2Iv, rotary tables 2 x 4 B x head_dim, window slot 4 B;
+ * per merged token (a quarter of a patch each): the merger's bf16 input 2 x 4Dv, its fp32 output 4 x out_hidden
+ * and the raster order 4 B. Not the liveness-minimal set (the patch embeddings, pixels and merger buffers could
+ * reuse the MLP's): ~1.6x of one block's MLP phase, ~46 KB per patch for the 7B.
  */
 export function vitBytesPerPatch(v: ModelShape['vision']): number {
-  const Dv = v.hidden, Iv = v.intermediate, hd = Dv / v.heads;
-  const attention = 4 * Dv + 2 * Dv + 2 * 3 * Dv + 2 * Dv + 4 * v.heads;
-  const mlp = 4 * Dv + 2 * Dv + 4 * Iv + 2 * Iv;
-  const embed = 4 * v.inChannels * v.temporalPatch * v.patch * v.patch + 4 * Dv;
-  return Math.max(attention, mlp, embed) + 2 * 4 * hd;
+  const Dv = v.hidden, Iv = v.intermediate, hd = Dv / v.heads, P = v.inChannels * v.temporalPatch * v.patch * v.patch;
+  const perPatch = 2 * P + 4 * Dv + 4 * Dv + 2 * Dv + 6 * Dv + 2 * Dv + 2 * Iv + 2 * Iv + 2 * 4 * hd + 4;
+  const perToken = 2 * 4 * Dv + 4 * v.outHidden + 4;
+  return perPatch + perToken / (v.merge * v.merge);
 }
 
 /**
- * Bytes per LLM token of the largest live set of one decoder layer in prefill (K and V go straight into the
- * cache): the MLP phase, residual 4D + normed 2D + gate and up 4I + SwiGLU output 2I, plus M-RoPE tables (2 x 4 B x
- * head_dim).
+ * Device bytes per token of the decoder's prefill scratch (native/cuda/model/gpu_language_model.cc: one arena for
+ * the largest call so far, kept between calls; K and V go straight into the cache): fp32 residual stream 4D, bf16
+ * normed 2D, q|k|v 2(Dq + 2Dkv), attention output 2Dq, gate and up 2I + 2I (SwiGLU in place), M-RoPE tables
+ * 2 x 4 B x head_dim, log-sum-exp 4 B x heads. 114,800 B for the 7B.
  */
 export function llmPrefillBytesPerToken(t: ModelShape['text']): number {
-  const D = t.hidden, I = t.intermediate, q = t.heads * t.headDim;
-  const attention = 4 * D + 2 * D + 2 * q + 2 * q + 4 * t.heads;
-  const mlp = 4 * D + 2 * D + 4 * I + 2 * I;
-  return Math.max(attention, mlp) + 2 * 4 * t.headDim;
+  const D = t.hidden, I = t.intermediate, q = t.heads * t.headDim, kv = t.kvHeads * t.headDim;
+  return 4 * D + 2 * D + 2 * (q + 2 * kv) + 2 * q + 2 * I + 2 * I + 2 * 4 * t.headDim + 4 * t.heads;
 }
 
-const PREFILL_CHUNKS = [8192, 4096, 2048, 1024, 512];
+/** The chunks the session's automatic choice tries (native/cuda/model/gpu_session.h choose_prefill_chunk). */
+const PREFILL_CHUNKS = [8192, 4096, 2048, 1024, 512, 256];
 
 export function planInference(o: InferPlanInput): GpuPlan {
   const { text, vision } = o.shape;
@@ -114,9 +117,10 @@ export function planInference(o: InferPlanInput): GpuPlan {
   ];
   if (patches > 0) {
     const vitPer = vitBytesPerPatch(vision);
-    fixed.push({ what: 'ViT activations (one block live, flash attention)', where: 'gpu', bytes: patches * vitPer, formula: `${patches} patches x ${vitPer} B` });
-    fixed.push({ what: 'image embeddings (bf16, kept for the prompt)', where: 'gpu', bytes: o.imageTokens * vision.outHidden * 2, formula: `${o.imageTokens} tokens x ${vision.outHidden} x 2 B` });
+    fixed.push({ what: 'ViT activations (one forward\'s buffers; flash attention: no score matrix)', where: 'gpu', bytes: patches * vitPer, formula: `${patches} patches x ${vitPer} B` });
+    fixed.push({ what: 'vision features (fp32, until scattered into the prompt)', where: 'gpu', bytes: o.imageTokens * (4 * vision.outHidden + 4), formula: `${o.imageTokens} tokens x (${vision.outHidden} x 4 B + 4 B)` });
   }
+  fixed.push({ what: 'prompt ids + input embeddings (fp32)', where: 'gpu', bytes: promptLen * (4 * text.hidden + 4), formula: `${promptLen} tokens x (${text.hidden} x 4 B + 4 B)` });
   const perToken = llmPrefillBytesPerToken(text);
   const logits = text.vocab * 4;
   const withChunk = (chunk: number): PlanItem[] => [
@@ -174,7 +178,7 @@ export function trainActivationItems(o: TrainPlanInput): PlanItem[] {
     { what: 'one layer recomputed for its backward (bf16)', where: 'gpu', bytes: T * layerFull, formula: `${T} tokens x ${layerFull} B` },
     { what: 'backward transients of that layer', where: 'gpu', bytes: T * backward, formula: `${T} tokens x ${backward} B` },
     { what: 'cross-entropy logits chunk + gradient (fp32)', where: 'gpu', bytes: 2 * ce * t.vocab * 4, formula: `2 x ${ce} rows x ${t.vocab} x 4 B` },
-    { what: 'frozen ViT forward (one block live, no grad)', where: 'gpu', bytes: patches * vitBytesPerPatch(v), formula: `${patches} patches x ${vitBytesPerPatch(v)} B` },
+    { what: 'frozen ViT forward (its buffers, no grad)', where: 'gpu', bytes: patches * vitBytesPerPatch(v), formula: `${patches} patches x ${vitBytesPerPatch(v)} B` },
     { what: 'visual features (bf16, LLM input and BCM/DAC keys)', where: 'gpu', bytes: o.visualTokens * v.outHidden * 2, formula: `${o.visualTokens} tokens x ${v.outHidden} x 2 B` },
     { what: `${o.stage === 1 ? 'BCM' : 'teacher BCM + student DAC'} keys/values (+ gradients)`, where: 'gpu', bytes: headKV * o.visualTokens * D * 2, formula: `${headKV} x ${o.visualTokens} keys x ${D} x 2 B` },
   ];

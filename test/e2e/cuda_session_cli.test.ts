@@ -9,6 +9,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+import { llmPrefillBytesPerToken, planInference } from '../../src/plan/gpu_memory';
+import { planModel } from '../../src/plan/model_source';
 import { expectOneLineError, ROOT, runCli } from './cli';
 
 const GOLDEN = path.join(ROOT, 'test', 'golden');
@@ -79,6 +81,52 @@ suite('--device cuda through the CUDA emulator addon', () => {
     expect(gpu.latent_steps).toBe(cpu.latent_steps);
     if (c.assistant_prefix === '<|lvr_start|>') expect(gpu.latent_steps).toBe(c.latent_steps);
     for (const k of ['load_ms', 'preprocess_ms', 'vision_ms', 'prefill_ms', 'decode_ms_per_token']) expect(gpu.timings[k]).toBeGreaterThan(0);
+  });
+
+  test('--prefill-chunk 7: the prompt in chunks of 7 tokens gives transformers\' ids on cuda and cpu', () => {
+    const c = goldenCase('flat_latent8_small_rep105');
+    for (const device of ['cuda', 'cpu']) {
+      const r = vreflect([...inferArgs(c, device), '--prefill-chunk', '7'], {}, 'info');
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout.trim().split('\n').pop()!).token_ids).toEqual(c.generated_ids);
+      expect(r.stderr).toMatch(new RegExp(`"prompt_tokens":${c.input_ids.length},"prefill_chunk":7,"msg":"chunked prefill"`));
+    }
+    expectOneLineError(vreflect([...inferArgs(c, 'cuda'), '--prefill-chunk', '-1']), /--prefill-chunk must be an integer >= 0, got -1/);
+  });
+
+  test('the memory plan\'s activation items are the bytes the CUDA session allocates (tiny-flat, whole and chunked)', () => {
+    const c = goldenCase('flat_latent8_small_rep105');
+    const script = `
+      const { Engine } = require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'infer', 'engine.js'))});
+      (async () => {
+        const out = [];
+        for (const prefillChunk of [0, 7]) {
+          const e = await Engine.load(${JSON.stringify(path.join(GOLDEN, c.model_dir))}, { device: 'cuda', prefillChunk });
+          const r = await e.run({ image: ${JSON.stringify(path.join(GOLDEN, c.image))}, prompt: ${JSON.stringify(c.prompt)},
+            assistantPrefix: '<|lvr_start|>', latentSteps: 8, maxNewTokens: 1 });
+          out.push({ bytes: r.prefill.deviceBytes, chunk: r.prefill.prefillChunk, tokens: r.prompt_tokens, grid: r.image.grid });
+        }
+        console.log(JSON.stringify(out));
+      })();`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60000, env: { ...process.env, VREFLECT_ADDON: EMU_ADDON } });
+    expect(r.stderr).toBe('');
+    const shape = planModel(path.join(GOLDEN, c.model_dir)).shape;
+    for (const run of JSON.parse(r.stdout)) {
+      const imageTokens = (run.grid[0] * run.grid[1] * run.grid[2]) / 4;
+      const plan = planInference({ shape, imageTokens, promptTokens: run.tokens - imageTokens, maxNewTokens: 1, latentSteps: 8, gpuCapacity: 2 ** 40, hostCapacity: 2 ** 40 });
+      const item = (prefix: string) => plan.items.find((i) => i.what.startsWith(prefix))!.bytes;
+      // Each device buffer is rounded up to 256 B (DeviceArena), and the ViT's window tables are not in the plan:
+      // the session's bytes may exceed the plan's by at most that, never fall short of it.
+      const within = (got: number, planned: number, buffers: number, extra = 0) => {
+        expect(got).toBeGreaterThanOrEqual(planned);
+        expect(got).toBeLessThanOrEqual(planned + 256 * buffers + extra);
+      };
+      within(run.bytes.vit, item('ViT activations'), 16, 64 * 4);
+      within(run.bytes.features, item('vision features'), 2, 4);
+      within(run.bytes.prompt, item('prompt ids + input embeddings'), 2);
+      within(run.bytes.llm, run.chunk * llmPrefillBytesPerToken(shape.text), 10, 32);
+    }
+    expect(JSON.parse(r.stdout).map((x: { chunk: number }) => x.chunk)).toEqual([c.input_ids.length, 7]);
   });
 
   test('--device auto picks the (emulated) GPU and says so in the log', () => {

@@ -35,6 +35,15 @@ std::string free_text() {
 
 }  // namespace
 
+int64_t device_free_bytes() {
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    cudaGetLastError();
+    return -1;
+  }
+  return int64_t(free_b);
+}
+
 DeviceArena::DeviceArena(size_t bytes, const std::string& what) : what_(what) {
   void* p = nullptr;
   const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);

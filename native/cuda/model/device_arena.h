@@ -45,6 +45,9 @@ class DeviceArena {
   std::vector<void*> separate_;
 };
 
+// Free device memory in bytes, or -1 when it cannot be known (the emulator without VREFLECT_CUDA_EMU_MEMORY).
+int64_t device_free_bytes();
+
 // Sizes an arena before it exists: the same take() calls as on a DeviceArena, with its rounding, so a buffer
 // list is written once - carve it into a sizer, make the arena of sizer.bytes(), carve it again into the arena.
 class ArenaSizer {

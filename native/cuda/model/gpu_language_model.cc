@@ -15,27 +15,35 @@ GpuLanguageModel::GpuLanguageModel(const DeviceWeights& w, Stream s) : w_(w), tc
   VR_CHECK(!w.layers.empty() && w.embed && w.final_norm && w.lm_head.w, "cuda language model: weights not uploaded");
 }
 
+template <class Arena>
+void GpuLanguageModel::carve(Arena& a, const TextConfig& tc, int64_t rows, Scratch& s) {
+  const int64_t D = tc.hidden, F = tc.intermediate, hd = tc.head_dim;
+  const int64_t Dq = int64_t(tc.heads) * hd, Nqkv = Dq + 2 * int64_t(tc.kv_heads) * hd;
+  s.x = a.template take<float>(rows * D);
+  s.h16 = a.template take<bf16>(rows * D);
+  s.qkv16 = a.template take<bf16>(rows * Nqkv);
+  s.att16 = a.template take<bf16>(rows * Dq);
+  s.g16 = a.template take<bf16>(rows * F);
+  s.u16 = a.template take<bf16>(rows * F);
+  s.cos = a.template take<float>(rows * hd);
+  s.sin = a.template take<float>(rows * hd);
+  s.lse = a.template take<float>(rows * tc.heads);
+  s.cu = a.template take<int32_t>(8);
+}
+
+size_t GpuLanguageModel::scratch_bytes(int64_t rows) const {
+  ArenaSizer size;
+  Scratch unused;
+  carve(size, tc_, rows, unused);
+  return size.bytes();
+}
+
 void GpuLanguageModel::reserve(int64_t rows) {
   if (rows <= scratch_rows_) return;
-  const int64_t D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim;
-  const int64_t Dq = int64_t(tc_.heads) * hd, Nqkv = Dq + 2 * int64_t(tc_.kv_heads) * hd;
-  auto carve = [&](auto& arena) {
-    x_ = arena.template take<float>(rows * D);
-    h16_ = arena.template take<bf16>(rows * D);
-    qkv16_ = arena.template take<bf16>(rows * Nqkv);
-    att16_ = arena.template take<bf16>(rows * Dq);
-    g16_ = arena.template take<bf16>(rows * F);
-    u16_ = arena.template take<bf16>(rows * F);
-    cos_ = arena.template take<float>(rows * hd);
-    sin_ = arena.template take<float>(rows * hd);
-    lse_ = arena.template take<float>(rows * tc_.heads);
-    cu_ = arena.template take<int32_t>(8);
-  };
-  ArenaSizer size;
-  carve(size);
   scratch_ = DeviceArena();  // free the old one first
-  scratch_ = DeviceArena(size.bytes(), "language model activations");
-  carve(scratch_);
+  scratch_rows_ = 0;
+  scratch_ = DeviceArena(scratch_bytes(rows), "language model activations");
+  carve(scratch_, tc_, rows, sc_);
   scratch_rows_ = rows;
 }
 
@@ -44,13 +52,13 @@ void GpuLanguageModel::embed(float* x, const int32_t* ids, int64_t T, bool check
   reserve(T);
   int32_t bad = -1;
   if (check_ids) {
-    index_check(cu_ + 4, ids, T, 0, tc_.vocab, s_);
-    copy_to_host(&bad, cu_ + 4, sizeof bad, "token id check", s_);
+    index_check(sc_.cu + 4, ids, T, 0, tc_.vocab, s_);
+    copy_to_host(&bad, sc_.cu + 4, sizeof bad, "token id check", s_);
   }
   VR_CHECK(bad < 0, "cuda language model embed: the token at position ", bad, " has an id outside [0, ", tc_.vocab,
            ")");
-  embedding_forward(h16_, ids, T, w_.embed, tc_.vocab, tc_.hidden, s_);
-  convert(x, h16_, T * tc_.hidden, s_);
+  embedding_forward(sc_.h16, ids, T, w_.embed, tc_.vocab, tc_.hidden, s_);
+  convert(x, sc_.h16, T * tc_.hidden, s_);
 }
 
 void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, const int64_t* pos3,
@@ -70,10 +78,10 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
   // M-RoPE tables and the segment bounds are made on the host (model/rope_tables, as the CPU model) and uploaded.
   std::vector<float> cos, sin;
   mrope_tables(tc_, pos3, T, plane_stride, cos, sin);
-  copy_to_device(cos_, cos.data(), cos.size() * sizeof(float), "M-RoPE cos table", s_);
-  copy_to_device(sin_, sin.data(), sin.size() * sizeof(float), "M-RoPE sin table", s_);
+  copy_to_device(sc_.cos, cos.data(), cos.size() * sizeof(float), "M-RoPE cos table", s_);
+  copy_to_device(sc_.sin, sin.data(), sin.size() * sizeof(float), "M-RoPE sin table", s_);
   const int32_t cu[4] = {0, int32_t(T), 0, int32_t(c + T)};
-  copy_to_device(cu_, cu, sizeof cu, "attention segment bounds", s_);
+  copy_to_device(sc_.cu, cu, sizeof cu, "attention segment bounds", s_);
 
   AttnArgs a;
   a.Hq = Hq;
@@ -82,8 +90,8 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
   a.scale = 1.0f / std::sqrt(float(hd));
   a.causal = true;  // bottom-right aligned: new row i sees the c cached keys and new keys 0..i
   a.nseq = 1;
-  a.cu_q = cu_;
-  a.cu_k = cu_ + 2;
+  a.cu_q = sc_.cu;
+  a.cu_k = sc_.cu + 2;
   a.max_seqlen_q = int(T);
   a.max_seqlen_k = int(c + T);
   a.total_q = T;
@@ -91,37 +99,37 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
   a.k_stride = a.v_stride = Dkv;
   a.o_stride = Dq;
 
-  copy_on_device(x_, x_in, size_t(T * D) * sizeof(float), "input embeddings", s_);
+  copy_on_device(sc_.x, x_in, size_t(T * D) * sizeof(float), "input embeddings", s_);
   for (size_t li = 0; li < w_.layers.size(); li++) {
     const DeviceDecoderLayer& l = w_.layers[li];
     bf16* K = cache.k(int(li));
     bf16* V = cache.v(int(li));
-    rmsnorm_to_bf16(h16_, x_, l.in_norm, T, D, tc_.eps, s_);
-    gemm_linear_forward(qkv16_, h16_, l.qkv.w, l.qkv.b, T, Nqkv, D, false, s_);
-    rope_forward(qkv16_, cos_, sin_, T, Hq, int(hd), Nqkv, s_);
-    rope_forward(qkv16_ + Dq, cos_, sin_, T, Hkv, int(hd), Nqkv, s_);
-    kv_append(K, V, qkv16_ + Dq, qkv16_ + Dq + Dkv, c, T, Dkv, Nqkv, Nqkv, cache.capacity(), s_);
-    attention_forward(att16_, probe ? lse_ : nullptr, qkv16_, K, V, a, s_);
+    rmsnorm_to_bf16(sc_.h16, sc_.x, l.in_norm, T, D, tc_.eps, s_);
+    gemm_linear_forward(sc_.qkv16, sc_.h16, l.qkv.w, l.qkv.b, T, Nqkv, D, false, s_);
+    rope_forward(sc_.qkv16, sc_.cos, sc_.sin, T, Hq, int(hd), Nqkv, s_);
+    rope_forward(sc_.qkv16 + Dq, sc_.cos, sc_.sin, T, Hkv, int(hd), Nqkv, s_);
+    kv_append(K, V, sc_.qkv16 + Dq, sc_.qkv16 + Dq + Dkv, c, T, Dkv, Nqkv, Nqkv, cache.capacity(), s_);
+    attention_forward(sc_.att16, probe ? sc_.lse : nullptr, sc_.qkv16, K, V, a, s_);
     if (probe)  // softmax row of the last query: p_j = exp(q.k_j * scale - lse), mean over heads and layers
-      attention_probe(probe->probs, qkv16_ + (T - 1) * Nqkv, lse_ + (T - 1), T, K, probe->key_begin,
+      attention_probe(probe->probs, sc_.qkv16 + (T - 1) * Nqkv, sc_.lse + (T - 1), T, K, probe->key_begin,
                       probe->key_end - probe->key_begin, Hq, Hkv, int(hd), a.scale, 1.0f / float(Hq * tc_.layers),
                       /*accumulate=*/li > 0, s_);
-    gemm_linear_forward(x_, att16_, l.o.w, nullptr, T, D, Dq, /*accumulate=*/true, s_);
-    rmsnorm_to_bf16(h16_, x_, l.post_norm, T, D, tc_.eps, s_);
-    gemm_linear_forward(g16_, h16_, l.gate.w, nullptr, T, F, D, false, s_);
-    gemm_linear_forward(u16_, h16_, l.up.w, nullptr, T, F, D, false, s_);
-    swiglu_forward(g16_, g16_, u16_, T * F, s_);
-    gemm_linear_forward(x_, g16_, l.down.w, nullptr, T, D, F, /*accumulate=*/true, s_);
+    gemm_linear_forward(sc_.x, sc_.att16, l.o.w, nullptr, T, D, Dq, /*accumulate=*/true, s_);
+    rmsnorm_to_bf16(sc_.h16, sc_.x, l.post_norm, T, D, tc_.eps, s_);
+    gemm_linear_forward(sc_.g16, sc_.h16, l.gate.w, nullptr, T, F, D, false, s_);
+    gemm_linear_forward(sc_.u16, sc_.h16, l.up.w, nullptr, T, F, D, false, s_);
+    swiglu_forward(sc_.g16, sc_.g16, sc_.u16, T * F, s_);
+    gemm_linear_forward(sc_.x, sc_.g16, l.down.w, nullptr, T, D, F, /*accumulate=*/true, s_);
   }
   cache.advance(T);
-  rmsnorm_forward(hidden, nullptr, x_, w_.final_norm, T, D, tc_.eps, s_);
+  rmsnorm_forward(hidden, nullptr, sc_.x, w_.final_norm, T, D, tc_.eps, s_);
 }
 
 void GpuLanguageModel::logits(float* out, const float* hidden, int64_t rows) {
   VR_CHECK(rows > 0, "cuda language model logits: no rows");
   reserve(rows);
-  convert(h16_, hidden, rows * tc_.hidden, s_);
-  gemm_linear_forward(out, h16_, w_.lm_head.w, nullptr, rows, tc_.vocab, tc_.hidden, false, s_);
+  convert(sc_.h16, hidden, rows * tc_.hidden, s_);
+  gemm_linear_forward(out, sc_.h16, w_.lm_head.w, nullptr, rows, tc_.vocab, tc_.hidden, false, s_);
 }
 
 }  // namespace VR_CUDA_ABI

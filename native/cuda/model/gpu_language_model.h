@@ -41,18 +41,29 @@ class GpuLanguageModel {
   // logits [rows, vocab] fp32 (device) = hidden rows (fp32, device, rounded to bf16) @ lm_head^T.
   void logits(float* out, const float* hidden, int64_t rows);
 
+  // Device bytes of the activation scratch a call over `rows` tokens needs (embed, forward and logits all share
+  // it), and what the model holds now: a chunked prefill sizes its chunks with these (GpuSession).
+  size_t scratch_bytes(int64_t rows) const;
+  size_t scratch_held() const { return scratch_.capacity(); }
+
  private:
-  void reserve(int64_t rows);  // scratch for forwards of up to `rows` tokens
+  // The activation buffers of one call, carved from one arena sized for `rows` tokens.
+  struct Scratch {
+    float* x = nullptr;  // the residual stream [rows, D]
+    bf16 *h16 = nullptr, *qkv16 = nullptr, *att16 = nullptr, *g16 = nullptr, *u16 = nullptr;
+    float *cos = nullptr, *sin = nullptr;
+    float* lse = nullptr;    // [heads, rows]: the attention's log-sum-exp, written only for a probe
+    int32_t* cu = nullptr;   // cu_q [2], cu_k [2], first bad id [1]
+  };
+  template <class Arena>
+  static void carve(Arena& a, const TextConfig& tc, int64_t rows, Scratch& s);
+  void reserve(int64_t rows);  // scratch for calls of up to `rows` tokens
   const DeviceWeights& w_;
   TextConfig tc_;
   Stream s_;
   DeviceArena scratch_;
   int64_t scratch_rows_ = 0;
-  float* x_ = nullptr;  // the residual stream [rows, D]
-  bf16 *h16_ = nullptr, *qkv16_ = nullptr, *att16_ = nullptr, *g16_ = nullptr, *u16_ = nullptr;
-  float *cos_ = nullptr, *sin_ = nullptr;
-  float* lse_ = nullptr;  // [heads, rows]: the attention's log-sum-exp, written only for a probe
-  int32_t* cu_ = nullptr;  // cu_q [2], cu_k [2], first bad id [1]
+  Scratch sc_;
 };
 
 }  // namespace VR_CUDA_ABI

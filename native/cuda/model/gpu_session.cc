@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "core/error.h"
@@ -34,6 +35,22 @@ struct DeviceArray {
 constexpr int64_t kPrefillSpare = 64;
 
 }  // namespace
+
+int64_t choose_prefill_chunk(int64_t L, int64_t requested, int64_t free_bytes, size_t held,
+                             const std::function<size_t(int64_t)>& scratch_bytes) {
+  VR_CHECK(L > 0 && requested >= 0, "prefill chunk: bad arguments");
+  if (requested > 0) return std::min(requested, L);
+  if (free_bytes < 0) return L;
+  const double budget = double(free_bytes + int64_t(held)) * 0.95 - double(64 << 20);
+  auto fits = [&](int64_t rows) { return double(scratch_bytes(rows)) <= budget; };
+  if (fits(L)) return L;
+  for (int64_t c = kMaxAutoPrefillChunk; c >= kMinAutoPrefillChunk; c /= 2)
+    if (c < L && fits(c)) return c;
+  const int64_t least = std::min(L, kMinAutoPrefillChunk);
+  fail("prefill: the decoder activations of a ", L, "-token prompt do not fit the GPU even in chunks of ", least,
+       " tokens (", scratch_bytes(least) >> 20, " MiB needed, ", free_bytes >> 20,
+       " MiB free of which 5% + 64 MiB stay in reserve): lower --max-pixels or use a GPU with more memory");
+}
 
 void require_cuda_device() {
 #if !defined(VR_CUDA_EMULATED)
@@ -124,7 +141,6 @@ PrefillOutput GpuSession::prefill(const PrefillInput& in) {
 
   const std::lock_guard<std::mutex> lock(model_->mu_);
   prefilled_ = false;
-  progress_.reset((in.grids.empty() ? 0 : cfg.vision.depth) + cfg.text.layers);
   PrefillOutput out;
   image_begin_ = image_begin;
   image_end_ = image_end;
@@ -132,40 +148,68 @@ PrefillOutput GpuSession::prefill(const PrefillInput& in) {
   out.rope_delta = rope_delta_;
   cache_.reset();
   ensure_room(L + kPrefillSpare);
+  GpuLanguageModel& llm = *model_->llm_;
+  const int vit_blocks = Nt > 0 ? cfg.vision.depth : 0;
+  progress_.reset(vit_blocks + cfg.text.layers);  // the LLM's share is re-counted once the chunk is known
 
   DeviceArray<int32_t> ids(L, "prompt ids");
   DeviceArray<float> x(L * D, "prompt embeddings");
   copy_to_device(ids.p, in.ids.data(), size_t(L) * sizeof(int32_t), "prompt ids");
-  model_->llm_->embed(x.p, ids.p, L, /*check_ids=*/false);  // checked on the host above
+  // The ViT first: its activations are freed when it returns, so the chunk is sized with them gone.
+  std::unique_ptr<DeviceArray<float>> feats;
   if (Nt > 0) {
     auto t0 = std::chrono::steady_clock::now();
-    DeviceArray<float> feats(Nt * D, "vision features");
-    DeviceArray<int32_t> rows(Nt + 1, "image token rows");
-    model_->vision_->forward(feats.p, in.pixel_values.data(), in.grids);
-    token_rows(rows.p, rows.p + Nt, ids.p, L, cfg.image_token_id, Nt);
-    scatter_rows(x.p, feats.p, rows.p, Nt, D, L);
+    feats = std::make_unique<DeviceArray<float>>(Nt * D, "vision features");
+    model_->vision_->forward(feats->p, in.pixel_values.data(), in.grids);
+    out.vit_scratch_bytes = int64_t(model_->vision_->last_scratch_bytes());
+    out.feature_bytes = int64_t(feats->arena.capacity());
     if (in.all_logits) {
       out.vision_features.resize(size_t(Nt * D));
-      copy_to_host(out.vision_features.data(), feats.p, out.vision_features.size() * sizeof(float),
+      copy_to_host(out.vision_features.data(), feats->p, out.vision_features.size() * sizeof(float),
                    "vision features");
     }
     device_sync("vision tower");
     out.vision_ms = ms_since(t0);
     progress_.done.fetch_add(cfg.vision.depth);
   }
+  const int64_t chunk = choose_prefill_chunk(L, in.prefill_chunk, device_free_bytes(), llm.scratch_held(),
+                                             [&](int64_t rows) { return llm.scratch_bytes(rows); });
+  const int64_t chunks = (L + chunk - 1) / chunk;
+  if (chunks > 1) {
+    progress_.reset(vit_blocks + cfg.text.layers * chunks);
+    progress_.done.fetch_add(vit_blocks);
+  }
 
   auto t1 = std::chrono::steady_clock::now();
-  model_->llm_->forward(x.p, x.p, L, out.positions.data(), L, *cache_);
+  for (int64_t c0 = 0; c0 < L; c0 += chunk)
+    llm.embed(x.p + c0 * D, ids.p + c0, std::min(chunk, L - c0), /*check_ids=*/false);  // checked above
+  if (Nt > 0) {
+    DeviceArray<int32_t> rows(Nt + 1, "image token rows");
+    out.feature_bytes += int64_t(rows.arena.capacity());
+    token_rows(rows.p, rows.p + Nt, ids.p, L, cfg.image_token_id, Nt);
+    scatter_rows(x.p, feats->p, rows.p, Nt, D, L);
+    feats.reset();  // (stream-ordered: the free waits for the scatter on the legacy stream)
+  }
+  // Chunk by chunk: each forward appends its rows' keys and values after the cache, and its causal attention sees
+  // every earlier row of the prompt through the cache (M-RoPE positions are the prompt's, plane stride L).
+  for (int64_t c0 = 0; c0 < L; c0 += chunk) {
+    const int64_t n = std::min(chunk, L - c0);
+    llm.forward(x.p + c0 * D, x.p + c0 * D, n, out.positions.data() + c0, L, *cache_);
+    progress_.done.fetch_add(cfg.text.layers);
+  }
   const int64_t rows = in.all_logits ? L : 1;
   const float* hrows = x.p + (L - rows) * D;
   DeviceArray<float> logits(rows * V, "prompt logits");
-  model_->llm_->logits(logits.p, hrows, rows);
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk)
+    llm.logits(logits.p + r0 * V, hrows + r0 * D, std::min(chunk, rows - r0));
   out.hidden.resize(size_t(rows * D));
   out.logits.resize(size_t(rows * V));
   copy_to_host(out.hidden.data(), hrows, out.hidden.size() * sizeof(float), "prompt hidden states");
   copy_to_host(out.logits.data(), logits.p, out.logits.size() * sizeof(float), "prompt logits");
   out.llm_ms = ms_since(t1);
-  progress_.done.fetch_add(cfg.text.layers);
+  out.prefill_chunk = chunk;
+  out.llm_scratch_bytes = int64_t(llm.scratch_held());
+  out.prompt_bytes = int64_t(ids.arena.capacity() + x.arena.capacity());
 
   // The decode loop starts from the last prompt row.
   copy_on_device(hidden_, x.p + (L - 1) * D, size_t(D) * sizeof(float), "last hidden state");

@@ -16,6 +16,7 @@
 // (attention_probe.h): per latent step, the last row's probabilities over the image tokens, mean of heads and layers.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -38,6 +39,19 @@ inline namespace VR_CUDA_ABI {
 void require_cuda_device();
 // What runs the kernels, for logs: the GPU's name, or "CUDA emulator (CPU)".
 std::string cuda_device_name();
+
+// The chunk of a prefill (PrefillInput::prefill_chunk). Asked for (requested > 0): that, at most the prompt.
+// Automatic (0): the whole prompt when the decoder's activation scratch for it (scratch_bytes(L)) fits the free
+// device memory plus the scratch the model holds now (`held`, freed before a bigger one is made), else the
+// largest power of two in [kMinAutoPrefillChunk, kMaxAutoPrefillChunk] that fits; the KV cache already has room for
+// the whole prompt, so the chunk bounds only the activations (the memory plan's "chunked prefill",
+// docs/architecture.md). Headroom for the cuBLASLt workspace and allocator rounding: 5% + 64 MiB. Free memory
+// unknown (free_bytes < 0: the emulator without VREFLECT_CUDA_EMU_MEMORY): the whole prompt. Nothing fits: a
+// one-line vr::Error naming --max-pixels.
+constexpr int64_t kMinAutoPrefillChunk = 256;  // below it the GEMMs stop filling an H100
+constexpr int64_t kMaxAutoPrefillChunk = 8192;
+int64_t choose_prefill_chunk(int64_t L, int64_t requested, int64_t free_bytes, size_t held,
+                             const std::function<size_t(int64_t)>& scratch_bytes);
 
 class GpuQwenVL {
  public:

@@ -73,6 +73,7 @@ void GpuVisionTower::forward(float* features, const float* pixel_values, const s
   ArenaSizer size;
   carve(size);
   DeviceArena a(size.bytes(), "vision tower activations");
+  last_scratch_bytes_ = size.bytes();
   carve(a);
   copy_to_device(d_px, px16.data(), px16.size() * 2, "pixel values", s_);
   copy_to_device(d_cos, cos.data(), cos.size() * 4, "vision rotary cos table", s_);

@@ -26,8 +26,12 @@ class GpuVisionTower {
   // pixel_values [Np, patch_dim] fp32 on the HOST (processor order) -> features [Np/4, out_hidden] fp32 on the
   // device, in raster order per image (the order of the <|image_pad|> tokens).
   void forward(float* features, const float* pixel_values, const std::vector<ImageGrid>& grids);
+  // Device bytes of the last forward's activation arena (one arena per forward, freed when it returns): the
+  // memory plan's "ViT activations" item (src/plan/gpu_memory.ts vitBytesPerPatch mirrors the buffer list).
+  size_t last_scratch_bytes() const { return last_scratch_bytes_; }
 
  private:
+  size_t last_scratch_bytes_ = 0;
   const DeviceWeights& w_;
   VisionConfig vc_;
   Stream s_;

@@ -22,6 +22,7 @@ import { BENCHMARK_KEYS, BenchmarkKey } from '../../eval/types';
 import { UserError } from '../../util/errors';
 import { log } from '../../util/log';
 import { startProgress } from '../../util/progress';
+import { requireIntArg } from '../int_arg';
 import { evalScoreCommand } from './eval-score';
 
 export interface EvalArgs {
@@ -48,6 +49,7 @@ export interface EvalArgs {
   device: 'cpu' | 'cuda' | 'auto';
   dtype: 'auto' | 'fp32' | 'bf16';
   threads?: number;
+  'prefill-chunk': number;
 }
 
 /** The run folder: the model folder's name; for a checkpoint-N folder, "<parent>-checkpoint-N". */
@@ -108,6 +110,7 @@ function builder(y: Argv): Argv<EvalArgs> {
     .option('device', DEVICE_OPTION)
     .option('dtype', { choices: ['auto', 'fp32', 'bf16'] as const, default: 'auto' as const })
     .option('threads', { type: 'number', describe: 'CPU threads' })
+    .option('prefill-chunk', { type: 'number', default: 0, describe: 'prompt tokens per decoder forward (chunked prefill); 0: whole prompt, on cuda unless the free GPU memory needs chunks' })
     .example('$0 eval --model ./V-Reflection-7B --data-root data --steps 4,8,16,32 --output-dir results', '')
     .example('$0 eval --model ./Qwen2.5-VL-7B-Instruct --data-root data --base-model --output-dir results', '')
     .example('$0 eval score results --json', '') as unknown as Argv<EvalArgs>;
@@ -193,6 +196,7 @@ export function makeEvalCommand(factory: GeneratorFactory): CommandModule<object
     builder,
     handler: async (args) => {
       const opts = evalOptionsFromArgs(args);
+      requireIntArg('--prefill-chunk', args['prefill-chunk'], 0);
       const device = evalDevicePreflight({
         device: args.device, model: args.model!, maxPixels: Math.max(...opts.benchmarks.map((b) => opts.pixels?.[b]?.max ?? EVAL_MAX_PIXELS)),
         maxNewTokens: opts.maxNewTokens, latentSteps: Math.max(0, ...opts.steps),
@@ -200,7 +204,7 @@ export function makeEvalCommand(factory: GeneratorFactory): CommandModule<object
       const outcomes = await runEval({
         ...opts,
         getGenerator: () =>
-          factory({ model: args.model!, baseModel: args['base-model'], device, dtype: args.dtype, threads: args.threads }),
+          factory({ model: args.model!, baseModel: args['base-model'], device, dtype: args.dtype, threads: args.threads, prefillChunk: args['prefill-chunk'] }),
         logger: log(),
         progress: startProgress,
       });

@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
 
 import { Engine } from '../../infer/engine';
+import { requireIntArg } from '../int_arg';
 import { inferDevicePreflight } from '../../plan/device_runs';
 import { DEVICE_OPTION } from '../../plan/preflight';
 import { UserError } from '../../util/errors';
@@ -24,6 +25,7 @@ interface InferArgs {
   dtype: 'auto' | 'fp32' | 'bf16';
   device: 'cpu' | 'cuda' | 'auto';
   threads?: number;
+  'prefill-chunk': number;
   json: boolean;
   'attention-map'?: string;
 }
@@ -50,6 +52,7 @@ export const inferCommand: CommandModule<object, InferArgs> = {
       .option('dtype', { choices: ['auto', 'fp32', 'bf16'] as const, default: 'auto' as const, describe: 'GEMM precision (auto: bf16 for bf16 checkpoints)' })
       .option('device', DEVICE_OPTION)
       .option('threads', { type: 'number', describe: 'CPU threads (default: all cores)' })
+      .option('prefill-chunk', { type: 'number', default: 0, describe: 'prompt tokens per decoder forward (chunked prefill bounds activation memory); 0: whole prompt, on cuda unless the free GPU memory needs chunks' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (text, token_ids, prompt_tokens, latent_steps, timings)' })
       .option('attention-map', { type: 'string', describe: 'write a PNG: per latent step, attention over the image (mean over heads and layers)' })
       .example('$0 infer --model ./Qwen2.5-VL-7B-Instruct --image sign.jpg --prompt "What is written on the sign?"', '')
@@ -60,9 +63,10 @@ export const inferCommand: CommandModule<object, InferArgs> = {
     if (!Number.isInteger(args['max-new-tokens']) || args['max-new-tokens'] < 1) throw new UserError('--max-new-tokens must be an integer >= 1');
     if (args.image !== undefined && !fs.existsSync(args.image)) throw new UserError(`image not found: ${args.image}`);
     if (!fs.existsSync(args.model)) throw new UserError(`model directory not found: ${args.model}`);
+    requireIntArg('--prefill-chunk', args['prefill-chunk'], 0);
     const device = await inferDevicePreflight({ device: args.device, model: args.model, image: args.image, maxNewTokens: args['max-new-tokens'], latentSteps: args['latent-steps'], minPixels: args['min-pixels'], maxPixels: args['max-pixels'] });
 
-    const engine = await Engine.load(args.model, { dtype: args.dtype, threads: args.threads, device });
+    const engine = await Engine.load(args.model, { dtype: args.dtype, threads: args.threads, device, prefillChunk: args['prefill-chunk'] });
     log().info({ model: engine.dir, dtype: engine.dtype, device: engine.deviceName, load_ms: engine.loadMs }, 'model loaded');
     // A bar for the prefill (ViT blocks + LLM layers) on a TTY; it can take minutes for big images on a CPU.
     let bar: Progress | undefined;
@@ -85,6 +89,7 @@ export const inferCommand: CommandModule<object, InferArgs> = {
       captureAttention: !!args['attention-map'],
     });
     bar?.stop();
+    if (r.prefill.prefillChunk < r.prompt_tokens) log().info({ prompt_tokens: r.prompt_tokens, prefill_chunk: r.prefill.prefillChunk }, 'chunked prefill');
     if (args['attention-map']) {
       if (!r.image) throw new UserError('--attention-map needs --image');
       if (r.attention.length === 0) {
