@@ -22,8 +22,8 @@
 //   trainer.saveState(path) -> Promise   weights + AdamW moments + step, safetensors, atomic (tmp + rename)
 //   trainer.loadState({ step, tensors: records }) -> Promise   the records of a saveState file (TS parses headers)
 //   trainer.stepCount, trainer.memory() -> { paramBytes }
-// device 'cuda' (CUDA builds and the emulator addon): cuda::GpuTrainer (stage 1; bf16 by construction, so dtype is
-// ignored; gradient checkpointing must stay on; captureAttention is refused). Its state lives on the device: every
+// device 'cuda' (CUDA builds and the emulator addon): cuda::GpuTrainer (stages 1 and 2, captureAttention too; bf16
+// by construction, so dtype is ignored; gradient checkpointing must stay on). Its state lives on the device: every
 // read of the parameters (getTensor, saveState, memory) downloads it first (once per change), setTensors downloads,
 // writes the ParamStore and uploads again.
 // `batch` is src/data/batch.ts's TrainBatch (typed arrays, field names as there). Losses = { loss, lossCe,
@@ -71,9 +71,8 @@ struct AnyTrainer {
   StepLosses forward_backward(const TrainBatch& b, double scale, AttentionCapture* capture = nullptr) {
 #if defined(VREFLECT_HAVE_CUDA)
     if (gpu) {
-      VR_CHECK(!capture, "cuda trainer: attention-map capture (--attention-maps) is not on the GPU; use --device cpu");
       grads_fresh = false;
-      return gpu->forward_backward(b, scale);
+      return gpu->forward_backward(b, scale, capture);
     }
 #endif
     return cpu->forward_backward(b, scale, capture);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cuda/model/gpu_trainer.h"
+#include "cuda_tests/golden_train_case.h"
 #include "cuda_tests/json_value.h"
 #include "cuda_tests/model_fixture.h"
 #include "tests/harness.h"
@@ -28,15 +29,11 @@
 namespace vr::test {
 namespace {
 
-constexpr int64_t kPatchDim = 1176;
-
 std::string sci(double x) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3g", x);
   return buf;
 }
-
-std::string golden_train_dir() { return tiny_flat_dir() + "/../../../golden_train"; }
 
 std::vector<float> read_f32(const TensorRecord& r) {
   VR_CHECK(r.dtype == DType::F32, r.name, ": expected F32");
@@ -49,77 +46,11 @@ std::vector<float> read_f32(const TensorRecord& r) {
   return v;
 }
 
-// cases.json's batch -> TrainBatch (src/data/batch.ts's layout; pixel values regenerated from the image seeds).
-TrainBatch train_batch(const Json& j) {
-  TrainBatch b;
-  b.input_ids = j["inputIds"].ints();
-  b.cu_seqlens = j["cuSeqlens"].ints();
-  b.positions = j["positions"].ints();
-  b.targets = j["targets"].ints();
-  b.num_targets = int64_t(j["numTargets"].number());
-  b.patch_dim = int64_t(j["patchDim"].number());
-  VR_CHECK(b.patch_dim == kPatchDim, "golden batch: patch dim ", b.patch_dim);
-  const Json& images = j["images"];
-  for (size_t i = 0; i < images.size(); i++) {
-    const std::vector<int32_t> g = images[i]["grid"].ints();
-    const int64_t seed = int64_t(images[i]["seed"].number());
-    const ImageGrid grid{g[0], g[1], g[2]};
-    b.grids.push_back(grid);
-    for (int64_t p = 0; p < grid.patches(); p++)
-      for (int64_t c = 0; c < kPatchDim; c++)
-        b.pixel_values.push_back(float(double((p * 131 + c * 71 + seed * 977) % 1000) / 500.0 - 1.0));
-  }
-  b.cu_image_tokens = j["cuImageTokens"].ints();
-  b.cu_sample_visual = j["cuSampleVisual"].ints();
-  b.latent_count = int(j["latentCount"].number());
-  b.box_token_idx = j["boxTokenIdx"].ints();
-  b.box_local_idx = j["boxLocalIdx"].ints();
-  b.cu_box_tokens = j["cuBoxTokens"].ints();
-  b.box_sample = j["boxSample"].ints();
-  b.lvr_slots = j["lvrSlots"].ints();
-  return b;
-}
-
-struct Golden {
-  Json cases;
-  Json c;  // the case
-  std::string name;
-  std::vector<TensorRecord> records;  // tiny-flat + heads_init
-  std::map<std::string, TensorRecord> expected;
-};
-
-const Golden& golden(const std::string& name = "stage1_packed") {
-  static std::map<std::string, Golden> cache;
-  auto it = cache.find(name);
-  if (it != cache.end()) return it->second;
-  Golden g;
-  g.cases = Json::parse_file(golden_train_dir() + "/cases.json");
-  const Json& cs = g.cases["cases"];
-  for (size_t i = 0; i < cs.size(); i++)
-    if (cs[i]["case"].str == name) g.c = cs[i];
-  VR_CHECK(g.c.kind == Json::Obj, "cases.json: no ", name, " case");
-  g.name = name;
-  g.records = safetensors_records(tiny_flat_dir() + "/model.safetensors");
-  for (const TensorRecord& r : safetensors_records(golden_train_dir() + "/heads_init.safetensors"))
-    g.records.push_back(r);
-  for (const TensorRecord& r : safetensors_records(golden_train_dir() + "/expected.safetensors")) g.expected[r.name] = r;
-  return cache.emplace(name, std::move(g)).first->second;
-}
-
-TrainerConfig trainer_config(const Golden& g) {
-  TrainerConfig tc;
-  tc.stage = int(g.c["stage"].number());
-  tc.latent_count = 8;
-  tc.lambda_resampler = g.c["lambdaResampler"].number();
-  tc.lambda_attn = g.c["lambdaAttn"].number();
-  const Json& a = g.c["adamw"];
-  tc.adamw.beta1 = a["beta1"].number();
-  tc.adamw.beta2 = a["beta2"].number();
-  tc.adamw.eps = a["eps"].number();
-  tc.adamw.weight_decay = a["weightDecay"].number();
-  tc.lvr_id = int(g.cases["token_ids"]["lvr"].number());
-  return tc;
-}
+// The golden cases (golden_train_case.h) under this file's short names.
+using Golden = GoldenCase;
+const Golden& golden(const std::string& name = "stage1_packed") { return golden_case(name); }
+TrainerConfig trainer_config(const Golden& g) { return golden_trainer_config(g); }
+TrainBatch train_batch(const Json& j) { return golden_train_batch(j); }
 
 // Everything one run produces, per micro-batch / per step.
 struct Run {

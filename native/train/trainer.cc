@@ -184,47 +184,24 @@ StepLosses Trainer::forward_backward(const TrainBatch& b, double grad_scale, Att
 void Trainer::capture_attention(const TrainBatch& b, const BcmCache& teacher, const CrossAttnCache* student,
                                 AttentionCapture& out) const {
   const int64_t B = b.boxes(), K = tc_.latent_count;
-  const int64_t n = out.max_boxes < 0 ? B : std::min(B, out.max_boxes);
   const CrossAttnCache& t = teacher.ca;
   VR_CHECK(int64_t(t.attn_off.size()) == B + 1, "attention capture: the teacher's maps are missing");
-  for (int64_t box = 0; box < n; box++) {
-    BoxAttention a;
-    a.box = box;
-    a.sample = b.box_sample[box];
-    const int32_t v0 = b.cu_sample_visual[a.sample];
-    a.tokens = b.cu_sample_visual[a.sample + 1] - v0;
-    // The sample's first image is the one whose tokens start where the sample's do (validate_batch checked the
-    // tables, and a sample that owns a box has visual tokens).
-    a.image = -1;
-    for (size_t i = 0; i + 1 < b.cu_image_tokens.size(); i++)
-      if (b.cu_image_tokens[i] == v0 && b.cu_image_tokens[i + 1] > v0) {
-        a.image = int(i);
-        break;
-      }
-    VR_CHECK(a.image >= 0, "attention capture: box ", box, "'s sample ", a.sample, " has no image");
-    a.grid = b.grids[size_t(a.image)];
-    const int32_t j0 = b.cu_box_tokens[box], j1 = b.cu_box_tokens[box + 1];
-    a.box_tokens.assign(b.box_local_idx.begin() + j0, b.box_local_idx.begin() + j1);
-    const int64_t S = a.tokens, N = j1 - j0;
+  for (int64_t box = 0; box < captured_boxes(out, B); box++) {
+    // The caches keep each box's maps compact: the teacher's [K, N_box], the student's [K, S_sample].
+    const int64_t N = b.cu_box_tokens[box + 1] - b.cu_box_tokens[box];
     VR_CHECK(t.attn_off[box + 1] - t.attn_off[box] == K * N, "attention capture: box ", box, "'s teacher map has ",
              t.attn_off[box + 1] - t.attn_off[box], " values, expected ", K * N);
-    // Scatter as the KL does (latent_losses.h): T[q, local_idx[j]] = At[q, j], zero elsewhere.
-    a.teacher.assign(size_t(K * S), 0.f);
-    const float* At = t.attn.data() + t.attn_off[box];
-    for (int64_t j = 0; j < N; j++) {
-      const int32_t s = a.box_tokens[size_t(j)];
-      VR_CHECK(s >= 0 && s < S, "attention capture: box ", box, " token ", s, " is outside its sample's ", S,
-               " visual tokens");
-      for (int64_t q = 0; q < K; q++) a.teacher[size_t(q * S + s)] = At[q * N + j];
-    }
+    const float* A = nullptr;
+    int64_t S = 0;
     if (student) {
+      const int32_t smp = b.box_sample[box];
+      S = b.cu_sample_visual[smp + 1] - b.cu_sample_visual[smp];
       VR_CHECK(student->attn_off[box + 1] - student->attn_off[box] == K * S, "attention capture: box ", box,
                "'s student map has ", student->attn_off[box + 1] - student->attn_off[box], " values, expected ",
                K * S);
-      const float* A = student->attn.data() + student->attn_off[box];
-      a.student.assign(A, A + K * S);
+      A = student->attn.data() + student->attn_off[box];
     }
-    out.boxes.push_back(std::move(a));
+    out.boxes.push_back(box_attention(b, box, K, t.attn.data() + t.attn_off[box], N, A, S));
   }
 }
 

@@ -18,6 +18,7 @@
 #include "model/vision_tower.h"
 #include "model/weights.h"
 #include "train/adamw.h"
+#include "train/attention_capture.h"  // BoxAttention, AttentionCapture
 #include "train/batch.h"
 #include "train/param_store.h"
 
@@ -42,29 +43,6 @@ struct StepLosses {
   double loss_kl = 0;         // stage 2
   bool resampler_skipped = false;  // the NaN/Inf guard dropped the latent loss
   int64_t tokens = 0, targets = 0, boxes = 0;
-};
-
-// The attention maps the latent losses see for one box, captured on request (the --attention-maps pictures).
-// Both maps are head-averaged, [K, S] row-major over the S visual tokens of the box's sample (all its images, in
-// V order): the teacher's (BCM) map scattered from the box's tokens into those coordinates exactly as the KL
-// scatters it (0 outside the box), and the student's (DAC, stage 2) map. The sample's first image owns columns
-// [0, grid.h * grid.w / merge^2) in raster order over its merged grid.
-struct BoxAttention {
-  int64_t box = 0;                  // index of the box in the batch
-  int sample = 0;                   // the sample that owns it
-  int image = 0;                    // the sample's first image (index into the batch's images)
-  ImageGrid grid;                   // that image's (t, h, w) in patches
-  int64_t tokens = 0;               // S
-  std::vector<int32_t> box_tokens;  // the box's token indices local to the sample (box_local_idx)
-  std::vector<float> teacher;       // [K, S]
-  std::vector<float> student;       // [K, S]; empty in stage 1 (no student)
-};
-
-// Opt-in capture for forward_backward: the first max_boxes boxes of the batch (< 0: every box). Costs one copy of
-// the maps; without a capture request nothing extra is computed (stage 1 then skips the teacher's map too).
-struct AttentionCapture {
-  int64_t max_boxes = -1;
-  std::vector<BoxAttention> boxes;  // filled by forward_backward
 };
 
 class Trainer {

@@ -18,7 +18,7 @@ export interface TrainSettings {
   lvrId: number;
   /** recompute each LLM layer in the backward instead of keeping its activations (default true) */
   gradientCheckpointing?: boolean;
-  /** cpu (default) or cuda: the GPU trainer (native/cuda/model/gpu_trainer; stage 1, bf16, no attention capture) */
+  /** cpu (default) or cuda: the GPU trainer (native/cuda/model/gpu_trainer; stages 1 and 2, bf16) */
   device?: 'cpu' | 'cuda';
   /** cuda only: where the AdamW state lives (resolved from the memory plan; the addon reads 'auto' as gpu) */
   optimizerStates?: 'auto' | 'gpu' | 'host' | 'gpu-8bit';

@@ -1,8 +1,8 @@
 // The --device pre-flight of each command: the plan inputs it knows (model config, image size, training
 // micro-batch), handed to resolveDevice (preflight.ts), which returns the device the run uses ('cpu' or 'cuda')
 // or throws the one-line reason --device cuda cannot be used. train-stage1/2 and bench train run on the GPU (with the
-// optimizer placement the plan chose); the training flags the GPU trainer lacks resolve to the CPU (auto) or refuse
-// (cuda).
+// optimizer placement the plan chose, --attention-maps included); the training flags the GPU trainer lacks resolve to
+// the CPU (auto) or refuse (cuda).
 import sharp from 'sharp';
 
 import { EVAL_MAX_PIXELS, EVAL_MIN_PIXELS } from '../eval/benchmarks/common';
@@ -69,12 +69,12 @@ export interface TrainDevice {
 }
 
 /**
- * train-stage1/2: --device cuda checks the GPU and the memory plan, then runs on the GPU trainer; --attention-maps,
- * --gradient-checkpointing off and --dtype fp32 have no GPU path (one line on cuda, the CPU on auto).
+ * train-stage1/2: --device cuda checks the GPU and the memory plan, then runs on the GPU trainer (--attention-maps
+ * too); --gradient-checkpointing off and --dtype fp32 have no GPU path (one line on cuda, the CPU on auto).
  */
 export function trainDevicePreflight(a: {
   device: DeviceChoice; model: string; stage: 1 | 2; packing: boolean; perDeviceBatchSize: number; imageMaxPixels: number; optimizerStates: OptimizerStates | 'auto';
-  attentionMaps?: boolean; gradientCheckpointing?: 'on' | 'off' | 'auto'; dtype?: 'fp32' | 'bf16';
+  gradientCheckpointing?: 'on' | 'off' | 'auto'; dtype?: 'fp32' | 'bf16';
 }): TrainDevice {
   if (quickCpu(a.device)) return { device: 'cpu' };
   const mb = largestMicroBatch(a);
@@ -89,12 +89,11 @@ export function trainDevicePreflight(a: {
   return { device, optimizerStates: chosen };
 }
 
-/** Whether this training run has a GPU path (GpuTrainer: both stages, bf16, checkpointed decoder, no attention capture). */
-function trainCudaPath(a: { attentionMaps?: boolean; gradientCheckpointing?: 'on' | 'off' | 'auto'; dtype?: 'fp32' | 'bf16' }): CudaPath {
+/** Whether this training run has a GPU path (GpuTrainer: both stages, bf16, checkpointed decoder, attention capture). */
+function trainCudaPath(a: { gradientCheckpointing?: 'on' | 'off' | 'auto'; dtype?: 'fp32' | 'bf16' }): CudaPath {
   // One precision on the GPU, as infer's: an explicit fp32 run is a CPU run (auto picks the CPU for it).
   if (a.dtype === 'fp32')
     return { refuse: '--dtype fp32 runs on the CPU only: the GPU trainer computes in bf16 (fp32 masters and moments); use --device cpu or --dtype bf16' };
-  if (a.attentionMaps) return { refuse: '--attention-maps is not on the GPU yet (the GPU trainer does not capture attention); use --device cpu' };
   if (a.gradientCheckpointing === 'off')
     return { refuse: '--gradient-checkpointing off: only the checkpointed decoder exists on the GPU (use on or auto, or --device cpu)' };
   return 'run';

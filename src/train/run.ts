@@ -62,7 +62,7 @@ export interface TrainOptions {
   attentionMapsDir?: string;
   /** draw at step 1 and every N-th step */
   attentionMapsEvery?: number;
-  /** the resolved --device (default cpu); cuda runs the GPU trainer (stage 1, checkpointed, bf16, no maps) */
+  /** the resolved --device (default cpu); cuda runs the GPU trainer (checkpointed, bf16) */
   device?: Device;
   /** cuda: where AdamW state lives, resolved from the memory plan (default gpu) */
   optimizerStates?: OptimizerStates;
@@ -105,7 +105,6 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
   if (!fs.existsSync(o.dataPath)) throw new UserError(`--data-path not found: ${o.dataPath}`);
   const device = o.device ?? 'cpu';
   // What the GPU trainer lacks, said before any work (the CLI's preflight says it first; this guards other callers).
-  if (device === 'cuda' && o.attentionMapsDir) throw new UserError('--device cuda: --attention-maps is not on the GPU yet (the GPU trainer does not capture attention); use --device cpu');
   if (device === 'cuda' && o.gradientCheckpointing === 'off')
     throw new UserError('--device cuda: --gradient-checkpointing off: only the checkpointed decoder exists on the GPU (use on or auto, or --device cpu)');
   fs.mkdirSync(o.outputDir, { recursive: true });

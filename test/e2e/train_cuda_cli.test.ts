@@ -4,11 +4,13 @@
 // checkpoint and the data fixtures: 2 steps with checkpoints; the output loads in `infer --device cpu` (the regular
 // addon); its losses are the CPU bf16 trainer's within bf16 noise; `--resume latest` (with --device auto, which
 // must pick the GPU) reproduces the uninterrupted run's metrics and weights; `train-stage2 --device cuda` on that
-// output (DAC distillation from the frozen BCM) agrees with the CPU bf16 trainer's stage 2; and what the GPU trainer
-// lacks is refused in one line. When the build found no CUDA headers the tests say so and pass.
+// output (DAC distillation from the frozen BCM) agrees with the CPU bf16 trainer's stage 2; `--attention-maps` draws
+// the same pictures as on the CPU in both stages; and what the GPU trainer lacks is refused in one line. When the
+// build found no CUDA headers the tests say so and pass.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import sharp from 'sharp';
 
 import { readSafetensorsHeader } from '../../src/model/safetensors';
 
@@ -28,6 +30,8 @@ function vreflect(args: string[], emu = true, level = 'warn') {
 }
 
 
+/** --attention-maps at every step (the capture changes no loss: the other tests' figures hold with it on). */
+const maps = (dir: string) => ['--attention-maps', dir, '--attention-maps-every', '1'];
 const metrics = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const strip = (m: Record<string, unknown>) => {
   const { elapsed_s: _e, grad_norm: _g, ...rest } = m;
@@ -46,17 +50,35 @@ function f32Tensors(file: string): Map<string, Float32Array> {
   return out;
 }
 
+/**
+ * --attention-maps pictures of a GPU run against the CPU run's: the same files, sizes, and pixels within 4 levels
+ * (the maps differ by bf16 noise, ~1e-3 of a colour scale that spans 255 levels; a wrong map moves whole panels).
+ */
+async function expectSamePictures(gpuDir: string, cpuDir: string): Promise<void> {
+  const files = fs.readdirSync(cpuDir).sort();
+  expect(files.length).toBeGreaterThan(0);
+  expect(fs.readdirSync(gpuDir).sort()).toEqual(files);
+  for (const f of files) {
+    const [a, b] = await Promise.all([gpuDir, cpuDir].map((d) => sharp(path.join(d, f)).raw().toBuffer({ resolveWithObject: true })));
+    expect([f, a.info.width, a.info.height]).toEqual([f, b.info.width, b.info.height]);
+    let worst = 0;
+    for (let i = 0; i < a.data.length; i++) worst = Math.max(worst, Math.abs(a.data[i] - b.data[i]));
+    expect([f, worst <= 4]).toEqual([f, true]);
+  }
+}
+
 const suite = SKIPPED ? describe.skip : describe;
 if (SKIPPED) console.warn(`train --device cuda emulator tests skipped: ${fs.readFileSync(SKIPPED, 'utf8').trim()}`);
 
 suite('vreflect train-stage1 --device cuda (emulator addon)', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vr-train-cuda-'));
   const gpu = path.join(tmp, 'gpu');
+  const gpuMaps = path.join(tmp, 'gpu-maps');
   let log = '';
 
   beforeAll(() => {
     if (!fs.existsSync(EMU_ADDON)) throw new Error(`${EMU_ADDON} not built: run npx cmake-js compile`);
-    const r = vreflect(['train-stage1', '--model', MODEL, ...COMMON, '--output-dir', gpu, '--device', 'cuda'], true, 'info');
+    const r = vreflect(['train-stage1', '--model', MODEL, ...COMMON, '--output-dir', gpu, '--device', 'cuda', ...maps(gpuMaps)], true, 'info');
     if (r.code !== 0) throw new Error(`train-stage1 --device cuda failed: ${r.stderr}`);
     log = r.stderr;
   });
@@ -81,6 +103,14 @@ suite('vreflect train-stage1 --device cuda (emulator addon)', () => {
         expect([i, k, Math.abs(a[i][k] - b[i][k]) <= 0.02 * Math.abs(b[i][k])]).toEqual([i, k, true]);
     // Not trivially equal: the GPU rounds differently from the CPU's bf16 mode.
     expect(a[0].loss).not.toBe(b[0].loss);
+  });
+
+  test('--attention-maps: the CPU run\'s pictures (step-1.png, step-2.png: the BCM teacher row)', async () => {
+    const cpuMaps = path.join(tmp, 'cpu-maps');
+    const r = vreflect(['train-stage1', '--model', MODEL, ...COMMON, '--output-dir', path.join(tmp, 'cpu-for-maps'), '--device', 'cpu', '--save-steps', '0', ...maps(cpuMaps)], false);
+    expect(r.code).toBe(0);
+    expect(fs.readdirSync(gpuMaps).sort()).toEqual(['step-1.png', 'step-2.png']);
+    await expectSamePictures(gpuMaps, cpuMaps);
   });
 
   test('the output loads in infer --device cpu (the regular addon)', () => {
@@ -119,11 +149,11 @@ suite('vreflect train-stage1 --device cuda (emulator addon)', () => {
     }
   });
 
-  test('train-stage2 --device cuda on the stage-1 output: 2 steps, losses (CE, MSE, KL) the CPU bf16 trainer\'s within 2%', () => {
+  test('train-stage2 --device cuda on the stage-1 output: 2 steps, losses (CE, MSE, KL) the CPU bf16 trainer\'s within 2%, the same --attention-maps pictures', async () => {
     const [s2g, s2c] = [path.join(tmp, 'stage2-gpu'), path.join(tmp, 'stage2-cpu')];
-    const g = vreflect(['train-stage2', '--model', gpu, ...COMMON, '--output-dir', s2g, '--device', 'cuda', '--save-steps', '0']);
+    const g = vreflect(['train-stage2', '--model', gpu, ...COMMON, '--output-dir', s2g, '--device', 'cuda', '--save-steps', '0', ...maps(path.join(s2g, 'maps'))]);
     expect([g.code, g.stderr]).toEqual([0, expect.any(String)]);
-    const c = vreflect(['train-stage2', '--model', gpu, ...COMMON, '--output-dir', s2c, '--device', 'cpu', '--dtype', 'bf16', '--save-steps', '0'], false);
+    const c = vreflect(['train-stage2', '--model', gpu, ...COMMON, '--output-dir', s2c, '--device', 'cpu', '--dtype', 'bf16', '--save-steps', '0', ...maps(path.join(s2c, 'maps'))], false);
     expect(c.code).toBe(0);
     const [a, b] = [metrics(s2g), metrics(s2c)];
     expect(a.map((x) => x.step)).toEqual([1, 2]);
@@ -137,6 +167,8 @@ suite('vreflect train-stage1 --device cuda (emulator addon)', () => {
     // The BCM teacher is frozen: the stage-2 output carries the stage-1 BCM unchanged.
     const w = (dir: string) => readSafetensorsHeader(path.join(dir, 'model.safetensors'));
     expect([...w(s2g).tensors.keys()].some((n) => n.startsWith('box_feature_resampler.'))).toBe(true);
+    // Teacher and student rows (test/e2e/train_attention.test.ts checks the layout).
+    await expectSamePictures(path.join(s2g, 'maps'), path.join(s2c, 'maps'));
   });
 
   test('--device auto with --dtype fp32 runs on the CPU (the GPU trainer is bf16) and says why', () => {
@@ -149,7 +181,6 @@ suite('vreflect train-stage1 --device cuda (emulator addon)', () => {
     const out = () => fs.mkdtempSync(path.join(tmp, 'err-'));
     test.each([
       ['train-stage1', ['--device', 'cuda', '--gradient-checkpointing', 'off'], /^vreflect: error: --device cuda: --gradient-checkpointing off: only the checkpointed decoder exists on the GPU/],
-      ['train-stage1', ['--device', 'cuda', '--attention-maps', '/tmp/maps'], /^vreflect: error: --device cuda: --attention-maps is not on the GPU yet/],
       ['train-stage1', ['--device', 'cuda', '--optimizer-states', 'gpu-8bit'], /^vreflect: error: .*gpu-8bit is not implemented yet/],
       ['train-stage1', ['--device', 'cuda', '--dtype', 'fp32'], /^vreflect: error: --device cuda: --dtype fp32 runs on the CPU only: the GPU trainer computes in bf16/],
     ])('%s %s', (cmd, extra, msg) => {

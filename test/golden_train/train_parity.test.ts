@@ -428,10 +428,26 @@ cudaSuite('--device cuda (GPU trainer, emulator addon)', () => {
       expect(e.message.split('\n')).toHaveLength(1);
       expect(e.message).toMatch(msg);
     });
-    test('attention capture is refused', async () => {
-      const t = await createTrainer(c, { addon: emu, device: 'cuda' });
-      await expect(t.forwardBackward(trainBatch(c.steps[0].micro[0].batch), { gradScale: 1, captureAttention: true }))
-        .rejects.toThrow(/^cuda trainer: attention-map capture \(--attention-maps\) is not on the GPU; use --device cpu$/);
-    });
+  });
+
+  // The binding passes the capture to the GPU trainer as to the CPU's: the same records (tables exactly, maps within
+  // bf16 noise: 1e-2 absolute on probabilities; cuda_trainer_capture_vs_cpu holds them to the flash rule).
+  test.each(['stage1_packed', 'stage2_packed'])('%s: captureAttention gives the CPU trainer\'s records', async (name) => {
+    const c = golden.cases.find((x: any) => x.case === name);
+    const batch = trainBatch(c.steps[0].micro[0].batch);
+    const [gpu, cpu] = await Promise.all([createTrainer(c, { addon: emu, device: 'cuda' }), createTrainer(c, { addon: emu, device: 'cpu', dtype: 'bf16' })]);
+    const opts = { gradScale: 1, captureAttention: true, captureBoxes: 2 };
+    const [g, r] = [(await gpu.forwardBackward(batch, opts)).attention, (await cpu.forwardBackward(batch, opts)).attention];
+    expect(g).toHaveLength(2);
+    const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+    for (let i = 0; i < 2; i++) {
+      const { teacher, student, ...tables } = g[i];
+      const { teacher: rt, student: rs, ...rtables } = r[i];
+      expect(tables).toEqual(rtables);
+      expect(teacher.length).toBe(8 * tables.tokens);
+      expect(maxDiff(teacher, rt)).toBeLessThan(1e-2);
+      if (c.stage === 1) expect([student, rs]).toEqual([null, null]);
+      else expect([student.length, maxDiff(student, rs) < 1e-2]).toEqual([8 * tables.tokens, true]);
+    }
   });
 });

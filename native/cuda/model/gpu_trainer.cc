@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "cuda/model/cuda_runtime.h"
+#include "cuda/model/gpu_attention_capture.h"
 #include "train/adamw.h"
 #include "train/state_io.h"
 #include "train/step_rules.h"
@@ -46,7 +47,7 @@ GpuTrainer::GpuTrainer(const ModelConfig& cfg, const std::vector<TensorRecord>& 
   if (tc.stage == 2) dac_ = std::make_unique<GpuDynamicCompression>(*gp_, "student_resampler.", D, s_);
 }
 
-StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) {
+StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale, AttentionCapture* capture) {
   VR_CHECK(std::isfinite(grad_scale) && grad_scale >= 0, "trainer: grad scale must be finite and >= 0");
   validate_step_batch(b, cfg_, tc_);
   const int64_t T = b.tokens(), D = cfg_.text.hidden, B = b.boxes(), K = tc_.latent_count, R = B * K;
@@ -62,17 +63,19 @@ StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) 
 
   // Stage 2's layouts: the teacher's attention padded [B, K, max box] (GpuBoxCompression) and compacted to the
   // KL's [K, N_b] per box (gathered element-wise by `tsel`); the student's padded [B, K, max sample] (its padding
-  // columns carry no teacher mass, so a_off[b] = b K S_max is a valid KL layout, see gpu_train_dac.h).
+  // columns carry no teacher mass, so a_off[b] = b K S_max is a valid KL layout, see gpu_train_dac.h). Stage 1
+  // keeps the teacher's padded map only for an attention capture.
   const bool st2 = tc_.stage == 2 && B > 0;
+  const bool keep_teacher = B > 0 && (st2 || capture);
   int64_t Nmax = 0, Smax = 0, Tn = 0;
   std::vector<int32_t> tsel;
   std::vector<int64_t> a_off, t_off;
+  for (int64_t i = 0; i < B && keep_teacher; i++) {
+    Nmax = std::max<int64_t>(Nmax, b.cu_box_tokens[i + 1] - b.cu_box_tokens[i]);
+    const int32_t smp = b.box_sample[i];
+    Smax = std::max<int64_t>(Smax, b.cu_sample_visual[smp + 1] - b.cu_sample_visual[smp]);
+  }
   if (st2) {
-    for (int64_t i = 0; i < B; i++) {
-      Nmax = std::max<int64_t>(Nmax, b.cu_box_tokens[i + 1] - b.cu_box_tokens[i]);
-      const int32_t smp = b.box_sample[i];
-      Smax = std::max<int64_t>(Smax, b.cu_sample_visual[smp + 1] - b.cu_sample_visual[smp]);
-    }
     a_off.resize(size_t(B + 1));
     t_off.resize(size_t(B + 1));
     for (int64_t i = 0; i <= B; i++) {
@@ -112,9 +115,9 @@ StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) 
     dH = a.template take<float>(R * D);
     dZ = a.template take<float>(R * D);
     align = a.template take<LossValue>(1);
+    if (keep_teacher) attn_t = a.template take<float>(R * Nmax);
     if (st2) {
       Zs = a.template take<float>(R * D);
-      attn_t = a.template take<float>(R * Nmax);
       At = a.template take<float>(Tn);
       A = a.template take<float>(R * Smax);
       dA = a.template take<float>(R * Smax);
@@ -146,12 +149,12 @@ StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) 
   }
 
   // 1-3. Frozen ViT, embeddings, visual rows into the image pads, BCM output into the <|lvr|> slots (detached;
-  // stage 2: the frozen teacher, its attention kept for the KL).
+  // stage 2: the frozen teacher, its attention kept for the KL; stage 1 keeps it only for a capture).
   if (!b.grids.empty()) vision_->forward(feats, b.pixel_values.data(), b.grids);
   llm_->embed(x, ids, T, /*check_ids=*/false);  // validate_batch checked every id on the host
   if (Vt) scatter_rows(x, feats, pads, Vt, D, T, s_);
   if (B > 0) {
-    bcm_->forward(Z, feats, Vt, b.box_token_idx.data(), b.cu_box_tokens.data(), B, st2 ? attn_t : nullptr);
+    bcm_->forward(Z, feats, Vt, b.box_token_idx.data(), b.cu_box_tokens.data(), B, attn_t);
     scatter_rows(x, Z, slots, R, D, T, s_);
   }
 
@@ -200,6 +203,9 @@ StepLosses GpuTrainer::forward_backward(const TrainBatch& b, double grad_scale) 
     align_on = s2.mse_on;
     kl_on = s2.kl_on;
   }
+
+  // --attention-maps: the captured boxes' maps, as the latent losses saw them (downloads only those rows).
+  if (capture) capture_box_attention(b, K, attn_t, Nmax, st2 ? A : nullptr, Smax, *capture, s_);
 
   // 5. Upstream's loss assembly, the CPU Trainer's code.
   const LossWeights lw = assemble_losses(ce_sum, ce_.count(), B > 0, res_raw, tc_.lambda_resampler, grad_scale, out);

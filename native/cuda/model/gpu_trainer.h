@@ -61,7 +61,9 @@ class GpuTrainer {
   GpuTrainer(const GpuTrainer&) = delete;
   GpuTrainer& operator=(const GpuTrainer&) = delete;
 
-  StepLosses forward_backward(const TrainBatch& batch, double grad_scale);
+  // capture (optional): the first boxes' teacher (and stage-2 student) maps, as the CPU Trainer's (trainer.h); without
+  // it nothing extra is kept or downloaded.
+  StepLosses forward_backward(const TrainBatch& batch, double grad_scale, AttentionCapture* capture = nullptr);
   // Clips (max_grad_norm > 0), applies AdamW with this lr, zeroes the gradients. Returns the norm before clipping.
   double optimizer_step(double lr, double max_grad_norm);
   int64_t step() const { return step_; }

@@ -82,7 +82,7 @@ function makeTrainCommand(d: StageDefaults): CommandModule<object, any> {
       const dev = trainDevicePreflight({
         device: a.device, model: a.model, stage: d.stage, packing: a['enable-data-packing'], perDeviceBatchSize: a['per-device-batch-size'],
         imageMaxPixels: a['image-max-pixels'], optimizerStates: a['optimizer-states'],
-        attentionMaps: a['attention-maps'] !== undefined, gradientCheckpointing: a['gradient-checkpointing'], dtype: a.dtype,
+        gradientCheckpointing: a['gradient-checkpointing'], dtype: a.dtype,
       });
       const o: TrainOptions = {
         stage: d.stage,
