@@ -46,7 +46,7 @@ cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t 
 
 inline namespace vr_launch_emu {
 template <class... KArgs, class... Args>
-cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t,
+cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                         Args&&... args) {
   static_assert(sizeof...(KArgs) == sizeof...(Args), "cuda_launch: wrong number of kernel arguments");
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
@@ -64,6 +64,7 @@ cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t 
   // Arguments are converted to the kernel's parameter types once, as the launch does, then copied per thread.
   const std::tuple<std::decay_t<KArgs>...> params(std::forward<Args>(args)...);
   const std::function<void()> body = [&] { std::apply(kernel, params); };
+  cudaemu::before_launch(stream);  // the copies queued before it on its stream (null stream: blocking streams)
   cudaemu::run_grid(grid, block, smem, body);
   return cudaGetLastError();
 }

@@ -1,6 +1,7 @@
 // CUDA-on-CPU emulator, part 3: the host runtime API subset our launchers use. "Device" memory is host
-// memory; streams are ignored (every launch runs to completion before it returns); errors are sticky per OS
-// thread as in the CUDA runtime. The launch itself is cuda_launch() in cuda_compat.h.
+// memory; every kernel launch runs to completion before it returns, copies and memsets on created streams are
+// deferred (emu_streams.h); errors are sticky per OS thread as in the CUDA runtime. The launch itself is
+// cuda_launch() in cuda_compat.h.
 #pragma once
 #include <algorithm>
 #include <cstdlib>
@@ -47,6 +48,9 @@ inline const char* cudaGetErrorString(cudaError_t e) {
   }
 }
 
+// Streams, events, copies and pinned memory (deferred as late as CUDA allows).
+#include "cuda_emu/emu_streams.h"
+
 namespace cudaemu {
 // The emulated device's memory size: VREFLECT_CUDA_EMU_MEMORY=<bytes> makes cudaMalloc fail (out of memory) past
 // that many live bytes, so the out-of-memory paths can be tested; unset: no limit but the host's.
@@ -84,6 +88,7 @@ cudaError_t cudaMalloc(T** p, size_t bytes) {
 }
 inline cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
+  cudaemu::drain_all();  // cudaFree synchronises: queued copies into / out of the block run first
   {
     std::lock_guard<std::mutex> lock(cudaemu::mem_mutex);
     auto it = cudaemu::live_allocations.find(p);
@@ -109,20 +114,6 @@ cudaError_t cudaMallocAsync(T** p, size_t bytes, cudaStream_t) {
   return cudaMalloc(reinterpret_cast<void**>(p), bytes);
 }
 inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }
-inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
-  if (bytes) std::memmove(dst, src, bytes);
-  return cudaSuccess;
-}
-inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind k, cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, k);
-}
-inline cudaError_t cudaMemset(void* p, int v, size_t bytes) {
-  if (bytes) std::memset(p, v, bytes);
-  return cudaSuccess;
-}
-inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t) { return cudaMemset(p, v, bytes); }
-inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 
 template <class F>
 cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {

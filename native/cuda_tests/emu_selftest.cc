@@ -153,4 +153,68 @@ VR_TEST(cuda_emu_selftest) {
              }));
 }
 
+// The stream model (emu_streams.h) against CUDA's documented rules: work on a created stream is late until
+// something forces it, pinned buffers are read / written when the copy runs, pageable sources are taken at once.
+__global__ void add_one_kernel(float* x, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) x[i] += 1.f;
+}
+
+VR_TEST(cuda_emu_streams) {
+  const int n = 64;
+  float* dev = nullptr;
+  float *pin = nullptr, *pin2 = nullptr;
+  cudaMalloc(&dev, n * sizeof(float));
+  cudaHostAlloc(reinterpret_cast<void**>(&pin), n * sizeof(float), 0);
+  cudaHostAlloc(reinterpret_cast<void**>(&pin2), n * sizeof(float), 0);
+  std::vector<float> pageable(n, 5.f);
+  cudaStream_t copy = nullptr, blocking = nullptr;
+  cudaStreamCreateWithFlags(&copy, cudaStreamNonBlocking);
+  cudaStreamCreate(&blocking);
+  cudaEvent_t ev = nullptr;
+  cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+
+  for (int i = 0; i < n; i++) pin[i] = 1.f;
+  cudaMemcpyAsync(dev, pin, n * sizeof(float), cudaMemcpyHostToDevice, copy);
+  for (int i = 0; i < n; i++) pin[i] = 2.f;  // refilled before the copy ran: a GPU may send either; we send the 2s
+  cudaEventRecord(ev, copy);
+  check_true("emu streams: an async copy on a non-blocking stream has not run before its event is waited on",
+             cudaMemcpy(pageable.data(), dev, sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess && pageable[0] != 2.f);
+  cudaStreamWaitEvent(nullptr, ev, 0);
+  cudaMemcpy(pageable.data(), dev, n * sizeof(float), cudaMemcpyDeviceToHost);
+  check_true("emu streams: after the wait, the device holds what the pinned buffer held when the copy ran (2)",
+             pageable[0] == 2.f && pageable[n - 1] == 2.f);
+
+  cuda_launch(add_one_kernel, dim3(1), dim3(64), 0, nullptr, dev, n);  // dev = 3
+  cudaMemcpyAsync(pin2, dev, n * sizeof(float), cudaMemcpyDeviceToHost, copy);
+  check_true("emu streams: a device-to-pinned copy lands only when synchronised", pin2[0] != 3.f);
+  cudaStreamSynchronize(copy);
+  check_true("emu streams: ... and then holds the device's values", pin2[0] == 3.f && pin2[n - 1] == 3.f);
+
+  std::fill(pageable.begin(), pageable.end(), 7.f);
+  cudaMemcpyAsync(dev, pageable.data(), n * sizeof(float), cudaMemcpyHostToDevice, blocking);
+  std::fill(pageable.begin(), pageable.end(), 8.f);  // pageable source: CUDA took the 7s at the call
+  cuda_launch(add_one_kernel, dim3(1), dim3(64), 0, nullptr, dev, n);  // the null stream waits for blocking streams
+  cudaMemcpy(pageable.data(), dev, n * sizeof(float), cudaMemcpyDeviceToHost);
+  check_true("emu streams: a pageable source is taken when queued, and null-stream work waits for a blocking stream",
+             pageable[0] == 8.f && pageable[n - 1] == 8.f);
+
+  cudaMemsetAsync(dev, 0, n * sizeof(float), copy);
+  cudaMemcpy(pageable.data(), dev, sizeof(float), cudaMemcpyDeviceToHost);
+  check_true("emu streams: a memset on a non-blocking stream is not seen by the null stream unsynchronised",
+             pageable[0] == 8.f);
+  cudaDeviceSynchronize();
+  cudaMemcpy(pageable.data(), dev, sizeof(float), cudaMemcpyDeviceToHost);
+  check_true("emu streams: cudaDeviceSynchronize runs it", pageable[0] == 0.f);
+
+  cudaMemsetAsync(dev, 0xff, n * sizeof(float), copy);
+  cudaFree(dev);  // synchronises first: the queued memset never touches freed memory
+  cudaEventDestroy(ev);
+  cudaStreamDestroy(copy);
+  cudaStreamDestroy(blocking);
+  cudaFreeHost(pin);
+  cudaFreeHost(pin2);
+  check_true("emu streams: destroying streams and events, freeing pinned memory", cudaGetLastError() == cudaSuccess);
+}
+
 }  // namespace vr::test
