@@ -62,10 +62,11 @@ emuDescribe('trainer state saved on one backend, resumed on the other (emulator 
     });
 
     test.each([
-      ['cpu', 'cuda', gpuOpts],
-      ['cuda', 'cpu', cpuOpts],
-    ] as ['cpu' | 'cuda', 'cpu' | 'cuda', TrainerOpts][])('saved on %s, resumed on %s: state carried bit for bit, step 2 under the rule, update = AdamW continued', async (from, to, opts) => {
-      const where = `${name} ${from} -> ${to}`;
+      ['cpu', 'cuda', '', gpuOpts],
+      ['cpu', 'cuda', ' (host optimizer states)', { ...gpuOpts, optimizerStates: 'host' }],
+      ['cuda', 'cpu', '', cpuOpts],
+    ] as ['cpu' | 'cuda', 'cpu' | 'cuda', string, TrainerOpts][])('saved on %s, resumed on %s%s: state carried bit for bit, step 2 under the rule, update = AdamW continued', async (from, to, placement, opts) => {
+      const where = `${name} ${from} -> ${to}${placement}`;
       const file = saved[from];
       const meta = readSafetensorsHeader(file).metadata;
       expect([meta.format, meta.step, meta.stage]).toEqual(['vreflect-trainer-state', '1', String(c.stage)]);
@@ -74,7 +75,7 @@ emuDescribe('trainer state saved on one backend, resumed on the other (emulator 
       await t.loadState({ step: Number(meta.step), tensors: records(file) });
       expect(t.stepCount).toBe(1);
       const loaded = loadTensors(file);
-      const again = path.join(dir, `${name}.${from}-${to}.loaded.safetensors`);
+      const again = path.join(dir, `${where.replace(/\W+/g, '_')}.loaded.safetensors`);
       await t.saveState(again);
       expectSameBits(`${where}: state loaded and saved again`, loadTensors(again), loaded);
 
@@ -85,7 +86,7 @@ emuDescribe('trainer state saved on one backend, resumed on the other (emulator 
       expect(o.step).toBe(2);
       scalarRule(`${where} step 2 grad norm`, o.gradNorm, step2.map((s) => s.norm), step.gradNorm, c.stage);
       expect(Math.abs(o.gradNorm - globalNorm(grads))).toBeLessThanOrEqual(1e-6 * o.gradNorm);
-      const after = path.join(dir, `${name}.${from}-${to}.step2.safetensors`);
+      const after = path.join(dir, `${where.replace(/\W+/g, '_')}.step2.safetensors`);
       await t.saveState(after);
       const decay = new Set((t.tensorList() as { name: string; decay: boolean }[]).filter((e) => e.decay).map((e) => e.name));
       const want = adamwReplay(loaded, grads, decay, c.adamw, step.lr, 2, o.gradNorm, c.maxGradNorm);
