@@ -161,7 +161,12 @@ def main():
     else:  # the committed files: other cases' entries and tensors pass through untouched
         heads0 = load_file(os.path.join(HERE, "heads_init.safetensors"))
         with open(os.path.join(HERE, "cases.json")) as f:
-            kept = {c["case"]: c for c in json.load(f)["cases"] if c["case"] not in only}
+            committed = json.load(f)
+        kept = {c["case"]: c for c in committed["cases"] if c["case"] not in only}
+        now = {"torch": torch.__version__, "transformers": __import__("transformers").__version__}
+        if committed["versions"] != now:  # cases.json records one set of versions for every case
+            print(f"warning: the committed cases were made with {committed['versions']}, these with {now}",
+                  file=sys.stderr)
         expected = {k: v for k, v in load_file(os.path.join(HERE, "expected.safetensors")).items()
                     if k.split(".", 1)[0] not in only}
     cases = []
