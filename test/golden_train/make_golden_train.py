@@ -8,14 +8,21 @@ checkpoint test/golden/models/tiny-flat, fp32, without packing (one sample per m
 samples per micro-batch, upstream's padded rows; gradient accumulation over two micro-batches in one step).
 Writes cases.json (batches in our TrainBatch layout, per-micro-batch losses, grad norms), heads_init.safetensors
 (the initial BCM/DAC weights both sides start from) and expected.safetensors (gradients before clipping and
-weights after the last step)."""
+weights after the last step).
+
+    ... make_golden_train.py --only stage2_attn_half_packed,stage2_attn_zero_packed
+
+regenerates only the named cases: their entries in cases.json and expected.safetensors are replaced (or added),
+every other case's entries and heads_init.safetensors are kept as they are on disk (read back, written unchanged),
+so adding a case cannot move the committed values of the others."""
+import argparse
 import json
 import os
 import sys
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(os.path.dirname(HERE), "golden")
@@ -58,17 +65,28 @@ def samples(ids):
     }
 
 
+# Stage 2's loss weight of the KL term (method.md §9.3) is 1.0 in the release; the two last cases change it (0.5, and
+# 0 where the KL is logged but passes no gradient) and store a smaller set of gradients (SMALL_GRADS) to keep
+# expected.safetensors small.
+SMALL_GRADS = {2: ["model.layers.0.self_attn.q_proj.weight", "model.norm.weight",
+                   "student_resampler.cross_attn.in_proj_weight", "student_resampler.cross_attn.out_proj.weight",
+                   "student_resampler.output_norm.bias"]}
+
 CASES = [  # steps -> micro-batches -> sample keys
     {"case": "stage1_single", "stage": 1, "steps": [[["A"]], [["B"]]]},
     {"case": "stage1_packed", "stage": 1, "steps": [[["A", "B", "C"]], [["D", "A"], ["C"]]]},
     {"case": "stage2_single", "stage": 2, "steps": [[["C"]], [["B"]]]},
     {"case": "stage2_packed", "stage": 2, "steps": [[["B", "C"]], [["A"], ["D", "B"]]]},
+    {"case": "stage2_attn_half_packed", "stage": 2, "lambdaAttn": 0.5, "grads": SMALL_GRADS,
+     "steps": [[["C", "A"]], [["B"], ["D"]]]},
+    {"case": "stage2_attn_zero_packed", "stage": 2, "lambdaAttn": 0.0, "grads": SMALL_GRADS,
+     "steps": [[["A", "B"]]]},
 ]
 
 
 def run_case(spec, ids, smp, heads0, expected):
     stage, case = spec["stage"], spec["case"]
-    lam, lam_attn = (0.5 if stage == 1 else 1.0), 1.0
+    lam, lam_attn = (0.5 if stage == 1 else 1.0), spec.get("lambdaAttn", 1.0)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(MODEL_DIR, dtype=torch.float32,
                                                                attn_implementation="eager").eval()
     model.model.visual.requires_grad_(False)
@@ -96,7 +114,8 @@ def run_case(spec, ids, smp, heads0, expected):
             (total / ga).backward()
             step["micro"].append({"samples": keys, "gradScale": 1.0 / ga, "batch": packed_batch(group, ids, stage),
                                   "expected": logged})
-        names = GRADS["both"] + GRADS[stage] + (STEP1_ONLY if k == 0 and case.endswith("_single") else [])
+        names = (spec["grads"][stage] if "grads" in spec else
+                 GRADS["both"] + GRADS[stage] + (STEP1_ONLY if k == 0 and case.endswith("_single") else []))
         for n in names:
             expected[f"{case}.step{k + 1}.grad.{n}"] = named[n].grad.detach().clone().contiguous()
         step["grads"] = names
@@ -122,17 +141,40 @@ def _save(tensors, name):
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", help="comma-separated case names: regenerate these, keep the others' committed outputs")
+    only = ap.parse_args().only
+    only = set(only.split(",")) if only else None
+    unknown = (only or set()) - {c["case"] for c in CASES}
+    if unknown:
+        sys.exit(f"--only: unknown case(s) {sorted(unknown)}")
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     with open(os.path.join(GOLDEN, "token_ids.json")) as f:
         ids = json.load(f)
     smp = samples(ids)
-    bcm, dac = make_heads(64, 8, 1234)
-    heads0 = {**head_state("box_feature_resampler", bcm), **head_state("student_resampler", dac)}
-    _save(heads0, "heads_init.safetensors")
-    expected, cases = {}, []
+    expected, kept = {}, {}
+    if only is None:
+        bcm, dac = make_heads(64, 8, 1234)
+        heads0 = {**head_state("box_feature_resampler", bcm), **head_state("student_resampler", dac)}
+        _save(heads0, "heads_init.safetensors")
+    else:  # the committed files: other cases' entries and tensors pass through untouched
+        heads0 = load_file(os.path.join(HERE, "heads_init.safetensors"))
+        with open(os.path.join(HERE, "cases.json")) as f:
+            committed = json.load(f)
+        kept = {c["case"]: c for c in committed["cases"] if c["case"] not in only}
+        now = {"torch": torch.__version__, "transformers": __import__("transformers").__version__}
+        if committed["versions"] != now:  # cases.json records one set of versions for every case
+            print(f"warning: the committed cases were made with {committed['versions']}, these with {now}",
+                  file=sys.stderr)
+        expected = {k: v for k, v in load_file(os.path.join(HERE, "expected.safetensors")).items()
+                    if k.split(".", 1)[0] not in only}
+    cases = []
     for spec in CASES:
-        cases.append(run_case(spec, ids, smp, heads0, expected))
+        if spec["case"] in kept:
+            cases.append(kept[spec["case"]])
+        elif only is None or spec["case"] in only:
+            cases.append(run_case(spec, ids, smp, heads0, expected))
     _save(expected, "expected.safetensors")
     meta = {"generator": "test/golden_train/make_golden_train.py", "model_dir": "../golden/models/tiny-flat",
             "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
