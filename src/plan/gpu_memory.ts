@@ -73,19 +73,19 @@ export interface InferPlanInput {
 }
 
 /**
- * Device bytes per ViT patch of one forward (native/cuda/model/gpu_vision_tower.cc allocates all of its buffers in
- * one arena per forward, freed when it returns; this mirrors that buffer list, without the 256-B rounding of each
- * buffer and the window tables): bf16 pixels 2P, fp32 patch embeddings and residual stream 4Dv + 4Dv, bf16 normed
- * 2Dv, q|k|v 6Dv, attention output 2Dv, gate and up 2Iv + 2Iv, rotary tables 2 x 4 B x head_dim, window slot 4 B;
- * per merged token (a quarter of a patch each): the merger's bf16 input 2 x 4Dv, its fp32 output 4 x out_hidden
- * and the raster order 4 B. Not the liveness-minimal set (the patch embeddings, pixels and merger buffers could
- * reuse the MLP's): ~1.6x of one block's MLP phase, ~46 KB per patch for the 7B.
+ * Device bytes per ViT patch of one forward (native/cuda/model/gpu_vision_tower.cc allocates its buffers in one
+ * arena per forward, freed when it returns; this mirrors that list, without the 256-B rounding of each buffer and
+ * the window tables). Three regions are shared by buffers whose lifetimes do not overlap: gate 2Iv | bf16 pixels 2P
+ * | the merger's fp32 output (4 x out_hidden per merged token = a quarter patch each); up 2Iv | fp32 patch
+ * embeddings 4Dv; q|k|v 6Dv | the merger's bf16 input 2Dv. Then the fp32 residual stream 4Dv, bf16 normed 2Dv and
+ * attention output 2Dv, the rotary tables 2 x 4 B x head_dim, the window slot 4 B and the raster order (4 B per
+ * merged token). 32,245 B per patch for the 7B.
  */
 export function vitBytesPerPatch(v: ModelShape['vision']): number {
   const Dv = v.hidden, Iv = v.intermediate, hd = Dv / v.heads, P = v.inChannels * v.temporalPatch * v.patch * v.patch;
-  const perPatch = 2 * P + 4 * Dv + 4 * Dv + 2 * Dv + 6 * Dv + 2 * Dv + 2 * Iv + 2 * Iv + 2 * 4 * hd + 4;
-  const perToken = 2 * 4 * Dv + 4 * v.outHidden + 4;
-  return perPatch + perToken / (v.merge * v.merge);
+  const u = v.merge * v.merge;
+  const regions = Math.max(2 * Iv, 2 * P, (4 * v.outHidden) / u) + Math.max(2 * Iv, 4 * Dv) + Math.max(6 * Dv, 2 * Dv);
+  return regions + 4 * Dv + 2 * Dv + 2 * Dv + 2 * 4 * hd + 4 + 4 / u;
 }
 
 /**

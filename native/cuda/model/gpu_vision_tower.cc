@@ -49,20 +49,30 @@ void GpuVisionTower::forward(float* features, const float* pixel_values, const s
   std::vector<uint16_t> px16(size_t(Np * P));
   convert_to_bf16(px16.data(), pixel_values, DType::F32, px16.size());
 
+  // One arena per forward. Buffers whose lifetimes do not overlap share a region: the pixels and the patch
+  // embeddings live only until the rows are in window order (then the MLP's gate / up take their place), the merger's
+  // bf16 input reuses q|k|v and its fp32 output the gate region. Per patch (7B): 32,245 B instead of 45,861
+  // (src/plan/gpu_memory.ts vitBytesPerPatch mirrors this list).
   bf16 *d_px, *h16, *qkv16, *att16, *g16, *u16, *m16;
   float *x0, *x, *y, *d_cos, *d_sin;
   int32_t *d_slot, *d_order, *d_cu_window, *d_cu_full;
+  const size_t region_a = std::max({size_t(Np * F) * 2, size_t(Np * P) * 2, size_t(Nt * O) * 4});  // gate | px | y
+  const size_t region_b = std::max(size_t(Np * F) * 2, size_t(Np * D) * 4);                       // up | x0
+  const size_t region_q = std::max(size_t(Np * 3 * D) * 2, size_t(Nt * u * D) * 2);                // qkv | merger in
   auto carve = [&](auto& arena) {
-    d_px = arena.template take<bf16>(Np * P);
-    x0 = arena.template take<float>(Np * D);
+    void* a = arena.take(region_a);
+    void* b = arena.take(region_b);
+    void* q = arena.take(region_q);
+    g16 = static_cast<bf16*>(a);
+    d_px = static_cast<bf16*>(a);
+    y = static_cast<float*>(a);
+    u16 = static_cast<bf16*>(b);
+    x0 = static_cast<float*>(b);
+    qkv16 = static_cast<bf16*>(q);
+    m16 = static_cast<bf16*>(q);
     x = arena.template take<float>(Np * D);
     h16 = arena.template take<bf16>(Np * D);
-    qkv16 = arena.template take<bf16>(Np * 3 * D);
     att16 = arena.template take<bf16>(Np * D);
-    g16 = arena.template take<bf16>(Np * F);
-    u16 = arena.template take<bf16>(Np * F);
-    m16 = arena.template take<bf16>(Nt * 4 * D);
-    y = arena.template take<float>(Nt * O);
     d_cos = arena.template take<float>(Np * hd);
     d_sin = arena.template take<float>(Np * hd);
     d_slot = arena.template take<int32_t>(Np);
