@@ -124,6 +124,44 @@ inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t) {
 inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 
+// Page-locked host memory: plain host memory here. VREFLECT_CUDA_EMU_NO_PINNED=1 makes cudaHostAlloc fail (out of
+// memory), so the pageable fallback of the callers can be tested.
+inline cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned int) {
+  const char* no = std::getenv("VREFLECT_CUDA_EMU_NO_PINNED");
+  *p = nullptr;
+  if (!(no && *no && *no != '0') && posix_memalign(p, 4096, bytes ? bytes : 1) != 0) *p = nullptr;
+  return cudaemu::set_error(*p ? cudaSuccess : cudaErrorMemoryAllocation);
+}
+inline cudaError_t cudaFreeHost(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+
+// Streams and events: every launch and copy has finished when it returns, so a stream is a token, recording an
+// event marks nothing, and waiting on either returns at once. Distinct non-null handles, as the runtime gives.
+namespace cudaemu {
+inline void* new_handle() { return std::malloc(1); }
+}  // namespace cudaemu
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
+  *s = static_cast<cudaStream_t>(cudaemu::new_handle());
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  std::free(s);
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) {
+  *e = static_cast<cudaEvent_t>(cudaemu::new_handle());
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  std::free(e);
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
+
 template <class F>
 cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {
   if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaSuccess;
