@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -111,6 +112,14 @@ VR_TEST(cuda_train_optimizer_placements) {
   cuda::GpuTrainParams gh(host.ps, cuda::OptimizerPlacement::Host, layout);
   cuda::GpuTrainParams gc(chunked.ps, cuda::OptimizerPlacement::Host, layout, nullptr, kSmallChunk);
   cuda::GpuTrainParams gg(gpu.ps, cuda::OptimizerPlacement::Gpu, layout);
+  // Pinning refused (the emulator's VREFLECT_CUDA_EMU_NO_PINNED): pageable staging, one log line, same results.
+  Store pageable(mc, ws, DType::F32, host_only);
+  setenv("VREFLECT_CUDA_EMU_NO_PINNED", "1", 1);
+  cuda::GpuTrainParams gq(pageable.ps, cuda::OptimizerPlacement::Host, layout, nullptr, kSmallChunk);
+  unsetenv("VREFLECT_CUDA_EMU_NO_PINNED");
+  check_true("cuda train params: staging pinned, or pageable when pinning fails",
+             gh.staging_pinned() && gc.staging_pinned() && !gq.staging_pinned() && gq.staging_bytes() == gc.staging_bytes());
+  gq.upload();
   gh.upload();
   gc.upload();
   gg.upload();
@@ -162,6 +171,8 @@ VR_TEST(cuda_train_optimizer_placements) {
     set_device_grads(gc, step);
     chunked_norm_same = chunked_norm_same && gc.grad_norm() == nh;
     gc.step(cfg, kLr, step, coef);
+    set_device_grads(gq, step);
+    gq.step(cfg, kLr, step, coef);
 
     set_device_grads(gg, step);
     const double ng = gg.grad_norm();
@@ -177,7 +188,8 @@ VR_TEST(cuda_train_optimizer_placements) {
 
   // Host placement: the master and the moments are the CPU AdamW's own numbers; the device holds their copies.
   for (const auto& [tag, st, gp] : {std::tuple<const char*, Store*, cuda::GpuTrainParams*>{"default chunk", &host, &gh},
-                                    {"777-value chunks", &chunked, &gc}}) {
+                                    {"777-value chunks", &chunked, &gc},
+                                    {"pageable staging", &pageable, &gq}}) {
     bool master_same = true, copies_same = true;
     for (size_t i = 0; i < cpu.ps.all().size(); i++) {
       const Param& c = *cpu.ps.all()[i];
@@ -214,7 +226,7 @@ VR_TEST(cuda_train_optimizer_placements) {
     frozen++;
     const size_t n = size_t(f.numel);
     const std::vector<float> w0(f.w, f.w + n);
-    for (const cuda::GpuTrainParams* gp : {&gh, &gc, &gg}) {
+    for (const cuda::GpuTrainParams* gp : {&gh, &gc, &gq, &gg}) {
       const cuda::DeviceParam& d = gp->all()[i];
       frozen_ok = frozen_ok && !d.g && !d.m;
       if (d.w) frozen_ok = frozen_ok && download(d.w, f.numel) == w0;
