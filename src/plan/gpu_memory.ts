@@ -200,7 +200,7 @@ export function trainerParamCounts(shape: ModelShape, stage: 1 | 2) {
 
 /**
  * The parameter and optimizer-state items of one strategy: exactly the storages the GPU trainer allocates
- * (native/cuda/model/gpu_train_params.h; test/unit/plan/gpu_memory_alloc.test.ts checks them against the
+ * (native/cuda/model/gpu_train_params.h; test/golden_train/train_memory_plan.test.ts checks them against the
  * trainer's own byte counts on a tiny model). Device: the parameter arena per placement, the frozen ViT (bf16
  * matrices, fp32 vectors). Host: the ParamStore's arrays and, under host, the pinned staging.
  */
@@ -287,16 +287,17 @@ function explain(p: GpuPlan, o: TrainPlanInput): GpuPlan {
   const head = `${p.kind} with --optimizer-states ${mode} needs ${gb(p.gpuBytes)} of GPU memory (${gb(o.gpuCapacity)} available) and ${gb(p.hostBytes)} of host memory (${gb(o.hostCapacity)} available)`;
   const stateGpu = sumWhere(stateItems(o, mode), 'gpu');
   let why: string;
-  if (p.hostBytes > o.hostCapacity) {
-    why = mode === 'host'
-      ? 'the host cannot hold the fp32 master weights and AdamW moments: use a host with more memory, or a GPU large enough for --optimizer-states gpu'
-      : 'the host cannot hold the fp32 weights: use a host with more memory';
-  } else if (stateGpu + CONTEXT_BYTES > o.gpuCapacity) {
+  // The GPU-side state first: when it cannot fit, the placement is the thing to change, whatever the host holds.
+  if (stateGpu + CONTEXT_BYTES > o.gpuCapacity) {
     const alternatives = (['host', 'gpu'] as OptimizerStates[]).filter((m) => m !== mode).map((m) => {
       const q = planWith(o, m);
       return `--optimizer-states ${m} needs ${gb(q.gpuBytes)} GPU + ${gb(q.hostBytes)} host${q.fits ? ' (fits)' : ''}`;
     });
     why = `weights, gradients and optimizer states alone exceed the GPU: ${alternatives.join('; ')}`;
+  } else if (p.hostBytes > o.hostCapacity) {
+    why = mode === 'host'
+      ? 'the host cannot hold the fp32 master weights and AdamW moments: use a host with more memory, or a GPU large enough for --optimizer-states gpu'
+      : 'the host cannot hold the fp32 weights: use a host with more memory';
   } else {
     why = 'the activations of the largest micro-batch do not fit: lower --image-max-pixels, or pass --enable-data-packing false with a smaller --per-device-batch-size';
   }

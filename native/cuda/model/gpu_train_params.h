@@ -7,7 +7,7 @@
 //     under `host` a device copy only for the tensors the kernels read in fp32 (norm weights, biases, the BCM
 //     queries, the token embedding) - the fp32 master and the moments stay in the CPU ParamStore.
 // src/plan/gpu_memory.ts lists exactly these storages (device_bytes() / staging_bytes() / ParamStore::bytes() are
-// checked against its items by test/unit/plan/gpu_memory_alloc.test.ts).
+// checked against its items by test/golden_train/train_memory_plan.test.ts).
 //
 // Host memory per placement (host_storage(): what the ParamStore allocates):
 //   gpu   the fp32 weights only (4 B/param): the checkpoint is loaded into them and uploaded, download() refreshes
