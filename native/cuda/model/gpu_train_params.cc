@@ -271,9 +271,15 @@ void GpuTrainParams::write_state(const Param& p, StateField f, const float* src)
   if (d.w) {
     convert(d.w16, d.w, p.numel, s_);  // round to nearest even on the device: the host's f32_to_bf16
   } else {
-    std::vector<uint16_t> staging(size_t(p.numel));
-    convert_to_bf16(staging.data(), src, DType::F32, size_t(p.numel));
-    copy_to_device(d.w16, staging.data(), size_t(p.numel) * sizeof(uint16_t), p.name.c_str(), s_);
+    // Rounded on the host in pieces (16 Mi values, 32 MiB), so lm_head (1.1 GB of bf16 for the 7B) needs no
+    // tensor-sized buffer; copy_to_device has read each piece when it returns.
+    constexpr int64_t kPiece = int64_t(1) << 24;
+    std::vector<uint16_t> piece(size_t(std::min(kPiece, p.numel)));
+    for (int64_t o = 0; o < p.numel; o += kPiece) {
+      const int64_t n = std::min(kPiece, p.numel - o);
+      convert_to_bf16(piece.data(), src + o, DType::F32, size_t(n));
+      copy_to_device(d.w16 + o, piece.data(), size_t(n) * sizeof(uint16_t), p.name.c_str(), s_);
+    }
   }
 }
 
