@@ -138,10 +138,11 @@ VR_TEST(cuda_train_optimizer_placements) {
                  !host.ps.all()[0]->g && !gpu.ps.all()[0]->m);
   check_true("cuda train params: staging = 2 slots x (4 + 2) B x chunk (" + std::to_string(gh.staging_bytes()) +
                  " B, chunk " + std::to_string(gh.chunk_elems()) + " = all trainable values; small: " +
-                 std::to_string(gc.staging_bytes()) + " B), none under gpu; " + std::to_string(straddling) +
-                 " tensors straddle 777-value chunks",
+                 std::to_string(gc.staging_bytes()) + " B = 2 x (3136 + 1600): each half 64-byte aligned), none " +
+                 "under gpu; " + std::to_string(straddling) + " tensors straddle 777-value chunks",
              gh.chunk_elems() == trainable && gh.staging_bytes() == size_t(12 * trainable) &&
-                 gc.staging_bytes() == size_t(12 * kSmallChunk) && gg.staging_bytes() == 0 && straddling >= 10);
+                 gc.chunk_elems() == kSmallChunk && gc.staging_bytes() == 2 * (3136 + 1600) && gg.staging_bytes() == 0 &&
+                 straddling >= 10);
 
   // One contiguous gradient buffer: every tensor's gradient lies inside grads() (one all-reduce call).
   bool inside = true;

@@ -216,6 +216,7 @@ export function stateItems(o: TrainPlanInput, mode: OptimizerStates, chunkValues
   switch (mode) {
     case 'host': {
       const chunk = Math.min(chunkValues, P);
+      const align64 = (b: number) => Math.ceil(b / 64) * 64; // each half of a slot starts 64-byte aligned
       if (c.frozen) frozen.push({ what: 'frozen BCM teacher (bf16 GEMM weights, fp32 vectors)', where: 'gpu', bytes: 2 * c.frozenGemm + 4 * (c.frozen - c.frozenGemm), formula: `2 B x ${e9(c.frozenGemm)} + 4 B x ${e9(c.frozen - c.frozenGemm)} params` });
       return [
         shadows,
@@ -224,7 +225,7 @@ export function stateItems(o: TrainPlanInput, mode: OptimizerStates, chunkValues
         ...frozen,
         { what: `fp32 master weights${c.frozen ? ' (+ the frozen teacher)' : ''}`, where: 'host', bytes: 4 * all, formula: `4 B x ${e9(all)} params` },
         { what: 'AdamW exp_avg + exp_avg_sq (fp32)', where: 'host', bytes: 8 * P, formula: `8 B x ${p}` },
-        { what: 'gradient / new-weight staging (pinned, 2 slots)', where: 'host', bytes: 2 * 6 * chunk, formula: `2 x (4 + 2) B x ${chunk} values` },
+        { what: 'gradient / new-weight staging (pinned, 2 slots)', where: 'host', bytes: 2 * (align64(4 * chunk) + align64(2 * chunk)), formula: `2 x (4 + 2) B x ${chunk} values` },
       ];
     }
     case 'gpu':

@@ -182,7 +182,7 @@ GpuTrainParams::GpuTrainParams(ParamStore& ps, OptimizerPlacement where, const G
     }
   }
   chunk_first_.push_back(pieces_.size());
-  staging_ = PinnedBuffer(2 * size_t(chunk_) * 6, "the host optimizer's gradient / weight staging");
+  staging_ = PinnedBuffer(2 * slot_bytes(), "the host optimizer's gradient / weight staging");
   ok(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking), "creating the copy stream");
   for (CUevent_st** e : {&grads_ready_, &downloaded_[0], &downloaded_[1], &uploaded_})
     ok(cudaEventCreateWithFlags(e, cudaEventDisableTiming), "creating an event");

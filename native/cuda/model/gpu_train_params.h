@@ -77,7 +77,8 @@ class GpuTrainParams {
   // Values per streamed chunk of the host placement's optimizer step: 32 Mi (128 MiB of fp32 gradients).
   static constexpr int64_t kDefaultChunkElems = int64_t(1) << 25;
   // ps must be allocated with at least host_storage(where). Allocates the device storage (gradients and device
-  // moments zeroed) and, under host, the pinned staging; upload() fills the device.
+  // moments zeroed) and, under host, the pinned staging: two slots of chunk_elems() = min(chunk_elems, trainable
+  // values) x (4 + 2) B, each half 64-byte aligned. upload() fills the device.
   GpuTrainParams(ParamStore& ps, OptimizerPlacement where, const GpuParamLayout& layout = {}, Stream s = nullptr,
                  int64_t chunk_elems = kDefaultChunkElems);
   GpuTrainParams(const GpuTrainParams&) = delete;
@@ -135,8 +136,13 @@ class GpuTrainParams {
   };
   void host_step(const AdamWStep& k);
   void download_chunk(size_t c);
-  float* slot_f32(size_t slot) const { return staging_.as<float>(slot * size_t(chunk_) * 6); }
-  uint16_t* slot_bf16(size_t slot) const { return staging_.as<uint16_t>(slot * size_t(chunk_) * 6 + size_t(chunk_) * 4); }
+  // A slot: the fp32 half (gradients in, new fp32 values out) then the bf16 half, each 64-byte aligned.
+  static size_t align64(size_t b) { return (b + 63) / 64 * 64; }
+  size_t slot_bytes() const { return align64(size_t(chunk_) * 4) + align64(size_t(chunk_) * 2); }
+  float* slot_f32(size_t slot) const { return staging_.as<float>(slot * slot_bytes()); }
+  uint16_t* slot_bf16(size_t slot) const {
+    return staging_.as<uint16_t>(slot * slot_bytes() + align64(size_t(chunk_) * 4));
+  }
 
   ParamStore& ps_;
   OptimizerPlacement where_;
