@@ -2,8 +2,9 @@
 //
 //   spec = { config: <as loadModel>, dtype: 'fp32' | 'bf16', tensors: <records as loadModel, plus any
 //            box_feature_resampler.* / student_resampler.* records of the checkpoint>,
-//            device = 'cpu' | 'cuda', optimizerStates = 'auto' | 'gpu' | 'host' | 'gpu-8bit' (cuda only; 'auto' is
-//            'gpu' here: the CLI resolves it from the memory plan first),
+//            device = 'cpu' | 'cuda', optimizerStates = 'auto' | 'gpu' | 'host' (cuda only; 'auto' is 'gpu' here:
+//            the CLI resolves it from the memory plan first), streamChunk (cuda host placement: values per
+//            streamed optimizer chunk, tests; default GpuTrainParams::kDefaultChunkElems),
 //            train: { stage: 1 | 2, latentCount = 8, lambdaResampler = 0.5 (stage 1) | 1.0 (stage 2),
 //                     lambdaAttn = 1.0, seed = 42, lvrId = -1, beta1 = 0.9, beta2 = 0.999, eps = 1e-8,
 //                     weightDecay = 0.1, gradientCheckpointing = true } }
@@ -21,11 +22,14 @@
 //   trainer.setTensors({ name: Float32Array, ... })   replaces master weights (shapes checked)
 //   trainer.saveState(path) -> Promise   weights + AdamW moments + step, safetensors, atomic (tmp + rename)
 //   trainer.loadState({ step, tensors: records }) -> Promise   the records of a saveState file (TS parses headers)
-//   trainer.stepCount, trainer.memory() -> { paramBytes }
-// device 'cuda' (CUDA builds and the emulator addon): cuda::GpuTrainer (stages 1 and 2, captureAttention too; bf16
-// by construction, so dtype is ignored; gradient checkpointing must stay on). Its state lives on the device: every
-// read of the parameters (getTensor, saveState, memory) downloads it first (once per change), setTensors downloads,
-// writes the ParamStore and uploads again.
+//   trainer.stepCount, trainer.memory() -> { paramBytes (host ParamStore arrays), pinnedBytes (staging),
+//     pinned (whether the staging is page-locked), deviceParamBytes (the device parameter arena),
+//     deviceFrozenBytes (the frozen vision tower), device }: what was allocated, for the memory plan's test
+// device 'cuda' (CUDA builds and the emulator addon): cuda::GpuTrainer (bf16 by construction, so dtype is
+// ignored; gradient checkpointing must stay on; captureAttention fills the CPU's AttentionCapture). Where its state lives depends on
+// the placement (cuda/model/gpu_train_params.h): getTensor's weights come from the host copy (refreshed from the
+// device once per change under `gpu`), gradients per tensor from the device; setTensors writes each tensor to
+// the host copy and the device; saveState / loadState stream per tensor (GpuTrainer::save_state).
 // `batch` is src/data/batch.ts's TrainBatch (typed arrays, field names as there). Losses = { loss, lossCe,
 // lossResampler, lossMse, lossKl, resamplerSkipped, tokens, targets, boxes }. Every argument is checked here or
 // in the engine; errors reject the promise (or throw a TypeError for malformed arguments).
@@ -51,15 +55,14 @@ namespace vr::addon {
 
 namespace {
 
-// Either trainer behind the calls the wrapper makes. The GPU one keeps weights, moments and gradients on the
-// device; `host_fresh` says whether params() holds them (set by a download, cleared by every call that changes
-// the device state), so saving a checkpoint tensor by tensor downloads once.
+// Either trainer behind the calls the wrapper makes. The GPU one's weights change on the device (gpu placement);
+// `host_fresh` says whether params() holds them (set by a download, cleared by every optimizer step), so saving a
+// checkpoint tensor by tensor downloads once.
 struct AnyTrainer {
   std::shared_ptr<Trainer> cpu;
 #if defined(VREFLECT_HAVE_CUDA)
   std::shared_ptr<cuda::GpuTrainer> gpu;
   bool host_fresh = false;
-  bool grads_fresh = false;
 #endif
   bool on_gpu() const {
 #if defined(VREFLECT_HAVE_CUDA)
@@ -71,7 +74,6 @@ struct AnyTrainer {
   StepLosses forward_backward(const TrainBatch& b, double scale, AttentionCapture* capture = nullptr) {
 #if defined(VREFLECT_HAVE_CUDA)
     if (gpu) {
-      grads_fresh = false;
       return gpu->forward_backward(b, scale, capture);
     }
 #endif
@@ -80,7 +82,7 @@ struct AnyTrainer {
   double optimizer_step(double lr, double max_norm) {
 #if defined(VREFLECT_HAVE_CUDA)
     if (gpu) {
-      host_fresh = grads_fresh = false;
+      host_fresh = false;
       return gpu->optimizer_step(lr, max_norm);
     }
 #endif
@@ -99,32 +101,40 @@ struct AnyTrainer {
 #endif
     return cpu->params();
   }
-  // The ParamStore with current master weights (and gradients when asked), for reading or changing them.
-  ParamStore& params(bool with_grads = false) {
+  // The ParamStore with current master weights, for reading them.
+  ParamStore& params() {
 #if defined(VREFLECT_HAVE_CUDA)
     if (gpu) {
       if (!host_fresh) gpu->download();
       host_fresh = true;
-      if (with_grads && !grads_fresh) gpu->device_params().download_grads();
-      grads_fresh = grads_fresh || with_grads;
       return gpu->params();
     }
 #endif
-    (void)with_grads;
     return cpu->params();
   }
-  // params() was written from outside: refresh the compute copies (GPU: upload).
-  void weights_changed() {
+  // One tensor's gradient into dst (numel floats): the CPU's host array, the GPU's device gradient.
+  void read_grad(const Param& p, float* dst) {
 #if defined(VREFLECT_HAVE_CUDA)
-    if (gpu) return gpu->weights_changed();
+    if (gpu) return gpu->device_params().read_grad(p, dst);
 #endif
+    VR_CHECK(p.g, "getTensor: ", p.name, " has no gradient");
+    std::memcpy(dst, p.g, size_t(p.numel) * sizeof(float));
+  }
+  // Replaces tensors' master weights and refreshes their compute copies (the GPU: per tensor, host copy and device).
+  void set_weights(const std::vector<std::pair<Param*, std::vector<float>>>& updates) {
+#if defined(VREFLECT_HAVE_CUDA)
+    if (gpu) {
+      for (auto& u : updates) gpu->device_params().write_state(*u.first, StateField::Weights, u.second.data());
+      return;
+    }
+#endif
+    for (auto& u : updates) std::memcpy(u.first->w, u.second.data(), u.second.size() * sizeof(float));
     cpu->weights_changed();
   }
   void save_state(const std::string& path) {
 #if defined(VREFLECT_HAVE_CUDA)
     if (gpu) {
-      gpu->save_state(path);  // downloads itself
-      host_fresh = true;
+      gpu->save_state(path);  // streams per tensor
       return;
     }
 #endif
@@ -133,8 +143,8 @@ struct AnyTrainer {
   void load_state(const std::vector<TensorRecord>& recs, int64_t step) {
 #if defined(VREFLECT_HAVE_CUDA)
     if (gpu) {
-      gpu->load_state(recs, step);  // uploads; params() holds what was loaded, gradients are zero on both sides
-      host_fresh = grads_fresh = true;
+      gpu->load_state(recs, step);  // per tensor into the host copy and the device; gradients zeroed
+      host_fresh = true;
       return;
     }
 #endif
@@ -420,20 +430,23 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     }
     const Param* p = trainer->layout().find(name);
     if (!p) return ThrowError(env, "getTensor: unknown tensor " + name);
-    if (grad && !p->g) return ThrowError(env, "getTensor: " + name + " is frozen and has no gradient");
+    if (grad && !p->trainable) return ThrowError(env, "getTensor: " + name + " is frozen and has no gradient");
+    Napi::Float32Array a = Napi::Float32Array::New(env, size_t(p->numel));
     try {
-      trainer->params(grad);  // the GPU trainer: device -> params() once per change
+      if (grad) {
+        trainer->read_grad(*p, a.Data());  // the GPU trainer: this tensor's gradient from the device
+      } else {
+        trainer->params();  // the GPU trainer: device -> host weights once per change
+        std::memcpy(a.Data(), p->w, size_t(p->numel) * sizeof(float));
+      }
     } catch (const std::exception& e) {
       return ThrowError(env, std::string("getTensor: ") + e.what());
     }
-    const float* src = grad ? p->g : p->w;
     if (bf16) {
       Napi::Uint16Array h = Napi::Uint16Array::New(env, size_t(p->numel));
-      convert_to_bf16(h.Data(), src, DType::F32, size_t(p->numel));
+      convert_to_bf16(h.Data(), a.Data(), DType::F32, size_t(p->numel));
       return h;
     }
-    Napi::Float32Array a = Napi::Float32Array::New(env, size_t(p->numel));
-    std::memcpy(a.Data(), src, size_t(p->numel) * sizeof(float));
     return a;
   }
 
@@ -459,9 +472,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       return ThrowType(env, e.what());
     }
     try {
-      trainer->params();  // the GPU trainer: the device's weights and moments first, so the upload keeps the others
-      for (auto& u : updates) std::memcpy(u.first->w, u.second.data(), u.second.size() * sizeof(float));
-      trainer->weights_changed();
+      trainer->set_weights(updates);
     } catch (const std::exception& e) {
       return ThrowError(env, std::string("setTensors: ") + e.what());
     }
@@ -499,6 +510,21 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value Memory(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("paramBytes", double(trainer->layout().bytes()));  // host bytes: no values read
+    double pinned = 0, device = 0, frozen = 0;
+    bool is_pinned = false;
+#if defined(VREFLECT_HAVE_CUDA)
+    if (trainer->gpu) {
+      const cuda::GpuTrainParams& gp = trainer->gpu->device_params();
+      pinned = double(gp.staging_bytes());
+      is_pinned = gp.staging_pinned();
+      device = double(gp.device_bytes());
+      frozen = double(trainer->gpu->frozen_weight_bytes());
+    }
+#endif
+    o.Set("pinnedBytes", pinned);
+    o.Set("pinned", is_pinned);
+    o.Set("deviceParamBytes", device);
+    o.Set("deviceFrozenBytes", frozen);
     o.Set("device", trainer->on_gpu() ? "cuda" : "cpu");
     return o;
   }
@@ -515,6 +541,7 @@ Napi::FunctionReference TrainerWrap::ctor;
 struct DeviceSpec {
   bool cuda = false;
   std::string optimizer_states = "gpu";
+  int64_t stream_chunk = 0;  // 0: the default
 };
 
 DeviceSpec parse_device(const Napi::Object& spec) {
@@ -528,10 +555,14 @@ DeviceSpec parse_device(const Napi::Object& spec) {
   Napi::Value ov = spec.Get("optimizerStates");
   if (!ov.IsUndefined()) {
     const std::string s = ov.IsString() ? ov.As<Napi::String>().Utf8Value() : "";
-    if (s != "auto" && s != "gpu" && s != "host" && s != "gpu-8bit")
-      throw ArgError("createTrainer: 'optimizerStates' must be 'auto', 'gpu', 'host' or 'gpu-8bit'");
+    if (s != "auto" && s != "gpu" && s != "host")
+      throw ArgError("createTrainer: 'optimizerStates' must be 'auto', 'gpu' or 'host'");
     if (!d.cuda) throw ArgError("createTrainer: 'optimizerStates' applies to device 'cuda' only");
     d.optimizer_states = s == "auto" ? "gpu" : s;
+  }
+  if (!spec.Get("streamChunk").IsUndefined()) {
+    d.stream_chunk = opt_int(spec, "streamChunk", 0, "createTrainer", 1, int64_t(1) << 40);
+    if (!d.cuda) throw ArgError("createTrainer: 'streamChunk' applies to device 'cuda' only");
   }
   return d;
 }
@@ -562,7 +593,8 @@ Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
 #if defined(VREFLECT_HAVE_CUDA)
         if (dev.cuda) {
           cuda::require_cuda_device();
-          t->gpu = std::make_shared<cuda::GpuTrainer>(cfg, tensors, tc, cuda::optimizer_placement_from_name(dev.optimizer_states));
+          t->gpu = std::make_shared<cuda::GpuTrainer>(cfg, tensors, tc, cuda::optimizer_placement_from_name(dev.optimizer_states),
+                                                      nullptr, dev.stream_chunk);
           return t;
         }
 #endif

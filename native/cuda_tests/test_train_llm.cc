@@ -24,6 +24,7 @@
 #include "model/llm_train.h"
 #include "model/rope_tables.h"
 #include "tests/harness.h"
+#include "train/adamw.h"
 #include "train/param_store.h"
 
 namespace vr::test {
@@ -194,8 +195,18 @@ VR_TEST(cuda_train_llm_errors) {
   TrainLLM cpu(mc.text, ps);
   ps.allocate();
   cpu.load(ws);
-  expect_throw("cuda train: gpu-8bit optimizer states", [&] { cuda::GpuTrainParams gp(ps, cuda::OptimizerPlacement::Gpu8bit); });
   expect_throw("cuda train: unknown optimizer placement", [&] { cuda::optimizer_placement_from_name("cpu"); });
+  expect_throw("cuda train: gpu-8bit is not a placement (considered, not built)",
+               [&] { cuda::optimizer_placement_from_name("gpu-8bit"); });
+  {
+    ParamStore bare(DType::F32);
+    TrainLLM layout(mc.text, bare);
+    bare.allocate(cuda::host_storage(cuda::OptimizerPlacement::Gpu));  // weights only
+    expect_throw("cuda train: host placement over a store without host moments",
+                 [&] { cuda::GpuTrainParams gp(bare, cuda::OptimizerPlacement::Host); });
+    expect_throw("cpu AdamW over a store without host gradients", [&] { adamw_update(bare, AdamWConfig{}, 1e-3, 1); });
+    expect_throw("cpu gradient norm over a store without host gradients", [&] { grad_global_norm(bare); });
+  }
   {
     cuda::GpuTrainParams unfused(ps, cuda::OptimizerPlacement::Gpu);
     expect_throw("cuda train LLM: q/k/v not fused on the device", [&] { cuda::GpuTrainLLM llm(mc.text, unfused); });

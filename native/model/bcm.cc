@@ -152,7 +152,8 @@ void CrossAttention::forward(const CrossAttnInput& in, float* Z, CrossAttnCache&
 
 void CrossAttention::backward(const CrossAttnCache& c, const float* dZ, const float* dattn, float* dq_in) const {
   const ResamplerWeights& w = w_;
-  VR_CHECK(w.in_w->g && w.out_w->g && w.ln_w->g, "cross-attention backward: the weights are frozen");
+  VR_CHECK(w.in_w->trainable, "cross-attention backward: the weights are frozen");
+  VR_CHECK(w.in_w->g && w.out_w->g && w.ln_w->g, "cross-attention backward: no host gradients (a GPU trainer's store)");
   const CrossAttnInput& in = c.in;
   const int64_t D = D_, nb = in.nb, nq = in.nq, R = nb * nq, d = D / heads_;
   const int H = heads_;
@@ -252,7 +253,8 @@ void BoxCompression::forward(const float* V, const int32_t* idx, const int32_t* 
 
 void BoxCompression::backward(const BcmCache& cache, const float* dZ) const {
   const int64_t D = ca_.dim(), nb = cache.ca.in.nb;
-  VR_CHECK(queries_->g, "BCM backward: BCM is frozen");
+  VR_CHECK(queries_->trainable, "BCM backward: BCM is frozen");
+  VR_CHECK(queries_->g, "BCM backward: no host gradients (a GPU trainer's store)");
   std::vector<float> dq0(size_t(nb * nq_ * D), 0.f);
   ca_.backward(cache.ca, dZ, nullptr, dq0.data());
   for (int64_t b = 0; b < nb; b++)

@@ -256,6 +256,7 @@ void TrainLLM::layer_backward(const Layer& l, const float* x, LayerActs& a, bool
 
 void TrainLLM::backward(const float* dhidden, float* dx) {
   VR_CHECK(T_ > 0, "LLM backward: no forward pass to differentiate");
+  VR_CHECK(ps_.storage().grads, "LLM backward: this parameter store has no host gradients (a GPU trainer's)");
   const int64_t T = T_, D = tc_.hidden;
   const size_t TD = size_t(T * D);
   float* dy = grow(s_.dy, int64_t(TD));

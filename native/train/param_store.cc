@@ -29,27 +29,28 @@ Param* ParamStore::add(const std::string& name, std::vector<int64_t> shape, bool
   return params_.back().get();
 }
 
-void ParamStore::allocate() {
+void ParamStore::allocate(HostStorage what) {
   VR_CHECK(!allocated_, "ParamStore::allocate() called twice");
+  storage_ = what;
   size_t nw = 0, ng = 0, n16 = 0;
   for (auto& p : params_) {
     nw += size_t(p->numel);
     if (p->trainable) ng += size_t(p->numel);
     if (p->gemm && compute_ == DType::BF16) n16 += size_t(p->numel);
   }
+  trainable_numel_ = int64_t(ng);
   w_.assign(nw, 0.f);
-  g_.assign(ng, 0.f);
-  m_.assign(ng, 0.f);
-  v_.assign(ng, 0.f);
+  g_.assign(what.grads ? ng : 0, 0.f);
+  m_.assign(what.moments ? ng : 0, 0.f);
+  v_.assign(what.moments ? ng : 0, 0.f);
   w16_.assign(n16, 0);
   size_t ow = 0, og = 0, o16 = 0;
   for (auto& p : params_) {
     p->w = w_.data() + ow;
     ow += size_t(p->numel);
     if (p->trainable) {
-      p->g = g_.data() + og;
-      p->m = m_.data() + og;
-      p->v = v_.data() + og;
+      if (what.grads) p->g = g_.data() + og;
+      if (what.moments) p->m = m_.data() + og, p->v = v_.data() + og;
       og += size_t(p->numel);
     }
     if (p->gemm && compute_ == DType::BF16) {
@@ -102,7 +103,7 @@ void ParamStore::mark_grads_written() {
   for (auto& p : params_) p->grad_zero = false;
 }
 
-int64_t ParamStore::trainable_numel() const { return int64_t(g_.size()); }
+int64_t ParamStore::trainable_numel() const { return trainable_numel_; }
 
 uint64_t ParamStore::bytes() const {
   return (w_.size() + g_.size() + m_.size() + v_.size()) * sizeof(float) + w16_.size() * sizeof(uint16_t);

@@ -1,6 +1,9 @@
 // Named training parameters: fp32 master weights, their gradients and AdamW moments, each kind in one arena.
 // Frozen tensors (the stage-2 BCM teacher) live here too but get no gradient or optimizer state.
 // With bf16 compute, GEMM weights also get a bf16 shadow copy that the optimizer refreshes after each update.
+// Which host arrays exist is the allocation's choice (HostStorage): the CPU Trainer keeps all of them; the CUDA
+// trainer keeps only what its optimizer placement needs on the host (cuda/model/gpu_train_params.h), and a Param
+// whose array was not allocated has a null pointer there (every reader checks and fails in one line).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -29,6 +32,12 @@ struct Param {
   bool grad_zero = true;
 };
 
+// The host arrays allocate() makes. Weights always exist (the checkpoint is loaded into them).
+struct HostStorage {
+  bool grads = true;    // fp32 gradients of the trainable tensors
+  bool moments = true;  // AdamW exp_avg and exp_avg_sq of the trainable tensors
+};
+
 class ParamStore {
  public:
   explicit ParamStore(DType compute = DType::F32);
@@ -36,9 +45,10 @@ class ParamStore {
 
   // Declares a tensor; pointers are assigned by allocate(). Returns a handle that stays valid.
   Param* add(const std::string& name, std::vector<int64_t> shape, bool trainable, bool gemm);
-  // Allocates the arenas (weights zeroed, gradients and moments zeroed). No add() afterwards.
-  void allocate();
+  // Allocates the arenas `what` asks for (zeroed). No add() afterwards.
+  void allocate(HostStorage what = {});
   bool allocated() const { return allocated_; }
+  const HostStorage& storage() const { return storage_; }
 
   Param* find(const std::string& name) const;
   Param& get(const std::string& name) const;  // throws naming the tensor when unknown
@@ -52,11 +62,14 @@ class ParamStore {
   // Forgets every grad_zero mark (after a backward pass: some gradients were written without consulting it).
   void mark_grads_written();
   int64_t trainable_numel() const;
+  // Bytes of the host arrays allocated (weights, gradients, moments, bf16 shadows: what exists, not what could).
   uint64_t bytes() const;
 
  private:
   DType compute_;
   bool allocated_ = false;
+  HostStorage storage_;
+  int64_t trainable_numel_ = 0;
   std::vector<std::unique_ptr<Param>> params_;
   std::vector<float> w_, g_, m_, v_;
   std::vector<uint16_t> w16_;

@@ -1,6 +1,7 @@
 #include "train/state_io.h"
 
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -15,20 +16,29 @@ namespace {
 struct Entry {
   std::string name;
   const Param* p;
-  const float* data;
+  StateField field;
 };
 
 std::vector<Entry> entries(const ParamStore& ps) {
   std::vector<Entry> e;
   for (auto& p : ps.all()) {
-    e.push_back({p->name, p.get(), p->w});
+    e.push_back({p->name, p.get(), StateField::Weights});
     if (p->trainable) {
-      e.push_back({p->name + ".exp_avg", p.get(), p->m});
-      e.push_back({p->name + ".exp_avg_sq", p.get(), p->v});
+      e.push_back({p->name + ".exp_avg", p.get(), StateField::ExpAvg});
+      e.push_back({p->name + ".exp_avg_sq", p.get(), StateField::ExpAvgSq});
     }
   }
   return e;
 }
+
+float* host_array(const Param& p, StateField f) {
+  float* a = f == StateField::Weights ? p.w : f == StateField::ExpAvg ? p.m : p.v;
+  VR_CHECK(a, "trainer state: ", p.name, " has no host ", f == StateField::Weights ? "weights" : "AdamW moments",
+           " (this parameter store keeps them elsewhere)");
+  return a;
+}
+
+constexpr int64_t kPiece = int64_t(1) << 24;  // values per read while writing: 64 MiB of fp32
 
 std::string json_shape(const std::vector<int64_t>& s) {
   std::string r = "[";
@@ -46,11 +56,23 @@ struct File {
 
 }  // namespace
 
+StateSource host_state_source() {
+  return [](const Param& p, StateField f, int64_t off, int64_t n, float* dst) {
+    std::memcpy(dst, host_array(p, f) + off, size_t(n) * sizeof(float));
+  };
+}
+
+StateSink host_state_sink() {
+  return [](const Param& p, StateField f, const float* src) {
+    std::memcpy(host_array(p, f), src, size_t(p.numel) * sizeof(float));
+  };
+}
+
 void save_trainer_state(const Trainer& t, const std::string& path) {
   save_param_state(t.params(), t.step(), t.config().stage, path);
 }
 
-void save_param_state(const ParamStore& ps, int64_t step, int stage, const std::string& path) {
+void save_param_state(const ParamStore& ps, int64_t step, int stage, const std::string& path, const StateSource& read) {
   const std::vector<Entry> es = entries(ps);
   std::string h = "{\"__metadata__\":{\"format\":\"vreflect-trainer-state\",\"step\":\"" + std::to_string(step) +
                   "\",\"stage\":\"" + std::to_string(stage) + "\"}";
@@ -71,8 +93,21 @@ void save_param_state(const ParamStore& ps, int64_t step, int stage, const std::
     uint64_t n = h.size();
     for (int i = 0; i < 8; i++) len[i] = uint8_t(n >> (8 * i));
     bool ok = std::fwrite(len, 1, 8, f.f) == 8 && std::fwrite(h.data(), 1, h.size(), f.f) == h.size();
-    for (const Entry& e : es)
-      ok = ok && std::fwrite(e.data, 4, size_t(e.p->numel), f.f) == size_t(e.p->numel);
+    std::vector<float> piece;
+    try {
+      for (const Entry& e : es)
+        for (int64_t o = 0; ok && o < e.p->numel; o += kPiece) {
+          const int64_t n = std::min(kPiece, e.p->numel - o);
+          piece.resize(size_t(n));
+          read(*e.p, e.field, o, n, piece.data());
+          ok = std::fwrite(piece.data(), 4, size_t(n), f.f) == size_t(n);
+        }
+    } catch (...) {
+      std::fclose(f.f);
+      f.f = nullptr;
+      std::remove(tmp.c_str());
+      throw;
+    }
     ok = ok && std::fflush(f.f) == 0;
     if (!ok) {
       std::remove(tmp.c_str());
@@ -89,7 +124,8 @@ void load_trainer_state(Trainer& t, const std::vector<TensorRecord>& records, in
   t.weights_changed();
 }
 
-void load_param_state(ParamStore& ps, const std::vector<TensorRecord>& records, int64_t step) {
+void load_param_state(const ParamStore& ps, const std::vector<TensorRecord>& records, int64_t step,
+                      const StateSink& write) {
   VR_CHECK(step >= 0, "trainer state: negative step ", step);
   const WeightStore ws(records);
   const std::vector<Entry> es = entries(ps);
@@ -100,7 +136,7 @@ void load_param_state(ParamStore& ps, const std::vector<TensorRecord>& records, 
   for (const Entry& e : es) {
     const TensorView& v = ws.get(e.name, e.p->shape);
     VR_CHECK(v.dtype == DType::F32, "trainer state: tensor ", e.name, " must be F32");
-    std::memcpy(const_cast<float*>(e.data), v.data, size_t(e.p->numel) * 4);
+    write(*e.p, e.field, static_cast<const float*>(v.data));
   }
 }
 

@@ -21,7 +21,7 @@ export interface TrainSettings {
   /** cpu (default) or cuda: the GPU trainer (native/cuda/model/gpu_trainer; stages 1 and 2, bf16) */
   device?: 'cpu' | 'cuda';
   /** cuda only: where the AdamW state lives (resolved from the memory plan; the addon reads 'auto' as gpu) */
-  optimizerStates?: 'auto' | 'gpu' | 'host' | 'gpu-8bit';
+  optimizerStates?: 'auto' | 'gpu' | 'host';
 }
 
 export interface StepLosses {

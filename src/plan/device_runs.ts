@@ -112,8 +112,8 @@ export function benchDevicePreflight(a: {
 
 /**
  * bench train: the 7B widths with the benchmark's layer counts and vocabulary, one micro-batch of `tokens`; on cuda
- * the GPU trainer with the optimizer placement the plan chose (gpu-8bit is not implemented: auto never picks it
- * for the benchmark, the plan's refusal names the alternatives). --gradient-checkpointing off has no GPU path.
+ * the GPU trainer with the optimizer placement the plan chose (the plan's refusal names the alternatives).
+ * --gradient-checkpointing off has no GPU path.
  */
 export function benchTrainDevicePreflight(a: {
   device: DeviceChoice; llmLayers: number; vitLayers: number; vocab: number; tokens: number; imageTokens: number; gradientCheckpointing?: 'on' | 'off' | 'auto';

@@ -2,10 +2,10 @@
 // item by item, against the capacities; a run that cannot fit is refused before it starts, naming the flag to
 // change. Pure arithmetic on the model's shapes (docs/architecture.md, "GPU memory plan", derives every figure).
 import { formatBytes, GiB, MiB } from './units';
-import { headParams, kvBytesPerToken, llmLargestChunkParams, llmParams, ModelShape, visionParams } from './model_shape';
+import { dacParams, headGemmParams, headParams, kvBytesPerToken, llmGemmParams, llmParams, ModelShape, visionMatrixParams, visionParams } from './model_shape';
 
 export type Where = 'gpu' | 'host';
-export type OptimizerStates = 'host' | 'gpu' | 'gpu-8bit';
+export type OptimizerStates = 'host' | 'gpu';
 
 export interface PlanItem {
   what: string;
@@ -42,7 +42,7 @@ export const HOST_BASELINE_BYTES = 2 * GiB;
 /** The H100 / A100 "80 GB" cards hold 81,559 MiB; the capacity assumed when no GPU is visible. */
 export const DEFAULT_GPU_CAPACITY = 81559 * MiB;
 
-const e9 = (n: number) => `${(n / 1e9).toFixed(2)}e9`;
+const e9 = (n: number) => (n >= 1e8 ? `${(n / 1e9).toFixed(2)}e9` : n.toLocaleString('en-US'));
 
 const sumWhere = (items: PlanItem[], where: Where) => items.filter((i) => i.where === where).reduce((a, i) => a + i.bytes, 0);
 
@@ -184,48 +184,70 @@ export function trainActivationItems(o: TrainPlanInput): PlanItem[] {
   ];
 }
 
-/** The parameter and optimizer-state items of one strategy; P trainable, F frozen (bf16 on the GPU). */
-export function stateItems(o: TrainPlanInput, mode: OptimizerStates): PlanItem[] {
-  const { text: t, vision: v } = o.shape;
-  const head = headParams(t);
-  const P = llmParams(t) + head; // stage 1: LLM + BCM; stage 2: LLM + DAC (the BCM teacher is frozen)
-  const frozen: PlanItem[] = [{ what: 'frozen ViT + merger (bf16)', where: 'gpu', bytes: 2 * visionParams(v), formula: `2 B x ${e9(visionParams(v))} params` }];
-  if (o.stage === 2) frozen.push({ what: 'frozen BCM teacher (bf16)', where: 'gpu', bytes: 2 * head, formula: `2 B x ${e9(head)} params` });
-  const cast = 2 * 2 * llmLargestChunkParams(t);
+/** Values per streamed chunk of the host optimizer step (native GpuTrainParams::kDefaultChunkElems: 128 MiB of fp32). */
+export const STREAM_CHUNK_VALUES = 2 ** 25;
+
+/**
+ * The parameter counts the trainer's storages are made of: trainable (stage 1: LLM + BCM; stage 2: LLM + DAC),
+ * their GEMM weights, and the stage-2 frozen BCM teacher.
+ */
+export function trainerParamCounts(shape: ModelShape, stage: 1 | 2) {
+  const t = shape.text;
+  const trainable = llmParams(t) + (stage === 1 ? headParams(t) : dacParams(t));
+  const gemm = llmGemmParams(t) + headGemmParams(t);
+  const frozen = stage === 2 ? headParams(t) : 0;
+  const frozenGemm = stage === 2 ? headGemmParams(t) : 0;
+  // Non-GEMM tensors are read in fp32 by the kernels; a tied embedding is a GEMM weight (lm_head) AND gathered in fp32.
+  const f32Copies = trainable - gemm + (t.tieEmbeddings ? t.vocab * t.hidden : 0);
+  return { trainable, gemm, frozen, frozenGemm, f32Copies };
+}
+
+/**
+ * The parameter and optimizer-state items of one strategy: exactly the storages the GPU trainer allocates
+ * (native/cuda/model/gpu_train_params.h; test/golden_train/train_memory_plan.test.ts checks them against the
+ * trainer's own byte counts on a tiny model). Device: the parameter arena per placement, the frozen ViT (bf16
+ * matrices, fp32 vectors). Host: the ParamStore's arrays and, under host, the pinned staging.
+ */
+export function stateItems(o: TrainPlanInput, mode: OptimizerStates, chunkValues = STREAM_CHUNK_VALUES): PlanItem[] {
+  const { vision: v } = o.shape;
+  const c = trainerParamCounts(o.shape, o.stage);
+  const P = c.trainable, all = c.trainable + c.frozen;
+  const vm = visionMatrixParams(v), vv = visionParams(v) - vm;
+  const frozen: PlanItem[] = [{ what: 'frozen ViT + merger (bf16 matrices, fp32 vectors)', where: 'gpu', bytes: 2 * vm + 4 * vv, formula: `2 B x ${e9(vm)} + 4 B x ${e9(vv)} params` }];
   const p = `${e9(P)} trainable params`;
+  const shadows: PlanItem = { what: 'bf16 shadows of the GEMM weights', where: 'gpu', bytes: 2 * c.gemm, formula: `2 B x ${e9(c.gemm)} GEMM params` };
+  const grads: PlanItem = { what: 'gradients (fp32, accumulated over micro-steps)', where: 'gpu', bytes: 4 * P, formula: `4 B x ${p}` };
   switch (mode) {
-    case 'host':
+    case 'host': {
+      const chunk = Math.min(chunkValues, P);
+      const align64 = (b: number) => Math.ceil(b / 64) * 64; // each half of a slot starts 64-byte aligned
+      if (c.frozen) frozen.push({ what: 'frozen BCM teacher (bf16 GEMM weights, fp32 vectors)', where: 'gpu', bytes: 2 * c.frozenGemm + 4 * (c.frozen - c.frozenGemm), formula: `2 B x ${e9(c.frozenGemm)} + 4 B x ${e9(c.frozen - c.frozenGemm)} params` });
       return [
-        { what: 'trainable weights (bf16 copy for forward/backward)', where: 'gpu', bytes: 2 * P, formula: `2 B x ${p}` },
-        { what: 'gradients (fp32, accumulated over micro-steps)', where: 'gpu', bytes: 4 * P, formula: `4 B x ${p}` },
+        shadows,
+        { what: 'fp32 copies of the non-GEMM tensors (norms, biases, queries, token embedding)', where: 'gpu', bytes: 4 * c.f32Copies, formula: `4 B x ${e9(c.f32Copies)} params` },
+        grads,
         ...frozen,
-        { what: 'fp32 master weights (pinned)', where: 'host', bytes: 4 * P, formula: `4 B x ${p}` },
-        { what: 'AdamW exp_avg + exp_avg_sq (fp32, pinned)', where: 'host', bytes: 8 * P, formula: `8 B x ${p}` },
-        { what: 'gradient / weight staging buffers (pinned)', where: 'host', bytes: 2 * 256 * MiB, formula: '2 x 256 MiB' },
+        { what: `fp32 master weights${c.frozen ? ' (+ the frozen teacher)' : ''}`, where: 'host', bytes: 4 * all, formula: `4 B x ${e9(all)} params` },
+        { what: 'AdamW exp_avg + exp_avg_sq (fp32)', where: 'host', bytes: 8 * P, formula: `8 B x ${p}` },
+        { what: 'gradient / new-weight staging (pinned, 2 slots)', where: 'host', bytes: 2 * (align64(4 * chunk) + align64(2 * chunk)), formula: `2 x (4 + 2) B x ${chunk} values` },
       ];
+    }
     case 'gpu':
+      if (c.frozen) frozen.push({ what: 'frozen BCM teacher (fp32 + bf16 shadows of its GEMM weights)', where: 'gpu', bytes: 4 * c.frozen + 2 * c.frozenGemm, formula: `4 B x ${e9(c.frozen)} + 2 B x ${e9(c.frozenGemm)} params` });
       return [
         { what: 'fp32 master weights', where: 'gpu', bytes: 4 * P, formula: `4 B x ${p}` },
-        { what: 'gradients (fp32)', where: 'gpu', bytes: 4 * P, formula: `4 B x ${p}` },
+        grads,
         { what: 'AdamW exp_avg + exp_avg_sq (fp32)', where: 'gpu', bytes: 8 * P, formula: `8 B x ${p}` },
-        { what: 'bf16 casts of the weights in use (2 layers or lm_head)', where: 'gpu', bytes: cast, formula: `2 x 2 B x ${e9(llmLargestChunkParams(t))}` },
+        shadows,
         ...frozen,
-      ];
-    case 'gpu-8bit':
-      return [
-        { what: 'fp32 master weights', where: 'gpu', bytes: 4 * P, formula: `4 B x ${p}` },
-        { what: 'gradients (bf16, accumulated in bf16)', where: 'gpu', bytes: 2 * P, formula: `2 B x ${p}` },
-        { what: 'AdamW moments, 8-bit block-quantised (+ fp32 scale per 2048)', where: 'gpu', bytes: Math.ceil(2 * P * (1 + 4 / 2048)), formula: `2 x 1 B x ${p} + scales` },
-        { what: 'bf16 casts of the weights in use (2 layers or lm_head)', where: 'gpu', bytes: cast, formula: `2 x 2 B x ${e9(llmLargestChunkParams(t))}` },
-        ...frozen,
+        { what: 'fp32 weights on the host (load target, checkpoint source)', where: 'host', bytes: 4 * all, formula: `4 B x ${e9(all)} params` },
       ];
   }
 }
 
 const STRATEGY: Record<OptimizerStates, string> = {
-  host: 'optimizer states in host memory: bf16 weights + fp32 gradients on the GPU; fp32 master weights and AdamW moments pinned on the host, the AdamW step (torch maths, fp32) on the host after gradient accumulation, then the new bf16 weights are copied back',
-  gpu: 'everything on the GPU: fp32 master weights, fp32 gradients and AdamW moments; bf16 copies are cast per layer',
-  'gpu-8bit': 'GPU-resident, approximate: fp32 master weights, bf16 gradients, 8-bit block-quantised AdamW moments (NOT torch\'s exact AdamW)',
+  host: 'optimizer states in host memory: bf16 GEMM shadows, fp32 copies of the other tensors and fp32 gradients on the GPU; fp32 master weights and AdamW moments on the host; the AdamW step (torch maths, fp32, the CPU trainer\'s code) on the host, the gradients streamed down and the new weights up through two pinned chunks',
+  gpu: 'everything on the GPU: fp32 master weights, fp32 gradients, AdamW moments and bf16 shadows of the GEMM weights; the host keeps the fp32 weights for loading and checkpoints',
 };
 
 function planWith(o: TrainPlanInput, mode: OptimizerStates): GpuPlan {
@@ -251,8 +273,8 @@ function planWith(o: TrainPlanInput, mode: OptimizerStates): GpuPlan {
 }
 
 /**
- * The training plan. `auto` takes the first exact strategy that fits: everything on the GPU, else optimizer
- * states in host memory. gpu-8bit changes the maths and is only used when asked for.
+ * The training plan. `auto` takes the first strategy that fits: everything on the GPU, else optimizer states in
+ * host memory (both are torch's exact AdamW).
  */
 export function planTraining(o: TrainPlanInput): GpuPlan {
   if (o.optimizerStates !== 'auto') return explain(planWith(o, o.optimizerStates), o);
@@ -270,14 +292,17 @@ function explain(p: GpuPlan, o: TrainPlanInput): GpuPlan {
   const head = `${p.kind} with --optimizer-states ${mode} needs ${gb(p.gpuBytes)} of GPU memory (${gb(o.gpuCapacity)} available) and ${gb(p.hostBytes)} of host memory (${gb(o.hostCapacity)} available)`;
   const stateGpu = sumWhere(stateItems(o, mode), 'gpu');
   let why: string;
-  if (p.hostBytes > o.hostCapacity) {
-    why = `the host cannot hold the fp32 master weights and AdamW moments: use a host with more memory or --optimizer-states gpu-8bit (approximate maths)`;
-  } else if (stateGpu + CONTEXT_BYTES > o.gpuCapacity) {
-    const alternatives = (['host', 'gpu-8bit'] as OptimizerStates[]).filter((m) => m !== mode).map((m) => {
+  // The GPU-side state first: when it cannot fit, the placement is the thing to change, whatever the host holds.
+  if (stateGpu + CONTEXT_BYTES > o.gpuCapacity) {
+    const alternatives = (['host', 'gpu'] as OptimizerStates[]).filter((m) => m !== mode).map((m) => {
       const q = planWith(o, m);
       return `--optimizer-states ${m} needs ${gb(q.gpuBytes)} GPU + ${gb(q.hostBytes)} host${q.fits ? ' (fits)' : ''}`;
     });
     why = `weights, gradients and optimizer states alone exceed the GPU: ${alternatives.join('; ')}`;
+  } else if (p.hostBytes > o.hostCapacity) {
+    why = mode === 'host'
+      ? 'the host cannot hold the fp32 master weights and AdamW moments: use a host with more memory, or a GPU large enough for --optimizer-states gpu'
+      : 'the host cannot hold the fp32 weights: use a host with more memory';
   } else {
     why = 'the activations of the largest micro-batch do not fit: lower --image-max-pixels, or pass --enable-data-packing false with a smaller --per-device-batch-size';
   }

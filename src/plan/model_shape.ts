@@ -19,9 +19,20 @@ export function llmParams(t: TextConfig): number {
   return t.vocab * t.hidden * (t.tieEmbeddings ? 1 : 2) + t.layers * llmLayerParams(t) + t.hidden;
 }
 
-/** Largest single parameter tensor group cast to bf16 at once: one decoder layer or the embedding/lm_head. */
-export function llmLargestChunkParams(t: TextConfig): number {
-  return Math.max(llmLayerParams(t), t.vocab * t.hidden);
+/**
+ * LLM parameters that are GEMM weights (the GPU trainer keeps a bf16 shadow of each): q/k/v/o and the three MLP
+ * matrices of every layer, and lm_head (the embedding when tied). The rest - biases, norms and an untied
+ * embedding - are read in fp32.
+ */
+export function llmGemmParams(t: TextConfig): number {
+  const D = t.hidden, kv = t.kvHeads * t.headDim, q = t.heads * t.headDim;
+  return t.layers * (D * q + 2 * D * kv + q * D + 3 * D * t.intermediate) + t.vocab * t.hidden;
+}
+
+/** The ViT + merger parameters in matrices (patch embedding, qkv, proj, MLP, merger linears): bf16 on the GPU. */
+export function visionMatrixParams(v: VisionConfig): number {
+  const Dv = v.hidden, patchIn = v.inChannels * v.temporalPatch * v.patch * v.patch, mergeIn = Dv * v.merge * v.merge;
+  return Dv * patchIn + v.depth * (4 * Dv * Dv + 3 * Dv * v.intermediate) + mergeIn * mergeIn + mergeIn * v.outHidden;
 }
 
 /** ViT + merger: patch embedding (no bias), blocks (qkv/proj/MLP with biases, 2 RMSNorms), merger (norm + 2 linears). */
@@ -33,10 +44,21 @@ export function visionParams(v: VisionConfig): number {
   return Dv * patchIn + v.depth * block + merger;
 }
 
-/** One BCM or DAC head (method.md §6): nn.MultiheadAttention(D, 8) + 8 learned queries + norms, ~51.4M for the 7B. */
+/** One BCM head (method.md §6): nn.MultiheadAttention(D, 8) + 8 learned queries + norms, ~51.4M for the 7B. */
 export function headParams(t: TextConfig): number {
   const D = t.hidden;
   return 4 * D * D + 14 * D; // in/out projections with biases, queries, norms (also the CPU training memory plan's count)
+}
+
+/** The DAC student (stage 2): the BCM's attention and norms without learned queries (its queries are hidden states). */
+export function dacParams(t: TextConfig): number {
+  const D = t.hidden;
+  return 4 * D * D + 6 * D;
+}
+
+/** A head's GEMM weights: the attention's in (q|k|v) and out projections. */
+export function headGemmParams(t: TextConfig): number {
+  return 4 * t.hidden * t.hidden;
 }
 
 /** KV-cache bytes per token in bf16: layers x (K and V) x kvHeads x headDim x 2 B (57,344 = 56 KiB for the 7B). */

@@ -24,9 +24,9 @@ export const DEVICE_OPTION = {
 
 /** --optimizer-states of train-stage1/2 and vreflect plan. */
 export const OPTIMIZER_STATES_OPTION = {
-  choices: ['auto', 'host', 'gpu', 'gpu-8bit'] as const,
+  choices: ['auto', 'host', 'gpu'] as const,
   default: 'auto' as const,
-  describe: 'where AdamW state lives on a CUDA run: gpu (all fp32 on the GPU), host (fp32 master + moments in pinned host memory, exact), gpu-8bit (8-bit moments, approximate); auto: gpu if it fits, else host',
+  describe: 'where AdamW state lives on a CUDA run: gpu (all fp32 on the GPU), host (fp32 master + moments in host memory, the gradients streamed through pinned buffers); both exact; auto: gpu if it fits, else host',
 };
 
 /** The capacities a plan is checked against: the GPU's free memory (total when unknown) and this host's memory. */

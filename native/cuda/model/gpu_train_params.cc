@@ -1,6 +1,8 @@
 #include "cuda/model/gpu_train_params.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 #include "core/dtype.h"
@@ -8,6 +10,7 @@
 #include "cuda/model/cuda_runtime.h"
 #include "cuda/model/gpu_train_kernels.h"
 #include "cuda/model/model_kernels.h"
+#include "core/parallel.h"
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
@@ -25,29 +28,46 @@ void zero(void* p, size_t bytes, const char* what, Stream s) {
   VR_CHECK(e == cudaSuccess, "cuda: clearing ", what, " failed: ", cudaGetErrorString(e));
 }
 
+void ok(cudaError_t e, const char* what) {
+  VR_CHECK(e == cudaSuccess, "cuda trainer: ", what, " failed: ", cudaGetErrorString(e));
+}
+
+// An asynchronous copy on stream s (the host side is pinned staging, or pageable memory after a failed pin, where
+// the runtime makes it synchronous).
+void copy_async(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, Stream s, const char* what) {
+  if (bytes) ok(cudaMemcpyAsync(dst, src, bytes, kind, s), what);
+}
+
 }  // namespace
 
 OptimizerPlacement optimizer_placement_from_name(const std::string& name) {
   if (name == "gpu") return OptimizerPlacement::Gpu;
   if (name == "host") return OptimizerPlacement::Host;
-  if (name == "gpu-8bit") return OptimizerPlacement::Gpu8bit;
-  fail("optimizer states: unknown placement '", name, "' (gpu, host or gpu-8bit)");
+  fail("optimizer states: unknown placement '", name, "' (gpu or host)");
 }
 
 const char* optimizer_placement_name(OptimizerPlacement p) {
   switch (p) {
     case OptimizerPlacement::Gpu: return "gpu";
     case OptimizerPlacement::Host: return "host";
-    case OptimizerPlacement::Gpu8bit: return "gpu-8bit";
   }
   return "?";
 }
 
-GpuTrainParams::GpuTrainParams(ParamStore& ps, OptimizerPlacement where, const GpuParamLayout& layout, Stream s)
+HostStorage host_storage(OptimizerPlacement p) {
+  HostStorage h;
+  h.grads = false;
+  h.moments = p == OptimizerPlacement::Host;
+  return h;
+}
+
+GpuTrainParams::GpuTrainParams(ParamStore& ps, OptimizerPlacement where, const GpuParamLayout& layout, Stream s,
+                               int64_t chunk_elems)
     : ps_(ps), where_(where), s_(s) {
-  VR_CHECK(where != OptimizerPlacement::Gpu8bit,
-           "cuda trainer: --optimizer-states gpu-8bit is not implemented yet (use gpu or host)");
   VR_CHECK(ps.allocated(), "cuda trainer: the parameter store must be allocated before the device copy");
+  VR_CHECK(where != OptimizerPlacement::Host || ps.storage().moments,
+           "cuda trainer: the host optimizer placement needs a parameter store with host AdamW moments");
+  VR_CHECK(chunk_elems >= 1, "cuda trainer: the streaming chunk must hold at least one value");
   const auto& host = ps.all();
   const size_t n = host.size();
   std::map<std::string, size_t> index;
@@ -134,6 +154,7 @@ GpuTrainParams::GpuTrainParams(ParamStore& ps, OptimizerPlacement where, const G
   for (size_t i = 0; i < n; i++) {
     DeviceParam& d = params_[i];
     d.host = host[i].get();
+    index_[d.host] = i;
     if (o32[i] >= 0) d.w = w32 + o32[i];
     if (og[i] >= 0) d.g = g + og[i];
     if (om[i] >= 0) d.m = m + om[i], d.v = v + om[i];
@@ -142,6 +163,42 @@ GpuTrainParams::GpuTrainParams(ParamStore& ps, OptimizerPlacement where, const G
   zero(m, size_t(nm) * sizeof(float), "AdamW moments", s_);
   zero(v, size_t(nm) * sizeof(float), "AdamW moments", s_);
   zero_grad();
+  if (where != OptimizerPlacement::Host) return;
+
+  // The host step's chunks: the trainable tensors' values in declaration order, cut every chunk values.
+  int64_t total = 0;
+  for (size_t i = 0; i < n; i++)
+    if (host[i]->trainable) total += host[i]->numel;
+  chunk_ = std::min(chunk_elems, std::max<int64_t>(total, 1));
+  int64_t filled = 0;  // values in the current chunk
+  for (size_t i = 0; i < n; i++) {
+    if (!host[i]->trainable) continue;
+    for (int64_t o = 0; o < host[i]->numel;) {
+      if (filled == 0) chunk_first_.push_back(pieces_.size());
+      const int64_t take = std::min(host[i]->numel - o, chunk_ - filled);
+      pieces_.push_back({i, o, take, filled});
+      o += take;
+      filled = filled + take == chunk_ ? 0 : filled + take;
+    }
+  }
+  chunk_first_.push_back(pieces_.size());
+  staging_ = PinnedBuffer(2 * slot_bytes(), "the host optimizer's gradient / weight staging");
+  ok(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking), "creating the copy stream");
+  for (CUevent_st** e : {&grads_ready_, &downloaded_[0], &downloaded_[1], &uploaded_})
+    ok(cudaEventCreateWithFlags(e, cudaEventDisableTiming), "creating an event");
+}
+
+GpuTrainParams::~GpuTrainParams() {
+  if (copy_) cudaStreamSynchronize(copy_);  // no copy may still read or write the staging being freed
+  for (CUevent_st* e : {grads_ready_, downloaded_[0], downloaded_[1], uploaded_})
+    if (e) cudaEventDestroy(e);
+  if (copy_) cudaStreamDestroy(copy_);
+}
+
+const DeviceParam& GpuTrainParams::of(const Param& p) const {
+  auto it = index_.find(&p);
+  VR_CHECK(it != index_.end(), "cuda trainer: ", p.name, " is not a tensor of this trainer");
+  return params_[it->second];
 }
 
 const DeviceParam* GpuTrainParams::find(const std::string& name) const {
@@ -156,24 +213,13 @@ const DeviceParam& GpuTrainParams::get(const std::string& name) const {
   return *d;
 }
 
-void GpuTrainParams::upload(bool trainable_only) {
-  std::vector<uint16_t> staging;
+void GpuTrainParams::upload() {
   for (const DeviceParam& d : params_) {
     const Param& p = *d.host;
-    if (trainable_only && !p.trainable) continue;
-    const size_t bytes = size_t(p.numel) * sizeof(float);
-    if (d.w) copy_to_device(d.w, p.w, bytes, p.name.c_str(), s_);
-    if (d.m) {
-      copy_to_device(d.m, p.m, bytes, "AdamW exp_avg", s_);
-      copy_to_device(d.v, p.v, bytes, "AdamW exp_avg_sq", s_);
-    }
-    if (!d.w16) continue;
-    if (d.w) {
-      convert(d.w16, d.w, p.numel, s_);  // round to nearest even on the device: the host's f32_to_bf16
-    } else {
-      staging.resize(size_t(p.numel));
-      convert_to_bf16(staging.data(), p.w, DType::F32, size_t(p.numel));
-      copy_to_device(d.w16, staging.data(), size_t(p.numel) * sizeof(uint16_t), p.name.c_str(), s_);
+    write_state(p, StateField::Weights, p.w);
+    if (d.m && p.m) {
+      write_state(p, StateField::ExpAvg, p.m);
+      write_state(p, StateField::ExpAvgSq, p.v);
     }
   }
 }
@@ -184,7 +230,7 @@ void GpuTrainParams::download() {
     const Param& p = *d.host;
     const size_t bytes = size_t(p.numel) * sizeof(float);
     copy_to_host(p.w, d.w, bytes, p.name.c_str(), s_);
-    if (d.m) {
+    if (d.m && p.m) {
       copy_to_host(p.m, d.m, bytes, "AdamW exp_avg", s_);
       copy_to_host(p.v, d.v, bytes, "AdamW exp_avg_sq", s_);
     }
@@ -192,23 +238,71 @@ void GpuTrainParams::download() {
   ps_.refresh_shadows();
 }
 
+void GpuTrainParams::read_state(const Param& p, StateField f, int64_t offset, int64_t n, float* dst) const {
+  const DeviceParam& d = of(p);
+  VR_CHECK(offset >= 0 && n >= 0 && offset + n <= p.numel, "cuda trainer: read past the end of ", p.name);
+  VR_CHECK(f == StateField::Weights || p.trainable, "cuda trainer: ", p.name, " is frozen and has no AdamW moments");
+  const size_t bytes = size_t(n) * sizeof(float);
+  if (where_ == OptimizerPlacement::Host) {  // the host holds the master and the moments
+    const float* src = f == StateField::Weights ? p.w : f == StateField::ExpAvg ? p.m : p.v;
+    std::memcpy(dst, src + offset, bytes);
+    return;
+  }
+  const float* src = f == StateField::Weights ? d.w : f == StateField::ExpAvg ? d.m : d.v;
+  copy_to_host(dst, src + offset, bytes, p.name.c_str(), s_);
+}
+
+void GpuTrainParams::write_state(const Param& p, StateField f, const float* src) {
+  const DeviceParam& d = of(p);
+  const size_t bytes = size_t(p.numel) * sizeof(float);
+  Param& hp = const_cast<Param&>(p);  // ps_ owns it mutably; `of` proved it is one of ps_'s
+  if (f != StateField::Weights) {
+    VR_CHECK(p.trainable, "cuda trainer: ", p.name, " is frozen and has no AdamW moments");
+    float* host = f == StateField::ExpAvg ? hp.m : hp.v;
+    if (host && host != src) std::memcpy(host, src, bytes);
+    if (where_ == OptimizerPlacement::Gpu)
+      copy_to_device(f == StateField::ExpAvg ? d.m : d.v, src, bytes, "AdamW moments", s_);
+    return;
+  }
+  if (hp.w != src) std::memcpy(hp.w, src, bytes);
+  if (hp.w16) convert_to_bf16(hp.w16, hp.w, DType::F32, size_t(p.numel));  // a bf16-compute store's own shadow
+  if (d.w) copy_to_device(d.w, src, bytes, p.name.c_str(), s_);
+  if (!d.w16) return;
+  if (d.w) {
+    convert(d.w16, d.w, p.numel, s_);  // round to nearest even on the device: the host's f32_to_bf16
+  } else {
+    // Rounded on the host in pieces (16 Mi values, 32 MiB), so lm_head (1.1 GB of bf16 for the 7B) needs no
+    // tensor-sized buffer; copy_to_device has read each piece when it returns.
+    constexpr int64_t kPiece = int64_t(1) << 24;
+    std::vector<uint16_t> piece(size_t(std::min(kPiece, p.numel)));
+    for (int64_t o = 0; o < p.numel; o += kPiece) {
+      const int64_t n = std::min(kPiece, p.numel - o);
+      convert_to_bf16(piece.data(), src + o, DType::F32, size_t(n));
+      copy_to_device(d.w16 + o, piece.data(), size_t(n) * sizeof(uint16_t), p.name.c_str(), s_);
+    }
+  }
+}
+
 void GpuTrainParams::download_grads() {
-  for (const DeviceParam& d : params_)
-    if (d.g) copy_to_host(d.host->g, d.g, size_t(d.host->numel) * sizeof(float), d.host->name.c_str(), s_);
+  for (const DeviceParam& d : params_) {
+    if (!d.g) continue;
+    VR_CHECK(d.host->g, "cuda trainer: ", d.host->name, " has no host gradient array to download into");
+    read_grad(*d.host, d.host->g);
+  }
   ps_.mark_grads_written();
+}
+
+void GpuTrainParams::read_grad(const Param& p, float* dst) const {
+  const DeviceParam& d = of(p);
+  VR_CHECK(d.g, "cuda trainer: ", p.name, " is frozen and has no gradient");
+  copy_to_host(dst, d.g, size_t(p.numel) * sizeof(float), p.name.c_str(), s_);
 }
 
 void GpuTrainParams::zero_grad() {
   zero(grads_, size_t(grad_numel_) * sizeof(float), "gradients", s_);
-  grads_on_host_ = false;
 }
 
 double GpuTrainParams::grad_norm() {
-  if (where_ == OptimizerPlacement::Host) {
-    download_grads();
-    grads_on_host_ = true;
-    return grad_global_norm(ps_);
-  }
   sum_squares_partials(norm_partials_, grads_, grad_numel_, s_);  // padding between tensors is zero: adds nothing
   std::vector<double> host(kSumSquaresBlocks);
   copy_to_host(host.data(), norm_partials_, host.size() * sizeof(double), "gradient norm", s_);
@@ -217,13 +311,63 @@ double GpuTrainParams::grad_norm() {
   return std::sqrt(total);
 }
 
+void GpuTrainParams::download_chunk(size_t c) {
+  const size_t slot = c % 2;
+  float* g = slot_f32(slot);
+  for (size_t i = chunk_first_[c]; i < chunk_first_[c + 1]; i++) {
+    const Piece& pc = pieces_[i];
+    copy_async(g + pc.slot_off, params_[pc.param].g + pc.offset, size_t(pc.n) * sizeof(float),
+               cudaMemcpyDeviceToHost, copy_, "downloading a gradient chunk");
+  }
+  ok(cudaEventRecord(downloaded_[slot], copy_), "recording a download");
+}
+
+// The host placement's step, streamed (see the top of gpu_train_params.h). One copy stream keeps every copy in
+// issue order, which is what makes reusing a slot safe: chunk c + 2's download into slot c % 2 is issued after
+// chunk c's uploads from it, so it starts when they are done; the CPU writes a slot only after waiting for the
+// download into it.
+void GpuTrainParams::host_step(const AdamWStep& k) {
+  const size_t chunks = chunk_first_.size() - 1;
+  ok(cudaEventRecord(grads_ready_, s_), "recording the end of the backward");
+  ok(cudaStreamWaitEvent(copy_, grads_ready_, 0), "ordering the gradient download");
+  for (size_t c = 0; c < std::min<size_t>(2, chunks); c++) download_chunk(c);
+  apply_num_threads();
+  for (size_t c = 0; c < chunks; c++) {
+    const size_t slot = c % 2;
+    ok(cudaEventSynchronize(downloaded_[slot]), "downloading a gradient chunk");
+    float* g = slot_f32(slot);
+    uint16_t* b16 = slot_bf16(slot);
+    for (size_t i = chunk_first_[c]; i < chunk_first_[c + 1]; i++) {
+      const Piece& pc = pieces_[i];
+      const DeviceParam& d = params_[pc.param];
+      Param& p = *ps_.all()[pc.param];
+      float* gs = g + pc.slot_off;
+      adamw_range(k, p.decay, p.w + pc.offset, gs, p.m + pc.offset, p.v + pc.offset,
+                  d.w16 ? b16 + pc.slot_off : nullptr, pc.n, /*zero_g=*/false);
+      // The gradient is consumed: its place in the slot takes the new fp32 values the device keeps a copy of.
+      if (d.w) std::memcpy(gs, p.w + pc.offset, size_t(pc.n) * sizeof(float));
+    }
+    for (size_t i = chunk_first_[c]; i < chunk_first_[c + 1]; i++) {
+      const Piece& pc = pieces_[i];
+      const DeviceParam& d = params_[pc.param];
+      if (d.w16)
+        copy_async(d.w16 + pc.offset, b16 + pc.slot_off, size_t(pc.n) * sizeof(uint16_t), cudaMemcpyHostToDevice,
+                   copy_, "uploading new bf16 weights");
+      if (d.w)
+        copy_async(d.w + pc.offset, g + pc.slot_off, size_t(pc.n) * sizeof(float), cudaMemcpyHostToDevice, copy_,
+                   "uploading new fp32 weights");
+    }
+    if (c + 2 < chunks) download_chunk(c + 2);
+  }
+  // The next forward and the gradient reset wait for the last upload (and so for every download).
+  ok(cudaEventRecord(uploaded_, copy_), "recording the weight upload");
+  ok(cudaStreamWaitEvent(s_, uploaded_, 0), "ordering the weight upload");
+}
+
 void GpuTrainParams::step(const vr::AdamWConfig& cfg, double lr, int64_t step, float grad_scale) {
-  VR_CHECK(step >= 1, "AdamW: step count must start at 1");
-  VR_CHECK(std::isfinite(lr) && lr >= 0, "AdamW: learning rate must be a finite non-negative number, got ", lr);
+  const AdamWStep k = adamw_step_scalars(cfg, lr, step, grad_scale);  // checks step and lr
   if (where_ == OptimizerPlacement::Host) {
-    if (!grads_on_host_) download_grads();
-    adamw_update(ps_, cfg, lr, step, grad_scale, /*zero_grads=*/true);
-    upload(/*trainable_only=*/true);
+    host_step(k);
     zero_grad();
     return;
   }

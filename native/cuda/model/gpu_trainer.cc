@@ -23,7 +23,7 @@ void zero(void* p, size_t bytes, Stream s, const char* what) {
 }  // namespace
 
 GpuTrainer::GpuTrainer(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors, const TrainerConfig& tc,
-                       OptimizerPlacement where, Stream s)
+                       OptimizerPlacement where, Stream s, int64_t stream_chunk)
     : cfg_(cfg), tc_(tc), s_(s), ps_(DType::F32), ce_(s) {
   cfg_.validate();
   validate_trainer_config(tc);
@@ -34,13 +34,14 @@ GpuTrainer::GpuTrainer(const ModelConfig& cfg, const std::vector<TensorRecord>& 
   cpu_llm_ = std::make_unique<TrainLLM>(cfg_.text, ps_);
   cpu_bcm_ = std::make_unique<BoxCompression>(ps_, "box_feature_resampler.", D, tc.latent_count, tc.stage == 1);
   if (tc.stage == 2) cpu_dac_ = std::make_unique<DynamicCompression>(ps_, "student_resampler.", D, true);
-  ps_.allocate();
+  ps_.allocate(host_storage(where));  // gpu: weights only; host: weights + moments (gpu_train_params.h)
   cpu_llm_->load(*ws_);
   load_or_init_head(*ws_, cpu_bcm_->weights(), cpu_bcm_->queries(), "box_feature_resampler", tc.stage == 2, tc.seed);
   if (cpu_dac_) load_or_init_head(*ws_, cpu_dac_->weights(), nullptr, "student_resampler", false, tc.seed + 1);
   frozen_ = std::make_unique<DeviceWeights>(cfg_, *ws_, WeightParts::VisionOnly);
   vision_ = std::make_unique<GpuVisionTower>(*frozen_, s_);
-  gp_ = std::make_unique<GpuTrainParams>(ps_, where, GpuTrainLLM::param_layout(cfg_.text), s_);
+  gp_ = std::make_unique<GpuTrainParams>(ps_, where, GpuTrainLLM::param_layout(cfg_.text), s_,
+                                         stream_chunk > 0 ? stream_chunk : GpuTrainParams::kDefaultChunkElems);
   gp_->upload();
   llm_ = std::make_unique<GpuTrainLLM>(cfg_.text, *gp_, s_);
   bcm_ = std::make_unique<GpuBoxCompression>(*gp_, "box_feature_resampler.", D, tc.latent_count, s_);
@@ -250,16 +251,19 @@ double GpuTrainer::optimizer_step(double lr, double max_grad_norm) {
 }
 
 void GpuTrainer::save_state(const std::string& path) {
-  gp_->download();
-  save_param_state(ps_, step_, tc_.stage, path);
+  GpuTrainParams* gp = gp_.get();
+  save_param_state(ps_, step_, tc_.stage, path, [gp](const Param& p, StateField f, int64_t off, int64_t n, float* dst) {
+    gp->read_state(p, f, off, n, dst);
+  });
 }
 
 void GpuTrainer::load_state(const std::vector<TensorRecord>& records, int64_t step) {
-  load_param_state(ps_, records, step);
+  GpuTrainParams* gp = gp_.get();
+  load_param_state(ps_, records, step, [gp](const Param& p, StateField f, const float* src) {
+    gp->write_state(p, f, src);
+  });
   step_ = step;
-  ps_.zero_grad();
   gp_->zero_grad();
-  gp_->upload();
 }
 
 }  // namespace VR_CUDA_ABI

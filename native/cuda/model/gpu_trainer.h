@@ -22,10 +22,15 @@
 // placement). Precision: the training pieces' (bf16 GEMM / attention operands, fp32 accumulation, fp32 residual
 // stream, fp32 gradients and master weights).
 //
-// Host memory: the CPU ParamStore (fp32 master, gradients and moments arrays) is kept as the upload source, the
-// host placement's optimizer state and the checkpoint writer's input. Device memory: a vision-only DeviceWeights
-// (the frozen ViT in bf16; the decoder's weights live once, in GpuTrainParams), the parameters' arenas, one
-// micro-batch's step arena.
+// Host memory: the CPU ParamStore holds only what the optimizer placement needs there (gpu_train_params.h
+// host_storage): under `gpu` the fp32 weights (the checkpoint is loaded into them and uploaded; download()
+// refreshes them for getTensor); under `host` the fp32 masters and both AdamW moments, plus GpuTrainParams' two
+// pinned staging slots. No placement keeps a host gradient array: gradients are read per tensor from the device
+// (device_params().read_grad). save_state / load_state stream the trainer state per tensor between the state
+// file and wherever each value lives (GpuTrainParams::read_state / write_state: the device under `gpu`, the host
+// masters and moments under `host`), so saving needs no host copy of the device's moments.
+// Device memory: a vision-only DeviceWeights (the frozen ViT in bf16; the decoder's weights live once, in
+// GpuTrainParams), the parameters' arena, one micro-batch's step arena.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -56,8 +61,10 @@ class GpuTrainer {
   // As vr::Trainer: LLM weights from the checkpoint, the BCM loaded when present, else initialised with tc.seed
   // (the same values as the CPU's). Stage 2: the BCM teacher must be in the checkpoint (frozen), the DAC student is
   // loaded when present, else initialised with tc.seed + 1, as the CPU.
+  // stream_chunk: values per streamed chunk of the host placement's optimizer step (0: the default; tests make it
+  // smaller than a tensor).
   GpuTrainer(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors, const TrainerConfig& tc,
-             OptimizerPlacement where = OptimizerPlacement::Gpu, Stream s = nullptr);
+             OptimizerPlacement where = OptimizerPlacement::Gpu, Stream s = nullptr, int64_t stream_chunk = 0);
   GpuTrainer(const GpuTrainer&) = delete;
   GpuTrainer& operator=(const GpuTrainer&) = delete;
 
@@ -69,13 +76,13 @@ class GpuTrainer {
   int64_t step() const { return step_; }
   void set_step(int64_t s) { step_ = s; }
 
-  // Device state -> params() (gpu placement: masters and moments), for a checkpoint by the CPU writer. Also
-  // before changing params() from outside (the addon's setTensors), then weights_changed().
+  // Device weights -> params() (gpu placement; under host the host holds the masters already), for reading them
+  // (the addon's getTensor, the checkpoint writer).
   void download() { gp_->download(); }
-  // params() changed from outside: upload it (weights; under gpu also the moments).
+  // params()' weights changed from outside: upload them all (one tensor: device_params().write_state).
   void weights_changed() { gp_->upload(); }
   // The trainer state of train/state_io (the CPU Trainer's format and tensor names: weights, moments, step, stage;
-  // a resume across backends should work but is not tested).
+  // a resume across backends should work but is not tested), streamed per tensor (see above).
   void save_state(const std::string& path);
   void load_state(const std::vector<TensorRecord>& records, int64_t step);
   ParamStore& params() { return ps_; }

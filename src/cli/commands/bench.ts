@@ -231,7 +231,6 @@ export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
     });
     // Before the (large) checkpoint is written: the addon itself must be able to use the GPU.
     if (td.device === 'cuda' && args.ours) requireCudaAddon();
-    if (td.optimizerStates === 'gpu-8bit') throw new UserError('--device cuda: bench train: --optimizer-states gpu-8bit is not implemented');
     const batch = { ...DEFAULT_BATCH_SPEC, samples: args.samples, tokensPerSample: args.tokens, imageSize: args['image-size'], answerTokens: args['answer-tokens'] };
 
     let bar: ReturnType<typeof startProgress> | undefined;

@@ -1,7 +1,7 @@
 // The GPU memory plan against figures computed by hand from the 7B config (the arithmetic is in the comments,
 // independent of the code's formulas), and the refusals naming the flag to change.
 import { DEFAULT_GPU_CAPACITY, planInference, planTraining } from '../../../src/plan/gpu_memory';
-import { headParams, kvBytesPerToken, llmParams, PRESETS, visionParams } from '../../../src/plan/model_shape';
+import { dacParams, headParams, kvBytesPerToken, llmGemmParams, llmParams, PRESETS, visionMatrixParams, visionParams } from '../../../src/plan/model_shape';
 import { parseBytes } from '../../../src/plan/units';
 
 const S7 = PRESETS['7b'];
@@ -22,9 +22,17 @@ describe('7B parameter counts (model.md §9.4: LLM 7.62e9, vision 0.68e9, total 
     expect(visionParams(S7.vision)).toBe(1505280 + 32 * 19702200 + 44574464); // 676,550,144
     expect((llmParams(S7.text) + visionParams(S7.vision)) / 1e9).toBeCloseTo(8.29, 2);
   });
-  test('BCM/DAC head ~51.4M, KV cache 56 KiB per token', () => {
+  test('BCM head ~51.4M (DAC: no queries), KV cache 56 KiB per token', () => {
     expect(headParams(S7.text)).toBe(4 * 3584 * 3584 + 14 * 3584); // 51,430,400
+    expect(dacParams(S7.text)).toBe(4 * 3584 * 3584 + 6 * 3584); // 51,401,728
     expect(kvBytesPerToken(S7.text)).toBe(56 * 1024);
+  });
+  test('GEMM weights (bf16 shadows on the GPU): 28 x 233,046,016 + lm_head; ViT matrices', () => {
+    // layer: q 3584*3584, k and v 3584*512 each, o 3584*3584, MLP 3*3584*18944
+    expect(12845056 + 2 * 1835008 + 12845056 + 203685888).toBe(233046016);
+    expect(llmGemmParams(S7.text)).toBe(28 * 233046016 + 544997376); // 7,070,285,824
+    // patch 1280*1176, 32 blocks of 4*1280^2 + 3*1280*3420, merger 5120^2 + 5120*3584
+    expect(visionMatrixParams(S7.vision)).toBe(1505280 + 32 * 19686400 + 44564480); // 676,034,560
   });
 });
 
@@ -76,45 +84,60 @@ describe('inference plan', () => {
 
 describe('training plan (stage 1, packing: 16,384 tokens, all visual)', () => {
   const base = { shape: S7, stage: 1 as const, tokens: 16384, visualTokens: 16384, gpuCapacity: DEFAULT_GPU_CAPACITY, hostCapacity: 256 * GiB };
-  const P = 7615616512 + 51430400; // LLM + BCM
+  const P = 7615616512 + 51430400; // LLM + BCM = 7,667,046,912 trainable
+  const G = 7070285824 + 4 * 3584 * 3584; // their GEMM weights = 7,121,666,048
+  const VIT = 2 * 676034560 + 4 * 515584; // bf16 matrices + fp32 vectors (norms, biases) = 1,354,131,456
 
   test('auto picks host optimizer states; GPU and host totals by hand', () => {
     const p = planTraining({ ...base, optimizerStates: 'auto' });
     expect(p.optimizerStates).toBe('host');
     expect(p.fits).toBe(true);
-    expect(item(p, 'trainable weights')).toBe(2 * P);
+    expect(item(p, 'bf16 shadows of the GEMM weights')).toBe(2 * G);
+    // non-GEMM tensors: embedding 544,997,376 + 28 x (biases 4,608 + norms 7,168) + final norm 3,584 + BCM 14 x 3,584
+    expect(P - G).toBe(544997376 + 28 * 11776 + 3584 + 14 * 3584);
+    expect(item(p, 'fp32 copies of the non-GEMM tensors')).toBe(4 * (P - G));
     expect(item(p, 'gradients')).toBe(4 * P);
+    expect(item(p, 'frozen ViT')).toBe(VIT);
     expect(item(p, 'layer-input checkpoints')).toBe(28 * 16384 * 3584 * 2);
-    // 2P + 4P + ViT 1,353,100,288 + activations 12,053,184,512 (the frozen ViT's forward 65,536 x 32,245, as for
-    // inference) + 1.25 GiB = 60,750,743,552, + 5%
-    expect(p.gpuBytes).toBe(60750743552 + Math.ceil(60750743552 * 0.05));
-    expect(p.gpuBytes / GiB).toBeCloseTo(59.41, 2);
-    // fp32 master + two moments = 12 B/param, + 512 MiB staging + 2 GiB baseline
-    expect(p.hostBytes).toBe(12 * P + 512 * 2 ** 20 + 2 * GiB);
+    // 2G + 4(P - G) + 4P + ViT + activations 12,053,184,512 (the frozen ViT's forward: 65,536 patches x 32,245 B,
+    // as for inference) + 1.25 GiB = 61,842,536,448, + 5%
+    expect(2 * G + 4 * (P - G) + 4 * P + VIT + 12053184512 + 1.25 * GiB).toBe(61842536448);
+    expect(p.gpuBytes).toBe(61842536448 + Math.ceil(61842536448 * 0.05));
+    expect(p.gpuBytes / GiB).toBeCloseTo(60.47, 2);
+    // fp32 master + two moments = 12 B/param, + 2 pinned slots of 32 Mi x (4 + 2) B + 2 GiB baseline
+    expect(item(p, 'gradient / new-weight staging')).toBe(2 * 6 * 2 ** 25);
+    expect(p.hostBytes).toBe(12 * P + 384 * 2 ** 20 + 2 * GiB);
+    expect(p.hostBytes / GiB).toBeCloseTo(88.06, 2);
     expect(p.notes.join(' ')).toMatch(/all-reduce .* between .* gradient accumulation and the optimizer step/);
   });
 
-  test('everything on the GPU (16 B/param) does not fit 80 GB and names the alternatives', () => {
+  test('everything on the GPU (16 B/param + bf16 shadows) does not fit 80 GB and names the alternative', () => {
     const p = planTraining({ ...base, optimizerStates: 'gpu' });
     expect(p.fits).toBe(false);
+    expect(item(p, 'fp32 master weights')).toBe(4 * P);
+    expect(item(p, 'AdamW exp_avg')).toBe(8 * P);
+    expect(item(p, 'bf16 shadows of the GEMM weights')).toBe(2 * G);
+    expect(item(p, 'fp32 weights on the host')).toBe(4 * P);
     expect(p.gpuBytes).toBeGreaterThan(16 * P);
-    expect(p.problem).toMatch(/--optimizer-states host needs .* \(fits\); --optimizer-states gpu-8bit/);
+    expect(p.problem).toMatch(/--optimizer-states host needs .* \(fits\)$/);
+    expect(p.problem).not.toMatch(/8bit/);
   });
 
-  test('host mode on a host with little RAM is refused, pointing at gpu-8bit, which fits an 80 GB card', () => {
+  test('host mode on a host with little RAM is refused in one line, naming what to change', () => {
     const p = planTraining({ ...base, optimizerStates: 'host', hostCapacity: 64 * GiB });
     expect(p.fits).toBe(false);
-    expect(p.problem).toMatch(/host cannot hold .* --optimizer-states gpu-8bit/);
-    const q = planTraining({ ...base, optimizerStates: 'gpu-8bit', hostCapacity: 64 * GiB });
-    expect(q.fits).toBe(true);
-    // fp32 master 4P + bf16 gradients 2P + 8-bit moments 2P (+ scales) on the GPU
-    expect(item(q, 'fp32 master')).toBe(4 * P);
-    expect(item(q, 'gradients (bf16')).toBe(2 * P);
+    expect(p.problem).toMatch(/host cannot hold the fp32 master weights and AdamW moments: use a host with more memory/);
+    expect(p.problem).not.toMatch(/\n|8bit/);
   });
 
-  test('stage 2 adds the frozen BCM teacher; too many tokens names the batch flags', () => {
+  test('stage 2: the DAC is trained, the frozen BCM teacher adds bf16 GEMM weights + fp32 vectors; too many tokens names the batch flags', () => {
     const p = planTraining({ ...base, stage: 2, optimizerStates: 'auto' });
-    expect(item(p, 'frozen BCM teacher')).toBe(2 * 51430400);
+    expect(p.optimizerStates).toBe('host');
+    expect(item(p, 'frozen BCM teacher')).toBe(2 * 4 * 3584 * 3584 + 4 * 14 * 3584);
+    expect(item(p, 'gradients')).toBe(4 * (7615616512 + 51401728));
+    expect(item(p, 'fp32 master weights (+ the frozen teacher)')).toBe(4 * (7615616512 + 51401728 + 51430400));
+    expect(p.gpuBytes / GiB).toBeCloseTo(60.59, 2);
+    expect(p.hostBytes / GiB).toBeCloseTo(88.25, 2);
     const big = planTraining({ ...base, tokens: 200000, visualTokens: 100000, optimizerStates: 'host' });
     expect(big.fits).toBe(false);
     expect(big.problem).toMatch(/--image-max-pixels.*--per-device-batch-size/);
@@ -124,5 +147,6 @@ describe('training plan (stage 1, packing: 16,384 tokens, all visual)', () => {
     const p = planTraining({ ...base, shape: PRESETS['3b'], tokens: 4096, visualTokens: 2048, optimizerStates: 'auto' });
     expect(p.optimizerStates).toBe('gpu');
     expect(p.fits).toBe(true);
+    expect(p.gpuBytes / GiB).toBeCloseTo(60.0, 1);
   });
 });
