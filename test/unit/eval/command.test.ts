@@ -46,7 +46,7 @@ function run(cmd: typeof fake, argv: string[]) {
 test('eval runs every benchmark and step, then writes summary.md and summary.json', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'eval-cli-'));
   await run(fake, ['eval', '--model', MODEL, '--data-root', DATA, '--output-dir', out, '--steps', '0,8', '--limit', '3', '--device', 'cpu']);
-  expect(specs).toEqual([{ model: MODEL, baseModel: false, device: 'cpu', dtype: 'auto', threads: undefined }]);
+  expect(specs).toEqual([{ model: MODEL, baseModel: false, device: 'cpu', dtype: 'auto', threads: undefined, prefillChunk: 0 }]);
   const runName = path.basename(MODEL);
   expect(fs.existsSync(path.join(out, 'HRBench8K', 'decoding_by_steps', runName, 'step0.json'))).toBe(true);
   const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
