@@ -45,7 +45,7 @@ export function loadTensors(file: string): Map<string, Float32Array> {
 }
 
 // The generator's patch rows: v[p, c] = float32(((p*131 + c*71 + seed*977) mod 1000) / 500 - 1).
-function pixels(images: { seed: number; grid: number[] }[]): Float32Array {
+export function pixels(images: { seed: number; grid: number[] }[]): Float32Array {
   const total = images.reduce((n, im) => n + im.grid[0] * im.grid[1] * im.grid[2], 0);
   const out = new Float32Array(total * PATCH_DIM);
   let o = 0;

@@ -12,65 +12,14 @@ import { openCheckpoint } from '../../src/model/checkpoint';
 import { loadModelConfig, ModelConfig } from '../../src/model/config';
 import { readSafetensorsHeader } from '../../src/model/safetensors';
 import { loadAddon } from '../../src/native/addon';
+import { expected, golden, HERE, loadTensors, pixels, Rec, records, trainBatch } from './golden';
 
-const HERE = __dirname;
 const MODEL_DIR = path.join(HERE, '..', 'golden', 'models', 'tiny-flat');
-const golden = JSON.parse(fs.readFileSync(path.join(HERE, 'cases.json'), 'utf8'));
-const PATCH_DIM = 1176;
 const REL = 1e-4;
-
-interface Rec { name: string; file: string; offset: number; nbytes: number; dtype: string; shape: number[] }
-
-function records(file: string): Rec[] {
-  const h = readSafetensorsHeader(file);
-  return [...h.tensors].map(([name, t]) => ({
-    name, file, offset: h.dataStart + t.begin, nbytes: t.end - t.begin, dtype: t.dtype, shape: t.shape,
-  }));
-}
-
-function loadTensors(file: string): Map<string, Float32Array> {
-  const h = readSafetensorsHeader(file);
-  const buf = fs.readFileSync(file);
-  const out = new Map<string, Float32Array>();
-  for (const [name, t] of h.tensors) {
-    const b = buf.subarray(h.dataStart + t.begin, h.dataStart + t.end);
-    out.set(name, new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
-  }
-  return out;
-}
-
-// The generator's patch rows: v[p, c] = float32(((p*131 + c*71 + seed*977) mod 1000) / 500 - 1).
-function pixels(images: { seed: number; grid: number[] }[]): Float32Array {
-  const total = images.reduce((n, im) => n + im.grid[0] * im.grid[1] * im.grid[2], 0);
-  const out = new Float32Array(total * PATCH_DIM);
-  let o = 0;
-  for (const im of images) {
-    const patches = im.grid[0] * im.grid[1] * im.grid[2];
-    for (let p = 0; p < patches; p++)
-      for (let c = 0; c < PATCH_DIM; c++) out[o++] = (((p * 131 + c * 71 + im.seed * 977) % 1000) / 500) - 1;
-  }
-  return out;
-}
-
-// cases.json batch -> TrainBatch (src/data/batch.ts) as the addon takes it.
-function trainBatch(b: any): any {
-  const i32 = (k: string) => Int32Array.from(b[k]);
-  return {
-    numSamples: b.numSamples, numTokens: b.numTokens, inputIds: i32('inputIds'), cuSeqlens: i32('cuSeqlens'),
-    positions: i32('positions'), labels: i32('labels'), targets: i32('targets'), numTargets: b.numTargets,
-    pixelValues: pixels(b.images), patchDim: b.patchDim, numImages: b.numImages,
-    numPatches: b.images.reduce((n: number, im: any) => n + im.grid[0] * im.grid[1] * im.grid[2], 0),
-    imageGrids: i32('imageGrids'), cuImageTokens: i32('cuImageTokens'), numVisualTokens: b.numVisualTokens,
-    cuSampleVisual: i32('cuSampleVisual'), latentCount: b.latentCount, numBoxes: b.numBoxes,
-    boxTokenIdx: i32('boxTokenIdx'), boxLocalIdx: i32('boxLocalIdx'), cuBoxTokens: i32('cuBoxTokens'),
-    boxSample: i32('boxSample'), lvrSlots: i32('lvrSlots'), sampleIds: new Int32Array(b.numSamples),
-  };
-}
 
 let cfg: ModelConfig;
 let baseRecords: Rec[];
 const heads = records(path.join(HERE, 'heads_init.safetensors'));
-const expected = loadTensors(path.join(HERE, 'expected.safetensors'));
 
 beforeAll(() => {
   cfg = loadModelConfig(MODEL_DIR);
