@@ -1,0 +1,124 @@
+// Tensor-core building blocks shared by the GEMM (gemm.cu) and the flash attention (attention_tc.cu):
+// mma.sync.m16n8k16 bf16 -> fp32, its fragment layout, bf16 pair packing and aligned 16-byte / 4-byte moves.
+//
+// VR_MMA_AVAILABLE is defined where the instruction can run: sm_80+ GPUs (inline PTX) and the CPU emulator, where
+// mma_bf16_16816 is MODELLED in C++ from the PTX ISA's fragment layout, so everything around it (tile loads, warp
+// tiling, softmax in fragments, epilogues) is tested without a GPU. The PTX itself only runs on a GPU. ldmatrix
+// and cp.async are not used (not modelled): fragments are read from shared memory with 4-byte loads.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "cuda/kernels/common.cuh"
+
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800) || defined(VR_CUDA_EMULATED)
+#define VR_MMA_AVAILABLE 1
+#endif
+
+namespace vr::cuda {
+inline namespace VR_CUDA_ABI {
+namespace mma {
+
+// 16-byte and bf16-pair moves. On the GPU they are plain vector accesses; g++ (the emulator) would treat them as
+// strict-aliasing violations and may reorder them, so there they go through memcpy.
+__device__ __forceinline__ uint4 load16(const __nv_bfloat16* p) {
+#if defined(VR_CUDA_EMULATED)
+  uint4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+#else
+  return *reinterpret_cast<const uint4*>(p);
+#endif
+}
+__device__ __forceinline__ void store16(__nv_bfloat16* p, const uint4& v) {
+#if defined(VR_CUDA_EMULATED)
+  std::memcpy(static_cast<void*>(p), &v, sizeof v);
+#else
+  *reinterpret_cast<uint4*>(p) = v;
+#endif
+}
+// Two consecutive bf16 (4-byte aligned) as one register: element 0 in the low half.
+__device__ __forceinline__ uint32_t ld_pair(const __nv_bfloat16* p) {
+#if defined(VR_CUDA_EMULATED)
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+#else
+  return *reinterpret_cast<const uint32_t*>(p);
+#endif
+}
+__device__ __forceinline__ __nv_bfloat16 bf16_from_bits(uint16_t bits) {
+  __nv_bfloat16_raw raw;
+  raw.x = bits;
+  return __nv_bfloat16(raw);
+}
+__device__ __forceinline__ uint16_t bf16_bits(__nv_bfloat16 x) {
+  const __nv_bfloat16_raw raw = x;
+  return raw.x;
+}
+// (lo, hi) rounded to nearest even bf16 and packed as an A/B fragment register: lo is the lower column / row.
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  return uint32_t(bf16_bits(__float2bfloat16(lo))) | (uint32_t(bf16_bits(__float2bfloat16(hi))) << 16);
+}
+
+#if defined(VR_MMA_AVAILABLE)
+// D += A B for one 16 x 8 x 16 tile, A row-major 16 x 16, B "col" (k-major per column) 16 x 8. Fragment layouts
+// (PTX ISA, "mma.m16n8k16" for .bf16), g = lane / 4, t = lane % 4, each register a bf16 pair (lower index low):
+//   a0..a3 = A[g][2t..2t+1], A[g+8][2t..], A[g][2t+8..], A[g+8][2t+8..]
+//   b0, b1 = B[2t..2t+1][g], B[2t+8..2t+9][g]
+//   d0..d3 = D[g][2t], D[g][2t+1], D[g+8][2t], D[g+8][2t+1]
+// All 32 lanes of the warp must call it together (as on the GPU: .sync.aligned). Blocks of up to 1024 threads.
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(VR_CUDA_EMULATED)
+  // The warp's fragments go through shared memory; each lane then computes its four outputs (fp32 sums of exact
+  // bf16 products; the hardware's summation order is unspecified, so tests compare with tolerances).
+  __shared__ uint32_t fa[32][32][4], fb[32][32][2];
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  for (int i = 0; i < 4; i++) fa[w][lane][i] = a[i];
+  for (int i = 0; i < 2; i++) fb[w][lane][i] = b[i];
+  __syncwarp();
+  auto half = [](uint32_t reg, int hi) { return __bfloat162float(bf16_from_bits(uint16_t(hi ? reg >> 16 : reg))); };
+  // A[r][kk] sits in lane 4 (r % 8) + (kk % 8) / 2, register (r >= 8) + 2 (kk >= 8), half kk % 2;
+  // B[kk][n] in lane 4 n + (kk % 8) / 2, register (kk >= 8), half kk % 2.
+  for (int e = 0; e < 4; e++) {
+    const int r = g + (e >= 2 ? 8 : 0), n = 2 * t + (e & 1);
+    float sum = 0.f;
+    for (int kk = 0; kk < 16; kk++) {
+      const float av = half(fa[w][4 * (r % 8) + (kk % 8) / 2][(r >= 8) + 2 * (kk >= 8)], kk % 2);
+      const float bv = half(fb[w][4 * n + (kk % 8) / 2][kk >= 8], kk % 2);
+      sum += av * bv;
+    }
+    d[e] += sum;
+  }
+  __syncwarp();
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// Fragment loads from shared memory (4-byte loads; rows of `ld` bf16, ld even). A: the 16 x 16 tile at
+// S[r0..r0+16)[k0..k0+16) of a row-major [rows][k] array. B: the 16 x 8 tile B[kk][n] = S[n0 + n][k0 + kk] of an
+// array stored [n][k] ("k-contiguous", e.g. K for S = Q K^T, or V^T for O = P V).
+__device__ __forceinline__ void load_a_frag(uint32_t (&a)[4], const __nv_bfloat16* S, int ld, int r0, int k0) {
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const __nv_bfloat16* p = S + (r0 + g) * ld + k0 + 2 * t;
+  a[0] = ld_pair(p);
+  a[1] = ld_pair(p + 8 * ld);
+  a[2] = ld_pair(p + 8);
+  a[3] = ld_pair(p + 8 * ld + 8);
+}
+__device__ __forceinline__ void load_b_frag(uint32_t (&b)[2], const __nv_bfloat16* S, int ld, int n0, int k0) {
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const __nv_bfloat16* p = S + (n0 + g) * ld + k0 + 2 * t;
+  b[0] = ld_pair(p);
+  b[1] = ld_pair(p + 8);
+}
+#endif
+
+}  // namespace mma
+}  // namespace VR_CUDA_ABI
+}  // namespace vr::cuda
