@@ -102,7 +102,13 @@ Measurement Runner::run(const Case& c, const Options& o) {
       auto* v = static_cast<bf16*>(buffer(3, nk * b2));
       auto* out = static_cast<bf16*>(buffer(4, nq * b2));
       auto* lse = static_cast<float*>(buffer(5, size_t(kHeadsQ) * S * sizeof(float)));
-      if (c.kernel == "attention_fwd") {
+      // The forward times what the dispatch picks (VREFLECT_ATTENTION, else tensor cores on sm_80+); the
+      // backward has only the scalar kernel.
+      const bool fwd = c.kernel == "attention_fwd";
+      const bool tc = fwd && cuda::attention_kernel_resolve(cuda::AttnKernelPath::Auto, a.D, true) ==
+                                 cuda::AttnKernelPath::TensorCore;
+      m.impl = tc ? "vreflect-tc" : "vreflect-scalar";
+      if (fwd) {
         once = [=] { cuda::attention_forward(out, lse, q, k, v, a); };
       } else {
         cuda::attention_forward(out, lse, q, k, v, a);  // the backward needs out and lse
