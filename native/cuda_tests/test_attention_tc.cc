@@ -1,7 +1,8 @@
-// The tensor-core flash attention forward (cuda/kernels/attention_tc.cu, mma.sync modelled on the emulator) by the
+// The tensor-core flash attention forward and backward (cuda/kernels/attention_tc.cu, mma.sync modelled on the
+// emulator; the backward accumulates into dq/dk/dv and runs on the kernel's own out / lse) by the
 // flash-attention rule against the fp64 dense reference (native/tests/reference.h), with the CPU backend in fp32
 // on the same bf16 inputs, rounded to bf16, as the same-precision baseline:
-//   max|tc - fp64| <= 2 * max|cpu - fp64| + floor   for out and lse (whose -inf rows must agree).
+//   max|tc - fp64| <= 2 * max|cpu - fp64| + floor   for out, lse (whose -inf rows must agree), dq, dk, dv.
 // Cases: causal and not, GQA 7:1 and 1:1, varlen segments of odd lengths (not multiples of the 64-row / 64-key
 // tiles), decode-like Tq = 1 after a cache (bottom-right), rows that see no key, head dims 64 / 80 / 128 and
 // padded ones (20 -> 32: unaligned rows, element loads; 48 -> 64), strided q. Also the path choice
@@ -48,20 +49,29 @@ void tc_case(const TcCase& c, uint64_t seed) {
   const auto k = stored<bf16>(rng.vec(size_t(Tk * WK), -1.5, 1.5)), v = stored<bf16>(rng.vec(size_t(Tk * WK)));
   std::vector<float> q(size_t(Tq * WQ));
   for (int64_t t = 0; t < Tq; t++) std::copy_n(&q_wide[size_t(t * QS)], WQ, &q[size_t(t * WQ)]);
+  const auto dout = stored<bf16>(rng.vec(size_t(Tq * WQ)));
+  const auto dq0 = stored<bf16>(rng.vec(size_t(Tq * WQ))), dk0 = stored<bf16>(rng.vec(size_t(Tk * WK)));
+  const auto dv0 = stored<bf16>(rng.vec(size_t(Tk * WK)));
   const float scale = 1.0f / std::sqrt(float(c.D));
   const std::string tag = std::string("cuda attention tensor-core bf16 ") + c.name;
 
   ref::AttnShape sh{c.Hq, c.Hkv, c.D, double(scale), c.causal, cu_q, cu_k};
   std::vector<double> out64(size_t(Tq * WQ)), lse64(size_t(c.Hq * Tq));
+  std::vector<double> dq64 = to_double(dq0), dk64 = to_double(dk0), dv64 = to_double(dv0);
   ref::attention<double>(out64, lse64, to_double(q), to_double(k), to_double(v), sh);
+  ref::attention_backward<double>(dq64, dk64, dv64, to_double(dout), to_double(q), to_double(k), to_double(v), sh);
 
   AttnParams p;
   p.Hq = c.Hq, p.Hkv = c.Hkv, p.D = c.D, p.scale = scale, p.causal = c.causal, p.nseq = int(c.lq.size());
   p.cu_q = cu_q.data(), p.cu_k = cu_k.data();
   p.q_stride = WQ, p.k_stride = p.v_stride = WK, p.o_stride = WQ;
   std::vector<float> out_cpu(size_t(Tq * WQ)), lse_cpu(size_t(c.Hq * Tq));
+  std::vector<float> dq_cpu = dq0, dk_cpu = dk0, dv_cpu = dv0;
   vr::attention_forward(out_cpu.data(), lse_cpu.data(), q.data(), k.data(), v.data(), p);
+  vr::attention_backward(dq_cpu.data(), dk_cpu.data(), dv_cpu.data(), dout.data(), out_cpu.data(), lse_cpu.data(),
+                         q.data(), k.data(), v.data(), p);
   out_cpu = stored<bf16>(out_cpu);
+  dq_cpu = stored<bf16>(dq_cpu), dk_cpu = stored<bf16>(dk_cpu), dv_cpu = stored<bf16>(dv_cpu);
 
   DeviceBuffer<int32_t> d_cuq(cu_q), d_cuk(cu_k);
   DeviceBuffer<bf16> d_q(to_storage<bf16>(q_wide)), d_k(to_storage<bf16>(k)), d_v(to_storage<bf16>(v));
@@ -76,8 +86,22 @@ void tc_case(const TcCase& c, uint64_t seed) {
   a.q_stride = QS, a.k_stride = a.v_stride = WK, a.o_stride = WQ;
   cuda::attention_forward(d_out.get(), d_lse.get(), d_q.get(), d_k.get(), d_v.get(), a, nullptr,
                           cuda::AttnKernelPath::TensorCore);
+  // The backward on the kernel's own out / lse (as training runs it); dq rows keep the wide stride.
+  std::vector<float> dq0_wide(size_t(Tq * QS), 7.f);
+  for (int64_t t = 0; t < Tq; t++) std::copy_n(&dq0[size_t(t * WQ)], WQ, &dq0_wide[size_t(t * QS)]);
+  DeviceBuffer<bf16> d_dout(to_storage<bf16>(dout)), d_dq(to_storage<bf16>(dq0_wide));
+  DeviceBuffer<bf16> d_dk(to_storage<bf16>(dk0)), d_dv(to_storage<bf16>(dv0));
+  cuda::attention_backward(d_dq.get(), d_dk.get(), d_dv.get(), d_dout.get(), d_out.get(), d_lse.get(), d_q.get(),
+                           d_k.get(), d_v.get(), a, nullptr, cuda::AttnKernelPath::TensorCore);
   const auto out = to_float(d_out.download());
   auto lse = d_lse.download();
+  const auto dq_wide = to_float(d_dq.download()), dk = to_float(d_dk.download()), dv = to_float(d_dv.download());
+  std::vector<float> dq(size_t(Tq * WQ));
+  bool pad_intact = true;
+  for (int64_t t = 0; t < Tq; t++) {
+    std::copy_n(&dq_wide[size_t(t * QS)], WQ, &dq[size_t(t * WQ)]);
+    for (int64_t cc = WQ; cc < QS; cc++) pad_intact &= dq_wide[size_t(t * QS + cc)] == 7.f;
+  }
 
   check_rule(tag + " out", out.data(), out_cpu.data(), out64.data(), out.size(), 1e-6);
   bool inf_same = true;
@@ -88,6 +112,10 @@ void tc_case(const TcCase& c, uint64_t seed) {
   }
   check_true(tag + " lse -inf rows (no visible key) match", inf_same);
   check_rule(tag + " lse", lse.data(), lse_cpu.data(), lse64.data(), lse64.size(), 1e-6);
+  check_rule(tag + " dq", dq.data(), dq_cpu.data(), dq64.data(), dq.size(), 1e-6);
+  check_rule(tag + " dk", dk.data(), dk_cpu.data(), dk64.data(), dk.size(), 1e-6);
+  check_rule(tag + " dv", dv.data(), dv_cpu.data(), dv64.data(), dv.size(), 1e-6);
+  if (c.q_pad) check_true(tag + " dq row padding untouched", pad_intact);
 }
 
 const TcCase kTcCases[] = {
@@ -120,7 +148,7 @@ struct ScopedAttnEnv {
 
 }  // namespace
 
-VR_TEST(cuda_attention_tc_forward) {
+VR_TEST(cuda_attention_tc_forward_backward) {
   uint64_t seed = 61;
   for (const TcCase& c : kTcCases) tc_case(c, seed++);
 }

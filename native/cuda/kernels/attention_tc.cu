@@ -213,6 +213,230 @@ __global__ void __launch_bounds__(kTcThreads)
 #endif
 }
 
+// ---- backward -------------------------------------------------------------------------------------------------
+// With P = exp(scale Q K^T - lse) recomputed from the forward's lse and Delta_i = dO_i . O_i (the scalar backward's
+// delta kernel): dV += P^T dO, dP = dO V^T, dS = P (dP - Delta), dK += scale dS^T Q, dQ += scale dS K.
+// Two kernels, every output row with one owner, so no atomics (as the scalar backward):
+//   dK/dV: a block owns 64 keys of one (kv head, segment), warp w keys 16 w ..; it walks the query tiles of every
+//          query head sharing the kv head. Everything is computed TRANSPOSED (rows = keys): S^T = K Q^T and
+//          dP^T = V dO^T come out in accumulator fragments whose rows are this warp's keys, so P^T and dS^T are
+//          directly the A fragments of dV += P^T dO and dK += dS^T Q. Q and dO are staged twice, [q][d] (B of
+//          S^T, dP^T) and transposed [d][q] (B of dV, dK).
+//   dQ:    a block owns 64 query rows (the forward's layout) and walks the key tiles: S = Q K^T, dP = dO V^T,
+//          dS = P (dP - Delta) as the A fragment of dQ += dS K, with K also staged transposed.
+// P and dS are rounded to bf16 as mma operands (FlashAttention-2 does the same); sums are fp32.
+
+// lse (to log2 units) and Delta of query rows i0 .. i0 + 63 of head h; rows past the segment: lse -inf.
+__device__ __forceinline__ void load_stats(float* lse_s, float* delta_s, const float* lse, const float* delta,
+                                           const AttnArgs& a, const attn::Segment& sg, int h, int64_t i0) {
+  for (int r = threadIdx.x; r < kRows; r += kTcThreads) {
+    const bool ok = i0 + r < sg.Lq;
+    const int64_t idx = int64_t(h) * a.total_q + sg.q0 + i0 + r;
+    lse_s[r] = ok ? lse[idx] * 1.4426950408889634f : -INFINITY;
+    delta_s[r] = ok ? delta[idx] : 0.f;
+  }
+}
+
+#if defined(VR_MMA_AVAILABLE)  // the mma helpers exist on sm_80+ and the emulator only
+// acc[16 x 8 n-tiles] += A B^T over DP columns: A rows r0.. of the [rows][kLd] array As, B rows = the 8 n-tiles
+// of the [64][kLd] array Bs (both k-contiguous). The S = Q K^T shape of every score product here.
+template <int DP>
+__device__ __forceinline__ void scores(float (&acc)[kKeys / 8][4], const __nv_bfloat16* As, int r0,
+                                       const __nv_bfloat16* Bs) {
+  using namespace mma;
+  VR_UNROLL for (int n = 0; n < kKeys / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
+  VR_UNROLL for (int ks = 0; ks < DP / 16; ks++) {
+    uint32_t af[4];
+    load_a_frag(af, As, TcTile<DP>::kLd, r0, ks * 16);
+    VR_UNROLL for (int n = 0; n < kKeys / 8; n++) {
+      uint32_t bf[2];
+      load_b_frag(bf, Bs, TcTile<DP>::kLd, n * 8, ks * 16);
+      mma_bf16_16816(acc[n], af, bf);
+    }
+  }
+}
+
+// acc[16 x DP] += X Y with X [16 x 64] given as accumulator fragments (rounded to bf16 here) and Y [64 x DP]
+// stored transposed, Yt [DP][kLdV].
+template <int DP>
+__device__ __forceinline__ void accumulate_xy(float (&acc)[DP / 8][4], const float (&x)[kKeys / 8][4],
+                                              const __nv_bfloat16* Yt) {
+  using namespace mma;
+  VR_UNROLL for (int kk = 0; kk < kKeys / 16; kk++) {
+    const uint32_t xa[4] = {pack_bf16x2(x[2 * kk][0], x[2 * kk][1]), pack_bf16x2(x[2 * kk][2], x[2 * kk][3]),
+                            pack_bf16x2(x[2 * kk + 1][0], x[2 * kk + 1][1]),
+                            pack_bf16x2(x[2 * kk + 1][2], x[2 * kk + 1][3])};
+    VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) {
+      uint32_t yb[2];
+      load_b_frag(yb, Yt, TcTile<DP>::kLdV, nd * 8, kk * 16);
+      mma_bf16_16816(acc[nd], xa, yb);
+    }
+  }
+}
+
+#endif
+
+// dst row (bf16) += factor * the 16 x DP accumulator rows of this warp (rows r0 + g, r0 + g + 8; columns < D).
+template <int DP>
+__device__ __forceinline__ void add_rows(__nv_bfloat16* base, int64_t stride, int64_t r0, int64_t limit, int D,
+                                         float factor, const float (&acc)[DP / 8][4]) {
+  using namespace dev;
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  VR_UNROLL for (int r = 0; r < 2; r++) {
+    const int64_t row = r0 + g + 8 * r;
+    if (row >= limit) continue;
+    __nv_bfloat16* p = base + row * stride;
+    VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 2; e++) {
+        const int c = nd * 8 + 2 * t + e;
+        if (c < D) p[c] = from_f32<__nv_bfloat16>(to_f32(p[c]) + factor * acc[nd][2 * r + e]);
+      }
+  }
+}
+
+template <int DP>
+struct TcBwdSmem {
+  using T = TcTile<DP>;
+  // dK/dV: K, V, Q, dO [64][kLd]; Q^T, dO^T [DP][kLdV]; lse, Delta [64] fp32.
+  static constexpr size_t kDkdv = sizeof(__nv_bfloat16) * (4 * T::kK + 2 * T::kV) + 2 * kRows * sizeof(float);
+  // dQ: Q, dO, K, V [64][kLd]; K^T [DP][kLdV].
+  static constexpr size_t kDq = sizeof(__nv_bfloat16) * (4 * T::kK + T::kV);
+};
+
+template <int DP>
+__global__ void __launch_bounds__(kTcThreads)
+    attention_tc_dkdv_kernel(__nv_bfloat16* dk, __nv_bfloat16* dv, const __nv_bfloat16* dout, const float* lse,
+                             const float* delta, const __nv_bfloat16* q, const __nv_bfloat16* k,
+                             const __nv_bfloat16* v, AttnArgs a, TcVec vec, bool vec_do) {
+#if defined(VR_MMA_AVAILABLE)
+  using Tile = TcTile<DP>;
+  const attn::Segment sg = attn::segment(a, blockIdx.z);
+  const int kvh = blockIdx.y, G = a.Hq / a.Hkv, D = a.D;
+  const int64_t j0 = int64_t(blockIdx.x) * kKeys;
+  if (j0 >= sg.Lk) return;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+
+  CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
+  __nv_bfloat16* Ks = smem;              // [64 keys][kLd]
+  __nv_bfloat16* Vs = Ks + Tile::kK;     // [64 keys][kLd]
+  __nv_bfloat16* Qs = Vs + Tile::kK;     // [64 q][kLd]
+  __nv_bfloat16* dOs = Qs + Tile::kK;    // [64 q][kLd]
+  __nv_bfloat16* Qt = dOs + Tile::kK;    // [DP][kLdV]
+  __nv_bfloat16* dOt = Qt + Tile::kV;    // [DP][kLdV]
+  float* lse_s = reinterpret_cast<float*>(dOt + Tile::kV);
+  float* delta_s = lse_s + kRows;
+  const int64_t kcol = int64_t(kvh) * D;
+  load_rows<DP>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
+  load_rows<DP>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
+
+  float dk_acc[DP / 8][4], dv_acc[DP / 8][4];
+  VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 4; e++) dk_acc[nd][e] = dv_acc[nd][e] = 0.f;
+  const float scale_log2 = a.scale * 1.4426950408889634f;
+  const int64_t key0 = j0 + warp * 16;  // this warp's first key (segment-relative)
+  // The first query row that sees key j0 is j0 - shift (causal): start at its tile.
+  int64_t first = a.causal ? j0 - sg.shift : 0;
+  first = first < 0 ? 0 : first / kRows * kRows;
+
+  for (int hh = 0; hh < G; hh++) {
+    const int h = kvh * G + hh;
+    for (int64_t i0 = first; i0 < sg.Lq; i0 += kRows) {
+      __syncthreads();  // K/V are in; the previous query tile is consumed
+      const int64_t qr0 = sg.q0 + i0, qlim = sg.q0 + sg.Lq, qcol = int64_t(h) * D;
+      load_rows<DP>(Qs, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
+      load_rows_transposed<DP>(Qt, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
+      load_rows<DP>(dOs, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
+      load_rows_transposed<DP>(dOt, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
+      load_stats(lse_s, delta_s, lse, delta, a, sg, h, i0);
+      __syncthreads();
+
+      float st[kRows / 8][4], dpt[kRows / 8][4];  // S^T, dP^T: rows = this warp's 16 keys, columns = 64 queries
+      scores<DP>(st, Ks, warp * 16, Qs);
+      scores<DP>(dpt, Vs, warp * 16, dOs);
+      const bool masked = j0 + kKeys > sg.Lk || (a.causal && j0 + kKeys - 1 > i0 + sg.shift);
+      VR_UNROLL for (int n = 0; n < kRows / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
+          const int qi = n * 8 + 2 * t + (e & 1);
+          const int64_t key = key0 + g + (e >= 2 ? 8 : 0);
+          const bool vis = !masked || (key < sg.Lk && (!a.causal || key <= i0 + qi + sg.shift));
+          const float p = vis && lse_s[qi] != -INFINITY ? exp2f(st[n][e] * scale_log2 - lse_s[qi]) : 0.f;
+          st[n][e] = p;                               // P^T
+          dpt[n][e] = p * (dpt[n][e] - delta_s[qi]);  // dS^T
+        }
+      accumulate_xy<DP>(dv_acc, st, dOt);
+      accumulate_xy<DP>(dk_acc, dpt, Qt);
+    }
+  }
+  const int64_t klim = sg.k0 + sg.Lk;
+  if (dk) add_rows<DP>(dk + kcol, a.k_stride, sg.k0 + key0, klim, D, a.scale, dk_acc);
+  if (dv) add_rows<DP>(dv + kcol, a.v_stride, sg.k0 + key0, klim, D, 1.0f, dv_acc);
+  (void)lane;
+#else
+  (void)dk, (void)dv, (void)dout, (void)lse, (void)delta, (void)q, (void)k, (void)v, (void)a, (void)vec, (void)vec_do;
+#endif
+}
+
+template <int DP>
+__global__ void __launch_bounds__(kTcThreads)
+    attention_tc_dq_kernel(__nv_bfloat16* dq, const __nv_bfloat16* dout, const float* lse, const float* delta,
+                           const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, AttnArgs a,
+                           TcVec vec, bool vec_do) {
+#if defined(VR_MMA_AVAILABLE)
+  using Tile = TcTile<DP>;
+  const attn::Segment sg = attn::segment(a, blockIdx.z);
+  const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv), D = a.D;
+  const int64_t i0 = int64_t(blockIdx.x) * kRows;
+  if (i0 >= sg.Lq) return;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+
+  CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
+  __nv_bfloat16* Qs = smem;              // [64 q][kLd]
+  __nv_bfloat16* dOs = Qs + Tile::kK;    // [64 q][kLd]
+  __nv_bfloat16* Ks = dOs + Tile::kK;    // [64 keys][kLd]
+  __nv_bfloat16* Vs = Ks + Tile::kK;     // [64 keys][kLd]
+  __nv_bfloat16* Kt = Vs + Tile::kK;     // [DP][kLdV]
+  const int64_t qcol = int64_t(h) * D, kcol = int64_t(kvh) * D;
+  load_rows<DP>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec.q);
+  load_rows<DP>(dOs, dout, a.o_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec_do);
+
+  const int64_t row0 = i0 + warp * 16;
+  float lse2[2], dl[2];  // rows g, g + 8 of the warp
+  VR_UNROLL for (int r = 0; r < 2; r++) {
+    const int64_t i = row0 + g + 8 * r;
+    const int64_t idx = int64_t(h) * a.total_q + sg.q0 + i;
+    lse2[r] = i < sg.Lq ? lse[idx] * 1.4426950408889634f : -INFINITY;
+    dl[r] = i < sg.Lq ? delta[idx] : 0.f;
+  }
+  float dq_acc[DP / 8][4];
+  VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 4; e++) dq_acc[nd][e] = 0.f;
+  const float scale_log2 = a.scale * 1.4426950408889634f;
+  const int64_t last_row = (i0 + kRows < sg.Lq ? i0 + kRows : sg.Lq) - 1;
+  const int64_t kend = a.causal ? (last_row + sg.shift + 1 < sg.Lk ? last_row + sg.shift + 1 : sg.Lk) : sg.Lk;
+
+  for (int64_t j0 = 0; j0 < kend; j0 += kKeys) {
+    __syncthreads();  // Q/dO are in; the previous key tile is consumed
+    load_rows<DP>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
+    load_rows_transposed<DP>(Kt, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
+    load_rows<DP>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
+    __syncthreads();
+
+    float s[kKeys / 8][4], dp[kKeys / 8][4];
+    scores<DP>(s, Qs, warp * 16, Ks);
+    scores<DP>(dp, dOs, warp * 16, Vs);
+    const bool masked = j0 + kKeys > sg.Lk || (a.causal && j0 + kKeys - 1 > row0 + sg.shift);
+    VR_UNROLL for (int n = 0; n < kKeys / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
+        const int r = e >> 1;
+        const int64_t row = row0 + g + 8 * r, key = j0 + n * 8 + 2 * t + (e & 1);
+        const bool vis = !masked || (key < sg.Lk && (!a.causal || key <= row + sg.shift));
+        const float p = vis && lse2[r] != -INFINITY ? exp2f(s[n][e] * scale_log2 - lse2[r]) : 0.f;
+        dp[n][e] = p * (dp[n][e] - dl[r]);  // dS
+      }
+    accumulate_xy<DP>(dq_acc, dp, Kt);
+  }
+  add_rows<DP>(dq + qcol, a.q_stride, sg.q0 + row0, sg.q0 + sg.Lq, D, a.scale, dq_acc);
+  (void)lane;
+#else
+  (void)dq, (void)dout, (void)lse, (void)delta, (void)q, (void)k, (void)v, (void)a, (void)vec, (void)vec_do;
+#endif
+}
+
 bool vec_ok(const void* p, int64_t stride, int D) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 8 == 0 && D % 8 == 0;
 }
@@ -226,6 +450,29 @@ void launch_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* 
   check_launch(cuda_launch(attention_tc_forward_kernel<DP>, grid, dim3(kTcThreads), smem, s, dptr(out), lse,
                            dptr(q), dptr(k), dptr(v), a, vec),
                "attention_tc_forward");
+}
+
+template <int DP>
+void launch_tc_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
+                        const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
+  const TcVec vec{vec_ok(q, a.q_stride, a.D), vec_ok(k, a.k_stride, a.D), vec_ok(v, a.v_stride, a.D)};
+  const bool vec_do = vec_ok(dout, a.o_stride, a.D);
+  if ((dk || dv) && a.max_seqlen_k > 0) {
+    const size_t smem = TcBwdSmem<DP>::kDkdv;
+    attn::allow_smem(attention_tc_dkdv_kernel<DP>, smem, "attention_tc_backward dk/dv");
+    const dim3 grid(unsigned((a.max_seqlen_k + kKeys - 1) / kKeys), unsigned(a.Hkv), unsigned(a.nseq));
+    check_launch(cuda_launch(attention_tc_dkdv_kernel<DP>, grid, dim3(kTcThreads), smem, s, dptr(dk), dptr(dv),
+                             dptr(dout), lse, delta, dptr(q), dptr(k), dptr(v), a, vec, vec_do),
+                 "attention_tc_backward dk/dv");
+  }
+  if (dq && a.max_seqlen_q > 0) {
+    const size_t smem = TcBwdSmem<DP>::kDq;
+    attn::allow_smem(attention_tc_dq_kernel<DP>, smem, "attention_tc_backward dq");
+    const dim3 grid(unsigned((a.max_seqlen_q + kRows - 1) / kRows), unsigned(a.Hq), unsigned(a.nseq));
+    check_launch(cuda_launch(attention_tc_dq_kernel<DP>, grid, dim3(kTcThreads), smem, s, dptr(dq), dptr(dout), lse,
+                             delta, dptr(q), dptr(k), dptr(v), a, vec, vec_do),
+                 "attention_tc_backward dq");
+  }
 }
 
 // VREFLECT_ATTENTION as first read (-1: not yet), so a forward does not scan the environment each time.
@@ -296,6 +543,14 @@ void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, c
   if (a.D <= 64) return launch_tc<64>(out, lse, q, k, v, a, s);
   if (a.D <= 80) return launch_tc<80>(out, lse, q, k, v, a, s);
   return launch_tc<128>(out, lse, q, k, v, a, s);
+}
+
+void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
+                           const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
+  if (a.D <= 32) return launch_tc_backward<32>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  if (a.D <= 64) return launch_tc_backward<64>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  if (a.D <= 80) return launch_tc_backward<80>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  return launch_tc_backward<128>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
 }
 
 }  // namespace VR_CUDA_ABI
