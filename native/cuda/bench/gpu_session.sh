@@ -9,8 +9,8 @@
 #   BENCH_ARGS= bash native/cuda/bench/gpu_session.sh     # the full shape list (minutes)
 # Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90),
 #      TESTS (test filters for the sanitizers, space-separated, default "gemm attention_tc"), BENCH_ARGS
-#      (default --quick). The attention forward is timed on the path the dispatch picks (tensor cores on sm_80+,
-#      impl "vreflect-tc"), then once more with VREFLECT_ATTENTION=scalar for comparison (bench_vreflect_scalar.json).
+#      (default --quick). Attention is timed on the path the dispatch picks (tensor cores on sm_80+, impl
+#      "vreflect-tc"), then once more with VREFLECT_ATTENTION=scalar for comparison (bench_vreflect_scalar.json).
 set -u
 OUT=${OUT:-./gpu-out}
 BUILD=${BUILD:-build-gpu}
@@ -51,9 +51,9 @@ step "benchmarks ($BENCH_ARGS)"
 "$BUILD/vreflect_cuda_bench" --json $BENCH_ARGS > "$OUT/bench_vreflect.json" 2> "$OUT/bench_vreflect.err"
 echo "vreflect_cuda_bench rc=$?"
 # shellcheck disable=SC2086
-VREFLECT_ATTENTION=scalar "$BUILD/vreflect_cuda_bench" --json $BENCH_ARGS --kernels attention_fwd \
+VREFLECT_ATTENTION=scalar "$BUILD/vreflect_cuda_bench" --json $BENCH_ARGS --kernels attention_fwd,attention_bwd \
   > "$OUT/bench_vreflect_scalar.json" 2> "$OUT/bench_vreflect_scalar.err"
-echo "vreflect_cuda_bench (scalar attention forward) rc=$?"
+echo "vreflect_cuda_bench (scalar attention) rc=$?"
 # shellcheck disable=SC2086
 python3 scripts_bench/torch_kernels.py --json $BENCH_ARGS > "$OUT/bench_torch.json" 2> "$OUT/bench_torch.err"
 echo "torch_kernels.py rc=$?"
