@@ -153,6 +153,34 @@ VR_TEST(cuda_attention_tc_forward_backward) {
   for (const TcCase& c : kTcCases) tc_case(c, seed++);
 }
 
+// ldmatrix (modelled on the emulator, real on a GPU) gives the registers of the 4-byte fragment loads, and both
+// follow the PTX ISA's layout: a0 of lane 4g + t holds A[g][2t] (low half) and A[g][2t + 1].
+VR_TEST(cuda_attention_tc_fragment_loads) {
+  DeviceBuffer<uint32_t> d(std::vector<uint32_t>(32 * 24, 0u));
+  cuda::mma_fragment_probe(d.get());
+  const std::vector<uint32_t> r = d.download();
+  bool a_same = true, bnk_same = true, bkn_same = true, layout = true;
+  for (int lane = 0; lane < 32; lane++) {
+    const uint32_t* o = &r[size_t(lane) * 24];
+    for (int i = 0; i < 4; i++) {
+      a_same &= o[i] == o[4 + i];
+      bnk_same &= o[8 + i] == o[12 + i];
+      bkn_same &= o[16 + i] == o[20 + i];
+    }
+    const int g = lane / 4, t = lane % 4;
+    auto pair = [](int row, int col0) {  // the probe's tile: element [row][col] = row * 16 + col, as bf16 bits
+      return uint32_t(f32_to_bf16(float(row * 16 + col0))) | (uint32_t(f32_to_bf16(float(row * 16 + col0 + 1))) << 16);
+    };
+    layout &= o[4] == pair(g, 2 * t) && o[5] == pair(g + 8, 2 * t) && o[6] == pair(g, 2 * t + 8) &&
+              o[7] == pair(g + 8, 2 * t + 8);
+    layout &= o[12] == pair(g, 2 * t) && o[13] == pair(g, 2 * t + 8) && o[14] == pair(g + 8, 2 * t);
+  }
+  check_true("ldmatrix x4 A fragment = the 4-byte loads (all 32 lanes)", a_same);
+  check_true("ldmatrix x4 B fragments from [n][k] = the 4-byte loads", bnk_same);
+  check_true("ldmatrix x4 .trans B fragments from [k][n] = the 4-byte loads from [n][k]", bkn_same);
+  check_true("fragment registers follow the PTX ISA layout (A a0..a3, B b0 b1)", layout);
+}
+
 VR_TEST(cuda_attention_tc_path_choice) {
   using cuda::AttnKernelPath;
   {

@@ -1,4 +1,5 @@
-// Tensor-core flash attention forward (FlashAttention-2's loop) and the choice between it and the scalar kernel.
+// Tensor-core flash attention forward and backward (FlashAttention-2's loops) and the choice between them and the
+// scalar kernels.
 // Same semantics and AttnArgs as attention_forward.cu (varlen, GQA, bottom-right causal, lse; rows that see no key:
 // out 0, lse -inf); bf16 storage only, head dim D <= 128.
 //
@@ -8,16 +9,16 @@
 // zeros and never stored), so the k-loop of S = Q K^T has DP / 16 mma steps and O has DP / 8 column tiles.
 // Per key tile of kKeys = 64 keys:
 //   S[16 x 64] per warp = Q K^T: 8 n-tiles x DP/16 k-steps of mma.sync.m16n8k16 (Q fragments stay in registers
-//     for the whole loop, K fragments come from shared memory);
+//     for the whole loop, K fragments come from shared memory by ldmatrix.x4, two n-tiles per instruction);
 //   online softmax in the accumulator fragments: lane (g, t) holds rows g and g + 8, columns 2t, 2t+1 of each
 //     n-tile, so a row max is a max over the lane's 16 values and the 4 lanes of its quad (two xor shuffles); exp2
 //     with the scale folded into log2(e); the row sum l stays per lane until the end (one quad sum at the end);
 //   O[16 x DP] += P V: P is rounded to bf16 IN REGISTERS - the S accumulator fragment of n-tiles 2kk, 2kk+1 is
-//     exactly the A fragment of k-step kk - and V is stored transposed in shared memory (V^T [DP][keys]) so its B
-//     fragments are 4-byte loads.
-// K and V^T tiles are double-buffered: the block loads tile j+1 into the other buffer while it computes tile j,
-// one __syncthreads per tile. Plain loads (no cp.async, no ldmatrix: neither is modelled by the emulator), so on a
-// GPU the copy overlaps the math only across warps/blocks; cp.async is the next step there (README).
+//     exactly the A fragment of k-step kk - and V stays row-major in shared memory: its B fragments come
+//     transposed by ldmatrix.x4.trans.
+// K and V tiles are double-buffered: the block loads tile j+1 into the other buffer while it computes tile j, one
+// __syncthreads per tile. Plain loads (cp.async is not modelled by the emulator), so on a GPU the copy overlaps the
+// math only across warps / blocks; cp.async is the next step there (README).
 // Causal: tiles past the last visible key of the block's last row are never loaded (early exit); the mask is
 // applied only in tiles that cross the diagonal or the segment's end.
 #include <atomic>
@@ -37,10 +38,11 @@ constexpr int kTcMaxD = 128;
 
 template <int DP>
 struct TcTile {
-  static constexpr int kLd = DP + 8;      // bf16 per Q / K smem row: 8 rows x 4 lanes of a fragment load hit 32 banks
-  static constexpr int kLdV = kKeys + 8;  // bf16 per V^T smem row (72: the same property)
-  static constexpr size_t kQ = size_t(kRows) * kLd, kK = size_t(kKeys) * kLd, kV = size_t(DP) * kLdV;
-  static constexpr size_t kSmemBytes = sizeof(__nv_bfloat16) * (kQ + 2 * kK + 2 * kV);
+  // bf16 per smem row: a multiple of 16 bytes (ldmatrix rows) whose 8 rows of one ldmatrix phase start 16 bytes
+  // apart modulo 128, so they hit 32 different banks.
+  static constexpr int kLd = DP + 8;
+  static constexpr size_t kQ = size_t(kRows) * kLd, kK = size_t(kKeys) * kLd;
+  static constexpr size_t kSmemBytes = sizeof(__nv_bfloat16) * (kQ + 4 * kK);  // Q, 2 x K, 2 x V
 };
 
 // Whether 16-byte loads are allowed for q, k, v: base and row stride 16-byte aligned and D a multiple of 8.
@@ -75,18 +77,6 @@ __device__ __forceinline__ void load_rows(__nv_bfloat16* S, const __nv_bfloat16*
   }
 }
 
-// Vt[c][r] = V row r0 + r, column col0 + c: the transposed tile, so P V's B fragments are contiguous pairs.
-template <int DP>
-__device__ __forceinline__ void load_rows_transposed(__nv_bfloat16* Vt, const __nv_bfloat16* src, int64_t stride,
-                                                     int64_t r0, int64_t limit, int64_t col0, int D, bool vec) {
-  constexpr int kChunks = kKeys * DP / 8;
-  for (int c = threadIdx.x; c < kChunks; c += kTcThreads) {
-    const int r = c / (DP / 8), cc = (c % (DP / 8)) * 8;
-    load8([&](int j, __nv_bfloat16 x) { Vt[(cc + j) * TcTile<DP>::kLdV + r] = x; }, src, stride, r0 + r, limit, col0,
-          cc, D, vec);
-  }
-}
-
 template <int DP>
 __global__ void __launch_bounds__(kTcThreads)
     attention_tc_forward_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
@@ -104,7 +94,7 @@ __global__ void __launch_bounds__(kTcThreads)
   CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
   __nv_bfloat16* Qs = smem;                // [kRows][kLd]
   __nv_bfloat16* Ks = Qs + Tile::kQ;       // 2 x [kKeys][kLd]
-  __nv_bfloat16* Vt = Ks + 2 * Tile::kK;   // 2 x [DP][kLdV]
+  __nv_bfloat16* Vs = Ks + 2 * Tile::kK;   // 2 x [kKeys][kLd]
 
   // Keys past the last visible one of the block's last row are never needed (causal early exit).
   const int64_t last_row = (i0 + kRows < sg.Lq ? i0 + kRows : sg.Lq) - 1;
@@ -114,14 +104,14 @@ __global__ void __launch_bounds__(kTcThreads)
   auto load_kv = [&](int jt, int buf) {
     const int64_t r0 = sg.k0 + int64_t(jt) * kKeys, limit = sg.k0 + sg.Lk;
     load_rows<DP>(Ks + buf * Tile::kK, k, a.k_stride, r0, limit, kcol, D, vec.k);
-    load_rows_transposed<DP>(Vt + buf * Tile::kV, v, a.v_stride, r0, limit, kcol, D, vec.v);
+    load_rows<DP>(Vs + buf * Tile::kK, v, a.v_stride, r0, limit, kcol, D, vec.v);
   };
   load_rows<DP>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, int64_t(h) * D, D, vec.q);
   if (ntiles > 0) load_kv(0, 0);
   __syncthreads();
 
   uint32_t qf[DP / 16][4];
-  VR_UNROLL for (int ks = 0; ks < DP / 16; ks++) load_a_frag(qf[ks], Qs, Tile::kLd, warp * 16, ks * 16);
+  VR_UNROLL for (int ks = 0; ks < DP / 16; ks++) ldm_a(qf[ks], Qs, Tile::kLd, warp * 16, ks * 16);
 
   // Row state of rows g (index 0) and g + 8 (index 1) of this warp: running max (log2 units), this lane's partial
   // row sum, and the output accumulator fragments.
@@ -135,15 +125,16 @@ __global__ void __launch_bounds__(kTcThreads)
     const int buf = jt & 1;
     if (jt + 1 < ntiles) load_kv(jt + 1, buf ^ 1);  // the other buffer: everyone finished it before the last barrier
     const __nv_bfloat16* Kb = Ks + buf * Tile::kK;
-    const __nv_bfloat16* Vb = Vt + buf * Tile::kV;
+    const __nv_bfloat16* Vb = Vs + buf * Tile::kK;
     const int64_t j0 = int64_t(jt) * kKeys;
 
     float s[kKeys / 8][4];
     VR_UNROLL for (int n = 0; n < kKeys / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) s[n][e] = 0.f;
-    VR_UNROLL for (int ks = 0; ks < DP / 16; ks++) VR_UNROLL for (int n = 0; n < kKeys / 8; n++) {
-        uint32_t kb[2];
-        load_b_frag(kb, Kb, Tile::kLd, n * 8, ks * 16);
-        mma_bf16_16816(s[n], qf[ks], kb);
+    VR_UNROLL for (int ks = 0; ks < DP / 16; ks++) VR_UNROLL for (int n = 0; n < kKeys / 8; n += 2) {
+        uint32_t kb0[2], kb1[2];
+        ldm_b_nk(kb0, kb1, Kb, Tile::kLd, n * 8, ks * 16);
+        mma_bf16_16816(s[n], qf[ks], kb0);
+        mma_bf16_16816(s[n + 1], qf[ks], kb1);
       }
 
     // Scale to log2 units and mask. Only tiles reaching past the segment's keys or, causal, past the diagonal of
@@ -182,10 +173,11 @@ __global__ void __launch_bounds__(kTcThreads)
       const uint32_t pa[4] = {pack_bf16x2(s[2 * kk][0], s[2 * kk][1]), pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
                               pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
                               pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) {
-        uint32_t vb[2];
-        load_b_frag(vb, Vb, Tile::kLdV, nd * 8, kk * 16);
-        mma_bf16_16816(o[nd], pa, vb);
+      VR_UNROLL for (int nd = 0; nd < DP / 8; nd += 2) {
+        uint32_t vb0[2], vb1[2];
+        ldm_b_kn(vb0, vb1, Vb, Tile::kLd, nd * 8, kk * 16);
+        mma_bf16_16816(o[nd], pa, vb0);
+        mma_bf16_16816(o[nd + 1], pa, vb1);
       }
     }
     __syncthreads();  // tile jt+1 is in; everyone is done with buffer `buf` before it is refilled
@@ -220,10 +212,10 @@ __global__ void __launch_bounds__(kTcThreads)
 //   dK/dV: a block owns 64 keys of one (kv head, segment), warp w keys 16 w ..; it walks the query tiles of every
 //          query head sharing the kv head. Everything is computed TRANSPOSED (rows = keys): S^T = K Q^T and
 //          dP^T = V dO^T come out in accumulator fragments whose rows are this warp's keys, so P^T and dS^T are
-//          directly the A fragments of dV += P^T dO and dK += dS^T Q. Q and dO are staged twice, [q][d] (B of
-//          S^T, dP^T) and transposed [d][q] (B of dV, dK).
+//          directly the A fragments of dV += P^T dO and dK += dS^T Q. Q and dO are staged once, row-major: B
+//          fragments of S^T, dP^T by ldmatrix, of dV, dK by ldmatrix.trans.
 //   dQ:    a block owns 64 query rows (the forward's layout) and walks the key tiles: S = Q K^T, dP = dO V^T,
-//          dS = P (dP - Delta) as the A fragment of dQ += dS K, with K also staged transposed.
+//          dS = P (dP - Delta) as the A fragment of dQ += dS K (K's B fragments by ldmatrix.trans).
 // P and dS are rounded to bf16 as mma operands (FlashAttention-2 does the same); sums are fp32.
 
 // lse (to log2 units) and Delta of query rows i0 .. i0 + 63 of head h; rows past the segment: lse -inf.
@@ -247,29 +239,31 @@ __device__ __forceinline__ void scores(float (&acc)[kKeys / 8][4], const __nv_bf
   VR_UNROLL for (int n = 0; n < kKeys / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
   VR_UNROLL for (int ks = 0; ks < DP / 16; ks++) {
     uint32_t af[4];
-    load_a_frag(af, As, TcTile<DP>::kLd, r0, ks * 16);
-    VR_UNROLL for (int n = 0; n < kKeys / 8; n++) {
-      uint32_t bf[2];
-      load_b_frag(bf, Bs, TcTile<DP>::kLd, n * 8, ks * 16);
-      mma_bf16_16816(acc[n], af, bf);
+    ldm_a(af, As, TcTile<DP>::kLd, r0, ks * 16);
+    VR_UNROLL for (int n = 0; n < kKeys / 8; n += 2) {
+      uint32_t b0[2], b1[2];
+      ldm_b_nk(b0, b1, Bs, TcTile<DP>::kLd, n * 8, ks * 16);
+      mma_bf16_16816(acc[n], af, b0);
+      mma_bf16_16816(acc[n + 1], af, b1);
     }
   }
 }
 
 // acc[16 x DP] += X Y with X [16 x 64] given as accumulator fragments (rounded to bf16 here) and Y [64 x DP]
-// stored transposed, Yt [DP][kLdV].
+// row-major in shared memory (its B fragments by ldmatrix .trans).
 template <int DP>
 __device__ __forceinline__ void accumulate_xy(float (&acc)[DP / 8][4], const float (&x)[kKeys / 8][4],
-                                              const __nv_bfloat16* Yt) {
+                                              const __nv_bfloat16* Y) {
   using namespace mma;
   VR_UNROLL for (int kk = 0; kk < kKeys / 16; kk++) {
     const uint32_t xa[4] = {pack_bf16x2(x[2 * kk][0], x[2 * kk][1]), pack_bf16x2(x[2 * kk][2], x[2 * kk][3]),
                             pack_bf16x2(x[2 * kk + 1][0], x[2 * kk + 1][1]),
                             pack_bf16x2(x[2 * kk + 1][2], x[2 * kk + 1][3])};
-    VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) {
-      uint32_t yb[2];
-      load_b_frag(yb, Yt, TcTile<DP>::kLdV, nd * 8, kk * 16);
-      mma_bf16_16816(acc[nd], xa, yb);
+    VR_UNROLL for (int nd = 0; nd < DP / 8; nd += 2) {
+      uint32_t y0[2], y1[2];
+      ldm_b_kn(y0, y1, Y, TcTile<DP>::kLd, nd * 8, kk * 16);
+      mma_bf16_16816(acc[nd], xa, y0);
+      mma_bf16_16816(acc[nd + 1], xa, y1);
     }
   }
 }
@@ -296,10 +290,10 @@ __device__ __forceinline__ void add_rows(__nv_bfloat16* base, int64_t stride, in
 template <int DP>
 struct TcBwdSmem {
   using T = TcTile<DP>;
-  // dK/dV: K, V, Q, dO [64][kLd]; Q^T, dO^T [DP][kLdV]; lse, Delta [64] fp32.
-  static constexpr size_t kDkdv = sizeof(__nv_bfloat16) * (4 * T::kK + 2 * T::kV) + 2 * kRows * sizeof(float);
-  // dQ: Q, dO, K, V [64][kLd]; K^T [DP][kLdV].
-  static constexpr size_t kDq = sizeof(__nv_bfloat16) * (4 * T::kK + T::kV);
+  // dK/dV: K, V, Q, dO [64][kLd]; lse, Delta [64] fp32.
+  static constexpr size_t kDkdv = sizeof(__nv_bfloat16) * 4 * T::kK + 2 * kRows * sizeof(float);
+  // dQ: Q, dO, K, V [64][kLd].
+  static constexpr size_t kDq = sizeof(__nv_bfloat16) * 4 * T::kK;
 };
 
 template <int DP>
@@ -320,9 +314,7 @@ __global__ void __launch_bounds__(kTcThreads)
   __nv_bfloat16* Vs = Ks + Tile::kK;     // [64 keys][kLd]
   __nv_bfloat16* Qs = Vs + Tile::kK;     // [64 q][kLd]
   __nv_bfloat16* dOs = Qs + Tile::kK;    // [64 q][kLd]
-  __nv_bfloat16* Qt = dOs + Tile::kK;    // [DP][kLdV]
-  __nv_bfloat16* dOt = Qt + Tile::kV;    // [DP][kLdV]
-  float* lse_s = reinterpret_cast<float*>(dOt + Tile::kV);
+  float* lse_s = reinterpret_cast<float*>(dOs + Tile::kK);
   float* delta_s = lse_s + kRows;
   const int64_t kcol = int64_t(kvh) * D;
   load_rows<DP>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
@@ -342,9 +334,7 @@ __global__ void __launch_bounds__(kTcThreads)
       __syncthreads();  // K/V are in; the previous query tile is consumed
       const int64_t qr0 = sg.q0 + i0, qlim = sg.q0 + sg.Lq, qcol = int64_t(h) * D;
       load_rows<DP>(Qs, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
-      load_rows_transposed<DP>(Qt, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
       load_rows<DP>(dOs, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
-      load_rows_transposed<DP>(dOt, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
       load_stats(lse_s, delta_s, lse, delta, a, sg, h, i0);
       __syncthreads();
 
@@ -360,8 +350,8 @@ __global__ void __launch_bounds__(kTcThreads)
           st[n][e] = p;                               // P^T
           dpt[n][e] = p * (dpt[n][e] - delta_s[qi]);  // dS^T
         }
-      accumulate_xy<DP>(dv_acc, st, dOt);
-      accumulate_xy<DP>(dk_acc, dpt, Qt);
+      accumulate_xy<DP>(dv_acc, st, dOs);
+      accumulate_xy<DP>(dk_acc, dpt, Qs);
     }
   }
   const int64_t klim = sg.k0 + sg.Lk;
@@ -391,7 +381,6 @@ __global__ void __launch_bounds__(kTcThreads)
   __nv_bfloat16* dOs = Qs + Tile::kK;    // [64 q][kLd]
   __nv_bfloat16* Ks = dOs + Tile::kK;    // [64 keys][kLd]
   __nv_bfloat16* Vs = Ks + Tile::kK;     // [64 keys][kLd]
-  __nv_bfloat16* Kt = Vs + Tile::kK;     // [DP][kLdV]
   const int64_t qcol = int64_t(h) * D, kcol = int64_t(kvh) * D;
   load_rows<DP>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec.q);
   load_rows<DP>(dOs, dout, a.o_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec_do);
@@ -413,7 +402,6 @@ __global__ void __launch_bounds__(kTcThreads)
   for (int64_t j0 = 0; j0 < kend; j0 += kKeys) {
     __syncthreads();  // Q/dO are in; the previous key tile is consumed
     load_rows<DP>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
-    load_rows_transposed<DP>(Kt, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
     load_rows<DP>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
     __syncthreads();
 
@@ -428,7 +416,7 @@ __global__ void __launch_bounds__(kTcThreads)
         const float p = vis && lse2[r] != -INFINITY ? exp2f(s[n][e] * scale_log2 - lse2[r]) : 0.f;
         dp[n][e] = p * (dp[n][e] - dl[r]);  // dS
       }
-    accumulate_xy<DP>(dq_acc, dp, Kt);
+    accumulate_xy<DP>(dq_acc, dp, Ks);
   }
   add_rows<DP>(dq + qcol, a.q_stride, sg.q0 + row0, sg.q0 + sg.Lq, D, a.scale, dq_acc);
   (void)lane;

@@ -124,6 +124,12 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
                         const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s = nullptr,
                         AttnKernelPath path = AttnKernelPath::Auto);
 
+// Test probe of the tensor-core fragment loads (mma_probe.cu): one warp writes out[lane * 24 + i], i < 24, the
+// registers of ldmatrix-based and 4-byte fragment loads of the same 16 x 16 bf16 tile (element [r][c] = r * 16 + c):
+// A (i 0-3 ldmatrix, 4-7 reference), B from [n][k] (8-11, 12-15), B from [k][n] via .trans (16-19, 20-23).
+// Needs an sm_80+ GPU or the emulator.
+void mma_fragment_probe(uint32_t* out, Stream s = nullptr);
+
 // ---- BCM / DAC cross-attention (method.md §6): a few queries against N keys per item ----------------------
 // q [L, Nq, H*D] (row stride q_stride), k/v [L, N, H*D] (row strides k_stride, v_stride), out [L, Nq, H*D]
 // contiguous, key_pad [L, N] (nonzero = padding; may be null), lse [L, H, Nq] fp32,

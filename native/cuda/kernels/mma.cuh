@@ -3,10 +3,13 @@
 //
 // VR_MMA_AVAILABLE is defined where the instruction can run: sm_80+ GPUs (inline PTX) and the CPU emulator, where
 // mma_bf16_16816 is MODELLED in C++ from the PTX ISA's fragment layout, so everything around it (tile loads, warp
-// tiling, softmax in fragments, epilogues) is tested without a GPU. The PTX itself only runs on a GPU. ldmatrix
-// and cp.async are not used (not modelled): fragments are read from shared memory with 4-byte loads.
+// tiling, softmax in fragments, epilogues) is tested without a GPU; so is ldmatrix (x4, plain and .trans), modelled
+// the same way and checked against the 4-byte fragment loads (mma_probe.cu). The PTX itself only runs on a GPU.
+// cp.async is not used (not modelled).
 #pragma once
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "cuda/kernels/common.cuh"
@@ -100,9 +103,68 @@ __device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a
 #endif
 }
 
-// Fragment loads from shared memory (4-byte loads; rows of `ld` bf16, ld even). A: the 16 x 16 tile at
-// S[r0..r0+16)[k0..k0+16) of a row-major [rows][k] array. B: the 16 x 8 tile B[kk][n] = S[n0 + n][k0 + kk] of an
-// array stored [n][k] ("k-contiguous", e.g. K for S = Q K^T, or V^T for O = P V).
+// ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16 (PTX ISA, "ldmatrix"): four 8 x 8 b16 matrices; lane L gives
+// the address of row L % 8 of matrix L / 8 (16 bytes, 16-byte aligned, shared memory). Lane 4g + t receives in
+// r[m] the pair [g][2t], [g][2t+1] of matrix m, or with .trans the pair [2t][g], [2t+1][g] (the transposed
+// matrix's row g). On the emulator the warp's row addresses go through shared memory, as for the mma model.
+template <bool TRANS>
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __nv_bfloat16* row) {
+#if defined(VR_CUDA_EMULATED)
+  __shared__ const __nv_bfloat16* rows[32][32];
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  if (reinterpret_cast<uintptr_t>(row) % 16 != 0) {  // a misaligned address faults on the GPU
+    std::fprintf(stderr, "cuda_emu: ldmatrix row address %p is not 16-byte aligned\n", static_cast<const void*>(row));
+    std::abort();
+  }
+  rows[w][lane] = row;
+  __syncwarp();
+  for (int m = 0; m < 4; m++) {
+    if (TRANS)
+      r[m] = uint32_t(bf16_bits(rows[w][8 * m + 2 * t][g])) | (uint32_t(bf16_bits(rows[w][8 * m + 2 * t + 1][g])) << 16);
+    else
+      r[m] = ld_pair(rows[w][8 * m + g] + 2 * t);
+  }
+  __syncwarp();
+#else
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  if (TRANS)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+#endif
+}
+
+// Fragments through ldmatrix (one instruction per A fragment or per PAIR of B fragments), from row-major shared
+// arrays of `ld` bf16 per row (ld * 2 a multiple of 16 bytes, k0 / n0 multiples of 8):
+//   ldm_a:        the A fragment of the 16 x 16 tile S[r0 .. r0+16)[k0 .. k0+16);
+//   ldm_b_nk:     B fragments of n-tiles n0 and n0 + 8, B[kk][n] = S[n0 + n][k0 + kk] (S stored [n][k], e.g. K);
+//   ldm_b_kn:     the same from S stored [k][n] (B[kk][n] = S[k0 + kk][n0 + n], e.g. V in P V), via .trans.
+__device__ __forceinline__ void ldm_a(uint32_t (&a)[4], const __nv_bfloat16* S, int ld, int r0, int k0) {
+  const int lane = threadIdx.x % 32, m = lane / 8;
+  ldmatrix_x4<false>(a, S + (r0 + (m & 1) * 8 + lane % 8) * ld + k0 + (m >> 1) * 8);
+}
+__device__ __forceinline__ void ldm_b_nk(uint32_t (&b0)[2], uint32_t (&b1)[2], const __nv_bfloat16* S, int ld, int n0,
+                                         int k0) {
+  const int lane = threadIdx.x % 32, m = lane / 8;
+  uint32_t r[4];
+  ldmatrix_x4<false>(r, S + (n0 + (m >> 1) * 8 + lane % 8) * ld + k0 + (m & 1) * 8);
+  b0[0] = r[0], b0[1] = r[1], b1[0] = r[2], b1[1] = r[3];
+}
+__device__ __forceinline__ void ldm_b_kn(uint32_t (&b0)[2], uint32_t (&b1)[2], const __nv_bfloat16* S, int ld, int n0,
+                                         int k0) {
+  const int lane = threadIdx.x % 32, m = lane / 8;
+  uint32_t r[4];
+  ldmatrix_x4<true>(r, S + (k0 + (m & 1) * 8 + lane % 8) * ld + n0 + (m >> 1) * 8);
+  b0[0] = r[0], b0[1] = r[1], b1[0] = r[2], b1[1] = r[3];
+}
+
+// Fragment loads from shared memory by 4-byte loads (the reference the ldmatrix model is checked against in
+// mma_probe.cu; rows of `ld` bf16, ld even). A: the 16 x 16 tile at S[r0..r0+16)[k0..k0+16) of a row-major
+// [rows][k] array. B: the 16 x 8 tile B[kk][n] = S[n0 + n][k0 + kk] of an array stored [n][k] ("k-contiguous").
 __device__ __forceinline__ void load_a_frag(uint32_t (&a)[4], const __nv_bfloat16* S, int ld, int r0, int k0) {
   const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const __nv_bfloat16* p = S + (r0 + g) * ld + k0 + 2 * t;
