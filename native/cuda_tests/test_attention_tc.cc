@@ -181,6 +181,28 @@ VR_TEST(cuda_attention_tc_fragment_loads) {
   check_true("fragment registers follow the PTX ISA layout (A a0..a3, B b0 b1)", layout);
 }
 
+// cp.async lands what it was given (and zeros for a zero-size source) once waited for; on the emulator, whose model
+// lands a copy only in the issuing thread's wait, not before: a kernel that forgets a wait reads stale data there.
+VR_TEST(cuda_attention_tc_cp_async) {
+  std::vector<float> vals(256);
+  for (int i = 0; i < 256; i++) vals[size_t(i)] = float(i + 1);
+  DeviceBuffer<bf16> src(to_storage<bf16>(vals));
+  DeviceBuffer<uint32_t> d(std::vector<uint32_t>(161, 7u));
+  cuda::cp_async_probe(d.get(), src.get());
+  const std::vector<uint32_t> r = d.download();
+  bool landed = true, zero = true, late = true;
+  for (int lane = 0; lane < 32; lane++) {
+    const uint32_t* o = &r[size_t(lane) * 5];
+    const uint32_t want = f32_to_bf16(float(8 * lane + 1));
+    landed &= o[2] == want && o[3] == want;
+    zero &= o[4] == 0u;
+    late &= o[0] == 0u && o[1] == 0u;
+  }
+  check_true("cp.async: group 1 landed after wait_group 1, group 2 after wait_group 0 (all lanes)", landed);
+  check_true("cp.async with a zero-size source fills 16 zero bytes", zero);
+  if (r[160] == 1) check_true("cp.async (emulator model): nothing lands before the issuing thread's wait", late);
+}
+
 VR_TEST(cuda_attention_tc_path_choice) {
   using cuda::AttnKernelPath;
   {

@@ -16,9 +16,9 @@
 //   O[16 x DP] += P V: P is rounded to bf16 IN REGISTERS - the S accumulator fragment of n-tiles 2kk, 2kk+1 is
 //     exactly the A fragment of k-step kk - and V stays row-major in shared memory: its B fragments come
 //     transposed by ldmatrix.x4.trans.
-// K and V tiles are double-buffered: the block loads tile j+1 into the other buffer while it computes tile j, one
-// __syncthreads per tile. Plain loads (cp.async is not modelled by the emulator), so on a GPU the copy overlaps the
-// math only across warps / blocks; cp.async is the next step there (README).
+// K and V tiles are double-buffered: tile j+1 is copied by cp.async into the other buffer while tile j is computed
+// (one commit, one wait and one __syncthreads per tile; rows whose stride or base is not 16-byte aligned take
+// element stores instead).
 // Causal: tiles past the last visible key of the block's last row are never loaded (early exit); the mask is
 // applied only in tiles that cross the diagonal or the segment's end.
 #include <atomic>
@@ -77,6 +77,23 @@ __device__ __forceinline__ void load_rows(__nv_bfloat16* S, const __nv_bfloat16*
   }
 }
 
+#if defined(VR_MMA_AVAILABLE)
+// load_rows by cp.async where 16-byte chunks allow (zero-filled past D or the limit); element stores otherwise.
+// The caller commits, waits and synchronises before reading.
+template <int DP>
+__device__ __forceinline__ void load_rows_async(__nv_bfloat16* S, const __nv_bfloat16* src, int64_t stride,
+                                                int64_t r0, int64_t limit, int64_t col0, int D, bool vec) {
+  if (!vec) return load_rows<DP>(S, src, stride, r0, limit, col0, D, vec);
+  constexpr int kChunks = kRows * DP / 8;
+  for (int c = threadIdx.x; c < kChunks; c += kTcThreads) {
+    const int r = c / (DP / 8), cc = (c % (DP / 8)) * 8;
+    const int64_t row = r0 + r;
+    const bool ok = row < limit && cc + 8 <= D;  // vec: D % 8 == 0, so a chunk is all inside or all padding
+    mma::cp_async16(S + r * TcTile<DP>::kLd + cc, ok ? src + row * stride + col0 + cc : src, ok);
+  }
+}
+#endif
+
 template <int DP>
 __global__ void __launch_bounds__(kTcThreads)
     attention_tc_forward_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
@@ -103,11 +120,13 @@ __global__ void __launch_bounds__(kTcThreads)
   const int64_t kcol = int64_t(kvh) * D;
   auto load_kv = [&](int jt, int buf) {
     const int64_t r0 = sg.k0 + int64_t(jt) * kKeys, limit = sg.k0 + sg.Lk;
-    load_rows<DP>(Ks + buf * Tile::kK, k, a.k_stride, r0, limit, kcol, D, vec.k);
-    load_rows<DP>(Vs + buf * Tile::kK, v, a.v_stride, r0, limit, kcol, D, vec.v);
+    load_rows_async<DP>(Ks + buf * Tile::kK, k, a.k_stride, r0, limit, kcol, D, vec.k);
+    load_rows_async<DP>(Vs + buf * Tile::kK, v, a.v_stride, r0, limit, kcol, D, vec.v);
   };
-  load_rows<DP>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, int64_t(h) * D, D, vec.q);
+  load_rows_async<DP>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, int64_t(h) * D, D, vec.q);
   if (ntiles > 0) load_kv(0, 0);
+  cp_async_commit();
+  cp_async_wait<0>();
   __syncthreads();
 
   uint32_t qf[DP / 16][4];
@@ -124,6 +143,7 @@ __global__ void __launch_bounds__(kTcThreads)
   for (int jt = 0; jt < ntiles; jt++) {
     const int buf = jt & 1;
     if (jt + 1 < ntiles) load_kv(jt + 1, buf ^ 1);  // the other buffer: everyone finished it before the last barrier
+    cp_async_commit();                               // in flight while this tile is computed
     const __nv_bfloat16* Kb = Ks + buf * Tile::kK;
     const __nv_bfloat16* Vb = Vs + buf * Tile::kK;
     const int64_t j0 = int64_t(jt) * kKeys;
@@ -180,6 +200,7 @@ __global__ void __launch_bounds__(kTcThreads)
         mma_bf16_16816(o[nd + 1], pa, vb1);
       }
     }
+    cp_async_wait<0>();
     __syncthreads();  // tile jt+1 is in; everyone is done with buffer `buf` before it is refilled
   }
 

@@ -129,6 +129,8 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
 // A (i 0-3 ldmatrix, 4-7 reference), B from [n][k] (8-11, 12-15), B from [k][n] via .trans (16-19, 20-23).
 // Needs an sm_80+ GPU or the emulator.
 void mma_fragment_probe(uint32_t* out, Stream s = nullptr);
+// Test probe of cp.async (mma_probe.cu): src holds 256 bf16; out[161] (layout in mma_probe.cu).
+void cp_async_probe(uint32_t* out, const bf16* src, Stream s = nullptr);
 
 // ---- BCM / DAC cross-attention (method.md §6): a few queries against N keys per item ----------------------
 // q [L, Nq, H*D] (row stride q_stride), k/v [L, N, H*D] (row strides k_stride, v_stride), out [L, Nq, H*D]

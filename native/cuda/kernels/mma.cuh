@@ -4,13 +4,14 @@
 // VR_MMA_AVAILABLE is defined where the instruction can run: sm_80+ GPUs (inline PTX) and the CPU emulator, where
 // mma_bf16_16816 is MODELLED in C++ from the PTX ISA's fragment layout, so everything around it (tile loads, warp
 // tiling, softmax in fragments, epilogues) is tested without a GPU; so is ldmatrix (x4, plain and .trans), modelled
-// the same way and checked against the 4-byte fragment loads (mma_probe.cu). The PTX itself only runs on a GPU.
-// cp.async is not used (not modelled).
+// the same way and checked against the 4-byte fragment loads (mma_probe.cu), and cp.async (a late-landing model,
+// below). The PTX itself only runs on a GPU.
 #pragma once
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "cuda/kernels/common.cuh"
 
@@ -135,6 +136,82 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __nv_bfloat1
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(a));
+#endif
+}
+
+// ---- cp.async (sm_80 asynchronous global -> shared copies, PTX ISA "cp.async") -----------------------------------
+// cp_async16(dst, src, valid): 16 bytes (both 16-byte aligned) copied asynchronously, or 16 zero bytes when !valid
+// (src-size 0: src is not read). cp_async_commit() closes this thread's group of copies issued since the last one;
+// cp_async_wait<N>() waits until at most the N most recent groups are still in flight. As on the GPU, a copy is
+// visible to other threads only after the issuing thread waited for it AND a barrier; and every copy must be waited
+// for before the kernel exits. The emulator MODELS this faithfully late: a copy reads its source at issue time
+// (a kernel must not write it meanwhile) but lands in shared memory only in the issuing thread's wait, so a missing
+// wait leaves stale data that the tests see. A block that exits with copies in flight aborts at the next block's
+// first copy on that thread.
+#if defined(VR_CUDA_EMULATED)
+namespace cp_async_model {
+struct Copy {
+  __nv_bfloat16* dst;
+  uint4 data;
+  int group;  // 0: not committed yet
+};
+struct ThreadQueue {
+  std::vector<Copy> copies;
+  int groups = 0;
+  int64_t block = -1;
+};
+inline ThreadQueue& queue() {  // the calling CUDA thread's (blocks run one at a time per OS thread)
+  static thread_local ThreadQueue q[1024];
+  return q[threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)];
+}
+inline void fail(const char* what, const void* p) {
+  std::fprintf(stderr, "cuda_emu: cp.async: %s (%p)\n", what, p);
+  std::abort();
+}
+}  // namespace cp_async_model
+#endif
+
+__device__ __forceinline__ void cp_async16(__nv_bfloat16* dst, const __nv_bfloat16* src, bool valid) {
+#if defined(VR_CUDA_EMULATED)
+  namespace m = cp_async_model;
+  if (reinterpret_cast<uintptr_t>(dst) % 16 || (valid && reinterpret_cast<uintptr_t>(src) % 16))
+    m::fail("a 16-byte copy address is not 16-byte aligned", valid ? static_cast<const void*>(src) : dst);
+  m::ThreadQueue& q = m::queue();
+  const int64_t block = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
+  if (!q.copies.empty() && q.block != block) m::fail("an earlier block exited with copies in flight", dst);
+  if (q.copies.empty()) q.groups = 0;
+  q.block = block;
+  m::Copy c{dst, uint4{0, 0, 0, 0}, 0};
+  if (valid) std::memcpy(&c.data, src, sizeof c.data);
+  q.copies.push_back(c);
+#else
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(VR_CUDA_EMULATED)
+  cp_async_model::ThreadQueue& q = cp_async_model::queue();
+  q.groups++;
+  for (auto& c : q.copies)
+    if (c.group == 0) c.group = q.groups;
+#else
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(VR_CUDA_EMULATED)
+  cp_async_model::ThreadQueue& q = cp_async_model::queue();
+  size_t kept = 0;
+  for (size_t i = 0; i < q.copies.size(); i++) {
+    const cp_async_model::Copy& c = q.copies[i];
+    if (c.group != 0 && c.group <= q.groups - N) std::memcpy(static_cast<void*>(c.dst), &c.data, sizeof c.data);
+    else q.copies[kept++] = c;
+  }
+  q.copies.resize(kept);
+#else
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 #endif
 }
 
