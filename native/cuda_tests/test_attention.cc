@@ -123,7 +123,9 @@ void attention_case(const Case& c, uint64_t seed) {
   a.q_stride = QS;
   a.k_stride = a.v_stride = WK;
   a.o_stride = WQ;
-  cuda::attention_forward(d_out.get(), d_lse.get(), d_q.get(), d_k.get(), d_v.get(), a);
+  // the scalar kernel (on a GPU, Auto would pick the tensor-core forward for bf16: test_attention_tc.cc)
+  cuda::attention_forward(d_out.get(), d_lse.get(), d_q.get(), d_k.get(), d_v.get(), a, nullptr,
+                          cuda::AttnKernelPath::Scalar);
   cuda::attention_backward(d_dq.get(), d_dk.get(), d_dv.get(), d_dout.get(), d_out.get(), d_lse.get(), d_q.get(),
                            d_k.get(), d_v.get(), a);
   const auto out = to_float(d_out.download()), lse = d_lse.download();

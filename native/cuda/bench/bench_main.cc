@@ -51,7 +51,7 @@ std::string result_json(const Case& c, const Measurement& m) {
   const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;
   std::string r = "{\"kernel\":" + json_string(c.kernel) + ",\"shape\":" + shape_json(c) + ",\"dtype\":\"bf16\"";
   if (c.causal >= 0) r += std::string(",\"causal\":") + (c.causal ? "true" : "false");
-  r += ",\"ms\":" + jnum(m.ms, "%.4g") + ",\"tflops\":" + jnum(tflops, "%.4g") + ",\"impl\":" + json_string(c.impl) +
+  r += ",\"ms\":" + jnum(m.ms, "%.4g") + ",\"tflops\":" + jnum(tflops, "%.4g") + ",\"impl\":" + json_string(m.impl.empty() ? c.impl : m.impl) +
        ",\"reps\":" + std::to_string(m.reps);
   if (!m.error.empty()) r += ",\"error\":" + json_string(m.error);
   return r + "}";
@@ -86,7 +86,8 @@ int run(int argc, char** argv) {
       results += (results.empty() ? "" : ",\n  ") + result_json(c, m);
     } else {
       const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;
-      std::printf("%-20s %-16s %-62s %7s %11s %9s%s\n", c.kernel.c_str(), c.impl.c_str(), shape_text(c).c_str(),
+      std::printf("%-20s %-16s %-62s %7s %11s %9s%s\n", c.kernel.c_str(), (m.impl.empty() ? c.impl : m.impl).c_str(),
+                  shape_text(c).c_str(),
                   c.causal < 0 ? "" : c.causal ? "yes" : "no", o.dry_run ? "planned" : jnum(m.ms, "%.4g").c_str(),
                   jnum(tflops, "%.1f").c_str(), m.error.empty() ? "" : ("  " + m.error).c_str());
       std::fflush(stdout);

@@ -102,6 +102,10 @@ Measurement Runner::run(const Case& c, const Options& o) {
       auto* v = static_cast<bf16*>(buffer(3, nk * b2));
       auto* out = static_cast<bf16*>(buffer(4, nq * b2));
       auto* lse = static_cast<float*>(buffer(5, size_t(kHeadsQ) * S * sizeof(float)));
+      // Times what the dispatch picks (VREFLECT_ATTENTION, else tensor cores on sm_80+), forward and backward.
+      const bool tc = cuda::attention_kernel_resolve(cuda::AttnKernelPath::Auto, a.D, true) ==
+                      cuda::AttnKernelPath::TensorCore;
+      m.impl = tc ? "vreflect-tc" : "vreflect-scalar";
       if (c.kernel == "attention_fwd") {
         once = [=] { cuda::attention_forward(out, lse, q, k, v, a); };
       } else {

@@ -18,6 +18,7 @@ struct Measurement {
   double ms = -1;  // median milliseconds of one run; < 0 when it did not run
   int reps = 0;
   std::string error;  // why it did not run (one line)
+  std::string impl;   // what ran when only the run knows (attention: vreflect-tc / vreflect-scalar); else Case::impl
 };
 
 class Runner {

@@ -8,12 +8,14 @@
 #   bash native/cuda/bench/gpu_session.sh                 # quick benchmark shapes
 #   BENCH_ARGS= bash native/cuda/bench/gpu_session.sh     # the full shape list (minutes)
 # Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90),
-#      TESTS (test filter for the sanitizers, default gemm), BENCH_ARGS (default --quick).
+#      TESTS (test filters for the sanitizers, space-separated, default "gemm attention_tc"), BENCH_ARGS
+#      (default --quick). Attention is timed on the path the dispatch picks (tensor cores on sm_80+, impl
+#      "vreflect-tc"), then once more with VREFLECT_ATTENTION=scalar for comparison (bench_vreflect_scalar.json).
 set -u
 OUT=${OUT:-./gpu-out}
 BUILD=${BUILD:-build-gpu}
 ARCHS=${ARCHS:-90}
-TESTS=${TESTS:-gemm}
+TESTS=${TESTS:-gemm attention_tc}
 BENCH_ARGS=${BENCH_ARGS---quick}
 mkdir -p "$OUT"
 
@@ -37,9 +39,11 @@ step "GPU kernel tests"
 echo "rc=$?"; grep -E '^(FAIL|note)' "$OUT/gpu_tests.txt" | head -40; tail -1 "$OUT/gpu_tests.txt"
 
 step "compute-sanitizer ($TESTS)"
-for tool in memcheck racecheck; do
-  compute-sanitizer --tool "$tool" "$BUILD/vreflect_cuda_gpu_tests" "$TESTS" > "$OUT/sanitizer_$tool.txt" 2>&1
-  echo "$tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.txt" | tail -1)"
+for t in $TESTS; do
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool "$tool" "$BUILD/vreflect_cuda_gpu_tests" "$t" > "$OUT/sanitizer_${tool}_$t.txt" 2>&1
+    echo "$t $tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_${tool}_$t.txt" | tail -1)"
+  done
 done
 
 step "benchmarks ($BENCH_ARGS)"
@@ -47,9 +51,13 @@ step "benchmarks ($BENCH_ARGS)"
 "$BUILD/vreflect_cuda_bench" --json $BENCH_ARGS > "$OUT/bench_vreflect.json" 2> "$OUT/bench_vreflect.err"
 echo "vreflect_cuda_bench rc=$?"
 # shellcheck disable=SC2086
+VREFLECT_ATTENTION=scalar "$BUILD/vreflect_cuda_bench" --json $BENCH_ARGS --kernels attention_fwd,attention_bwd \
+  > "$OUT/bench_vreflect_scalar.json" 2> "$OUT/bench_vreflect_scalar.err"
+echo "vreflect_cuda_bench (scalar attention) rc=$?"
+# shellcheck disable=SC2086
 python3 scripts_bench/torch_kernels.py --json $BENCH_ARGS > "$OUT/bench_torch.json" 2> "$OUT/bench_torch.err"
 echo "torch_kernels.py rc=$?"
-python3 - "$OUT/bench_vreflect.json" "$OUT/bench_torch.json" <<'EOF'
+python3 - "$OUT/bench_vreflect.json" "$OUT/bench_vreflect_scalar.json" "$OUT/bench_torch.json" <<'EOF'
 import json, sys
 rows = {}
 for path in sys.argv[1:]:

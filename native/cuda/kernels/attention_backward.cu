@@ -8,6 +8,8 @@
 //          shares the kv head (GQA sums happen in registers);
 //   dq:    one block per (query tile, query head, segment), walking the key tiles.
 // dQ recomputes S and dP (7 tile products instead of 5) in exchange for determinism and no fp32 dQ buffer.
+// The host function also dispatches: after delta, the tensor-core kernels (attention_tc.cu) where
+// attention_kernel_resolve picks them (bf16 storage).
 #include "cuda/kernels/attention_common.cuh"
 
 namespace vr::cuda {
@@ -225,8 +227,9 @@ void launch(S* dq, S* dk, S* dv, const S* dout, const float* lse, const float* d
 
 template <class T, class S>
 void backward(S* dq, S* dk, S* dv, const S* dout, const S* out, const float* lse, const S* q, const S* k, const S* v,
-              const AttnArgs& a, Stream s) {
+              const AttnArgs& a, Stream s, AttnKernelPath path) {
   check_args(a, "attention_backward");
+  const bool tc = attention_kernel_resolve(path, a.D, sizeof(S) == 2) == AttnKernelPath::TensorCore;
   if (a.nseq == 0 || a.total_q == 0 || (!dq && !dk && !dv)) return;
   VR_CHECK(dout && out && lse && q && k && v, "cuda attention_backward: null dout/out/lse/q/k/v buffer");
   const StreamScratch<float> scratch(size_t(a.total_q) * a.Hq, s, "attention_backward scratch");
@@ -234,6 +237,10 @@ void backward(S* dq, S* dk, S* dv, const S* dout, const S* out, const float* lse
   check_launch(cuda_launch(attention_delta_kernel<T>, dim3(grid_for(a.total_q * a.Hq, 8, 65535)), dim3(256), 0, s,
                            scratch.p, dptr(dout), dptr(out), a),
                "attention_backward delta");
+  if constexpr (sizeof(S) == 2) {
+    if (tc) return attention_backward_tc(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  }
+  (void)tc;
   switch (columns_per_lane(a.D)) {
     case 3: launch<T, 3>(dq, dk, dv, dout, lse, delta, q, k, v, a, s); break;
     case 4: launch<T, 4>(dq, dk, dv, dout, lse, delta, q, k, v, a, s); break;
@@ -244,12 +251,14 @@ void backward(S* dq, S* dk, S* dv, const S* dout, const S* out, const float* lse
 }  // namespace
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
-                        const float* q, const float* k, const float* v, const AttnArgs& a, Stream s) {
-  backward<float>(dq, dk, dv, dout, out, lse, q, k, v, a, s);
+                        const float* q, const float* k, const float* v, const AttnArgs& a, Stream s,
+                        AttnKernelPath path) {
+  backward<float>(dq, dk, dv, dout, out, lse, q, k, v, a, s, path);
 }
 void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out, const float* lse,
-                        const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
-  backward<__nv_bfloat16>(dq, dk, dv, dout, out, lse, q, k, v, a, s);
+                        const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s,
+                        AttnKernelPath path) {
+  backward<__nv_bfloat16>(dq, dk, dv, dout, out, lse, q, k, v, a, s, path);
 }
 
 }  // namespace VR_CUDA_ABI

@@ -6,7 +6,7 @@
 // head dimension are spread over the lanes: lane owns columns lane + 32 t, t < NC (NC = ceil(D / 32), a
 // template parameter so they stay in registers). K (and V in the backward) tiles are stored with a row
 // stride of D + 1 floats so that lane-per-key dot products hit 32 different shared-memory banks.
-// All arithmetic is fp32 on CUDA cores: the tensor-core (mma.sync / wgmma) path is future work.
+// All arithmetic of these scalar kernels is fp32 on CUDA cores; the tensor-core forward is attention_tc.cu.
 #pragma once
 #include "cuda/kernels/common.cuh"
 
@@ -80,5 +80,13 @@ void allow_smem(K* kernel, size_t bytes, const char* op) {
 }
 
 }  // namespace attn
+
+// The tensor-core kernels (attention_tc.cu): arguments already checked, D <= 128, bf16 storage.
+void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
+                          Stream s);
+// The tensor-core backward: dq/dk/dv accumulated (+=; any may be null); delta = rowsum(dO * O) [Hq, total_q].
+void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
+                           const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s);
+
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda

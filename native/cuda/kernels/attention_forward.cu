@@ -3,6 +3,8 @@
 // exits at once. Per key tile: S = Q K^T * scale with the causal mask, online softmax (running max m, running
 // sum l, accumulator rescaled by exp(m_old - m_new)), acc += P V. The score matrix never exists beyond one
 // 16 x 32 tile. lse = m + log(l); rows that see no key get out 0 and lse -inf, as on the CPU.
+// The host function also dispatches: the tensor-core kernel (attention_tc.cu) where attention_kernel_resolve
+// picks it (bf16 storage).
 #include "cuda/kernels/attention_common.cuh"
 
 namespace vr::cuda {
@@ -98,10 +100,16 @@ void launch(S* out, float* lse, const S* q, const S* k, const S* v, const AttnAr
 }
 
 template <class T, class S>
-void forward(S* out, float* lse, const S* q, const S* k, const S* v, const AttnArgs& a, Stream s) {
+void forward(S* out, float* lse, const S* q, const S* k, const S* v, const AttnArgs& a, Stream s,
+             AttnKernelPath path) {
   check_args(a, "attention_forward");
+  const bool tc = attention_kernel_resolve(path, a.D, sizeof(S) == 2) == AttnKernelPath::TensorCore;
   if (a.nseq == 0 || a.max_seqlen_q == 0) return;
   VR_CHECK(out && q && k && v, "cuda attention_forward: null q/k/v/out buffer");
+  if constexpr (sizeof(S) == 2) {
+    if (tc) return attention_forward_tc(out, lse, q, k, v, a, s);
+  }
+  (void)tc;
   switch (columns_per_lane(a.D)) {
     case 3: return launch<T, 3>(out, lse, q, k, v, a, s);
     case 4: return launch<T, 4>(out, lse, q, k, v, a, s);
@@ -112,12 +120,12 @@ void forward(S* out, float* lse, const S* q, const S* k, const S* v, const AttnA
 }  // namespace
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttnArgs& a,
-                       Stream s) {
-  forward<float>(out, lse, q, k, v, a, s);
+                       Stream s, AttnKernelPath path) {
+  forward<float>(out, lse, q, k, v, a, s, path);
 }
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
-                       Stream s) {
-  forward<__nv_bfloat16>(out, lse, q, k, v, a, s);
+                       Stream s, AttnKernelPath path) {
+  forward<__nv_bfloat16>(out, lse, q, k, v, a, s, path);
 }
 
 }  // namespace VR_CUDA_ABI

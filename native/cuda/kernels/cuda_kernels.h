@@ -89,8 +89,10 @@ void adamw_step(float* param, float* m, float* v, const bf16* grad, int64_t n, c
 // ---- flash-style attention (ops/attention.h) -------------------------------------------------------------
 // q [Tq, Hq, D], k/v [Tk, Hkv, D], out [Tq, Hq, D] with row strides in elements; lse [Hq, Tq] fp32.
 // cu_q/cu_k are DEVICE arrays [nseq+1]; max_seqlen_q/k are their largest segment lengths (host-side, they size
-// the grid). GQA, bottom-right causal mask, rows that see no key: out 0, lse -inf. Scalar fp32 arithmetic
-// (no tensor cores yet); D <= 256, with specialised paths for 80 and 128.
+// the grid). GQA, bottom-right causal mask, rows that see no key: out 0, lse -inf. D <= 256.
+// Two kernel paths (AttnKernelPath): the scalar one (fp32 arithmetic on CUDA cores, fp32 and bf16 storage, any
+// D <= 256, specialised for 80 and 128) and the tensor-core forward and backward (attention_tc.cu: mma.sync
+// m16n8k16 bf16 -> fp32, bf16 storage, D <= 128, tiles padded to 32 / 64 / 80 / 128 columns).
 struct AttnArgs {
   int Hq = 0, Hkv = 0, D = 0;
   float scale = 1.0f;
@@ -102,15 +104,33 @@ struct AttnArgs {
   int64_t total_q = 0;  // = cu_q[nseq], the rows of q and out (lse is [Hq, total_q])
   int64_t q_stride = 0, k_stride = 0, v_stride = 0, o_stride = 0;
 };
+// Which kernels run (forward and backward alike). Auto defers to VREFLECT_ATTENTION=auto|tc|scalar (read once;
+// auto when unset), then: tensor cores on an sm_80+ GPU for bf16 storage and D <= 128, the scalar kernel otherwise and always on the CPU
+// emulator (speed). TensorCore (or VREFLECT_ATTENTION=tc) where there is no such path is a vr::Error; on the
+// emulator it runs the tensor-core kernel with the modelled mma instruction (mma.cuh).
+enum class AttnKernelPath { Auto, Scalar, TensorCore };
+AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_storage);  // Scalar or TensorCore
+const char* attention_kernel_path_name(AttnKernelPath path);  // "auto", "scalar", "tensor-core"
+void attention_env_changed();  // the next forward reads VREFLECT_ATTENTION again (tests)
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttnArgs& a,
-                       Stream s = nullptr);
+                       Stream s = nullptr, AttnKernelPath path = AttnKernelPath::Auto);
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
-                       Stream s = nullptr);
+                       Stream s = nullptr, AttnKernelPath path = AttnKernelPath::Auto);
 // dq, dk, dv (layouts and strides of q, k, v) are accumulated (+=), as on the CPU. Needs out and lse.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
-                        const float* q, const float* k, const float* v, const AttnArgs& a, Stream s = nullptr);
+                        const float* q, const float* k, const float* v, const AttnArgs& a, Stream s = nullptr,
+                        AttnKernelPath path = AttnKernelPath::Auto);
 void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out, const float* lse,
-                        const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s = nullptr);
+                        const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s = nullptr,
+                        AttnKernelPath path = AttnKernelPath::Auto);
+
+// Test probe of the tensor-core fragment loads (mma_probe.cu): one warp writes out[lane * 24 + i], i < 24, the
+// registers of ldmatrix-based and 4-byte fragment loads of the same 16 x 16 bf16 tile (element [r][c] = r * 16 + c):
+// A (i 0-3 ldmatrix, 4-7 reference), B from [n][k] (8-11, 12-15), B from [k][n] via .trans (16-19, 20-23).
+// Needs an sm_80+ GPU or the emulator.
+void mma_fragment_probe(uint32_t* out, Stream s = nullptr);
+// Test probe of cp.async (mma_probe.cu): src holds 256 bf16; out[161] (layout in mma_probe.cu).
+void cp_async_probe(uint32_t* out, const bf16* src, Stream s = nullptr);
 
 // ---- BCM / DAC cross-attention (method.md §6): a few queries against N keys per item ----------------------
 // q [L, Nq, H*D] (row stride q_stride), k/v [L, N, H*D] (row strides k_stride, v_stride), out [L, Nq, H*D]

@@ -10,11 +10,11 @@
 // Both stage tiles "k-contiguous" where they can and load global memory along whichever dimension is contiguous
 // there, so all three Linear layouts (forward, dinp, dweight) read coalesced. Any m, n, k and strides work:
 // out-of-range elements are loaded as zeros and never stored.
-#include <cstring>
 #include <type_traits>
 
 #include "cuda/kernels/common.cuh"
 #include "cuda/kernels/gemm.h"
+#include "cuda/kernels/mma.cuh"
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
@@ -114,45 +114,10 @@ constexpr int kTBM = 128, kTBN = 128, kTBK = 32, kTThreads = 256;
 constexpr int kTLd = kTBK + 8;  // bf16 per smem row: 80 bytes, so the 8 rows a fragment load touches hit 8
                                 // different bank groups, and 16-byte chunks stay aligned
 
-// Compiled for sm_80+ GPUs, and for the CPU emulator, where mma_bf16_16816 below is modelled from its documented
-// fragment layout so the tests can check the rest of this path (tile loads, warp tiling, epilogue) without a GPU.
-#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800) || defined(VR_CUDA_EMULATED)
-#define VR_GEMM_TENSOR_CORES 1
-#endif
-
-#if defined(VR_GEMM_TENSOR_CORES)
-// 16-byte and bf16-pair moves. On the GPU they are plain vector accesses; g++ (the emulator) would treat them as
-// strict-aliasing violations and may reorder them, so there they go through memcpy.
-__device__ __forceinline__ uint4 load16(const __nv_bfloat16* p) {
-#if defined(VR_CUDA_EMULATED)
-  uint4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-#else
-  return *reinterpret_cast<const uint4*>(p);
-#endif
-}
-__device__ __forceinline__ void store16(__nv_bfloat16* p, const uint4& v) {
-#if defined(VR_CUDA_EMULATED)
-  std::memcpy(static_cast<void*>(p), &v, sizeof v);
-#else
-  *reinterpret_cast<uint4*>(p) = v;
-#endif
-}
-__device__ __forceinline__ uint32_t ld_pair(const __nv_bfloat16* p) {
-#if defined(VR_CUDA_EMULATED)
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-#else
-  return *reinterpret_cast<const uint32_t*>(p);
-#endif
-}
-__device__ __forceinline__ __nv_bfloat16 bf16_from_bits(uint16_t bits) {
-  __nv_bfloat16_raw raw;
-  raw.x = bits;
-  return __nv_bfloat16(raw);
-}
+// bf16 ("bf16_from_bits", "ld_pair", 16-byte moves) and the mma instruction (modelled on the CPU emulator) come
+// from mma.cuh; VR_MMA_AVAILABLE says the tensor-core path is compiled (sm_80+ GPUs and the emulator).
+#if defined(VR_MMA_AVAILABLE)
+using namespace mma;
 
 // S[r][kk] = operand(r0 + r, k0 + kk) (0 outside). 16-byte vector loads when the contiguous dimension allows
 // (stride and base 16-byte aligned, chunk fully inside); a chunk along rows is scattered into the k-major tile.
@@ -186,48 +151,13 @@ __device__ __forceinline__ void load_tc_tile(__nv_bfloat16 (*S)[kTLd], const __n
   }
 }
 
-// D += A B for one 16 x 8 x 16 tile. Fragment layouts (PTX ISA, "mma.m16n8k16" for .bf16), g = lane / 4,
-// t = lane % 4: a0..a3 = A[g][2t..], A[g+8][2t..], A[g][2t+8..], A[g+8][2t+8..]; b0, b1 = B[2t..][g],
-// B[2t+8..][g]; d0..d3 = D[g][2t], D[g][2t+1], D[g+8][2t], D[g+8][2t+1].
-__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-#if defined(VR_CUDA_EMULATED)
-  // The warp's fragments go through shared memory; each lane then computes its four outputs (fp32 sums of exact
-  // bf16 products; the hardware's summation order is unspecified, so tests compare with tolerances).
-  __shared__ uint32_t fa[kTThreads / 32][32][4], fb[kTThreads / 32][32][2];
-  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  for (int i = 0; i < 4; i++) fa[w][lane][i] = a[i];
-  for (int i = 0; i < 2; i++) fb[w][lane][i] = b[i];
-  __syncwarp();
-  auto half = [](uint32_t reg, int hi) { return __bfloat162float(bf16_from_bits(uint16_t(hi ? reg >> 16 : reg))); };
-  // A[r][kk] sits in lane 4 (r % 8) + (kk % 8) / 2, register (r >= 8) + 2 (kk >= 8), half kk % 2;
-  // B[kk][n] in lane 4 n + (kk % 8) / 2, register (kk >= 8), half kk % 2.
-  for (int e = 0; e < 4; e++) {
-    const int r = g + (e >= 2 ? 8 : 0), n = 2 * t + (e & 1);
-    float sum = 0.f;
-    for (int kk = 0; kk < 16; kk++) {
-      const float av = half(fa[w][4 * (r % 8) + (kk % 8) / 2][(r >= 8) + 2 * (kk >= 8)], kk % 2);
-      const float bv = half(fb[w][4 * n + (kk % 8) / 2][kk >= 8], kk % 2);
-      sum += av * bv;
-    }
-    d[e] += sum;
-  }
-  __syncwarp();
-#else
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#endif
-}
-
 #endif
 
 // Warps form a 2 x 4 grid over the 128 x 128 tile; warp (wm, wn) owns rows wm*64 + [0, 64), cols wn*32 + [0, 32).
 template <class TC>
 __global__ void __launch_bounds__(kTThreads)
     gemm_tc_kernel(TC* C, const __nv_bfloat16* A, const __nv_bfloat16* B, GemmArgs p, bool vec_a, bool vec_b) {
-#if defined(VR_GEMM_TENSOR_CORES)
+#if defined(VR_MMA_AVAILABLE)
   __shared__ __align__(16) __nv_bfloat16 As[kTBM][kTLd];  // As[r][kk] = op(A)[m0 + r, k0 + kk]
   __shared__ __align__(16) __nv_bfloat16 Bs[kTBN][kTLd];  // Bs[c][kk] = op(B)[k0 + kk, n0 + c]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
