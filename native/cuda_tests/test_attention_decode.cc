@@ -106,6 +106,7 @@ VR_TEST(cuda_attention_decode_rule) {
   decode_case({2, 2, 160, 300, 3, 7, 0}, seed++);            // generic path over 128 (NC 8)
   decode_case({4, 1, 128, 4097, 8, 0, 0}, seed++);           // the largest Tq, R = 32 rows per block
   decode_case({7, 1, 128, 300, 1, 256, 0}, seed++);          // more splits than keys / 2: splits of 2 keys
+  decode_case({6, 2, 36, 300, 3, 5, 0}, seed++);             // D not a multiple of 8: the element-load path
 }
 
 VR_TEST(cuda_attention_decode_split_invariance) {

@@ -10,6 +10,7 @@
 // are warp shuffles), accumulators over the head dimension spread over the lanes (NC columns per lane).
 // Arithmetic is scalar fp32; the loads are the bandwidth (decode reads the whole cache once per token).
 #include <algorithm>
+#include <cstring>
 
 #include "cuda/kernels/attention_common.cuh"
 
@@ -26,11 +27,76 @@ struct Partials {
   float* ml;
 };
 
+// 8 bf16 (16 bytes) from global memory: a vector load on the GPU; memcpy in the emulator, where g++ would treat
+// the cast as a strict-aliasing violation.
+__device__ __forceinline__ uint4 load8(const __nv_bfloat16* p) {
+#if defined(VR_CUDA_EMULATED)
+  uint4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+#else
+  return *reinterpret_cast<const uint4*>(p);
+#endif
+}
+__device__ __forceinline__ float bits_f32(uint32_t b) {
+#if defined(VR_CUDA_EMULATED)
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+#else
+  return __uint_as_float(b);
+#endif
+}
+// The 8 bf16 of v (element 0 in the low half of v.x) as fp32 at dst[0..7].
+__device__ __forceinline__ void unpack8(float* dst, const uint4& v) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+  VR_UNROLL for (int i = 0; i < 4; i++) {
+    dst[2 * i] = bits_f32(w[i] << 16);
+    dst[2 * i + 1] = bits_f32(w[i] & 0xffff0000u);
+  }
+}
+
+// The K and V rows of one 32-key tile held in registers as 16-byte pieces: a thread owns pieces
+// threadIdx.x + kThreads * i (row = piece / (D / 8), 8 columns each). Fetching the next tile before the maths on
+// the current one keeps its loads in flight meanwhile (decode is bound by these loads).
+template <int NC>
+struct TileRegs {
+  uint4 k[NC], v[NC];  // NC >= D / 32 = pieces per thread
+};
+template <int NC>
+__device__ __forceinline__ void fetch_tile(TileRegs<NC>& t, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                           const AttnArgs& a, int64_t row0, int64_t row_end, int64_t col0) {
+  const int per_row = a.D / 8;
+  VR_UNROLL for (int i = 0; i < NC; i++) {
+    const int piece = threadIdx.x + kThreads * i, r = piece / per_row, c8 = piece % per_row;
+    const int64_t row = row0 + r;
+    if (r < kBC && row < row_end) {
+      t.k[i] = load8(k + row * a.k_stride + col0 + 8 * c8);
+      t.v[i] = load8(v + row * a.v_stride + col0 + 8 * c8);
+    } else {
+      t.k[i] = t.v[i] = make_uint4(0u, 0u, 0u, 0u);
+    }
+  }
+}
+template <int NC>
+__device__ __forceinline__ void store_tile(float* Ks, float* Vs, const TileRegs<NC>& t, int D) {
+  const int per_row = D / 8;
+  VR_UNROLL for (int i = 0; i < NC; i++) {
+    const int piece = threadIdx.x + kThreads * i, r = piece / per_row, c8 = piece % per_row;
+    if (r < kBC) {
+      unpack8(Ks + r * (D + 1) + 8 * c8, t.k[i]);
+      unpack8(Vs + r * D + 8 * c8, t.v[i]);
+    }
+  }
+}
+
 inline size_t split_smem(int R, int D) {
   return sizeof(float) * (size_t(R) * D + size_t(kBC) * (D + 1) + size_t(kBC) * D + size_t(R) * kBC);
 }
 
-template <int NC, int RPW>
+// VEC: K/V rows are 16-byte aligned pieces (D, the strides and the base pointers multiples of 8 bf16), so tiles
+// move through TileRegs; otherwise load_tile's element loads.
+template <int NC, int RPW, bool VEC>
 __global__ void __launch_bounds__(kThreads) attention_decode_split_kernel(Partials ws, const __nv_bfloat16* q,
                                                                           const __nv_bfloat16* k,
                                                                           const __nv_bfloat16* v, AttnArgs a,
@@ -60,11 +126,18 @@ __global__ void __launch_bounds__(kThreads) attention_decode_split_kernel(Partia
     VR_UNROLL for (int t = 0; t < NC; t++) acc[rr][t] = 0.f;
   }
 
+  TileRegs<NC> regs;
+  if (VEC && kb < ke) fetch_tile(regs, k, v, a, g.k0 + kb, g.k0 + ke, int64_t(kvh) * D);
   for (int64_t j0 = kb; j0 < ke; j0 += kBC) {
     __syncthreads();  // Q is loaded; the previous K/V tile is consumed
-    load_tile(Ks, D + 1, k, a.k_stride, g.k0 + j0, g.k0 + ke, int64_t(kvh) * D, kBC, D);
-    load_tile(Vs, D, v, a.v_stride, g.k0 + j0, g.k0 + ke, int64_t(kvh) * D, kBC, D);
+    if (VEC) {
+      store_tile(Ks, Vs, regs, D);
+    } else {
+      load_tile(Ks, D + 1, k, a.k_stride, g.k0 + j0, g.k0 + ke, int64_t(kvh) * D, kBC, D);
+      load_tile(Vs, D, v, a.v_stride, g.k0 + j0, g.k0 + ke, int64_t(kvh) * D, kBC, D);
+    }
     __syncthreads();
+    if (VEC && j0 + kBC < ke) fetch_tile(regs, k, v, a, g.k0 + j0 + kBC, g.k0 + ke, int64_t(kvh) * D);
     VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
       const int r = warp * RPW + rr;
       if (r >= R) continue;  // uniform over the warp
@@ -145,15 +218,23 @@ __global__ void __launch_bounds__(kCombineThreads) attention_decode_combine_kern
   if (lse && threadIdx.x == 0) lse[int64_t(h) * a.total_q + g.q0 + t] = L > 0.f ? mx + logf(L) : -INFINITY;
 }
 
+template <int NC, int RPW, bool VEC>
+void launch_split_as(const Partials& ws, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, int Tq,
+                     int splits, int64_t chunk, Stream s) {
+  const int R = (a.Hq / a.Hkv) * Tq;
+  const size_t smem = split_smem(R, a.D);
+  allow_smem(attention_decode_split_kernel<NC, RPW, VEC>, smem, "attention_decode");
+  check_launch(cuda_launch(attention_decode_split_kernel<NC, RPW, VEC>, dim3(unsigned(splits), unsigned(a.Hkv)),
+                           dim3(kThreads), smem, s, ws, dptr(q), dptr(k), dptr(v), a, Tq, chunk),
+               "attention_decode (split)");
+}
 template <int NC, int RPW>
 void launch_split(const Partials& ws, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, int Tq,
                   int splits, int64_t chunk, Stream s) {
-  const int R = (a.Hq / a.Hkv) * Tq;
-  const size_t smem = split_smem(R, a.D);
-  allow_smem(attention_decode_split_kernel<NC, RPW>, smem, "attention_decode");
-  check_launch(cuda_launch(attention_decode_split_kernel<NC, RPW>, dim3(unsigned(splits), unsigned(a.Hkv)),
-                           dim3(kThreads), smem, s, ws, dptr(q), dptr(k), dptr(v), a, Tq, chunk),
-               "attention_decode (split)");
+  const bool vec = a.D % 8 == 0 && a.k_stride % 8 == 0 && a.v_stride % 8 == 0 &&
+                   reinterpret_cast<uintptr_t>(k) % 16 == 0 && reinterpret_cast<uintptr_t>(v) % 16 == 0;
+  if (vec) return launch_split_as<NC, RPW, true>(ws, q, k, v, a, Tq, splits, chunk, s);
+  launch_split_as<NC, RPW, false>(ws, q, k, v, a, Tq, splits, chunk, s);
 }
 
 template <int NC>
