@@ -88,7 +88,8 @@ int run(int argc, char** argv) {
       results += (results.empty() ? "" : ",\n  ") + result_json(c, m);
     } else {
       const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;
-      const std::string gbs = c.bytes > 0 && m.ms > 0 ? "  " + jnum(c.bytes / (m.ms * 1e-3) / 1e9, "%.0f") + " GB/s" : "";
+      const std::string gbs =
+          c.bytes > 0 && m.ms > 0 ? "  " + jnum(c.bytes / (m.ms * 1e-3) / 1e9, "%.0f") + " GB/s" : "";
       std::printf("%-20s %-16s %-62s %7s %11s %9s%s%s\n", c.kernel.c_str(), c.impl.c_str(), shape_text(c).c_str(),
                   c.causal < 0 ? "" : c.causal ? "yes" : "no", o.dry_run ? "planned" : jnum(m.ms, "%.4g").c_str(),
                   jnum(tflops, "%.1f").c_str(), gbs.c_str(), m.error.empty() ? "" : ("  " + m.error).c_str());

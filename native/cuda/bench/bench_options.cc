@@ -65,8 +65,9 @@ std::vector<std::string> parse_names(const std::string& opt, const std::string& 
 
 const char* usage() {
   return "usage: vreflect_cuda_bench [--json] [--quick] [--dry-run] [--reps N] [--warmup N]\n"
-         "         [--kernels attention_fwd,attention_bwd,attention_decode,cross_attention_fwd,cross_attention_bwd,gemm]\n"
-         "         [--seqs 512,1k,...] [--keys 1k,4k,16k] [--decode-keys 1k,4k,16k,64k] [--gemm-m 512,...]\n"
+         "         [--kernels attention_fwd,attention_bwd,attention_decode,cross_attention_fwd,\n"
+         "                    cross_attention_bwd,gemm]\n"
+         "         [--seqs 512,1k,...] [--keys 1k,4k,16k] [--decode-keys 512,1k,4k,16k,64k] [--gemm-m 512,...]\n"
          "         [--impl cublaslt,vreflect-kernel]\n"
          "         [--max-case-seconds S]\n"
          "Times vreflect's CUDA kernels (bf16) with cudaEvents (median of --reps runs after --warmup) on the\n"
@@ -110,7 +111,7 @@ Options parse_options(int argc, char** argv) {
   if (o.seqs.empty()) o.seqs = o.quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{512, 1024, 2048, 4096, 8192, 16384};
   if (o.keys.empty()) o.keys = o.quick ? std::vector<int64_t>{4096} : std::vector<int64_t>{1024, 4096, 16384};
   if (o.decode_keys.empty())
-    o.decode_keys = o.quick ? std::vector<int64_t>{16384} : std::vector<int64_t>{1024, 4096, 16384, 65536};
+    o.decode_keys = o.quick ? std::vector<int64_t>{16384} : std::vector<int64_t>{512, 1024, 4096, 16384, 65536};
   if (o.gemm_m.empty()) o.gemm_m = o.quick ? std::vector<int64_t>{4096} : std::vector<int64_t>{512, 1024, 2048, 4096, 8192, 16384};
   if (o.quick && !reps_set) o.reps = 3, o.warmup = std::min(o.warmup, 1);
   return o;

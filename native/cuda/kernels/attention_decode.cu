@@ -264,7 +264,8 @@ int device_sm_count() {
 #else
   static const int n = [] {
     int dev = 0, sms = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
       (void)cudaGetLastError();
       sms = 0;
     }
@@ -285,8 +286,8 @@ void attention_decode(bf16* out, float* lse, const bf16* q, const bf16* k, const
   const int Tq = a.max_seqlen_q;
   VR_CHECK(Tq >= 1 && Tq <= kMaxDecodeRows && a.total_q == Tq, "cuda attention_decode: ", Tq,
            " new rows (total_q ", a.total_q, ") outside [1, ", kMaxDecodeRows, "]: use attention_forward");
-  VR_CHECK((a.Hq / a.Hkv) * Tq <= kMaxDecodeGroupRows, "cuda attention_decode: ", a.Hq / a.Hkv, " query heads per KV head x ",
-           Tq, " rows > ", kMaxDecodeGroupRows, ": use attention_forward");
+  VR_CHECK((a.Hq / a.Hkv) * Tq <= kMaxDecodeGroupRows, "cuda attention_decode: ", a.Hq / a.Hkv,
+           " query heads per KV head x ", Tq, " rows > ", kMaxDecodeGroupRows, ": use attention_forward");
   VR_CHECK(splits >= 1 && splits <= kMaxDecodeSplits, "cuda attention_decode: split count ", splits, " outside [1, ",
            kMaxDecodeSplits, "]");
   VR_CHECK(out && q && k && v && workspace, "cuda attention_decode: null q/k/v/out/workspace buffer");

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -26,8 +27,8 @@ int64_t env_count(const char* name, int64_t fallback, int64_t hi, const char* wh
   char* end = nullptr;
   errno = 0;
   const long long n = std::strtoll(v, &end, 10);
-  VR_CHECK(*end == 0 && errno == 0 && n >= 0 && n <= hi, name, "=", v, " is not an integer in [0, ", hi, "] (", what,
-           ")");
+  VR_CHECK(*end == 0 && errno == 0 && n >= 0 && n <= hi, name, "=", v, " is not an integer in [0, ",
+           hi == INT64_MAX ? std::string("inf)") : std::to_string(hi) + "]", " (", what, ")");
   return int64_t(n);
 }
 

@@ -30,10 +30,11 @@
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
 
-// Below this many keys the split-KV launch (two kernels, a workspace round trip) is not worth it: with 512 keys and
-// the 7B's 4 KV heads it runs only 2 x 4 blocks against the flash kernel's 28 (see native/cuda/kernels/README.md,
-// "Decode attention"; to be tuned with vreflect_cuda_bench --kernels attention_decode on a GPU).
-constexpr int64_t kDefaultSplitKvMinKeys = 1024;
+// From this many keys a decode forward uses split-KV attention: 512 keys is where attention_decode_splits starts
+// cutting the keys (2 splits of 256); below it a split-KV call is one block per KV head plus a combine launch, and
+// the flash kernel's 28 blocks (whose repeated K/V reads hit the L2 at that size) are as good. A guess until a GPU
+// measures it: vreflect_cuda_bench --kernels attention_decode --decode-keys 256,512,1k,4k (kernels/README.md).
+constexpr int64_t kDefaultSplitKvMinKeys = 512;
 
 class GpuLanguageModel {
  public:
