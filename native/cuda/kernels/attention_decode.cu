@@ -47,13 +47,29 @@ __device__ __forceinline__ float bits_f32(uint32_t b) {
   return __uint_as_float(b);
 #endif
 }
-// The 8 bf16 of v (element 0 in the low half of v.x) as fp32 at dst[0..7].
+// 4 floats at a 16-byte aligned shared-memory address (memcpy in the emulator, as load8).
+__device__ __forceinline__ float4 ld4(const float* p) {
+#if defined(VR_CUDA_EMULATED)
+  float4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+#else
+  return *reinterpret_cast<const float4*>(p);
+#endif
+}
+__device__ __forceinline__ void st4(float* p, const float4& v) {
+#if defined(VR_CUDA_EMULATED)
+  std::memcpy(static_cast<void*>(p), &v, sizeof v);
+#else
+  *reinterpret_cast<float4*>(p) = v;
+#endif
+}
+// The 8 bf16 of v (element 0 in the low half of v.x) as fp32 at dst[0..7] (16-byte aligned): two 16-byte stores.
 __device__ __forceinline__ void unpack8(float* dst, const uint4& v) {
-  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-  VR_UNROLL for (int i = 0; i < 4; i++) {
-    dst[2 * i] = bits_f32(w[i] << 16);
-    dst[2 * i + 1] = bits_f32(w[i] & 0xffff0000u);
-  }
+  st4(dst, make_float4(bits_f32(v.x << 16), bits_f32(v.x & 0xffff0000u), bits_f32(v.y << 16),
+                       bits_f32(v.y & 0xffff0000u)));
+  st4(dst + 4, make_float4(bits_f32(v.z << 16), bits_f32(v.z & 0xffff0000u), bits_f32(v.w << 16),
+                           bits_f32(v.w & 0xffff0000u)));
 }
 
 // The K and V rows of one 32-key tile held in registers as 16-byte pieces: a thread owns pieces
@@ -79,19 +95,25 @@ __device__ __forceinline__ void fetch_tile(TileRegs<NC>& t, const __nv_bfloat16*
   }
 }
 template <int NC>
-__device__ __forceinline__ void store_tile(float* Ks, float* Vs, const TileRegs<NC>& t, int D) {
+__device__ __forceinline__ void store_tile(float* Ks, int ks, float* Vs, const TileRegs<NC>& t, int D) {
   const int per_row = D / 8;
   VR_UNROLL for (int i = 0; i < NC; i++) {
     const int piece = threadIdx.x + kThreads * i, r = piece / per_row, c8 = piece % per_row;
     if (r < kBC) {
-      unpack8(Ks + r * (D + 1) + 8 * c8, t.k[i]);
+      unpack8(Ks + r * ks + 8 * c8, t.k[i]);
       unpack8(Vs + r * D + 8 * c8, t.v[i]);
     }
   }
 }
 
+// Row stride of the K tile in shared memory. Lane j reads key row j: with D + 1 (element reads) or D + 4 (16-byte
+// reads; D + 4 = 4 x odd when D % 8 == 0) the 32 lanes' (or each quarter-warp's) reads hit distinct banks.
+template <bool VEC>
+__device__ __forceinline__ int k_stride_smem(int D) {
+  return VEC ? D + 4 : D + 1;
+}
 inline size_t split_smem(int R, int D) {
-  return sizeof(float) * (size_t(R) * D + size_t(kBC) * (D + 1) + size_t(kBC) * D + size_t(R) * kBC);
+  return sizeof(float) * (size_t(R) * D + size_t(kBC) * (D + 4) + size_t(kBC) * D + size_t(R) * kBC);
 }
 
 // VEC: K/V rows are 16-byte aligned pieces (D, the strides and the base pointers multiples of 8 bf16), so tiles
@@ -109,10 +131,14 @@ __global__ void __launch_bounds__(kThreads) attention_decode_split_kernel(Partia
   const int64_t kb = int64_t(split) * chunk;
   const int64_t ke = kb + chunk < g.Lk ? kb + chunk : g.Lk;
 
+  // This warp's rows are warp * RPW + rr, rr < mine (uniform over the warp; 0 for warps past the last row).
+  const int mine = R - warp * RPW < 0 ? 0 : R - warp * RPW < RPW ? R - warp * RPW : RPW;
+  const int ks = k_stride_smem<VEC>(D);
+
   CUDA_DYNAMIC_SHARED(float, smem);
   float* Qs = smem;                // [R][D]: row r = hh * Tq + t is new row t of query head kvh * group + hh
-  float* Ks = Qs + R * D;          // [BC][D+1]
-  float* Vs = Ks + kBC * (D + 1);  // [BC][D]
+  float* Ks = Qs + R * D;          // [BC][ks]
+  float* Vs = Ks + kBC * (D + 4);  // [BC][D]
   float* Ps = Vs + kBC * D;        // [R][BC]
   for (int idx = threadIdx.x; idx < R * D; idx += blockDim.x) {
     const int r = idx / D, c = idx % D, t = r % Tq, h = kvh * group + r / Tq;
@@ -131,20 +157,42 @@ __global__ void __launch_bounds__(kThreads) attention_decode_split_kernel(Partia
   for (int64_t j0 = kb; j0 < ke; j0 += kBC) {
     __syncthreads();  // Q is loaded; the previous K/V tile is consumed
     if (VEC) {
-      store_tile(Ks, Vs, regs, D);
+      store_tile(Ks, ks, Vs, regs, D);
     } else {
-      load_tile(Ks, D + 1, k, a.k_stride, g.k0 + j0, g.k0 + ke, int64_t(kvh) * D, kBC, D);
+      load_tile(Ks, ks, k, a.k_stride, g.k0 + j0, g.k0 + ke, int64_t(kvh) * D, kBC, D);
       load_tile(Vs, D, v, a.v_stride, g.k0 + j0, g.k0 + ke, int64_t(kvh) * D, kBC, D);
     }
     __syncthreads();
     if (VEC && j0 + kBC < ke) fetch_tile(regs, k, v, a, g.k0 + j0 + kBC, g.k0 + ke, int64_t(kvh) * D);
+    // Scores of key j0 + lane against this warp's rows: the key row is read from shared memory once for all of
+    // them (the q values are broadcasts).
+    float dots[RPW];
+    VR_UNROLL for (int rr = 0; rr < RPW; rr++) dots[rr] = 0.f;
+    const float* kr = Ks + lane * ks;
+    if (VEC) {
+      for (int c = 0; c < D; c += 4) {
+        const float4 kv = ld4(kr + c);
+        VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
+          if (rr >= mine) break;
+          const float4 qv = ld4(Qs + (warp * RPW + rr) * D + c);
+          dots[rr] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+        }
+      }
+    } else {
+      for (int c = 0; c < D; c++) {
+        const float kv = kr[c];
+        VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
+          if (rr >= mine) break;
+          dots[rr] += Qs[(warp * RPW + rr) * D + c] * kv;
+        }
+      }
+    }
     VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
-      const int r = warp * RPW + rr;
-      if (r >= R) continue;  // uniform over the warp
-      const int t = r % Tq;
+      if (rr >= mine) break;  // uniform over the warp
+      const int r = warp * RPW + rr, t = r % Tq;
       const int64_t j = j0 + lane;
       const bool vis = t < g.Lq && j < ke && (!a.causal || j <= t + g.shift);
-      const float s = vis ? dot(Qs + r * D, Ks + lane * (D + 1), D) * a.scale : -INFINITY;
+      const float s = vis ? dots[rr] * a.scale : -INFINITY;
       const float mn = fmaxf(m[rr], warp_max(s));
       const float p = vis ? expf(s - mn) : 0.f;
       const float alpha = m[rr] == -INFINITY ? 0.f : expf(m[rr] - mn);
@@ -154,17 +202,17 @@ __global__ void __launch_bounds__(kThreads) attention_decode_split_kernel(Partia
       VR_UNROLL for (int c = 0; c < NC; c++) acc[rr][c] *= alpha;
     }
     __syncwarp();  // this warp's P rows are written
-    VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
-      const int r = warp * RPW + rr;
-      if (r >= R) continue;
-      const float* pr = Ps + r * kBC;
-      for (int j = 0; j < kBC; j++) {
-        const float p = pr[j];
-        const float* vr = Vs + j * D;
-        VR_UNROLL for (int c = 0; c < NC; c++) {
-          const int col = lane + 32 * c;
-          if (col < D) acc[rr][c] += p * vr[col];
-        }
+    // acc += P V: each V row read from shared memory once for all of this warp's rows.
+    for (int j = 0; j < kBC; j++) {
+      float vv[NC];
+      VR_UNROLL for (int c = 0; c < NC; c++) {
+        const int col = lane + 32 * c;
+        vv[c] = col < D ? Vs[j * D + col] : 0.f;
+      }
+      VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
+        if (rr >= mine) break;
+        const float p = Ps[(warp * RPW + rr) * kBC + j];
+        VR_UNROLL for (int c = 0; c < NC; c++) acc[rr][c] += p * vv[c];
       }
     }
   }
