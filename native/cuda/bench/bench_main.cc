@@ -3,7 +3,7 @@
 // native/cuda/gemm/README.md):
 //   {"device":{"name","cc","memory_bytes","driver"}, "date", "cublaslt":{"found","path","version","error"},
 //    "results":[{"kernel","shape":{...},"dtype":"bf16","causal"?,"ms","tflops","impl","reps","gbs"?,"error"?}]}
-// gbs (attention_decode): GB/s of the K/V cache the case must read, the figure to hold against the HBM roofline.
+// gbs (attention_decode, JSON only): GB/s of the K/V cache the case must read, to hold against the HBM roofline.
 // ms / tflops are null for a case that did not run (its "error" says why). Runs on a GPU machine without Node.
 #include <cmath>
 #include <cstdio>
@@ -88,11 +88,9 @@ int run(int argc, char** argv) {
       results += (results.empty() ? "" : ",\n  ") + result_json(c, m);
     } else {
       const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;
-      const std::string gbs =
-          c.bytes > 0 && m.ms > 0 ? "  " + jnum(c.bytes / (m.ms * 1e-3) / 1e9, "%.0f") + " GB/s" : "";
-      std::printf("%-20s %-16s %-62s %7s %11s %9s%s%s\n", c.kernel.c_str(), c.impl.c_str(), shape_text(c).c_str(),
+      std::printf("%-20s %-16s %-62s %7s %11s %9s%s\n", c.kernel.c_str(), c.impl.c_str(), shape_text(c).c_str(),
                   c.causal < 0 ? "" : c.causal ? "yes" : "no", o.dry_run ? "planned" : jnum(m.ms, "%.4g").c_str(),
-                  jnum(tflops, "%.1f").c_str(), gbs.c_str(), m.error.empty() ? "" : ("  " + m.error).c_str());
+                  jnum(tflops, "%.1f").c_str(), m.error.empty() ? "" : ("  " + m.error).c_str());
       std::fflush(stdout);
     }
   }

@@ -8,13 +8,12 @@
 #   bash native/cuda/bench/gpu_session.sh                 # quick benchmark shapes
 #   BENCH_ARGS= bash native/cuda/bench/gpu_session.sh     # the full shape list (minutes)
 # Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90),
-#      TESTS (test filters for the sanitizers, space-separated, default "gemm attention_decode"),
-#      BENCH_ARGS (default --quick).
+#      TESTS (test filter for the sanitizers, default gemm), BENCH_ARGS (default --quick).
 set -u
 OUT=${OUT:-./gpu-out}
 BUILD=${BUILD:-build-gpu}
 ARCHS=${ARCHS:-90}
-TESTS=${TESTS:-gemm attention_decode}
+TESTS=${TESTS:-gemm}
 BENCH_ARGS=${BENCH_ARGS---quick}
 mkdir -p "$OUT"
 
@@ -39,10 +38,8 @@ echo "rc=$?"; grep -E '^(FAIL|note)' "$OUT/gpu_tests.txt" | head -40; tail -1 "$
 
 step "compute-sanitizer ($TESTS)"
 for tool in memcheck racecheck; do
-  for f in $TESTS; do
-    compute-sanitizer --tool "$tool" "$BUILD/vreflect_cuda_gpu_tests" "$f" > "$OUT/sanitizer_${tool}_$f.txt" 2>&1
-    echo "$tool $f rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_${tool}_$f.txt" | tail -1)"
-  done
+  compute-sanitizer --tool "$tool" "$BUILD/vreflect_cuda_gpu_tests" "$TESTS" > "$OUT/sanitizer_$tool.txt" 2>&1
+  echo "$tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.txt" | tail -1)"
 done
 
 step "benchmarks ($BENCH_ARGS)"
