@@ -229,4 +229,18 @@ VR_TEST(cuda_model_errors) {
                [&] { cuda::DeviceArena a(size_t(1) << 62, "test arena"); });
 }
 
+// The same with the split-KV decode attention on for every decode forward (threshold 0, 5 splits; GQA 2:1, Tq 1).
+VR_TEST(cuda_model_llm_split_kv) {
+  setenv("VREFLECT_SPLIT_KV_MIN_KEYS", "0", 1);
+  setenv("VREFLECT_SPLIT_KV_SPLITS", "5", 1);  // ~50 keys in splits of 10 or 11
+  const int64_t before = cuda::GpuLanguageModel::split_kv_forwards();
+  cuda_model_llm_prefill_decode();
+  unsetenv("VREFLECT_SPLIT_KV_MIN_KEYS");
+  unsetenv("VREFLECT_SPLIT_KV_SPLITS");
+  const int64_t n = cuda::GpuLanguageModel::split_kv_forwards() - before;
+  check_true("split-KV on: the " + std::to_string(kSteps) + " decode forwards ran attention_decode (" +
+                 std::to_string(n) + ")",
+             n == kSteps);
+}
+
 }  // namespace vr::test

@@ -8,6 +8,7 @@
 // for the prompt's last logits, every step's logits and every latent step's attention map.
 // Also: the KV cache moved to a larger one mid-decode (GpuKVCache::grown, what a session does when several latent
 // phases outrun its capacity) decodes bit-identically to one that was large from the start.
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -222,6 +223,33 @@ VR_TEST(cuda_model_kv_cache_growth) {
   lm.embed(x.get(), d_ids.get(), T);
   lm.forward(x.get(), x.get(), T, pos.data(), T, small);
   expect_throw("cuda KV cache: growing to fewer rows than it holds", [&] { small.grown(T - 1); });
+}
+
+// The tests above with the split-KV decode attention on for every forward of <= 8 rows (threshold 0), in 3 splits:
+// the decode and latent steps and the chunked prefill's 5-row chunks run attention_decode (GQA 2:1, Tq 1 and 5), and must
+// still give the CPU's ids and stay within the rule for the logits and the latent steps' attention maps (the probe
+// reads attention_decode's lse).
+VR_TEST(cuda_model_session_split_kv) {
+  setenv("VREFLECT_SPLIT_KV_MIN_KEYS", "0", 1);
+  setenv("VREFLECT_SPLIT_KV_SPLITS", "3", 1);  // ~45 keys in 3 splits: boundaries inside the 32-key tiles
+  const int64_t before = cuda::GpuLanguageModel::split_kv_forwards();
+  cuda_model_session_vs_cpu();
+  const int64_t after_session = cuda::GpuLanguageModel::split_kv_forwards();
+  cuda_model_session_chunked_prefill();
+  unsetenv("VREFLECT_SPLIT_KV_MIN_KEYS");
+  unsetenv("VREFLECT_SPLIT_KV_SPLITS");
+  check_true("split-KV on: the session's decode forwards ran attention_decode (" +
+                 std::to_string(after_session - before) + " forwards)",
+             after_session - before >= 9);
+  check_true("split-KV on: the chunked prefill's 9 chunks and the 9 decode forwards ran it (" +
+                 std::to_string(cuda::GpuLanguageModel::split_kv_forwards() - after_session) + " forwards)",
+             cuda::GpuLanguageModel::split_kv_forwards() - after_session >= 9 + 9);
+  setenv("VREFLECT_SPLIT_KV_MIN_KEYS", "many", 1);
+  expect_throw("VREFLECT_SPLIT_KV_MIN_KEYS=many", [&] {
+    const auto recs = safetensors_records(tiny_flat_dir() + "/model.safetensors");
+    cuda::GpuQwenVL gm(tiny_flat_config(DType::BF16), recs);
+  });
+  unsetenv("VREFLECT_SPLIT_KV_MIN_KEYS");
 }
 
 }  // namespace vr::test

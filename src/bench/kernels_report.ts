@@ -62,7 +62,7 @@ function shapeSize(s: Record<string, number>): number {
 }
 
 const fmtShape = (s: Record<string, number>) => Object.entries(s).map(([k, v]) => `${k}=${v}`).join(' ');
-const tf = (r?: KernelResult) => (r ? `${r.tflops >= 10 ? r.tflops.toFixed(0) : r.tflops.toPrecision(3)} (${r.impl})` : '-');
+const tf = (r?: KernelResult) => (r ? `${r.tflops >= 10 ? r.tflops.toFixed(0) : r.tflops.toPrecision(3)} (${r.impl}${r.gbs !== undefined ? `, ${r.gbs.toFixed(0)} GB/s` : ''})` : '-');
 
 export function renderKernelsText(rep: KernelsReport): string {
   const lines = [`bench kernels, ${rep.date}`];

@@ -2,7 +2,8 @@
 // JSON object (--json) or a table. The JSON schema is shared with scripts_bench/torch_kernels.py (see
 // native/cuda/gemm/README.md):
 //   {"device":{"name","cc","memory_bytes","driver"}, "date", "cublaslt":{"found","path","version","error"},
-//    "results":[{"kernel","shape":{...},"dtype":"bf16","causal"?,"ms","tflops","impl","reps","error"?}]}
+//    "results":[{"kernel","shape":{...},"dtype":"bf16","causal"?,"ms","tflops","impl","reps","gbs"?,"error"?}]}
+// gbs (attention_decode, JSON only): GB/s of the K/V cache the case must read, to hold against the HBM roofline.
 // ms / tflops are null for a case that did not run (its "error" says why). Runs on a GPU machine without Node.
 #include <cmath>
 #include <cstdio>
@@ -53,6 +54,7 @@ std::string result_json(const Case& c, const Measurement& m) {
   if (c.causal >= 0) r += std::string(",\"causal\":") + (c.causal ? "true" : "false");
   r += ",\"ms\":" + jnum(m.ms, "%.4g") + ",\"tflops\":" + jnum(tflops, "%.4g") + ",\"impl\":" + json_string(m.impl.empty() ? c.impl : m.impl) +
        ",\"reps\":" + std::to_string(m.reps);
+  if (c.bytes > 0) r += ",\"gbs\":" + jnum(m.ms > 0 ? c.bytes / (m.ms * 1e-3) / 1e9 : -1, "%.4g");
   if (!m.error.empty()) r += ",\"error\":" + json_string(m.error);
   return r + "}";
 }

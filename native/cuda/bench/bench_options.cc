@@ -11,9 +11,12 @@ namespace vr::bench {
 
 namespace {
 
-const std::vector<std::string> kKernels = {"attention_fwd", "attention_bwd", "cross_attention_fwd",
-                                           "cross_attention_bwd", "gemm"};
+const std::vector<std::string> kKernels = {"attention_fwd", "attention_bwd", "attention_decode",
+                                           "cross_attention_fwd", "cross_attention_bwd", "gemm"};
 const std::vector<std::string> kImpls = {"cublaslt", "vreflect-kernel"};
+// attention_decode: the split-KV kernel, and the flash forward kernel on the same one-row problem (the model's path
+// below its split-KV threshold), so one run shows where the split pays.
+const std::vector<std::string> kDecodeImpls = {"split-kv", "flash-forward"};
 
 // The 7B's Linear shapes as (K, N): fused QKV, attention output, fused gate+up, down.
 const std::vector<std::pair<int64_t, int64_t>> kGemmKN = {
@@ -62,11 +65,15 @@ std::vector<std::string> parse_names(const std::string& opt, const std::string& 
 
 const char* usage() {
   return "usage: vreflect_cuda_bench [--json] [--quick] [--dry-run] [--reps N] [--warmup N]\n"
-         "         [--kernels attention_fwd,attention_bwd,cross_attention_fwd,cross_attention_bwd,gemm]\n"
-         "         [--seqs 512,1k,...] [--keys 1k,4k,16k] [--gemm-m 512,...] [--impl cublaslt,vreflect-kernel]\n"
+         "         [--kernels attention_fwd,attention_bwd,attention_decode,cross_attention_fwd,\n"
+         "                    cross_attention_bwd,gemm]\n"
+         "         [--seqs 512,1k,...] [--keys 1k,4k,16k] [--decode-keys 512,1k,4k,16k,64k] [--gemm-m 512,...]\n"
+         "         [--impl cublaslt,vreflect-kernel]\n"
          "         [--max-case-seconds S]\n"
          "Times vreflect's CUDA kernels (bf16) with cudaEvents (median of --reps runs after --warmup) on the\n"
          "Qwen2.5-VL-7B shapes and prints one JSON object (--json) or a table. --quick: fewer shapes and reps.\n"
+         "attention_decode: one new row after N cached keys (28:4 heads of 128), split-KV vs the flash kernel; its\n"
+         "figure is GB/s of K/V cache read (\"gbs\"), against the HBM roofline.\n"
          "--dry-run: check the arguments and print the planned cases without touching the GPU.\n";
 }
 
@@ -96,12 +103,15 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--seqs") o.seqs = parse_list(a, value(), 1, 1 << 20);
     else if (a == "--keys") o.keys = parse_list(a, value(), 1, 1 << 20);
     else if (a == "--gemm-m") o.gemm_m = parse_list(a, value(), 1, 1 << 20);
+    else if (a == "--decode-keys") o.decode_keys = parse_list(a, value(), 1, 1 << 20);
     else fail("vreflect_cuda_bench: unknown option '", a, "' (see --help)");
   }
   if (o.kernels.empty()) o.kernels = kKernels;
   if (o.impls.empty()) o.impls = kImpls;
   if (o.seqs.empty()) o.seqs = o.quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{512, 1024, 2048, 4096, 8192, 16384};
   if (o.keys.empty()) o.keys = o.quick ? std::vector<int64_t>{4096} : std::vector<int64_t>{1024, 4096, 16384};
+  if (o.decode_keys.empty())
+    o.decode_keys = o.quick ? std::vector<int64_t>{16384} : std::vector<int64_t>{512, 1024, 4096, 16384, 65536};
   if (o.gemm_m.empty()) o.gemm_m = o.quick ? std::vector<int64_t>{4096} : std::vector<int64_t>{512, 1024, 2048, 4096, 8192, 16384};
   if (o.quick && !reps_set) o.reps = 3, o.warmup = std::min(o.warmup, 1);
   return o;
@@ -129,6 +139,17 @@ std::vector<Case> plan_cases(const Options& o) {
         r.push_back(c);
       }
   }
+  if (want("attention_decode"))
+    for (int64_t n : o.decode_keys)
+      for (const std::string& impl : kDecodeImpls) {
+        Case c;
+        c.kernel = "attention_decode", c.impl = impl, c.causal = 1;
+        c.shape = {{"batch", 1}, {"seq_q", 1}, {"seq_k", n}, {"heads_q", kHeadsQ}, {"heads_kv", kHeadsKV},
+                   {"head_dim", kHeadDim}};
+        c.flop = 4.0 * double(n) * kHeadsQ * kHeadDim;
+        c.bytes = 2.0 * double(n) * kHeadsKV * kHeadDim * 2;  // K and V, bf16; q / out are 7 KiB
+        r.push_back(c);
+      }
   for (const char* k : {"cross_attention_fwd", "cross_attention_bwd"}) {
     if (!want(k)) continue;
     const double mult = std::string(k) == "cross_attention_bwd" ? 2.5 : 1.0;

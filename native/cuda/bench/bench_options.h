@@ -11,10 +11,11 @@ struct Options {
   bool json = false, quick = false, dry_run = false, help = false;
   int reps = 10, warmup = 2;
   double max_case_seconds = 3.0;  // fewer reps when one run is slow (the scalar attention at 16k)
-  std::vector<std::string> kernels;  // attention_fwd, attention_bwd, cross_attention_fwd, cross_attention_bwd, gemm
+  std::vector<std::string> kernels;  // attention_fwd, attention_bwd, attention_decode, cross_attention_fwd, ...
   std::vector<int64_t> seqs;         // attention sequence lengths
   std::vector<int64_t> keys;         // cross-attention key counts
   std::vector<int64_t> gemm_m;       // GEMM rows
+  std::vector<int64_t> decode_keys;  // attention_decode: cached keys before the one new row
   std::vector<std::string> impls;    // gemm implementations: cublaslt, vreflect-kernel
 };
 
@@ -28,6 +29,7 @@ struct Case {
   std::vector<std::pair<std::string, int64_t>> shape;
   int causal = -1;  // -1: not an attention case (no "causal" key)
   double flop = 0;  // floating-point operations of one run (FlashAttention's conventions for attention)
+  double bytes = 0;  // global-memory bytes one run must move at least (decode: the K/V cache), 0: not reported
   int64_t get(const std::string& key) const;
 };
 

@@ -116,6 +116,30 @@ Measurement Runner::run(const Case& c, const Options& o) {
         auto* dv = static_cast<bf16*>(zeros(9, nk * b2));
         once = [=] { cuda::attention_backward(dq, dk, dv, dout, out, lse, q, k, v, a); };
       }
+    } else if (c.kernel == "attention_decode") {
+      const int64_t N = c.get("seq_k");
+      cuda::AttnArgs a;
+      a.Hq = kHeadsQ, a.Hkv = kHeadsKV, a.D = kHeadDim, a.scale = 1.0f / std::sqrt(float(kHeadDim));
+      a.causal = true, a.nseq = 1, a.max_seqlen_q = 1, a.max_seqlen_k = int(N), a.total_q = 1;
+      a.q_stride = a.o_stride = int64_t(kHeadsQ) * kHeadDim, a.k_stride = a.v_stride = int64_t(kHeadsKV) * kHeadDim;
+      const int32_t cu_host[4] = {0, 1, 0, int32_t(N)};
+      auto* cu = static_cast<int32_t*>(buffer(0, sizeof cu_host));
+      ok(cudaMemcpy(cu, cu_host, sizeof cu_host, cudaMemcpyHostToDevice), "cudaMemcpy");
+      a.cu_q = cu, a.cu_k = cu + 2;
+      const size_t nq = size_t(kHeadsQ) * kHeadDim, nk = size_t(N) * kHeadsKV * kHeadDim;
+      auto* q = static_cast<bf16*>(buffer(1, nq * b2));
+      auto* k = static_cast<bf16*>(buffer(2, nk * b2));
+      auto* v = static_cast<bf16*>(buffer(3, nk * b2));
+      auto* out = static_cast<bf16*>(buffer(4, nq * b2));
+      auto* lse = static_cast<float*>(buffer(5, size_t(kHeadsQ) * sizeof(float)));
+      if (c.impl == "split-kv") {
+        const int splits = cuda::attention_decode_splits(N, kHeadsKV, cuda::device_sm_count());
+        const size_t wsf = cuda::attention_decode_workspace_floats(kHeadsQ, 1, kHeadDim, splits);
+        auto* ws = static_cast<float*>(buffer(6, wsf * sizeof(float)));
+        once = [=] { cuda::attention_decode(out, lse, q, k, v, a, splits, ws, wsf); };
+      } else {
+        once = [=] { cuda::attention_forward(out, lse, q, k, v, a); };
+      }
     } else if (c.kernel == "cross_attention_fwd" || c.kernel == "cross_attention_bwd") {
       cuda::CrossAttnArgs a;
       a.L = int(c.get("items")), a.Nq = kCrossQueries, a.N = int(c.get("keys")), a.H = kCrossHeads;

@@ -68,7 +68,8 @@ for path in sys.argv[1:]:
         continue
     for r in doc["results"]:
         key = (r["kernel"], json.dumps(r["shape"]), r.get("causal"))
-        rows.setdefault(key, []).append(f"{r['impl']} {r['tflops']}")
+        gbs = f" {r['gbs']} GB/s" if r.get("gbs") is not None else ""
+        rows.setdefault(key, []).append(f"{r['impl']} {r['tflops']}{gbs}")
 for (kernel, shape, causal), impls in rows.items():
     print(f"{kernel:20} {shape:90} {'' if causal is None else causal!s:6} " + " | ".join(impls))
 EOF

@@ -7,6 +7,7 @@
 // The same source is compiled twice: by nvcc for the GPU, and by g++ against the CPU emulator (native/cuda_emu)
 // for tests. An inline namespace keeps the two builds' symbols apart, so both can live in one program.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "train/latent_losses.h"
@@ -131,6 +132,26 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
 void mma_fragment_probe(uint32_t* out, Stream s = nullptr);
 // Test probe of cp.async (mma_probe.cu): src holds 256 bf16; out[161] (layout in mma_probe.cu).
 void cp_async_probe(uint32_t* out, const bf16* src, Stream s = nullptr);
+
+// ---- split-KV decode attention ("flash-decoding", attention_decode.cu) ---------------------------------
+// attention_forward's semantics (AttnArgs: GQA, bottom-right causal, out 0 / lse -inf for rows that see no key)
+// for ONE segment of Tq = max_seqlen_q = total_q <= kMaxDecodeRows new rows after the cached keys, bf16 only.
+// The keys are cut into `splits` contiguous ranges; each block owns one range of one KV head and serves all
+// Hq / Hkv query heads of its group ((Hq / Hkv) * Tq <= kMaxDecodeGroupRows rows), so the cache is read once per
+// call. Partial softmax states go to `workspace` (fp32, attention_decode_workspace_floats(Hq, Tq, D, splits)
+// floats at least); a second kernel merges them per (head, row) in split order into out and lse (lse [Hq, Tq],
+// may be null). Deterministic: no atomics.
+constexpr int kMaxDecodeRows = 8, kMaxDecodeGroupRows = 64, kMaxDecodeSplits = 256;
+constexpr int kDecodeBlocksPerSM = 4;          // split blocks wanted per SM (latency hiding for the loads)
+constexpr int kDecodeMinKeysPerSplit = 256;    // a split below this spends more on its partials than on keys
+// Split count: enough blocks for kDecodeBlocksPerSM per SM over the Hkv heads, but no split under
+// kDecodeMinKeysPerSplit keys, and 1..kMaxDecodeSplits.
+int attention_decode_splits(int64_t keys, int Hkv, int sms);
+size_t attention_decode_workspace_floats(int Hq, int Tq, int D, int splits);
+// SMs of the current device (cached per process); the emulator reports an H100's 132.
+int device_sm_count();
+void attention_decode(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
+                      int splits, float* workspace, size_t workspace_floats, Stream s = nullptr);
 
 // ---- BCM / DAC cross-attention (method.md §6): a few queries against N keys per item ----------------------
 // q [L, Nq, H*D] (row stride q_stride), k/v [L, N, H*D] (row strides k_stride, v_stride), out [L, Nq, H*D]

@@ -1,6 +1,11 @@
 #include "cuda/model/gpu_language_model.h"
 
+#include <atomic>
+#include <cerrno>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -11,8 +16,41 @@
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
 
-GpuLanguageModel::GpuLanguageModel(const DeviceWeights& w, Stream s) : w_(w), tc_(w.config().text), s_(s) {
+namespace {
+
+std::atomic<int64_t> g_split_kv_forwards{0};
+
+// A non-negative integer from the environment, `fallback` when unset; `what` says what it means in the error.
+int64_t env_count(const char* name, int64_t fallback, int64_t hi, const char* what) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(v, &end, 10);
+  VR_CHECK(*end == 0 && errno == 0 && n >= 0 && n <= hi, name, "=", v, " is not an integer in [0, ",
+           hi == INT64_MAX ? std::string("inf)") : std::to_string(hi) + "]", " (", what, ")");
+  return int64_t(n);
+}
+
+}  // namespace
+
+GpuLanguageModel::GpuLanguageModel(const DeviceWeights& w, Stream s)
+    : w_(w),
+      tc_(w.config().text),
+      s_(s),
+      split_kv_min_keys_(env_count("VREFLECT_SPLIT_KV_MIN_KEYS", kDefaultSplitKvMinKeys, INT64_MAX,
+                                   "keys from which decode forwards use split-KV attention; 0: always")),
+      split_kv_splits_(int(env_count("VREFLECT_SPLIT_KV_SPLITS", 0, kMaxDecodeSplits,
+                                     "split count of split-KV attention; 0: from the keys and SMs"))),
+      sms_(device_sm_count()) {
   VR_CHECK(!w.layers.empty() && w.embed && w.final_norm && w.lm_head.w, "cuda language model: weights not uploaded");
+}
+
+int64_t GpuLanguageModel::split_kv_forwards() { return g_split_kv_forwards.load(std::memory_order_relaxed); }
+
+void GpuLanguageModel::set_split_kv_min_keys(int64_t keys) {
+  VR_CHECK(keys >= 0, "cuda language model: split-KV threshold ", keys, " < 0");
+  split_kv_min_keys_ = keys;
 }
 
 template <class Arena>
@@ -99,6 +137,23 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
   a.k_stride = a.v_stride = Dkv;
   a.o_stride = Dq;
 
+  // Decode attention path (see the header): one split count for all layers (the same keys), workspace grown once.
+  const bool split_kv = T <= kMaxDecodeRows && (Hq / Hkv) * T <= kMaxDecodeGroupRows && c + T >= split_kv_min_keys_;
+  int splits = 0;
+  size_t ws_floats = 0;
+  if (split_kv) {
+    splits = split_kv_splits_ > 0 ? split_kv_splits_ : attention_decode_splits(c + T, Hkv, sms_);
+    ws_floats = attention_decode_workspace_floats(Hq, int(T), int(hd), splits);
+    if (decode_ws_floats_ < ws_floats) {
+      decode_ws_ = DeviceArena();  // free the old one first
+      decode_ws_floats_ = 0;
+      decode_ws_ = DeviceArena(DeviceArena::round_up(ws_floats * sizeof(float)), "split-KV attention workspace");
+      decode_ws_ptr_ = decode_ws_.take<float>(int64_t(ws_floats));
+      decode_ws_floats_ = ws_floats;
+    }
+    g_split_kv_forwards.fetch_add(1, std::memory_order_relaxed);
+  }
+
   copy_on_device(sc_.x, x_in, size_t(T * D) * sizeof(float), "input embeddings", s_);
   for (size_t li = 0; li < w_.layers.size(); li++) {
     const DeviceDecoderLayer& l = w_.layers[li];
@@ -109,7 +164,10 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
     rope_forward(sc_.qkv16, sc_.cos, sc_.sin, T, Hq, int(hd), Nqkv, s_);
     rope_forward(sc_.qkv16 + Dq, sc_.cos, sc_.sin, T, Hkv, int(hd), Nqkv, s_);
     kv_append(K, V, sc_.qkv16 + Dq, sc_.qkv16 + Dq + Dkv, c, T, Dkv, Nqkv, Nqkv, cache.capacity(), s_);
-    attention_forward(sc_.att16, probe ? sc_.lse : nullptr, sc_.qkv16, K, V, a, s_);
+    if (split_kv)
+      attention_decode(sc_.att16, probe ? sc_.lse : nullptr, sc_.qkv16, K, V, a, splits, decode_ws_ptr_, ws_floats, s_);
+    else
+      attention_forward(sc_.att16, probe ? sc_.lse : nullptr, sc_.qkv16, K, V, a, s_);
     if (probe)  // softmax row of the last query: p_j = exp(q.k_j * scale - lse), mean over heads and layers
       attention_probe(probe->probs, sc_.qkv16 + (T - 1) * Nqkv, sc_.lse + (T - 1), T, K, probe->key_begin,
                       probe->key_end - probe->key_begin, Hq, Hkv, int(hd), a.scale, 1.0f / float(Hq * tc_.layers),

@@ -8,6 +8,14 @@
 // causal GQA flash attention over cache + new rows -> o GEMM += x -> RMSNorm -> gate, up GEMMs -> SwiGLU ->
 // down GEMM += x. Then the final RMSNorm (fp32 out) and lm_head for the rows asked for.
 //
+// Decode attention: a forward of T <= kMaxDecodeRows rows after a cache of c keys with c + T >= split_kv_min_keys()
+// runs attention_decode (split-KV: the keys over many blocks, one block per KV head serving its whole GQA group)
+// instead of attention_forward, whose grid is then only ceil(T/16) x Hq blocks, each re-reading its KV head's cache.
+// Both write the same out and lse (the latent steps' attention probe reads the lse either way). The threshold is
+// kDefaultSplitKvMinKeys, or VREFLECT_SPLIT_KV_MIN_KEYS (0: every small-T forward; a huge value: never) read at
+// construction, or set_split_kv_min_keys. The split count is attention_decode_splits(keys, Hkv, SMs) unless
+// VREFLECT_SPLIT_KV_SPLITS (1..kMaxDecodeSplits) fixes it (tests, tuning on a GPU).
+//
 // Not thread-safe: one model object owns the scratch of one forward at a time. The DeviceWeights must outlive it.
 // Work is queued on the stream given at construction; the host-side tables are uploaded in stream order.
 #pragma once
@@ -21,6 +29,12 @@
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
+
+// From this many keys a decode forward uses split-KV attention: 512 keys is where attention_decode_splits starts
+// cutting the keys (2 splits of 256); below it a split-KV call is one block per KV head plus a combine launch, and
+// the flash kernel's 28 blocks (whose repeated K/V reads hit the L2 at that size) are as good. A guess until a GPU
+// measures it: vreflect_cuda_bench --kernels attention_decode --decode-keys 256,512,1k,4k (kernels/README.md).
+constexpr int64_t kDefaultSplitKvMinKeys = 512;
 
 class GpuLanguageModel {
  public:
@@ -46,6 +60,13 @@ class GpuLanguageModel {
   size_t scratch_bytes(int64_t rows) const;
   size_t scratch_held() const { return scratch_.capacity(); }
 
+  int64_t split_kv_min_keys() const { return split_kv_min_keys_; }
+  void set_split_kv_min_keys(int64_t keys);
+  // The split-KV workspace held now (grown to the largest decode forward so far: ~1 MB for the 7B at 17k keys).
+  size_t decode_workspace_held() const { return decode_ws_.capacity(); }
+  // Forwards, over all models of the process, that ran attention_decode (tests check the path was taken).
+  static int64_t split_kv_forwards();
+
  private:
   // The activation buffers of one call, carved from one arena sized for `rows` tokens.
   struct Scratch {
@@ -64,6 +85,12 @@ class GpuLanguageModel {
   DeviceArena scratch_;
   int64_t scratch_rows_ = 0;
   Scratch sc_;
+  int64_t split_kv_min_keys_ = kDefaultSplitKvMinKeys;
+  int split_kv_splits_ = 0;  // 0: attention_decode_splits
+  int sms_ = 0;
+  DeviceArena decode_ws_;  // attention_decode's partials (fp32), grown on demand
+  float* decode_ws_ptr_ = nullptr;
+  size_t decode_ws_floats_ = 0;
 };
 
 }  // namespace VR_CUDA_ABI

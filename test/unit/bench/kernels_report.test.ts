@@ -91,3 +91,27 @@ describe('bench kernels report on the producers\' own schema', () => {
     expect(Object.keys(gemm.shape).sort()).toEqual(['k', 'm', 'n']);
   });
 });
+
+// vreflect_cuda_bench's attention_decode cases (one new row after N cached keys): split-KV beside the flash kernel,
+// with the GB/s of K/V cache read that the decode step is judged by.
+describe('bench kernels attention_decode', () => {
+  const row = (impl: string, ms: number, gbs: number | null) =>
+    `{"kernel":"attention_decode","shape":{"batch":1,"seq_q":1,"seq_k":16384,"heads_q":28,"heads_kv":4,"head_dim":128},"dtype":"bf16","causal":true,"ms":${ms},"tflops":0.5,"impl":"${impl}","reps":10,"gbs":${gbs}}`;
+  const doc = (rows: string[]) => `{"device":{"name":"H100"},"date":"d","results":[${rows.join(',')}]}`;
+
+  test('gbs is parsed and shown beside TFLOP/s; the two implementations share one row', () => {
+    const gpu = parseKernelBench(doc([row('split-kv', 0.02, 3000), row('flash-forward', 0.4, 150)]), 'vreflect_cuda_bench');
+    expect(gpu.results.map((r) => r.gbs)).toEqual([3000, 150]);
+    const rep = mergeKernelRuns([{ side: 'gpu', bench: gpu }], 'DATE');
+    const decode = rep.rows.filter((r) => r.kernel === 'attention_decode');
+    expect(decode).toHaveLength(1);
+    expect(decode[0].shape).toEqual({ seq: 1, seq_k: 16384, heads: 28, kv_heads: 4, head_dim: 128 });
+    expect(renderKernelsText(rep)).toMatch(/attention_decode causal +seq=1 seq_k=16384 .*0\.500 \(split-kv, 3000 GB\/s\)/);
+  });
+
+  test('a non-numeric gbs is a one-line error; a failed case keeps gbs null', () => {
+    expect(() => parseKernelBench(doc([row('split-kv', 0.02, 3000).replace('"gbs":3000', '"gbs":"fast"')]), 's')).toThrow(/results\[0\].gbs is not a number/);
+    const failed = row('split-kv', 0, null).replace('"ms":0', '"ms":null').replace('"tflops":0.5', '"tflops":null');
+    expect(parseKernelBench(doc([failed]), 's').failed).toHaveLength(1);
+  });
+});

@@ -1,0 +1,359 @@
+// Split-KV ("flash-decoding") attention for a few new query rows after a long KV cache (cuda_kernels.h,
+// attention_decode). Two kernels:
+//   1. split: grid (key splits, Hkv). A block owns one KV head and one contiguous key range; it loads the
+//      R = (Hq / Hkv) * Tq query rows of that head's GQA group once, so each K/V element is read from global
+//      memory by exactly one block (the flash kernel reads it once per query head), and runs the online softmax
+//      over its keys: partial (m, l, acc) per row, acc unnormalised, into an fp32 workspace.
+//   2. combine: grid (Hq * Tq). Merges the splits of one (head, row) in split order (no atomics: the same bits
+//      run to run): M = max m_s, w_s = exp(m_s - M), L = sum w_s l_s, out = sum w_s acc_s / L, lse = M + log L.
+// Score phase as in attention_forward: a warp owns RPW rows, lane j owns key j of a 32-key tile (row max / sum
+// are warp shuffles), accumulators over the head dimension spread over the lanes (NC columns per lane).
+// Arithmetic is scalar fp32; the loads are the bandwidth (decode reads the whole cache once per token).
+#include <algorithm>
+#include <cstring>
+
+#include "cuda/kernels/attention_common.cuh"
+
+namespace vr::cuda {
+inline namespace VR_CUDA_ABI {
+
+namespace {
+
+using namespace attn;
+
+// Workspace layout: split s, head h, new row t -> wrow = (s * Hq + h) * Tq + t; acc [wrow][D], (m, l) [wrow][2].
+struct Partials {
+  float* acc;
+  float* ml;
+};
+
+// 8 bf16 (16 bytes) from global memory: a vector load on the GPU; memcpy in the emulator, where g++ would treat
+// the cast as a strict-aliasing violation.
+__device__ __forceinline__ uint4 load8(const __nv_bfloat16* p) {
+#if defined(VR_CUDA_EMULATED)
+  uint4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+#else
+  return *reinterpret_cast<const uint4*>(p);
+#endif
+}
+__device__ __forceinline__ float bits_f32(uint32_t b) {
+#if defined(VR_CUDA_EMULATED)
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+#else
+  return __uint_as_float(b);
+#endif
+}
+// 4 floats at a 16-byte aligned shared-memory address (memcpy in the emulator, as load8).
+__device__ __forceinline__ float4 ld4(const float* p) {
+#if defined(VR_CUDA_EMULATED)
+  float4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+#else
+  return *reinterpret_cast<const float4*>(p);
+#endif
+}
+__device__ __forceinline__ void st4(float* p, const float4& v) {
+#if defined(VR_CUDA_EMULATED)
+  std::memcpy(static_cast<void*>(p), &v, sizeof v);
+#else
+  *reinterpret_cast<float4*>(p) = v;
+#endif
+}
+// The 8 bf16 of v (element 0 in the low half of v.x) as fp32 at dst[0..7] (16-byte aligned): two 16-byte stores.
+__device__ __forceinline__ void unpack8(float* dst, const uint4& v) {
+  st4(dst, make_float4(bits_f32(v.x << 16), bits_f32(v.x & 0xffff0000u), bits_f32(v.y << 16),
+                       bits_f32(v.y & 0xffff0000u)));
+  st4(dst + 4, make_float4(bits_f32(v.z << 16), bits_f32(v.z & 0xffff0000u), bits_f32(v.w << 16),
+                           bits_f32(v.w & 0xffff0000u)));
+}
+
+// The K and V rows of one 32-key tile held in registers as 16-byte pieces: a thread owns pieces
+// threadIdx.x + kThreads * i (row = piece / (D / 8), 8 columns each). Fetching the next tile before the maths on
+// the current one keeps its loads in flight meanwhile (decode is bound by these loads).
+template <int NC>
+struct TileRegs {
+  uint4 k[NC], v[NC];  // NC >= D / 32 = pieces per thread
+};
+template <int NC>
+__device__ __forceinline__ void fetch_tile(TileRegs<NC>& t, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                           const AttnArgs& a, int64_t row0, int64_t row_end, int64_t col0) {
+  const int per_row = a.D / 8;
+  VR_UNROLL for (int i = 0; i < NC; i++) {
+    const int piece = threadIdx.x + kThreads * i, r = piece / per_row, c8 = piece % per_row;
+    const int64_t row = row0 + r;
+    if (r < kBC && row < row_end) {
+      t.k[i] = load8(k + row * a.k_stride + col0 + 8 * c8);
+      t.v[i] = load8(v + row * a.v_stride + col0 + 8 * c8);
+    } else {
+      t.k[i] = t.v[i] = make_uint4(0u, 0u, 0u, 0u);
+    }
+  }
+}
+template <int NC>
+__device__ __forceinline__ void store_tile(float* Ks, int ks, float* Vs, const TileRegs<NC>& t, int D) {
+  const int per_row = D / 8;
+  VR_UNROLL for (int i = 0; i < NC; i++) {
+    const int piece = threadIdx.x + kThreads * i, r = piece / per_row, c8 = piece % per_row;
+    if (r < kBC) {
+      unpack8(Ks + r * ks + 8 * c8, t.k[i]);
+      unpack8(Vs + r * D + 8 * c8, t.v[i]);
+    }
+  }
+}
+
+// Row stride of the K tile in shared memory. Lane j reads key row j: with D + 1 (element reads) or D + 4 (16-byte
+// reads; D + 4 = 4 x odd when D % 8 == 0) the 32 lanes' (or each quarter-warp's) reads hit distinct banks.
+template <bool VEC>
+__device__ __forceinline__ int k_stride_smem(int D) {
+  return VEC ? D + 4 : D + 1;
+}
+inline size_t split_smem(int R, int D) {
+  return sizeof(float) * (size_t(R) * D + size_t(kBC) * (D + 4) + size_t(kBC) * D + size_t(R) * kBC);
+}
+
+// VEC: K/V rows are 16-byte aligned pieces (D, the strides and the base pointers multiples of 8 bf16), so tiles
+// move through TileRegs; otherwise load_tile's element loads.
+template <int NC, int RPW, bool VEC>
+__global__ void __launch_bounds__(kThreads) attention_decode_split_kernel(Partials ws, const __nv_bfloat16* q,
+                                                                          const __nv_bfloat16* k,
+                                                                          const __nv_bfloat16* v, AttnArgs a,
+                                                                          int Tq, int64_t chunk) {
+  using namespace dev;
+  const Segment g = segment(a, 0);
+  const int split = blockIdx.x, kvh = blockIdx.y, group = a.Hq / a.Hkv, D = a.D, R = group * Tq;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  // Keys [kb, ke) of this split; every row of a bottom-right causal block sees at most the Lk keys.
+  const int64_t kb = int64_t(split) * chunk;
+  const int64_t ke = kb + chunk < g.Lk ? kb + chunk : g.Lk;
+
+  // This warp's rows are warp * RPW + rr, rr < mine (uniform over the warp; 0 for warps past the last row).
+  const int mine = R - warp * RPW < 0 ? 0 : R - warp * RPW < RPW ? R - warp * RPW : RPW;
+  const int ks = k_stride_smem<VEC>(D);
+
+  CUDA_DYNAMIC_SHARED(float, smem);
+  float* Qs = smem;                // [R][D]: row r = hh * Tq + t is new row t of query head kvh * group + hh
+  float* Ks = Qs + R * D;          // [BC][ks]
+  float* Vs = Ks + kBC * (D + 4);  // [BC][D]
+  float* Ps = Vs + kBC * D;        // [R][BC]
+  for (int idx = threadIdx.x; idx < R * D; idx += blockDim.x) {
+    const int r = idx / D, c = idx % D, t = r % Tq, h = kvh * group + r / Tq;
+    Qs[idx] = t < g.Lq ? to_f32(q[(g.q0 + t) * a.q_stride + int64_t(h) * D + c]) : 0.f;
+  }
+
+  float m[RPW], l[RPW], acc[RPW][NC];
+  VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
+    m[rr] = -INFINITY;
+    l[rr] = 0.f;
+    VR_UNROLL for (int t = 0; t < NC; t++) acc[rr][t] = 0.f;
+  }
+
+  TileRegs<NC> regs;
+  if (VEC && kb < ke) fetch_tile(regs, k, v, a, g.k0 + kb, g.k0 + ke, int64_t(kvh) * D);
+  for (int64_t j0 = kb; j0 < ke; j0 += kBC) {
+    __syncthreads();  // Q is loaded; the previous K/V tile is consumed
+    if (VEC) {
+      store_tile(Ks, ks, Vs, regs, D);
+    } else {
+      load_tile(Ks, ks, k, a.k_stride, g.k0 + j0, g.k0 + ke, int64_t(kvh) * D, kBC, D);
+      load_tile(Vs, D, v, a.v_stride, g.k0 + j0, g.k0 + ke, int64_t(kvh) * D, kBC, D);
+    }
+    __syncthreads();
+    if (VEC && j0 + kBC < ke) fetch_tile(regs, k, v, a, g.k0 + j0 + kBC, g.k0 + ke, int64_t(kvh) * D);
+    // Scores of key j0 + lane against this warp's rows: the key row is read from shared memory once for all of
+    // them (the q values are broadcasts).
+    float dots[RPW];
+    VR_UNROLL for (int rr = 0; rr < RPW; rr++) dots[rr] = 0.f;
+    const float* kr = Ks + lane * ks;
+    if (VEC) {
+      for (int c = 0; c < D; c += 4) {
+        const float4 kv = ld4(kr + c);
+        VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
+          if (rr >= mine) break;
+          const float4 qv = ld4(Qs + (warp * RPW + rr) * D + c);
+          dots[rr] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+        }
+      }
+    } else {
+      for (int c = 0; c < D; c++) {
+        const float kv = kr[c];
+        VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
+          if (rr >= mine) break;
+          dots[rr] += Qs[(warp * RPW + rr) * D + c] * kv;
+        }
+      }
+    }
+    VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
+      if (rr >= mine) break;  // uniform over the warp
+      const int r = warp * RPW + rr, t = r % Tq;
+      const int64_t j = j0 + lane;
+      const bool vis = t < g.Lq && j < ke && (!a.causal || j <= t + g.shift);
+      const float s = vis ? dots[rr] * a.scale : -INFINITY;
+      const float mn = fmaxf(m[rr], warp_max(s));
+      const float p = vis ? expf(s - mn) : 0.f;
+      const float alpha = m[rr] == -INFINITY ? 0.f : expf(m[rr] - mn);
+      l[rr] = l[rr] * alpha + warp_sum(p);
+      m[rr] = mn;
+      Ps[r * kBC + lane] = p;
+      VR_UNROLL for (int c = 0; c < NC; c++) acc[rr][c] *= alpha;
+    }
+    __syncwarp();  // this warp's P rows are written
+    // acc += P V: each V row read from shared memory once for all of this warp's rows.
+    for (int j = 0; j < kBC; j++) {
+      float vv[NC];
+      VR_UNROLL for (int c = 0; c < NC; c++) {
+        const int col = lane + 32 * c;
+        vv[c] = col < D ? Vs[j * D + col] : 0.f;
+      }
+      VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
+        if (rr >= mine) break;
+        const float p = Ps[(warp * RPW + rr) * kBC + j];
+        VR_UNROLL for (int c = 0; c < NC; c++) acc[rr][c] += p * vv[c];
+      }
+    }
+  }
+
+  VR_UNROLL for (int rr = 0; rr < RPW; rr++) {
+    const int r = warp * RPW + rr;
+    if (r >= R) continue;
+    const int h = kvh * group + r / Tq, t = r % Tq;
+    const int64_t wrow = (int64_t(split) * a.Hq + h) * Tq + t;
+    VR_UNROLL for (int c = 0; c < NC; c++) {
+      const int col = lane + 32 * c;
+      if (col < D) ws.acc[wrow * D + col] = acc[rr][c];
+    }
+    if (lane == 0) ws.ml[2 * wrow] = m[rr], ws.ml[2 * wrow + 1] = l[rr];
+  }
+}
+
+constexpr int kCombineThreads = 128;
+
+__global__ void __launch_bounds__(kCombineThreads) attention_decode_combine_kernel(
+    __nv_bfloat16* out, float* lse, Partials ws, AttnArgs a, int Tq, int splits) {
+  using namespace dev;
+  __shared__ float w[kMaxDecodeSplits];
+  __shared__ float red[32];
+  const Segment g = segment(a, 0);
+  const int h = blockIdx.x / Tq, t = blockIdx.x % Tq, D = a.D;
+  if (t >= g.Lq) return;  // uniform over the block
+  const int64_t row0 = int64_t(h) * Tq + t, step = int64_t(a.Hq) * Tq;  // wrow of split s = row0 + s * step
+
+  float mx = -INFINITY;
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) mx = fmaxf(mx, ws.ml[2 * (row0 + s * step)]);
+  mx = warp_max(mx);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
+  __syncthreads();
+  mx = -INFINITY;
+  for (int i = 0; i < int(blockDim.x >> 5); i++) mx = fmaxf(mx, red[i]);
+  __syncthreads();  // red is reused by block_sum
+  float part = 0.f;
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) {
+    const float ms = ws.ml[2 * (row0 + s * step)];
+    w[s] = ms == -INFINITY ? 0.f : expf(ms - mx);
+    part += w[s] * ws.ml[2 * (row0 + s * step) + 1];
+  }
+  const float L = block_sum(part, red);  // its barriers also publish w
+  const float inv = L > 0.f ? 1.0f / L : 0.f;
+  for (int c = threadIdx.x; c < D; c += blockDim.x) {
+    float o = 0.f;
+    for (int s = 0; s < splits; s++) o += w[s] * ws.acc[(row0 + s * step) * D + c];
+    out[(g.q0 + t) * a.o_stride + int64_t(h) * D + c] = from_f32<__nv_bfloat16>(o * inv);
+  }
+  if (lse && threadIdx.x == 0) lse[int64_t(h) * a.total_q + g.q0 + t] = L > 0.f ? mx + logf(L) : -INFINITY;
+}
+
+template <int NC, int RPW, bool VEC>
+void launch_split_as(const Partials& ws, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, int Tq,
+                     int splits, int64_t chunk, Stream s) {
+  const int R = (a.Hq / a.Hkv) * Tq;
+  const size_t smem = split_smem(R, a.D);
+  allow_smem(attention_decode_split_kernel<NC, RPW, VEC>, smem, "attention_decode");
+  check_launch(cuda_launch(attention_decode_split_kernel<NC, RPW, VEC>, dim3(unsigned(splits), unsigned(a.Hkv)),
+                           dim3(kThreads), smem, s, ws, dptr(q), dptr(k), dptr(v), a, Tq, chunk),
+               "attention_decode (split)");
+}
+template <int NC, int RPW>
+void launch_split(const Partials& ws, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, int Tq,
+                  int splits, int64_t chunk, Stream s) {
+  const bool vec = a.D % 8 == 0 && a.k_stride % 8 == 0 && a.v_stride % 8 == 0 &&
+                   reinterpret_cast<uintptr_t>(k) % 16 == 0 && reinterpret_cast<uintptr_t>(v) % 16 == 0;
+  if (vec) return launch_split_as<NC, RPW, true>(ws, q, k, v, a, Tq, splits, chunk, s);
+  launch_split_as<NC, RPW, false>(ws, q, k, v, a, Tq, splits, chunk, s);
+}
+
+template <int NC>
+void launch_split_rows(const Partials& ws, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, int Tq,
+                       int splits, int64_t chunk, Stream s) {
+  const int rpw = ((a.Hq / a.Hkv) * Tq + kWarps - 1) / kWarps;  // rows per warp
+  if (rpw <= 2) return launch_split<NC, 2>(ws, q, k, v, a, Tq, splits, chunk, s);
+  if (rpw <= 4) return launch_split<NC, 4>(ws, q, k, v, a, Tq, splits, chunk, s);
+  if (rpw <= 8) return launch_split<NC, 8>(ws, q, k, v, a, Tq, splits, chunk, s);
+  return launch_split<NC, 16>(ws, q, k, v, a, Tq, splits, chunk, s);
+}
+
+}  // namespace
+
+int attention_decode_splits(int64_t keys, int Hkv, int sms) {
+  VR_CHECK(keys >= 0 && Hkv > 0 && sms > 0, "cuda attention_decode_splits: bad arguments (keys ", keys, ", Hkv ", Hkv,
+           ", SMs ", sms, ")");
+  const int64_t fill = (int64_t(kDecodeBlocksPerSM) * sms + Hkv - 1) / Hkv;  // splits that fill the GPU
+  const int64_t most = (keys + kDecodeMinKeysPerSplit - 1) / kDecodeMinKeysPerSplit;
+  const int64_t n = std::min<int64_t>({fill, most, int64_t(kMaxDecodeSplits)});
+  return int(n < 1 ? 1 : n);
+}
+
+int device_sm_count() {
+#if defined(VR_CUDA_EMULATED)
+  return 132;
+#else
+  static const int n = [] {
+    int dev = 0, sms = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+      (void)cudaGetLastError();
+      sms = 0;
+    }
+    return sms > 0 ? sms : 132;
+  }();
+  return n;
+#endif
+}
+
+size_t attention_decode_workspace_floats(int Hq, int Tq, int D, int splits) {
+  return size_t(splits) * size_t(Hq) * size_t(Tq) * size_t(D + 2);
+}
+
+void attention_decode(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
+                      int splits, float* workspace, size_t workspace_floats, Stream s) {
+  check_args(a, "attention_decode");
+  VR_CHECK(a.nseq == 1, "cuda attention_decode: one segment only, got ", a.nseq);
+  const int Tq = a.max_seqlen_q;
+  VR_CHECK(Tq >= 1 && Tq <= kMaxDecodeRows && a.total_q == Tq, "cuda attention_decode: ", Tq,
+           " new rows (total_q ", a.total_q, ") outside [1, ", kMaxDecodeRows, "]: use attention_forward");
+  VR_CHECK((a.Hq / a.Hkv) * Tq <= kMaxDecodeGroupRows, "cuda attention_decode: ", a.Hq / a.Hkv,
+           " query heads per KV head x ", Tq, " rows > ", kMaxDecodeGroupRows, ": use attention_forward");
+  VR_CHECK(splits >= 1 && splits <= kMaxDecodeSplits, "cuda attention_decode: split count ", splits, " outside [1, ",
+           kMaxDecodeSplits, "]");
+  VR_CHECK(out && q && k && v && workspace, "cuda attention_decode: null q/k/v/out/workspace buffer");
+  // Contiguous key ranges of `chunk` keys; splits that would start past the last key are dropped.
+  const int64_t Lk = a.max_seqlen_k;
+  const int64_t chunk = Lk > 0 ? (Lk + splits - 1) / splits : 1;
+  const int used = Lk > 0 ? int((Lk + chunk - 1) / chunk) : 1;
+  const size_t need = attention_decode_workspace_floats(a.Hq, Tq, a.D, used);
+  VR_CHECK(workspace_floats >= need, "cuda attention_decode: workspace of ", workspace_floats, " floats < ", need,
+           " needed for ", used, " splits");
+  const size_t rows = size_t(used) * a.Hq * Tq;
+  const Partials ws{workspace, workspace + rows * a.D};
+  if (a.D <= 128) launch_split_rows<4>(ws, q, k, v, a, Tq, used, chunk, s);
+  else launch_split_rows<8>(ws, q, k, v, a, Tq, used, chunk, s);
+  check_launch(cuda_launch(attention_decode_combine_kernel, dim3(unsigned(a.Hq * Tq)), dim3(kCombineThreads), 0, s,
+                           dptr(out), lse, ws, a, Tq, used),
+               "attention_decode (combine)");
+}
+
+}  // namespace VR_CUDA_ABI
+}  // namespace vr::cuda
