@@ -15,7 +15,7 @@ set -u
 OUT=${OUT:-./gpu-out}
 BUILD=${BUILD:-build-gpu}
 ARCHS=${ARCHS:-90}
-TESTS=${TESTS:-gemm attention_tc}
+TESTS=${TESTS:-gemm attention_tc attention_decode}
 BENCH_ARGS=${BENCH_ARGS---quick}
 mkdir -p "$OUT"
 
