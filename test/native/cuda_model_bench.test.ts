@@ -1,0 +1,123 @@
+// vreflect_cuda_model_bench at --shape tiny on the CPU emulator (target vreflect_cuda_model_bench_emu, built by
+// cmake-js beside the addon): the model bench the GPU session runs at the 7B shape (native/cuda/bench/model) must
+// produce a complete report. Checked against things the bench does not compute itself: the token counts the
+// synthetic layouts imply, the CPU Trainer's (fp32) losses on the same batch and checkpoint (--check-cpu), ln(vocab)
+// for the cross-entropy of random weights, the same first losses under both optimizer placements, the checkpoint
+// reused on the second run, and a one-line error for a bad shape. Skipped (with a warning) when the build found no
+// CUDA headers, as test/native/cuda_emu.test.ts.
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { addonPath } from '../../src/native/addon';
+
+const BINARY = 'vreflect_cuda_model_bench_emu';
+const SKIP_MARKER = 'vreflect_cuda_emu_tests.skipped';
+
+function locate(): { binary: string } | { skipped: string } {
+  const addonDir = path.dirname(addonPath());
+  const dirs = [addonDir, path.dirname(addonDir)];
+  for (const dir of dirs) if (fs.existsSync(path.join(dir, BINARY))) return { binary: path.join(dir, BINARY) };
+  for (const dir of dirs) {
+    const marker = path.join(dir, SKIP_MARKER);
+    if (fs.existsSync(marker)) return { skipped: fs.readFileSync(marker, 'utf8').trim() };
+  }
+  throw new Error(`${BINARY} not found (looked in ${dirs.join(', ')}); rebuild with cmake-js compile`);
+}
+
+// The synthetic layouts (native/cuda/bench/model/bench_infer.h, bench_train.h), small enough for the emulator.
+const IMAGE_TOKENS = 16, PROMPT_TOKENS = 12, NEW_TOKENS = 6, LATENT_STEPS = 3;
+const TRAIN_TOKENS = 96, TRAIN_IMAGE_TOKENS = 16, ANSWER_TOKENS = 8, LATENT_COUNT = 8;
+const TINY_VOCAB = 416;
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+function run(bin: string, args: string[]): { status: number | null; json?: any; stderr: string } {
+  const res = spawnSync(bin, args, {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, VREFLECT_CUDA_EMU_MEMORY: String(4e9) }, // the emulator reports memory only with a size
+  });
+  if (res.error) throw new Error(`${BINARY} could not run: ${res.error.message}`);
+  return { status: res.status, json: res.status === 0 ? JSON.parse(res.stdout) : undefined, stderr: res.stderr };
+}
+
+describe('CUDA model bench on the CPU emulator (tiny shape)', () => {
+  const found = locate();
+  if ('skipped' in found) {
+    it.skip(`skipped: ${found.skipped}`, () => undefined);
+    return;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vreflect-model-bench-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const common = ['--shape', 'tiny', '--checkpoint-dir', path.join(dir, 'ckpt')];
+  const trainArgs = ['--tokens', String(TRAIN_TOKENS), '--train-image-tokens', String(TRAIN_IMAGE_TOKENS), '--answer-tokens', String(ANSWER_TOKENS),
+    '--latent-count', String(LATENT_COUNT), '--check-cpu'];
+  let first: any;
+
+  it('runs infer + train and reports every figure', () => {
+    const r = run(found.binary, ['all', ...common, '--image-tokens', String(IMAGE_TOKENS), '--prompt-tokens', String(PROMPT_TOKENS),
+      '--new-tokens', String(NEW_TOKENS), '--latent-steps', String(LATENT_STEPS), '--repeats', '2', ...trainArgs, '--steps', '2']);
+    expect({ status: r.status, stderr: r.status === 0 ? '' : r.stderr }).toEqual({ status: 0, stderr: '' });
+    const j = r.json;
+    first = j;
+    expect(j.device.kind).toBe('emulator');
+    expect(j.shape).toMatchObject({ preset: 'tiny', layers: 3, vit_layers: 4, vocab: TINY_VOCAB, hidden: 64 });
+    expect(j.checkpoint.generated).toBe(true);
+    expect(fs.existsSync(path.join(dir, 'ckpt', 'config.json'))).toBe(true);
+
+    const inf = j.infer;
+    // <|im_start|> text <|vision_start|> pads <|vision_end|> text: the image's tokens plus the text tokens.
+    expect(inf.prompt_tokens).toBe(IMAGE_TOKENS + PROMPT_TOKENS);
+    expect(inf.patches).toBe(4 * IMAGE_TOKENS);
+    expect(inf.generated).toBe(NEW_TOKENS);
+    expect(inf.decode_forwards).toBe(NEW_TOKENS - 1); // the first token comes from the prefill's logits
+    expect(inf.prefill_ms_runs).toHaveLength(2);
+    for (const k of ['prefill_ms', 'prefill_tokens_per_s', 'prefill_tflops', 'decode_ms_per_token', 'decode_tokens_per_s']) expect(inf[k]).toBeGreaterThan(0);
+    expect(inf.decode_tokens_per_s).toBeCloseTo(1000 / inf.decode_ms_per_token, 0);
+    expect(inf.latent).toMatchObject({ generated: NEW_TOKENS, latent_steps_run: LATENT_STEPS, latent_input_forwards: LATENT_STEPS });
+    // Memory: the arenas are on the device, and the weights arena is the plan's weight items up to 256-B rounding.
+    const mem = inf.memory;
+    expect(mem.peak_used).toBeGreaterThanOrEqual(mem.arenas.weights + mem.arenas.llm_scratch);
+    const planWeights = mem.plan.items.filter((i: any) => /weights/.test(i.what)).reduce((a: number, i: any) => a + i.bytes, 0);
+    expect(Math.abs(mem.arenas.weights - planWeights) / planWeights).toBeLessThan(0.03);
+    expect(inf.plan_inputs).toEqual({ shape: 'tiny', imageTokens: IMAGE_TOKENS, promptTokens: PROMPT_TOKENS, maxNewTokens: NEW_TOKENS, latentSteps: LATENT_STEPS });
+
+    const tr = j.train;
+    expect(tr).toMatchObject({ stage: 1, tokens: TRAIN_TOKENS, visual_tokens: TRAIN_IMAGE_TOKENS, patches: 4 * TRAIN_IMAGE_TOKENS, boxes: 1 });
+    // Targets: every response token but the first is predicted: <|lvr_start|> K x <|lvr|> <|lvr_end|> answer <|im_end|> \n.
+    expect(tr.targets).toBe(1 + LATENT_COUNT + 1 + ANSWER_TOKENS + 2);
+    expect(tr.losses).toHaveLength(3); // 1 warm-up + 2 timed steps
+    for (const k of ['step_ms', 'tokens_per_s', 'model_flop', 'achieved_tflops']) expect(tr[k]).toBeGreaterThan(0);
+    expect(tr.mfu).toBeNull(); // no datasheet peak for the emulator
+    const l0 = tr.losses[0];
+    for (const l of tr.losses) {
+      expect(Number.isFinite(l.loss)).toBe(true);
+      expect(l).toMatchObject({ tokens: TRAIN_TOKENS, targets: tr.targets, boxes: 1, resampler_skipped: false });
+    }
+    // Random weights: the cross-entropy is about ln(vocab); the CPU Trainer (fp32) gives the same losses.
+    expect(Math.abs(l0.loss_ce - Math.log(TINY_VOCAB))).toBeLessThan(0.3);
+    const cpu = tr.cpu_check.first_losses;
+    expect(Math.abs(l0.loss - cpu.loss)).toBeLessThan(2e-3 * Math.abs(cpu.loss));
+    expect(Math.abs(l0.loss_ce - cpu.loss_ce)).toBeLessThan(2e-3 * Math.abs(cpu.loss_ce));
+    expect(Math.abs(l0.loss_resampler - cpu.loss_resampler)).toBeLessThan(2e-2 * Math.abs(cpu.loss_resampler) + 1e-4);
+    expect(tr.grad_norms.every((n: number) => n > 0 && Number.isFinite(n))).toBe(true);
+  });
+
+  it('reuses the checkpoint; host optimizer states give the same first losses', () => {
+    expect(first).toBeDefined();
+    const r = run(found.binary, ['train', ...common, ...trainArgs, '--steps', '1', '--train-warmup', '0', '--optimizer-states', 'host']);
+    expect({ status: r.status, stderr: r.status === 0 ? '' : r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(r.json.checkpoint.generated).toBe(false);
+    expect(r.json.infer).toBeUndefined();
+    expect(r.json.train.optimizer_states).toBe('host');
+    expect(r.json.train.memory.pinned_staging).toBeGreaterThan(0);
+    expect(r.json.train.losses[0].loss).toBeCloseTo(first.train.losses[0].loss, 6);
+  });
+
+  it('answers a bad shape with one line', () => {
+    const r = run(found.binary, ['infer', '--shape', '9b', '--checkpoint-dir', path.join(dir, 'none')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/--shape must be 7b, 3b or tiny, got '9b'/)]);
+  });
+});
