@@ -31,7 +31,6 @@ const IMAGE_TOKENS = 16, PROMPT_TOKENS = 12, NEW_TOKENS = 6, LATENT_STEPS = 3;
 const TRAIN_TOKENS = 96, TRAIN_IMAGE_TOKENS = 16, ANSWER_TOKENS = 8, LATENT_COUNT = 8;
 const TINY_VOCAB = 416;
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 function run(bin: string, args: string[]): { status: number | null; json?: any; stderr: string } {
   const res = spawnSync(bin, args, {
     encoding: 'utf8',

@@ -205,20 +205,25 @@ std::string run_train(const BenchShape& s, const BenchCheckpoint& ck, const Trai
       cuda::optimizer_placement_name(where) + " optimizer states); micro-batch " + std::to_string(batch.tokens()) +
       " tokens, " + std::to_string(batch.visual_tokens()) + " visual tokens");
 
+  VR_CHECK(o.grad_accum >= 1, "--grad-accum must be >= 1, got ", o.grad_accum);
   std::vector<double> step_ms, fb_ms, opt_ms, norms;
   std::vector<std::string> losses;
   for (int i = 0; i < o.warmup + o.steps; i++) {
-    t0 = std::chrono::steady_clock::now();
-    const StepLosses l = trainer.forward_backward(batch, 1.0);
-    cudaDeviceSynchronize();
-    const double fb = ms_since(t0);
-    mem.poll();
+    double fb = 0;
+    StepLosses l;
+    for (int m = 0; m < o.grad_accum; m++) {
+      t0 = std::chrono::steady_clock::now();
+      l = trainer.forward_backward(batch, 1.0 / o.grad_accum);
+      cudaDeviceSynchronize();
+      fb += ms_since(t0);
+      mem.poll();
+      losses.push_back(losses_json(l));
+    }
     const auto t1 = std::chrono::steady_clock::now();
     const double norm = trainer.optimizer_step(1e-5, 1.0);
     cudaDeviceSynchronize();
     const double op = ms_since(t1);
     mem.poll();
-    losses.push_back(losses_json(l));
     norms.push_back(norm);
     log("train: step " + std::to_string(i + 1) + (i < o.warmup ? " (warm-up)" : "") + ": loss " +
         std::to_string(l.loss) + ", " + std::to_string(fb + op) + " ms (forward+backward " + std::to_string(fb) +
@@ -232,7 +237,7 @@ std::string run_train(const BenchShape& s, const BenchCheckpoint& ck, const Trai
   fin.grids = batch.grids;
   for (int64_t x = 0; x < batch.boxes(); x++) fin.box_tokens.push_back(batch.cu_box_tokens[size_t(x + 1)] - batch.cu_box_tokens[size_t(x)]);
   fin.latent_count = o.latent_count;
-  const double flop = train_model_flop(s.cfg, fin), ms = median(step_ms);
+  const double flop = o.grad_accum * train_model_flop(s.cfg, fin), ms = median(step_ms), fb_med = median(fb_ms);
   std::string peak_source;
   const double peak = gpu_bf16_peak(device_name, &peak_source);
   const double achieved = ms > 0 ? flop / (ms * 1e-3) : -1;
@@ -271,18 +276,20 @@ std::string run_train(const BenchShape& s, const BenchCheckpoint& ck, const Trai
       .integer("targets", batch.num_targets)
       .integer("boxes", batch.boxes())
       .integer("latent_count", o.latent_count)
+      .integer("grad_accum", o.grad_accum)
       .integer("steps", o.steps)
       .integer("warmup", o.warmup)
       .num("load_ms", load_ms, "%.1f")
       .num("step_ms", ms, "%.4g")
       .num("forward_backward_ms", median(fb_ms), "%.4g")
       .num("optimizer_ms", median(opt_ms), "%.4g")
-      .num("tokens_per_s", ms > 0 ? 1e3 * double(batch.tokens()) / ms : -1, "%.5g")
+      .num("tokens_per_s", ms > 0 ? 1e3 * double(batch.tokens()) * o.grad_accum / ms : -1, "%.5g")
       .num("model_flop", flop, "%.6g")
       .num("achieved_tflops", achieved > 0 ? achieved / 1e12 : -1, "%.4g")
       .num("peak_tflops", peak > 0 ? peak / 1e12 : -1, "%.4g")
       .str("peak_source", peak_source)
       .num("mfu", peak > 0 && achieved > 0 ? achieved / peak : -1, "%.4f")
+      .num("mfu_forward_backward", peak > 0 && fb_med > 0 ? flop / (fb_med * 1e-3) / peak : -1, "%.4f")
       .raw("step_ms_runs", json_numbers(step_ms, "%.4g"))
       .raw("grad_norms", json_numbers(norms, "%.6g"))
       .raw("losses", json_array(losses));

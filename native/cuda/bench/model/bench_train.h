@@ -5,10 +5,11 @@
 //            <|im_start|> 2 text
 //   response <|lvr_start|> K x <|lvr|> <|lvr_end|> answer <|im_end|> 1 text      (labels on the response only)
 // one box (normalised [0.25, 0.25, 0.75, 0.75]) on the sample's image, targets shifted within each sample, M-RoPE
-// positions from model/rope_tables (restarting per sample); seeded text ids and pixels. Each step is one
-// forward_backward + optimizer_step (lr 1e-5, clip 1.0), timed on the host clock (both return host values: the
-// device work is done); MFU = train_model_flop (src/bench/train_flops.ts modelFlop) / step time / the GPU's dense
-// bf16 datasheet peak (src/bench/gpu_peak.ts). --check-cpu also runs the CPU Trainer (fp32) on the same batch and
+// positions from model/rope_tables (restarting per sample); seeded text ids and pixels. Each step is grad_accum
+// forward_backward calls on that micro-batch (grad scale 1/N) + one optimizer_step (lr 1e-5, clip 1.0), timed on
+// the host clock after a device synchronize; MFU = N x train_model_flop (src/bench/train_flops.ts modelFlop,
+// accumulatedStepCost) / step time / the GPU's dense bf16 datasheet peak (src/bench/gpu_peak.ts); mfu_forward_backward
+// leaves the optimizer step out. --check-cpu also runs the CPU Trainer (fp32) on the same batch and
 // checkpoint for the first micro-batch's losses (small shapes only: the CPU is slow).
 #pragma once
 #include <cstdint>
@@ -29,6 +30,7 @@ struct TrainOptions {
   int64_t answer_tokens = 128;
   int latent_count = 8;
   int steps = 3, warmup = 1;
+  int grad_accum = 1;           // micro-batches (forward_backward with grad scale 1/N) per optimizer step
   std::string placement = "gpu";  // --optimizer-states gpu|host
   bool check_cpu = false;
   std::string torch_batch_dir;  // when set: batch.json + pixels.f32 for scripts_bench/torch_train.py

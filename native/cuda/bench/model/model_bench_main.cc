@@ -27,11 +27,13 @@ const char* kUsage =
     "model:  --shape 7b|3b|tiny (default 7b)  --layers N  --vit-layers N  (default: the preset's depth)\n"
     "        --vocab N (cut the vocabulary, special ids moved to its top)  --seed N (weights, default 1)\n"
     "        --checkpoint-dir DIR (default $VREFLECT_BENCH_DIR or /tmp/vreflect-model-bench, then a folder per\n"
-    "        shape; reused when its marker matches)\n"
+    "        shape; reused when its marker matches)  --full-checkpoint (write / reuse the preset's full-depth\n"
+    "        checkpoint and run the cut depth on it: one checkpoint serves every --layers / --vit-layers)\n"
     "infer:  --image-tokens N (256)  --prompt-tokens N (49: text tokens around the image)  --new-tokens N (128)\n"
     "        --latent-steps N (8; 0: no latent run)  --repeats N (3)  --warmup N (1)  --prefill-chunk N (0: auto)\n"
     "train:  --tokens N (1024 per micro-batch)  --samples N (1)  --train-image-tokens N (576)\n"
     "        --answer-tokens N (128)  --latent-count N (8)  --steps N (3)  --train-warmup N (1)\n"
+    "        --grad-accum N (1: micro-batches per optimizer step)\n"
     "        --optimizer-states gpu|host (gpu)  --check-cpu (the CPU Trainer's losses on the same batch: small\n"
     "        shapes only)  --torch-batch DIR (batch.json + pixels.f32 for scripts_bench/torch_train.py)\n";
 
@@ -41,6 +43,7 @@ struct Options {
   int layers = 0, vit_layers = 0, vocab = 0;
   uint64_t seed = 1;
   std::string checkpoint_dir;
+  bool full_checkpoint = false;
   InferOptions infer;
   TrainOptions train;
 };
@@ -61,8 +64,8 @@ Options parse(int argc, char** argv) {
            "' (infer, train or all)");
   for (int i = 2; i < argc; i++) {
     const std::string f = argv[i];
-    if (f == "--check-cpu") {
-      o.train.check_cpu = true;
+    if (f == "--check-cpu" || f == "--full-checkpoint") {
+      (f == "--check-cpu" ? o.train.check_cpu : o.full_checkpoint) = true;
       continue;
     }
     VR_CHECK(f.rfind("--", 0) == 0, "unexpected argument '", f, "'");
@@ -89,6 +92,7 @@ Options parse(int argc, char** argv) {
     else if (f == "--latent-count") o.train.latent_count = int(n());
     else if (f == "--steps") o.train.steps = int(n());
     else if (f == "--train-warmup") o.train.warmup = int(n());
+    else if (f == "--grad-accum") o.train.grad_accum = int(n());
     else if (f == "--optimizer-states") o.train.placement = v;
     else if (f == "--torch-batch") o.train.torch_batch_dir = v;
     else fail("unknown option ", f, " (--help lists them)");
@@ -119,15 +123,17 @@ int run(int argc, char** argv) {
   const BenchShape s = make_shape(o.shape, o.layers, o.vit_layers, o.vocab);
   cuda::require_cuda_device();
   const std::string device = cuda::cuda_device_name();
+  // The checkpoint's shape: the run's, or the preset's full depth (a superset: the loaders read tensors by name).
+  const BenchShape cs = o.full_checkpoint ? make_shape(o.shape, 0, 0, o.vocab) : s;
   std::string dir = o.checkpoint_dir;
   if (dir.empty()) {
     const char* root = std::getenv("VREFLECT_BENCH_DIR");
-    dir = std::string(root && *root ? root : "/tmp/vreflect-model-bench") + "/" + s.preset + "-l" +
-          std::to_string(s.cfg.text.layers) + "-v" + std::to_string(s.cfg.vision.depth) + "-vocab" +
-          std::to_string(s.cfg.text.vocab) + "-seed" + std::to_string(o.seed);
+    dir = std::string(root && *root ? root : "/tmp/vreflect-model-bench") + "/" + cs.preset + "-l" +
+          std::to_string(cs.cfg.text.layers) + "-v" + std::to_string(cs.cfg.vision.depth) + "-vocab" +
+          std::to_string(cs.cfg.text.vocab) + "-seed" + std::to_string(o.seed);
   }
   log("model bench on " + device + ": " + s.name);
-  const BenchCheckpoint ck = ensure_checkpoint(s, o.seed, dir);
+  const BenchCheckpoint ck = ensure_checkpoint(cs, o.seed, dir);
   log(ck.generated ? "checkpoint written to " + dir + " in " + std::to_string(int(ck.seconds)) + " s"
                    : "checkpoint reused: " + dir);
   const ParamCounts pc = param_counts(s);
@@ -143,7 +149,7 @@ int run(int argc, char** argv) {
       .integer("llm_params", pc.llm)
       .integer("vision_params", pc.vision);
   JsonObject ckj;
-  ckj.str("dir", ck.dir).integer("bytes", int64_t(ck.bytes)).boolean("generated", ck.generated).num("seconds", ck.seconds, "%.1f");
+  ckj.str("dir", ck.dir).str("shape", cs.name).integer("bytes", int64_t(ck.bytes)).boolean("generated", ck.generated).num("seconds", ck.seconds, "%.1f");
   JsonObject out;
   out.str("tool", "vreflect_cuda_model_bench")
       .raw("device", JsonObject().str("name", device).str("kind",
