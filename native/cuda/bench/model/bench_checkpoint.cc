@@ -25,6 +25,8 @@ uint16_t bf16_bits(float x) {
   return uint16_t((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);  // round to nearest even (values are finite)
 }
 
+}  // namespace
+
 void make_dirs(const std::string& dir) {
   std::string cur;
   std::stringstream ss(dir);
@@ -38,6 +40,8 @@ void make_dirs(const std::string& dir) {
   struct stat st {};
   VR_CHECK(stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), "cannot create the checkpoint directory ", dir);
 }
+
+namespace {
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

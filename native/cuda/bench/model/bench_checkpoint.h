@@ -26,6 +26,9 @@ struct BenchCheckpoint {
 // failures (disk full included).
 BenchCheckpoint ensure_checkpoint(const BenchShape& s, uint64_t seed, const std::string& dir);
 
+// mkdir -p; vr::Error naming the directory when it cannot be made.
+void make_dirs(const std::string& dir);
+
 // splitmix64: the seeded generator of the weights and the synthetic batches.
 class Rng64 {
  public:

@@ -123,6 +123,7 @@ TrainBatch make_train_batch(const BenchShape& s, const TrainOptions& o) {
 void write_torch_batch(const std::string& dir, const TrainBatch& b, int image_token_id) {
   const int n = b.samples();
   const int64_t T = b.tokens(), L = T / n;
+  make_dirs(dir);
   const std::string pixel_file = dir + "/pixels.f32";
   FILE* f = std::fopen(pixel_file.c_str(), "wb");
   VR_CHECK(f, "cannot write ", pixel_file);
