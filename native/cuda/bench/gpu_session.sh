@@ -6,9 +6,9 @@
 #   3. vreflect_cuda_bench and scripts_bench/torch_kernels.py (same JSON schema),
 #   4. the model bench vreflect_cuda_model_bench (native/cuda/bench/model/README.md) at the 7B shape: inference at
 #      full depth (305-token prompt: prefill, 128 greedy decode tokens, a latent run; then a 16k-image-token
-#      prefill), stage-1 training at 4 decoder layers (gpu optimizer states) beside scripts_bench/torch_train.py
-#      on the same checkpoint and micro-batch when transformers imports, and at full depth with host optimizer
-#      states; a summary line per figure against issue 6's targets (decode >= 150 tok/s, MFU >= 40%).
+#      prefill) beside scripts_bench/torch_infer.py --synthetic on the same checkpoint and prompt, stage-1 training
+#      at 4 decoder layers (gpu optimizer states) beside scripts_bench/torch_train.py on the same checkpoint and
+#      micro-batch (the PyTorch runs when transformers imports), and at full depth with host optimizer states; a summary line per figure against issue 6's targets (decode >= 150 tok/s, MFU >= 40%).
 # Everything lands in $OUT (default ./gpu-out). Run from the repository root:
 #   bash native/cuda/bench/gpu_session.sh                 # quick benchmark shapes
 #   BENCH_ARGS= bash native/cuda/bench/gpu_session.sh     # the full shape list (minutes)
@@ -116,6 +116,24 @@ if [ "$MODEL_BENCH" = 1 ]; then
     model_run model_infer_long infer --shape 7b --layers "$INFER_LAYERS" --full-checkpoint --checkpoint-dir "$CKPT_ROOT/7b-full" \
       --image-tokens "$LONG_IMAGE_TOKENS" --prompt-tokens 49 --new-tokens 32 --latent-steps 0 --repeats 1 --warmup 0
   fi
+  # PyTorch on the same checkpoint and prompt (scripts_bench/torch_infer.py --synthetic: no processor files needed);
+  # its config.json is the full depth's, so only when the bench ran at full depth.
+  if [ "$TORCH" != off ] && [ "$INFER_LAYERS" = 28 ] && python3 -c "import transformers" 2>/dev/null; then
+    NT=$(echo "$INFER_ARGS" | sed -n 's/.*--new-tokens \([0-9]*\).*/\1/p')
+    IT=$(echo "$INFER_ARGS" | sed -n 's/.*--image-tokens \([0-9]*\).*/\1/p')
+    PT=$(echo "$INFER_ARGS" | sed -n 's/.*--prompt-tokens \([0-9]*\).*/\1/p')
+    timeout "$MODEL_TIMEOUT" python3 scripts_bench/torch_infer.py infer --model "$CKPT_ROOT/7b-full" --device cuda \
+      --synthetic "${IT:-256},${PT:-49}" --new-tokens "${NT:-128}" --repeats 3 > "$OUT/torch_infer.json" 2> "$OUT/torch_infer.err"
+    echo "torch_infer.py rc=$?"; tail -2 "$OUT/torch_infer.err"
+    if [ "$LONG_IMAGE_TOKENS" -gt 0 ]; then
+      timeout "$MODEL_TIMEOUT" python3 scripts_bench/torch_infer.py infer --model "$CKPT_ROOT/7b-full" --device cuda \
+        --synthetic "$LONG_IMAGE_TOKENS,49" --new-tokens 32 --repeats 1 --warmup 0 \
+        > "$OUT/torch_infer_long.json" 2> "$OUT/torch_infer_long.err"
+      echo "torch_infer.py (long) rc=$?"; tail -2 "$OUT/torch_infer_long.err"
+    fi
+  else
+    echo "torch_infer.py skipped: transformers does not import here, TORCH=off, or INFER_LAYERS is not 28" | tee "$OUT/torch_infer.skipped"
+  fi
   if [ "$TRAIN_LAYERS" -gt 0 ]; then
     step "model bench: 7B stage-1 training ($TRAIN_LAYERS layers, gpu optimizer states)"
     # Its own checkpoint (config.json of the cut depth), so transformers loads the same model.
@@ -138,7 +156,6 @@ if [ "$MODEL_BENCH" = 1 ]; then
     model_run model_train_full train --shape 7b --full-checkpoint --checkpoint-dir "$CKPT_ROOT/7b-full" \
       --optimizer-states host $FULL_TRAIN_ARGS
   fi
-  echo "torch_infer.py not run: it needs the tokenizer / processor files of a released checkpoint, which the native bench does not write"
   step "model bench summary (targets: issue 6)"
   python3 native/cuda/bench/model/summary.py "$OUT"
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The model bench's summary for gpu_session.sh: one line per figure of OUT/model_*.json (vreflect_cuda_model_bench)
-and OUT/torch_train.json (scripts_bench/torch_train.py on the same checkpoint and micro-batch), against issue 6's
+and OUT/torch_infer*.json / torch_train.json (scripts_bench/torch_infer.py --synthetic, torch_train.py on the same
+checkpoints, prompt and micro-batch), against issue 6's
 targets: 7B decode >= 150 tok/s, training >= 40% MFU (judged only at full depth; cut depths are indicative).
 
   python3 native/cuda/bench/model/summary.py OUT_DIR
@@ -60,6 +61,18 @@ def main(out):
         print(f"  MFU {mfu} (forward+backward alone {t['mfu_forward_backward']}) vs target >= 0.40: {verdict}; "
               f"loss {t['losses'][0]['loss']:.4f} -> {t['losses'][-1]['loss']:.4f}")
         print(f"  device memory peak {mib(t['memory']['peak_used'])}; plan inputs {json.dumps(t['plan_inputs'])}")
+    for name in ("torch_infer", "torch_infer_long"):
+        ti = load(out, name)
+        if not ti:
+            continue
+        if not ti.get("ok"):
+            print(f"{name}.py failed: {ti.get('error')}")
+            continue
+        pre = statistics.median(r["prefill_ms"] for r in ti["runs"])
+        dec = statistics.median(r["decode_ms_per_token"] for r in ti["runs"])
+        print(f"{name}: {ti['device']}, torch {ti['torch']}, transformers {ti['transformers']} (sdpa, generate): prompt "
+              f"{ti['prompt_tokens']} tokens, prefill {pre:.1f} ms = {1e3 * ti['prompt_tokens'] / pre:.0f} tok/s, decode "
+              f"{dec:.2f} ms/token = {1e3 / dec if dec > 0 else 0:.1f} tok/s")
     tt = load(out, "torch_train")
     if tt:
         if tt.get("ok"):
