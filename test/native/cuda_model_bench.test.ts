@@ -101,6 +101,12 @@ describe('CUDA model bench on the CPU emulator (tiny shape)', () => {
     expect(Math.abs(l0.loss_ce - cpu.loss_ce)).toBeLessThan(2e-3 * Math.abs(cpu.loss_ce));
     expect(Math.abs(l0.loss_resampler - cpu.loss_resampler)).toBeLessThan(2e-2 * Math.abs(cpu.loss_resampler) + 1e-4);
     expect(tr.grad_norms.every((n: number) => n > 0 && Number.isFinite(n))).toBe(true);
+    // The ported training plan (planTraining, stage 1, gpu placement) against the trainer's own allocations.
+    const plan = tr.memory.plan.items;
+    const bytes = (re: RegExp, where: string) => plan.filter((i: any) => i.where === where && re.test(i.what)).reduce((a: number, i: any) => a + i.bytes, 0);
+    const state = bytes(/master|gradients|AdamW|shadows/, 'gpu');
+    expect(Math.abs(tr.memory.param_storage - state) / state).toBeLessThan(0.01); // 256-B rounding per tensor
+    expect(tr.memory.host_param_store).toBe(bytes(/fp32 weights on the host/, 'host'));
   });
 
   it('reuses the checkpoint; host optimizer states give the same first losses', () => {
@@ -112,6 +118,13 @@ describe('CUDA model bench on the CPU emulator (tiny shape)', () => {
     expect(r.json.train.optimizer_states).toBe('host');
     expect(r.json.train.memory.pinned_staging).toBeGreaterThan(0);
     expect(r.json.train.losses[0].loss).toBeCloseTo(first.train.losses[0].loss, 6);
+    // The ported host-placement plan: the host arrays and the pinned staging exactly, the device storage up to rounding.
+    const mem = r.json.train.memory;
+    const bytes = (re: RegExp, where: string) => mem.plan.items.filter((i: any) => i.where === where && re.test(i.what)).reduce((a: number, i: any) => a + i.bytes, 0);
+    expect(mem.host_param_store).toBe(bytes(/master|AdamW/, 'host'));
+    expect(mem.pinned_staging).toBe(bytes(/pinned/, 'host'));
+    const state = bytes(/shadows|fp32 copies|gradients/, 'gpu');
+    expect(Math.abs(mem.param_storage - state) / state).toBeLessThan(0.01);
   });
 
   it('answers a bad shape with one line', () => {

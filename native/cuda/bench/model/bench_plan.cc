@@ -12,6 +12,19 @@ constexpr int64_t kMiB = int64_t(1) << 20, kGiB = int64_t(1) << 30;
 constexpr int64_t kContextBytes = kGiB;          // CONTEXT_BYTES
 constexpr int64_t kWorkspaceBytes = 256 * kMiB;  // WORKSPACE_BYTES
 constexpr double kAllocatorMargin = 0.05;        // ALLOCATOR_MARGIN
+constexpr int64_t kHostBaselineBytes = 2 * kGiB;  // HOST_BASELINE_BYTES
+
+// finish(): the allocator margin over the GPU items, the process baseline on the host, the sums.
+Plan finish(std::vector<PlanItem> items) {
+  Plan p;
+  int64_t gpu = 0;
+  for (const PlanItem& i : items) gpu += i.host ? 0 : i.bytes;
+  items.push_back({"allocator margin", int64_t(std::ceil(double(gpu) * kAllocatorMargin)), false});
+  items.push_back({"process baseline (Node, data loader, staging)", kHostBaselineBytes, true});
+  p.items = std::move(items);
+  for (const PlanItem& i : p.items) (i.host ? p.host_bytes : p.gpu_bytes) += i.bytes;
+  return p;
+}
 
 int64_t llm_params(const TextConfig& t) {
   const int64_t D = t.hidden, q = int64_t(t.heads) * t.head_dim, kv = int64_t(t.kv_heads) * t.head_dim;
@@ -47,7 +60,7 @@ InferPlan plan_inference(const ModelConfig& c, int64_t image_tokens, int64_t pro
   const VisionConfig& v = c.vision;
   const int64_t patches = image_tokens * v.merge * v.merge, prompt_len = image_tokens + prompt_tokens;
   const int64_t cache_len = prompt_len + max_new_tokens + latent_steps;
-  InferPlan p;
+  Plan p;
   p.items.push_back({"LLM weights (bf16)", 2 * llm_params(t)});
   p.items.push_back({"ViT + merger weights (bf16)", 2 * vision_params(v)});
   p.items.push_back({"KV cache (bf16)", cache_len * int64_t(t.layers) * 2 * t.kv_heads * t.head_dim * 2});
@@ -60,19 +73,66 @@ InferPlan plan_inference(const ModelConfig& c, int64_t image_tokens, int64_t pro
   p.items.push_back({"prompt ids + input embeddings", prompt_len * (4 * int64_t(t.hidden) + 4)});
   p.items.push_back({"LLM prefill activations (whole prompt)", prompt_len * llm_prefill_bytes_per_token(t)});
   p.items.push_back({"logits of the last position", int64_t(t.vocab) * 4});
-  int64_t raw = 0;
-  for (const PlanItem& i : p.items) raw += i.bytes;
-  p.items.push_back({"allocator margin", int64_t(std::ceil(double(raw) * kAllocatorMargin))});
-  p.gpu_bytes = raw + p.items.back().bytes;
-  return p;
+  return finish(std::move(p.items));
 }
 
-std::string InferPlan::json() const {
+Plan plan_training_stage1(const ModelConfig& c, int64_t T, int64_t visual_tokens, bool host, int64_t chunk_values,
+                          int64_t ce_chunk) {
+  const TextConfig& t = c.text;
+  const VisionConfig& v = c.vision;
+  const int64_t D = t.hidden, I = t.intermediate, q = int64_t(t.heads) * t.head_dim, kv = int64_t(t.kv_heads) * t.head_dim;
+  // trainerParamCounts(shape, 1): LLM + BCM trained, no frozen head.
+  const int64_t head = 4 * D * D + 14 * D, head_gemm = 4 * D * D;
+  const int64_t llm_gemm = int64_t(t.layers) * (D * q + 2 * D * kv + q * D + 3 * D * I) + int64_t(t.vocab) * D;
+  const int64_t P = llm_params(t) + head, gemm = llm_gemm + head_gemm;
+  const int64_t f32_copies = P - gemm + (t.tie_embeddings ? int64_t(t.vocab) * D : 0);
+  const int64_t merge_in = int64_t(v.hidden) * v.merge * v.merge;
+  const int64_t vm = int64_t(v.hidden) * v.patch_dim() +
+                     v.depth * (4 * int64_t(v.hidden) * v.hidden + 3 * int64_t(v.hidden) * v.intermediate) +
+                     merge_in * merge_in + merge_in * v.out_hidden;
+  const int64_t vv = vision_params(v) - vm;
+  std::vector<PlanItem> items;
+  if (host) {
+    const int64_t chunk = std::min(chunk_values, P);
+    auto align64 = [](int64_t b) { return (b + 63) / 64 * 64; };
+    items = {{"bf16 shadows of the GEMM weights", 2 * gemm, false},
+             {"fp32 copies of the non-GEMM tensors", 4 * f32_copies, false},
+             {"gradients (fp32)", 4 * P, false},
+             {"frozen ViT + merger (bf16 matrices, fp32 vectors)", 2 * vm + 4 * vv, false},
+             {"fp32 master weights", 4 * P, true},
+             {"AdamW exp_avg + exp_avg_sq (fp32)", 8 * P, true},
+             {"gradient / new-weight staging (pinned, 2 slots)", 2 * (align64(4 * chunk) + align64(2 * chunk)), true}};
+  } else {
+    items = {{"fp32 master weights", 4 * P, false},
+             {"gradients (fp32)", 4 * P, false},
+             {"AdamW exp_avg + exp_avg_sq (fp32)", 8 * P, false},
+             {"bf16 shadows of the GEMM weights", 2 * gemm, false},
+             {"frozen ViT + merger (bf16 matrices, fp32 vectors)", 2 * vm + 4 * vv, false},
+             {"fp32 weights on the host", 4 * P, true}};
+  }
+  // trainActivationItems, stage 1.
+  const int64_t ce = std::min(T, ce_chunk), patches = visual_tokens * v.merge * v.merge;
+  const int64_t layer_full = 2 * (2 * D + 2 * q + 2 * kv + D + 3 * I) + 2 * 4 * t.heads;
+  const int64_t backward = 2 * (2 * D + 3 * I) + 4 * q;
+  items.push_back({"layer-input checkpoints (bf16)", int64_t(t.layers) * T * D * 2, false});
+  items.push_back({"one layer recomputed for its backward (bf16)", T * layer_full, false});
+  items.push_back({"backward transients of that layer", T * backward, false});
+  items.push_back({"cross-entropy logits chunk + gradient (fp32)", 2 * ce * t.vocab * 4, false});
+  items.push_back({"frozen ViT forward (its buffers, no grad)", int64_t(std::llround(double(patches) * vit_bytes_per_patch(v))), false});
+  items.push_back({"visual features (bf16)", visual_tokens * v.out_hidden * 2, false});
+  items.push_back({"BCM keys/values (+ gradients)", 4 * visual_tokens * D * 2, false});
+  items.push_back({"CUDA context", kContextBytes, false});
+  items.push_back({"cuBLASLt workspace + attention scratch", kWorkspaceBytes, false});
+  return finish(std::move(items));
+}
+
+std::string Plan::json() const {
   std::string items;
   for (const PlanItem& i : this->items)
-    items += (items.empty() ? "" : ",") + std::string("{\"what\":") + json_string(i.what) +
-             ",\"bytes\":" + std::to_string(i.bytes) + "}";
-  return "{\"gpu_bytes\":" + std::to_string(gpu_bytes) + ",\"items\":[" + items + "]}";
+    items += (items.empty() ? "" : ",") + std::string("{\"what\":") + json_string(i.what) + ",\"where\":\"" +
+             (i.host ? "host" : "gpu") + "\",\"bytes\":" + std::to_string(i.bytes) + "}";
+  return "{\"gpu_bytes\":" + std::to_string(gpu_bytes) + ",\"host_bytes\":" + std::to_string(host_bytes) +
+         ",\"items\":[" + items + "]}";
 }
 
 }  // namespace vr::bench

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "cuda/bench/model/bench_json.h"
+#include "cuda/bench/model/bench_plan.h"
 #include "cuda/model/cuda_runtime.h"
 #include "cuda/model/gpu_trainer.h"
 #include "train/trainer.h"
@@ -260,7 +261,9 @@ std::string run_train(const BenchShape& s, const BenchCheckpoint& ck, const Trai
       .integer("param_storage", int64_t(trainer.device_params().device_bytes()))
       .integer("frozen_weights", int64_t(trainer.frozen_weight_bytes()))
       .integer("pinned_staging", int64_t(trainer.device_params().staging_bytes()))
-      .integer("host_param_store", int64_t(trainer.params().bytes()));
+      .integer("host_param_store", int64_t(trainer.params().bytes()))
+      .raw("plan", plan_training_stage1(s.cfg, batch.tokens(), batch.visual_tokens(),
+                                        where == cuda::OptimizerPlacement::Host).json());
   JsonObject plan_inputs;  // src/plan/gpu_memory.ts TrainPlanInput
   plan_inputs.str("shape", s.preset)
       .integer("stage", 1)

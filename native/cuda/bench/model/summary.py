@@ -60,7 +60,10 @@ def main(out):
               f"{t['tokens_per_s']} tok/s")
         print(f"  MFU {mfu} (forward+backward alone {t['mfu_forward_backward']}) vs target >= 0.40: {verdict}; "
               f"loss {t['losses'][0]['loss']:.4f} -> {t['losses'][-1]['loss']:.4f}")
-        print(f"  device memory peak {mib(t['memory']['peak_used'])}; plan inputs {json.dumps(t['plan_inputs'])}")
+        tm = t["memory"]
+        print(f"  device memory peak {mib(tm['peak_used'])} vs plan {mib(tm['plan']['gpu_bytes'])} GPU (planTraining, "
+              f"stage 1, {t['optimizer_states']}); host: ParamStore {mib(tm['host_param_store'])} + pinned "
+              f"{mib(tm['pinned_staging'])} vs plan {mib(tm['plan']['host_bytes'])} (with a 2 GiB process baseline)")
     for name in ("torch_infer", "torch_infer_long"):
         ti = load(out, name)
         if not ti:
