@@ -11,6 +11,8 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { addonPath } from '../../src/native/addon';
+import { planInference, planTraining } from '../../src/plan/gpu_memory';
+import { PRESETS } from '../../src/plan/model_shape';
 
 const BINARY = 'vreflect_cuda_model_bench_emu';
 const SKIP_MARKER = 'vreflect_cuda_emu_tests.skipped';
@@ -125,6 +127,19 @@ describe('CUDA model bench on the CPU emulator (tiny shape)', () => {
     expect(mem.pinned_staging).toBe(bytes(/pinned/, 'host'));
     const state = bytes(/shadows|fp32 copies|gradients/, 'gpu');
     expect(Math.abs(mem.param_storage - state) / state).toBeLessThan(0.01);
+  });
+
+  it('ports the memory plans: src/plan/gpu_memory.ts gives the same bytes at the 7B and 3B shapes', () => {
+    const big = 2 ** 50; // capacities that never force chunks
+    for (const [preset, placement, imageTokens, tokens] of [['7b', 'host', 16384, 4096], ['7b', 'gpu', 256, 1024], ['3b', 'host', 1024, 2048]] as const) {
+      const r = run(found.binary, ['plan', '--shape', preset, '--image-tokens', String(imageTokens), '--prompt-tokens', '49', '--new-tokens', '128',
+        '--latent-steps', '8', '--tokens', String(tokens), '--optimizer-states', placement]);
+      expect({ status: r.status, stderr: r.status === 0 ? '' : r.stderr }).toEqual({ status: 0, stderr: '' });
+      const inf = planInference({ shape: PRESETS[preset], imageTokens, promptTokens: 49, maxNewTokens: 128, latentSteps: 8, gpuCapacity: big, hostCapacity: big });
+      expect([preset, r.json.infer.gpu_bytes]).toEqual([preset, inf.gpuBytes]);
+      const tr = planTraining({ shape: PRESETS[preset], stage: 1, tokens, visualTokens: 576, optimizerStates: placement, gpuCapacity: big, hostCapacity: big });
+      expect([preset, placement, r.json.train.gpu_bytes, r.json.train.host_bytes]).toEqual([preset, placement, tr.gpuBytes, tr.hostBytes]);
+    }
   });
 
   it('answers a bad shape with one line', () => {

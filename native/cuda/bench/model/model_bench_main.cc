@@ -16,14 +16,17 @@
 #include "cuda/bench/model/bench_checkpoint.h"
 #include "cuda/bench/model/bench_infer.h"
 #include "cuda/bench/model/bench_json.h"
+#include "cuda/bench/model/bench_plan.h"
 #include "cuda/bench/model/bench_train.h"
 #include "cuda/model/gpu_session.h"
+#include "cuda/model/gpu_train_params.h"
 
 namespace vr::bench {
 namespace {
 
 const char* kUsage =
-    "usage: vreflect_cuda_model_bench infer|train|all [options]\n"
+    "usage: vreflect_cuda_model_bench infer|train|all|plan [options]\n"
+    "        (plan: the ported memory plans for these options, no device, no checkpoint)\n"
     "model:  --shape 7b|3b|tiny (default 7b)  --layers N  --vit-layers N  (default: the preset's depth)\n"
     "        --vocab N (cut the vocabulary, special ids moved to its top)  --seed N (weights, default 1)\n"
     "        --checkpoint-dir DIR (default $VREFLECT_BENCH_DIR or /tmp/vreflect-model-bench, then a folder per\n"
@@ -60,8 +63,8 @@ Options parse(int argc, char** argv) {
   VR_CHECK(argc >= 2, "missing the mode (infer, train or all); --help lists the options");
   o.mode = argv[1];
   if (o.mode == "--help" || o.mode == "-h") return o;
-  VR_CHECK(o.mode == "infer" || o.mode == "train" || o.mode == "all", "unknown mode '", o.mode,
-           "' (infer, train or all)");
+  VR_CHECK(o.mode == "infer" || o.mode == "train" || o.mode == "all" || o.mode == "plan", "unknown mode '", o.mode,
+           "' (infer, train, all or plan)");
   for (int i = 2; i < argc; i++) {
     const std::string f = argv[i];
     if (f == "--check-cpu" || f == "--full-checkpoint") {
@@ -121,6 +124,15 @@ int run(int argc, char** argv) {
     return 0;
   }
   const BenchShape s = make_shape(o.shape, o.layers, o.vit_layers, o.vocab);
+  if (o.mode == "plan") {  // the ported plans alone (test/native/cuda_model_bench.test.ts holds them against the TS)
+    const TrainBatch b = make_train_batch(s, o.train);
+    const bool host = cuda::optimizer_placement_from_name(o.train.placement) == cuda::OptimizerPlacement::Host;
+    std::printf("{\"infer\":%s,\"train\":%s}\n",
+                plan_inference(s.cfg, o.infer.image_tokens, o.infer.prompt_tokens, o.infer.new_tokens,
+                               o.infer.latent_steps).json().c_str(),
+                plan_training_stage1(s.cfg, b.tokens(), b.visual_tokens(), host).json().c_str());
+    return 0;
+  }
   cuda::require_cuda_device();
   const std::string device = cuda::cuda_device_name();
   // The checkpoint's shape: the run's, or the preset's full depth (a superset: the loaders read tensors by name).
