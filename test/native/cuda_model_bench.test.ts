@@ -129,6 +129,23 @@ describe('CUDA model bench on the CPU emulator (tiny shape)', () => {
     expect(Math.abs(mem.param_storage - state) / state).toBeLessThan(0.01);
   });
 
+  it('runs stage 2 on a random BCM teacher: the CPU Trainer gives the same losses', () => {
+    const r = run(found.binary, ['train', ...common, ...trainArgs, '--stage', '2', '--steps', '1', '--train-warmup', '0']);
+    expect({ status: r.status, stderr: r.status === 0 ? '' : r.stderr }).toEqual({ status: 0, stderr: '' });
+    const tr = r.json.train;
+    expect(fs.existsSync(path.join(dir, 'ckpt', 'bcm_head.safetensors'))).toBe(true);
+    // Stage 2 ignores the <|lvr|> targets: the K targets that predict a slot go.
+    expect(tr).toMatchObject({ stage: 2, targets: 1 + ANSWER_TOKENS + 2 + 1 });
+    const [l, cpu] = [tr.losses[0], tr.cpu_check.first_losses];
+    for (const k of ['loss', 'loss_ce', 'loss_mse', 'loss_kl']) {
+      expect(l[k]).toBeGreaterThan(0);
+      expect(Math.abs(l[k] - cpu[k])).toBeLessThan(2e-3 * Math.abs(cpu[k]));
+    }
+    // Upstream's stage-2 weight 1.0: the total is CE + MSE + KL.
+    expect(l.loss).toBeCloseTo(l.loss_ce + l.loss_mse + l.loss_kl, 4);
+    expect(tr.memory.plan).toBeNull();
+  });
+
   it('ports the memory plans: src/plan/gpu_memory.ts gives the same bytes at the 7B and 3B shapes', () => {
     const big = 2 ** 50; // capacities that never force chunks
     for (const [preset, placement, imageTokens, tokens] of [['7b', 'host', 16384, 4096], ['7b', 'gpu', 256, 1024], ['3b', 'host', 1024, 2048]] as const) {

@@ -8,7 +8,8 @@
 #      full depth (305-token prompt: prefill, 128 greedy decode tokens, a latent run; then a 16k-image-token
 #      prefill) beside scripts_bench/torch_infer.py --synthetic on the same checkpoint and prompt, stage-1 training
 #      at 4 decoder layers (gpu optimizer states) beside scripts_bench/torch_train.py on the same checkpoint and
-#      micro-batch (the PyTorch runs when transformers imports), and at full depth with host optimizer states; a summary line per figure against issue 6's targets (decode >= 150 tok/s, MFU >= 40%).
+#      micro-batch (the PyTorch runs when transformers imports), stage 2 at 4 layers (random BCM teacher), and stage 1
+#      at full depth with host optimizer states; a summary line per figure against issue 6's targets (decode >= 150 tok/s, MFU >= 40%).
 # Everything lands in $OUT (default ./gpu-out). Run from the repository root:
 #   bash native/cuda/bench/gpu_session.sh                 # quick benchmark shapes
 #   BENCH_ARGS= bash native/cuda/bench/gpu_session.sh     # the full shape list (minutes)
@@ -16,6 +17,7 @@
 # Model bench env (device time: ~1 min to write the 16.6 GB checkpoint, ~5-8 min of runs; see its README):
 #   MODEL_BENCH (1; 0 skips it), CKPT_ROOT (checkpoints, default /tmp/vreflect-model-bench), INFER_LAYERS (28),
 #   INFER_ARGS, LONG_IMAGE_TOKENS (16384; 0 skips the long prefill), TRAIN_LAYERS (4; 0 skips), TRAIN_ARGS,
+#   TRAIN_STAGE2 (1: stage 2 at TRAIN_LAYERS too; 0 skips),
 #   TRAIN_FULL_HOST (1: full-depth training with host optimizer states; 0 skips), FULL_TRAIN_ARGS, TORCH (auto|off),
 #   MODEL_TIMEOUT (seconds per model command, 600).
 # Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90),
@@ -96,6 +98,7 @@ INFER_ARGS=${INFER_ARGS:---image-tokens 256 --prompt-tokens 49 --new-tokens 128 
 LONG_IMAGE_TOKENS=${LONG_IMAGE_TOKENS:-16384}
 TRAIN_LAYERS=${TRAIN_LAYERS:-4}
 TRAIN_ARGS=${TRAIN_ARGS:---tokens 4096 --train-image-tokens 576 --grad-accum 4 --steps 3}
+TRAIN_STAGE2=${TRAIN_STAGE2:-1}
 TRAIN_FULL_HOST=${TRAIN_FULL_HOST:-1}
 FULL_TRAIN_ARGS=${FULL_TRAIN_ARGS:---tokens 4096 --train-image-tokens 576 --grad-accum 4 --steps 2}
 TORCH=${TORCH:-auto}
@@ -149,6 +152,12 @@ if [ "$MODEL_BENCH" = 1 ]; then
     else
       echo "torch_train.py skipped: transformers does not import here (or TORCH=off)" | tee "$OUT/torch_train.skipped"
     fi
+  fi
+  if [ "$TRAIN_LAYERS" -gt 0 ] && [ "$TRAIN_STAGE2" = 1 ]; then
+    step "model bench: 7B stage-2 training ($TRAIN_LAYERS layers, random BCM teacher, gpu optimizer states)"
+    # shellcheck disable=SC2086
+    model_run model_train_s2 train --shape 7b --layers "$TRAIN_LAYERS" --checkpoint-dir "$CKPT_ROOT/7b-l$TRAIN_LAYERS" \
+      --optimizer-states gpu --stage 2 $TRAIN_ARGS
   fi
   if [ "$TRAIN_FULL_HOST" = 1 ]; then
     step "model bench: 7B stage-1 training (full depth, host optimizer states)"

@@ -85,30 +85,24 @@ std::string header_json(const std::vector<TensorSpec>& specs, std::vector<uint64
 
 }  // namespace
 
-BenchCheckpoint ensure_checkpoint(const BenchShape& s, uint64_t seed, const std::string& dir) {
-  make_dirs(dir);
-  const std::vector<TensorSpec> specs = tensor_specs(s);
-  std::vector<uint64_t> offsets;
-  uint64_t data_bytes = 0;
-  const std::string header = header_json(specs, offsets, data_bytes);
-  const uint64_t total = 8 + header.size() + data_bytes;
-  BenchCheckpoint ck;
-  ck.dir = dir;
-  ck.bytes = total;
-  const std::string file = dir + "/model.safetensors", marker = dir + "/" + kMarker;
+namespace {
+
+// The records of `specs` laid out by header_json in `file`.
+std::vector<TensorRecord> records_of(const std::string& file, const std::vector<TensorSpec>& specs,
+                                     const std::string& header, const std::vector<uint64_t>& offsets) {
+  std::vector<TensorRecord> out;
   for (size_t i = 0; i < specs.size(); i++) {
     TensorRecord r;
     r.name = specs[i].name, r.file = file, r.offset = 8 + header.size() + offsets[i];
     r.nbytes = uint64_t(specs[i].numel()) * 2, r.dtype = DType::BF16, r.shape = specs[i].shape;
-    ck.records.push_back(std::move(r));
+    out.push_back(std::move(r));
   }
-  struct stat st {};
-  if (read_file(marker) == marker_json(s, seed, total) && stat(file.c_str(), &st) == 0 && uint64_t(st.st_size) == total)
-    return ck;
+  return out;
+}
 
-  const auto t0 = std::chrono::steady_clock::now();
-  std::remove(marker.c_str());  // from here on an interrupted run leaves nothing that looks complete
-  write_text(dir + "/config.json", config_json(s));
+// Writes `specs` as random bf16 (seeded) into one safetensors file with this header.
+void write_random_safetensors(const std::string& file, const std::vector<TensorSpec>& specs,
+                              const std::string& header, uint64_t seed, uint64_t total) {
   Rng64 rng(seed);
   std::vector<uint16_t> pool(kPool);
   for (size_t i = 0; i < kPool; i += 2) {  // Box-Muller: two N(0, 1) per pair of uniforms, scaled to std 0.02
@@ -139,10 +133,45 @@ BenchCheckpoint ensure_checkpoint(const BenchShape& s, uint64_t seed, const std:
   }
   ok = std::fclose(f) == 0 && ok;
   VR_CHECK(ok, "cannot write ", file, " (", total, " bytes: disk full?)");
+}
+
+}  // namespace
+
+BenchCheckpoint ensure_checkpoint(const BenchShape& s, uint64_t seed, const std::string& dir) {
+  make_dirs(dir);
+  const std::vector<TensorSpec> specs = tensor_specs(s);
+  std::vector<uint64_t> offsets;
+  uint64_t data_bytes = 0;
+  const std::string header = header_json(specs, offsets, data_bytes);
+  const uint64_t total = 8 + header.size() + data_bytes;
+  BenchCheckpoint ck;
+  ck.dir = dir;
+  ck.bytes = total;
+  const std::string file = dir + "/model.safetensors", marker = dir + "/" + kMarker;
+  ck.records = records_of(file, specs, header, offsets);
+  struct stat st {};
+  if (read_file(marker) == marker_json(s, seed, total) && stat(file.c_str(), &st) == 0 && uint64_t(st.st_size) == total)
+    return ck;
+
+  const auto t0 = std::chrono::steady_clock::now();
+  std::remove(marker.c_str());  // from here on an interrupted run leaves nothing that looks complete
+  write_text(dir + "/config.json", config_json(s));
+  write_random_safetensors(file, specs, header, seed, total);
   write_text(marker, marker_json(s, seed, total));
   ck.generated = true;
   ck.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return ck;
+}
+
+std::vector<TensorRecord> write_bcm_head(const BenchShape& s, int latent_count, uint64_t seed, const std::string& dir) {
+  make_dirs(dir);
+  const std::vector<TensorSpec> specs = bcm_specs(s, latent_count);
+  std::vector<uint64_t> offsets;
+  uint64_t data_bytes = 0;
+  const std::string header = header_json(specs, offsets, data_bytes);
+  const std::string file = dir + "/bcm_head.safetensors";
+  write_random_safetensors(file, specs, header, seed, 8 + header.size() + data_bytes);
+  return records_of(file, specs, header, offsets);
 }
 
 }  // namespace vr::bench

@@ -26,6 +26,11 @@ struct BenchCheckpoint {
 // failures (disk full included).
 BenchCheckpoint ensure_checkpoint(const BenchShape& s, uint64_t seed, const std::string& dir);
 
+// Stage 2's frozen BCM teacher (upstream's "box_feature_resampler.*" tensors, random like the rest) in
+// dir/bcm_head.safetensors, written every call (~100 MB for the 7B); returns its records. The checkpoint itself stays
+// a plain Qwen2.5-VL checkpoint (transformers loads it).
+std::vector<TensorRecord> write_bcm_head(const BenchShape& s, int latent_count, uint64_t seed, const std::string& dir);
+
 // mkdir -p; vr::Error naming the directory when it cannot be made.
 void make_dirs(const std::string& dir);
 

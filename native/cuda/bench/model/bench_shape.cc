@@ -160,6 +160,19 @@ std::vector<TensorSpec> tensor_specs(const BenchShape& s) {
   return out;
 }
 
+std::vector<TensorSpec> bcm_specs(const BenchShape& s, int latent_count) {
+  const int64_t D = s.cfg.text.hidden;
+  const std::string p = "box_feature_resampler.";
+  std::vector<TensorSpec> out = {{p + "cross_attn.in_proj_bias", {3 * D}, TensorInit::Normal},
+                                 {p + "cross_attn.in_proj_weight", {3 * D, D}, TensorInit::Normal},
+                                 {p + "cross_attn.out_proj.bias", {D}, TensorInit::Normal},
+                                 {p + "cross_attn.out_proj.weight", {D, D}, TensorInit::Normal},
+                                 {p + "output_norm.bias", {D}, TensorInit::Normal},
+                                 {p + "output_norm.weight", {D}, TensorInit::Ones},
+                                 {p + "queries", {1, latent_count, D}, TensorInit::Normal}};
+  return out;  // name order
+}
+
 std::string config_json(const BenchShape& s) {
   const TextConfig& t = s.cfg.text;
   const VisionConfig& v = s.cfg.vision;
@@ -265,13 +278,16 @@ double train_model_flop(const ModelConfig& c, const TrainFlopInput& in) {
   double tokens = 0, attn = 0;
   for (int64_t L : in.sample_tokens) tokens += double(L), attn += causal_attn_mac(t, double(L));
   const double D = t.hidden, K = in.latent_count;
-  double bcm = 0;
-  for (int64_t n : in.box_tokens) bcm += K * D * D + 2 * double(n) * D * D + 2 * K * double(n) * D + K * D * D;
+  auto head_mac = [&](double n) { return K * D * D + 2 * n * D * D + 2 * K * n * D + K * D * D; };  // bcmMac
+  double bcm = 0, dac = 0;
+  for (int64_t n : in.box_tokens) bcm += head_mac(double(n));
+  for (int64_t n : in.box_sample_visual) dac += head_mac(double(n));
+  const double head_trained = in.stage == 2 ? dac : bcm, head_frozen = in.stage == 2 ? bcm : 0;
   const double trained = t.layers * tokens * layer_mac_per_token(t) + t.layers * attn +
-                         double(in.targets) * t.vocab * D + bcm;
+                         double(in.targets) * t.vocab * D + head_trained;
   double vit = 0;
   for (const ImageGrid& g : in.grids) vit += vision_mac(c.vision, g);
-  return 2 * (3 * trained + vit);
+  return 2 * (3 * trained + vit + head_frozen);
 }
 
 }  // namespace vr::bench

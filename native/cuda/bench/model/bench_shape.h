@@ -55,6 +55,10 @@ BenchShape make_shape(const std::string& preset, int layers, int vit_layers, int
 // Every tensor of the checkpoint (flat names, [out, in] Linear layout), in name order.
 std::vector<TensorSpec> tensor_specs(const BenchShape& s);
 
+// The BCM head's tensors (model/bcm.h: "box_feature_resampler." queries [1, K, D], cross_attn in/out projections,
+// output_norm), for stage 2's frozen teacher.
+std::vector<TensorSpec> bcm_specs(const BenchShape& s, int latent_count);
+
 // config.json of the checkpoint in the released flat layout (transformers / the torch scripts read it).
 std::string config_json(const BenchShape& s);
 
@@ -73,13 +77,17 @@ int64_t decode_weight_bytes(const BenchShape& s);
 // the decoder over `prompt_tokens` tokens (causal), lm_head on the last row.
 double prefill_flop(const ModelConfig& c, const ImageGrid* grid, int64_t prompt_tokens);
 
-// src/bench/train_flops.ts trainStepCost's modelFlop for one micro-batch.
+// src/bench/train_flops.ts trainStepCost's modelFlop for one micro-batch. Stage 2 (not in train_flops.ts): the
+// trained forward has the DAC (K queries at the slots over all of the sample's visual tokens) instead of the BCM,
+// and the frozen BCM teacher's forward counts once, like the ViT.
 struct TrainFlopInput {
   std::vector<int64_t> sample_tokens;
   int64_t targets = 0;
   std::vector<ImageGrid> grids;
   std::vector<int64_t> box_tokens;
   int latent_count = 8;
+  int stage = 1;
+  std::vector<int64_t> box_sample_visual;  // stage 2: visual tokens of each box's sample (the DAC's keys)
 };
 double train_model_flop(const ModelConfig& c, const TrainFlopInput& in);
 

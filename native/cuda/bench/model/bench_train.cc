@@ -41,6 +41,8 @@ std::string losses_json(const StepLosses& l) {
   j.signed_num("loss", l.loss)
       .signed_num("loss_ce", l.loss_ce)
       .signed_num("loss_resampler", l.loss_resampler)
+      .signed_num("loss_mse", l.loss_mse)
+      .signed_num("loss_kl", l.loss_kl)
       .boolean("resampler_skipped", l.resampler_skipped)
       .integer("tokens", l.tokens)
       .integer("targets", l.targets)
@@ -93,10 +95,11 @@ TrainBatch make_train_batch(const BenchShape& s, const TrainOptions& o) {
     }
     push(ids.lvr_end, true), text(o.answer_tokens, true), push(ids.im_end, true), text(1, true);
     VR_CHECK(int64_t(seq.size()) == L, "train batch: sample of ", seq.size(), " tokens, expected ", L);
-    // Targets: the next label within the sample; stage 1 ignores <|lvr_latent_end|> targets (none here).
+    // Targets: the next label within the sample; ignored: <|lvr_latent_end|> (none here), and in stage 2 <|lvr|>
+    // (src/data/batch.ts ceIgnoredIds).
     for (int64_t i = 0; i < L; i++) {
       const int32_t t = i + 1 < L ? labels[size_t(i + 1)] : kIgnore;
-      const bool keep = t != kIgnore && t != ids.lvr_latent_end;
+      const bool keep = t != kIgnore && t != ids.lvr_latent_end && !(o.stage == 2 && t == ids.lvr);
       b.targets.push_back(keep ? t : kIgnore);
       b.num_targets += keep;
     }
@@ -188,17 +191,24 @@ double gpu_bf16_peak(const std::string& name, std::string* source) {
 std::string run_train(const BenchShape& s, const BenchCheckpoint& ck, const TrainOptions& o, MemoryPoll& mem,
                       const std::string& device_name, const std::function<void(const std::string&)>& log) {
   VR_CHECK(o.steps >= 1, "--steps must be >= 1, got ", o.steps);
+  VR_CHECK(o.stage == 1 || o.stage == 2, "--stage must be 1 or 2, got ", o.stage);
   const TrainBatch batch = make_train_batch(s, o);
+  std::vector<TensorRecord> records = ck.records;
+  if (o.stage == 2) {
+    const std::vector<TensorRecord> head = write_bcm_head(s, o.latent_count, o.seed + 1000, ck.dir);
+    records.insert(records.end(), head.begin(), head.end());
+  }
   if (!o.torch_batch_dir.empty()) write_torch_batch(o.torch_batch_dir, batch, s.cfg.image_token_id);
   TrainerConfig tc;
-  tc.stage = 1;
+  tc.stage = o.stage;
+  tc.lambda_resampler = o.stage == 2 ? 1.0 : 0.5;  // upstream's weights per stage
   tc.latent_count = o.latent_count;
   tc.lvr_id = s.ids.lvr;
   tc.gradient_checkpointing = true;
   const cuda::OptimizerPlacement where = cuda::optimizer_placement_from_name(o.placement);
 
   auto t0 = std::chrono::steady_clock::now();
-  cuda::GpuTrainer trainer(s.cfg, ck.records, tc, where);
+  cuda::GpuTrainer trainer(s.cfg, records, tc, where);
   const double load_ms = ms_since(t0);
   mem.poll();
   const int64_t after_load = mem.last();
@@ -239,6 +249,11 @@ std::string run_train(const BenchShape& s, const BenchCheckpoint& ck, const Trai
   fin.grids = batch.grids;
   for (int64_t x = 0; x < batch.boxes(); x++) fin.box_tokens.push_back(batch.cu_box_tokens[size_t(x + 1)] - batch.cu_box_tokens[size_t(x)]);
   fin.latent_count = o.latent_count;
+  fin.stage = o.stage;
+  for (int64_t x = 0; x < batch.boxes(); x++) {
+    const int si = batch.box_sample[size_t(x)];
+    fin.box_sample_visual.push_back(batch.cu_sample_visual[size_t(si + 1)] - batch.cu_sample_visual[size_t(si)]);
+  }
   const double flop = o.grad_accum * train_model_flop(s.cfg, fin), ms = median(step_ms), fb_med = median(fb_ms);
   std::string peak_source;
   const double peak = gpu_bf16_peak(device_name, &peak_source);
@@ -249,7 +264,7 @@ std::string run_train(const BenchShape& s, const BenchCheckpoint& ck, const Trai
     TrainerConfig ctc = tc;
     ModelConfig ccfg = s.cfg;
     ccfg.compute = DType::F32;
-    Trainer cpu_trainer(ccfg, ck.records, ctc);
+    Trainer cpu_trainer(ccfg, records, ctc);
     const StepLosses l = cpu_trainer.forward_backward(batch, 1.0);
     cpu.raw("first_losses", losses_json(l)).str("compute", "f32");
   }
@@ -262,16 +277,17 @@ std::string run_train(const BenchShape& s, const BenchCheckpoint& ck, const Trai
       .integer("frozen_weights", int64_t(trainer.frozen_weight_bytes()))
       .integer("pinned_staging", int64_t(trainer.device_params().staging_bytes()))
       .integer("host_param_store", int64_t(trainer.params().bytes()))
-      .raw("plan", plan_training_stage1(s.cfg, batch.tokens(), batch.visual_tokens(),
-                                        where == cuda::OptimizerPlacement::Host).json());
+      .raw("plan", o.stage == 1 ? plan_training_stage1(s.cfg, batch.tokens(), batch.visual_tokens(),
+                                                       where == cuda::OptimizerPlacement::Host).json()
+                                 : "null");  // stage 2's plan is not ported
   JsonObject plan_inputs;  // src/plan/gpu_memory.ts TrainPlanInput
   plan_inputs.str("shape", s.preset)
-      .integer("stage", 1)
+      .integer("stage", o.stage)
       .integer("tokens", batch.tokens())
       .integer("visualTokens", batch.visual_tokens())
       .str("optimizerStates", o.placement);
   JsonObject r;
-  r.integer("stage", 1)
+  r.integer("stage", o.stage)
       .str("optimizer_states", o.placement)
       .integer("tokens", batch.tokens())
       .integer("samples", batch.samples())

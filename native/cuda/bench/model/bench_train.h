@@ -1,4 +1,4 @@
-// The `train` measurement of vreflect_cuda_model_bench: GpuTrainer stage 1 over the random checkpoint on one
+// The `train` measurement of vreflect_cuda_model_bench: GpuTrainer stage 1 (or 2: --stage 2) over the random checkpoint on one
 // synthetic packed micro-batch laid out as src/bench/train_batch.ts lays it out (method.md §2.5): per sample
 //   system   <|im_start|> 8 text <|im_end|> 1 text
 //   user     <|im_start|> 2 text <|vision_start|> image pads <|vision_end|> question <|im_end|> 1 text
@@ -10,7 +10,9 @@
 // the host clock after a device synchronize; MFU = N x train_model_flop (src/bench/train_flops.ts modelFlop,
 // accumulatedStepCost) / step time / the GPU's dense bf16 datasheet peak (src/bench/gpu_peak.ts); mfu_forward_backward
 // leaves the optimizer step out. --check-cpu also runs the CPU Trainer (fp32) on the same batch and
-// checkpoint for the first micro-batch's losses (small shapes only: the CPU is slow).
+// checkpoint for the first micro-batch's losses (small shapes only: the CPU is slow). Stage 2 (method.md §9): the
+// checkpoint gets a random BCM teacher beside it (write_bcm_head), the <|lvr|> targets are ignored as the data side
+// does for stage 2, lambda_resampler is upstream's 1.0; its FLOPs are bench_shape.h's stage-2 count.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -30,7 +32,8 @@ struct TrainOptions {
   int64_t answer_tokens = 128;
   int latent_count = 8;
   int steps = 3, warmup = 1;
-  int grad_accum = 1;           // micro-batches (forward_backward with grad scale 1/N) per optimizer step
+  int grad_accum = 1;
+  int stage = 1;                // 2: the BCM teacher from dir/bcm_head.safetensors (random), the DAC trained           // micro-batches (forward_backward with grad scale 1/N) per optimizer step
   std::string placement = "gpu";  // --optimizer-states gpu|host
   bool check_cpu = false;
   std::string torch_batch_dir;  // when set: batch.json + pixels.f32 for scripts_bench/torch_train.py

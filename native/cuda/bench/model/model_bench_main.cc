@@ -36,7 +36,8 @@ const char* kUsage =
     "        --latent-steps N (8; 0: no latent run)  --repeats N (3)  --warmup N (1)  --prefill-chunk N (0: auto)\n"
     "train:  --tokens N (1024 per micro-batch)  --samples N (1)  --train-image-tokens N (576)\n"
     "        --answer-tokens N (128)  --latent-count N (8)  --steps N (3)  --train-warmup N (1)\n"
-    "        --grad-accum N (1: micro-batches per optimizer step)\n"
+    "        --grad-accum N (1: micro-batches per optimizer step)  --stage 1|2 (1; 2: a random BCM teacher is\n"
+    "        written beside the checkpoint, the DAC trained)\n"
     "        --optimizer-states gpu|host (gpu)  --check-cpu (the CPU Trainer's losses on the same batch: small\n"
     "        shapes only)  --torch-batch DIR (batch.json + pixels.f32 for scripts_bench/torch_train.py)\n";
 
@@ -96,6 +97,7 @@ Options parse(int argc, char** argv) {
     else if (f == "--steps") o.train.steps = int(n());
     else if (f == "--train-warmup") o.train.warmup = int(n());
     else if (f == "--grad-accum") o.train.grad_accum = int(n());
+    else if (f == "--stage") o.train.stage = int(n());
     else if (f == "--optimizer-states") o.train.placement = v;
     else if (f == "--torch-batch") o.train.torch_batch_dir = v;
     else fail("unknown option ", f, " (--help lists them)");

@@ -47,7 +47,7 @@ def main(out):
         m = i["memory"]
         print(f"  device memory: peak {mib(m['peak_used'])} vs plan {mib(m['plan']['gpu_bytes'])} "
               f"(planInference, whole prompt; weights {mib(m['arenas']['weights'])})")
-    for name in ("model_train", "model_train_full"):
+    for name in ("model_train", "model_train_s2", "model_train_full"):
         d = load(out, name)
         if not d:
             continue
@@ -55,12 +55,15 @@ def main(out):
         mfu = t["mfu"]
         full = s["preset"] == "7b" and s["layers"] == s["full_layers"]
         verdict = ("MET" if mfu and mfu >= 0.4 else "NOT MET") if full else "n/a (not the full-depth 7B: indicative)"
-        print(f"{name}: {d['device']['name']}, {d['date']}, {s['name']}, {t['optimizer_states']} optimizer states: "
+        print(f"{name}: {d['device']['name']}, {d['date']}, {s['name']}, stage {t['stage']}, {t['optimizer_states']} optimizer states: "
               f"{t['tokens']} tokens x {t['grad_accum']} micro-batches per step, {t['step_ms']} ms/step, "
               f"{t['tokens_per_s']} tok/s")
         print(f"  MFU {mfu} (forward+backward alone {t['mfu_forward_backward']}) vs target >= 0.40: {verdict}; "
               f"loss {t['losses'][0]['loss']:.4f} -> {t['losses'][-1]['loss']:.4f}")
         tm = t["memory"]
+        if not tm.get("plan"):
+            print(f"  device memory peak {mib(tm['peak_used'])} (stage 2: no ported plan)")
+            continue
         print(f"  device memory peak {mib(tm['peak_used'])} vs plan {mib(tm['plan']['gpu_bytes'])} GPU (planTraining, "
               f"stage 1, {t['optimizer_states']}); host: ParamStore {mib(tm['host_param_store'])} + pinned "
               f"{mib(tm['pinned_staging'])} vs plan {mib(tm['plan']['host_bytes'])} (with a 2 GiB process baseline)")
