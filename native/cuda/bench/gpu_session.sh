@@ -15,11 +15,16 @@
 #   BENCH_ARGS= bash native/cuda/bench/gpu_session.sh     # the full shape list (minutes)
 #   MODEL_ONLY=1 bash native/cuda/bench/gpu_session.sh    # build + the model bench only
 # Model bench env (device time: ~1 min to write the 16.6 GB checkpoint, ~5-8 min of runs; see its README):
-#   MODEL_BENCH (1; 0 skips it), CKPT_ROOT (checkpoints, default /tmp/vreflect-model-bench), INFER_LAYERS (28),
+#   MODEL_BENCH (1; 0 skips it), CKPT_ROOT (checkpoints, default $BUILD/model-bench-ckpt), INFER_LAYERS (28; 0 skips),
 #   INFER_ARGS, LONG_IMAGE_TOKENS (16384; 0 skips the long prefill), TRAIN_LAYERS (4; 0 skips), TRAIN_ARGS,
 #   TRAIN_STAGE2 (1: stage 2 at TRAIN_LAYERS too; 0 skips),
 #   TRAIN_FULL_HOST (1: full-depth training with host optimizer states; 0 skips), FULL_TRAIN_ARGS, TORCH (auto|off),
 #   MODEL_TIMEOUT (seconds per model command, 600).
+# A device call runs at most 10 minutes: split a session, e.g. (OUT=$OUT each time; checkpoints and build are kept)
+#   MODEL_BENCH=0 bash native/cuda/bench/gpu_session.sh                                   # build + kernel steps
+#   MODEL_ONLY=1 TRAIN_LAYERS=0 TRAIN_FULL_HOST=0 bash native/cuda/bench/gpu_session.sh   # 7B inference
+#   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_FULL_HOST=0 bash native/cuda/bench/gpu_session.sh   # 4-layer stage 1 + 2
+#   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_LAYERS=0 bash native/cuda/bench/gpu_session.sh      # full-depth stage 1, host
 # Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90),
 #      TESTS (test filters for the sanitizers, space-separated, default "gemm attention_tc"), BENCH_ARGS
 #      (default --quick). Attention is timed on the path the dispatch picks (tensor cores on sm_80+, impl
@@ -92,7 +97,7 @@ fi  # MODEL_ONLY
 
 # ---- model bench: the 7B-shaped infer / train figures (issue 6 targets) ----
 MODEL_BENCH=${MODEL_BENCH:-1}
-CKPT_ROOT=${CKPT_ROOT:-/tmp/vreflect-model-bench}
+CKPT_ROOT=${CKPT_ROOT:-$BUILD/model-bench-ckpt}  # inside the ignored build folder: kept between device calls
 INFER_LAYERS=${INFER_LAYERS:-28}
 INFER_ARGS=${INFER_ARGS:---image-tokens 256 --prompt-tokens 49 --new-tokens 128 --latent-steps 8 --repeats 3}
 LONG_IMAGE_TOKENS=${LONG_IMAGE_TOKENS:-16384}
@@ -111,8 +116,10 @@ model_run() {
   echo "$name rc=$? ($(date -u +%H:%M:%S))"; tail -3 "$OUT/$name.err"
 }
 if [ "$MODEL_BENCH" = 1 ]; then
+  mkdir -p "$CKPT_ROOT"; free -g | head -2; df -h "$CKPT_ROOT" | tail -1
+fi
+if [ "$MODEL_BENCH" = 1 ] && [ "$INFER_LAYERS" -gt 0 ]; then
   step "model bench: 7B inference ($INFER_LAYERS layers)"
-  free -g | head -2; df -h "$(dirname "$CKPT_ROOT")" | tail -1
   # shellcheck disable=SC2086
   model_run model_infer infer --shape 7b --layers "$INFER_LAYERS" --full-checkpoint --checkpoint-dir "$CKPT_ROOT/7b-full" $INFER_ARGS
   if [ "$LONG_IMAGE_TOKENS" -gt 0 ]; then
@@ -129,7 +136,7 @@ if [ "$MODEL_BENCH" = 1 ]; then
       --synthetic "${IT:-256},${PT:-49}" --new-tokens "${NT:-128}" --repeats 3 > "$OUT/torch_infer.json" 2> "$OUT/torch_infer.err"
     echo "torch_infer.py rc=$?"; tail -2 "$OUT/torch_infer.err"
     if [ "$LONG_IMAGE_TOKENS" -gt 0 ]; then
-      timeout "$MODEL_TIMEOUT" python3 scripts_bench/torch_infer.py infer --model "$CKPT_ROOT/7b-full" --device cuda \
+      timeout $((MODEL_TIMEOUT / 2)) python3 scripts_bench/torch_infer.py infer --model "$CKPT_ROOT/7b-full" --device cuda \
         --synthetic "$LONG_IMAGE_TOKENS,49" --new-tokens 32 --repeats 1 --warmup 0 \
         > "$OUT/torch_infer_long.json" 2> "$OUT/torch_infer_long.err"
       echo "torch_infer.py (long) rc=$?"; tail -2 "$OUT/torch_infer_long.err"
@@ -137,6 +144,8 @@ if [ "$MODEL_BENCH" = 1 ]; then
   else
     echo "torch_infer.py skipped: transformers does not import here, TORCH=off, or INFER_LAYERS is not 28" | tee "$OUT/torch_infer.skipped"
   fi
+fi
+if [ "$MODEL_BENCH" = 1 ]; then
   if [ "$TRAIN_LAYERS" -gt 0 ]; then
     step "model bench: 7B stage-1 training ($TRAIN_LAYERS layers, gpu optimizer states)"
     # Its own checkpoint (config.json of the cut depth), so transformers loads the same model.
