@@ -33,14 +33,11 @@ const IMAGE_TOKENS = 16, PROMPT_TOKENS = 12, NEW_TOKENS = 6, LATENT_STEPS = 3;
 const TRAIN_TOKENS = 96, TRAIN_IMAGE_TOKENS = 16, ANSWER_TOKENS = 8, LATENT_COUNT = 8;
 const TINY_VOCAB = 416;
 
-function run(bin: string, args: string[]): { status: number | null; json?: any; stderr: string } {
-  const res = spawnSync(bin, args, {
-    encoding: 'utf8',
-    timeout: 60_000,
-    env: { ...process.env, VREFLECT_CUDA_EMU_MEMORY: String(4e9) }, // the emulator reports memory only with a size
-  });
+// The emulator reports device memory only when VREFLECT_CUDA_EMU_MEMORY gives it a size.
+function run(bin: string, args: string[], memory = 4e9): { status: number | null; json?: any; stderr: string } {
+  const res = spawnSync(bin, args, { encoding: 'utf8', timeout: 60_000, env: { ...process.env, VREFLECT_CUDA_EMU_MEMORY: String(memory) } });
   if (res.error) throw new Error(`${BINARY} could not run: ${res.error.message}`);
-  return { status: res.status, json: res.status === 0 ? JSON.parse(res.stdout) : undefined, stderr: res.stderr };
+  return { status: res.status, json: res.stdout.trim() ? JSON.parse(res.stdout) : undefined, stderr: res.stderr };
 }
 
 describe('CUDA model bench on the CPU emulator (tiny shape)', () => {
@@ -157,6 +154,14 @@ describe('CUDA model bench on the CPU emulator (tiny shape)', () => {
       const tr = planTraining({ shape: PRESETS[preset], stage: 1, tokens, visualTokens: 576, optimizerStates: placement, gpuCapacity: big, hostCapacity: big });
       expect([preset, placement, r.json.train.gpu_bytes, r.json.train.host_bytes]).toEqual([preset, placement, tr.gpuBytes, tr.hostBytes]);
     }
+  });
+
+  it('reports a section that runs out of device memory as an error and goes on', () => {
+    const r = run(found.binary, ['all', ...common, '--image-tokens', '16', '--prompt-tokens', '12', '--new-tokens', '4', '--repeats', '1',
+      ...trainArgs, '--steps', '1'], 3e6);
+    expect(r.status).toBe(1);
+    expect(r.json.infer.error).toMatch(/do not fit the GPU/);
+    expect(r.json.train.error).toMatch(/cannot allocate training parameters .*out of memory/);
   });
 
   it('answers a bad shape with one line', () => {

@@ -2,14 +2,16 @@
 // on a machine without Node.js - what `vreflect bench infer|train --device cuda` measure through the addon, as one
 // native command. Builds the ModelConfig of --shape (bench_shape.h says where its numbers come from), writes (or
 // reuses) a seeded random bf16 checkpoint, then runs `infer` (prefill, decode, latent steps: bench_infer.h) and/or
-// `train` (GpuTrainer stage 1 steps: bench_train.h). One JSON object on stdout, progress on stderr, one-line
-// errors (exit 2). The same sources build vreflect_cuda_model_bench_emu against the CPU emulator (CI: --shape tiny).
+// `train` (GpuTrainer stage 1 / 2 steps: bench_train.h). One JSON object on stdout, progress on stderr, one-line
+// errors (exit 2; a section that fails once the checkpoint is ready reports {"error"} in its place, exit 1). The
+// same sources build vreflect_cuda_model_bench_emu against the CPU emulator (CI: --shape tiny).
 // native/cuda/bench/model/README.md has the options, the JSON fields and how gpu_session.sh runs it.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <string>
 
 #include "core/error.h"
@@ -176,18 +178,36 @@ int run(int argc, char** argv) {
       .str("date", utc_now())
       .raw("shape", shape.str())
       .raw("checkpoint", ckj.str());
+  // A section that fails (out of memory, say) reports {"error"} and the exit status is 1; the other still runs.
+  int rc = 0;
+  auto section = [&](const char* name, const std::function<std::string()>& body) {
+    try {
+      out.raw(name, body());
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      for (char& c : msg)
+        if (c == '\n') c = ' ';
+      log(std::string(name) + " failed: " + msg);
+      out.raw(name, JsonObject().str("error", msg).str());
+      rc = 1;
+    }
+  };
   if (o.mode == "infer" || o.mode == "all") {
-    InferOptions io = o.infer;
-    io.seed = o.seed + 100;
-    MemoryPoll mem;
-    out.raw("infer", run_infer(s, ck, io, mem, log));
+    section("infer", [&] {
+      InferOptions io = o.infer;
+      io.seed = o.seed + 100;
+      MemoryPoll mem;
+      return run_infer(s, ck, io, mem, log);
+    });
   }
   if (o.mode == "train" || o.mode == "all") {
-    MemoryPoll mem;
-    out.raw("train", run_train(s, ck, o.train, mem, device, log));
+    section("train", [&] {
+      MemoryPoll mem;
+      return run_train(s, ck, o.train, mem, device, log);
+    });
   }
   std::printf("%s\n", out.str().c_str());
-  return 0;
+  return rc;
 }
 
 }  // namespace
