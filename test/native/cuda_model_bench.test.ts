@@ -73,6 +73,8 @@ describe('CUDA model bench on the CPU emulator (tiny shape)', () => {
     expect(inf.prefill_ms_runs).toHaveLength(2);
     for (const k of ['prefill_ms', 'prefill_tokens_per_s', 'prefill_tflops', 'decode_ms_per_token', 'decode_tokens_per_s']) expect(inf[k]).toBeGreaterThan(0);
     expect(inf.decode_tokens_per_s).toBeCloseTo(1000 / inf.decode_ms_per_token, 0);
+    // The whole generate call per forward can only be slower than the forwards alone.
+    expect(inf.decode_wall_ms_per_token).toBeGreaterThanOrEqual(inf.decode_ms_per_token);
     expect(inf.latent).toMatchObject({ generated: NEW_TOKENS, latent_steps_run: LATENT_STEPS, latent_input_forwards: LATENT_STEPS });
     // Memory: the arenas are on the device, and the weights arena is the plan's weight items up to 256-B rounding.
     const mem = inf.memory;

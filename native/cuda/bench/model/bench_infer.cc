@@ -112,6 +112,9 @@ std::string run_infer(const BenchShape& s, const BenchCheckpoint& ck, const Infe
   }
 
   const double pre_ms = median(prefill_ms), dec_ms = median(decode_ms_tok);
+  // The whole generate call per decode forward: the forwards plus each step's greedy pick, the id's download and the
+  // decoding rules on the host (what a user waits for per token; GenerateResult's decode_ms times the forwards only).
+  const double wall_ms = forwards > 0 ? median(generate_ms) / double(forwards) : -1;
   const double flop = prefill_flop(s.cfg, &grid, L);
   const int64_t kv_bytes_token = int64_t(s.cfg.text.layers) * 2 * s.cfg.text.kv_heads * s.cfg.text.head_dim * 2;
   // Bytes a decode step must read: the decoder's weights + the KV cache at the mean context of the decode.
@@ -156,6 +159,8 @@ std::string run_infer(const BenchShape& s, const BenchCheckpoint& ck, const Infe
       .num("prefill_tflops", pre_ms > 0 ? flop / (pre_ms * 1e-3) / 1e12 : -1, "%.4g")
       .num("decode_ms_per_token", dec_ms, "%.4g")
       .num("decode_tokens_per_s", dec_ms > 0 ? 1e3 / dec_ms : -1, "%.5g")
+      .num("decode_wall_ms_per_token", wall_ms, "%.4g")
+      .num("decode_wall_tokens_per_s", wall_ms > 0 ? 1e3 / wall_ms : -1, "%.5g")
       .num("decode_bytes_per_token", decode_bytes, "%.6g")
       .num("decode_gbs", dec_ms > 0 ? decode_bytes / (dec_ms * 1e-3) / 1e9 : -1, "%.4g")
       .raw("prefill_ms_runs", json_numbers(prefill_ms, "%.4g"))
