@@ -6,6 +6,10 @@ attention) and prints ONE JSON line on stdout. Progress and warnings go to stder
   python scripts_bench/torch_infer.py infer --model DIR --image IMG --prompt TEXT --dtype bf16 --threads 2 \
       --new-tokens 32 --repeats 3
   python scripts_bench/torch_infer.py gemm --threads 2          # torch.matmul bf16/fp32 GFLOP/s
+  python scripts_bench/torch_infer.py infer --model DIR --synthetic 256,49 --device cuda --new-tokens 128
+      # no processor / image: the prompt of native/cuda/bench/model (vreflect_cuda_model_bench) built directly -
+      # <|im_start|> text <|vision_start|> 256 image pads <|vision_end|> text (49 text tokens in all), random
+      # normalised pixels on a near-square grid, min_new_tokens = max so random weights decode every token
 
 Timings per repeat (after one warm-up generate):
   prefill_ms          generate() called -> logits of the first new token (ViT included, preprocessing excluded)
@@ -103,10 +107,38 @@ class ModuleClock:
         self.spans.append(time.perf_counter() - self._t)
 
 
+def synthetic_inputs(config, spec, dtype):
+    """The model bench's prompt (native/cuda/bench/model/bench_infer.cc make_prompt) without a processor."""
+    import torch
+    from transformers import BatchFeature
+
+    try:
+        image_tokens, text_tokens = (int(x) for x in spec.split(","))
+    except ValueError:
+        raise SystemExit(f"--synthetic wants IMAGE_TOKENS,TEXT_TOKENS, got '{spec}'")
+    if image_tokens < 1 or text_tokens < 4:
+        raise SystemExit(f"--synthetic needs >= 1 image token and >= 4 text tokens, got '{spec}'")
+    h = int(image_tokens ** 0.5)
+    while h > 1 and image_tokens % h:
+        h -= 1
+    grid = [1, 2 * h, 2 * (image_tokens // h)]
+    gen = torch.Generator().manual_seed(1)
+    limit = min(config.image_token_id, config.vision_start_token_id) - 16  # below every special id
+    text = lambda n: torch.randint(0, limit, (n,), generator=gen).tolist()  # noqa: E731
+    before = (text_tokens - 3) // 2
+    im_start = config.vision_start_token_id - 8  # <|im_start|> in Qwen's vocabulary (151644 = 151652 - 8), tiny-flat's
+    ids = ([im_start] + text(before) + [config.vision_start_token_id] + [config.image_token_id] * image_tokens
+           + [config.vision_start_token_id + 1] + text(text_tokens - 3 - before))
+    vc = config.vision_config
+    patch_dim = vc.in_chans * vc.temporal_patch_size * vc.patch_size * vc.patch_size
+    pixels = torch.rand(grid[1] * grid[2], patch_dim, generator=gen) * 3.9 - 1.8
+    return BatchFeature({"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+                         "pixel_values": pixels.to(dtype), "image_grid_thw": torch.tensor([grid])})
+
+
 def cmd_infer(a):
     import torch
     import transformers
-    from PIL import Image
     from transformers import LogitsProcessorList, Qwen2_5_VLForConditionalGeneration
 
     torch.set_num_threads(a.threads)
@@ -121,12 +153,16 @@ def cmd_infer(a):
     sync()
     load_s = time.perf_counter() - t0
     rss_after_load = rss_bytes()
-    processor = load_processor(a.model)
+    if a.synthetic:
+        inputs = synthetic_inputs(model.config, a.synthetic, dtype).to(a.device)
+    else:
+        from PIL import Image
 
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": a.prompt}]}]
-    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    image = Image.open(a.image).convert("RGB")
-    inputs = processor(images=[image], text=[text], return_tensors="pt").to(a.device)
+        processor = load_processor(a.model)
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": a.prompt}]}]
+        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        image = Image.open(a.image).convert("RGB")
+        inputs = processor(images=[image], text=[text], return_tensors="pt").to(a.device)
     prompt_tokens = int(inputs["input_ids"].shape[1])
     vision = ModuleClock(model.model.visual, sync)
 
@@ -136,8 +172,10 @@ def cmd_infer(a):
         sync()
         start = time.perf_counter()
         with torch.inference_mode():
+            # synthetic: random weights must not stop early at <|im_end|>
+            more = {"min_new_tokens": new_tokens} if a.synthetic else {}
             out = model.generate(**inputs, do_sample=False, max_new_tokens=new_tokens,
-                                 logits_processor=LogitsProcessorList([clock]))
+                                 logits_processor=LogitsProcessorList([clock]), **more)
         generated = int(out.shape[1]) - prompt_tokens
         t = clock.times
         return {
@@ -205,8 +243,9 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     i = sub.add_parser("infer")
     i.add_argument("--model", required=True)
-    i.add_argument("--image", required=True)
-    i.add_argument("--prompt", required=True)
+    i.add_argument("--image")
+    i.add_argument("--prompt")
+    i.add_argument("--synthetic", help="IMAGE_TOKENS,TEXT_TOKENS: the model bench's prompt, no processor or image")
     i.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
     i.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     i.add_argument("--threads", type=int, default=os.cpu_count())
@@ -218,6 +257,8 @@ def main():
     g.add_argument("--n", type=int, default=2048)
     g.add_argument("--seconds", type=float, default=2.0)
     a = p.parse_args()
+    if a.cmd == "infer" and not a.synthetic and not (a.image and a.prompt):
+        p.error("infer needs --image and --prompt, or --synthetic")
     try:
         {"infer": cmd_infer, "gemm": cmd_gemm}[a.cmd](a)
     except Exception as err:  # noqa: BLE001 - one JSON line the caller can read, whatever failed

@@ -3,10 +3,28 @@
 # test and benchmark binaries with plain cmake (no cmake-js; the addon target is not built), then runs
 #   1. the CUDA kernel tests on the GPU (every kernel vs the CPU backend; GEMM: scalar, tensor-core, cuBLASLt),
 #   2. compute-sanitizer memcheck and racecheck over them,
-#   3. vreflect_cuda_bench and scripts_bench/torch_kernels.py (same JSON schema).
+#   3. vreflect_cuda_bench and scripts_bench/torch_kernels.py (same JSON schema),
+#   4. the model bench vreflect_cuda_model_bench (native/cuda/bench/model/README.md) at the 7B shape: inference at
+#      full depth (305-token prompt: prefill, 128 greedy decode tokens, a latent run; then a 16k-image-token
+#      prefill) beside scripts_bench/torch_infer.py --synthetic on the same checkpoint and prompt, stage-1 training
+#      at 4 decoder layers (gpu optimizer states) beside scripts_bench/torch_train.py on the same checkpoint and
+#      micro-batch (the PyTorch runs when transformers imports), stage 2 at 4 layers (random BCM teacher), and stage 1
+#      at full depth with host optimizer states; a summary line per figure against issue 6's targets (decode >= 150 tok/s, MFU >= 40%).
 # Everything lands in $OUT (default ./gpu-out). Run from the repository root:
 #   bash native/cuda/bench/gpu_session.sh                 # quick benchmark shapes
 #   BENCH_ARGS= bash native/cuda/bench/gpu_session.sh     # the full shape list (minutes)
+#   MODEL_ONLY=1 bash native/cuda/bench/gpu_session.sh    # build + the model bench only
+# Model bench env (device time: ~1 min to write the 16.6 GB checkpoint, ~5-8 min of runs; see its README):
+#   MODEL_BENCH (1; 0 skips it), CKPT_ROOT (checkpoints, default $BUILD/model-bench-ckpt), INFER_LAYERS (28; 0 skips),
+#   INFER_ARGS, LONG_IMAGE_TOKENS (16384; 0 skips the long prefill), TRAIN_LAYERS (4; 0 skips), TRAIN_ARGS,
+#   TRAIN_STAGE2 (1: stage 2 at TRAIN_LAYERS too; 0 skips),
+#   TRAIN_FULL_HOST (1: full-depth training with host optimizer states; 0 skips), FULL_TRAIN_ARGS, TORCH (auto|off),
+#   MODEL_TIMEOUT (seconds per model command, 600).
+# A device call runs at most 10 minutes: split a session, e.g. (OUT=$OUT each time; checkpoints and build are kept)
+#   MODEL_BENCH=0 bash native/cuda/bench/gpu_session.sh                                   # build + kernel steps
+#   MODEL_ONLY=1 TRAIN_LAYERS=0 TRAIN_FULL_HOST=0 bash native/cuda/bench/gpu_session.sh   # 7B inference
+#   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_FULL_HOST=0 bash native/cuda/bench/gpu_session.sh   # 4-layer stage 1 + 2
+#   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_LAYERS=0 bash native/cuda/bench/gpu_session.sh      # full-depth stage 1, host
 # Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90),
 #      TESTS (test filters for the sanitizers, space-separated, default "gemm attention_tc"), BENCH_ARGS
 #      (default --quick). Attention is timed on the path the dispatch picks (tensor cores on sm_80+, impl
@@ -30,10 +48,12 @@ if ! cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURE
     > "$OUT/cmake.log" 2>&1; then
   tail -30 "$OUT/cmake.log"; exit 1
 fi
-if ! cmake --build "$BUILD" -j"$(nproc)" --target vreflect_cuda_gpu_tests vreflect_cuda_bench > "$OUT/build.log" 2>&1; then
+if ! cmake --build "$BUILD" -j"$(nproc)" --target vreflect_cuda_gpu_tests vreflect_cuda_bench vreflect_cuda_model_bench > "$OUT/build.log" 2>&1; then
   grep -E 'error|Error' "$OUT/build.log" | head -30; exit 1
 fi
 
+MODEL_ONLY=${MODEL_ONLY:-0}
+if [ "$MODEL_ONLY" != 1 ]; then
 step "GPU kernel tests"
 "$BUILD/vreflect_cuda_gpu_tests" > "$OUT/gpu_tests.txt" 2>&1
 echo "rc=$?"; grep -E '^(FAIL|note)' "$OUT/gpu_tests.txt" | head -40; tail -1 "$OUT/gpu_tests.txt"
@@ -73,3 +93,87 @@ for path in sys.argv[1:]:
 for (kernel, shape, causal), impls in rows.items():
     print(f"{kernel:20} {shape:90} {'' if causal is None else causal!s:6} " + " | ".join(impls))
 EOF
+fi  # MODEL_ONLY
+
+# ---- model bench: the 7B-shaped infer / train figures (issue 6 targets) ----
+MODEL_BENCH=${MODEL_BENCH:-1}
+CKPT_ROOT=${CKPT_ROOT:-$BUILD/model-bench-ckpt}  # inside the ignored build folder: kept between device calls
+INFER_LAYERS=${INFER_LAYERS:-28}
+INFER_ARGS=${INFER_ARGS:---image-tokens 256 --prompt-tokens 49 --new-tokens 128 --latent-steps 8 --repeats 3}
+LONG_IMAGE_TOKENS=${LONG_IMAGE_TOKENS:-16384}
+TRAIN_LAYERS=${TRAIN_LAYERS:-4}
+TRAIN_ARGS=${TRAIN_ARGS:---tokens 4096 --train-image-tokens 576 --grad-accum 4 --steps 3}
+TRAIN_STAGE2=${TRAIN_STAGE2:-1}
+TRAIN_FULL_HOST=${TRAIN_FULL_HOST:-1}
+FULL_TRAIN_ARGS=${FULL_TRAIN_ARGS:---tokens 4096 --train-image-tokens 576 --grad-accum 4 --steps 2}
+TORCH=${TORCH:-auto}
+MODEL_TIMEOUT=${MODEL_TIMEOUT:-600}
+MB="$BUILD/vreflect_cuda_model_bench"
+# One model-bench command: JSON to $OUT/$1.json, progress to $OUT/$1.err (its last lines echoed).
+model_run() {
+  local name=$1; shift
+  timeout "$MODEL_TIMEOUT" "$MB" "$@" > "$OUT/$name.json" 2> "$OUT/$name.err"
+  echo "$name rc=$? ($(date -u +%H:%M:%S))"; tail -3 "$OUT/$name.err"
+}
+if [ "$MODEL_BENCH" = 1 ]; then
+  mkdir -p "$CKPT_ROOT"; free -g | head -2; df -h "$CKPT_ROOT" | tail -1
+fi
+if [ "$MODEL_BENCH" = 1 ] && [ "$INFER_LAYERS" -gt 0 ]; then
+  step "model bench: 7B inference ($INFER_LAYERS layers)"
+  # shellcheck disable=SC2086
+  model_run model_infer infer --shape 7b --layers "$INFER_LAYERS" --full-checkpoint --checkpoint-dir "$CKPT_ROOT/7b-full" $INFER_ARGS
+  if [ "$LONG_IMAGE_TOKENS" -gt 0 ]; then
+    model_run model_infer_long infer --shape 7b --layers "$INFER_LAYERS" --full-checkpoint --checkpoint-dir "$CKPT_ROOT/7b-full" \
+      --image-tokens "$LONG_IMAGE_TOKENS" --prompt-tokens 49 --new-tokens 32 --latent-steps 0 --repeats 1 --warmup 0
+  fi
+  # PyTorch on the same checkpoint and prompt (scripts_bench/torch_infer.py --synthetic: no processor files needed);
+  # its config.json is the full depth's, so only when the bench ran at full depth.
+  if [ "$TORCH" != off ] && [ "$INFER_LAYERS" = 28 ] && python3 -c "import transformers" 2>/dev/null; then
+    NT=$(echo "$INFER_ARGS" | sed -n 's/.*--new-tokens \([0-9]*\).*/\1/p')
+    IT=$(echo "$INFER_ARGS" | sed -n 's/.*--image-tokens \([0-9]*\).*/\1/p')
+    PT=$(echo "$INFER_ARGS" | sed -n 's/.*--prompt-tokens \([0-9]*\).*/\1/p')
+    timeout "$MODEL_TIMEOUT" python3 scripts_bench/torch_infer.py infer --model "$CKPT_ROOT/7b-full" --device cuda \
+      --synthetic "${IT:-256},${PT:-49}" --new-tokens "${NT:-128}" --repeats 3 > "$OUT/torch_infer.json" 2> "$OUT/torch_infer.err"
+    echo "torch_infer.py rc=$?"; tail -2 "$OUT/torch_infer.err"
+    if [ "$LONG_IMAGE_TOKENS" -gt 0 ]; then
+      timeout $((MODEL_TIMEOUT / 2)) python3 scripts_bench/torch_infer.py infer --model "$CKPT_ROOT/7b-full" --device cuda \
+        --synthetic "$LONG_IMAGE_TOKENS,49" --new-tokens 32 --repeats 1 --warmup 0 \
+        > "$OUT/torch_infer_long.json" 2> "$OUT/torch_infer_long.err"
+      echo "torch_infer.py (long) rc=$?"; tail -2 "$OUT/torch_infer_long.err"
+    fi
+  else
+    echo "torch_infer.py skipped: transformers does not import here, TORCH=off, or INFER_LAYERS is not 28" | tee "$OUT/torch_infer.skipped"
+  fi
+fi
+if [ "$MODEL_BENCH" = 1 ]; then
+  if [ "$TRAIN_LAYERS" -gt 0 ]; then
+    step "model bench: 7B stage-1 training ($TRAIN_LAYERS layers, gpu optimizer states)"
+    # Its own checkpoint (config.json of the cut depth), so transformers loads the same model.
+    # shellcheck disable=SC2086
+    model_run model_train train --shape 7b --layers "$TRAIN_LAYERS" --checkpoint-dir "$CKPT_ROOT/7b-l$TRAIN_LAYERS" \
+      --optimizer-states gpu --torch-batch "$OUT/torch_batch" $TRAIN_ARGS
+    if [ "$TORCH" != off ] && python3 -c "import transformers" 2>/dev/null; then
+      GA=$(echo "$TRAIN_ARGS" | sed -n 's/.*--grad-accum \([0-9]*\).*/\1/p')
+      timeout "$MODEL_TIMEOUT" python3 scripts_bench/torch_train.py --model "$CKPT_ROOT/7b-l$TRAIN_LAYERS" \
+        --batch "$OUT/torch_batch/batch.json" --device cuda --steps 3 --warmup 1 --grad-accum "${GA:-1}" --checkpointing \
+        > "$OUT/torch_train.json" 2> "$OUT/torch_train.err"
+      echo "torch_train.py rc=$?"; tail -2 "$OUT/torch_train.err"
+    else
+      echo "torch_train.py skipped: transformers does not import here (or TORCH=off)" | tee "$OUT/torch_train.skipped"
+    fi
+  fi
+  if [ "$TRAIN_LAYERS" -gt 0 ] && [ "$TRAIN_STAGE2" = 1 ]; then
+    step "model bench: 7B stage-2 training ($TRAIN_LAYERS layers, random BCM teacher, gpu optimizer states)"
+    # shellcheck disable=SC2086
+    model_run model_train_s2 train --shape 7b --layers "$TRAIN_LAYERS" --checkpoint-dir "$CKPT_ROOT/7b-l$TRAIN_LAYERS" \
+      --optimizer-states gpu --stage 2 $TRAIN_ARGS
+  fi
+  if [ "$TRAIN_FULL_HOST" = 1 ]; then
+    step "model bench: 7B stage-1 training (full depth, host optimizer states)"
+    # shellcheck disable=SC2086
+    model_run model_train_full train --shape 7b --full-checkpoint --checkpoint-dir "$CKPT_ROOT/7b-full" \
+      --optimizer-states host $FULL_TRAIN_ARGS
+  fi
+  step "model bench summary (targets: issue 6)"
+  python3 native/cuda/bench/model/summary.py "$OUT"
+fi
