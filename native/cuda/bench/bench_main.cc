@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/json_string.h"
 #include "cuda/bench/bench_options.h"
+#include "cuda/bench/model/bench_json.h"  // utc_now
 #include "cuda/bench/bench_runner.h"
 #include "cuda/gemm/cublaslt_loader.h"
 
@@ -24,15 +25,6 @@ std::string jnum(double x, const char* fmt) {
   if (!std::isfinite(x) || x < 0) return "null";
   char buf[64];
   std::snprintf(buf, sizeof buf, fmt, x);
-  return buf;
-}
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
 

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "cuda/kernels/attention_common.cuh"
+#include "cuda/kernels/mma.cuh"  // mma::load16: the 16-byte K / V loads
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
@@ -27,17 +28,6 @@ struct Partials {
   float* ml;
 };
 
-// 8 bf16 (16 bytes) from global memory: a vector load on the GPU; memcpy in the emulator, where g++ would treat
-// the cast as a strict-aliasing violation.
-__device__ __forceinline__ uint4 load8(const __nv_bfloat16* p) {
-#if defined(VR_CUDA_EMULATED)
-  uint4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-#else
-  return *reinterpret_cast<const uint4*>(p);
-#endif
-}
 __device__ __forceinline__ float bits_f32(uint32_t b) {
 #if defined(VR_CUDA_EMULATED)
   float f;
@@ -47,7 +37,7 @@ __device__ __forceinline__ float bits_f32(uint32_t b) {
   return __uint_as_float(b);
 #endif
 }
-// 4 floats at a 16-byte aligned shared-memory address (memcpy in the emulator, as load8).
+// 4 floats at a 16-byte aligned shared-memory address (memcpy in the emulator, as mma::load16).
 __device__ __forceinline__ float4 ld4(const float* p) {
 #if defined(VR_CUDA_EMULATED)
   float4 v;
@@ -87,8 +77,8 @@ __device__ __forceinline__ void fetch_tile(TileRegs<NC>& t, const __nv_bfloat16*
     const int piece = threadIdx.x + kThreads * i, r = piece / per_row, c8 = piece % per_row;
     const int64_t row = row0 + r;
     if (r < kBC && row < row_end) {
-      t.k[i] = load8(k + row * a.k_stride + col0 + 8 * c8);
-      t.v[i] = load8(v + row * a.v_stride + col0 + 8 * c8);
+      t.k[i] = mma::load16(k + row * a.k_stride + col0 + 8 * c8);
+      t.v[i] = mma::load16(v + row * a.v_stride + col0 + 8 * c8);
     } else {
       t.k[i] = t.v[i] = make_uint4(0u, 0u, 0u, 0u);
     }

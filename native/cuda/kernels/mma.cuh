@@ -1,4 +1,5 @@
-// Tensor-core building blocks shared by the GEMM (gemm.cu) and the flash attention (attention_tc.cu):
+// Tensor-core building blocks shared by the GEMM (gemm.cu) and the flash attention (attention_tc.cu; the decode
+// attention borrows its 16-byte loads):
 // mma.sync.m16n8k16 bf16 -> fp32, its fragment layout, bf16 pair packing and aligned 16-byte / 4-byte moves.
 //
 // VR_MMA_AVAILABLE is defined where the instruction can run: sm_80+ GPUs (inline PTX) and the CPU emulator, where

@@ -5,12 +5,23 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <string>
 #include <vector>
 
 #include "core/json_string.h"
 
 namespace vr::bench {
+
+// The current time in UTC, ISO 8601 ("2026-11-25T01:50:00Z"): the date the bench reports carry.
+inline std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 class JsonObject {
  public:
