@@ -91,7 +91,7 @@ export function cudaLines(c: CudaDoctor): string[] {
     lines.push(`       gpu ${d.index}: ${d.name}, compute ${d.compute_capability}, ${formatBytes(d.memory_bytes)}${free}${d.arch_coverage ? `; ${d.arch_coverage}` : ''}`);
   }
   lines.push(`       cuBLASLt: ${c.cublaslt.found ? `${c.cublaslt.path} (${c.cublaslt.version})` : `not found (${c.cublaslt.reason})`}`);
-  lines.push(`       ${c.ready ? 'ready for --device cuda: infer, eval, bench infer, train-stage1, train-stage2 (bench train: not yet)' : `--device cuda unavailable: ${c.error}`}`);
+  lines.push(`       ${c.ready ? 'ready for --device cuda: infer, eval, train-stage1, train-stage2, bench infer, bench train' : `--device cuda unavailable: ${c.error}`}`);
   return lines;
 }
 
