@@ -19,6 +19,7 @@
 #include "cuda_tests/model_fixture.h"
 #include "model/qwen_vl.h"
 #include "ops/attention.h"
+#include "cuda_tests/scoped_env.h"
 #include "tests/harness.h"
 #include "tests/reference.h"
 
@@ -128,22 +129,9 @@ const TcCase kTcCases[] = {
     {"D=48 (padded to 64) non-causal, q 65 k 130", 1, 1, 48, false, {65}, {130}, 0},
 };
 
-// Sets one variable for a scope and makes the next attention read VREFLECT_ATTENTION again.
-struct ScopedAttnEnv {
-  std::string old;
-  bool had;
-  explicit ScopedAttnEnv(const char* value) {
-    const char* e = std::getenv("VREFLECT_ATTENTION");
-    had = e != nullptr;
-    if (had) old = e;
-    setenv("VREFLECT_ATTENTION", value, 1);
-    cuda::attention_env_changed();
-  }
-  ~ScopedAttnEnv() {
-    if (had) setenv("VREFLECT_ATTENTION", old.c_str(), 1);
-    else unsetenv("VREFLECT_ATTENTION");
-    cuda::attention_env_changed();
-  }
+// VREFLECT_ATTENTION for a scope; the next attention reads it again.
+struct ScopedAttnEnv : ScopedEnv {
+  explicit ScopedAttnEnv(const char* value) : ScopedEnv("VREFLECT_ATTENTION", value, cuda::attention_env_changed) {}
 };
 
 }  // namespace
@@ -233,55 +221,6 @@ VR_TEST(cuda_attention_tc_path_choice) {
   {
     ScopedAttnEnv env("fast");
     expect_throw("VREFLECT_ATTENTION=fast", [] { cuda::attention_kernel_resolve(AttnKernelPath::Auto, 64, true); });
-  }
-}
-
-// The GPU session over the tensor-core forward: the tiny checkpoint (head dim 16: the padded 32-column tile), one
-// image (ViT window and full attention over cu_seqlens) + a prompt ending in <|lvr_start|>, greedy decoding with
-// latent steps (decode forwards of one query row against the cache). The same prompt, image and options as
-// test_model_session.cc's cuda_model_session_vs_cpu; the CPU model in fp32 is the reference, in bf16 the baseline.
-VR_TEST(cuda_attention_tc_model_session) {
-  constexpr int32_t kImagePad = 372, kVisionStart = 369, kVisionEnd = 370, kLvrStart = 374, kImEnd = 362;
-  ScopedAttnEnv env("tc");
-  const auto recs = safetensors_records(tiny_flat_dir() + "/model.safetensors");
-  const ModelConfig mc = tiny_flat_config(DType::BF16);
-  PrefillInput in;
-  in.grids = {ImageGrid{1, 8, 12}};
-  in.ids = {361, 82, 327, 83, 198, kVisionStart};
-  in.ids.insert(in.ids.end(), size_t(in.grids[0].tokens()), kImagePad);
-  for (int32_t t : {kVisionEnd, 49, 68, 341, 259, 198, 361, 64, 291, 313, 198, kLvrStart}) in.ids.push_back(t);
-  in.all_logits = true;
-  Rng rng(13);
-  in.pixel_values = rng.vec(size_t(in.grids[0].patches() * mc.vision.patch_dim()), -1.8, 2.1);
-  GenerateOptions o;
-  o.max_new_tokens = 6;
-  o.latent_steps = 4;
-  o.repetition_penalty = 1.05f;
-  o.eos_ids = {kImEnd};
-  o.lvr_start_id = kLvrStart;
-  o.keep_step_logits = true;
-
-  auto cpu_run = [&](DType compute, PrefillOutput& pre) {
-    Session s(std::make_shared<const QwenVLModel>(tiny_flat_config(compute), recs));
-    pre = s.prefill(in);
-    return s.generate(o);
-  };
-  PrefillOutput ref_pre, base_pre;
-  const GenerateResult ref = cpu_run(DType::F32, ref_pre), base = cpu_run(DType::BF16, base_pre);
-  cuda::GpuSession gs(std::make_shared<cuda::GpuQwenVL>(mc, recs));
-  const PrefillOutput pre = gs.prefill(in);
-  const GenerateResult gen = gs.generate(o);
-
-  const std::string tag = "cuda session over tensor-core attention (VREFLECT_ATTENTION=tc)";
-  const auto ref_pl = to_double(ref_pre.logits);
-  check_rule(tag + " prefill logits [L, V]", pre.logits.data(), base_pre.logits.data(), ref_pl.data(), ref_pl.size(),
-             1e-3);
-  check_true(tag + " generated ids and latent steps equal the CPU's",
-             gen.ids == ref.ids && gen.latent_steps_run == ref.latent_steps_run && gen.latent_steps_run > 0);
-  if (gen.ids == ref.ids) {
-    const auto ref_sl = to_double(ref.step_logits);
-    check_rule(tag + " logits of all steps", gen.step_logits.data(), base.step_logits.data(), ref_sl.data(),
-               ref_sl.size(), 1e-3);
   }
 }
 

@@ -19,6 +19,7 @@
 #include "cuda/kernels/gemm.h"
 #include "cuda_tests/device_buffer.h"
 #include "ops/linear.h"
+#include "cuda_tests/scoped_env.h"
 #include "tests/harness.h"
 
 namespace vr::test {
@@ -194,27 +195,9 @@ void check_error(const std::string& what, const std::string& expected, F fn) {
   check_true(what + " throws", false);
 }
 
-// Sets (or unsets) one variable for a scope; the GEMMs, which keep VREFLECT_GEMM once read, read it again.
-struct ScopedEnv {
-  std::string name, old;
-  bool had;
-  ScopedEnv(const char* n, const char* v) : name(n) {
-    const char* o = std::getenv(n);
-    had = o != nullptr;
-    if (had) old = o;
-    if (v)
-      setenv(n, v, 1);
-    else
-      unsetenv(n);
-    cuda::gemm_env_changed();
-  }
-  ~ScopedEnv() {
-    if (had)
-      setenv(name.c_str(), old.c_str(), 1);
-    else
-      unsetenv(name.c_str());
-    cuda::gemm_env_changed();
-  }
+// VREFLECT_GEMM (or another variable) for a scope; the GEMMs, which keep VREFLECT_GEMM once read, read it again.
+struct ScopedGemmEnv : ScopedEnv {
+  ScopedGemmEnv(const char* n, const char* v) : ScopedEnv(n, v, cuda::gemm_env_changed) {}
 };
 
 cuda::EnvLookup fake_env(std::map<std::string, std::string> vars) {
@@ -255,7 +238,7 @@ VR_TEST(cuda_gemm_dispatch) {
   const GemmArgs g = cuda::linear_forward_args(s.M, s.N, s.K);
   cuda::gemm_kernel(d_c1.get(), d_a.get(), d_b.get(), g);
   {
-    ScopedEnv env("VREFLECT_GEMM", "kernel");
+    ScopedGemmEnv env("VREFLECT_GEMM", "kernel");
     check_true("VREFLECT_GEMM=kernel runs the vreflect kernel",
                cuda::gemm(d_c2.get(), d_a.get(), d_b.get(), g) == cuda::GemmImpl::Kernel);
     setenv("VREFLECT_GEMM", "fast", 1);  // unseen: the GEMMs read the variable once, not per call
@@ -265,13 +248,13 @@ VR_TEST(cuda_gemm_dispatch) {
   const auto c1 = d_c1.download(), c2 = d_c2.download();
   check_true("dispatch to the kernel equals gemm_kernel", max_abs_diff(c1.data(), c2.data(), c1.size()) == 0);
   {
-    ScopedEnv env("VREFLECT_GEMM", "fast");
+    ScopedGemmEnv env("VREFLECT_GEMM", "fast");
     check_error("VREFLECT_GEMM=fast", "VREFLECT_GEMM=fast is not one of auto, cublaslt, kernel",
                 [&] { cuda::gemm(d_c2.get(), d_a.get(), d_b.get(), g); });
   }
 #if defined(VR_CUDA_EMULATED)
   {
-    ScopedEnv env("VREFLECT_GEMM", "cublaslt");
+    ScopedGemmEnv env("VREFLECT_GEMM", "cublaslt");
     check_error("VREFLECT_GEMM=cublaslt on the emulator", "cuBLASLt was requested but cannot run",
                 [&] { cuda::gemm(d_c2.get(), d_a.get(), d_b.get(), g); });
   }

@@ -19,6 +19,7 @@
 #include "cuda/model/gpu_session.h"
 #include "cuda_tests/device_buffer.h"
 #include "cuda_tests/model_fixture.h"
+#include "cuda_tests/scoped_env.h"
 #include "model/qwen_vl.h"
 #include "tests/harness.h"
 
@@ -230,26 +231,34 @@ VR_TEST(cuda_model_kv_cache_growth) {
 // still give the CPU's ids and stay within the rule for the logits and the latent steps' attention maps (the probe
 // reads attention_decode's lse).
 VR_TEST(cuda_model_session_split_kv) {
-  setenv("VREFLECT_SPLIT_KV_MIN_KEYS", "0", 1);
-  setenv("VREFLECT_SPLIT_KV_SPLITS", "3", 1);  // ~45 keys in 3 splits: boundaries inside the 32-key tiles
-  const int64_t before = cuda::GpuLanguageModel::split_kv_forwards();
-  cuda_model_session_vs_cpu();
-  const int64_t after_session = cuda::GpuLanguageModel::split_kv_forwards();
-  cuda_model_session_chunked_prefill();
-  unsetenv("VREFLECT_SPLIT_KV_MIN_KEYS");
-  unsetenv("VREFLECT_SPLIT_KV_SPLITS");
+  int64_t before = 0, after_session = 0;
+  {
+    ScopedEnv min_keys("VREFLECT_SPLIT_KV_MIN_KEYS", "0");
+    ScopedEnv splits("VREFLECT_SPLIT_KV_SPLITS", "3");  // ~45 keys in 3 splits: boundaries inside the 32-key tiles
+    before = cuda::GpuLanguageModel::split_kv_forwards();
+    cuda_model_session_vs_cpu();
+    after_session = cuda::GpuLanguageModel::split_kv_forwards();
+    cuda_model_session_chunked_prefill();
+  }
   check_true("split-KV on: the session's decode forwards ran attention_decode (" +
                  std::to_string(after_session - before) + " forwards)",
              after_session - before >= 9);
   check_true("split-KV on: the chunked prefill's 9 chunks and the 9 decode forwards ran it (" +
                  std::to_string(cuda::GpuLanguageModel::split_kv_forwards() - after_session) + " forwards)",
              cuda::GpuLanguageModel::split_kv_forwards() - after_session >= 9 + 9);
-  setenv("VREFLECT_SPLIT_KV_MIN_KEYS", "many", 1);
+  ScopedEnv bad("VREFLECT_SPLIT_KV_MIN_KEYS", "many");
   expect_throw("VREFLECT_SPLIT_KV_MIN_KEYS=many", [&] {
     const auto recs = safetensors_records(tiny_flat_dir() + "/model.safetensors");
     cuda::GpuQwenVL gm(tiny_flat_config(DType::BF16), recs);
   });
-  unsetenv("VREFLECT_SPLIT_KV_MIN_KEYS");
+}
+
+// The session test over the tensor-core flash attention (VREFLECT_ATTENTION=tc; attention_tc.cu, the mma modelled on
+// the emulator; tiny-flat's head dim 16 runs the padded 32-column tile): ViT window / full attention over
+// cu_seqlens, the prompt's causal prefill, decode and latent forwards of one row against the cache, the same rules.
+VR_TEST(cuda_attention_tc_model_session) {
+  ScopedEnv env("VREFLECT_ATTENTION", "tc", cuda::attention_env_changed);
+  cuda_model_session_vs_cpu();
 }
 
 }  // namespace vr::test

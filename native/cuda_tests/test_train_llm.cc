@@ -23,6 +23,7 @@
 #include "cuda_tests/device_buffer.h"
 #include "cuda_tests/train_checks.h"
 #include "cuda_tests/model_fixture.h"
+#include "cuda_tests/scoped_env.h"
 #include "model/llm_train.h"
 #include "model/rope_tables.h"
 #include "tests/harness.h"
@@ -190,30 +191,12 @@ VR_TEST(cuda_train_llm_forward_backward) {
              worst <= 1e-5);
 }
 
-// The same batch with VREFLECT_ATTENTION=tc: the decoder's attention forward and backward on the tensor-core kernels
+// The same test with VREFLECT_ATTENTION=tc: the decoder's attention forward and backward on the tensor-core kernels
 // (attention_tc.cu, the mma instruction modelled on the emulator; head dim 16 runs the 32-column tile), by the same
-// rule against the CPU trainer.
+// rules against the CPU trainer.
 VR_TEST(cuda_train_llm_tensor_core_attention) {
-  const char* prev = std::getenv("VREFLECT_ATTENTION");
-  const std::string saved = prev ? prev : "";
-  setenv("VREFLECT_ATTENTION", "tc", 1);
-  cuda::attention_env_changed();
-  const ModelConfig mc = tiny_flat_config(DType::F32);
-  const WeightStore ws(safetensors_records(tiny_flat_dir() + "/model.safetensors"));
-  ParamStore ps0(DType::F32);
-  TrainLLM embedder(mc.text, ps0);
-  ps0.allocate();
-  embedder.load(ws);
-  const Batch b = make_batch(mc, embedder);
-  const Result ref = run_cpu(mc, ws, DType::F32, b), base = run_cpu(mc, ws, DType::BF16, b);
-  const Result gpu = run_gpu(mc, ws, cuda::OptimizerPlacement::Gpu, b, /*mlp_chunk=*/32);
-  const std::string tag = "cuda train LLM tiny-flat T=" + std::to_string(b.T) + " over tensor-core attention";
-  check_tensor(tag + " hidden", gpu.hidden, base.hidden, ref.hidden);
-  check_tensor(tag + " dx", gpu.dx, base.dx, ref.dx);
-  for (const auto& [name, g] : ref.grads) check_tensor(tag + " grad " + name, gpu.grads.at(name), base.grads.at(name), g);
-  if (prev) setenv("VREFLECT_ATTENTION", saved.c_str(), 1);
-  else unsetenv("VREFLECT_ATTENTION");
-  cuda::attention_env_changed();
+  ScopedEnv env("VREFLECT_ATTENTION", "tc", cuda::attention_env_changed);
+  cuda_train_llm_forward_backward();
 }
 
 VR_TEST(cuda_train_llm_errors) {
