@@ -55,6 +55,20 @@ __device__ __forceinline__ float dot(const float* a, const float* b, int D) {
   return s;
 }
 
+// One key tile's online-softmax step for a query row whose 32 scores sit one per lane (s = -inf where the key is
+// not visible): the running max m and sum l move to the tile, the lane's probability p = exp(s - m_new) is returned
+// (0 where not visible) and alpha = exp(m_old - m_new) is what the row's accumulator must be scaled by (0 while no
+// key has been seen). Shared by the scalar forward and the split-KV decode.
+__device__ __forceinline__ float online_softmax_step(float s, bool vis, float& m, float& l, float& alpha) {
+  using namespace dev;
+  const float mn = fmaxf(m, warp_max(s));
+  const float p = vis ? expf(s - mn) : 0.f;
+  alpha = m == -INFINITY ? 0.f : expf(m - mn);
+  l = l * alpha + warp_sum(p);
+  m = mn;
+  return p;
+}
+
 // Columns per lane for head dim D: 3 for D <= 96 (the ViT's 80), 4 for D <= 128 (the LLM's), 8 up to 256.
 inline int columns_per_lane(int D) { return D <= 96 ? 3 : D <= 128 ? 4 : 8; }
 

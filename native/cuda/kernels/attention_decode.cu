@@ -183,12 +183,8 @@ __global__ void __launch_bounds__(kThreads) attention_decode_split_kernel(Partia
       const int64_t j = j0 + lane;
       const bool vis = t < g.Lq && j < ke && (!a.causal || j <= t + g.shift);
       const float s = vis ? dots[rr] * a.scale : -INFINITY;
-      const float mn = fmaxf(m[rr], warp_max(s));
-      const float p = vis ? expf(s - mn) : 0.f;
-      const float alpha = m[rr] == -INFINITY ? 0.f : expf(m[rr] - mn);
-      l[rr] = l[rr] * alpha + warp_sum(p);
-      m[rr] = mn;
-      Ps[r * kBC + lane] = p;
+      float alpha;
+      Ps[r * kBC + lane] = online_softmax_step(s, vis, m[rr], l[rr], alpha);
       VR_UNROLL for (int c = 0; c < NC; c++) acc[rr][c] *= alpha;
     }
     __syncwarp();  // this warp's P rows are written

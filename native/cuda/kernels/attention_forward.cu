@@ -54,12 +54,8 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(T* out, flo
       const int r = warp * kRowsPerWarp + rr;
       const bool vis = visible(a, g, i0 + r, j0 + lane);
       const float s = vis ? dot(Qs + r * D, Ks + lane * (D + 1), D) * a.scale : -INFINITY;
-      const float mn = fmaxf(m[rr], warp_max(s));
-      const float p = vis ? expf(s - mn) : 0.f;
-      const float alpha = m[rr] == -INFINITY ? 0.f : expf(m[rr] - mn);
-      l[rr] = l[rr] * alpha + warp_sum(p);
-      m[rr] = mn;
-      Ps[r * kBC + lane] = p;
+      float alpha;
+      Ps[r * kBC + lane] = online_softmax_step(s, vis, m[rr], l[rr], alpha);
       VR_UNROLL for (int t = 0; t < NC; t++) acc[rr][t] *= alpha;
     }
     __syncwarp();  // this warp's P rows are written
