@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -46,8 +47,11 @@ void GpuVisionTower::forward(float* features, const float* pixel_values, const s
   std::vector<int32_t> slot_of(static_cast<size_t>(Np));
   const std::vector<int32_t> order(win.order.begin(), win.order.end());
   for (int64_t p = 0; p < Np; p++) slot_of[size_t(win.source_patch(p, u))] = int32_t(p);
-  std::vector<uint16_t> px16(size_t(Np * P));
-  convert_to_bf16(px16.data(), pixel_values, DType::F32, px16.size());
+  // new[] without (): not value-initialised, as every element is written by the conversion (154 MB at an
+  // HR-Bench 8K image's 65k patches; a std::vector would clear it first).
+  const size_t n_px = size_t(Np * P);
+  std::unique_ptr<uint16_t[]> px16(new uint16_t[n_px]);
+  convert_to_bf16(px16.get(), pixel_values, DType::F32, n_px);
 
   // One arena per forward. Buffers whose lifetimes do not overlap share a region: the pixels and the patch
   // embeddings live only until the rows are in window order (then the MLP's gate / up take their place), the merger's
@@ -85,7 +89,7 @@ void GpuVisionTower::forward(float* features, const float* pixel_values, const s
   DeviceArena a(size.bytes(), "vision tower activations");
   last_scratch_bytes_ = size.bytes();
   carve(a);
-  copy_to_device(d_px, px16.data(), px16.size() * 2, "pixel values", s_);
+  copy_to_device(d_px, px16.get(), n_px * 2, "pixel values", s_);
   copy_to_device(d_cos, cos.data(), cos.size() * 4, "vision rotary cos table", s_);
   copy_to_device(d_sin, sin.data(), sin.size() * 4, "vision rotary sin table", s_);
   copy_to_device(d_slot, slot_of.data(), slot_of.size() * 4, "window order", s_);
