@@ -279,6 +279,62 @@ VR_TEST(cuda_gemm_dispatch) {
               [&] { cuda::gemm_kernel(d_c2.get(), static_cast<const bf16*>(nullptr), d_b.get(), g); });
 }
 
+// The skinny kernel (kernels/gemv.cu) by the same rule, on the shapes it takes: 1..8 rows, K a multiple of 8 (one
+// and several 32-lane sweeps of 16-byte chunks, a partial last sweep), N odd (a warp with one W row), padded rows.
+// Then the dispatcher: Auto takes it for <= 8 rows, declines cleanly to the GEMM (odd K, unaligned rows, 9 rows),
+// VREFLECT_GEMV=off and a forced implementation never run it, a forced gemv on a case it cannot take says so.
+VR_TEST(cuda_gemv_forward) {
+  const Impl gemv{"gemv",
+                  [](float* C, const bf16* A, const bf16* B, const GemmArgs& g) {
+                    check_true("gemv takes the case", cuda::gemv_linear(C, A, B, g));
+                  },
+                  [](bf16* C, const bf16* A, const bf16* B, const GemmArgs& g) {
+                    check_true("gemv takes the case", cuda::gemv_linear(C, A, B, g));
+                  }};
+  const std::vector<Shape> cases = {{1, 37, 64}, {2, 9, 8}, {3, 70, 264}, {8, 33, 776}, {5, 16, 520, 8, 3},
+                                    {7, 1, 256}};
+  uint64_t seed = 400;
+  for (const Shape& s : cases) {
+    forward_case<float>(gemv, s, true, false, seed++);
+    forward_case<float>(gemv, s, false, true, seed++);
+    forward_case<bf16>(gemv, s, true, true, seed++);
+  }
+
+  Rng rng(450);
+  const int64_t M = 4, N = 24, K = 48;
+  const auto a = round_bf16(rng.vec(size_t(9 * K + 8))), w = round_bf16(rng.vec(size_t(N * K)));
+  DeviceBuffer<bf16> d_a(to_bf16(a)), d_w(to_bf16(w));
+  DeviceBuffer<float> d_c(size_t(9 * N));
+  const GemmArgs g = cuda::linear_forward_args(M, N, K);
+  check_true("auto runs gemv for 4 rows", cuda::gemm(d_c.get(), d_a.get(), d_w.get(), g) == cuda::GemmImpl::Gemv);
+  check_true("auto runs a GEMM for 9 rows", cuda::gemm(d_c.get(), d_a.get(), d_w.get(), cuda::linear_forward_args(9, N, K)) !=
+                                                  cuda::GemmImpl::Gemv);
+  GemmArgs odd_k = cuda::linear_forward_args(M, N, K - 3);
+  odd_k.lda = odd_k.ldb = K;
+  check_true("gemv declines k % 8 != 0", !cuda::gemv_linear(d_c.get(), d_a.get(), d_w.get(), odd_k));
+  check_true("auto falls back to a GEMM for k % 8 != 0",
+             cuda::gemm(d_c.get(), d_a.get(), d_w.get(), odd_k) != cuda::GemmImpl::Gemv);
+  check_true("gemv declines an operand that is not 16-byte aligned",
+             !cuda::gemv_linear(d_c.get(), d_a.get() + 1, d_w.get(), g));
+  check_true("gemv declines a backward-input GEMM (W not transposed)",
+             !cuda::gemv_linear(d_c.get(), d_a.get(), d_w.get(), cuda::linear_backward_input_args(M, K, N)));
+  check_error("forced gemv on a case it cannot take", "the gemv kernel was requested but does not take this case",
+              [&] { cuda::gemm(d_c.get(), d_a.get(), d_w.get(), odd_k, nullptr, cuda::GemmImpl::Gemv); });
+  check_true("a forced kernel is not turned into gemv",
+             cuda::gemm(d_c.get(), d_a.get(), d_w.get(), g, nullptr, cuda::GemmImpl::Kernel) == cuda::GemmImpl::Kernel);
+  {
+    ScopedGemmEnv env("VREFLECT_GEMV", "off");
+    check_true("VREFLECT_GEMV=off runs a GEMM", cuda::gemm(d_c.get(), d_a.get(), d_w.get(), g) != cuda::GemmImpl::Gemv);
+  }
+  {
+    ScopedGemmEnv env("VREFLECT_GEMV", "fast");
+    check_error("VREFLECT_GEMV=fast", "VREFLECT_GEMV=fast is not one of auto, off",
+                [&] { cuda::gemm(d_c.get(), d_a.get(), d_w.get(), g); });
+  }
+  check_error("gemv null output", "gemv: null matrix pointer",
+              [&] { cuda::gemv_linear(static_cast<float*>(nullptr), d_a.get(), d_w.get(), g); });
+}
+
 VR_TEST(cuda_gemm_cublaslt_loader) {
   using cuda::cublaslt_candidates;
   // Search order: CUDA_HOME before the loader path before the wheels, newest soname first in each place.

@@ -13,7 +13,8 @@ namespace {
 
 const std::vector<std::string> kKernels = {"attention_fwd", "attention_bwd", "attention_decode",
                                            "cross_attention_fwd", "cross_attention_bwd", "gemm"};
-const std::vector<std::string> kImpls = {"cublaslt", "vreflect-kernel"};
+// vreflect-gemv: the skinny kernel (kernels/gemv.cu), planned only for the --gemv-m rows (<= 8).
+const std::vector<std::string> kImpls = {"cublaslt", "vreflect-kernel", "vreflect-gemv"};
 // attention_decode: the split-KV kernel, and the flash forward kernel on the same one-row problem (the model's path
 // below its split-KV threshold), so one run shows where the split pays.
 const std::vector<std::string> kDecodeImpls = {"split-kv", "flash-forward"};
@@ -21,6 +22,9 @@ const std::vector<std::string> kDecodeImpls = {"split-kv", "flash-forward"};
 // The 7B's Linear shapes as (K, N): fused QKV, attention output, fused gate+up, down.
 const std::vector<std::pair<int64_t, int64_t>> kGemmKN = {
     {3584, 3584 + 2 * 512}, {3584, 3584}, {3584, 2 * 18944}, {18944, 3584}};
+// A decode step's Linears (the model runs gate and up as two GEMMs) and the LM head: what --gemv-m rows time.
+const std::vector<std::pair<int64_t, int64_t>> kDecodeKN = {
+    {3584, 3584 + 2 * 512}, {3584, 3584}, {3584, 18944}, {18944, 3584}, {3584, 152064}};
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> r;
@@ -68,12 +72,14 @@ const char* usage() {
          "         [--kernels attention_fwd,attention_bwd,attention_decode,cross_attention_fwd,\n"
          "                    cross_attention_bwd,gemm]\n"
          "         [--seqs 512,1k,...] [--keys 1k,4k,16k] [--decode-keys 512,1k,4k,16k,64k] [--gemm-m 512,...]\n"
-         "         [--impl cublaslt,vreflect-kernel]\n"
+         "         [--gemv-m 1,4,8] [--impl cublaslt,vreflect-kernel,vreflect-gemv]\n"
          "         [--max-case-seconds S]\n"
          "Times vreflect's CUDA kernels (bf16) with cudaEvents (median of --reps runs after --warmup) on the\n"
          "Qwen2.5-VL-7B shapes and prints one JSON object (--json) or a table. --quick: fewer shapes and reps.\n"
          "attention_decode: one new row after N cached keys (28:4 heads of 128), split-KV vs the flash kernel; its\n"
          "figure is GB/s of K/V cache read (\"gbs\"), against the HBM roofline.\n"
+         "gemm at --gemv-m rows (<= 8; decode steps): the decode Linears and the LM head, cuBLASLt vs the skinny\n"
+         "kernel (vreflect-gemv), with GB/s of weights read (\"gbs\").\n"
          "--dry-run: check the arguments and print the planned cases without touching the GPU.\n";
 }
 
@@ -103,6 +109,7 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--seqs") o.seqs = parse_list(a, value(), 1, 1 << 20);
     else if (a == "--keys") o.keys = parse_list(a, value(), 1, 1 << 20);
     else if (a == "--gemm-m") o.gemm_m = parse_list(a, value(), 1, 1 << 20);
+    else if (a == "--gemv-m") o.gemv_m = parse_list(a, value(), 1, 8);
     else if (a == "--decode-keys") o.decode_keys = parse_list(a, value(), 1, 1 << 20);
     else fail("vreflect_cuda_bench: unknown option '", a, "' (see --help)");
   }
@@ -113,6 +120,7 @@ Options parse_options(int argc, char** argv) {
   if (o.decode_keys.empty())
     o.decode_keys = o.quick ? std::vector<int64_t>{16384} : std::vector<int64_t>{512, 1024, 4096, 16384, 65536};
   if (o.gemm_m.empty()) o.gemm_m = o.quick ? std::vector<int64_t>{4096} : std::vector<int64_t>{512, 1024, 2048, 4096, 8192, 16384};
+  if (o.gemv_m.empty()) o.gemv_m = o.quick ? std::vector<int64_t>{1} : std::vector<int64_t>{1, 4, 8};
   if (o.quick && !reps_set) o.reps = 3, o.warmup = std::min(o.warmup, 1);
   return o;
 }
@@ -166,10 +174,22 @@ std::vector<Case> plan_cases(const Options& o) {
     for (const auto& kn : kGemmKN)
       for (int64_t m : o.gemm_m)
         for (const std::string& impl : o.impls) {
+          if (impl == "vreflect-gemv" && m > 8) continue;  // it takes at most 8 rows
           Case c;
           c.kernel = "gemm", c.impl = impl;
           c.shape = {{"M", m}, {"N", kn.second}, {"K", kn.first}};
           c.flop = 2.0 * double(m) * double(kn.second) * double(kn.first);
+          r.push_back(c);
+        }
+  if (want("gemm"))
+    for (const auto& kn : kDecodeKN)
+      for (int64_t m : o.gemv_m)
+        for (const std::string& impl : o.impls) {
+          Case c;
+          c.kernel = "gemm", c.impl = impl;
+          c.shape = {{"M", m}, {"N", kn.second}, {"K", kn.first}};
+          c.flop = 2.0 * double(m) * double(kn.second) * double(kn.first);
+          c.bytes = 2.0 * double(kn.second) * double(kn.first);  // the bf16 weights, read once
           r.push_back(c);
         }
   return r;

@@ -15,8 +15,9 @@ struct Options {
   std::vector<int64_t> seqs;         // attention sequence lengths
   std::vector<int64_t> keys;         // cross-attention key counts
   std::vector<int64_t> gemm_m;       // GEMM rows
+  std::vector<int64_t> gemv_m;       // GEMM rows of the decode cases (<= 8: cuBLASLt vs the skinny kernel)
   std::vector<int64_t> decode_keys;  // attention_decode: cached keys before the one new row
-  std::vector<std::string> impls;    // gemm implementations: cublaslt, vreflect-kernel
+  std::vector<std::string> impls;    // gemm implementations: cublaslt, vreflect-kernel, vreflect-gemv
 };
 
 // Parses argv; throws vr::Error (one line) on an unknown option or a bad value.

@@ -166,7 +166,9 @@ Measurement Runner::run(const Case& c, const Options& o) {
       auto* A = static_cast<bf16*>(buffer(10, size_t(M * K) * b2));
       auto* W = static_cast<bf16*>(buffer(11, size_t(N * K) * b2));
       auto* C = static_cast<bf16*>(buffer(12, size_t(M * N) * b2));
-      const cuda::GemmImpl impl = c.impl == "cublaslt" ? cuda::GemmImpl::CublasLt : cuda::GemmImpl::Kernel;
+      const cuda::GemmImpl impl = c.impl == "cublaslt"        ? cuda::GemmImpl::CublasLt
+                                  : c.impl == "vreflect-gemv" ? cuda::GemmImpl::Gemv
+                                                              : cuda::GemmImpl::Kernel;
       once = [=] { cuda::gemm_linear_forward(C, A, W, nullptr, M, N, K, false, nullptr, impl); };
     } else {
       fail("unknown bench kernel ", c.kernel);

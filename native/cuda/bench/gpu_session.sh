@@ -26,14 +26,14 @@
 #   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_FULL_HOST=0 bash native/cuda/bench/gpu_session.sh   # 4-layer stage 1 + 2
 #   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_LAYERS=0 bash native/cuda/bench/gpu_session.sh      # full-depth stage 1, host
 # Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90),
-#      TESTS (test filters for the sanitizers, space-separated, default "gemm attention_tc attention_decode"), BENCH_ARGS
+#      TESTS (test filters for the sanitizers, space-separated, default "gemm gemv attention_tc attention_decode"), BENCH_ARGS
 #      (default --quick). Attention is timed on the path the dispatch picks (tensor cores on sm_80+, impl
 #      "vreflect-tc"), then once more with VREFLECT_ATTENTION=scalar for comparison (bench_vreflect_scalar.json).
 set -u
 OUT=${OUT:-./gpu-out}
 BUILD=${BUILD:-build-gpu}
 ARCHS=${ARCHS:-90}
-TESTS=${TESTS:-gemm attention_tc attention_decode}
+TESTS=${TESTS:-gemm gemv attention_tc attention_decode}
 BENCH_ARGS=${BENCH_ARGS---quick}
 mkdir -p "$OUT"
 

@@ -15,12 +15,15 @@ inline namespace VR_CUDA_ABI {
 namespace {
 // VREFLECT_GEMM as the first GEMM read it (-1: not read yet), so a GEMM does not scan the environment each time.
 std::atomic<int> g_env_impl{-1};
+// VREFLECT_GEMV as first read: 1 auto (the skinny kernel for the rows it takes), 0 off, -1 not read yet.
+std::atomic<int> g_env_gemv{-1};
 }  // namespace
 
 const char* gemm_impl_name(GemmImpl impl) {
   switch (impl) {
     case GemmImpl::CublasLt: return "cublaslt";
     case GemmImpl::Kernel: return "vreflect-kernel";
+    case GemmImpl::Gemv: return "vreflect-gemv";
     default: return "auto";
   }
 }
@@ -33,7 +36,17 @@ GemmImpl gemm_impl_from_env() {
   fail("VREFLECT_GEMM=", v, " is not one of auto, cublaslt, kernel");
 }
 
-void gemm_env_changed() { g_env_impl.store(-1, std::memory_order_relaxed); }
+bool gemv_enabled_from_env() {
+  const char* v = std::getenv("VREFLECT_GEMV");
+  if (!v || !*v || std::string(v) == "auto") return true;
+  if (std::string(v) == "off") return false;
+  fail("VREFLECT_GEMV=", v, " is not one of auto, off");
+}
+
+void gemm_env_changed() {
+  g_env_impl.store(-1, std::memory_order_relaxed);
+  g_env_gemv.store(-1, std::memory_order_relaxed);
+}
 
 namespace {
 
@@ -45,9 +58,26 @@ GemmImpl env_impl() {
   return impl;
 }
 
+bool env_gemv() {
+  const int cached = g_env_gemv.load(std::memory_order_relaxed);
+  if (cached >= 0) return cached == 1;
+  const bool on = gemv_enabled_from_env();
+  g_env_gemv.store(on ? 1 : 0, std::memory_order_relaxed);
+  return on;
+}
+
 template <class TC>
 GemmImpl run(TC* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, GemmImpl want) {
   if (want == GemmImpl::Auto) want = env_impl();
+  // A few rows (decode / latent steps): the bandwidth-bound skinny kernel, unless an implementation was forced
+  // (VREFLECT_GEMM, or the caller's `want`) or VREFLECT_GEMV=off; it declines the cases it does not take.
+  if (want == GemmImpl::Gemv || (want == GemmImpl::Auto && g.m <= kGemvMaxRows && env_gemv())) {
+    if (gemv_linear(C, A, B, g, s)) return GemmImpl::Gemv;
+    VR_CHECK(want != GemmImpl::Gemv, "gemm: the gemv kernel was requested but does not take this case (m=", g.m,
+             ", k=", g.k, "; it needs 1 <= m <= ", kGemvMaxRows, ", a W[n,k] operand, k and row strides multiples "
+             "of 8, 16-byte aligned operands)");
+    want = GemmImpl::Auto;
+  }
   if (want != GemmImpl::Kernel && g.k > 0) {  // k = 0 leaves only bias / C to write: the kernel does that
     std::string why;
     if (cublaslt_gemm(C, A, B, g, s, &why)) return GemmImpl::CublasLt;

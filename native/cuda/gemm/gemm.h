@@ -12,14 +12,18 @@
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
 
-enum class GemmImpl { Auto, CublasLt, Kernel };
+// Gemv: the skinny kernel (kernels/gemv.cu) that Auto picks for linear forwards of at most kGemvMaxRows rows
+// (decode and latent steps) unless VREFLECT_GEMV=off; a forced cublaslt / kernel never turns into it.
+enum class GemmImpl { Auto, CublasLt, Kernel, Gemv };
 
-// "cublaslt", "vreflect-kernel" (the bench's "impl" names), "auto".
+// "cublaslt", "vreflect-kernel", "vreflect-gemv" (the bench's "impl" names), "auto".
 const char* gemm_impl_name(GemmImpl impl);
 // VREFLECT_GEMM as a GemmImpl (Auto when unset or "auto"); vr::Error on any other value. Reads it now; the GEMMs
 // read it once, at the first one, and keep it.
 GemmImpl gemm_impl_from_env();
-// Makes the next GEMM read VREFLECT_GEMM again (for tests that change it in-process).
+// VREFLECT_GEMV (auto|off) as a switch: true unless "off"; vr::Error on any other value. Read once, like VREFLECT_GEMM.
+bool gemv_enabled_from_env();
+// Makes the next GEMM read VREFLECT_GEMM and VREFLECT_GEMV again (for tests that change them in-process).
 void gemm_env_changed();
 
 // Runs one GEMM on stream s; `want` Auto defers to VREFLECT_GEMM. Returns the implementation that ran.

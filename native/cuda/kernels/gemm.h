@@ -48,6 +48,14 @@ void gemm_kernel(bf16* C, const bf16* A, const bf16* B, const GemmArgs& g, Strea
 GemmKernelPath gemm_kernel_resolve(GemmKernelPath path = GemmKernelPath::Auto);
 const char* gemm_kernel_path_name(GemmKernelPath path);
 
+// The skinny linear forward of gemv.cu (decode / latent steps): C[m,n] = A[m,k] @ B[n,k]^T (+ bias) (+ C) for
+// 1 <= m <= kGemvMaxRows, streaming B once. Returns false, launching nothing, when the case is not one it takes
+// (trans_a, !trans_b, m out of range, k or a row stride of A / B not a multiple of 8, A or B not 16-byte
+// aligned): the caller then runs a GEMM. vr::Error on a null pointer.
+constexpr int64_t kGemvMaxRows = 8;
+bool gemv_linear(float* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s = nullptr);
+bool gemv_linear(bf16* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s = nullptr);
+
 // dbias[n] += sum over the M rows of dout[m, n] (fp32 sums; column partial sums meet in atomicAdd, so the last
 // bits can differ run to run). The bias gradient of a Linear.
 void bias_grad(float* dbias, const float* dout, int64_t M, int64_t N, Stream s = nullptr);
