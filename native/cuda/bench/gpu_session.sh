@@ -21,13 +21,15 @@
 #   TRAIN_FULL_HOST (1: full-depth training with host optimizer states; 0 skips), FULL_TRAIN_ARGS, TORCH (auto|off),
 #   MODEL_TIMEOUT (seconds per model command, 600).
 # A device call runs at most 10 minutes: split a session, e.g. (OUT=$OUT each time; checkpoints and build are kept)
-#   MODEL_BENCH=0 bash native/cuda/bench/gpu_session.sh                                   # build + kernel steps
+#   MODEL_BENCH=0 KERNEL_STEPS="tests bench" bash native/cuda/bench/gpu_session.sh        # build + tests + bench
+#   MODEL_BENCH=0 KERNEL_STEPS=sanitize bash native/cuda/bench/gpu_session.sh             # compute-sanitizer
 #   MODEL_ONLY=1 TRAIN_LAYERS=0 TRAIN_FULL_HOST=0 bash native/cuda/bench/gpu_session.sh   # 7B inference
 #   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_FULL_HOST=0 bash native/cuda/bench/gpu_session.sh   # 4-layer stage 1 + 2
 #   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_LAYERS=0 bash native/cuda/bench/gpu_session.sh      # full-depth stage 1, host
 # Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90),
 #      TESTS (test filters for the sanitizers, space-separated, default "gemm gemv attention_tc attention_decode"), BENCH_ARGS
-#      (default --quick). Attention is timed on the path the dispatch picks (tensor cores on sm_80+, impl
+#      (default --quick), KERNEL_STEPS (which kernel steps run: "tests sanitize bench", any subset),
+#      SANITIZER_TIMEOUT (seconds per sanitizer run, 120). Attention is timed on the path the dispatch picks (tensor cores on sm_80+, impl
 #      "vreflect-tc"), then once more with VREFLECT_ATTENTION=scalar for comparison (bench_vreflect_scalar.json).
 set -u
 OUT=${OUT:-./gpu-out}
@@ -35,6 +37,8 @@ BUILD=${BUILD:-build-gpu}
 ARCHS=${ARCHS:-90}
 TESTS=${TESTS:-gemm gemv attention_tc attention_decode}
 BENCH_ARGS=${BENCH_ARGS---quick}
+KERNEL_STEPS=${KERNEL_STEPS:-tests sanitize bench}
+SANITIZER_TIMEOUT=${SANITIZER_TIMEOUT:-120}
 mkdir -p "$OUT"
 
 step() { echo "== $*"; }
@@ -54,18 +58,27 @@ fi
 
 MODEL_ONLY=${MODEL_ONLY:-0}
 if [ "$MODEL_ONLY" != 1 ]; then
+has_step() { case " $KERNEL_STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+if has_step tests; then
 step "GPU kernel tests"
 "$BUILD/vreflect_cuda_gpu_tests" > "$OUT/gpu_tests.txt" 2>&1
 echo "rc=$?"; grep -E '^(FAIL|note)' "$OUT/gpu_tests.txt" | head -40; tail -1 "$OUT/gpu_tests.txt"
+fi
 
-step "compute-sanitizer ($TESTS)"
+if has_step sanitize; then
+step "compute-sanitizer ($TESTS; at most ${SANITIZER_TIMEOUT}s per run)"
+# Each run is bounded: racecheck instruments every shared-memory access (100x and slower), and one slow test must
+# not eat the 10-minute device call. rc 124 = cut off by the bound (the report so far is in the file).
 for t in $TESTS; do
   for tool in memcheck racecheck; do
-    compute-sanitizer --tool "$tool" "$BUILD/vreflect_cuda_gpu_tests" "$t" > "$OUT/sanitizer_${tool}_$t.txt" 2>&1
+    timeout "$SANITIZER_TIMEOUT" compute-sanitizer --tool "$tool" "$BUILD/vreflect_cuda_gpu_tests" "$t" \
+      > "$OUT/sanitizer_${tool}_$t.txt" 2>&1
     echo "$t $tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_${tool}_$t.txt" | tail -1)"
   done
 done
+fi
 
+if has_step bench; then
 step "benchmarks ($BENCH_ARGS)"
 # shellcheck disable=SC2086
 "$BUILD/vreflect_cuda_bench" --json $BENCH_ARGS > "$OUT/bench_vreflect.json" 2> "$OUT/bench_vreflect.err"
@@ -93,6 +106,7 @@ for path in sys.argv[1:]:
 for (kernel, shape, causal), impls in rows.items():
     print(f"{kernel:20} {shape:90} {'' if causal is None else causal!s:6} " + " | ".join(impls))
 EOF
+fi  # bench
 fi  # MODEL_ONLY
 
 # ---- model bench: the 7B-shaped infer / train figures (issue 6 targets) ----
