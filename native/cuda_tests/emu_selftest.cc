@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cuda_emu/cuda_compat.h"
+#include "cuda/kernels/mma.cuh"
 #include "tests/harness.h"
 
 namespace vr::test {
@@ -71,6 +72,13 @@ __global__ void divergent_barrier_kernel(int* out) {
   out[threadIdx.x] = __shfl_sync(0xffffffffu, 1, 0);
 }
 __global__ void bad_mask_kernel(int* out) { out[threadIdx.x] = __shfl_sync(0x1u, 1, 0); }
+// A 16-byte vector copy (load16 + store16) from src + offset (bf16 elements) to dst.
+__global__ void vector_copy_kernel(__nv_bfloat16* dst, const __nv_bfloat16* src, int offset) {
+  vr::cuda::mma::store16(dst, vr::cuda::mma::load16(src + offset));
+}
+__global__ void pair_load_kernel(uint32_t* out, const __nv_bfloat16* src, int offset) {
+  *out = vr::cuda::mma::ld_pair(src + offset);
+}
 
 // Runs fn in a child process and reports whether the emulator aborted it.
 template <class F>
@@ -150,6 +158,25 @@ VR_TEST(cuda_emu_selftest) {
              }));
   check_true("emu: a warp op whose mask omits the calling lane aborts", aborts([&] {
                cuda_launch(bad_mask_kernel, dim3(1), dim3(32), 0, nullptr, sink);
+             }));
+  // Vector accesses must be aligned to their size, as on a GPU (where memcpy-like tolerance does not exist).
+  alignas(16) __nv_bfloat16 src[24], dst[16];
+  for (int i = 0; i < 24; i++) src[i] = __float2bfloat16(float(i));
+  cuda_launch(vector_copy_kernel, dim3(1), dim3(1), 0, nullptr, dst, src, 8);
+  check_true("emu: an aligned 16-byte load / store moves 8 bf16",
+             __bfloat162float(dst[0]) == 8.f && __bfloat162float(dst[7]) == 15.f);
+  check_true("emu: a 16-byte load from an address that is not 16-byte aligned aborts", aborts([&] {
+               cuda_launch(vector_copy_kernel, dim3(1), dim3(1), 0, nullptr, dst, src, 4);
+             }));
+  check_true("emu: a 16-byte store to an address that is not 16-byte aligned aborts", aborts([&] {
+               cuda_launch(vector_copy_kernel, dim3(1), dim3(1), 0, nullptr, dst + 2, src, 0);
+             }));
+  uint32_t pair = 0;
+  cuda_launch(pair_load_kernel, dim3(1), dim3(1), 0, nullptr, &pair, src, 2);
+  check_true("emu: an aligned bf16-pair load", pair == (uint32_t(vr::cuda::mma::bf16_bits(src[3])) << 16 |
+                                                        vr::cuda::mma::bf16_bits(src[2])));
+  check_true("emu: a bf16-pair load from an odd element aborts", aborts([&] {
+               cuda_launch(pair_load_kernel, dim3(1), dim3(1), 0, nullptr, &pair, src, 1);
              }));
 }
 

@@ -25,9 +25,21 @@ inline namespace VR_CUDA_ABI {
 namespace mma {
 
 // 16-byte and bf16-pair moves. On the GPU they are plain vector accesses; g++ (the emulator) would treat them as
-// strict-aliasing violations and may reorder them, so there they go through memcpy.
+// strict-aliasing violations and may reorder them, so there they go through memcpy. A vector access at an address
+// that is not a multiple of its size faults on the GPU ("misaligned address") while memcpy never does, so the
+// emulator checks the alignment and aborts with the address, as ldmatrix and cp.async below do.
+#if defined(VR_CUDA_EMULATED)
+__device__ __forceinline__ void check_vector_alignment(const void* p, size_t bytes, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % bytes != 0) {
+    std::fprintf(stderr, "cuda_emu: %s address %p is not %zu-byte aligned (a misaligned address fault on a GPU)\n",
+                 what, p, bytes);
+    std::abort();
+  }
+}
+#endif
 __device__ __forceinline__ uint4 load16(const __nv_bfloat16* p) {
 #if defined(VR_CUDA_EMULATED)
+  check_vector_alignment(p, 16, "16-byte load");
   uint4 v;
   std::memcpy(&v, p, sizeof v);
   return v;
@@ -37,6 +49,7 @@ __device__ __forceinline__ uint4 load16(const __nv_bfloat16* p) {
 }
 __device__ __forceinline__ void store16(__nv_bfloat16* p, const uint4& v) {
 #if defined(VR_CUDA_EMULATED)
+  check_vector_alignment(p, 16, "16-byte store");
   std::memcpy(static_cast<void*>(p), &v, sizeof v);
 #else
   *reinterpret_cast<uint4*>(p) = v;
@@ -45,6 +58,7 @@ __device__ __forceinline__ void store16(__nv_bfloat16* p, const uint4& v) {
 // Two consecutive bf16 (4-byte aligned) as one register: element 0 in the low half.
 __device__ __forceinline__ uint32_t ld_pair(const __nv_bfloat16* p) {
 #if defined(VR_CUDA_EMULATED)
+  check_vector_alignment(p, 4, "bf16-pair load");
   uint32_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
