@@ -52,6 +52,7 @@ inline const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorStreamCaptureImplicit:
       return "operation would make the legacy stream depend on a capturing blocking stream";
     case cudaErrorCapturedEvent: return "operation not permitted on an event last recorded in a capturing stream";
+    case cudaErrorNotSupported: return "operation not supported";
     default: return "cuda_emu error";
   }
 }

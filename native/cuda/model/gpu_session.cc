@@ -163,7 +163,7 @@ PrefillOutput GpuSession::prefill(const PrefillInput& in) {
   rope_delta_ = mrope_positions(in.ids.data(), L, in.grids, cfg.image_token_id, cfg.vision.merge, out.positions);
   out.rope_delta = rope_delta_;
   cache_.reset();
-  ensure_room(L + kPrefillSpare);
+  ensure_room(L + (spare_for_tests_ >= 0 ? spare_for_tests_ : kPrefillSpare));
   GpuLanguageModel& llm = *model_->llm_;
   const int vit_blocks = Nt > 0 ? cfg.vision.depth : 0;
   progress_.reset(vit_blocks + cfg.text.layers);  // the LLM's share is re-counted once the chunk is known
@@ -252,7 +252,7 @@ GenerateResult GpuSession::generate(const GenerateOptions& opt) {
   for (int32_t id : seq_) seen[size_t(id)] = 1;
   copy_to_device(seen_, seen.data(), seen.size(), "repetition penalty mask", s);
   // Room for the usual case (the token limit plus one latent quota); more latent phases grow the cache again.
-  ensure_room(int64_t(opt.max_new_tokens) + opt.latent_steps + 1);
+  ensure_room(spare_for_tests_ >= 0 ? spare_for_tests_ : int64_t(opt.max_new_tokens) + opt.latent_steps + 1);
 
   DecodeRules rules(opt, seq_);
   std::vector<float> step(opt.keep_step_logits ? size_t(V) : 0);

@@ -89,6 +89,10 @@ class GpuSession {
   PrefillOutput prefill(const PrefillInput& in);
   GenerateResult generate(const GenerateOptions& opt);
   int64_t cache_len() const { return cache_ ? cache_->len() : 0; }
+  int64_t cache_capacity() const { return cache_ ? cache_->capacity() : 0; }
+  // Tests: the KV rows kept free after the prompt and reserved at the start of generate (default: kPrefillSpare,
+  // then the token limit + one latent quota + 1), so a short decode outruns its cache and grows it mid-decode.
+  void set_cache_spare_for_tests(int64_t rows) { spare_for_tests_ = rows; }
   const Progress& progress() const { return progress_; }
   // Over all sessions of the process: decode steps run by cudaGraphLaunch, and graphs captured (tests prove the
   // path ran and that a changed step shape was captured again).
@@ -104,6 +108,7 @@ class GpuSession {
   int64_t rope_delta_ = 0;
   int64_t image_begin_ = 0, image_end_ = 0;  // key range of the image tokens (attention capture)
   bool prefilled_ = false;
+  int64_t spare_for_tests_ = -1;
   Progress progress_;
   // Device state carried from prefill into the decode loop: last post-norm hidden state, its logits, the input
   // of the next forward, the chosen id, the repetition penalty's seen mask.
