@@ -170,6 +170,7 @@ VR_TEST(cuda_model_graphs_fallback) {
   const auto recs = safetensors_records(tiny_flat_dir() + "/model.safetensors");
   const std::vector<int32_t> ref = cpu_ids(recs);
   const Decode eager = decode(recs, "off");
+#if defined(VR_CUDA_EMULATED)  // the failures are the emulator's switches; a GPU run checks the error below only
   {
     ScopedEnv fail("VREFLECT_CUDA_EMU_GRAPH_FAIL", "1");
     const Decode d = decode(recs, "on");
@@ -183,6 +184,10 @@ VR_TEST(cuda_model_graphs_fallback) {
                d.launches == 0 && d.captures == 0);
     check_same("cuda graphs, pageable staging (eager fallback)", d, eager, ref, 0);
   }
+#else
+  (void)eager;
+  (void)ref;
+#endif
   expect_throw("VREFLECT_CUDA_GRAPHS=sometimes", [&] { decode(recs, "sometimes"); });
 }
 
