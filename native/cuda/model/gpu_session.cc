@@ -77,11 +77,13 @@ std::string cuda_device_name() {
 GpuQwenVL::GpuQwenVL(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors) : cfg_(cfg) {
   cfg_.validate();
   require_cuda_device();
-  const cudaError_t e = cudaStreamCreate(&stream_);
+  cudaStream_t stream = nullptr;
+  const cudaError_t e = cudaStreamCreate(&stream);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
     fail("cuda: cannot create the decoder's stream: ", cudaGetErrorString(e));
   }
+  stream_.reset(stream);
   {
     // The raw checkpoint views (packing off): the store is needed only while the tensors are uploaded.
     WeightStore ws(tensors);
@@ -89,15 +91,10 @@ GpuQwenVL::GpuQwenVL(const ModelConfig& cfg, const std::vector<TensorRecord>& te
     weights_ = std::make_unique<DeviceWeights>(cfg_, ws, WeightParts::All);
   }
   vision_ = std::make_unique<GpuVisionTower>(*weights_);
-  llm_ = std::make_unique<GpuLanguageModel>(*weights_, stream_);
+  llm_ = std::make_unique<GpuLanguageModel>(*weights_, stream_.get());
 }
 
-GpuQwenVL::~GpuQwenVL() {
-  llm_.reset();
-  vision_.reset();
-  weights_.reset();
-  if (stream_) cudaStreamDestroy(stream_);  // runs what is queued first
-}
+void GpuQwenVL::StreamDestroyer::operator()(CUstream_st* s) const { cudaStreamDestroy(s); }  // runs what is queued
 
 int64_t GpuSession::graph_launches() { return DecodeGraphs::launches(); }
 int64_t GpuSession::graph_captures() { return DecodeGraphs::captures(); }

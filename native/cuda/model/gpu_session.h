@@ -65,9 +65,6 @@ int64_t choose_prefill_chunk(int64_t L, int64_t requested, int64_t free_bytes, s
 class GpuQwenVL {
  public:
   GpuQwenVL(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors);
-  ~GpuQwenVL();
-  GpuQwenVL(const GpuQwenVL&) = delete;
-  GpuQwenVL& operator=(const GpuQwenVL&) = delete;
   const ModelConfig& config() const { return cfg_; }
   size_t weight_bytes() const { return weights_->bytes(); }
 
@@ -75,8 +72,12 @@ class GpuQwenVL {
   friend class GpuSession;
   ModelConfig cfg_;
   // The decoder's work queue: a created, blocking stream (capture is impossible on the legacy null stream; blocking
-  // keeps it ordered with the prefill's null-stream work, as the legacy stream's semantics say).
-  Stream stream_ = nullptr;
+  // keeps it ordered with the prefill's null-stream work, as the legacy stream's semantics say). Declared before
+  // the parts that queue work on it, so it is destroyed after them (also when the constructor throws).
+  struct StreamDestroyer {
+    void operator()(CUstream_st* s) const;
+  };
+  std::unique_ptr<CUstream_st, StreamDestroyer> stream_;
   std::unique_ptr<DeviceWeights> weights_;
   std::mutex mu_;  // one forward at a time: the towers own their scratch
   std::unique_ptr<GpuVisionTower> vision_;
