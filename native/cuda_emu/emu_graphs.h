@@ -1,7 +1,8 @@
 // CUDA-on-CPU emulator, part 5: stream capture and CUDA graphs, the subset a captured decode step needs.
 //
 //   cudaStreamBeginCapture(s, mode)   s must be a created stream that is not capturing (the null stream cannot
-//                                     capture). Every mode is treated as global (the strictest).
+//                                     capture). Every mode is treated as global (the strictest; the tests run one
+//                                     thread, where thread-local and global forbid the same calls).
 //   while capturing                   kernels, copies and memsets queued on s are recorded (emu_streams.h submit /
 //                                     launch), with the arguments of the call; nothing runs. Forbidden, failing
 //                                     as on a GPU and invalidating the capture: a sync of s or of the device,

@@ -40,7 +40,9 @@ void DecodeGraphs::give_up(const std::string& why) {
 }
 
 CUgraphExec_st* DecodeGraphs::capture(const std::function<void()>& step) {
-  cudaError_t e = cudaStreamBeginCapture(s_, cudaStreamCaptureModeGlobal);
+  // Thread-local mode: a forbidden call (cudaMalloc, a sync) from THIS thread invalidates the capture, while other
+  // threads (another model's session) keep theirs legal.
+  cudaError_t e = cudaStreamBeginCapture(s_, cudaStreamCaptureModeThreadLocal);
   if (e != cudaSuccess) {
     give_up(std::string("cudaStreamBeginCapture: ") + cudaGetErrorString(e));
     return nullptr;

@@ -12,7 +12,12 @@
 //                         or instantiation that fails (the step threw, or CUDA refused a call) logs one line on
 //                         stderr and turns graphs off for this object: the step then runs eagerly, same launches,
 //                         same results.
-// A few graphs are kept (latent phases alternate the feed), least recently used dropped first.
+// A few graphs are kept (latent phases alternate the feed), least recently used dropped first. Captures are
+// thread-local (cudaStreamCaptureModeThreadLocal): other threads' allocations stay legal meanwhile; work another
+// thread puts on the legacy null stream during a capture would still meet the capturing (blocking) stream and fail
+// (cudaErrorStreamCaptureImplicit) - one model per process, or sessions of one model (serialised by its lock), is
+// what the CLI runs. In the emulator cuBLASLt is absent and the GEMM kernel's launches are recorded like any other;
+// on a GPU cublasLtMatmul only enqueues kernels (its workspace is allocated before any capture), so it is captured.
 #pragma once
 #include <cstdint>
 #include <functional>
