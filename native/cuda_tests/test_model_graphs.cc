@@ -134,7 +134,7 @@ VR_TEST(cuda_model_graphs_vs_eager) {
   check_true("cuda graphs, small cache: it grew mid-decode (capacity " + std::to_string(g_small.capacity) + " > " +
                  std::to_string(L + 4) + ")",
              g_small.capacity > L + 4 && g_small.capacity == e_small.capacity);
-  check_same("cuda graphs, cache grown mid-decode", g_small, e_small, ref, 2);
+  check_same("cuda graphs, cache grown mid-decode", g_small, e_small, ref, 6);
   check_true("cuda graphs, cache grown mid-decode: the latent step captured before and again after the growth (" +
                  std::to_string(g_small.captures) + " graphs)",
              g_small.captures == 2);
@@ -156,7 +156,7 @@ VR_TEST(cuda_model_graphs_split_kv_change) {
   check_true("cuda graphs, split-KV from " + threshold + " keys: " + std::to_string(split_steps) + " of " +
                  std::to_string(graph.gen.decode_forwards) + " steps took it (some, not all)",
              split_steps > 0 && split_steps < graph.gen.decode_forwards);
-  check_same("cuda graphs, split-KV switching on mid-decode", graph, eager, ref, 3);
+  check_same("cuda graphs, split-KV switching on mid-decode", graph, eager, ref, 6);
   check_true("cuda graphs, split-KV switching on: the latent step captured before and again after the switch (" +
                  std::to_string(graph.captures) + " graphs)",
              graph.captures == 2);
