@@ -36,6 +36,7 @@ cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t 
 #if !defined(VR_CUDA_EMULATED)
 #error "a .cu file compiled without nvcc must be built for the emulator: define VR_CUDA_EMULATED"
 #endif
+#include <memory>
 #include <tuple>
 #include <type_traits>
 
@@ -61,11 +62,14 @@ cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t 
     cudaemu::set_error(cudaErrorInvalidValue);  // > 48 KiB needs cudaFuncSetAttribute first
     return cudaGetLastError();
   }
-  // Arguments are converted to the kernel's parameter types once, as the launch does, then copied per thread.
-  const std::tuple<std::decay_t<KArgs>...> params(std::forward<Args>(args)...);
-  const std::function<void()> body = [&] { std::apply(kernel, params); };
-  cudaemu::before_launch(stream);  // the copies queued before it on its stream (null stream: blocking streams)
-  cudaemu::run_grid(grid, block, smem, body);
+  // Arguments are converted to the kernel's parameter types once, as the launch does (a stream capture keeps
+  // these values: a graph replays the launch with them), then copied per thread.
+  auto params = std::make_shared<const std::tuple<std::decay_t<KArgs>...>>(std::forward<Args>(args)...);
+  const std::function<void()> run = [kernel, params, grid, block, smem] {
+    cudaemu::run_grid(grid, block, smem, [&] { std::apply(kernel, *params); });
+  };
+  // Now, after the work queued before it on its stream (null stream: blocking streams), or recorded by a capture.
+  cudaemu::set_error(cudaemu::launch(stream, run));
   return cudaGetLastError();
 }
 }  // namespace vr_launch_emu

@@ -4,7 +4,7 @@
 // What runs: blocks/threads (1-3-D), __shared__ and dynamic shared memory, __syncthreads, warp shuffles
 // (sync/xor/up/down with width), ballot/any/all, __syncwarp, atomics (add/max/min/CAS/exch), the math
 // intrinsics in emu_device.h, cudaMalloc/Memcpy/Memset (host memory), cudaFuncSetAttribute for > 48 KiB
-// dynamic shared memory.
+// dynamic shared memory, streams and events (emu_streams.h), stream capture and CUDA graphs (emu_graphs.h).
 // What does not: inline PTX (mma, ldmatrix, cp.async), wgmma/TMA, cooperative grid sync, warp-synchronous
 // code without __syncwarp, timing and occupancy. __activemask() is approximate. The memory model between
 // blocks is the host's. GPU fast-math rounding is not reproduced: compare with tolerances.

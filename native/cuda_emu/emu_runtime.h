@@ -44,12 +44,22 @@ inline const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureUnmatched: return "capture was not initiated in this stream";
+    case cudaErrorStreamCaptureIsolation: return "operation would make the capture depend on work outside it";
+    case cudaErrorStreamCaptureImplicit:
+      return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorCapturedEvent: return "operation not permitted on an event last recorded in a capturing stream";
+    case cudaErrorNotSupported: return "operation not supported";
     default: return "cuda_emu error";
   }
 }
 
-// Streams, events, copies and pinned memory (deferred as late as CUDA allows).
+// Streams, events, copies and pinned memory (deferred as late as CUDA allows), stream capture and graphs.
 #include "cuda_emu/emu_streams.h"
+#include "cuda_emu/emu_graphs.h"
 
 namespace cudaemu {
 // The emulated device's memory size: VREFLECT_CUDA_EMU_MEMORY=<bytes> makes cudaMalloc fail (out of memory) past
@@ -69,6 +79,8 @@ inline size_t live_bytes = 0;
 // 256-byte aligned like cudaMalloc, and exactly `bytes` long, so AddressSanitizer builds of the emulator tests
 // catch a kernel reading or writing past the end of a buffer.
 inline cudaError_t cudaMalloc(void** p, size_t bytes) {
+  *p = nullptr;
+  if (const cudaError_t e = cudaemu::capture_forbidden()) return e;  // not stream-ordered: not in a graph
   const size_t n = bytes ? bytes : 1;
   std::lock_guard<std::mutex> lock(cudaemu::mem_mutex);
   const size_t limit = cudaemu::memory_limit();
@@ -88,6 +100,7 @@ cudaError_t cudaMalloc(T** p, size_t bytes) {
 }
 inline cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
+  if (const cudaError_t e = cudaemu::capture_forbidden()) return e;  // it synchronises: forbidden in a capture
   cudaemu::drain_all();  // cudaFree synchronises: queued copies into / out of the block run first
   {
     std::lock_guard<std::mutex> lock(cudaemu::mem_mutex);

@@ -16,6 +16,10 @@
 //   - kernel launches are not deferred (they run at launch, after the work queued before them on their stream,
 //     and on the null stream after the blocking streams' work): a legal order, so results stay exact.
 // Work on the null stream itself (and on the legacy / per-thread handles) runs at once.
+// Stream capture (emu_graphs.h has the graph API): while a created stream captures, what is queued on it (copies,
+// memsets, kernel launches) is RECORDED into its graph instead of queued, and runs only when the instantiated graph
+// is launched; the calls CUDA forbids during a global-mode capture fail as on a GPU and invalidate the capture
+// (capture_forbidden / legacy_stream_use below; cudaStreamEndCapture then answers cudaErrorStreamCaptureInvalidated).
 // Included by emu_runtime.h after its error helpers (cudaemu::set_error).
 #pragma once
 #include <cstdint>
@@ -33,15 +37,25 @@
 
 namespace cudaemu {
 
+// A captured graph (cudaGraph_t) and its instantiation (cudaGraphExec_t): the operations in capture order (one
+// stream, so the order is the dependency chain), each a closure over the arguments fixed at capture.
+struct EmuGraph {
+  std::vector<std::function<void()>> nodes;
+};
+
 struct EmuStream {
   bool blocking = true;                        // cudaStreamDefault: the null stream waits for it
   std::deque<std::function<void()>> pending;   // queued, not yet run
   uint64_t queued = 0, ran = 0;                // operation k (1-based) has run once ran >= k
+  EmuGraph* capture = nullptr;                 // non-null while capturing (cudaStreamBeginCapture)
+  cudaError_t capture_error = cudaSuccess;     // what invalidated the capture, if anything
+  uint64_t capture_id = 0;                     // which capture sequence (events recorded in it remember it)
 };
 
 struct EmuEvent {
   EmuStream* stream = nullptr;  // null: recorded on the null stream (complete at once)
   uint64_t upto = 0;            // the stream's operations up to this one precede the event
+  uint64_t capture_id = 0;      // non-zero: recorded in that capture sequence (a graph node, not a stream point)
 };
 
 // One lock over all queues; an operation never calls back into the runtime, so running one under it is safe.
@@ -55,6 +69,50 @@ inline EmuStream* stream_of(cudaStream_t s) {
   auto* p = reinterpret_cast<EmuStream*>(s);
   std::lock_guard<std::recursive_mutex> lock(stream_mutex);
   return p && live_streams.count(p) ? p : nullptr;
+}
+
+inline uint64_t next_capture_id = 0;
+
+// The streams capturing now (global mode: every capture in the emulator is one).
+inline bool any_capture(bool blocking_only = false) {
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex);
+  for (EmuStream* s : live_streams)
+    if (s->capture && (!blocking_only || s->blocking)) return true;
+  return false;
+}
+inline void invalidate(EmuStream* s, cudaError_t why) {
+  if (s->capture && s->capture_error == cudaSuccess) s->capture_error = why;
+}
+// A call CUDA forbids while any stream captures in global mode (cudaMalloc, cudaFree, cudaDeviceSynchronize, ...):
+// cudaErrorStreamCaptureUnsupported, and every capture is invalidated. cudaSuccess when nothing captures.
+inline cudaError_t capture_forbidden() {
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex);
+  cudaError_t e = cudaSuccess;
+  for (EmuStream* s : live_streams)
+    if (s->capture) {
+      invalidate(s, cudaErrorStreamCaptureUnsupported);
+      e = cudaErrorStreamCaptureUnsupported;
+    }
+  return set_error(e);
+}
+// Work on the legacy null stream would wait for every blocking stream, a capturing one included: CUDA refuses it
+// (cudaErrorStreamCaptureImplicit) and invalidates those captures.
+inline cudaError_t legacy_stream_use() {
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex);
+  cudaError_t e = cudaSuccess;
+  for (EmuStream* s : live_streams)
+    if (s->capture && s->blocking) {
+      invalidate(s, cudaErrorStreamCaptureImplicit);
+      e = cudaErrorStreamCaptureImplicit;
+    }
+  return set_error(e);
+}
+// Something CUDA forbids on the capturing stream `s` itself (a synchronisation, a pageable copy): the error, and
+// the capture is invalidated.
+inline cudaError_t forbidden_on(EmuStream* s, cudaError_t why = cudaErrorStreamCaptureUnsupported) {
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex);
+  invalidate(s, why);
+  return set_error(why);
 }
 
 inline void run_until(EmuStream* s, uint64_t upto) {
@@ -84,16 +142,38 @@ inline void before_launch(cudaStream_t s) {
   else drain_blocking();
 }
 
-// Queue `op` on a created stream, or run it now on the null stream (after the blocking streams' work).
-inline void submit(cudaStream_t s, std::function<void()> op) {
+// Queue `op` on a created stream (record it, while the stream captures), or run it now on the null stream (after
+// the blocking streams' work). Errors: the capture was invalidated before, or null-stream work during a capture.
+inline cudaError_t submit(cudaStream_t s, std::function<void()> op) {
   std::lock_guard<std::recursive_mutex> lock(stream_mutex);
   if (EmuStream* st = stream_of(s)) {
+    if (st->capture) {
+      if (st->capture_error != cudaSuccess) return set_error(cudaErrorStreamCaptureInvalidated);
+      st->capture->nodes.push_back(std::move(op));
+      return cudaSuccess;
+    }
     st->pending.push_back(std::move(op));
     st->queued++;
-    return;
+    return cudaSuccess;
   }
+  if (const cudaError_t e = legacy_stream_use()) return e;
   drain_blocking();
   op();
+  return cudaSuccess;
+}
+// A kernel launch on `s`: recorded while `s` captures, else run now after the work queued before it (on its
+// stream; the null stream's launches also after the blocking streams' work).
+inline cudaError_t launch(cudaStream_t s, const std::function<void()>& run) {
+  {
+    std::lock_guard<std::recursive_mutex> lock(stream_mutex);
+    EmuStream* st = stream_of(s);
+    if (st && st->capture) return submit(s, run);
+    if (!st)
+      if (const cudaError_t e = legacy_stream_use()) return e;
+  }
+  before_launch(s);
+  run();
+  return cudaSuccess;
 }
 
 inline bool is_pinned(const void* p, size_t bytes) {
@@ -121,16 +201,22 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
   std::lock_guard<std::recursive_mutex> lock(cudaemu::stream_mutex);
   cudaemu::EmuStream* st = cudaemu::stream_of(s);
   if (!st) return cudaemu::set_error(cudaErrorInvalidValue);
+  if (st->capture) return cudaemu::forbidden_on(st, cudaErrorStreamCaptureUnsupported);
   cudaemu::drain(st);
   cudaemu::live_streams.erase(st);
   delete st;
   return cudaSuccess;
 }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
-  if (cudaemu::EmuStream* st = cudaemu::stream_of(s)) cudaemu::drain(st);
+  cudaemu::EmuStream* st = cudaemu::stream_of(s);
+  if (st && st->capture) return cudaemu::forbidden_on(st);
+  if (!st)
+    if (const cudaError_t e = cudaemu::legacy_stream_use()) return e;
+  if (st) cudaemu::drain(st);
   return cudaSuccess;
 }
 inline cudaError_t cudaDeviceSynchronize() {
+  if (const cudaError_t e = cudaemu::capture_forbidden()) return e;
   cudaemu::drain_all();
   return cudaSuccess;
 }
@@ -160,23 +246,44 @@ inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   std::lock_guard<std::recursive_mutex> lock(cudaemu::stream_mutex);
   cudaemu::EmuEvent* ev = emu_event(e);
   if (!ev) return cudaemu::set_error(cudaErrorInvalidValue);
-  ev->stream = cudaemu::stream_of(s);
-  ev->upto = ev->stream ? ev->stream->queued : 0;
+  cudaemu::EmuStream* st = cudaemu::stream_of(s);
+  if (!st)
+    if (const cudaError_t err = cudaemu::legacy_stream_use()) return err;
+  ev->stream = st;
+  ev->upto = st ? st->queued : 0;
+  ev->capture_id = st && st->capture ? st->capture_id : 0;  // a node of the graph: no point of the stream
+  return cudaSuccess;
+}
+// An event last recorded in a capture that is still going on is a graph node, not a point in time:
+// cudaErrorCapturedEvent, and (global mode) the capture is invalidated.
+inline cudaError_t emu_captured_event(cudaemu::EmuEvent* ev) {
+  if (!ev->capture_id) return cudaSuccess;
+  for (cudaemu::EmuStream* s : cudaemu::live_streams)
+    if (s->capture && s->capture_id == ev->capture_id) return cudaemu::forbidden_on(s, cudaErrorCapturedEvent);
   return cudaSuccess;
 }
 inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   std::lock_guard<std::recursive_mutex> lock(cudaemu::stream_mutex);
   cudaemu::EmuEvent* ev = emu_event(e);
   if (!ev) return cudaemu::set_error(cudaErrorInvalidValue);
+  if (const cudaError_t err = emu_captured_event(ev)) return err;
   if (ev->stream && cudaemu::live_streams.count(ev->stream)) cudaemu::run_until(ev->stream, ev->upto);
   return cudaSuccess;
 }
+// Complete when its work has run; the emulator runs it now (a legal order) and answers cudaSuccess.
+inline cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
 // Work queued on `s` after this call must follow the event: running the event's work now is a legal order.
 inline cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
   std::lock_guard<std::recursive_mutex> lock(cudaemu::stream_mutex);
   cudaemu::EmuEvent* ev = emu_event(e);
   if (!ev) return cudaemu::set_error(cudaErrorInvalidValue);
-  (void)s;  // whatever s queues from now on runs after this call, so after the event's work
+  cudaemu::EmuStream* st = cudaemu::stream_of(s);
+  if (st && st->capture) {  // one-stream captures only: an event of this same capture is already ordered
+    if (ev->capture_id == st->capture_id) return cudaSuccess;
+    return cudaemu::forbidden_on(st, cudaErrorStreamCaptureIsolation);  // outside work would not be in the graph
+  }
+  if (const cudaError_t err = emu_captured_event(ev)) return err;  // a fork into the capture: not emulated
+  // whatever s queues from now on runs after this call, so after the event's work
   if (ev->stream && cudaemu::live_streams.count(ev->stream)) cudaemu::run_until(ev->stream, ev->upto);
   return cudaSuccess;
 }
@@ -197,6 +304,7 @@ inline cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaHostAlloc
 // Synchronises (as CUDA's): queued copies from / to the block run first.
 inline cudaError_t cudaFreeHost(void* p) {
   if (!p) return cudaSuccess;
+  if (const cudaError_t e = cudaemu::capture_forbidden()) return e;
   {
     std::lock_guard<std::recursive_mutex> lock(cudaemu::stream_mutex);
     cudaemu::drain_all();
@@ -211,6 +319,7 @@ inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cud
   if (bytes == 0) return cudaSuccess;
   cudaemu::EmuStream* st = cudaemu::stream_of(s);
   if (!st) {  // the null stream: in order after the blocking streams, now
+    if (const cudaError_t e = cudaemu::legacy_stream_use()) return e;
     cudaemu::drain_blocking();
     std::memmove(dst, src, bytes);
     return cudaSuccess;
@@ -219,6 +328,9 @@ inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cud
   // device memory here is host memory too, so an unspecified kind is taken as device-to-device.
   const bool from_host = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyHostToHost;
   const bool to_host = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyHostToHost;
+  // A capture records pinned and device copies only: a pageable one would be synchronous or read the host now.
+  if (st->capture && ((to_host && !cudaemu::is_pinned(dst, bytes)) || (from_host && !cudaemu::is_pinned(src, bytes))))
+    return cudaemu::forbidden_on(st);
   if (to_host && !cudaemu::is_pinned(dst, bytes)) {  // to pageable memory: synchronous
     cudaemu::drain(st);
     std::memmove(dst, src, bytes);
@@ -226,17 +338,14 @@ inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cud
   }
   if (from_host && !cudaemu::is_pinned(src, bytes)) {  // from pageable memory: taken now, lands later
     auto copy = std::make_shared<std::vector<char>>(static_cast<const char*>(src), static_cast<const char*>(src) + bytes);
-    cudaemu::submit(s, [dst, copy] { std::memcpy(dst, copy->data(), copy->size()); });
-    return cudaSuccess;
+    return cudaemu::submit(s, [dst, copy] { std::memcpy(dst, copy->data(), copy->size()); });
   }
-  cudaemu::submit(s, [dst, src, bytes] { std::memmove(dst, src, bytes); });
-  return cudaSuccess;
+  return cudaemu::submit(s, [dst, src, bytes] { std::memmove(dst, src, bytes); });
 }
 inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   return cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
 }
 inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t s) {
-  if (bytes) cudaemu::submit(s, [p, v, bytes] { std::memset(p, v, bytes); });
-  return cudaSuccess;
+  return bytes ? cudaemu::submit(s, [p, v, bytes] { std::memset(p, v, bytes); }) : cudaSuccess;
 }
 inline cudaError_t cudaMemset(void* p, int v, size_t bytes) { return cudaMemsetAsync(p, v, bytes, nullptr); }

@@ -3,6 +3,7 @@
 // argmax, written out here: it lives inside Session::generate).
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "cuda_tests/device_buffer.h"
 #include "ops/activation.h"
@@ -58,6 +59,13 @@ void kv_case(int64_t cap, int64_t pos, int64_t T, int64_t row, int64_t stride, u
                           " pos=" + std::to_string(pos) + " T=" + std::to_string(T) + " row=" + std::to_string(row);
   check_true(tag + ": new rows in place, the rest untouched",
              to_float(d_k.download()) == k_ref && to_float(d_v.download()) == v_ref);
+  if constexpr (std::is_same_v<D, bf16> && std::is_same_v<S, bf16>) {  // kv_append_at: the row read on the device
+    DeviceBuffer<D> a_k(to_storage<D>(k0)), a_v(to_storage<D>(v0));
+    DeviceBuffer<int32_t> d_pos(std::vector<int32_t>{int32_t(pos)});
+    cuda::kv_append_at(a_k.get(), a_v.get(), d_kn.get(), d_vn.get(), d_pos.get(), T, row, stride, stride);
+    check_true(tag + ": kv_append_at with the position in device memory, the same",
+               to_float(a_k.download()) == k_ref && to_float(a_v.download()) == v_ref);
+  }
 }
 
 // The CPU generate loop: penalty over seen ids, then a sequential argmax keeping the first strictly larger score.

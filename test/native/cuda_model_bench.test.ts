@@ -76,6 +76,13 @@ describe('CUDA model bench on the CPU emulator (tiny shape)', () => {
     // The whole generate call per forward can only be slower than the forwards alone.
     expect(inf.decode_wall_ms_per_token).toBeGreaterThanOrEqual(inf.decode_ms_per_token);
     expect(inf.latent).toMatchObject({ generated: NEW_TOKENS, latent_steps_run: LATENT_STEPS, latent_input_forwards: LATENT_STEPS });
+    // CUDA graphs on vs off (2 sessions each): the "on" decode launches a graph for every step but the first (eager;
+    // the second is captured, then launched like the rest), the "off" decode none; the main runs used auto.
+    expect(inf.graphs_mode).toBe('auto');
+    expect(inf.graphs.on).toMatchObject({ decode_forwards: 2 * (NEW_TOKENS - 1), graph_launches: 2 * (NEW_TOKENS - 2) });
+    expect(inf.graphs.off).toMatchObject({ decode_forwards: 2 * (NEW_TOKENS - 1), graph_launches: 0 });
+    expect(inf.graphs.on.decode_wall_tokens_per_s).toBeGreaterThan(0);
+    expect(inf.graphs.wall_speedup).toBeGreaterThan(0);
     // Memory: the arenas are on the device, and the weights arena is the plan's weight items up to 256-B rounding.
     const mem = inf.memory;
     expect(mem.peak_used).toBeGreaterThanOrEqual(mem.arenas.weights + mem.arenas.llm_scratch);

@@ -112,12 +112,16 @@ template <int NC, int RPW, bool VEC>
 __global__ void __launch_bounds__(kThreads) attention_decode_split_kernel(Partials ws, const __nv_bfloat16* q,
                                                                           const __nv_bfloat16* k,
                                                                           const __nv_bfloat16* v, AttnArgs a,
-                                                                          int Tq, int64_t chunk) {
+                                                                          int Tq, int splits) {
   using namespace dev;
   const Segment g = segment(a, 0);
   const int split = blockIdx.x, kvh = blockIdx.y, group = a.Hq / a.Hkv, D = a.D, R = group * Tq;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  // Keys [kb, ke) of this split; every row of a bottom-right causal block sees at most the Lk keys.
+  // Keys [kb, ke) of this split; every row of a bottom-right causal block sees at most the Lk keys. The key count
+  // is read on the device (cu_k), so a captured CUDA graph replays this launch for any cache length: the grid is
+  // `splits` blocks wide whatever Lk is, and a block whose range is empty writes the neutral partial (m = -inf,
+  // l = 0, acc = 0) that the combine weighs 0.
+  const int64_t chunk = g.Lk > 0 ? (g.Lk + splits - 1) / splits : 1;
   const int64_t kb = int64_t(split) * chunk;
   const int64_t ke = kb + chunk < g.Lk ? kb + chunk : g.Lk;
 
@@ -254,31 +258,31 @@ __global__ void __launch_bounds__(kCombineThreads) attention_decode_combine_kern
 
 template <int NC, int RPW, bool VEC>
 void launch_split_as(const Partials& ws, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, int Tq,
-                     int splits, int64_t chunk, Stream s) {
+                     int splits, Stream s) {
   const int R = (a.Hq / a.Hkv) * Tq;
   const size_t smem = split_smem(R, a.D);
   allow_smem(attention_decode_split_kernel<NC, RPW, VEC>, smem, "attention_decode");
   check_launch(cuda_launch(attention_decode_split_kernel<NC, RPW, VEC>, dim3(unsigned(splits), unsigned(a.Hkv)),
-                           dim3(kThreads), smem, s, ws, dptr(q), dptr(k), dptr(v), a, Tq, chunk),
+                           dim3(kThreads), smem, s, ws, dptr(q), dptr(k), dptr(v), a, Tq, splits),
                "attention_decode (split)");
 }
 template <int NC, int RPW>
 void launch_split(const Partials& ws, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, int Tq,
-                  int splits, int64_t chunk, Stream s) {
+                  int splits, Stream s) {
   const bool vec = a.D % 8 == 0 && a.k_stride % 8 == 0 && a.v_stride % 8 == 0 &&
                    reinterpret_cast<uintptr_t>(k) % 16 == 0 && reinterpret_cast<uintptr_t>(v) % 16 == 0;
-  if (vec) return launch_split_as<NC, RPW, true>(ws, q, k, v, a, Tq, splits, chunk, s);
-  launch_split_as<NC, RPW, false>(ws, q, k, v, a, Tq, splits, chunk, s);
+  if (vec) return launch_split_as<NC, RPW, true>(ws, q, k, v, a, Tq, splits, s);
+  launch_split_as<NC, RPW, false>(ws, q, k, v, a, Tq, splits, s);
 }
 
 template <int NC>
 void launch_split_rows(const Partials& ws, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, int Tq,
-                       int splits, int64_t chunk, Stream s) {
+                       int splits, Stream s) {
   const int rpw = ((a.Hq / a.Hkv) * Tq + kWarps - 1) / kWarps;  // rows per warp
-  if (rpw <= 2) return launch_split<NC, 2>(ws, q, k, v, a, Tq, splits, chunk, s);
-  if (rpw <= 4) return launch_split<NC, 4>(ws, q, k, v, a, Tq, splits, chunk, s);
-  if (rpw <= 8) return launch_split<NC, 8>(ws, q, k, v, a, Tq, splits, chunk, s);
-  return launch_split<NC, 16>(ws, q, k, v, a, Tq, splits, chunk, s);
+  if (rpw <= 2) return launch_split<NC, 2>(ws, q, k, v, a, Tq, splits, s);
+  if (rpw <= 4) return launch_split<NC, 4>(ws, q, k, v, a, Tq, splits, s);
+  if (rpw <= 8) return launch_split<NC, 8>(ws, q, k, v, a, Tq, splits, s);
+  return launch_split<NC, 16>(ws, q, k, v, a, Tq, splits, s);
 }
 
 }  // namespace
@@ -325,19 +329,17 @@ void attention_decode(bf16* out, float* lse, const bf16* q, const bf16* k, const
   VR_CHECK(splits >= 1 && splits <= kMaxDecodeSplits, "cuda attention_decode: split count ", splits, " outside [1, ",
            kMaxDecodeSplits, "]");
   VR_CHECK(out && q && k && v && workspace, "cuda attention_decode: null q/k/v/out/workspace buffer");
-  // Contiguous key ranges of `chunk` keys; splits that would start past the last key are dropped.
-  const int64_t Lk = a.max_seqlen_k;
-  const int64_t chunk = Lk > 0 ? (Lk + splits - 1) / splits : 1;
-  const int used = Lk > 0 ? int((Lk + chunk - 1) / chunk) : 1;
-  const size_t need = attention_decode_workspace_floats(a.Hq, Tq, a.D, used);
+  // Contiguous key ranges of ceil(keys / splits) keys, cut on the device from cu_k (see the split kernel): the
+  // launch does not depend on the key count, only on `splits`.
+  const size_t need = attention_decode_workspace_floats(a.Hq, Tq, a.D, splits);
   VR_CHECK(workspace_floats >= need, "cuda attention_decode: workspace of ", workspace_floats, " floats < ", need,
-           " needed for ", used, " splits");
-  const size_t rows = size_t(used) * a.Hq * Tq;
+           " needed for ", splits, " splits");
+  const size_t rows = size_t(splits) * a.Hq * Tq;
   const Partials ws{workspace, workspace + rows * a.D};
-  if (a.D <= 128) launch_split_rows<4>(ws, q, k, v, a, Tq, used, chunk, s);
-  else launch_split_rows<8>(ws, q, k, v, a, Tq, used, chunk, s);
+  if (a.D <= 128) launch_split_rows<4>(ws, q, k, v, a, Tq, splits, s);
+  else launch_split_rows<8>(ws, q, k, v, a, Tq, splits, s);
   check_launch(cuda_launch(attention_decode_combine_kernel, dim3(unsigned(a.Hq * Tq)), dim3(kCombineThreads), 0, s,
-                           dptr(out), lse, ws, a, Tq, used),
+                           dptr(out), lse, ws, a, Tq, splits),
                "attention_decode (combine)");
 }
 

@@ -136,9 +136,10 @@ void cp_async_probe(uint32_t* out, const bf16* src, Stream s = nullptr);
 // ---- split-KV decode attention ("flash-decoding", attention_decode.cu) ---------------------------------
 // attention_forward's semantics (AttnArgs: GQA, bottom-right causal, out 0 / lse -inf for rows that see no key)
 // for ONE segment of Tq = max_seqlen_q = total_q <= kMaxDecodeRows new rows after the cached keys, bf16 only.
-// The keys are cut into `splits` contiguous ranges; each block owns one range of one KV head and serves all
-// Hq / Hkv query heads of its group ((Hq / Hkv) * Tq <= kMaxDecodeGroupRows rows), so the cache is read once per
-// call. Partial softmax states go to `workspace` (fp32, attention_decode_workspace_floats(Hq, Tq, D, splits)
+// The keys are cut into `splits` contiguous ranges of ceil(keys / splits) (the key count read on the device from
+// cu_k: the launch depends on `splits` only, so a CUDA graph replays it for any cache length); each block owns
+// one range of one KV head and serves all Hq / Hkv query heads of its group ((Hq / Hkv) * Tq <=
+// kMaxDecodeGroupRows rows), so the cache is read once per call. Partial softmax states go to `workspace` (fp32, attention_decode_workspace_floats(Hq, Tq, D, splits)
 // floats at least); a second kernel merges them per (head, row) in split order into out and lse (lse [Hq, Tq],
 // may be null). Deterministic: no atomics.
 constexpr int kMaxDecodeRows = 8, kMaxDecodeGroupRows = 64, kMaxDecodeSplits = 256;
@@ -267,6 +268,10 @@ void kv_append(bf16* k_cache, bf16* v_cache, const bf16* k_new, const bf16* v_ne
                int64_t row, int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s = nullptr);
 void kv_append(bf16* k_cache, bf16* v_cache, const float* k_new, const float* v_new, int64_t pos, int64_t T,
                int64_t row, int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s = nullptr);
+// The same with the first row's position read from DEVICE memory (*pos, int32) when the kernel runs, so a captured
+// CUDA graph appends at the cache length of each replay. The caller checks pos + T <= capacity.
+void kv_append_at(bf16* k_cache, bf16* v_cache, const bf16* k_new, const bf16* v_new, const int32_t* pos, int64_t T,
+                  int64_t row, int64_t k_stride, int64_t v_stride, Stream s = nullptr);
 
 // ---- exact erf GELU (ops/activation.h; the ViT merger's activation, model.md) ------------------------------
 // out = 0.5 z (1 + erf(z / sqrt 2)), out may alias inp. The backward WRITES dinp (may alias dout).

@@ -2,6 +2,8 @@
 // of T new tokens writes rows pos .. pos+T-1. The new rows usually come from a fused projection output, hence
 // the source row strides. Keys arrive after RoPE (the cache stores rotated keys, as transformers does).
 // One grid-stride loop over the T * row elements of both tensors; the f32 -> bf16 variant rounds to nearest even.
+// kv_append_at reads the first row's position from device memory, so a captured CUDA graph (the decode step,
+// GpuSession) replays the append at the current cache length instead of the one seen at capture.
 #include "cuda/kernels/common.cuh"
 
 namespace vr::cuda {
@@ -13,8 +15,9 @@ constexpr int kThreads = 256;
 
 template <class D, class S>
 __global__ void kv_append_kernel(D* k_cache, D* v_cache, const S* k_new, const S* v_new, int64_t pos, int64_t T,
-                                 int64_t row, int64_t k_stride, int64_t v_stride) {
+                                 int64_t row, int64_t k_stride, int64_t v_stride, const int32_t* pos_dev) {
   using namespace dev;
+  if (pos_dev) pos = *pos_dev;
   const int64_t n = T * row;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / row, c = i % row, dst = (pos + t) * row + c;
@@ -25,7 +28,7 @@ __global__ void kv_append_kernel(D* k_cache, D* v_cache, const S* k_new, const S
 
 template <class D, class S, class DA, class SA>
 void append(DA* k_cache, DA* v_cache, const SA* k_new, const SA* v_new, int64_t pos, int64_t T, int64_t row,
-            int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s) {
+            int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s, const int32_t* pos_dev = nullptr) {
   VR_CHECK(T >= 0 && row > 0 && pos >= 0 && capacity >= 0, "cuda kv_append: bad shape pos=", pos, " T=", T,
            " row=", row, " capacity=", capacity);
   VR_CHECK(pos + T <= capacity, "cuda kv_append: rows ", pos, "..", pos + T, " exceed the cache capacity ", capacity);
@@ -35,7 +38,8 @@ void append(DA* k_cache, DA* v_cache, const SA* k_new, const SA* v_new, int64_t 
            "smaller than the row (", row, ")");
   if (T == 0 || (!k_cache && !v_cache)) return;
   check_launch(cuda_launch(kv_append_kernel<D, S>, dim3(grid_for(T * row, kThreads)), dim3(kThreads), 0, s,
-                           dptr(k_cache), dptr(v_cache), dptr(k_new), dptr(v_new), pos, T, row, k_stride, v_stride),
+                           dptr(k_cache), dptr(v_cache), dptr(k_new), dptr(v_new), pos, T, row, k_stride, v_stride,
+                           pos_dev),
                "kv_append");
 }
 
@@ -52,6 +56,12 @@ void kv_append(bf16* k_cache, bf16* v_cache, const bf16* k_new, const bf16* v_ne
 void kv_append(bf16* k_cache, bf16* v_cache, const float* k_new, const float* v_new, int64_t pos, int64_t T,
                int64_t row, int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s) {
   append<__nv_bfloat16, float>(k_cache, v_cache, k_new, v_new, pos, T, row, k_stride, v_stride, capacity, s);
+}
+void kv_append_at(bf16* k_cache, bf16* v_cache, const bf16* k_new, const bf16* v_new, const int32_t* pos, int64_t T,
+                  int64_t row, int64_t k_stride, int64_t v_stride, Stream s) {
+  VR_CHECK(pos, "cuda kv_append_at: null device position");
+  // The bounds check against the capacity is the caller's (it knows the position on the host: GpuKVCache).
+  append<__nv_bfloat16, __nv_bfloat16>(k_cache, v_cache, k_new, v_new, 0, T, row, k_stride, v_stride, T, s, pos);
 }
 
 }  // namespace VR_CUDA_ABI

@@ -5,11 +5,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "cuda/gemm/gemm.h"
+#include "cuda/model/cuda_runtime.h"
 #include "cuda/model/model_kernels.h"
 #include "model/rope_tables.h"
 
@@ -89,9 +91,10 @@ void GpuLanguageModel::embed(float* x, const int32_t* ids, int64_t T, bool check
   VR_CHECK(T > 0, "cuda language model embed: no tokens");
   reserve(T);
   int32_t bad = -1;
+  int32_t* bad_dev = sc_.cu + kBoundsInts;
   if (check_ids) {
-    index_check(sc_.cu + 4, ids, T, 0, tc_.vocab, s_);
-    copy_to_host(&bad, sc_.cu + 4, sizeof bad, "token id check", s_);
+    index_check(bad_dev, ids, T, 0, tc_.vocab, s_);
+    copy_to_host(&bad, bad_dev, sizeof bad, "token id check", s_);
   }
   VR_CHECK(bad < 0, "cuda language model embed: the token at position ", bad, " has an id outside [0, ", tc_.vocab,
            ")");
@@ -99,27 +102,95 @@ void GpuLanguageModel::embed(float* x, const int32_t* ids, int64_t T, bool check
   convert(x, sc_.h16, T * tc_.hidden, s_);
 }
 
+GpuLanguageModel::DecodePlan GpuLanguageModel::plan_attention(int64_t T, int64_t c) {
+  const int Hq = tc_.heads, Hkv = tc_.kv_heads;
+  DecodePlan p;
+  p.rows = T;
+  // Decode attention path (see the header): one split count for all layers (the same keys), workspace grown once.
+  p.split_kv = T <= kMaxDecodeRows && (Hq / Hkv) * T <= kMaxDecodeGroupRows && c + T >= split_kv_min_keys_;
+  if (!p.split_kv) return p;
+  p.splits = split_kv_splits_ > 0 ? split_kv_splits_ : attention_decode_splits(c + T, Hkv, sms_);
+  const size_t ws_floats = attention_decode_workspace_floats(Hq, int(T), int(tc_.head_dim), p.splits);
+  if (decode_ws_floats_ < ws_floats) {
+    decode_ws_ = DeviceArena();  // free the old one first
+    decode_ws_floats_ = 0;
+    decode_ws_ = DeviceArena(DeviceArena::round_up(ws_floats * sizeof(float)), "split-KV attention workspace");
+    decode_ws_ptr_ = decode_ws_.take<float>(int64_t(ws_floats));
+    decode_ws_floats_ = ws_floats;
+  }
+  g_split_kv_forwards.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
 void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, const int64_t* pos3,
                                int64_t plane_stride, GpuKVCache& cache, const DeviceAttnProbe* probe) {
-  const int64_t D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim;
-  const int Hq = tc_.heads, Hkv = tc_.kv_heads;
-  const int64_t Dq = int64_t(Hq) * hd, Dkv = int64_t(Hkv) * hd, Nqkv = Dq + 2 * Dkv;
   VR_CHECK(T > 0, "cuda language model forward: no tokens");
   cache.check_room(T);
   reserve(T);
   const int64_t c = cache.len();
-  if (probe)
-    VR_CHECK(probe->probs && probe->key_begin >= 0 && probe->key_begin <= probe->key_end && probe->key_end <= c + T,
-             "cuda language model forward: attention probe keys [", probe->key_begin, ", ", probe->key_end,
-             ") outside the ", c + T, " keys");
+  const DecodePlan plan = plan_attention(T, c);
 
   // M-RoPE tables and the segment bounds are made on the host (model/rope_tables, as the CPU model) and uploaded.
   std::vector<float> cos, sin;
   mrope_tables(tc_, pos3, T, plane_stride, cos, sin);
   copy_to_device(sc_.cos, cos.data(), cos.size() * sizeof(float), "M-RoPE cos table", s_);
   copy_to_device(sc_.sin, sin.data(), sin.size() * sizeof(float), "M-RoPE sin table", s_);
-  const int32_t cu[4] = {0, int32_t(T), 0, int32_t(c + T)};
+  const int32_t cu[kBoundsInts] = {0, int32_t(T), 0, int32_t(c + T), int32_t(c)};
   copy_to_device(sc_.cu, cu, sizeof cu, "attention segment bounds", s_);
+  run_layers(hidden, x_in, T, c + T, plan, cache, probe);
+  cache.advance(T);
+}
+
+GpuLanguageModel::DecodePlan GpuLanguageModel::stage_decode(const int64_t* pos3, int64_t T, int64_t plane_stride,
+                                                            const GpuKVCache& cache) {
+  VR_CHECK(T > 0 && T <= kMaxDecodeRows, "cuda language model decode step: ", T, " rows outside [1, ",
+           kMaxDecodeRows, "]");
+  cache.check_room(T);
+  reserve(T);
+  const int64_t c = cache.len(), hd = tc_.head_dim;
+  VR_CHECK(c + T <= INT32_MAX, "cuda language model decode step: ", c + T, " keys overflow the int32 bounds");
+  DecodePlan plan = plan_attention(T, c);
+  plan.cache = cache.k(0);
+  plan.capacity = cache.capacity();
+  const size_t table = size_t(kMaxDecodeRows * hd) * sizeof(float);
+  if (!staging_.data()) staging_ = PinnedBuffer(2 * table + kBoundsInts * sizeof(int32_t), "the decode step's tables");
+  std::vector<float> cos, sin;
+  mrope_tables(tc_, pos3, T, plane_stride, cos, sin);
+  // The previous step's copies out of the block must have run before it is refilled.
+  const cudaError_t e = cudaStreamSynchronize(s_);
+  VR_CHECK(e == cudaSuccess, "cuda: decode step: waiting for the previous step failed: ", cudaGetErrorString(e));
+  std::memcpy(staging_.as<float>(), cos.data(), cos.size() * sizeof(float));
+  std::memcpy(staging_.as<float>(table), sin.data(), sin.size() * sizeof(float));
+  const int32_t cu[kBoundsInts] = {0, int32_t(T), 0, int32_t(c + T), int32_t(c)};
+  std::memcpy(staging_.as<int32_t>(2 * table), cu, sizeof cu);
+  return plan;
+}
+
+void GpuLanguageModel::enqueue_decode(float* hidden, const float* x, const DecodePlan& plan, GpuKVCache& cache,
+                                      const DeviceAttnProbe* probe) {
+  const int64_t T = plan.rows, hd = tc_.head_dim;
+  VR_CHECK(staging_.data() && T > 0 && plan.cache == cache.k(0) && plan.capacity == cache.capacity(),
+           "cuda language model decode step: the plan is not from stage_decode with this cache");
+  cache.check_room(T);
+  const size_t table = size_t(kMaxDecodeRows * hd) * sizeof(float), used = size_t(T * hd) * sizeof(float);
+  copy_to_device(sc_.cos, staging_.as<float>(), used, "M-RoPE cos table", s_);
+  copy_to_device(sc_.sin, staging_.as<float>(table), used, "M-RoPE sin table", s_);
+  copy_to_device(sc_.cu, staging_.as<int32_t>(2 * table), kBoundsInts * sizeof(int32_t), "attention segment bounds",
+                 s_);
+  // The key count baked into the launches' arguments is an upper bound only (no kernel reads it): the capacity.
+  run_layers(hidden, x, T, plan.capacity, plan, cache, probe);
+}
+
+void GpuLanguageModel::run_layers(float* hidden, const float* x_in, int64_t T, int64_t keys, const DecodePlan& plan,
+                                  GpuKVCache& cache, const DeviceAttnProbe* probe) {
+  const int64_t D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim;
+  const int Hq = tc_.heads, Hkv = tc_.kv_heads;
+  const int64_t Dq = int64_t(Hq) * hd, Dkv = int64_t(Hkv) * hd, Nqkv = Dq + 2 * Dkv;
+  const int64_t c = cache.len();
+  if (probe)
+    VR_CHECK(probe->probs && probe->key_begin >= 0 && probe->key_begin <= probe->key_end && probe->key_end <= c + T,
+             "cuda language model forward: attention probe keys [", probe->key_begin, ", ", probe->key_end,
+             ") outside the ", c + T, " keys");
 
   AttnArgs a;
   a.Hq = Hq;
@@ -131,28 +202,13 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
   a.cu_q = sc_.cu;
   a.cu_k = sc_.cu + 2;
   a.max_seqlen_q = int(T);
-  a.max_seqlen_k = int(c + T);
+  a.max_seqlen_k = int(keys);
   a.total_q = T;
   a.q_stride = Nqkv;
   a.k_stride = a.v_stride = Dkv;
   a.o_stride = Dq;
-
-  // Decode attention path (see the header): one split count for all layers (the same keys), workspace grown once.
-  const bool split_kv = T <= kMaxDecodeRows && (Hq / Hkv) * T <= kMaxDecodeGroupRows && c + T >= split_kv_min_keys_;
-  int splits = 0;
-  size_t ws_floats = 0;
-  if (split_kv) {
-    splits = split_kv_splits_ > 0 ? split_kv_splits_ : attention_decode_splits(c + T, Hkv, sms_);
-    ws_floats = attention_decode_workspace_floats(Hq, int(T), int(hd), splits);
-    if (decode_ws_floats_ < ws_floats) {
-      decode_ws_ = DeviceArena();  // free the old one first
-      decode_ws_floats_ = 0;
-      decode_ws_ = DeviceArena(DeviceArena::round_up(ws_floats * sizeof(float)), "split-KV attention workspace");
-      decode_ws_ptr_ = decode_ws_.take<float>(int64_t(ws_floats));
-      decode_ws_floats_ = ws_floats;
-    }
-    g_split_kv_forwards.fetch_add(1, std::memory_order_relaxed);
-  }
+  const size_t ws_floats =
+      plan.split_kv ? attention_decode_workspace_floats(Hq, int(T), int(hd), plan.splits) : size_t(0);
 
   copy_on_device(sc_.x, x_in, size_t(T * D) * sizeof(float), "input embeddings", s_);
   for (size_t li = 0; li < w_.layers.size(); li++) {
@@ -163,9 +219,11 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
     gemm_linear_forward(sc_.qkv16, sc_.h16, l.qkv.w, l.qkv.b, T, Nqkv, D, false, s_);
     rope_forward(sc_.qkv16, sc_.cos, sc_.sin, T, Hq, int(hd), Nqkv, s_);
     rope_forward(sc_.qkv16 + Dq, sc_.cos, sc_.sin, T, Hkv, int(hd), Nqkv, s_);
-    kv_append(K, V, sc_.qkv16 + Dq, sc_.qkv16 + Dq + Dkv, c, T, Dkv, Nqkv, Nqkv, cache.capacity(), s_);
-    if (split_kv)
-      attention_decode(sc_.att16, probe ? sc_.lse : nullptr, sc_.qkv16, K, V, a, splits, decode_ws_ptr_, ws_floats, s_);
+    // The append row is read on the device (scratch cu[4] = the cache length), as the attention's key count.
+    kv_append_at(K, V, sc_.qkv16 + Dq, sc_.qkv16 + Dq + Dkv, sc_.cu + 4, T, Dkv, Nqkv, Nqkv, s_);
+    if (plan.split_kv)
+      attention_decode(sc_.att16, probe ? sc_.lse : nullptr, sc_.qkv16, K, V, a, plan.splits, decode_ws_ptr_,
+                       ws_floats, s_);
     else
       attention_forward(sc_.att16, probe ? sc_.lse : nullptr, sc_.qkv16, K, V, a, s_);
     if (probe)  // softmax row of the last query: p_j = exp(q.k_j * scale - lse), mean over heads and layers
@@ -179,7 +237,6 @@ void GpuLanguageModel::forward(float* hidden, const float* x_in, int64_t T, cons
     swiglu_forward(sc_.g16, sc_.g16, sc_.u16, T * F, s_);
     gemm_linear_forward(sc_.x, sc_.g16, l.down.w, nullptr, T, D, F, /*accumulate=*/true, s_);
   }
-  cache.advance(T);
   rmsnorm_forward(hidden, nullptr, sc_.x, w_.final_norm, T, D, tc_.eps, s_);
 }
 

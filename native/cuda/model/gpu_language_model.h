@@ -16,6 +16,13 @@
 // construction, or set_split_kv_min_keys. The split count is attention_decode_splits(keys, Hkv, SMs) unless
 // VREFLECT_SPLIT_KV_SPLITS (1..kMaxDecodeSplits) fixes it (tests, tuning on a GPU).
 //
+// Decode step for CUDA graphs (GpuSession): stage_decode (host half) + enqueue_decode (device half) are forward()
+// split so the device half can be captured once and replayed per token. Nothing that changes from token to token
+// is a kernel argument: the M-RoPE cos/sin rows, the segment bounds (cu_q / cu_k: attention reads its key count on
+// the device) and the KV append row (kv_append_at) live in device scratch, copied in by the device half from a
+// PINNED staging block that the host half fills. What the launches do bake in is the DecodePlan (rows, split-KV
+// on/off and split count, the cache's storage): a caller replays a captured step only while the plan is equal.
+//
 // Not thread-safe: one model object owns the scratch of one forward at a time. The DeviceWeights must outlive it.
 // Work is queued on the stream given at construction; the host-side tables are uploaded in stream order.
 #pragma once
@@ -26,6 +33,7 @@
 #include "cuda/model/device_arena.h"
 #include "cuda/model/device_weights.h"
 #include "cuda/model/gpu_kv_cache.h"
+#include "cuda/model/pinned_buffer.h"
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
@@ -55,6 +63,33 @@ class GpuLanguageModel {
   // logits [rows, vocab] fp32 (device) = hidden rows (fp32, device, rounded to bf16) @ lm_head^T.
   void logits(float* out, const float* hidden, int64_t rows);
 
+  // What a decode step's launches bake in (see the top of this file).
+  struct DecodePlan {
+    int64_t rows = 0;
+    bool split_kv = false;
+    int splits = 0;
+    const bf16* cache = nullptr;  // the KV cache's storage: a grown cache has new pointers
+    int64_t capacity = 0;
+    bool same(const DecodePlan& o) const {
+      return rows == o.rows && split_kv == o.split_kv && splits == o.splits && cache == o.cache &&
+             capacity == o.capacity;
+    }
+  };
+  // Host half of a forward of T <= kMaxDecodeRows rows at M-RoPE positions pos3 (HOST, as forward) after the
+  // cache: checks the room, makes every allocation the step needs (scratch, split-KV workspace, staging: never
+  // inside a capture), waits for this model's stream (the previous step's copies out of the staging block have
+  // run), fills the staging block, and returns the plan. Counts a split-KV forward when the plan takes that path.
+  DecodePlan stage_decode(const int64_t* pos3, int64_t T, int64_t plane_stride, const GpuKVCache& cache);
+  // Device half, capturable: the staged block copied to the device, the layers, the final norm into hidden. The
+  // host work is argument checks only; the cache is NOT advanced (the caller advances it by plan.rows for each
+  // step that runs, replayed or not). plan must come from stage_decode with this cache.
+  void enqueue_decode(float* hidden, const float* x, const DecodePlan& plan, GpuKVCache& cache,
+                      const DeviceAttnProbe* probe = nullptr);
+  Stream stream() const { return s_; }
+  // Whether the staging block is page-locked (a capture cannot copy from pageable memory: the session then runs
+  // eagerly). Known after the first stage_decode.
+  bool staging_pinned() const { return staging_.pinned(); }
+
   // Device bytes of the activation scratch a call over `rows` tokens needs (embed, forward and logits all share
   // it), and what the model holds now: a chunked prefill sizes its chunks with these (GpuSession).
   size_t scratch_bytes(int64_t rows) const;
@@ -74,8 +109,15 @@ class GpuLanguageModel {
     bf16 *h16 = nullptr, *qkv16 = nullptr, *att16 = nullptr, *g16 = nullptr, *u16 = nullptr;
     float *cos = nullptr, *sin = nullptr;
     float* lse = nullptr;    // [heads, rows]: the attention's log-sum-exp, written only for a probe
-    int32_t* cu = nullptr;   // cu_q [2], cu_k [2], first bad id [1]
+    int32_t* cu = nullptr;   // cu_q [2], cu_k [2], KV append row [1] (kBoundsInts, uploaded), first bad id [1]
   };
+  static constexpr int kBoundsInts = 5;
+  // The attention path of a forward of T rows after c keys (split-KV or not, split count), growing the split-KV
+  // workspace; counts split-KV forwards.
+  DecodePlan plan_attention(int64_t T, int64_t c);
+  // The layers and the final norm over scratch already holding the tables and bounds (both halves' shared part).
+  void run_layers(float* hidden, const float* x_in, int64_t T, int64_t keys, const DecodePlan& plan,
+                  GpuKVCache& cache, const DeviceAttnProbe* probe);
   template <class Arena>
   static void carve(Arena& a, const TextConfig& tc, int64_t rows, Scratch& s);
   void reserve(int64_t rows);  // scratch for calls of up to `rows` tokens
@@ -91,6 +133,7 @@ class GpuLanguageModel {
   DeviceArena decode_ws_;  // attention_decode's partials (fp32), grown on demand
   float* decode_ws_ptr_ = nullptr;
   size_t decode_ws_floats_ = 0;
+  PinnedBuffer staging_;  // stage_decode's block: cos [kMaxDecodeRows * hd], sin [same], bounds [kBoundsInts]
 };
 
 }  // namespace VR_CUDA_ABI

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "cuda/model/cuda_runtime.h"
+#include "cuda/model/decode_graph.h"
 #include "cuda/runtime/device_info.h"
 #include "model/decode_rules.h"
 #include "model/rope_tables.h"
@@ -76,6 +77,13 @@ std::string cuda_device_name() {
 GpuQwenVL::GpuQwenVL(const ModelConfig& cfg, const std::vector<TensorRecord>& tensors) : cfg_(cfg) {
   cfg_.validate();
   require_cuda_device();
+  cudaStream_t stream = nullptr;
+  const cudaError_t e = cudaStreamCreate(&stream);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    fail("cuda: cannot create the decoder's stream: ", cudaGetErrorString(e));
+  }
+  stream_.reset(stream);
   {
     // The raw checkpoint views (packing off): the store is needed only while the tensors are uploaded.
     WeightStore ws(tensors);
@@ -83,8 +91,13 @@ GpuQwenVL::GpuQwenVL(const ModelConfig& cfg, const std::vector<TensorRecord>& te
     weights_ = std::make_unique<DeviceWeights>(cfg_, ws, WeightParts::All);
   }
   vision_ = std::make_unique<GpuVisionTower>(*weights_);
-  llm_ = std::make_unique<GpuLanguageModel>(*weights_);
+  llm_ = std::make_unique<GpuLanguageModel>(*weights_, stream_.get());
 }
+
+void GpuQwenVL::StreamDestroyer::operator()(CUstream_st* s) const { cudaStreamDestroy(s); }  // runs what is queued
+
+int64_t GpuSession::graph_launches() { return DecodeGraphs::launches(); }
+int64_t GpuSession::graph_captures() { return DecodeGraphs::captures(); }
 
 GpuSession::GpuSession(std::shared_ptr<GpuQwenVL> model) : model_(std::move(model)) {
   const TextConfig& tc = model_->config().text;
@@ -147,7 +160,7 @@ PrefillOutput GpuSession::prefill(const PrefillInput& in) {
   rope_delta_ = mrope_positions(in.ids.data(), L, in.grids, cfg.image_token_id, cfg.vision.merge, out.positions);
   out.rope_delta = rope_delta_;
   cache_.reset();
-  ensure_room(L + kPrefillSpare);
+  ensure_room(L + (spare_for_tests_ >= 0 ? spare_for_tests_ : kPrefillSpare));
   GpuLanguageModel& llm = *model_->llm_;
   const int vit_blocks = Nt > 0 ? cfg.vision.depth : 0;
   progress_.reset(vit_blocks + cfg.text.layers);  // the LLM's share is re-counted once the chunk is known
@@ -223,18 +236,20 @@ PrefillOutput GpuSession::prefill(const PrefillInput& in) {
 GenerateResult GpuSession::generate(const GenerateOptions& opt) {
   VR_CHECK(prefilled_, "generate: call prefill first");
   check_generate_options(opt);
+  const GraphMode graph_mode = graph_mode_from_env();
   prefilled_ = false;  // a session decodes once per prefill
   const std::lock_guard<std::mutex> lock(model_->mu_);
   GpuLanguageModel& llm = *model_->llm_;
+  const Stream s = llm.stream();
   const int64_t D = llm.config().hidden, V = llm.config().vocab;
   const int64_t L = int64_t(seq_.size());
   GenerateResult r;
 
   std::vector<uint8_t> seen(static_cast<size_t>(V), 0);
   for (int32_t id : seq_) seen[size_t(id)] = 1;
-  copy_to_device(seen_, seen.data(), seen.size(), "repetition penalty mask");
+  copy_to_device(seen_, seen.data(), seen.size(), "repetition penalty mask", s);
   // Room for the usual case (the token limit plus one latent quota); more latent phases grow the cache again.
-  ensure_room(int64_t(opt.max_new_tokens) + opt.latent_steps + 1);
+  ensure_room(spare_for_tests_ >= 0 ? spare_for_tests_ : int64_t(opt.max_new_tokens) + opt.latent_steps + 1);
 
   DecodeRules rules(opt, seq_);
   std::vector<float> step(opt.keep_step_logits ? size_t(V) : 0);
@@ -248,35 +263,48 @@ GenerateResult GpuSession::generate(const GenerateOptions& opt) {
     probe.key_end = image_end_;
     probe.probs = probs->p;
   }
+  DecodeGraphs graphs(s, graph_mode != GraphMode::Off);
+  // Choose on the device (penalty over every id so far, argmax, the id marked seen): after the prompt here, then
+  // at the end of every step (inside its graph).
+  greedy_next_token(next_, seen_, logits_, 1, V, opt.repetition_penalty, /*mark_seen=*/true, s);
   for (;;) {
-    // 1. Choose on the device (penalty over every id so far, argmax, the id marked seen); one id comes back.
-    greedy_next_token(next_, seen_, logits_, 1, V, opt.repetition_penalty, /*mark_seen=*/true);
-    if (opt.keep_step_logits) {  // raw logits, before the penalty (what the golden fixtures store)
-      copy_to_host(step.data(), logits_, step.size() * sizeof(float), "step logits");
+    // 1. One id comes back (and the raw logits, before the penalty: what the golden fixtures store).
+    if (opt.keep_step_logits) {
+      copy_to_host(step.data(), logits_, step.size() * sizeof(float), "step logits", s);
       r.step_logits.insert(r.step_logits.end(), step.begin(), step.end());
     }
     int32_t nxt = 0;
-    copy_to_host(&nxt, next_, sizeof nxt, "next token id");
+    copy_to_host(&nxt, next_, sizeof nxt, "next token id", s);
 
     // 2. The decoding rules (shared with the CPU session): stop, or what the next forward is fed.
     const DecodeRules::Next next = rules.accept(nxt, r);
     if (next == DecodeRules::Next::stop) break;
 
-    // 3. Next forward: the id's embedding, read on the device, or the last hidden state in latent mode.
+    // 3. Next step: the id's embedding (read on the device) or the last hidden state in latent mode, the forward,
+    // the logits and the next choice - replayed from a CUDA graph when this step's shape was captured.
     auto t0 = std::chrono::steady_clock::now();
     ensure_room(1);
-    if (next == DecodeRules::Next::feed_hidden) copy_on_device(x_, hidden_, size_t(D) * sizeof(float), "latent input");
-    else llm.embed(x_, next_, 1, /*check_ids=*/false);  // greedy_next_token's id is in range by construction
     const int64_t p = L + int64_t(r.ids.size()) - 1 + rope_delta_;
     const int64_t pos[3] = {p, p, p};
-    const bool capture = probs && next == DecodeRules::Next::feed_hidden;
-    llm.forward(hidden_, x_, 1, pos, 1, *cache_, capture ? &probe : nullptr);
-    llm.logits(logits_, hidden_, 1);
-    if (capture) {
+    DecodeStepKey key;
+    key.feed_hidden = next == DecodeRules::Next::feed_hidden;
+    key.probe = probs && key.feed_hidden;
+    key.plan = llm.stage_decode(pos, 1, 1, *cache_);
+    GpuKVCache& cache = *cache_;
+    graphs.run(key, [&] {
+      if (key.feed_hidden) copy_on_device(x_, hidden_, size_t(D) * sizeof(float), "latent input", s);
+      else llm.embed(x_, next_, 1, /*check_ids=*/false);  // greedy_next_token's id is in range by construction
+      llm.enqueue_decode(hidden_, x_, key.plan, cache, key.probe ? &probe : nullptr);
+      llm.logits(logits_, hidden_, 1);
+      greedy_next_token(next_, seen_, logits_, 1, V, opt.repetition_penalty, /*mark_seen=*/true, s);
+    });
+    cache.advance(1);
+    if (key.probe) {
       r.attention.emplace_back(size_t(nk));
-      copy_to_host(r.attention.back().data(), probs->p, size_t(nk) * sizeof(float), "attention capture");
+      copy_to_host(r.attention.back().data(), probs->p, size_t(nk) * sizeof(float), "attention capture", s);
     }
-    device_sync("decode step");
+    const cudaError_t e = cudaStreamSynchronize(s);
+    if (e != cudaSuccess) fail("cuda: decode step failed: ", cudaGetErrorString(e));
     r.decode_ms += ms_since(t0);
     r.decode_forwards++;
   }

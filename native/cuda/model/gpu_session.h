@@ -14,6 +14,15 @@
 //               latent mode, the last post-norm hidden state.
 // The attention capture of latent steps (GenerateOptions::capture_attention) runs on the device too
 // (attention_probe.h): per latent step, the last row's probabilities over the image tokens, mean of heads and layers.
+//
+// CUDA graphs (VREFLECT_CUDA_GRAPHS=auto|on|off, read per generate call; auto and on: graphs, off: eager): a decode
+// step's device work (the feed, GpuLanguageModel::enqueue_decode, logits, greedy_next_token) is captured on the
+// model's stream once per step shape and replayed with one cudaGraphLaunch per token. The shape (DecodeStepKey) is
+// the decode plan (split-KV and split count, the KV cache's storage: a grown cache means new pointers), the feed
+// (token embedding or hidden state) and the attention probe; a shape is run eagerly the first time it occurs (lazy
+// host-side set-up such as cuBLASLt plans happens outside a capture) and captured the second. A capture or
+// instantiation that fails logs one line on stderr and the rest of that generate call runs eagerly, with the same
+// results: the eager step runs the very same launches.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -62,6 +71,13 @@ class GpuQwenVL {
  private:
   friend class GpuSession;
   ModelConfig cfg_;
+  // The decoder's work queue: a created, blocking stream (capture is impossible on the legacy null stream; blocking
+  // keeps it ordered with the prefill's null-stream work, as the legacy stream's semantics say). Declared before
+  // the parts that queue work on it, so it is destroyed after them (also when the constructor throws).
+  struct StreamDestroyer {
+    void operator()(CUstream_st* s) const;
+  };
+  std::unique_ptr<CUstream_st, StreamDestroyer> stream_;
   std::unique_ptr<DeviceWeights> weights_;
   std::mutex mu_;  // one forward at a time: the towers own their scratch
   std::unique_ptr<GpuVisionTower> vision_;
@@ -74,7 +90,15 @@ class GpuSession {
   PrefillOutput prefill(const PrefillInput& in);
   GenerateResult generate(const GenerateOptions& opt);
   int64_t cache_len() const { return cache_ ? cache_->len() : 0; }
+  int64_t cache_capacity() const { return cache_ ? cache_->capacity() : 0; }
+  // Tests: the KV rows kept free after the prompt and reserved at the start of generate (default: kPrefillSpare,
+  // then the token limit + one latent quota + 1), so a short decode outruns its cache and grows it mid-decode.
+  void set_cache_spare_for_tests(int64_t rows) { spare_for_tests_ = rows; }
   const Progress& progress() const { return progress_; }
+  // Over all sessions of the process: decode steps run by cudaGraphLaunch, and graphs captured (tests prove the
+  // path ran and that a changed step shape was captured again).
+  static int64_t graph_launches();
+  static int64_t graph_captures();
 
  private:
   void ensure_room(int64_t extra);  // grows the KV cache (copying its rows) so `extra` more tokens fit
@@ -85,6 +109,7 @@ class GpuSession {
   int64_t rope_delta_ = 0;
   int64_t image_begin_ = 0, image_end_ = 0;  // key range of the image tokens (attention capture)
   bool prefilled_ = false;
+  int64_t spare_for_tests_ = -1;
   Progress progress_;
   // Device state carried from prefill into the decode loop: last post-norm hidden state, its logits, the input
   // of the next forward, the chosen id, the repetition penalty's seen mask.

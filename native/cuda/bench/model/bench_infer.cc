@@ -1,7 +1,9 @@
 #include "cuda/bench/model/bench_infer.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -45,6 +47,69 @@ GenerateOptions make_generate(const BenchShape& s, int new_tokens, int latent_st
   g.latent_steps = latent_steps;
   g.lvr_start_id = latent_steps > 0 ? s.ids.lvr_start : -1;
   return g;  // no eos ids: every run decodes new_tokens
+}
+
+// Sets VREFLECT_CUDA_GRAPHS for a scope (the session reads it per generate call) and restores it.
+struct GraphsEnv {
+  std::string old;
+  bool had;
+  explicit GraphsEnv(const char* mode) {
+    const char* o = std::getenv("VREFLECT_CUDA_GRAPHS");
+    had = o != nullptr;
+    if (had) old = o;
+    setenv("VREFLECT_CUDA_GRAPHS", mode, 1);
+  }
+  ~GraphsEnv() {
+    if (had) setenv("VREFLECT_CUDA_GRAPHS", old.c_str(), 1);
+    else unsetenv("VREFLECT_CUDA_GRAPHS");
+  }
+};
+
+// Decode with CUDA graphs on and off, `repeats` sessions each, interleaved; the "graphs" object.
+std::string compare_graphs(const std::shared_ptr<cuda::GpuQwenVL>& model, const BenchShape& s,
+                           const PrefillInput& prompt, const InferOptions& o,
+                           const std::function<void(const std::string&)>& log) {
+  struct Mode {
+    const char* name;
+    std::vector<double> ms_tok, wall_tok;
+    int64_t launches = 0, forwards = 0;
+  } modes[2] = {{"on", {}, {}}, {"off", {}, {}}};
+  for (int r = 0; r < o.repeats; r++)
+    for (int k = 0; k < 2; k++) {
+      Mode& m = modes[(r + k) % 2];  // on/off, then off/on: drifts (clocks, heat) hit both alike
+      const GraphsEnv env(m.name);
+      cuda::GpuSession gs(model);
+      gs.prefill(prompt);
+      const int64_t l0 = cuda::GpuSession::graph_launches();
+      const auto t0 = std::chrono::steady_clock::now();
+      const GenerateResult g = gs.generate(make_generate(s, o.new_tokens, 0));
+      const double wall = ms_since(t0);
+      VR_CHECK(g.decode_forwards > 0, "infer: generate ran no decode forward");
+      m.ms_tok.push_back(g.decode_ms / g.decode_forwards);
+      m.wall_tok.push_back(wall / g.decode_forwards);
+      m.launches += cuda::GpuSession::graph_launches() - l0;
+      m.forwards += g.decode_forwards;
+    }
+  JsonObject out;
+  double wall[2];
+  for (int k = 0; k < 2; k++) {
+    const Mode& m = modes[k];
+    const double ms = median(m.ms_tok);
+    wall[k] = median(m.wall_tok);
+    JsonObject j;
+    j.num("decode_ms_per_token", ms, "%.4g")
+        .num("decode_tokens_per_s", ms > 0 ? 1e3 / ms : -1, "%.5g")
+        .num("decode_wall_ms_per_token", wall[k], "%.4g")
+        .num("decode_wall_tokens_per_s", wall[k] > 0 ? 1e3 / wall[k] : -1, "%.5g")
+        .integer("decode_forwards", m.forwards)
+        .integer("graph_launches", m.launches)
+        .raw("decode_wall_ms_per_token_runs", json_numbers(m.wall_tok, "%.4g"));
+    out.raw(m.name, j.str());
+  }
+  out.num("wall_speedup", wall[0] > 0 ? wall[1] / wall[0] : -1, "%.4g");
+  log("infer: CUDA graphs on " + std::to_string(wall[0]) + " ms/token, off " + std::to_string(wall[1]) +
+      " ms/token (whole generate call)");
+  return out.str();
 }
 
 }  // namespace
@@ -93,6 +158,9 @@ std::string run_infer(const BenchShape& s, const BenchCheckpoint& ck, const Infe
     log("infer: repeat " + std::to_string(r + 1) + ": prefill " + std::to_string(prefill_ms.back()) + " ms, decode " +
         std::to_string(decode_ms_tok.back()) + " ms/token (" + std::to_string(g.decode_forwards) + " forwards)");
   }
+
+  const std::string graphs = o.graphs_compare ? compare_graphs(model, s, prompt, o, log) : std::string();
+  const char* graphs_mode = std::getenv("VREFLECT_CUDA_GRAPHS");
 
   JsonObject latent;
   if (o.latent_steps > 0) {
@@ -166,6 +234,8 @@ std::string run_infer(const BenchShape& s, const BenchCheckpoint& ck, const Infe
       .raw("prefill_ms_runs", json_numbers(prefill_ms, "%.4g"))
       .raw("decode_ms_per_token_runs", json_numbers(decode_ms_tok, "%.4g"))
       .raw("generate_ms_runs", json_numbers(generate_ms, "%.4g"));
+  r.str("graphs_mode", graphs_mode && *graphs_mode ? graphs_mode : "auto");
+  if (!graphs.empty()) r.raw("graphs", graphs);
   if (o.latent_steps > 0) r.raw("latent", latent.str());
   r.raw("memory", memory.str()).raw("plan_inputs", plan_inputs.str());
   return r.str();

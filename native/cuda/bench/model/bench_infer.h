@@ -6,6 +6,9 @@
 // calls (each returns results to the host, so the device work is done); decode_ms_per_token is GenerateResult's
 // (the forwards only), decode_wall_ms_per_token the whole generate call per forward (greedy pick, id download and
 // the host's decoding rules included: the figure held against the 150 tok/s target). Medians over the repeats after `warmup` untimed runs.
+// The main runs decode as VREFLECT_CUDA_GRAPHS says (unset: auto = CUDA graphs). With graphs_compare, `repeats` more
+// sessions per mode decode with VREFLECT_CUDA_GRAPHS=on and =off, interleaved (on/off, off/on, ...), into the report's
+// "graphs" object: the same figures per mode, the steps replayed from graphs, and the on/off speed-up.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -24,6 +27,7 @@ struct InferOptions {
   int latent_steps = 8;        // 0: no latent run
   int repeats = 3, warmup = 1;
   int64_t prefill_chunk = 0;   // PrefillInput::prefill_chunk (0: the session's automatic choice)
+  bool graphs_compare = true;  // the "graphs" object: decode with CUDA graphs on vs off
   uint64_t seed = 1;
 };
 

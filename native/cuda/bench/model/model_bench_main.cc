@@ -36,6 +36,7 @@ const char* kUsage =
     "        checkpoint and run the cut depth on it: one checkpoint serves every --layers / --vit-layers)\n"
     "infer:  --image-tokens N (256)  --prompt-tokens N (49: text tokens around the image)  --new-tokens N (128)\n"
     "        --latent-steps N (8; 0: no latent run)  --repeats N (3)  --warmup N (1)  --prefill-chunk N (0: auto)\n"
+    "        --graphs-compare 0|1 (1: also decode with VREFLECT_CUDA_GRAPHS=on and =off, interleaved)\n"
     "train:  --tokens N (1024 per micro-batch)  --samples N (1)  --train-image-tokens N (576)\n"
     "        --answer-tokens N (128)  --latent-count N (8)  --steps N (3)  --train-warmup N (1)\n"
     "        --grad-accum N (1: micro-batches per optimizer step)  --stage 1|2 (1; 2: a random BCM teacher is\n"
@@ -91,6 +92,7 @@ Options parse(int argc, char** argv) {
     else if (f == "--repeats") o.infer.repeats = int(n());
     else if (f == "--warmup") o.infer.warmup = int(n());
     else if (f == "--prefill-chunk") o.infer.prefill_chunk = n();
+    else if (f == "--graphs-compare") o.infer.graphs_compare = n() != 0;
     else if (f == "--tokens") o.train.tokens = n();
     else if (f == "--samples") o.train.samples = int(n());
     else if (f == "--train-image-tokens") o.train.image_tokens = n();

@@ -45,6 +45,11 @@ def main(out):
         print(f"  decode {tps} tok/s over the whole generate call ({i['decode_wall_ms_per_token']} ms/token; forwards "
               f"alone {i['decode_tokens_per_s']} tok/s, {i['decode_gbs']} GB/s of weights + KV) vs target >= 150 tok/s: "
               f"{verdict}")
+        g = i.get("graphs")
+        if g:
+            print(f"  CUDA graphs: on {g['on']['decode_wall_tokens_per_s']} tok/s ({g['on']['graph_launches']} of "
+                  f"{g['on']['decode_forwards']} steps replayed), off {g['off']['decode_wall_tokens_per_s']} tok/s: "
+                  f"x{g['wall_speedup']} (main runs: VREFLECT_CUDA_GRAPHS={i.get('graphs_mode', 'auto')})")
         if i.get("latent"):
             lat = i["latent"]
             print(f"  latent run: {lat['latent_steps_run']} latent steps, {lat['forwards_per_s']} forwards/s")
