@@ -46,8 +46,8 @@ constexpr int kTcLd = DP + 8;
 
 // A forward tile shape: W warps, each owning MT m-tiles of 16 query rows (16 MT W rows per block), KN keys per K/V
 // tile. K/V tiles are double-buffered when that fits in kTcMaxSmem (Q + 2 K + 2 V), else single-buffered with
-// FlashAttention-2's staggered loads (K of the next tile copied while this tile's softmax and P V run, V of the next
-// tile while its S = Q K^T runs: Q + K + V).
+// FlashAttention-2's staggered loads: K of the next tile is copied while this tile's softmax and P V run, V of the
+// next tile while its S = Q K^T runs (Q + K + V; two barriers per tile where double buffering needs one).
 template <int DP, int MT, int W, int KN>
 struct FwdShape {
   static_assert(MT == 1 || MT == 2, "one or two m-tiles per warp");
@@ -205,7 +205,8 @@ __global__ void __launch_bounds__(32 * W)
       }
     }
     if constexpr (!F::kDouble) {
-      __syncthreads();  // everyone is done with K_jt: K_jt+1 may overwrite it while the softmax and P V run
+      cp_async_wait<0>();  // V_jt is in
+      __syncthreads();     // ... for everyone, and everyone is done with K_jt: K_jt+1 overwrites it during softmax, P V
       if (jt + 1 < ntiles) load_k(jt + 1, 0);
       cp_async_commit();
     }
@@ -242,10 +243,6 @@ __global__ void __launch_bounds__(32 * W)
         }
       VR_UNROLL for (int r = 0; r < 2; r++) l[mt][r] = l[mt][r] * alpha[r] + rs[r];
       VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 4; e++) o[mt][nd][e] *= alpha[e >> 1];
-    }
-    if constexpr (!F::kDouble) {
-      cp_async_wait<1>();  // V_jt is in (K_jt+1 may still be in flight)
-      __syncthreads();
     }
 
     // O += P V, P's A fragment of k-step kk = the S fragments of n-tiles 2kk (a0, a1) and 2kk + 1 (a2, a3); each V
