@@ -3,11 +3,11 @@
 // Same semantics and AttnArgs as attention_forward.cu (varlen, GQA, bottom-right causal, lse; rows that see no key:
 // out 0, lse -inf); bf16 storage only, head dim D <= 128.
 //
-// Tiling: a block of 4 warps owns kRows = 64 query rows of one (segment, head); warp w owns rows 16 w .. 16 w + 15,
-// so every score, probability and output row lives in one warp's registers and no shared memory is needed for the
-// softmax. Head dims are padded to DP = 32, 64, 80 or 128 columns (a template parameter; the padding is loaded as
-// zeros and never stored), so the k-loop of S = Q K^T has DP / 16 mma steps and O has DP / 8 column tiles.
-// Per key tile of kKeys = 64 keys:
+// Tiling (the default shape, "64x64w4"): a block of 4 warps owns 64 query rows of one (segment, head); warp w owns
+// rows 16 w .. 16 w + 15, so every score, probability and output row lives in one warp's registers and no shared
+// memory is needed for the softmax. Head dims are padded to DP = 32, 64, 80 or 128 columns (a template parameter;
+// the padding is loaded as zeros and never stored), so the k-loop of S = Q K^T has DP / 16 mma steps and O has
+// DP / 8 column tiles. Per key tile of 64 keys:
 //   S[16 x 64] per warp = Q K^T: 8 n-tiles x DP/16 k-steps of mma.sync.m16n8k16 (Q fragments stay in registers
 //     for the whole loop, K fragments come from shared memory by ldmatrix.x4, two n-tiles per instruction);
 //   online softmax in the accumulator fragments: lane (g, t) holds rows g and g + 8, columns 2t, 2t+1 of each
@@ -21,6 +21,16 @@
 // element stores instead).
 // Causal: tiles past the last visible key of the block's last row are never loaded (early exit); the mask is
 // applied only in tiles that cross the diagonal or the segment's end.
+//
+// Tile-shape variants (head dim 81..128 only; VREFLECT_ATTENTION_TILE_FWD / _BWD, kFwdVariants / kBwdVariants):
+// the forward is templated on m-tiles per warp MT (1 or 2: a warp owns 16 MT rows, and every K / V fragment pair
+// loaded by ldmatrix serves MT m-tiles - FlashAttention-2's 128-row blocks of 4 warps; with MT = 2 Q is re-read from
+// shared memory per k-step instead of held in 64 registers), warps W (4 or 8) and keys per tile KN (32, 64, 128).
+// A shape whose double-buffered K / V would pass 99 KiB of shared memory uses single K and V buffers with
+// FlashAttention-2's staggered copies instead (FwdShape::kDouble). The backward is templated on warps W (a block
+// of 16 W keys in dK/dV, 16 W query rows in dQ, still 16 rows per warp: two 16 x DP fp32 accumulators per warp
+// leave no room for a second m-tile) and the inner tile T (query rows per step of dK/dV, keys per step of dQ).
+
 #include <atomic>
 #include <cstdlib>
 #include <string>
