@@ -321,8 +321,8 @@ __global__ void __launch_bounds__(32 * W)
 // P and dS are rounded to bf16 as mma operands (FlashAttention-2 does the same); sums are fp32.
 
 // A backward tile shape: W warps of 16 rows each own a block of 16 W rows - keys in the dK/dV kernel, query rows in
-// the dQ kernel - and walk the other side in tiles of T (query rows for dK/dV, keys for dQ). Single-buffered plain
-// loads (Q, dO, lse, Delta per query tile; K, V per key tile).
+// the dQ kernel - and walk the other side in tiles of T (query rows for dK/dV, keys for dQ). Single-buffered tiles
+// copied by cp.async (Q, dO per query tile, lse / Delta by plain loads meanwhile; K, V per key tile).
 template <int DP, int W, int T>
 struct BwdShape {
   static_assert(T % 16 == 0, "inner tiles are whole k-steps");
@@ -425,8 +425,11 @@ __global__ void __launch_bounds__(32 * W)
   float* lse_s = reinterpret_cast<float*>(dOs + B::kT);
   float* delta_s = lse_s + T;
   const int64_t kcol = int64_t(kvh) * D;
-  load_rows<DP, kBlock, kTh>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
-  load_rows<DP, kBlock, kTh>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
+  // All tiles arrive by cp.async: every 16-byte chunk of a tile in flight at once, where plain loads through
+  // registers would wait for each before storing it. K / V land with the first query tile.
+  load_rows_async<DP, kBlock, kTh>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
+  load_rows_async<DP, kBlock, kTh>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
+  mma::cp_async_commit();
 
   float dk_acc[DP / 8][4], dv_acc[DP / 8][4];
   VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 4; e++) dk_acc[nd][e] = dv_acc[nd][e] = 0.f;
@@ -441,9 +444,11 @@ __global__ void __launch_bounds__(32 * W)
     for (int64_t i0 = first; i0 < sg.Lq; i0 += T) {
       __syncthreads();  // K/V are in; the previous query tile is consumed
       const int64_t qr0 = sg.q0 + i0, qlim = sg.q0 + sg.Lq, qcol = int64_t(h) * D;
-      load_rows<DP, T, kTh>(Qs, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
-      load_rows<DP, T, kTh>(dOs, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
-      load_stats<T, kTh>(lse_s, delta_s, lse, delta, a, sg, h, i0);
+      load_rows_async<DP, T, kTh>(Qs, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
+      load_rows_async<DP, T, kTh>(dOs, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
+      mma::cp_async_commit();
+      load_stats<T, kTh>(lse_s, delta_s, lse, delta, a, sg, h, i0);  // while the copies are in flight
+      mma::cp_async_wait<0>();
       __syncthreads();
 
       float st[T / 8][4], dpt[T / 8][4];  // S^T, dP^T: rows = this warp's 16 keys, columns = T queries
@@ -462,6 +467,7 @@ __global__ void __launch_bounds__(32 * W)
       accumulate_xy<DP, T / 8>(dk_acc, dpt, Qs);
     }
   }
+  mma::cp_async_wait<0>();  // no query tile at all: K / V must still land before the block exits
   const int64_t klim = sg.k0 + sg.Lk;
   if (dk) add_rows<DP>(dk + kcol, a.k_stride, sg.k0 + key0, klim, D, a.scale, dk_acc);
   if (dv) add_rows<DP>(dv + kcol, a.v_stride, sg.k0 + key0, klim, D, 1.0f, dv_acc);
@@ -491,8 +497,10 @@ __global__ void __launch_bounds__(32 * W)
   __nv_bfloat16* Ks = dOs + B::kB;    // [T keys][kLd]
   __nv_bfloat16* Vs = Ks + B::kT;     // [T keys][kLd]
   const int64_t qcol = int64_t(h) * D, kcol = int64_t(kvh) * D;
-  load_rows<DP, kBlock, kTh>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec.q);
-  load_rows<DP, kBlock, kTh>(dOs, dout, a.o_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec_do);
+  // cp.async as in the dK/dV kernel; Q / dO land with the first key tile.
+  load_rows_async<DP, kBlock, kTh>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec.q);
+  load_rows_async<DP, kBlock, kTh>(dOs, dout, a.o_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec_do);
+  mma::cp_async_commit();
 
   const int64_t row0 = i0 + warp * 16;
   float lse2[2], dl[2];  // rows g, g + 8 of the warp
@@ -510,8 +518,10 @@ __global__ void __launch_bounds__(32 * W)
 
   for (int64_t j0 = 0; j0 < kend; j0 += T) {
     __syncthreads();  // Q/dO are in; the previous key tile is consumed
-    load_rows<DP, T, kTh>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
-    load_rows<DP, T, kTh>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
+    load_rows_async<DP, T, kTh>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
+    load_rows_async<DP, T, kTh>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
+    mma::cp_async_commit();
+    mma::cp_async_wait<0>();
     __syncthreads();
 
     float s[T / 8][4], dp[T / 8][4];
@@ -527,6 +537,7 @@ __global__ void __launch_bounds__(32 * W)
       }
     accumulate_xy<DP, T / 8>(dq_acc, dp, Ks);
   }
+  mma::cp_async_wait<0>();  // no key tile at all: Q / dO must still land before the block exits
   add_rows<DP>(dq + qcol, a.q_stride, sg.q0 + row0, sg.q0 + sg.Lq, D, a.scale, dq_acc);
   (void)lane;
 #else
