@@ -187,11 +187,11 @@ VR_TEST(cuda_attention_tc_tile_choice) {
     }
     check_true("VREFLECT_ATTENTION_TILE_FWD=64x64 is a one-line error naming the allowed values (" + msg + ")",
                msg.find("VREFLECT_ATTENTION_TILE_FWD=64x64 is not one of auto, 64x64w4") != std::string::npos &&
-                   msg.find("128x64w4") != std::string::npos && msg.find('\n') == std::string::npos);
+                   msg.find("128x64w4s") != std::string::npos && msg.find('\n') == std::string::npos);
   }
   {
-    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "256x32w8", cuda::attention_env_changed);  // a forward-only shape
-    expect_throw("VREFLECT_ATTENTION_TILE_BWD=256x32w8", [] { cuda::attention_tc_tile(true); });
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "256x32w8s", cuda::attention_env_changed);  // a forward-only shape
+    expect_throw("VREFLECT_ATTENTION_TILE_BWD=256x32w8s", [] { cuda::attention_tc_tile(true); });
   }
 }
 

@@ -17,7 +17,7 @@ export interface KernelResult {
   impl: string;
   /** GB/s of the memory the case must move (attention_decode: the K/V cache), where the producer reports it */
   gbs?: number;
-  /** the tensor-core attention's tile variant that ran ("128x64w4"), where the producer reports it */
+  /** the tensor-core attention's tile variant that ran ("128x64w4s"), where the producer reports it */
   tile?: string;
 }
 

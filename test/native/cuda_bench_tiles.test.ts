@@ -10,7 +10,7 @@ import * as path from 'path';
 import { addonPath } from '../../src/native/addon';
 import { parseKernelBench } from '../../src/bench/kernels_schema';
 
-const FWD = ['64x64w4', '64x32w4', '64x128w4', '128x32w4', '128x64w4', '128x32w8', '128x64w8', '256x32w8'];
+const FWD = ['64x64w4', '64x64w4s', '64x32w4', '64x128w4s', '128x32w4', '128x64w4s', '128x32w8', '128x64w8s', '256x32w8s'];
 const BWD = ['64x64w4', '64x32w4', '128x32w8'];
 
 function bench(): string | undefined {
@@ -44,11 +44,11 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
   });
 
   maybe('a list keeps each kernel to its own variants; other kernels and no list have no tile', () => {
-    const res = run(bin!, ['--dry-run', '--json', '--kernels', 'attention_fwd,attention_bwd,attention_decode', '--seqs', '1k', '--decode-keys', '1k', '--attention-tiles', '256x32w8,128x32w8']);
+    const res = run(bin!, ['--dry-run', '--json', '--kernels', 'attention_fwd,attention_bwd,attention_decode', '--seqs', '1k', '--decode-keys', '1k', '--attention-tiles', '256x32w8s,128x32w8']);
     expect(res.status).toBe(0);
     const rows = JSON.parse(res.stdout).results.map((r: any) => `${r.kernel}:${r.tile ?? '-'}`);
     expect(rows).toEqual([
-      'attention_fwd:256x32w8', 'attention_fwd:128x32w8', 'attention_fwd:256x32w8', 'attention_fwd:128x32w8',
+      'attention_fwd:256x32w8s', 'attention_fwd:128x32w8', 'attention_fwd:256x32w8s', 'attention_fwd:128x32w8',
       'attention_bwd:128x32w8', 'attention_bwd:128x32w8', 'attention_decode:-', 'attention_decode:-',
     ]);
     const plain = run(bin!, ['--dry-run', '--json', '--kernels', 'attention_fwd', '--seqs', '1k']);
@@ -65,9 +65,9 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
   (bin && python ? test : test.skip)('tile_summary.py names the fastest variant per case and the env line', () => {
     const res = run(bin!, ['--dry-run', '--json', '--kernels', 'attention_fwd,attention_bwd', '--seqs', '8k', '--attention-tiles', 'all']);
     const doc = JSON.parse(res.stdout);
-    // made-up timings: 128x64w4 wins the non-causal forward, 64x128w4 the causal one, 64x32w4 the backward
+    // made-up timings: 128x64w4s wins the non-causal forward, 64x128w4s the causal one, 64x32w4 the backward
     for (const r of doc.results) {
-      const win = r.kernel === 'attention_fwd' ? (r.causal ? '64x128w4' : '128x64w4') : '64x32w4';
+      const win = r.kernel === 'attention_fwd' ? (r.causal ? '64x128w4s' : '128x64w4s') : '64x32w4';
       r.tflops = r.tile === win ? 300 : 100 + FWD.indexOf(r.tile);
       r.ms = 1;
     }
@@ -76,9 +76,9 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
     fs.writeFileSync(file, JSON.stringify(doc));
     const out = spawnSync('python3', [path.join(__dirname, '../../native/cuda/bench/tile_summary.py'), file], { encoding: 'utf8' });
     expect(out.status).toBe(0);
-    expect(out.stdout).toMatch(/attention_fwd seq=8192 full: best 128x64w4 300\.0 TFLOP\/s \(below the 350 target\)/);
-    expect(out.stdout).toMatch(/attention_fwd seq=8192 causal: best 64x128w4 300\.0/);
+    expect(out.stdout).toMatch(/attention_fwd seq=8192 full: best 128x64w4s 300\.0 TFLOP\/s \(below the 350 target\)/);
+    expect(out.stdout).toMatch(/attention_fwd seq=8192 causal: best 64x128w4s 300\.0/);
     expect(out.stdout).toMatch(/attention_bwd seq=8192 causal: best 64x32w4 300\.0 TFLOP\/s \(meets the 250 target\)\n.*128x32w8 failed: out of memory/);
-    expect(out.stdout).toMatch(/most wins: VREFLECT_ATTENTION_TILE_BWD=64x32w4 VREFLECT_ATTENTION_TILE_FWD=(128x64w4|64x128w4)/);
+    expect(out.stdout).toMatch(/most wins: VREFLECT_ATTENTION_TILE_BWD=64x32w4 VREFLECT_ATTENTION_TILE_FWD=(128x64w4s|64x128w4s)/);
   });
 });

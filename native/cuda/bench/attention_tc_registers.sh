@@ -30,11 +30,10 @@ for a in archs:
                 args = [int(x) for x in re.findall(r"Li(\d+)E", k.group(3))]
                 ld = dp + 8
                 if kind == "forward":
-                    mt, w, kn = args
+                    mt, w, kn, st = args
                     rows_ = 16 * mt * w
-                    dbl = 2 * (rows_ * ld + 4 * kn * ld) <= 99 * 1024
-                    smem = 2 * (rows_ * ld + (4 if dbl else 2) * kn * ld)
-                    name = f"{rows_}x{kn}w{w}" + ("" if dbl else " (staggered)")
+                    smem = 2 * (rows_ * ld + (2 if st else 4) * kn * ld)
+                    name = f"{rows_}x{kn}w{w}" + ("s" if st else "")
                 else:
                     w, t = args
                     smem = 2 * (2 * 16 * w * ld + 2 * t * ld) + (2 * t * 4 if kind == "dkdv" else 0)

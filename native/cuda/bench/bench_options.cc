@@ -84,7 +84,7 @@ const char* usage() {
          "                    cross_attention_bwd,gemm]\n"
          "         [--seqs 512,1k,...] [--keys 1k,4k,16k] [--decode-keys 512,1k,4k,16k,64k] [--gemm-m 512,...]\n"
          "         [--impl cublaslt,vreflect-kernel]\n"
-         "         [--max-case-seconds S] [--attention-tiles all|64x64w4,128x64w4,...]\n"
+         "         [--max-case-seconds S] [--attention-tiles all|64x64w4,128x64w4s,...]\n"
          "Times vreflect's CUDA kernels (bf16) with cudaEvents (median of --reps runs after --warmup) on the\n"
          "Qwen2.5-VL-7B shapes and prints one JSON object (--json) or a table. --quick: fewer shapes and reps.\n"
          "attention_decode: one new row after N cached keys (28:4 heads of 128), split-KV vs the flash kernel; its\n"

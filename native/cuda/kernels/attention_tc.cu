@@ -26,10 +26,11 @@
 // the forward is templated on m-tiles per warp MT (1 or 2: a warp owns 16 MT rows, and every K / V fragment pair
 // loaded by ldmatrix serves MT m-tiles - FlashAttention-2's 128-row blocks of 4 warps; with MT = 2 Q is re-read from
 // shared memory per k-step instead of held in 64 registers), warps W (4 or 8) and keys per tile KN (32, 64, 128).
-// A shape whose double-buffered K / V would pass 99 KiB of shared memory uses single K and V buffers with
-// FlashAttention-2's staggered copies instead (FwdShape::kDouble). The backward is templated on warps W (a block
-// of 16 W keys in dK/dV, 16 W query rows in dQ, still 16 rows per warp: two 16 x DP fp32 accumulators per warp
-// leave no room for a second m-tile) and the inner tile T (query rows per step of dK/dV, keys per step of dQ).
+// K / V double-buffered, or (names ending in "s") single K and V buffers with FlashAttention-2's staggered copies,
+// for the shapes whose double buffers would pass 99 KiB of shared memory, and 64x64w4s to compare the two.
+// The backward is templated on warps W (a block of 16 W keys in dK/dV, 16 W query rows in dQ, still 16 rows per
+// warp: two 16 x DP fp32 accumulators per warp leave no room for a second m-tile) and the inner tile T (query rows
+// per step of dK/dV, keys per step of dQ).
 
 #include <atomic>
 #include <cstdlib>
@@ -55,16 +56,16 @@ template <int DP>
 constexpr int kTcLd = DP + 8;
 
 // A forward tile shape: W warps, each owning MT m-tiles of 16 query rows (16 MT W rows per block), KN keys per K/V
-// tile. K/V tiles are double-buffered when that fits in kTcMaxSmem (Q + 2 K + 2 V), else single-buffered with
-// FlashAttention-2's staggered loads: K of the next tile is copied while this tile's softmax and P V run, V of the
-// next tile while its S = Q K^T runs (Q + K + V; two barriers per tile where double buffering needs one).
-template <int DP, int MT, int W, int KN>
+// tile. ST = 0: K/V tiles double-buffered (Q + 2 K + 2 V in shared memory; one barrier per tile); ST = 1: single
+// buffers with FlashAttention-2's staggered loads: K of the next tile is copied while this tile's softmax and P V
+// run, V of the next tile while its S = Q K^T runs (Q + K + V; two barriers per tile).
+template <int DP, int MT, int W, int KN, int ST>
 struct FwdShape {
   static_assert(MT == 1 || MT == 2, "one or two m-tiles per warp");
   static_assert(KN % 16 == 0, "key tiles are whole k-steps of P V");
   static constexpr int kLd = kTcLd<DP>, kRows = 16 * MT * W, kThreads = 32 * W;
   static constexpr size_t kQ = size_t(kRows) * kLd, kKV = size_t(KN) * kLd;
-  static constexpr bool kDouble = sizeof(__nv_bfloat16) * (kQ + 4 * kKV) <= kTcMaxSmem;
+  static constexpr bool kDouble = ST == 0;
   static constexpr size_t kSmemBytes = sizeof(__nv_bfloat16) * (kQ + (kDouble ? 4 : 2) * kKV);
   static_assert(kSmemBytes <= kTcMaxSmem, "tile shape over the shared-memory budget");
 };
@@ -119,14 +120,14 @@ __device__ __forceinline__ void load_rows_async(__nv_bfloat16* S, const __nv_bfl
 }
 #endif
 
-template <int DP, int MT, int W, int KN>
+template <int DP, int MT, int W, int KN, int ST>
 __global__ void __launch_bounds__(32 * W)
     attention_tc_forward_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
                                 const __nv_bfloat16* v, AttnArgs a, TcVec vec) {
 #if defined(VR_MMA_AVAILABLE)
   using namespace dev;
   using namespace mma;
-  using F = FwdShape<DP, MT, W, KN>;
+  using F = FwdShape<DP, MT, W, KN, ST>;
   constexpr int kLd = F::kLd, kRows = F::kRows, kT = F::kThreads;
   constexpr bool kQInRegs = MT == 1;  // two m-tiles' Q fragments would cost 64 more registers: re-read by ldmatrix
   const attn::Segment sg = attn::segment(a, blockIdx.z);
@@ -549,10 +550,10 @@ bool vec_ok(const void* p, int64_t stride, int D) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 8 == 0 && D % 8 == 0;
 }
 
-template <int DP, int MT, int W, int KN>
+template <int DP, int MT, int W, int KN, int ST>
 void launch_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
-  using F = FwdShape<DP, MT, W, KN>;
-  auto* kernel = attention_tc_forward_kernel<DP, MT, W, KN>;
+  using F = FwdShape<DP, MT, W, KN, ST>;
+  auto* kernel = attention_tc_forward_kernel<DP, MT, W, KN, ST>;
   attn::allow_smem(kernel, F::kSmemBytes, "attention_tc_forward");
   const dim3 grid(unsigned((a.max_seqlen_q + F::kRows - 1) / F::kRows), unsigned(a.Hq), unsigned(a.nseq));
   const TcVec vec{vec_ok(q, a.q_stride, a.D), vec_ok(k, a.k_stride, a.D), vec_ok(v, a.v_stride, a.D)};
@@ -588,37 +589,41 @@ void launch_tc_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const fl
 // ---- tile-shape variants ------------------------------------------------------------------------------------
 // Head dims 81..128 (DP = 128, the 7B's) have several instantiated shapes, picked by VREFLECT_ATTENTION_TILE_FWD /
 // _BWD; smaller head dims keep the first (default) shape. Names: "<rows>x<keys>w<warps>" - forward: query rows per
-// block x keys per K/V tile, warps; backward: rows per block (keys in dK/dV, queries in dQ) x the inner tile.
+// block x keys per K/V tile, warps, and a final "s" for the staggered pipeline; backward: rows per block (keys in
+// dK/dV, queries in dQ) x the inner tile.
 using FwdLaunch = void (*)(bf16*, float*, const bf16*, const bf16*, const bf16*, const AttnArgs&, Stream);
 using BwdLaunch = void (*)(bf16*, bf16*, bf16*, const bf16*, const float*, const float*, const bf16*, const bf16*,
                            const bf16*, const AttnArgs&, Stream);
 struct FwdVariant {
   int rows, keys, warps;
+  bool staggered;
   FwdLaunch launch;
 };
 struct BwdVariant {
   int rows, inner, warps;
   BwdLaunch launch;
 };
-template <int MT, int W, int KN>
+template <int MT, int W, int KN, int ST>
 constexpr FwdVariant fwd128() {
-  return {16 * MT * W, KN, W, launch_tc<128, MT, W, KN>};
+  return {16 * MT * W, KN, W, ST == 1, launch_tc<128, MT, W, KN, ST>};
 }
 template <int W, int T>
 constexpr BwdVariant bwd128() {
   return {16 * W, T, W, launch_tc_backward<128, W, T>};
 }
 // The first of each list is the default (today's shape) until a GPU measures a better one (kernels README). Shapes
-// over kTcMaxSmem do not compile (static_assert): forward 128x128w8, 256x64w8; backward 128x64w8, 64x128w4.
+// over kTcMaxSmem do not compile (static_assert): forward 128x128w8s, 256x64w8s, and double-buffered 64x128w4,
+// 128x64w4, 128x64w8, 256x32w8; backward 128x64w8, 64x128w4.
 const FwdVariant kFwdVariants[] = {
-    fwd128<1, 4, 64>(),   // 64x64w4: one m-tile per warp, K/V double-buffered (85 KiB)
-    fwd128<1, 4, 32>(),   // 64x32w4
-    fwd128<1, 4, 128>(),  // 64x128w4: staggered single buffers
-    fwd128<2, 4, 32>(),   // 128x32w4: two m-tiles per warp, double-buffered (68 KiB)
-    fwd128<2, 4, 64>(),   // 128x64w4: FlashAttention-2's forward shape at D = 128, staggered (68 KiB)
-    fwd128<1, 8, 32>(),   // 128x32w8
-    fwd128<1, 8, 64>(),   // 128x64w8: staggered
-    fwd128<2, 8, 32>(),   // 256x32w8: staggered (85 KiB)
+    fwd128<1, 4, 64, 0>(),   // 64x64w4: one m-tile per warp, K/V double-buffered (85 KiB)
+    fwd128<1, 4, 64, 1>(),   // 64x64w4s: the same, staggered (51 KiB): the two pipelines side by side
+    fwd128<1, 4, 32, 0>(),   // 64x32w4
+    fwd128<1, 4, 128, 1>(),  // 64x128w4s
+    fwd128<2, 4, 32, 0>(),   // 128x32w4: two m-tiles per warp (68 KiB)
+    fwd128<2, 4, 64, 1>(),   // 128x64w4s: FlashAttention-2's forward shape at D = 128 (68 KiB)
+    fwd128<1, 8, 32, 0>(),   // 128x32w8
+    fwd128<1, 8, 64, 1>(),   // 128x64w8s
+    fwd128<2, 8, 32, 1>(),   // 256x32w8s (85 KiB)
 };
 const BwdVariant kBwdVariants[] = {
     bwd128<4, 64>(),  // 64x64w4
@@ -634,7 +639,7 @@ std::vector<std::string> variant_names(bool backward) {
   if (backward)
     for (const BwdVariant& v : kBwdVariants) r.push_back(variant_name(v.rows, v.inner, v.warps));
   else
-    for (const FwdVariant& v : kFwdVariants) r.push_back(variant_name(v.rows, v.keys, v.warps));
+    for (const FwdVariant& v : kFwdVariants) r.push_back(variant_name(v.rows, v.keys, v.warps) + (v.staggered ? "s" : ""));
   return r;
 }
 
@@ -736,9 +741,9 @@ std::string attention_tc_tile(bool backward) {
 void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
                           Stream s) {
   const FwdLaunch tiled = kFwdVariants[env_tile(false)].launch;  // read (and checked) whatever D is
-  if (a.D <= 32) return launch_tc<32, 1, 4, 64>(out, lse, q, k, v, a, s);
-  if (a.D <= 64) return launch_tc<64, 1, 4, 64>(out, lse, q, k, v, a, s);
-  if (a.D <= 80) return launch_tc<80, 1, 4, 64>(out, lse, q, k, v, a, s);
+  if (a.D <= 32) return launch_tc<32, 1, 4, 64, 0>(out, lse, q, k, v, a, s);
+  if (a.D <= 64) return launch_tc<64, 1, 4, 64, 0>(out, lse, q, k, v, a, s);
+  if (a.D <= 80) return launch_tc<80, 1, 4, 64, 0>(out, lse, q, k, v, a, s);
   return tiled(out, lse, q, k, v, a, s);
 }
 

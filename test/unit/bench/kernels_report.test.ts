@@ -124,13 +124,13 @@ describe('bench kernels attention tile variants', () => {
   const doc = (rows: string[]) => `{"device":{"name":"H100"},"date":"d","results":[${rows.join(',')}]}`;
 
   test('tile is parsed; the fastest variant per case wins its cell, causal and full stay apart', () => {
-    const gpu = parseKernelBench(doc([row('64x64w4', 200, false), row('128x64w4', 310, false), row('128x32w8', 250, false), row('64x64w4', 150, true)]), 'vreflect_cuda_bench');
-    expect(gpu.results.map((r) => r.tile)).toEqual(['64x64w4', '128x64w4', '128x32w8', '64x64w4']);
+    const gpu = parseKernelBench(doc([row('64x64w4', 200, false), row('128x64w4s', 310, false), row('128x32w8', 250, false), row('64x64w4', 150, true)]), 'vreflect_cuda_bench');
+    expect(gpu.results.map((r) => r.tile)).toEqual(['64x64w4', '128x64w4s', '128x32w8', '64x64w4']);
     const rep = mergeKernelRuns([{ side: 'gpu', bench: gpu }], 'DATE');
     const fwd = rep.rows.filter((r) => r.kernel === 'attention_fwd');
     expect(fwd).toHaveLength(2);
-    expect(fwd.find((r) => r.causal === false)!.gpu).toEqual(expect.objectContaining({ tflops: 310, tile: '128x64w4', impl: 'vreflect-tc/128x64w4' }));
-    expect(renderKernelsText(rep)).toMatch(/attention_fwd +seq=8192 .*310 \(vreflect-tc\/128x64w4\)/);
+    expect(fwd.find((r) => r.causal === false)!.gpu).toEqual(expect.objectContaining({ tflops: 310, tile: '128x64w4s', impl: 'vreflect-tc/128x64w4s' }));
+    expect(renderKernelsText(rep)).toMatch(/attention_fwd +seq=8192 .*310 \(vreflect-tc\/128x64w4s\)/);
   });
 
   test('a non-string tile is a one-line error', () => {
