@@ -131,13 +131,15 @@ const TcCase kTcCases[] = {
 
 // The tile-shape variants (head dims 81..128): small shapes that still cross every variant's tile edges (32 / 64 / 128
 // keys, 64 / 128 / 256 query rows: 70 + 133 + 5 causal, 261 rows), GQA, cross lengths, rows that see no key, a
-// padded head dim with element loads and a strided q, decode after a cache.
+// padded head dim with element loads and a strided q, decode after a cache, a diagonal on the tile edges.
 const TcCase kTileCases[] = {
     {"D=128 GQA 2:1 causal prefill, segments 70,133,5", 2, 1, 128, true, {70, 133, 5}, {70, 133, 5}, 0},
     {"D=128 1:1 non-causal cross lengths q 261,33 k 100,17", 1, 1, 128, false, {261, 33}, {100, 17}, 0},
     {"D=100 (padded to 128, element loads) causal, q 10,3 k 4,67 (rows see no key), strided q", 2, 2, 100, true,
      {10, 3}, {4, 67}, 4},
     {"D=96 GQA 2:1 causal decode Tq=1 after 150 keys", 2, 1, 96, true, {1}, {150}, 0},
+    // shift 1: rows 31, 63, 127 see exactly the first key of the next 32 / 64 / 128-key tile (a warp's causal skip)
+    {"D=128 causal chunk after a 1-key cache, q 140 k 141", 1, 1, 128, true, {140}, {141}, 0},
 };
 
 // VREFLECT_ATTENTION for a scope; the next attention reads it again.
