@@ -40,7 +40,7 @@ std::vector<int32_t> offsets(const std::vector<int32_t>& lens) {
   return cu;
 }
 
-void tc_case(const TcCase& c, uint64_t seed) {
+void tc_case(const TcCase& c, uint64_t seed, const std::string& variant = "") {
   Rng rng(seed);
   const std::vector<int32_t> cu_q = offsets(c.lq), cu_k = offsets(c.lk);
   const int64_t Tq = cu_q.back(), Tk = cu_k.back();
@@ -54,7 +54,7 @@ void tc_case(const TcCase& c, uint64_t seed) {
   const auto dq0 = stored<bf16>(rng.vec(size_t(Tq * WQ))), dk0 = stored<bf16>(rng.vec(size_t(Tk * WK)));
   const auto dv0 = stored<bf16>(rng.vec(size_t(Tk * WK)));
   const float scale = 1.0f / std::sqrt(float(c.D));
-  const std::string tag = std::string("cuda attention tensor-core bf16 ") + c.name;
+  const std::string tag = std::string("cuda attention tensor-core bf16 ") + variant + c.name;
 
   ref::AttnShape sh{c.Hq, c.Hkv, c.D, double(scale), c.causal, cu_q, cu_k};
   std::vector<double> out64(size_t(Tq * WQ)), lse64(size_t(c.Hq * Tq));
@@ -129,6 +129,19 @@ const TcCase kTcCases[] = {
     {"D=48 (padded to 64) non-causal, q 65 k 130", 1, 1, 48, false, {65}, {130}, 0},
 };
 
+// The tile-shape variants (head dims 81..128): small shapes that still cross every variant's tile edges (32 / 64 / 128
+// keys, 64 / 128 / 256 query rows: 70 + 133 + 5 causal, 261 rows), GQA, cross lengths, rows that see no key, a
+// padded head dim with element loads and a strided q, decode after a cache, a diagonal on the tile edges.
+const TcCase kTileCases[] = {
+    {"D=128 GQA 2:1 causal prefill, segments 70,133,5", 2, 1, 128, true, {70, 133, 5}, {70, 133, 5}, 0},
+    {"D=128 1:1 non-causal cross lengths q 261,33 k 100,17", 1, 1, 128, false, {261, 33}, {100, 17}, 0},
+    {"D=100 (padded to 128, element loads) causal, q 10,3 k 4,67 (rows see no key), strided q", 2, 2, 100, true,
+     {10, 3}, {4, 67}, 4},
+    {"D=96 GQA 2:1 causal decode Tq=1 after 150 keys", 2, 1, 96, true, {1}, {150}, 0},
+    // shift 1: rows 31, 63, 127 see exactly the first key of the next 32 / 64 / 128-key tile (a warp's causal skip)
+    {"D=128 causal chunk after a 1-key cache, q 140 k 141", 1, 1, 128, true, {140}, {141}, 0},
+};
+
 // VREFLECT_ATTENTION for a scope; the next attention reads it again.
 struct ScopedAttnEnv : ScopedEnv {
   explicit ScopedAttnEnv(const char* value) : ScopedEnv("VREFLECT_ATTENTION", value, cuda::attention_env_changed) {}
@@ -139,6 +152,49 @@ struct ScopedAttnEnv : ScopedEnv {
 VR_TEST(cuda_attention_tc_forward_backward) {
   uint64_t seed = 61;
   for (const TcCase& c : kTcCases) tc_case(c, seed++);
+}
+
+// Every forward and backward tile variant by the same rule: variant i of the forward runs with variant i (mod count)
+// of the backward, so each instantiated kernel runs on every tile case.
+VR_TEST(cuda_attention_tc_tile_variants) {
+  const std::vector<std::string> fwd = cuda::attention_tc_tiles(false), bwd = cuda::attention_tc_tiles(true);
+  check_true("tile variants: the forward has several, the backward at least 2", fwd.size() >= 4 && bwd.size() >= 2);
+  for (size_t i = 0; i < std::max(fwd.size(), bwd.size()); i++) {
+    const std::string f = fwd[i % fwd.size()], b = bwd[i % bwd.size()];
+    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", f.c_str(), cuda::attention_env_changed);
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b.c_str(), cuda::attention_env_changed);
+    check_true("tile variant fwd " + f + " / bwd " + b + " is the one selected",
+               cuda::attention_tc_tile(false) == f && cuda::attention_tc_tile(true) == b);
+    uint64_t seed = 91;
+    for (const TcCase& c : kTileCases) tc_case(c, seed++, "fwd " + f + " bwd " + b + ": ");
+  }
+}
+
+VR_TEST(cuda_attention_tc_tile_choice) {
+  const std::vector<std::string> fwd = cuda::attention_tc_tiles(false), bwd = cuda::attention_tc_tiles(true);
+  {
+    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", nullptr, cuda::attention_env_changed);
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "auto", cuda::attention_env_changed);
+    check_true("tile variants: unset / auto run the default (today's 64x64w4)",
+               cuda::attention_tc_tile(false) == "64x64w4" && cuda::attention_tc_tile(true) == "64x64w4" &&
+                   fwd[0] == "64x64w4" && bwd[0] == "64x64w4");
+  }
+  {
+    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", "64x64", cuda::attention_env_changed);
+    std::string msg;
+    try {
+      cuda::attention_tc_tile(false);
+    } catch (const std::exception& e) {
+      msg = e.what();
+    }
+    check_true("VREFLECT_ATTENTION_TILE_FWD=64x64 is a one-line error naming the allowed values (" + msg + ")",
+               msg.find("VREFLECT_ATTENTION_TILE_FWD=64x64 is not one of auto, 64x64w4") != std::string::npos &&
+                   msg.find("128x64w4s") != std::string::npos && msg.find('\n') == std::string::npos);
+  }
+  {
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "256x32w8s", cuda::attention_env_changed);  // a forward-only shape
+    expect_throw("VREFLECT_ATTENTION_TILE_BWD=256x32w8s", [] { cuda::attention_tc_tile(true); });
+  }
 }
 
 // ldmatrix (modelled on the emulator, real on a GPU) gives the registers of the 4-byte fragment loads, and both

@@ -1,6 +1,7 @@
 // The JSON every side of `vreflect bench kernels` speaks (our CPU probes here, build/vreflect_cuda_bench on a GPU,
 // scripts_bench/torch_kernels.py): {"device":{name, cc?, memory_bytes?, driver?}, "date", "results":[{kernel,
-// shape, dtype, causal?, ms, tflops, impl, gbs?, error?}]} (gbs: GB/s of the memory a memory-bound case must move,
+// shape, dtype, causal?, ms, tflops, impl, tile?, gbs?, error?}]} (tile: the tensor-core attention's tile variant,
+// `vreflect_cuda_bench --attention-tiles`; gbs: GB/s of the memory a memory-bound case must move,
 // attention_decode's K/V cache). A case that could not run has ms = tflops = null and an "error"; it is kept aside
 // in `failed`. parseKernelBench checks the rest and names the source in its errors.
 export const KERNELS = ['attention_fwd', 'attention_bwd', 'attention_decode', 'cross_attention_fwd', 'cross_attention_bwd', 'gemm'] as const;
@@ -16,6 +17,8 @@ export interface KernelResult {
   impl: string;
   /** GB/s of the memory the case must move (attention_decode: the K/V cache), where the producer reports it */
   gbs?: number;
+  /** the tensor-core attention's tile variant that ran ("128x64w4s"), where the producer reports it */
+  tile?: string;
 }
 
 export interface KernelBenchDevice {
@@ -64,7 +67,12 @@ export function parseKernelBench(text: string, source: string): KernelBench {
     for (const k of ['ms', 'tflops']) if (typeof r[k] !== 'number' || !Number.isFinite(r[k])) bad(`results[${i}].${k} is not a number`);
     if (typeof r.impl !== 'string') bad(`results[${i}].impl is missing`);
     if (r.gbs !== undefined && r.gbs !== null && (typeof r.gbs !== 'number' || !Number.isFinite(r.gbs))) bad(`results[${i}].gbs is not a number`);
-    results.push({ kernel: r.kernel, shape: r.shape, dtype: String(r.dtype ?? ''), causal: typeof r.causal === 'boolean' ? r.causal : undefined, ms: r.ms, tflops: r.tflops, impl: r.impl, ...(typeof r.gbs === 'number' ? { gbs: r.gbs } : {}) });
+    if (r.tile !== undefined && typeof r.tile !== 'string') bad(`results[${i}].tile is not a string`);
+    results.push({
+      kernel: r.kernel, shape: r.shape, dtype: String(r.dtype ?? ''), causal: typeof r.causal === 'boolean' ? r.causal : undefined, ms: r.ms, tflops: r.tflops, impl: r.impl,
+      ...(typeof r.gbs === 'number' ? { gbs: r.gbs } : {}),
+      ...(typeof r.tile === 'string' ? { tile: r.tile } : {}),
+    });
   });
   return { device: j.device, date: String(j.date ?? ''), results, failed };
 }

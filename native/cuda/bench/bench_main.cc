@@ -2,7 +2,8 @@
 // JSON object (--json) or a table. The JSON schema is shared with scripts_bench/torch_kernels.py (see
 // native/cuda/gemm/README.md):
 //   {"device":{"name","cc","memory_bytes","driver"}, "date", "cublaslt":{"found","path","version","error"},
-//    "results":[{"kernel","shape":{...},"dtype":"bf16","causal"?,"ms","tflops","impl","reps","gbs"?,"error"?}]}
+//    "results":[{"kernel","shape":{...},"dtype":"bf16","causal"?,"ms","tflops","impl","reps","tile"?,"gbs"?,"error"?}]}
+// tile (attention on tensor cores): the tile variant that ran (--attention-tiles; impl "vreflect-tc/<tile>").
 // gbs (attention_decode, JSON only): GB/s of the K/V cache the case must read, to hold against the HBM roofline.
 // ms / tflops are null for a case that did not run (its "error" says why). Runs on a GPU machine without Node.
 #include <cmath>
@@ -46,6 +47,8 @@ std::string result_json(const Case& c, const Measurement& m) {
   if (c.causal >= 0) r += std::string(",\"causal\":") + (c.causal ? "true" : "false");
   r += ",\"ms\":" + jnum(m.ms, "%.4g") + ",\"tflops\":" + jnum(tflops, "%.4g") + ",\"impl\":" + json_string(m.impl.empty() ? c.impl : m.impl) +
        ",\"reps\":" + std::to_string(m.reps);
+  const std::string tile = m.tile.empty() ? c.tile : m.tile;
+  if (!tile.empty()) r += ",\"tile\":" + json_string(tile);
   if (c.bytes > 0) r += ",\"gbs\":" + jnum(m.ms > 0 ? c.bytes / (m.ms * 1e-3) / 1e9 : -1, "%.4g");
   if (!m.error.empty()) r += ",\"error\":" + json_string(m.error);
   return r + "}";
@@ -71,7 +74,7 @@ int run(int argc, char** argv) {
                   double(d.memory_bytes) / double(1ull << 30), d.driver.c_str(),
                   lt.found ? (lt.version + " " + lt.path).c_str() : lt.error.c_str());
   }
-  if (!o.json) std::printf("%-20s %-16s %-62s %7s %11s %9s\n", "kernel", "impl", "shape", "causal", "ms", "TFLOP/s");
+  if (!o.json) std::printf("%-20s %-24s %-62s %7s %11s %9s\n", "kernel", "impl", "shape", "causal", "ms", "TFLOP/s");
   std::string results;
   for (const Case& c : cases) {
     Measurement m;
@@ -80,7 +83,8 @@ int run(int argc, char** argv) {
       results += (results.empty() ? "" : ",\n  ") + result_json(c, m);
     } else {
       const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;
-      std::printf("%-20s %-16s %-62s %7s %11s %9s%s\n", c.kernel.c_str(), (m.impl.empty() ? c.impl : m.impl).c_str(),
+      const std::string impl = !m.impl.empty() ? m.impl : c.tile.empty() ? c.impl : c.impl + "/" + c.tile;
+      std::printf("%-20s %-24s %-62s %7s %11s %9s%s\n", c.kernel.c_str(), impl.c_str(),
                   shape_text(c).c_str(),
                   c.causal < 0 ? "" : c.causal ? "yes" : "no", o.dry_run ? "planned" : jnum(m.ms, "%.4g").c_str(),
                   jnum(tflops, "%.1f").c_str(), m.error.empty() ? "" : ("  " + m.error).c_str());

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "cuda/kernels/cuda_kernels.h"
 
 namespace vr::bench {
 
@@ -65,6 +66,20 @@ std::vector<std::string> parse_names(const std::string& opt, const std::string& 
   return r;
 }
 
+// --attention-tiles: "all" or names of forward or backward variants (each must name at least one).
+std::vector<std::string> parse_tiles(const std::string& opt, const std::string& v) {
+  const std::vector<std::string> fwd = cuda::attention_tc_tiles(false), bwd = cuda::attention_tc_tiles(true);
+  std::vector<std::string> all = fwd;
+  for (const std::string& b : bwd)
+    if (std::find(all.begin(), all.end(), b) == all.end()) all.push_back(b);
+  if (v == "all") return all;
+  return parse_names(opt, v, all);
+}
+
+bool has(const std::vector<std::string>& list, const std::string& x) {
+  return std::find(list.begin(), list.end(), x) != list.end();
+}
+
 }  // namespace
 
 const char* usage() {
@@ -73,13 +88,16 @@ const char* usage() {
          "                    cross_attention_bwd,gemm]\n"
          "         [--seqs 512,1k,...] [--keys 1k,4k,16k] [--decode-keys 512,1k,4k,16k,64k] [--gemm-m 512,...]\n"
          "         [--gemv-m 1,4,8] [--impl cublaslt,vreflect-kernel,vreflect-gemv]\n"
-         "         [--max-case-seconds S]\n"
+         "         [--max-case-seconds S] [--attention-tiles all|64x64w4,128x64w4s,...]\n"
          "Times vreflect's CUDA kernels (bf16) with cudaEvents (median of --reps runs after --warmup) on the\n"
          "Qwen2.5-VL-7B shapes and prints one JSON object (--json) or a table. --quick: fewer shapes and reps.\n"
          "attention_decode: one new row after N cached keys (28:4 heads of 128), split-KV vs the flash kernel; its\n"
          "figure is GB/s of K/V cache read (\"gbs\"), against the HBM roofline.\n"
          "gemm at --gemv-m rows (<= 8; decode steps): the decode Linears and the LM head, cuBLASLt vs the skinny\n"
          "kernel (vreflect-gemv), with GB/s of weights read (\"gbs\").\n"
+         "--attention-tiles: time each listed tile variant of the tensor-core attention (head dim 128; 'all': every\n"
+         "one): attention_fwd the forward variants, attention_bwd the backward ones; impl \"vreflect-tc/<tile>\" and\n"
+         "\"tile\" in the JSON. Without it the variant VREFLECT_ATTENTION_TILE_FWD / _BWD picks (default 64x64w4).\n"
          "--dry-run: check the arguments and print the planned cases without touching the GPU.\n";
 }
 
@@ -111,6 +129,7 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--gemm-m") o.gemm_m = parse_list(a, value(), 1, 1 << 20);
     else if (a == "--gemv-m") o.gemv_m = parse_list(a, value(), 1, 8);
     else if (a == "--decode-keys") o.decode_keys = parse_list(a, value(), 1, 1 << 20);
+    else if (a == "--attention-tiles") o.attention_tiles = parse_tiles(a, value());
     else fail("vreflect_cuda_bench: unknown option '", a, "' (see --help)");
   }
   if (o.kernels.empty()) o.kernels = kKernels;
@@ -136,16 +155,23 @@ std::vector<Case> plan_cases(const Options& o) {
   auto want = [&](const char* k) { return std::find(o.kernels.begin(), o.kernels.end(), k) != o.kernels.end(); };
   for (const char* k : {"attention_fwd", "attention_bwd"}) {
     if (!want(k)) continue;
-    const double mult = std::string(k) == "attention_bwd" ? 2.5 : 1.0;  // bwd = 2.5 x fwd (FlashAttention)
+    const bool bwd = std::string(k) == "attention_bwd";
+    const double mult = bwd ? 2.5 : 1.0;  // bwd = 2.5 x fwd (FlashAttention)
+    // The listed tile variants this kernel has (none listed, or none of its own: the environment's choice).
+    std::vector<std::string> tiles;
+    for (const std::string& t : o.attention_tiles)
+      if (has(cuda::attention_tc_tiles(bwd), t)) tiles.push_back(t);
+    if (tiles.empty()) tiles.push_back("");
     for (int64_t s : o.seqs)
-      for (int causal : {0, 1}) {
-        Case c;
-        c.kernel = k, c.impl = "vreflect-kernel", c.causal = causal;
-        c.shape = {{"batch", 1}, {"seq_q", s}, {"seq_k", s}, {"heads_q", kHeadsQ}, {"heads_kv", kHeadsKV},
-                   {"head_dim", kHeadDim}};
-        c.flop = mult * 4.0 * double(s) * double(s) * kHeadsQ * kHeadDim / (causal ? 2.0 : 1.0);
-        r.push_back(c);
-      }
+      for (int causal : {0, 1})
+        for (const std::string& tile : tiles) {
+          Case c;
+          c.kernel = k, c.impl = "vreflect-kernel", c.causal = causal, c.tile = tile;
+          c.shape = {{"batch", 1}, {"seq_q", s}, {"seq_k", s}, {"heads_q", kHeadsQ}, {"heads_kv", kHeadsKV},
+                     {"head_dim", kHeadDim}};
+          c.flop = mult * 4.0 * double(s) * double(s) * kHeadsQ * kHeadDim / (causal ? 2.0 : 1.0);
+          r.push_back(c);
+        }
   }
   if (want("attention_decode"))
     for (int64_t n : o.decode_keys)

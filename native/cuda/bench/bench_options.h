@@ -18,6 +18,9 @@ struct Options {
   std::vector<int64_t> gemv_m;       // GEMM rows of the decode cases (<= 8: cuBLASLt vs the skinny kernel)
   std::vector<int64_t> decode_keys;  // attention_decode: cached keys before the one new row
   std::vector<std::string> impls;    // gemm implementations: cublaslt, vreflect-kernel, vreflect-gemv
+  // --attention-tiles: tensor-core attention tile variants to time (names of cuda::attention_tc_tiles; attention_fwd
+  // runs the forward ones in the list, attention_bwd the backward ones); empty: the variant the environment picks.
+  std::vector<std::string> attention_tiles;
 };
 
 // Parses argv; throws vr::Error (one line) on an unknown option or a bad value.
@@ -28,6 +31,7 @@ const char* usage();
 struct Case {
   std::string kernel, impl;
   std::vector<std::pair<std::string, int64_t>> shape;
+  std::string tile;  // attention_fwd / attention_bwd: the tile variant to run ("": VREFLECT_ATTENTION_TILE_* / default)
   int causal = -1;  // -1: not an attention case (no "causal" key)
   double flop = 0;  // floating-point operations of one run (FlashAttention's conventions for attention)
   double bytes = 0;  // global-memory bytes one run must move at least (decode: the K/V cache), 0: not reported

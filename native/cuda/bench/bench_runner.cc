@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
+#include <optional>
+#include <string>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -27,6 +30,31 @@ struct Event {
   ~Event() { cudaEventDestroy(e); }
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
+};
+
+// VREFLECT_ATTENTION_TILE_FWD or _BWD set for one case and restored after it (the kernels cache the variable;
+// cuda::attention_env_changed makes them read it again).
+class TileEnv {
+ public:
+  TileEnv(const char* name, const std::string& value) : name_(name) {
+    const char* old = std::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    setenv(name, value.c_str(), 1);
+    cuda::attention_env_changed();
+  }
+  ~TileEnv() {
+    if (had_) setenv(name_, old_.c_str(), 1);
+    else unsetenv(name_);
+    cuda::attention_env_changed();
+  }
+  TileEnv(const TileEnv&) = delete;
+  TileEnv& operator=(const TileEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
 };
 
 }  // namespace
@@ -84,6 +112,7 @@ Measurement Runner::run(const Case& c, const Options& o) {
   using cuda::bf16;
   Measurement m;
   try {
+    std::optional<TileEnv> tile_env;  // a listed attention tile variant, for this case only
     std::function<void()> once;
     const size_t b2 = sizeof(uint16_t);
     if (c.kernel == "attention_fwd" || c.kernel == "attention_bwd") {
@@ -106,6 +135,16 @@ Measurement Runner::run(const Case& c, const Options& o) {
       const bool tc = cuda::attention_kernel_resolve(cuda::AttnKernelPath::Auto, a.D, true) ==
                       cuda::AttnKernelPath::TensorCore;
       m.impl = tc ? "vreflect-tc" : "vreflect-scalar";
+      if (tc) {
+        // The variant: the case's (--attention-tiles), else whatever VREFLECT_ATTENTION_TILE_* picks; named in impl
+        // unless it is the default, so variants of one case stay apart in merged reports.
+        const bool bwd = c.kernel == "attention_bwd";
+        if (!c.tile.empty()) tile_env.emplace(bwd ? "VREFLECT_ATTENTION_TILE_BWD" : "VREFLECT_ATTENTION_TILE_FWD", c.tile);
+        m.tile = cuda::attention_tc_tile(bwd);
+        if (!c.tile.empty() || m.tile != cuda::attention_tc_tiles(bwd).front()) m.impl += "/" + m.tile;
+      } else if (!c.tile.empty()) {
+        fail("tile variant ", c.tile, " needs the tensor-core attention (VREFLECT_ATTENTION is scalar, or no sm_80+)");
+      }
       if (c.kernel == "attention_fwd") {
         once = [=] { cuda::attention_forward(out, lse, q, k, v, a); };
       } else {

@@ -19,6 +19,7 @@ struct Measurement {
   int reps = 0;
   std::string error;  // why it did not run (one line)
   std::string impl;   // what ran when only the run knows (attention: vreflect-tc / vreflect-scalar); else Case::impl
+  std::string tile;   // attention on tensor cores: the tile variant that ran
 };
 
 class Runner {

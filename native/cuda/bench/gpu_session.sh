@@ -29,8 +29,10 @@
 # Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90),
 #      TESTS (test filters for the sanitizers, space-separated, default "gemm gemv attention_tc attention_decode"), BENCH_ARGS
 #      (default --quick), KERNEL_STEPS (which kernel steps run: "tests sanitize bench", any subset),
-#      SANITIZER_TIMEOUT (seconds per sanitizer run, 120). Attention is timed on the path the dispatch picks (tensor cores on sm_80+, impl
-#      "vreflect-tc"), then once more with VREFLECT_ATTENTION=scalar for comparison (bench_vreflect_scalar.json).
+#      SANITIZER_TIMEOUT (seconds per sanitizer run, 120). Attention is timed on the path the dispatch picks (tensor
+#      cores on sm_80+, impl "vreflect-tc"), then once more with VREFLECT_ATTENTION=scalar for comparison
+#      (bench_vreflect_scalar.json), then every tensor-core tile variant at TILE_SEQS (default 8k; ATTN_TILES: all or
+#      a list) into bench_tiles.json with the best per case printed (tile_summary.py).
 set -u
 OUT=${OUT:-./gpu-out}
 BUILD=${BUILD:-build-gpu}
@@ -106,6 +108,15 @@ for path in sys.argv[1:]:
 for (kernel, shape, causal), impls in rows.items():
     print(f"{kernel:20} {shape:90} {'' if causal is None else causal!s:6} " + " | ".join(impls))
 EOF
+
+step "attention tile variants (tensor cores, head dim 128, seq ${TILE_SEQS:-8k}: ${ATTN_TILES:-all})"
+# Every forward / backward tile shape of attention_tc.cu timed on the same cases, then the best per case
+# (tile_summary.py); the defaults stay 64x64w4 until these figures say otherwise (kernels README).
+"$BUILD/vreflect_cuda_bench" --json --kernels attention_fwd,attention_bwd --seqs "${TILE_SEQS:-8k}" \
+  --attention-tiles "${ATTN_TILES:-all}" --reps 5 > "$OUT/bench_tiles.json" 2> "$OUT/bench_tiles.err"
+echo "vreflect_cuda_bench (tile variants) rc=$?"; tail -2 "$OUT/bench_tiles.err"
+python3 native/cuda/bench/tile_summary.py "$OUT/bench_tiles.json"
+# (The ptxas register / spill table, attention_tc_registers.sh, is made off the GPU: same nvcc 13.0, no device time.)
 fi  # bench
 fi  # MODEL_ONLY
 

@@ -3,11 +3,11 @@
 // Same semantics and AttnArgs as attention_forward.cu (varlen, GQA, bottom-right causal, lse; rows that see no key:
 // out 0, lse -inf); bf16 storage only, head dim D <= 128.
 //
-// Tiling: a block of 4 warps owns kRows = 64 query rows of one (segment, head); warp w owns rows 16 w .. 16 w + 15,
-// so every score, probability and output row lives in one warp's registers and no shared memory is needed for the
-// softmax. Head dims are padded to DP = 32, 64, 80 or 128 columns (a template parameter; the padding is loaded as
-// zeros and never stored), so the k-loop of S = Q K^T has DP / 16 mma steps and O has DP / 8 column tiles.
-// Per key tile of kKeys = 64 keys:
+// Tiling (the default shape, "64x64w4"): a block of 4 warps owns 64 query rows of one (segment, head); warp w owns
+// rows 16 w .. 16 w + 15, so every score, probability and output row lives in one warp's registers and no shared
+// memory is needed for the softmax. Head dims are padded to DP = 32, 64, 80 or 128 columns (a template parameter;
+// the padding is loaded as zeros and never stored), so the k-loop of S = Q K^T has DP / 16 mma steps and O has
+// DP / 8 column tiles. Per key tile of 64 keys:
 //   S[16 x 64] per warp = Q K^T: 8 n-tiles x DP/16 k-steps of mma.sync.m16n8k16 (Q fragments stay in registers
 //     for the whole loop, K fragments come from shared memory by ldmatrix.x4, two n-tiles per instruction);
 //   online softmax in the accumulator fragments: lane (g, t) holds rows g and g + 8, columns 2t, 2t+1 of each
@@ -21,9 +21,21 @@
 // element stores instead).
 // Causal: tiles past the last visible key of the block's last row are never loaded (early exit); the mask is
 // applied only in tiles that cross the diagonal or the segment's end.
+//
+// Tile-shape variants (head dim 81..128 only; VREFLECT_ATTENTION_TILE_FWD / _BWD, kFwdVariants / kBwdVariants):
+// the forward is templated on m-tiles per warp MT (1 or 2: a warp owns 16 MT rows, and every K / V fragment pair
+// loaded by ldmatrix serves MT m-tiles - FlashAttention-2's 128-row blocks of 4 warps; with MT = 2 Q is re-read from
+// shared memory per k-step instead of held in 64 registers), warps W (4 or 8) and keys per tile KN (32, 64, 128).
+// K / V double-buffered, or (names ending in "s") single K and V buffers with FlashAttention-2's staggered copies,
+// for the shapes whose double buffers would pass 99 KiB of shared memory, and 64x64w4s to compare the two.
+// The backward is templated on warps W (a block of 16 W keys in dK/dV, 16 W query rows in dQ, still 16 rows per
+// warp: two 16 x DP fp32 accumulators per warp leave no room for a second m-tile) and the inner tile T (query rows
+// per step of dK/dV, keys per step of dQ).
+
 #include <atomic>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "cuda/kernels/attention_common.cuh"
 #include "cuda/kernels/mma.cuh"
@@ -33,16 +45,29 @@ inline namespace VR_CUDA_ABI {
 
 namespace {
 
-constexpr int kRows = 64, kKeys = 64, kTcWarps = 4, kTcThreads = kTcWarps * 32;
 constexpr int kTcMaxD = 128;
+// Shared memory a variant may use: the opt-in limit of sm_86 / sm_89 (99 KiB; sm_80 allows 163, sm_90 227), so every
+// variant runs on every sm_80+ GPU and leaves room for a second block per SM on an H100.
+constexpr size_t kTcMaxSmem = 99 * 1024;
 
+// bf16 per smem row: a multiple of 16 bytes (ldmatrix rows) whose 8 rows of one ldmatrix phase start 16 bytes apart
+// modulo 128, so they hit 32 different banks.
 template <int DP>
-struct TcTile {
-  // bf16 per smem row: a multiple of 16 bytes (ldmatrix rows) whose 8 rows of one ldmatrix phase start 16 bytes
-  // apart modulo 128, so they hit 32 different banks.
-  static constexpr int kLd = DP + 8;
-  static constexpr size_t kQ = size_t(kRows) * kLd, kK = size_t(kKeys) * kLd;
-  static constexpr size_t kSmemBytes = sizeof(__nv_bfloat16) * (kQ + 4 * kK);  // Q, 2 x K, 2 x V
+constexpr int kTcLd = DP + 8;
+
+// A forward tile shape: W warps, each owning MT m-tiles of 16 query rows (16 MT W rows per block), KN keys per K/V
+// tile. ST = 0: K/V tiles double-buffered (Q + 2 K + 2 V in shared memory; one barrier per tile); ST = 1: single
+// buffers with FlashAttention-2's staggered loads: K of the next tile is copied while this tile's softmax and P V
+// run, V of the next tile while its S = Q K^T runs (Q + K + V; two barriers per tile).
+template <int DP, int MT, int W, int KN, int ST>
+struct FwdShape {
+  static_assert(MT == 1 || MT == 2, "one or two m-tiles per warp");
+  static_assert(KN % 16 == 0, "key tiles are whole k-steps of P V");
+  static constexpr int kLd = kTcLd<DP>, kRows = 16 * MT * W, kThreads = 32 * W;
+  static constexpr size_t kQ = size_t(kRows) * kLd, kKV = size_t(KN) * kLd;
+  static constexpr bool kDouble = ST == 0;
+  static constexpr size_t kSmemBytes = sizeof(__nv_bfloat16) * (kQ + (kDouble ? 4 : 2) * kKV);
+  static_assert(kSmemBytes <= kTcMaxSmem, "tile shape over the shared-memory budget");
 };
 
 // Whether 16-byte loads are allowed for q, k, v: base and row stride 16-byte aligned and D a multiple of 8.
@@ -65,14 +90,15 @@ __device__ __forceinline__ void load8(F&& put, const __nv_bfloat16* src, int64_t
   }
 }
 
-// S[r][c] = src row r0 + r, head columns [col0, col0 + DP) (zero past D or at rows >= limit), r < kRows (= kKeys).
-template <int DP>
+// S[r][c] = src row r0 + r, head columns [col0, col0 + DP) (zero past D or at rows >= limit), r < ROWS, by a block
+// of THREADS threads.
+template <int DP, int ROWS, int THREADS>
 __device__ __forceinline__ void load_rows(__nv_bfloat16* S, const __nv_bfloat16* src, int64_t stride, int64_t r0,
                                           int64_t limit, int64_t col0, int D, bool vec) {
-  constexpr int kChunks = kRows * DP / 8;
-  for (int c = threadIdx.x; c < kChunks; c += kTcThreads) {
+  constexpr int kChunks = ROWS * DP / 8;
+  for (int c = threadIdx.x; c < kChunks; c += THREADS) {
     const int r = c / (DP / 8), cc = (c % (DP / 8)) * 8;
-    __nv_bfloat16* dst = S + r * TcTile<DP>::kLd + cc;
+    __nv_bfloat16* dst = S + r * kTcLd<DP> + cc;
     load8([&](int j, __nv_bfloat16 x) { dst[j] = x; }, src, stride, r0 + r, limit, col0, cc, D, vec);
   }
 }
@@ -80,28 +106,30 @@ __device__ __forceinline__ void load_rows(__nv_bfloat16* S, const __nv_bfloat16*
 #if defined(VR_MMA_AVAILABLE)
 // load_rows by cp.async where 16-byte chunks allow (zero-filled past D or the limit); element stores otherwise.
 // The caller commits, waits and synchronises before reading.
-template <int DP>
+template <int DP, int ROWS, int THREADS>
 __device__ __forceinline__ void load_rows_async(__nv_bfloat16* S, const __nv_bfloat16* src, int64_t stride,
                                                 int64_t r0, int64_t limit, int64_t col0, int D, bool vec) {
-  if (!vec) return load_rows<DP>(S, src, stride, r0, limit, col0, D, vec);
-  constexpr int kChunks = kRows * DP / 8;
-  for (int c = threadIdx.x; c < kChunks; c += kTcThreads) {
+  if (!vec) return load_rows<DP, ROWS, THREADS>(S, src, stride, r0, limit, col0, D, vec);
+  constexpr int kChunks = ROWS * DP / 8;
+  for (int c = threadIdx.x; c < kChunks; c += THREADS) {
     const int r = c / (DP / 8), cc = (c % (DP / 8)) * 8;
     const int64_t row = r0 + r;
     const bool ok = row < limit && cc + 8 <= D;  // vec: D % 8 == 0, so a chunk is all inside or all padding
-    mma::cp_async16(S + r * TcTile<DP>::kLd + cc, ok ? src + row * stride + col0 + cc : src, ok);
+    mma::cp_async16(S + r * kTcLd<DP> + cc, ok ? src + row * stride + col0 + cc : src, ok);
   }
 }
 #endif
 
-template <int DP>
-__global__ void __launch_bounds__(kTcThreads)
+template <int DP, int MT, int W, int KN, int ST>
+__global__ void __launch_bounds__(32 * W)
     attention_tc_forward_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
                                 const __nv_bfloat16* v, AttnArgs a, TcVec vec) {
 #if defined(VR_MMA_AVAILABLE)
   using namespace dev;
   using namespace mma;
-  using Tile = TcTile<DP>;
+  using F = FwdShape<DP, MT, W, KN, ST>;
+  constexpr int kLd = F::kLd, kRows = F::kRows, kT = F::kThreads;
+  constexpr bool kQInRegs = MT == 1;  // two m-tiles' Q fragments would cost 64 more registers: re-read by ldmatrix
   const attn::Segment sg = attn::segment(a, blockIdx.z);
   const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv), D = a.D;
   const int64_t i0 = int64_t(blockIdx.x) * kRows;
@@ -109,116 +137,170 @@ __global__ void __launch_bounds__(kTcThreads)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
 
   CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
-  __nv_bfloat16* Qs = smem;                // [kRows][kLd]
-  __nv_bfloat16* Ks = Qs + Tile::kQ;       // 2 x [kKeys][kLd]
-  __nv_bfloat16* Vs = Ks + 2 * Tile::kK;   // 2 x [kKeys][kLd]
+  constexpr int kBufs = F::kDouble ? 2 : 1;
+  __nv_bfloat16* Qs = smem;                  // [kRows][kLd]
+  __nv_bfloat16* Ks = Qs + F::kQ;            // kBufs x [KN][kLd]
+  __nv_bfloat16* Vs = Ks + kBufs * F::kKV;   // kBufs x [KN][kLd]
 
   // Keys past the last visible one of the block's last row are never needed (causal early exit).
   const int64_t last_row = (i0 + kRows < sg.Lq ? i0 + kRows : sg.Lq) - 1;
   const int64_t kend = a.causal ? (last_row + sg.shift + 1 < sg.Lk ? last_row + sg.shift + 1 : sg.Lk) : sg.Lk;
-  const int ntiles = kend > 0 ? int((kend + kKeys - 1) / kKeys) : 0;
-  const int64_t kcol = int64_t(kvh) * D;
-  auto load_kv = [&](int jt, int buf) {
-    const int64_t r0 = sg.k0 + int64_t(jt) * kKeys, limit = sg.k0 + sg.Lk;
-    load_rows_async<DP>(Ks + buf * Tile::kK, k, a.k_stride, r0, limit, kcol, D, vec.k);
-    load_rows_async<DP>(Vs + buf * Tile::kK, v, a.v_stride, r0, limit, kcol, D, vec.v);
+  const int ntiles = kend > 0 ? int((kend + KN - 1) / KN) : 0;
+  const int64_t kcol = int64_t(kvh) * D, klim = sg.k0 + sg.Lk;
+  auto load_k = [&](int jt, int buf) {
+    load_rows_async<DP, KN, kT>(Ks + buf * F::kKV, k, a.k_stride, sg.k0 + int64_t(jt) * KN, klim, kcol, D, vec.k);
   };
-  load_rows_async<DP>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, int64_t(h) * D, D, vec.q);
-  if (ntiles > 0) load_kv(0, 0);
-  cp_async_commit();
-  cp_async_wait<0>();
+  auto load_v = [&](int jt, int buf) {
+    load_rows_async<DP, KN, kT>(Vs + buf * F::kKV, v, a.v_stride, sg.k0 + int64_t(jt) * KN, klim, kcol, D, vec.v);
+  };
+  load_rows_async<DP, kRows, kT>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, int64_t(h) * D, D, vec.q);
+  if constexpr (F::kDouble) {
+    if (ntiles > 0) load_k(0, 0), load_v(0, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+  } else {
+    if (ntiles > 0) load_k(0, 0);
+    cp_async_commit();  // Q, K_0
+    if (ntiles > 0) load_v(0, 0);
+    cp_async_commit();  // V_0: may still be in flight while S_0 is computed
+    cp_async_wait<1>();
+  }
   __syncthreads();
 
-  uint32_t qf[DP / 16][4];
-  VR_UNROLL for (int ks = 0; ks < DP / 16; ks++) ldm_a(qf[ks], Qs, Tile::kLd, warp * 16, ks * 16);
+  const int wr0 = warp * MT * 16;  // the warp's first row in the block; m-tile mt owns rows wr0 + 16 mt ..
+  uint32_t qf[kQInRegs ? DP / 16 : 1][4];
+  if constexpr (kQInRegs) {
+    VR_UNROLL for (int ks = 0; ks < DP / 16; ks++) ldm_a(qf[ks], Qs, kLd, wr0, ks * 16);
+  }
 
-  // Row state of rows g (index 0) and g + 8 (index 1) of this warp: running max (log2 units), this lane's partial
-  // row sum, and the output accumulator fragments.
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  float o[DP / 8][4];
-  VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 4; e++) o[nd][e] = 0.f;
+  // Row state of rows g (index 0) and g + 8 (index 1) of each m-tile: running max (log2 units), this lane's
+  // partial row sum, and the output accumulator fragments.
+  float m[MT][2], l[MT][2], o[MT][DP / 8][4];
+  VR_UNROLL for (int mt = 0; mt < MT; mt++) {
+    m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.f;
+    VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 4; e++) o[mt][nd][e] = 0.f;
+  }
   const float scale_log2 = a.scale * 1.4426950408889634f;
-  const int64_t row0 = i0 + warp * 16;  // the warp's first query row (segment-relative)
 
   for (int jt = 0; jt < ntiles; jt++) {
-    const int buf = jt & 1;
-    if (jt + 1 < ntiles) load_kv(jt + 1, buf ^ 1);  // the other buffer: everyone finished it before the last barrier
-    cp_async_commit();                               // in flight while this tile is computed
-    const __nv_bfloat16* Kb = Ks + buf * Tile::kK;
-    const __nv_bfloat16* Vb = Vs + buf * Tile::kK;
-    const int64_t j0 = int64_t(jt) * kKeys;
-
-    float s[kKeys / 8][4];
-    VR_UNROLL for (int n = 0; n < kKeys / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) s[n][e] = 0.f;
-    VR_UNROLL for (int ks = 0; ks < DP / 16; ks++) VR_UNROLL for (int n = 0; n < kKeys / 8; n += 2) {
-        uint32_t kb0[2], kb1[2];
-        ldm_b_nk(kb0, kb1, Kb, Tile::kLd, n * 8, ks * 16);
-        mma_bf16_16816(s[n], qf[ks], kb0);
-        mma_bf16_16816(s[n + 1], qf[ks], kb1);
-      }
-
-    // Scale to log2 units and mask. Only tiles reaching past the segment's keys or, causal, past the diagonal of
-    // the warp's first row need the per-element test (uniform over the warp).
-    const bool masked = j0 + kKeys > sg.Lk || (a.causal && j0 + kKeys - 1 > row0 + sg.shift);
-    float mx[2] = {-INFINITY, -INFINITY};
-    VR_UNROLL for (int n = 0; n < kKeys / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
-        float x = s[n][e] * scale_log2;
-        if (masked) {
-          const int64_t row = row0 + g + (e >= 2 ? 8 : 0), key = j0 + n * 8 + 2 * t + (e & 1);
-          if (key >= sg.Lk || (a.causal && key > row + sg.shift)) x = -INFINITY;
-        }
-        s[n][e] = x;
-        mx[e >> 1] = fmaxf(mx[e >> 1], x);
-      }
-    float alpha[2], base[2];
-    VR_UNROLL for (int r = 0; r < 2; r++) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 2));
-      const float mn = fmaxf(m[r], mx[r]);
-      alpha[r] = m[r] == -INFINITY ? 0.f : exp2f(m[r] - mn);
-      base[r] = mn == -INFINITY ? 0.f : mn;  // a row with no visible key yet: every p is exp2(-inf) = 0
-      m[r] = mn;
+    const int buf = F::kDouble ? (jt & 1) : 0;
+    if constexpr (F::kDouble) {
+      // The other buffer: everyone finished it before the last barrier. In flight while this tile is computed.
+      if (jt + 1 < ntiles) load_k(jt + 1, buf ^ 1), load_v(jt + 1, buf ^ 1);
+      cp_async_commit();
     }
-    float rs[2] = {0.f, 0.f};
-    VR_UNROLL for (int n = 0; n < kKeys / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
-        const float p = exp2f(s[n][e] - base[e >> 1]);
-        s[n][e] = p;
-        rs[e >> 1] += p;
-      }
-    VR_UNROLL for (int r = 0; r < 2; r++) l[r] = l[r] * alpha[r] + rs[r];
-    VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 4; e++) o[nd][e] *= alpha[e >> 1];
+    const __nv_bfloat16* Kb = Ks + buf * F::kKV;
+    const __nv_bfloat16* Vb = Vs + buf * F::kKV;
+    const int64_t j0 = int64_t(jt) * KN;
 
-    // O += P V, P's A fragment of k-step kk = the S fragments of n-tiles 2kk (a0, a1) and 2kk + 1 (a2, a3).
-    VR_UNROLL for (int kk = 0; kk < kKeys / 16; kk++) {
-      const uint32_t pa[4] = {pack_bf16x2(s[2 * kk][0], s[2 * kk][1]), pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
-                              pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+    // S = Q K^T: each K fragment pair (ldmatrix.x4) serves every m-tile of the warp.
+    float s[MT][KN / 8][4];
+    VR_UNROLL for (int mt = 0; mt < MT; mt++) VR_UNROLL for (int n = 0; n < KN / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++)
+        s[mt][n][e] = 0.f;
+    VR_UNROLL for (int ks = 0; ks < DP / 16; ks++) {
+      uint32_t af[MT][4];
+      VR_UNROLL for (int mt = 0; mt < MT; mt++) {
+        if constexpr (kQInRegs) {
+          VR_UNROLL for (int e = 0; e < 4; e++) af[mt][e] = qf[ks][e];
+        } else {
+          ldm_a(af[mt], Qs, kLd, wr0 + 16 * mt, ks * 16);
+        }
+      }
+      VR_UNROLL for (int n = 0; n < KN / 8; n += 2) {
+        uint32_t kb0[2], kb1[2];
+        ldm_b_nk(kb0, kb1, Kb, kLd, n * 8, ks * 16);
+        VR_UNROLL for (int mt = 0; mt < MT; mt++) {
+          mma_bf16_16816(s[mt][n], af[mt], kb0);
+          mma_bf16_16816(s[mt][n + 1], af[mt], kb1);
+        }
+      }
+    }
+    if constexpr (!F::kDouble) {
+      cp_async_wait<0>();  // V_jt is in
+      __syncthreads();     // ... for everyone, and everyone is done with K_jt: K_jt+1 overwrites it during softmax, P V
+      if (jt + 1 < ntiles) load_k(jt + 1, 0);
+      cp_async_commit();
+    }
+
+    VR_UNROLL for (int mt = 0; mt < MT; mt++) {
+      const int64_t row0 = i0 + wr0 + 16 * mt;  // the m-tile's first query row (segment-relative)
+      // Scale to log2 units and mask. Only tiles reaching past the segment's keys or, causal, past the diagonal of
+      // the m-tile's first row need the per-element test (uniform over the warp).
+      const bool masked = j0 + KN > sg.Lk || (a.causal && j0 + KN - 1 > row0 + sg.shift);
+      float mx[2] = {-INFINITY, -INFINITY};
+      VR_UNROLL for (int n = 0; n < KN / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
+          float x = s[mt][n][e] * scale_log2;
+          if (masked) {
+            const int64_t row = row0 + g + (e >= 2 ? 8 : 0), key = j0 + n * 8 + 2 * t + (e & 1);
+            if (key >= sg.Lk || (a.causal && key > row + sg.shift)) x = -INFINITY;
+          }
+          s[mt][n][e] = x;
+          mx[e >> 1] = fmaxf(mx[e >> 1], x);
+        }
+      float alpha[2], base[2];
+      VR_UNROLL for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 2));
+        const float mn = fmaxf(m[mt][r], mx[r]);
+        alpha[r] = m[mt][r] == -INFINITY ? 0.f : exp2f(m[mt][r] - mn);
+        base[r] = mn == -INFINITY ? 0.f : mn;  // a row with no visible key yet: every p is exp2(-inf) = 0
+        m[mt][r] = mn;
+      }
+      float rs[2] = {0.f, 0.f};
+      VR_UNROLL for (int n = 0; n < KN / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
+          const float p = exp2f(s[mt][n][e] - base[e >> 1]);
+          s[mt][n][e] = p;
+          rs[e >> 1] += p;
+        }
+      VR_UNROLL for (int r = 0; r < 2; r++) l[mt][r] = l[mt][r] * alpha[r] + rs[r];
+      VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 4; e++) o[mt][nd][e] *= alpha[e >> 1];
+    }
+
+    // O += P V, P's A fragment of k-step kk = the S fragments of n-tiles 2kk (a0, a1) and 2kk + 1 (a2, a3); each V
+    // fragment pair (ldmatrix.x4.trans) serves every m-tile.
+    VR_UNROLL for (int kk = 0; kk < KN / 16; kk++) {
+      uint32_t pa[MT][4];
+      VR_UNROLL for (int mt = 0; mt < MT; mt++) {
+        pa[mt][0] = pack_bf16x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        pa[mt][1] = pack_bf16x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        pa[mt][2] = pack_bf16x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        pa[mt][3] = pack_bf16x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
       VR_UNROLL for (int nd = 0; nd < DP / 8; nd += 2) {
         uint32_t vb0[2], vb1[2];
-        ldm_b_kn(vb0, vb1, Vb, Tile::kLd, nd * 8, kk * 16);
-        mma_bf16_16816(o[nd], pa, vb0);
-        mma_bf16_16816(o[nd + 1], pa, vb1);
+        ldm_b_kn(vb0, vb1, Vb, kLd, nd * 8, kk * 16);
+        VR_UNROLL for (int mt = 0; mt < MT; mt++) {
+          mma_bf16_16816(o[mt][nd], pa[mt], vb0);
+          mma_bf16_16816(o[mt][nd + 1], pa[mt], vb1);
+        }
       }
     }
-    cp_async_wait<0>();
-    __syncthreads();  // tile jt+1 is in; everyone is done with buffer `buf` before it is refilled
+    cp_async_wait<0>();  // double: tile jt+1 is in; staggered: K_jt+1 is in
+    __syncthreads();     // ... and everyone is done with this tile's buffers before they are refilled
+    if constexpr (!F::kDouble) {
+      if (jt + 1 < ntiles) load_v(jt + 1, 0);
+      cp_async_commit();
+    }
   }
 
-  VR_UNROLL for (int r = 0; r < 2; r++) {
-    l[r] += __shfl_xor_sync(kFullMask, l[r], 1);
-    l[r] += __shfl_xor_sync(kFullMask, l[r], 2);
-  }
-  VR_UNROLL for (int r = 0; r < 2; r++) {
-    const int64_t i = row0 + g + 8 * r;
-    if (i >= sg.Lq) continue;
-    const float inv = l[r] > 0.f ? 1.0f / l[r] : 0.f;
-    __nv_bfloat16* orow = out + (sg.q0 + i) * a.o_stride + int64_t(h) * D;
-    VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 2; e++) {
-        const int c = nd * 8 + 2 * t + e;
-        if (c < D) orow[c] = from_f32<__nv_bfloat16>(o[nd][2 * r + e] * inv);
-      }
-    if (lse && t == 0)
-      lse[int64_t(h) * a.total_q + sg.q0 + i] = l[r] > 0.f ? (m[r] + log2f(l[r])) * 0.6931471805599453f : -INFINITY;
+  VR_UNROLL for (int mt = 0; mt < MT; mt++) {
+    VR_UNROLL for (int r = 0; r < 2; r++) {
+      l[mt][r] += __shfl_xor_sync(kFullMask, l[mt][r], 1);
+      l[mt][r] += __shfl_xor_sync(kFullMask, l[mt][r], 2);
+    }
+    VR_UNROLL for (int r = 0; r < 2; r++) {
+      const int64_t i = i0 + wr0 + 16 * mt + g + 8 * r;
+      if (i >= sg.Lq) continue;
+      const float inv = l[mt][r] > 0.f ? 1.0f / l[mt][r] : 0.f;
+      __nv_bfloat16* orow = out + (sg.q0 + i) * a.o_stride + int64_t(h) * D;
+      VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 2; e++) {
+          const int c = nd * 8 + 2 * t + e;
+          if (c < D) orow[c] = from_f32<__nv_bfloat16>(o[mt][nd][2 * r + e] * inv);
+        }
+      if (lse && t == 0)
+        lse[int64_t(h) * a.total_q + sg.q0 + i] =
+            l[mt][r] > 0.f ? (m[mt][r] + log2f(l[mt][r])) * 0.6931471805599453f : -INFINITY;
+    }
   }
 #else
   // Built for an architecture without bf16 mma: the host never launches this (attention_kernel_resolve).
@@ -239,10 +321,24 @@ __global__ void __launch_bounds__(kTcThreads)
 //          dS = P (dP - Delta) as the A fragment of dQ += dS K (K's B fragments by ldmatrix.trans).
 // P and dS are rounded to bf16 as mma operands (FlashAttention-2 does the same); sums are fp32.
 
-// lse (to log2 units) and Delta of query rows i0 .. i0 + 63 of head h; rows past the segment: lse -inf.
+// A backward tile shape: W warps of 16 rows each own a block of 16 W rows - keys in the dK/dV kernel, query rows in
+// the dQ kernel - and walk the other side in tiles of T (query rows for dK/dV, keys for dQ). Single-buffered tiles
+// copied by cp.async (Q, dO per query tile, lse / Delta by plain loads meanwhile; K, V per key tile).
+template <int DP, int W, int T>
+struct BwdShape {
+  static_assert(T % 16 == 0, "inner tiles are whole k-steps");
+  static constexpr int kLd = kTcLd<DP>, kBlock = 16 * W, kThreads = 32 * W;
+  static constexpr size_t kB = size_t(kBlock) * kLd, kT = size_t(T) * kLd;
+  static constexpr size_t kDkdv = sizeof(__nv_bfloat16) * (2 * kB + 2 * kT) + 2 * T * sizeof(float);  // K V Q dO lse D
+  static constexpr size_t kDq = sizeof(__nv_bfloat16) * (2 * kB + 2 * kT);                            // Q dO K V
+  static_assert(kDkdv <= kTcMaxSmem && kDq <= kTcMaxSmem, "tile shape over the shared-memory budget");
+};
+
+// lse (to log2 units) and Delta of query rows i0 .. i0 + ROWS - 1 of head h; rows past the segment: lse -inf.
+template <int ROWS, int THREADS>
 __device__ __forceinline__ void load_stats(float* lse_s, float* delta_s, const float* lse, const float* delta,
                                            const AttnArgs& a, const attn::Segment& sg, int h, int64_t i0) {
-  for (int r = threadIdx.x; r < kRows; r += kTcThreads) {
+  for (int r = threadIdx.x; r < ROWS; r += THREADS) {
     const bool ok = i0 + r < sg.Lq;
     const int64_t idx = int64_t(h) * a.total_q + sg.q0 + i0 + r;
     lse_s[r] = ok ? lse[idx] * 1.4426950408889634f : -INFINITY;
@@ -251,38 +347,38 @@ __device__ __forceinline__ void load_stats(float* lse_s, float* delta_s, const f
 }
 
 #if defined(VR_MMA_AVAILABLE)  // the mma helpers exist on sm_80+ and the emulator only
-// acc[16 x 8 n-tiles] += A B^T over DP columns: A rows r0.. of the [rows][kLd] array As, B rows = the 8 n-tiles
-// of the [64][kLd] array Bs (both k-contiguous). The S = Q K^T shape of every score product here.
-template <int DP>
-__device__ __forceinline__ void scores(float (&acc)[kKeys / 8][4], const __nv_bfloat16* As, int r0,
-                                       const __nv_bfloat16* Bs) {
+// acc[16 x NT n-tiles] = A B^T over DP columns: A rows r0.. of the [rows][kLd] array As, B rows = the NT n-tiles of
+// the [8 NT][kLd] array Bs (both k-contiguous). The S = Q K^T shape of every score product here.
+template <int DP, int NT>
+__device__ __forceinline__ void scores(float (&acc)[NT][4], const __nv_bfloat16* As, int r0, const __nv_bfloat16* Bs) {
   using namespace mma;
-  VR_UNROLL for (int n = 0; n < kKeys / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
+  constexpr int kLd = kTcLd<DP>;
+  VR_UNROLL for (int n = 0; n < NT; n++) VR_UNROLL for (int e = 0; e < 4; e++) acc[n][e] = 0.f;
   VR_UNROLL for (int ks = 0; ks < DP / 16; ks++) {
     uint32_t af[4];
-    ldm_a(af, As, TcTile<DP>::kLd, r0, ks * 16);
-    VR_UNROLL for (int n = 0; n < kKeys / 8; n += 2) {
+    ldm_a(af, As, kLd, r0, ks * 16);
+    VR_UNROLL for (int n = 0; n < NT; n += 2) {
       uint32_t b0[2], b1[2];
-      ldm_b_nk(b0, b1, Bs, TcTile<DP>::kLd, n * 8, ks * 16);
+      ldm_b_nk(b0, b1, Bs, kLd, n * 8, ks * 16);
       mma_bf16_16816(acc[n], af, b0);
       mma_bf16_16816(acc[n + 1], af, b1);
     }
   }
 }
 
-// acc[16 x DP] += X Y with X [16 x 64] given as accumulator fragments (rounded to bf16 here) and Y [64 x DP]
+// acc[16 x DP] += X Y with X [16 x 8 NT] given as accumulator fragments (rounded to bf16 here) and Y [8 NT x DP]
 // row-major in shared memory (its B fragments by ldmatrix .trans).
-template <int DP>
-__device__ __forceinline__ void accumulate_xy(float (&acc)[DP / 8][4], const float (&x)[kKeys / 8][4],
+template <int DP, int NT>
+__device__ __forceinline__ void accumulate_xy(float (&acc)[DP / 8][4], const float (&x)[NT][4],
                                               const __nv_bfloat16* Y) {
   using namespace mma;
-  VR_UNROLL for (int kk = 0; kk < kKeys / 16; kk++) {
+  VR_UNROLL for (int kk = 0; kk < NT / 2; kk++) {
     const uint32_t xa[4] = {pack_bf16x2(x[2 * kk][0], x[2 * kk][1]), pack_bf16x2(x[2 * kk][2], x[2 * kk][3]),
                             pack_bf16x2(x[2 * kk + 1][0], x[2 * kk + 1][1]),
                             pack_bf16x2(x[2 * kk + 1][2], x[2 * kk + 1][3])};
     VR_UNROLL for (int nd = 0; nd < DP / 8; nd += 2) {
       uint32_t y0[2], y1[2];
-      ldm_b_kn(y0, y1, Y, TcTile<DP>::kLd, nd * 8, kk * 16);
+      ldm_b_kn(y0, y1, Y, kTcLd<DP>, nd * 8, kk * 16);
       mma_bf16_16816(acc[nd], xa, y0);
       mma_bf16_16816(acc[nd + 1], xa, y1);
     }
@@ -308,38 +404,33 @@ __device__ __forceinline__ void add_rows(__nv_bfloat16* base, int64_t stride, in
   }
 }
 
-template <int DP>
-struct TcBwdSmem {
-  using T = TcTile<DP>;
-  // dK/dV: K, V, Q, dO [64][kLd]; lse, Delta [64] fp32.
-  static constexpr size_t kDkdv = sizeof(__nv_bfloat16) * 4 * T::kK + 2 * kRows * sizeof(float);
-  // dQ: Q, dO, K, V [64][kLd].
-  static constexpr size_t kDq = sizeof(__nv_bfloat16) * 4 * T::kK;
-};
-
-template <int DP>
-__global__ void __launch_bounds__(kTcThreads)
+template <int DP, int W, int T>
+__global__ void __launch_bounds__(32 * W)
     attention_tc_dkdv_kernel(__nv_bfloat16* dk, __nv_bfloat16* dv, const __nv_bfloat16* dout, const float* lse,
                              const float* delta, const __nv_bfloat16* q, const __nv_bfloat16* k,
                              const __nv_bfloat16* v, AttnArgs a, TcVec vec, bool vec_do) {
 #if defined(VR_MMA_AVAILABLE)
-  using Tile = TcTile<DP>;
+  using B = BwdShape<DP, W, T>;
+  constexpr int kBlock = B::kBlock, kTh = B::kThreads;
   const attn::Segment sg = attn::segment(a, blockIdx.z);
   const int kvh = blockIdx.y, G = a.Hq / a.Hkv, D = a.D;
-  const int64_t j0 = int64_t(blockIdx.x) * kKeys;
+  const int64_t j0 = int64_t(blockIdx.x) * kBlock;
   if (j0 >= sg.Lk) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
 
   CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
-  __nv_bfloat16* Ks = smem;              // [64 keys][kLd]
-  __nv_bfloat16* Vs = Ks + Tile::kK;     // [64 keys][kLd]
-  __nv_bfloat16* Qs = Vs + Tile::kK;     // [64 q][kLd]
-  __nv_bfloat16* dOs = Qs + Tile::kK;    // [64 q][kLd]
-  float* lse_s = reinterpret_cast<float*>(dOs + Tile::kK);
-  float* delta_s = lse_s + kRows;
+  __nv_bfloat16* Ks = smem;             // [kBlock keys][kLd]
+  __nv_bfloat16* Vs = Ks + B::kB;       // [kBlock keys][kLd]
+  __nv_bfloat16* Qs = Vs + B::kB;       // [T q][kLd]
+  __nv_bfloat16* dOs = Qs + B::kT;      // [T q][kLd]
+  float* lse_s = reinterpret_cast<float*>(dOs + B::kT);
+  float* delta_s = lse_s + T;
   const int64_t kcol = int64_t(kvh) * D;
-  load_rows<DP>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
-  load_rows<DP>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
+  // All tiles arrive by cp.async: every 16-byte chunk of a tile in flight at once, where plain loads through
+  // registers would wait for each before storing it. K / V land with the first query tile.
+  load_rows_async<DP, kBlock, kTh>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
+  load_rows_async<DP, kBlock, kTh>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
+  mma::cp_async_commit();
 
   float dk_acc[DP / 8][4], dv_acc[DP / 8][4];
   VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 4; e++) dk_acc[nd][e] = dv_acc[nd][e] = 0.f;
@@ -347,23 +438,25 @@ __global__ void __launch_bounds__(kTcThreads)
   const int64_t key0 = j0 + warp * 16;  // this warp's first key (segment-relative)
   // The first query row that sees key j0 is j0 - shift (causal): start at its tile.
   int64_t first = a.causal ? j0 - sg.shift : 0;
-  first = first < 0 ? 0 : first / kRows * kRows;
+  first = first < 0 ? 0 : first / T * T;
 
   for (int hh = 0; hh < G; hh++) {
     const int h = kvh * G + hh;
-    for (int64_t i0 = first; i0 < sg.Lq; i0 += kRows) {
+    for (int64_t i0 = first; i0 < sg.Lq; i0 += T) {
       __syncthreads();  // K/V are in; the previous query tile is consumed
       const int64_t qr0 = sg.q0 + i0, qlim = sg.q0 + sg.Lq, qcol = int64_t(h) * D;
-      load_rows<DP>(Qs, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
-      load_rows<DP>(dOs, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
-      load_stats(lse_s, delta_s, lse, delta, a, sg, h, i0);
+      load_rows_async<DP, T, kTh>(Qs, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
+      load_rows_async<DP, T, kTh>(dOs, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
+      mma::cp_async_commit();
+      load_stats<T, kTh>(lse_s, delta_s, lse, delta, a, sg, h, i0);  // while the copies are in flight
+      mma::cp_async_wait<0>();
       __syncthreads();
 
-      float st[kRows / 8][4], dpt[kRows / 8][4];  // S^T, dP^T: rows = this warp's 16 keys, columns = 64 queries
-      scores<DP>(st, Ks, warp * 16, Qs);
-      scores<DP>(dpt, Vs, warp * 16, dOs);
-      const bool masked = j0 + kKeys > sg.Lk || (a.causal && j0 + kKeys - 1 > i0 + sg.shift);
-      VR_UNROLL for (int n = 0; n < kRows / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
+      float st[T / 8][4], dpt[T / 8][4];  // S^T, dP^T: rows = this warp's 16 keys, columns = T queries
+      scores<DP, T / 8>(st, Ks, warp * 16, Qs);
+      scores<DP, T / 8>(dpt, Vs, warp * 16, dOs);
+      const bool masked = j0 + kBlock > sg.Lk || (a.causal && j0 + kBlock - 1 > i0 + sg.shift);
+      VR_UNROLL for (int n = 0; n < T / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
           const int qi = n * 8 + 2 * t + (e & 1);
           const int64_t key = key0 + g + (e >= 2 ? 8 : 0);
           const bool vis = !masked || (key < sg.Lk && (!a.causal || key <= i0 + qi + sg.shift));
@@ -371,10 +464,11 @@ __global__ void __launch_bounds__(kTcThreads)
           st[n][e] = p;                               // P^T
           dpt[n][e] = p * (dpt[n][e] - delta_s[qi]);  // dS^T
         }
-      accumulate_xy<DP>(dv_acc, st, dOs);
-      accumulate_xy<DP>(dk_acc, dpt, Qs);
+      accumulate_xy<DP, T / 8>(dv_acc, st, dOs);
+      accumulate_xy<DP, T / 8>(dk_acc, dpt, Qs);
     }
   }
+  mma::cp_async_wait<0>();  // no query tile at all: K / V must still land before the block exits
   const int64_t klim = sg.k0 + sg.Lk;
   if (dk) add_rows<DP>(dk + kcol, a.k_stride, sg.k0 + key0, klim, D, a.scale, dk_acc);
   if (dv) add_rows<DP>(dv + kcol, a.v_stride, sg.k0 + key0, klim, D, 1.0f, dv_acc);
@@ -384,27 +478,30 @@ __global__ void __launch_bounds__(kTcThreads)
 #endif
 }
 
-template <int DP>
-__global__ void __launch_bounds__(kTcThreads)
+template <int DP, int W, int T>
+__global__ void __launch_bounds__(32 * W)
     attention_tc_dq_kernel(__nv_bfloat16* dq, const __nv_bfloat16* dout, const float* lse, const float* delta,
                            const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, AttnArgs a,
                            TcVec vec, bool vec_do) {
 #if defined(VR_MMA_AVAILABLE)
-  using Tile = TcTile<DP>;
+  using B = BwdShape<DP, W, T>;
+  constexpr int kBlock = B::kBlock, kTh = B::kThreads;
   const attn::Segment sg = attn::segment(a, blockIdx.z);
   const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv), D = a.D;
-  const int64_t i0 = int64_t(blockIdx.x) * kRows;
+  const int64_t i0 = int64_t(blockIdx.x) * kBlock;
   if (i0 >= sg.Lq) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
 
   CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
-  __nv_bfloat16* Qs = smem;              // [64 q][kLd]
-  __nv_bfloat16* dOs = Qs + Tile::kK;    // [64 q][kLd]
-  __nv_bfloat16* Ks = dOs + Tile::kK;    // [64 keys][kLd]
-  __nv_bfloat16* Vs = Ks + Tile::kK;     // [64 keys][kLd]
+  __nv_bfloat16* Qs = smem;           // [kBlock q][kLd]
+  __nv_bfloat16* dOs = Qs + B::kB;    // [kBlock q][kLd]
+  __nv_bfloat16* Ks = dOs + B::kB;    // [T keys][kLd]
+  __nv_bfloat16* Vs = Ks + B::kT;     // [T keys][kLd]
   const int64_t qcol = int64_t(h) * D, kcol = int64_t(kvh) * D;
-  load_rows<DP>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec.q);
-  load_rows<DP>(dOs, dout, a.o_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec_do);
+  // cp.async as in the dK/dV kernel; Q / dO land with the first key tile.
+  load_rows_async<DP, kBlock, kTh>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec.q);
+  load_rows_async<DP, kBlock, kTh>(dOs, dout, a.o_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec_do);
+  mma::cp_async_commit();
 
   const int64_t row0 = i0 + warp * 16;
   float lse2[2], dl[2];  // rows g, g + 8 of the warp
@@ -417,28 +514,31 @@ __global__ void __launch_bounds__(kTcThreads)
   float dq_acc[DP / 8][4];
   VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 4; e++) dq_acc[nd][e] = 0.f;
   const float scale_log2 = a.scale * 1.4426950408889634f;
-  const int64_t last_row = (i0 + kRows < sg.Lq ? i0 + kRows : sg.Lq) - 1;
+  const int64_t last_row = (i0 + kBlock < sg.Lq ? i0 + kBlock : sg.Lq) - 1;
   const int64_t kend = a.causal ? (last_row + sg.shift + 1 < sg.Lk ? last_row + sg.shift + 1 : sg.Lk) : sg.Lk;
 
-  for (int64_t j0 = 0; j0 < kend; j0 += kKeys) {
+  for (int64_t j0 = 0; j0 < kend; j0 += T) {
     __syncthreads();  // Q/dO are in; the previous key tile is consumed
-    load_rows<DP>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
-    load_rows<DP>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
+    load_rows_async<DP, T, kTh>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
+    load_rows_async<DP, T, kTh>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
+    mma::cp_async_commit();
+    mma::cp_async_wait<0>();
     __syncthreads();
 
-    float s[kKeys / 8][4], dp[kKeys / 8][4];
-    scores<DP>(s, Qs, warp * 16, Ks);
-    scores<DP>(dp, dOs, warp * 16, Vs);
-    const bool masked = j0 + kKeys > sg.Lk || (a.causal && j0 + kKeys - 1 > row0 + sg.shift);
-    VR_UNROLL for (int n = 0; n < kKeys / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
+    float s[T / 8][4], dp[T / 8][4];
+    scores<DP, T / 8>(s, Qs, warp * 16, Ks);
+    scores<DP, T / 8>(dp, dOs, warp * 16, Vs);
+    const bool masked = j0 + T > sg.Lk || (a.causal && j0 + T - 1 > row0 + sg.shift);
+    VR_UNROLL for (int n = 0; n < T / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
         const int r = e >> 1;
         const int64_t row = row0 + g + 8 * r, key = j0 + n * 8 + 2 * t + (e & 1);
         const bool vis = !masked || (key < sg.Lk && (!a.causal || key <= row + sg.shift));
         const float p = vis && lse2[r] != -INFINITY ? exp2f(s[n][e] * scale_log2 - lse2[r]) : 0.f;
         dp[n][e] = p * (dp[n][e] - dl[r]);  // dS
       }
-    accumulate_xy<DP>(dq_acc, dp, Ks);
+    accumulate_xy<DP, T / 8>(dq_acc, dp, Ks);
   }
+  mma::cp_async_wait<0>();  // no key tile at all: Q / dO must still land before the block exits
   add_rows<DP>(dq + qcol, a.q_stride, sg.q0 + row0, sg.q0 + sg.Lq, D, a.scale, dq_acc);
   (void)lane;
 #else
@@ -450,38 +550,120 @@ bool vec_ok(const void* p, int64_t stride, int D) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 8 == 0 && D % 8 == 0;
 }
 
-template <int DP>
+template <int DP, int MT, int W, int KN, int ST>
 void launch_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
-  const size_t smem = TcTile<DP>::kSmemBytes;
-  attn::allow_smem(attention_tc_forward_kernel<DP>, smem, "attention_tc_forward");
-  const dim3 grid(unsigned((a.max_seqlen_q + kRows - 1) / kRows), unsigned(a.Hq), unsigned(a.nseq));
+  using F = FwdShape<DP, MT, W, KN, ST>;
+  auto* kernel = attention_tc_forward_kernel<DP, MT, W, KN, ST>;
+  attn::allow_smem(kernel, F::kSmemBytes, "attention_tc_forward");
+  const dim3 grid(unsigned((a.max_seqlen_q + F::kRows - 1) / F::kRows), unsigned(a.Hq), unsigned(a.nseq));
   const TcVec vec{vec_ok(q, a.q_stride, a.D), vec_ok(k, a.k_stride, a.D), vec_ok(v, a.v_stride, a.D)};
-  check_launch(cuda_launch(attention_tc_forward_kernel<DP>, grid, dim3(kTcThreads), smem, s, dptr(out), lse,
-                           dptr(q), dptr(k), dptr(v), a, vec),
+  check_launch(cuda_launch(kernel, grid, dim3(F::kThreads), F::kSmemBytes, s, dptr(out), lse, dptr(q), dptr(k),
+                           dptr(v), a, vec),
                "attention_tc_forward");
 }
 
-template <int DP>
+template <int DP, int W, int T>
 void launch_tc_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                         const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
+  using B = BwdShape<DP, W, T>;
   const TcVec vec{vec_ok(q, a.q_stride, a.D), vec_ok(k, a.k_stride, a.D), vec_ok(v, a.v_stride, a.D)};
   const bool vec_do = vec_ok(dout, a.o_stride, a.D);
   if ((dk || dv) && a.max_seqlen_k > 0) {
-    const size_t smem = TcBwdSmem<DP>::kDkdv;
-    attn::allow_smem(attention_tc_dkdv_kernel<DP>, smem, "attention_tc_backward dk/dv");
-    const dim3 grid(unsigned((a.max_seqlen_k + kKeys - 1) / kKeys), unsigned(a.Hkv), unsigned(a.nseq));
-    check_launch(cuda_launch(attention_tc_dkdv_kernel<DP>, grid, dim3(kTcThreads), smem, s, dptr(dk), dptr(dv),
-                             dptr(dout), lse, delta, dptr(q), dptr(k), dptr(v), a, vec, vec_do),
+    auto* kernel = attention_tc_dkdv_kernel<DP, W, T>;
+    attn::allow_smem(kernel, B::kDkdv, "attention_tc_backward dk/dv");
+    const dim3 grid(unsigned((a.max_seqlen_k + B::kBlock - 1) / B::kBlock), unsigned(a.Hkv), unsigned(a.nseq));
+    check_launch(cuda_launch(kernel, grid, dim3(B::kThreads), B::kDkdv, s, dptr(dk), dptr(dv), dptr(dout), lse, delta,
+                             dptr(q), dptr(k), dptr(v), a, vec, vec_do),
                  "attention_tc_backward dk/dv");
   }
   if (dq && a.max_seqlen_q > 0) {
-    const size_t smem = TcBwdSmem<DP>::kDq;
-    attn::allow_smem(attention_tc_dq_kernel<DP>, smem, "attention_tc_backward dq");
-    const dim3 grid(unsigned((a.max_seqlen_q + kRows - 1) / kRows), unsigned(a.Hq), unsigned(a.nseq));
-    check_launch(cuda_launch(attention_tc_dq_kernel<DP>, grid, dim3(kTcThreads), smem, s, dptr(dq), dptr(dout), lse,
-                             delta, dptr(q), dptr(k), dptr(v), a, vec, vec_do),
+    auto* kernel = attention_tc_dq_kernel<DP, W, T>;
+    attn::allow_smem(kernel, B::kDq, "attention_tc_backward dq");
+    const dim3 grid(unsigned((a.max_seqlen_q + B::kBlock - 1) / B::kBlock), unsigned(a.Hq), unsigned(a.nseq));
+    check_launch(cuda_launch(kernel, grid, dim3(B::kThreads), B::kDq, s, dptr(dq), dptr(dout), lse, delta, dptr(q),
+                             dptr(k), dptr(v), a, vec, vec_do),
                  "attention_tc_backward dq");
   }
+}
+
+// ---- tile-shape variants ------------------------------------------------------------------------------------
+// Head dims 81..128 (DP = 128, the 7B's) have several instantiated shapes, picked by VREFLECT_ATTENTION_TILE_FWD /
+// _BWD; smaller head dims keep the first (default) shape. Names: "<rows>x<keys>w<warps>" - forward: query rows per
+// block x keys per K/V tile, warps, and a final "s" for the staggered pipeline; backward: rows per block (keys in
+// dK/dV, queries in dQ) x the inner tile.
+using FwdLaunch = void (*)(bf16*, float*, const bf16*, const bf16*, const bf16*, const AttnArgs&, Stream);
+using BwdLaunch = void (*)(bf16*, bf16*, bf16*, const bf16*, const float*, const float*, const bf16*, const bf16*,
+                           const bf16*, const AttnArgs&, Stream);
+struct FwdVariant {
+  int rows, keys, warps;
+  bool staggered;
+  FwdLaunch launch;
+};
+struct BwdVariant {
+  int rows, inner, warps;
+  BwdLaunch launch;
+};
+template <int MT, int W, int KN, int ST>
+constexpr FwdVariant fwd128() {
+  return {16 * MT * W, KN, W, ST == 1, launch_tc<128, MT, W, KN, ST>};
+}
+template <int W, int T>
+constexpr BwdVariant bwd128() {
+  return {16 * W, T, W, launch_tc_backward<128, W, T>};
+}
+// The first of each list is the default (today's shape) until a GPU measures a better one (kernels README). Shapes
+// over kTcMaxSmem do not compile (static_assert): forward 128x128w8s, 256x64w8s, and double-buffered 64x128w4,
+// 128x64w4, 128x64w8, 256x32w8; backward 128x64w8, 64x128w4.
+const FwdVariant kFwdVariants[] = {
+    fwd128<1, 4, 64, 0>(),   // 64x64w4: one m-tile per warp, K/V double-buffered (85 KiB)
+    fwd128<1, 4, 64, 1>(),   // 64x64w4s: the same, staggered (51 KiB): the two pipelines side by side
+    fwd128<1, 4, 32, 0>(),   // 64x32w4
+    fwd128<1, 4, 128, 1>(),  // 64x128w4s
+    fwd128<2, 4, 32, 0>(),   // 128x32w4: two m-tiles per warp (68 KiB)
+    fwd128<2, 4, 64, 1>(),   // 128x64w4s: FlashAttention-2's forward shape at D = 128 (68 KiB)
+    fwd128<1, 8, 32, 0>(),   // 128x32w8
+    fwd128<1, 8, 64, 1>(),   // 128x64w8s
+    fwd128<2, 8, 32, 1>(),   // 256x32w8s (85 KiB)
+};
+const BwdVariant kBwdVariants[] = {
+    bwd128<4, 64>(),  // 64x64w4
+    bwd128<4, 32>(),  // 64x32w4
+    bwd128<8, 32>(),  // 128x32w8 (FlashAttention-2 walks 128 keys with 8 warps; its 64-row inner tile is over budget)
+};
+
+std::string variant_name(int rows, int inner, int warps) {
+  return std::to_string(rows) + "x" + std::to_string(inner) + "w" + std::to_string(warps);
+}
+std::vector<std::string> variant_names(bool backward) {
+  std::vector<std::string> r;
+  if (backward)
+    for (const BwdVariant& v : kBwdVariants) r.push_back(variant_name(v.rows, v.inner, v.warps));
+  else
+    for (const FwdVariant& v : kFwdVariants) r.push_back(variant_name(v.rows, v.keys, v.warps) + (v.staggered ? "s" : ""));
+  return r;
+}
+
+// VREFLECT_ATTENTION_TILE_FWD / _BWD as first read: the variant index (-1: not yet read), "auto" or unset = 0.
+std::atomic<int> g_env_tile[2] = {{-1}, {-1}};
+
+int env_tile(bool backward) {
+  const int cached = g_env_tile[backward].load(std::memory_order_relaxed);
+  if (cached >= 0) return cached;
+  const char* var = backward ? "VREFLECT_ATTENTION_TILE_BWD" : "VREFLECT_ATTENTION_TILE_FWD";
+  const char* e = std::getenv(var);
+  const std::string v = e ? e : "";
+  const std::vector<std::string> names = variant_names(backward);
+  int idx = -1;
+  if (v.empty() || v == "auto") idx = 0;
+  for (size_t i = 0; i < names.size() && idx < 0; i++)
+    if (names[i] == v) idx = int(i);
+  if (idx < 0) {
+    std::string all = "auto";
+    for (const std::string& n : names) all += ", " + n;
+    fail(var, "=", v, " is not one of ", all);  // stays unread: every call says so
+  }
+  g_env_tile[backward].store(idx, std::memory_order_relaxed);
+  return idx;
 }
 
 // VREFLECT_ATTENTION as first read (-1: not yet), so a forward does not scan the environment each time.
@@ -544,22 +726,34 @@ const char* attention_kernel_path_name(AttnKernelPath path) {
   }
 }
 
-void attention_env_changed() { g_env_path.store(-1, std::memory_order_relaxed); }
+void attention_env_changed() {
+  g_env_path.store(-1, std::memory_order_relaxed);
+  for (auto& t : g_env_tile) t.store(-1, std::memory_order_relaxed);
+}
+
+std::vector<std::string> attention_tc_tiles(bool backward) { return variant_names(backward); }
+
+std::string attention_tc_tile(bool backward) {
+  const std::vector<std::string> names = variant_names(backward);
+  return names[size_t(env_tile(backward))];
+}
 
 void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
                           Stream s) {
-  if (a.D <= 32) return launch_tc<32>(out, lse, q, k, v, a, s);
-  if (a.D <= 64) return launch_tc<64>(out, lse, q, k, v, a, s);
-  if (a.D <= 80) return launch_tc<80>(out, lse, q, k, v, a, s);
-  return launch_tc<128>(out, lse, q, k, v, a, s);
+  const FwdLaunch tiled = kFwdVariants[env_tile(false)].launch;  // read (and checked) whatever D is
+  if (a.D <= 32) return launch_tc<32, 1, 4, 64, 0>(out, lse, q, k, v, a, s);
+  if (a.D <= 64) return launch_tc<64, 1, 4, 64, 0>(out, lse, q, k, v, a, s);
+  if (a.D <= 80) return launch_tc<80, 1, 4, 64, 0>(out, lse, q, k, v, a, s);
+  return tiled(out, lse, q, k, v, a, s);
 }
 
 void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                            const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
-  if (a.D <= 32) return launch_tc_backward<32>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
-  if (a.D <= 64) return launch_tc_backward<64>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
-  if (a.D <= 80) return launch_tc_backward<80>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
-  return launch_tc_backward<128>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  const BwdLaunch tiled = kBwdVariants[env_tile(true)].launch;
+  if (a.D <= 32) return launch_tc_backward<32, 4, 64>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  if (a.D <= 64) return launch_tc_backward<64, 4, 64>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  if (a.D <= 80) return launch_tc_backward<80, 4, 64>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  return tiled(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
 }
 
 }  // namespace VR_CUDA_ABI

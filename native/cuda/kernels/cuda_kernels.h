@@ -9,6 +9,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "train/latent_losses.h"
 
@@ -112,7 +114,13 @@ struct AttnArgs {
 enum class AttnKernelPath { Auto, Scalar, TensorCore };
 AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_storage);  // Scalar or TensorCore
 const char* attention_kernel_path_name(AttnKernelPath path);  // "auto", "scalar", "tensor-core"
-void attention_env_changed();  // the next forward reads VREFLECT_ATTENTION again (tests)
+void attention_env_changed();  // the next forward reads VREFLECT_ATTENTION(_TILE_FWD/_BWD) again (tests, bench)
+// Tile-shape variants of the tensor-core kernels for head dims 81..128 (attention_tc.cu; smaller D keep the
+// default): names "<rows>x<keys>w<warps>", the first the default. VREFLECT_ATTENTION_TILE_FWD / _BWD pick one
+// ("auto" or unset: the default; another name is a vr::Error naming the allowed ones). attention_tc_tile: the one
+// the next call runs (reads and checks the variable).
+std::vector<std::string> attention_tc_tiles(bool backward);
+std::string attention_tc_tile(bool backward);
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttnArgs& a,
                        Stream s = nullptr, AttnKernelPath path = AttnKernelPath::Auto);
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,

@@ -115,3 +115,25 @@ describe('bench kernels attention_decode', () => {
     expect(parseKernelBench(doc([failed]), 's').failed).toHaveLength(1);
   });
 });
+
+// vreflect_cuda_bench --attention-tiles: one result per tile variant of the same case (impl "vreflect-tc/<tile>",
+// "tile" beside it); the merged row keeps the fastest variant and names it.
+describe('bench kernels attention tile variants', () => {
+  const row = (tile: string, tflops: number, causal: boolean) =>
+    `{"kernel":"attention_fwd","shape":{"batch":1,"seq_q":8192,"seq_k":8192,"heads_q":28,"heads_kv":4,"head_dim":128},"dtype":"bf16","causal":${causal},"ms":1,"tflops":${tflops},"impl":"vreflect-tc/${tile}","reps":5,"tile":"${tile}"}`;
+  const doc = (rows: string[]) => `{"device":{"name":"H100"},"date":"d","results":[${rows.join(',')}]}`;
+
+  test('tile is parsed; the fastest variant per case wins its cell, causal and full stay apart', () => {
+    const gpu = parseKernelBench(doc([row('64x64w4', 200, false), row('128x64w4s', 310, false), row('128x32w8', 250, false), row('64x64w4', 150, true)]), 'vreflect_cuda_bench');
+    expect(gpu.results.map((r) => r.tile)).toEqual(['64x64w4', '128x64w4s', '128x32w8', '64x64w4']);
+    const rep = mergeKernelRuns([{ side: 'gpu', bench: gpu }], 'DATE');
+    const fwd = rep.rows.filter((r) => r.kernel === 'attention_fwd');
+    expect(fwd).toHaveLength(2);
+    expect(fwd.find((r) => r.causal === false)!.gpu).toEqual(expect.objectContaining({ tflops: 310, tile: '128x64w4s', impl: 'vreflect-tc/128x64w4s' }));
+    expect(renderKernelsText(rep)).toMatch(/attention_fwd +seq=8192 .*310 \(vreflect-tc\/128x64w4s\)/);
+  });
+
+  test('a non-string tile is a one-line error', () => {
+    expect(() => parseKernelBench(doc([row('64x64w4', 1, false).replace('"tile":"64x64w4"', '"tile":64')]), 's')).toThrow(/results\[0\].tile is not a string/);
+  });
+});

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Best tensor-core attention tile variant per case, from `vreflect_cuda_bench --json --attention-tiles ...`.
+
+usage: tile_summary.py bench_tiles.json
+Prints, per (kernel, sequence length, causal), every variant's TFLOP/s best first, the winner against issue 6's
+targets at head dim 128 (forward >= 350, backward >= 250 TFLOP/s), and the environment line that selects the
+winners (the defaults in attention_tc.cu stay 64x64w4 until a GPU session has measured this).
+"""
+import json
+import sys
+
+TARGETS = {"attention_fwd": 350.0, "attention_bwd": 250.0}
+
+
+def main(path):
+    doc = json.load(open(path))
+    cases = {}
+    for r in doc.get("results", []):
+        if r.get("kernel") not in TARGETS:
+            continue
+        key = (r["kernel"], r["shape"].get("seq_q"), bool(r.get("causal")))
+        cases.setdefault(key, []).append(r)
+    if not cases:
+        print(f"{path}: no attention_fwd / attention_bwd results")
+        return 1
+    best_by_kernel = {}
+    for (kernel, seq, causal), rows in sorted(cases.items()):
+        ran = sorted((r for r in rows if r.get("tflops") is not None), key=lambda r: -r["tflops"])
+        failed = [r for r in rows if r.get("tflops") is None]
+        label = f"{kernel} seq={seq} {'causal' if causal else 'full'}"
+        if not ran:
+            print(f"{label}: nothing ran ({failed[0].get('error', 'no error given') if failed else 'no rows'})")
+            continue
+        best = ran[0]
+        tile = best.get("tile", "?")
+        verdict = "meets" if best["tflops"] >= TARGETS[kernel] else "below"
+        print(f"{label}: best {tile} {best['tflops']:.1f} TFLOP/s ({verdict} the {TARGETS[kernel]:.0f} target)")
+        print("    " + " | ".join(f"{r.get('tile', '?')} {r['tflops']:.1f}" for r in ran)
+              + "".join(f" | {r.get('tile', '?')} failed: {r.get('error', '')}" for r in failed))
+        wins = best_by_kernel.setdefault(kernel, {})
+        wins[tile] = wins.get(tile, 0) + 1
+    env = {"attention_fwd": "VREFLECT_ATTENTION_TILE_FWD", "attention_bwd": "VREFLECT_ATTENTION_TILE_BWD"}
+    picks = [f"{env[k]}={max(w, key=w.get)}" for k, w in sorted(best_by_kernel.items())]
+    print("most wins: " + " ".join(picks))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__.strip().splitlines()[2])
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))
