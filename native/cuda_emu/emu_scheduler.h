@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -210,6 +211,28 @@ inline const uint64_t* warp_exchange(unsigned mask, uint64_t value) {
   die("a barrier can never be released (divergent __syncthreads, or a warp mask naming an exited lane)");
 }
 
+// The order fibers of a block run in between scheduling points (CUDAEMU_SCHEDULE):
+//   lockstep (default)  every ready thread once per round, in thread order: warps advance together, one warp op at
+//                       a time - the fastest, and a legal GPU order;
+//   warp-ahead          one warp runs until none of its lanes can go on (all at a __syncthreads or finished: its
+//                       warp ops wait only on its own lanes), then the next: warp 0 gets as far ahead of warp 1 as a
+//                       GPU would ever let it;
+//   warp-behind         the same with the warps in reverse order.
+// All three are legal schedules, so a kernel's results must not depend on the choice: a missing __syncthreads
+// between warps that write and read the same shared memory (or a cp.async buffer reused too early) that lockstep
+// hides shows up as wrong values under warp-ahead / warp-behind. The emulator tests are run under all three.
+enum class Schedule { Lockstep, WarpAhead, WarpBehind };
+inline Schedule schedule() {
+  static const Schedule s = [] {
+    const char* e = std::getenv("CUDAEMU_SCHEDULE");
+    if (!e || !*e || std::strcmp(e, "lockstep") == 0) return Schedule::Lockstep;
+    if (std::strcmp(e, "warp-ahead") == 0) return Schedule::WarpAhead;
+    if (std::strcmp(e, "warp-behind") == 0) return Schedule::WarpBehind;
+    die("CUDAEMU_SCHEDULE is not one of lockstep, warp-ahead, warp-behind: ", e);
+  }();
+  return s;
+}
+
 inline void fiber_main() {
   Block& b = blk();
   (*b.body)();
@@ -240,13 +263,34 @@ inline void run_block(Block& b, StackPool& stacks) {
   b.live = int(n);
   b.at_barrier = 0;
   tl_block = &b;
+  const Schedule sched = schedule();
+  const int nwarps = int((n + 31) / 32);
   while (b.live > 0) {
     bool ran = false;
-    for (Fiber& f : b.fibers) {
-      if (f.st != FiberState::Ready) continue;
-      b.cur = &f;
-      fiber_switch(b.sched, f.ctx);
-      ran = true;
+    if (sched == Schedule::Lockstep) {
+      for (Fiber& f : b.fibers) {
+        if (f.st != FiberState::Ready) continue;
+        b.cur = &f;
+        fiber_switch(b.sched, f.ctx);
+        ran = true;
+      }
+    } else {
+      // One warp at a time, run until none of its lanes can go on, in warp order or reversed: warps drift as far
+      // apart as CUDA allows.
+      for (int wi = 0; wi < nwarps; wi++) {
+        const int w = sched == Schedule::WarpAhead ? wi : nwarps - 1 - wi;
+        const size_t lo = size_t(w) * 32, hi = std::min(n, lo + 32);
+        for (bool again = true; again;) {
+          again = false;
+          for (size_t i = lo; i < hi; i++) {
+            Fiber& f = b.fibers[i];
+            if (f.st != FiberState::Ready) continue;
+            b.cur = &f;
+            fiber_switch(b.sched, f.ctx);
+            ran = again = true;
+          }
+        }
+      }
     }
     if (!ran && b.live > 0) report_deadlock(b);
   }

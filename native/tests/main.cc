@@ -1,9 +1,11 @@
-// Native kernel tests: runs every registered test (or those whose name contains argv[1]), prints one line per
-// check and exits 1 when any check failed (or a test threw).
+// Native kernel tests: runs every registered test, or those whose name contains one of the arguments, minus those
+// whose name contains an `--exclude=SUBSTRING` argument; prints one line per check and exits 1 when any check
+// failed (or a test threw).
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <vector>
 
 #include "core/parallel.h"
 #include "ops/linear.h"
@@ -57,14 +59,26 @@ bool check_true(const std::string& what, bool cond) { return report(cond, what);
 
 int main(int argc, char** argv) {
   using namespace vr::test;
-  const char* filter = argc > 1 ? argv[1] : nullptr;
+  std::vector<const char*> filters, excludes;
+  for (int i = 1; i < argc; i++) {
+    if (std::strncmp(argv[i], "--exclude=", 10) == 0) excludes.push_back(argv[i] + 10);
+    else filters.push_back(argv[i]);
+  }
+  auto selected = [&](const char* name) {
+    for (const char* x : excludes)
+      if (std::strstr(name, x)) return false;
+    if (filters.empty()) return true;
+    for (const char* f : filters)
+      if (std::strstr(name, f)) return true;
+    return false;
+  };
   const vr::CpuFeatures& f = vr::cpu_features();
   std::printf("cpu: %s | avx2 %d avx512f %d avx512_bf16 %d amx_bf16 %d | threads %d\n", f.model.c_str(), f.avx2,
               f.avx512f, f.avx512_bf16, f.amx_bf16, vr::num_threads());
   std::printf("gemm: f32 %s | bf16 %s\n", vr::linear_backend_name(vr::DType::F32),
               vr::linear_backend_name(vr::DType::BF16));
   for (const TestCase& t : registry()) {
-    if (filter && !std::strstr(t.name, filter)) continue;
+    if (!selected(t.name)) continue;
     const auto t0 = std::chrono::steady_clock::now();
     try {
       t.fn();
