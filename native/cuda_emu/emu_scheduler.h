@@ -217,7 +217,7 @@ inline const uint64_t* warp_exchange(unsigned mask, uint64_t value) {
 //   warp-ahead          one warp runs until none of its lanes can go on (all at a __syncthreads or finished: its
 //                       warp ops wait only on its own lanes), then the next: warp 0 gets as far ahead of warp 1 as a
 //                       GPU would ever let it;
-//   warp-behind         the same with the warps in reverse order.
+//   warp-behind         the same with the warps, and the lanes of each warp, in reverse order.
 // All three are legal schedules, so a kernel's results must not depend on the choice: a missing __syncthreads
 // between warps that write and read the same shared memory (or a cp.async buffer reused too early) that lockstep
 // hides shows up as wrong values under warp-ahead / warp-behind. The emulator tests are run under all three.
@@ -282,8 +282,10 @@ inline void run_block(Block& b, StackPool& stacks) {
         const size_t lo = size_t(w) * 32, hi = std::min(n, lo + 32);
         for (bool again = true; again;) {
           again = false;
-          for (size_t i = lo; i < hi; i++) {
-            Fiber& f = b.fibers[i];
+          for (size_t k = lo; k < hi; k++) {
+            // warp-behind also reverses the lanes: a lane's segment between warp ops runs before lower lanes'
+            // (a missing __syncwarp between lanes that share shared memory shows up one way or the other).
+            Fiber& f = b.fibers[sched == Schedule::WarpAhead ? k : lo + hi - 1 - k];
             if (f.st != FiberState::Ready) continue;
             b.cur = &f;
             fiber_switch(b.sched, f.ctx);
