@@ -40,6 +40,7 @@ __device__ __forceinline__ float bits_f32(uint32_t b) {
 // 4 floats at a 16-byte aligned shared-memory address (memcpy in the emulator, as mma::load16).
 __device__ __forceinline__ float4 ld4(const float* p) {
 #if defined(VR_CUDA_EMULATED)
+  mma::check_vector_alignment(p, 16, "16-byte float4 load");
   float4 v;
   std::memcpy(&v, p, sizeof v);
   return v;
@@ -49,6 +50,7 @@ __device__ __forceinline__ float4 ld4(const float* p) {
 }
 __device__ __forceinline__ void st4(float* p, const float4& v) {
 #if defined(VR_CUDA_EMULATED)
+  mma::check_vector_alignment(p, 16, "16-byte float4 store");
   std::memcpy(static_cast<void*>(p), &v, sizeof v);
 #else
   *reinterpret_cast<float4*>(p) = v;
