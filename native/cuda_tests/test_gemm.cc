@@ -279,6 +279,60 @@ VR_TEST(cuda_gemm_dispatch) {
               [&] { cuda::gemm_kernel(d_c2.get(), static_cast<const bf16*>(nullptr), d_b.get(), g); });
 }
 
+// Scale audit: GEMMs whose operands span more than kGemmMaxSpan elements (cuBLASLt's int32 limit) are cut into row
+// pieces. The figures at the 7B's sizes, then the cut itself on the emulator with the limit lowered to a few
+// thousand elements: the dispatcher's pieces (C and A offset by rows, or by columns of A with trans_a) must give
+// the reference results by the same rule as the whole GEMM.
+VR_TEST(cuda_gemm_split_rows) {
+  const int64_t V = 152064, D = 3584;
+  const GemmArgs logits = cuda::checked_gemm_args(cuda::linear_forward_args(17000, V, D));
+  check_true("7B all-positions logits (17000 x 152064) exceed the span: 14122 rows per cuBLASLt call",
+             cuda::gemm_rows_per_call(logits) == 14122 &&
+                 cuda::gemm_operand_span(14122, V, V) <= cuda::kGemmMaxSpan &&
+                 cuda::gemm_operand_span(14123, V, V) > cuda::kGemmMaxSpan);
+  check_true("7B lm_head forward for a 4096-row chunk fits one call",
+             cuda::gemm_rows_per_call(cuda::checked_gemm_args(cuda::linear_forward_args(4096, V, D))) == 4096);
+  check_true("7B lm_head dweight over 200 rows of logits fits one call",
+             cuda::gemm_rows_per_call(cuda::checked_gemm_args(cuda::linear_backward_weight_args(200, V, D))) == V);
+  GemmArgs huge_b = cuda::checked_gemm_args(cuda::linear_forward_args(10, 600000, D));  // W spans 2.15e9
+  check_true("a B operand over the span cannot be cut by rows (0: our kernel)", cuda::gemm_rows_per_call(huge_b) == 0);
+
+  const Impl split{"dispatch-split",
+                   [](float* C, const bf16* A, const bf16* B, const GemmArgs& g) { cuda::gemm(C, A, B, g); },
+                   [](bf16* C, const bf16* A, const bf16* B, const GemmArgs& g) { cuda::gemm(C, A, B, g); }};
+  struct Limit {
+    explicit Limit(int64_t n) { cuda::gemm_set_max_span_for_tests(n); }
+    ~Limit() { cuda::gemm_set_max_span_for_tests(0); }
+  };
+  int64_t before = cuda::gemm_split_pieces();
+  {
+    // forward 70 x 75 x 40 with padded rows (lda 43, ldc 80): C spans 5595, A 3007, W 3000 -> 38 + 32 rows.
+    Limit lim(3100);
+    forward_case<float>(split, {70, 75, 40, 3, 5}, true, true, 400);
+    forward_case<bf16>(split, {70, 75, 40, 3, 5}, true, false, 401);
+  }
+  check_true("the padded forward ran as 2 row pieces per GEMM", cuda::gemm_split_pieces() - before == 4);
+  before = cuda::gemm_split_pieces();
+  {
+    // backward 100 x 24 x 16: dinp (A = dout [100, 24], C [100, 16], W spans 384) in 16-row pieces (the last 4
+    // rows); dweight (A = dout read transposed: its span does not shrink with C's rows) whole, by our kernel.
+    Limit lim(400);
+    backward_case(split, {100, 24, 16}, 402, false);
+  }
+  check_true("dinp ran as 7 row pieces", cuda::gemm_split_pieces() - before == 7);
+  {
+    Limit lim(100);
+    DeviceBuffer<bf16> a(size_t(16 * 100)), b(size_t(16 * 24));
+    DeviceBuffer<float> c(size_t(100 * 24));
+    check_true("an operand over the limit even one row at a time runs our kernel",
+               cuda::gemm(c.get(), a.get(), b.get(), cuda::linear_backward_weight_args(16, 100, 24)) ==
+                   cuda::GemmImpl::Kernel);
+    check_error("cuBLASLt forced on such a GEMM", "spans more than",
+                [&] { cuda::gemm(c.get(), a.get(), b.get(), cuda::linear_backward_weight_args(16, 100, 24), nullptr,
+                                 cuda::GemmImpl::CublasLt); });
+  }
+}
+
 // The skinny kernel (kernels/gemv.cu) by the same rule, on the shapes it takes: 1..8 rows, K a multiple of 8 (one
 // and several 32-lane sweeps of 16-byte chunks, a partial last sweep), N odd (a warp with one W row), padded rows.
 // Then the dispatcher: Auto takes it for <= 8 rows, declines cleanly to the GEMM (odd K, unaligned rows, 9 rows),
