@@ -320,6 +320,14 @@ VR_TEST(cuda_gemm_split_rows) {
     backward_case(split, {100, 24, 16}, 402, false);
   }
   check_true("dinp ran as 7 row pieces", cuda::gemm_split_pieces() - before == 7);
+  before = cuda::gemm_split_pieces();
+  {
+    // backward 4 x 100 x 30: dweight (C = dW [100, 30]; A = dout [4, 100] read transposed, so a piece starts at
+    // column r0 of A) in 13-row pieces; dinp (W spans 3000) whole, by our kernel.
+    Limit lim(400);
+    backward_case(split, {4, 100, 30}, 403, false);
+  }
+  check_true("dweight ran as 8 row pieces (pieces of op(A) = columns of A)", cuda::gemm_split_pieces() - before == 8);
   {
     Limit lim(100);
     DeviceBuffer<bf16> a(size_t(16 * 100)), b(size_t(16 * 24));
