@@ -52,7 +52,9 @@ cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t 
   static_assert(sizeof...(KArgs) == sizeof...(Args), "cuda_launch: wrong number of kernel arguments");
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
   const bool bad_block = threads == 0 || threads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64;
-  const bool bad_grid = grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535;
+  // gridDim.x < 2^31 (compute capability 3.0+): a block count cast with unsigned(...) past that is refused, as on a GPU.
+  const bool bad_grid = grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 ||
+                        grid.z > 65535;
   // Launch errors are reported (and cleared) by cudaGetLastError, as on a GPU.
   if (bad_block || bad_grid) {
     cudaemu::set_error(cudaErrorInvalidConfiguration);

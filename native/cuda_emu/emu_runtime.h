@@ -22,6 +22,16 @@ inline cudaError_t set_error(cudaError_t e) {
 // Per-kernel opt-in for more than 48 KiB of dynamic shared memory, as cudaFuncSetAttribute does on a GPU.
 // A launch asking for more than 48 KiB without it fails, so the emulator catches the classic omission.
 constexpr size_t kDefaultDynSmem = 48 * 1024, kMaxDynSmem = 227 * 1024;
+// The opt-in ceiling cudaFuncSetAttribute accepts: the H100's 227 KiB unless CUDAEMU_MAX_DYN_SMEM_KIB names another
+// GPU's (163: A100, 99: sm_86 / sm_89), so the tests can show which launches a smaller GPU would refuse.
+inline size_t max_dyn_smem_optin() {
+  static const size_t bytes = [] {
+    const char* e = std::getenv("CUDAEMU_MAX_DYN_SMEM_KIB");
+    const long kib = e && *e ? std::atol(e) : 0;
+    return kib >= 48 && size_t(kib) * 1024 <= kMaxDynSmem ? size_t(kib) * 1024 : kMaxDynSmem;
+  }();
+  return bytes;
+}
 inline std::mutex attr_mutex;
 inline std::map<const void*, size_t> max_dyn_smem;
 inline size_t kernel_max_dyn_smem(const void* k) {
@@ -131,7 +141,7 @@ inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }
 template <class F>
 cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {
   if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaSuccess;
-  if (value < 0 || size_t(value) > cudaemu::kMaxDynSmem) return cudaemu::set_error(cudaErrorInvalidValue);
+  if (value < 0 || size_t(value) > cudaemu::max_dyn_smem_optin()) return cudaemu::set_error(cudaErrorInvalidValue);
   std::lock_guard<std::mutex> lock(cudaemu::attr_mutex);
   cudaemu::max_dyn_smem[reinterpret_cast<const void*>(kernel)] = size_t(value);
   return cudaSuccess;

@@ -151,6 +151,13 @@ VR_TEST(cuda_emu_selftest) {
     int dummy[64];
     const cudaError_t e = cuda_launch(bad_mask_kernel, dim3(1), dim3(1025), 0, nullptr, dummy);
     check_true("emu: 1025 threads per block is an invalid configuration", e == cudaErrorInvalidConfiguration);
+    // Grid limits (scale audit): x < 2^31, y and z <= 65535. Refused before any block runs.
+    const cudaError_t ex = cuda_launch(bad_mask_kernel, dim3(0x80000000u), dim3(32), 0, nullptr, dummy);
+    const cudaError_t ey = cuda_launch(bad_mask_kernel, dim3(1, 65536), dim3(32), 0, nullptr, dummy);
+    const cudaError_t ez = cuda_launch(bad_mask_kernel, dim3(1, 1, 65536), dim3(32), 0, nullptr, dummy);
+    check_true("emu: gridDim.x = 2^31, gridDim.y or .z = 65536 are invalid configurations",
+               ex == cudaErrorInvalidConfiguration && ey == cudaErrorInvalidConfiguration &&
+                   ez == cudaErrorInvalidConfiguration);
   }
   int sink[64];
   check_true("emu: divergent __syncthreads is reported as a deadlock (abort)", aborts([&] {

@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -207,6 +208,63 @@ cuda::EnvLookup fake_env(std::map<std::string, std::string> vars) {
   };
 }
 
+// The dispatcher's span limit lowered for a scope (tests of the row split).
+struct SpanLimit {
+  explicit SpanLimit(int64_t n) { cuda::gemm_set_max_span_for_tests(n); }
+  ~SpanLimit() { cuda::gemm_set_max_span_for_tests(0); }
+};
+
+// A fixed pseudo-random value in [-1, 1) per index, exactly representable in bf16 (k / 64): data of any size
+// without a host-side random vector, and its reference recomputed element by element.
+float hashed_value(uint64_t i) {
+  uint64_t z = i * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return float(int64_t(z >> 57) - 64) / 64.0f;
+}
+
+// logits[M, V] = hidden[M, D] @ lm_head[V, D]^T through the dispatcher, which must cut it into `pieces` row pieces
+// of `cut` rows; rows 0, cut - 1, cut and M - 1 (every col_step-th column and the last) against fp64.
+void logits_split_case(int64_t M, int64_t V, int64_t D, int64_t cut, int64_t pieces, int64_t col_step) {
+  auto fill = [](int64_t n, uint64_t salt) {
+    std::vector<bf16> h(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; i++) h[size_t(i)].bits = f32_to_bf16(hashed_value(uint64_t(i) ^ salt));
+    return h;
+  };
+  DeviceBuffer<bf16> a(fill(M * D, 1)), w(fill(V * D, 2));
+  DeviceBuffer<float> c(static_cast<size_t>(M * V));
+  const std::string tag = "logits " + std::to_string(M) + " x " + std::to_string(V) + " x " + std::to_string(D);
+  const int64_t before = cuda::gemm_split_pieces();
+  const cuda::GemmImpl impl = cuda::gemm(c.get(), a.get(), w.get(), cuda::linear_forward_args(M, V, D));
+  cuda_ok(cudaDeviceSynchronize(), "the logits GEMM");
+  check_true(tag + " ran as " + std::to_string(pieces) + " row pieces (last on " + cuda::gemm_impl_name(impl) + ")",
+             cuda::gemm_split_pieces() - before == pieces);
+  std::vector<int64_t> cols;
+  for (int64_t n = 0; n < V; n += col_step) cols.push_back(n);
+  cols.push_back(V - 1);
+  double worst = 0;
+  bool ok = true;
+  for (int64_t r : {int64_t(0), cut - 1, cut, M - 1}) {
+    std::vector<float> row(static_cast<size_t>(V));
+    cuda_ok(cudaMemcpy(row.data(), c.get() + r * V, size_t(V) * sizeof(float), cudaMemcpyDeviceToHost), "download");
+    for (int64_t n : cols) {
+      double ref = 0, mag = 0;
+      for (int64_t k = 0; k < D; k++) {
+        const double x = hashed_value(uint64_t(r * D + k) ^ 1), y = hashed_value(uint64_t(n * D + k) ^ 2);
+        ref += x * y;
+        mag += std::fabs(x * y);
+      }
+      const double err = std::fabs(double(row[size_t(n)]) - ref);
+      worst = std::max(worst, err / (mag + 1e-30));
+      ok &= err <= 1e-4 * mag + 1e-6;
+    }
+  }
+  check_true(tag + " rows 0, " + std::to_string(cut - 1) + " | " + std::to_string(cut) + ", " + std::to_string(M - 1) +
+                 " match fp64 (worst error / sum|a b| " + std::to_string(worst) + ")",
+             ok);
+}
+
 }  // namespace
 
 VR_TEST(cuda_gemm_forward) {
@@ -278,6 +336,84 @@ VR_TEST(cuda_gemm_dispatch) {
   check_error("null A", "null matrix pointer",
               [&] { cuda::gemm_kernel(d_c2.get(), static_cast<const bf16*>(nullptr), d_b.get(), g); });
 }
+
+// Scale audit: GEMMs whose operands span more than kGemmMaxSpan elements (cuBLASLt's int32 limit) are cut into row
+// pieces. The figures at the 7B's sizes, then the cut itself on the emulator with the limit lowered to a few
+// thousand elements: the dispatcher's pieces (C and A offset by rows, or by columns of A with trans_a) must give
+// the reference results by the same rule as the whole GEMM.
+VR_TEST(cuda_gemm_split_rows) {
+  const int64_t V = 152064, D = 3584;
+  const GemmArgs logits = cuda::checked_gemm_args(cuda::linear_forward_args(17000, V, D));
+  check_true("7B all-positions logits (17000 x 152064) exceed the span: 14122 rows per cuBLASLt call",
+             cuda::gemm_rows_per_call(logits) == 14122 &&
+                 cuda::gemm_operand_span(14122, V, V) <= cuda::kGemmMaxSpan &&
+                 cuda::gemm_operand_span(14123, V, V) > cuda::kGemmMaxSpan);
+  check_true("7B lm_head forward for a 4096-row chunk fits one call",
+             cuda::gemm_rows_per_call(cuda::checked_gemm_args(cuda::linear_forward_args(4096, V, D))) == 4096);
+  check_true("7B lm_head dweight over 200 rows of logits fits one call",
+             cuda::gemm_rows_per_call(cuda::checked_gemm_args(cuda::linear_backward_weight_args(200, V, D))) == V);
+  GemmArgs huge_b = cuda::checked_gemm_args(cuda::linear_forward_args(10, 600000, D));  // W spans 2.15e9
+  check_true("a B operand over the span cannot be cut by rows (0: our kernel)", cuda::gemm_rows_per_call(huge_b) == 0);
+
+  const Impl split{"dispatch-split",
+                   [](float* C, const bf16* A, const bf16* B, const GemmArgs& g) { cuda::gemm(C, A, B, g); },
+                   [](bf16* C, const bf16* A, const bf16* B, const GemmArgs& g) { cuda::gemm(C, A, B, g); }};
+  int64_t before = cuda::gemm_split_pieces();
+  {
+    // forward 70 x 75 x 40 with padded rows (lda 43, ldc 80): C spans 5595, A 3007, W 3000 -> 38 + 32 rows.
+    SpanLimit lim(3100);
+    forward_case<float>(split, {70, 75, 40, 3, 5}, true, true, 400);
+    forward_case<bf16>(split, {70, 75, 40, 3, 5}, true, false, 401);
+  }
+  check_true("the padded forward ran as 2 row pieces per GEMM", cuda::gemm_split_pieces() - before == 4);
+  before = cuda::gemm_split_pieces();
+  {
+    // backward 100 x 24 x 16: dinp (A = dout [100, 24], C [100, 16], W spans 384) in 16-row pieces (the last 4
+    // rows); dweight (A = dout read transposed: its span does not shrink with C's rows) whole, by our kernel.
+    SpanLimit lim(400);
+    backward_case(split, {100, 24, 16}, 402, false);
+  }
+  check_true("dinp ran as 7 row pieces", cuda::gemm_split_pieces() - before == 7);
+  before = cuda::gemm_split_pieces();
+  {
+    // backward 4 x 100 x 30: dweight (C = dW [100, 30]; A = dout [4, 100] read transposed, so a piece starts at
+    // column r0 of A) in 13-row pieces; dinp (W spans 3000) whole, by our kernel.
+    SpanLimit lim(400);
+    backward_case(split, {4, 100, 30}, 403, false);
+  }
+  check_true("dweight ran as 8 row pieces (pieces of op(A) = columns of A)", cuda::gemm_split_pieces() - before == 8);
+  {
+    SpanLimit lim(100);
+    DeviceBuffer<bf16> a(size_t(16 * 100)), b(size_t(16 * 24));
+    DeviceBuffer<float> c(size_t(100 * 24));
+    check_true("an operand over the limit even one row at a time runs our kernel",
+               cuda::gemm(c.get(), a.get(), b.get(), cuda::linear_backward_weight_args(16, 100, 24)) ==
+                   cuda::GemmImpl::Kernel);
+    check_error("cuBLASLt forced on such a GEMM", "spans more than",
+                [&] { cuda::gemm(c.get(), a.get(), b.get(), cuda::linear_backward_weight_args(16, 100, 24), nullptr,
+                                 cuda::GemmImpl::CublasLt); });
+  }
+  {
+    // The check the GPU runs at the 7B's size (below), here at 100 x 48 x 16 cut every 16 rows (W spans 768).
+    SpanLimit lim(800);
+    logits_split_case(100, 48, 16, 16, 7, 1);
+  }
+}
+
+#if !defined(VR_CUDA_EMULATED)
+// On a GPU only (11.6 GB of device memory; on the emulator as much host memory and hours): the 7B's all-positions
+// logits GEMM at its real size, 17,000 x 152,064 x 3,584, through the dispatcher: two row pieces of at most 14,122
+// rows (cuBLASLt when it is loaded, else our kernel).
+VR_TEST(cuda_gemm_split_rows_7b_logits) {
+  size_t free_b = 0, total_b = 0;
+  cuda_ok(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+  if (free_b < (size_t(12) << 30)) {
+    std::printf("note: cuda_gemm_split_rows_7b_logits skipped: %zu MiB free, it needs 12 GiB\n", free_b >> 20);
+    return;
+  }
+  logits_split_case(17000, 152064, 3584, 14122, 2, 101);
+}
+#endif
 
 // The skinny kernel (kernels/gemv.cu) by the same rule, on the shapes it takes: 1..8 rows, K a multiple of 8 (one
 // and several 32-lane sweeps of 16-byte chunks, a partial last sweep), N odd (a warp with one W row), padded rows.

@@ -55,6 +55,15 @@ VR_TEST(cuda_rmsnorm) {
   rmsnorm_case<float>(300, 1000, 2);  // more rows than backward blocks: grid-stride rows, C not a multiple of 32
   rmsnorm_case<bf16>(7, 96, 3);
   rmsnorm_case<bf16>(33, 640, 4);
+  // Scale audit: the backward's shared memory (C floats + the 128-byte static scratch) must stay within the 48 KiB a
+  // block gets without an opt-in; the emulator does not count static shared memory, so the limit is checked here.
+  rmsnorm_case<float>(2, 12256, 5);
+  {
+    DeviceBuffer<float> x(12257), w(12257), dy(12257), dx(12257), dw(12257), rstd(1);
+    expect_throw("cuda rmsnorm_backward C=12257 (48 KiB of shared memory)", [&] {
+      cuda::rmsnorm_backward(dx.get(), dw.get(), dy.get(), x.get(), w.get(), rstd.get(), 1, 12257);
+    });
+  }
 }
 
 }  // namespace vr::test

@@ -51,10 +51,15 @@ struct Plan {
   lt::MatmulAlgo algo{};
 };
 
+// One handle per device, one workspace per (device, stream). cuBLASLt's kernels use the workspace as scratch
+// while they run, so two streams that can run at the same time must not share one (scale audit: the decoder's
+// stream of one GpuQwenVL beside another model's, or beside a non-blocking stream). Work on one stream is ordered,
+// so a stream's own GEMMs may share its workspace; 32 MiB per stream that runs cuBLASLt GEMMs (usually two: the
+// legacy stream of the ViT / trainer and the decoder's).
 struct DeviceState {
   lt::Handle handle = nullptr;
-  void* workspace = nullptr;
-  std::string error;  // cublasLtCreate or the workspace failed: cuBLASLt unusable on this device
+  std::map<Stream, void*> workspaces;
+  std::string error;  // cublasLtCreate failed: cuBLASLt unusable on this device
 };
 
 std::mutex g_mu;
@@ -80,14 +85,29 @@ DeviceState& device_state(const lt::Api& api, int dev) {
   if (st != lt::kStatusSuccess) {
     d.handle = nullptr;
     d.error = "cublasLtCreate failed: " + status_text(api, st);
-    return d;
-  }
-  if (cudaMalloc(&d.workspace, kWorkspaceBytes) != cudaSuccess) {
-    (void)cudaGetLastError();
-    d.workspace = nullptr;
-    d.error = "no device memory for the 32 MiB cuBLASLt workspace";
   }
   return d;
+}
+
+// Stream s's workspace on device d, allocated at its first GEMM; null with *why set when it cannot be (no memory,
+// or s is being captured into a CUDA graph, where cudaMalloc is not allowed: that GEMM then runs on our kernel).
+void* stream_workspace(DeviceState& d, Stream s, std::string* why) {
+  auto it = d.workspaces.find(s);
+  if (it != d.workspaces.end()) return it->second;
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;  // (the legacy stream is never captured)
+  if (s && cudaStreamIsCapturing(s, &cap) != cudaSuccess) (void)cudaGetLastError();
+  if (cap != cudaStreamCaptureStatusNone) {
+    *why = "no cuBLASLt workspace for this stream yet, and it is being captured (no allocation allowed)";
+    return nullptr;
+  }
+  void* w = nullptr;
+  if (cudaMalloc(&w, kWorkspaceBytes) != cudaSuccess) {
+    (void)cudaGetLastError();
+    *why = "no device memory for a 32 MiB cuBLASLt workspace";
+    return nullptr;
+  }
+  d.workspaces[s] = w;
+  return w;
 }
 
 void destroy_plan(const lt::Api& api, Plan& p) {
@@ -167,6 +187,9 @@ bool run(void* C, int c_type, const bf16* A, const bf16* B, const GemmArgs& args
   std::lock_guard<std::mutex> lock(g_mu);
   DeviceState& d = device_state(*api, dev);
   if (!d.error.empty()) return say(d.error);
+  std::string ws_why;
+  void* const workspace = stream_workspace(d, s, &ws_why);
+  if (!workspace) return say(ws_why);
   const int align_a = alignment(A), align_b = alignment(B), align_c = alignment(C);
   const PlanKey key{dev,       g.m,       g.n,          g.k,       g.lda,   g.ldb,   g.ldc,  g.trans_a,
                     g.trans_b, g.accumulate, g.bias != nullptr, c_type == lt::kR16BF, align_a, align_b, align_c};
@@ -183,7 +206,7 @@ bool run(void* C, int c_type, const bf16* A, const bf16* B, const GemmArgs& args
   }
   const float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;
   const lt::Status st = api->Matmul(d.handle, p.desc, &alpha, B, p.a, A, p.b, &beta, C, p.c, C, p.c, &p.algo,
-                                    d.workspace, kWorkspaceBytes, s);
+                                    workspace, kWorkspaceBytes, s);
   VR_CHECK(st == lt::kStatusSuccess, "cuBLASLt: cublasLtMatmul failed for m=", g.m, " n=", g.n, " k=", g.k, ": ",
            status_text(*api, st));
   return true;

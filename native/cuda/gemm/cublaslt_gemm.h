@@ -2,7 +2,7 @@
 // bf16 A and B, fp32 compute (CUBLAS_COMPUTE_32F), fp32 or bf16 C, optional fp32 bias epilogue, beta = 1 for
 // accumulate. Row-major operands are handed to the column-major library as C^T = op(B)^T op(A)^T, so no data
 // moves and the bias vector (length n) is per row of the column-major D, as cuBLASLt's BIAS epilogue wants.
-// One handle and one 32 MiB workspace per device; descriptors and the heuristic's algorithm are cached per shape
+// One handle per device and one 32 MiB workspace per (device, stream); descriptors and the heuristic's algorithm are cached per shape
 // (the 512 most recently used).
 #pragma once
 #include <string>

@@ -1,6 +1,7 @@
 // GEMM dispatch: cuBLASLt when loaded, else our kernel (gemm.h).
 #include "cuda/gemm/gemm.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -17,7 +18,31 @@ namespace {
 std::atomic<int> g_env_impl{-1};
 // VREFLECT_GEMV as first read: 1 auto (the skinny kernel for the rows it takes), 0 off, -1 not read yet.
 std::atomic<int> g_env_gemv{-1};
+std::atomic<int64_t> g_max_span{kGemmMaxSpan};  // lowered by tests only
+std::atomic<int64_t> g_split_pieces{0};
 }  // namespace
+
+int64_t gemm_operand_span(int64_t rows, int64_t cols, int64_t ld) { return rows <= 0 ? 0 : (rows - 1) * ld + cols; }
+
+int64_t gemm_rows_per_call(const GemmArgs& g, int64_t max_span) {
+  const int64_t b_span = g.trans_b ? gemm_operand_span(g.n, g.k, g.ldb) : gemm_operand_span(g.k, g.n, g.ldb);
+  if (b_span > max_span) return 0;
+  // A stored [m, k] (rows of C are rows of A) or, with trans_a, [k, m] (rows of C are columns of A).
+  auto fits = [&](int64_t rows) {
+    const int64_t a_span = g.trans_a ? gemm_operand_span(g.k, rows, g.lda) : gemm_operand_span(rows, g.k, g.lda);
+    return a_span <= max_span && gemm_operand_span(rows, g.n, g.ldc) <= max_span;
+  };
+  if (g.m <= 0 || fits(g.m)) return g.m;
+  int64_t lo = 0, hi = g.m;  // fits(lo) or lo == 0; !fits(hi): both spans grow with rows
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (fits(mid) ? lo : hi) = mid;
+  }
+  return lo;
+}
+
+void gemm_set_max_span_for_tests(int64_t max_span) { g_max_span.store(max_span > 0 ? max_span : kGemmMaxSpan); }
+int64_t gemm_split_pieces() { return g_split_pieces.load(); }
 
 const char* gemm_impl_name(GemmImpl impl) {
   switch (impl) {
@@ -69,6 +94,28 @@ bool env_gemv() {
 template <class TC>
 GemmImpl run(TC* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, GemmImpl want) {
   if (want == GemmImpl::Auto) want = env_impl();
+  // An operand too large for one cuBLASLt call (kGemmMaxSpan): row pieces, each of which fits, or our kernel.
+  if ((want == GemmImpl::Auto || want == GemmImpl::CublasLt) && g.k > 0 && g.m > 0 && g.n > 0) {
+    const GemmArgs p = checked_gemm_args(g);
+    const int64_t max_span = g_max_span.load(std::memory_order_relaxed);
+    const int64_t rows = gemm_rows_per_call(p, max_span);
+    if (rows == 0) {
+      VR_CHECK(want != GemmImpl::CublasLt, "gemm: cuBLASLt was requested but an operand of m=", g.m, " n=", g.n,
+               " k=", g.k, " spans more than ", max_span, " elements even one row at a time");
+      gemm_kernel(C, A, B, g, s);
+      return GemmImpl::Kernel;
+    }
+    if (rows < g.m) {
+      GemmImpl used = GemmImpl::Kernel;
+      for (int64_t r0 = 0; r0 < g.m; r0 += rows) {
+        GemmArgs piece = p;
+        piece.m = std::min(rows, g.m - r0);
+        used = run(C + r0 * p.ldc, p.trans_a ? A + r0 : A + r0 * p.lda, B, piece, s, want);
+        g_split_pieces.fetch_add(1, std::memory_order_relaxed);
+      }
+      return used;
+    }
+  }
   // A few rows (decode / latent steps): the bandwidth-bound skinny kernel, unless an implementation was forced
   // (VREFLECT_GEMM, or the caller's `want`) or VREFLECT_GEMV=off; it declines the cases it does not take.
   if (want == GemmImpl::Gemv || (want == GemmImpl::Auto && g.m <= kGemvMaxRows && env_gemv())) {

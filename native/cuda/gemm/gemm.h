@@ -26,6 +26,22 @@ bool gemv_enabled_from_env();
 // Makes the next GEMM read VREFLECT_GEMM and VREFLECT_GEMV again (for tests that change them in-process).
 void gemm_env_changed();
 
+// Operand spans (scale audit). cuBLASLt takes sizes and strides as 64-bit values but accepts only int32-sized
+// ones, and an operand spanning 2^31 elements or more has been seen to fail at run time (CUBLAS_STATUS_EXECUTION_
+// FAILED). At the 7B's sizes only the all-positions prompt logits reach it (17k rows x 152,064 = 2.6e9 elements), so
+// the dispatcher cuts such a GEMM into row pieces whose A and C spans stay below the limit (B is not cut: when B
+// alone is too large, or a single row is, the GEMM goes to our kernel, whose indices are 64-bit).
+constexpr int64_t kGemmMaxSpan = (int64_t(1) << 31) - 1;  // elements one operand may span in one cuBLASLt call
+// Elements a row-major [rows, cols] matrix with row stride ld spans: (rows - 1) * ld + cols (0 when empty).
+int64_t gemm_operand_span(int64_t rows, int64_t cols, int64_t ld);
+// The most rows of C (m) one call may take so that op(A)'s and C's spans stay <= max_span: g.m when the whole GEMM
+// fits, 0 when no row count does (B too large, or one row's span over the limit). g has its strides resolved
+// (checked_gemm_args).
+int64_t gemm_rows_per_call(const GemmArgs& g, int64_t max_span = kGemmMaxSpan);
+// For tests: the span limit the dispatcher cuts at (0 restores kGemmMaxSpan), and the row pieces it has run.
+void gemm_set_max_span_for_tests(int64_t max_span);
+int64_t gemm_split_pieces();
+
 // Runs one GEMM on stream s; `want` Auto defers to VREFLECT_GEMM. Returns the implementation that ran.
 GemmImpl gemm(float* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s = nullptr,
               GemmImpl want = GemmImpl::Auto);

@@ -12,10 +12,10 @@ inline namespace VR_CUDA_ABI {
 
 namespace {
 
-constexpr int kThreads = 512;
+constexpr int kThreads = 512;  // __launch_bounds__(kThreads) caps registers at 128 so a block always fits an SM
 
 template <class T>
-__global__ void cross_entropy_kernel(float* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t V,
+__global__ void __launch_bounds__(kThreads) cross_entropy_kernel(float* losses, T* dlogits, const T* logits, const int32_t* targets, int64_t V,
                                      float grad_scale, int32_t ignore_index) {
   using namespace dev;
   __shared__ float sm_m[32], sm_s[32];

@@ -14,7 +14,7 @@ inline namespace VR_CUDA_ABI {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kScanThreads = 1024;  // token_rows / index_check: one block
+constexpr int kScanThreads = 1024;  // token_rows / index_check: one block (__launch_bounds__: <= 64 registers)
 
 // Exclusive prefix sum of `flag` over the block (1-D, blockDim.x a multiple of 32); *total gets the sum.
 // `warp_tot` is a __shared__ int[32]. Ends with a barrier, so it can be called again at once.
@@ -42,7 +42,7 @@ __device__ __forceinline__ int block_exclusive_scan(int flag, int* warp_tot, int
   return base + x - flag;
 }
 
-__global__ void index_check_kernel(int32_t* first_bad, const int32_t* idx, int64_t n, int64_t lo, int64_t hi) {
+__global__ void __launch_bounds__(kScanThreads) index_check_kernel(int32_t* first_bad, const int32_t* idx, int64_t n, int64_t lo, int64_t hi) {
   __shared__ int64_t first;
   if (threadIdx.x == 0) first = n;
   __syncthreads();
@@ -104,7 +104,7 @@ __global__ void embedding_backward_kernel(float* dtable, const T* dout, const in
   }
 }
 
-__global__ void token_rows_kernel(int32_t* rows, int32_t* count, const int32_t* ids, int64_t T_, int32_t token_id,
+__global__ void __launch_bounds__(kScanThreads) token_rows_kernel(int32_t* rows, int32_t* count, const int32_t* ids, int64_t T_, int32_t token_id,
                                   int64_t max_rows) {
   __shared__ int warp_tot[32];
   int64_t base = 0;

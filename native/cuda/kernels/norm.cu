@@ -11,7 +11,11 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kMaxBackwardBlocks = 256;
-constexpr int64_t kMaxC = 12288;  // the backward keeps C fp32 partial sums in 48 KiB of shared memory
+// The backward keeps C fp32 partial sums in dynamic shared memory beside its static 32-float scratch; without an
+// opt-in a block gets 48 KiB for both together (the emulator checks only the dynamic part), so C = 12288 would
+// fail to launch on a GPU: 12256 is the largest C that fits (the 7B's 3584 and the ViT's 1280 are far below).
+constexpr int64_t kMaxC = (48 * 1024 - 32 * int64_t(sizeof(float))) / int64_t(sizeof(float));
+static_assert(kMaxC == 12256, "rmsnorm backward: 48 KiB minus the block_sum scratch");
 
 // y = w x r:  dx = r (w dy) - r^3/C x sum(w dy x),  dw = sum_rows dy x r
 template <class T>

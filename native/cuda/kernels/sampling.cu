@@ -10,7 +10,7 @@ inline namespace VR_CUDA_ABI {
 
 namespace {
 
-constexpr int kThreads = 512;
+constexpr int kThreads = 512;  // __launch_bounds__(kThreads) caps registers at 128 so a block always fits an SM
 
 struct Best {
   float v;
@@ -32,7 +32,7 @@ __device__ __forceinline__ Best warp_best(Best x) {
 }
 
 template <class T>
-__global__ void greedy_kernel(int32_t* next, uint8_t* seen, const T* logits, int64_t V, float penalty,
+__global__ void __launch_bounds__(kThreads) greedy_kernel(int32_t* next, uint8_t* seen, const T* logits, int64_t V, float penalty,
                               bool mark_seen) {
   using namespace dev;
   __shared__ Best warp_res[32];
