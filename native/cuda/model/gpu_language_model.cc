@@ -154,6 +154,9 @@ GpuLanguageModel::DecodePlan GpuLanguageModel::stage_decode(const int64_t* pos3,
   plan.capacity = cache.capacity();
   const size_t table = size_t(kMaxDecodeRows * hd) * sizeof(float);
   if (!staging_.data()) staging_ = PinnedBuffer(2 * table + kBoundsInts * sizeof(int32_t), "the decode step's tables");
+  plan.scratch = sc_.x;
+  plan.workspace = plan.split_kv ? decode_ws_ptr_ : nullptr;
+  plan.staging = staging_.data();
   std::vector<float> cos, sin;
   mrope_tables(tc_, pos3, T, plane_stride, cos, sin);
   // The previous step's copies out of the block must have run before it is refilled.
@@ -169,8 +172,10 @@ GpuLanguageModel::DecodePlan GpuLanguageModel::stage_decode(const int64_t* pos3,
 void GpuLanguageModel::enqueue_decode(float* hidden, const float* x, const DecodePlan& plan, GpuKVCache& cache,
                                       const DeviceAttnProbe* probe) {
   const int64_t T = plan.rows, hd = tc_.head_dim;
-  VR_CHECK(staging_.data() && T > 0 && plan.cache == cache.k(0) && plan.capacity == cache.capacity(),
-           "cuda language model decode step: the plan is not from stage_decode with this cache");
+  VR_CHECK(staging_.data() && T > 0 && plan.cache == cache.k(0) && plan.capacity == cache.capacity() &&
+               plan.scratch == sc_.x && plan.staging == staging_.data() &&
+               plan.workspace == (plan.split_kv ? decode_ws_ptr_ : nullptr),
+           "cuda language model decode step: the plan is not from stage_decode with this cache and these buffers");
   cache.check_room(T);
   const size_t table = size_t(kMaxDecodeRows * hd) * sizeof(float), used = size_t(T * hd) * sizeof(float);
   copy_to_device(sc_.cos, staging_.as<float>(), used, "M-RoPE cos table", s_);

@@ -70,9 +70,16 @@ class GpuLanguageModel {
     int splits = 0;
     const bf16* cache = nullptr;  // the KV cache's storage: a grown cache has new pointers
     int64_t capacity = 0;
+    // Every other buffer a captured step bakes in: the activation scratch (regrown by a longer forward), the
+    // split-KV workspace (regrown by a larger split count), the pinned staging block. Today none of them moves
+    // within one generate() (where the graphs live), but a replay with a stale pointer would write freed memory,
+    // so they are part of the key rather than an argument about call order.
+    const void* scratch = nullptr;
+    const float* workspace = nullptr;
+    const void* staging = nullptr;
     bool same(const DecodePlan& o) const {
       return rows == o.rows && split_kv == o.split_kv && splits == o.splits && cache == o.cache &&
-             capacity == o.capacity;
+             capacity == o.capacity && scratch == o.scratch && workspace == o.workspace && staging == o.staging;
     }
   };
   // Host half of a forward of T <= kMaxDecodeRows rows at M-RoPE positions pos3 (HOST, as forward) after the
