@@ -28,9 +28,12 @@ function locate(): Located {
   throw new Error(`${BINARY} not found (looked in ${dirs.join(', ')}); rebuild with cmake-js compile`);
 }
 
+// ~30 s alone on 2 cores, ~70 s beside the other jest workers in CI: generous, so a slow CI machine does not flake.
+const RUN_TIMEOUT_MS = 300_000;
+
 // Runs the binary with `args` (test filters) and `env` added; every check must pass and nothing may abort.
 function expectAllPass(binary: string, args: string[], env: Record<string, string>): void {
-  const res = spawnSync(binary, args, { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 << 20, env: { ...process.env, ...env } });
+  const res = spawnSync(binary, args, { encoding: 'utf8', timeout: RUN_TIMEOUT_MS, maxBuffer: 64 << 20, env: { ...process.env, ...env } });
   if (res.error) throw new Error(`${BINARY} could not run: ${res.error.message}`);
   const out = `${res.stdout ?? ''}${res.stderr ?? ''}`;
   const lines = out.split('\n');
@@ -49,7 +52,7 @@ describe('CUDA kernels on the CPU emulator', () => {
       return;
     }
     expectAllPass(found.binary, [], {});
-  });
+  }, RUN_TIMEOUT_MS + 10_000);
 
   // The default schedule runs a block's warps in lockstep, which hides a missing __syncthreads between warps that
   // share shared memory. Under warp-ahead / warp-behind one warp runs as far as it can before the next (a legal
@@ -60,6 +63,6 @@ describe('CUDA kernels on the CPU emulator', () => {
       const found = locate();
       if ('skipped' in found) return;
       expectAllPass(found.binary, ['--exclude=cuda_model_', '--exclude=cuda_trainer_', '--exclude=cuda_train_'], { CUDAEMU_SCHEDULE: schedule });
-    });
+    }, RUN_TIMEOUT_MS + 10_000);
   }
 });
