@@ -13,7 +13,12 @@ TARGETS = {"attention_fwd": 350.0, "attention_bwd": 250.0}
 
 
 def main(path):
-    doc = json.load(open(path))
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as err:  # the bench failed before writing its JSON: say so in one line
+        print(f"{path}: not readable as the bench's JSON ({err})")
+        return 1
     cases = {}
     for r in doc.get("results", []):
         if r.get("kernel") not in TARGETS:
