@@ -15,43 +15,12 @@
 #include "cuda/model/gpu_session.h"
 #include "cuda_tests/model_fixture.h"
 #include "cuda_tests/scoped_env.h"
+#include "cuda_tests/session_case.h"
 #include "model/qwen_vl.h"
 #include "tests/harness.h"
 
 namespace vr::test {
 namespace {
-
-constexpr int32_t kImagePad = 372, kVisionStart = 369, kVisionEnd = 370, kLvrStart = 374, kImEnd = 362;
-
-// latent: the prompt ends in <|lvr_start|> (latent phases, attention capture); else a text decode of 8 tokens.
-PrefillInput make_input(const ModelConfig& mc, bool latent = true) {
-  PrefillInput in;
-  in.grids = {ImageGrid{1, 8, 12}};
-  in.ids = {361, 82, 327, 83, 198, kVisionStart};
-  in.ids.insert(in.ids.end(), size_t(in.grids[0].tokens()), kImagePad);
-  for (int32_t t : {kVisionEnd, 49, 68, 341, 259, 198, 361, 64, 291, 313, 198, kLvrStart}) in.ids.push_back(t);
-  if (!latent) in.ids.back() = 198;
-  Rng rng(13);  // the seed of test_model_session.cc: two latent phases
-  in.pixel_values = rng.vec(size_t(in.grids[0].patches() * mc.vision.patch_dim()), -1.8, 2.1);
-  return in;
-}
-
-GenerateOptions make_options(bool latent = true) {
-  GenerateOptions o;
-  o.keep_step_logits = true;
-  if (!latent) {
-    o.max_new_tokens = 8;
-    o.repetition_penalty = 1.05f;
-    return o;  // no eos: 8 tokens
-  }
-  o.max_new_tokens = 6;
-  o.latent_steps = 4;
-  o.repetition_penalty = 1.05f;
-  o.eos_ids = {kImEnd};
-  o.lvr_start_id = kLvrStart;
-  o.capture_attention = true;
-  return o;
-}
 
 struct Decode {
   GenerateResult gen;
@@ -66,10 +35,10 @@ Decode decode(const std::vector<TensorRecord>& recs, const char* mode, int64_t s
   auto gm = std::make_shared<cuda::GpuQwenVL>(mc, recs);
   cuda::GpuSession gs(gm);
   if (spare >= 0) gs.set_cache_spare_for_tests(spare);
-  gs.prefill(make_input(mc, latent));
+  gs.prefill(session_case_input(mc, latent));
   Decode d;
   const int64_t l0 = cuda::GpuSession::graph_launches(), c0 = cuda::GpuSession::graph_captures();
-  d.gen = gs.generate(make_options(latent));
+  d.gen = gs.generate(session_case_options(latent));
   d.launches = cuda::GpuSession::graph_launches() - l0;
   d.captures = cuda::GpuSession::graph_captures() - c0;
   d.cache_len = gs.cache_len();
@@ -104,8 +73,8 @@ void check_same(const std::string& tag, const Decode& graph, const Decode& eager
 std::vector<int32_t> cpu_ids(const std::vector<TensorRecord>& recs, bool latent = true) {
   auto m = std::make_shared<const QwenVLModel>(tiny_flat_config(DType::F32), recs);
   Session s(m);
-  s.prefill(make_input(tiny_flat_config(DType::F32), latent));
-  return s.generate(make_options(latent)).ids;
+  s.prefill(session_case_input(tiny_flat_config(DType::F32), latent));
+  return s.generate(session_case_options(latent)).ids;
 }
 
 }  // namespace
@@ -129,7 +98,7 @@ VR_TEST(cuda_model_graphs_vs_eager) {
                  autom.gen.step_logits == graph.gen.step_logits);
 
   // The KV cache sized for the prompt + 4 rows: it grows mid-decode (new storage), the graphs are captured again.
-  const int64_t L = int64_t(make_input(tiny_flat_config(DType::BF16)).ids.size());
+  const int64_t L = int64_t(session_case_input(tiny_flat_config(DType::BF16)).ids.size());
   const Decode g_small = decode(recs, "on", 4), e_small = decode(recs, "off", 4);
   check_true("cuda graphs, small cache: it grew mid-decode (capacity " + std::to_string(g_small.capacity) + " > " +
                  std::to_string(L + 4) + ")",
@@ -145,7 +114,7 @@ VR_TEST(cuda_model_graphs_vs_eager) {
 VR_TEST(cuda_model_graphs_split_kv_change) {
   const auto recs = safetensors_records(tiny_flat_dir() + "/model.safetensors");
   const std::vector<int32_t> ref = cpu_ids(recs);
-  const int64_t L = int64_t(make_input(tiny_flat_config(DType::BF16)).ids.size());
+  const int64_t L = int64_t(session_case_input(tiny_flat_config(DType::BF16)).ids.size());
   const std::string threshold = std::to_string(L + 6);
   ScopedEnv min_keys("VREFLECT_SPLIT_KV_MIN_KEYS", threshold.c_str());
   ScopedEnv splits("VREFLECT_SPLIT_KV_SPLITS", "3");

@@ -196,28 +196,26 @@ std::vector<Case> plan_cases(const Options& o) {
       r.push_back(c);
     }
   }
-  if (want("gemm"))
-    for (const auto& kn : kGemmKN)
-      for (int64_t m : o.gemm_m)
+  // gemm: the 7B's Linears at --gemm-m rows, then the decode Linears + LM head at --gemv-m rows (<= 8), whose
+  // figure is also GB/s of weights read (they are bandwidth-bound).
+  auto gemm_cases = [&](const std::vector<std::pair<int64_t, int64_t>>& shapes, const std::vector<int64_t>& ms,
+                        bool decode) {
+    for (const auto& kn : shapes)
+      for (int64_t m : ms)
         for (const std::string& impl : o.impls) {
           if (impl == "vreflect-gemv" && m > 8) continue;  // it takes at most 8 rows
           Case c;
           c.kernel = "gemm", c.impl = impl;
           c.shape = {{"M", m}, {"N", kn.second}, {"K", kn.first}};
           c.flop = 2.0 * double(m) * double(kn.second) * double(kn.first);
+          if (decode) c.bytes = 2.0 * double(kn.second) * double(kn.first);  // the bf16 weights, read once
           r.push_back(c);
         }
-  if (want("gemm"))
-    for (const auto& kn : kDecodeKN)
-      for (int64_t m : o.gemv_m)
-        for (const std::string& impl : o.impls) {
-          Case c;
-          c.kernel = "gemm", c.impl = impl;
-          c.shape = {{"M", m}, {"N", kn.second}, {"K", kn.first}};
-          c.flop = 2.0 * double(m) * double(kn.second) * double(kn.first);
-          c.bytes = 2.0 * double(kn.second) * double(kn.first);  // the bf16 weights, read once
-          r.push_back(c);
-        }
+  };
+  if (want("gemm")) {
+    gemm_cases(kGemmKN, o.gemm_m, false);
+    gemm_cases(kDecodeKN, o.gemv_m, true);
+  }
   return r;
 }
 

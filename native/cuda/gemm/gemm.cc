@@ -75,21 +75,18 @@ void gemm_env_changed() {
 
 namespace {
 
-GemmImpl env_impl() {
-  const int cached = g_env_impl.load(std::memory_order_relaxed);
-  if (cached >= 0) return GemmImpl(cached);
-  const GemmImpl impl = gemm_impl_from_env();  // a bad value throws here and stays unread: every GEMM says so
-  g_env_impl.store(int(impl), std::memory_order_relaxed);
-  return impl;
+// A switch read from the environment once and kept in `slot` (-1: not read yet). A bad value throws at each read
+// and stays unread, so every GEMM says so.
+template <class F>
+int cached_env(std::atomic<int>& slot, F read) {
+  const int cached = slot.load(std::memory_order_relaxed);
+  if (cached >= 0) return cached;
+  const int v = read();
+  slot.store(v, std::memory_order_relaxed);
+  return v;
 }
-
-bool env_gemv() {
-  const int cached = g_env_gemv.load(std::memory_order_relaxed);
-  if (cached >= 0) return cached == 1;
-  const bool on = gemv_enabled_from_env();
-  g_env_gemv.store(on ? 1 : 0, std::memory_order_relaxed);
-  return on;
-}
+GemmImpl env_impl() { return GemmImpl(cached_env(g_env_impl, [] { return int(gemm_impl_from_env()); })); }
+bool env_gemv() { return cached_env(g_env_gemv, [] { return gemv_enabled_from_env() ? 1 : 0; }) == 1; }
 
 template <class TC>
 GemmImpl run(TC* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, GemmImpl want) {

@@ -28,40 +28,16 @@ struct Partials {
   float* ml;
 };
 
-__device__ __forceinline__ float bits_f32(uint32_t b) {
-#if defined(VR_CUDA_EMULATED)
-  float f;
-  std::memcpy(&f, &b, sizeof f);
-  return f;
-#else
-  return __uint_as_float(b);
-#endif
-}
-// 4 floats at a 16-byte aligned shared-memory address (memcpy in the emulator, as mma::load16).
-__device__ __forceinline__ float4 ld4(const float* p) {
-#if defined(VR_CUDA_EMULATED)
-  mma::check_vector_alignment(p, 16, "16-byte float4 load");
-  float4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-#else
-  return *reinterpret_cast<const float4*>(p);
-#endif
-}
-__device__ __forceinline__ void st4(float* p, const float4& v) {
-#if defined(VR_CUDA_EMULATED)
-  mma::check_vector_alignment(p, 16, "16-byte float4 store");
-  std::memcpy(static_cast<void*>(p), &v, sizeof v);
-#else
-  *reinterpret_cast<float4*>(p) = v;
-#endif
-}
+using mma::f32_from_bits;
+// 4 floats at a 16-byte aligned shared-memory address.
+__device__ __forceinline__ float4 ld4(const float* p) { return mma::vector_load<float4>(p, "16-byte float4 load"); }
+__device__ __forceinline__ void st4(float* p, const float4& v) { mma::vector_store(p, v, "16-byte float4 store"); }
 // The 8 bf16 of v (element 0 in the low half of v.x) as fp32 at dst[0..7] (16-byte aligned): two 16-byte stores.
 __device__ __forceinline__ void unpack8(float* dst, const uint4& v) {
-  st4(dst, make_float4(bits_f32(v.x << 16), bits_f32(v.x & 0xffff0000u), bits_f32(v.y << 16),
-                       bits_f32(v.y & 0xffff0000u)));
-  st4(dst + 4, make_float4(bits_f32(v.z << 16), bits_f32(v.z & 0xffff0000u), bits_f32(v.w << 16),
-                           bits_f32(v.w & 0xffff0000u)));
+  st4(dst, make_float4(f32_from_bits(v.x << 16), f32_from_bits(v.x & 0xffff0000u), f32_from_bits(v.y << 16),
+                       f32_from_bits(v.y & 0xffff0000u)));
+  st4(dst + 4, make_float4(f32_from_bits(v.z << 16), f32_from_bits(v.z & 0xffff0000u), f32_from_bits(v.w << 16),
+                           f32_from_bits(v.w & 0xffff0000u)));
 }
 
 // The K and V rows of one 32-key tile held in registers as 16-byte pieces: a thread owns pieces

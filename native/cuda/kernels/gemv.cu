@@ -14,7 +14,6 @@
 // W multiples of 8 elements and both base pointers 16-byte aligned (the vector loads), 1 <= M <= kGemvMaxRows.
 // Forward only: training's GEMMs have hundreds of rows.
 #include <cstdint>
-#include <cstring>
 
 #include "cuda/kernels/common.cuh"
 #include "cuda/kernels/gemm.h"
@@ -32,14 +31,8 @@ constexpr int kGemvRowsPerWarp = 2;  // two independent W streams per warp: more
 __device__ __forceinline__ void unpack8(const uint4& v, float* f) {
   const uint32_t w[4] = {v.x, v.y, v.z, v.w};
   VR_UNROLL for (int j = 0; j < 4; j++) {
-    const uint32_t lo = w[j] << 16, hi = w[j] & 0xffff0000u;
-#if defined(VR_CUDA_EMULATED)
-    std::memcpy(&f[2 * j], &lo, 4);
-    std::memcpy(&f[2 * j + 1], &hi, 4);
-#else
-    f[2 * j] = __uint_as_float(lo);
-    f[2 * j + 1] = __uint_as_float(hi);
-#endif
+    f[2 * j] = mma::f32_from_bits(w[j] << 16);
+    f[2 * j + 1] = mma::f32_from_bits(w[j] & 0xffff0000u);
   }
 }
 

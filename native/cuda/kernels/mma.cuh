@@ -24,10 +24,11 @@ namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
 namespace mma {
 
-// 16-byte and bf16-pair moves. On the GPU they are plain vector accesses; g++ (the emulator) would treat them as
-// strict-aliasing violations and may reorder them, so there they go through memcpy. A vector access at an address
-// that is not a multiple of its size faults on the GPU ("misaligned address") while memcpy never does, so the
-// emulator checks the alignment and aborts with the address, as ldmatrix and cp.async below do.
+// Vector moves (16-byte, bf16-pair) of registers to / from memory. On the GPU they are plain vector accesses; g++
+// (the emulator) would treat them as strict-aliasing violations and may reorder them, so there they go through
+// memcpy. A vector access at an address that is not a multiple of its size faults on the GPU ("misaligned
+// address") while memcpy never does, so the emulator checks the alignment and aborts with the address, as ldmatrix
+// and cp.async below do.
 #if defined(VR_CUDA_EMULATED)
 __device__ __forceinline__ void check_vector_alignment(const void* p, size_t bytes, const char* what) {
   if (reinterpret_cast<uintptr_t>(p) % bytes != 0) {
@@ -37,33 +38,42 @@ __device__ __forceinline__ void check_vector_alignment(const void* p, size_t byt
   }
 }
 #endif
-__device__ __forceinline__ uint4 load16(const __nv_bfloat16* p) {
+template <class V>
+__device__ __forceinline__ V vector_load(const void* p, const char* what) {
 #if defined(VR_CUDA_EMULATED)
-  check_vector_alignment(p, 16, "16-byte load");
-  uint4 v;
+  check_vector_alignment(p, sizeof(V), what);
+  V v;
   std::memcpy(&v, p, sizeof v);
   return v;
 #else
-  return *reinterpret_cast<const uint4*>(p);
+  (void)what;
+  return *reinterpret_cast<const V*>(p);
 #endif
 }
-__device__ __forceinline__ void store16(__nv_bfloat16* p, const uint4& v) {
+template <class V>
+__device__ __forceinline__ void vector_store(void* p, const V& v, const char* what) {
 #if defined(VR_CUDA_EMULATED)
-  check_vector_alignment(p, 16, "16-byte store");
-  std::memcpy(static_cast<void*>(p), &v, sizeof v);
+  check_vector_alignment(p, sizeof(V), what);
+  std::memcpy(p, &v, sizeof v);
 #else
-  *reinterpret_cast<uint4*>(p) = v;
+  (void)what;
+  *reinterpret_cast<V*>(p) = v;
 #endif
 }
+__device__ __forceinline__ uint4 load16(const __nv_bfloat16* p) { return vector_load<uint4>(p, "16-byte load"); }
+__device__ __forceinline__ void store16(__nv_bfloat16* p, const uint4& v) { vector_store(p, v, "16-byte store"); }
 // Two consecutive bf16 (4-byte aligned) as one register: element 0 in the low half.
 __device__ __forceinline__ uint32_t ld_pair(const __nv_bfloat16* p) {
+  return vector_load<uint32_t>(p, "bf16-pair load");
+}
+// A 32-bit pattern as the float it encodes; bf16 -> fp32 is `f32_from_bits(uint32_t(bits) << 16)`.
+__device__ __forceinline__ float f32_from_bits(uint32_t b) {
 #if defined(VR_CUDA_EMULATED)
-  check_vector_alignment(p, 4, "bf16-pair load");
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
 #else
-  return *reinterpret_cast<const uint32_t*>(p);
+  return __uint_as_float(b);
 #endif
 }
 __device__ __forceinline__ __nv_bfloat16 bf16_from_bits(uint16_t bits) {
