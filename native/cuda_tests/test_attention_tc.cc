@@ -195,6 +195,11 @@ VR_TEST(cuda_attention_tc_tile_choice) {
     ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "256x32w8s", cuda::attention_env_changed);  // a forward-only shape
     expect_throw("VREFLECT_ATTENTION_TILE_BWD=256x32w8s", [] { cuda::attention_tc_tile(true); });
   }
+  {  // refused on any path, also where the tiled kernels would not run (the scalar kernel, head dim 64)
+    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", "9x9", cuda::attention_env_changed);
+    expect_throw("VREFLECT_ATTENTION_TILE_FWD=9x9 on the scalar path",
+                 [] { cuda::attention_kernel_resolve(cuda::AttnKernelPath::Scalar, 64, true); });
+  }
 }
 
 // ldmatrix (modelled on the emulator, real on a GPU) gives the registers of the 4-byte fragment loads, and both

@@ -701,6 +701,10 @@ int device_major() {
 AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_storage) {
   const bool env = want == AttnKernelPath::Auto;
   if (env) want = env_path();
+  // The tile switches are read (and a bad value refused in one line) here, where every attention call chooses
+  // its path: a typo must not pass silently because this run's head dim or device never takes the tiled kernels.
+  env_tile(false);
+  env_tile(true);
   if (want == AttnKernelPath::Scalar) return want;
   const char* who = env ? "VREFLECT_ATTENTION=tc" : "attention: the tensor-core path";
   const bool shape_ok = bf16_storage && D > 0 && D <= kTcMaxD;
