@@ -17,8 +17,10 @@
 
 #include "cuda/gemm/cublaslt_loader.h"
 #include "cuda/gemm/gemm.h"
+#include "cuda/kernels/cuda_kernels.h"
 #include "cuda/kernels/gemm.h"
 #include "cuda_tests/device_buffer.h"
+#include "ops/activation.h"
 #include "ops/linear.h"
 #include "cuda_tests/scoped_env.h"
 #include "tests/harness.h"
@@ -469,6 +471,79 @@ VR_TEST(cuda_gemv_forward) {
   }
   check_error("gemv null output", "gemv: null matrix pointer",
               [&] { cuda::gemv_linear(static_cast<float*>(nullptr), d_a.get(), d_w.get(), g); });
+}
+
+// The decode MLP's fused gate / up / SwiGLU pass (gemv_swiglu): bit for bit the unfused gemv path (gemv into bf16
+// gate and up, then swiglu_forward), and by the rule vs fp64 with the CPU's bf16 path (Linear into fp32, both
+// rounded to bf16, swiglu_forward_bf16) as the naive reference; shapes with one and several chunk sweeps, F odd (a
+// block with fewer than 4 warps' columns), 1..8 rows. Then the dispatch: gemm_swiglu_forward fuses for <= 8 rows,
+// runs the three steps for 9 rows or VREFLECT_GEMV=off (same rule), and needs the up scratch there.
+VR_TEST(cuda_gemv_swiglu) {
+  struct Case { int64_t M, F, K; };
+  const std::vector<Case> cases = {{1, 37, 64}, {2, 9, 8}, {3, 70, 264}, {8, 33, 776}, {5, 1, 520}, {9, 21, 72}};
+  uint64_t seed = 470;
+  for (const Case& c : cases) {
+    Rng rng(seed++);
+    const int64_t M = c.M, F = c.F, K = c.K;
+    const auto x = round_bf16(rng.vec(size_t(M * K), -2, 2)), wg = round_bf16(rng.vec(size_t(F * K))),
+               wu = round_bf16(rng.vec(size_t(F * K)));
+    const std::string tag = "cuda gemv_swiglu M=" + std::to_string(M) + " F=" + std::to_string(F) + " K=" +
+                            std::to_string(K);
+    std::vector<double> ref(size_t(M * F));
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t n = 0; n < F; n++) {
+        double g = 0, u = 0;
+        for (int64_t k = 0; k < K; k++) {
+          g += double(x[size_t(m * K + k)]) * double(wg[size_t(n * K + k)]);
+          u += double(x[size_t(m * K + k)]) * double(wu[size_t(n * K + k)]);
+        }
+        ref[size_t(m * F + n)] = g / (1.0 + std::exp(-g)) * u;
+      }
+    const std::vector<uint16_t> gbits = bits(wg), ubits = bits(wu);
+    Linear G, U;
+    G.dtype = U.dtype = DType::BF16, G.N = U.N = F, G.K = U.K = K, G.w = gbits.data(), U.w = ubits.data();
+    std::vector<float> g_cpu(size_t(M * F)), u_cpu(size_t(M * F));
+    linear_forward(g_cpu.data(), x.data(), G, M, false);
+    linear_forward(u_cpu.data(), x.data(), U, M, false);
+    g_cpu = round_bf16(g_cpu), u_cpu = round_bf16(u_cpu);
+    std::vector<uint16_t> naive16(size_t(M * F));
+    swiglu_forward_bf16(naive16.data(), g_cpu.data(), u_cpu.data(), M * F);
+    std::vector<float> naive(naive16.size());
+    for (size_t i = 0; i < naive.size(); i++) naive[i] = bf16_to_f32(naive16[i]);
+
+    DeviceBuffer<bf16> d_x(to_bf16(x)), d_g(to_bf16(wg)), d_u(to_bf16(wu)), out(size_t(M * F)), up(size_t(M * F));
+    const cuda::GemmImpl used = cuda::gemm_swiglu_forward(out.get(), up.get(), d_x.get(), d_g.get(), d_u.get(), M, F, K);
+    check_true(tag + " runs " + (M <= cuda::kGemvMaxRows ? "fused" : "as three steps"),
+               (used == cuda::GemmImpl::Gemv) == (M <= cuda::kGemvMaxRows));
+    const auto got = from_bf16(out.download());
+    check_rule(tag, got.data(), naive.data(), ref.data(), ref.size(), 1e-5);
+    if (M > cuda::kGemvMaxRows) continue;
+    // The unfused gemv path on the same inputs: the same bits.
+    DeviceBuffer<bf16> g16(size_t(M * F)), u16(size_t(M * F)), unfused(size_t(M * F));
+    check_true(tag + " gemv takes gate", cuda::gemv_linear(g16.get(), d_x.get(), d_g.get(), cuda::linear_forward_args(M, F, K)));
+    check_true(tag + " gemv takes up", cuda::gemv_linear(u16.get(), d_x.get(), d_u.get(), cuda::linear_forward_args(M, F, K)));
+    cuda::swiglu_forward(unfused.get(), g16.get(), u16.get(), M * F);
+    const auto a = out.download(), b = unfused.download();
+    bool same = true;
+    for (size_t i = 0; i < a.size(); i++) same = same && a[i].bits == b[i].bits;
+    check_true(tag + " = gemv gate, gemv up, swiglu_forward bit for bit", same);
+    {
+      ScopedGemmEnv env("VREFLECT_GEMV", "off");
+      DeviceBuffer<bf16> off(size_t(M * F));
+      check_true(tag + " VREFLECT_GEMV=off runs three steps",
+                 cuda::gemm_swiglu_forward(off.get(), up.get(), d_x.get(), d_g.get(), d_u.get(), M, F, K) !=
+                     cuda::GemmImpl::Gemv);
+      const auto got_off = from_bf16(off.download());
+      check_rule(tag + " (VREFLECT_GEMV=off)", got_off.data(), naive.data(), ref.data(), ref.size(), 1e-5);
+    }
+  }
+  DeviceBuffer<bf16> x(size_t(16)), w(size_t(16)), o(size_t(16));
+  check_true("gemv_swiglu declines K % 8 != 0", !cuda::gemv_swiglu(o.get(), x.get(), w.get(), w.get(), 1, 1, 12));
+  check_true("gemv_swiglu declines an unaligned weight", !cuda::gemv_swiglu(o.get(), x.get(), w.get() + 1, w.get(), 1, 1, 8));
+  check_error("gemv_swiglu null output", "gemv_swiglu: null matrix pointer",
+              [&] { cuda::gemv_swiglu(nullptr, x.get(), w.get(), w.get(), 1, 1, 8); });
+  check_error("the unfused path without the up scratch", "needs the up scratch",
+              [&] { cuda::gemm_swiglu_forward(o.get(), nullptr, x.get(), w.get(), w.get(), 1, 1, 12); });
 }
 
 VR_TEST(cuda_gemm_cublaslt_loader) {

@@ -14,8 +14,9 @@ namespace {
 
 const std::vector<std::string> kKernels = {"attention_fwd", "attention_bwd", "attention_decode",
                                            "cross_attention_fwd", "cross_attention_bwd", "gemm"};
-// vreflect-gemv: the skinny kernel (kernels/gemv.cu), planned only for the --gemv-m rows (<= 8).
-const std::vector<std::string> kImpls = {"cublaslt", "vreflect-kernel", "vreflect-gemv"};
+// vreflect-gemv: the skinny kernel (kernels/gemv.cu), planned only for the --gemv-m rows (<= 8);
+// vreflect-gemv-swiglu: the decode MLP's fused gate / up / SwiGLU pass (gemv_swiglu), only on the gate+up shape.
+const std::vector<std::string> kImpls = {"cublaslt", "vreflect-kernel", "vreflect-gemv", "vreflect-gemv-swiglu"};
 // attention_decode: the split-KV kernel, and the flash forward kernel on the same one-row problem (the model's path
 // below its split-KV threshold), so one run shows where the split pays.
 const std::vector<std::string> kDecodeImpls = {"split-kv", "flash-forward"};
@@ -23,9 +24,11 @@ const std::vector<std::string> kDecodeImpls = {"split-kv", "flash-forward"};
 // The 7B's Linear shapes as (K, N): fused QKV, attention output, fused gate+up, down.
 const std::vector<std::pair<int64_t, int64_t>> kGemmKN = {
     {3584, 3584 + 2 * 512}, {3584, 3584}, {3584, 2 * 18944}, {18944, 3584}};
-// A decode step's Linears (the model runs gate and up as two GEMMs) and the LM head: what --gemv-m rows time.
+// A decode step's Linears and the LM head: what --gemv-m rows time. Gate and up are one case of N = 2 x 18944: the
+// decode step runs them as one fused pass (vreflect-gemv-swiglu), the others time the same weights as one GEMM.
+constexpr int64_t kGateUpN = 2 * 18944;
 const std::vector<std::pair<int64_t, int64_t>> kDecodeKN = {
-    {3584, 3584 + 2 * 512}, {3584, 3584}, {3584, 18944}, {18944, 3584}, {3584, 152064}};
+    {3584, 3584 + 2 * 512}, {3584, 3584}, {3584, kGateUpN}, {18944, 3584}, {3584, 152064}};
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> r;
@@ -87,14 +90,15 @@ const char* usage() {
          "         [--kernels attention_fwd,attention_bwd,attention_decode,cross_attention_fwd,\n"
          "                    cross_attention_bwd,gemm]\n"
          "         [--seqs 512,1k,...] [--keys 1k,4k,16k] [--decode-keys 512,1k,4k,16k,64k] [--gemm-m 512,...]\n"
-         "         [--gemv-m 1,4,8] [--impl cublaslt,vreflect-kernel,vreflect-gemv]\n"
+         "         [--gemv-m 1,4,8] [--impl cublaslt,vreflect-kernel,vreflect-gemv,vreflect-gemv-swiglu]\n"
          "         [--max-case-seconds S] [--attention-tiles all|64x64w4,128x64w4s,...]\n"
          "Times vreflect's CUDA kernels (bf16) with cudaEvents (median of --reps runs after --warmup) on the\n"
          "Qwen2.5-VL-7B shapes and prints one JSON object (--json) or a table. --quick: fewer shapes and reps.\n"
          "attention_decode: one new row after N cached keys (28:4 heads of 128), split-KV vs the flash kernel; its\n"
          "figure is GB/s of K/V cache read (\"gbs\"), against the HBM roofline.\n"
          "gemm at --gemv-m rows (<= 8; decode steps): the decode Linears and the LM head, cuBLASLt vs the skinny\n"
-         "kernel (vreflect-gemv), with GB/s of weights read (\"gbs\").\n"
+         "kernel (vreflect-gemv), with GB/s of weights read (\"gbs\"); gate + up (N = 2 x 18944) also as the fused\n"
+         "gate / up / SwiGLU pass of the decode step (vreflect-gemv-swiglu).\n"
          "--attention-tiles: time each listed tile variant of the tensor-core attention (head dim 128; 'all': every\n"
          "one): attention_fwd the forward variants, attention_bwd the backward ones; impl \"vreflect-tc/<tile>\" and\n"
          "\"tile\" in the JSON. Without it the variant VREFLECT_ATTENTION_TILE_FWD / _BWD picks (default 64x64w4).\n"
@@ -203,7 +207,8 @@ std::vector<Case> plan_cases(const Options& o) {
     for (const auto& kn : shapes)
       for (int64_t m : ms)
         for (const std::string& impl : o.impls) {
-          if (impl == "vreflect-gemv" && m > 8) continue;  // it takes at most 8 rows
+          if ((impl == "vreflect-gemv" || impl == "vreflect-gemv-swiglu") && m > 8) continue;  // at most 8 rows
+          if (impl == "vreflect-gemv-swiglu" && (!decode || kn.second != kGateUpN)) continue;
           Case c;
           c.kernel = "gemm", c.impl = impl;
           c.shape = {{"M", m}, {"N", kn.second}, {"K", kn.first}};

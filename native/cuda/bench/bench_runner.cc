@@ -208,7 +208,10 @@ Measurement Runner::run(const Case& c, const Options& o) {
       const cuda::GemmImpl impl = c.impl == "cublaslt"        ? cuda::GemmImpl::CublasLt
                                   : c.impl == "vreflect-gemv" ? cuda::GemmImpl::Gemv
                                                               : cuda::GemmImpl::Kernel;
-      once = [=] { cuda::gemm_linear_forward(C, A, W, nullptr, M, N, K, false, nullptr, impl); };
+      if (c.impl == "vreflect-gemv-swiglu")  // W = [W_gate; W_up], each [N / 2, K]; out [M, N / 2]
+        once = [=] { cuda::gemm_swiglu_forward(C, nullptr, A, W, W + (N / 2) * K, M, N / 2, K, nullptr, cuda::GemmImpl::Gemv); };
+      else
+        once = [=] { cuda::gemm_linear_forward(C, A, W, nullptr, M, N, K, false, nullptr, impl); };
     } else {
       fail("unknown bench kernel ", c.kernel);
     }

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "cuda/gemm/cublaslt_gemm.h"
 #include "cuda/gemm/cublaslt_loader.h"
+#include "cuda/kernels/cuda_kernels.h"
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
@@ -147,6 +148,19 @@ GemmImpl gemm_linear_forward(float* out, const bf16* inp, const bf16* w, const f
 GemmImpl gemm_linear_forward(bf16* out, const bf16* inp, const bf16* w, const float* bias, int64_t M, int64_t N,
                              int64_t K, bool accumulate, Stream s, GemmImpl want) {
   return run(out, inp, w, linear_forward_args(M, N, K, bias, accumulate), s, want);
+}
+
+GemmImpl gemm_swiglu_forward(bf16* out, bf16* up_scratch, const bf16* inp, const bf16* w_gate, const bf16* w_up,
+                             int64_t M, int64_t F, int64_t K, Stream s, GemmImpl want) {
+  if (want == GemmImpl::Auto) want = env_impl();
+  if ((want == GemmImpl::Gemv || (want == GemmImpl::Auto && M <= kGemvMaxRows && env_gemv())) &&
+      gemv_swiglu(out, inp, w_gate, w_up, M, F, K, s))
+    return GemmImpl::Gemv;
+  VR_CHECK(up_scratch, "gemm_swiglu_forward: the unfused path needs the up scratch");
+  gemm_linear_forward(out, inp, w_gate, nullptr, M, F, K, false, s, want);
+  const GemmImpl used = gemm_linear_forward(up_scratch, inp, w_up, nullptr, M, F, K, false, s, want);
+  swiglu_forward(out, out, up_scratch, M * F, s);
+  return used;
 }
 
 void gemm_linear_backward(float* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,

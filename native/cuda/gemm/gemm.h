@@ -53,6 +53,13 @@ GemmImpl gemm_linear_forward(float* out, const bf16* inp, const bf16* w, const f
                              int64_t K, bool accumulate = false, Stream s = nullptr, GemmImpl want = GemmImpl::Auto);
 GemmImpl gemm_linear_forward(bf16* out, const bf16* inp, const bf16* w, const float* bias, int64_t M, int64_t N,
                              int64_t K, bool accumulate = false, Stream s = nullptr, GemmImpl want = GemmImpl::Auto);
+// The SwiGLU MLP's gate / up half (W_gate, W_up [F, K], dense): out[M, F] = silu(inp W_gate^T) * (inp W_up^T), each
+// product rounded to bf16 first. Few rows (decode / latent steps) take gemv_swiglu - one pass, one launch - where
+// gemm() would take gemv (Auto, M <= kGemvMaxRows, VREFLECT_GEMV not off); otherwise two GEMMs into out and
+// up_scratch [M, F], then swiglu_forward. The values are the same either way when both run the gemv kernel.
+// Returns Gemv when fused, else what the GEMMs ran.
+GemmImpl gemm_swiglu_forward(bf16* out, bf16* up_scratch, const bf16* inp, const bf16* w_gate, const bf16* w_up,
+                             int64_t M, int64_t F, int64_t K, Stream s = nullptr, GemmImpl want = GemmImpl::Auto);
 // dinp[M,K] += dout @ W; dweight[N,K] += dout^T @ inp; dbias[N] += column sums of dout. Any output may be null.
 void gemm_linear_backward(float* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
                           const bf16* w, int64_t M, int64_t N, int64_t K, Stream s = nullptr,

@@ -22,6 +22,11 @@ __device__ __forceinline__ float from_f32<float>(float x) { return x; }
 template <>  // round to nearest even, as vr::f32_to_bf16 and torch's .to(bfloat16)
 __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
 
+// SwiGLU of one element, silu(g) * u = g * sigmoid(g) * u. swiglu.cu and the decode MLP's fused gate / up pass
+// (gemv.cu) both use it, so the fused pass gives the unfused kernels' values bit for bit.
+__device__ __forceinline__ float sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
+__device__ __forceinline__ float swiglu_value(float g, float u) { return g * sigmoid(g) * u; }
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
   return v;

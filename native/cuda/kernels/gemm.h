@@ -55,6 +55,12 @@ const char* gemm_kernel_path_name(GemmKernelPath path);
 constexpr int64_t kGemvMaxRows = 8;
 bool gemv_linear(float* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s = nullptr);
 bool gemv_linear(bf16* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s = nullptr);
+// The SwiGLU MLP's first half for 1 <= M <= kGemvMaxRows rows in one pass over both weights: out[M, F] =
+// silu(g) * u, g = bf16(A Wg^T), u = bf16(A Wu^T) (A [M, K], Wg / Wu [F, K], all dense) - bit for bit what
+// gemv_linear into bf16 twice and swiglu_forward give. False, launching nothing, when it does not take the case
+// (as gemv_linear); vr::Error on a null pointer.
+bool gemv_swiglu(bf16* out, const bf16* A, const bf16* Wg, const bf16* Wu, int64_t M, int64_t F, int64_t K,
+                 Stream s = nullptr);
 
 // dbias[n] += sum over the M rows of dout[m, n] (fp32 sums; column partial sums meet in atomicAdd, so the last
 // bits can differ run to run). The bias gradient of a Linear.

@@ -12,6 +12,7 @@
 // Blocks are independent (no shared memory, no __syncthreads), so a warp whose rows are past N just returns.
 // Requirements (else gemv_linear_forward returns false and the caller runs the GEMM): K, the row strides of inp and
 // W multiples of 8 elements and both base pointers 16-byte aligned (the vector loads), 1 <= M <= kGemvMaxRows.
+// gemv_swiglu: the decode MLP's gate and up Linears plus SwiGLU in one launch (gemv_swiglu_kernel below).
 // Forward only: training's GEMMs have hundreds of rows.
 #include <cstdint>
 
@@ -36,6 +37,39 @@ __device__ __forceinline__ void unpack8(const uint4& v, float* f) {
   }
 }
 
+// This lane's partial dot products of R rows of W with the M rows of inp: sum[r][m] over the lane's 16-byte chunks
+// (lane l takes chunks l, l + 32, ...). w[r] is row r's first element, or nullptr past the end of W (it reads as
+// zeros). Every row's sum is the same sequence of fp32 operations whatever the other rows are, so a row gives the
+// same bits in gemv_kernel and in the fused SwiGLU pass.
+template <int M, int R>
+__device__ __forceinline__ void lane_dots(float (&sum)[R][M], const __nv_bfloat16* const (&w)[R],
+                                          const __nv_bfloat16* A, int64_t lda, int64_t K, int lane) {
+  VR_UNROLL for (int r = 0; r < R; r++) VR_UNROLL for (int m = 0; m < M; m++) sum[r][m] = 0.f;
+  const int64_t chunks = K / 8;
+  // U chunks of each W row are loaded before any is used: R * U 16-byte loads in flight per lane. A 7B decode
+  // Linear has only ~14 warps per SM (N / 8 rows per block), so without this the SMs could not keep enough bytes
+  // in flight to cover HBM latency. U shrinks with M, whose inp chunks cost registers too.
+  constexpr int U = M <= 2 ? 4 : (M <= 4 ? 2 : 1);
+  for (int64_t c0 = lane; c0 < chunks; c0 += 32 * U) {
+    uint4 wv[R][U];
+    VR_UNROLL for (int r = 0; r < R; r++) VR_UNROLL for (int u = 0; u < U; u++) {
+      const int64_t c = c0 + 32 * u;
+      wv[r][u] = w[r] && c < chunks ? mma::load16(w[r] + c * 8) : make_uint4(0, 0, 0, 0);
+    }
+    VR_UNROLL for (int u = 0; u < U; u++) {
+      const int64_t c = c0 + 32 * u;
+      if (c >= chunks) break;
+      float a[M][8];
+      VR_UNROLL for (int m = 0; m < M; m++) unpack8(mma::load16(A + m * lda + c * 8), a[m]);
+      VR_UNROLL for (int r = 0; r < R; r++) {
+        float wf[8];
+        unpack8(wv[r][u], wf);  // zeros past the last row: adds nothing
+        VR_UNROLL for (int m = 0; m < M; m++) VR_UNROLL for (int j = 0; j < 8; j++) sum[r][m] += wf[j] * a[m][j];
+      }
+    }
+  }
+}
+
 template <int M, class TC>
 __global__ void gemv_kernel(TC* C, const __nv_bfloat16* A, const __nv_bfloat16* W, const float* bias, int64_t N,
                             int64_t K, int64_t lda, int64_t ldw, int64_t ldc, bool accumulate) {
@@ -44,31 +78,10 @@ __global__ void gemv_kernel(TC* C, const __nv_bfloat16* A, const __nv_bfloat16* 
   const int64_t n0 = (int64_t(blockIdx.x) * kGemvWarps + warp) * kGemvRowsPerWarp;
   if (n0 >= N) return;
   const int rows = N - n0 < kGemvRowsPerWarp ? int(N - n0) : kGemvRowsPerWarp;
+  const __nv_bfloat16* w[kGemvRowsPerWarp];
+  VR_UNROLL for (int r = 0; r < kGemvRowsPerWarp; r++) w[r] = r < rows ? W + (n0 + r) * ldw : nullptr;
   float sum[kGemvRowsPerWarp][M];
-  VR_UNROLL for (int r = 0; r < kGemvRowsPerWarp; r++) VR_UNROLL for (int m = 0; m < M; m++) sum[r][m] = 0.f;
-  const int64_t chunks = K / 8;
-  // U chunks of each W row are loaded before any is used: 2 * U 16-byte loads in flight per lane. A 7B decode
-  // Linear has only ~14 warps per SM (N / 8 rows per block), so without this the SMs could not keep enough bytes
-  // in flight to cover HBM latency. U shrinks with M, whose inp chunks cost registers too.
-  constexpr int U = M <= 2 ? 4 : (M <= 4 ? 2 : 1);
-  for (int64_t c0 = lane; c0 < chunks; c0 += 32 * U) {
-    uint4 wv[kGemvRowsPerWarp][U];
-    VR_UNROLL for (int r = 0; r < kGemvRowsPerWarp; r++) VR_UNROLL for (int u = 0; u < U; u++) {
-      const int64_t c = c0 + 32 * u;
-      wv[r][u] = r < rows && c < chunks ? mma::load16(W + (n0 + r) * ldw + c * 8) : make_uint4(0, 0, 0, 0);
-    }
-    VR_UNROLL for (int u = 0; u < U; u++) {
-      const int64_t c = c0 + 32 * u;
-      if (c >= chunks) break;
-      float a[M][8];
-      VR_UNROLL for (int m = 0; m < M; m++) unpack8(mma::load16(A + m * lda + c * 8), a[m]);
-      VR_UNROLL for (int r = 0; r < kGemvRowsPerWarp; r++) {
-        float w[8];
-        unpack8(wv[r][u], w);  // zeros past the last row: adds nothing
-        VR_UNROLL for (int m = 0; m < M; m++) VR_UNROLL for (int j = 0; j < 8; j++) sum[r][m] += w[j] * a[m][j];
-      }
-    }
-  }
+  lane_dots<M, kGemvRowsPerWarp>(sum, w, A, lda, K, lane);
   VR_UNROLL for (int r = 0; r < kGemvRowsPerWarp; r++) VR_UNROLL for (int m = 0; m < M; m++) {
     const float s = warp_sum(sum[r][m]);  // every lane joins the shuffles, also for r >= rows (then s = 0, unused)
     if (lane == r * M + m && r < rows) {  // one writer per output (2 * M <= 16 <= 32 lanes)
@@ -77,6 +90,30 @@ __global__ void gemv_kernel(TC* C, const __nv_bfloat16* A, const __nv_bfloat16* 
       float v = s + (bias ? bias[n] : 0.f);
       if (accumulate) v += to_f32(*dst);
       *dst = from_f32<TC>(v);
+    }
+  }
+}
+
+// The decode MLP's gate / up half in one pass: a warp streams row n of W_gate and row n of W_up (the two W streams
+// gemv_kernel's warp has), then out[m, n] = silu(g) * u with g and u rounded to bf16 first - exactly what
+// gemv_kernel into bf16 twice and swiglu_forward give (the "+ 0.f" is gemv_kernel's absent bias), in one launch
+// instead of three and without the [M, F] round trip of g and u.
+template <int M>
+__global__ void gemv_swiglu_kernel(__nv_bfloat16* out, const __nv_bfloat16* A, const __nv_bfloat16* Wg,
+                                   const __nv_bfloat16* Wu, int64_t F, int64_t K, int64_t lda, int64_t ldw,
+                                   int64_t ldo) {
+  using namespace dev;
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const int64_t n = int64_t(blockIdx.x) * kGemvWarps + warp;
+  if (n >= F) return;
+  const __nv_bfloat16* w[2] = {Wg + n * ldw, Wu + n * ldw};
+  float sum[2][M];
+  lane_dots<M, 2>(sum, w, A, lda, K, lane);
+  VR_UNROLL for (int m = 0; m < M; m++) {
+    const float g = warp_sum(sum[0][m]), u = warp_sum(sum[1][m]);
+    if (lane == m) {
+      const float g16 = to_f32(from_f32<__nv_bfloat16>(g + 0.f)), u16 = to_f32(from_f32<__nv_bfloat16>(u + 0.f));
+      out[m * ldo + n] = from_f32<__nv_bfloat16>(swiglu_value(g16, u16));
     }
   }
 }
@@ -117,10 +154,43 @@ bool run(TC* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s) {
   return true;
 }
 
+template <int M>
+cudaError_t launch_swiglu(__nv_bfloat16* out, const __nv_bfloat16* A, const __nv_bfloat16* Wg,
+                          const __nv_bfloat16* Wu, int64_t F, int64_t K, Stream s) {
+  const int64_t blocks = (F + kGemvWarps - 1) / kGemvWarps;
+  return cuda_launch(gemv_swiglu_kernel<M>, dim3(unsigned(blocks)), dim3(kGemvThreads), 0, s, out, A, Wg, Wu, F, K, K,
+                     K, F);
+}
+
 }  // namespace
 
 bool gemv_linear(float* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s) { return run(C, A, B, g, s); }
 bool gemv_linear(bf16* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s) { return run(C, A, B, g, s); }
+
+bool gemv_swiglu(bf16* out, const bf16* A, const bf16* Wg, const bf16* Wu, int64_t M, int64_t F, int64_t K,
+                 Stream s) {
+  if (M < 1 || M > kGemvMaxRows || F <= 0 || K <= 0 || K % 8 || !aligned16(A) || !aligned16(Wg) || !aligned16(Wu))
+    return false;
+  VR_CHECK(out && A && Wg && Wu, "gemv_swiglu: null matrix pointer");
+  VR_CHECK((F + kGemvWarps - 1) / kGemvWarps <= 0x7fffffff, "gemv_swiglu: F=", F, " is too large for one launch");
+  auto* o = dptr(out);
+  auto* a = dptr(A);
+  auto* g = dptr(Wg);
+  auto* u = dptr(Wu);
+  cudaError_t e = cudaSuccess;
+  switch (M) {
+    case 1: e = launch_swiglu<1>(o, a, g, u, F, K, s); break;
+    case 2: e = launch_swiglu<2>(o, a, g, u, F, K, s); break;
+    case 3: e = launch_swiglu<3>(o, a, g, u, F, K, s); break;
+    case 4: e = launch_swiglu<4>(o, a, g, u, F, K, s); break;
+    case 5: e = launch_swiglu<5>(o, a, g, u, F, K, s); break;
+    case 6: e = launch_swiglu<6>(o, a, g, u, F, K, s); break;
+    case 7: e = launch_swiglu<7>(o, a, g, u, F, K, s); break;
+    default: e = launch_swiglu<8>(o, a, g, u, F, K, s); break;
+  }
+  check_launch(e, "gemv_swiglu");
+  return true;
+}
 
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda

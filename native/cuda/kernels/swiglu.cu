@@ -9,14 +9,12 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
-
 template <class T>
 __global__ void swiglu_forward_kernel(T* out, const T* gate, const T* up, int64_t n) {
   using namespace dev;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const float g = to_f32(gate[i]);
-    out[i] = from_f32<T>(g * sigmoid(g) * to_f32(up[i]));
+    out[i] = from_f32<T>(swiglu_value(g, to_f32(up[i])));
   }
 }
 

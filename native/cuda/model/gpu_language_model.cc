@@ -222,8 +222,8 @@ void GpuLanguageModel::run_layers(float* hidden, const float* x_in, int64_t T, i
     bf16* V = cache.v(int(li));
     rmsnorm_to_bf16(sc_.h16, sc_.x, l.in_norm, T, D, tc_.eps, s_);
     gemm_linear_forward(sc_.qkv16, sc_.h16, l.qkv.w, l.qkv.b, T, Nqkv, D, false, s_);
-    rope_forward(sc_.qkv16, sc_.cos, sc_.sin, T, Hq, int(hd), Nqkv, s_);
-    rope_forward(sc_.qkv16 + Dq, sc_.cos, sc_.sin, T, Hkv, int(hd), Nqkv, s_);
+    // q's Hq heads and k's Hkv heads are adjacent in each row: one RoPE launch rotates both.
+    rope_forward(sc_.qkv16, sc_.cos, sc_.sin, T, Hq + Hkv, int(hd), Nqkv, s_);
     // The append row is read on the device (scratch cu[4] = the cache length), as the attention's key count.
     kv_append_at(K, V, sc_.qkv16 + Dq, sc_.qkv16 + Dq + Dkv, sc_.cu + 4, T, Dkv, Nqkv, Nqkv, s_);
     if (plan.split_kv)
@@ -237,9 +237,7 @@ void GpuLanguageModel::run_layers(float* hidden, const float* x_in, int64_t T, i
                       /*accumulate=*/li > 0, s_);
     gemm_linear_forward(sc_.x, sc_.att16, l.o.w, nullptr, T, D, Dq, /*accumulate=*/true, s_);
     rmsnorm_to_bf16(sc_.h16, sc_.x, l.post_norm, T, D, tc_.eps, s_);
-    gemm_linear_forward(sc_.g16, sc_.h16, l.gate.w, nullptr, T, F, D, false, s_);
-    gemm_linear_forward(sc_.u16, sc_.h16, l.up.w, nullptr, T, F, D, false, s_);
-    swiglu_forward(sc_.g16, sc_.g16, sc_.u16, T * F, s_);
+    gemm_swiglu_forward(sc_.g16, sc_.u16, sc_.h16, l.gate.w, l.up.w, T, F, D, s_);  // fused for decode steps
     gemm_linear_forward(sc_.x, sc_.g16, l.down.w, nullptr, T, D, F, /*accumulate=*/true, s_);
   }
   rmsnorm_forward(hidden, nullptr, sc_.x, w_.final_norm, T, D, tc_.eps, s_);
