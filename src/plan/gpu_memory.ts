@@ -220,7 +220,7 @@ export function decoderActivationItems(t: ModelShape['text'], T: number, checkpo
       ? { what: 'decoder: one layer recomputed for its backward (x2 fp32; normed inputs, q|k|v, attention, gate / up of one MLP chunk bf16)', where: 'gpu', bytes: kept, formula: `${kept} B` }
       : { what: 'decoder: every layer\'s activations kept for the backward (x2 fp32; normed inputs, q|k|v, attention, gate / up bf16)', where: 'gpu', bytes: kept, formula: `${t.layers} layers x ${kept / t.layers} B` },
     { what: 'decoder tables + forward scratch (M-RoPE, norm output, SwiGLU chunk)', where: 'gpu', bytes: sum('tables'), formula: `${T} tokens, MLP chunk ${Math.min(T, mlpChunk)}` },
-    { what: 'decoder backward transients (fp32 gradients + bf16 copies)', where: 'gpu', bytes: sum('backward'), formula: `${T} tokens, MLP chunk ${Math.min(T, mlpChunk)}` },
+    { what: 'decoder backward transients (fp32 and bf16 gradient buffers)', where: 'gpu', bytes: sum('backward'), formula: `${T} tokens, MLP chunk ${Math.min(T, mlpChunk)}` },
   ];
 }
 
