@@ -287,6 +287,16 @@ VR_TEST(cuda_train_llm_errors) {
   cuda::GpuTrainLLM llm(mc.text, gp);
   DeviceBuffer<float> x(size_t(8 * mc.text.hidden));
   expect_throw("cuda train LLM: backward before any forward", [&] { llm.backward(x.get(), x.get()); });
+  {
+    const std::vector<int32_t> pos3(24, 0), cu = {0, 8};
+    llm.forward(x.get(), x.get(), 8, pos3.data(), cu.data(), 1);
+    llm.set_checkpointing(false);
+    expect_throw("cuda train LLM: backward after a checkpointing change, before a new forward",
+                 [&] { llm.backward(x.get(), x.get()); });
+    llm.forward(x.get(), x.get(), 8, pos3.data(), cu.data(), 1);
+    llm.backward(x.get(), x.get());  // the new mode's forward: fine
+    llm.set_checkpointing(true);
+  }
   const std::vector<int32_t> pos(24, 0), bad_cu = {0, 3, 3, 8}, short_cu = {0, 5};
   expect_throw("cuda train LLM: an empty sample", [&] { llm.forward(x.get(), x.get(), 8, pos.data(), bad_cu.data(), 3); });
   expect_throw("cuda train LLM: cu_seqlens not ending at T",

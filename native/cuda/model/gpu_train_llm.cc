@@ -87,6 +87,7 @@ void GpuTrainLLM::set_checkpointing(bool on) {
   if (on == checkpointing_) return;
   checkpointing_ = on;
   rows_ = 0;  // one layer's scratch or every layer's record: re-carved at the next forward
+  T_ = 0;     // the last forward kept what the other mode's backward does not read: forward again first
 }
 
 void GpuTrainLLM::reserve(int64_t T) {

@@ -63,7 +63,8 @@ class GpuTrainLLM {
   // Rows per MLP pass (default 1024, as TrainLLM; tests lower it to cross chunk boundaries). Takes effect at the
   // next forward.
   void set_mlp_chunk_rows(int64_t n);
-  // Activation checkpointing (recompute each layer in the backward) on or off; takes effect at the next forward.
+  // Activation checkpointing (recompute each layer in the backward) on or off; takes effect at the next forward
+  // (a change discards the last forward's state: backward() before a new forward is an error).
   void set_checkpointing(bool on);
   bool checkpointing() const { return checkpointing_; }
   // Device bytes of the activation arena (grown to the largest T seen; 0 before the first forward).
