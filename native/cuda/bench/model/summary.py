@@ -56,7 +56,7 @@ def main(out):
         m = i["memory"]
         print(f"  device memory: peak {mib(m['peak_used'])} vs plan {mib(m['plan']['gpu_bytes'])} "
               f"(planInference, whole prompt; weights {mib(m['arenas']['weights'])})")
-    for name in ("model_train", "model_train_recompute", "model_train_s2", "model_train_full"):
+    for name in ("model_train", "model_train_recompute", "model_train_s2", "model_train_full", "model_train_full_recompute"):
         d = load(out, name)
         if not d:
             continue
