@@ -24,9 +24,11 @@
 //   trainer.loadState({ step, tensors: records }) -> Promise   the records of a saveState file (TS parses headers)
 //   trainer.stepCount, trainer.memory() -> { paramBytes (host ParamStore arrays), pinnedBytes (staging),
 //     pinned (whether the staging is page-locked), deviceParamBytes (the device parameter arena),
-//     deviceFrozenBytes (the frozen vision tower), device }: what was allocated, for the memory plan's test
+//     deviceFrozenBytes (the frozen vision tower), deviceDecoderBytes (the training decoder's activation arena,
+//     grown to the largest micro-batch so far; 0 before the first), checkpointing (the decoder recomputes each
+//     layer), device }: what was allocated, for the memory plan's test
 // device 'cuda' (CUDA builds and the emulator addon): cuda::GpuTrainer (bf16 by construction, so dtype is
-// ignored; gradient checkpointing must stay on; captureAttention fills the CPU's AttentionCapture). Where its state lives depends on
+// ignored; gradientCheckpointing on or off as on the CPU; captureAttention fills the CPU's AttentionCapture). Where its state lives depends on
 // the placement (cuda/model/gpu_train_params.h): getTensor's weights come from the host copy (refreshed from the
 // device once per change under `gpu`), gradients per tensor from the device; setTensors writes each tensor to
 // the host copy and the device; saveState / loadState stream per tensor (GpuTrainer::save_state).
@@ -510,8 +512,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value Memory(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("paramBytes", double(trainer->layout().bytes()));  // host bytes: no values read
-    double pinned = 0, device = 0, frozen = 0;
-    bool is_pinned = false;
+    double pinned = 0, device = 0, frozen = 0, decoder = 0;
+    bool is_pinned = false, checkpointing = trainer->cpu ? trainer->cpu->config().gradient_checkpointing : true;
 #if defined(VREFLECT_HAVE_CUDA)
     if (trainer->gpu) {
       const cuda::GpuTrainParams& gp = trainer->gpu->device_params();
@@ -519,12 +521,16 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       is_pinned = gp.staging_pinned();
       device = double(gp.device_bytes());
       frozen = double(trainer->gpu->frozen_weight_bytes());
+      decoder = double(trainer->gpu->llm().scratch_bytes());
+      checkpointing = trainer->gpu->llm().checkpointing();
     }
 #endif
     o.Set("pinnedBytes", pinned);
     o.Set("pinned", is_pinned);
     o.Set("deviceParamBytes", device);
     o.Set("deviceFrozenBytes", frozen);
+    o.Set("deviceDecoderBytes", decoder);
+    o.Set("checkpointing", checkpointing);
     o.Set("device", trainer->on_gpu() ? "cuda" : "cpu");
     return o;
   }

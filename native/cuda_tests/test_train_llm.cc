@@ -96,9 +96,10 @@ struct Result {
 };
 
 
-Result run_cpu(const ModelConfig& mc, const WeightStore& ws, DType compute, const Batch& b) {
+Result run_cpu(const ModelConfig& mc, const WeightStore& ws, DType compute, const Batch& b, bool checkpointing = true) {
   ParamStore ps(compute);
   TrainLLM llm(mc.text, ps);
+  llm.set_checkpointing(checkpointing);
   ps.allocate();
   llm.load(ws);
   ps.refresh_shadows();
@@ -115,7 +116,8 @@ Result run_cpu(const ModelConfig& mc, const WeightStore& ws, DType compute, cons
 }
 
 Result run_gpu(const ModelConfig& mc, const WeightStore& ws, cuda::OptimizerPlacement where, const Batch& b,
-               int64_t mlp_chunk, std::vector<float>* embedded = nullptr) {
+               int64_t mlp_chunk, std::vector<float>* embedded = nullptr, bool checkpointing = true,
+               size_t* scratch_bytes = nullptr) {
   ParamStore ps(DType::F32);
   TrainLLM cpu(mc.text, ps);  // registers the tensors under the checkpoint's names; its forward never runs here
   ps.allocate();
@@ -124,6 +126,7 @@ Result run_gpu(const ModelConfig& mc, const WeightStore& ws, cuda::OptimizerPlac
   gp.upload();
   cuda::GpuTrainLLM llm(mc.text, gp);
   llm.set_mlp_chunk_rows(mlp_chunk);
+  llm.set_checkpointing(checkpointing);
   const size_t TD = size_t(b.T * mc.text.hidden);
   DeviceBuffer<float> x(b.x), dh(b.dhidden), hidden(TD), dx(TD);
   DeviceBuffer<int32_t> ids(b.ids);
@@ -140,6 +143,7 @@ Result run_gpu(const ModelConfig& mc, const WeightStore& ws, cuda::OptimizerPlac
   r.dx = dx.download();
   gp.download_grads();
   r.grads = trainable_grads(ps);
+  if (scratch_bytes) *scratch_bytes = llm.scratch_bytes();
   return r;
 }
 
@@ -199,6 +203,62 @@ VR_TEST(cuda_train_llm_tensor_core_attention) {
   cuda_train_llm_forward_backward();
 }
 
+// Checkpointing off (the forward keeps every layer's activations, the backward recomputes only the SwiGLU product)
+// against on (the backward recomputes each layer): the kept tensors are the bits the recompute produces, so the
+// hidden states, dx and every gradient a GEMM or a row kernel writes must be EQUAL, bit for bit. The RMSNorm weight
+// gradients and the q|k|v bias gradient are sums of per-block partials added by atomics in block completion order
+// (norm.cu, gemm.cu; the emulator runs blocks on several threads, as a GPU), so those equal up to summation order
+// (<= 1e-6 of max|g|; two runs of the SAME mode differ the same way). Then off against the CPU TrainLLM with
+// checkpointing off, by the bf16 rule of the test above. MLP chunks of 32 rows: the kept gate / up rows [T, F]
+// are read at every chunk's offset.
+VR_TEST(cuda_train_llm_no_checkpointing) {
+  const ModelConfig mc = tiny_flat_config(DType::F32);
+  const WeightStore ws(safetensors_records(tiny_flat_dir() + "/model.safetensors"));
+  ParamStore ps0(DType::F32);
+  TrainLLM embedder(mc.text, ps0);
+  ps0.allocate();
+  embedder.load(ws);
+  const Batch b = make_batch(mc, embedder);
+  size_t bytes_on = 0, bytes_off = 0;
+  const Result on = run_gpu(mc, ws, cuda::OptimizerPlacement::Gpu, b, /*mlp_chunk=*/32, nullptr, true, &bytes_on);
+  const Result off = run_gpu(mc, ws, cuda::OptimizerPlacement::Gpu, b, /*mlp_chunk=*/32, nullptr, false, &bytes_off);
+  const std::string tag = "cuda train LLM tiny-flat T=" + std::to_string(b.T) + " checkpointing off vs on";
+  check_true(tag + ": hidden states bit for bit", off.hidden == on.hidden);
+  check_true(tag + ": dx bit for bit", off.dx == on.dx);
+  auto by_atomics = [](const std::string& n) {
+    return n.find("layernorm.weight") != std::string::npos || n == "model.norm.weight" ||
+           n.find("_proj.bias") != std::string::npos;
+  };
+  int exact = 0, summed = 0;
+  double worst = 0;
+  std::string worst_name = "-";
+  for (const auto& [name, g] : on.grads) {
+    const std::vector<float>& h = off.grads.at(name);
+    if (!by_atomics(name)) {
+      exact++;
+      check_true(tag + ": grad " + name + " bit for bit", h == g);
+      continue;
+    }
+    summed++;
+    const double d = max_abs_diff(h.data(), g.data(), g.size()) / std::max(max_abs(g.data(), g.size()), 1e-30);
+    if (d > worst) worst = d, worst_name = name;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2g", worst);
+  check_true(tag + ": " + std::to_string(summed) + " atomically summed gradients (norm weights, q|k|v biases) equal up to summation order (worst " +
+                 buf + " of max|g|, " + worst_name + ")",
+             summed == 3 * 5 + 1 && exact == 3 * 7 + 2 && worst <= 1e-6);
+  check_true(tag + ": off keeps more (" + std::to_string(bytes_off) + " B) than on (" + std::to_string(bytes_on) + " B)",
+             bytes_off > bytes_on && bytes_on > 0);
+
+  const Result ref = run_cpu(mc, ws, DType::F32, b, /*checkpointing=*/false);
+  const Result base = run_cpu(mc, ws, DType::BF16, b, /*checkpointing=*/false);
+  const std::string vs = "cuda train LLM tiny-flat T=" + std::to_string(b.T) + " checkpointing off (CPU too)";
+  check_tensor(vs + " hidden", off.hidden, base.hidden, ref.hidden);
+  check_tensor(vs + " dx", off.dx, base.dx, ref.dx);
+  for (const auto& [name, g] : ref.grads) check_tensor(vs + " grad " + name, off.grads.at(name), base.grads.at(name), g);
+}
+
 VR_TEST(cuda_train_llm_errors) {
   const ModelConfig mc = tiny_flat_config(DType::F32);
   const WeightStore ws(safetensors_records(tiny_flat_dir() + "/model.safetensors"));
@@ -227,6 +287,16 @@ VR_TEST(cuda_train_llm_errors) {
   cuda::GpuTrainLLM llm(mc.text, gp);
   DeviceBuffer<float> x(size_t(8 * mc.text.hidden));
   expect_throw("cuda train LLM: backward before any forward", [&] { llm.backward(x.get(), x.get()); });
+  {
+    const std::vector<int32_t> pos3(24, 0), cu = {0, 8};
+    llm.forward(x.get(), x.get(), 8, pos3.data(), cu.data(), 1);
+    llm.set_checkpointing(false);
+    expect_throw("cuda train LLM: backward after a checkpointing change, before a new forward",
+                 [&] { llm.backward(x.get(), x.get()); });
+    llm.forward(x.get(), x.get(), 8, pos3.data(), cu.data(), 1);
+    llm.backward(x.get(), x.get());  // the new mode's forward: fine
+    llm.set_checkpointing(true);
+  }
   const std::vector<int32_t> pos(24, 0), bad_cu = {0, 3, 3, 8}, short_cu = {0, 5};
   expect_throw("cuda train LLM: an empty sample", [&] { llm.forward(x.get(), x.get(), 8, pos.data(), bad_cu.data(), 3); });
   expect_throw("cuda train LLM: cu_seqlens not ending at T",

@@ -448,10 +448,6 @@ VR_TEST(cuda_trainer_errors) {
                  [&] { cuda::GpuTrainer t(tiny_flat_config(DType::F32), llm_only, tc); });
   }
   tc = trainer_config(g);
-  tc.gradient_checkpointing = false;
-  expect_throw("cuda trainer: checkpointing off",
-               [&] { cuda::GpuTrainer t(tiny_flat_config(DType::F32), g.records, tc); });
-  tc = trainer_config(g);
   cuda::GpuTrainer t(tiny_flat_config(DType::F32), g.records, tc);
   TrainBatch b = train_batch(g.c["steps"][0]["micro"][0]["batch"]);
   b.latent_count = 4;

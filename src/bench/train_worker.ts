@@ -2,7 +2,7 @@
 // plan, the native Trainer on the benchmark checkpoint, then warm-up and timed optimizer steps on the same synthetic
 // micro-batch: N forward+backward passes accumulating gradients (gradScale 1/N, as train-stage1 with
 // --gradient-accumulation-steps N), then one clip + AdamW update. device 'cuda': the GPU trainer (native/cuda/model/
-// gpu_trainer: bf16, checkpointed decoder), device memory sampled (total - free) after setup, each micro-batch and each
+// gpu_trainer: bf16, decoder checkpointed or not as the GPU plan chose), device memory sampled (total - free) after setup, each micro-batch and each
 // update; the host memory plan is not applied there (the CLI's --device pre-flight planned the GPU). As a script: `node train_worker.js '<TrainWorkerRequest JSON>'` prints
 // one JSON line (TrainWorkerResult) on stdout; progress lines go to stderr.
 import * as path from 'path';
@@ -32,7 +32,8 @@ export interface TrainRunSettings {
 export interface TrainWorkerRequest extends TrainRunSettings {
   batch: TrainBatchSpec;
   dtype: 'bf16' | 'fp32';
-  /** --gradient-checkpointing (default auto: off when the kept activations fit); cuda: always on */
+  /** --gradient-checkpointing (default auto: off when the kept activations fit); cuda: the GPU plan's choice, resolved
+   * by the caller (benchTrainDevicePreflight), auto meaning on here */
   checkpointing?: CheckpointingMode;
   /** cpu (default) or cuda: the GPU trainer */
   device?: 'cpu' | 'cuda';
@@ -111,10 +112,9 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
   const batch = buildTrainBatch(req.batch);
   const cuda = req.device === 'cuda';
   if (cuda && req.dtype !== 'bf16') throw new Error('train_worker: the GPU trainer is bf16 only (dtype fp32 runs on the CPU)');
-  if (cuda && req.checkpointing === 'off') throw new Error('train_worker: gradient checkpointing off is CPU-only (the GPU trainer recomputes each layer)');
   const plan = planTrainingMemory(cfg, tensors, {
     dtype: req.dtype, packing: false, perDeviceBatchSize: req.batch.samples, imageMaxPixels: req.batch.imageSize ** 2, stage: 1,
-    checkpointing: cuda ? 'on' : req.checkpointing ?? 'auto',
+    checkpointing: cuda ? (req.checkpointing === 'off' ? 'off' : 'on') : req.checkpointing ?? 'auto',
   });
   if (!cuda) enforceMemoryPlan(plan);  // the host plan: on cuda the weights and activations live on the GPU
   const lvrId = cfg.lvr.lvr;
@@ -131,7 +131,7 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
   }
   const trainer = await createNativeTrainer(cfg, req.dtype, tensors, {
     stage: 1, latentCount: req.batch.latentCount, lambdaResampler: 0.5, lambdaAttn: 1, weightDecay: 0.1, seed: 42, lvrId,
-    gradientCheckpointing: cuda ? true : plan.checkpointing,
+    gradientCheckpointing: plan.checkpointing,
     ...(cuda ? { device: 'cuda' as const, optimizerStates: gpu!.optimizer_states } : {}),
   });
   sampleGpu();
@@ -181,7 +181,7 @@ export async function measureOursTrain(req: TrainWorkerRequest, progress: (m: st
     threads: info.cpu.threads,
     gemm: { f32: info.cpu.gemm_f32, bf16: info.cpu.gemm_bf16 },
     memory_plan: plan,
-    checkpointing: cuda ? true : plan.checkpointing,
+    checkpointing: plan.checkpointing,
     setup_ms: setupMs,
     gradient_accumulation_steps: ga,
     tokens: batch.numTokens,

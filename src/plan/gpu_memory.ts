@@ -29,6 +29,8 @@ export interface GpuPlan {
   /** why it does not fit, naming the flag to change (one line) */
   problem?: string;
   optimizerStates?: OptimizerStates;
+  /** training: whether the decoder recomputes each layer in the backward (gradient checkpointing) */
+  checkpointing?: boolean;
 }
 
 /** The CUDA context, module images and cudart state of one process (~0.5-0.8 GiB on an H100), rounded up. */
@@ -162,21 +164,75 @@ export interface TrainPlanInput {
   hostCapacity: number;
   /** rows of logits the fused cross-entropy handles at once */
   ceChunk?: number;
+  /** --gradient-checkpointing on the GPU (default on): auto = off when the plan without recomputation fits */
+  checkpointing?: 'on' | 'off' | 'auto';
 }
 
-/** Per-layer activation checkpointing: bytes kept for the backward of one micro-batch (bf16). */
-export function trainActivationItems(o: TrainPlanInput): PlanItem[] {
+/** Rows per MLP pass of the training decoder (native GpuTrainLLM's default, as the CPU TrainLLM's). */
+export const DECODER_MLP_CHUNK = 1024;
+
+export interface ScratchPiece {
+  what: string;
+  bytes: number;
+  /** the plan item the piece is counted in */
+  group: 'inputs' | 'kept' | 'tables' | 'backward';
+}
+
+/**
+ * The training decoder's activation arena (native/cuda/model/gpu_train_llm.cc `reserve`), piece by piece in its
+ * carve order (the arena rounds each piece up to 256 B; the plan counts them unrounded): the layer inputs and the
+ * final residual fp32; the final norm's rstd, the M-RoPE tables, the sample bounds (+1 int), the fp32 norm output;
+ * then what a layer's backward reads - ONE set that the backward recomputes into (checkpointing; gate / up one
+ * MLP chunk's rows) or one set per layer that the forward keeps (no checkpointing; gate / up all T rows): rstd1,
+ * rstd2, x2 fp32, lse, h1, h2, q|k|v, attention output, gate, up bf16; the SwiGLU chunk; the backward's gradient
+ * buffers. 7B, T = 4096: 4.2 GB with checkpointing, 18.7 GB without.
+ */
+export function decoderScratchPieces(t: ModelShape['text'], T: number, checkpointing: boolean, mlpChunk = DECODER_MLP_CHUNK): ScratchPiece[] {
+  const D = t.hidden, F = t.intermediate, hd = t.headDim, Dq = t.heads * hd, Nqkv = Dq + 2 * t.kvHeads * hd;
+  const C = Math.min(T, mlpChunk), gu = checkpointing ? C : T;
+  const p = (what: string, bytes: number, group: ScratchPiece['group']): ScratchPiece => ({ what, bytes, group });
+  const kept = (layer: string): ScratchPiece[] => [
+    p(`${layer} rstd1`, 4 * T, 'kept'), p(`${layer} rstd2`, 4 * T, 'kept'), p(`${layer} x2`, 4 * T * D, 'kept'),
+    p(`${layer} lse`, 4 * t.heads * T, 'kept'), p(`${layer} h1`, 2 * T * D, 'kept'), p(`${layer} h2`, 2 * T * D, 'kept'),
+    p(`${layer} q|k|v`, 2 * T * Nqkv, 'kept'), p(`${layer} attention output`, 2 * T * Dq, 'kept'),
+    p(`${layer} gate`, 2 * gu * F, 'kept'), p(`${layer} up`, 2 * gu * F, 'kept'),
+  ];
+  return [
+    p('layer inputs + final residual', 4 * (t.layers + 1) * T * D, 'inputs'),
+    p('final rstd', 4 * T, 'tables'), p('M-RoPE cos', 4 * T * hd, 'tables'), p('M-RoPE sin', 4 * T * hd, 'tables'),
+    p('sample bounds', 4 * (T + 2), 'tables'), p('norm output', 4 * T * D, 'tables'),
+    ...(checkpointing ? kept('recomputed layer') : Array.from({ length: t.layers }, (_, i) => kept(`layer ${i}`)).flat()),
+    p('SwiGLU chunk', 2 * C * F, 'tables'),
+    p('dy', 4 * T * D, 'backward'), p('dprev', 4 * T * D, 'backward'), p('dx2', 4 * T * D, 'backward'), p('dh', 4 * T * D, 'backward'),
+    p('dF chunk', 4 * C * F, 'backward'), p('datt', 4 * T * Dq, 'backward'), p('bf16 gradient', 2 * Math.max(T * D, T * Dq, C * F), 'backward'),
+    p('dgate chunk', 2 * C * F, 'backward'), p('dup chunk', 2 * C * F, 'backward'), p('dq|k|v', 2 * T * Nqkv, 'backward'),
+  ];
+}
+
+/** The decoder's items (decoderScratchPieces summed per group): what GpuTrainLLM's arena holds, to the byte. */
+export function decoderActivationItems(t: ModelShape['text'], T: number, checkpointing: boolean, mlpChunk = DECODER_MLP_CHUNK): PlanItem[] {
+  const pieces = decoderScratchPieces(t, T, checkpointing, mlpChunk);
+  const sum = (g: ScratchPiece['group']) => pieces.filter((x) => x.group === g).reduce((a, x) => a + x.bytes, 0);
+  const kept = sum('kept');
+  return [
+    { what: 'decoder layer inputs + final residual (fp32)', where: 'gpu', bytes: sum('inputs'), formula: `(${t.layers} + 1) x ${T} tokens x ${t.hidden} x 4 B` },
+    checkpointing
+      ? { what: 'decoder: one layer recomputed for its backward (x2 fp32; normed inputs, q|k|v, attention, gate / up of one MLP chunk bf16)', where: 'gpu', bytes: kept, formula: `${kept} B` }
+      : { what: 'decoder: every layer\'s activations kept for the backward (x2 fp32; normed inputs, q|k|v, attention, gate / up bf16)', where: 'gpu', bytes: kept, formula: `${t.layers} layers x ${kept / t.layers} B` },
+    { what: 'decoder tables + forward scratch (M-RoPE, norm output, SwiGLU chunk)', where: 'gpu', bytes: sum('tables'), formula: `${T} tokens, MLP chunk ${Math.min(T, mlpChunk)}` },
+    { what: 'decoder backward transients (fp32 and bf16 gradient buffers)', where: 'gpu', bytes: sum('backward'), formula: `${T} tokens, MLP chunk ${Math.min(T, mlpChunk)}` },
+  ];
+}
+
+/** Bytes kept for the backward of one micro-batch: the decoder's arena (exact) + the step's other activations. */
+export function trainActivationItems(o: TrainPlanInput, checkpointing = o.checkpointing !== 'off'): PlanItem[] {
   const { text: t, vision: v } = o.shape;
-  const T = o.tokens, D = t.hidden, I = t.intermediate, kv = t.kvHeads * t.headDim, q = t.heads * t.headDim;
+  const T = o.tokens, D = t.hidden;
   const ce = Math.min(T, o.ceChunk ?? 1024);
   const patches = o.visualTokens * v.merge * v.merge;
-  const layerFull = 2 * (2 * D + 2 * q + 2 * kv + D + 3 * I) + 2 * 4 * t.heads;
-  const backward = 2 * (2 * D + 3 * I) + 4 * q;
   const headKV = o.stage === 1 ? 4 : 6; // K, V (+ their gradients); stage 2 adds the frozen teacher's K, V
   return [
-    { what: 'layer-input checkpoints (bf16)', where: 'gpu', bytes: t.layers * T * D * 2, formula: `${t.layers} layers x ${T} tokens x ${D} x 2 B` },
-    { what: 'one layer recomputed for its backward (bf16)', where: 'gpu', bytes: T * layerFull, formula: `${T} tokens x ${layerFull} B` },
-    { what: 'backward transients of that layer', where: 'gpu', bytes: T * backward, formula: `${T} tokens x ${backward} B` },
+    ...decoderActivationItems(t, T, checkpointing),
     { what: 'cross-entropy logits chunk + gradient (fp32)', where: 'gpu', bytes: 2 * ce * t.vocab * 4, formula: `2 x ${ce} rows x ${t.vocab} x 4 B` },
     { what: 'frozen ViT forward (its buffers, no grad)', where: 'gpu', bytes: patches * vitBytesPerPatch(v), formula: `${patches} patches x ${vitBytesPerPatch(v)} B` },
     { what: 'visual features (bf16, LLM input and BCM/DAC keys)', where: 'gpu', bytes: o.visualTokens * v.outHidden * 2, formula: `${o.visualTokens} tokens x ${v.outHidden} x 2 B` },
@@ -250,10 +306,10 @@ const STRATEGY: Record<OptimizerStates, string> = {
   gpu: 'everything on the GPU: fp32 master weights, fp32 gradients, AdamW moments and bf16 shadows of the GEMM weights; the host keeps the fp32 weights for loading and checkpoints',
 };
 
-function planWith(o: TrainPlanInput, mode: OptimizerStates): GpuPlan {
+function planWith(o: TrainPlanInput, mode: OptimizerStates, checkpointing: boolean): GpuPlan {
   const items = [
     ...stateItems(o, mode),
-    ...trainActivationItems(o),
+    ...trainActivationItems(o, checkpointing),
     { what: 'CUDA context', where: 'gpu' as const, bytes: CONTEXT_BYTES, formula: 'fixed' },
     { what: 'cuBLASLt workspace + attention scratch', where: 'gpu' as const, bytes: WORKSPACE_BYTES, formula: 'fixed' },
   ];
@@ -262,27 +318,35 @@ function planWith(o: TrainPlanInput, mode: OptimizerStates): GpuPlan {
     model: o.shape.name,
     notes: [
       STRATEGY[mode],
-      `per-layer activation checkpointing; frozen ViT in bf16, forward only; micro-batch of ${o.tokens} tokens (${o.visualTokens} visual)`,
+      `${checkpointing ? 'per-layer activation checkpointing (the backward recomputes each decoder layer)' : 'no activation checkpointing (every decoder layer\'s activations kept)'}; frozen ViT in bf16, forward only; micro-batch of ${o.tokens} tokens (${o.visualTokens} visual)`,
       'data parallelism (next issue): the all-reduce of the fp32 gradients slots in between the last micro-step of gradient accumulation and the optimizer step',
     ],
     items,
     gpuCapacity: o.gpuCapacity,
     hostCapacity: o.hostCapacity,
     optimizerStates: mode,
+    checkpointing,
   });
 }
 
 /**
- * The training plan. `auto` takes the first strategy that fits: everything on the GPU, else optimizer states in
- * host memory (both are torch's exact AdamW).
+ * The training plan. `auto` placement takes the first strategy that fits: everything on the GPU, else optimizer
+ * states in host memory (both are torch's exact AdamW). Within a placement, `auto` checkpointing takes no
+ * recomputation when that plan fits (same margins: the allocator margin, the context, the workspace), else
+ * recomputation - so the placement is decided first (a gpu placement with recomputation is preferred over a host
+ * one without: the host step moves every gradient over PCIe).
  */
 export function planTraining(o: TrainPlanInput): GpuPlan {
-  if (o.optimizerStates !== 'auto') return explain(planWith(o, o.optimizerStates), o);
-  const gpu = planWith(o, 'gpu');
-  if (gpu.fits) return gpu;
-  const host = planWith(o, 'host');
-  if (host.fits) return host;
-  return explain(host, o);
+  const modes: OptimizerStates[] = o.optimizerStates === 'auto' ? ['gpu', 'host'] : [o.optimizerStates];
+  const ckpt = o.checkpointing ?? 'on';
+  const choices = ckpt === 'auto' ? [false, true] : [ckpt === 'on'];
+  let last: GpuPlan | undefined;
+  for (const mode of modes)
+    for (const c of choices) {
+      last = planWith(o, mode, c);
+      if (last.fits) return last;
+    }
+  return explain(last!, o);
 }
 
 function explain(p: GpuPlan, o: TrainPlanInput): GpuPlan {
@@ -291,11 +355,12 @@ function explain(p: GpuPlan, o: TrainPlanInput): GpuPlan {
   const gb = formatBytes;
   const head = `${p.kind} with --optimizer-states ${mode} needs ${gb(p.gpuBytes)} of GPU memory (${gb(o.gpuCapacity)} available) and ${gb(p.hostBytes)} of host memory (${gb(o.hostCapacity)} available)`;
   const stateGpu = sumWhere(stateItems(o, mode), 'gpu');
+  const withRecompute = p.checkpointing ? undefined : planWith(o, mode, true);
   let why: string;
   // The GPU-side state first: when it cannot fit, the placement is the thing to change, whatever the host holds.
   if (stateGpu + CONTEXT_BYTES > o.gpuCapacity) {
     const alternatives = (['host', 'gpu'] as OptimizerStates[]).filter((m) => m !== mode).map((m) => {
-      const q = planWith(o, m);
+      const q = planWith(o, m, p.checkpointing ?? true);
       return `--optimizer-states ${m} needs ${gb(q.gpuBytes)} GPU + ${gb(q.hostBytes)} host${q.fits ? ' (fits)' : ''}`;
     });
     why = `weights, gradients and optimizer states alone exceed the GPU: ${alternatives.join('; ')}`;
@@ -303,6 +368,8 @@ function explain(p: GpuPlan, o: TrainPlanInput): GpuPlan {
     why = mode === 'host'
       ? 'the host cannot hold the fp32 master weights and AdamW moments: use a host with more memory, or a GPU large enough for --optimizer-states gpu'
       : 'the host cannot hold the fp32 weights: use a host with more memory';
+  } else if (withRecompute?.fits) {
+    why = `every decoder layer's activations (--gradient-checkpointing off) do not fit; with recomputation it needs ${gb(withRecompute.gpuBytes)} (fits): pass --gradient-checkpointing auto or on`;
   } else {
     why = 'the activations of the largest micro-batch do not fit: lower --image-max-pixels, or pass --enable-data-packing false with a smaller --per-device-batch-size';
   }

@@ -1,7 +1,7 @@
 // `--device cpu|cuda|auto` for infer, eval, train-stage1/2 and bench infer/train. `cuda` runs the availability
 // checks (driver, GPU, backend built, arch) and the GPU memory plan; infer, eval and bench infer then run on the
 // CUDA model path (native/cuda/model/gpu_session), train-stage1/2 and bench train on the GPU trainer
-// (native/cuda/model/gpu_trainer); what has no GPU path (--gradient-checkpointing off, --dtype fp32) stops
+// (native/cuda/model/gpu_trainer); what has no GPU path (--dtype fp32) stops
 // with one line. `auto` picks cuda where those same checks pass (and the run has a GPU path), else the CPU, and logs which
 // and why.
 import { availableMemory } from '../train/memory_plan';

@@ -62,10 +62,13 @@ export interface TrainOptions {
   attentionMapsDir?: string;
   /** draw at step 1 and every N-th step */
   attentionMapsEvery?: number;
-  /** the resolved --device (default cpu); cuda runs the GPU trainer (checkpointed, bf16) */
+  /** the resolved --device (default cpu); cuda runs the GPU trainer (bf16) */
   device?: Device;
   /** cuda: where AdamW state lives, resolved from the memory plan (default gpu) */
   optimizerStates?: OptimizerStates;
+  /** cuda: whether the GPU decoder recomputes each layer, resolved from the GPU memory plan (trainDevicePreflight);
+   * default: on unless --gradient-checkpointing off (auto needs the plan) */
+  cudaCheckpointing?: boolean;
 }
 
 export interface TrainSummary {
@@ -104,9 +107,6 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
   if (!fs.existsSync(o.model)) throw new UserError(`model directory not found: ${o.model}`);
   if (!fs.existsSync(o.dataPath)) throw new UserError(`--data-path not found: ${o.dataPath}`);
   const device = o.device ?? 'cpu';
-  // What the GPU trainer lacks, said before any work (the CLI's preflight says it first; this guards other callers).
-  if (device === 'cuda' && o.gradientCheckpointing === 'off')
-    throw new UserError('--device cuda: --gradient-checkpointing off: only the checkpointed decoder exists on the GPU (use on or auto, or --device cpu)');
   fs.mkdirSync(o.outputDir, { recursive: true });
   const mapsEvery = o.attentionMapsEvery ?? 50;
   if (o.attentionMapsDir) {
@@ -137,11 +137,12 @@ export async function runTraining(o: TrainOptions): Promise<TrainSummary> {
   if (o.stage === 2 && !ckpt.lvrModules.some((n) => n.startsWith('box_feature_resampler.')))
     throw new UserError(`stage 2 needs a stage-1 checkpoint: ${o.model} has no box_feature_resampler.* tensors`);
 
-  // The host memory plan is the CPU trainer's; on cuda the GPU plan (preflight) decided, and the GPU decoder is
-  // always checkpointed, so auto means on there.
+  // The host memory plan is the CPU trainer's; on cuda the GPU plan (preflight) decided checkpointing (auto: off
+  // when the GPU plan without recomputation fits), logged there with its bytes.
+  const cudaCheckpointing = o.cudaCheckpointing ?? o.gradientCheckpointing !== 'off';
   const plan = planTrainingMemory(cfg, [...ckpt.tensors, ...ckpt.extra], {
     dtype: o.dtype, packing: o.packing, perDeviceBatchSize: o.perDeviceBatchSize, imageMaxPixels: o.imageMaxPixels, stage: o.stage,
-    checkpointing: device === 'cuda' ? 'on' : o.gradientCheckpointing ?? 'auto',
+    checkpointing: device === 'cuda' ? (cudaCheckpointing ? 'on' : 'off') : o.gradientCheckpointing ?? 'auto',
   });
   log().info({ memory_plan: plan }, 'memory plan');
   if (device === 'cpu') enforceMemoryPlan(plan);

@@ -269,10 +269,16 @@ suite('--device cuda through the CUDA emulator addon', () => {
       // host placement: the moments and masters stay on the host: 8 B per trained parameter fewer at least.
       expect(host.gpu.optimizer_states).toBe('host');
       expect(host.gpu.peak_used_bytes).toBeLessThanOrEqual(gpu.gpu.peak_used_bytes - 8 * trained);
+      // Without recomputation (the decoder keeps every layer): step 1's loss bit for bit (the same weights and batch,
+      // the kept tensors are the recompute's bits), more device memory.
+      const off = worker({ device: 'cuda', checkpointing: 'off' }, mem);
+      expect(off).toMatchObject({ ok: true, checkpointing: false });
+      expect(off.steps[0].loss).toBe(gpu.steps[0].loss);
+      expect(off.gpu.peak_used_bytes).toBeGreaterThan(gpu.gpu.peak_used_bytes);
     });
 
-    test('one-line refusals: fp32, checkpointing off', () => {
-      for (const [extra, msg] of [[{ dtype: 'fp32' }, /bf16 only/], [{ checkpointing: 'off' }, /gradient checkpointing off is CPU-only/]] as const) {
+    test('one-line refusal: fp32', () => {
+      for (const [extra, msg] of [[{ dtype: 'fp32' }, /bf16 only/]] as const) {
         const req: Record<string, unknown> = { model: MODEL, batch: spec, dtype: 'bf16', threads: 1, steps: 1, warmup: 0, lr: 1e-2, maxGradNorm: 1, gradientAccumulationSteps: 1, device: 'cuda' };
         Object.assign(req, extra);
         const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'src', 'bench', 'train_worker.js'), JSON.stringify(req)],
@@ -314,10 +320,10 @@ suite('--device cuda through the CUDA emulator addon', () => {
       expectOneLineError(vreflect([...inferArgs(c, 'cuda'), '--dtype', 'fp32']), /--dtype fp32 runs on the CPU only/);
     });
 
-    test('bench train: --gradient-checkpointing off has no GPU path', () => {
+    test('bench train: --gradient-checkpointing off on a GPU too small for every layer\'s activations names auto / on', () => {
       expectOneLineError(
-        vreflect(['bench', 'train', '--device', 'cuda', '--torch', 'off', '--gradient-checkpointing', 'off']),
-        /^vreflect: error: --device cuda: --gradient-checkpointing off: only the checkpointed decoder exists on the GPU/,
+        vreflect(['bench', 'train', '--device', 'cuda', '--torch', 'off', '--gradient-checkpointing', 'off'], { VREFLECT_CUDA_EMU_MEMORY: String(100 << 20) }),
+        /^vreflect: error: --device cuda: bench train .* and no gradient checkpointing, 100\.0 MiB is available: pass --gradient-checkpointing auto or on, or lower --llm-layers/,
       );
     });
 

@@ -115,6 +115,15 @@ describe('vreflect plan', () => {
     expect(r.stdout).toMatch(/does not fit: .*host cannot hold the fp32 master weights/);
   });
 
+  test('stage 1 --gradient-checkpointing: auto keeps every layer where it fits (one 5,632-token sample), off names auto / on where not (4 x 4096 packs)', () => {
+    const small = vreflect(['plan', '--model', '7b', '--stage', '1', '--enable-data-packing', 'false', '--gpu-memory', '80GB', '--host-memory', '256GB', '--json']);
+    expect(small.code).toBe(0);
+    expect(JSON.parse(small.stdout)).toMatchObject({ fits: true, checkpointing: false, optimizerStates: 'host' });
+    const packed = vreflect(['plan', '--model', '7b', '--stage', '1', '--gradient-checkpointing', 'off', '--gpu-memory', '80GB', '--host-memory', '256GB']);
+    expect(packed.code).toBe(1);
+    expect(packed.stdout).toMatch(/every decoder layer's activations \(--gradient-checkpointing off\) do not fit; with recomputation it needs .* \(fits\): pass --gradient-checkpointing auto or on/);
+  });
+
   test('bad sizes and models are one-line errors', () => {
     expectOneLineError(vreflect(['plan', '--gpu-memory', 'lots']), /--gpu-memory: "lots" is not a size/);
     expectOneLineError(vreflect(['plan', '--model', '/nonexistent']), /--model: \/nonexistent is neither a checkpoint directory nor a preset/);

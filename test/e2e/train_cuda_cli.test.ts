@@ -5,14 +5,18 @@
 // addon); its losses are the CPU bf16 trainer's within bf16 noise; `--resume latest` (with --device auto, which
 // must pick the GPU) reproduces the uninterrupted run's metrics and weights; `train-stage2 --device cuda` on that
 // output (DAC distillation from the frozen BCM) agrees with the CPU bf16 trainer's stage 2; `--attention-maps` draws
-// the same pictures as on the CPU in both stages; and what the GPU trainer lacks is refused in one line. When the
-// build found no CUDA headers the tests say so and pass.
+// the same pictures as on the CPU in both stages; --gradient-checkpointing auto (which the plan resolves to off here)
+// and on give the same losses; and what the GPU trainer lacks is refused in one line. When the build found no CUDA
+// headers the tests say so and pass.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 
 import { readSafetensorsHeader } from '../../src/model/safetensors';
+import { planTraining } from '../../src/plan/gpu_memory';
+import { largestMicroBatch } from '../../src/plan/train_batch_shape';
+import { loadModelConfig } from '../../src/model/config';
 
 import { expectOneLineError, ROOT, runCli } from './cli';
 
@@ -91,6 +95,23 @@ suite('vreflect train-stage1 --device cuda (emulator addon)', () => {
     for (const x of m) for (const k of ['loss', 'loss_ce', 'loss_resampler', 'grad_norm', 'lr']) expect(Number.isFinite(x[k])).toBe(true);
     for (const d of ['checkpoint-1', 'checkpoint-2']) expect(fs.existsSync(path.join(gpu, d, 'trainer_state.json'))).toBe(true);
     expect(JSON.parse(fs.readFileSync(path.join(gpu, 'config.json'), 'utf8')).use_box_feature_resampler).toBe(true);
+  });
+
+  // The plan resolves auto to no recomputation (the tiny model's activations fit) and logs it; a run with
+  // --gradient-checkpointing on recomputes each decoder layer from its input, which gives the same bits: step 1's
+  // losses equal exactly; step 2 starts from weights that differ only by the order in which atomics summed the RMSNorm
+  // weight / bias gradients (as two runs of one mode do; see the resume test), so its losses within 1e-5 relative.
+  test('--gradient-checkpointing auto chose off (logged); on gives the same losses', () => {
+    expect(log).toMatch(/"gradient_checkpointing":"off","gradient_checkpointing_mode":"auto","decoder_activation_bytes":\d+.*"msg":"GPU training plan"/);
+    const on = path.join(tmp, 'recompute');
+    const r = vreflect(['train-stage1', '--model', MODEL, ...COMMON, '--output-dir', on, '--device', 'cuda', '--gradient-checkpointing', 'on', '--save-steps', '0'], true, 'info');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/"gradient_checkpointing":"on","gradient_checkpointing_mode":"on"/);
+    const [a, b] = [metrics(on), metrics(gpu)];
+    expect(a.map((x) => x.step)).toEqual([1, 2]);
+    for (const k of ['loss', 'loss_ce', 'loss_resampler', 'tokens', 'boxes']) expect([k, a[0][k]]).toEqual([k, b[0][k]]);
+    expect(Math.abs(a[0].grad_norm - b[0].grad_norm)).toBeLessThanOrEqual(1e-6 * b[0].grad_norm);
+    for (const k of ['loss', 'loss_ce', 'loss_resampler', 'grad_norm']) expect([k, Math.abs(a[1][k] - b[1][k]) <= 1e-5 * Math.abs(b[1][k])]).toEqual([k, true]);
   });
 
   test('its losses and grad norms are the CPU bf16 trainer\'s within 2% (bf16 rounding; train_parity checks the rule)', () => {
@@ -180,10 +201,22 @@ suite('vreflect train-stage1 --device cuda (emulator addon)', () => {
   describe('one-line errors', () => {
     const out = () => fs.mkdtempSync(path.join(tmp, 'err-'));
     test.each([
-      ['train-stage1', ['--device', 'cuda', '--gradient-checkpointing', 'off'], /^vreflect: error: --device cuda: --gradient-checkpointing off: only the checkpointed decoder exists on the GPU/],
       ['train-stage1', ['--device', 'cuda', '--dtype', 'fp32'], /^vreflect: error: --device cuda: --dtype fp32 runs on the CPU only: the GPU trainer computes in bf16/],
     ])('%s %s', (cmd, extra, msg) => {
       expectOneLineError(vreflect([cmd as string, '--model', MODEL, ...COMMON, '--output-dir', out(), ...(extra as string[])]), msg as RegExp);
+    });
+    // A GPU with room for the plan with recomputation but not for every layer's activations (the emulated device's
+    // size between the two plans' totals): off is refused naming auto / on.
+    test('--gradient-checkpointing off on a GPU that only fits recomputation', () => {
+      const cfg = loadModelConfig(MODEL);
+      const mb = largestMicroBatch({ packing: false, perDeviceBatchSize: 1, imageMaxPixels: 50176 });
+      const plan = (checkpointing: 'on' | 'off') => planTraining({ shape: { name: 'tiny-flat', text: cfg.text, vision: cfg.vision }, stage: 1, ...mb,
+        optimizerStates: 'gpu', checkpointing, gpuCapacity: 1e15, hostCapacity: 1e15 }).gpuBytes;
+      const [on, off] = [plan('on'), plan('off')];
+      expect(off).toBeGreaterThan(on);
+      const r = runCli(['train-stage1', '--model', MODEL, ...COMMON, '--output-dir', out(), '--device', 'cuda', '--optimizer-states', 'gpu', '--gradient-checkpointing', 'off'],
+        { env: { VREFLECT_FAKE_CUDA_PROBE: undefined, VREFLECT_ADDON: EMU_ADDON, VREFLECT_CUDA_EMU_MEMORY: String(Math.floor((on + off) / 2)) } });
+      expectOneLineError(r, /^vreflect: error: --device cuda: train-stage1 with --optimizer-states gpu needs .*: every decoder layer's activations \(--gradient-checkpointing off\) do not fit; with recomputation it needs .* \(fits\): pass --gradient-checkpointing auto or on$/);
     });
     test('--optimizer-states gpu-8bit is no choice (considered, not built: docs/architecture.md)', () => {
       const r = vreflect(['train-stage1', '--model', MODEL, ...COMMON, '--output-dir', out(), '--device', 'cuda', '--optimizer-states', 'gpu-8bit']);

@@ -9,14 +9,18 @@
 //   256-byte-aligned piece per visual tensor).
 // This is the test that catches a plan listing storages the code does not allocate, or the reverse (the host
 // placement once kept a full 16 B/param ParamStore while the plan promised 12).
+// The training decoder's activation arena (GpuTrainLLM, with and without gradient checkpointing) after a step of
+// T tokens: the plan's decoder items (src/plan/gpu_memory.ts decoderActivationItems) exactly, and the arena =
+// decoderScratchPieces each rounded up to 256 B.
 import * as fs from 'fs';
 import * as path from 'path';
 
 import { openCheckpoint } from '../../src/model/checkpoint';
 import { loadModelConfig, ModelConfig } from '../../src/model/config';
 import { readSafetensorsHeader } from '../../src/model/safetensors';
-import { OptimizerStates, stateItems } from '../../src/plan/gpu_memory';
+import { decoderScratchPieces, OptimizerStates, stateItems, trainActivationItems } from '../../src/plan/gpu_memory';
 import type { ModelShape } from '../../src/plan/model_shape';
+import { trainBatch } from './golden';
 
 const HERE = __dirname;
 const MODEL_DIR = path.join(HERE, '..', 'golden', 'models', 'tiny-flat');
@@ -123,6 +127,27 @@ cudaSuite('memory plan = the GPU trainer\'s allocations (tiny model, emulator ad
     const vBytes = (r: Rec) => numel(r.shape) * (r.shape.length >= 2 ? 2 : 4);
     expect(planned(items, 'gpu', ['frozen ViT'])).toBe(visual.reduce((a, r) => a + vBytes(r), 0));
     expect(mem.deviceFrozenBytes).toBe(visual.reduce((a, r) => a + round(vBytes(r), 256), 0));
+  });
+
+  test.each([[true], [false]])('decoder activations, gradientCheckpointing %s: the plan\'s decoder items = the arena', async (checkpointing) => {
+    const c = golden.cases.find((x: any) => x.case === 'stage1_packed');
+    const t = await emu.createTrainer({
+      config: { text: cfg.text, vision: cfg.vision, imageTokenId: cfg.tokens.image, visionStartTokenId: cfg.tokens.visionStart },
+      dtype: 'bf16', tensors: [...base, ...heads],
+      train: { stage: 1, lambdaResampler: c.lambdaResampler, lvrId: golden.token_ids.lvr, gradientCheckpointing: checkpointing },
+      device: 'cuda',
+    });
+    expect(t.memory()).toMatchObject({ deviceDecoderBytes: 0, checkpointing });
+    const micro = c.steps[0].micro[0];
+    const b = trainBatch(micro.batch);
+    await t.forwardBackward(b, { gradScale: micro.gradScale });
+    const T = b.numTokens;
+    const pieces = decoderScratchPieces(cfg.text, T, checkpointing);
+    expect(pieces.filter((p) => p.group === 'kept')).toHaveLength(checkpointing ? 10 : 10 * cfg.text.layers);
+    const items = trainActivationItems({ shape, stage: 1, tokens: T, visualTokens: b.numVisualTokens, optimizerStates: 'gpu', gpuCapacity: 1e12, hostCapacity: 1e12 }, checkpointing);
+    const planned = items.filter((i) => i.what.startsWith('decoder')).reduce((a, i) => a + i.bytes, 0);
+    expect(planned).toBe(pieces.reduce((a, p) => a + p.bytes, 0));
+    expect(t.memory()).toMatchObject({ deviceDecoderBytes: pieces.reduce((a, p) => a + round(p.bytes, 256), 0), checkpointing });
   });
 
   test('streamChunk is refused on the CPU and must be a positive integer', async () => {

@@ -431,13 +431,49 @@ cudaSuite('--device cuda (GPU trainer, emulator addon)', () => {
       expect(() => emu.createTrainer(spec(extra))).toThrow(msg);
     });
     test.each([
-      ['no gradient checkpointing', { device: 'cuda' }, { gradientCheckpointing: false }, /^cuda trainer: only the checkpointed decoder exists on the GPU/],
+      ['stage 2 without a BCM teacher', { device: 'cuda' }, { stage: 2 }, /BCM|box_feature_resampler/],
     ])('%s: rejected in one line', async (_w, extra, train, msg) => {
-      const e = await emu.createTrainer(spec(extra, train)).then(() => undefined, (x: Error) => x);
+      const e = await emu.createTrainer({ ...spec(extra, train), tensors: baseRecords }).then(() => undefined, (x: Error) => x);
       expect(typeof e?.message).toBe("string");
       expect(e.message.split('\n')).toHaveLength(1);
       expect(e.message).toMatch(msg);
     });
+  });
+
+  // gradientCheckpointing false on the GPU: the decoder keeps every layer's activations instead of recomputing them
+  // (GpuTrainLLM), the same bits as the recompute. Two steps of stage1_packed (step 2: two micro-batches) against a
+  // checkpointed trainer: step 1's losses equal BIT FOR BIT (the same weights, a deterministic forward); gradients
+  // and grad norms equal up to the order in which atomics sum the RMSNorm weight / bias gradients (1e-6 of each
+  // tensor's max; two checkpointed runs differ the same way), so step 2 starts from weights that may differ in
+  // those last bits (AdamW can turn a near-zero gradient's noise into ~lr): its losses within 1e-5 relative. The
+  // decoder arena is larger without recomputation.
+  test('gradientCheckpointing false: the checkpointed trainer\'s step-1 losses bit for bit, gradients up to summation order', async () => {
+    const c = golden.cases.find((x: any) => x.case === 'stage1_packed');
+    const on = await createTrainer(c, { addon: emu, device: 'cuda', checkpointing: true });
+    const off = await createTrainer(c, { addon: emu, device: 'cuda', checkpointing: false });
+    expect([on.memory().checkpointing, off.memory().checkpointing]).toEqual([true, false]);
+    for (const [k, step] of c.steps.entries()) {
+      for (const micro of step.micro) {
+        const a = await on.forwardBackward(trainBatch(micro.batch), { gradScale: micro.gradScale });
+        const b = await off.forwardBackward(trainBatch(micro.batch), { gradScale: micro.gradScale });
+        if (k === 0) expect(b).toEqual(a);
+        else for (const key of ['loss', 'lossCe', 'lossResampler']) expect(Math.abs(b[key] - a[key])).toBeLessThanOrEqual(1e-5 * Math.abs(a[key]));
+      }
+      for (const { name, trainable } of on.tensorList() as { name: string; trainable: boolean }[]) {
+        if (!trainable) continue;
+        const x = on.getTensor(name, { grad: true }) as Float32Array, y = off.getTensor(name, { grad: true }) as Float32Array;
+        let err = 0, max = 0;
+        for (let i = 0; i < x.length; i++) {
+          err = Math.max(err, Math.abs(x[i] - y[i]));
+          max = Math.max(max, Math.abs(x[i]));
+        }
+        expect([`step ${k + 1} grad ${name}`, err <= 1e-6 * max]).toEqual([`step ${k + 1} grad ${name}`, true]);
+      }
+      const na = await on.optimizerStep({ lr: step.lr, maxGradNorm: c.maxGradNorm });
+      const nb = await off.optimizerStep({ lr: step.lr, maxGradNorm: c.maxGradNorm });
+      expect(Math.abs(nb.gradNorm - na.gradNorm)).toBeLessThanOrEqual(1e-6 * na.gradNorm);
+    }
+    expect(off.memory().deviceDecoderBytes).toBeGreaterThan(on.memory().deviceDecoderBytes);
   });
 
   // The binding passes the capture to the GPU trainer as to the CPU's: the same records (tables exactly, maps within

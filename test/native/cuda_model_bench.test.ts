@@ -115,6 +115,14 @@ describe('CUDA model bench on the CPU emulator (tiny shape)', () => {
     const state = bytes(/master|gradients|AdamW|shadows/, 'gpu');
     expect(Math.abs(tr.memory.param_storage - state) / state).toBeLessThan(0.01); // 256-B rounding per tensor
     expect(tr.memory.host_param_store).toBe(bytes(/fp32 weights on the host/, 'host'));
+    // --checkpointing auto on a 4 GB device: the tiny model's plan without recomputation fits, so the decoder keeps
+    // every layer's activations; its arena is the plan's decoder items (gpu_memory.ts decoderActivationItems) plus
+    // at most 255 B of rounding per piece (37 pieces at 3 layers).
+    expect(tr).toMatchObject({ checkpointing: false, checkpointing_mode: 'auto' });
+    const decoder = bytes(/^decoder/, 'gpu');
+    expect(plan.some((i: any) => /every layer's activations kept/.test(i.what))).toBe(true);
+    expect(tr.memory.decoder_activations).toBeGreaterThanOrEqual(decoder);
+    expect(tr.memory.decoder_activations).toBeLessThan(decoder + 256 * (17 + 10 * 3));
   });
 
   it('reuses the checkpoint; host optimizer states give the same first losses', () => {
@@ -154,14 +162,16 @@ describe('CUDA model bench on the CPU emulator (tiny shape)', () => {
 
   it('ports the memory plans: src/plan/gpu_memory.ts gives the same bytes at the 7B and 3B shapes', () => {
     const big = 2 ** 50; // capacities that never force chunks
-    for (const [preset, placement, imageTokens, tokens] of [['7b', 'host', 16384, 4096], ['7b', 'gpu', 256, 1024], ['3b', 'host', 1024, 2048]] as const) {
+    for (const [preset, placement, imageTokens, tokens, checkpointing] of [['7b', 'host', 16384, 4096, 'on'], ['7b', 'host', 16384, 4096, 'off'],
+      ['7b', 'gpu', 256, 1024, 'on'], ['3b', 'host', 1024, 2048, 'on'], ['3b', 'gpu', 1024, 2048, 'off']] as const) {
       const r = run(found.binary, ['plan', '--shape', preset, '--image-tokens', String(imageTokens), '--prompt-tokens', '49', '--new-tokens', '128',
-        '--latent-steps', '8', '--tokens', String(tokens), '--optimizer-states', placement]);
+        '--latent-steps', '8', '--tokens', String(tokens), '--optimizer-states', placement, '--checkpointing', checkpointing]);
       expect({ status: r.status, stderr: r.status === 0 ? '' : r.stderr }).toEqual({ status: 0, stderr: '' });
       const inf = planInference({ shape: PRESETS[preset], imageTokens, promptTokens: 49, maxNewTokens: 128, latentSteps: 8, gpuCapacity: big, hostCapacity: big });
       expect([preset, r.json.infer.gpu_bytes]).toEqual([preset, inf.gpuBytes]);
-      const tr = planTraining({ shape: PRESETS[preset], stage: 1, tokens, visualTokens: 576, optimizerStates: placement, gpuCapacity: big, hostCapacity: big });
-      expect([preset, placement, r.json.train.gpu_bytes, r.json.train.host_bytes]).toEqual([preset, placement, tr.gpuBytes, tr.hostBytes]);
+      const tr = planTraining({ shape: PRESETS[preset], stage: 1, tokens, visualTokens: 576, optimizerStates: placement, checkpointing, gpuCapacity: big, hostCapacity: big });
+      expect(tr.checkpointing).toBe(checkpointing === 'on');
+      expect([preset, placement, checkpointing, r.json.train.gpu_bytes, r.json.train.host_bytes]).toEqual([preset, placement, checkpointing, tr.gpuBytes, tr.hostBytes]);
     }
   });
 

@@ -7,9 +7,10 @@
 #   4. the model bench vreflect_cuda_model_bench (native/cuda/bench/model/README.md) at the 7B shape: inference at
 #      full depth (305-token prompt: prefill, 128 greedy decode tokens, a latent run; then a 16k-image-token
 #      prefill) beside scripts_bench/torch_infer.py --synthetic on the same checkpoint and prompt, stage-1 training
-#      at 4 decoder layers (gpu optimizer states) beside scripts_bench/torch_train.py on the same checkpoint and
+#      at 4 decoder layers (gpu optimizer states) without and with recomputation (--checkpointing off / on: MFU with
+#      and without the extra forward) beside scripts_bench/torch_train.py on the same checkpoint and
 #      micro-batch (the PyTorch runs when transformers imports), stage 2 at 4 layers (random BCM teacher), and stage 1
-#      at full depth with host optimizer states; a summary line per figure against issue 6's targets (decode >= 150 tok/s, MFU >= 40%).
+#      at full depth with host optimizer states (--checkpointing auto: what the plan picks; recomputing if that fails); a summary line per figure against issue 6's targets (decode >= 150 tok/s, MFU >= 40%).
 # Everything lands in $OUT (default ./gpu-out). Run from the repository root:
 #   bash native/cuda/bench/gpu_session.sh                 # quick benchmark shapes
 #   BENCH_ARGS= bash native/cuda/bench/gpu_session.sh     # the full shape list (minutes)
@@ -172,11 +173,15 @@ if [ "$MODEL_BENCH" = 1 ] && [ "$INFER_LAYERS" -gt 0 ]; then
 fi
 if [ "$MODEL_BENCH" = 1 ]; then
   if [ "$TRAIN_LAYERS" -gt 0 ]; then
-    step "model bench: 7B stage-1 training ($TRAIN_LAYERS layers, gpu optimizer states)"
+    step "model bench: 7B stage-1 training ($TRAIN_LAYERS layers, gpu optimizer states, no recomputation)"
     # Its own checkpoint (config.json of the cut depth), so transformers loads the same model.
     # shellcheck disable=SC2086
     model_run model_train train --shape 7b --layers "$TRAIN_LAYERS" --checkpoint-dir "$CKPT_ROOT/7b-l$TRAIN_LAYERS" \
-      --optimizer-states gpu --torch-batch "$OUT/torch_batch" $TRAIN_ARGS
+      --optimizer-states gpu --checkpointing off --torch-batch "$OUT/torch_batch" $TRAIN_ARGS
+    step "model bench: 7B stage-1 training ($TRAIN_LAYERS layers, gpu optimizer states, each layer recomputed)"
+    # shellcheck disable=SC2086
+    model_run model_train_recompute train --shape 7b --layers "$TRAIN_LAYERS" --checkpoint-dir "$CKPT_ROOT/7b-l$TRAIN_LAYERS" \
+      --optimizer-states gpu --checkpointing on $TRAIN_ARGS
     if [ "$TORCH" != off ] && python3 -c "import transformers" 2>/dev/null; then
       GA=$(echo "$TRAIN_ARGS" | sed -n 's/.*--grad-accum \([0-9]*\).*/\1/p')
       timeout "$MODEL_TIMEOUT" python3 scripts_bench/torch_train.py --model "$CKPT_ROOT/7b-l$TRAIN_LAYERS" \
@@ -198,6 +203,15 @@ if [ "$MODEL_BENCH" = 1 ]; then
     # shellcheck disable=SC2086
     model_run model_train_full train --shape 7b --full-checkpoint --checkpoint-dir "$CKPT_ROOT/7b-full" \
       --optimizer-states host $FULL_TRAIN_ARGS
+    # --checkpointing auto keeps every layer's activations when the plan says they fit (66 GiB at 4096 tokens): if
+    # that run failed (out of memory: the plan's margins are estimates), measure it again recomputing each layer.
+    if ! python3 -c 'import json,sys; t=json.load(open(sys.argv[1])).get("train") or {}; sys.exit(0 if t and "error" not in t else 1)' \
+        "$OUT/model_train_full.json" 2>/dev/null; then
+      echo "model_train_full failed: again with --checkpointing on"
+      # shellcheck disable=SC2086
+      model_run model_train_full_recompute train --shape 7b --full-checkpoint --checkpoint-dir "$CKPT_ROOT/7b-full" \
+        --optimizer-states host --checkpointing on $FULL_TRAIN_ARGS
+    fi
   fi
   step "model bench summary (targets: issue 6)"
   python3 native/cuda/bench/model/summary.py "$OUT"

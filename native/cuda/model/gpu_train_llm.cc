@@ -1,9 +1,9 @@
 // Per layer (model.md §5), as model/llm_train.cc:
 //   h1 = rmsnorm(x) ; q|k|v = h1 Wqkv^T + b ; rope(q), rope(k) ; att = attention(q, k, v) ; x2 = x + att Wo^T
 //   h2 = rmsnorm(x2) ; y = x2 + down(silu(gate(h2)) * up(h2))
-// Backward of y w.r.t. x, in reverse, after recomputing the layer from its saved input: the MLP, the
-// post-attention norm, o_proj, flash attention backward (saved lse of the recompute), inverse RoPE, the fused
-// q|k|v projection, the input norm. Every GEMM backward is gemm_linear_backward: dinp (fp32, += onto zeros) and
+// Backward of y w.r.t. x, in reverse, after recomputing the layer from its saved input (checkpointing on) or from
+// what the forward kept of it (off: only the SwiGLU product is recomputed): the MLP, the post-attention norm,
+// o_proj, flash attention backward (the saved lse), inverse RoPE, the fused q|k|v projection, the input norm. Every GEMM backward is gemm_linear_backward: dinp (fp32, += onto zeros) and
 // dweight (+= into the fp32 gradient), from a bf16 copy of the incoming gradient.
 #include "cuda/model/gpu_train_llm.h"
 
@@ -83,12 +83,22 @@ void GpuTrainLLM::set_mlp_chunk_rows(int64_t n) {
   rows_ = 0;  // the scratch is re-carved for the new chunk at the next forward
 }
 
+void GpuTrainLLM::set_checkpointing(bool on) {
+  if (on == checkpointing_) return;
+  checkpointing_ = on;
+  rows_ = 0;  // one layer's scratch or every layer's record: re-carved at the next forward
+  T_ = 0;     // the last forward kept what the other mode's backward does not read: forward again first
+}
+
 void GpuTrainLLM::reserve(int64_t T) {
   if (T <= rows_ && std::min(T, mlp_chunk_) <= chunk_) return;
   const int64_t D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim, L = tc_.layers;
   const int64_t Dq = int64_t(tc_.heads) * hd, Nqkv = Dq + 2 * int64_t(tc_.kv_heads) * hd;
   const int64_t C = std::min(T, mlp_chunk_);  // MLP rows per pass
   const int64_t wide = std::max({T * D, T * Dq, C * F});
+  // src/plan/gpu_memory.ts decoderScratchPieces lists these pieces in this order: keep the two in step.
+  const size_t nsaved = checkpointing_ ? 1 : size_t(L);
+  const int64_t gu_rows = checkpointing_ ? C : T;  // gate / up rows kept: one chunk's, or every row
   auto carve = [&](auto& a) {
     acts_ = a.template take<float>((L + 1) * T * D);
     final_rstd_ = a.template take<float>(T);
@@ -96,16 +106,19 @@ void GpuTrainLLM::reserve(int64_t T) {
     sin_ = a.template take<float>(T * hd);
     cu_ = a.template take<int32_t>(T + 2);
     hn_ = a.template take<float>(T * D);
-    rstd1_ = a.template take<float>(T);
-    rstd2_ = a.template take<float>(T);
-    x2_ = a.template take<float>(T * D);
-    lse_ = a.template take<float>(int64_t(tc_.heads) * T);
-    h1_16_ = a.template take<bf16>(T * D);
-    h2_16_ = a.template take<bf16>(T * D);
-    qkv16_ = a.template take<bf16>(T * Nqkv);
-    att16_ = a.template take<bf16>(T * Dq);
-    g16_ = a.template take<bf16>(C * F);
-    u16_ = a.template take<bf16>(C * F);
+    saved_.assign(nsaved, Saved());
+    for (Saved& sv : saved_) {
+      sv.rstd1 = a.template take<float>(T);
+      sv.rstd2 = a.template take<float>(T);
+      sv.x2 = a.template take<float>(T * D);
+      sv.lse = a.template take<float>(int64_t(tc_.heads) * T);
+      sv.h1 = a.template take<bf16>(T * D);
+      sv.h2 = a.template take<bf16>(T * D);
+      sv.qkv = a.template take<bf16>(T * Nqkv);
+      sv.att = a.template take<bf16>(T * Dq);
+      sv.g = a.template take<bf16>(gu_rows * F);
+      sv.u = a.template take<bf16>(gu_rows * F);
+    }
     act16_ = a.template take<bf16>(C * F);
     dy_ = a.template take<float>(T * D);
     dprev_ = a.template take<float>(T * D);
@@ -146,27 +159,35 @@ void GpuTrainLLM::embed_backward(const float* dx, const int32_t* ids, int64_t T)
   embedding_backward(embed_->g, dx, ids, T, tc_.vocab, tc_.hidden, s_);
 }
 
-void GpuTrainLLM::attention_half(const Layer& l, const float* x, float* x2) {
+void GpuTrainLLM::attention_half(const Layer& l, const Saved& sv, const float* x, float* x2) {
   const int64_t T = T_, D = tc_.hidden, hd = tc_.head_dim;
   const int Hq = tc_.heads, Hkv = tc_.kv_heads;
   const int64_t Dq = int64_t(Hq) * hd, Nqkv = Dq + 2 * int64_t(Hkv) * hd;
-  rmsnorm_forward(hn_, rstd1_, x, l.in_norm->w, T, D, tc_.eps, s_);
-  convert(h1_16_, hn_, T * D, s_);
-  gemm_linear_forward(qkv16_, h1_16_, l.qkv_w->w16, l.qkv_b->w, T, Nqkv, D, false, s_);
-  rope_forward(qkv16_, cos_, sin_, T, Hq, int(hd), Nqkv, s_);
-  rope_forward(qkv16_ + Dq, cos_, sin_, T, Hkv, int(hd), Nqkv, s_);
-  attention_forward(att16_, lse_, qkv16_, qkv16_ + Dq, qkv16_ + Dq + int64_t(Hkv) * hd, attn_, s_);
+  rmsnorm_forward(hn_, sv.rstd1, x, l.in_norm->w, T, D, tc_.eps, s_);
+  convert(sv.h1, hn_, T * D, s_);
+  gemm_linear_forward(sv.qkv, sv.h1, l.qkv_w->w16, l.qkv_b->w, T, Nqkv, D, false, s_);
+  rope_forward(sv.qkv, cos_, sin_, T, Hq, int(hd), Nqkv, s_);
+  rope_forward(sv.qkv + Dq, cos_, sin_, T, Hkv, int(hd), Nqkv, s_);
+  attention_forward(sv.att, sv.lse, sv.qkv, sv.qkv + Dq, sv.qkv + Dq + int64_t(Hkv) * hd, attn_, s_);
   if (x2 != x) copy_on_device(x2, x, size_t(T * D) * sizeof(float), "layer input", s_);
-  gemm_linear_forward(x2, att16_, l.o->w16, nullptr, T, D, Dq, /*accumulate=*/true, s_);
-  rmsnorm_forward(hn_, rstd2_, x2, l.post_norm->w, T, D, tc_.eps, s_);
-  convert(h2_16_, hn_, T * D, s_);
+  gemm_linear_forward(x2, sv.att, l.o->w16, nullptr, T, D, Dq, /*accumulate=*/true, s_);
+  rmsnorm_forward(hn_, sv.rstd2, x2, l.post_norm->w, T, D, tc_.eps, s_);
+  convert(sv.h2, hn_, T * D, s_);
 }
 
-void GpuTrainLLM::gate_up(const Layer& l, int64_t r0, int64_t m) {
+bf16* GpuTrainLLM::g_rows(const Saved& sv, int64_t r0) const {
+  return checkpointing_ ? sv.g : sv.g + r0 * tc_.intermediate;
+}
+bf16* GpuTrainLLM::u_rows(const Saved& sv, int64_t r0) const {
+  return checkpointing_ ? sv.u : sv.u + r0 * tc_.intermediate;
+}
+
+void GpuTrainLLM::gate_up(const Layer& l, const Saved& sv, int64_t r0, int64_t m) {
   const int64_t D = tc_.hidden, F = tc_.intermediate;
-  gemm_linear_forward(g16_, h2_16_ + r0 * D, l.gate->w16, nullptr, m, F, D, false, s_);
-  gemm_linear_forward(u16_, h2_16_ + r0 * D, l.up->w16, nullptr, m, F, D, false, s_);
-  swiglu_forward(act16_, g16_, u16_, m * F, s_);
+  bf16 *g = g_rows(sv, r0), *u = u_rows(sv, r0);
+  gemm_linear_forward(g, sv.h2 + r0 * D, l.gate->w16, nullptr, m, F, D, false, s_);
+  gemm_linear_forward(u, sv.h2 + r0 * D, l.up->w16, nullptr, m, F, D, false, s_);
+  swiglu_forward(act16_, g, u, m * F, s_);
 }
 
 void GpuTrainLLM::forward(float* hidden, const float* x, int64_t T, const int32_t* pos3, const int32_t* cu,
@@ -213,54 +234,61 @@ void GpuTrainLLM::forward(float* hidden, const float* x, int64_t T, const int32_
   for (size_t li = 0; li < layers_.size(); li++) {
     const Layer& l = layers_[li];
     float* y = acts_ + (li + 1) * TD;  // x2, then y = x2 + MLP: the next layer's input
-    attention_half(l, acts_ + li * TD, y);
+    if (checkpointing_) {
+      attention_half(l, saved_[0], acts_ + li * TD, y);
+    } else {  // x2 is kept for the post-attention norm's backward
+      attention_half(l, saved_[li], acts_ + li * TD, saved_[li].x2);
+      copy_on_device(y, saved_[li].x2, TD * sizeof(float), "residual", s_);
+    }
+    const Saved& sv = saved_[checkpointing_ ? 0 : li];
     for (int64_t r0 = 0; r0 < T; r0 += chunk_) {
       const int64_t m = std::min(chunk_, T - r0);
-      gate_up(l, r0, m);
+      gate_up(l, sv, r0, m);
       gemm_linear_forward(y + r0 * D, act16_, l.down->w16, nullptr, m, D, F, /*accumulate=*/true, s_);
     }
   }
   rmsnorm_forward(hidden, final_rstd_, acts_ + layers_.size() * TD, final_norm_->w, T, D, tc_.eps, s_);
 }
 
-void GpuTrainLLM::layer_backward(const Layer& l, const float* x, const float* dy, float* dx) {
+void GpuTrainLLM::layer_backward(const Layer& l, const Saved& sv, const float* x, const float* dy, float* dx) {
   const int64_t T = T_, D = tc_.hidden, F = tc_.intermediate, hd = tc_.head_dim;
   const int Hq = tc_.heads, Hkv = tc_.kv_heads;
   const int64_t Dq = int64_t(Hq) * hd, Dkv = int64_t(Hkv) * hd, Nqkv = Dq + 2 * Dkv;
-  attention_half(l, x, x2_);  // recompute (activation checkpointing)
+  if (checkpointing_) attention_half(l, sv, x, sv.x2);  // recompute (activation checkpointing)
 
-  // MLP, chunk by chunk (gate/up recomputed per chunk): dact = dy Wdown; dWdown += dy^T act; SwiGLU backward;
-  // dh2 = dg Wgate + du Wup (+ their weight gradients).
+  // MLP, chunk by chunk (gate/up recomputed per chunk, or only their SwiGLU product when the forward kept them):
+  // dact = dy Wdown; dWdown += dy^T act; SwiGLU backward; dh2 = dg Wgate + du Wup (+ their weight gradients).
   zero(dh_, size_t(T * D) * sizeof(float), s_);
   for (int64_t r0 = 0; r0 < T; r0 += chunk_) {
     const int64_t m = std::min(chunk_, T - r0);
-    gate_up(l, r0, m);
+    if (checkpointing_) gate_up(l, sv, r0, m);
+    else swiglu_forward(act16_, g_rows(sv, r0), u_rows(sv, r0), m * F, s_);
     convert(d16_, dy + r0 * D, m * D, s_);
     zero(dF_, size_t(m * F) * sizeof(float), s_);
     gemm_linear_backward(dF_, l.down->g, nullptr, d16_, act16_, l.down->w16, m, D, F, s_);
     convert(d16_, dF_, m * F, s_);
-    swiglu_backward(dg16_, du16_, d16_, g16_, u16_, m * F, s_);
-    gemm_linear_backward(dh_ + r0 * D, l.gate->g, nullptr, dg16_, h2_16_ + r0 * D, l.gate->w16, m, F, D, s_);
-    gemm_linear_backward(dh_ + r0 * D, l.up->g, nullptr, du16_, h2_16_ + r0 * D, l.up->w16, m, F, D, s_);
+    swiglu_backward(dg16_, du16_, d16_, g_rows(sv, r0), u_rows(sv, r0), m * F, s_);
+    gemm_linear_backward(dh_ + r0 * D, l.gate->g, nullptr, dg16_, sv.h2 + r0 * D, l.gate->w16, m, F, D, s_);
+    gemm_linear_backward(dh_ + r0 * D, l.up->g, nullptr, du16_, sv.h2 + r0 * D, l.up->w16, m, F, D, s_);
   }
   // Post-attention norm: dx2 = dy + rmsnorm_backward(dh2).
   copy_on_device(dx2_, dy, size_t(T * D) * sizeof(float), "residual gradient", s_);
-  rmsnorm_backward(dx2_, l.post_norm->g, dh_, x2_, l.post_norm->w, rstd2_, T, D, s_);
+  rmsnorm_backward(dx2_, l.post_norm->g, dh_, sv.x2, l.post_norm->w, sv.rstd2, T, D, s_);
 
   // o_proj, attention, RoPE, fused q|k|v projection, input norm.
   convert(d16_, dx2_, T * D, s_);
   zero(datt_, size_t(T * Dq) * sizeof(float), s_);
-  gemm_linear_backward(datt_, l.o->g, nullptr, d16_, att16_, l.o->w16, T, D, Dq, s_);
+  gemm_linear_backward(datt_, l.o->g, nullptr, d16_, sv.att, l.o->w16, T, D, Dq, s_);
   convert(d16_, datt_, T * Dq, s_);
   zero(dqkv16_, size_t(T * Nqkv) * sizeof(bf16), s_);
-  attention_backward(dqkv16_, dqkv16_ + Dq, dqkv16_ + Dq + Dkv, d16_, att16_, lse_, qkv16_, qkv16_ + Dq,
-                     qkv16_ + Dq + Dkv, attn_, s_);
+  attention_backward(dqkv16_, dqkv16_ + Dq, dqkv16_ + Dq + Dkv, d16_, sv.att, sv.lse, sv.qkv, sv.qkv + Dq,
+                     sv.qkv + Dq + Dkv, attn_, s_);
   rope_backward(dqkv16_, cos_, sin_, T, Hq, int(hd), Nqkv, s_);
   rope_backward(dqkv16_ + Dq, cos_, sin_, T, Hkv, int(hd), Nqkv, s_);
   zero(dh_, size_t(T * D) * sizeof(float), s_);
-  gemm_linear_backward(dh_, l.qkv_w->g, l.qkv_b->g, dqkv16_, h1_16_, l.qkv_w->w16, T, Nqkv, D, s_);
+  gemm_linear_backward(dh_, l.qkv_w->g, l.qkv_b->g, dqkv16_, sv.h1, l.qkv_w->w16, T, Nqkv, D, s_);
   copy_on_device(dx, dx2_, size_t(T * D) * sizeof(float), "residual gradient", s_);
-  rmsnorm_backward(dx, l.in_norm->g, dh_, x, l.in_norm->w, rstd1_, T, D, s_);
+  rmsnorm_backward(dx, l.in_norm->g, dh_, x, l.in_norm->w, sv.rstd1, T, D, s_);
 }
 
 void GpuTrainLLM::backward(float* dx, const float* dhidden) {
@@ -270,7 +298,7 @@ void GpuTrainLLM::backward(float* dx, const float* dhidden) {
   zero(dy_, TD * sizeof(float), s_);
   rmsnorm_backward(dy_, final_norm_->g, dhidden, acts_ + layers_.size() * TD, final_norm_->w, final_rstd_, T, D, s_);
   for (size_t li = layers_.size(); li-- > 0;) {
-    layer_backward(layers_[li], acts_ + li * TD, dy_, dprev_);
+    layer_backward(layers_[li], saved_[checkpointing_ ? 0 : li], acts_ + li * TD, dy_, dprev_);
     std::swap(dy_, dprev_);
   }
   copy_on_device(dx, dy_, TD * sizeof(float), "input embedding gradient", s_);

@@ -27,8 +27,6 @@ GpuTrainer::GpuTrainer(const ModelConfig& cfg, const std::vector<TensorRecord>& 
     : cfg_(cfg), tc_(tc), s_(s), ps_(DType::F32), ce_(s) {
   cfg_.validate();
   validate_trainer_config(tc);
-  VR_CHECK(tc.gradient_checkpointing, "cuda trainer: only the checkpointed decoder exists on the GPU (gradient "
-           "checkpointing off is CPU-only)");
   const int64_t D = cfg_.text.hidden;
   ws_ = std::make_unique<WeightStore>(tensors);  // raw views: DeviceWeights never reads packed linears
   cpu_llm_ = std::make_unique<TrainLLM>(cfg_.text, ps_);
@@ -44,6 +42,7 @@ GpuTrainer::GpuTrainer(const ModelConfig& cfg, const std::vector<TensorRecord>& 
                                          stream_chunk > 0 ? stream_chunk : GpuTrainParams::kDefaultChunkElems);
   gp_->upload();
   llm_ = std::make_unique<GpuTrainLLM>(cfg_.text, *gp_, s_);
+  llm_->set_checkpointing(tc.gradient_checkpointing);  // off: every layer's activations kept (gpu_train_llm.h)
   bcm_ = std::make_unique<GpuBoxCompression>(*gp_, "box_feature_resampler.", D, tc.latent_count, s_);
   if (tc.stage == 2) dac_ = std::make_unique<GpuDynamicCompression>(*gp_, "student_resampler.", D, s_);
 }

@@ -6,7 +6,7 @@
 //   1. frozen vision tower (GpuVisionTower over bf16 DeviceWeights) -> visual rows V [Vtok, D];
 //   2. token embeddings, V scattered into the <|image_pad|> rows;
 //   3. BCM over each box's rows of V (GpuBoxCompression) -> Z [B*K, D], teacher-forced into the <|lvr|> slots;
-//   4. decoder forward (GpuTrainLLM, packed varlen, checkpointed), lm_head + CE value (GpuFusedCrossEntropy),
+//   4. decoder forward (GpuTrainLLM, packed varlen, checkpointed or not: TrainerConfig::gradient_checkpointing), lm_head + CE value (GpuFusedCrossEntropy),
 //      stage-1 alignment value between H (hidden at slot - 1) and Z (align_value: one LossValue download);
 //   5. upstream's clamps and NaN/Inf guard on the host (train/step_rules.h: the CPU Trainer's own code) decide
 //      the loss weights;

@@ -211,7 +211,7 @@ export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
       .option('gradient-checkpointing', {
         choices: ['auto', 'on', 'off'] as const,
         default: 'auto' as const,
-        describe: "our trainer's layer recomputation, as in train-stage1 (auto: off when the kept activations fit)",
+        describe: "our trainer's layer recomputation, as in train-stage1 (auto: off when the kept activations fit; on cuda the GPU memory plan decides)",
       })
       .option('probes', { type: 'boolean', default: true, describe: 'measure the bf16 GEMM peak (--no-probes: no MFU)' })
       .option('wait-idle', { type: 'number', default: 300, describe: 'before each measurement, wait up to this many seconds for other work to stop (0 = never wait)' })
@@ -239,7 +239,9 @@ export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
         modelDir: args['model-dir'], shape, regenerate: args.regenerate, batch, steps: args.steps, warmup: args.warmup,
         gradientAccumulationSteps: args['gradient-accumulation-steps'], threads: args.threads,
         torch: args.torch, torchModes: modes as ('plain' | 'checkpointing')[], python: args.python, ours: args.ours, probes: args.probes,
-        waitIdleS: args['wait-idle'], lr: 1e-5, maxGradNorm: 1.0, checkpointing: args['gradient-checkpointing'],
+        waitIdleS: args['wait-idle'], lr: 1e-5, maxGradNorm: 1.0,
+        // cuda: the GPU plan decided auto (off when every layer's activations fit)
+        checkpointing: td.device === 'cuda' ? (td.checkpointing === false ? 'off' : 'on') : args['gradient-checkpointing'],
         device: td.device, ...(td.optimizerStates ? { optimizerStates: td.optimizerStates } : {}),
       },
       {

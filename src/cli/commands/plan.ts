@@ -30,6 +30,7 @@ interface PlanArgs {
   'enable-data-packing': boolean;
   'per-device-batch-size': number;
   'optimizer-states': OptimizerStates | 'auto';
+  'gradient-checkpointing': 'auto' | 'on' | 'off';
   'gpu-memory'?: string;
   'host-memory'?: string;
   json: boolean;
@@ -76,7 +77,8 @@ export function makePlan(args: PlanArgs): { plan: GpuPlan; gpuSource: string } {
   requireIntArg('--per-device-batch-size', args['per-device-batch-size']);
   requireIntArg('--image-max-pixels', args['image-max-pixels'], 784);
   const mb = largestMicroBatch({ packing: args['enable-data-packing'], perDeviceBatchSize: args['per-device-batch-size'], imageMaxPixels: args['image-max-pixels'] });
-  const plan = planTraining({ shape: m.shape, stage: args.stage === '1' ? 1 : 2, ...mb, optimizerStates: args['optimizer-states'], gpuCapacity: gpu.bytes, hostCapacity });
+  const plan = planTraining({ shape: m.shape, stage: args.stage === '1' ? 1 : 2, ...mb, optimizerStates: args['optimizer-states'],
+    checkpointing: args['gradient-checkpointing'], gpuCapacity: gpu.bytes, hostCapacity });
   return { plan, gpuSource: gpu.source };
 }
 
@@ -98,6 +100,10 @@ export const planCommand: CommandModule<object, PlanArgs> = {
       .option('enable-data-packing', { type: 'boolean', default: true, describe: 'training: as train-stage1/2 (4 x 4096-token packs)' })
       .option('per-device-batch-size', { type: 'number', default: 1, describe: 'training: as train-stage1/2' })
       .option('optimizer-states', OPTIMIZER_STATES_OPTION)
+      .option('gradient-checkpointing', {
+        choices: ['auto', 'on', 'off'] as const, default: 'auto' as const,
+        describe: 'training: as train-stage1/2 (auto: no recomputation when every decoder layer\'s activations fit)',
+      })
       .option('gpu-memory', { type: 'string', describe: 'GPU memory to plan for, e.g. 80GB, 141GB, 79.6GiB (default: this machine\'s GPU, else an 80 GB H100)' })
       .option('host-memory', { type: 'string', describe: 'host memory to plan for, e.g. 512GB (default: this machine\'s)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the plan as one JSON object' })

@@ -118,6 +118,7 @@ function makeTrainCommand(d: StageDefaults): CommandModule<object, any> {
         attentionMapsEvery: a['attention-maps-every'],
         device: dev.device,
         optimizerStates: dev.optimizerStates,
+        cudaCheckpointing: dev.checkpointing,
       };
       const r = await runTraining(o);
       log().info({ steps: r.steps, output: r.outputDir, interrupted: r.interrupted }, 'training finished');

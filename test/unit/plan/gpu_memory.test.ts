@@ -98,12 +98,22 @@ describe('training plan (stage 1, packing: 16,384 tokens, all visual)', () => {
     expect(item(p, 'fp32 copies of the non-GEMM tensors')).toBe(4 * (P - G));
     expect(item(p, 'gradients')).toBe(4 * P);
     expect(item(p, 'frozen ViT')).toBe(VIT);
-    expect(item(p, 'layer-input checkpoints')).toBe(28 * 16384 * 3584 * 2);
-    // 2G + 4(P - G) + 4P + ViT + activations 12,053,184,512 (the frozen ViT's forward: 65,536 patches x 32,245 B,
-    // as for inference) + 1.25 GiB = 61,842,536,448, + 5%
-    expect(2 * G + 4 * (P - G) + 4 * P + VIT + 12053184512 + 1.25 * GiB).toBe(61842536448);
-    expect(p.gpuBytes).toBe(61842536448 + Math.ceil(61842536448 * 0.05));
-    expect(p.gpuBytes / GiB).toBeCloseTo(60.475, 3);
+    expect(p.checkpointing).toBe(true); // the default: --gradient-checkpointing on
+    expect(item(p, 'decoder layer inputs')).toBe(29 * 16384 * 3584 * 4); // 28 layer inputs + the final residual, fp32
+    // The decoder's arena (GpuTrainLLM, counted by hand): 564,352 B per token - layer inputs 29 x 4D = 415,744;
+    // tables: final rstd 4, M-RoPE 2 x 4 x 128, bounds 4, norm output 4D = 15,368; the recomputed layer: rstd1 + rstd2
+    // 8, x2 4D, lse 4 x 28, h1 + h2 4D, q|k|v 2 x 4608, attention 2 x 3584 = 45,176; backward: dy, dprev, dx2, dh
+    // 16D, datt 4D, bf16 gradient 2D, dq|k|v 2 x 4608 = 88,064 - plus 14 B per element of the MLP chunk
+    // [1024, 18944] (SwiGLU 2, gate + up 4, dF 4, dgate + dup 4) and the bounds' 2 extra ints.
+    const decoder = p.items.filter((i) => i.what.startsWith('decoder')).reduce((a, i) => a + i.bytes, 0);
+    expect(decoder).toBe(16384 * 564352 + 14 * 1024 * 18944 + 8);
+    // 2G + 4(P - G) + 4P + ViT + activations 13,464,043,528 (the decoder 9,517,924,360; the frozen ViT's forward:
+    // 65,536 patches x 32,245 B, as for inference; CE chunk, visual features, BCM keys/values 3,946,119,168)
+    // + 1.25 GiB = 63,253,395,464, + 5%
+    expect(decoder + 2 * 1024 * 152064 * 4 + 65536 * 32245 + 16384 * 3584 * 2 + 4 * 16384 * 3584 * 2).toBe(13464043528);
+    expect(2 * G + 4 * (P - G) + 4 * P + VIT + 13464043528 + 1.25 * GiB).toBe(63253395464);
+    expect(p.gpuBytes).toBe(63253395464 + Math.ceil(63253395464 * 0.05));
+    expect(p.gpuBytes / GiB).toBeCloseTo(61.855, 3);
     // fp32 master + two moments = 12 B/param, + 2 pinned slots of 32 Mi x (4 + 2) B + 2 GiB baseline
     expect(item(p, 'gradient / new-weight staging')).toBe(2 * 6 * 2 ** 25);
     expect(p.hostBytes).toBe(12 * P + 384 * 2 ** 20 + 2 * GiB);
@@ -136,7 +146,7 @@ describe('training plan (stage 1, packing: 16,384 tokens, all visual)', () => {
     expect(item(p, 'frozen BCM teacher')).toBe(2 * 4 * 3584 * 3584 + 4 * 14 * 3584);
     expect(item(p, 'gradients')).toBe(4 * (7615616512 + 51401728));
     expect(item(p, 'fp32 master weights (+ the frozen teacher)')).toBe(4 * (7615616512 + 51401728 + 51430400));
-    expect(p.gpuBytes / GiB).toBeCloseTo(60.81, 2);
+    expect(p.gpuBytes / GiB).toBeCloseTo(62.185, 2);
     expect(p.hostBytes / GiB).toBeCloseTo(88.25, 2);
     const big = planTraining({ ...base, tokens: 200000, visualTokens: 100000, optimizerStates: 'host' });
     expect(big.fits).toBe(false);
@@ -147,6 +157,48 @@ describe('training plan (stage 1, packing: 16,384 tokens, all visual)', () => {
     const p = planTraining({ ...base, shape: PRESETS['3b'], tokens: 4096, visualTokens: 2048, optimizerStates: 'auto' });
     expect(p.optimizerStates).toBe('gpu');
     expect(p.fits).toBe(true);
-    expect(p.gpuBytes / GiB).toBeCloseTo(60.0, 1);
+    expect(p.gpuBytes / GiB).toBeCloseTo(60.47, 2);
   });
 });
+
+describe('training plan: --gradient-checkpointing on the GPU (7B, host placement, 80 GB)', () => {
+  const base = { shape: S7, stage: 1 as const, gpuCapacity: DEFAULT_GPU_CAPACITY, hostCapacity: 256 * GiB, optimizerStates: 'auto' as const };
+  // Without recomputation the decoder keeps per layer, per token: rstd1 + rstd2 8, x2 4D, lse 4 x 28, h1 + h2 4D,
+  // q|k|v 2 x 4608, attention 2 x 3584, gate + up 4 x 18944 = 120,952 B; the rest as with it, less the recomputed
+  // layer: 415,744 + 15,368 + 28 x 120,952 + 88,064 = 3,905,832 B per token, + 10 B per element of the MLP chunk;
+  // the backward's bf16 gradient buffer (2D per token of that) is the larger of [T, D] and the chunk [1024, 18944].
+  const offBytes = (T: number) => T * (3905832 - 2 * 3584) + 10 * Math.min(T, 1024) * 18944 + 2 * Math.max(T * 3584, Math.min(T, 1024) * 18944) + 8;
+  const decoder = (p: { items: { what: string; bytes: number }[] }) => p.items.filter((i) => i.what.startsWith('decoder')).reduce((a, i) => a + i.bytes, 0);
+
+  test('off at 4,096 tokens keeps every layer (16.2 GB) and fits; auto picks it', () => {
+    const off = planTraining({ ...base, tokens: 4096, visualTokens: 2048, checkpointing: 'off' });
+    expect(off).toMatchObject({ fits: true, checkpointing: false, optimizerStates: 'host' });
+    expect(decoder(off)).toBe(offBytes(4096));
+    expect(item(off, "decoder: every layer's activations kept")).toBe(28 * 4096 * 120952);
+    expect(off.notes.join(' ')).toMatch(/no activation checkpointing/);
+    const auto = planTraining({ ...base, tokens: 4096, visualTokens: 2048, checkpointing: 'auto' });
+    expect(auto).toMatchObject({ fits: true, checkpointing: false, gpuBytes: off.gpuBytes });
+    const on = planTraining({ ...base, tokens: 4096, visualTokens: 2048, checkpointing: 'on' });
+    expect(on.checkpointing).toBe(true);
+    expect(off.gpuBytes - on.gpuBytes).toBe(Math.ceil((decoder(off) - decoder(on) + sumOther(off) - sumOther(on)) * 1.05));
+  });
+
+  test('off at 8,192 tokens does not fit: one line naming auto / on; auto falls back to recomputation', () => {
+    const off = planTraining({ ...base, tokens: 8192, visualTokens: 4096, checkpointing: 'off' });
+    expect(off.fits).toBe(false);
+    expect(decoder(off)).toBe(offBytes(8192));
+    expect(off.problem).toMatch(/--gradient-checkpointing off\) do not fit; with recomputation it needs .* \(fits\): pass --gradient-checkpointing auto or on$/);
+    const auto = planTraining({ ...base, tokens: 8192, visualTokens: 4096, checkpointing: 'auto' });
+    expect(auto).toMatchObject({ fits: true, checkpointing: true, optimizerStates: 'host' });
+  });
+
+  test('auto keeps the placement preference: the 3B at 4,096 tokens is gpu placement without recomputation', () => {
+    const p = planTraining({ ...base, shape: PRESETS['3b'], tokens: 4096, visualTokens: 2048, checkpointing: 'auto' });
+    expect(p).toMatchObject({ fits: true, checkpointing: false, optimizerStates: 'gpu' });
+  });
+});
+
+// Bytes of the non-decoder GPU items (identical with and without recomputation, so their difference is 0).
+function sumOther(p: { items: { what: string; where: string; bytes: number }[] }): number {
+  return p.items.filter((i) => i.where === 'gpu' && !i.what.startsWith('decoder') && i.what !== 'allocator margin').reduce((a, i) => a + i.bytes, 0);
+}

@@ -76,8 +76,8 @@ InferPlan plan_inference(const ModelConfig& c, int64_t image_tokens, int64_t pro
   return finish(std::move(p.items));
 }
 
-Plan plan_training_stage1(const ModelConfig& c, int64_t T, int64_t visual_tokens, bool host, int64_t chunk_values,
-                          int64_t ce_chunk) {
+Plan plan_training_stage1(const ModelConfig& c, int64_t T, int64_t visual_tokens, bool host, bool checkpointing,
+                          int64_t chunk_values, int64_t ce_chunk) {
   const TextConfig& t = c.text;
   const VisionConfig& v = c.vision;
   const int64_t D = t.hidden, I = t.intermediate, q = int64_t(t.heads) * t.head_dim, kv = int64_t(t.kv_heads) * t.head_dim;
@@ -110,13 +110,20 @@ Plan plan_training_stage1(const ModelConfig& c, int64_t T, int64_t visual_tokens
              {"frozen ViT + merger (bf16 matrices, fp32 vectors)", 2 * vm + 4 * vv, false},
              {"fp32 weights on the host", 4 * P, true}};
   }
-  // trainActivationItems, stage 1.
+  // trainActivationItems, stage 1: first decoderActivationItems (decoderScratchPieces summed per group: what
+  // GpuTrainLLM's arena holds; gpu_train_llm.cc reserve).
   const int64_t ce = std::min(T, ce_chunk), patches = visual_tokens * v.merge * v.merge;
-  const int64_t layer_full = 2 * (2 * D + 2 * q + 2 * kv + D + 3 * I) + 2 * 4 * t.heads;
-  const int64_t backward = 2 * (2 * D + 3 * I) + 4 * q;
-  items.push_back({"layer-input checkpoints (bf16)", int64_t(t.layers) * T * D * 2, false});
-  items.push_back({"one layer recomputed for its backward (bf16)", T * layer_full, false});
-  items.push_back({"backward transients of that layer", T * backward, false});
+  const int64_t C = std::min(T, int64_t(1024)), Nqkv = q + 2 * kv, gu = checkpointing ? C : T;
+  const int64_t kept_layer = 4 * T + 4 * T + 4 * T * D + 4 * int64_t(t.heads) * T + 2 * T * D + 2 * T * D +
+                             2 * T * Nqkv + 2 * T * q + 2 * gu * I + 2 * gu * I;
+  items.push_back({"decoder layer inputs + final residual (fp32)", 4 * (int64_t(t.layers) + 1) * T * D, false});
+  items.push_back({checkpointing ? "decoder: one layer recomputed for its backward" : "decoder: every layer's activations kept for the backward",
+                   (checkpointing ? 1 : int64_t(t.layers)) * kept_layer, false});
+  items.push_back({"decoder tables + forward scratch (M-RoPE, norm output, SwiGLU chunk)",
+                   4 * T + 2 * 4 * T * t.head_dim + 4 * (T + 2) + 4 * T * D + 2 * C * I, false});
+  items.push_back({"decoder backward transients (fp32 and bf16 gradient buffers)",
+                   4 * 4 * T * D + 4 * C * I + 4 * T * q + 2 * std::max({T * D, T * q, C * I}) + 2 * 2 * C * I + 2 * T * Nqkv,
+                   false});
   items.push_back({"cross-entropy logits chunk + gradient (fp32)", 2 * ce * t.vocab * 4, false});
   items.push_back({"frozen ViT forward (its buffers, no grad)", int64_t(std::llround(double(patches) * vit_bytes_per_patch(v))), false});
   items.push_back({"visual features (bf16)", visual_tokens * v.out_hidden * 2, false});

@@ -204,8 +204,19 @@ std::string run_train(const BenchShape& s, const BenchCheckpoint& ck, const Trai
   tc.lambda_resampler = o.stage == 2 ? 1.0 : 0.5;  // upstream's weights per stage
   tc.latent_count = o.latent_count;
   tc.lvr_id = s.ids.lvr;
-  tc.gradient_checkpointing = true;
   const cuda::OptimizerPlacement where = cuda::optimizer_placement_from_name(o.placement);
+  const bool host = where == cuda::OptimizerPlacement::Host;
+  VR_CHECK(o.checkpointing == "on" || o.checkpointing == "off" || o.checkpointing == "auto",
+           "--checkpointing must be on, off or auto, got '", o.checkpointing, "'");
+  const int64_t free_bytes = cuda::device_free_bytes();
+  const int64_t no_recompute_bytes =
+      o.stage == 1 ? plan_training_stage1(s.cfg, batch.tokens(), batch.visual_tokens(), host, false).gpu_bytes : -1;
+  tc.gradient_checkpointing = o.checkpointing == "on" ||
+                              (o.checkpointing == "auto" && (free_bytes < 0 || no_recompute_bytes < 0 || no_recompute_bytes > free_bytes));
+  log("train: gradient checkpointing " + std::string(tc.gradient_checkpointing ? "on" : "off") + " (--checkpointing " +
+      o.checkpointing + (o.checkpointing == "auto" ? "; plan without recomputation " + std::to_string(no_recompute_bytes >> 20) +
+                                                          " MiB, free " + std::to_string(free_bytes >> 20) + " MiB"
+                                                    : std::string()) + ")");
 
   auto t0 = std::chrono::steady_clock::now();
   cuda::GpuTrainer trainer(s.cfg, records, tc, where);
@@ -277,18 +288,22 @@ std::string run_train(const BenchShape& s, const BenchCheckpoint& ck, const Trai
       .integer("frozen_weights", int64_t(trainer.frozen_weight_bytes()))
       .integer("pinned_staging", int64_t(trainer.device_params().staging_bytes()))
       .integer("host_param_store", int64_t(trainer.params().bytes()))
-      .raw("plan", o.stage == 1 ? plan_training_stage1(s.cfg, batch.tokens(), batch.visual_tokens(),
-                                                       where == cuda::OptimizerPlacement::Host).json()
+      .integer("decoder_activations", int64_t(trainer.llm().scratch_bytes()))
+      .raw("plan", o.stage == 1 ? plan_training_stage1(s.cfg, batch.tokens(), batch.visual_tokens(), host,
+                                                       tc.gradient_checkpointing).json()
                                  : "null");  // stage 2's plan is not ported
   JsonObject plan_inputs;  // src/plan/gpu_memory.ts TrainPlanInput
   plan_inputs.str("shape", s.preset)
       .integer("stage", o.stage)
       .integer("tokens", batch.tokens())
       .integer("visualTokens", batch.visual_tokens())
-      .str("optimizerStates", o.placement);
+      .str("optimizerStates", o.placement)
+      .str("checkpointing", tc.gradient_checkpointing ? "on" : "off");
   JsonObject r;
   r.integer("stage", o.stage)
       .str("optimizer_states", o.placement)
+      .boolean("checkpointing", tc.gradient_checkpointing)
+      .str("checkpointing_mode", o.checkpointing)
       .integer("tokens", batch.tokens())
       .integer("samples", batch.samples())
       .integer("visual_tokens", batch.visual_tokens())

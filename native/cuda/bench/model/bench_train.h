@@ -35,6 +35,11 @@ struct TrainOptions {
   int grad_accum = 1;
   int stage = 1;                // 2: the BCM teacher from dir/bcm_head.safetensors (random), the DAC trained           // micro-batches (forward_backward with grad scale 1/N) per optimizer step
   std::string placement = "gpu";  // --optimizer-states gpu|host
+  // --checkpointing on|off|auto: the decoder recomputes each layer (on) or keeps every layer's activations (off);
+  // auto = the plan's auto (src/plan/gpu_memory.ts planTraining): off when the ported stage-1 plan without
+  // recomputation fits the device's free memory, on when that memory is unknown (the emulator without
+  // VREFLECT_CUDA_EMU_MEMORY) or for stage 2 (its plan is not ported).
+  std::string checkpointing = "auto";
   bool check_cpu = false;
   std::string torch_batch_dir;  // when set: batch.json + pixels.f32 for scripts_bench/torch_train.py
   uint64_t seed = 7;

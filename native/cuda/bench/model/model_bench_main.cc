@@ -41,7 +41,8 @@ const char* kUsage =
     "        --answer-tokens N (128)  --latent-count N (8)  --steps N (3)  --train-warmup N (1)\n"
     "        --grad-accum N (1: micro-batches per optimizer step)  --stage 1|2 (1; 2: a random BCM teacher is\n"
     "        written beside the checkpoint, the DAC trained)\n"
-    "        --optimizer-states gpu|host (gpu)  --check-cpu (the CPU Trainer's losses on the same batch: small\n"
+    "        --optimizer-states gpu|host (gpu)  --checkpointing on|off|auto (auto: off when the plan without\n"
+    "        recomputation fits the free device memory, stage 1; else on)  --check-cpu (the CPU Trainer's losses on the same batch: small\n"
     "        shapes only)  --torch-batch DIR (batch.json + pixels.f32 for scripts_bench/torch_train.py)\n";
 
 struct Options {
@@ -103,6 +104,7 @@ Options parse(int argc, char** argv) {
     else if (f == "--grad-accum") o.train.grad_accum = int(n());
     else if (f == "--stage") o.train.stage = int(n());
     else if (f == "--optimizer-states") o.train.placement = v;
+    else if (f == "--checkpointing") o.train.checkpointing = v;
     else if (f == "--torch-batch") o.train.torch_batch_dir = v;
     else fail("unknown option ", f, " (--help lists them)");
   }
@@ -127,7 +129,7 @@ int run(int argc, char** argv) {
     std::printf("{\"infer\":%s,\"train\":%s}\n",
                 plan_inference(s.cfg, o.infer.image_tokens, o.infer.prompt_tokens, o.infer.new_tokens,
                                o.infer.latent_steps).json().c_str(),
-                plan_training_stage1(s.cfg, b.tokens(), b.visual_tokens(), host).json().c_str());
+                plan_training_stage1(s.cfg, b.tokens(), b.visual_tokens(), host, o.train.checkpointing != "off").json().c_str());
     return 0;
   }
   cuda::require_cuda_device();

@@ -56,7 +56,7 @@ def main(out):
         m = i["memory"]
         print(f"  device memory: peak {mib(m['peak_used'])} vs plan {mib(m['plan']['gpu_bytes'])} "
               f"(planInference, whole prompt; weights {mib(m['arenas']['weights'])})")
-    for name in ("model_train", "model_train_s2", "model_train_full"):
+    for name in ("model_train", "model_train_recompute", "model_train_s2", "model_train_full", "model_train_full_recompute"):
         d = load(out, name)
         if not d:
             continue
@@ -67,7 +67,8 @@ def main(out):
         mfu = t["mfu"]
         full = s["preset"] == "7b" and s["layers"] == s["full_layers"]
         verdict = ("MET" if mfu and mfu >= 0.4 else "NOT MET") if full else "n/a (not the full-depth 7B: indicative)"
-        print(f"{name}: {d['device']['name']}, {d['date']}, {s['name']}, stage {t['stage']}, {t['optimizer_states']} optimizer states: "
+        ckpt = {True: "recomputing each layer", False: "no recomputation"}.get(t.get("checkpointing"), "checkpointing ?")
+        print(f"{name}: {d['device']['name']}, {d['date']}, {s['name']}, stage {t['stage']}, {t['optimizer_states']} optimizer states, {ckpt}: "
               f"{t['tokens']} tokens x {t['grad_accum']} micro-batches per step, {t['step_ms']} ms/step, "
               f"{t['tokens_per_s']} tok/s")
         print(f"  MFU {mfu} (forward+backward alone {t['mfu_forward_backward']}) vs target >= 0.40: {verdict}; "
