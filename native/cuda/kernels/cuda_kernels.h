@@ -140,6 +140,15 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
 void mma_fragment_probe(uint32_t* out, Stream s = nullptr);
 // Test probe of cp.async (mma_probe.cu): src holds 256 bf16; out[161] (layout in mma_probe.cu).
 void cp_async_probe(uint32_t* out, const bf16* src, Stream s = nullptr);
+// Test probe / self-check of the Hopper wgmma building blocks (wgmma_probe.cu): one warpgroup computes
+// d[64][n] = (accumulate_c ? c : 0) + a[64][k] b[k][n] (row-major; bf16 a, b; fp32 c, d) by wgmma m64nNk16 with A in
+// registers or shared memory and B K-major or MN-major; n = 32, 64, 128, k a multiple of 16 up to 64. Needs an
+// sm_90a kernel image (or the emulator): elsewhere the kernel is a stub that leaves d unwritten.
+void wgmma_probe_gemm(float* d, const bf16* a, const bf16* b, const float* c, int n, int k, bool a_in_registers,
+                      bool b_mn_major, bool accumulate_c, Stream s = nullptr);
+// Whether the current device runs kernels with the wgmma path compiled in (an sm_90a image, or the emulator): one
+// tiny launch; false on sm_80 images, plain sm_90 images and launch failures.
+bool wgmma_image_available();
 
 // ---- split-KV decode attention ("flash-decoding", attention_decode.cu) ---------------------------------
 // attention_forward's semantics (AttnArgs: GQA, bottom-right causal, out 0 / lse -inf for rows that see no key)
