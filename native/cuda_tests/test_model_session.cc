@@ -239,4 +239,11 @@ VR_TEST(cuda_attention_tc_model_session) {
   cuda_model_session_vs_cpu();
 }
 
+// The same session over the Hopper forward (VREFLECT_ATTENTION=wgmma; attention_wgmma.cu, wgmma modelled on the
+// emulator; head dim 16 padded to its 128 columns; the backward is not involved).
+VR_TEST(cuda_attention_wgmma_model_session) {
+  ScopedEnv env("VREFLECT_ATTENTION", "wgmma", cuda::attention_env_changed);
+  cuda_model_session_vs_cpu();
+}
+
 }  // namespace vr::test

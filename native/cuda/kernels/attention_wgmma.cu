@@ -36,7 +36,6 @@ inline namespace VR_CUDA_ABI {
 namespace {
 
 constexpr int kWgDP = 128;                       // padded head dim
-constexpr uint32_t kWgRowGroup = kWgDP / 8 * 128;  // bytes per 8 rows of a [rows][128] core-matrix tile
 constexpr size_t kWgMaxSmem = 227 * 1024;          // sm_90's opt-in limit
 
 template <int WG, int KN>
@@ -54,6 +53,8 @@ struct WgVec {
 };
 
 #if defined(VR_WGMMA_AVAILABLE)
+constexpr uint32_t kWgRowGroup = kWgDP / 8 * 128;  // bytes per 8 rows of a [rows][128] core-matrix tile
+
 // Rows r0 .. r0 + ROWS of src (head columns col0 .., zero past D or at rows >= limit) into a core-matrix tile, by
 // cp.async 16-byte chunks where allowed, element stores otherwise. The caller commits, waits, fences and syncs.
 template <int ROWS, int THREADS>
