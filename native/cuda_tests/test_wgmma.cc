@@ -6,6 +6,7 @@
 // test binary (vreflect_cuda_gpu_tests on an H100 with an sm_90a image) the same cases check that reading against
 // the hardware - the first GPU session must see them pass before trusting the wgmma attention path.
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
