@@ -38,7 +38,10 @@ namespace cudaemu {
   std::abort();
 }
 
-enum class FiberState : uint8_t { Ready, BlockWait, WarpWait, Done };
+enum class FiberState : uint8_t { Ready, BlockWait, WarpWait, NamedWait, Done };
+
+// Barrier ids 0..15 are the kernel's (bar.sync), 16.. the emulator's own (one per warpgroup of a 1024-thread block).
+constexpr int kKernelNamedBarriers = 16, kNamedBarriers = kKernelNamedBarriers + 8;
 
 struct Fiber {
   FiberContext ctx;
@@ -46,6 +49,7 @@ struct Fiber {
   int lin = 0, lane = 0, warp = 0;  // linear thread index, lane in warp, warp in block
   FiberState st = FiberState::Ready;
   unsigned wmask = 0;               // mask of the pending warp operation
+  int bar_id = -1;                  // the named barrier waited at (NamedWait)
   uint64_t pub = 0;                 // value published to the pending warp operation
   uint64_t snap[32];                // every participant's published value, copied at release
 };
@@ -58,6 +62,9 @@ struct Block {
   Fiber* cur = nullptr;
   FiberContext sched;
   unsigned char* dyn_smem = nullptr;
+  size_t dyn_smem_bytes = 0;
+  uint64_t serial = 0;  // unique per block run (launches reuse block indices): per-thread model state keys on it
+  int named_arrived[kNamedBarriers] = {}, named_count[kNamedBarriers] = {};
   const std::function<void()>* body = nullptr;
 };
 
@@ -195,6 +202,28 @@ inline const uint64_t* warp_exchange(unsigned mask, uint64_t value) {
   return f->snap;
 }
 
+// bar.sync id, count: waits until `count` threads (a positive multiple of 32) have arrived at barrier `id`; every
+// thread naming the id must give the same count (as on the GPU, where anything else is undefined).
+inline void named_barrier(int id, int count) {
+  Block& b = blk();
+  if (id < 0 || id >= kNamedBarriers) die("bar.sync: barrier id out of range");
+  if (count <= 0 || count % 32 != 0 || count > b.nthreads)
+    die("bar.sync: the thread count must be a positive multiple of 32 not above the block size");
+  if (b.named_count[id] != 0 && b.named_count[id] != count) die("bar.sync: threads disagree on a barrier's count");
+  Fiber* f = b.cur;
+  b.named_count[id] = count;
+  f->st = FiberState::NamedWait;
+  f->bar_id = id;
+  if (++b.named_arrived[id] == count) {
+    for (Fiber& g : b.fibers)
+      if (g.st == FiberState::NamedWait && g.bar_id == id) g.st = FiberState::Ready;
+    b.named_arrived[id] = b.named_count[id] = 0;
+    asm volatile("" ::: "memory");
+  } else {
+    yield();
+  }
+}
+
 [[noreturn]] inline void report_deadlock(const Block& b) {
   std::fprintf(stderr, "cuda_emu: deadlock in block (%u,%u,%u) of a %ux%ux%u grid; %d live threads:\n", b.idx.x,
                b.idx.y, b.idx.z, b.grid.x, b.grid.y, b.grid.z, b.live);
@@ -204,11 +233,16 @@ inline const uint64_t* warp_exchange(unsigned mask, uint64_t value) {
     shown++;
     if (f.st == FiberState::BlockWait)
       std::fprintf(stderr, "  thread %d (warp %d lane %d) waits at __syncthreads\n", f.lin, f.warp, f.lane);
+    else if (f.st == FiberState::NamedWait)
+      std::fprintf(stderr, "  thread %d (warp %d lane %d) waits at bar.sync %d (%d of %d arrived)%s\n", f.lin, f.warp,
+                   f.lane, f.bar_id % kKernelNamedBarriers, b.named_arrived[f.bar_id], b.named_count[f.bar_id],
+                   f.bar_id >= kKernelNamedBarriers ? " of a warpgroup-collective op (wgmma)" : "");
     else
       std::fprintf(stderr, "  thread %d (warp %d lane %d) waits at a warp op, mask %08x\n", f.lin, f.warp, f.lane,
                    f.wmask);
   }
-  die("a barrier can never be released (divergent __syncthreads, or a warp mask naming an exited lane)");
+  die("a barrier can never be released (divergent __syncthreads or bar.sync, a warp mask naming an exited lane, or "
+      "a warpgroup-collective op not reached by all 128 threads)");
 }
 
 // The order fibers of a block run in between scheduling points (CUDAEMU_SCHEDULE):
@@ -262,6 +296,7 @@ inline void run_block(Block& b, StackPool& stacks) {
       }
   b.live = int(n);
   b.at_barrier = 0;
+  for (int i = 0; i < kNamedBarriers; i++) b.named_arrived[i] = b.named_count[i] = 0;
   tl_block = &b;
   const Schedule sched = schedule();
   const int nwarps = int((n + 31) / 32);
@@ -323,9 +358,12 @@ inline void run_grid(dim3 grid, dim3 block, size_t dyn_smem_bytes, const std::fu
     b.nthreads = int(block.x * block.y * block.z);
     b.body = &body;
     b.dyn_smem = smem.data();
+    b.dyn_smem_bytes = dyn_smem_bytes;
     for (int64_t i; (i = next.fetch_add(1)) < nblocks;) {
       b.idx = uint3{unsigned(i % grid.x), unsigned(i / grid.x % grid.y), unsigned(i / (int64_t(grid.x) * grid.y))};
       std::memset(smem.data(), 0xA5, smem.size());  // uninitialised on a GPU too: make reliance on zero visible
+      static std::atomic<uint64_t> serials{0};
+      b.serial = ++serials;
       run_block(b, stacks);
     }
   };

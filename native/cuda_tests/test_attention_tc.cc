@@ -10,6 +10,7 @@
 // full attention, prefill, decode steps of one query row) with VREFLECT_ATTENTION=tc against the CPU model.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -40,7 +41,9 @@ std::vector<int32_t> offsets(const std::vector<int32_t>& lens) {
   return cu;
 }
 
-void tc_case(const TcCase& c, uint64_t seed, const std::string& variant = "") {
+// fwd: the forward's path (TensorCore, or Wgmma: the Hopper forward, whose backward is the mma.sync one).
+void tc_case(const TcCase& c, uint64_t seed, const std::string& variant = "",
+             cuda::AttnKernelPath fwd = cuda::AttnKernelPath::TensorCore) {
   Rng rng(seed);
   const std::vector<int32_t> cu_q = offsets(c.lq), cu_k = offsets(c.lk);
   const int64_t Tq = cu_q.back(), Tk = cu_k.back();
@@ -54,7 +57,9 @@ void tc_case(const TcCase& c, uint64_t seed, const std::string& variant = "") {
   const auto dq0 = stored<bf16>(rng.vec(size_t(Tq * WQ))), dk0 = stored<bf16>(rng.vec(size_t(Tk * WK)));
   const auto dv0 = stored<bf16>(rng.vec(size_t(Tk * WK)));
   const float scale = 1.0f / std::sqrt(float(c.D));
-  const std::string tag = std::string("cuda attention tensor-core bf16 ") + variant + c.name;
+  const std::string tag = std::string(fwd == cuda::AttnKernelPath::Wgmma ? "cuda attention wgmma fwd + tc bwd bf16 "
+                                                                         : "cuda attention tensor-core bf16 ") +
+                          variant + c.name;
 
   ref::AttnShape sh{c.Hq, c.Hkv, c.D, double(scale), c.causal, cu_q, cu_k};
   std::vector<double> out64(size_t(Tq * WQ)), lse64(size_t(c.Hq * Tq));
@@ -85,8 +90,7 @@ void tc_case(const TcCase& c, uint64_t seed, const std::string& variant = "") {
   a.max_seqlen_k = *std::max_element(c.lk.begin(), c.lk.end());
   a.total_q = Tq;
   a.q_stride = QS, a.k_stride = a.v_stride = WK, a.o_stride = WQ;
-  cuda::attention_forward(d_out.get(), d_lse.get(), d_q.get(), d_k.get(), d_v.get(), a, nullptr,
-                          cuda::AttnKernelPath::TensorCore);
+  cuda::attention_forward(d_out.get(), d_lse.get(), d_q.get(), d_k.get(), d_v.get(), a, nullptr, fwd);
   // The backward on the kernel's own out / lse (as training runs it); dq rows keep the wide stride.
   std::vector<float> dq0_wide(size_t(Tq * QS), 7.f);
   for (int64_t t = 0; t < Tq; t++) std::copy_n(&dq0[size_t(t * WQ)], WQ, &dq0_wide[size_t(t * QS)]);
@@ -167,6 +171,31 @@ VR_TEST(cuda_attention_tc_tile_variants) {
                cuda::attention_tc_tile(false) == f && cuda::attention_tc_tile(true) == b);
     uint64_t seed = 91;
     for (const TcCase& c : kTileCases) tc_case(c, seed++, "fwd " + f + " bwd " + b + ": ");
+  }
+}
+
+// The Hopper wgmma forward (attention_wgmma.cu; on the emulator the modelled wgmma), every tile variant, by the same
+// rule (its backward, the mma.sync one, runs on its out / lse): cases that cross the 64 / 128-row and 64 / 128-key
+// tiles, GQA, cross lengths, rows that see no key, padded head dims with element loads and strided q, decode.
+const TcCase kWgmmaCases[] = {
+    {"D=128 GQA 2:1 causal prefill, segments 70,133,5", 2, 1, 128, true, {70, 133, 5}, {70, 133, 5}, 0},
+    {"D=128 1:1 non-causal cross lengths q 150,33 k 100,17", 1, 1, 128, false, {150, 33}, {100, 17}, 0},
+    {"D=100 (padded to 128, element loads) causal, q 10,3 k 4,67 (rows see no key), strided q", 2, 2, 100, true,
+     {10, 3}, {4, 67}, 4},
+    {"D=64 (padded to 128) GQA 2:1 causal decode Tq=1 after 150 keys", 2, 1, 64, true, {1}, {150}, 0},
+    {"D=128 causal chunk after a 1-key cache, q 140 k 141", 1, 1, 128, true, {140}, {141}, 0},
+};
+
+VR_TEST(cuda_attention_wgmma_forward) {
+  if (cuda::attention_wgmma_state() != cuda::WgmmaState::Ready) {  // a GPU without it (the emulator: always there)
+    std::printf("  (skipped: no wgmma path on this device: not sm_90, no sm_90a code, or its self-check failed)\n");
+    return;
+  }
+  for (const std::string& tile : cuda::attention_wgmma_tiles()) {
+    ScopedEnv et("VREFLECT_ATTENTION_TILE_WGMMA", tile.c_str(), cuda::attention_env_changed);
+    check_true("wgmma tile " + tile + " is the one selected", cuda::attention_wgmma_tile() == tile);
+    uint64_t seed = 131;
+    for (const TcCase& c : kWgmmaCases) tc_case(c, seed++, "tile " + tile + ": ", cuda::AttnKernelPath::Wgmma);
   }
 }
 
@@ -278,6 +307,22 @@ VR_TEST(cuda_attention_tc_path_choice) {
     ScopedAttnEnv env("scalar");
     check_true("VREFLECT_ATTENTION=scalar resolves to the scalar kernel",
                cuda::attention_kernel_resolve(AttnKernelPath::Auto, 128, true) == AttnKernelPath::Scalar);
+  }
+#if defined(VR_CUDA_EMULATED)
+  {
+    ScopedAttnEnv env("wgmma");
+    check_true("VREFLECT_ATTENTION=wgmma on the emulator resolves to the modelled wgmma forward",
+               cuda::attention_kernel_resolve(AttnKernelPath::Auto, 128, true) == AttnKernelPath::Wgmma);
+    expect_throw("VREFLECT_ATTENTION=wgmma with fp32 storage",
+                 [] { cuda::attention_kernel_resolve(AttnKernelPath::Auto, 128, false); });
+    expect_throw("VREFLECT_ATTENTION=wgmma for D=160",
+                 [] { cuda::attention_kernel_resolve(AttnKernelPath::Auto, 160, true); });
+  }
+#endif
+  {
+    ScopedEnv et("VREFLECT_ATTENTION_TILE_WGMMA", "9x9", cuda::attention_env_changed);
+    expect_throw("VREFLECT_ATTENTION_TILE_WGMMA=9x9 (refused on any path)",
+                 [] { cuda::attention_kernel_resolve(cuda::AttnKernelPath::Scalar, 64, true); });
   }
   {
     ScopedAttnEnv env("fast");

@@ -8,6 +8,7 @@
 // for the prompt's last logits, every step's logits and every latent step's attention map.
 // Also: the KV cache moved to a larger one mid-decode (GpuKVCache::grown, what a session does when several latent
 // phases outrun its capacity) decodes bit-identically to one that was large from the start.
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -236,6 +237,17 @@ VR_TEST(cuda_model_session_split_kv) {
 // cu_seqlens, the prompt's causal prefill, decode and latent forwards of one row against the cache, the same rules.
 VR_TEST(cuda_attention_tc_model_session) {
   ScopedEnv env("VREFLECT_ATTENTION", "tc", cuda::attention_env_changed);
+  cuda_model_session_vs_cpu();
+}
+
+// The same session over the Hopper forward (VREFLECT_ATTENTION=wgmma; attention_wgmma.cu, wgmma modelled on the
+// emulator; head dim 16 padded to its 128 columns; the backward is not involved).
+VR_TEST(cuda_attention_wgmma_model_session) {
+  if (cuda::attention_wgmma_state() != cuda::WgmmaState::Ready) {
+    std::printf("  (skipped: no wgmma path on this device)\n");
+    return;
+  }
+  ScopedEnv env("VREFLECT_ATTENTION", "wgmma", cuda::attention_env_changed);
   cuda_model_session_vs_cpu();
 }
 

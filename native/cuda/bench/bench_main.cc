@@ -3,7 +3,8 @@
 // native/cuda/gemm/README.md):
 //   {"device":{"name","cc","memory_bytes","driver"}, "date", "cublaslt":{"found","path","version","error"},
 //    "results":[{"kernel","shape":{...},"dtype":"bf16","causal"?,"ms","tflops","impl","reps","tile"?,"gbs"?,"error"?}]}
-// tile (attention on tensor cores): the tile variant that ran (--attention-tiles; impl "vreflect-tc/<tile>").
+// tile (attention on tensor cores): the tile variant that ran (--attention-tiles; impl "vreflect-tc/<tile>"), for
+// the Hopper forward "wgmma:<variant>" (impl "vreflect-wgmma[/<variant>]").
 // gbs (attention_decode, JSON only): GB/s of the K/V cache the case must read, to hold against the HBM roofline.
 // ms / tflops are null for a case that did not run (its "error" says why). Runs on a GPU machine without Node.
 #include <cmath>

@@ -131,22 +131,34 @@ Measurement Runner::run(const Case& c, const Options& o) {
       auto* v = static_cast<bf16*>(buffer(3, nk * b2));
       auto* out = static_cast<bf16*>(buffer(4, nq * b2));
       auto* lse = static_cast<float*>(buffer(5, size_t(kHeadsQ) * S * sizeof(float)));
-      // Times what the dispatch picks (VREFLECT_ATTENTION, else tensor cores on sm_80+), forward and backward.
-      const bool tc = cuda::attention_kernel_resolve(cuda::AttnKernelPath::Auto, a.D, true) ==
-                      cuda::AttnKernelPath::TensorCore;
-      m.impl = tc ? "vreflect-tc" : "vreflect-scalar";
-      if (tc) {
+      // Times what the dispatch picks (VREFLECT_ATTENTION, else wgmma on a checked sm_90 / tensor cores on sm_80+),
+      // or the listed variant: a tc tile forces the tensor-core path, a "wgmma:" one the wgmma forward.
+      const bool bwd = c.kernel == "attention_bwd";
+      const bool wg_tile = c.tile.rfind("wgmma:", 0) == 0;
+      const cuda::AttnKernelPath path = wg_tile            ? cuda::AttnKernelPath::Wgmma
+                                        : !c.tile.empty() ? cuda::AttnKernelPath::TensorCore
+                                                          : cuda::AttnKernelPath::Auto;
+      const cuda::AttnKernelPath got = cuda::attention_kernel_resolve(path, a.D, true);
+      if (got == cuda::AttnKernelPath::Wgmma && !bwd) {
+        m.impl = "vreflect-wgmma";
+        if (wg_tile) tile_env.emplace("VREFLECT_ATTENTION_TILE_WGMMA", c.tile.substr(6));
+        const std::string t = cuda::attention_wgmma_tile();
+        m.tile = "wgmma:" + t;
+        if (wg_tile || t != cuda::attention_wgmma_tiles().front()) m.impl += "/" + t;
+      } else if (got != cuda::AttnKernelPath::Scalar) {  // the backward of the wgmma path is the tensor-core one
+        m.impl = "vreflect-tc";
         // The variant: the case's (--attention-tiles), else whatever VREFLECT_ATTENTION_TILE_* picks; named in impl
         // unless it is the default, so variants of one case stay apart in merged reports.
-        const bool bwd = c.kernel == "attention_bwd";
         if (!c.tile.empty()) tile_env.emplace(bwd ? "VREFLECT_ATTENTION_TILE_BWD" : "VREFLECT_ATTENTION_TILE_FWD", c.tile);
         m.tile = cuda::attention_tc_tile(bwd);
         if (!c.tile.empty() || m.tile != cuda::attention_tc_tiles(bwd).front()) m.impl += "/" + m.tile;
-      } else if (!c.tile.empty()) {
-        fail("tile variant ", c.tile, " needs the tensor-core attention (VREFLECT_ATTENTION is scalar, or no sm_80+)");
+      } else {
+        m.impl = "vreflect-scalar";
+        if (!c.tile.empty())
+          fail("tile variant ", c.tile, " needs the tensor-core attention (VREFLECT_ATTENTION is scalar, or no sm_80+)");
       }
       if (c.kernel == "attention_fwd") {
-        once = [=] { cuda::attention_forward(out, lse, q, k, v, a); };
+        once = [=] { cuda::attention_forward(out, lse, q, k, v, a, nullptr, path); };
       } else {
         cuda::attention_forward(out, lse, q, k, v, a);  // the backward needs out and lse
         auto* dout = static_cast<bf16*>(buffer(6, nq * b2));

@@ -27,18 +27,22 @@
 #   MODEL_ONLY=1 TRAIN_LAYERS=0 TRAIN_FULL_HOST=0 bash native/cuda/bench/gpu_session.sh   # 7B inference
 #   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_FULL_HOST=0 bash native/cuda/bench/gpu_session.sh   # 4-layer stage 1 + 2
 #   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_LAYERS=0 bash native/cuda/bench/gpu_session.sh      # full-depth stage 1, host
-# Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90),
-#      TESTS (test filters for the sanitizers, space-separated, default "gemm gemv attention_tc attention_decode"), BENCH_ARGS
+# Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90a: the arch-specific
+#      target that compiles the wgmma forward in; plain 90 leaves it a stub),
+#      TESTS (test filters for the sanitizers, space-separated, default "gemm gemv attention_tc attention_decode
+#      wgmma"), BENCH_ARGS
 #      (default --quick), KERNEL_STEPS (which kernel steps run: "tests sanitize bench", any subset),
 #      SANITIZER_TIMEOUT (seconds per sanitizer run, 120). Attention is timed on the path the dispatch picks (tensor
 #      cores on sm_80+, impl "vreflect-tc"), then once more with VREFLECT_ATTENTION=scalar for comparison
 #      (bench_vreflect_scalar.json), then every tensor-core tile variant at TILE_SEQS (default 8k; ATTN_TILES: all or
-#      a list) into bench_tiles.json with the best per case printed (tile_summary.py).
+#      a list, including the wgmma forward's "wgmma:<variant>") into bench_tiles.json with the best per case printed
+#      (tile_summary.py). The wgmma probe test (cuda_wgmma_probe_gemm: our reading of wgmma's layouts against the
+#      hardware) and the wgmma self-check's verdict are printed after the tests: look at them first.
 set -u
 OUT=${OUT:-./gpu-out}
 BUILD=${BUILD:-build-gpu}
-ARCHS=${ARCHS:-90}
-TESTS=${TESTS:-gemm gemv attention_tc attention_decode}
+ARCHS=${ARCHS:-90a}
+TESTS=${TESTS:-gemm gemv attention_tc attention_decode wgmma}
 BENCH_ARGS=${BENCH_ARGS---quick}
 KERNEL_STEPS=${KERNEL_STEPS:-tests sanitize bench}
 SANITIZER_TIMEOUT=${SANITIZER_TIMEOUT:-120}
@@ -66,6 +70,9 @@ if has_step tests; then
 step "GPU kernel tests"
 "$BUILD/vreflect_cuda_gpu_tests" > "$OUT/gpu_tests.txt" 2>&1
 echo "rc=$?"; grep -E '^(FAIL|note)' "$OUT/gpu_tests.txt" | head -40; tail -1 "$OUT/gpu_tests.txt"
+# The Hopper wgmma layouts (descriptor, fragments, transpose) as the hardware reads them, and the run-time self-check.
+echo "wgmma probe: $(grep -cE '^PASS +wgmma m64n' "$OUT/gpu_tests.txt") cases pass, $(grep -cE '^FAIL +wgmma m64n' "$OUT/gpu_tests.txt") fail$(grep -q 'skipped: this device / build has no sm_90a' "$OUT/gpu_tests.txt" && echo ' (SKIPPED: no sm_90a code for this GPU)')"
+grep -E 'wgmma self-check' "$OUT/gpu_tests.txt" | head -3
 fi
 
 if has_step sanitize; then

@@ -4,7 +4,9 @@
 usage: tile_summary.py bench_tiles.json
 Prints, per (kernel, sequence length, causal), every variant's TFLOP/s best first, the winner against issue 6's
 targets at head dim 128 (forward >= 350, backward >= 250 TFLOP/s), and the environment line that selects the
-winners (the defaults in attention_tc.cu stay 64x64w4 until a GPU session has measured this).
+winners (the defaults in attention_tc.cu stay 64x64w4 until a GPU session has measured this). The Hopper wgmma
+forward's variants ("wgmma:<variant>", attention_wgmma.cu) are ranked beside the mma.sync ones; their winner is
+printed as the VREFLECT_ATTENTION_TILE_WGMMA setting, and whether wgmma beat mma.sync per case.
 """
 import json
 import sys
@@ -44,8 +46,22 @@ def main(path):
               + "".join(f" | {r.get('tile', '?')} failed: {r.get('error', '')}" for r in failed))
         wins = best_by_kernel.setdefault(kernel, {})
         wins[tile] = wins.get(tile, 0) + 1
-    env = {"attention_fwd": "VREFLECT_ATTENTION_TILE_FWD", "attention_bwd": "VREFLECT_ATTENTION_TILE_BWD"}
-    picks = [f"{env[k]}={max(w, key=w.get)}" for k, w in sorted(best_by_kernel.items())]
+        if kernel == "attention_fwd":  # the wgmma forward against the best mma.sync variant of the same case
+            wg = [r for r in ran if str(r.get("tile", "")).startswith("wgmma:")]
+            tc = [r for r in ran if not str(r.get("tile", "")).startswith("wgmma:")]
+            if wg and tc:
+                print(f"    wgmma best {wg[0]['tile']} {wg[0]['tflops']:.1f} vs mma.sync best {tc[0].get('tile', '?')} "
+                      f"{tc[0]['tflops']:.1f} TFLOP/s ({wg[0]['tflops'] / tc[0]['tflops']:.2f}x)")
+            if wg:
+                w = best_by_kernel.setdefault("wgmma", {})
+                w[wg[0]["tile"]] = w.get(wg[0]["tile"], 0) + 1
+            if tc:
+                w = best_by_kernel.setdefault("tc_fwd", {})
+                w[tc[0].get("tile", "?")] = w.get(tc[0].get("tile", "?"), 0) + 1
+    env = {"tc_fwd": "VREFLECT_ATTENTION_TILE_FWD", "attention_bwd": "VREFLECT_ATTENTION_TILE_BWD",
+           "wgmma": "VREFLECT_ATTENTION_TILE_WGMMA"}
+    picks = [f"{env[k]}={max(w, key=w.get).removeprefix('wgmma:')}" for k, w in sorted(best_by_kernel.items())
+             if k in env]
     print("most wins: " + " ".join(picks))
     return 0
 

@@ -229,7 +229,8 @@ template <class T, class S>
 void backward(S* dq, S* dk, S* dv, const S* dout, const S* out, const float* lse, const S* q, const S* k, const S* v,
               const AttnArgs& a, Stream s, AttnKernelPath path) {
   check_args(a, "attention_backward");
-  const bool tc = attention_kernel_resolve(path, a.D, sizeof(S) == 2) == AttnKernelPath::TensorCore;
+  // The wgmma path has no backward of its own: its backward is the mma.sync one.
+  const bool tc = attention_kernel_resolve(path, a.D, sizeof(S) == 2, s) != AttnKernelPath::Scalar;
   if (a.nseq == 0 || a.total_q == 0 || (!dq && !dk && !dv)) return;
   VR_CHECK(dout && out && lse && q && k && v, "cuda attention_backward: null dout/out/lse/q/k/v buffer");
   const StreamScratch<float> scratch(size_t(a.total_q) * a.Hq, s, "attention_backward scratch");

@@ -98,6 +98,10 @@ void allow_smem(K* kernel, size_t bytes, const char* op) {
 // The tensor-core kernels (attention_tc.cu): arguments already checked, D <= 128, bf16 storage.
 void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
                           Stream s);
+// The Hopper forward (attention_wgmma.cu): arguments checked, D <= 128, bf16, the path resolved to Wgmma.
+void attention_forward_wgmma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
+                             Stream s);
+void attention_wgmma_env_changed();
 // The tensor-core backward: dq/dk/dv accumulated (+=; any may be null); delta = rowsum(dO * O) [Hq, total_q].
 void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                            const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s);

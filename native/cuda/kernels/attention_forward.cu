@@ -99,10 +99,12 @@ template <class T, class S>
 void forward(S* out, float* lse, const S* q, const S* k, const S* v, const AttnArgs& a, Stream s,
              AttnKernelPath path) {
   check_args(a, "attention_forward");
-  const bool tc = attention_kernel_resolve(path, a.D, sizeof(S) == 2) == AttnKernelPath::TensorCore;
+  const AttnKernelPath p = attention_kernel_resolve(path, a.D, sizeof(S) == 2, s);
+  const bool tc = p == AttnKernelPath::TensorCore;
   if (a.nseq == 0 || a.max_seqlen_q == 0) return;
   VR_CHECK(out && q && k && v, "cuda attention_forward: null q/k/v/out buffer");
   if constexpr (sizeof(S) == 2) {
+    if (p == AttnKernelPath::Wgmma) return attention_forward_wgmma(out, lse, q, k, v, a, s);
     if (tc) return attention_forward_tc(out, lse, q, k, v, a, s);
   }
   (void)tc;

@@ -676,9 +676,10 @@ AttnKernelPath env_path() {
   const std::string v = e ? e : "";
   AttnKernelPath p;
   if (v.empty() || v == "auto") p = AttnKernelPath::Auto;
+  else if (v == "wgmma") p = AttnKernelPath::Wgmma;
   else if (v == "tc") p = AttnKernelPath::TensorCore;
   else if (v == "scalar") p = AttnKernelPath::Scalar;
-  else fail("VREFLECT_ATTENTION=", v, " is not one of auto, tc, scalar");  // stays unread: every forward says so
+  else fail("VREFLECT_ATTENTION=", v, " is not one of auto, wgmma, tc, scalar");  // stays unread: every forward says so
   g_env_path.store(int(p), std::memory_order_relaxed);
   return p;
 }
@@ -698,26 +699,45 @@ int device_major() {
 
 }  // namespace
 
-AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_storage) {
+AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_storage, Stream s) {
   const bool env = want == AttnKernelPath::Auto;
   if (env) want = env_path();
   // The tile switches are read (and a bad value refused in one line) here, where every attention call chooses
   // its path: a typo must not pass silently because this run's head dim or device never takes the tiled kernels.
   env_tile(false);
   env_tile(true);
+  attention_wgmma_tile();
   if (want == AttnKernelPath::Scalar) return want;
-  const char* who = env ? "VREFLECT_ATTENTION=tc" : "attention: the tensor-core path";
+  const bool wg = want == AttnKernelPath::Wgmma;
+  const char* who = wg ? (env ? "VREFLECT_ATTENTION=wgmma" : "attention: the wgmma path")
+                       : (env ? "VREFLECT_ATTENTION=tc" : "attention: the tensor-core path");
   const bool shape_ok = bf16_storage && D > 0 && D <= kTcMaxD;
 #if defined(VR_CUDA_EMULATED)
+  (void)s;
   if (want == AttnKernelPath::Auto) return AttnKernelPath::Scalar;  // the modelled mma is slow: only when asked
-  const int major = 8;
+  const int major = wg ? 9 : 8;
 #else
   const int major = device_major();
-  if (want == AttnKernelPath::Auto)
-    return shape_ok && major >= 8 ? AttnKernelPath::TensorCore : AttnKernelPath::Scalar;
+  if (want == AttnKernelPath::Auto) {
+    if (!shape_ok || major < 8) return AttnKernelPath::Scalar;
+    // Hopper: the wgmma forward where it pays (D 65..128; smaller head dims would be padded to 128) and the
+    // device passed the self-check; otherwise, and for the backward, mma.sync.
+    if (major == 9 && D > 64 && attention_wgmma_state(s) == WgmmaState::Ready) return AttnKernelPath::Wgmma;
+    return AttnKernelPath::TensorCore;
+  }
 #endif
   VR_CHECK(bf16_storage, who, " needs bf16 storage (fp32 tensors run the scalar kernel)");
   VR_CHECK(shape_ok, who, " supports head dims up to ", kTcMaxD, " (got D=", D, ")");
+  if (wg) {
+    VR_CHECK(major == 9, who, " needs an sm_90 (Hopper) GPU (this device is sm_", major, "x)");
+#if !defined(VR_CUDA_EMULATED)
+    const WgmmaState st = attention_wgmma_state(s);
+    VR_CHECK(st != WgmmaState::NoImage, who, " needs a build with sm_90a code (CMAKE_CUDA_ARCHITECTURES with 90a)");
+    VR_CHECK(st != WgmmaState::CheckFailed, who, ": the wgmma self-check failed on this GPU (see stderr)");
+    VR_CHECK(st != WgmmaState::Unchecked, who, ": not self-checked yet and the first call is inside a graph capture");
+#endif
+    return AttnKernelPath::Wgmma;
+  }
   VR_CHECK(major >= 8, who, " needs an sm_80+ GPU (this device is sm_", major, "x)");
   return AttnKernelPath::TensorCore;
 }
@@ -726,6 +746,7 @@ const char* attention_kernel_path_name(AttnKernelPath path) {
   switch (path) {
     case AttnKernelPath::Scalar: return "scalar";
     case AttnKernelPath::TensorCore: return "tensor-core";
+    case AttnKernelPath::Wgmma: return "wgmma";
     default: return "auto";
   }
 }
@@ -733,6 +754,7 @@ const char* attention_kernel_path_name(AttnKernelPath path) {
 void attention_env_changed() {
   g_env_path.store(-1, std::memory_order_relaxed);
   for (auto& t : g_env_tile) t.store(-1, std::memory_order_relaxed);
+  attention_wgmma_env_changed();
 }
 
 std::vector<std::string> attention_tc_tiles(bool backward) { return variant_names(backward); }

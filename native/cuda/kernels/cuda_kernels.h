@@ -111,9 +111,14 @@ struct AttnArgs {
 // auto when unset), then: tensor cores on an sm_80+ GPU for bf16 storage and D <= 128, the scalar kernel otherwise and always on the CPU
 // emulator (speed). TensorCore (or VREFLECT_ATTENTION=tc) where there is no such path is a vr::Error; on the
 // emulator it runs the tensor-core kernel with the modelled mma instruction (mma.cuh).
-enum class AttnKernelPath { Auto, Scalar, TensorCore };
-AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_storage);  // Scalar or TensorCore
-const char* attention_kernel_path_name(AttnKernelPath path);  // "auto", "scalar", "tensor-core"
+// Wgmma (VREFLECT_ATTENTION=wgmma): the Hopper forward (attention_wgmma.cu, wgmma.mma_async, bf16, D <= 128; the
+// backward of that path runs the mma.sync kernels). Auto takes it on an sm_90 GPU for 64 < D <= 128 only when the
+// build has sm_90a code AND the one-time self-check on the device passed (attention_wgmma_state); forced on a
+// device without it: a vr::Error. On the emulator, Wgmma runs the modelled instruction (wgmma.cuh); Auto never.
+// `s`: the stream of the call (the self-check does not run while it is being captured into a graph).
+enum class AttnKernelPath { Auto, Scalar, TensorCore, Wgmma };
+AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_storage, Stream s = nullptr);
+const char* attention_kernel_path_name(AttnKernelPath path);  // "auto", "scalar", "tensor-core", "wgmma"
 void attention_env_changed();  // the next forward reads VREFLECT_ATTENTION(_TILE_FWD/_BWD) again (tests, bench)
 // Tile-shape variants of the tensor-core kernels for head dims 81..128 (attention_tc.cu; smaller D keep the
 // default): names "<rows>x<keys>w<warps>", the first the default. VREFLECT_ATTENTION_TILE_FWD / _BWD pick one
@@ -121,6 +126,15 @@ void attention_env_changed();  // the next forward reads VREFLECT_ATTENTION(_TIL
 // the next call runs (reads and checks the variable).
 std::vector<std::string> attention_tc_tiles(bool backward);
 std::string attention_tc_tile(bool backward);
+// The wgmma forward's tile variants ("<rows>x<keys>wg<warpgroups>", first = default), picked by
+// VREFLECT_ATTENTION_TILE_WGMMA (read once; attention_env_changed re-reads it; a bad name is a vr::Error).
+std::vector<std::string> attention_wgmma_tiles();
+std::string attention_wgmma_tile();
+// Whether the current device can run the wgmma forward: checked once per device (an sm_90a image probe, then the
+// probe GEMM against a host product; a mismatch prints one line to stderr). Unchecked: not yet, and `s` is being
+// captured (no launches / copies allowed then).
+enum class WgmmaState { Unchecked = 0, Ready = 1, NoImage = 2, CheckFailed = 3 };
+WgmmaState attention_wgmma_state(Stream s = nullptr);
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttnArgs& a,
                        Stream s = nullptr, AttnKernelPath path = AttnKernelPath::Auto);
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
@@ -140,6 +154,15 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
 void mma_fragment_probe(uint32_t* out, Stream s = nullptr);
 // Test probe of cp.async (mma_probe.cu): src holds 256 bf16; out[161] (layout in mma_probe.cu).
 void cp_async_probe(uint32_t* out, const bf16* src, Stream s = nullptr);
+// Test probe / self-check of the Hopper wgmma building blocks (wgmma_probe.cu): one warpgroup computes
+// d[64][n] = (accumulate_c ? c : 0) + a[64][k] b[k][n] (row-major; bf16 a, b; fp32 c, d) by wgmma m64nNk16 with A in
+// registers or shared memory and B K-major or MN-major; n = 32, 64, 128, k a multiple of 16 up to 64. Needs an
+// sm_90a kernel image (or the emulator): elsewhere the kernel is a stub that leaves d unwritten.
+void wgmma_probe_gemm(float* d, const bf16* a, const bf16* b, const float* c, int n, int k, bool a_in_registers,
+                      bool b_mn_major, bool accumulate_c, Stream s = nullptr);
+// Whether the current device runs kernels with the wgmma path compiled in (an sm_90a image, or the emulator): one
+// tiny launch; false on sm_80 images, plain sm_90 images and launch failures.
+bool wgmma_image_available();
 
 // ---- split-KV decode attention ("flash-decoding", attention_decode.cu) ---------------------------------
 // attention_forward's semantics (AttnArgs: GQA, bottom-right causal, out 0 / lse -inf for rows that see no key)

@@ -184,10 +184,17 @@ struct ThreadQueue {
   std::vector<Copy> copies;
   int groups = 0;
   int64_t block = -1;
+  // Chunks landed since this thread's last fence.proxy.async (wgmma.cuh): an async-proxy read (wgmma) of one
+  // aborts there. Cleared by that fence; only those of the block run `unfenced_block` (cudaemu::Block::serial) count.
+  std::vector<const void*> unfenced;
+  uint64_t unfenced_block = 0;
 };
-inline ThreadQueue& queue() {  // the calling CUDA thread's (blocks run one at a time per OS thread)
+inline ThreadQueue& queue_of(int tid) {  // blocks run one at a time per OS thread: one queue per block thread
   static thread_local ThreadQueue q[1024];
-  return q[threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)];
+  return q[tid];
+}
+inline ThreadQueue& queue() {  // the calling CUDA thread's
+  return queue_of(int(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)));
 }
 inline void fail(const char* what, const void* p) {
   std::fprintf(stderr, "cuda_emu: cp.async: %s (%p)\n", what, p);
@@ -231,8 +238,13 @@ __device__ __forceinline__ void cp_async_wait() {
   size_t kept = 0;
   for (size_t i = 0; i < q.copies.size(); i++) {
     const cp_async_model::Copy& c = q.copies[i];
-    if (c.group != 0 && c.group <= q.groups - N) std::memcpy(static_cast<void*>(c.dst), &c.data, sizeof c.data);
-    else q.copies[kept++] = c;
+    if (c.group != 0 && c.group <= q.groups - N) {
+      std::memcpy(static_cast<void*>(c.dst), &c.data, sizeof c.data);
+      if (q.unfenced_block != cudaemu::blk().serial) q.unfenced.clear(), q.unfenced_block = cudaemu::blk().serial;
+      q.unfenced.push_back(c.dst);
+    } else {
+      q.copies[kept++] = c;
+    }
   }
   q.copies.resize(kept);
 #else

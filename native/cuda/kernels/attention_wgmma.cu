@@ -1,0 +1,378 @@
+// Hopper (sm_90a) flash-attention forward on warpgroup MMA (wgmma.cuh), FlashAttention-3's instruction choice on
+// FlashAttention-2's loop; same semantics and AttnArgs as attention_tc.cu (varlen, GQA, bottom-right causal, lse;
+// rows that see no key: out 0, lse -inf), bf16 storage, head dims up to 128 padded to DP = 128 columns (zeros,
+// never stored). The backward stays on the mma.sync kernels (attention_tc.cu).
+//
+// A block of WG warpgroups (128 WG threads) owns 64 WG query rows of one (segment, head); warpgroup wg owns rows
+// 64 wg .., so every score / probability / output row lives in one warpgroup's accumulator fragments (thread
+// 32 w + 4 g + t holds rows 16 w + g and 16 w + g + 8). Per key tile of KN keys:
+//   S[64 x KN] = Q K^T: DP / 16 wgmma ops m64nKNk16, A = the warpgroup's Q rows from shared memory (SS, K-major),
+//     B = the K tile (K-major: K is stored [key][d], d contiguous), one commit group, waited at once;
+//   online softmax in the S fragments (a row's max / sum: the thread's values, then the 4 threads of its quad), exp2
+//     with the scale folded into log2(e), O's fragments rescaled;
+//   O[64 x DP] += P V: KN / 16 ops m64n128k16 with A = P rounded to bf16 IN REGISTERS (the S accumulator of key
+//     columns 16 kk .. 16 kk + 15 is exactly the RS A fragment of k-step kk) and B = the V tile as MN-major B (V is
+//     stored [key][d]: d = N contiguous; the transpose bit), one commit group, waited before the next tile.
+// Shared memory holds Q, and K, V double-buffered, all as no-swizzle core-matrix tiles (wgmma::core_offset: rows of
+// a tile in groups of 8, each 16-byte chunk of 8 columns contiguous, so cp.async fills chunks directly); tile j+1
+// is copied while tile j is computed; after the copies land each thread fences them into the async proxy
+// (fence.proxy.async) before the barrier that publishes them. Rows whose base / stride is not 16-byte aligned take
+// element stores (fenced the same way).
+// Variants (VREFLECT_ATTENTION_TILE_WGMMA, first = default): "<rows>x<keys>wg<warpgroups>".
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "cuda/kernels/attention_common.cuh"
+#include "cuda/kernels/wgmma.cuh"
+
+namespace vr::cuda {
+inline namespace VR_CUDA_ABI {
+
+namespace {
+
+constexpr int kWgDP = 128;                       // padded head dim
+constexpr size_t kWgMaxSmem = 227 * 1024;          // sm_90's opt-in limit
+
+template <int WG, int KN>
+struct WgShape {
+  static_assert(WG == 1 || WG == 2, "one or two warpgroups");
+  static_assert(KN == 64 || KN == 128, "key tiles of 64 or 128 (the wgmma N of S)");
+  static constexpr int kRows = 64 * WG, kThreads = 128 * WG;
+  static constexpr size_t kQ = size_t(kRows) * kWgDP, kKV = size_t(KN) * kWgDP;  // elements
+  static constexpr size_t kSmemBytes = sizeof(__nv_bfloat16) * (kQ + 4 * kKV);
+  static_assert(kSmemBytes <= kWgMaxSmem, "tile shape over sm_90's shared memory");
+};
+
+struct WgVec {
+  bool q, k, v;
+};
+
+#if defined(VR_WGMMA_AVAILABLE)
+constexpr uint32_t kWgRowGroup = kWgDP / 8 * 128;  // bytes per 8 rows of a [rows][128] core-matrix tile
+
+// Rows r0 .. r0 + ROWS of src (head columns col0 .., zero past D or at rows >= limit) into a core-matrix tile, by
+// cp.async 16-byte chunks where allowed, element stores otherwise. The caller commits, waits, fences and syncs.
+template <int ROWS, int THREADS>
+__device__ __forceinline__ void load_tile(__nv_bfloat16* S, const __nv_bfloat16* src, int64_t stride, int64_t r0,
+                                          int64_t limit, int64_t col0, int D, bool vec) {
+  constexpr int kChunks = ROWS * kWgDP / 8;
+  const __nv_bfloat16 zero = __float2bfloat16(0.f);
+  for (int c = threadIdx.x; c < kChunks; c += THREADS) {
+    const int r = c / (kWgDP / 8), cc = (c % (kWgDP / 8)) * 8;
+    const int64_t row = r0 + r;
+    __nv_bfloat16* dst = S + wgmma::core_offset(r, cc, kWgRowGroup) / 2;
+    if (vec) {
+      const bool ok = row < limit && cc + 8 <= D;  // vec: D % 8 == 0, a chunk is all inside or all padding
+      mma::cp_async16(dst, ok ? src + row * stride + col0 + cc : src, ok);
+    } else {
+      VR_UNROLL for (int j = 0; j < 8; j++) dst[j] = row < limit && cc + j < D ? src[row * stride + col0 + cc + j] : zero;
+    }
+  }
+}
+#endif
+
+template <int WG, int KN>
+__global__ void __launch_bounds__(128 * WG)
+    attention_wgmma_forward_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
+                                   const __nv_bfloat16* v, AttnArgs a, WgVec vec) {
+#if defined(VR_WGMMA_AVAILABLE)
+  using namespace dev;
+  using namespace mma;
+  using F = WgShape<WG, KN>;
+  constexpr int kRows = F::kRows, kT = F::kThreads;
+  const attn::Segment sg = attn::segment(a, blockIdx.z);
+  const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv), D = a.D;
+  const int64_t i0 = int64_t(blockIdx.x) * kRows;
+  if (i0 >= sg.Lq) return;  // uniform over the block, before any barrier
+  const int wg = threadIdx.x / 128, w = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+
+  CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
+  __nv_bfloat16* Qs = smem;          // [kRows][DP]
+  __nv_bfloat16* Ks = Qs + F::kQ;    // 2 x [KN][DP]
+  __nv_bfloat16* Vs = Ks + 2 * F::kKV;  // 2 x [KN][DP]
+
+  const int64_t last_row = (i0 + kRows < sg.Lq ? i0 + kRows : sg.Lq) - 1;
+  const int64_t kend = a.causal ? (last_row + sg.shift + 1 < sg.Lk ? last_row + sg.shift + 1 : sg.Lk) : sg.Lk;
+  const int ntiles = kend > 0 ? int((kend + KN - 1) / KN) : 0;
+  const int64_t kcol = int64_t(kvh) * D, klim = sg.k0 + sg.Lk;
+  auto load_kv = [&](int jt, int buf) {
+    load_tile<KN, kT>(Ks + buf * F::kKV, k, a.k_stride, sg.k0 + int64_t(jt) * KN, klim, kcol, D, vec.k);
+    load_tile<KN, kT>(Vs + buf * F::kKV, v, a.v_stride, sg.k0 + int64_t(jt) * KN, klim, kcol, D, vec.v);
+  };
+  load_tile<kRows, kT>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, int64_t(h) * D, D, vec.q);
+  if (ntiles > 0) load_kv(0, 0);
+  cp_async_commit();
+  cp_async_wait<0>();
+  wgmma::fence_proxy_async();  // this thread's copies / stores, into the async proxy before the barrier
+  __syncthreads();
+
+  const __nv_bfloat16* Qw = Qs + size_t(64 * wg) * kWgDP;  // the warpgroup's 64 rows (8 whole row groups)
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  float o[kWgDP / 2];
+  VR_UNROLL for (int r = 0; r < kWgDP / 2; r++) o[r] = 0.f;
+  const float scale_log2 = a.scale * 1.4426950408889634f;
+  const int64_t row0 = i0 + 64 * wg + 16 * w;  // this warp's first row (segment-relative)
+
+  for (int jt = 0; jt < ntiles; jt++) {
+    const int buf = jt & 1;
+    if (jt + 1 < ntiles) load_kv(jt + 1, buf ^ 1);  // the other buffer: everyone finished it before the last barrier
+    cp_async_commit();
+    const __nv_bfloat16* Kb = Ks + buf * F::kKV;
+    const __nv_bfloat16* Vb = Vs + buf * F::kKV;
+    const int64_t j0 = int64_t(jt) * KN;
+
+    // S = Q K^T
+    float s[KN / 2];
+    wgmma::fence_operands(s);
+    wgmma::fence();
+    VR_UNROLL for (int ks = 0; ks < kWgDP / 16; ks++) {
+      const uint64_t da = wgmma::desc_k_major(Qw + wgmma::core_offset(0, 16 * ks, kWgRowGroup) / 2, kWgRowGroup);
+      const uint64_t db = wgmma::desc_k_major(Kb + wgmma::core_offset(0, 16 * ks, kWgRowGroup) / 2, kWgRowGroup);
+      wgmma::mma_ss<KN, false>(s, da, db, ks > 0);
+    }
+    wgmma::commit_group();
+    wgmma::wait_group<0>();
+    wgmma::fence_operands(s);
+
+    // Online softmax. Register r of the fragment: row 16 w + g + 8 ((r % 4) >> 1), key 8 (r / 4) + 2 t + (r & 1).
+    const bool masked = j0 + KN > sg.Lk || (a.causal && j0 + KN - 1 > row0 + sg.shift);
+    float mx[2] = {-INFINITY, -INFINITY};
+    VR_UNROLL for (int r = 0; r < KN / 2; r++) {
+      const int hi = (r % 4) >> 1;
+      float x = s[r] * scale_log2;
+      if (masked) {
+        const int64_t row = row0 + g + 8 * hi, key = j0 + 8 * (r / 4) + 2 * t + (r & 1);
+        if (key >= sg.Lk || (a.causal && key > row + sg.shift)) x = -INFINITY;
+      }
+      s[r] = x;
+      mx[hi] = fmaxf(mx[hi], x);
+    }
+    float alpha[2], base[2];
+    VR_UNROLL for (int hi = 0; hi < 2; hi++) {
+      mx[hi] = fmaxf(mx[hi], __shfl_xor_sync(kFullMask, mx[hi], 1));
+      mx[hi] = fmaxf(mx[hi], __shfl_xor_sync(kFullMask, mx[hi], 2));
+      const float mn = fmaxf(m[hi], mx[hi]);
+      alpha[hi] = m[hi] == -INFINITY ? 0.f : exp2f(m[hi] - mn);
+      base[hi] = mn == -INFINITY ? 0.f : mn;  // no visible key yet: every p is exp2(-inf) = 0
+      m[hi] = mn;
+    }
+    float rs[2] = {0.f, 0.f};
+    VR_UNROLL for (int r = 0; r < KN / 2; r++) {
+      const int hi = (r % 4) >> 1;
+      const float p = exp2f(s[r] - base[hi]);
+      s[r] = p;
+      rs[hi] += p;
+    }
+    VR_UNROLL for (int hi = 0; hi < 2; hi++) l[hi] = l[hi] * alpha[hi] + rs[hi];
+    VR_UNROLL for (int r = 0; r < kWgDP / 2; r++) o[r] *= alpha[(r % 4) >> 1];
+
+    // O += P V: P's A fragment of k-step kk = S registers 8 kk .. 8 kk + 7 as bf16 pairs.
+    uint32_t pa[KN / 16][4];
+    VR_UNROLL for (int kk = 0; kk < KN / 16; kk++) VR_UNROLL for (int e = 0; e < 4; e++)
+        pa[kk][e] = pack_bf16x2(s[8 * kk + 2 * e], s[8 * kk + 2 * e + 1]);
+    wgmma::fence_operands(o);
+    wgmma::fence();
+    VR_UNROLL for (int kk = 0; kk < KN / 16; kk++) {
+      const uint64_t dv = wgmma::desc_mn_major(Vb + wgmma::core_offset(16 * kk, 0, kWgRowGroup) / 2, kWgRowGroup);
+      wgmma::mma_rs<kWgDP, true>(o, pa[kk], dv, true);
+    }
+    wgmma::commit_group();
+    wgmma::wait_group<0>();
+    wgmma::fence_operands(o);
+    VR_UNROLL for (int kk = 0; kk < KN / 16; kk++) VR_UNROLL for (int e = 0; e < 4; e++) wgmma::fence_operand(pa[kk][e]);
+
+    cp_async_wait<0>();          // tile jt + 1 is in (this thread's copies) ...
+    wgmma::fence_proxy_async();  // ... visible to the async proxy ...
+    __syncthreads();             // ... for everyone, and everyone is done with this tile's buffers
+  }
+
+  VR_UNROLL for (int hi = 0; hi < 2; hi++) {
+    l[hi] += __shfl_xor_sync(kFullMask, l[hi], 1);
+    l[hi] += __shfl_xor_sync(kFullMask, l[hi], 2);
+  }
+  VR_UNROLL for (int hi = 0; hi < 2; hi++) {
+    const int64_t i = row0 + g + 8 * hi;
+    if (i >= sg.Lq) continue;
+    const float inv = l[hi] > 0.f ? 1.0f / l[hi] : 0.f;
+    __nv_bfloat16* orow = out + (sg.q0 + i) * a.o_stride + int64_t(h) * D;
+    VR_UNROLL for (int nb = 0; nb < kWgDP / 8; nb++) VR_UNROLL for (int e = 0; e < 2; e++) {
+        const int c = 8 * nb + 2 * t + e;
+        if (c < D) orow[c] = from_f32<__nv_bfloat16>(o[4 * nb + 2 * hi + e] * inv);
+      }
+    if (lse && t == 0)
+      lse[int64_t(h) * a.total_q + sg.q0 + i] = l[hi] > 0.f ? (m[hi] + log2f(l[hi])) * 0.6931471805599453f : -INFINITY;
+  }
+#else
+  // Built for an image without wgmma (sm_80, plain sm_90): the host never launches this (attention_wgmma_ready).
+  (void)out, (void)lse, (void)q, (void)k, (void)v, (void)a, (void)vec;
+#endif
+}
+
+bool vec_ok(const void* p, int64_t stride, int D) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 8 == 0 && D % 8 == 0;
+}
+
+template <int WG, int KN>
+void launch_wgmma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
+  using F = WgShape<WG, KN>;
+  auto* kernel = attention_wgmma_forward_kernel<WG, KN>;
+  attn::allow_smem(kernel, F::kSmemBytes, "attention_wgmma_forward");
+  const dim3 grid(unsigned((a.max_seqlen_q + F::kRows - 1) / F::kRows), unsigned(a.Hq), unsigned(a.nseq));
+  const WgVec vec{vec_ok(q, a.q_stride, a.D), vec_ok(k, a.k_stride, a.D), vec_ok(v, a.v_stride, a.D)};
+  check_launch(cuda_launch(kernel, grid, dim3(F::kThreads), F::kSmemBytes, s, dptr(out), lse, dptr(q), dptr(k),
+                           dptr(v), a, vec),
+               "attention_wgmma_forward");
+}
+
+using WgLaunch = void (*)(bf16*, float*, const bf16*, const bf16*, const bf16*, const AttnArgs&, Stream);
+struct WgVariant {
+  const char* name;
+  WgLaunch launch;
+};
+// The first is the default until a GPU measures a better one.
+const WgVariant kWgVariants[] = {
+    {"128x64wg2", launch_wgmma<2, 64>},    // 2 warpgroups x 64 rows, 64-key tiles (96 KiB: two blocks per SM)
+    {"128x128wg2", launch_wgmma<2, 128>},  // 128-key tiles (160 KiB): FlashAttention-3's shape at D = 128
+    {"64x128wg1", launch_wgmma<1, 128>},   // one warpgroup (144 KiB)
+};
+
+std::atomic<int> g_env_tile{-1};
+
+int env_tile() {
+  const int cached = g_env_tile.load(std::memory_order_relaxed);
+  if (cached >= 0) return cached;
+  const char* e = std::getenv("VREFLECT_ATTENTION_TILE_WGMMA");
+  const std::string v = e ? e : "";
+  int idx = v.empty() || v == "auto" ? 0 : -1;
+  for (size_t i = 0; i < std::size(kWgVariants) && idx < 0; i++)
+    if (v == kWgVariants[i].name) idx = int(i);
+  if (idx < 0) {
+    std::string all = "auto";
+    for (const WgVariant& x : kWgVariants) all += std::string(", ") + x.name;
+    fail("VREFLECT_ATTENTION_TILE_WGMMA=", v, " is not one of ", all);
+  }
+  g_env_tile.store(idx, std::memory_order_relaxed);
+  return idx;
+}
+
+#if !defined(VR_CUDA_EMULATED)
+// The self-check: the probe GEMM in the two shapes the kernel issues (S: SS, K-major B, N = 64, 8 k-steps worth
+// of k; P V: RS, MN-major B, N = 128) against a host product; max error.
+double self_check_error() {
+  double worst = 0;
+  const struct {
+    int n, k;
+    bool rs, mn;
+  } cases[] = {{64, 64, false, false}, {128, 32, true, true}, {128, 16, false, false}, {64, 48, true, true}};
+  uint32_t state = 12345u;
+  auto next = [&] {  // small exact values: bf16 integers in [-4, 4]
+    state = state * 1664525u + 1013904223u;
+    return float(int(state >> 28) % 9 - 4);
+  };
+  for (const auto& c : cases) {
+    std::vector<bf16> a(size_t(64 * c.k)), b(size_t(c.k * c.n));
+    std::vector<float> af(a.size()), bfl(b.size());
+    for (size_t i = 0; i < a.size(); i++) af[i] = next(), a[i].bits = vr::f32_to_bf16(af[i]);
+    for (size_t i = 0; i < b.size(); i++) bfl[i] = next(), b[i].bits = vr::f32_to_bf16(bfl[i]);
+    bf16 *da = nullptr, *db = nullptr;
+    float* dd = nullptr;
+    bool ok = cudaMalloc(reinterpret_cast<void**>(&da), a.size() * sizeof(bf16)) == cudaSuccess &&
+              cudaMalloc(reinterpret_cast<void**>(&db), b.size() * sizeof(bf16)) == cudaSuccess &&
+              cudaMalloc(reinterpret_cast<void**>(&dd), size_t(64 * c.n) * sizeof(float)) == cudaSuccess &&
+              cudaMemcpy(da, a.data(), a.size() * sizeof(bf16), cudaMemcpyHostToDevice) == cudaSuccess &&
+              cudaMemcpy(db, b.data(), b.size() * sizeof(bf16), cudaMemcpyHostToDevice) == cudaSuccess &&
+              cudaMemset(dd, 0xFF, size_t(64 * c.n) * sizeof(float)) == cudaSuccess;  // NaN: unwritten shows
+    std::vector<float> d(size_t(64 * c.n), NAN);
+    if (ok) {
+      try {
+        wgmma_probe_gemm(dd, da, db, nullptr, c.n, c.k, c.rs, c.mn, false);
+        ok = cudaMemcpy(d.data(), dd, d.size() * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess;
+      } catch (const std::exception&) {
+        ok = false;
+      }
+    }
+    if (!ok) (void)cudaGetLastError();
+    cudaFree(da), cudaFree(db), cudaFree(dd);
+    if (!ok) return INFINITY;
+    for (int i = 0; i < 64; i++)
+      for (int j = 0; j < c.n; j++) {
+        double ref = 0;
+        for (int kk = 0; kk < c.k; kk++) ref += double(af[size_t(i * c.k + kk)]) * bfl[size_t(kk * c.n + j)];
+        const double e = std::fabs(double(d[size_t(i * c.n + j)]) - ref);
+        worst = std::isnan(e) ? INFINITY : std::fmax(worst, e);
+      }
+  }
+  return worst;
+}
+
+// Per device: 0 not checked, 1 ready, 2 no wgmma image, 3 self-check failed.
+constexpr int kMaxDevices = 64;
+std::atomic<int> g_ready[kMaxDevices];
+std::mutex g_ready_mutex;
+#endif
+
+}  // namespace
+
+std::vector<std::string> attention_wgmma_tiles() {
+  std::vector<std::string> r;
+  for (const WgVariant& x : kWgVariants) r.push_back(x.name);
+  return r;
+}
+std::string attention_wgmma_tile() { return kWgVariants[env_tile()].name; }
+
+WgmmaState attention_wgmma_state(Stream s) {
+#if defined(VR_CUDA_EMULATED)
+  // The model is always there. (The emulator build must not call runtime functions the emulator does not define:
+  // the linker would pull the real CUDA runtime in and its symbols would replace the emulator's.)
+  (void)s;
+  return WgmmaState::Ready;
+#else
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) {
+    (void)cudaGetLastError();
+    return WgmmaState::NoImage;
+  }
+  int st = g_ready[dev].load(std::memory_order_acquire);
+  if (st != 0) return WgmmaState(st);
+  // Launches and synchronous copies must not run while this thread's stream is being captured into a graph: not
+  // checked yet there, so this call takes the mma.sync path (the next eager call runs the check).
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(s, &cap) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return WgmmaState::Unchecked;
+  }
+  if (cap != cudaStreamCaptureStatusNone) return WgmmaState::Unchecked;
+  std::lock_guard<std::mutex> lock(g_ready_mutex);
+  st = g_ready[dev].load(std::memory_order_acquire);
+  if (st != 0) return WgmmaState(st);
+  if (!wgmma_image_available()) {
+    st = int(WgmmaState::NoImage);
+  } else {
+    const double err = self_check_error();
+    st = int(err <= 1e-3 ? WgmmaState::Ready : WgmmaState::CheckFailed);
+    if (st == int(WgmmaState::CheckFailed))
+      std::fprintf(stderr,
+                   "vreflect: the wgmma self-check failed on GPU %d (max error %g vs the host product): attention "
+                   "uses the mma.sync kernels (VREFLECT_ATTENTION=tc); please report\n",
+                   dev, err);
+  }
+  g_ready[dev].store(st, std::memory_order_release);
+  return WgmmaState(st);
+#endif
+}
+
+void attention_wgmma_env_changed() { g_env_tile.store(-1, std::memory_order_relaxed); }
+
+void attention_forward_wgmma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
+                             Stream s) {
+  VR_CHECK(a.D <= kWgDP, "attention_forward_wgmma: head dim ", a.D, " > ", kWgDP);
+  kWgVariants[env_tile()].launch(out, lse, q, k, v, a, s);
+}
+
+}  // namespace VR_CUDA_ABI
+}  // namespace vr::cuda
