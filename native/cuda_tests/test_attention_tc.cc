@@ -285,8 +285,13 @@ VR_TEST(cuda_attention_tc_path_choice) {
   using cuda::AttnKernelPath;
   {
     ScopedAttnEnv env("auto");
+#if defined(VR_CUDA_EMULATED)
     check_true("VREFLECT_ATTENTION=auto on the emulator resolves to the scalar kernel",
                cuda::attention_kernel_resolve(AttnKernelPath::Auto, 128, true) == AttnKernelPath::Scalar);
+#else  // a GPU (the test binary runs on sm_80+ machines): tensor cores, mma.sync or wgmma
+    check_true("VREFLECT_ATTENTION=auto on an sm_80+ GPU resolves to a tensor-core kernel",
+               cuda::attention_kernel_resolve(AttnKernelPath::Auto, 128, true) != AttnKernelPath::Scalar);
+#endif
     check_true("an explicit TensorCore path runs the tensor-core kernel",
                cuda::attention_kernel_resolve(AttnKernelPath::TensorCore, 80, true) == AttnKernelPath::TensorCore);
     expect_throw("the tensor-core path for D=160",
