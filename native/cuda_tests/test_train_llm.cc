@@ -203,6 +203,18 @@ VR_TEST(cuda_train_llm_tensor_core_attention) {
   cuda_train_llm_forward_backward();
 }
 
+// And with VREFLECT_ATTENTION=wgmma: the forward on the Hopper wgmma kernel (attention_wgmma.cu, wgmma modelled on
+// the emulator; head dim 16 padded to 128), its lse feeding the mma.sync backward - the pairing auto picks on an
+// H100 - by the same rules. Skipped where no wgmma code runs (a GPU without an sm_90a image).
+VR_TEST(cuda_train_llm_wgmma_attention) {
+  if (!cuda::wgmma_image_available()) {
+    std::printf("  (skipped: no sm_90a wgmma code on this device / build)\n");
+    return;
+  }
+  ScopedEnv env("VREFLECT_ATTENTION", "wgmma", cuda::attention_env_changed);
+  cuda_train_llm_forward_backward();
+}
+
 // Checkpointing off (the forward keeps every layer's activations, the backward recomputes only the SwiGLU product)
 // against on (the backward recomputes each layer): the kept tensors are the bits the recompute produces, so the
 // hidden states, dx and every gradient a GEMM or a row kernel writes must be EQUAL, bit for bit. The RMSNorm weight
