@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cuda_tests/device_buffer.h"
+#include "cuda_tests/scoped_env.h"
 #include "ops/attention.h"
 #include "tests/harness.h"
 #include "tests/reference.h"
@@ -23,6 +24,8 @@ inline namespace VR_CUDA_ABI {
 // Declared in cuda/kernels/attention_common.cuh (a device-code header); repeated here for the host-only test.
 void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                               const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s);
+// The block shape VREFLECT_ATTENTION_WGMMA_TILE_BWD selects ("128x64" or "64x64"); throws on a bad value.
+std::string attention_wgmma_backward_tile();
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda
 
@@ -43,7 +46,7 @@ std::vector<int32_t> seg_offsets(const std::vector<int32_t>& lens) {
   return cu;
 }
 
-void wgmma_bwd_case(const WgCase& c, uint64_t seed) {
+void wgmma_bwd_case(const WgCase& c, uint64_t seed, const std::string& tile) {
   Rng rng(seed);
   const std::vector<int32_t> cu_q = seg_offsets(c.lq), cu_k = seg_offsets(c.lk);
   const int64_t Tq = cu_q.back(), Tk = cu_k.back();
@@ -56,7 +59,7 @@ void wgmma_bwd_case(const WgCase& c, uint64_t seed) {
   const auto dq0 = stored<bf16>(rng.vec(size_t(Tq * WQ))), dk0 = stored<bf16>(rng.vec(size_t(Tk * WK)));
   const auto dv0 = stored<bf16>(rng.vec(size_t(Tk * WK)));
   const float scale = 1.0f / std::sqrt(float(c.D));
-  const std::string tag = std::string("cuda attention wgmma backward bf16 ") + c.name;
+  const std::string tag = "cuda attention wgmma backward bf16 " + tile + ": " + c.name;
 
   ref::AttnShape sh{c.Hq, c.Hkv, c.D, double(scale), c.causal, cu_q, cu_k};
   std::vector<double> out64(size_t(Tq * WQ)), lse64(size_t(c.Hq * Tq));
@@ -136,13 +139,28 @@ bool wgmma_here() {
 
 }  // namespace
 
+// Both block shapes (VREFLECT_ATTENTION_WGMMA_TILE_BWD): one warpgroup x 64 rows, two x 64 (where the second
+// warpgroup's rows may be past the segment or skip causal tiles its first does not).
 VR_TEST(cuda_attention_wgmma_backward) {
   if (!wgmma_here()) return;
-  uint64_t seed = 161;
-  for (const WgCase& c : kWgCases) wgmma_bwd_case(c, seed++);
+  for (const char* tile : {"64x64", "128x64"}) {
+    ScopedEnv env("VREFLECT_ATTENTION_WGMMA_TILE_BWD", tile);
+    check_true(std::string("wgmma backward tile ") + tile + " is the one selected",
+               cuda::attention_wgmma_backward_tile() == tile);
+    uint64_t seed = 161;
+    for (const WgCase& c : kWgCases) wgmma_bwd_case(c, seed++, tile);
+  }
 }
 
 VR_TEST(cuda_attention_wgmma_backward_refuses_bad_shapes) {
+  {
+    ScopedEnv env("VREFLECT_ATTENTION_WGMMA_TILE_BWD", nullptr);
+    check_true("wgmma backward tile: unset runs the default 128x64", cuda::attention_wgmma_backward_tile() == "128x64");
+  }
+  {
+    ScopedEnv env("VREFLECT_ATTENTION_WGMMA_TILE_BWD", "256x64");
+    expect_throw("VREFLECT_ATTENTION_WGMMA_TILE_BWD=256x64", [] { cuda::attention_wgmma_backward_tile(); });
+  }
   DeviceBuffer<int32_t> cu(std::vector<int32_t>{0, 8});
   DeviceBuffer<bf16> buf(size_t(8 * 2 * 136 + 8));
   DeviceBuffer<float> stats(size_t(2 * 8));

@@ -29,6 +29,9 @@
 // Outside sm_90a images (sm_80, plain sm_90) and the emulator the kernels are stubs that write nothing: the caller
 // must check wgmma_image_available() first (the dispatch does).
 
+#include <cstdlib>
+#include <string>
+
 #include "cuda/kernels/attention_common.cuh"
 #include "cuda/kernels/mma.cuh"
 #include "cuda/kernels/wgmma.cuh"
@@ -41,17 +44,23 @@ namespace {
 constexpr int kWgDP = 128;                            // padded head dim
 constexpr int kWgRows = 64;                           // rows per block and per inner tile (a wgmma's M)
 constexpr size_t kWgTile = size_t(kWgRows) * kWgDP;   // bf16 per tile (16 KiB)
-constexpr size_t kWgDkdvSmem = 6 * kWgTile * sizeof(__nv_bfloat16) + 4 * kWgRows * sizeof(float);
-constexpr size_t kWgDqSmem = 6 * kWgTile * sizeof(__nv_bfloat16);
+// Shared memory of a block of WG warpgroups: dK/dV: K, V (WG tiles each), 2 x Q, 2 x dO, 2 x lse / Delta; dQ: Q, dO
+// (WG tiles each), 2 x K, 2 x V.
+template <int WG>
+constexpr size_t kWgDkdvSmem = (2 * WG + 4) * kWgTile * sizeof(__nv_bfloat16) + 4 * kWgRows * sizeof(float);
+template <int WG>
+constexpr size_t kWgDqSmem = (2 * WG + 4) * kWgTile * sizeof(__nv_bfloat16);
 
 #if defined(VR_WGMMA_AVAILABLE)
 constexpr uint32_t kWgGroup = kWgDP / 8 * 128;  // bytes per 8-row group of a core-matrix tile (2048)
 
-// Rows r0 .. r0 + 63 (absolute; zero at rows >= limit and columns >= D) of a [rows, stride] bf16 matrix, head
-// columns col0 .., into a core-matrix tile by cp.async (the caller commits). D % 8 == 0: a chunk is all in or out.
+// Rows r0 .. r0 + ROWS - 1 (absolute; zero at rows >= limit and columns >= D) of a [rows, stride] bf16 matrix, head
+// columns col0 .., into a core-matrix tile by cp.async, by THREADS threads (the caller commits). D % 8 == 0: a chunk
+// is all in or out. A 128-row tile is two 64-row tiles back to back (8-row groups are contiguous).
+template <int ROWS, int THREADS>
 __device__ __forceinline__ void copy_tile(__nv_bfloat16* tile, const __nv_bfloat16* src, int64_t stride, int64_t r0,
                                           int64_t limit, int64_t col0, int D) {
-  for (int c = threadIdx.x; c < kWgRows * kWgDP / 8; c += wgmma::kWarpgroup) {
+  for (int c = threadIdx.x; c < ROWS * kWgDP / 8; c += THREADS) {
     const int r = c / (kWgDP / 8), cc = (c % (kWgDP / 8)) * 8;
     const int64_t row = r0 + r;
     const bool ok = row < limit && cc < D;
@@ -62,7 +71,7 @@ __device__ __forceinline__ void copy_tile(__nv_bfloat16* tile, const __nv_bfloat
 // lse (in log2 units) and Delta of query rows i0 .. i0 + 63 (segment-relative) of head h; past the segment -inf, 0.
 __device__ __forceinline__ void copy_stats(float* lse_s, float* delta_s, const float* lse, const float* delta,
                                            const AttnArgs& a, const attn::Segment& sg, int h, int64_t i0) {
-  for (int r = threadIdx.x; r < kWgRows; r += wgmma::kWarpgroup) {
+  for (int r = threadIdx.x; r < kWgRows; r += int(blockDim.x)) {
     const bool ok = i0 + r < sg.Lq;
     const int64_t idx = int64_t(h) * a.total_q + sg.q0 + i0 + r;
     lse_s[r] = ok ? lse[idx] * 1.4426950408889634f : -INFINITY;
@@ -89,17 +98,20 @@ __device__ __forceinline__ void issue_xy(float (&acc)[64], const uint32_t (&xa)[
       wgmma::mma_rs<128, true>(acc, xa[j], wgmma::desc_mn_major(Y + 16 * j * kWgDP, kWgGroup), true);
 }
 
+// This thread's index in its warpgroup (the fragment layouts' 32 w + 4 g + t).
+__device__ __forceinline__ int wg_lane() { return int(threadIdx.x) % wgmma::kWarpgroup; }
+
 template <int R>
 __device__ __forceinline__ void fence_regs(uint32_t (&r)[R][4]) {
   VR_UNROLL for (int j = 0; j < R; j++) VR_UNROLL for (int i = 0; i < 4; i++) wgmma::fence_operand(r[j][i]);
 }
 
-// dst rows (bf16) += factor * a 64 x 128 accumulator: block row r (< 64) is absolute row r0 + r, columns < D;
+// dst rows (bf16) += factor * a warpgroup's 64 x 128 accumulator: its row r (< 64) is absolute row r0 + r, columns < D;
 // rows >= limit untouched.
 __device__ __forceinline__ void add_rows64(__nv_bfloat16* base, int64_t stride, int64_t r0, int64_t limit, int D,
                                            float factor, const float (&acc)[64]) {
   using namespace dev;
-  const int w = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
+  const int w = wg_lane() / 32, g = (wg_lane() % 32) / 4, t = wg_lane() % 4;
   VR_UNROLL for (int half = 0; half < 2; half++) {
     const int64_t row = r0 + 16 * w + g + 8 * half;
     if (row >= limit) continue;
@@ -113,21 +125,25 @@ __device__ __forceinline__ void add_rows64(__nv_bfloat16* base, int64_t stride, 
 #endif
 
 // ---- dK / dV ----------------------------------------------------------------------------------------------------
-__global__ void __launch_bounds__(128)
+template <int WG>
+__global__ void __launch_bounds__(128 * WG)
     attention_wgmma_dkdv_kernel(__nv_bfloat16* dk, __nv_bfloat16* dv, const __nv_bfloat16* dout, const float* lse,
                                 const float* delta, const __nv_bfloat16* q, const __nv_bfloat16* k,
                                 const __nv_bfloat16* v, AttnArgs a) {
 #if defined(VR_WGMMA_AVAILABLE)
   const attn::Segment sg = attn::segment(a, blockIdx.z);
+  constexpr int kTh = 128 * WG;
   const int kvh = blockIdx.y, G = a.Hq / a.Hkv, D = a.D;
-  const int64_t j0 = int64_t(blockIdx.x) * kWgRows;
+  const int64_t j0 = int64_t(blockIdx.x) * kWgRows * WG;  // the block's first key; this warpgroup's: jw
   if (j0 >= sg.Lk) return;
-  const int w = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
+  const int wg = int(threadIdx.x) / wgmma::kWarpgroup;
+  const int w = wg_lane() / 32, g = (wg_lane() % 32) / 4, t = wg_lane() % 4;
+  const int64_t jw = j0 + int64_t(wg) * kWgRows;
 
   CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
-  __nv_bfloat16* Ks = smem;                  // [64 keys][128], core-matrix layout
-  __nv_bfloat16* Vs = Ks + kWgTile;          // [64 keys][128]
-  __nv_bfloat16* Qs = Vs + kWgTile;          // 2 x [64 q][128]
+  __nv_bfloat16* Ks = smem;                  // [64 WG keys][128], core-matrix layout
+  __nv_bfloat16* Vs = Ks + WG * kWgTile;     // [64 WG keys][128]
+  __nv_bfloat16* Qs = Vs + WG * kWgTile;     // 2 x [64 q][128]
   __nv_bfloat16* dOs = Qs + 2 * kWgTile;     // 2 x [64 q][128]
   float* lse_s = reinterpret_cast<float*>(dOs + 2 * kWgTile);  // 2 x [64]
   float* delta_s = lse_s + 2 * kWgRows;                        // 2 x [64]
@@ -137,17 +153,17 @@ __global__ void __launch_bounds__(128)
   // same ones. Tile n of the walk: head kvh G + n / per_head, rows first + (n % per_head) 64.
   int64_t first = a.causal ? j0 - sg.shift : 0;
   first = first < 0 ? 0 : first / kWgRows * kWgRows;
-  const int64_t per_head = first < sg.Lq ? (sg.Lq - first + kWgRows - 1) / kWgRows : 0;
-  const int64_t ntiles = per_head * G;
-  auto fetch = [&](int64_t n, int buf) {
+  const int per_head = first < sg.Lq ? int((sg.Lq - first + kWgRows - 1) / kWgRows) : 0;
+  const int ntiles = per_head * G;
+  auto fetch = [&](int n, int buf) {
     const int h = kvh * G + int(n / per_head);
     const int64_t i0 = first + (n % per_head) * kWgRows, qcol = int64_t(h) * D;
-    copy_tile(Qs + buf * kWgTile, q, a.q_stride, sg.q0 + i0, qlim, qcol, D);
-    copy_tile(dOs + buf * kWgTile, dout, a.o_stride, sg.q0 + i0, qlim, qcol, D);
+    copy_tile<kWgRows, kTh>(Qs + buf * kWgTile, q, a.q_stride, sg.q0 + i0, qlim, qcol, D);
+    copy_tile<kWgRows, kTh>(dOs + buf * kWgTile, dout, a.o_stride, sg.q0 + i0, qlim, qcol, D);
     copy_stats(lse_s + buf * kWgRows, delta_s + buf * kWgRows, lse, delta, a, sg, h, i0);
   };
-  copy_tile(Ks, k, a.k_stride, sg.k0 + j0, klim, kcol, D);
-  copy_tile(Vs, v, a.v_stride, sg.k0 + j0, klim, kcol, D);
+  copy_tile<kWgRows * WG, kTh>(Ks, k, a.k_stride, sg.k0 + j0, klim, kcol, D);
+  copy_tile<kWgRows * WG, kTh>(Vs, v, a.v_stride, sg.k0 + j0, klim, kcol, D);
   if (ntiles > 0) fetch(0, 0);
   mma::cp_async_commit();
 
@@ -155,8 +171,8 @@ __global__ void __launch_bounds__(128)
   VR_UNROLL for (int i = 0; i < 64; i++) dk_acc[i] = dv_acc[i] = 0.f;
   const float scale_log2 = a.scale * 1.4426950408889634f;
 
-  for (int64_t n = 0; n < ntiles; n++) {
-    const int buf = int(n & 1);
+  for (int n = 0; n < ntiles; n++) {
+    const int buf = n & 1;
     if (n + 1 < ntiles) {  // the other buffer was released by the barrier ending tile n - 1
       fetch(n + 1, buf ^ 1);
       mma::cp_async_commit();
@@ -171,54 +187,65 @@ __global__ void __launch_bounds__(128)
     const float* ls = lse_s + buf * kWgRows;
     const float* dl = delta_s + buf * kWgRows;
     const int64_t i0 = first + (n % per_head) * kWgRows;
-
+    // A warpgroup whose keys are past the segment or seen by no row of the tile (causal; the block's walk starts
+    // at its first warpgroup's first tile) skips the tile; the ops are collective per warpgroup only.
+    const bool skip = jw >= sg.Lk || (a.causal && jw > i0 + kWgRows - 1 + sg.shift);
+    const __nv_bfloat16* Kw = Ks + wg * kWgTile;
+    const __nv_bfloat16* Vw = Vs + wg * kWgTile;
+    if (!skip) {
     float st[32], dpt[32];  // S^T, dP^T: rows = keys 16 w + g (+ 8), columns = this tile's queries
     VR_UNROLL for (int i = 0; i < 32; i++) st[i] = dpt[i] = 0.f;
     wgmma::fence_operands(st);
     wgmma::fence_operands(dpt);
     wgmma::fence();
-    issue_scores(st, Ks, Qb);
+    issue_scores(st, Kw, Qb);
     wgmma::commit_group();
-    issue_scores(dpt, Vs, dOb);
+    issue_scores(dpt, Vw, dOb);
     wgmma::commit_group();
     wgmma::wait_group<1>();  // S^T in; dP^T may still run
     wgmma::fence_operands(st);
 
-    const bool masked = j0 + kWgRows > sg.Lk || (a.causal && j0 + kWgRows - 1 > i0 + sg.shift);
+    // Key 16 w + g (+ 8) of the warpgroup sees query qi of the tile when < klen and (causal) <= qi + diag; 32-bit
+    // (clamped) to save registers.
+    const bool masked = jw + kWgRows > sg.Lk || (a.causal && jw + kWgRows - 1 > i0 + sg.shift);
+    const int klen = int(sg.Lk - jw < kWgRows ? sg.Lk - jw : kWgRows);
+    const int64_t diag64 = i0 + sg.shift - jw;
+    const int diag = int(diag64 < -kWgRows ? -kWgRows : diag64 > kWgRows ? kWgRows : diag64);
     VR_UNROLL for (int r = 0; r < 32; r++) {
       const int qi = 8 * (r / 4) + 2 * t + (r & 1);
-      const int64_t key = j0 + 16 * w + g + 8 * ((r % 4) >> 1);
-      const bool vis = !masked || (key < sg.Lk && (!a.causal || key <= i0 + qi + sg.shift));
+      const int key = 16 * w + g + 8 * ((r % 4) >> 1);
+      const bool vis = !masked || (key < klen && (!a.causal || key <= qi + diag));
       st[r] = vis && ls[qi] != -INFINITY ? exp2f(st[r] * scale_log2 - ls[qi]) : 0.f;  // P^T
     }
-    uint32_t pa[4][4], dsa[4][4];
-    to_a_fragments(pa, st);
-    fence_regs(pa);
-    wgmma::fence_operands(dv_acc);
-    wgmma::fence();
-    issue_xy(dv_acc, pa, dOb);  // dV += P^T dO
-    wgmma::commit_group();
-    wgmma::wait_group<1>();  // dP^T in; dV may still run
+    wgmma::wait_group<0>();  // dP^T in
     wgmma::fence_operands(dpt);
     VR_UNROLL for (int r = 0; r < 32; r++) {
       const int qi = 8 * (r / 4) + 2 * t + (r & 1);
       dpt[r] = st[r] * (dpt[r] - dl[qi]);  // dS^T
     }
+    // Both A fragments before either op: S^T / dP^T die here, which keeps the kernel under 255 registers (issuing
+    // dV while dP^T is in flight held them all at once and spilled).
+    uint32_t pa[4][4], dsa[4][4];
+    to_a_fragments(pa, st);
     to_a_fragments(dsa, dpt);
+    fence_regs(pa);
     fence_regs(dsa);
+    wgmma::fence_operands(dv_acc);
     wgmma::fence_operands(dk_acc);
     wgmma::fence();
-    issue_xy(dk_acc, dsa, Qb);  // dK += dS^T Q
+    issue_xy(dv_acc, pa, dOb);   // dV += P^T dO
+    issue_xy(dk_acc, dsa, Qb);   // dK += dS^T Q
     wgmma::commit_group();
     wgmma::wait_group<0>();
     wgmma::fence_operands(dv_acc);
     wgmma::fence_operands(dk_acc);
     fence_regs(pa);
     fence_regs(dsa);
+    }
     __syncthreads();  // every thread's ops on this buffer are done: tile n + 2 may land in it
   }
   mma::cp_async_wait<0>();  // no query tile at all: K / V must still land before the block exits
-  const int64_t key0 = sg.k0 + j0;
+  const int64_t key0 = sg.k0 + jw;
   if (dk) add_rows64(dk + kcol, a.k_stride, key0, klim, D, a.scale, dk_acc);
   if (dv) add_rows64(dv + kcol, a.v_stride, key0, klim, D, 1.0f, dv_acc);
 #else
@@ -227,38 +254,42 @@ __global__ void __launch_bounds__(128)
 }
 
 // ---- dQ ---------------------------------------------------------------------------------------------------------
-__global__ void __launch_bounds__(128)
+template <int WG>
+__global__ void __launch_bounds__(128 * WG)
     attention_wgmma_dq_kernel(__nv_bfloat16* dq, const __nv_bfloat16* dout, const float* lse, const float* delta,
                               const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, AttnArgs a) {
 #if defined(VR_WGMMA_AVAILABLE)
   const attn::Segment sg = attn::segment(a, blockIdx.z);
+  constexpr int kTh = 128 * WG;
   const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv), D = a.D;
-  const int64_t i0 = int64_t(blockIdx.x) * kWgRows;
+  const int64_t i0 = int64_t(blockIdx.x) * kWgRows * WG;  // the block's first query row; this warpgroup's: iw
   if (i0 >= sg.Lq) return;
-  const int w = threadIdx.x / 32, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
+  const int wg = int(threadIdx.x) / wgmma::kWarpgroup;
+  const int w = wg_lane() / 32, g = (wg_lane() % 32) / 4, t = wg_lane() % 4;
+  const int64_t iw = i0 + int64_t(wg) * kWgRows;
 
   CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
-  __nv_bfloat16* Qs = smem;               // [64 q][128], core-matrix layout
-  __nv_bfloat16* dOs = Qs + kWgTile;      // [64 q][128]
-  __nv_bfloat16* Ks = dOs + kWgTile;      // 2 x [64 keys][128]
+  __nv_bfloat16* Qs = smem;                // [64 WG q][128], core-matrix layout
+  __nv_bfloat16* dOs = Qs + WG * kWgTile;  // [64 WG q][128]
+  __nv_bfloat16* Ks = dOs + WG * kWgTile;  // 2 x [64 keys][128]
   __nv_bfloat16* Vs = Ks + 2 * kWgTile;   // 2 x [64 keys][128]
   const int64_t qcol = int64_t(h) * D, kcol = int64_t(kvh) * D, klim = sg.k0 + sg.Lk;
 
-  const int64_t last_row = (i0 + kWgRows < sg.Lq ? i0 + kWgRows : sg.Lq) - 1;
+  const int64_t last_row = (i0 + kWgRows * WG < sg.Lq ? i0 + kWgRows * WG : sg.Lq) - 1;
   const int64_t kend = a.causal ? (last_row + sg.shift + 1 < sg.Lk ? last_row + sg.shift + 1 : sg.Lk) : sg.Lk;
-  const int64_t ntiles = kend > 0 ? (kend + kWgRows - 1) / kWgRows : 0;
-  auto fetch = [&](int64_t n, int buf) {
-    copy_tile(Ks + buf * kWgTile, k, a.k_stride, sg.k0 + n * kWgRows, klim, kcol, D);
-    copy_tile(Vs + buf * kWgTile, v, a.v_stride, sg.k0 + n * kWgRows, klim, kcol, D);
+  const int ntiles = kend > 0 ? int((kend + kWgRows - 1) / kWgRows) : 0;
+  auto fetch = [&](int n, int buf) {
+    copy_tile<kWgRows, kTh>(Ks + buf * kWgTile, k, a.k_stride, sg.k0 + n * kWgRows, klim, kcol, D);
+    copy_tile<kWgRows, kTh>(Vs + buf * kWgTile, v, a.v_stride, sg.k0 + n * kWgRows, klim, kcol, D);
   };
-  copy_tile(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D);
-  copy_tile(dOs, dout, a.o_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D);
+  copy_tile<kWgRows * WG, kTh>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D);
+  copy_tile<kWgRows * WG, kTh>(dOs, dout, a.o_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D);
   if (ntiles > 0) fetch(0, 0);
   mma::cp_async_commit();
 
   float lse2[2], dl[2];  // this thread's rows 16 w + g, + 8
   VR_UNROLL for (int r = 0; r < 2; r++) {
-    const int64_t i = i0 + 16 * w + g + 8 * r;
+    const int64_t i = iw + 16 * w + g + 8 * r;
     const int64_t idx = int64_t(h) * a.total_q + sg.q0 + i;
     lse2[r] = i < sg.Lq ? lse[idx] * 1.4426950408889634f : -INFINITY;
     dl[r] = i < sg.Lq ? delta[idx] : 0.f;
@@ -266,10 +297,12 @@ __global__ void __launch_bounds__(128)
   float dq_acc[64];
   VR_UNROLL for (int i = 0; i < 64; i++) dq_acc[i] = 0.f;
   const float scale_log2 = a.scale * 1.4426950408889634f;
-  const int64_t row0 = i0 + 16 * w + g;
+  const int64_t row0 = iw + 16 * w + g;
+  const __nv_bfloat16* Qw = Qs + wg * kWgTile;
+  const __nv_bfloat16* dOw = dOs + wg * kWgTile;
 
-  for (int64_t n = 0; n < ntiles; n++) {
-    const int buf = int(n & 1);
+  for (int n = 0; n < ntiles; n++) {
+    const int buf = n & 1;
     if (n + 1 < ntiles) {
       fetch(n + 1, buf ^ 1);
       mma::cp_async_commit();
@@ -282,20 +315,23 @@ __global__ void __launch_bounds__(128)
     const __nv_bfloat16* Kb = Ks + buf * kWgTile;
     const __nv_bfloat16* Vb = Vs + buf * kWgTile;
     const int64_t j0 = n * kWgRows;
-
+    // A warpgroup whose rows are past the segment or see no key of the tile (causal; the block's walk ends at its
+    // last warpgroup's last tile) skips it; the ops are collective per warpgroup only.
+    const bool skip = iw >= sg.Lq || (a.causal && j0 > iw + kWgRows - 1 + sg.shift);
+    if (!skip) {
     float s[32], dp[32];  // rows = query rows 16 w + g (+ 8), columns = this tile's keys
     VR_UNROLL for (int i = 0; i < 32; i++) s[i] = dp[i] = 0.f;
     wgmma::fence_operands(s);
     wgmma::fence_operands(dp);
     wgmma::fence();
-    issue_scores(s, Qs, Kb);
+    issue_scores(s, Qw, Kb);
     wgmma::commit_group();
-    issue_scores(dp, dOs, Vb);
+    issue_scores(dp, dOw, Vb);
     wgmma::commit_group();
     wgmma::wait_group<1>();
     wgmma::fence_operands(s);
 
-    const bool masked = j0 + kWgRows > sg.Lk || (a.causal && j0 + kWgRows - 1 > i0 + sg.shift);
+    const bool masked = j0 + kWgRows > sg.Lk || (a.causal && j0 + kWgRows - 1 > iw + sg.shift);
     VR_UNROLL for (int r = 0; r < 32; r++) {
       const int half = (r % 4) >> 1;
       const int64_t row = row0 + 8 * half, key = j0 + 8 * (r / 4) + 2 * t + (r & 1);
@@ -315,10 +351,11 @@ __global__ void __launch_bounds__(128)
     wgmma::wait_group<0>();
     wgmma::fence_operands(dq_acc);
     fence_regs(dsa);
+    }
     __syncthreads();  // every thread's ops on this buffer are done: tile n + 2 may land in it
   }
   mma::cp_async_wait<0>();  // no key tile at all: Q / dO must still land before the block exits
-  if (dq) add_rows64(dq + qcol, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, D, a.scale, dq_acc);
+  if (dq) add_rows64(dq + qcol, a.q_stride, sg.q0 + iw, sg.q0 + sg.Lq, D, a.scale, dq_acc);
 #else
   (void)dq, (void)dout, (void)lse, (void)delta, (void)q, (void)k, (void)v, (void)a;
 #endif
@@ -326,7 +363,42 @@ __global__ void __launch_bounds__(128)
 
 bool aligned16(const void* p, int64_t stride) { return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 8 == 0; }
 
+template <int WG>
+void launch_wgmma_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
+                           const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
+  constexpr int kBlock = kWgRows * WG;
+  if ((dk || dv) && a.max_seqlen_k > 0) {
+    auto* kernel = attention_wgmma_dkdv_kernel<WG>;
+    attn::allow_smem(kernel, kWgDkdvSmem<WG>, "attention_backward_wgmma dk/dv");
+    const dim3 grid(unsigned((a.max_seqlen_k + kBlock - 1) / kBlock), unsigned(a.Hkv), unsigned(a.nseq));
+    check_launch(cuda_launch(kernel, grid, dim3(128 * WG), kWgDkdvSmem<WG>, s, dptr(dk), dptr(dv), dptr(dout), lse,
+                             delta, dptr(q), dptr(k), dptr(v), a),
+                 "attention_backward_wgmma dk/dv");
+  }
+  if (dq && a.max_seqlen_q > 0) {
+    auto* kernel = attention_wgmma_dq_kernel<WG>;
+    attn::allow_smem(kernel, kWgDqSmem<WG>, "attention_backward_wgmma dq");
+    const dim3 grid(unsigned((a.max_seqlen_q + kBlock - 1) / kBlock), unsigned(a.Hq), unsigned(a.nseq));
+    check_launch(cuda_launch(kernel, grid, dim3(128 * WG), kWgDqSmem<WG>, s, dptr(dq), dptr(dout), lse, delta,
+                             dptr(q), dptr(k), dptr(v), a),
+                 "attention_backward_wgmma dq");
+  }
+}
+
+// Warpgroups per block from VREFLECT_ATTENTION_WGMMA_TILE_BWD (read at every call): 128x64 (default: two
+// warpgroups, 128 keys / query rows per block sharing each inner tile - half the inner-tile traffic per flop) or
+// 64x64 (one warpgroup; two ~97 KiB blocks per SM instead of one ~129 KiB block).
+int wgmma_bwd_warpgroups() {
+  const char* e = std::getenv("VREFLECT_ATTENTION_WGMMA_TILE_BWD");
+  const std::string t = e ? e : "";
+  if (t.empty() || t == "auto" || t == "128x64") return 2;
+  if (t == "64x64") return 1;
+  fail("VREFLECT_ATTENTION_WGMMA_TILE_BWD=", t, " is not one of auto, 128x64, 64x64");
+}
+
 }  // namespace
+
+std::string attention_wgmma_backward_tile() { return wgmma_bwd_warpgroups() == 2 ? "128x64" : "64x64"; }
 
 void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                               const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
@@ -338,22 +410,8 @@ void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, co
                aligned16(dout, a.o_stride),
            "cuda attention_backward_wgmma: q / k / v / dout must be 16-byte aligned with row strides that are "
            "multiples of 8 (q ", a.q_stride, ", k ", a.k_stride, ", v ", a.v_stride, ", out ", a.o_stride, ")");
-  if ((dk || dv) && a.max_seqlen_k > 0) {
-    auto* kernel = attention_wgmma_dkdv_kernel;
-    attn::allow_smem(kernel, kWgDkdvSmem, "attention_backward_wgmma dk/dv");
-    const dim3 grid(unsigned((a.max_seqlen_k + kWgRows - 1) / kWgRows), unsigned(a.Hkv), unsigned(a.nseq));
-    check_launch(cuda_launch(kernel, grid, dim3(wgmma::kWarpgroup), kWgDkdvSmem, s, dptr(dk), dptr(dv), dptr(dout),
-                             lse, delta, dptr(q), dptr(k), dptr(v), a),
-                 "attention_backward_wgmma dk/dv");
-  }
-  if (dq && a.max_seqlen_q > 0) {
-    auto* kernel = attention_wgmma_dq_kernel;
-    attn::allow_smem(kernel, kWgDqSmem, "attention_backward_wgmma dq");
-    const dim3 grid(unsigned((a.max_seqlen_q + kWgRows - 1) / kWgRows), unsigned(a.Hq), unsigned(a.nseq));
-    check_launch(cuda_launch(kernel, grid, dim3(wgmma::kWarpgroup), kWgDqSmem, s, dptr(dq), dptr(dout), lse, delta,
-                             dptr(q), dptr(k), dptr(v), a),
-                 "attention_backward_wgmma dq");
-  }
+  if (wgmma_bwd_warpgroups() == 2) return launch_wgmma_backward<2>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  launch_wgmma_backward<1>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
 }
 
 }  // namespace VR_CUDA_ABI
