@@ -262,7 +262,10 @@ __global__ void __launch_bounds__(128 * WG)
   const attn::Segment sg = attn::segment(a, blockIdx.z);
   constexpr int kTh = 128 * WG;
   const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv), D = a.D;
-  const int64_t i0 = int64_t(blockIdx.x) * kWgRows * WG;  // the block's first query row; this warpgroup's: iw
+  // Causal: the last query rows walk the most key tiles, so they take the first block indices (launched first,
+  // fewer stragglers); dK/dV's first blocks are its longest already.
+  const unsigned bx = a.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+  const int64_t i0 = int64_t(bx) * kWgRows * WG;  // the block's first query row; this warpgroup's: iw
   if (i0 >= sg.Lq) return;
   const int wg = int(threadIdx.x) / wgmma::kWarpgroup;
   const int w = wg_lane() / 32, g = (wg_lane() % 32) / 4, t = wg_lane() % 4;
