@@ -46,7 +46,10 @@ std::vector<int32_t> seg_offsets(const std::vector<int32_t>& lens) {
   return cu;
 }
 
-void wgmma_bwd_case(const WgCase& c, uint64_t seed, const std::string& tile) {
+// Which gradients the call asks for (the others passed as null must stay untouched).
+enum class Grads { All, DqOnly, DkDvOnly };
+
+void wgmma_bwd_case(const WgCase& c, uint64_t seed, const std::string& tile, Grads grads = Grads::All) {
   Rng rng(seed);
   const std::vector<int32_t> cu_q = seg_offsets(c.lq), cu_k = seg_offsets(c.lk);
   const int64_t Tq = cu_q.back(), Tk = cu_k.back();
@@ -105,7 +108,9 @@ void wgmma_bwd_case(const WgCase& c, uint64_t seed, const std::string& tile) {
   DeviceBuffer<bf16> d_dout(to_storage<bf16>(dout)), d_dq(to_storage<bf16>(dq0_wide));
   DeviceBuffer<bf16> d_dk(to_storage<bf16>(dk0)), d_dv(to_storage<bf16>(dv0));
   DeviceBuffer<float> d_delta(delta);
-  cuda::attention_backward_wgmma(d_dq.get(), d_dk.get(), d_dv.get(), d_dout.get(), d_lse.get(), d_delta.get(),
+  const bool want_dq = grads != Grads::DkDvOnly, want_dkdv = grads != Grads::DqOnly;
+  cuda::attention_backward_wgmma(want_dq ? d_dq.get() : nullptr, want_dkdv ? d_dk.get() : nullptr,
+                                 want_dkdv ? d_dv.get() : nullptr, d_dout.get(), d_lse.get(), d_delta.get(),
                                  d_q.get(), d_k.get(), d_v.get(), a, nullptr);
   const auto dq_wide = to_float(d_dq.download()), dk = to_float(d_dk.download()), dv = to_float(d_dv.download());
   std::vector<float> dq(size_t(Tq * WQ));
@@ -114,9 +119,14 @@ void wgmma_bwd_case(const WgCase& c, uint64_t seed, const std::string& tile) {
     std::copy_n(&dq_wide[size_t(t * QS)], WQ, &dq[size_t(t * WQ)]);
     for (int64_t cc = WQ; cc < QS; cc++) pad_intact &= dq_wide[size_t(t * QS + cc)] == 7.f;
   }
-  check_rule(tag + " dq", dq.data(), dq_cpu.data(), dq64.data(), dq.size(), 1e-6);
-  check_rule(tag + " dk", dk.data(), dk_cpu.data(), dk64.data(), dk.size(), 1e-6);
-  check_rule(tag + " dv", dv.data(), dv_cpu.data(), dv64.data(), dv.size(), 1e-6);
+  if (want_dq) check_rule(tag + " dq", dq.data(), dq_cpu.data(), dq64.data(), dq.size(), 1e-6);
+  else check_true(tag + " dq (null: not asked) untouched", dq == dq0);
+  if (want_dkdv) {
+    check_rule(tag + " dk", dk.data(), dk_cpu.data(), dk64.data(), dk.size(), 1e-6);
+    check_rule(tag + " dv", dv.data(), dv_cpu.data(), dv64.data(), dv.size(), 1e-6);
+  } else {
+    check_true(tag + " dk, dv (null: not asked) untouched", dk == dk0 && dv == dv0);
+  }
   if (c.q_pad) check_true(tag + " dq row padding untouched", pad_intact);
 }
 
@@ -150,6 +160,14 @@ VR_TEST(cuda_attention_wgmma_backward) {
     uint64_t seed = 161;
     for (const WgCase& c : kWgCases) wgmma_bwd_case(c, seed++, tile);
   }
+}
+
+// dq alone and dk / dv alone (the other pointers null), on a small causal GQA case.
+VR_TEST(cuda_attention_wgmma_backward_partial_grads) {
+  if (!wgmma_here()) return;
+  const WgCase c{"D=128 GQA 2:1 causal, q 70 k 75", 2, 1, 128, true, {70}, {75}, 0};
+  wgmma_bwd_case(c, 171, "128x64 dq only", Grads::DqOnly);
+  wgmma_bwd_case(c, 172, "128x64 dk/dv only", Grads::DkDvOnly);
 }
 
 VR_TEST(cuda_attention_wgmma_backward_refuses_bad_shapes) {
