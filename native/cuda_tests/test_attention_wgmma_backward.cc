@@ -24,6 +24,7 @@ inline namespace VR_CUDA_ABI {
 // Declared in cuda/kernels/attention_common.cuh (a device-code header); repeated here for the host-only test.
 void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                               const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s);
+bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16* k, const bf16* v, const bf16* dout);
 // The block shape VREFLECT_ATTENTION_WGMMA_TILE_BWD selects ("128x64" or "64x64"); throws on a bad value.
 std::string attention_wgmma_backward_tile();
 }  // namespace VR_CUDA_ABI
@@ -190,6 +191,13 @@ VR_TEST(cuda_attention_wgmma_backward_refuses_bad_shapes) {
     return a;
   };
   bf16* b = buf.get();
+  check_true("attention_wgmma_backward_takes: D 128 aligned yes, D 100 / D 136 / q stride 132 / misaligned k no",
+             cuda::attention_wgmma_backward_takes(args(128, 128), b, b, b, b) &&
+                 cuda::attention_wgmma_backward_takes(args(80, 80), b, b, b, b) &&
+                 !cuda::attention_wgmma_backward_takes(args(100, 100), b, b, b, b) &&
+                 !cuda::attention_wgmma_backward_takes(args(136, 136), b, b, b, b) &&
+                 !cuda::attention_wgmma_backward_takes(args(128, 132), b, b, b, b) &&
+                 !cuda::attention_wgmma_backward_takes(args(128, 128), b, b + 1, b, b));
   expect_throw("attention_backward_wgmma with D=100 (not a multiple of 8)", [&] {
     cuda::attention_backward_wgmma(b, b, b, b, stats.get(), stats.get(), b, b, b, args(100, 100), nullptr);
   });

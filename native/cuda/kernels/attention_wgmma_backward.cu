@@ -27,7 +27,7 @@
 // Requirements (a one-line error otherwise): bf16, D % 8 == 0 and D <= 128, q / k / v / dout 16-byte aligned with
 // row strides (q_stride, k_stride, v_stride, o_stride) multiples of 8 elements (every copy is a 16-byte cp.async).
 // Outside sm_90a images (sm_80, plain sm_90) and the emulator the kernels are stubs that write nothing: the caller
-// must check wgmma_image_available() first (the dispatch does).
+// must check wgmma_image_available() first, and attention_wgmma_backward_takes() to fall back instead of throwing.
 
 #include <cstdlib>
 #include <string>
@@ -400,6 +400,12 @@ int wgmma_bwd_warpgroups() {
 }
 
 }  // namespace
+
+bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16* k, const bf16* v,
+                                    const bf16* dout) {
+  return a.D > 0 && a.D % 8 == 0 && a.D <= kWgDP && aligned16(q, a.q_stride) && aligned16(k, a.k_stride) &&
+         aligned16(v, a.v_stride) && aligned16(dout, a.o_stride);
+}
 
 std::string attention_wgmma_backward_tile() { return wgmma_bwd_warpgroups() == 2 ? "128x64" : "64x64"; }
 
