@@ -5,25 +5,27 @@
 // Same math as the mma.sync backward: P = exp(scale Q K^T - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - Delta),
 // dK += scale dS^T Q, dQ += scale dS K; P and dS rounded to bf16 as operands, fp32 sums.
 //
-// Block shape: ONE warpgroup (128 threads) owns 64 rows - keys in the dK/dV kernel, query rows in the dQ kernel -
-// and walks the other side in tiles of 64. Why: a wgmma's M is 64 per warpgroup, and the dK/dV kernel already holds
-// two 64 x 128 fp32 accumulators (dK, dV: 128 registers per thread) plus S^T, dP^T (64) and the bf16 A fragments
-// (32); a second m-tile per warpgroup would not fit in 255 registers. Two blocks (2 x ~97 KiB) share an SM.
-//   dK/dV: S^T = K Q^T and dP^T = V dO^T (SS: A = the block's K / V tile, B = the Q / dO tile K-major, N = 64
+// Block shape: a warpgroup (128 threads) owns 64 rows - keys in the dK/dV kernel, query rows in the dQ kernel - and
+// walks the other side in tiles of 64; a block holds WG = 2 warpgroups (128 rows sharing every inner tile: half the
+// inner-tile traffic per flop; the default "128x64") or WG = 1 ("64x64"), by VREFLECT_ATTENTION_WGMMA_TILE_BWD. Why
+// not more rows per warpgroup: a wgmma's M is 64 per warpgroup, and the dK/dV kernel already holds two 64 x 128 fp32
+// accumulators (dK, dV: 128 registers per thread) plus S^T, dP^T (64) and the bf16 A fragments (32): 254 registers
+// at sm_90a (ptxas 13.0, no spill), so a second m-tile per warpgroup does not fit.
+//   dK/dV: S^T = K Q^T and dP^T = V dO^T (SS: A = the warpgroup's K / V rows, B = the Q / dO tile K-major, N = 64
 //          queries, 8 k-steps over d); their accumulators (rows = keys) give P^T and dS^T, rounded to bf16 IN
 //          REGISTERS as the A fragments of dV += P^T dO and dK += dS^T Q (RS, N = 128 = d, 4 k-steps over queries,
 //          B = the same dO / Q tiles read MN-major through the transpose bit).
-//   dQ:    S = Q K^T, dP = dO V^T (SS: A = the block's Q / dO, B = the key tile K-major), dS as the A fragment of
+//   dQ:    S = Q K^T, dP = dO V^T (SS: A = the warpgroup's Q / dO rows, B = the key tile K-major), dS as the A fragment of
 //          dQ += dS K (RS, B = the K tile MN-major).
 // Every tile is a [64 rows][128 d] bf16 array in the no-swizzle core-matrix layout (wgmma::core_offset, 2048 bytes
 // per 8-row group): K-major with rows as M / N, MN-major with rows as K - one copy serves both uses. Tiles arrive by
 // cp.async (16-byte chunks are contiguous in that layout), double-buffered: tile i + 1 is copied while tile i is
 // computed; each thread fences its landed copies into the async proxy (fence.proxy.async) before the barrier that
 // precedes the wgmma reads, and every thread waits for its ops (wait_group 0) before the barrier after which the
-// buffer is refilled. Within a tile the S / dP groups overlap the softmax work: S is waited for first, P^T computed
-// and dV issued while dP^T is still in flight.
-// Shared memory: dK/dV 6 tiles x 16 KiB (K, V, 2 x Q, 2 x dO) + 2 x 64 lse / Delta = 97.25 KiB; dQ 6 tiles (Q, dO,
-// 2 x K, 2 x V) = 96 KiB.
+// buffer is refilled. Within a tile the S / dP groups overlap the softmax work: S is waited for first and P
+// computed while dP is still in flight; dV and dK are issued together once both A fragments are packed.
+// Shared memory: dK/dV (2 WG + 4) tiles x 16 KiB (K, V: WG tiles each; 2 x Q, 2 x dO) + 2 x 64 lse / Delta = 129 /
+// 97.25 KiB for WG = 2 / 1; dQ (2 WG + 4) tiles (Q, dO: WG each; 2 x K, 2 x V) = 128 / 96 KiB.
 // Requirements (a one-line error otherwise): bf16, D % 8 == 0 and D <= 128, q / k / v / dout 16-byte aligned with
 // row strides (q_stride, k_stride, v_stride, o_stride) multiples of 8 elements (every copy is a 16-byte cp.async).
 // Outside sm_90a images (sm_80, plain sm_90) and the emulator the kernels are stubs that write nothing: the caller
