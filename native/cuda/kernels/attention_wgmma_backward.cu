@@ -15,8 +15,8 @@
 //          queries, 8 k-steps over d); their accumulators (rows = keys) give P^T and dS^T, rounded to bf16 IN
 //          REGISTERS as the A fragments of dV += P^T dO and dK += dS^T Q (RS, N = 128 = d, 4 k-steps over queries,
 //          B = the same dO / Q tiles read MN-major through the transpose bit).
-//   dQ:    S = Q K^T, dP = dO V^T (SS: A = the warpgroup's Q / dO rows, B = the key tile K-major), dS as the A fragment of
-//          dQ += dS K (RS, B = the K tile MN-major).
+//   dQ:    S = Q K^T, dP = dO V^T (SS: A = the warpgroup's Q / dO rows, B = the key tile K-major), dS as the A
+//          fragment of dQ += dS K (RS, B = the K tile MN-major).
 // Every tile is a [64 rows][128 d] bf16 array in the no-swizzle core-matrix layout (wgmma::core_offset, 2048 bytes
 // per 8-row group): K-major with rows as M / N, MN-major with rows as K - one copy serves both uses. Tiles arrive by
 // cp.async (16-byte chunks are contiguous in that layout), double-buffered: tile i + 1 is copied while tile i is
