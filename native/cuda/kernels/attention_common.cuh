@@ -105,6 +105,15 @@ void attention_wgmma_env_changed();
 // The tensor-core backward: dq/dk/dv accumulated (+=; any may be null); delta = rowsum(dO * O) [Hq, total_q].
 void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                            const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s);
+// The Hopper wgmma backward (attention_wgmma_backward.cu): attention_backward_tc's semantics; D % 8 == 0, D <= 128,
+// 16-byte aligned q / k / v / dout with strides % 8 == 0 (else a vr::Error); a stub without an sm_90a image.
+void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
+                              const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s);
+// Whether attention_backward_wgmma takes this head dim and these pointers / strides (for a dispatch that falls back
+// to the tc kernels instead of throwing).
+bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16* k, const bf16* v, const bf16* dout);
+// Its block shape, VREFLECT_ATTENTION_WGMMA_TILE_BWD: "128x64" (unset / auto) or "64x64"; throws on other values.
+std::string attention_wgmma_backward_tile();
 
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda
