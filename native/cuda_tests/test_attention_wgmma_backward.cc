@@ -25,7 +25,7 @@ inline namespace VR_CUDA_ABI {
 void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                               const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s);
 bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16* k, const bf16* v, const bf16* dout);
-// The block shape VREFLECT_ATTENTION_WGMMA_TILE_BWD selects ("128x64" or "64x64"); throws on a bad value.
+// The block shape VREFLECT_ATTENTION_TILE_WGMMA_BWD selects ("128x64wg2" or "64x64wg1"; "tc" sends the backward to the mma.sync kernels); throws on a bad value.
 std::string attention_wgmma_backward_tile();
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda
@@ -150,12 +150,12 @@ bool wgmma_here() {
 
 }  // namespace
 
-// Both block shapes (VREFLECT_ATTENTION_WGMMA_TILE_BWD): one warpgroup x 64 rows, two x 64 (where the second
+// Both block shapes (VREFLECT_ATTENTION_TILE_WGMMA_BWD): one warpgroup x 64 rows, two x 64 (where the second
 // warpgroup's rows may be past the segment or skip causal tiles its first does not).
 VR_TEST(cuda_attention_wgmma_backward) {
   if (!wgmma_here()) return;
-  for (const char* tile : {"64x64", "128x64"}) {
-    ScopedEnv env("VREFLECT_ATTENTION_WGMMA_TILE_BWD", tile);
+  for (const char* tile : {"64x64wg1", "128x64wg2"}) {
+    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", tile);
     check_true(std::string("wgmma backward tile ") + tile + " is the one selected",
                cuda::attention_wgmma_backward_tile() == tile);
     uint64_t seed = 161;
@@ -173,12 +173,18 @@ VR_TEST(cuda_attention_wgmma_backward_partial_grads) {
 
 VR_TEST(cuda_attention_wgmma_backward_refuses_bad_shapes) {
   {
-    ScopedEnv env("VREFLECT_ATTENTION_WGMMA_TILE_BWD", nullptr);
-    check_true("wgmma backward tile: unset runs the default 128x64", cuda::attention_wgmma_backward_tile() == "128x64");
+    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", nullptr);
+    check_true("wgmma backward tile: unset runs the default 128x64wg2", cuda::attention_wgmma_backward_tile() == "128x64wg2");
   }
   {
-    ScopedEnv env("VREFLECT_ATTENTION_WGMMA_TILE_BWD", "256x64");
-    expect_throw("VREFLECT_ATTENTION_WGMMA_TILE_BWD=256x64", [] { cuda::attention_wgmma_backward_tile(); });
+    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", "256x64", cuda::attention_env_changed);
+    expect_throw("VREFLECT_ATTENTION_TILE_WGMMA_BWD=256x64", [] { cuda::attention_wgmma_backward_tile(); });
+    expect_throw("VREFLECT_ATTENTION_TILE_WGMMA_BWD=256x64 (refused on any path)",
+                 [] { cuda::attention_kernel_resolve(cuda::AttnKernelPath::Scalar, 64, true); });
+  }
+  {
+    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", "tc");
+    check_true("wgmma backward tile tc names the mma.sync backward", cuda::attention_wgmma_backward_tile() == "tc");
   }
   DeviceBuffer<int32_t> cu(std::vector<int32_t>{0, 8});
   DeviceBuffer<bf16> buf(size_t(8 * 2 * 136 + 8));

@@ -203,9 +203,9 @@ VR_TEST(cuda_train_llm_tensor_core_attention) {
   cuda_train_llm_forward_backward();
 }
 
-// And with VREFLECT_ATTENTION=wgmma: the forward on the Hopper wgmma kernel (attention_wgmma.cu, wgmma modelled on
-// the emulator; head dim 16 padded to 128), its lse feeding the mma.sync backward - the pairing auto picks on an
-// H100 - by the same rules. Skipped where no wgmma code runs (a GPU without an sm_90a image).
+// And with VREFLECT_ATTENTION=wgmma: forward and backward on the Hopper wgmma kernels (attention_wgmma.cu,
+// attention_wgmma_backward.cu; wgmma modelled on the emulator; head dim 16 padded to 128) - what auto picks on an
+// H100 that passed the self-check - by the same rules. Skipped where no wgmma code runs (no sm_90a image).
 VR_TEST(cuda_train_llm_wgmma_attention) {
   if (!cuda::wgmma_image_available()) {
     std::printf("  (skipped: no sm_90a wgmma code on this device / build)\n");

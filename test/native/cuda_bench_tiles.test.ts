@@ -12,8 +12,9 @@ import { parseKernelBench } from '../../src/bench/kernels_schema';
 
 const FWD = ['64x64w4', '64x64w4s', '64x32w4', '64x128w4s', '128x32w4', '128x64w4s', '128x32w8', '128x64w8s', '256x32w8s'];
 const BWD = ['64x64w4', '64x32w4', '128x32w8'];
-// the Hopper wgmma forward's variants (attention_wgmma.cu), forward only, part of 'all'
+// the Hopper wgmma kernels' variants (attention_wgmma.cu, attention_wgmma_backward.cu), part of 'all'
 const WGMMA = ['wgmma:128x64wg2', 'wgmma:128x128wg2', 'wgmma:64x128wg1'];
+const WGMMA_BWD = ['wgmma:128x64wg2', 'wgmma:64x64wg1'];
 
 function bench(): string | undefined {
   const addonDir = path.dirname(addonPath());
@@ -38,11 +39,11 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
     const tiles = (kernel: string, causal: boolean) => doc.results.filter((r: any) => r.kernel === kernel && r.causal === causal).map((r: any) => r.tile);
     for (const causal of [false, true]) {
       expect(tiles('attention_fwd', causal)).toEqual([...FWD, ...WGMMA]);
-      expect(tiles('attention_bwd', causal)).toEqual(BWD);
+      expect(tiles('attention_bwd', causal)).toEqual([...BWD, ...WGMMA_BWD]);
     }
     // a dry run has no device and times nothing: every case is "failed" for the report, none is malformed
     const parsed = parseKernelBench(JSON.stringify({ ...doc, device: { name: 'dry run' } }), 'vreflect_cuda_bench');
-    expect(parsed.failed).toHaveLength(2 * (FWD.length + WGMMA.length + BWD.length));
+    expect(parsed.failed).toHaveLength(2 * (FWD.length + WGMMA.length + BWD.length + WGMMA_BWD.length));
   });
 
   maybe('a list keeps each kernel to its own variants; other kernels and no list have no tile', () => {
@@ -57,6 +58,10 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
     expect(JSON.parse(wg.stdout).results.map((r: any) => `${r.kernel}:${r.tile ?? '-'}`)).toEqual([
       'attention_fwd:wgmma:128x128wg2', 'attention_fwd:wgmma:128x128wg2', 'attention_bwd:-', 'attention_bwd:-',
     ]);
+    const wgb = run(bin!, ['--dry-run', '--json', '--kernels', 'attention_fwd,attention_bwd', '--seqs', '1k', '--attention-tiles', 'wgmma:64x64wg1']);
+    expect(JSON.parse(wgb.stdout).results.map((r: any) => `${r.kernel}:${r.tile ?? '-'}`)).toEqual([
+      'attention_fwd:-', 'attention_fwd:-', 'attention_bwd:wgmma:64x64wg1', 'attention_bwd:wgmma:64x64wg1',
+    ]);
     const plain = run(bin!, ['--dry-run', '--json', '--kernels', 'attention_fwd', '--seqs', '1k']);
     expect(JSON.parse(plain.stdout).results.every((r: any) => r.tile === undefined)).toBe(true);
   });
@@ -64,7 +69,7 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
   maybe('an unknown variant is a one-line error naming the allowed ones', () => {
     const res = run(bin!, ['--dry-run', '--attention-tiles', '64x64']);
     expect(res.status).toBe(2);
-    expect(res.stderr.trim()).toBe(`vreflect_cuda_bench: --attention-tiles '64x64' is not one of ${[...FWD, ...WGMMA].join(', ')}`);
+    expect(res.stderr.trim()).toBe(`vreflect_cuda_bench: --attention-tiles '64x64' is not one of ${[...FWD, ...WGMMA, 'wgmma:64x64wg1'].join(', ')}`);
   });
 
   const python = spawnSync('python3', ['--version']).status === 0;
@@ -84,8 +89,8 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
     expect(out.status).toBe(0);
     expect(out.stdout).toMatch(/attention_fwd seq=8192 full: best 128x64w4s 300\.0 TFLOP\/s \(below the 350 target\)/);
     expect(out.stdout).toMatch(/attention_fwd seq=8192 causal: best 64x128w4s 300\.0/);
-    expect(out.stdout).toMatch(/attention_bwd seq=8192 causal: best 64x32w4 300\.0 TFLOP\/s \(meets the 250 target\)\n.*128x32w8 failed: out of memory/);
+    expect(out.stdout).toMatch(/attention_bwd seq=8192 causal: best 64x32w4 300\.0 TFLOP\/s \(meets the 250 target\)\n.*wgmma:64x64wg1 failed: out of memory/);
     expect(out.stdout).toMatch(/wgmma best wgmma:128x64wg2 99\.0 vs mma\.sync best 128x64w4s 300\.0 TFLOP\/s \(0\.33x\)/);
-    expect(out.stdout).toMatch(/most wins: VREFLECT_ATTENTION_TILE_BWD=64x32w4 VREFLECT_ATTENTION_TILE_FWD=(128x64w4s|64x128w4s) VREFLECT_ATTENTION_TILE_WGMMA=128x64wg2/);
+    expect(out.stdout).toMatch(/most wins: VREFLECT_ATTENTION_TILE_BWD=64x32w4 VREFLECT_ATTENTION_TILE_FWD=(128x64w4s|64x128w4s) VREFLECT_ATTENTION_TILE_WGMMA_BWD=128x64wg2 VREFLECT_ATTENTION_TILE_WGMMA=128x64wg2/);
   });
 });

@@ -69,21 +69,24 @@ std::vector<std::string> parse_names(const std::string& opt, const std::string& 
   return r;
 }
 
-// The Hopper forward's variants as --attention-tiles names them: "wgmma:<variant>" (forward only).
-std::vector<std::string> wgmma_tiles() {
+// The Hopper kernels' variants as --attention-tiles names them: "wgmma:<variant>" (forward or backward).
+std::vector<std::string> wgmma_tiles(bool backward) {
   std::vector<std::string> r;
-  for (const std::string& t : cuda::attention_wgmma_tiles()) r.push_back("wgmma:" + t);
+  for (const std::string& t : backward ? cuda::attention_wgmma_backward_tiles() : cuda::attention_wgmma_tiles())
+    r.push_back("wgmma:" + t);
   return r;
 }
 
 // --attention-tiles: "all" or names of forward or backward variants (each must name at least one), the wgmma
-// forward's as "wgmma:<variant>".
+// kernels' as "wgmma:<variant>".
 std::vector<std::string> parse_tiles(const std::string& opt, const std::string& v) {
   const std::vector<std::string> fwd = cuda::attention_tc_tiles(false), bwd = cuda::attention_tc_tiles(true);
   std::vector<std::string> all = fwd;
   for (const std::string& b : bwd)
     if (std::find(all.begin(), all.end(), b) == all.end()) all.push_back(b);
-  for (const std::string& w : wgmma_tiles()) all.push_back(w);
+  for (bool bwd : {false, true})
+    for (const std::string& w : wgmma_tiles(bwd))
+      if (std::find(all.begin(), all.end(), w) == all.end()) all.push_back(w);
   if (v == "all") return all;
   return parse_names(opt, v, all);
 }
@@ -111,8 +114,9 @@ const char* usage() {
          "--attention-tiles: time each listed tile variant of the tensor-core attention (head dim 128; 'all': every\n"
          "one): attention_fwd the forward variants, attention_bwd the backward ones; impl \"vreflect-tc/<tile>\" and\n"
          "\"tile\" in the JSON. Without it the variant VREFLECT_ATTENTION_TILE_FWD / _BWD picks (default 64x64w4).\n"
-         "The Hopper wgmma forward's variants are \"wgmma:<variant>\" (wgmma:128x64wg2, ...; in 'all'): impl\n"
-         "\"vreflect-wgmma/<variant>\", an error entry on a GPU without it (not sm_90, no sm_90a code, self-check).\n"
+         "The Hopper wgmma kernels' variants are \"wgmma:<variant>\" (forward wgmma:128x64wg2, ..., backward\n"
+         "wgmma:128x64wg2, wgmma:64x64wg1; in 'all'): impl \"vreflect-wgmma/<variant>\", an error entry on a GPU\n"
+         "without them (not sm_90, no sm_90a code, self-check).\n"
          "--dry-run: check the arguments and print the planned cases without touching the GPU.\n";
 }
 
@@ -175,7 +179,7 @@ std::vector<Case> plan_cases(const Options& o) {
     // The listed tile variants this kernel has (none listed, or none of its own: the environment's choice).
     std::vector<std::string> tiles;
     for (const std::string& t : o.attention_tiles)
-      if (has(cuda::attention_tc_tiles(bwd), t) || (!bwd && has(wgmma_tiles(), t))) tiles.push_back(t);
+      if (has(cuda::attention_tc_tiles(bwd), t) || has(wgmma_tiles(bwd), t)) tiles.push_back(t);
     if (tiles.empty()) tiles.push_back("");
     for (int64_t s : o.seqs)
       for (int causal : {0, 1})

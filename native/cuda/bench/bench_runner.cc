@@ -139,13 +139,15 @@ Measurement Runner::run(const Case& c, const Options& o) {
                                         : !c.tile.empty() ? cuda::AttnKernelPath::TensorCore
                                                           : cuda::AttnKernelPath::Auto;
       const cuda::AttnKernelPath got = cuda::attention_kernel_resolve(path, a.D, true);
-      if (got == cuda::AttnKernelPath::Wgmma && !bwd) {
+      // The wgmma path's backward is the wgmma one unless VREFLECT_ATTENTION_TILE_WGMMA_BWD=tc.
+      if (wg_tile) tile_env.emplace(bwd ? "VREFLECT_ATTENTION_TILE_WGMMA_BWD" : "VREFLECT_ATTENTION_TILE_WGMMA", c.tile.substr(6));
+      if (got == cuda::AttnKernelPath::Wgmma && (!bwd || cuda::attention_wgmma_backward_tile() != "tc")) {
         m.impl = "vreflect-wgmma";
-        if (wg_tile) tile_env.emplace("VREFLECT_ATTENTION_TILE_WGMMA", c.tile.substr(6));
-        const std::string t = cuda::attention_wgmma_tile();
+        const std::string t = bwd ? cuda::attention_wgmma_backward_tile() : cuda::attention_wgmma_tile();
+        const std::string first = bwd ? cuda::attention_wgmma_backward_tiles().front() : cuda::attention_wgmma_tiles().front();
         m.tile = "wgmma:" + t;
-        if (wg_tile || t != cuda::attention_wgmma_tiles().front()) m.impl += "/" + t;
-      } else if (got != cuda::AttnKernelPath::Scalar) {  // the backward of the wgmma path is the tensor-core one
+        if (wg_tile || t != first) m.impl += "/" + t;
+      } else if (got != cuda::AttnKernelPath::Scalar) {
         m.impl = "vreflect-tc";
         // The variant: the case's (--attention-tiles), else whatever VREFLECT_ATTENTION_TILE_* picks; named in impl
         // unless it is the default, so variants of one case stay apart in merged reports.
@@ -165,7 +167,7 @@ Measurement Runner::run(const Case& c, const Options& o) {
         auto* dq = static_cast<bf16*>(zeros(7, nq * b2));
         auto* dk = static_cast<bf16*>(zeros(8, nk * b2));
         auto* dv = static_cast<bf16*>(zeros(9, nk * b2));
-        once = [=] { cuda::attention_backward(dq, dk, dv, dout, out, lse, q, k, v, a); };
+        once = [=] { cuda::attention_backward(dq, dk, dv, dout, out, lse, q, k, v, a, nullptr, path); };
       }
     } else if (c.kernel == "attention_decode") {
       const int64_t N = c.get("seq_k");

@@ -28,14 +28,14 @@
 #   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_FULL_HOST=0 bash native/cuda/bench/gpu_session.sh   # 4-layer stage 1 + 2
 #   MODEL_ONLY=1 INFER_LAYERS=0 TRAIN_LAYERS=0 bash native/cuda/bench/gpu_session.sh      # full-depth stage 1, host
 # Env: OUT, BUILD (build dir, default build-gpu), ARCHS (CMAKE_CUDA_ARCHITECTURES, default 90a: the arch-specific
-#      target that compiles the wgmma forward in; plain 90 leaves it a stub),
+#      target that compiles the wgmma kernels in; plain 90 leaves it a stub),
 #      TESTS (test filters for the sanitizers, space-separated, default "gemm gemv attention_tc attention_decode
 #      wgmma"), BENCH_ARGS
 #      (default --quick), KERNEL_STEPS (which kernel steps run: "tests sanitize bench", any subset),
 #      SANITIZER_TIMEOUT (seconds per sanitizer run, 120). Attention is timed on the path the dispatch picks (tensor
 #      cores on sm_80+, impl "vreflect-tc"), then once more with VREFLECT_ATTENTION=scalar for comparison
 #      (bench_vreflect_scalar.json), then every tensor-core tile variant at TILE_SEQS (default 8k; ATTN_TILES: all or
-#      a list, including the wgmma forward's "wgmma:<variant>") into bench_tiles.json with the best per case printed
+#      a list, including the wgmma kernels' "wgmma:<variant>") into bench_tiles.json with the best per case printed
 #      (tile_summary.py). The wgmma probe test (cuda_wgmma_probe_gemm: our reading of wgmma's layouts against the
 #      hardware) and the wgmma self-check's verdict are printed after the tests: look at them first.
 set -u

@@ -5,8 +5,9 @@ usage: tile_summary.py bench_tiles.json
 Prints, per (kernel, sequence length, causal), every variant's TFLOP/s best first, the winner against issue 6's
 targets at head dim 128 (forward >= 350, backward >= 250 TFLOP/s), and the environment line that selects the
 winners (the defaults in attention_tc.cu stay 64x64w4 until a GPU session has measured this). The Hopper wgmma
-forward's variants ("wgmma:<variant>", attention_wgmma.cu) are ranked beside the mma.sync ones; their winner is
-printed as the VREFLECT_ATTENTION_TILE_WGMMA setting, and whether wgmma beat mma.sync per case.
+kernels' variants ("wgmma:<variant>", attention_wgmma.cu / attention_wgmma_backward.cu) are ranked beside the
+mma.sync ones; their winners are printed as the VREFLECT_ATTENTION_TILE_WGMMA / _WGMMA_BWD settings, and whether
+wgmma beat mma.sync per case.
 """
 import json
 import sys
@@ -46,20 +47,19 @@ def main(path):
               + "".join(f" | {r.get('tile', '?')} failed: {r.get('error', '')}" for r in failed))
         wins = best_by_kernel.setdefault(kernel, {})
         wins[tile] = wins.get(tile, 0) + 1
-        if kernel == "attention_fwd":  # the wgmma forward against the best mma.sync variant of the same case
-            wg = [r for r in ran if str(r.get("tile", "")).startswith("wgmma:")]
-            tc = [r for r in ran if not str(r.get("tile", "")).startswith("wgmma:")]
-            if wg and tc:
-                print(f"    wgmma best {wg[0]['tile']} {wg[0]['tflops']:.1f} vs mma.sync best {tc[0].get('tile', '?')} "
-                      f"{tc[0]['tflops']:.1f} TFLOP/s ({wg[0]['tflops'] / tc[0]['tflops']:.2f}x)")
-            if wg:
-                w = best_by_kernel.setdefault("wgmma", {})
-                w[wg[0]["tile"]] = w.get(wg[0]["tile"], 0) + 1
-            if tc:
-                w = best_by_kernel.setdefault("tc_fwd", {})
-                w[tc[0].get("tile", "?")] = w.get(tc[0].get("tile", "?"), 0) + 1
-    env = {"tc_fwd": "VREFLECT_ATTENTION_TILE_FWD", "attention_bwd": "VREFLECT_ATTENTION_TILE_BWD",
-           "wgmma": "VREFLECT_ATTENTION_TILE_WGMMA"}
+        # the wgmma kernel against the best mma.sync variant of the same case; each family's winner counted apart
+        wg = [r for r in ran if str(r.get("tile", "")).startswith("wgmma:")]
+        tc = [r for r in ran if not str(r.get("tile", "")).startswith("wgmma:")]
+        if wg and tc:
+            print(f"    wgmma best {wg[0]['tile']} {wg[0]['tflops']:.1f} vs mma.sync best {tc[0].get('tile', '?')} "
+                  f"{tc[0]['tflops']:.1f} TFLOP/s ({wg[0]['tflops'] / tc[0]['tflops']:.2f}x)")
+        suffix = "fwd" if kernel == "attention_fwd" else "bwd"
+        for family, top in (("wgmma_" + suffix, wg), ("tc_" + suffix, tc)):
+            if top:
+                w = best_by_kernel.setdefault(family, {})
+                w[top[0].get("tile", "?")] = w.get(top[0].get("tile", "?"), 0) + 1
+    env = {"tc_fwd": "VREFLECT_ATTENTION_TILE_FWD", "tc_bwd": "VREFLECT_ATTENTION_TILE_BWD",
+           "wgmma_fwd": "VREFLECT_ATTENTION_TILE_WGMMA", "wgmma_bwd": "VREFLECT_ATTENTION_TILE_WGMMA_BWD"}
     picks = [f"{env[k]}={max(w, key=w.get).removeprefix('wgmma:')}" for k, w in sorted(best_by_kernel.items())
              if k in env]
     print("most wins: " + " ".join(picks))

@@ -229,8 +229,10 @@ template <class T, class S>
 void backward(S* dq, S* dk, S* dv, const S* dout, const S* out, const float* lse, const S* q, const S* k, const S* v,
               const AttnArgs& a, Stream s, AttnKernelPath path) {
   check_args(a, "attention_backward");
-  // The wgmma path has no backward of its own: its backward is the mma.sync one.
-  const bool tc = attention_kernel_resolve(path, a.D, sizeof(S) == 2, s) != AttnKernelPath::Scalar;
+  // Wgmma: the Hopper backward (attention_wgmma_backward.cu) where it takes the strides and the tile switch does not
+  // say "tc"; otherwise, and on the TensorCore path, the mma.sync backward.
+  const AttnKernelPath resolved = attention_kernel_resolve(path, a.D, sizeof(S) == 2, s);
+  const bool tc = resolved != AttnKernelPath::Scalar;
   if (a.nseq == 0 || a.total_q == 0 || (!dq && !dk && !dv)) return;
   VR_CHECK(dout && out && lse && q && k && v, "cuda attention_backward: null dout/out/lse/q/k/v buffer");
   const StreamScratch<float> scratch(size_t(a.total_q) * a.Hq, s, "attention_backward scratch");
@@ -239,6 +241,9 @@ void backward(S* dq, S* dk, S* dv, const S* dout, const S* out, const float* lse
                            scratch.p, dptr(dout), dptr(out), a),
                "attention_backward delta");
   if constexpr (sizeof(S) == 2) {
+    if (resolved == AttnKernelPath::Wgmma && attention_wgmma_backward_tile() != "tc" &&
+        attention_wgmma_backward_takes(a, q, k, v, dout))
+      return attention_backward_wgmma(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
     if (tc) return attention_backward_tc(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
   }
   (void)tc;

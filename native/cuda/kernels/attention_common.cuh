@@ -112,8 +112,7 @@ void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, co
 // Whether attention_backward_wgmma takes this head dim and these pointers / strides (for a dispatch that falls back
 // to the tc kernels instead of throwing).
 bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16* k, const bf16* v, const bf16* dout);
-// Its block shape, VREFLECT_ATTENTION_WGMMA_TILE_BWD: "128x64" (unset / auto) or "64x64"; throws on other values.
-std::string attention_wgmma_backward_tile();
+// Its block shape: attention_wgmma_backward_tile() (cuda_kernels.h).
 
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda

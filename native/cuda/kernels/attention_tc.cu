@@ -707,6 +707,7 @@ AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_st
   env_tile(false);
   env_tile(true);
   attention_wgmma_tile();
+  attention_wgmma_backward_tile();
   if (want == AttnKernelPath::Scalar) return want;
   const bool wg = want == AttnKernelPath::Wgmma;
   const char* who = wg ? (env ? "VREFLECT_ATTENTION=wgmma" : "attention: the wgmma path")
@@ -720,8 +721,8 @@ AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_st
   const int major = device_major();
   if (want == AttnKernelPath::Auto) {
     if (!shape_ok || major < 8) return AttnKernelPath::Scalar;
-    // Hopper: the wgmma forward where it pays (D 65..128; smaller head dims would be padded to 128) and the
-    // device passed the self-check; otherwise, and for the backward, mma.sync.
+    // Hopper: the wgmma kernels where they pay (D 65..128; smaller head dims would be padded to 128) and the
+    // device passed the self-check; otherwise mma.sync.
     if (major == 9 && D > 64 && attention_wgmma_state(s) == WgmmaState::Ready) return AttnKernelPath::Wgmma;
     return AttnKernelPath::TensorCore;
   }

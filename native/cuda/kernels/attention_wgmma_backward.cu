@@ -7,7 +7,7 @@
 //
 // Block shape: a warpgroup (128 threads) owns 64 rows - keys in the dK/dV kernel, query rows in the dQ kernel - and
 // walks the other side in tiles of 64; a block holds WG = 2 warpgroups (128 rows sharing every inner tile: half the
-// inner-tile traffic per flop; the default "128x64") or WG = 1 ("64x64"), by VREFLECT_ATTENTION_WGMMA_TILE_BWD. Why
+// inner-tile traffic per flop; the default "128x64wg2") or WG = 1 ("64x64wg1"), by VREFLECT_ATTENTION_TILE_WGMMA_BWD. Why
 // not more rows per warpgroup: a wgmma's M is 64 per warpgroup, and the dK/dV kernel already holds two 64 x 128 fp32
 // accumulators (dK, dV: 128 registers per thread) plus S^T, dP^T (64) and the bf16 A fragments (32): 254 registers
 // at sm_90a (ptxas 13.0, no spill), so a second m-tile per warpgroup does not fit.
@@ -390,15 +390,18 @@ void launch_wgmma_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const
   }
 }
 
-// Warpgroups per block from VREFLECT_ATTENTION_WGMMA_TILE_BWD (read at every call): 128x64 (default: two
+// Warpgroups per block from VREFLECT_ATTENTION_TILE_WGMMA_BWD (read at every call): 128x64wg2 (default: two
 // warpgroups, 128 keys / query rows per block sharing each inner tile - half the inner-tile traffic per flop) or
-// 64x64 (one warpgroup; two ~97 KiB blocks per SM instead of one ~129 KiB block).
+// 64x64wg1 (one warpgroup; two ~97 KiB blocks per SM instead of one ~129 KiB block); 0 for "tc": the wgmma path's
+// backward runs on the mma.sync kernels instead (attention_backward.cu), e.g. if this kernel fails on a GPU where
+// the forward works.
 int wgmma_bwd_warpgroups() {
-  const char* e = std::getenv("VREFLECT_ATTENTION_WGMMA_TILE_BWD");
+  const char* e = std::getenv("VREFLECT_ATTENTION_TILE_WGMMA_BWD");
   const std::string t = e ? e : "";
-  if (t.empty() || t == "auto" || t == "128x64") return 2;
-  if (t == "64x64") return 1;
-  fail("VREFLECT_ATTENTION_WGMMA_TILE_BWD=", t, " is not one of auto, 128x64, 64x64");
+  if (t.empty() || t == "auto" || t == "128x64wg2") return 2;
+  if (t == "64x64wg1") return 1;
+  if (t == "tc") return 0;
+  fail("VREFLECT_ATTENTION_TILE_WGMMA_BWD=", t, " is not one of auto, 128x64wg2, 64x64wg1, tc");
 }
 
 }  // namespace
@@ -409,7 +412,12 @@ bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16
          aligned16(v, a.v_stride) && aligned16(dout, a.o_stride);
 }
 
-std::string attention_wgmma_backward_tile() { return wgmma_bwd_warpgroups() == 2 ? "128x64" : "64x64"; }
+std::vector<std::string> attention_wgmma_backward_tiles() { return {"128x64wg2", "64x64wg1"}; }
+
+std::string attention_wgmma_backward_tile() {
+  const int wg = wgmma_bwd_warpgroups();
+  return wg == 2 ? "128x64wg2" : wg == 1 ? "64x64wg1" : "tc";
+}
 
 void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                               const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
@@ -421,7 +429,10 @@ void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, co
                aligned16(dout, a.o_stride),
            "cuda attention_backward_wgmma: q / k / v / dout must be 16-byte aligned with row strides that are "
            "multiples of 8 (q ", a.q_stride, ", k ", a.k_stride, ", v ", a.v_stride, ", out ", a.o_stride, ")");
-  if (wgmma_bwd_warpgroups() == 2) return launch_wgmma_backward<2>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  const int wg = wgmma_bwd_warpgroups();
+  VR_CHECK(wg > 0, "cuda attention_backward_wgmma: VREFLECT_ATTENTION_TILE_WGMMA_BWD=tc sends this backward to the "
+           "mma.sync kernels");
+  if (wg == 2) return launch_wgmma_backward<2>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
   launch_wgmma_backward<1>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
 }
 

@@ -130,6 +130,11 @@ std::string attention_tc_tile(bool backward);
 // VREFLECT_ATTENTION_TILE_WGMMA (read once; attention_env_changed re-reads it; a bad name is a vr::Error).
 std::vector<std::string> attention_wgmma_tiles();
 std::string attention_wgmma_tile();
+// The wgmma backward's block shapes ("128x64wg2" = default, "64x64wg1"), picked by VREFLECT_ATTENTION_TILE_WGMMA_BWD
+// (read at every call; a bad name is a vr::Error); that variable's "tc" (attention_wgmma_backward_tile() == "tc")
+// sends the wgmma path's backward to the mma.sync kernels.
+std::vector<std::string> attention_wgmma_backward_tiles();
+std::string attention_wgmma_backward_tile();
 // Whether the current device can run the wgmma forward: checked once per device (an sm_90a image probe, then the
 // probe GEMM against a host product; a mismatch prints one line to stderr). Unchecked: not yet, and `s` is being
 // captured (no launches / copies allowed then).
