@@ -65,4 +65,14 @@ describe('CUDA kernels on the CPU emulator', () => {
       expectAllPass(found.binary, ['--exclude=cuda_model_', '--exclude=cuda_trainer_', '--exclude=cuda_train_'], { CUDAEMU_SCHEDULE: schedule });
     }, RUN_TIMEOUT_MS + 10_000);
   }
+
+  // cp.async lands late by default (at the issuing thread's wait: a missing wait reads stale data). Landing at issue
+  // instead exposes the opposite race - a buffer refilled while other warps may still read it (a missing barrier
+  // after a tile's last use) - as wrong values or wgmma's in-flight check. With warp-ahead, so warps drift apart too.
+  it('pass the kernel tests with CUDAEMU_CP_ASYNC=early (copies land at issue)', () => {
+    const found = locate();
+    if ('skipped' in found) return;
+    expectAllPass(found.binary, ['--exclude=cuda_model_', '--exclude=cuda_trainer_', '--exclude=cuda_train_'],
+      { CUDAEMU_CP_ASYNC: 'early', CUDAEMU_SCHEDULE: 'warp-ahead' });
+  }, RUN_TIMEOUT_MS + 10_000);
 });

@@ -172,7 +172,10 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __nv_bfloat1
 // for before the kernel exits. The emulator MODELS this faithfully late: a copy reads its source at issue time
 // (a kernel must not write it meanwhile) but lands in shared memory only in the issuing thread's wait, so a missing
 // wait leaves stale data that the tests see. A block that exits with copies in flight aborts at the next block's
-// first copy on that thread.
+// first copy on that thread. CUDAEMU_CP_ASYNC=early lands each copy at issue instead (also a legal GPU timing):
+// then a buffer refilled before every thread is done reading it (a missing barrier between the last read of a tile
+// and the copies of the next one into the same buffer) gives wrong values, or trips wgmma's in-flight check - what
+// the late model hides. The kernel tests run under both.
 #if defined(VR_CUDA_EMULATED)
 namespace cp_async_model {
 struct Copy {
@@ -200,6 +203,16 @@ inline void fail(const char* what, const void* p) {
   std::fprintf(stderr, "cuda_emu: cp.async: %s (%p)\n", what, p);
   std::abort();
 }
+inline bool land_early() {  // CUDAEMU_CP_ASYNC=late (default) | early
+  static const bool early = [] {
+    const char* e = std::getenv("CUDAEMU_CP_ASYNC");
+    if (!e || !*e || std::strcmp(e, "late") == 0) return false;
+    if (std::strcmp(e, "early") == 0) return true;
+    std::fprintf(stderr, "cuda_emu: CUDAEMU_CP_ASYNC=%s is not one of late, early\n", e);
+    std::abort();
+  }();
+  return early;
+}
 }  // namespace cp_async_model
 #endif
 
@@ -215,6 +228,7 @@ __device__ __forceinline__ void cp_async16(__nv_bfloat16* dst, const __nv_bfloat
   q.block = block;
   m::Copy c{dst, uint4{0, 0, 0, 0}, 0};
   if (valid) std::memcpy(&c.data, src, sizeof c.data);
+  if (m::land_early()) std::memcpy(static_cast<void*>(dst), &c.data, sizeof c.data);  // the wait only re-lands it
   q.copies.push_back(c);
 #else
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
