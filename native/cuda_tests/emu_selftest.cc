@@ -1,15 +1,12 @@
 // Tests of the CUDA-on-CPU emulator itself (native/cuda_emu): barriers, shared memory, shuffles and votes,
 // atomics across concurrently running blocks, launch checks, and deadlock detection. Expected values are
 // computed on the host from CUDA's documented semantics, not from the emulator.
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <vector>
 
 #include "cuda_emu/cuda_compat.h"
 #include "cuda/kernels/mma.cuh"
+#include "cuda_tests/emu_aborts.h"
 #include "tests/harness.h"
 
 namespace vr::test {
@@ -78,21 +75,6 @@ __global__ void vector_copy_kernel(__nv_bfloat16* dst, const __nv_bfloat16* src,
 }
 __global__ void pair_load_kernel(uint32_t* out, const __nv_bfloat16* src, int offset) {
   *out = vr::cuda::mma::ld_pair(src + offset);
-}
-
-// Runs fn in a child process and reports whether the emulator aborted it.
-template <class F>
-bool aborts(F fn) {
-  std::fflush(stdout);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (!std::freopen("/dev/null", "w", stderr)) _exit(3);
-    fn();
-    _exit(0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }
 
 }  // namespace

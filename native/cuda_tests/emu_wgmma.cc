@@ -3,15 +3,12 @@
 // is in flight, accumulators written while in flight, cp.async data read without fence.proxy.async, a misaligned
 // descriptor, a warp of the warpgroup missing the op (deadlock report); plus bar.sync over one warpgroup.
 // Emulator only (emu_*.cc): on a GPU these are undefined behaviour.
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <vector>
 
 #include "cuda/kernels/wgmma.cuh"
 #include "cuda_emu/cuda_compat.h"
+#include "cuda_tests/emu_aborts.h"
 #include "tests/harness.h"
 
 namespace vr::test {
@@ -64,20 +61,6 @@ __global__ void bar_sync_kernel(int* out, int count) {
   v[tid] = tid * 3;
   wgmma::bar_sync(1 + wg, count);
   out[tid] = v[wg * 128 + (tid + 37) % 128];
-}
-
-template <class F>
-bool aborts(F fn) {
-  std::fflush(stdout);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (!std::freopen("/dev/null", "w", stderr)) _exit(3);
-    fn();
-    _exit(0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }
 
 }  // namespace

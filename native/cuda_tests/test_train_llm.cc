@@ -147,17 +147,28 @@ Result run_gpu(const ModelConfig& mc, const WeightStore& ws, cuda::OptimizerPlac
   return r;
 }
 
+// The tiny-flat checkpoint and its packed test batch (embedded by a CPU TrainLLM), shared by the tests below.
+struct TinyBatch {
+  ModelConfig mc = tiny_flat_config(DType::F32);
+  WeightStore ws{safetensors_records(tiny_flat_dir() + "/model.safetensors")};
+  ParamStore ps0{DType::F32};
+  TrainLLM embedder{mc.text, ps0};  // the CPU reference's embedding gather too
+  Batch b;
+  TinyBatch() {
+    ps0.allocate();
+    embedder.load(ws);
+    b = make_batch(mc, embedder);
+  }
+};
 
 }  // namespace
 
 VR_TEST(cuda_train_llm_forward_backward) {
-  const ModelConfig mc = tiny_flat_config(DType::F32);
-  const WeightStore ws(safetensors_records(tiny_flat_dir() + "/model.safetensors"));
-  ParamStore ps0(DType::F32);
-  TrainLLM embedder(mc.text, ps0);
-  ps0.allocate();
-  embedder.load(ws);
-  const Batch b = make_batch(mc, embedder);
+  const TinyBatch tiny;
+  const ModelConfig& mc = tiny.mc;
+  const WeightStore& ws = tiny.ws;
+  const Batch& b = tiny.b;
+  const TrainLLM& embedder = tiny.embedder;
 
   const Result ref = run_cpu(mc, ws, DType::F32, b);
   const Result base = run_cpu(mc, ws, DType::BF16, b);
@@ -224,13 +235,10 @@ VR_TEST(cuda_train_llm_wgmma_attention) {
 // checkpointing off, by the bf16 rule of the test above. MLP chunks of 32 rows: the kept gate / up rows [T, F]
 // are read at every chunk's offset.
 VR_TEST(cuda_train_llm_no_checkpointing) {
-  const ModelConfig mc = tiny_flat_config(DType::F32);
-  const WeightStore ws(safetensors_records(tiny_flat_dir() + "/model.safetensors"));
-  ParamStore ps0(DType::F32);
-  TrainLLM embedder(mc.text, ps0);
-  ps0.allocate();
-  embedder.load(ws);
-  const Batch b = make_batch(mc, embedder);
+  const TinyBatch tiny;
+  const ModelConfig& mc = tiny.mc;
+  const WeightStore& ws = tiny.ws;
+  const Batch& b = tiny.b;
   size_t bytes_on = 0, bytes_off = 0;
   const Result on = run_gpu(mc, ws, cuda::OptimizerPlacement::Gpu, b, /*mlp_chunk=*/32, nullptr, true, &bytes_on);
   const Result off = run_gpu(mc, ws, cuda::OptimizerPlacement::Gpu, b, /*mlp_chunk=*/32, nullptr, false, &bytes_off);
