@@ -166,8 +166,7 @@ void GpuTrainLLM::attention_half(const Layer& l, const Saved& sv, const float* x
   rmsnorm_forward(hn_, sv.rstd1, x, l.in_norm->w, T, D, tc_.eps, s_);
   convert(sv.h1, hn_, T * D, s_);
   gemm_linear_forward(sv.qkv, sv.h1, l.qkv_w->w16, l.qkv_b->w, T, Nqkv, D, false, s_);
-  rope_forward(sv.qkv, cos_, sin_, T, Hq, int(hd), Nqkv, s_);
-  rope_forward(sv.qkv + Dq, cos_, sin_, T, Hkv, int(hd), Nqkv, s_);
+  rope_forward(sv.qkv, cos_, sin_, T, Hq + Hkv, int(hd), Nqkv, s_);  // q's and k's heads are adjacent: one launch
   attention_forward(sv.att, sv.lse, sv.qkv, sv.qkv + Dq, sv.qkv + Dq + int64_t(Hkv) * hd, attn_, s_);
   if (x2 != x) copy_on_device(x2, x, size_t(T * D) * sizeof(float), "layer input", s_);
   gemm_linear_forward(x2, sv.att, l.o->w16, nullptr, T, D, Dq, /*accumulate=*/true, s_);
@@ -283,8 +282,7 @@ void GpuTrainLLM::layer_backward(const Layer& l, const Saved& sv, const float* x
   zero(dqkv16_, size_t(T * Nqkv) * sizeof(bf16), s_);
   attention_backward(dqkv16_, dqkv16_ + Dq, dqkv16_ + Dq + Dkv, d16_, sv.att, sv.lse, sv.qkv, sv.qkv + Dq,
                      sv.qkv + Dq + Dkv, attn_, s_);
-  rope_backward(dqkv16_, cos_, sin_, T, Hq, int(hd), Nqkv, s_);
-  rope_backward(dqkv16_ + Dq, cos_, sin_, T, Hkv, int(hd), Nqkv, s_);
+  rope_backward(dqkv16_, cos_, sin_, T, Hq + Hkv, int(hd), Nqkv, s_);
   zero(dh_, size_t(T * D) * sizeof(float), s_);
   gemm_linear_backward(dh_, l.qkv_w->g, l.qkv_b->g, dqkv16_, sv.h1, l.qkv_w->w16, T, Nqkv, D, s_);
   copy_on_device(dx, dx2_, size_t(T * D) * sizeof(float), "residual gradient", s_);

@@ -115,8 +115,7 @@ void GpuVisionTower::forward(float* features, const float* pixel_values, const s
     at.max_seqlen_q = at.max_seqlen_k = max_segment(cu);
     rmsnorm_to_bf16(h16, x, b.norm1, Np, D, vc_.eps, s_);
     gemm_linear_forward(qkv16, h16, b.qkv.w, b.qkv.b, Np, 3 * D, D, false, s_);
-    rope_forward(qkv16, d_cos, d_sin, Np, vc_.heads, int(hd), 3 * D, s_);
-    rope_forward(qkv16 + D, d_cos, d_sin, Np, vc_.heads, int(hd), 3 * D, s_);
+    rope_forward(qkv16, d_cos, d_sin, Np, 2 * vc_.heads, int(hd), 3 * D, s_);  // q's and k's heads: one launch
     attention_forward(att16, nullptr, qkv16, qkv16 + D, qkv16 + 2 * D, at, s_);
     gemm_linear_forward(x, att16, b.proj.w, b.proj.b, Np, D, D, /*accumulate=*/true, s_);
     rmsnorm_to_bf16(h16, x, b.norm2, Np, D, vc_.eps, s_);
