@@ -18,7 +18,8 @@
 
 namespace vr::test {
 
-struct TcCase {
+// One attention problem (also the scalar kernel tests' cases, test_attention.cc).
+struct AttnCase {
   const char* name;
   int Hq, Hkv, D;
   bool causal;
@@ -37,7 +38,7 @@ enum class Grads { All, DqOnly, DkDvOnly };
 
 // fwd / bwd: the paths of the forward and the backward (TensorCore: mma.sync; Wgmma: the Hopper kernels, the
 // backward through attention_backward's dispatch, so VREFLECT_ATTENTION_TILE_WGMMA_BWD applies).
-inline void tc_case(const TcCase& c, uint64_t seed, const std::string& variant = "",
+inline void tc_case(const AttnCase& c, uint64_t seed, const std::string& variant = "",
                     cuda::AttnKernelPath fwd = cuda::AttnKernelPath::TensorCore,
                     cuda::AttnKernelPath bwd = cuda::AttnKernelPath::TensorCore, Grads grads = Grads::All) {
   Rng rng(seed);

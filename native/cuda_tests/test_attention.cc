@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "cuda_tests/attention_case.h"
 #include "cuda_tests/device_buffer.h"
 #include "ops/attention.h"
 #include "tests/harness.h"
@@ -13,20 +14,6 @@
 
 namespace vr::test {
 namespace {
-
-struct Case {
-  const char* name;
-  int Hq, Hkv, D;
-  bool causal;
-  std::vector<int32_t> lq, lk;  // segment lengths
-  int q_pad;                    // extra floats per q row (q is a slice of a wider row)
-};
-
-std::vector<int32_t> offsets(const std::vector<int32_t>& lens) {
-  std::vector<int32_t> cu{0};
-  for (int32_t l : lens) cu.push_back(cu.back() + l);
-  return cu;
-}
 
 // dense [T, W] <-> rows of stride `stride` (the padding columns hold junk that must not be read or written)
 std::vector<float> widen(const std::vector<float>& dense, int64_t T, int64_t W, int64_t stride, float junk) {
@@ -59,7 +46,7 @@ void check_lse(const std::string& what, std::vector<float> got, std::vector<floa
 }
 
 template <class S>
-void attention_case(const Case& c, uint64_t seed) {
+void attention_case(const AttnCase& c, uint64_t seed) {
   Rng rng(seed);
   const std::vector<int32_t> cu_q = offsets(c.lq), cu_k = offsets(c.lk);
   const int64_t Tq = cu_q.back(), Tk = cu_k.back();
@@ -140,7 +127,7 @@ void attention_case(const Case& c, uint64_t seed) {
   if (c.q_pad) check_true(tag + " dq row padding untouched", padding_intact(dq_wide, Tq, WQ, QS, 7.f));
 }
 
-const Case kCases[] = {
+const AttnCase kCases[] = {
     {"D=128 GQA 4/2 causal prefill, segments 37,64,5", 4, 2, 128, true, {37, 64, 5}, {37, 64, 5}, 0},
     {"D=80 non-causal cross lengths q 20,7 k 33,50, strided q", 3, 3, 80, false, {20, 7}, {33, 50}, 2 * 80 + 16},
     {"D=128 causal decode + rows seeing no key, q 1,10 k 40,4", 2, 1, 128, true, {1, 10}, {40, 4}, 0},
@@ -151,7 +138,7 @@ const Case kCases[] = {
 
 VR_TEST(cuda_attention_f32) {
   uint64_t seed = 11;
-  for (const Case& c : kCases) attention_case<float>(c, seed++);
+  for (const AttnCase& c : kCases) attention_case<float>(c, seed++);
 }
 
 VR_TEST(cuda_attention_bf16) {

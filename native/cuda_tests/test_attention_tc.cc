@@ -28,7 +28,7 @@
 namespace vr::test {
 namespace {
 
-const TcCase kTcCases[] = {
+const AttnCase kTcCases[] = {
     {"D=128 GQA 7:1 causal prefill, segments 70,129,5", 7, 1, 128, true, {70, 129, 5}, {70, 129, 5}, 0},
     {"D=64 1:1 non-causal cross lengths q 33,90 k 100,17", 2, 2, 64, false, {33, 90}, {100, 17}, 0},
     {"D=80 GQA 3:1 causal, strided q (fused qkv row), q 77 k 77", 3, 1, 80, true, {77}, {77}, 2 * 80},
@@ -41,7 +41,7 @@ const TcCase kTcCases[] = {
 // The tile-shape variants (head dims 81..128): small shapes that still cross every variant's tile edges (32 / 64 / 128
 // keys, 64 / 128 / 256 query rows: 70 + 133 + 5 causal, 261 rows), GQA, cross lengths, rows that see no key, a
 // padded head dim with element loads and a strided q, decode after a cache, a diagonal on the tile edges.
-const TcCase kTileCases[] = {
+const AttnCase kTileCases[] = {
     {"D=128 GQA 2:1 causal prefill, segments 70,133,5", 2, 1, 128, true, {70, 133, 5}, {70, 133, 5}, 0},
     {"D=128 1:1 non-causal cross lengths q 261,33 k 100,17", 1, 1, 128, false, {261, 33}, {100, 17}, 0},
     {"D=100 (padded to 128, element loads) causal, q 10,3 k 4,67 (rows see no key), strided q", 2, 2, 100, true,
@@ -60,7 +60,7 @@ struct ScopedAttnEnv : ScopedEnv {
 
 VR_TEST(cuda_attention_tc_forward_backward) {
   uint64_t seed = 61;
-  for (const TcCase& c : kTcCases) tc_case(c, seed++);
+  for (const AttnCase& c : kTcCases) tc_case(c, seed++);
 }
 
 // Every forward and backward tile variant by the same rule: variant i of the forward runs with variant i (mod count)
@@ -75,14 +75,14 @@ VR_TEST(cuda_attention_tc_tile_variants) {
     check_true("tile variant fwd " + f + " / bwd " + b + " is the one selected",
                cuda::attention_tc_tile(false) == f && cuda::attention_tc_tile(true) == b);
     uint64_t seed = 91;
-    for (const TcCase& c : kTileCases) tc_case(c, seed++, "fwd " + f + " bwd " + b + ": ");
+    for (const AttnCase& c : kTileCases) tc_case(c, seed++, "fwd " + f + " bwd " + b + ": ");
   }
 }
 
 // The Hopper wgmma forward (attention_wgmma.cu; on the emulator the modelled wgmma), every tile variant, by the same
 // rule (its backward, the mma.sync one, runs on its out / lse): cases that cross the 64 / 128-row and 64 / 128-key
 // tiles, GQA, cross lengths, rows that see no key, padded head dims with element loads and strided q, decode.
-const TcCase kWgmmaCases[] = {
+const AttnCase kWgmmaCases[] = {
     {"D=128 GQA 2:1 causal prefill, segments 70,133,5", 2, 1, 128, true, {70, 133, 5}, {70, 133, 5}, 0},
     {"D=128 1:1 non-causal cross lengths q 150,33 k 100,17", 1, 1, 128, false, {150, 33}, {100, 17}, 0},
     {"D=100 (padded to 128, element loads) causal, q 10,3 k 4,67 (rows see no key), strided q", 2, 2, 100, true,
@@ -100,7 +100,7 @@ VR_TEST(cuda_attention_wgmma_forward) {
     ScopedEnv et("VREFLECT_ATTENTION_TILE_WGMMA", tile.c_str(), cuda::attention_env_changed);
     check_true("wgmma tile " + tile + " is the one selected", cuda::attention_wgmma_tile() == tile);
     uint64_t seed = 131;
-    for (const TcCase& c : kWgmmaCases) tc_case(c, seed++, "tile " + tile + ": ", cuda::AttnKernelPath::Wgmma);
+    for (const AttnCase& c : kWgmmaCases) tc_case(c, seed++, "tile " + tile + ": ", cuda::AttnKernelPath::Wgmma);
   }
 }
 

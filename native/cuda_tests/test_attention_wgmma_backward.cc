@@ -32,7 +32,7 @@ bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16
 namespace vr::test {
 namespace {
 
-const TcCase kWgCases[] = {
+const AttnCase kWgCases[] = {
     {"D=128 GQA 7:1 causal prefill, segments 70,129,5", 7, 1, 128, true, {70, 129, 5}, {70, 129, 5}, 0},
     {"D=128 GQA 4:1 causal decode Tq=1 after caches of 150, 41 keys", 4, 1, 128, true, {1, 1}, {150, 41}, 0},
     {"D=128 1:1 non-causal cross lengths q 33,90 k 100,17", 2, 2, 128, false, {33, 90}, {100, 17}, 0},
@@ -50,7 +50,7 @@ bool wgmma_here() {  // the emulator: always; a GPU: an sm_90a image whose self-
 }
 
 // lse from the tensor-core forward, the backward through attention_backward's dispatch on the Wgmma path.
-void wgmma_bwd_case(const TcCase& c, uint64_t seed, const std::string& tile, Grads grads = Grads::All) {
+void wgmma_bwd_case(const AttnCase& c, uint64_t seed, const std::string& tile, Grads grads = Grads::All) {
   tc_case(c, seed, tile + ": ", cuda::AttnKernelPath::TensorCore, cuda::AttnKernelPath::Wgmma, grads);
 }
 
@@ -61,25 +61,25 @@ void wgmma_bwd_case(const TcCase& c, uint64_t seed, const std::string& tile, Gra
 VR_TEST(cuda_attention_wgmma_backward) {
   if (!wgmma_here()) return;
   for (const char* tile : {"64x64wg1", "128x64wg2"}) {
-    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", tile);
+    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", tile, cuda::attention_env_changed);
     check_true(std::string("wgmma backward tile ") + tile + " is the one selected",
                cuda::attention_wgmma_backward_tile() == tile);
     uint64_t seed = 161;
-    for (const TcCase& c : kWgCases) wgmma_bwd_case(c, seed++, tile);
+    for (const AttnCase& c : kWgCases) wgmma_bwd_case(c, seed++, tile);
   }
 }
 
 // dq alone and dk / dv alone (the other pointers null), on a small causal GQA case.
 VR_TEST(cuda_attention_wgmma_backward_partial_grads) {
   if (!wgmma_here()) return;
-  const TcCase c{"D=128 GQA 2:1 causal, q 70 k 75", 2, 1, 128, true, {70}, {75}, 0};
+  const AttnCase c{"D=128 GQA 2:1 causal, q 70 k 75", 2, 1, 128, true, {70}, {75}, 0};
   wgmma_bwd_case(c, 171, "128x64wg2 dq only", Grads::DqOnly);
   wgmma_bwd_case(c, 172, "128x64wg2 dk/dv only", Grads::DkDvOnly);
 }
 
 VR_TEST(cuda_attention_wgmma_backward_refuses_bad_shapes) {
   {
-    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", nullptr);
+    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", nullptr, cuda::attention_env_changed);
     check_true("wgmma backward tile: unset runs the default 128x64wg2", cuda::attention_wgmma_backward_tile() == "128x64wg2");
   }
   {
@@ -89,7 +89,7 @@ VR_TEST(cuda_attention_wgmma_backward_refuses_bad_shapes) {
                  [] { cuda::attention_kernel_resolve(cuda::AttnKernelPath::Scalar, 64, true); });
   }
   {
-    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", "tc");
+    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", "tc", cuda::attention_env_changed);
     check_true("wgmma backward tile tc names the mma.sync backward", cuda::attention_wgmma_backward_tile() == "tc");
   }
   DeviceBuffer<int32_t> cu(std::vector<int32_t>{0, 8});

@@ -113,6 +113,7 @@ void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, co
 // to the tc kernels instead of throwing).
 bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16* k, const bf16* v, const bf16* dout);
 // Its block shape: attention_wgmma_backward_tile() (cuda_kernels.h).
+void attention_wgmma_backward_env_changed();  // the next call reads VREFLECT_ATTENTION_TILE_WGMMA_BWD again
 
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda

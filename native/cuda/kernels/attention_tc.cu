@@ -756,6 +756,7 @@ void attention_env_changed() {
   g_env_path.store(-1, std::memory_order_relaxed);
   for (auto& t : g_env_tile) t.store(-1, std::memory_order_relaxed);
   attention_wgmma_env_changed();
+  attention_wgmma_backward_env_changed();
 }
 
 std::vector<std::string> attention_tc_tiles(bool backward) { return variant_names(backward); }

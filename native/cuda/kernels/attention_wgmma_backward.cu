@@ -31,6 +31,7 @@
 // Outside sm_90a images (sm_80, plain sm_90) and the emulator the kernels are stubs that write nothing: the caller
 // must check wgmma_image_available() first, and attention_wgmma_backward_takes() to fall back instead of throwing.
 
+#include <atomic>
 #include <cstdlib>
 #include <string>
 
@@ -390,18 +391,26 @@ void launch_wgmma_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const
   }
 }
 
-// Warpgroups per block from VREFLECT_ATTENTION_TILE_WGMMA_BWD (read at every call): 128x64wg2 (default: two
-// warpgroups, 128 keys / query rows per block sharing each inner tile - half the inner-tile traffic per flop) or
-// 64x64wg1 (one warpgroup; two ~97 KiB blocks per SM instead of one ~129 KiB block); 0 for "tc": the wgmma path's
-// backward runs on the mma.sync kernels instead (attention_backward.cu), e.g. if this kernel fails on a GPU where
-// the forward works.
+// Warpgroups per block from VREFLECT_ATTENTION_TILE_WGMMA_BWD (read once, as the other tile switches;
+// attention_env_changed re-reads it): 128x64wg2 (default: two warpgroups, 128 keys / query rows per block sharing each
+// inner tile - half the inner-tile traffic per flop) or 64x64wg1 (one warpgroup; two ~97 KiB blocks per SM instead of
+// one ~129 KiB block); 0 for "tc": the wgmma path's backward runs on the mma.sync kernels instead
+// (attention_backward.cu), e.g. if this kernel fails on a GPU where the forward works. A bad value throws at each
+// read and stays unread.
+std::atomic<int> g_env_warpgroups{-1};
+
 int wgmma_bwd_warpgroups() {
+  const int cached = g_env_warpgroups.load(std::memory_order_relaxed);
+  if (cached >= 0) return cached;
   const char* e = std::getenv("VREFLECT_ATTENTION_TILE_WGMMA_BWD");
   const std::string t = e ? e : "";
-  if (t.empty() || t == "auto" || t == "128x64wg2") return 2;
-  if (t == "64x64wg1") return 1;
-  if (t == "tc") return 0;
-  fail("VREFLECT_ATTENTION_TILE_WGMMA_BWD=", t, " is not one of auto, 128x64wg2, 64x64wg1, tc");
+  int wg = -1;
+  if (t.empty() || t == "auto" || t == "128x64wg2") wg = 2;
+  else if (t == "64x64wg1") wg = 1;
+  else if (t == "tc") wg = 0;
+  else fail("VREFLECT_ATTENTION_TILE_WGMMA_BWD=", t, " is not one of auto, 128x64wg2, 64x64wg1, tc");
+  g_env_warpgroups.store(wg, std::memory_order_relaxed);
+  return wg;
 }
 
 }  // namespace
@@ -411,6 +420,8 @@ bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16
   return a.D > 0 && a.D % 8 == 0 && a.D <= kWgDP && aligned16(q, a.q_stride) && aligned16(k, a.k_stride) &&
          aligned16(v, a.v_stride) && aligned16(dout, a.o_stride);
 }
+
+void attention_wgmma_backward_env_changed() { g_env_warpgroups.store(-1, std::memory_order_relaxed); }
 
 std::vector<std::string> attention_wgmma_backward_tiles() { return {"128x64wg2", "64x64wg1"}; }
 

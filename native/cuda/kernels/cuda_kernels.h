@@ -131,7 +131,7 @@ std::string attention_tc_tile(bool backward);
 std::vector<std::string> attention_wgmma_tiles();
 std::string attention_wgmma_tile();
 // The wgmma backward's block shapes ("128x64wg2" = default, "64x64wg1"), picked by VREFLECT_ATTENTION_TILE_WGMMA_BWD
-// (read at every call; a bad name is a vr::Error); that variable's "tc" (attention_wgmma_backward_tile() == "tc")
+// (read once; attention_env_changed re-reads it; a bad name is a vr::Error); that variable's "tc" (attention_wgmma_backward_tile() == "tc")
 // sends the wgmma path's backward to the mma.sync kernels.
 std::vector<std::string> attention_wgmma_backward_tiles();
 std::string attention_wgmma_backward_tile();
