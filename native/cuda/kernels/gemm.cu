@@ -129,8 +129,13 @@ __device__ __forceinline__ void load_tc_tile(__nv_bfloat16 (*S)[kTLd], const __n
   constexpr int kChunks = ROWS * kTBK / 8;
   for (int c = threadIdx.x; c < kChunks; c += kTThreads) {
     // k_contig: chunk = 8 consecutive kk of one row; otherwise 8 consecutive rows at one kk.
-    const int r = k_contig ? c / (kTBK / 8) : (c % (ROWS / 8)) * 8;
-    const int kk = k_contig ? (c % (kTBK / 8)) * 8 : c / (ROWS / 8);
+    // k_contig order: a quarter-warp's 8 chunks (one 16-byte store phase) are rows q and q + 4 of a group of 8 rows:
+    // 4 * 80 bytes apart = 64 mod 128, so their 8 chunks fill the 8 bank groups of a 128-byte line (rows q, q + 1
+    // wrap onto the first chunk: a 2-way conflict on every store, seen by the emulator's bank accounting).
+    const int grp = c / 32, phase = (c % 32) / 8, lane8 = c % 8;
+    static_assert(kTBK / 8 == 4 && ROWS % 8 == 0, "the k_contig order assumes 4 chunks per row, 8-row groups");
+    const int r = k_contig ? 8 * grp + phase + 4 * (lane8 / 4) : (c % (ROWS / 8)) * 8;
+    const int kk = k_contig ? (lane8 % 4) * 8 : c / (ROWS / 8);
     const int64_t gr = r0 + r, gk = k0 + kk;
     const bool full = k_contig ? (gr < rows && gk + 8 <= k) : (gk < k && gr + 8 <= rows);
     if (vec_ok && full) {
