@@ -5,15 +5,16 @@
 //
 // What is counted: the shared-memory side of every warp-level instruction the emulator models or intercepts -
 //   cp.async 16 (the shared-memory write of mma::cp_async16), ldmatrix x4 (.trans) (the 8 row addresses of each
-//   8 x 8 matrix), and the aligned vector moves of mma.cuh when their address is shared memory: 16-byte loads /
-//   stores (mma::load16 / store16) and 4-byte loads (mma::ld_pair). NOT counted: plain C++ loads and stores to
+//   8 x 8 matrix), and the aligned moves of mma.cuh when their address is shared memory: 16-byte loads / stores
+//   (mma::load16 / store16, also as float4), 4-byte loads (mma::ld_pair) and 2-byte stores (mma::store_b16). NOT counted: plain C++ loads and stores to
 //   shared memory (tile[i][j] = x: the emulator cannot see them), wgmma's shared-memory operand reads (the
 //   hardware's read pattern is not documented), and anything that is not shared memory.
 //
 // The rule (CUDA C++ Programming Guide, "Shared Memory" of compute capability 5.x and later, which sm_80 / sm_90
 // keep: 32 banks of 4 bytes, successive 32-bit words in successive banks; a request whose lanes touch DISTINCT
 // 32-bit words in one bank is split into that many conflict-free passes; lanes reading the same word are served by
-// one broadcast). Accesses wider than 4 bytes are served in phases of 128 bytes: 8-byte accesses in half-warps
+// one broadcast; narrower accesses take one word each, lanes writing parts of one word do not conflict). Accesses
+// wider than 4 bytes are served in phases of 128 bytes: 8-byte accesses in half-warps
 // (lanes 0-15, 16-31), 16-byte accesses in quarter-warps (lanes 0-7, 8-15, ...). The phase split is not in the
 // guide: it is what Nsight Compute's "ideal wavefronts" of LDS.64 / LDS.128 (2 / 4 per full warp) and NVIDIA's
 // forum answers describe; whether hardware ever merges two phases that are together conflict-free (e.g. 8-byte
@@ -30,9 +31,11 @@
 // issued lane by lane (fibers); a warp's k-th op of one kind from each lane forms one instruction (lanes issue in
 // program order). An instruction is evaluated when every lane of the warp that has not exited issued it, or, for
 // divergent code (a loop's last partial trip), at the next __syncthreads / bar.sync releasing the warp or at the
-// block's end, where the per-lane sequence numbers restart (the warp has reconverged). Not handled: a divergent trip
-// followed by more ops of the same kind before a barrier (the sequence numbers then pair different source ops; no
-// kernel here does that: their chunk counts are multiples of the block size).
+// block's end, where the per-lane sequence numbers restart (the warp has reconverged); such instructions are counted
+// as `partial`. Not handled: lanes of a warp that skip an op in different loop trips before a barrier (the k-th op
+// of lane a then pairs with the k-th op of lane b from another trip, e.g. gemm.cu's edge tiles, where some lanes
+// take the element path in one trip and others in the next). Their figures are approximate (they appear among the
+// partial ones); the conflict tests use shapes without such divergence.
 //
 // Use: cudaemu::banks::Recorder (tests: totals per kernel while it lives), or CUDAEMU_BANKS=1 (every launch with a
 // counted op prints one summary line per op kind to stderr when its grid ends).
@@ -60,24 +63,25 @@
 
 namespace cudaemu::banks {
 
-enum class Op : uint8_t { CpAsync16, Ldmatrix, Load16, Store16, Load4 };
-constexpr int kOps = 5;
+enum class Op : uint8_t { CpAsync16, Ldmatrix, Load16, Store16, Load4, Store2 };
+constexpr int kOps = 6;
 inline const char* op_name(Op o) {
   static const char* const names[kOps] = {"cp.async16", "ldmatrix", "ld.shared.v4 (load16)", "st.shared.v4 (store16)",
-                                          "ld.shared.b32 (ld_pair)"};
+                                          "ld.shared.b32 (ld_pair)", "st.shared.b16 (store_b16)"};
   return names[int(o)];
 }
-inline int op_bytes(Op o) { return o == Op::Load4 ? 4 : 16; }
+inline int op_bytes(Op o) { return o == Op::Load4 ? 4 : o == Op::Store2 ? 2 : 16; }
 
 // One instruction's cost: wavefronts, ideal wavefronts, the worst phase (its wavefronts and its lanes' offsets).
 struct Cost {
   int wavefronts = 0, ideal = 0, worst = 0, worst_phase = -1;
 };
 
-// The rule above for one instruction: lanes in `mask` access `bytes` (4, 8 or 16) at byte address addr[lane].
+// The rule above for one instruction: lanes in `mask` access `bytes` (1, 2, 4, 8 or 16; the access aligned to its
+// size) at byte address addr[lane]. Accesses narrower than a word take one 32-lane phase, one word each.
 inline Cost evaluate(const uint64_t (&addr)[32], unsigned mask, int bytes) {
   Cost c;
-  const int per_phase = 128 / bytes, words = bytes / 4;
+  const int per_phase = bytes >= 4 ? 128 / bytes : 32, words = bytes >= 4 ? bytes / 4 : 1;
   for (int ph = 0; ph < 32 / per_phase; ph++) {
     uint64_t touched[32];  // (bank, word) keys: a phase touches at most 32 words
     int n = 0;
@@ -106,10 +110,12 @@ inline Cost evaluate(const uint64_t (&addr)[32], unsigned mask, int bytes) {
 // Totals of one op kind.
 struct OpTotals {
   uint64_t instructions = 0, wavefronts = 0, ideal = 0, conflicted = 0;  // conflicted: instructions over ideal
+  uint64_t partial = 0;  // evaluated at a barrier without every live lane: divergent code, pairing approximate
   int worst = 0;              // the most wavefronts one phase took
   std::string worst_example;  // the first phase that took `worst`: warp, lanes and byte offsets
   void add(const OpTotals& o) {
     instructions += o.instructions, wavefronts += o.wavefronts, ideal += o.ideal, conflicted += o.conflicted;
+    partial += o.partial;
     if (o.worst > worst) worst = o.worst, worst_example = o.worst_example;
   }
 };
@@ -252,14 +258,15 @@ inline BlockState& block_state() {
   return s;
 }
 
-inline void account(BlockState& s, Op op, int warp, const Pending& p) {
+inline void account(BlockState& s, Op op, int warp, const Pending& p, bool partial = false) {
   const Cost c = evaluate(p.addr, p.mask, op_bytes(op));
   OpTotals& t = s.ops[int(op)];
   t.instructions++, t.wavefronts += uint64_t(c.wavefronts), t.ideal += uint64_t(c.ideal);
+  if (partial) t.partial++;
   if (c.wavefronts > c.ideal) t.conflicted++;
   if (c.worst > t.worst) {
     t.worst = c.worst;
-    const int per = 128 / op_bytes(op), l0 = c.worst_phase * per;
+    const int per = op_bytes(op) >= 4 ? 128 / op_bytes(op) : 32, l0 = c.worst_phase * per;
     uint64_t lo = ~uint64_t(0);
     for (int l = l0; l < l0 + per; l++)
       if (p.mask >> l & 1u) lo = std::min(lo, p.addr[l]);
@@ -294,7 +301,7 @@ inline void flush(uint64_t warps) {
     if (w >= 64 || !(warps >> w & 1u)) continue;
     WarpOp& wo = s.warps[i];
     for (const Pending& p : wo.pending)
-      if (!p.done && p.mask) account(s, Op(i % kOps), w, p);
+      if (!p.done && p.mask) account(s, Op(i % kOps), w, p, true);
     wo.pending.clear();
     wo.base = 0;
     std::fill(wo.seq, wo.seq + 32, 0);
@@ -345,11 +352,12 @@ inline void launch_end(Launch* L) {
     if (t.instructions == 0) continue;
     std::fprintf(stderr,
                  "cuda_emu banks: %s grid %ux%ux%u block %u: %s %llu instructions, %llu wavefronts (ideal %llu), "
-                 "%llu conflicted, worst %d-way%s%s\n",
+                 "%llu conflicted, %llu partial, worst %d-way%s%s\n",
                  name.c_str(), L->grid[0], L->grid[1], L->grid[2], L->block[0] * L->block[1] * L->block[2],
                  op_name(Op(i)), static_cast<unsigned long long>(t.instructions),
                  static_cast<unsigned long long>(t.wavefronts), static_cast<unsigned long long>(t.ideal),
-                 static_cast<unsigned long long>(t.conflicted), t.worst, t.worst > 1 ? ": " : "",
+                 static_cast<unsigned long long>(t.conflicted), static_cast<unsigned long long>(t.partial), t.worst,
+                 t.worst > 1 ? ": " : "",
                  t.worst > 1 ? t.worst_example.c_str() : "");
   }
 }

@@ -45,10 +45,10 @@ bool known_conflict(const std::string& name) {
 }
 
 std::string figures(const banks::OpTotals& t) {
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "%llu instr, %llu wavefronts (ideal %llu), worst %d-way",
-                static_cast<unsigned long long>(t.instructions), static_cast<unsigned long long>(t.wavefronts),
-                static_cast<unsigned long long>(t.ideal), t.worst);
+  char buf[192];
+  std::snprintf(buf, sizeof buf, "%llu instr (%llu partial), %llu wavefronts (ideal %llu), worst %d-way",
+                static_cast<unsigned long long>(t.instructions), static_cast<unsigned long long>(t.partial),
+                static_cast<unsigned long long>(t.wavefronts), static_cast<unsigned long long>(t.ideal), t.worst);
   return buf;
 }
 
@@ -65,6 +65,7 @@ void check_figures(const std::string& what, const std::vector<banks::KernelTotal
   const banks::OpTotals t = k ? k->ops[int(op)] : banks::OpTotals{};
   banks::OpTotals want;
   want.instructions = instructions, want.wavefronts = wavefronts, want.ideal = ideal, want.worst = worst;
+  want.partial = t.partial;
   check_true(what + ": " + banks::op_name(op) + " " + figures(t) + " (expected " + figures(want) + ")",
              k && t.instructions == instructions && t.wavefronts == wavefronts && t.ideal == ideal &&
                  t.worst == worst);
@@ -152,6 +153,15 @@ VR_TEST(cuda_emu_banks_rule) {
   check_cost("4 B lane pairs share a word", cost(4, all, [](int l) { return uint64_t(4 * (l / 2)); }), 1, 1, 1);
   check_cost("4 B mma A fragment, 80-byte rows (gemm.cu)",
              cost(4, all, [](int l) { return uint64_t(80 * (l / 4) + 4 * (l % 4)); }), 1, 1, 1);
+  // 2-byte accesses: one phase of 32 lanes, one word each; lanes writing two halves of a word do not conflict.
+  check_cost("2 B consecutive", cost(2, all, [](int l) { return uint64_t(2 * l); }), 1, 1, 1);
+  check_cost("2 B 128 bytes apart (32-way)", cost(2, all, [](int l) { return uint64_t(128 * l); }), 32, 1, 32);
+  // gemm.cu's scattered tile stores S[8 rb + j][kk] (80-byte rows): 16 row groups x 2 kk (16-way), and the order
+  // that replaced it, 2 row groups on different kk halves (conflict-free).
+  check_cost("2 B gemm scatter, 16 row groups x 2 kk",
+             cost(2, all, [](int l) { return uint64_t(640 * (l % 16) + 2 * (l / 16)); }), 16, 1, 16);
+  check_cost("2 B gemm scatter, 2 row groups x 16 kk on different halves",
+             cost(2, all, [](int l) { return uint64_t(640 * (l / 16) + 2 * (16 * (l / 16) + l % 16)); }), 1, 1, 1);
   // 8-byte accesses: half-warp phases.
   check_cost("8 B consecutive", cost(8, all, [](int l) { return uint64_t(8 * l); }), 2, 2, 1);
   check_cost("8 B 256 bytes apart (16-way)", cost(8, all, [](int l) { return uint64_t(256 * l); }), 32, 2, 16);
@@ -221,6 +231,9 @@ VR_TEST(cuda_emu_banks_models) {
     cuda_ok(cuda_launch(banks_divergent_kernel, dim3(1), dim3(32), 52 * 16, nullptr, s, 52), "divergent kernel");
     check_figures("cp.async with a divergent loop tail, 2 rounds", r.kernels(), "banks_divergent_kernel",
                   banks::Op::CpAsync16, 4, 14, 14, 1);
+    const std::vector<banks::KernelTotals> ks = r.kernels();
+    const banks::KernelTotals* k = find_kernel(ks, "banks_divergent_kernel");
+    check_true("the two loop tails are the partial instructions", k && k->ops[0].partial == 2);
   }
   for (int ld : {72, 64, 32}) {
     banks::Recorder r;
@@ -317,10 +330,13 @@ VR_TEST(cuda_emu_banks_attention_tc) {
   tc_case({"D=24 (padded to 32) non-causal, q 70 k 90 (chunk-column cp.async)", 1, 1, 24, false, {70}, {90}, 0}, 302);
 }
 
-// The mma GEMM's three Linear layouts (forward: both operands k-contiguous, 16-byte stores; dinp: B [k][n], element
-// stores, not counted; dweight: A transposed). Counted: the 16-byte tile stores and the 4-byte fragment loads.
+// The mma GEMM's three Linear layouts (forward: both operands k-contiguous, 16-byte tile stores; dinp: B stored
+// [k][n] and dweight: A transposed, whose 16-byte loads are scattered into 2-byte stores). Counted: the 16-byte and
+// 2-byte tile stores and the 4-byte fragment loads.
 VR_TEST(cuda_emu_banks_gemm) {
-  const int64_t M = 136, N = 256, K = 96;  // a partial 128-row tile, three 32-wide k-steps
+  // Whole 128 x 128 x 32 tiles: edge tiles send some lanes to element stores in one trip of the tile loop and others
+  // in the next, which the accounting cannot pair exactly (emu_banks.h); the edges are the GEMM tests' business.
+  const int64_t M = 256, N = 128, K = 96;
   DeviceBuffer<bf16> x(random_bf16(size_t(M * K), 5)), w(random_bf16(size_t(N * K), 6)), dy(random_bf16(size_t(M * N), 7));
   DeviceBuffer<float> y{size_t(M * N)}, dx{std::vector<float>(size_t(M * K))}, dw{std::vector<float>(size_t(N * K))};
   const auto TC = cuda::GemmKernelPath::TensorCore;
@@ -332,8 +348,9 @@ VR_TEST(cuda_emu_banks_gemm) {
   check_conflict_free("gemm tc (forward, dinp, dweight)", r, {"gemm_tc_kernel"});
   const std::vector<banks::KernelTotals> ks = r.kernels();
   const banks::KernelTotals* k = find_kernel(ks, "gemm_tc_kernel");
-  check_true("gemm tc: both the 16-byte tile stores and the fragment loads were counted",
-             k && k->ops[int(banks::Op::Store16)].instructions > 0 && k->ops[int(banks::Op::Load4)].instructions > 0);
+  check_true("gemm tc: the 16-byte and the scattered 2-byte tile stores and the fragment loads were counted",
+             k && k->ops[int(banks::Op::Store16)].instructions > 0 && k->ops[int(banks::Op::Store2)].instructions > 0 &&
+                 k->ops[int(banks::Op::Load4)].instructions > 0);
 }
 
 // The split-KV decode attention (the 7B's shape: GQA 7:1 -> 4:1 here, D 128, one new row after 300 keys in 3

@@ -65,6 +65,14 @@ __device__ __forceinline__ void vector_store(void* p, const V& v, const char* wh
   *reinterpret_cast<V*>(p) = v;
 #endif
 }
+// One bf16 to shared memory: a plain store, through this helper only so that the emulator's bank accounting sees
+// it (it cannot see plain C++ stores; gemm.cu's scattered tile stores use it).
+__device__ __forceinline__ void store_b16(__nv_bfloat16* p, __nv_bfloat16 v) {
+#if defined(VR_CUDA_EMULATED)
+  if (cudaemu::banks::on()) cudaemu::record_shared_access(cudaemu::banks::Op::Store2, p);  // st.shared.b16
+#endif
+  *p = v;
+}
 __device__ __forceinline__ uint4 load16(const __nv_bfloat16* p) { return vector_load<uint4>(p, "16-byte load"); }
 __device__ __forceinline__ void store16(__nv_bfloat16* p, const uint4& v) { vector_store(p, v, "16-byte store"); }
 // Two consecutive bf16 (4-byte aligned) as one register: element 0 in the low half.
