@@ -68,7 +68,7 @@ cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t 
   // these values: a graph replays the launch with them), then copied per thread.
   auto params = std::make_shared<const std::tuple<std::decay_t<KArgs>...>>(std::forward<Args>(args)...);
   const std::function<void()> run = [kernel, params, grid, block, smem] {
-    cudaemu::run_grid(grid, block, smem, [&] { std::apply(kernel, *params); });
+    cudaemu::run_grid(grid, block, smem, [&] { std::apply(kernel, *params); }, reinterpret_cast<const void*>(kernel));
   };
   // Now, after the work queued before it on its stream (null stream: blocking streams), or recorded by a capture.
   cudaemu::set_error(cudaemu::launch(stream, run));

@@ -9,6 +9,8 @@
 // wgmma.cuh), TMA, cooperative grid sync, warp-synchronous
 // code without __syncwarp, timing and occupancy. __activemask() is approximate. The memory model between
 // blocks is the host's. GPU fast-math rounding is not reproduced: compare with tolerances.
+// Opt-in: shared-memory bank-conflict accounting of the modelled instructions (emu_banks.h; banks::Recorder,
+// CUDAEMU_BANKS=1).
 #pragma once
 #include "cuda_emu/emu_device.h"
 #include "cuda_emu/emu_runtime.h"

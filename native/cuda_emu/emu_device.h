@@ -6,6 +6,10 @@
 #include <cstring>
 #include <type_traits>
 
+#include <link.h>
+
+#include <vector>
+
 #include <cuda_bf16.h>  // compiles with plain g++: host conversions and operators for __nv_bfloat16
 
 #include "cuda_emu/emu_scheduler.h"
@@ -113,6 +117,49 @@ inline unsigned __activemask() {
     if (b.fibers[size_t(base + l)].st != cudaemu::FiberState::Done) m |= 1u << l;
   return m;
 }
+
+namespace cudaemu {
+// ---- bank-conflict accounting glue (emu_banks.h): the calling lane's shared-memory access ---------------------
+// Whether p is shared memory: the block's dynamic shared memory, or this OS thread's static TLS, where the
+// emulator's `__shared__` (static thread_local) arrays live (dl_iterate_phdr's dlpi_tls_data, per module).
+inline bool in_static_tls(const void* p) {
+  struct Range {
+    uintptr_t lo, hi;
+  };
+  static thread_local std::vector<Range> ranges;
+  static thread_local bool known = false;
+  if (!known) {
+    known = true;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, size_t, void* out) {
+          if (!info->dlpi_tls_data) return 0;
+          for (int i = 0; i < info->dlpi_phnum; i++)
+            if (info->dlpi_phdr[i].p_type == PT_TLS) {
+              const uintptr_t lo = reinterpret_cast<uintptr_t>(info->dlpi_tls_data);
+              static_cast<std::vector<Range>*>(out)->push_back({lo, lo + info->dlpi_phdr[i].p_memsz});
+            }
+          return 0;
+        },
+        &ranges);
+  }
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  for (const Range& r : ranges)
+    if (a >= r.lo && a < r.hi) return true;
+  return false;
+}
+inline bool is_shared(const void* p) {
+  const Block& b = blk();
+  const auto* c = static_cast<const unsigned char*>(p);
+  return (b.dyn_smem && c >= b.dyn_smem && c < b.dyn_smem + b.dyn_smem_bytes) || in_static_tls(p);
+}
+// One lane's access of kind `op` at `p`, counted when accounting is on and p is shared memory (callers check
+// banks::on() first, so a normal run pays one relaxed load per op).
+inline void record_shared_access(banks::Op op, const void* p) {
+  if (!is_shared(p)) return;
+  const Fiber& f = cur();
+  banks::lane_access(op, f.warp, f.lane, __activemask(), reinterpret_cast<uintptr_t>(p));
+}
+}  // namespace cudaemu
 
 inline void __syncthreads() { cudaemu::syncthreads(); }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }

@@ -28,6 +28,7 @@
 
 #include <vector_types.h>
 
+#include "emu_banks.h"
 #include "emu_fiber_switch.h"
 
 namespace cudaemu {
@@ -157,6 +158,7 @@ inline void release_block_barrier(Block& b) {
   for (Fiber& f : b.fibers)
     if (f.st == FiberState::BlockWait) f.st = FiberState::Ready;
   b.at_barrier = 0;
+  if (banks::tl_launch) banks::flush(~uint64_t(0));  // every warp reconverged here
 }
 
 inline void syncthreads() {
@@ -215,8 +217,10 @@ inline void named_barrier(int id, int count) {
   f->st = FiberState::NamedWait;
   f->bar_id = id;
   if (++b.named_arrived[id] == count) {
+    uint64_t warps = 0;
     for (Fiber& g : b.fibers)
-      if (g.st == FiberState::NamedWait && g.bar_id == id) g.st = FiberState::Ready;
+      if (g.st == FiberState::NamedWait && g.bar_id == id) g.st = FiberState::Ready, warps |= uint64_t(1) << g.warp;
+    if (banks::tl_launch) banks::flush(warps);  // the released warps reconverged here
     b.named_arrived[id] = b.named_count[id] = 0;
     asm volatile("" ::: "memory");
   } else {
@@ -298,6 +302,7 @@ inline void run_block(Block& b, StackPool& stacks) {
   b.at_barrier = 0;
   for (int i = 0; i < kNamedBarriers; i++) b.named_arrived[i] = b.named_count[i] = 0;
   tl_block = &b;
+  if (banks::tl_launch) banks::block_begin(int((n + 31) / 32));
   const Schedule sched = schedule();
   const int nwarps = int((n + 31) / 32);
   while (b.live > 0) {
@@ -331,6 +336,7 @@ inline void run_block(Block& b, StackPool& stacks) {
     }
     if (!ran && b.live > 0) report_deadlock(b);
   }
+  if (banks::tl_launch) banks::block_end();
   tl_block = nullptr;
 }
 
@@ -344,11 +350,17 @@ inline int worker_threads(int64_t nblocks) {
   return int(nblocks < configured ? nblocks : configured);
 }
 
-// Runs `body` once per thread of every block of the grid.
-inline void run_grid(dim3 grid, dim3 block, size_t dyn_smem_bytes, const std::function<void()>& body) {
+// Runs `body` once per thread of every block of the grid. `kernel` names the launch in the bank-conflict accounting
+// (emu_banks.h), which counts the grid when it is on.
+inline void run_grid(dim3 grid, dim3 block, size_t dyn_smem_bytes, const std::function<void()>& body,
+                     const void* kernel = nullptr) {
   const int64_t nblocks = int64_t(grid.x) * grid.y * grid.z;
   std::atomic<int64_t> next{0};
+  banks::Launch* const counted = banks::on() ? banks::launch_begin(kernel, {grid.x, grid.y, grid.z},
+                                                                   {block.x, block.y, block.z})
+                                             : nullptr;
   auto worker = [&] {
+    banks::tl_launch = counted;
     PoolLease lease;
     StackPool& stacks = *lease;
     std::vector<unsigned char> smem(dyn_smem_bytes + 16);
@@ -366,12 +378,14 @@ inline void run_grid(dim3 grid, dim3 block, size_t dyn_smem_bytes, const std::fu
       b.serial = ++serials;
       run_block(b, stacks);
     }
+    banks::tl_launch = nullptr;
   };
   const int nw = worker_threads(nblocks);
   std::vector<std::thread> extra;
   for (int w = 1; w < nw; w++) extra.emplace_back(worker);
   worker();
   for (auto& t : extra) t.join();
+  if (counted) banks::launch_end(counted);
 }
 
 }  // namespace cudaemu

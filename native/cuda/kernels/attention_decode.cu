@@ -33,11 +33,22 @@ using mma::f32_from_bits;
 __device__ __forceinline__ float4 ld4(const float* p) { return mma::vector_load<float4>(p, "16-byte float4 load"); }
 __device__ __forceinline__ void st4(float* p, const float4& v) { mma::vector_store(p, v, "16-byte float4 store"); }
 // The 8 bf16 of v (element 0 in the low half of v.x) as fp32 at dst[0..7] (16-byte aligned): two 16-byte stores.
+// Consecutive lanes write 32 bytes apart, so in one store instruction lanes i and i + 4 of a quarter-warp would
+// write 128 bytes apart, into the same banks: 2-way. Lanes 4-7 of each quarter-warp write their second half first
+// instead: a phase's 8 stores then fill the 8 bank groups of a line when its pieces are in one row (D % 64 == 0:
+// the 7B's 128; emulator bank accounting, cuda_emu_banks_attention_decode).
 __device__ __forceinline__ void unpack8(float* dst, const uint4& v) {
-  st4(dst, make_float4(f32_from_bits(v.x << 16), f32_from_bits(v.x & 0xffff0000u), f32_from_bits(v.y << 16),
-                       f32_from_bits(v.y & 0xffff0000u)));
-  st4(dst + 4, make_float4(f32_from_bits(v.z << 16), f32_from_bits(v.z & 0xffff0000u), f32_from_bits(v.w << 16),
-                           f32_from_bits(v.w & 0xffff0000u)));
+  const float4 lo = make_float4(f32_from_bits(v.x << 16), f32_from_bits(v.x & 0xffff0000u), f32_from_bits(v.y << 16),
+                                f32_from_bits(v.y & 0xffff0000u));
+  const float4 hi = make_float4(f32_from_bits(v.z << 16), f32_from_bits(v.z & 0xffff0000u), f32_from_bits(v.w << 16),
+                                f32_from_bits(v.w & 0xffff0000u));
+  if (threadIdx.x & 4) {
+    st4(dst + 4, hi);
+    st4(dst, lo);
+  } else {
+    st4(dst, lo);
+    st4(dst + 4, hi);
+  }
 }
 
 // The K and V rows of one 32-key tile held in registers as 16-byte pieces: a thread owns pieces

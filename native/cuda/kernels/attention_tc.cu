@@ -110,9 +110,22 @@ template <int DP, int ROWS, int THREADS>
 __device__ __forceinline__ void load_rows_async(__nv_bfloat16* S, const __nv_bfloat16* src, int64_t stride,
                                                 int64_t r0, int64_t limit, int64_t col0, int D, bool vec) {
   if (!vec) return load_rows<DP, ROWS, THREADS>(S, src, stride, r0, limit, col0, D, vec);
-  constexpr int kChunks = ROWS * DP / 8;
+  constexpr int kPerRow = DP / 8, kChunks = ROWS * kPerRow;
+  static_assert(ROWS % 8 == 0, "tiles are whole groups of 8 rows");
   for (int c = threadIdx.x; c < kChunks; c += THREADS) {
-    const int r = c / (DP / 8), cc = (c % (DP / 8)) * 8;
+    // Each quarter-warp's 8 chunks must fill the 8 different 16-byte bank groups of a 128-byte line (cp.async
+    // writes 16 bytes per lane in quarter-warp phases). A padded row is kPerRow + 1 = an odd number of 16-byte
+    // slots, so 8 consecutive chunks of one row do, and so does one chunk column of 8 consecutive rows; 8 consecutive
+    // chunks that cross a row end do not (DP 80: 10 chunks a row, DP 32: 4 - a 2-way conflict on most copies, seen by
+    // the emulator's bank accounting, cuda_emu_banks_attention_tc). So rows of 16 or 8 chunks go row by row, others
+    // by chunk columns of 8 rows (a warp then reads 64 contiguous bytes of each of 8 rows: whole 32-byte sectors).
+    int r, cc;
+    if constexpr (kPerRow % 8 == 0) {
+      r = c / kPerRow, cc = (c % kPerRow) * 8;
+    } else {
+      const int group = c / (8 * kPerRow), w = c % (8 * kPerRow);
+      r = 8 * group + w % 8, cc = (w / 8) * 8;
+    }
     const int64_t row = r0 + r;
     const bool ok = row < limit && cc + 8 <= D;  // vec: D % 8 == 0, so a chunk is all inside or all padding
     mma::cp_async16(S + r * kTcLd<DP> + cc, ok ? src + row * stride + col0 + cc : src, ok);

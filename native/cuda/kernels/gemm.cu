@@ -129,8 +129,19 @@ __device__ __forceinline__ void load_tc_tile(__nv_bfloat16 (*S)[kTLd], const __n
   constexpr int kChunks = ROWS * kTBK / 8;
   for (int c = threadIdx.x; c < kChunks; c += kTThreads) {
     // k_contig: chunk = 8 consecutive kk of one row; otherwise 8 consecutive rows at one kk.
-    const int r = k_contig ? c / (kTBK / 8) : (c % (ROWS / 8)) * 8;
-    const int kk = k_contig ? (c % (kTBK / 8)) * 8 : c / (ROWS / 8);
+    // k_contig order: a quarter-warp's 8 chunks (one 16-byte store phase) are rows q and q + 4 of a group of 8 rows:
+    // 4 * 80 bytes apart = 64 mod 128, so their 8 chunks fill the 8 bank groups of a 128-byte line (rows q, q + 1
+    // wrap onto the first chunk: a 2-way conflict on every store, seen by the emulator's bank accounting).
+    // Otherwise (8 rows r .. r + 7 at one kk, scattered into 8 2-byte stores S[r + j][kk]): 8-row groups lie
+    // 640 bytes = 0 mod 128 apart, so a store's bank depends on kk only, and 16 row groups x 2 kk per warp (the
+    // earlier order) was a 16-way conflict on each of the 8 stores. A warp now takes 2 row groups x 16 kk, the two
+    // groups on different kk halves (8 words each: 16 banks, lanes 2m, 2m + 1 share a word): conflict-free. Its
+    // 16-byte global loads then read 32 rows of the operand 16 bytes each (half a 32-byte sector; the other half is
+    // the neighbour row group's, read by the same thread's next trip: an L1 hit).
+    static_assert(kTBK == 32 && ROWS % 16 == 0, "the chunk orders assume 32-wide k-steps and 16-row multiples");
+    const int grp = c / 32, phase = (c % 32) / 8, lane8 = c % 8, half = (c % 32) / 16;
+    const int r = k_contig ? 8 * grp + phase + 4 * (lane8 / 4) : 8 * (2 * (grp % (ROWS / 16)) + half);
+    const int kk = k_contig ? (lane8 % 4) * 8 : 16 * (half ^ (grp / (ROWS / 16))) + c % 16;
     const int64_t gr = r0 + r, gk = k0 + kk;
     const bool full = k_contig ? (gr < rows && gk + 8 <= k) : (gk < k && gr + 8 <= rows);
     if (vec_ok && full) {
@@ -139,7 +150,8 @@ __device__ __forceinline__ void load_tc_tile(__nv_bfloat16 (*S)[kTLd], const __n
         store16(&S[r][kk], v);
       } else {
         const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-        VR_UNROLL for (int j = 0; j < 8; j++) S[r + j][kk] = bf16_from_bits(uint16_t(w[j / 2] >> (16 * (j % 2))));
+        VR_UNROLL for (int j = 0; j < 8; j++)
+            store_b16(&S[r + j][kk], bf16_from_bits(uint16_t(w[j / 2] >> (16 * (j % 2)))));
       }
     } else {
       VR_UNROLL for (int j = 0; j < 8; j++) {

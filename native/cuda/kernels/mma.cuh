@@ -42,6 +42,9 @@ template <class V>
 __device__ __forceinline__ V vector_load(const void* p, const char* what) {
 #if defined(VR_CUDA_EMULATED)
   check_vector_alignment(p, sizeof(V), what);
+  static_assert(sizeof(V) == 16 || sizeof(V) == 4, "bank accounting knows 16- and 4-byte loads");
+  if (cudaemu::banks::on())  // counted when p is shared memory (ld.shared.v4 / .b32)
+    cudaemu::record_shared_access(sizeof(V) == 16 ? cudaemu::banks::Op::Load16 : cudaemu::banks::Op::Load4, p);
   V v;
   std::memcpy(&v, p, sizeof v);
   return v;
@@ -54,11 +57,21 @@ template <class V>
 __device__ __forceinline__ void vector_store(void* p, const V& v, const char* what) {
 #if defined(VR_CUDA_EMULATED)
   check_vector_alignment(p, sizeof(V), what);
+  static_assert(sizeof(V) == 16, "bank accounting knows 16-byte stores");
+  if (cudaemu::banks::on()) cudaemu::record_shared_access(cudaemu::banks::Op::Store16, p);  // st.shared.v4
   std::memcpy(p, &v, sizeof v);
 #else
   (void)what;
   *reinterpret_cast<V*>(p) = v;
 #endif
+}
+// One bf16 to shared memory: a plain store, through this helper only so that the emulator's bank accounting sees
+// it (it cannot see plain C++ stores; gemm.cu's scattered tile stores use it).
+__device__ __forceinline__ void store_b16(__nv_bfloat16* p, __nv_bfloat16 v) {
+#if defined(VR_CUDA_EMULATED)
+  if (cudaemu::banks::on()) cudaemu::record_shared_access(cudaemu::banks::Op::Store2, p);  // st.shared.b16
+#endif
+  *p = v;
 }
 __device__ __forceinline__ uint4 load16(const __nv_bfloat16* p) { return vector_load<uint4>(p, "16-byte load"); }
 __device__ __forceinline__ void store16(__nv_bfloat16* p, const uint4& v) { vector_store(p, v, "16-byte store"); }
@@ -144,11 +157,19 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __nv_bfloat1
   }
   rows[w][lane] = row;
   __syncwarp();
+  if (lane == 0 && cudaemu::banks::on()) {  // one instruction: matrix m's rows from lanes 8m .. 8m + 7
+    uint64_t addr[32];
+    for (int l = 0; l < 32; l++) addr[l] = reinterpret_cast<uintptr_t>(rows[w][l]);
+    cudaemu::banks::warp_access(cudaemu::banks::Op::Ldmatrix, w, 0xffffffffu, addr);
+  }
   for (int m = 0; m < 4; m++) {
-    if (TRANS)
+    if (TRANS) {
       r[m] = uint32_t(bf16_bits(rows[w][8 * m + 2 * t][g])) | (uint32_t(bf16_bits(rows[w][8 * m + 2 * t + 1][g])) << 16);
-    else
-      r[m] = ld_pair(rows[w][8 * m + g] + 2 * t);
+    } else {
+      uint32_t pair;  // not ld_pair: the model's reads are not the kernel's shared-memory instructions
+      std::memcpy(&pair, rows[w][8 * m + g] + 2 * t, sizeof pair);
+      r[m] = pair;
+    }
   }
   __syncwarp();
 #else
@@ -221,6 +242,7 @@ __device__ __forceinline__ void cp_async16(__nv_bfloat16* dst, const __nv_bfloat
   namespace m = cp_async_model;
   if (reinterpret_cast<uintptr_t>(dst) % 16 || (valid && reinterpret_cast<uintptr_t>(src) % 16))
     m::fail("a 16-byte copy address is not 16-byte aligned", valid ? static_cast<const void*>(src) : dst);
+  if (cudaemu::banks::on()) cudaemu::record_shared_access(cudaemu::banks::Op::CpAsync16, dst);
   m::ThreadQueue& q = m::queue();
   const int64_t block = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
   if (!q.copies.empty() && q.block != block) m::fail("an earlier block exited with copies in flight", dst);
