@@ -64,10 +64,10 @@ template <int ROWS, int THREADS>
 __device__ __forceinline__ void copy_tile(__nv_bfloat16* tile, const __nv_bfloat16* src, int64_t stride, int64_t r0,
                                           int64_t limit, int64_t col0, int D) {
   for (int c = threadIdx.x; c < ROWS * kWgDP / 8; c += THREADS) {
-    const int r = c / (kWgDP / 8), cc = (c % (kWgDP / 8)) * 8;
-    const int64_t row = r0 + r;
-    const bool ok = row < limit && cc < D;
-    mma::cp_async16(tile + wgmma::core_offset(r, cc, kWgGroup) / 2, ok ? src + row * stride + col0 + cc : src, ok);
+    const wgmma::TileChunk ch = wgmma::tile_chunk(c, kWgDP);  // shared offset 16 c: no bank conflict
+    const int64_t row = r0 + ch.row;
+    const bool ok = row < limit && ch.col < D;
+    mma::cp_async16(tile + 8 * c, ok ? src + row * stride + col0 + ch.col : src, ok);
   }
 }
 
