@@ -1,7 +1,7 @@
 // Hopper (sm_90a) flash-attention forward on warpgroup MMA (wgmma.cuh), FlashAttention-3's instruction choice on
 // FlashAttention-2's loop; same semantics and AttnArgs as attention_tc.cu (varlen, GQA, bottom-right causal, lse;
 // rows that see no key: out 0, lse -inf), bf16 storage, head dims up to 128 padded to DP = 128 columns (zeros,
-// never stored). The backward stays on the mma.sync kernels (attention_tc.cu).
+// never stored). The backward is attention_wgmma_backward.cu.
 //
 // A block of WG warpgroups (128 WG threads) owns 64 WG query rows of one (segment, head); warpgroup wg owns rows
 // 64 wg .., so every score / probability / output row lives in one warpgroup's accumulator fragments (thread
@@ -12,13 +12,17 @@
 //     with the scale folded into log2(e), O's fragments rescaled;
 //   O[64 x DP] += P V: KN / 16 ops m64n128k16 with A = P rounded to bf16 IN REGISTERS (the S accumulator of key
 //     columns 16 kk .. 16 kk + 15 is exactly the RS A fragment of k-step kk) and B = the V tile as MN-major B (V is
-//     stored [key][d]: d = N contiguous; the transpose bit), one commit group, waited before the next tile.
+//     stored [key][d]: d = N contiguous; the transpose bit), one commit group, waited before the next tile
+//     (plain order) or issued after the next tile's S and waited after its softmax (overlap order, the "o"
+//     variants: the softmax runs while the tensor cores do the previous tile's P V; see the kernel's comment).
 // Shared memory holds Q, and K, V double-buffered, all as no-swizzle core-matrix tiles (wgmma::core_offset: rows of
-// a tile in groups of 8, each 16-byte chunk of 8 columns contiguous, so cp.async fills chunks directly); tile j+1
+// a tile in groups of 8, each 16-byte chunk of 8 columns contiguous, so cp.async fills chunks directly; chunk c is
+// wgmma::tile_chunk(c), at shared offset 16 c: no bank conflicts); tile j+1 (the overlap order: K_{j+1} and V_j)
 // is copied while tile j is computed; after the copies land each thread fences them into the async proxy
 // (fence.proxy.async) before the barrier that publishes them. Rows whose base / stride is not 16-byte aligned take
 // element stores (fenced the same way).
-// Variants (VREFLECT_ATTENTION_TILE_WGMMA, first = default): "<rows>x<keys>wg<warpgroups>".
+// Variants (VREFLECT_ATTENTION_TILE_WGMMA, first = default): "<rows>x<keys>wg<warpgroups>", + "o" for the overlap
+// order.
 #include <atomic>
 #include <cmath>
 #include <cstdio>
