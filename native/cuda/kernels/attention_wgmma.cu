@@ -173,14 +173,16 @@ __device__ __forceinline__ void rescale_o(float (&o)[kWgDP / 2], const float (&a
 #endif
 
 // OVERLAP = false: per key tile S = Q K^T (wait), softmax, O += P V (wait) - the tensor cores idle in the softmax.
-// OVERLAP = true (FlashAttention-3's intra-warpgroup pipelining, "o" variants): tile j issues S_j = Q K_j^T and then
-// O += P_{j-1} V_{j-1} (P_{j-1} already packed to bf16 registers in tile j - 1), waits for S_j only (wait_group 1),
-// runs tile j's softmax while P_{j-1} V_{j-1} is still on the tensor cores, then waits for it (wait_group 0),
-// rescales O and packs P_j; the last P V runs after the loop. One S accumulator suffices (the in-flight P is already
+// OVERLAP = true (FlashAttention-3's intra-warpgroup pipelining, "o" variants): tile j issues the next copies and
+// S_j = Q K_j^T, then (under it) O's rescale by tile j - 1's max, then O += P_{j-1} V_{j-1} (P_{j-1} packed to bf16
+// registers in tile j - 1), waits for S_j only (wait_group 1), runs tile j's softmax while P_{j-1} V_{j-1} is still
+// on the tensor cores, then waits for it (wait_group 0) and packs P_j; the last P V runs after the loop. One S accumulator suffices (the in-flight P is already
 // bf16), so the extra registers over OVERLAP = false are P's KN / 4 fragment registers. Shared memory: K runs one
 // tile ahead of V - tile j's copies are K_{j+1} (into the buffer of K_{j-1}, whose S every thread waited for in
 // tile j - 1) and V_j (into the buffer of V_{j-2}, whose P V every thread waited for in tile j - 1), both landed,
-// fenced and published by the barrier that ends tile j; the prologue loads Q and K_0 only.
+// fenced and published by the barrier that ends tile j; the prologue loads Q and K_0 only. (Issuing the copies after
+// S_j too would hide them under the tensor cores, but their address arithmetic then lives beside S, O and P: 253
+// registers for 128x128wg2o against 226, at the edge of spilling - not done.)
 template <int WG, int KN, bool OVERLAP>
 __global__ void __launch_bounds__(128 * WG)
     attention_wgmma_forward_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
@@ -227,11 +229,12 @@ __global__ void __launch_bounds__(128 * WG)
   const int64_t row0 = i0 + 64 * wg + 16 * w;  // this warp's first row (segment-relative)
   TileRows tr{row0, 0, sg.Lk, sg.shift, g, t, a.causal};
   uint32_t pa[KN / 16][4];  // P of the last softmaxed tile as RS A fragments
+  float alpha[2];           // the factor of O's rows from the last softmax
 
   for (int jt = 0; jt < ntiles; jt++) {
     const int buf = jt & 1;
     tr.j0 = int64_t(jt) * KN;
-    float s[KN / 2], alpha[2];
+    float s[KN / 2];
     if constexpr (!OVERLAP) {
       if (jt + 1 < ntiles) load_k(jt + 1, buf ^ 1), load_v(jt + 1, buf ^ 1);  // freed by the last barrier
       cp_async_commit();
@@ -249,19 +252,19 @@ __global__ void __launch_bounds__(128 * WG)
       if (jt + 1 < ntiles) load_k(jt + 1, buf ^ 1);  // K_{jt-1}'s buffer
       load_v(jt, buf);                                // V_{jt-2}'s buffer
       cp_async_commit();
-      issue_qk<KN>(s, Qw, Ks + buf * F::kKV);
+      issue_qk<KN>(s, Qw, Ks + buf * F::kKV);        // S_jt first: O's rescale below runs under it
       if (jt > 0) {
+        rescale_o(o, alpha);                           // by tile jt - 1's max (O is not in flight)
         issue_pv<KN>(o, pa, Vs + (buf ^ 1) * F::kKV);  // O += P_{jt-1} V_{jt-1}, under this tile's softmax
         wgmma::wait_group<1>();                        // S_jt in; P V may still run
       } else {
         wgmma::wait_group<0>();
       }
       wgmma::fence_operands(s);
-      softmax_tile<KN>(s, m, l, alpha, tr, scale_log2);
+      softmax_tile<KN>(s, m, l, alpha, tr, scale_log2);  // alpha: O's factor, applied before the next P V
       wgmma::wait_group<0>();  // P_{jt-1} V_{jt-1} in: O and P's registers are free
       wgmma::fence_operands(o);
       fence_p<KN>(pa);
-      rescale_o(o, alpha);
       pack_p<KN>(pa, s);
     }
     cp_async_wait<0>();          // the next tile's copies are in (this thread's) ...
@@ -269,6 +272,7 @@ __global__ void __launch_bounds__(128 * WG)
     __syncthreads();             // ... for everyone, and everyone is done with the buffers they refill next
   }
   if (OVERLAP && ntiles > 0) {  // the last tile's P V
+    rescale_o(o, alpha);
     issue_pv<KN>(o, pa, Vs + ((ntiles - 1) & 1) * F::kKV);
     wgmma::wait_group<0>();
     wgmma::fence_operands(o);
