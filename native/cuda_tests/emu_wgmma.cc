@@ -2,7 +2,8 @@
 // delivered only at the covering wait_group (read earlier: stale), and aborts for shared memory changed while an op
 // is in flight, accumulators written while in flight, cp.async data read without fence.proxy.async, a misaligned
 // descriptor, a warp of the warpgroup missing the op (deadlock report); plus bar.sync over one warpgroup.
-// Emulator only (emu_*.cc): on a GPU these are undefined behaviour.
+// Emulator only (emu_*.cc): on a GPU these are undefined behaviour. Also the tile loaders' chunk order
+// (wgmma::tile_chunk), host arithmetic: conflict-free shared-memory writes.
 #include <algorithm>
 #include <cstdio>
 #include <string>
