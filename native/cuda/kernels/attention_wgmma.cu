@@ -176,13 +176,14 @@ __device__ __forceinline__ void rescale_o(float (&o)[kWgDP / 2], const float (&a
 // OVERLAP = true (FlashAttention-3's intra-warpgroup pipelining, "o" variants): tile j issues the next copies and
 // S_j = Q K_j^T, then (under it) O's rescale by tile j - 1's max, then O += P_{j-1} V_{j-1} (P_{j-1} packed to bf16
 // registers in tile j - 1), waits for S_j only (wait_group 1), runs tile j's softmax while P_{j-1} V_{j-1} is still
-// on the tensor cores, then waits for it (wait_group 0) and packs P_j; the last P V runs after the loop. One S accumulator suffices (the in-flight P is already
-// bf16), so the extra registers over OVERLAP = false are P's KN / 4 fragment registers. Shared memory: K runs one
-// tile ahead of V - tile j's copies are K_{j+1} (into the buffer of K_{j-1}, whose S every thread waited for in
-// tile j - 1) and V_j (into the buffer of V_{j-2}, whose P V every thread waited for in tile j - 1), both landed,
-// fenced and published by the barrier that ends tile j; the prologue loads Q and K_0 only. (Issuing the copies after
-// S_j too would hide them under the tensor cores, but their address arithmetic then lives beside S, O and P: 253
-// registers for 128x128wg2o against 226, at the edge of spilling - not done.)
+// on the tensor cores, then waits for it (wait_group 0) and packs P_j; the last rescale and P V run after the loop.
+// One S accumulator suffices (the in-flight P is already bf16), so the extra registers over OVERLAP = false are P's
+// KN / 4 fragment registers (and O's factor across tiles). Shared memory: K runs one tile ahead of V - tile j's
+// copies are K_{j+1} (into the buffer of K_{j-1}, whose S every thread waited for in tile j - 1) and V_j (into the
+// buffer of V_{j-2}, whose P V every thread waited for in tile j - 1), both landed, fenced and published by the
+// barrier that ends tile j; the prologue loads Q and K_0 only. (Issuing the copies after S_j too would hide them
+// under the tensor cores, but their address arithmetic then lives beside S, O and P: 253 registers for 128x128wg2o
+// against 226, at the edge of spilling - not done.)
 template <int WG, int KN, bool OVERLAP>
 __global__ void __launch_bounds__(128 * WG)
     attention_wgmma_forward_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
