@@ -2,8 +2,11 @@
 // delivered only at the covering wait_group (read earlier: stale), and aborts for shared memory changed while an op
 // is in flight, accumulators written while in flight, cp.async data read without fence.proxy.async, a misaligned
 // descriptor, a warp of the warpgroup missing the op (deadlock report); plus bar.sync over one warpgroup.
-// Emulator only (emu_*.cc): on a GPU these are undefined behaviour.
+// Emulator only (emu_*.cc): on a GPU these are undefined behaviour. Also the tile loaders' chunk order
+// (wgmma::tile_chunk), host arithmetic: conflict-free shared-memory writes.
+#include <algorithm>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "cuda/kernels/wgmma.cuh"
@@ -63,7 +66,62 @@ __global__ void bar_sync_kernel(int* out, int count) {
   out[tid] = v[wg * 128 + (tid + 37) % 128];
 }
 
+// Shared-memory conflict ways of a tile load whose chunk c lands at byte offset off(c): the most chunks of one
+// 16-byte-access phase (8 consecutive threads: 8 x 16 bytes = the 32 banks once) that share a 16-byte bank group;
+// 1 = conflict-free.
+template <class Offset>
+int phase_conflict_ways(int chunks, Offset off) {
+  int worst = 0;
+  for (int p0 = 0; p0 < chunks; p0 += 8) {
+    int count[8] = {0};
+    for (int c = p0; c < p0 + 8 && c < chunks; c++) worst = std::max(worst, ++count[(off(c) / 16) % 8]);
+  }
+  return worst;
+}
+
 }  // namespace
+
+// The wgmma tile loaders' chunk order (wgmma::tile_chunk, host arithmetic): for tiles of 32 / 64 / 128 columns and
+// 16 / 64 / 128 rows, every chunk lands at shared offset 16 c = core_offset of its (row, col), each chunk of the
+// tile exactly once, no two chunks of an 8-thread phase in the same bank group, and each warp's 32 chunks read whole
+// 64-byte row pieces (8 rows x 4 adjacent chunks) of global memory; the row-major order it replaced is seen 8-way
+// conflicted by the same count (so the count can fail).
+VR_TEST(cuda_emu_wgmma_tile_chunk_banks) {
+  for (int cols : {32, 64, 128})
+    for (int rows : {16, 64, 128}) {
+      const int chunks = rows * cols / 8;
+      const uint32_t group = uint32_t(cols / 8) * 128u;
+      std::vector<int> hits(size_t(chunks), 0);
+      bool linear = true, in_range = true, sectors = true;
+      for (int c = 0; c < chunks; c++) {
+        const wgmma::TileChunk x = wgmma::tile_chunk(c, cols);
+        in_range &= x.row >= 0 && x.row < rows && x.col >= 0 && x.col < cols && x.col % 8 == 0;
+        const uint32_t off = wgmma::core_offset(x.row, x.col, group);
+        linear &= off == uint32_t(16 * c);
+        if (off % 16 == 0 && off / 16 < uint32_t(chunks)) hits[off / 16]++;
+      }
+      for (int w0 = 0; w0 < chunks; w0 += 32) {  // a warp's chunks: per row, 4 adjacent chunks from a 32-column start
+        for (int c = w0; c < w0 + 32 && c < chunks; c++) {
+          const wgmma::TileChunk x = wgmma::tile_chunk(c, cols), first = wgmma::tile_chunk(w0 + (c - w0) % 8, cols);
+          sectors &= x.row == first.row && x.col == first.col + 8 * ((c - w0) / 8) && first.col % 32 == 0;
+        }
+      }
+      const bool once = std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; });
+      const int ways = phase_conflict_ways(chunks, [&](int c) {
+        const wgmma::TileChunk x = wgmma::tile_chunk(c, cols);
+        return int(wgmma::core_offset(x.row, x.col, group));
+      });
+      const int ways_row_major = phase_conflict_ways(
+          chunks, [&](int c) { return int(wgmma::core_offset(c / (cols / 8), (c % (cols / 8)) * 8, group)); });
+      const std::string tag = "wgmma tile_chunk " + std::to_string(rows) + " x " + std::to_string(cols) + ": ";
+      check_true(tag + "(row, col) in the tile, shared offset 16 c, every chunk once", in_range && linear && once);
+      check_true(tag + "each 8-thread phase hits 8 distinct bank groups (ways " + std::to_string(ways) + ")",
+                 ways == 1);
+      check_true(tag + "a warp reads 8 rows x 64 contiguous bytes", sectors);
+      check_true(tag + "the row-major chunk order would be " + std::to_string(ways_row_major) + "-way conflicted",
+                 ways_row_major == std::min(8, cols / 8));
+    }
+}
 
 VR_TEST(cuda_emu_wgmma_model) {
   std::vector<__nv_bfloat16> ones(8, __float2bfloat16(1.f));

@@ -79,9 +79,10 @@ VR_TEST(cuda_attention_tc_tile_variants) {
   }
 }
 
-// The Hopper wgmma forward (attention_wgmma.cu; on the emulator the modelled wgmma), every tile variant, by the same
-// rule (its backward, the mma.sync one, runs on its out / lse): cases that cross the 64 / 128-row and 64 / 128-key
-// tiles, GQA, cross lengths, rows that see no key, padded head dims with element loads and strided q, decode.
+// The Hopper wgmma forward (attention_wgmma.cu; on the emulator the modelled wgmma), every tile variant (the "o"
+// overlap ones included), by the same rule (the mma.sync backward runs on its out / lse): cases that cross the
+// 64 / 128-row and 64 / 128-key tiles, GQA, cross lengths, rows that see no key, padded head dims 64 / 80 / 100
+// (element loads for 100) and strided q, decode, long key ranges that turn every K / V buffer over.
 const AttnCase kWgmmaCases[] = {
     {"D=128 GQA 2:1 causal prefill, segments 70,133,5", 2, 1, 128, true, {70, 133, 5}, {70, 133, 5}, 0},
     {"D=128 1:1 non-causal cross lengths q 150,33 k 100,17", 1, 1, 128, false, {150, 33}, {100, 17}, 0},
@@ -89,6 +90,10 @@ const AttnCase kWgmmaCases[] = {
      {10, 3}, {4, 67}, 4},
     {"D=64 (padded to 128) GQA 2:1 causal decode Tq=1 after 150 keys", 2, 1, 64, true, {1}, {150}, 0},
     {"D=128 causal chunk after a 1-key cache, q 140 k 141", 1, 1, 128, true, {140}, {141}, 0},
+    {"D=80 (padded to 128) GQA 3:1 causal, strided q (fused qkv row), q 77 k 77", 3, 1, 80, true, {77}, {77}, 2 * 80},
+    // 5 / 9 key tiles of 128 / 64: every K and V buffer refilled at least twice (the "o" variants keep K one tile
+    // ahead of V, so their buffers turn over on different tiles)
+    {"D=128 GQA 2:1 non-causal long keys, q 70,9 k 520,300", 2, 1, 128, false, {70, 9}, {520, 300}, 0},
 };
 
 VR_TEST(cuda_attention_wgmma_forward) {

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Registers and spills of the Hopper wgmma kernels (attention_wgmma.cu, wgmma_probe.cu) for sm_90a (ptxas -v):
-# the table the kernels README quotes for the wgmma forward's variants. A variant that spills is worse than useless.
+# Registers and spills of the Hopper wgmma kernels (attention_wgmma.cu, attention_wgmma_backward.cu, wgmma_probe.cu)
+# for sm_90a (ptxas -v): the tables the kernels README quotes for the wgmma forward's variants (template args WG, KN,
+# OVERLAP: 1 = the "o" variants) and the backward's block shapes (WG). A variant that spills is worse than useless.
 #   bash native/cuda/bench/attention_wgmma_registers.sh
 set -eu
 NVCC=${NVCC:-nvcc}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for f in attention_wgmma wgmma_probe; do
+for f in attention_wgmma attention_wgmma_backward wgmma_probe; do
   "$NVCC" -O3 -DNDEBUG -std=c++17 -Inative --generate-code=arch=compute_90a,code=sm_90a -Xptxas -v -x cu -c \
     native/cuda/kernels/$f.cu -o "$tmp/$f.o" >> "$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }
 done
@@ -18,7 +19,7 @@ cur = None
 for line in open(sys.argv[1]):
     m = re.search(r"Compiling entry function '(\S+)'", line)
     if m:
-        k = re.search(r"(attention_wgmma_forward_kernel|wgmma_probe_kernel|wgmma_image_kernel)(I(?:L[ib]\d+E)+E)?", m.group(1))
+        k = re.search(r"(attention_wgmma_forward_kernel|attention_wgmma_dkdv_kernel|attention_wgmma_dq_kernel|wgmma_probe_kernel|wgmma_image_kernel)(I(?:L[ib]\d+E)+E)?", m.group(1))
         cur = [k.group(1), ",".join(re.findall(r"L[ib](\d+)E", k.group(2) or "")), None, None] if k else None
         continue
     if cur is None:

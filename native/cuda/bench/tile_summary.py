@@ -7,7 +7,8 @@ targets at head dim 128 (forward >= 350, backward >= 250 TFLOP/s), and the envir
 winners (the defaults in attention_tc.cu stay 64x64w4 until a GPU session has measured this). The Hopper wgmma
 kernels' variants ("wgmma:<variant>", attention_wgmma.cu / attention_wgmma_backward.cu) are ranked beside the
 mma.sync ones; their winners are printed as the VREFLECT_ATTENTION_TILE_WGMMA / _WGMMA_BWD settings, and whether
-wgmma beat mma.sync per case.
+wgmma beat mma.sync per case. The wgmma forward's overlap variants ("<shape>o": softmax under the previous tile's
+P V) are also printed against their plain shape, per case, so one run says whether the overlap pays.
 """
 import json
 import sys
@@ -53,6 +54,11 @@ def main(path):
         if wg and tc:
             print(f"    wgmma best {wg[0]['tile']} {wg[0]['tflops']:.1f} vs mma.sync best {tc[0].get('tile', '?')} "
                   f"{tc[0]['tflops']:.1f} TFLOP/s ({wg[0]['tflops'] / tc[0]['tflops']:.2f}x)")
+        by_tile = {r.get("tile"): r["tflops"] for r in wg}
+        pairs = [(t, t[:-1]) for t in sorted(by_tile) if t.endswith("o") and t[:-1] in by_tile]
+        if pairs:
+            print("    overlap vs plain: " + " | ".join(f"{o.removeprefix('wgmma:')} {by_tile[o] / by_tile[p]:.2f}x"
+                                                     for o, p in pairs))
         suffix = "fwd" if kernel == "attention_fwd" else "bwd"
         for family, top in (("wgmma_" + suffix, wg), ("tc_" + suffix, tc)):
             if top:

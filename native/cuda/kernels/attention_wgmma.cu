@@ -1,7 +1,7 @@
 // Hopper (sm_90a) flash-attention forward on warpgroup MMA (wgmma.cuh), FlashAttention-3's instruction choice on
 // FlashAttention-2's loop; same semantics and AttnArgs as attention_tc.cu (varlen, GQA, bottom-right causal, lse;
 // rows that see no key: out 0, lse -inf), bf16 storage, head dims up to 128 padded to DP = 128 columns (zeros,
-// never stored). The backward stays on the mma.sync kernels (attention_tc.cu).
+// never stored). The backward is attention_wgmma_backward.cu.
 //
 // A block of WG warpgroups (128 WG threads) owns 64 WG query rows of one (segment, head); warpgroup wg owns rows
 // 64 wg .., so every score / probability / output row lives in one warpgroup's accumulator fragments (thread
@@ -12,13 +12,17 @@
 //     with the scale folded into log2(e), O's fragments rescaled;
 //   O[64 x DP] += P V: KN / 16 ops m64n128k16 with A = P rounded to bf16 IN REGISTERS (the S accumulator of key
 //     columns 16 kk .. 16 kk + 15 is exactly the RS A fragment of k-step kk) and B = the V tile as MN-major B (V is
-//     stored [key][d]: d = N contiguous; the transpose bit), one commit group, waited before the next tile.
+//     stored [key][d]: d = N contiguous; the transpose bit), one commit group, waited before the next tile
+//     (plain order) or issued after the next tile's S and waited after its softmax (overlap order, the "o"
+//     variants: the softmax runs while the tensor cores do the previous tile's P V; see the kernel's comment).
 // Shared memory holds Q, and K, V double-buffered, all as no-swizzle core-matrix tiles (wgmma::core_offset: rows of
-// a tile in groups of 8, each 16-byte chunk of 8 columns contiguous, so cp.async fills chunks directly); tile j+1
+// a tile in groups of 8, each 16-byte chunk of 8 columns contiguous, so cp.async fills chunks directly; chunk c is
+// wgmma::tile_chunk(c), at shared offset 16 c: no bank conflicts); tile j+1 (the overlap order: K_{j+1} and V_j)
 // is copied while tile j is computed; after the copies land each thread fences them into the async proxy
 // (fence.proxy.async) before the barrier that publishes them. Rows whose base / stride is not 16-byte aligned take
 // element stores (fenced the same way).
-// Variants (VREFLECT_ATTENTION_TILE_WGMMA, first = default): "<rows>x<keys>wg<warpgroups>".
+// Variants (VREFLECT_ATTENTION_TILE_WGMMA, first = default): "<rows>x<keys>wg<warpgroups>", + "o" for the overlap
+// order.
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -63,9 +67,10 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* S, const __nv_bfloat16*
   constexpr int kChunks = ROWS * kWgDP / 8;
   const __nv_bfloat16 zero = __float2bfloat16(0.f);
   for (int c = threadIdx.x; c < kChunks; c += THREADS) {
-    const int r = c / (kWgDP / 8), cc = (c % (kWgDP / 8)) * 8;
+    const wgmma::TileChunk ch = wgmma::tile_chunk(c, kWgDP);  // shared offset 16 c: no bank conflict
+    const int r = ch.row, cc = ch.col;
     const int64_t row = r0 + r;
-    __nv_bfloat16* dst = S + wgmma::core_offset(r, cc, kWgRowGroup) / 2;
+    __nv_bfloat16* dst = S + 8 * c;
     if (vec) {
       const bool ok = row < limit && cc + 8 <= D;  // vec: D % 8 == 0, a chunk is all inside or all padding
       mma::cp_async16(dst, ok ? src + row * stride + col0 + cc : src, ok);
@@ -76,7 +81,110 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* S, const __nv_bfloat16*
 }
 #endif
 
-template <int WG, int KN>
+#if defined(VR_WGMMA_AVAILABLE)
+// S[64 x KN] = Q K^T for the warpgroup's 64 rows: DP / 16 SS ops m64nKNk16, one commit group (the caller waits).
+template <int KN>
+__device__ __forceinline__ void issue_qk(float (&s)[KN / 2], const __nv_bfloat16* Qw, const __nv_bfloat16* Kb) {
+  wgmma::fence_operands(s);
+  wgmma::fence();
+  VR_UNROLL for (int ks = 0; ks < kWgDP / 16; ks++) {
+    const uint64_t da = wgmma::desc_k_major(Qw + wgmma::core_offset(0, 16 * ks, kWgRowGroup) / 2, kWgRowGroup);
+    const uint64_t db = wgmma::desc_k_major(Kb + wgmma::core_offset(0, 16 * ks, kWgRowGroup) / 2, kWgRowGroup);
+    wgmma::mma_ss<KN, false>(s, da, db, ks > 0);
+  }
+  wgmma::commit_group();
+}
+
+// O[64 x DP] += P V: KN / 16 RS ops m64n128k16 (A = P's bf16 fragments, B = the V tile MN-major), one commit group.
+template <int KN>
+__device__ __forceinline__ void issue_pv(float (&o)[kWgDP / 2], const uint32_t (&pa)[KN / 16][4],
+                                         const __nv_bfloat16* Vb) {
+  wgmma::fence_operands(o);
+  wgmma::fence();
+  VR_UNROLL for (int kk = 0; kk < KN / 16; kk++) {
+    const uint64_t dv = wgmma::desc_mn_major(Vb + wgmma::core_offset(16 * kk, 0, kWgRowGroup) / 2, kWgRowGroup);
+    wgmma::mma_rs<kWgDP, true>(o, pa[kk], dv, true);
+  }
+  wgmma::commit_group();
+}
+
+template <int KN>
+__device__ __forceinline__ void fence_p(uint32_t (&pa)[KN / 16][4]) {
+  VR_UNROLL for (int kk = 0; kk < KN / 16; kk++) VR_UNROLL for (int e = 0; e < 4; e++) wgmma::fence_operand(pa[kk][e]);
+}
+
+// P's A fragment of k-step kk = S registers 8 kk .. 8 kk + 7 as bf16 pairs.
+template <int KN>
+__device__ __forceinline__ void pack_p(uint32_t (&pa)[KN / 16][4], const float (&s)[KN / 2]) {
+  VR_UNROLL for (int kk = 0; kk < KN / 16; kk++) VR_UNROLL for (int e = 0; e < 4; e++)
+      pa[kk][e] = mma::pack_bf16x2(s[8 * kk + 2 * e], s[8 * kk + 2 * e + 1]);
+}
+
+// Where a thread's S fragment sits: its warp's first row (segment-relative), the quad coordinates, the tile's first
+// key, and the masking facts of the segment.
+struct TileRows {
+  int64_t row0, j0, Lk, shift;
+  int g, t;
+  bool causal;
+};
+
+// Online softmax of one key tile in place in the S fragments (register r: row 16 w + g + 8 ((r % 4) >> 1), key
+// 8 (r / 4) + 2 t + (r & 1)): masked keys -inf, the row max over the thread and its quad, p = exp2(s scale log2 e -
+// m) in s, the running max m and sum l updated; alpha = the factor the row's O must be scaled by (the caller does
+// it, once the O accumulators are not in flight).
+template <int KN>
+__device__ __forceinline__ void softmax_tile(float (&s)[KN / 2], float (&m)[2], float (&l)[2], float (&alpha)[2],
+                                             const TileRows& tr, float scale_log2) {
+  using namespace dev;
+  const bool masked = tr.j0 + KN > tr.Lk || (tr.causal && tr.j0 + KN - 1 > tr.row0 + tr.shift);
+  float mx[2] = {-INFINITY, -INFINITY};
+  VR_UNROLL for (int r = 0; r < KN / 2; r++) {
+    const int hi = (r % 4) >> 1;
+    float x = s[r] * scale_log2;
+    if (masked) {
+      const int64_t row = tr.row0 + tr.g + 8 * hi, key = tr.j0 + 8 * (r / 4) + 2 * tr.t + (r & 1);
+      if (key >= tr.Lk || (tr.causal && key > row + tr.shift)) x = -INFINITY;
+    }
+    s[r] = x;
+    mx[hi] = fmaxf(mx[hi], x);
+  }
+  float base[2];
+  VR_UNROLL for (int hi = 0; hi < 2; hi++) {
+    mx[hi] = fmaxf(mx[hi], __shfl_xor_sync(kFullMask, mx[hi], 1));
+    mx[hi] = fmaxf(mx[hi], __shfl_xor_sync(kFullMask, mx[hi], 2));
+    const float mn = fmaxf(m[hi], mx[hi]);
+    alpha[hi] = m[hi] == -INFINITY ? 0.f : exp2f(m[hi] - mn);
+    base[hi] = mn == -INFINITY ? 0.f : mn;  // no visible key yet: every p is exp2(-inf) = 0
+    m[hi] = mn;
+  }
+  float rs[2] = {0.f, 0.f};
+  VR_UNROLL for (int r = 0; r < KN / 2; r++) {
+    const int hi = (r % 4) >> 1;
+    const float p = exp2f(s[r] - base[hi]);
+    s[r] = p;
+    rs[hi] += p;
+  }
+  VR_UNROLL for (int hi = 0; hi < 2; hi++) l[hi] = l[hi] * alpha[hi] + rs[hi];
+}
+
+__device__ __forceinline__ void rescale_o(float (&o)[kWgDP / 2], const float (&alpha)[2]) {
+  VR_UNROLL for (int r = 0; r < kWgDP / 2; r++) o[r] *= alpha[(r % 4) >> 1];
+}
+#endif
+
+// OVERLAP = false: per key tile S = Q K^T (wait), softmax, O += P V (wait) - the tensor cores idle in the softmax.
+// OVERLAP = true (FlashAttention-3's intra-warpgroup pipelining, "o" variants): tile j issues the next copies and
+// S_j = Q K_j^T, then (under it) O's rescale by tile j - 1's max, then O += P_{j-1} V_{j-1} (P_{j-1} packed to bf16
+// registers in tile j - 1), waits for S_j only (wait_group 1), runs tile j's softmax while P_{j-1} V_{j-1} is still
+// on the tensor cores, then waits for it (wait_group 0) and packs P_j; the last rescale and P V run after the loop.
+// One S accumulator suffices (the in-flight P is already bf16), so the extra registers over OVERLAP = false are P's
+// KN / 4 fragment registers (and O's factor across tiles). Shared memory: K runs one tile ahead of V - tile j's
+// copies are K_{j+1} (into the buffer of K_{j-1}, whose S every thread waited for in tile j - 1) and V_j (into the
+// buffer of V_{j-2}, whose P V every thread waited for in tile j - 1), both landed, fenced and published by the
+// barrier that ends tile j; the prologue loads Q and K_0 only. (Issuing the copies after S_j too would hide them
+// under the tensor cores, but their address arithmetic then lives beside S, O and P: 253 registers for 128x128wg2o
+// against 226, at the edge of spilling - not done.)
+template <int WG, int KN, bool OVERLAP>
 __global__ void __launch_bounds__(128 * WG)
     attention_wgmma_forward_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
                                    const __nv_bfloat16* v, AttnArgs a, WgVec vec) {
@@ -100,12 +208,15 @@ __global__ void __launch_bounds__(128 * WG)
   const int64_t kend = a.causal ? (last_row + sg.shift + 1 < sg.Lk ? last_row + sg.shift + 1 : sg.Lk) : sg.Lk;
   const int ntiles = kend > 0 ? int((kend + KN - 1) / KN) : 0;
   const int64_t kcol = int64_t(kvh) * D, klim = sg.k0 + sg.Lk;
-  auto load_kv = [&](int jt, int buf) {
+  auto load_k = [&](int jt, int buf) {
     load_tile<KN, kT>(Ks + buf * F::kKV, k, a.k_stride, sg.k0 + int64_t(jt) * KN, klim, kcol, D, vec.k);
+  };
+  auto load_v = [&](int jt, int buf) {
     load_tile<KN, kT>(Vs + buf * F::kKV, v, a.v_stride, sg.k0 + int64_t(jt) * KN, klim, kcol, D, vec.v);
   };
   load_tile<kRows, kT>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, int64_t(h) * D, D, vec.q);
-  if (ntiles > 0) load_kv(0, 0);
+  if (ntiles > 0) load_k(0, 0);
+  if (!OVERLAP && ntiles > 0) load_v(0, 0);
   cp_async_commit();
   cp_async_wait<0>();
   wgmma::fence_proxy_async();  // this thread's copies / stores, into the async proxy before the barrier
@@ -117,78 +228,56 @@ __global__ void __launch_bounds__(128 * WG)
   VR_UNROLL for (int r = 0; r < kWgDP / 2; r++) o[r] = 0.f;
   const float scale_log2 = a.scale * 1.4426950408889634f;
   const int64_t row0 = i0 + 64 * wg + 16 * w;  // this warp's first row (segment-relative)
+  TileRows tr{row0, 0, sg.Lk, sg.shift, g, t, a.causal};
+  uint32_t pa[KN / 16][4];  // P of the last softmaxed tile as RS A fragments
+  float alpha[2];           // the factor of O's rows from the last softmax
 
   for (int jt = 0; jt < ntiles; jt++) {
     const int buf = jt & 1;
-    if (jt + 1 < ntiles) load_kv(jt + 1, buf ^ 1);  // the other buffer: everyone finished it before the last barrier
-    cp_async_commit();
-    const __nv_bfloat16* Kb = Ks + buf * F::kKV;
-    const __nv_bfloat16* Vb = Vs + buf * F::kKV;
-    const int64_t j0 = int64_t(jt) * KN;
-
-    // S = Q K^T
+    tr.j0 = int64_t(jt) * KN;
     float s[KN / 2];
-    wgmma::fence_operands(s);
-    wgmma::fence();
-    VR_UNROLL for (int ks = 0; ks < kWgDP / 16; ks++) {
-      const uint64_t da = wgmma::desc_k_major(Qw + wgmma::core_offset(0, 16 * ks, kWgRowGroup) / 2, kWgRowGroup);
-      const uint64_t db = wgmma::desc_k_major(Kb + wgmma::core_offset(0, 16 * ks, kWgRowGroup) / 2, kWgRowGroup);
-      wgmma::mma_ss<KN, false>(s, da, db, ks > 0);
-    }
-    wgmma::commit_group();
-    wgmma::wait_group<0>();
-    wgmma::fence_operands(s);
-
-    // Online softmax. Register r of the fragment: row 16 w + g + 8 ((r % 4) >> 1), key 8 (r / 4) + 2 t + (r & 1).
-    const bool masked = j0 + KN > sg.Lk || (a.causal && j0 + KN - 1 > row0 + sg.shift);
-    float mx[2] = {-INFINITY, -INFINITY};
-    VR_UNROLL for (int r = 0; r < KN / 2; r++) {
-      const int hi = (r % 4) >> 1;
-      float x = s[r] * scale_log2;
-      if (masked) {
-        const int64_t row = row0 + g + 8 * hi, key = j0 + 8 * (r / 4) + 2 * t + (r & 1);
-        if (key >= sg.Lk || (a.causal && key > row + sg.shift)) x = -INFINITY;
+    if constexpr (!OVERLAP) {
+      if (jt + 1 < ntiles) load_k(jt + 1, buf ^ 1), load_v(jt + 1, buf ^ 1);  // freed by the last barrier
+      cp_async_commit();
+      issue_qk<KN>(s, Qw, Ks + buf * F::kKV);
+      wgmma::wait_group<0>();
+      wgmma::fence_operands(s);
+      softmax_tile<KN>(s, m, l, alpha, tr, scale_log2);
+      rescale_o(o, alpha);
+      pack_p<KN>(pa, s);
+      issue_pv<KN>(o, pa, Vs + buf * F::kKV);
+      wgmma::wait_group<0>();
+      wgmma::fence_operands(o);
+      fence_p<KN>(pa);
+    } else {
+      if (jt + 1 < ntiles) load_k(jt + 1, buf ^ 1);  // K_{jt-1}'s buffer
+      load_v(jt, buf);                                // V_{jt-2}'s buffer
+      cp_async_commit();
+      issue_qk<KN>(s, Qw, Ks + buf * F::kKV);        // S_jt first: O's rescale below runs under it
+      if (jt > 0) {
+        rescale_o(o, alpha);                           // by tile jt - 1's max (O is not in flight)
+        issue_pv<KN>(o, pa, Vs + (buf ^ 1) * F::kKV);  // O += P_{jt-1} V_{jt-1}, under this tile's softmax
+        wgmma::wait_group<1>();                        // S_jt in; P V may still run
+      } else {
+        wgmma::wait_group<0>();
       }
-      s[r] = x;
-      mx[hi] = fmaxf(mx[hi], x);
+      wgmma::fence_operands(s);
+      softmax_tile<KN>(s, m, l, alpha, tr, scale_log2);  // alpha: O's factor, applied before the next P V
+      wgmma::wait_group<0>();  // P_{jt-1} V_{jt-1} in: O and P's registers are free
+      wgmma::fence_operands(o);
+      fence_p<KN>(pa);
+      pack_p<KN>(pa, s);
     }
-    float alpha[2], base[2];
-    VR_UNROLL for (int hi = 0; hi < 2; hi++) {
-      mx[hi] = fmaxf(mx[hi], __shfl_xor_sync(kFullMask, mx[hi], 1));
-      mx[hi] = fmaxf(mx[hi], __shfl_xor_sync(kFullMask, mx[hi], 2));
-      const float mn = fmaxf(m[hi], mx[hi]);
-      alpha[hi] = m[hi] == -INFINITY ? 0.f : exp2f(m[hi] - mn);
-      base[hi] = mn == -INFINITY ? 0.f : mn;  // no visible key yet: every p is exp2(-inf) = 0
-      m[hi] = mn;
-    }
-    float rs[2] = {0.f, 0.f};
-    VR_UNROLL for (int r = 0; r < KN / 2; r++) {
-      const int hi = (r % 4) >> 1;
-      const float p = exp2f(s[r] - base[hi]);
-      s[r] = p;
-      rs[hi] += p;
-    }
-    VR_UNROLL for (int hi = 0; hi < 2; hi++) l[hi] = l[hi] * alpha[hi] + rs[hi];
-    VR_UNROLL for (int r = 0; r < kWgDP / 2; r++) o[r] *= alpha[(r % 4) >> 1];
-
-    // O += P V: P's A fragment of k-step kk = S registers 8 kk .. 8 kk + 7 as bf16 pairs.
-    uint32_t pa[KN / 16][4];
-    VR_UNROLL for (int kk = 0; kk < KN / 16; kk++) VR_UNROLL for (int e = 0; e < 4; e++)
-        pa[kk][e] = pack_bf16x2(s[8 * kk + 2 * e], s[8 * kk + 2 * e + 1]);
-    wgmma::fence_operands(o);
-    wgmma::fence();
-    VR_UNROLL for (int kk = 0; kk < KN / 16; kk++) {
-      const uint64_t dv = wgmma::desc_mn_major(Vb + wgmma::core_offset(16 * kk, 0, kWgRowGroup) / 2, kWgRowGroup);
-      wgmma::mma_rs<kWgDP, true>(o, pa[kk], dv, true);
-    }
-    wgmma::commit_group();
+    cp_async_wait<0>();          // the next tile's copies are in (this thread's) ...
+    wgmma::fence_proxy_async();  // ... visible to the async proxy ...
+    __syncthreads();             // ... for everyone, and everyone is done with the buffers they refill next
+  }
+  if (OVERLAP && ntiles > 0) {  // the last tile's P V
+    rescale_o(o, alpha);
+    issue_pv<KN>(o, pa, Vs + ((ntiles - 1) & 1) * F::kKV);
     wgmma::wait_group<0>();
     wgmma::fence_operands(o);
-    VR_UNROLL for (int kk = 0; kk < KN / 16; kk++) VR_UNROLL for (int e = 0; e < 4; e++) wgmma::fence_operand(pa[kk][e]);
-
-    cp_async_wait<0>();          // tile jt + 1 is in (this thread's copies) ...
-    wgmma::fence_proxy_async();  // ... visible to the async proxy ...
-    __syncthreads();             // ... for everyone, and everyone is done with this tile's buffers
+    fence_p<KN>(pa);
   }
 
   VR_UNROLL for (int hi = 0; hi < 2; hi++) {
@@ -217,10 +306,10 @@ bool vec_ok(const void* p, int64_t stride, int D) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 8 == 0 && D % 8 == 0;
 }
 
-template <int WG, int KN>
+template <int WG, int KN, bool OVERLAP>
 void launch_wgmma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
   using F = WgShape<WG, KN>;
-  auto* kernel = attention_wgmma_forward_kernel<WG, KN>;
+  auto* kernel = attention_wgmma_forward_kernel<WG, KN, OVERLAP>;
   attn::allow_smem(kernel, F::kSmemBytes, "attention_wgmma_forward");
   const dim3 grid(unsigned((a.max_seqlen_q + F::kRows - 1) / F::kRows), unsigned(a.Hq), unsigned(a.nseq));
   const WgVec vec{vec_ok(q, a.q_stride, a.D), vec_ok(k, a.k_stride, a.D), vec_ok(v, a.v_stride, a.D)};
@@ -236,9 +325,13 @@ struct WgVariant {
 };
 // The first is the default until a GPU measures a better one.
 const WgVariant kWgVariants[] = {
-    {"128x64wg2", launch_wgmma<2, 64>},    // 2 warpgroups x 64 rows, 64-key tiles (96 KiB: two blocks per SM)
-    {"128x128wg2", launch_wgmma<2, 128>},  // 128-key tiles (160 KiB): FlashAttention-3's shape at D = 128
-    {"64x128wg1", launch_wgmma<1, 128>},   // one warpgroup (144 KiB)
+    {"128x64wg2", launch_wgmma<2, 64, false>},    // 2 warpgroups x 64 rows, 64-key tiles (96 KiB: two blocks per SM)
+    {"128x128wg2", launch_wgmma<2, 128, false>},  // 128-key tiles (160 KiB): FlashAttention-3's shape at D = 128
+    {"64x128wg1", launch_wgmma<1, 128, false>},   // one warpgroup (144 KiB)
+    // "o": the softmax of tile j under the tensor cores' P_{j-1} V_{j-1} (same shared memory, P's registers more)
+    {"128x64wg2o", launch_wgmma<2, 64, true>},
+    {"128x128wg2o", launch_wgmma<2, 128, true>},
+    {"64x128wg1o", launch_wgmma<1, 128, true>},
 };
 
 std::atomic<int> g_env_tile{-1};

@@ -19,7 +19,8 @@
 //          fragment of dQ += dS K (RS, B = the K tile MN-major).
 // Every tile is a [64 rows][128 d] bf16 array in the no-swizzle core-matrix layout (wgmma::core_offset, 2048 bytes
 // per 8-row group): K-major with rows as M / N, MN-major with rows as K - one copy serves both uses. Tiles arrive by
-// cp.async (16-byte chunks are contiguous in that layout), double-buffered: tile i + 1 is copied while tile i is
+// cp.async (16-byte chunks are contiguous in that layout; chunk c of a tile is wgmma::tile_chunk(c), shared offset
+// 16 c: no bank conflicts, whole 64-byte global pieces per row), double-buffered: tile i + 1 is copied while tile i is
 // computed; each thread fences its landed copies into the async proxy (fence.proxy.async) before the barrier that
 // precedes the wgmma reads, and every thread waits for its ops (wait_group 0) before the barrier after which the
 // buffer is refilled. Within a tile the S / dP groups overlap the softmax work: S is waited for first and P
@@ -64,10 +65,10 @@ template <int ROWS, int THREADS>
 __device__ __forceinline__ void copy_tile(__nv_bfloat16* tile, const __nv_bfloat16* src, int64_t stride, int64_t r0,
                                           int64_t limit, int64_t col0, int D) {
   for (int c = threadIdx.x; c < ROWS * kWgDP / 8; c += THREADS) {
-    const int r = c / (kWgDP / 8), cc = (c % (kWgDP / 8)) * 8;
-    const int64_t row = r0 + r;
-    const bool ok = row < limit && cc < D;
-    mma::cp_async16(tile + wgmma::core_offset(r, cc, kWgGroup) / 2, ok ? src + row * stride + col0 + cc : src, ok);
+    const wgmma::TileChunk ch = wgmma::tile_chunk(c, kWgDP);  // shared offset 16 c: no bank conflict
+    const int64_t row = r0 + ch.row;
+    const bool ok = row < limit && ch.col < D;
+    mma::cp_async16(tile + 8 * c, ok ? src + row * stride + col0 + ch.col : src, ok);
   }
 }
 

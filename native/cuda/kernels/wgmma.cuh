@@ -71,10 +71,28 @@ constexpr int kWarpgroup = 128;
 // (16-byte rows, 128 contiguous bytes), core (row / 8, col / 8) at (row / 8) * row_group_bytes + (col / 8) * 128.
 // As K-major operand (rows = M or N, cols = K): LBO = 128, SBO = row_group_bytes. As MN-major B (rows = K,
 // cols = N): LBO = row_group_bytes, SBO = 128. A 16-byte chunk (8 columns) is contiguous, so cp.async fills it.
-__device__ __forceinline__ constexpr uint32_t core_offset(int row, int col, uint32_t row_group_bytes) {
+__host__ __device__ __forceinline__ constexpr uint32_t core_offset(int row, int col, uint32_t row_group_bytes) {
   return uint32_t(row / 8) * row_group_bytes + uint32_t(col / 8) * 128u + uint32_t(row % 8) * 16u +
          uint32_t(col % 8) * 2u;
 }
+
+// Which (row, first column) of a core-matrix tile `cols` elements wide (a multiple of 8) the 16-byte chunk number c
+// of a tile load fills: row % 8 fastest, then the 8-column chunk, then the 8-row group, so the chunk's SHARED offset
+// is linear, core_offset(row, col, cols / 8 * 128) == 16 c, and the global side is derived from it. Why this order:
+// numbering chunks row-major instead (row = c / (cols / 8)) puts consecutive threads' chunks 128 bytes apart in
+// shared memory, so the 8 threads of each 16-byte-access phase of a warp all write the same 4 banks (an 8-way
+// conflict on every cp.async and store); in this order a warp writes 512 contiguous bytes of shared memory and
+// reads 8 rows x 64 contiguous bytes (whole 32-byte sectors) of global memory. Every wgmma tile loader uses it.
+struct TileChunk {
+  int row, col;
+};
+__host__ __device__ __forceinline__ constexpr TileChunk tile_chunk(int c, int cols) {
+  return TileChunk{(c / cols) * 8 + c % 8, (c / 8) % (cols / 8) * 8};  // 8 rows x cols / 8 chunks per row group
+}
+static_assert(core_offset(tile_chunk(1, 128).row, tile_chunk(1, 128).col, 2048) == 16 &&
+                  core_offset(tile_chunk(8, 128).row, tile_chunk(8, 128).col, 2048) == 128 &&
+                  core_offset(tile_chunk(131, 128).row, tile_chunk(131, 128).col, 2048) == 131 * 16,
+              "tile_chunk: shared offset 16 c");
 
 #if defined(VR_WGMMA_AVAILABLE)
 #if defined(VR_CUDA_EMULATED)

@@ -33,9 +33,9 @@ __global__ void __launch_bounds__(128) wgmma_probe_kernel(float* d_out, const __
   };
   for (int i = tid; i < 64 * K; i += 128) *at(As, i / K, i % K, a_group) = a[i];
   if (MN) {
-    for (int ch = tid; ch < K * N / 8; ch += 128) {  // 16-byte chunks of B's rows [k][n .. n + 8)
-      const int k = ch / (N / 8), n = (ch % (N / 8)) * 8;
-      mma::cp_async16(at(Bs, k, n, b_group), b + k * N + n, true);
+    for (int ch = tid; ch < K * N / 8; ch += 128) {  // 16-byte chunks of B's rows [k][n .. n + 8), shared offset 16 ch
+      const TileChunk x = tile_chunk(ch, N);
+      mma::cp_async16(at(Bs, x.row, x.col, b_group), b + x.row * N + x.col, true);
     }
     mma::cp_async_commit();
     mma::cp_async_wait<0>();
