@@ -326,5 +326,14 @@ void greedy_next_token(int32_t* next, uint8_t* seen, const float* logits, int64_
 void greedy_next_token(int32_t* next, uint8_t* seen, const bf16* logits, int64_t N, int64_t V, float penalty,
                        bool mark_seen, Stream s = nullptr);
 
+// --- 16-byte paths of the memory-bound kernels (elementwise_vec.cuh) ---
+// VREFLECT_ELEMENTWISE: auto (default) / vector: swiglu, gelu, rope, rmsnorm, cross_entropy, scatter_rows, kv_append,
+// adamw and convert move 8 elements per 16-byte access where pointers and sizes allow; scalar: the one-element
+// kernels everywhere (the fallback for a first GPU run, the bench's baseline). Read on every call; a bad value is a
+// vr::Error.
+bool elementwise_vector_enabled();
+// How many calls took a 16-byte path so far (the tests and the bench check which path ran).
+int64_t elementwise_vector_calls();
+
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda

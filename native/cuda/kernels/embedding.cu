@@ -7,6 +7,7 @@
 // rows, in token order, each thread owning a set of columns. That is the CPU op's exact sequence of additions,
 // so the result is bit-identical to it. The rows of an id are found by an ordered block compaction of the ids.
 #include "cuda/kernels/common.cuh"
+#include "cuda/kernels/elementwise_vec.cuh"
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
@@ -127,6 +128,42 @@ __global__ void scatter_rows_kernel(T* x, const T* src, const int32_t* rows, int
   for (int64_t c = threadIdx.x; c < D; c += blockDim.x) x[int64_t(r) * D + c] = src[i * D + c];
 }
 
+// 16-byte paths of the two scatters (D a multiple of 8, x / src / dsrc / dx 16-byte aligned): chunks of 8 columns,
+// the same per-element values (a copy; dsrc + dx, then dx = 0).
+template <class T>
+__global__ void scatter_rows_vec_kernel(T* x, const T* src, const int32_t* rows, int64_t D, int64_t T_) {
+  const int64_t i = blockIdx.x;
+  const int32_t r = rows[i];
+  if (r < 0 || r >= T_) return;
+  // A bit copy: 16-byte units of the row (D * sizeof(T) is a multiple of 16).
+  const int64_t units = D * int64_t(sizeof(T)) / 16;
+  const char* from = reinterpret_cast<const char*>(src + i * D);
+  char* to = reinterpret_cast<char*>(x + int64_t(r) * D);
+  for (int64_t u = threadIdx.x; u < units; u += blockDim.x)
+    mma::vector_store(to + 16 * u, mma::vector_load<uint4>(from + 16 * u, "16-byte scatter load"), "16-byte scatter store");
+}
+
+template <class T>
+__global__ void scatter_rows_backward_vec_kernel(T* dsrc, T* dx, const int32_t* rows, int64_t D, int64_t T_) {
+  using namespace dev;
+  const int64_t i = blockIdx.x;
+  const int32_t r = rows[i];
+  if (r < 0 || r >= T_) return;
+  for (int64_t c = int64_t(threadIdx.x) * vec::kN; c < D; c += int64_t(blockDim.x) * vec::kN) {
+    T* g = dx + int64_t(r) * D + c;
+    float gv[vec::kN];
+    vec::load8(g, gv);
+    if (dsrc) {
+      float sv[vec::kN];
+      vec::load8(dsrc + i * D + c, sv);
+      VR_UNROLL for (int j = 0; j < vec::kN; j++) sv[j] = sv[j] + gv[j];
+      vec::store8(dsrc + i * D + c, sv);
+    }
+    float zero[vec::kN] = {};
+    vec::store8(g, zero);
+  }
+}
+
 template <class T>
 __global__ void scatter_rows_backward_kernel(T* dsrc, T* dx, const int32_t* rows, int64_t D, int64_t T_) {
   using namespace dev;
@@ -173,6 +210,12 @@ void scatter_rows_impl(S* x, const S* src, const int32_t* rows, int64_t n, int64
   check_rows(n, "scatter_rows");
   if (n == 0) return;
   VR_CHECK(x && src && rows, "cuda scatter_rows: null buffer");
+  if (D % vec::kN == 0 && vec::usable(x, src)) {
+    check_launch(cuda_launch(scatter_rows_vec_kernel<T>, dim3(unsigned(n)), dim3(kThreads), 0, s, dptr(x), dptr(src),
+                             rows, D, T_),
+                 "scatter_rows (16-byte)");
+    return;
+  }
   check_launch(cuda_launch(scatter_rows_kernel<T>, dim3(unsigned(n)), dim3(kThreads), 0, s, dptr(x), dptr(src), rows,
                            D, T_),
                "scatter_rows");
@@ -184,6 +227,12 @@ void scatter_rows_backward_impl(S* dsrc, S* dx, const int32_t* rows, int64_t n, 
   check_rows(n, "scatter_rows_backward");
   if (n == 0) return;
   VR_CHECK(dx && rows, "cuda scatter_rows_backward: null dx or rows");
+  if (D % vec::kN == 0 && vec::usable(dsrc, dx)) {
+    check_launch(cuda_launch(scatter_rows_backward_vec_kernel<T>, dim3(unsigned(n)), dim3(kThreads), 0, s, dptr(dsrc),
+                             dptr(dx), rows, D, T_),
+                 "scatter_rows_backward (16-byte)");
+    return;
+  }
   check_launch(cuda_launch(scatter_rows_backward_kernel<T>, dim3(unsigned(n)), dim3(kThreads), 0, s, dptr(dsrc),
                            dptr(dx), rows, D, T_),
                "scatter_rows_backward");

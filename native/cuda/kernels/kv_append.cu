@@ -4,7 +4,9 @@
 // One grid-stride loop over the T * row elements of both tensors; the f32 -> bf16 variant rounds to nearest even.
 // kv_append_at reads the first row's position from device memory, so a captured CUDA graph (the decode step,
 // GpuSession) replays the append at the current cache length instead of the one seen at capture.
+// A 16-byte path (rows and strides multiples of 8 elements, every pointer 16-byte aligned) moves chunks of 8.
 #include "cuda/kernels/common.cuh"
+#include "cuda/kernels/elementwise_vec.cuh"
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
@@ -26,6 +28,26 @@ __global__ void kv_append_kernel(D* k_cache, D* v_cache, const S* k_new, const S
   }
 }
 
+// The 16-byte path: chunk k of the T * row / 8 is row t, columns c .. c + 7; the same per-element conversion.
+template <class D, class S>
+__global__ void kv_append_vec_kernel(D* k_cache, D* v_cache, const S* k_new, const S* v_new, int64_t pos, int64_t T,
+                                     int64_t row, int64_t k_stride, int64_t v_stride, const int32_t* pos_dev) {
+  if (pos_dev) pos = *pos_dev;
+  const int64_t row_chunks = row / vec::kN, chunks = T * row_chunks;
+  for (int64_t k = vec::first(); k < chunks; k += vec::stride()) {
+    const int64_t t = k / row_chunks, c = k % row_chunks * vec::kN, dst = (pos + t) * row + c;
+    float f[vec::kN];
+    if (k_cache) {
+      vec::load8(k_new + t * k_stride + c, f);
+      vec::store8(k_cache + dst, f);
+    }
+    if (v_cache) {
+      vec::load8(v_new + t * v_stride + c, f);
+      vec::store8(v_cache + dst, f);
+    }
+  }
+}
+
 template <class D, class S, class DA, class SA>
 void append(DA* k_cache, DA* v_cache, const SA* k_new, const SA* v_new, int64_t pos, int64_t T, int64_t row,
             int64_t k_stride, int64_t v_stride, int64_t capacity, Stream s, const int32_t* pos_dev = nullptr) {
@@ -37,6 +59,14 @@ void append(DA* k_cache, DA* v_cache, const SA* k_new, const SA* v_new, int64_t 
   VR_CHECK((!k_new || k_stride >= row) && (!v_new || v_stride >= row), "cuda kv_append: a source row stride is "
            "smaller than the row (", row, ")");
   if (T == 0 || (!k_cache && !v_cache)) return;
+  if (row % vec::kN == 0 && k_stride % vec::kN == 0 && v_stride % vec::kN == 0 &&
+      vec::usable(k_cache, v_cache, k_new, v_new)) {
+    check_launch(cuda_launch(kv_append_vec_kernel<D, S>, dim3(grid_for(T * row / vec::kN, kThreads)), dim3(kThreads),
+                             0, s, dptr(k_cache), dptr(v_cache), dptr(k_new), dptr(v_new), pos, T, row, k_stride,
+                             v_stride, pos_dev),
+                 "kv_append (16-byte)");
+    return;
+  }
   check_launch(cuda_launch(kv_append_kernel<D, S>, dim3(grid_for(T * row, kThreads)), dim3(kThreads), 0, s,
                            dptr(k_cache), dptr(v_cache), dptr(k_new), dptr(v_new), pos, T, row, k_stride, v_stride,
                            pos_dev),

@@ -47,12 +47,89 @@ __global__ void rmsnorm_backward_kernel(T* dinp, float* dweight, const T* dout, 
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) atomicAdd(&dweight[c], dw[c]);
 }
 
+// The 16-byte path (C % 8 == 0, every row buffer 16-byte aligned): thread t owns chunks t, t + blockDim, ... of 8
+// columns in every row (and the same columns of dw, so no barrier is needed between its zeroing, accumulation and
+// flush); the first kCache chunks of a row (x, dy, w) stay in registers between the two passes. Per element the
+// scalar kernel's maths; `dot` adds the same products in another order.
+template <class T, int kCache = 2>
+__global__ void rmsnorm_backward_vec_kernel(T* dinp, float* dweight, const T* dout, const T* inp, const T* weight,
+                                            const float* rstd, int64_t N, int64_t C) {
+  using namespace dev;
+  __shared__ float scratch[32];
+  CUDA_DYNAMIC_SHARED(float, dw);  // [C] partial weight gradient of this block's rows
+  const int64_t chunks = C / vec::kN;
+  const float zero[vec::kN] = {};
+  if (dweight)
+    for (int64_t ch = threadIdx.x; ch < chunks; ch += blockDim.x) vec::store8(dw + ch * vec::kN, zero);
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const T* x = inp + n * C;
+    const T* dy = dout + n * C;
+    const float r = rstd[n];
+    float xr[kCache][vec::kN], gr[kCache][vec::kN], wr[kCache][vec::kN];
+    float dot = 0.f;
+    VR_UNROLL for (int k = 0; k < kCache; k++) {
+      const int64_t ch = threadIdx.x + int64_t(k) * blockDim.x;
+      if (ch < chunks) {
+        vec::load8(x + ch * vec::kN, xr[k]);
+        vec::load8(dy + ch * vec::kN, gr[k]);
+        vec::load8(weight + ch * vec::kN, wr[k]);
+        VR_UNROLL for (int j = 0; j < vec::kN; j++) dot += gr[k][j] * wr[k][j] * xr[k][j];
+      }
+    }
+    for (int64_t ch = threadIdx.x + int64_t(kCache) * blockDim.x; ch < chunks; ch += blockDim.x) {
+      float xv[vec::kN], g[vec::kN], w[vec::kN];
+      vec::load8(x + ch * vec::kN, xv);
+      vec::load8(dy + ch * vec::kN, g);
+      vec::load8(weight + ch * vec::kN, w);
+      VR_UNROLL for (int j = 0; j < vec::kN; j++) dot += g[j] * w[j] * xv[j];
+    }
+    dot = block_sum(dot, scratch);
+    const float kk = r * r * r * dot / float(C);
+    // One chunk's outputs: dx += r w g - kk x; dw += g x r.
+    auto emit = [&](int64_t ch, const float (&xv)[vec::kN], const float (&g)[vec::kN], const float (&w)[vec::kN]) {
+      if (dinp) {
+        T* dx = dinp + n * C + ch * vec::kN;
+        float d[vec::kN];
+        vec::load8(dx, d);
+        VR_UNROLL for (int j = 0; j < vec::kN; j++) d[j] = d[j] + (r * w[j] * g[j] - kk * xv[j]);
+        vec::store8(dx, d);
+      }
+      if (dweight) {
+        float a[vec::kN];
+        vec::load8(dw + ch * vec::kN, a);
+        VR_UNROLL for (int j = 0; j < vec::kN; j++) a[j] += g[j] * xv[j] * r;
+        vec::store8(dw + ch * vec::kN, a);
+      }
+    };
+    VR_UNROLL for (int k = 0; k < kCache; k++) {
+      const int64_t ch = threadIdx.x + int64_t(k) * blockDim.x;
+      if (ch < chunks) emit(ch, xr[k], gr[k], wr[k]);
+    }
+    for (int64_t ch = threadIdx.x + int64_t(kCache) * blockDim.x; ch < chunks; ch += blockDim.x) {
+      float xv[vec::kN], g[vec::kN], w[vec::kN];
+      vec::load8(x + ch * vec::kN, xv);
+      vec::load8(dy + ch * vec::kN, g);
+      vec::load8(weight + ch * vec::kN, w);
+      emit(ch, xv, g, w);
+    }
+  }
+  if (dweight)
+    for (int64_t c = int64_t(threadIdx.x) * vec::kN; c < C; c += int64_t(blockDim.x) * vec::kN)
+      VR_UNROLL for (int j = 0; j < vec::kN; j++) atomicAdd(&dweight[c + j], dw[c + j]);
+}
+
 template <class T, class S>
 void forward(S* out, float* rstd, const S* inp, const S* weight, int64_t N, int64_t C, float eps, Stream s) {
   VR_CHECK(N >= 0 && C > 0, "cuda rmsnorm_forward: bad shape [", N, ", ", C, "]");
   if (N == 0) return;
   VR_CHECK(out && inp && weight, "cuda rmsnorm_forward: null buffer");
   VR_CHECK(N <= 0x7fffffff, "cuda rmsnorm_forward: too many rows (", N, ")");
+  if (norm::rows_vectorizable(C, out, inp, weight)) {
+    check_launch(cuda_launch(norm::rmsnorm_forward_vec_kernel<T, T>, dim3(unsigned(N)), dim3(kThreads), 0, s,
+                             dptr(out), rstd, dptr(inp), dptr(weight), C, eps),
+                 "rmsnorm_forward (16-byte)");
+    return;
+  }
   check_launch(cuda_launch(norm::rmsnorm_forward_kernel<T, T>, dim3(unsigned(N)), dim3(kThreads), 0, s, dptr(out),
                            rstd, dptr(inp), dptr(weight), C, eps),
                "rmsnorm_forward");
@@ -67,6 +144,12 @@ void backward(S* dinp, float* dweight, const S* dout, const S* inp, const S* wei
   VR_CHECK(C <= kMaxC, "cuda rmsnorm_backward: C=", C, " exceeds the supported ", kMaxC);
   const unsigned blocks = unsigned(N < kMaxBackwardBlocks ? N : kMaxBackwardBlocks);
   const size_t smem = dweight ? size_t(C) * sizeof(float) : 0;
+  if (norm::rows_vectorizable(C, dinp, dout, inp, weight)) {
+    check_launch(cuda_launch(rmsnorm_backward_vec_kernel<T>, dim3(blocks), dim3(kThreads), smem, s, dptr(dinp),
+                             dweight, dptr(dout), dptr(inp), dptr(weight), rstd, N, C),
+                 "rmsnorm_backward (16-byte)");
+    return;
+  }
   check_launch(cuda_launch(rmsnorm_backward_kernel<T>, dim3(blocks), dim3(kThreads), smem, s, dptr(dinp), dweight,
                            dptr(dout), dptr(inp), dptr(weight), rstd, N, C),
                "rmsnorm_backward");

@@ -1,0 +1,79 @@
+// 16-byte paths of the memory-bound kernels (swiglu, gelu, rope, norm, cross_entropy, embedding's row scatters,
+// kv_append, adamw, the model path's convert): a thread moves CHUNKS of 8 consecutive elements, one 16-byte access
+// of bf16 or two of fp32, instead of one 2- or 4-byte element per grid-stride trip, so far fewer threads keep HBM
+// busy.
+//
+// The per-element arithmetic of a vector kernel is its scalar kernel's (the same inline function on the same
+// floats), so the two give the same bits (tests/test_elementwise_vec.cc runs both on the same inputs); only the
+// row reductions (RMSNorm's sums, cross-entropy's max / sum) see their elements in another order.
+//
+// Which path runs is decided on the host, once per call: the 16-byte one when VREFLECT_ELEMENTWISE is not "scalar"
+// and every pointer is 16-byte aligned (and, for row kernels, the row strides are multiples of 8 elements);
+// otherwise the scalar kernel, which is kept as the fallback for odd shapes and as the switch for a first GPU run.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "cuda/kernels/common.cuh"
+#include "cuda/kernels/mma.cuh"
+
+namespace vr::cuda {
+inline namespace VR_CUDA_ABI {
+namespace vec {
+
+constexpr int kN = 8;  // elements per chunk
+
+void note_vector_call();  // elementwise_vec.cu: counts for elementwise_vector_calls()
+
+// 16-byte aligned (a null pointer, an absent optional buffer, counts as aligned).
+inline bool aligned(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+template <class... P>
+inline bool all_aligned(const P*... p) {
+  return (aligned(p) && ...);
+}
+// The 16-byte path is allowed: the switch is on and every pointer aligned.
+template <class... P>
+inline bool usable(const P*... p) {
+  if (!elementwise_vector_enabled() || !all_aligned(p...)) return false;
+  note_vector_call();
+  return true;
+}
+
+// 8 elements to fp32 (bf16 -> fp32 is exact: the bits shifted up, as __bfloat162float).
+__device__ __forceinline__ void load8(const float* p, float (&f)[kN]) {
+  const uint4 a = mma::vector_load<uint4>(p, "16-byte fp32 load"), b = mma::vector_load<uint4>(p + 4, "16-byte fp32 load");
+  std::memcpy(f, &a, 16);
+  std::memcpy(f + 4, &b, 16);
+}
+__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&f)[kN]) {
+  const uint4 a = mma::vector_load<uint4>(p, "16-byte bf16 load");
+  const uint32_t w[4] = {a.x, a.y, a.z, a.w};
+  VR_UNROLL for (int j = 0; j < 4; j++) {
+    f[2 * j] = mma::f32_from_bits(w[j] << 16);
+    f[2 * j + 1] = mma::f32_from_bits(w[j] & 0xffff0000u);
+  }
+}
+
+// 8 fp32 stored as T, rounded as the scalar kernels' from_f32<T> (round to nearest even for bf16).
+__device__ __forceinline__ void store8(float* p, const float (&f)[kN]) {
+  uint4 a, b;
+  std::memcpy(&a, f, 16);
+  std::memcpy(&b, f + 4, 16);
+  mma::vector_store(p, a, "16-byte fp32 store");
+  mma::vector_store(p + 4, b, "16-byte fp32 store");
+}
+__device__ __forceinline__ void store8(__nv_bfloat16* p, const float (&f)[kN]) {
+  __nv_bfloat16 h[kN];
+  VR_UNROLL for (int j = 0; j < kN; j++) h[j] = cuda::dev::from_f32<__nv_bfloat16>(f[j]);
+  uint4 a;
+  std::memcpy(&a, h, 16);
+  mma::vector_store(p, a, "16-byte bf16 store");
+}
+
+// Grid-stride indices of this thread: first, stride.
+__device__ __forceinline__ int64_t first() { return int64_t(blockIdx.x) * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ int64_t stride() { return int64_t(gridDim.x) * blockDim.x; }
+
+}  // namespace vec
+}  // namespace VR_CUDA_ABI
+}  // namespace vr::cuda

@@ -1,0 +1,357 @@
+// The 16-byte paths of the memory-bound kernels (cuda/kernels/elementwise_vec.cuh) against their scalar kernels on
+// the same inputs (VREFLECT_ELEMENTWISE=scalar vs =vector):
+// - bit for bit where each output is its element's own arithmetic (swiglu, gelu, rope, convert, adamw, kv_append,
+//   scatter_rows): sizes that are not multiples of 8 (the scalar tail), buffers offset by one element (16-byte
+//   alignment lost: the scalar fallback must be taken), strides that forbid the vector path;
+// - within a few ulps where a row reduction adds in another order (rmsnorm's sums of squares and dot products,
+//   cross-entropy's online max / sum); their CPU-reference tests (test_norm.cc, test_loss_optim.cc) run the 16-byte
+//   path by default on their multiple-of-8 shapes and keep their tolerances.
+// Each case also checks which path ran (cuda::elementwise_vector_calls()).
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "cuda/model/model_kernels.h"
+#include "cuda_tests/device_buffer.h"
+#include "cuda_tests/scoped_env.h"
+#include "tests/harness.h"
+
+namespace vr::test {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+template <class S>
+void append_bytes(Bytes& out, const std::vector<S>& v) {
+  const size_t at = out.size();
+  out.resize(at + v.size() * sizeof(S));
+  if (!v.empty()) std::memcpy(out.data() + at, v.data(), v.size() * sizeof(S));
+}
+
+// A device copy of `host` starting `off` elements into its allocation (off = 1 breaks the 16-byte alignment).
+template <class S>
+class Shifted {
+ public:
+  Shifted(const std::vector<S>& host, size_t off) : d_(host.size() + off), off_(off) {
+    std::vector<S> padded(host.size() + off);
+    std::copy(host.begin(), host.end(), padded.begin() + long(off));
+    d_.upload(padded);
+  }
+  S* get() const { return d_.get() + off_; }
+  std::vector<S> download() const {
+    const std::vector<S> v = d_.download();
+    return std::vector<S>(v.begin() + long(off_), v.end());
+  }
+
+ private:
+  DeviceBuffer<S> d_;
+  size_t off_;
+};
+
+// fn() runs the kernel(s) on fresh buffers and returns the outputs' bytes; it runs once per path.
+template <class F>
+void same_bits(const std::string& what, bool expect_vector, F fn) {
+  Bytes scalar, vector;
+  int64_t before = 0, mid = 0, after = 0;
+  {
+    ScopedEnv e("VREFLECT_ELEMENTWISE", "scalar");
+    before = cuda::elementwise_vector_calls();
+    scalar = fn();
+    mid = cuda::elementwise_vector_calls();
+  }
+  {
+    ScopedEnv e("VREFLECT_ELEMENTWISE", "vector");
+    vector = fn();
+    after = cuda::elementwise_vector_calls();
+  }
+  check_true(what + ": VREFLECT_ELEMENTWISE=scalar takes no 16-byte path", mid == before);
+  check_true(what + (expect_vector ? ": took the 16-byte path" : ": fell back to the scalar kernel"),
+             (after > mid) == expect_vector);
+  size_t diff = 0;
+  for (size_t i = 0; i < std::min(scalar.size(), vector.size()); i++) diff += scalar[i] != vector[i];
+  check_true(what + ": bit-identical to the scalar kernel (" + std::to_string(diff) + " bytes differ)",
+             scalar.size() == vector.size() && diff == 0);
+}
+
+std::string name(const char* op, const char* storage, int64_t n, size_t off) {
+  return std::string("vec16 ") + op + " " + storage + " n=" + std::to_string(n) + " off=" + std::to_string(off);
+}
+
+template <class S>
+void swiglu_gelu_case(int64_t n, size_t off, uint64_t seed) {
+  Rng rng(seed);
+  const auto gate = to_storage<S>(rng.vec(size_t(n), -6, 6)), up = to_storage<S>(rng.vec(size_t(n), -2, 2));
+  const auto dy = to_storage<S>(rng.vec(size_t(n)));
+  const bool vec = off == 0;
+  same_bits(name("swiglu fwd+bwd", storage_name<S>(), n, off), vec, [&] {
+    Shifted<S> g(gate, off), u(up, off), d(dy, off), out(std::vector<S>(size_t(n)), off);
+    Shifted<S> dg(std::vector<S>(size_t(n)), off), du(std::vector<S>(size_t(n)), off);
+    cuda::swiglu_forward(out.get(), g.get(), u.get(), n);
+    cuda::swiglu_backward(dg.get(), du.get(), d.get(), g.get(), u.get(), n);
+    cuda::swiglu_backward(d.get(), static_cast<S*>(nullptr), d.get(), g.get(), u.get(), n);  // dgate over dout
+    Bytes b;
+    append_bytes(b, out.download());
+    append_bytes(b, dg.download());
+    append_bytes(b, du.download());
+    append_bytes(b, d.download());
+    return b;
+  });
+  same_bits(name("gelu fwd+bwd", storage_name<S>(), n, off), vec, [&] {
+    Shifted<S> z(gate, off), d(dy, off), out(std::vector<S>(size_t(n)), off);
+    cuda::gelu_forward(out.get(), z.get(), n);
+    cuda::gelu_backward(d.get(), d.get(), z.get(), n);  // in place over dout
+    Bytes b;
+    append_bytes(b, out.download());
+    append_bytes(b, d.download());
+    return b;
+  });
+}
+
+// Both conversions, with the values rounding must get right: halfway cases (ties to even), infinities, NaN,
+// subnormals, the largest finite values.
+void convert_case(int64_t n, size_t off, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> x = rng.vec(size_t(n), -3, 3);
+  const float specials[] = {INFINITY, -INFINITY, NAN, 1e-40f, -1e-40f, 3.4e38f, 1.00390625f, 1.01171875f, -0.f};
+  for (size_t i = 0; i < x.size() && i < 9; i++) x[i * 3 % x.size()] = specials[i];
+  const std::vector<bf16> xb = to_bf16(rng.vec(size_t(n), -100, 100));
+  same_bits(name("convert f32<->bf16", "mixed", n, off), off == 0, [&] {
+    Shifted<float> f(x, off), back(std::vector<float>(size_t(n)), off);
+    Shifted<bf16> b(std::vector<bf16>(size_t(n)), off), bin(xb, off);
+    cuda::convert(b.get(), f.get(), n);
+    cuda::convert(back.get(), bin.get(), n);
+    Bytes r;
+    append_bytes(r, b.download());
+    append_bytes(r, back.download());
+    return r;
+  });
+}
+
+template <class G>
+void adamw_case(int64_t n, size_t off, bool bf16_copy, uint64_t seed) {
+  Rng rng(seed);
+  const auto p0 = rng.vec(size_t(n), -1, 1), m0 = rng.vec(size_t(n), -1e-3, 1e-3), v0 = rng.vec(size_t(n), 0, 1e-6);
+  const auto g = to_storage<G>(rng.vec(size_t(n), -2e-3, 2e-3));
+  cuda::AdamWConfig c;
+  c.lr = 2e-3f;
+  c.step = 7;
+  c.grad_scale = 0.5f;
+  c.weight_decay = 0.1f;
+  same_bits(name(bf16_copy ? "adamw (+bf16 copy)" : "adamw", storage_name<G>(), n, off), off == 0, [&] {
+    Shifted<float> p(p0, off), m(m0, off), v(v0, off);
+    Shifted<G> dg(g, off);
+    Shifted<bf16> pb(std::vector<bf16>(size_t(n)), off);
+    for (int step = 0; step < 2; step++) cuda::adamw_step(p.get(), m.get(), v.get(), dg.get(), n, c, bf16_copy ? pb.get() : nullptr);
+    Bytes r;
+    append_bytes(r, p.download());
+    append_bytes(r, m.download());
+    append_bytes(r, v.download());
+    append_bytes(r, pb.download());
+    return r;
+  });
+}
+
+template <class S>
+void rope_case(int64_t T, int H, int D, int64_t stride, size_t off, bool expect_vector, uint64_t seed) {
+  Rng rng(seed);
+  const auto x = to_storage<S>(rng.vec(size_t(T * stride), -2, 2));
+  const auto cs = rng.vec(size_t(T * D), -1, 1), sn = rng.vec(size_t(T * D), -1, 1);
+  const std::string what = name("rope fwd+bwd", storage_name<S>(), T * H * D, off) + " D=" + std::to_string(D) +
+                           " stride=" + std::to_string(stride);
+  same_bits(what, expect_vector, [&] {
+    Shifted<S> a(x, off), b(x, off);
+    DeviceBuffer<float> c(cs), s(sn);
+    cuda::rope_forward(a.get(), c.get(), s.get(), T, H, D, stride);
+    cuda::rope_backward(b.get(), c.get(), s.get(), T, H, D, stride);
+    Bytes r;
+    append_bytes(r, a.download());
+    append_bytes(r, b.download());
+    return r;
+  });
+}
+
+template <class D, class S>
+void kv_case(int64_t cap, int64_t pos, int64_t T, int64_t row, int64_t stride, size_t off, bool expect_vector,
+             uint64_t seed) {
+  Rng rng(seed);
+  const auto k = to_storage<S>(rng.vec(size_t(T * stride), -3, 3)), v = to_storage<S>(rng.vec(size_t(T * stride), -3, 3));
+  const auto k0 = to_storage<D>(rng.vec(size_t(cap * row))), v0 = to_storage<D>(rng.vec(size_t(cap * row)));
+  const std::string what = name("kv_append", (std::string(storage_name<S>()) + "->" + storage_name<D>()).c_str(),
+                                T * row, off) + " row=" + std::to_string(row) + " stride=" + std::to_string(stride);
+  same_bits(what, expect_vector, [&] {
+    Shifted<D> kc(k0, off), vc(v0, off);
+    Shifted<S> kn(k, off), vn(v, off);
+    cuda::kv_append(kc.get(), vc.get(), kn.get(), vn.get(), pos, T, row, stride, stride, cap);
+    Bytes r;
+    append_bytes(r, kc.download());
+    append_bytes(r, vc.download());
+    return r;
+  });
+}
+
+void kv_at_case() {
+  Rng rng(81);
+  const int64_t cap = 20, T = 3, row = 4 * 16, stride = 3 * row;
+  const auto k = to_bf16(rng.vec(size_t(T * stride))), v = to_bf16(rng.vec(size_t(T * stride)));
+  same_bits("vec16 kv_append_at bf16 (device position)", true, [&] {
+    DeviceBuffer<bf16> kc(to_bf16(std::vector<float>(size_t(cap * row)))), vc(to_bf16(std::vector<float>(size_t(cap * row))));
+    DeviceBuffer<bf16> kn(k), vn(v);
+    DeviceBuffer<int32_t> pos(std::vector<int32_t>{11});
+    cuda::kv_append_at(kc.get(), vc.get(), kn.get(), vn.get(), pos.get(), T, row, stride, stride);
+    Bytes r;
+    append_bytes(r, kc.download());
+    append_bytes(r, vc.download());
+    return r;
+  });
+}
+
+template <class S>
+void scatter_case(int64_t T, int64_t D, size_t off, bool expect_vector, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t n = 6;
+  const std::vector<int32_t> rows = {3, -1, 0, int32_t(T - 1), int32_t(T), 7};  // -1 and T: skipped
+  const auto x0 = to_storage<S>(rng.vec(size_t(T * D))), src = to_storage<S>(rng.vec(size_t(n * D)));
+  same_bits(name("scatter_rows fwd+bwd", storage_name<S>(), n * D, off) + " D=" + std::to_string(D), expect_vector,
+            [&] {
+              Shifted<S> x(x0, off), s(src, off), dx(x0, off), ds(src, off);
+              DeviceBuffer<int32_t> r(rows);
+              cuda::scatter_rows(x.get(), s.get(), r.get(), n, D, T);
+              cuda::scatter_rows_backward(ds.get(), dx.get(), r.get(), n, D, T);
+              Bytes b;
+              append_bytes(b, x.download());
+              append_bytes(b, ds.download());
+              append_bytes(b, dx.download());
+              return b;
+            });
+}
+
+// Reductions in another order: the vector path's outputs within `rtol` (relative to the row's largest output) of
+// the scalar path's, with the 16-byte path taken.
+template <class S>
+void close_outputs(const std::string& what, const std::vector<S>& a, const std::vector<S>& b, double rtol) {
+  const auto fa = to_float(a), fb = to_float(b);
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < fa.size(); i++) {
+    worst = std::max(worst, std::fabs(double(fa[i]) - double(fb[i])));
+    scale = std::max(scale, std::fabs(double(fb[i])));
+  }
+  check_true(what + ": 16-byte path within " + std::to_string(rtol) + " (relative) of the scalar kernel (max diff " +
+                 std::to_string(worst) + ")",
+             fa.size() == fb.size() && worst <= rtol * scale);
+}
+
+template <class S>
+void rmsnorm_case(int64_t N, int64_t C, uint64_t seed) {
+  Rng rng(seed);
+  const auto x = to_storage<S>(rng.vec(size_t(N * C), -2, 2)), w = to_storage<S>(rng.vec(size_t(C), 0.5, 1.5));
+  const auto dy = to_storage<S>(rng.vec(size_t(N * C))), dx0 = to_storage<S>(rng.vec(size_t(N * C)));
+  std::vector<S> out[2], dx[2];
+  std::vector<float> rstd[2], dw[2];
+  for (int path = 0; path < 2; path++) {
+    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar");
+    const int64_t c0 = cuda::elementwise_vector_calls();
+    DeviceBuffer<S> d_x(x), d_w(w), d_out(size_t(N * C)), d_dy(dy), d_dx(dx0);
+    DeviceBuffer<float> d_r{size_t(N)}, d_dw(std::vector<float>(size_t(C), 0.25f));
+    cuda::rmsnorm_forward(d_out.get(), d_r.get(), d_x.get(), d_w.get(), N, C, 1e-6f);
+    cuda::rmsnorm_backward(d_dx.get(), d_dw.get(), d_dy.get(), d_x.get(), d_w.get(), d_r.get(), N, C);
+    out[path] = d_out.download(), dx[path] = d_dx.download(), rstd[path] = d_r.download(), dw[path] = d_dw.download();
+    check_true("vec16 rmsnorm " + std::string(storage_name<S>()) + " C=" + std::to_string(C) + (path ? ": 16-byte path" : ": scalar path"),
+               (cuda::elementwise_vector_calls() - c0 == 2) == bool(path));
+  }
+  const std::string tag = "vec16 rmsnorm " + std::string(storage_name<S>()) + " [" + std::to_string(N) + ", " + std::to_string(C) + "]";
+  const double out_tol = sizeof(S) == 2 ? 1.0 / 128 : 1e-5;  // bf16: one rounding step may flip
+  close_outputs(tag + " out", out[1], out[0], out_tol);
+  close_outputs(tag + " rstd", rstd[1], rstd[0], 1e-5);
+  close_outputs(tag + " dinp", dx[1], dx[0], out_tol);
+  close_outputs(tag + " dweight", dw[1], dw[0], 1e-5);
+}
+
+void rmsnorm_to_bf16_case(int64_t N, int64_t C, uint64_t seed) {
+  Rng rng(seed);
+  const auto x = rng.vec(size_t(N * C), -2, 2), w = rng.vec(size_t(C), 0.5, 1.5);
+  std::vector<bf16> out[2];
+  for (int path = 0; path < 2; path++) {
+    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar");
+    DeviceBuffer<float> d_x(x), d_w(w);
+    DeviceBuffer<bf16> d_out(size_t(N * C));
+    cuda::rmsnorm_to_bf16(d_out.get(), d_x.get(), d_w.get(), N, C, 1e-6f);
+    out[path] = d_out.download();
+  }
+  close_outputs("vec16 rmsnorm_to_bf16 [" + std::to_string(N) + ", " + std::to_string(C) + "]", out[1], out[0], 1.0 / 128);
+}
+
+template <class S>
+void cross_entropy_case(int64_t N, int64_t V, uint64_t seed) {
+  Rng rng(seed);
+  const auto logits = to_storage<S>(rng.vec(size_t(N * V), -8, 8));
+  std::vector<int32_t> tgt{std::vector<int32_t>(size_t(N))};
+  for (int64_t n = 0; n < N; n++) tgt[size_t(n)] = int32_t((n * 7919 + 13) % V);
+  if (N > 1) tgt[1] = -100;  // ignored row
+  std::vector<float> loss[2];
+  std::vector<S> dl[2];
+  for (int path = 0; path < 2; path++) {
+    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar");
+    const int64_t c0 = cuda::elementwise_vector_calls();
+    DeviceBuffer<S> d_l(logits);
+    DeviceBuffer<int32_t> d_t(tgt);
+    DeviceBuffer<float> d_loss{size_t(N)};
+    cuda::cross_entropy_forward_backward(d_loss.get(), d_l.get(), d_l.get(), d_t.get(), N, V, 0.5f);  // in place
+    loss[path] = d_loss.download(), dl[path] = d_l.download();
+    check_true("vec16 cross_entropy V=" + std::to_string(V) + (path ? ": 16-byte path" : ": scalar path"),
+               (cuda::elementwise_vector_calls() - c0 == 1) == bool(path));
+  }
+  const std::string tag = "vec16 cross_entropy " + std::string(storage_name<S>()) + " [" + std::to_string(N) + ", " + std::to_string(V) + "]";
+  close_outputs(tag + " losses", loss[1], loss[0], 1e-6);
+  close_outputs(tag + " dlogits", dl[1], dl[0], sizeof(S) == 2 ? 1.0 / 128 : 1e-5);
+}
+
+}  // namespace
+
+VR_TEST(cuda_vec16_pointwise) {
+  for (size_t off : {size_t(0), size_t(1)}) {
+    swiglu_gelu_case<float>(4096 + 5, off, 1);  // 512 chunks and a tail of 5
+    swiglu_gelu_case<bf16>(3001, off, 2);
+    convert_case(1003, off, 3);
+    adamw_case<float>(2051, off, true, 4);
+    adamw_case<bf16>(1000, off, false, 5);
+  }
+  swiglu_gelu_case<bf16>(5, 0, 6);  // shorter than one chunk: the tail only
+  convert_case(64, 0, 7);
+}
+
+VR_TEST(cuda_vec16_rows) {
+  rope_case<bf16>(5, 3, 128, 3 * 128, 0, true, 11);
+  rope_case<float>(4, 2, 64, 2 * 64 + 32, 0, true, 12);  // a slice of a wider (fused qkv) row
+  rope_case<bf16>(4, 2, 64, 2 * 64 + 4, 0, false, 13);   // stride not a multiple of 8: scalar
+  rope_case<bf16>(3, 2, 72, 2 * 72, 0, false, 14);       // D / 2 = 36 pairs: not groups of 8
+  rope_case<bf16>(3, 2, 128, 2 * 128, 1, false, 15);     // misaligned base
+  kv_case<bf16, bf16>(33, 5, 9, 4 * 16, 4 * 16, 0, true, 21);
+  kv_case<bf16, float>(33, 32, 1, 80, 160, 0, true, 22);
+  kv_case<float, float>(40, 13, 27, 64, 3 * 64, 0, true, 23);
+  kv_case<bf16, bf16>(33, 5, 9, 60, 60, 0, false, 24);  // row of 60: scalar
+  kv_case<bf16, bf16>(33, 5, 9, 64, 64, 1, false, 25);  // misaligned
+  kv_at_case();
+  scatter_case<bf16>(31, 296, 0, true, 31);
+  scatter_case<float>(20, 40, 0, true, 32);
+  scatter_case<bf16>(31, 300, 0, false, 33);  // D not a multiple of 8
+  scatter_case<float>(20, 40, 1, false, 34);
+}
+
+VR_TEST(cuda_vec16_reductions) {
+  rmsnorm_case<float>(7, 96, 41);
+  rmsnorm_case<bf16>(300, 3584, 42);   // the 7B's rows, more rows than backward blocks
+  rmsnorm_case<float>(2, 8 * 1000, 43);  // more chunks than the registers keep: the re-reading loops
+  rmsnorm_to_bf16_case(5, 3584, 44);
+  rmsnorm_to_bf16_case(3, 1280, 45);
+  cross_entropy_case<float>(3, 4000, 46);
+  cross_entropy_case<bf16>(3, 152064, 47);  // the LM head's vocabulary
+}
+
+VR_TEST(cuda_vec16_switch) {
+  ScopedEnv e("VREFLECT_ELEMENTWISE", "fast");
+  DeviceBuffer<float> a(std::vector<float>(16, 1.f)), b(std::vector<float>(16, 1.f)), c(16);
+  expect_throw("VREFLECT_ELEMENTWISE=fast is a one-line error naming the variable",
+               [&] { cuda::swiglu_forward(c.get(), a.get(), b.get(), 16); });
+}
+
+}  // namespace vr::test
