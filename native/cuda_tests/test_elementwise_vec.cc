@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "cuda/model/gpu_train_kernels.h"
 #include "cuda/model/model_kernels.h"
 #include "cuda_tests/device_buffer.h"
 #include "cuda_tests/scoped_env.h"
@@ -225,6 +226,34 @@ void scatter_case(int64_t T, int64_t D, size_t off, bool expect_vector, uint64_t
             });
 }
 
+template <class S>
+void gather_case(int64_t C, size_t off, bool expect_vector, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t V = 11, T = 9;
+  const std::vector<int32_t> ids = {3, 0, 10, 3, -1, 11, 7, 7, 2};  // -1 and 11: out of range, zero rows
+  const auto table = to_storage<S>(rng.vec(size_t(V * C)));
+  same_bits(name("embedding_forward", storage_name<S>(), T * C, off) + " C=" + std::to_string(C), expect_vector, [&] {
+    Shifted<S> tab(table, off), out(to_storage<S>(rng.vec(size_t(T * C))), off);
+    DeviceBuffer<int32_t> d_ids(ids);
+    cuda::embedding_forward(out.get(), d_ids.get(), T, tab.get(), V, C);
+    Bytes b;
+    append_bytes(b, out.download());
+    return b;
+  });
+}
+
+void sum_groups_case(int64_t groups, int64_t n, size_t off, bool expect_vector, uint64_t seed) {
+  Rng rng(seed);
+  const auto in = rng.vec(size_t(groups * n)), out0 = rng.vec(size_t(n));
+  same_bits(name("sum_groups_add", "f32", n, off) + " groups=" + std::to_string(groups), expect_vector, [&] {
+    Shifted<float> d_in(in, off), d_out(out0, off);
+    cuda::sum_groups_add(d_out.get(), d_in.get(), groups, n);
+    Bytes b;
+    append_bytes(b, d_out.download());
+    return b;
+  });
+}
+
 // Reductions in another order: the vector path's outputs within `rtol` (relative to the row's largest output) of
 // the scalar path's, with the 16-byte path taken.
 template <class S>
@@ -278,6 +307,39 @@ void rmsnorm_to_bf16_case(int64_t N, int64_t C, uint64_t seed) {
     out[path] = d_out.download();
   }
   close_outputs("vec16 rmsnorm_to_bf16 [" + std::to_string(N) + ", " + std::to_string(C) + "]", out[1], out[0], 1.0 / 128);
+}
+
+// Forward: outputs within tolerance (mean / variance sums reordered). Backward on the same given mean / rstd: the
+// weight / bias gradients bit for bit (each column's rows in the same order), dinp within tolerance.
+template <class S>
+void layernorm_case(int64_t N, int64_t C, bool bias, uint64_t seed) {
+  Rng rng(seed);
+  const auto x = to_storage<S>(rng.vec(size_t(N * C), -2, 2)), w = to_storage<S>(rng.vec(size_t(C), 0.5, 1.5));
+  const auto b = to_storage<S>(rng.vec(size_t(C))), dy = to_storage<S>(rng.vec(size_t(N * C)));
+  const auto dx0 = to_storage<S>(rng.vec(size_t(N * C)));
+  const auto mean = rng.vec(size_t(N), -0.1, 0.1), rstd = rng.vec(size_t(N), 0.5, 2);
+  std::vector<S> out[2], dx[2];
+  std::vector<float> m[2], r[2], dw[2], db[2];
+  for (int path = 0; path < 2; path++) {
+    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar");
+    const int64_t c0 = cuda::elementwise_vector_calls();
+    DeviceBuffer<S> d_x(x), d_w(w), d_b(b), d_out{size_t(N * C)}, d_dy(dy), d_dx(dx0);
+    DeviceBuffer<float> d_m{size_t(N)}, d_r{size_t(N)}, d_gm(mean), d_gr(rstd);
+    DeviceBuffer<float> d_dw(std::vector<float>(size_t(C), 0.25f)), d_db(std::vector<float>(size_t(C), -0.5f));
+    cuda::layernorm_forward(d_out.get(), d_m.get(), d_r.get(), d_x.get(), d_w.get(), bias ? d_b.get() : nullptr, N, C, 1e-5f);
+    cuda::layernorm_backward(d_dx.get(), d_dw.get(), d_db.get(), d_dy.get(), d_x.get(), d_w.get(), d_gm.get(), d_gr.get(), N, C);
+    out[path] = d_out.download(), m[path] = d_m.download(), r[path] = d_r.download();
+    dx[path] = d_dx.download(), dw[path] = d_dw.download(), db[path] = d_db.download();
+    check_true("vec16 layernorm C=" + std::to_string(C) + (path ? ": 16-byte path" : ": scalar path"),
+               (cuda::elementwise_vector_calls() - c0 == 2) == bool(path));
+  }
+  const std::string tag = "vec16 layernorm " + std::string(storage_name<S>()) + " [" + std::to_string(N) + ", " + std::to_string(C) + "]";
+  const double tol = sizeof(S) == 2 ? 1.0 / 128 : 1e-5;
+  close_outputs(tag + " out", out[1], out[0], tol);
+  close_outputs(tag + " mean", m[1], m[0], 1e-5);
+  close_outputs(tag + " rstd", r[1], r[0], 1e-5);
+  close_outputs(tag + " dinp", dx[1], dx[0], tol);
+  check_true(tag + " dweight / dbias bit-identical to the scalar kernel", dw[1] == dw[0] && db[1] == db[0]);
 }
 
 template <class S>
@@ -335,6 +397,11 @@ VR_TEST(cuda_vec16_rows) {
   scatter_case<float>(20, 40, 0, true, 32);
   scatter_case<bf16>(31, 300, 0, false, 33);  // D not a multiple of 8
   scatter_case<float>(20, 40, 1, false, 34);
+  gather_case<bf16>(296, 0, true, 35);
+  gather_case<float>(36, 0, false, 36);  // 36 fp32 = 144 bytes: not whole chunks of 8
+  gather_case<bf16>(64, 1, false, 37);
+  sum_groups_case(3, 1000, 0, true, 38);
+  sum_groups_case(2, 1001, 0, false, 39);
 }
 
 VR_TEST(cuda_vec16_reductions) {
@@ -343,6 +410,8 @@ VR_TEST(cuda_vec16_reductions) {
   rmsnorm_case<float>(2, 8 * 1000, 43);  // more chunks than the registers keep: the re-reading loops
   rmsnorm_to_bf16_case(5, 3584, 44);
   rmsnorm_to_bf16_case(3, 1280, 45);
+  layernorm_case<float>(37, 1000, true, 48);
+  layernorm_case<bf16>(9, 3584, false, 49);
   cross_entropy_case<float>(3, 4000, 46);
   cross_entropy_case<bf16>(3, 152064, 47);  // the LM head's vocabulary
 }

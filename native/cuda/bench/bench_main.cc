@@ -5,7 +5,8 @@
 //    "results":[{"kernel","shape":{...},"dtype":"bf16","causal"?,"ms","tflops","impl","reps","tile"?,"gbs"?,"error"?}]}
 // tile (attention on tensor cores): the tile variant that ran (--attention-tiles; impl "vreflect-tc/<tile>"), for
 // the Hopper forward "wgmma:<variant>" (impl "vreflect-wgmma[/<variant>]").
-// gbs (attention_decode, JSON only): GB/s of the K/V cache the case must read, to hold against the HBM roofline.
+// gbs (attention_decode, the decode gemm cases, the elementwise kernels): GB/s of the bytes the case must move (the
+// K/V cache, the weights, the tensors), to hold against the HBM roofline; the table prints it too.
 // ms / tflops are null for a case that did not run (its "error" says why). Runs on a GPU machine without Node.
 #include <cmath>
 #include <cstdio>
@@ -43,7 +44,7 @@ std::string shape_text(const Case& c) {
 }
 
 std::string result_json(const Case& c, const Measurement& m) {
-  const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;
+  const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;  // 0: a bandwidth-only case (see gbs)
   std::string r = "{\"kernel\":" + json_string(c.kernel) + ",\"shape\":" + shape_json(c) + ",\"dtype\":\"bf16\"";
   if (c.causal >= 0) r += std::string(",\"causal\":") + (c.causal ? "true" : "false");
   r += ",\"ms\":" + jnum(m.ms, "%.4g") + ",\"tflops\":" + jnum(tflops, "%.4g") + ",\"impl\":" + json_string(m.impl.empty() ? c.impl : m.impl) +
@@ -85,10 +86,12 @@ int run(int argc, char** argv) {
     } else {
       const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;
       const std::string impl = !m.impl.empty() ? m.impl : c.tile.empty() ? c.impl : c.impl + "/" + c.tile;
-      std::printf("%-20s %-24s %-62s %7s %11s %9s%s\n", c.kernel.c_str(), impl.c_str(),
+      // Bandwidth-bound cases (bytes > 0) also print GB/s of the bytes they must move.
+      const std::string gbs = c.bytes > 0 && m.ms > 0 ? "  " + jnum(c.bytes / (m.ms * 1e-3) / 1e9, "%.0f") + " GB/s" : "";
+      std::printf("%-20s %-24s %-62s %7s %11s %9s%s%s\n", c.kernel.c_str(), impl.c_str(),
                   shape_text(c).c_str(),
                   c.causal < 0 ? "" : c.causal ? "yes" : "no", o.dry_run ? "planned" : jnum(m.ms, "%.4g").c_str(),
-                  jnum(tflops, "%.1f").c_str(), m.error.empty() ? "" : ("  " + m.error).c_str());
+                  c.flop > 0 ? jnum(tflops, "%.1f").c_str() : "", gbs.c_str(), m.error.empty() ? "" : ("  " + m.error).c_str());
       std::fflush(stdout);
     }
   }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "cuda/bench/bench_elementwise.h"
 #include "cuda/kernels/cuda_kernels.h"
 
 namespace vr::bench {
@@ -91,6 +92,19 @@ std::vector<std::string> parse_tiles(const std::string& opt, const std::string& 
   return parse_names(opt, v, all);
 }
 
+// --kernels: the names above, the memory-bound kernels' (bench_elementwise.h), and "elementwise" for all of those.
+std::vector<std::string> parse_kernels(const std::string& opt, const std::string& v) {
+  std::vector<std::string> allowed = kKernels;
+  allowed.push_back("elementwise");
+  for (const std::string& k : elementwise_kernels()) allowed.push_back(k);
+  std::vector<std::string> r;
+  for (const std::string& k : parse_names(opt, v, allowed)) {
+    if (k != "elementwise") r.push_back(k);
+    else r.insert(r.end(), elementwise_kernels().begin(), elementwise_kernels().end());
+  }
+  return r;
+}
+
 bool has(const std::vector<std::string>& list, const std::string& x) {
   return std::find(list.begin(), list.end(), x) != list.end();
 }
@@ -100,7 +114,7 @@ bool has(const std::vector<std::string>& list, const std::string& x) {
 const char* usage() {
   return "usage: vreflect_cuda_bench [--json] [--quick] [--dry-run] [--reps N] [--warmup N]\n"
          "         [--kernels attention_fwd,attention_bwd,attention_decode,cross_attention_fwd,\n"
-         "                    cross_attention_bwd,gemm]\n"
+         "                    cross_attention_bwd,gemm,elementwise|swiglu_fwd,rmsnorm_bwd,...]\n"
          "         [--seqs 512,1k,...] [--keys 1k,4k,16k] [--decode-keys 512,1k,4k,16k,64k] [--gemm-m 512,...]\n"
          "         [--gemv-m 1,4,8] [--impl cublaslt,vreflect-kernel,vreflect-gemv,vreflect-gemv-swiglu]\n"
          "         [--max-case-seconds S] [--attention-tiles all|64x64w4,128x64w4s,...]\n"
@@ -117,6 +131,11 @@ const char* usage() {
          "The Hopper wgmma kernels' variants are \"wgmma:<variant>\" (forward wgmma:128x64wg2, ..., backward\n"
          "wgmma:128x64wg2, wgmma:64x64wg1; in 'all'): impl \"vreflect-wgmma/<variant>\", an error entry on a GPU\n"
          "without them (not sm_90, no sm_90a code, self-check).\n"
+         "elementwise (or the names: swiglu_fwd, swiglu_bwd, rmsnorm_fwd, rmsnorm_bwd, rmsnorm_to_bf16, rope_fwd,\n"
+         "rope_bwd, convert_f32_bf16, convert_bf16_f32, cross_entropy, gelu_fwd, gelu_bwd, scatter_rows, kv_append,\n"
+         "adamw): the memory-bound kernels at the 7B training shapes (4096 tokens; --quick: only those) and decode\n"
+         "ones, as the 16-byte path (impl vreflect-vec16) and the scalar kernels (vreflect-scalar, what\n"
+         "VREFLECT_ELEMENTWISE=scalar runs); the figure is GB/s of the bytes each must move (\"gbs\").\n"
          "--dry-run: check the arguments and print the planned cases without touching the GPU.\n";
 }
 
@@ -141,7 +160,7 @@ Options parse_options(int argc, char** argv) {
       o.max_case_seconds = std::strtod(v.c_str(), &end);
       if (v.empty() || *end || !(o.max_case_seconds > 0))
         fail("vreflect_cuda_bench: --max-case-seconds wants a positive number, got '", v, "'");
-    } else if (a == "--kernels") o.kernels = parse_names(a, value(), kKernels);
+    } else if (a == "--kernels") o.kernels = parse_kernels(a, value());
     else if (a == "--impl") o.impls = parse_names(a, value(), kImpls);
     else if (a == "--seqs") o.seqs = parse_list(a, value(), 1, 1 << 20);
     else if (a == "--keys") o.keys = parse_list(a, value(), 1, 1 << 20);
@@ -151,6 +170,8 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--attention-tiles") o.attention_tiles = parse_tiles(a, value());
     else fail("vreflect_cuda_bench: unknown option '", a, "' (see --help)");
   }
+  // The memory-bound kernels only when asked for: `vreflect bench kernels` parses the default run, whose schema
+  // knows the kernels above.
   if (o.kernels.empty()) o.kernels = kKernels;
   if (o.impls.empty()) o.impls = kImpls;
   if (o.seqs.empty()) o.seqs = o.quick ? std::vector<int64_t>{1024, 4096} : std::vector<int64_t>{512, 1024, 2048, 4096, 8192, 16384};
@@ -236,6 +257,7 @@ std::vector<Case> plan_cases(const Options& o) {
     gemm_cases(kGemmKN, o.gemm_m, false);
     gemm_cases(kDecodeKN, o.gemv_m, true);
   }
+  plan_elementwise(o, r);
   return r;
 }
 

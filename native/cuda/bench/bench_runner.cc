@@ -12,6 +12,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "cuda/bench/bench_elementwise.h"
 #include "cuda/gemm/gemm.h"
 #include "cuda/kernels/cuda_kernels.h"
 
@@ -32,8 +33,8 @@ struct Event {
   Event& operator=(const Event&) = delete;
 };
 
-// VREFLECT_ATTENTION_TILE_FWD or _BWD set for one case and restored after it (the kernels cache the variable;
-// cuda::attention_env_changed makes them read it again).
+// VREFLECT_ATTENTION_TILE_FWD or _BWD (or VREFLECT_ELEMENTWISE, read on every call) set for one case and restored
+// after it (the attention kernels cache their variables; cuda::attention_env_changed makes them read them again).
 class TileEnv {
  public:
   TileEnv(const char* name, const std::string& value) : name_(name) {
@@ -226,6 +227,16 @@ Measurement Runner::run(const Case& c, const Options& o) {
         once = [=] { cuda::gemm_swiglu_forward(C, nullptr, A, W, W + (N / 2) * K, M, N / 2, K, nullptr, cuda::GemmImpl::Gemv); };
       else
         once = [=] { cuda::gemm_linear_forward(C, A, W, nullptr, M, N, K, false, nullptr, impl); };
+    } else if (is_elementwise(c.kernel)) {
+      // The case's path, for this case only (TileEnv restores the variable; the kernels read it on every call).
+      tile_env.emplace("VREFLECT_ELEMENTWISE", c.impl == "vreflect-scalar" ? "scalar" : "vector");
+      once = elementwise_run(c, [this](int i, size_t bytes) { return buffer(i, bytes); });
+      if (c.impl == "vreflect-vec16") {  // say so when the 16-byte path was not taken (alignment, sizes)
+        const int64_t before = cuda::elementwise_vector_calls();
+        once();
+        ok(cudaDeviceSynchronize(), c.kernel.c_str());
+        if (cuda::elementwise_vector_calls() == before) m.impl = "vreflect-scalar(fallback)";
+      }
     } else {
       fail("unknown bench kernel ", c.kernel);
     }

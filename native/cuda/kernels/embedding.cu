@@ -67,6 +67,21 @@ __global__ void embedding_forward_kernel(T* out, const int32_t* ids, const T* ta
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) y[c] = ok ? row[c] : dev::from_f32<T>(0.f);
 }
 
+// The 16-byte path (C * sizeof(T) a multiple of 16, out / table 16-byte aligned): the same rows, bit-copied in
+// 16-byte units; an id out of range gives a zero row, as above (+0.0 is all-zero bits in fp32 and bf16).
+template <class T>
+__global__ void embedding_forward_vec_kernel(T* out, const int32_t* ids, const T* table, int64_t V, int64_t C) {
+  const int64_t t = blockIdx.x;
+  const int32_t id = ids[t];
+  const bool ok = id >= 0 && id < V;
+  const int64_t units = C * int64_t(sizeof(T)) / 16;
+  const char* from = reinterpret_cast<const char*>(table + (ok ? int64_t(id) * C : 0));
+  char* to = reinterpret_cast<char*>(out + t * C);
+  for (int64_t u = threadIdx.x; u < units; u += blockDim.x)
+    mma::vector_store(to + 16 * u, ok ? mma::vector_load<uint4>(from + 16 * u, "16-byte gather load") : make_uint4(0, 0, 0, 0),
+                      "16-byte gather store");
+}
+
 // Block t: return unless t is the first occurrence of its id; else dtable[id] += dout[t'] for every t' >= t with
 // that id, in order (chunks of blockDim ids compacted into shared memory, then each thread adds its columns).
 template <class T>
@@ -187,6 +202,12 @@ void embedding_forward_impl(S* out, const int32_t* ids, int64_t T_, const S* tab
   check_rows(T_, "embedding_forward");
   if (T_ == 0) return;
   VR_CHECK(out && ids && table, "cuda embedding_forward: null buffer");
+  if (C % vec::kN == 0 && vec::usable(out, table)) {
+    check_launch(cuda_launch(embedding_forward_vec_kernel<T>, dim3(unsigned(T_)), dim3(kThreads), 0, s, dptr(out), ids,
+                             dptr(table), V, C),
+                 "embedding_forward (16-byte)");
+    return;
+  }
   check_launch(cuda_launch(embedding_forward_kernel<T>, dim3(unsigned(T_)), dim3(kThreads), 0, s, dptr(out), ids,
                            dptr(table), V, C),
                "embedding_forward");
