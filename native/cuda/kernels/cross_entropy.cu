@@ -5,9 +5,9 @@
 //           each element is read before it is written, by the same thread).
 // The probabilities exist only one element at a time, so nothing vocabulary-sized is allocated.
 // A target outside [0, V) that is not ignore_index gives loss NaN and a zero gradient row.
-// kVec (V % 8 == 0, logits / dlogits 16-byte aligned): both passes move chunks of 8 columns (16-byte loads / stores);
-// each element's maths is the scalar one, but a thread's online (max, sum) visits other columns, so the block's
-// lse adds the same terms in another order.
+// kVec (V % 8 == 0, logits / dlogits 16-byte aligned): both passes move chunks of 8 columns (16-byte loads / stores)
+// with each element's maths the scalar one; pass 1 folds the columns in the scalar kernel's order through a
+// shared-memory transpose, so the two paths give the same bits.
 #include "cuda/kernels/common.cuh"
 #include "cuda/kernels/elementwise_vec.cuh"
 
@@ -45,11 +45,20 @@ __global__ void __launch_bounds__(kThreads) cross_entropy_kernel(float* losses, 
   const bool valid = !ignored && target >= 0 && target < V;
 
   float m = -INFINITY, s = 0.f;
-  if (kVec) {
-    for (int64_t c = int64_t(threadIdx.x) * vec::kN; c < V; c += int64_t(blockDim.x) * vec::kN) {
+  if constexpr (kVec) {
+    // Windows of 8 blockDim columns through shared memory, so each thread folds the scalar kernel's columns in its
+    // order (vec::window_put / window_get): the same (max, sum) bits.
+    __shared__ __align__(16) float win[vec::kN * kThreads];
+    const int64_t B = blockDim.x;
+    for (int64_t base = 0; base < V; base += B * vec::kN) {
+      const int64_t c = base + int64_t(threadIdx.x) * vec::kN;
       float x[vec::kN];
-      vec::load8(row + c, x);
-      VR_UNROLL for (int j = 0; j < vec::kN; j++) online_add(m, s, x[j]);
+      if (c < V) vec::load8(row + c, x);
+      vec::window_put(win, x, c < V);
+      __syncthreads();
+      VR_UNROLL for (int i = 0; i < vec::kN; i++)
+        if (base + threadIdx.x + i * B < V) online_add(m, s, vec::window_get(win, i));
+      __syncthreads();
     }
   } else {
     for (int64_t c = threadIdx.x; c < V; c += blockDim.x) online_add(m, s, to_f32(row[c]));
@@ -70,7 +79,7 @@ __global__ void __launch_bounds__(kThreads) cross_entropy_kernel(float* losses, 
   if (!dlogits) return;
   __syncthreads();  // thread 0 has read row[target] before anyone overwrites it in place
   T* drow = dlogits + n * V;
-  if (kVec) {
+  if constexpr (kVec) {
     for (int64_t c = int64_t(threadIdx.x) * vec::kN; c < V; c += int64_t(blockDim.x) * vec::kN) {
       float x[vec::kN];
       vec::load8(row + c, x);

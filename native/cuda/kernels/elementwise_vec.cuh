@@ -4,8 +4,9 @@
 // busy.
 //
 // The per-element arithmetic of a vector kernel is its scalar kernel's (the same inline function on the same
-// floats), so the two give the same bits (tests/test_elementwise_vec.cc runs both on the same inputs); only the
-// row reductions (RMSNorm's sums, cross-entropy's max / sum) see their elements in another order.
+// floats), so the two give the same bits (cuda_tests/test_elementwise_vec.cc runs both on the same inputs). The row
+// reductions (RMSNorm's and LayerNorm's sums, cross-entropy's max / sum) keep the scalar order too, through a
+// shared-memory transpose of each window (window_put / window_get below).
 //
 // Which path runs is decided on the host, once per call: the 16-byte one when VREFLECT_ELEMENTWISE is not "scalar"
 // and every pointer is 16-byte aligned (and, for row kernels, the row strides are multiples of 8 elements);
@@ -69,6 +70,18 @@ __device__ __forceinline__ void store8(__nv_bfloat16* p, const float (&f)[kN]) {
   std::memcpy(&a, h, 16);
   mma::vector_store(p, a, "16-byte bf16 store");
 }
+
+// The row reductions keep the scalar kernels' order. A scalar row kernel's thread t visits columns t, t + B,
+// t + 2B, ... (B = blockDim.x) and folds each into its partial sum in that order; a 16-byte path loads chunks
+// instead (thread t: columns 8t .. 8t + 7 of each window of 8B columns), so before folding it passes each window
+// through shared memory and thread t reads back columns t, t + B, ..., t + 7B of it: the scalar order exactly, so
+// sums, maxima and the block reductions after them give the same bits. `win` holds kN * blockDim floats;
+// window_put before a barrier, window_get after it (and another barrier before the next put).
+__device__ __forceinline__ void window_put(float* win, const float (&v)[kN], bool have) {
+  if (have) store8(win + kN * threadIdx.x, v);
+}
+// Element i (0..7) of this thread's scalar-order columns in the window: window column threadIdx.x + i * blockDim.x.
+__device__ __forceinline__ float window_get(const float* win, int i) { return win[threadIdx.x + i * blockDim.x]; }
 
 // Grid-stride indices of this thread: first, stride.
 __device__ __forceinline__ int64_t first() { return int64_t(blockIdx.x) * blockDim.x + threadIdx.x; }

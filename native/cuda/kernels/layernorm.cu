@@ -3,9 +3,9 @@
 // and bias gradients come from a second kernel in which one thread owns one column and walks the rows in order:
 // deterministic without atomics or scratch, and cheap for the heads' few hundred rows.
 // 16-byte paths (C % 8 == 0, every row buffer 16-byte aligned): the row kernels move chunks of 8 columns (thread t
-// owns chunks t, t + blockDim, ...) with the same per-element maths, their sums adding in another order; the
-// parameter-gradient kernel gives a thread 8 adjacent columns, each walked over the rows in the same order (the same
-// bits).
+// owns chunks t, t + blockDim, ...) with the same per-element maths, their sums folded in the scalar order; the
+// parameter-gradient kernel gives a thread 8 adjacent columns, each walked over the rows in the same order. Both
+// give the scalar kernels' bits.
 #include "cuda/kernels/common.cuh"
 #include "cuda/kernels/elementwise_vec.cuh"
 
@@ -86,32 +86,40 @@ __global__ void layernorm_dparams_kernel(float* dweight, float* dbias, const T* 
   if (dbias) dbias[c] += db;
 }
 
+// The row kernels' 16-byte paths fold their sums in the scalar kernels' order (windows of 8 blockDim columns
+// transposed through shared memory: vec::window_put / window_get), so they give the scalar kernels' bits.
 template <class T>
 __global__ void layernorm_forward_vec_kernel(T* out, float* mean, float* rstd, const T* inp, const T* weight,
                                              const T* bias, int64_t C, float eps) {
   using namespace dev;
   __shared__ float scratch[32];
-  const int64_t n = blockIdx.x, chunks = C / vec::kN;
+  __shared__ __align__(16) float win[vec::kN * kThreads];
+  const int64_t n = blockIdx.x, chunks = C / vec::kN, B = blockDim.x;
   const T* x = inp + n * C;
   T* y = out + n * C;
+  // Window k of x through shared memory; visit(value) on this thread's columns in the scalar order.
+  auto fold = [&](auto visit) {
+    for (int64_t k = 0; k * B * vec::kN < C; k++) {
+      const int64_t ch = threadIdx.x + k * B;
+      float xv[vec::kN];
+      if (ch < chunks) vec::load8(x + ch * vec::kN, xv);
+      vec::window_put(win, xv, ch < chunks);
+      __syncthreads();
+      VR_UNROLL for (int i = 0; i < vec::kN; i++)
+        if (k * B * vec::kN + threadIdx.x + i * B < C) visit(vec::window_get(win, i));
+      __syncthreads();
+    }
+  };
   float s = 0.f;
-  for (int64_t ch = threadIdx.x; ch < chunks; ch += blockDim.x) {
-    float xv[vec::kN];
-    vec::load8(x + ch * vec::kN, xv);
-    VR_UNROLL for (int j = 0; j < vec::kN; j++) s += xv[j];
-  }
+  fold([&](float xv) { s += xv; });
   const float m = block_sum(s, scratch) / float(C);
   float v = 0.f;
-  for (int64_t ch = threadIdx.x; ch < chunks; ch += blockDim.x) {
-    float xv[vec::kN];
-    vec::load8(x + ch * vec::kN, xv);
-    VR_UNROLL for (int j = 0; j < vec::kN; j++) {
-      const float d = xv[j] - m;
-      v += d * d;
-    }
-  }
+  fold([&](float xv) {
+    const float d = xv - m;
+    v += d * d;
+  });
   const float r = 1.0f / sqrtf(block_sum(v, scratch) / float(C) + eps);
-  for (int64_t ch = threadIdx.x; ch < chunks; ch += blockDim.x) {
+  for (int64_t ch = threadIdx.x; ch < chunks; ch += B) {
     float xv[vec::kN], w[vec::kN], b[vec::kN];
     vec::load8(x + ch * vec::kN, xv);
     vec::load8(weight + ch * vec::kN, w);
@@ -133,26 +141,36 @@ __global__ void layernorm_dinp_vec_kernel(T* dinp, const T* dout, const T* inp, 
                                           const float* rstd, int64_t C) {
   using namespace dev;
   __shared__ float scratch[32];
-  const int64_t n = blockIdx.x, chunks = C / vec::kN;
+  __shared__ __align__(16) float win_x[vec::kN * kThreads], win_g[vec::kN * kThreads], win_w[vec::kN * kThreads];
+  const int64_t n = blockIdx.x, chunks = C / vec::kN, B = blockDim.x;
   const T* x = inp + n * C;
   const T* dy = dout + n * C;
   T* dx = dinp + n * C;
   const float m = mean[n], r = rstd[n];
   float s1 = 0.f, s2 = 0.f;
-  for (int64_t ch = threadIdx.x; ch < chunks; ch += blockDim.x) {
+  for (int64_t k = 0; k * B * vec::kN < C; k++) {
+    const int64_t ch = threadIdx.x + k * B;
     float xv[vec::kN], g[vec::kN], w[vec::kN];
-    vec::load8(x + ch * vec::kN, xv);
-    vec::load8(dy + ch * vec::kN, g);
-    vec::load8(weight + ch * vec::kN, w);
-    VR_UNROLL for (int j = 0; j < vec::kN; j++) {
-      const float gw = g[j] * w[j];
-      s1 += gw;
-      s2 += gw * (xv[j] - m) * r;
+    if (ch < chunks) {
+      vec::load8(x + ch * vec::kN, xv);
+      vec::load8(dy + ch * vec::kN, g);
+      vec::load8(weight + ch * vec::kN, w);
     }
+    vec::window_put(win_x, xv, ch < chunks);
+    vec::window_put(win_g, g, ch < chunks);
+    vec::window_put(win_w, w, ch < chunks);
+    __syncthreads();
+    VR_UNROLL for (int i = 0; i < vec::kN; i++)
+      if (k * B * vec::kN + threadIdx.x + i * B < C) {
+        const float gw = vec::window_get(win_g, i) * vec::window_get(win_w, i);
+        s1 += gw;
+        s2 += gw * (vec::window_get(win_x, i) - m) * r;
+      }
+    __syncthreads();
   }
   s1 = block_sum(s1, scratch) / float(C);
   s2 = block_sum(s2, scratch) / float(C);
-  for (int64_t ch = threadIdx.x; ch < chunks; ch += blockDim.x) {
+  for (int64_t ch = threadIdx.x; ch < chunks; ch += B) {
     float xv[vec::kN], g[vec::kN], w[vec::kN], d[vec::kN];
     vec::load8(x + ch * vec::kN, xv);
     vec::load8(dy + ch * vec::kN, g);

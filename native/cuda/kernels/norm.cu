@@ -47,41 +47,58 @@ __global__ void rmsnorm_backward_kernel(T* dinp, float* dweight, const T* dout, 
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) atomicAdd(&dweight[c], dw[c]);
 }
 
-// The 16-byte path (C % 8 == 0, every row buffer 16-byte aligned): thread t owns chunks t, t + blockDim, ... of 8
-// columns in every row (and the same columns of dw, so no barrier is needed between its zeroing, accumulation and
-// flush); the first kCache chunks of a row (x, dy, w) stay in registers between the two passes. Per element the
-// scalar kernel's maths; `dot` adds the same products in another order.
+// The 16-byte path (C % 8 == 0, C <= kMaxVecC, every row buffer 16-byte aligned): thread t owns chunks t,
+// t + blockDim, ... of 8 columns in every row (and the same columns of dw, so no barrier is needed between its
+// zeroing, accumulation and flush); the first kCache chunks of a row (x, dy, w) stay in registers between the two
+// passes. `dot` takes its products in the scalar kernel's order (x, dy and w windows transposed through shared
+// memory, vec::window_put / window_get), and every other value is the scalar kernel's expression per element: the
+// two paths give the same bits (dweight's atomicAdd order across blocks aside, as for the scalar kernel).
+constexpr int kVecThreads = 256;
+constexpr int64_t kVecWindowBytes = 3 * vec::kN * kVecThreads * int64_t(sizeof(float));  // x, dy, w windows
+constexpr int64_t kMaxVecC = (48 * 1024 - 32 * int64_t(sizeof(float)) - kVecWindowBytes) / int64_t(sizeof(float));
+static_assert(kMaxVecC == 6112, "rmsnorm backward 16-byte path: 48 KiB minus the scratch and the windows");
+
 template <class T, int kCache = 2>
 __global__ void rmsnorm_backward_vec_kernel(T* dinp, float* dweight, const T* dout, const T* inp, const T* weight,
                                             const float* rstd, int64_t N, int64_t C) {
   using namespace dev;
   __shared__ float scratch[32];
+  __shared__ __align__(16) float win_x[vec::kN * kVecThreads], win_g[vec::kN * kVecThreads],
+      win_w[vec::kN * kVecThreads];
   CUDA_DYNAMIC_SHARED(float, dw);  // [C] partial weight gradient of this block's rows
-  const int64_t chunks = C / vec::kN;
+  const int64_t chunks = C / vec::kN, B = blockDim.x;
   const float zero[vec::kN] = {};
   if (dweight)
-    for (int64_t ch = threadIdx.x; ch < chunks; ch += blockDim.x) vec::store8(dw + ch * vec::kN, zero);
+    for (int64_t ch = threadIdx.x; ch < chunks; ch += B) vec::store8(dw + ch * vec::kN, zero);
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
     const T* x = inp + n * C;
     const T* dy = dout + n * C;
     const float r = rstd[n];
     float xr[kCache][vec::kN], gr[kCache][vec::kN], wr[kCache][vec::kN];
     float dot = 0.f;
-    VR_UNROLL for (int k = 0; k < kCache; k++) {
-      const int64_t ch = threadIdx.x + int64_t(k) * blockDim.x;
-      if (ch < chunks) {
-        vec::load8(x + ch * vec::kN, xr[k]);
-        vec::load8(dy + ch * vec::kN, gr[k]);
-        vec::load8(weight + ch * vec::kN, wr[k]);
-        VR_UNROLL for (int j = 0; j < vec::kN; j++) dot += gr[k][j] * wr[k][j] * xr[k][j];
-      }
-    }
-    for (int64_t ch = threadIdx.x + int64_t(kCache) * blockDim.x; ch < chunks; ch += blockDim.x) {
+    for (int64_t k = 0; k * B * vec::kN < C; k++) {
+      const int64_t ch = threadIdx.x + k * B;
+      const bool have = ch < chunks;
       float xv[vec::kN], g[vec::kN], w[vec::kN];
-      vec::load8(x + ch * vec::kN, xv);
-      vec::load8(dy + ch * vec::kN, g);
-      vec::load8(weight + ch * vec::kN, w);
-      VR_UNROLL for (int j = 0; j < vec::kN; j++) dot += g[j] * w[j] * xv[j];
+      if (have) {
+        vec::load8(x + ch * vec::kN, xv);
+        vec::load8(dy + ch * vec::kN, g);
+        vec::load8(weight + ch * vec::kN, w);
+      }
+      VR_UNROLL for (int kc = 0; kc < kCache; kc++)
+        if (kc == k && have) VR_UNROLL for (int j = 0; j < vec::kN; j++) {
+            xr[kc][j] = xv[j];
+            gr[kc][j] = g[j];
+            wr[kc][j] = w[j];
+          }
+      vec::window_put(win_x, xv, have);
+      vec::window_put(win_g, g, have);
+      vec::window_put(win_w, w, have);
+      __syncthreads();
+      VR_UNROLL for (int i = 0; i < vec::kN; i++)
+        if (k * B * vec::kN + threadIdx.x + i * B < C)
+          dot += vec::window_get(win_g, i) * vec::window_get(win_w, i) * vec::window_get(win_x, i);
+      __syncthreads();
     }
     dot = block_sum(dot, scratch);
     const float kk = r * r * r * dot / float(C);
@@ -102,10 +119,10 @@ __global__ void rmsnorm_backward_vec_kernel(T* dinp, float* dweight, const T* do
       }
     };
     VR_UNROLL for (int k = 0; k < kCache; k++) {
-      const int64_t ch = threadIdx.x + int64_t(k) * blockDim.x;
+      const int64_t ch = threadIdx.x + int64_t(k) * B;
       if (ch < chunks) emit(ch, xr[k], gr[k], wr[k]);
     }
-    for (int64_t ch = threadIdx.x + int64_t(kCache) * blockDim.x; ch < chunks; ch += blockDim.x) {
+    for (int64_t ch = threadIdx.x + int64_t(kCache) * B; ch < chunks; ch += B) {
       float xv[vec::kN], g[vec::kN], w[vec::kN];
       vec::load8(x + ch * vec::kN, xv);
       vec::load8(dy + ch * vec::kN, g);
@@ -114,7 +131,7 @@ __global__ void rmsnorm_backward_vec_kernel(T* dinp, float* dweight, const T* do
     }
   }
   if (dweight)
-    for (int64_t c = int64_t(threadIdx.x) * vec::kN; c < C; c += int64_t(blockDim.x) * vec::kN)
+    for (int64_t c = int64_t(threadIdx.x) * vec::kN; c < C; c += B * vec::kN)
       VR_UNROLL for (int j = 0; j < vec::kN; j++) atomicAdd(&dweight[c + j], dw[c + j]);
 }
 
@@ -144,7 +161,7 @@ void backward(S* dinp, float* dweight, const S* dout, const S* inp, const S* wei
   VR_CHECK(C <= kMaxC, "cuda rmsnorm_backward: C=", C, " exceeds the supported ", kMaxC);
   const unsigned blocks = unsigned(N < kMaxBackwardBlocks ? N : kMaxBackwardBlocks);
   const size_t smem = dweight ? size_t(C) * sizeof(float) : 0;
-  if (norm::rows_vectorizable(C, dinp, dout, inp, weight)) {
+  if (C <= kMaxVecC && norm::rows_vectorizable(C, dinp, dout, inp, weight)) {
     check_launch(cuda_launch(rmsnorm_backward_vec_kernel<T>, dim3(blocks), dim3(kThreads), smem, s, dptr(dinp),
                              dweight, dptr(dout), dptr(inp), dptr(weight), rstd, N, C),
                  "rmsnorm_backward (16-byte)");

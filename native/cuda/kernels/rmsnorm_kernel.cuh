@@ -30,36 +30,43 @@ __global__ void rmsnorm_forward_kernel(Out* out, float* rstd, const T* inp, cons
   if (rstd && threadIdx.x == 0) rstd[n] = r;
 }
 
-// The 16-byte path (C % 8 == 0, out / inp / weight 16-byte aligned): thread t owns chunks t, t + blockDim, ... of 8
-// columns; the first kCache of them stay in registers between the sum of squares and the output pass (the 7B's 3584
-// columns are 448 chunks: at most 2 per thread of a 256-thread block). Each element's maths is the scalar kernel's;
-// the sum of squares adds the same squares in another order (each thread's partial sum covers other columns).
+// The 16-byte path (C % 8 == 0, out / inp / weight 16-byte aligned, blockDim <= kMaxThreads): thread t loads chunks
+// t, t + blockDim, ... of 8 columns; the first kCache of them stay in registers between the sum of squares and the
+// output pass (the 7B's 3584 columns are 448 chunks: at most 2 per thread of a 256-thread block). The squares are
+// added in the scalar kernel's order (vec::window_put / window_get), and each output element is the scalar
+// kernel's expression, so the two paths give the same bits.
+constexpr int kMaxThreads = 256;
 template <class Out, class T, int kCache = 4>
 __global__ void rmsnorm_forward_vec_kernel(Out* out, float* rstd, const T* inp, const T* weight, int64_t C,
                                            float eps) {
   using namespace dev;
   __shared__ float scratch[32];
-  const int64_t n = blockIdx.x, chunks = C / vec::kN;
+  __shared__ __align__(16) float win[vec::kN * kMaxThreads];
+  const int64_t n = blockIdx.x, chunks = C / vec::kN, B = blockDim.x;
   const T* x = inp + n * C;
   Out* y = out + n * C;
   float xr[kCache][vec::kN];
   float ss = 0.f;
-  VR_UNROLL for (int k = 0; k < kCache; k++) {
-    const int64_t ch = threadIdx.x + int64_t(k) * blockDim.x;
-    if (ch < chunks) {
-      vec::load8(x + ch * vec::kN, xr[k]);
-      VR_UNROLL for (int j = 0; j < vec::kN; j++) ss += xr[k][j] * xr[k][j];
-    }
-  }
-  for (int64_t ch = threadIdx.x + int64_t(kCache) * blockDim.x; ch < chunks; ch += blockDim.x) {
+  for (int64_t k = 0; k * B * vec::kN < C; k++) {  // window k: chunks k B .. k B + B - 1
+    const int64_t ch = threadIdx.x + k * B;
     float v[vec::kN];
-    vec::load8(x + ch * vec::kN, v);
-    VR_UNROLL for (int j = 0; j < vec::kN; j++) ss += v[j] * v[j];
+    if (ch < chunks) vec::load8(x + ch * vec::kN, v);
+    VR_UNROLL for (int kc = 0; kc < kCache; kc++)
+      if (kc == k && ch < chunks) VR_UNROLL for (int j = 0; j < vec::kN; j++) xr[kc][j] = v[j];
+    vec::window_put(win, v, ch < chunks);
+    __syncthreads();
+    VR_UNROLL for (int i = 0; i < vec::kN; i++) {
+      if (k * B * vec::kN + threadIdx.x + i * B < C) {
+        const float xv = vec::window_get(win, i);
+        ss += xv * xv;
+      }
+    }
+    __syncthreads();
   }
   ss = block_sum(ss, scratch);
   const float r = 1.0f / sqrtf(ss / float(C) + eps);
   VR_UNROLL for (int k = 0; k < kCache; k++) {
-    const int64_t ch = threadIdx.x + int64_t(k) * blockDim.x;
+    const int64_t ch = threadIdx.x + int64_t(k) * B;
     if (ch < chunks) {
       float w[vec::kN];
       vec::load8(weight + ch * vec::kN, w);
@@ -67,7 +74,7 @@ __global__ void rmsnorm_forward_vec_kernel(Out* out, float* rstd, const T* inp, 
       vec::store8(y + ch * vec::kN, w);
     }
   }
-  for (int64_t ch = threadIdx.x + int64_t(kCache) * blockDim.x; ch < chunks; ch += blockDim.x) {
+  for (int64_t ch = threadIdx.x + int64_t(kCache) * B; ch < chunks; ch += B) {
     float v[vec::kN], w[vec::kN];
     vec::load8(x + ch * vec::kN, v);
     vec::load8(weight + ch * vec::kN, w);
