@@ -54,9 +54,10 @@ void plan_elementwise(const Options& o, std::vector<Case>& out) {
       const int64_t rows = sw ? kTokens : kImageTokens, cols = sw ? kFfn : kMergerHidden;
       const double moved = k == "swiglu_fwd" ? 3 : k == "swiglu_bwd" ? 5 : k == "gelu_fwd" ? 2 : 3;
       cs.push_back(make(k, "", {{"rows", rows}, {"cols", cols}}, moved * double(rows * cols) * b2));
-    } else if (k == "rmsnorm_fwd" || k == "rmsnorm_bwd") {
+    } else if (k == "rmsnorm_fwd" || k == "rmsnorm_bwd") {  // fp32, as the training decoder's residual stream
       const double moved = k == "rmsnorm_fwd" ? 2 : 4;  // bwd: dout, x, dinp read, dinp written
-      cs.push_back(make(k, "", {{"rows", kTokens}, {"cols", kHidden}}, moved * double(kTokens * kHidden) * b2));
+      cs.push_back(make(k, "", {{"rows", kTokens}, {"cols", kHidden}}, moved * double(kTokens * kHidden) * b4));
+      cs.back().dtype = "f32";
     } else if (k == "rmsnorm_to_bf16") {
       for (int64_t n : {kTokens, int64_t(1)})
         cs.push_back(make(k, "", {{"rows", n}, {"cols", kHidden}}, double(n * kHidden) * (b4 + b2)));
@@ -65,6 +66,9 @@ void plan_elementwise(const Options& o, std::vector<Case>& out) {
         cs.push_back(make(k, "", {{"tokens", t}, {"heads", kHeadsQK}, {"head_dim", kHeadDim}, {"row_stride", kQkvRow}},
                           double(t * kHeadsQK * kHeadDim) * 2 * b2 + double(t * kHeadDim) * 2 * b4));
     } else if (k == "convert_f32_bf16" || k == "convert_bf16_f32") {
+      // f32 -> bf16: the training backward's dF [T, F] (the largest) and the normed rows [T, D]
+      if (k == "convert_f32_bf16")
+        cs.push_back(make(k, "", {{"rows", kTokens}, {"cols", kFfn}}, double(kTokens * kFfn) * (b4 + b2)));
       cs.push_back(make(k, "", {{"rows", kTokens}, {"cols", kHidden}}, double(kTokens * kHidden) * (b4 + b2)));
     } else if (k == "cross_entropy") {  // in place: logits read twice, dlogits written
       cs.push_back(make(k, "", {{"rows", kCeRows}, {"vocab", kVocab}}, 3.0 * double(kCeRows * kVocab) * b2));
@@ -77,6 +81,7 @@ void plan_elementwise(const Options& o, std::vector<Case>& out) {
     } else if (k == "adamw") {  // fp32 param / m / v read and written, bf16 grad read, bf16 param copy written
       const int64_t n = kHidden * kFfn;
       cs.push_back(make(k, "", {{"params", n}}, double(n) * (6 * b4 + 2 * b2)));
+      cs.back().dtype = "f32";  // fp32 master weights and moments, bf16 gradient and copy
     }
     if (o.quick) cs.resize(1);  // the training shape only
     for (const Case& c : cs)
@@ -112,7 +117,7 @@ std::function<void()> elementwise_run(const Case& c, const std::function<void*(i
       bf16* y = bf(2, N * C);
       return [=] { cuda::rmsnorm_to_bf16(y, x, w, N, C, 1e-6f); };
     }
-    bf16 *x = bf(0, N * C), *w = bf(1, C), *y = bf(2, N * C), *dy = bf(3, N * C);
+    float *x = f32(0, N * C), *w = f32(1, C), *y = f32(2, N * C), *dy = f32(3, N * C);
     if (k == "rmsnorm_fwd") return [=] { cuda::rmsnorm_forward(y, rstd, x, w, N, C, 1e-6f); };
     cuda::rmsnorm_forward(y, rstd, x, w, N, C, 1e-6f);  // a real rstd
     float* dw = f32(6, C);

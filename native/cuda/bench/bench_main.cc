@@ -45,7 +45,7 @@ std::string shape_text(const Case& c) {
 
 std::string result_json(const Case& c, const Measurement& m) {
   const double tflops = m.ms > 0 ? c.flop / (m.ms * 1e-3) / 1e12 : -1;  // 0: a bandwidth-only case (see gbs)
-  std::string r = "{\"kernel\":" + json_string(c.kernel) + ",\"shape\":" + shape_json(c) + ",\"dtype\":\"bf16\"";
+  std::string r = "{\"kernel\":" + json_string(c.kernel) + ",\"shape\":" + shape_json(c) + ",\"dtype\":" + json_string(c.dtype);
   if (c.causal >= 0) r += std::string(",\"causal\":") + (c.causal ? "true" : "false");
   r += ",\"ms\":" + jnum(m.ms, "%.4g") + ",\"tflops\":" + jnum(tflops, "%.4g") + ",\"impl\":" + json_string(m.impl.empty() ? c.impl : m.impl) +
        ",\"reps\":" + std::to_string(m.reps);

@@ -35,6 +35,7 @@ struct Case {
   int causal = -1;  // -1: not an attention case (no "causal" key)
   double flop = 0;  // floating-point operations of one run (FlashAttention's conventions for attention)
   double bytes = 0;  // global-memory bytes one run must move at least (decode: the K/V cache), 0: not reported
+  std::string dtype = "bf16";  // the activations' storage ("f32": the training decoder's fp32 RMSNorm, adamw)
   int64_t get(const std::string& key) const;
 };
 
