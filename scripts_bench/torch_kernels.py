@@ -11,6 +11,9 @@ PyTorch on the GPU, printed in the SAME JSON schema, so the two can be shown sid
   cross_attention_fwd / cross_attention_bwd  impl "torch-eager": softmax(q k^T * scale) v in bf16 matmuls with an
                                              fp32 softmax (head dim 448 is beyond the flash kernel)
   gemm                                       impl "torch-matmul": a[M,K] @ w[N,K]^T in bf16
+  elementwise (or swiglu_fwd, ..., adamw)    impl "torch-eager" / "torch-fused": the memory-bound kernels'
+                                             PyTorch ops on vreflect_cuda_bench's shapes (torch_elementwise.py), with
+                                             "gbs" = the bytes OUR kernel moves / time; only when asked for
 
 Times are cudaEvent pairs around one run, median of --reps runs after --warmup. FLOP counts follow
 FlashAttention's benchmark (4 S^2 H D forward, halved when causal; backward 2.5x forward); GEMM 2 M N K.
@@ -22,8 +25,12 @@ import ctypes
 import datetime
 import json
 import math
+import os
 import statistics
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_elementwise  # noqa: E402  (the memory-bound kernels' cases)
 
 KERNELS = ["attention_fwd", "attention_bwd", "cross_attention_fwd", "cross_attention_bwd", "gemm"]
 HEADS_Q, HEADS_KV, HEAD_DIM = 28, 4, 128
@@ -57,10 +64,12 @@ def int_list(text):
 
 
 def kernel_list(text):
-    names = [k for k in text.split(",") if k]
-    for k in names:
-        if k not in KERNELS:
-            raise argparse.ArgumentTypeError(f"'{k}' is not one of {', '.join(KERNELS)}")
+    names = []
+    allowed = KERNELS + ["elementwise"] + torch_elementwise.NAMES
+    for k in [k for k in text.split(",") if k]:
+        if k not in allowed:
+            raise argparse.ArgumentTypeError(f"'{k}' is not one of {', '.join(allowed)}")
+        names += torch_elementwise.NAMES if k == "elementwise" else [k]
     return names
 
 
@@ -121,6 +130,7 @@ def plan_cases(a):
             for m in a.gemm_m:
                 cases.append({"kernel": "gemm", "shape": {"M": m, "N": n, "K": k}, "impl": "torch-matmul",
                               "flop": 2.0 * m * n * k})
+    cases += torch_elementwise.plan(a.kernels, a.quick)
     return cases
 
 
@@ -248,7 +258,7 @@ class Runner:
     def run(self, case):
         fn = {"attention_fwd": self.attention, "attention_bwd": self.attention,
               "cross_attention_fwd": self.cross_attention, "cross_attention_bwd": self.cross_attention,
-              "gemm": self.gemm}[case["kernel"]]
+              "gemm": self.gemm}.get(case["kernel"], lambda c: torch_elementwise.run(self, c))
         try:
             return fn(case)
         except Exception as err:  # noqa: BLE001 - report it in the result and go on (e.g. out of memory)
@@ -258,13 +268,15 @@ class Runner:
 
 
 def result(case, ms, reps, extra):
-    r = {"kernel": case["kernel"], "shape": case["shape"], "dtype": "bf16"}
+    r = {"kernel": case["kernel"], "shape": case["shape"], "dtype": case.get("dtype", "bf16")}
     if "causal" in case:
         r["causal"] = case["causal"]
     r["ms"] = round(ms, 4) if ms is not None else None
     r["tflops"] = round(case["flop"] / (ms * 1e-3) / 1e12, 2) if ms else None
     r["impl"] = case["impl"]
     r["reps"] = reps
+    if case.get("bytes"):
+        r["gbs"] = round(case["bytes"] / (ms * 1e-3) / 1e9, 1) if ms else None
     r.update(extra)
     return r
 

@@ -131,6 +131,30 @@ step "attention tile variants (tensor cores, head dim 128, seq ${TILE_SEQS:-8k}:
 echo "vreflect_cuda_bench (tile variants) rc=$?"; tail -2 "$OUT/bench_tiles.err"
 python3 native/cuda/bench/tile_summary.py "$OUT/bench_tiles.json"
 # (The ptxas register / spill table, attention_tc_registers.sh, is made off the GPU: same nvcc 13.0, no device time.)
+
+step "memory-bound kernels: 16-byte paths vs scalar (GB/s; kernels README, '16-byte paths')"
+# Each case as vreflect-vec16 and vreflect-scalar (VREFLECT_ELEMENTWISE per case), then PyTorch's ops on the same
+# shapes; the summary prints GB/s side by side. VREFLECT_ELEMENTWISE=scalar is the fallback if vec16 faults or loses.
+# shellcheck disable=SC2086
+"$BUILD/vreflect_cuda_bench" --json --kernels elementwise $BENCH_ARGS > "$OUT/bench_elementwise.json" 2> "$OUT/bench_elementwise.err"
+echo "vreflect_cuda_bench (elementwise) rc=$?"; tail -2 "$OUT/bench_elementwise.err"
+# shellcheck disable=SC2086
+python3 scripts_bench/torch_kernels.py --json --kernels elementwise $BENCH_ARGS > "$OUT/bench_elementwise_torch.json" 2> "$OUT/bench_elementwise_torch.err"
+echo "torch_kernels.py (elementwise) rc=$?"
+python3 - "$OUT/bench_elementwise.json" "$OUT/bench_elementwise_torch.json" <<'EOF'
+import json, sys
+rows = {}
+for path in sys.argv[1:]:
+    try:
+        doc = json.load(open(path))
+    except Exception as err:  # noqa: BLE001
+        print(f"{path}: {err}")
+        continue
+    for r in doc["results"]:
+        rows.setdefault((r["kernel"], json.dumps(r["shape"])), []).append(f"{r['impl']} {r.get('gbs')} GB/s ({r['ms']} ms)")
+for (kernel, shape), impls in rows.items():
+    print(f"{kernel:18} {shape:70} " + " | ".join(impls))
+EOF
 fi  # bench
 fi  # MODEL_ONLY
 
