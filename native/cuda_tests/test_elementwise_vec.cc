@@ -17,6 +17,9 @@
 #include "cuda_tests/device_buffer.h"
 #include "cuda_tests/scoped_env.h"
 #include "tests/harness.h"
+#if defined(VR_CUDA_EMULATED)
+#include "cuda_emu/emu_banks.h"
+#endif
 
 namespace vr::test {
 namespace {
@@ -420,6 +423,49 @@ VR_TEST(cuda_vec16_reductions) {
   cross_entropy_case<float>(3, 4000, 46);
   cross_entropy_case<bf16>(3, 152064, 47);  // the LM head's vocabulary
 }
+
+#if defined(VR_CUDA_EMULATED)
+// The 16-byte row kernels' shared-memory traffic (window transposes, RMSNorm's dw) at ideal wavefronts: 32 bytes a
+// lane through vec::store8_shared / load8_shared. Row widths of whole windows (8 x blockDim columns), so no warp
+// diverges and the emulator's pairing of lanes is exact. Seen to fail with the plain two-store order (2-way).
+VR_TEST(cuda_vec16_banks_conflict_free) {
+  namespace banks = cudaemu::banks;
+  banks::Recorder rec;
+  Rng rng(60);
+  const int64_t N = 4, C = 4096, V = 8192;
+  {
+    DeviceBuffer<bf16> x(to_bf16(rng.vec(size_t(N * C)))), w(to_bf16(rng.vec(size_t(C)))), y{size_t(N * C)};
+    DeviceBuffer<bf16> dy(to_bf16(rng.vec(size_t(N * C)))), dx(to_bf16(rng.vec(size_t(N * C))));
+    DeviceBuffer<float> r{size_t(N)}, m{size_t(N)}, dw{std::vector<float>(size_t(C))}, db{std::vector<float>(size_t(C))};
+    cuda::rmsnorm_forward(y.get(), r.get(), x.get(), w.get(), N, C, 1e-6f);
+    cuda::rmsnorm_backward(dx.get(), dw.get(), dy.get(), x.get(), w.get(), r.get(), N, C);
+    cuda::layernorm_forward(y.get(), m.get(), r.get(), x.get(), w.get(), nullptr, N, C, 1e-5f);
+    cuda::layernorm_backward(dx.get(), dw.get(), db.get(), dy.get(), x.get(), w.get(), m.get(), r.get(), N, C);
+    DeviceBuffer<float> xf(rng.vec(size_t(N * C))), wf(rng.vec(size_t(C)));
+    cuda::rmsnorm_to_bf16(y.get(), xf.get(), wf.get(), N, C, 1e-6f);
+    DeviceBuffer<bf16> logits(to_bf16(rng.vec(size_t(N * V))));
+    DeviceBuffer<int32_t> tgt(std::vector<int32_t>{1, 2, 3, 4});
+    DeviceBuffer<float> loss{size_t(N)};
+    cuda::cross_entropy_forward_backward(loss.get(), logits.get(), logits.get(), tgt.get(), N, V, 1.f);
+    cuda_ok(cudaDeviceSynchronize(), "sync");
+  }
+  int audited = 0;
+  for (const banks::KernelTotals& k : rec.kernels()) {
+    if (k.name.find("vec_kernel") == std::string::npos && k.name.find("cross_entropy") == std::string::npos) continue;
+    for (int o = 0; o < banks::kOps; o++) {
+      const banks::OpTotals& t = k.ops[o];
+      if (!t.instructions) continue;
+      audited++;
+      check_true("vec16 banks " + k.name + " " + banks::op_name(banks::Op(o)) + ": " + std::to_string(t.instructions) +
+                     " instr, " + std::to_string(t.wavefronts) + " wavefronts (ideal " + std::to_string(t.ideal) +
+                     "), " + std::to_string(t.partial) + " partial" + (t.worst > 1 ? ", e.g. " + t.worst_example : ""),
+                 t.wavefronts == t.ideal && t.partial == 0);
+    }
+  }
+  check_true("vec16 banks: the rmsnorm fwd / bwd, rmsnorm_to_bf16, layernorm fwd / dinp and cross-entropy 16-byte "
+             "kernels were audited (" + std::to_string(audited) + " op kinds)", audited >= 7);
+}
+#endif
 
 VR_TEST(cuda_vec16_switch) {
   ScopedEnv e("VREFLECT_ELEMENTWISE", "fast");

@@ -77,11 +77,31 @@ __device__ __forceinline__ void store8(__nv_bfloat16* p, const float (&f)[kN]) {
 // through shared memory and thread t reads back columns t, t + B, ..., t + 7B of it: the scalar order exactly, so
 // sums, maxima and the block reductions after them give the same bits. `win` holds kN * blockDim floats;
 // window_put before a barrier, window_get after it (and another barrier before the next put).
-__device__ __forceinline__ void window_put(float* win, const float (&v)[kN], bool have) {
-  if (have) store8(win + kN * threadIdx.x, v);
-}
 // Element i (0..7) of this thread's scalar-order columns in the window: window column threadIdx.x + i * blockDim.x.
 __device__ __forceinline__ float window_get(const float* win, int i) { return win[threadIdx.x + i * blockDim.x]; }
+
+// 8 fp32 to / from SHARED memory where lanes sit 32 bytes apart (windows, RMSNorm's dw): two 16-byte moves, lanes
+// 4-7 of each quarter-warp doing their second half first. Without the swap a quarter-warp's first move touches bytes
+// 0, 32, ..., 224: lanes l and l + 4 share banks (2-way, the emulator's bank accounting counts it); with it the 8
+// lanes cover 128 distinct bytes (test_elementwise_vec.cc's bank audit).
+__device__ __forceinline__ void store8_shared(float* p, const float (&f)[kN]) {
+  const bool swap = (threadIdx.x >> 2) & 1;
+  uint4 lo, hi;
+  std::memcpy(&lo, f, 16);
+  std::memcpy(&hi, f + 4, 16);
+  mma::vector_store(p + (swap ? 4 : 0), swap ? hi : lo, "16-byte shared store");
+  mma::vector_store(p + (swap ? 0 : 4), swap ? lo : hi, "16-byte shared store");
+}
+__device__ __forceinline__ void load8_shared(const float* p, float (&f)[kN]) {
+  const bool swap = (threadIdx.x >> 2) & 1;
+  const uint4 a = mma::vector_load<uint4>(p + (swap ? 4 : 0), "16-byte shared load");
+  const uint4 b = mma::vector_load<uint4>(p + (swap ? 0 : 4), "16-byte shared load");
+  std::memcpy(f, swap ? &b : &a, 16);
+  std::memcpy(f + 4, swap ? &a : &b, 16);
+}
+__device__ __forceinline__ void window_put(float* win, const float (&v)[kN], bool have) {
+  if (have) store8_shared(win + kN * threadIdx.x, v);
+}
 
 // Grid-stride indices of this thread: first, stride.
 __device__ __forceinline__ int64_t first() { return int64_t(blockIdx.x) * blockDim.x + threadIdx.x; }

@@ -69,7 +69,7 @@ __global__ void rmsnorm_backward_vec_kernel(T* dinp, float* dweight, const T* do
   const int64_t chunks = C / vec::kN, B = blockDim.x;
   const float zero[vec::kN] = {};
   if (dweight)
-    for (int64_t ch = threadIdx.x; ch < chunks; ch += B) vec::store8(dw + ch * vec::kN, zero);
+    for (int64_t ch = threadIdx.x; ch < chunks; ch += B) vec::store8_shared(dw + ch * vec::kN, zero);
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
     const T* x = inp + n * C;
     const T* dy = dout + n * C;
@@ -113,9 +113,9 @@ __global__ void rmsnorm_backward_vec_kernel(T* dinp, float* dweight, const T* do
       }
       if (dweight) {
         float a[vec::kN];
-        vec::load8(dw + ch * vec::kN, a);
+        vec::load8_shared(dw + ch * vec::kN, a);
         VR_UNROLL for (int j = 0; j < vec::kN; j++) a[j] += g[j] * xv[j] * r;
-        vec::store8(dw + ch * vec::kN, a);
+        vec::store8_shared(dw + ch * vec::kN, a);
       }
     };
     VR_UNROLL for (int k = 0; k < kCache; k++) {
@@ -131,8 +131,11 @@ __global__ void rmsnorm_backward_vec_kernel(T* dinp, float* dweight, const T* do
     }
   }
   if (dweight)
-    for (int64_t c = int64_t(threadIdx.x) * vec::kN; c < C; c += B * vec::kN)
-      VR_UNROLL for (int j = 0; j < vec::kN; j++) atomicAdd(&dweight[c + j], dw[c + j]);
+    for (int64_t ch = threadIdx.x; ch < chunks; ch += B) {
+      float a[vec::kN];
+      vec::load8_shared(dw + ch * vec::kN, a);
+      VR_UNROLL for (int j = 0; j < vec::kN; j++) atomicAdd(&dweight[ch * vec::kN + j], a[j]);
+    }
 }
 
 template <class T, class S>
