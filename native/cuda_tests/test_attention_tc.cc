@@ -79,6 +79,42 @@ VR_TEST(cuda_attention_tc_tile_variants) {
   }
 }
 
+// The double-buffered backward variants ("d": the next inner tile copied while this one is computed) on segments of
+// many inner tiles, so each of the two buffers is refilled several times - in the dK/dV kernel also across the query
+// heads of a kv head (GQA: tile n + 1 may be the next head's first) - by the same rule, with the default forward:
+// causal and not, varlen, GQA, cross lengths, rows that see no key, a padded head dim with element loads and a
+// strided q, and dq-only / dk-dv-only calls. Head dims 64 / 80 run 64x64w4d whichever "d" variant is selected: once.
+const AttnCase kDoubleBufferCases[] = {
+    {"D=128 GQA 2:1 causal prefill, segments 300,70,5", 2, 1, 128, true, {300, 70, 5}, {300, 70, 5}, 0},
+    {"D=128 1:1 non-causal cross lengths q 190,33 k 260,17", 1, 1, 128, false, {190, 33}, {260, 17}, 0},
+    {"D=100 (padded to 128, element loads) causal GQA 3:1, q 12,200 k 4,230 (rows see no key), strided q", 3, 1, 100,
+     true, {12, 200}, {4, 230}, 4},
+};
+const AttnCase kDoubleBufferSmallD[] = {
+    {"D=80 GQA 3:1 causal, strided q, segments 200,9", 3, 1, 80, true, {200, 9}, {200, 9}, 2 * 80},
+    {"D=64 1:1 non-causal cross lengths q 150 k 230", 2, 2, 64, false, {150}, {230}, 0},
+};
+
+VR_TEST(cuda_attention_tc_backward_double_buffered) {
+  std::vector<std::string> dbl;
+  for (const std::string& b : cuda::attention_tc_tiles(true))
+    if (b.back() == 'd') dbl.push_back(b);
+  check_true("double-buffered backward variants: 64x64w4d, 64x32w4d, 128x32w8d, 128x64w8d",
+             dbl == std::vector<std::string>{"64x64w4d", "64x32w4d", "128x32w8d", "128x64w8d"});
+  for (const std::string& b : dbl) {
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b.c_str(), cuda::attention_env_changed);
+    check_true("backward variant " + b + " is the one selected", cuda::attention_tc_tile(true) == b);
+    uint64_t seed = 171;
+    for (const AttnCase& c : kDoubleBufferCases) tc_case(c, seed++, "bwd " + b + ": ");
+  }
+  ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "64x64w4d", cuda::attention_env_changed);
+  uint64_t seed = 181;
+  for (const AttnCase& c : kDoubleBufferSmallD) tc_case(c, seed++, "bwd 64x64w4d: ");
+  const auto TC = cuda::AttnKernelPath::TensorCore;
+  tc_case(kDoubleBufferCases[0], 191, "bwd 64x64w4d dq only: ", TC, TC, Grads::DqOnly);
+  tc_case(kDoubleBufferCases[0], 192, "bwd 64x64w4d dk dv only: ", TC, TC, Grads::DkDvOnly);
+}
+
 // The Hopper wgmma forward (attention_wgmma.cu; on the emulator the modelled wgmma), every tile variant, by the same
 // rule (its backward, the mma.sync one, runs on its out / lse): cases that cross the 64 / 128-row and 64 / 128-key
 // tiles, GQA, cross lengths, rows that see no key, padded head dims with element loads and strided q, decode.
