@@ -428,18 +428,21 @@ __device__ __forceinline__ void add_rows(__nv_bfloat16* base, int64_t stride, in
 }
 
 #if defined(VR_MMA_AVAILABLE)
-// One query tile of the dK/dV kernel: this warp's 16 keys (key0 ..) against the T query rows i0 .. of Qs / dOs with
-// their lse (log2 units) / Delta in lse_s / delta_s; dV += P^T dO, dK += dS^T Q. Reads shared memory only.
-template <int DP, int T>
+// One query tile of the dK/dV kernel: this warp's 16 keys (key0 .., of the block's BLOCK keys j0 ..) against the T
+// query rows i0 .. of Qs / dOs with their lse (log2 units) / Delta in lse_s / delta_s; dV += P^T dO, dK += dS^T Q.
+// Reads shared memory only.
+template <int DP, int T, int BLOCK>
 __device__ __forceinline__ void dkdv_tile(float (&dk_acc)[DP / 8][4], float (&dv_acc)[DP / 8][4],
                                           const __nv_bfloat16* Ks, const __nv_bfloat16* Vs, const __nv_bfloat16* Qs,
                                           const __nv_bfloat16* dOs, const float* lse_s, const float* delta_s,
-                                          const AttnArgs& a, const attn::Segment& sg, int warp, int64_t key0,
-                                          bool masked, int64_t i0, float scale_log2) {
+                                          const AttnArgs& a, const attn::Segment& sg, int warp, int64_t j0,
+                                          int64_t key0, int64_t i0, float scale_log2) {
   const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   float st[T / 8][4], dpt[T / 8][4];  // S^T, dP^T: rows = this warp's 16 keys, columns = T queries
   scores<DP, T / 8>(st, Ks, warp * 16, Qs);
   scores<DP, T / 8>(dpt, Vs, warp * 16, dOs);
+  // Only tiles with keys past the segment's end or, causal, past the diagonal of the tile's first row test each element.
+  const bool masked = j0 + BLOCK > sg.Lk || (a.causal && j0 + BLOCK - 1 > i0 + sg.shift);
   VR_UNROLL for (int n = 0; n < T / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
       const int qi = n * 8 + 2 * t + (e & 1);
       const int64_t key = key0 + g + (e >= 2 ? 8 : 0);
@@ -487,7 +490,7 @@ __global__ void __launch_bounds__(32 * W)
   const int kvh = blockIdx.y, G = a.Hq / a.Hkv, D = a.D;
   const int64_t j0 = int64_t(blockIdx.x) * kBlock;
   if (j0 >= sg.Lk) return;
-  const int warp = threadIdx.x / 32;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
 
   CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
   __nv_bfloat16* Ks = smem;                      // [kBlock keys][kLd]
@@ -509,9 +512,6 @@ __global__ void __launch_bounds__(32 * W)
   // The first query row that sees key j0 is j0 - shift (causal): start at its tile.
   int64_t first = a.causal ? j0 - sg.shift : 0;
   first = first < 0 ? 0 : first / T * T;
-  // Whether a query tile starting at i0 needs the per-element mask (this block's keys past the segment's end or,
-  // causal, past the diagonal of the tile's first row).
-  auto masked_at = [&](int64_t i0) { return j0 + kBlock > sg.Lk || (a.causal && j0 + kBlock - 1 > i0 + sg.shift); };
 
   if constexpr (!B::kDouble) {
     float* lse_s = stats;
@@ -527,60 +527,87 @@ __global__ void __launch_bounds__(32 * W)
         load_stats<T, kTh>(lse_s, delta_s, lse, delta, a, sg, h, i0);  // while the copies are in flight
         mma::cp_async_wait<0>();
         __syncthreads();
-        dkdv_tile<DP, T>(dk_acc, dv_acc, Ks, Vs, Qs, dOs, lse_s, delta_s, a, sg, warp, key0, masked_at(i0), i0,
-                         scale_log2);
+        // The tile's maths written out here, not through dkdv_tile: at the 255-register ceiling ptxas spills more
+        // with the helper (default 64x64w4: sm_80 0 -> 8 / 24 bytes, sm_90 12 / 28 -> 24 / 52).
+        float st[T / 8][4], dpt[T / 8][4];  // S^T, dP^T: rows = this warp's 16 keys, columns = T queries
+        scores<DP, T / 8>(st, Ks, warp * 16, Qs);
+        scores<DP, T / 8>(dpt, Vs, warp * 16, dOs);
+        const bool masked = j0 + kBlock > sg.Lk || (a.causal && j0 + kBlock - 1 > i0 + sg.shift);
+        VR_UNROLL for (int n = 0; n < T / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
+            const int qi = n * 8 + 2 * t + (e & 1);
+            const int64_t key = key0 + g + (e >= 2 ? 8 : 0);
+            const bool vis = !masked || (key < sg.Lk && (!a.causal || key <= i0 + qi + sg.shift));
+            const float p = vis && lse_s[qi] != -INFINITY ? exp2f(st[n][e] * scale_log2 - lse_s[qi]) : 0.f;
+            st[n][e] = p;                               // P^T
+            dpt[n][e] = p * (dpt[n][e] - delta_s[qi]);  // dS^T
+          }
+        accumulate_xy<DP, T / 8>(dv_acc, st, dOs);
+        accumulate_xy<DP, T / 8>(dk_acc, dpt, Qs);
       }
     }
   } else {
-    // The query tiles as one sequence n = 0 .. G * nq - 1 (head hh = n / nq, rows first + (n % nq) T ..), so the
-    // copies of the next tile - also the next head's first - overlap this tile's maths.
-    const int64_t nq = first < sg.Lq ? (sg.Lq - first + T - 1) / T : 0, ntiles = G * nq;
-    auto copy_tile = [&](int64_t n, int buf) {  // Q, dO of tile n into buffer buf (not committed)
-      const int64_t i0 = first + (n % nq) * T, qr0 = sg.q0 + i0, qlim = sg.q0 + sg.Lq;
-      const int64_t qcol = int64_t(kvh * G + int(n / nq)) * D;
+    // The query tiles in order (head hh, rows i0 ..; after the last rows of a head the next head's first), so the
+    // copies of the next tile - also across heads - overlap this tile's maths.
+    auto copy_tile = [&](int hh, int64_t i0, int buf) {  // Q, dO of (hh, i0) into buffer buf (not committed)
+      const int64_t qr0 = sg.q0 + i0, qlim = sg.q0 + sg.Lq, qcol = int64_t(kvh * G + hh) * D;
       load_rows_async<DP, T, kTh>(Qs + buf * B::kT, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
       load_rows_async<DP, T, kTh>(dOs + buf * B::kT, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
     };
-    if (ntiles > 0) {
-      copy_tile(0, 0);
+    const bool any = first < sg.Lq;
+    if (any) {
+      copy_tile(0, first, 0);
       load_stats<T, kTh>(stats, stats + T, lse, delta, a, sg, kvh * G, first);
     }
     mma::cp_async_commit();  // K, V, Q_0, dO_0
     mma::cp_async_wait<0>();
     __syncthreads();
-    for (int64_t n = 0; n < ntiles; n++) {
-      const int buf = int(n & 1);
-      // Tile n + 1 into the other buffers: everyone finished reading them (tile n - 1) before the last barrier.
-      // Its lse / Delta row r = threadIdx.x is fetched into registers now and stored after the maths, so the
-      // global loads' latency hides behind them too.
+    int hh = any ? 0 : G, buf = 0;
+    int64_t i0 = first;
+    while (hh < G) {
+      int hh1 = hh;
+      int64_t i1 = i0 + T;
+      if (i1 >= sg.Lq) hh1++, i1 = first;
+      const bool more = hh1 < G;
+      // Tile (hh1, i1) into the other buffers: everyone finished reading them (the previous tile) before the last
+      // barrier. Its lse / Delta row r = threadIdx.x is fetched into registers now and stored after the maths, so
+      // the global loads' latency hides behind them too.
       float next_lse = -INFINITY, next_delta = 0.f;
-      const bool more = n + 1 < ntiles;
       if (more) {
-        copy_tile(n + 1, buf ^ 1);
-        const int64_t i1 = first + ((n + 1) % nq) * T, r = threadIdx.x;
+        copy_tile(hh1, i1, buf ^ 1);
+        const int64_t r = threadIdx.x;
         if (r < T && i1 + r < sg.Lq) {
-          const int64_t idx = int64_t(kvh * G + int((n + 1) / nq)) * a.total_q + sg.q0 + i1 + r;
+          const int64_t idx = int64_t(kvh * G + hh1) * a.total_q + sg.q0 + i1 + r;
           next_lse = lse[idx] * 1.4426950408889634f;
           next_delta = delta[idx];
         }
       }
       mma::cp_async_commit();
-      const int64_t i0 = first + (n % nq) * T;
-      const float* st = stats + buf * 2 * T;
-      dkdv_tile<DP, T>(dk_acc, dv_acc, Ks, Vs, Qs + buf * B::kT, dOs + buf * B::kT, st, st + T, a, sg, warp, key0,
-                       masked_at(i0), i0, scale_log2);
+      // The maths in chunks of at most 32 query rows: a 64-row chunk's S^T, dP^T fragments (64 registers) beside the
+      // two accumulators and the pipeline's state spill (64x64w4d: sm_80 64-96 / 120-148 bytes), 32 rows do not; the
+      // 64-row tiles still halve the barriers and copy commits of the 32-row ones.
+      constexpr int kSub = T < 32 ? T : 32;
+      VR_UNROLL for (int c = 0; c < T; c += kSub) {
+        if (i0 + c >= sg.Lq) break;  // rows past the segment (uniform over the block; no barrier inside)
+        const __nv_bfloat16* Qb = Qs + buf * B::kT + c * B::kLd;
+        const __nv_bfloat16* dOb = dOs + buf * B::kT + c * B::kLd;
+        const float* st = stats + buf * 2 * T + c;
+        dkdv_tile<DP, kSub, kBlock>(dk_acc, dv_acc, Ks, Vs, Qb, dOb, st, st + T, a, sg, warp, j0, key0, i0 + c,
+                                    scale_log2);
+      }
       if (more && threadIdx.x < T) {
         float* sn = stats + (buf ^ 1) * 2 * T;
         sn[threadIdx.x] = next_lse, sn[T + threadIdx.x] = next_delta;
       }
-      mma::cp_async_wait<0>();  // tile n + 1 is in
-      __syncthreads();          // ... for everyone, and everyone is done with buffer buf before tile n + 2 refills it
+      mma::cp_async_wait<0>();  // the next tile is in
+      __syncthreads();          // ... for everyone, and everyone is done with buffer buf before it is refilled
+      hh = hh1, i0 = i1, buf ^= 1;
     }
   }
   mma::cp_async_wait<0>();  // no query tile at all: K / V must still land before the block exits
   const int64_t klim = sg.k0 + sg.Lk;
   if (dk) add_rows<DP>(dk + kcol, a.k_stride, sg.k0 + key0, klim, D, a.scale, dk_acc);
   if (dv) add_rows<DP>(dv + kcol, a.v_stride, sg.k0 + key0, klim, D, 1.0f, dv_acc);
+  (void)lane, (void)g, (void)t;
 #else
   (void)dk, (void)dv, (void)dout, (void)lse, (void)delta, (void)q, (void)k, (void)v, (void)a, (void)vec, (void)vec_do;
 #endif
