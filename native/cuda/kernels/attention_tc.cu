@@ -29,8 +29,12 @@
 // K / V double-buffered, or (names ending in "s") single K and V buffers with FlashAttention-2's staggered copies,
 // for the shapes whose double buffers would pass 99 KiB of shared memory, and 64x64w4s to compare the two.
 // The backward is templated on warps W (a block of 16 W keys in dK/dV, 16 W query rows in dQ, still 16 rows per
-// warp: two 16 x DP fp32 accumulators per warp leave no room for a second m-tile) and the inner tile T (query rows
-// per step of dK/dV, keys per step of dQ).
+// warp: two 16 x DP fp32 accumulators per warp leave no room for a second m-tile), the inner tile T (query rows
+// per step of dK/dV, keys per step of dQ) and DB: single inner buffers (each tile's copies waited for before its
+// maths: the tensor cores idle during every load) or, names ending in "d", double buffers - tile i+1's Q / dO and
+// lse / Delta (dK/dV) or K / V (dQ) in flight while tile i is computed, FlashAttention-2's overlap, one barrier per
+// tile. The "d" shapes over 99 KiB (64x64w4d, 128x32w8d, 128x64w8d) run on sm_80 / sm_90 only; selecting a "d"
+// variant also double-buffers head dims <= 80 (64x64w4d).
 
 #include <atomic>
 #include <cstdlib>
@@ -333,6 +337,11 @@ __global__ void __launch_bounds__(32 * W)
 //   dQ:    a block owns 64 query rows (the forward's layout) and walks the key tiles: S = Q K^T, dP = dO V^T,
 //          dS = P (dP - Delta) as the A fragment of dQ += dS K (K's B fragments by ldmatrix.trans).
 // P and dS are rounded to bf16 as mma operands (FlashAttention-2 does the same); sums are fp32.
+// Pipelines (BwdShape DB): single-buffered, per inner tile: barrier, copies, wait, barrier, maths. Double-buffered:
+// before the loop tile 0 is copied and waited for; per tile i: copies of tile i+1 into the other buffer (its lse /
+// Delta into registers), commit, maths on tile i, lse / Delta stored, wait, ONE barrier - which both publishes tile
+// i+1 and tells every warp that buffer i is free for tile i+2's copies. The dK/dV kernel walks its query tiles across
+// the GQA group's heads as one sequence, so the next head's first tile is prefetched too.
 
 // A backward tile shape: W warps of 16 rows each own a block of 16 W rows - keys in the dK/dV kernel, query rows in
 // the dQ kernel - and walk the other side in tiles of T (query rows for dK/dV, keys for dQ), copied by cp.async (Q,
