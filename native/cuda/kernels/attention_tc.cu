@@ -724,7 +724,7 @@ void allow_tc_smem(K* kernel, size_t bytes, const char* op) {
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) != cudaSuccess) {
     (void)cudaGetLastError();
     fail(op, ": this tile variant needs ", bytes / 1024, " KiB of shared memory per block, more than this GPU allows ",
-         "(sm_80 163, sm_90 227, sm_86 / sm_89 99 KiB): set VREFLECT_ATTENTION_TILE_BWD to one of 99 KiB or less");
+         "(sm_80 163, sm_90 227, sm_86 / sm_89 99 KiB): set VREFLECT_ATTENTION_TILE_BWD to 64x32w4d or one without d");
   }
 }
 
@@ -781,7 +781,7 @@ constexpr BwdVariant bwd128() {
 // The first of each list is the default (today's shape) until a GPU measures a better one (kernels README). Shapes
 // over kTcMaxSmem do not compile (static_assert): forward 128x128w8s, 256x64w8s, and double-buffered 64x128w4,
 // 128x64w4, 128x64w8, 256x32w8; backward 128x64w8, 64x128w4 single-buffered. The backward's double-buffered ("d")
-// shapes are held to sm_80's 163 KiB instead: 64x32w4d fits 99 KiB, 64x64w4d, 128x32w8d (102 KiB) and 128x64w8d
+// shapes are held to sm_80's 163 KiB instead: 64x32w4d fits 99 KiB, 64x64w4d, 128x32w8d (103 KiB) and 128x64w8d
 // (137 KiB) run on sm_80 / sm_90 only (FlashAttention-2's inner-loop overlap; the GPU session picks).
 const FwdVariant kFwdVariants[] = {
     fwd128<1, 4, 64, 0>(),   // 64x64w4: one m-tile per warp, K/V double-buffered (85 KiB)
@@ -799,9 +799,9 @@ const BwdVariant kBwdVariants[] = {
     bwd128<4, 32, 0>(),  // 64x32w4
     bwd128<8, 32, 0>(),  // 128x32w8 (FlashAttention-2 walks 128 keys with 8 warps; single, its 64-row inner tile is over
                          // the 99 KiB budget)
-    bwd128<4, 64, 1>(),  // 64x64w4d: the default shape, inner tiles double-buffered (102.5 KiB)
-    bwd128<4, 32, 1>(),  // 64x32w4d (68.3 KiB: every sm_80+ GPU)
-    bwd128<8, 32, 1>(),  // 128x32w8d (102.3 KiB)
+    bwd128<4, 64, 1>(),  // 64x64w4d: the default shape, inner tiles double-buffered (103 KiB)
+    bwd128<4, 32, 1>(),  // 64x32w4d (68.5 KiB: every sm_80+ GPU)
+    bwd128<8, 32, 1>(),  // 128x32w8d (102.5 KiB)
     bwd128<8, 64, 1>(),  // 128x64w8d: FlashAttention-2's 128 x 64, 8 warps (137 KiB)
 };
 
