@@ -450,7 +450,8 @@ __device__ __forceinline__ void dkdv_tile(float (&dk_acc)[DP / 8][4], float (&dv
   float st[T / 8][4], dpt[T / 8][4];  // S^T, dP^T: rows = this warp's 16 keys, columns = T queries
   scores<DP, T / 8>(st, Ks, warp * 16, Qs);
   scores<DP, T / 8>(dpt, Vs, warp * 16, dOs);
-  // Only tiles with keys past the segment's end or, causal, past the diagonal of the tile's first row test each element.
+  // Only tiles with keys past the segment's end or, causal, past the diagonal of the tile's first row test each
+  // element.
   const bool masked = j0 + BLOCK > sg.Lk || (a.causal && j0 + BLOCK - 1 > i0 + sg.shift);
   VR_UNROLL for (int n = 0; n < T / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
       const int qi = n * 8 + 2 * t + (e & 1);
@@ -797,8 +798,8 @@ const FwdVariant kFwdVariants[] = {
 const BwdVariant kBwdVariants[] = {
     bwd128<4, 64, 0>(),  // 64x64w4 (68.5 KiB)
     bwd128<4, 32, 0>(),  // 64x32w4
-    bwd128<8, 32, 0>(),  // 128x32w8 (FlashAttention-2 walks 128 keys with 8 warps; single, its 64-row inner tile is over
-                         // the 99 KiB budget)
+    bwd128<8, 32, 0>(),  // 128x32w8 (FlashAttention-2 walks 128 keys with 8 warps; single-buffered, its 64-row
+                         // inner tile is over the 99 KiB budget)
     bwd128<4, 64, 1>(),  // 64x64w4d: the default shape, inner tiles double-buffered (103 KiB)
     bwd128<4, 32, 1>(),  // 64x32w4d (68.5 KiB: every sm_80+ GPU)
     bwd128<8, 32, 1>(),  // 128x32w8d (102.5 KiB)
