@@ -301,9 +301,10 @@ void attention_run(int Hq, int Hkv, int D, int T, cuda::AttnKernelPath fwd, cuda
 
 }  // namespace
 
-// The mma.sync attention: every forward variant (with backward variant i mod count) at D 128 on 100 causal rows
-// (full and partial 32 / 64-key tiles, a partial 128 / 256-row block), and the default shape at D 80 (the ViT's
-// heads: 10 chunks per 176-byte row) and D 32 (the tiny model's padded 16), GQA 2:1 on 130 rows.
+// The mma.sync attention: every forward variant (with backward variant i mod count, the double-buffered "d" ones
+// included) at D 128 on 100 causal rows (full and partial 32 / 64-key tiles, a partial 128 / 256-row block), and the
+// default shape at D 80 (the ViT's heads: 10 chunks per 176-byte row) and D 32 (the tiny model's padded 16), GQA 2:1
+// on 130 rows, with the single- and the double-buffered backward.
 VR_TEST(cuda_emu_banks_attention_tc) {
   const auto TC = cuda::AttnKernelPath::TensorCore;
   const std::vector<std::string> fwd = cuda::attention_tc_tiles(false), bwd = cuda::attention_tc_tiles(true);
@@ -316,11 +317,14 @@ VR_TEST(cuda_emu_banks_attention_tc) {
     check_conflict_free("attention tc D=128 fwd " + f + " bwd " + b, r,
                         {"attention_tc_forward_kernel", "attention_tc_dkdv_kernel", "attention_tc_dq_kernel"});
   }
-  for (int D : {80, 32}) {
-    banks::Recorder r;
-    attention_run(2, 1, D, 130, TC, TC);
-    check_conflict_free("attention tc D=" + std::to_string(D) + " (64x64w4)", r,
-                        {"attention_tc_forward_kernel", "attention_tc_dkdv_kernel", "attention_tc_dq_kernel"});
+  for (const char* b : {"64x64w4", "64x64w4d"}) {  // head dims <= 80 follow the backward's pipeline: both
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b, cuda::attention_env_changed);
+    for (int D : {80, 32}) {
+      banks::Recorder r;
+      attention_run(2, 1, D, 130, TC, TC);
+      check_conflict_free("attention tc D=" + std::to_string(D) + " (64x64w4, bwd " + b + ")", r,
+                          {"attention_tc_forward_kernel", "attention_tc_dkdv_kernel", "attention_tc_dq_kernel"});
+    }
   }
   // The chunk-column order these head dims load in (attention_tc.cu, load_rows_async) gives the right values: the
   // flash rule against fp64 (cuda_attention_tc_* cover D 80 with a strided q; these add DP 32 with 16-byte loads).

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <string>
 
@@ -56,6 +57,22 @@ struct ScopedAttnEnv : ScopedEnv {
   explicit ScopedAttnEnv(const char* value) : ScopedEnv("VREFLECT_ATTENTION", value, cuda::attention_env_changed) {}
 };
 
+// Runs `body` for backward variant `bwd`. A GPU with less opt-in shared memory than a double-buffered variant needs
+// (sm_86 / sm_89: 99 KiB; the emulator under CUDAEMU_MAX_DYN_SMEM_KIB=99) refuses it in one line naming the cause:
+// that counts as a pass, said so; any other error, or a refusal of 64x32w4d (68.5 KiB, meant for every sm_80+ GPU),
+// fails.
+template <class F>
+void run_unless_smem_refused(const std::string& bwd, F&& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    const std::string msg = e.what();
+    const bool refused = msg.find("more than this GPU allows") != std::string::npos && bwd.back() == 'd' &&
+                         bwd != "64x32w4d" && msg.find('\n') == std::string::npos;
+    check_true("backward " + bwd + " refused for its shared memory on this GPU, in one line (" + msg + ")", refused);
+  }
+}
+
 }  // namespace
 
 VR_TEST(cuda_attention_tc_forward_backward) {
@@ -74,9 +91,53 @@ VR_TEST(cuda_attention_tc_tile_variants) {
     ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b.c_str(), cuda::attention_env_changed);
     check_true("tile variant fwd " + f + " / bwd " + b + " is the one selected",
                cuda::attention_tc_tile(false) == f && cuda::attention_tc_tile(true) == b);
-    uint64_t seed = 91;
-    for (const AttnCase& c : kTileCases) tc_case(c, seed++, "fwd " + f + " bwd " + b + ": ");
+    run_unless_smem_refused(b, [&] {
+      uint64_t seed = 91;
+      for (const AttnCase& c : kTileCases) tc_case(c, seed++, "fwd " + f + " bwd " + b + ": ");
+    });
   }
+}
+
+// The double-buffered backward variants ("d": the next inner tile copied while this one is computed) on segments of
+// many inner tiles, so each of the two buffers is refilled several times - in the dK/dV kernel also across the query
+// heads of a kv head (GQA: tile n + 1 may be the next head's first) - by the same rule, with the default forward:
+// causal and not, varlen, GQA, cross lengths, rows that see no key, a padded head dim with element loads and a
+// strided q, and dq-only / dk-dv-only calls (64x32w4d). Head dims 64 / 80 run 64x64w4d whichever "d" variant is
+// selected: once. On a GPU with 99 KiB of opt-in shared memory the variants over it are refused (run_unless_smem_refused).
+const AttnCase kDoubleBufferCases[] = {
+    {"D=128 GQA 2:1 causal prefill, segments 300,70,5", 2, 1, 128, true, {300, 70, 5}, {300, 70, 5}, 0},
+    {"D=128 1:1 non-causal cross lengths q 190,33 k 260,17", 1, 1, 128, false, {190, 33}, {260, 17}, 0},
+    {"D=100 (padded to 128, element loads) causal GQA 3:1, q 12,200 k 4,230 (rows see no key), strided q", 3, 1, 100,
+     true, {12, 200}, {4, 230}, 4},
+};
+const AttnCase kDoubleBufferSmallD[] = {
+    {"D=80 GQA 3:1 causal, strided q, segments 200,9", 3, 1, 80, true, {200, 9}, {200, 9}, 2 * 80},
+    {"D=64 1:1 non-causal cross lengths q 150 k 230", 2, 2, 64, false, {150}, {230}, 0},
+};
+
+VR_TEST(cuda_attention_tc_backward_double_buffered) {
+  std::vector<std::string> dbl;
+  for (const std::string& b : cuda::attention_tc_tiles(true))
+    if (b.back() == 'd') dbl.push_back(b);
+  check_true("double-buffered backward variants: 64x64w4d, 64x32w4d, 128x32w8d, 128x64w8d",
+             dbl == std::vector<std::string>{"64x64w4d", "64x32w4d", "128x32w8d", "128x64w8d"});
+  for (const std::string& b : dbl) {
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b.c_str(), cuda::attention_env_changed);
+    check_true("backward variant " + b + " is the one selected", cuda::attention_tc_tile(true) == b);
+    run_unless_smem_refused(b, [&] {
+      uint64_t seed = 171;
+      for (const AttnCase& c : kDoubleBufferCases) tc_case(c, seed++, "bwd " + b + ": ");
+    });
+  }
+  {  // head dims <= 80 run 64x64w4d (67 KiB at DP 80: every sm_80+ GPU) under any "d" variant
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "64x64w4d", cuda::attention_env_changed);
+    uint64_t seed = 181;
+    for (const AttnCase& c : kDoubleBufferSmallD) tc_case(c, seed++, "bwd 64x64w4d: ");
+  }
+  ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "64x32w4d", cuda::attention_env_changed);  // fits every sm_80+ GPU
+  const auto TC = cuda::AttnKernelPath::TensorCore;
+  tc_case(kDoubleBufferCases[0], 191, "bwd 64x32w4d dq only: ", TC, TC, Grads::DqOnly);
+  tc_case(kDoubleBufferCases[0], 192, "bwd 64x32w4d dk dv only: ", TC, TC, Grads::DkDvOnly);
 }
 
 // The Hopper wgmma forward (attention_wgmma.cu; on the emulator the modelled wgmma), every tile variant (the "o"

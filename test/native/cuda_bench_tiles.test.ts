@@ -11,9 +11,9 @@ import { addonPath } from '../../src/native/addon';
 import { parseKernelBench } from '../../src/bench/kernels_schema';
 
 const FWD = ['64x64w4', '64x64w4s', '64x32w4', '64x128w4s', '128x32w4', '128x64w4s', '128x32w8', '128x64w8s', '256x32w8s'];
-const BWD = ['64x64w4', '64x32w4', '128x32w8'];
+const BWD = ['64x64w4', '64x32w4', '128x32w8', '64x64w4d', '64x32w4d', '128x32w8d', '128x64w8d'];
 // the Hopper wgmma kernels' variants (attention_wgmma.cu, attention_wgmma_backward.cu), part of 'all'
-const WGMMA = ['wgmma:128x64wg2', 'wgmma:128x128wg2', 'wgmma:64x128wg1'];
+const WGMMA = ['wgmma:128x64wg2', 'wgmma:128x128wg2', 'wgmma:64x128wg1', 'wgmma:128x64wg2o', 'wgmma:128x128wg2o', 'wgmma:64x128wg1o'];
 const WGMMA_BWD = ['wgmma:128x64wg2', 'wgmma:64x64wg1'];
 
 function bench(): string | undefined {
@@ -69,7 +69,7 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
   maybe('an unknown variant is a one-line error naming the allowed ones', () => {
     const res = run(bin!, ['--dry-run', '--attention-tiles', '64x64']);
     expect(res.status).toBe(2);
-    expect(res.stderr.trim()).toBe(`vreflect_cuda_bench: --attention-tiles '64x64' is not one of ${[...FWD, ...WGMMA, 'wgmma:64x64wg1'].join(', ')}`);
+    expect(res.stderr.trim()).toBe(`vreflect_cuda_bench: --attention-tiles '64x64' is not one of ${[...FWD, ...BWD.filter((b) => !FWD.includes(b)), ...WGMMA, 'wgmma:64x64wg1'].join(', ')}`);
   });
 
   const python = spawnSync('python3', ['--version']).status === 0;

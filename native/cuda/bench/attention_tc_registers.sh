@@ -35,9 +35,10 @@ for a in archs:
                     smem = 2 * (rows_ * ld + (2 if st else 4) * kn * ld)
                     name = f"{rows_}x{kn}w{w}" + ("s" if st else "")
                 else:
-                    w, t = args
-                    smem = 2 * (2 * 16 * w * ld + 2 * t * ld) + (2 * t * 4 if kind == "dkdv" else 0)
-                    name = f"{16 * w}x{t}w{w}"
+                    w, t, db = args  # db: inner tiles double-buffered ("d")
+                    bufs = 2 if db else 1
+                    smem = 2 * (2 * 16 * w * ld + bufs * 2 * t * ld) + (bufs * 2 * t * 4 if kind == "dkdv" else 0)
+                    name = f"{16 * w}x{t}w{w}" + ("d" if db else "")
                 cur = (kind, dp, name, smem)
                 rows.setdefault(cur, {})
             continue

@@ -29,8 +29,12 @@
 // K / V double-buffered, or (names ending in "s") single K and V buffers with FlashAttention-2's staggered copies,
 // for the shapes whose double buffers would pass 99 KiB of shared memory, and 64x64w4s to compare the two.
 // The backward is templated on warps W (a block of 16 W keys in dK/dV, 16 W query rows in dQ, still 16 rows per
-// warp: two 16 x DP fp32 accumulators per warp leave no room for a second m-tile) and the inner tile T (query rows
-// per step of dK/dV, keys per step of dQ).
+// warp: two 16 x DP fp32 accumulators per warp leave no room for a second m-tile), the inner tile T (query rows
+// per step of dK/dV, keys per step of dQ) and DB: single inner buffers (each tile's copies waited for before its
+// maths: the tensor cores idle during every load) or, names ending in "d", double buffers - tile i+1's Q / dO and
+// lse / Delta (dK/dV) or K / V (dQ) in flight while tile i is computed, FlashAttention-2's overlap, one barrier per
+// tile. The "d" shapes over 99 KiB (64x64w4d, 128x32w8d, 128x64w8d) run on sm_80 / sm_90 only; selecting a "d"
+// variant also double-buffers head dims <= 80 (64x64w4d).
 
 #include <atomic>
 #include <cstdlib>
@@ -333,18 +337,33 @@ __global__ void __launch_bounds__(32 * W)
 //   dQ:    a block owns 64 query rows (the forward's layout) and walks the key tiles: S = Q K^T, dP = dO V^T,
 //          dS = P (dP - Delta) as the A fragment of dQ += dS K (K's B fragments by ldmatrix.trans).
 // P and dS are rounded to bf16 as mma operands (FlashAttention-2 does the same); sums are fp32.
+// Pipelines (BwdShape DB): single-buffered, per inner tile: barrier, copies, wait, barrier, maths. Double-buffered:
+// before the loop tile 0 is copied and waited for; per tile i: copies of tile i+1 into the other buffer (its lse /
+// Delta into registers), commit, maths on tile i, lse / Delta stored, wait, ONE barrier - which both publishes tile
+// i+1 and tells every warp that buffer i is free for tile i+2's copies. The dK/dV kernel walks its query tiles across
+// the GQA group's heads as one sequence, so the next head's first tile is prefetched too.
 
 // A backward tile shape: W warps of 16 rows each own a block of 16 W rows - keys in the dK/dV kernel, query rows in
-// the dQ kernel - and walk the other side in tiles of T (query rows for dK/dV, keys for dQ). Single-buffered tiles
-// copied by cp.async (Q, dO per query tile, lse / Delta by plain loads meanwhile; K, V per key tile).
-template <int DP, int W, int T>
+// the dQ kernel - and walk the other side in tiles of T (query rows for dK/dV, keys for dQ), copied by cp.async (Q,
+// dO per query tile, lse / Delta by plain loads; K, V per key tile). DB = 0: one inner-tile buffer, each tile's
+// copies waited for before its maths (two barriers per tile); DB = 1: two, tile i+1 copied into the other while
+// tile i is computed (one barrier per tile; lse / Delta of tile i+1 fetched into registers before tile i's maths and
+// stored after it). Double buffers of the larger shapes pass the 99 KiB every sm_80+ GPU allows: they are held to
+// sm_80's 163 KiB (kTcMaxSmemSm80) and refused in one line on a GPU with less (launch_tc_backward).
+constexpr size_t kTcMaxSmemSm80 = 163 * 1024;
+template <int DP, int W, int T, int DB>
 struct BwdShape {
   static_assert(T % 16 == 0, "inner tiles are whole k-steps");
-  static constexpr int kLd = kTcLd<DP>, kBlock = 16 * W, kThreads = 32 * W;
+  static_assert(DB == 0 || DB == 1, "single or double inner buffers");
+  static constexpr bool kDouble = DB == 1;
+  static constexpr int kLd = kTcLd<DP>, kBlock = 16 * W, kThreads = 32 * W, kBufs = kDouble ? 2 : 1;
+  static_assert(!kDouble || T <= kThreads, "one thread fetches one row's lse / Delta of the next tile");
   static constexpr size_t kB = size_t(kBlock) * kLd, kT = size_t(T) * kLd;
-  static constexpr size_t kDkdv = sizeof(__nv_bfloat16) * (2 * kB + 2 * kT) + 2 * T * sizeof(float);  // K V Q dO lse D
-  static constexpr size_t kDq = sizeof(__nv_bfloat16) * (2 * kB + 2 * kT);                            // Q dO K V
-  static_assert(kDkdv <= kTcMaxSmem && kDq <= kTcMaxSmem, "tile shape over the shared-memory budget");
+  // K V, kBufs x (Q dO), kBufs x (lse Delta)
+  static constexpr size_t kDkdv = sizeof(__nv_bfloat16) * (2 * kB + 2 * kBufs * kT) + kBufs * 2 * T * sizeof(float);
+  static constexpr size_t kDq = sizeof(__nv_bfloat16) * (2 * kB + 2 * kBufs * kT);  // Q dO, kBufs x (K V)
+  static constexpr size_t kSmemBytes = kDkdv > kDq ? kDkdv : kDq;
+  static_assert(kSmemBytes <= (kDouble ? kTcMaxSmemSm80 : kTcMaxSmem), "tile shape over the shared-memory budget");
 };
 
 // lse (to log2 units) and Delta of query rows i0 .. i0 + ROWS - 1 of head h; rows past the segment: lse -inf.
@@ -417,13 +436,65 @@ __device__ __forceinline__ void add_rows(__nv_bfloat16* base, int64_t stride, in
   }
 }
 
-template <int DP, int W, int T>
+#if defined(VR_MMA_AVAILABLE)
+// One query tile of the dK/dV kernel: this warp's 16 keys (key0 .., of the block's BLOCK keys j0 ..) against the T
+// query rows i0 .. of Qs / dOs with their lse (log2 units) / Delta in lse_s / delta_s; dV += P^T dO, dK += dS^T Q.
+// Reads shared memory only.
+template <int DP, int T, int BLOCK>
+__device__ __forceinline__ void dkdv_tile(float (&dk_acc)[DP / 8][4], float (&dv_acc)[DP / 8][4],
+                                          const __nv_bfloat16* Ks, const __nv_bfloat16* Vs, const __nv_bfloat16* Qs,
+                                          const __nv_bfloat16* dOs, const float* lse_s, const float* delta_s,
+                                          const AttnArgs& a, const attn::Segment& sg, int warp, int64_t j0,
+                                          int64_t key0, int64_t i0, float scale_log2) {
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  float st[T / 8][4], dpt[T / 8][4];  // S^T, dP^T: rows = this warp's 16 keys, columns = T queries
+  scores<DP, T / 8>(st, Ks, warp * 16, Qs);
+  scores<DP, T / 8>(dpt, Vs, warp * 16, dOs);
+  // Only tiles with keys past the segment's end or, causal, past the diagonal of the tile's first row test each
+  // element.
+  const bool masked = j0 + BLOCK > sg.Lk || (a.causal && j0 + BLOCK - 1 > i0 + sg.shift);
+  VR_UNROLL for (int n = 0; n < T / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
+      const int qi = n * 8 + 2 * t + (e & 1);
+      const int64_t key = key0 + g + (e >= 2 ? 8 : 0);
+      const bool vis = !masked || (key < sg.Lk && (!a.causal || key <= i0 + qi + sg.shift));
+      const float p = vis && lse_s[qi] != -INFINITY ? exp2f(st[n][e] * scale_log2 - lse_s[qi]) : 0.f;
+      st[n][e] = p;                               // P^T
+      dpt[n][e] = p * (dpt[n][e] - delta_s[qi]);  // dS^T
+    }
+  accumulate_xy<DP, T / 8>(dv_acc, st, dOs);
+  accumulate_xy<DP, T / 8>(dk_acc, dpt, Qs);
+}
+
+// One key tile of the dQ kernel: this warp's 16 query rows (row0 ..; lse2 / dl: rows g, g + 8) against the T keys
+// j0 .. of Ks / Vs; dQ += dS K. Reads shared memory only.
+template <int DP, int T>
+__device__ __forceinline__ void dq_tile(float (&dq_acc)[DP / 8][4], const __nv_bfloat16* Qs, const __nv_bfloat16* dOs,
+                                        const __nv_bfloat16* Ks, const __nv_bfloat16* Vs, const float (&lse2)[2],
+                                        const float (&dl)[2], const AttnArgs& a, const attn::Segment& sg, int warp,
+                                        int64_t row0, int64_t j0, float scale_log2) {
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  float s[T / 8][4], dp[T / 8][4];
+  scores<DP, T / 8>(s, Qs, warp * 16, Ks);
+  scores<DP, T / 8>(dp, dOs, warp * 16, Vs);
+  const bool masked = j0 + T > sg.Lk || (a.causal && j0 + T - 1 > row0 + sg.shift);
+  VR_UNROLL for (int n = 0; n < T / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
+      const int r = e >> 1;
+      const int64_t row = row0 + g + 8 * r, key = j0 + n * 8 + 2 * t + (e & 1);
+      const bool vis = !masked || (key < sg.Lk && (!a.causal || key <= row + sg.shift));
+      const float p = vis && lse2[r] != -INFINITY ? exp2f(s[n][e] * scale_log2 - lse2[r]) : 0.f;
+      dp[n][e] = p * (dp[n][e] - dl[r]);  // dS
+    }
+  accumulate_xy<DP, T / 8>(dq_acc, dp, Ks);
+}
+#endif
+
+template <int DP, int W, int T, int DB>
 __global__ void __launch_bounds__(32 * W)
     attention_tc_dkdv_kernel(__nv_bfloat16* dk, __nv_bfloat16* dv, const __nv_bfloat16* dout, const float* lse,
                              const float* delta, const __nv_bfloat16* q, const __nv_bfloat16* k,
                              const __nv_bfloat16* v, AttnArgs a, TcVec vec, bool vec_do) {
 #if defined(VR_MMA_AVAILABLE)
-  using B = BwdShape<DP, W, T>;
+  using B = BwdShape<DP, W, T, DB>;
   constexpr int kBlock = B::kBlock, kTh = B::kThreads;
   const attn::Segment sg = attn::segment(a, blockIdx.z);
   const int kvh = blockIdx.y, G = a.Hq / a.Hkv, D = a.D;
@@ -432,18 +503,17 @@ __global__ void __launch_bounds__(32 * W)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
 
   CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
-  __nv_bfloat16* Ks = smem;             // [kBlock keys][kLd]
-  __nv_bfloat16* Vs = Ks + B::kB;       // [kBlock keys][kLd]
-  __nv_bfloat16* Qs = Vs + B::kB;       // [T q][kLd]
-  __nv_bfloat16* dOs = Qs + B::kT;      // [T q][kLd]
-  float* lse_s = reinterpret_cast<float*>(dOs + B::kT);
-  float* delta_s = lse_s + T;
+  __nv_bfloat16* Ks = smem;                      // [kBlock keys][kLd]
+  __nv_bfloat16* Vs = Ks + B::kB;                // [kBlock keys][kLd]
+  __nv_bfloat16* Qs = Vs + B::kB;                // kBufs x [T q][kLd]
+  __nv_bfloat16* dOs = Qs + B::kBufs * B::kT;    // kBufs x [T q][kLd]
+  float* stats = reinterpret_cast<float*>(dOs + B::kBufs * B::kT);  // kBufs x (lse [T], Delta [T])
   const int64_t kcol = int64_t(kvh) * D;
   // All tiles arrive by cp.async: every 16-byte chunk of a tile in flight at once, where plain loads through
   // registers would wait for each before storing it. K / V land with the first query tile.
   load_rows_async<DP, kBlock, kTh>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
   load_rows_async<DP, kBlock, kTh>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
-  mma::cp_async_commit();
+  if constexpr (!B::kDouble) mma::cp_async_commit();
 
   float dk_acc[DP / 8][4], dv_acc[DP / 8][4];
   VR_UNROLL for (int nd = 0; nd < DP / 8; nd++) VR_UNROLL for (int e = 0; e < 4; e++) dk_acc[nd][e] = dv_acc[nd][e] = 0.f;
@@ -453,68 +523,130 @@ __global__ void __launch_bounds__(32 * W)
   int64_t first = a.causal ? j0 - sg.shift : 0;
   first = first < 0 ? 0 : first / T * T;
 
-  for (int hh = 0; hh < G; hh++) {
-    const int h = kvh * G + hh;
-    for (int64_t i0 = first; i0 < sg.Lq; i0 += T) {
-      __syncthreads();  // K/V are in; the previous query tile is consumed
-      const int64_t qr0 = sg.q0 + i0, qlim = sg.q0 + sg.Lq, qcol = int64_t(h) * D;
-      load_rows_async<DP, T, kTh>(Qs, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
-      load_rows_async<DP, T, kTh>(dOs, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
-      mma::cp_async_commit();
-      load_stats<T, kTh>(lse_s, delta_s, lse, delta, a, sg, h, i0);  // while the copies are in flight
-      mma::cp_async_wait<0>();
-      __syncthreads();
-
-      float st[T / 8][4], dpt[T / 8][4];  // S^T, dP^T: rows = this warp's 16 keys, columns = T queries
-      scores<DP, T / 8>(st, Ks, warp * 16, Qs);
-      scores<DP, T / 8>(dpt, Vs, warp * 16, dOs);
-      const bool masked = j0 + kBlock > sg.Lk || (a.causal && j0 + kBlock - 1 > i0 + sg.shift);
-      VR_UNROLL for (int n = 0; n < T / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
-          const int qi = n * 8 + 2 * t + (e & 1);
-          const int64_t key = key0 + g + (e >= 2 ? 8 : 0);
-          const bool vis = !masked || (key < sg.Lk && (!a.causal || key <= i0 + qi + sg.shift));
-          const float p = vis && lse_s[qi] != -INFINITY ? exp2f(st[n][e] * scale_log2 - lse_s[qi]) : 0.f;
-          st[n][e] = p;                               // P^T
-          dpt[n][e] = p * (dpt[n][e] - delta_s[qi]);  // dS^T
+  if constexpr (!B::kDouble) {
+    float* lse_s = stats;
+    float* delta_s = lse_s + T;
+    for (int hh = 0; hh < G; hh++) {
+      const int h = kvh * G + hh;
+      for (int64_t i0 = first; i0 < sg.Lq; i0 += T) {
+        __syncthreads();  // K/V are in; the previous query tile is consumed
+        const int64_t qr0 = sg.q0 + i0, qlim = sg.q0 + sg.Lq, qcol = int64_t(h) * D;
+        load_rows_async<DP, T, kTh>(Qs, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
+        load_rows_async<DP, T, kTh>(dOs, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
+        mma::cp_async_commit();
+        load_stats<T, kTh>(lse_s, delta_s, lse, delta, a, sg, h, i0);  // while the copies are in flight
+        mma::cp_async_wait<0>();
+        __syncthreads();
+        // The tile's maths written out here, not through dkdv_tile: at the 255-register ceiling ptxas spills more
+        // with the helper (default 64x64w4: sm_80 0 -> 8 / 24 bytes, sm_90 12 / 28 -> 24 / 52).
+        float st[T / 8][4], dpt[T / 8][4];  // S^T, dP^T: rows = this warp's 16 keys, columns = T queries
+        scores<DP, T / 8>(st, Ks, warp * 16, Qs);
+        scores<DP, T / 8>(dpt, Vs, warp * 16, dOs);
+        const bool masked = j0 + kBlock > sg.Lk || (a.causal && j0 + kBlock - 1 > i0 + sg.shift);
+        VR_UNROLL for (int n = 0; n < T / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
+            const int qi = n * 8 + 2 * t + (e & 1);
+            const int64_t key = key0 + g + (e >= 2 ? 8 : 0);
+            const bool vis = !masked || (key < sg.Lk && (!a.causal || key <= i0 + qi + sg.shift));
+            const float p = vis && lse_s[qi] != -INFINITY ? exp2f(st[n][e] * scale_log2 - lse_s[qi]) : 0.f;
+            st[n][e] = p;                               // P^T
+            dpt[n][e] = p * (dpt[n][e] - delta_s[qi]);  // dS^T
+          }
+        accumulate_xy<DP, T / 8>(dv_acc, st, dOs);
+        accumulate_xy<DP, T / 8>(dk_acc, dpt, Qs);
+      }
+    }
+  } else {
+    // The query tiles in order (head hh, rows i0 ..; after the last rows of a head the next head's first), so the
+    // copies of the next tile - also across heads - overlap this tile's maths.
+    auto copy_tile = [&](int hh, int64_t i0, int buf) {  // Q, dO of (hh, i0) into buffer buf (not committed)
+      const int64_t qr0 = sg.q0 + i0, qlim = sg.q0 + sg.Lq, qcol = int64_t(kvh * G + hh) * D;
+      load_rows_async<DP, T, kTh>(Qs + buf * B::kT, q, a.q_stride, qr0, qlim, qcol, D, vec.q);
+      load_rows_async<DP, T, kTh>(dOs + buf * B::kT, dout, a.o_stride, qr0, qlim, qcol, D, vec_do);
+    };
+    const bool any = first < sg.Lq;
+    if (any) {
+      copy_tile(0, first, 0);
+      load_stats<T, kTh>(stats, stats + T, lse, delta, a, sg, kvh * G, first);
+    }
+    mma::cp_async_commit();  // K, V, Q_0, dO_0
+    mma::cp_async_wait<0>();
+    __syncthreads();
+    int hh = any ? 0 : G, buf = 0;
+    int64_t i0 = first;
+    while (hh < G) {
+      int hh1 = hh;
+      int64_t i1 = i0 + T;
+      if (i1 >= sg.Lq) hh1++, i1 = first;
+      const bool more = hh1 < G;
+      // Tile (hh1, i1) into the other buffers: everyone finished reading them (the previous tile) before the last
+      // barrier. Its lse / Delta row r = threadIdx.x is fetched into registers now and stored after the maths, so
+      // the global loads' latency hides behind them too.
+      float next_lse = -INFINITY, next_delta = 0.f;
+      if (more) {
+        copy_tile(hh1, i1, buf ^ 1);
+        const int64_t r = threadIdx.x;
+        if (r < T && i1 + r < sg.Lq) {
+          const int64_t idx = int64_t(kvh * G + hh1) * a.total_q + sg.q0 + i1 + r;
+          next_lse = lse[idx] * 1.4426950408889634f;
+          next_delta = delta[idx];
         }
-      accumulate_xy<DP, T / 8>(dv_acc, st, dOs);
-      accumulate_xy<DP, T / 8>(dk_acc, dpt, Qs);
+      }
+      mma::cp_async_commit();
+      // The maths in chunks of at most 32 query rows: a 64-row chunk's S^T, dP^T fragments (64 registers) beside the
+      // two accumulators and the pipeline's state spill (64x64w4d: sm_80 64-96 / 120-148 bytes), 32 rows do not; the
+      // 64-row tiles still halve the barriers and copy commits of the 32-row ones.
+      constexpr int kSub = T < 32 ? T : 32;
+      VR_UNROLL for (int c = 0; c < T; c += kSub) {
+        if (i0 + c >= sg.Lq) break;  // rows past the segment (uniform over the block; no barrier inside)
+        const __nv_bfloat16* Qb = Qs + buf * B::kT + c * B::kLd;
+        const __nv_bfloat16* dOb = dOs + buf * B::kT + c * B::kLd;
+        const float* st = stats + buf * 2 * T + c;
+        dkdv_tile<DP, kSub, kBlock>(dk_acc, dv_acc, Ks, Vs, Qb, dOb, st, st + T, a, sg, warp, j0, key0, i0 + c,
+                                    scale_log2);
+      }
+      if (more && threadIdx.x < T) {
+        float* sn = stats + (buf ^ 1) * 2 * T;
+        sn[threadIdx.x] = next_lse, sn[T + threadIdx.x] = next_delta;
+      }
+      mma::cp_async_wait<0>();  // the next tile is in
+      __syncthreads();          // ... for everyone, and everyone is done with buffer buf before it is refilled
+      hh = hh1, i0 = i1, buf ^= 1;
     }
   }
   mma::cp_async_wait<0>();  // no query tile at all: K / V must still land before the block exits
   const int64_t klim = sg.k0 + sg.Lk;
   if (dk) add_rows<DP>(dk + kcol, a.k_stride, sg.k0 + key0, klim, D, a.scale, dk_acc);
   if (dv) add_rows<DP>(dv + kcol, a.v_stride, sg.k0 + key0, klim, D, 1.0f, dv_acc);
-  (void)lane;
+  (void)lane, (void)g, (void)t;
 #else
   (void)dk, (void)dv, (void)dout, (void)lse, (void)delta, (void)q, (void)k, (void)v, (void)a, (void)vec, (void)vec_do;
 #endif
 }
 
-template <int DP, int W, int T>
+template <int DP, int W, int T, int DB>
 __global__ void __launch_bounds__(32 * W)
     attention_tc_dq_kernel(__nv_bfloat16* dq, const __nv_bfloat16* dout, const float* lse, const float* delta,
                            const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, AttnArgs a,
                            TcVec vec, bool vec_do) {
 #if defined(VR_MMA_AVAILABLE)
-  using B = BwdShape<DP, W, T>;
+  using B = BwdShape<DP, W, T, DB>;
   constexpr int kBlock = B::kBlock, kTh = B::kThreads;
   const attn::Segment sg = attn::segment(a, blockIdx.z);
   const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv), D = a.D;
   const int64_t i0 = int64_t(blockIdx.x) * kBlock;
   if (i0 >= sg.Lq) return;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4;
 
   CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
-  __nv_bfloat16* Qs = smem;           // [kBlock q][kLd]
-  __nv_bfloat16* dOs = Qs + B::kB;    // [kBlock q][kLd]
-  __nv_bfloat16* Ks = dOs + B::kB;    // [T keys][kLd]
-  __nv_bfloat16* Vs = Ks + B::kT;     // [T keys][kLd]
+  __nv_bfloat16* Qs = smem;                     // [kBlock q][kLd]
+  __nv_bfloat16* dOs = Qs + B::kB;              // [kBlock q][kLd]
+  __nv_bfloat16* Ks = dOs + B::kB;              // kBufs x [T keys][kLd]
+  __nv_bfloat16* Vs = Ks + B::kBufs * B::kT;    // kBufs x [T keys][kLd]
   const int64_t qcol = int64_t(h) * D, kcol = int64_t(kvh) * D;
   // cp.async as in the dK/dV kernel; Q / dO land with the first key tile.
   load_rows_async<DP, kBlock, kTh>(Qs, q, a.q_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec.q);
   load_rows_async<DP, kBlock, kTh>(dOs, dout, a.o_stride, sg.q0 + i0, sg.q0 + sg.Lq, qcol, D, vec_do);
-  mma::cp_async_commit();
+  if constexpr (!B::kDouble) mma::cp_async_commit();
 
   const int64_t row0 = i0 + warp * 16;
   float lse2[2], dl[2];  // rows g, g + 8 of the warp
@@ -530,26 +662,36 @@ __global__ void __launch_bounds__(32 * W)
   const int64_t last_row = (i0 + kBlock < sg.Lq ? i0 + kBlock : sg.Lq) - 1;
   const int64_t kend = a.causal ? (last_row + sg.shift + 1 < sg.Lk ? last_row + sg.shift + 1 : sg.Lk) : sg.Lk;
 
-  for (int64_t j0 = 0; j0 < kend; j0 += T) {
-    __syncthreads();  // Q/dO are in; the previous key tile is consumed
-    load_rows_async<DP, T, kTh>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
-    load_rows_async<DP, T, kTh>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
-    mma::cp_async_commit();
+  if constexpr (!B::kDouble) {
+    for (int64_t j0 = 0; j0 < kend; j0 += T) {
+      __syncthreads();  // Q/dO are in; the previous key tile is consumed
+      load_rows_async<DP, T, kTh>(Ks, k, a.k_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.k);
+      load_rows_async<DP, T, kTh>(Vs, v, a.v_stride, sg.k0 + j0, sg.k0 + sg.Lk, kcol, D, vec.v);
+      mma::cp_async_commit();
+      mma::cp_async_wait<0>();
+      __syncthreads();
+      dq_tile<DP, T>(dq_acc, Qs, dOs, Ks, Vs, lse2, dl, a, sg, warp, row0, j0, scale_log2);
+    }
+  } else {
+    const int64_t ntiles = kend > 0 ? (kend + T - 1) / T : 0;
+    auto copy_tile = [&](int64_t jt, int buf) {  // K, V of key tile jt into buffer buf (not committed)
+      const int64_t kr0 = sg.k0 + jt * T, klim = sg.k0 + sg.Lk;
+      load_rows_async<DP, T, kTh>(Ks + buf * B::kT, k, a.k_stride, kr0, klim, kcol, D, vec.k);
+      load_rows_async<DP, T, kTh>(Vs + buf * B::kT, v, a.v_stride, kr0, klim, kcol, D, vec.v);
+    };
+    if (ntiles > 0) copy_tile(0, 0);
+    mma::cp_async_commit();  // Q, dO, K_0, V_0
     mma::cp_async_wait<0>();
     __syncthreads();
-
-    float s[T / 8][4], dp[T / 8][4];
-    scores<DP, T / 8>(s, Qs, warp * 16, Ks);
-    scores<DP, T / 8>(dp, dOs, warp * 16, Vs);
-    const bool masked = j0 + T > sg.Lk || (a.causal && j0 + T - 1 > row0 + sg.shift);
-    VR_UNROLL for (int n = 0; n < T / 8; n++) VR_UNROLL for (int e = 0; e < 4; e++) {
-        const int r = e >> 1;
-        const int64_t row = row0 + g + 8 * r, key = j0 + n * 8 + 2 * t + (e & 1);
-        const bool vis = !masked || (key < sg.Lk && (!a.causal || key <= row + sg.shift));
-        const float p = vis && lse2[r] != -INFINITY ? exp2f(s[n][e] * scale_log2 - lse2[r]) : 0.f;
-        dp[n][e] = p * (dp[n][e] - dl[r]);  // dS
-      }
-    accumulate_xy<DP, T / 8>(dq_acc, dp, Ks);
+    for (int64_t jt = 0; jt < ntiles; jt++) {
+      const int buf = int(jt & 1);
+      if (jt + 1 < ntiles) copy_tile(jt + 1, buf ^ 1);  // the other buffer: everyone finished it before the barrier
+      mma::cp_async_commit();
+      dq_tile<DP, T>(dq_acc, Qs, dOs, Ks + buf * B::kT, Vs + buf * B::kT, lse2, dl, a, sg, warp, row0, jt * T,
+                     scale_log2);
+      mma::cp_async_wait<0>();  // tile jt + 1 is in
+      __syncthreads();          // ... for everyone, and everyone is done with buffer buf before tile jt + 2 refills it
+    }
   }
   mma::cp_async_wait<0>();  // no key tile at all: Q / dO must still land before the block exits
   add_rows<DP>(dq + qcol, a.q_stride, sg.q0 + row0, sg.q0 + sg.Lq, D, a.scale, dq_acc);
@@ -575,23 +717,35 @@ void launch_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* 
                "attention_tc_forward");
 }
 
-template <int DP, int W, int T>
+// cudaFuncSetAttribute for a shape over the 99 KiB every sm_80+ GPU allows (the double-buffered 64x64w4d, 128x32w8d:
+// sm_80 163 KiB, sm_90 227 KiB), refused in one line naming the cause where this GPU allows less (sm_86 / sm_89).
+template <class K>
+void allow_tc_smem(K* kernel, size_t bytes, const char* op) {
+  if (bytes <= kTcMaxSmem) return attn::allow_smem(kernel, bytes, op);
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) != cudaSuccess) {
+    (void)cudaGetLastError();
+    fail(op, ": this tile variant needs ", bytes / 1024, " KiB of shared memory per block, more than this GPU allows ",
+         "(sm_80 163, sm_90 227, sm_86 / sm_89 99 KiB): set VREFLECT_ATTENTION_TILE_BWD to 64x32w4d or one without d");
+  }
+}
+
+template <int DP, int W, int T, int DB>
 void launch_tc_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                         const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
-  using B = BwdShape<DP, W, T>;
+  using B = BwdShape<DP, W, T, DB>;
   const TcVec vec{vec_ok(q, a.q_stride, a.D), vec_ok(k, a.k_stride, a.D), vec_ok(v, a.v_stride, a.D)};
   const bool vec_do = vec_ok(dout, a.o_stride, a.D);
   if ((dk || dv) && a.max_seqlen_k > 0) {
-    auto* kernel = attention_tc_dkdv_kernel<DP, W, T>;
-    attn::allow_smem(kernel, B::kDkdv, "attention_tc_backward dk/dv");
+    auto* kernel = attention_tc_dkdv_kernel<DP, W, T, DB>;
+    allow_tc_smem(kernel, B::kDkdv, "attention_tc_backward dk/dv");
     const dim3 grid(unsigned((a.max_seqlen_k + B::kBlock - 1) / B::kBlock), unsigned(a.Hkv), unsigned(a.nseq));
     check_launch(cuda_launch(kernel, grid, dim3(B::kThreads), B::kDkdv, s, dptr(dk), dptr(dv), dptr(dout), lse, delta,
                              dptr(q), dptr(k), dptr(v), a, vec, vec_do),
                  "attention_tc_backward dk/dv");
   }
   if (dq && a.max_seqlen_q > 0) {
-    auto* kernel = attention_tc_dq_kernel<DP, W, T>;
-    attn::allow_smem(kernel, B::kDq, "attention_tc_backward dq");
+    auto* kernel = attention_tc_dq_kernel<DP, W, T, DB>;
+    allow_tc_smem(kernel, B::kDq, "attention_tc_backward dq");
     const dim3 grid(unsigned((a.max_seqlen_q + B::kBlock - 1) / B::kBlock), unsigned(a.Hq), unsigned(a.nseq));
     check_launch(cuda_launch(kernel, grid, dim3(B::kThreads), B::kDq, s, dptr(dq), dptr(dout), lse, delta, dptr(q),
                              dptr(k), dptr(v), a, vec, vec_do),
@@ -614,19 +768,22 @@ struct FwdVariant {
 };
 struct BwdVariant {
   int rows, inner, warps;
+  bool double_buffered;  // "d": the inner tiles double-buffered (DB = 1); head dims <= 80 then run 64x64w4d too
   BwdLaunch launch;
 };
 template <int MT, int W, int KN, int ST>
 constexpr FwdVariant fwd128() {
   return {16 * MT * W, KN, W, ST == 1, launch_tc<128, MT, W, KN, ST>};
 }
-template <int W, int T>
+template <int W, int T, int DB>
 constexpr BwdVariant bwd128() {
-  return {16 * W, T, W, launch_tc_backward<128, W, T>};
+  return {16 * W, T, W, DB == 1, launch_tc_backward<128, W, T, DB>};
 }
 // The first of each list is the default (today's shape) until a GPU measures a better one (kernels README). Shapes
 // over kTcMaxSmem do not compile (static_assert): forward 128x128w8s, 256x64w8s, and double-buffered 64x128w4,
-// 128x64w4, 128x64w8, 256x32w8; backward 128x64w8, 64x128w4.
+// 128x64w4, 128x64w8, 256x32w8; backward 128x64w8, 64x128w4 single-buffered. The backward's double-buffered ("d")
+// shapes are held to sm_80's 163 KiB instead: 64x32w4d fits 99 KiB, 64x64w4d, 128x32w8d (103 KiB) and 128x64w8d
+// (137 KiB) run on sm_80 / sm_90 only (FlashAttention-2's inner-loop overlap; the GPU session picks).
 const FwdVariant kFwdVariants[] = {
     fwd128<1, 4, 64, 0>(),   // 64x64w4: one m-tile per warp, K/V double-buffered (85 KiB)
     fwd128<1, 4, 64, 1>(),   // 64x64w4s: the same, staggered (51 KiB): the two pipelines side by side
@@ -639,9 +796,14 @@ const FwdVariant kFwdVariants[] = {
     fwd128<2, 8, 32, 1>(),   // 256x32w8s (85 KiB)
 };
 const BwdVariant kBwdVariants[] = {
-    bwd128<4, 64>(),  // 64x64w4
-    bwd128<4, 32>(),  // 64x32w4
-    bwd128<8, 32>(),  // 128x32w8 (FlashAttention-2 walks 128 keys with 8 warps; its 64-row inner tile is over budget)
+    bwd128<4, 64, 0>(),  // 64x64w4 (68.5 KiB)
+    bwd128<4, 32, 0>(),  // 64x32w4
+    bwd128<8, 32, 0>(),  // 128x32w8 (FlashAttention-2 walks 128 keys with 8 warps; single-buffered, its 64-row
+                         // inner tile is over the 99 KiB budget)
+    bwd128<4, 64, 1>(),  // 64x64w4d: the default shape, inner tiles double-buffered (103 KiB)
+    bwd128<4, 32, 1>(),  // 64x32w4d (68.5 KiB: every sm_80+ GPU)
+    bwd128<8, 32, 1>(),  // 128x32w8d (102.5 KiB)
+    bwd128<8, 64, 1>(),  // 128x64w8d: FlashAttention-2's 128 x 64, 8 warps (137 KiB)
 };
 
 std::string variant_name(int rows, int inner, int warps) {
@@ -650,7 +812,8 @@ std::string variant_name(int rows, int inner, int warps) {
 std::vector<std::string> variant_names(bool backward) {
   std::vector<std::string> r;
   if (backward)
-    for (const BwdVariant& v : kBwdVariants) r.push_back(variant_name(v.rows, v.inner, v.warps));
+    for (const BwdVariant& v : kBwdVariants)
+      r.push_back(variant_name(v.rows, v.inner, v.warps) + (v.double_buffered ? "d" : ""));
   else
     for (const FwdVariant& v : kFwdVariants) r.push_back(variant_name(v.rows, v.keys, v.warps) + (v.staggered ? "s" : ""));
   return r;
@@ -790,11 +953,18 @@ void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, c
 
 void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                            const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
-  const BwdLaunch tiled = kBwdVariants[env_tile(true)].launch;
-  if (a.D <= 32) return launch_tc_backward<32, 4, 64>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
-  if (a.D <= 64) return launch_tc_backward<64, 4, 64>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
-  if (a.D <= 80) return launch_tc_backward<80, 4, 64>(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
-  return tiled(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  const BwdVariant& tiled = kBwdVariants[env_tile(true)];
+  // Head dims <= 80 keep the 64x64w4 shape; a double-buffered ("d") variant's pipeline applies to them too
+  // (64x64w4d: 68.5 KiB at DP 80), so one switch moves the whole backward to it.
+  if (a.D <= 80) {
+    const auto pick = [&](auto single, auto dbl) { return tiled.double_buffered ? dbl : single; };
+    BwdLaunch small;
+    if (a.D <= 32) small = pick(launch_tc_backward<32, 4, 64, 0>, launch_tc_backward<32, 4, 64, 1>);
+    else if (a.D <= 64) small = pick(launch_tc_backward<64, 4, 64, 0>, launch_tc_backward<64, 4, 64, 1>);
+    else small = pick(launch_tc_backward<80, 4, 64, 0>, launch_tc_backward<80, 4, 64, 1>);
+    return small(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
+  }
+  return tiled.launch(dq, dk, dv, dout, lse, delta, q, k, v, a, s);
 }
 
 }  // namespace VR_CUDA_ABI
