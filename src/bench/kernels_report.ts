@@ -1,6 +1,6 @@
 // `vreflect bench kernels`: the three sides (ours on the CPU, ours on the GPU, PyTorch on the GPU) merged into
 // one table per (kernel, shape, mask), with TFLOP/s side by side and the GPU / PyTorch ratio.
-import { KernelBench, KERNELS, KernelName, KernelResult, normaliseShape, rowKey } from './kernels_schema';
+import { isElementwise, KernelBench, KERNELS, KernelName, KernelResult, normaliseShape, rowKey } from './kernels_schema';
 
 export type Side = 'cpu' | 'gpu' | 'torch';
 
@@ -15,11 +15,11 @@ export interface MergedRow {
   kernel: KernelName;
   shape: Record<string, number>;
   causal?: boolean;
-  /** best result per side (highest TFLOP/s over that side's implementations) */
+  /** best result per side (highest TFLOP/s over that side's implementations; GB/s for the memory-bound kernels) */
   cpu?: KernelResult;
   gpu?: KernelResult;
   torch?: KernelResult;
-  /** gpu.tflops / torch.tflops */
+  /** gpu.tflops / torch.tflops (gbs / gbs for the memory-bound kernels) */
   ratio?: number;
 }
 
@@ -40,10 +40,10 @@ export function mergeKernelRuns(runs: SideRun[], date = new Date().toISOString()
         rows.set(key, row);
       }
       const cur = row[run.side];
-      if (!cur || r.tflops > cur.tflops) row[run.side] = r;
+      if (!cur || figure(r) > figure(cur)) row[run.side] = r;
     }
   }
-  for (const row of rows.values()) if (row.gpu && row.torch && row.torch.tflops > 0) row.ratio = row.gpu.tflops / row.torch.tflops;
+  for (const row of rows.values()) if (row.gpu && row.torch && figure(row.torch) > 0) row.ratio = figure(row.gpu) / figure(row.torch);
   const sorted = [...rows.values()].sort(
     (a, b) =>
       KERNELS.indexOf(a.kernel) - KERNELS.indexOf(b.kernel) ||
@@ -57,12 +57,21 @@ export function mergeKernelRuns(runs: SideRun[], date = new Date().toISOString()
   };
 }
 
+/** What a row compares: TFLOP/s, or GB/s for a memory-bound kernel (its tflops is 0). */
+function figure(r: KernelResult): number {
+  return isElementwise(r.kernel) ? (r.gbs ?? 0) : r.tflops;
+}
+
 function shapeSize(s: Record<string, number>): number {
   return (s.seq ?? 0) * 1e6 + (s.keys ?? 0) * 1e3 + (s.m ?? 0) + (s.n ?? 0) * 1e-4 + (s.k ?? 0) * 1e-8;
 }
 
 const fmtShape = (s: Record<string, number>) => Object.entries(s).map(([k, v]) => `${k}=${v}`).join(' ');
-const tf = (r?: KernelResult) => (r ? `${r.tflops >= 10 ? r.tflops.toFixed(0) : r.tflops.toPrecision(3)} (${r.impl}${r.gbs !== undefined ? `, ${r.gbs.toFixed(0)} GB/s` : ''})` : '-');
+const tf = (r?: KernelResult) => {
+  if (!r) return '-';
+  if (isElementwise(r.kernel)) return `${(r.gbs ?? 0).toFixed(0)} GB/s (${r.impl})`;
+  return `${r.tflops >= 10 ? r.tflops.toFixed(0) : r.tflops.toPrecision(3)} (${r.impl}${r.gbs !== undefined ? `, ${r.gbs.toFixed(0)} GB/s` : ''})`;
+};
 
 export function renderKernelsText(rep: KernelsReport): string {
   const lines = [`bench kernels, ${rep.date}`];

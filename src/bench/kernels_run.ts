@@ -9,7 +9,7 @@ import * as path from 'path';
 import { addonPath, loadAddon } from '../native/addon';
 import { probeCuda } from '../plan/cuda_device';
 import type { SideRun } from './kernels_report';
-import { KernelBench, KernelResult, parseKernelBench } from './kernels_schema';
+import { COMPUTE_KERNELS, ELEMENTWISE_KERNELS, KernelBench, KernelResult, parseKernelBench } from './kernels_schema';
 import { findBenchScript } from './torch_side';
 
 export const ATTN_SEQS = [512, 1024, 2048, 4096, 8192, 16384];
@@ -53,6 +53,11 @@ export function runCpuKernels(o: CpuKernelOptions): KernelBench {
   return { device: { name: `${os.cpus()[0]?.model ?? 'CPU'} (${addon.info().cpu.threads} threads)` }, date: new Date().toISOString(), results, failed: [] };
 }
 
+/** The arguments that pick the kernels of a GPU / PyTorch run: the defaults, plus the memory-bound ones when asked. */
+function kernelArgs(o: { quick: boolean; elementwise?: boolean }): string[] {
+  return [...(o.quick ? ['--quick'] : []), ...(o.elementwise ? ['--kernels', [...COMPUTE_KERNELS, ...ELEMENTWISE_KERNELS].join(',')] : [])];
+}
+
 function runJson(cmd: string, args: string[], source: string, timeoutS: number): KernelBench {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutS * 1000, maxBuffer: 64 << 20 });
   if (r.error) throw new Error(`${source}: ${r.error.message}`);
@@ -69,20 +74,20 @@ export function defaultCudaBenchPath(): string | undefined {
   }
 }
 
-export function runGpuSide(o: { binary?: string; quick: boolean; timeoutS: number }): SideRun {
+export function runGpuSide(o: { binary?: string; quick: boolean; elementwise?: boolean; timeoutS: number }): SideRun {
   const bin = o.binary ?? defaultCudaBenchPath();
   if (!bin || !fs.existsSync(bin)) return { side: 'gpu', skipped: `${bin ?? 'build/vreflect_cuda_bench'} not built (needs nvcc at install time)` };
   const drv = probeCuda({ freeMemory: false }).driver;
   if (!drv.devices.length) return { side: 'gpu', skipped: drv.error ?? 'no GPU' };
   try {
-    return { side: 'gpu', bench: runJson(bin, ['--json', ...(o.quick ? ['--quick'] : [])], path.basename(bin), o.timeoutS) };
+    return { side: 'gpu', bench: runJson(bin, ['--json', ...kernelArgs(o)], path.basename(bin), o.timeoutS) };
   } catch (e) {
     return { side: 'gpu', skipped: (e as Error).message };
   }
 }
 
 /** `script`: scripts_bench/torch_kernels.py of this package unless given. */
-export function runTorchSide(o: { python?: string; script?: string; quick: boolean; timeoutS: number }): SideRun {
+export function runTorchSide(o: { python?: string; script?: string; quick: boolean; elementwise?: boolean; timeoutS: number }): SideRun {
   const py = o.python ?? process.env.VREFLECT_PYTHON ?? 'python3';
   const script = o.script ?? findBenchScript('torch_kernels.py');
   if (!script || !fs.existsSync(script)) return { side: 'torch', skipped: `${script ?? 'scripts_bench/torch_kernels.py'} not found` };
@@ -91,7 +96,7 @@ export function runTorchSide(o: { python?: string; script?: string; quick: boole
   if (check.status === 3) return { side: 'torch', skipped: 'torch has no CUDA device here' };
   if (check.status !== 0) return { side: 'torch', skipped: `torch is not importable with ${py}` };
   try {
-    return { side: 'torch', bench: runJson(py, [script, '--json', ...(o.quick ? ['--quick'] : [])], path.basename(script), o.timeoutS) };
+    return { side: 'torch', bench: runJson(py, [script, '--json', ...kernelArgs(o)], path.basename(script), o.timeoutS) };
   } catch (e) {
     return { side: 'torch', skipped: (e as Error).message };
   }

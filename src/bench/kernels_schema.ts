@@ -4,8 +4,23 @@
 // `vreflect_cuda_bench --attention-tiles`; gbs: GB/s of the memory a memory-bound case must move,
 // attention_decode's K/V cache). A case that could not run has ms = tflops = null and an "error"; it is kept aside
 // in `failed`. parseKernelBench checks the rest and names the source in its errors.
-export const KERNELS = ['attention_fwd', 'attention_bwd', 'attention_decode', 'cross_attention_fwd', 'cross_attention_bwd', 'gemm'] as const;
+/** The compute-bound kernels every side times by default (TFLOP/s). */
+export const COMPUTE_KERNELS = ['attention_fwd', 'attention_bwd', 'attention_decode', 'cross_attention_fwd', 'cross_attention_bwd', 'gemm'] as const;
+/**
+ * The memory-bound kernels (`--elementwise`; GPU and PyTorch sides only: native/cuda/bench/bench_elementwise.cc,
+ * scripts_bench/torch_elementwise.py), compared by GB/s of the bytes our kernel must move; their tflops is 0.
+ */
+export const ELEMENTWISE_KERNELS = [
+  'swiglu_fwd', 'swiglu_bwd', 'rmsnorm_fwd', 'rmsnorm_bwd', 'rmsnorm_to_bf16', 'rope_fwd', 'rope_bwd', 'convert_f32_bf16',
+  'convert_bf16_f32', 'cross_entropy', 'gelu_fwd', 'gelu_bwd', 'scatter_rows', 'kv_append', 'adamw',
+] as const;
+export const KERNELS = [...COMPUTE_KERNELS, ...ELEMENTWISE_KERNELS] as const;
 export type KernelName = (typeof KERNELS)[number];
+
+/** A memory-bound kernel: its figure is GB/s, not TFLOP/s. */
+export function isElementwise(k: KernelName): boolean {
+  return (ELEMENTWISE_KERNELS as readonly string[]).includes(k);
+}
 
 export interface KernelResult {
   kernel: KernelName;

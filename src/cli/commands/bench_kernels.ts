@@ -1,7 +1,8 @@
 // vreflect bench kernels: attention forward/backward (seq 512-16k, head dim 128, 28:4 GQA, causal and not), the
 // BCM/DAC resampler cross-attention (8 queries x N keys, 8 heads of 448) and the 7B's GEMMs - our CPU kernels,
 // our CUDA kernels (build/vreflect_cuda_bench, on a GPU) and PyTorch (scripts_bench/torch_kernels.py, when torch
-// with CUDA is importable), side by side in TFLOP/s. A benchmark: figures, not a test.
+// with CUDA is importable), side by side in TFLOP/s; with --elementwise also the memory-bound kernels (SwiGLU,
+// RMSNorm, RoPE, converts, cross-entropy, ...: GPU and PyTorch sides, GB/s). A benchmark: figures, not a test.
 import type { CommandModule } from 'yargs';
 
 import { mergeKernelRuns, renderKernelsText, SideRun } from '../../bench/kernels_report';
@@ -12,6 +13,7 @@ import { log } from '../../util/log';
 
 interface BenchKernelsArgs {
   quick: boolean;
+  elementwise: boolean;
   sides: string;
   'cpu-max-seq': number;
   'cuda-bench'?: string;
@@ -27,6 +29,7 @@ export const benchKernelsCommand: CommandModule<object, BenchKernelsArgs> = {
   builder: (y) =>
     y
       .option('quick', { type: 'boolean', default: false, describe: 'fewer shapes (seq 512 and 2k, one resampler and GEMM size)' })
+      .option('elementwise', { type: 'boolean', default: false, describe: 'also the memory-bound kernels (SwiGLU, RMSNorm, RoPE, converts, cross-entropy, AdamW ...) in GB/s: GPU and PyTorch sides' })
       .option('sides', { type: 'string', default: 'cpu,gpu,torch', describe: 'which sides to run, comma-separated: cpu, gpu, torch' })
       .option('cpu-max-seq', { type: 'number', default: 4096, describe: 'longest attention sequence timed on the CPU (16384 takes minutes)' })
       .option('cuda-bench', { type: 'string', describe: 'the GPU benchmark binary (default build/vreflect_cuda_bench)' })
@@ -47,8 +50,8 @@ export const benchKernelsCommand: CommandModule<object, BenchKernelsArgs> = {
     }
     const runs: SideRun[] = [];
     if (sides.includes('cpu')) runs.push({ side: 'cpu', bench: runCpuKernels({ quick: args.quick, maxSeq: args['cpu-max-seq'], say: (l) => log().debug(l) }) });
-    if (sides.includes('gpu')) runs.push(runGpuSide({ binary: args['cuda-bench'], quick: args.quick, timeoutS: args.timeout }));
-    if (sides.includes('torch')) runs.push(runTorchSide({ python: args.python, quick: args.quick, timeoutS: args.timeout }));
+    if (sides.includes('gpu')) runs.push(runGpuSide({ binary: args['cuda-bench'], quick: args.quick, elementwise: args.elementwise, timeoutS: args.timeout }));
+    if (sides.includes('torch')) runs.push(runTorchSide({ python: args.python, quick: args.quick, elementwise: args.elementwise, timeoutS: args.timeout }));
     for (const r of runs) if (r.skipped) log().info({ side: r.side, reason: r.skipped }, 'side skipped');
     const report = mergeKernelRuns(runs);
     process.stdout.write(args.json ? JSON.stringify(report) + '\n' : renderKernelsText(report));

@@ -137,3 +137,25 @@ describe('bench kernels attention tile variants', () => {
     expect(() => parseKernelBench(doc([row('64x64w4', 1, false).replace('"tile":"64x64w4"', '"tile":64')]), 's')).toThrow(/results\[0\].tile is not a string/);
   });
 });
+
+// `bench kernels --elementwise`: the memory-bound kernels (vreflect_cuda_bench --kernels ..., torch_kernels.py
+// --kernels ...) report tflops 0 and GB/s; a row keeps each side's highest GB/s and the ratio is GB/s over GB/s.
+describe('bench kernels memory-bound rows', () => {
+  const row = (impl: string, ms: number, gbs: number) =>
+    `{"kernel":"swiglu_bwd","shape":{"rows":4096,"cols":18944},"dtype":"bf16","ms":${ms},"tflops":0,"impl":"${impl}","reps":10,"gbs":${gbs}}`;
+  const doc = (rows: string[]) => `{"device":{"name":"H100"},"date":"d","results":[${rows.join(',')}]}`;
+
+  test('the faster GB/s wins its cell, the ratio is by GB/s, the cell reads GB/s', () => {
+    const gpu = parseKernelBench(doc([row('vreflect-scalar', 1.2, 1000), row('vreflect-vec16', 0.4, 2900)]), 'vreflect_cuda_bench');
+    const torch = parseKernelBench(doc([row('torch-eager', 0.8, 1450)]), 'torch_kernels.py');
+    const rep = mergeKernelRuns([{ side: 'gpu', bench: gpu }, { side: 'torch', bench: torch }], 'DATE');
+    expect(rep.rows).toHaveLength(1);
+    expect(rep.rows[0].gpu).toEqual(expect.objectContaining({ impl: 'vreflect-vec16', gbs: 2900 }));
+    expect(rep.rows[0].ratio).toBeCloseTo(2, 6);
+    expect(renderKernelsText(rep)).toMatch(/swiglu_bwd +rows=4096 cols=18944 +- +2900 GB\/s \(vreflect-vec16\) +1450 GB\/s \(torch-eager\) +2\.00/);
+  });
+
+  test('an unknown kernel name is still a one-line error naming the known ones', () => {
+    expect(() => parseKernelBench(doc([row('x', 1, 1).replace('swiglu_bwd', 'softmax')]), 's')).toThrow(/kernel "softmax" is not one of attention_fwd, .*swiglu_bwd.*adamw/);
+  });
+});
