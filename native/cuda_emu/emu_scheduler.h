@@ -51,6 +51,7 @@ struct Fiber {
   FiberState st = FiberState::Ready;
   unsigned wmask = 0;               // mask of the pending warp operation
   int bar_id = -1;                  // the named barrier waited at (NamedWait)
+  uint32_t named_in = 0;            // bit id: arrived (bar.sync or bar.arrive) in the barrier's current phase
   uint64_t pub = 0;                 // value published to the pending warp operation
   uint64_t snap[32];                // every participant's published value, copied at release
 };
@@ -204,29 +205,43 @@ inline const uint64_t* warp_exchange(unsigned mask, uint64_t value) {
   return f->snap;
 }
 
-// bar.sync id, count: waits until `count` threads (a positive multiple of 32) have arrived at barrier `id`; every
-// thread naming the id must give the same count (as on the GPU, where anything else is undefined).
-inline void named_barrier(int id, int count) {
+// Named barriers (bar.sync / bar.arrive id, count), PTX semantics: a phase of barrier `id` completes when `count`
+// threads (a positive multiple of 32) have arrived, counting bar.sync and bar.arrive alike; only the bar.sync threads
+// wait for it, a bar.arrive thread goes on at once (the producer side of a producer / consumer hand-off, FA3's
+// ping-pong turns). Every thread naming the id in one phase must give the same count. Reported (abort), where a GPU
+// is undefined or silently wrong: a count mismatch; a thread arriving twice in one phase (over-arrival: on the GPU
+// it would complete the phase early, with a participant missing); a block ending with a phase partly arrived (an
+// arrive without its syncs, run_block); syncs whose arrivals never come are a deadlock report.
+inline void named_arrival(int id, int count, bool wait) {
   Block& b = blk();
-  if (id < 0 || id >= kNamedBarriers) die("bar.sync: barrier id out of range");
+  const char* op = wait ? "bar.sync" : "bar.arrive";
+  if (id < 0 || id >= kNamedBarriers) die(op, ": barrier id out of range");
   if (count <= 0 || count % 32 != 0 || count > b.nthreads)
-    die("bar.sync: the thread count must be a positive multiple of 32 not above the block size");
-  if (b.named_count[id] != 0 && b.named_count[id] != count) die("bar.sync: threads disagree on a barrier's count");
+    die(op, ": the thread count must be a positive multiple of 32 not above the block size");
+  if (b.named_count[id] != 0 && b.named_count[id] != count) die(op, ": threads disagree on a barrier's count");
   Fiber* f = b.cur;
+  if (f->named_in >> id & 1u)
+    die(op, ": a thread arrived twice at one barrier phase (over-arrival: an arrive or sync without its partner)");
   b.named_count[id] = count;
-  f->st = FiberState::NamedWait;
-  f->bar_id = id;
+  f->named_in |= 1u << id;
+  if (wait) f->st = FiberState::NamedWait, f->bar_id = id;
   if (++b.named_arrived[id] == count) {
     uint64_t warps = 0;
-    for (Fiber& g : b.fibers)
+    for (Fiber& g : b.fibers) {
+      g.named_in &= ~(1u << id);
       if (g.st == FiberState::NamedWait && g.bar_id == id) g.st = FiberState::Ready, warps |= uint64_t(1) << g.warp;
-    if (banks::tl_launch) banks::flush(warps);  // the released warps reconverged here
+    }
+    if (banks::tl_launch && warps) banks::flush(warps);  // the released warps reconverged here
     b.named_arrived[id] = b.named_count[id] = 0;
     asm volatile("" ::: "memory");
-  } else {
+  } else if (wait) {
     yield();
   }
 }
+// bar.sync id, count: arrives and waits for the phase to complete.
+inline void named_barrier(int id, int count) { named_arrival(id, count, true); }
+// bar.arrive id, count: arrives without waiting.
+inline void named_arrive(int id, int count) { named_arrival(id, count, false); }
 
 [[noreturn]] inline void report_deadlock(const Block& b) {
   std::fprintf(stderr, "cuda_emu: deadlock in block (%u,%u,%u) of a %ux%ux%u grid; %d live threads:\n", b.idx.x,
@@ -296,6 +311,7 @@ inline void run_block(Block& b, StackPool& stacks) {
         f.warp = int(i / 32);
         f.st = FiberState::Ready;
         f.wmask = 0;
+        f.named_in = 0;
         fiber_context_init(f.ctx, stacks.get(i), stacks.stack_bytes, fiber_main);
       }
   b.live = int(n);
@@ -336,6 +352,12 @@ inline void run_block(Block& b, StackPool& stacks) {
     }
     if (!ran && b.live > 0) report_deadlock(b);
   }
+  for (int i = 0; i < kNamedBarriers; i++)
+    if (b.named_arrived[i] != 0) {
+      std::fprintf(stderr, "cuda_emu: block (%u,%u,%u) ended with %d of %d arrivals at barrier %d\n", b.idx.x,
+                   b.idx.y, b.idx.z, b.named_arrived[i], b.named_count[i], i);
+      die("bar.arrive: a block ended with a barrier phase partly arrived (an arrive whose bar.sync never came)");
+    }
   if (banks::tl_launch) banks::block_end();
   tl_block = nullptr;
 }

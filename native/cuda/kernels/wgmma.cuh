@@ -393,14 +393,28 @@ __device__ __forceinline__ void fence_operands(float (&d)[R]) {
   VR_UNROLL for (int i = 0; i < R; i++) fence_operand(d[i]);
 }
 
-// bar.sync id, count: a barrier over `count` threads (a multiple of 32), e.g. one warpgroup (ids 1..15; 0 is
-// __syncthreads').
+// Named barriers (ids 1..15; 0 is __syncthreads'). A phase of barrier `id` completes when `count` threads (a
+// multiple of 32) have arrived, bar.sync and bar.arrive alike; bar_sync waits for the phase, bar_arrive does not.
+// So a group that must wait for another syncs, and the group it waits for arrives: e.g. count 256 = 128 threads of
+// warpgroup 0 syncing + 128 of warpgroup 1 arriving is "warpgroup 0 goes on once warpgroup 1 got here", one-sided
+// (the ping-pong turns of attention_wgmma.cu). Memory: bar.sync orders the arriving threads' earlier shared-memory
+// writes before the syncing threads' later reads (bar.arrive has release, bar.sync acquire semantics). The emulator
+// (cudaemu::named_arrival) reports a count mismatch, a thread arriving twice in one phase, and a block ending with a
+// phase partly arrived; syncs whose arrivals never come are a deadlock report.
 __device__ __forceinline__ void bar_sync(int id, int count) {
 #if defined(VR_CUDA_EMULATED)
   if (id < 0 || id >= cudaemu::kKernelNamedBarriers) model::fail("bar.sync id outside [0, 16)");
   cudaemu::named_barrier(id, count);
 #else
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+#endif
+}
+__device__ __forceinline__ void bar_arrive(int id, int count) {
+#if defined(VR_CUDA_EMULATED)
+  if (id < 0 || id >= cudaemu::kKernelNamedBarriers) model::fail("bar.arrive id outside [0, 16)");
+  cudaemu::named_arrive(id, count);
+#else
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 #endif
 }
 
