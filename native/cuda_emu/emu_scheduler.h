@@ -260,8 +260,8 @@ inline void named_arrive(int id, int count) { named_arrival(id, count, false); }
       std::fprintf(stderr, "  thread %d (warp %d lane %d) waits at a warp op, mask %08x\n", f.lin, f.warp, f.lane,
                    f.wmask);
   }
-  die("a barrier can never be released (divergent __syncthreads or bar.sync, a warp mask naming an exited lane, or "
-      "a warpgroup-collective op not reached by all 128 threads)");
+  die("a barrier can never be released (divergent __syncthreads or bar.sync, bar.arrive arrivals that never come, a "
+      "warp mask naming an exited lane, or a warpgroup-collective op not reached by all 128 threads)");
 }
 
 // The order fibers of a block run in between scheduling points (CUDAEMU_SCHEDULE):
