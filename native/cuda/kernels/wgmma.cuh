@@ -44,10 +44,12 @@
 //     written while the op is in flight; the shared memory the op read changed before its wait; a descriptor
 //     whose start is not 16-byte aligned, outside the block's dynamic shared memory or naming a swizzle mode;
 //     threads of a warpgroup issuing different ops; a block exiting with ops in flight; 16-byte chunks landed by
-//     cp.async that the landing thread did not fence.proxy.async before the wgmma read them.
+//     cp.async that the landing thread did not fence.proxy.async before the wgmma read them; chunks a cp.async of
+//     any thread is still copying into (issued, not yet waited for) when the wgmma reads them.
 //   Not modelled: ordinary stores without fence.proxy.async (not tracked), a missing wgmma.fence, the hardware's
 //   summation order and internal precision (tests compare with tolerances), timing.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -223,6 +225,27 @@ inline void execute(int wg) {
         if (landed == b.dyn_smem + c.offset)
           fail("shared memory landed by cp.async is read without a fence.proxy.async by the copying thread (the "
                "async proxy may not see it)");
+  }
+  // cp.async copies issued and not yet waited for, by any thread of the block, into a chunk the op reads: a race on
+  // the GPU whatever the timing (the copy may land before, during or after the read), which the scheduler's rounds
+  // can hide (a wgmma's collective barrier gives every other thread a turn, and its wait may land the copy first).
+  {
+    std::vector<uint32_t> offs;
+    offs.reserve(op->chunks.size());
+    for (const Chunk& c : op->chunks) offs.push_back(c.offset);
+    std::sort(offs.begin(), offs.end());
+    const int64_t bidx = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
+    for (int tid = 0; tid < b.nthreads; tid++) {
+      const mma::cp_async_model::ThreadQueue& q = mma::cp_async_model::queue_of(tid);
+      if (q.block != bidx) continue;
+      for (const mma::cp_async_model::Copy& c : q.copies) {
+        const auto* d = reinterpret_cast<const unsigned char*>(c.dst);
+        if (d < b.dyn_smem || d >= b.dyn_smem + b.dyn_smem_bytes) continue;
+        if (std::binary_search(offs.begin(), offs.end(), uint32_t(d - b.dyn_smem)))
+          fail("a wgmma reads shared memory that a cp.async not yet waited for is copying into (a race on the GPU: "
+               "a barrier between the copying thread's cp.async.wait and the wgmma is missing)");
+      }
+    }
   }
   const int base = wg * kWarpgroup;
   for (int i = 0; i < kWarpgroup; i++) {
