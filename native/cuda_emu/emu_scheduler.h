@@ -56,6 +56,22 @@ struct Fiber {
   uint64_t snap[32];                // every participant's published value, copied at release
 };
 
+// Happens-before through barriers, for the wgmma model's check that shared memory landed by one thread is read by
+// another only after a barrier phase that the lander arrived at (after landing) and the reader waited for. Off until
+// the model records a landing in the block (hb_enable); then every kernel barrier (__syncthreads, bar.sync / bar.arrive
+// ids 0..15) counts each thread's arrivals and, at a phase's completion, tells each thread that waited for it the
+// arrival number of every thread that arrived in it. Direct only (a chain of two barriers through a third thread is
+// not followed: a kernel relying on one would be a false report).
+struct HappensBefore {
+  bool on = false;
+  int n = 0;
+  std::vector<uint32_t> arrivals;                                  // per thread
+  std::vector<uint32_t> seen;                                      // [reader * n + thread]: its arrivals reader saw
+  std::vector<std::pair<int, uint32_t>> open[kKernelNamedBarriers + 1];  // arrivals of the open phase; last: block
+  std::vector<int32_t> land_thread;                                // per 16-byte shared chunk: who landed it (-1)
+  std::vector<uint32_t> land_arrival;                              // and its arrival count then
+};
+
 struct Block {
   uint3 idx;
   dim3 dim, grid;
@@ -68,6 +84,7 @@ struct Block {
   uint64_t serial = 0;  // unique per block run (launches reuse block indices): per-thread model state keys on it
   int named_arrived[kNamedBarriers] = {}, named_count[kNamedBarriers] = {};
   const std::function<void()>* body = nullptr;
+  HappensBefore hb;
 };
 
 inline thread_local Block* tl_block = nullptr;
@@ -155,7 +172,39 @@ inline void yield() {
   asm volatile("" ::: "memory");
 }
 
+inline void hb_enable(Block& b) {
+  HappensBefore& h = b.hb;
+  if (h.on) return;
+  h.on = true;
+  h.n = b.nthreads;
+  h.arrivals.assign(size_t(h.n), 0);
+  h.seen.assign(size_t(h.n) * size_t(h.n), 0);
+  for (auto& o : h.open) o.clear();
+  h.land_thread.assign(b.dyn_smem_bytes / 16 + 1, -1);
+  h.land_arrival.assign(b.dyn_smem_bytes / 16 + 1, 0);
+}
+inline void hb_arrive(Block& b, int slot, int lin) {
+  if (b.hb.on) b.hb.open[slot].push_back({lin, ++b.hb.arrivals[size_t(lin)]});
+}
+inline void hb_complete(Block& b, int slot, const Fiber& reader) {
+  HappensBefore& h = b.hb;
+  if (!h.on) return;
+  uint32_t* row = h.seen.data() + size_t(reader.lin) * size_t(h.n);
+  for (const auto& [t, a] : h.open[slot]) row[t] = std::max(row[t], a);
+}
+// Whether `reader` waited for a barrier phase that `lander` arrived at after landing shared chunk `off` (true when
+// the chunk has no recorded landing, or reader is the lander: program order).
+inline bool hb_published(const Block& b, uint32_t off, int reader) {
+  const HappensBefore& h = b.hb;
+  if (!h.on || off / 16 >= h.land_thread.size()) return true;
+  const int t = h.land_thread[off / 16];
+  return t < 0 || t == reader || h.seen[size_t(reader) * size_t(h.n) + size_t(t)] > h.land_arrival[off / 16];
+}
+
 inline void release_block_barrier(Block& b) {
+  for (Fiber& f : b.fibers)
+    if (f.st == FiberState::BlockWait) hb_complete(b, kKernelNamedBarriers, f);
+  if (b.hb.on) b.hb.open[kKernelNamedBarriers].clear();
   for (Fiber& f : b.fibers)
     if (f.st == FiberState::BlockWait) f.st = FiberState::Ready;
   b.at_barrier = 0;
@@ -165,6 +214,7 @@ inline void release_block_barrier(Block& b) {
 inline void syncthreads() {
   Block& b = blk();
   b.cur->st = FiberState::BlockWait;
+  hb_arrive(b, kKernelNamedBarriers, b.cur->lin);
   if (++b.at_barrier == b.live) {
     release_block_barrier(b);
     asm volatile("" ::: "memory");
@@ -225,8 +275,13 @@ inline void named_arrival(int id, int count, bool wait) {
   b.named_count[id] = count;
   f->named_in |= 1u << id;
   if (wait) f->st = FiberState::NamedWait, f->bar_id = id;
+  const bool kernel_id = id < kKernelNamedBarriers;  // the emulator's own (wgmma collectives) publish nothing
+  if (kernel_id) hb_arrive(b, id, f->lin);
   if (++b.named_arrived[id] == count) {
     uint64_t warps = 0;
+    for (Fiber& g : b.fibers)
+      if (kernel_id && g.st == FiberState::NamedWait && g.bar_id == id) hb_complete(b, id, g);
+    if (kernel_id && b.hb.on) b.hb.open[id].clear();
     for (Fiber& g : b.fibers) {
       g.named_in &= ~(1u << id);
       if (g.st == FiberState::NamedWait && g.bar_id == id) g.st = FiberState::Ready, warps |= uint64_t(1) << g.warp;
@@ -316,6 +371,7 @@ inline void run_block(Block& b, StackPool& stacks) {
       }
   b.live = int(n);
   b.at_barrier = 0;
+  b.hb.on = false;
   for (int i = 0; i < kNamedBarriers; i++) b.named_arrived[i] = b.named_count[i] = 0;
   tl_block = &b;
   if (banks::tl_launch) banks::block_begin(int((n + 31) / 32));

@@ -45,7 +45,9 @@
 //     whose start is not 16-byte aligned, outside the block's dynamic shared memory or naming a swizzle mode;
 //     threads of a warpgroup issuing different ops; a block exiting with ops in flight; 16-byte chunks landed by
 //     cp.async that the landing thread did not fence.proxy.async before the wgmma read them; chunks a cp.async of
-//     any thread is still copying into (issued, not yet waited for) when the wgmma reads them.
+//     any thread is still copying into (issued, not yet waited for) when the wgmma reads them; chunks another thread
+//     landed and fenced with no barrier phase since that it arrived at and the reading warpgroup waited for
+//     (cudaemu::HappensBefore: direct barriers only, not chains through a third thread).
 //   Not modelled: ordinary stores without fence.proxy.async (not tracked), a missing wgmma.fence, the hardware's
 //   summation order and internal precision (tests compare with tolerances), timing.
 #pragma once
@@ -247,6 +249,11 @@ inline void execute(int wg) {
       }
     }
   }
+  // Every chunk published to this warpgroup (its first thread) by a barrier after the landing thread's fence.
+  for (const Chunk& c : op->chunks)
+    if (!cudaemu::hb_published(b, c.offset, wg * kWarpgroup))
+      fail("a wgmma reads shared memory that another thread landed (cp.async, fenced) with no barrier phase since that "
+           "the landing thread arrived at and this warpgroup waited for (a race on the GPU)");
   const int base = wg * kWarpgroup;
   for (int i = 0; i < kWarpgroup; i++) {
     const int w = i / 32, g = (i % 32) / 4, t = i % 4;
@@ -390,7 +397,22 @@ __device__ __forceinline__ void wait_group() {
 // before another thread's wgmma reads them.
 __device__ __forceinline__ void fence_proxy_async() {
 #if defined(VR_CUDA_EMULATED)
-  mma::cp_async_model::queue().unfenced.clear();
+  // The fenced chunks are this thread's landings from here on (cudaemu::HappensBefore): another warpgroup's wgmma
+  // may read them only after a barrier phase this thread arrives at later and that warpgroup waits for.
+  mma::cp_async_model::ThreadQueue& q = mma::cp_async_model::queue();
+  cudaemu::Block& b = cudaemu::blk();
+  if (!q.unfenced.empty() && q.unfenced_block == b.serial) {
+    cudaemu::hb_enable(b);
+    const int lin = model::linear_tid();
+    for (const void* p : q.unfenced) {
+      const auto* c = static_cast<const unsigned char*>(p);
+      if (c < b.dyn_smem || c >= b.dyn_smem + b.dyn_smem_bytes) continue;
+      const size_t chunk = size_t(c - b.dyn_smem) / 16;
+      b.hb.land_thread[chunk] = lin;
+      b.hb.land_arrival[chunk] = b.hb.arrivals[size_t(lin)];
+    }
+  }
+  q.unfenced.clear();
 #else
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
