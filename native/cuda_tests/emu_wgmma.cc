@@ -112,7 +112,8 @@ __global__ void bar_arrive_kernel(int* out, int mode) {
     if (wg == 1) {
       if (r > 0) wgmma::bar_sync(2, 256);  // warpgroup 0 is done reading round r - 1
       v[(t + 45) % 128] = 1000 * r + t;
-      if (!(mode == kArriveMissing && r == 2 && t < 32)) wgmma::bar_arrive(1, mode == kArriveCountMismatch ? 192 : 256);
+      const int count = mode == kArriveCountMismatch ? 192 : 256;
+      if (!(mode == kArriveMissing && r == 2 && t < 32)) wgmma::bar_arrive(1, count);
       if (mode == kArriveTwice && r == 1) wgmma::bar_arrive(1, 256);
       wgmma::bar_arrive(3, 128);
     } else {
@@ -226,7 +227,8 @@ VR_TEST(cuda_emu_bar_arrive) {
   check_true("emu bar.arrive: a count differing from the syncs' aborts", aborts([&] { run(kArriveCountMismatch); }));
   check_true("emu bar.arrive: a thread arriving twice in one phase (over-arrival) aborts",
              aborts([&] { run(kArriveTwice); }));
-  check_true("emu bar.arrive: a block ending with a phase partly arrived aborts", aborts([&] { run(kArriveLeftover); }));
+  check_true("emu bar.arrive: a block ending with a phase partly arrived aborts",
+             aborts([&] { run(kArriveLeftover); }));
 }
 
 VR_TEST(cuda_emu_wgmma_happens_before) {

@@ -141,9 +141,9 @@ VR_TEST(cuda_attention_tc_backward_double_buffered) {
 }
 
 // The Hopper wgmma forward (attention_wgmma.cu; on the emulator the modelled wgmma), every tile variant (the "o"
-// overlap and "p" ping-pong ones included), by the same rule (the mma.sync backward runs on its out / lse): cases that cross the
-// 64 / 128-row and 64 / 128-key tiles, GQA, cross lengths, rows that see no key, padded head dims 64 / 80 / 100
-// (element loads for 100) and strided q, decode, long key ranges that turn every K / V buffer over.
+// overlap and "p" ping-pong ones included), by the same rule (the mma.sync backward runs on its out / lse): cases that
+// cross the 64 / 128-row and 64 / 128-key tiles, GQA, cross lengths, rows that see no key, padded head dims 64 / 80 /
+// 100 (element loads for 100) and strided q, decode, long key ranges that turn every K / V buffer over.
 const AttnCase kWgmmaCases[] = {
     {"D=128 GQA 2:1 causal prefill, segments 70,133,5", 2, 1, 128, true, {70, 133, 5}, {70, 133, 5}, 0},
     {"D=128 1:1 non-causal cross lengths q 150,33 k 100,17", 1, 1, 128, false, {150, 33}, {100, 17}, 0},
