@@ -51,8 +51,25 @@ struct Fiber {
   FiberState st = FiberState::Ready;
   unsigned wmask = 0;               // mask of the pending warp operation
   int bar_id = -1;                  // the named barrier waited at (NamedWait)
+  uint32_t named_in = 0;            // bit id: arrived (bar.sync or bar.arrive) in the barrier's current phase
   uint64_t pub = 0;                 // value published to the pending warp operation
   uint64_t snap[32];                // every participant's published value, copied at release
+};
+
+// Happens-before through barriers, for the wgmma model's check that shared memory landed by one thread is read by
+// another only after a barrier phase that the lander arrived at (after landing) and the reader waited for. Off until
+// the model records a landing in the block (hb_enable); then every kernel barrier (__syncthreads, bar.sync / bar.arrive
+// ids 0..15) counts each thread's arrivals and, at a phase's completion, tells each thread that waited for it the
+// arrival number of every thread that arrived in it. Direct only (a chain of two barriers through a third thread is
+// not followed: a kernel relying on one would be a false report).
+struct HappensBefore {
+  bool on = false;
+  int n = 0;
+  std::vector<uint32_t> arrivals;                                  // per thread
+  std::vector<uint32_t> seen;                                      // [reader * n + thread]: its arrivals reader saw
+  std::vector<std::pair<int, uint32_t>> open[kKernelNamedBarriers + 1];  // arrivals of the open phase; last: block
+  std::vector<int32_t> land_thread;                                // per 16-byte shared chunk: who landed it (-1)
+  std::vector<uint32_t> land_arrival;                              // and its arrival count then
 };
 
 struct Block {
@@ -67,6 +84,7 @@ struct Block {
   uint64_t serial = 0;  // unique per block run (launches reuse block indices): per-thread model state keys on it
   int named_arrived[kNamedBarriers] = {}, named_count[kNamedBarriers] = {};
   const std::function<void()>* body = nullptr;
+  HappensBefore hb;
 };
 
 inline thread_local Block* tl_block = nullptr;
@@ -154,7 +172,39 @@ inline void yield() {
   asm volatile("" ::: "memory");
 }
 
+inline void hb_enable(Block& b) {
+  HappensBefore& h = b.hb;
+  if (h.on) return;
+  h.on = true;
+  h.n = b.nthreads;
+  h.arrivals.assign(size_t(h.n), 0);
+  h.seen.assign(size_t(h.n) * size_t(h.n), 0);
+  for (auto& o : h.open) o.clear();
+  h.land_thread.assign(b.dyn_smem_bytes / 16 + 1, -1);
+  h.land_arrival.assign(b.dyn_smem_bytes / 16 + 1, 0);
+}
+inline void hb_arrive(Block& b, int slot, int lin) {
+  if (b.hb.on) b.hb.open[slot].push_back({lin, ++b.hb.arrivals[size_t(lin)]});
+}
+inline void hb_complete(Block& b, int slot, const Fiber& reader) {
+  HappensBefore& h = b.hb;
+  if (!h.on) return;
+  uint32_t* row = h.seen.data() + size_t(reader.lin) * size_t(h.n);
+  for (const auto& [t, a] : h.open[slot]) row[t] = std::max(row[t], a);
+}
+// Whether `reader` waited for a barrier phase that `lander` arrived at after landing shared chunk `off` (true when
+// the chunk has no recorded landing, or reader is the lander: program order).
+inline bool hb_published(const Block& b, uint32_t off, int reader) {
+  const HappensBefore& h = b.hb;
+  if (!h.on || off / 16 >= h.land_thread.size()) return true;
+  const int t = h.land_thread[off / 16];
+  return t < 0 || t == reader || h.seen[size_t(reader) * size_t(h.n) + size_t(t)] > h.land_arrival[off / 16];
+}
+
 inline void release_block_barrier(Block& b) {
+  for (Fiber& f : b.fibers)
+    if (f.st == FiberState::BlockWait) hb_complete(b, kKernelNamedBarriers, f);
+  if (b.hb.on) b.hb.open[kKernelNamedBarriers].clear();
   for (Fiber& f : b.fibers)
     if (f.st == FiberState::BlockWait) f.st = FiberState::Ready;
   b.at_barrier = 0;
@@ -164,6 +214,7 @@ inline void release_block_barrier(Block& b) {
 inline void syncthreads() {
   Block& b = blk();
   b.cur->st = FiberState::BlockWait;
+  hb_arrive(b, kKernelNamedBarriers, b.cur->lin);
   if (++b.at_barrier == b.live) {
     release_block_barrier(b);
     asm volatile("" ::: "memory");
@@ -204,29 +255,48 @@ inline const uint64_t* warp_exchange(unsigned mask, uint64_t value) {
   return f->snap;
 }
 
-// bar.sync id, count: waits until `count` threads (a positive multiple of 32) have arrived at barrier `id`; every
-// thread naming the id must give the same count (as on the GPU, where anything else is undefined).
-inline void named_barrier(int id, int count) {
+// Named barriers (bar.sync / bar.arrive id, count), PTX semantics: a phase of barrier `id` completes when `count`
+// threads (a positive multiple of 32) have arrived, counting bar.sync and bar.arrive alike; only the bar.sync threads
+// wait for it, a bar.arrive thread goes on at once (the producer side of a producer / consumer hand-off, FA3's
+// ping-pong turns). Every thread naming the id in one phase must give the same count. Reported (abort), where a GPU
+// is undefined or silently wrong: a count mismatch; a thread arriving twice in one phase (over-arrival: on the GPU
+// it would complete the phase early, with a participant missing); a block ending with a phase partly arrived (an
+// arrive without its syncs, run_block); syncs whose arrivals never come are a deadlock report.
+inline void named_arrival(int id, int count, bool wait) {
   Block& b = blk();
-  if (id < 0 || id >= kNamedBarriers) die("bar.sync: barrier id out of range");
+  const char* op = wait ? "bar.sync" : "bar.arrive";
+  if (id < 0 || id >= kNamedBarriers) die(op, ": barrier id out of range");
   if (count <= 0 || count % 32 != 0 || count > b.nthreads)
-    die("bar.sync: the thread count must be a positive multiple of 32 not above the block size");
-  if (b.named_count[id] != 0 && b.named_count[id] != count) die("bar.sync: threads disagree on a barrier's count");
+    die(op, ": the thread count must be a positive multiple of 32 not above the block size");
+  if (b.named_count[id] != 0 && b.named_count[id] != count) die(op, ": threads disagree on a barrier's count");
   Fiber* f = b.cur;
+  if (f->named_in >> id & 1u)
+    die(op, ": a thread arrived twice at one barrier phase (over-arrival: an arrive or sync without its partner)");
   b.named_count[id] = count;
-  f->st = FiberState::NamedWait;
-  f->bar_id = id;
+  f->named_in |= 1u << id;
+  if (wait) f->st = FiberState::NamedWait, f->bar_id = id;
+  const bool kernel_id = id < kKernelNamedBarriers;  // the emulator's own (wgmma collectives) publish nothing
+  if (kernel_id) hb_arrive(b, id, f->lin);
   if (++b.named_arrived[id] == count) {
     uint64_t warps = 0;
     for (Fiber& g : b.fibers)
+      if (kernel_id && g.st == FiberState::NamedWait && g.bar_id == id) hb_complete(b, id, g);
+    if (kernel_id && b.hb.on) b.hb.open[id].clear();
+    for (Fiber& g : b.fibers) {
+      g.named_in &= ~(1u << id);
       if (g.st == FiberState::NamedWait && g.bar_id == id) g.st = FiberState::Ready, warps |= uint64_t(1) << g.warp;
-    if (banks::tl_launch) banks::flush(warps);  // the released warps reconverged here
+    }
+    if (banks::tl_launch && warps) banks::flush(warps);  // the released warps reconverged here
     b.named_arrived[id] = b.named_count[id] = 0;
     asm volatile("" ::: "memory");
-  } else {
+  } else if (wait) {
     yield();
   }
 }
+// bar.sync id, count: arrives and waits for the phase to complete.
+inline void named_barrier(int id, int count) { named_arrival(id, count, true); }
+// bar.arrive id, count: arrives without waiting.
+inline void named_arrive(int id, int count) { named_arrival(id, count, false); }
 
 [[noreturn]] inline void report_deadlock(const Block& b) {
   std::fprintf(stderr, "cuda_emu: deadlock in block (%u,%u,%u) of a %ux%ux%u grid; %d live threads:\n", b.idx.x,
@@ -245,8 +315,8 @@ inline void named_barrier(int id, int count) {
       std::fprintf(stderr, "  thread %d (warp %d lane %d) waits at a warp op, mask %08x\n", f.lin, f.warp, f.lane,
                    f.wmask);
   }
-  die("a barrier can never be released (divergent __syncthreads or bar.sync, a warp mask naming an exited lane, or "
-      "a warpgroup-collective op not reached by all 128 threads)");
+  die("a barrier can never be released (divergent __syncthreads or bar.sync, bar.arrive arrivals that never come, a "
+      "warp mask naming an exited lane, or a warpgroup-collective op not reached by all 128 threads)");
 }
 
 // The order fibers of a block run in between scheduling points (CUDAEMU_SCHEDULE):
@@ -296,10 +366,12 @@ inline void run_block(Block& b, StackPool& stacks) {
         f.warp = int(i / 32);
         f.st = FiberState::Ready;
         f.wmask = 0;
+        f.named_in = 0;
         fiber_context_init(f.ctx, stacks.get(i), stacks.stack_bytes, fiber_main);
       }
   b.live = int(n);
   b.at_barrier = 0;
+  b.hb.on = false;
   for (int i = 0; i < kNamedBarriers; i++) b.named_arrived[i] = b.named_count[i] = 0;
   tl_block = &b;
   if (banks::tl_launch) banks::block_begin(int((n + 31) / 32));
@@ -336,6 +408,12 @@ inline void run_block(Block& b, StackPool& stacks) {
     }
     if (!ran && b.live > 0) report_deadlock(b);
   }
+  for (int i = 0; i < kNamedBarriers; i++)
+    if (b.named_arrived[i] != 0) {
+      std::fprintf(stderr, "cuda_emu: block (%u,%u,%u) ended with %d of %d arrivals at barrier %d\n", b.idx.x,
+                   b.idx.y, b.idx.z, b.named_arrived[i], b.named_count[i], i);
+      die("bar.arrive: a block ended with a barrier phase partly arrived (an arrive whose bar.sync never came)");
+    }
   if (banks::tl_launch) banks::block_end();
   tl_block = nullptr;
 }

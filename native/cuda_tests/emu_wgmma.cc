@@ -1,7 +1,9 @@
 // The emulator's wgmma model (cuda/kernels/wgmma.cuh) on what a GPU would do silently or fault on: accumulators
 // delivered only at the covering wait_group (read earlier: stale), and aborts for shared memory changed while an op
 // is in flight, accumulators written while in flight, cp.async data read without fence.proxy.async, a misaligned
-// descriptor, a warp of the warpgroup missing the op (deadlock report); plus bar.sync over one warpgroup.
+// descriptor, a warp of the warpgroup missing the op (deadlock report); plus bar.sync over one warpgroup and
+// bar.arrive (producer / consumer hand-off, missing / mismatched / doubled / leftover arrivals), and the
+// happens-before of another warpgroup's cp.async landings through a barrier.
 // Emulator only (emu_*.cc): on a GPU these are undefined behaviour. Also the tile loaders' chunk order
 // (wgmma::tile_chunk), host arithmetic: conflict-free shared-memory writes.
 #include <algorithm>
@@ -64,6 +66,62 @@ __global__ void bar_sync_kernel(int* out, int count) {
   v[tid] = tid * 3;
   wgmma::bar_sync(1 + wg, count);
   out[tid] = v[wg * 128 + (tid + 37) % 128];
+}
+
+// Happens-before of cp.async landings (cudaemu::HappensBefore): warpgroup 1 copies A (64 x 16) and B (32 x 16) tiles
+// of ones, waits, fences them into the async proxy and arrives at barrier 1, where warpgroup 0 syncs before its
+// wgmma reads them. kHbArriveFirst arrives before the fence: the chunks are this thread's landings only after its
+// arrival, so no barrier phase published them to warpgroup 0 - an abort, though every copy has landed and been
+// fenced by the time warpgroup 0 reads (the emulator's order), which a GPU does not promise.
+enum HbMode { kHbOk, kHbArriveFirst };
+__global__ void hb_kernel(float* out, const __nv_bfloat16* ones, int mode) {
+  CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
+  const int tid = threadIdx.x, wg = tid / 128;
+  if (wg == 1) {
+    for (int ch = tid - 128; ch < (64 + 32) * 2; ch += 128) mma::cp_async16(smem + 8 * ch, ones, true);
+    mma::cp_async_commit();
+    mma::cp_async_wait<0>();
+    if (mode == kHbArriveFirst) wgmma::bar_arrive(1, 256);
+    wgmma::fence_proxy_async();
+    if (mode == kHbOk) wgmma::bar_arrive(1, 256);
+    return;
+  }
+  wgmma::bar_sync(1, 256);
+  float d[16];
+  wgmma::fence();
+  wgmma::mma_ss<32, false>(d, wgmma::desc_k_major(smem, 256), wgmma::desc_k_major(smem + 64 * 16, 256), false);
+  wgmma::commit_group();
+  wgmma::wait_group<0>();
+  out[tid] = d[0];
+}
+
+// bar.arrive beside bar.sync (PTX semantics, emu_scheduler.h named_arrival): two warpgroups hand a buffer back and
+// forth for kRounds rounds over two barrier ids reused every round. Warpgroup 1 writes round r's values into v and
+// arrives at barrier 1 (256 = its 128 arrivals + warpgroup 0's 128 syncs); warpgroup 0 syncs there, reads them and
+// arrives at barrier 2, where warpgroup 1 syncs before it overwrites v. Each round warpgroup 1 also arrives alone at
+// barrier 3 with count 128 (a phase of arrivals only completes, nobody waits). out[128 r + t]: what thread t of
+// warpgroup 0 read in round r. Modes break one rule each.
+enum ArriveMode { kArriveOk, kArriveMissing, kArriveCountMismatch, kArriveTwice, kArriveLeftover };
+constexpr int kRounds = 5;
+__global__ void bar_arrive_kernel(int* out, int mode) {
+  __shared__ int v[128];
+  const int tid = threadIdx.x, wg = tid / 128, t = tid % 128;
+  if (wg == 0) v[t] = -1;
+  __syncthreads();
+  for (int r = 0; r < kRounds; r++) {
+    if (wg == 1) {
+      if (r > 0) wgmma::bar_sync(2, 256);  // warpgroup 0 is done reading round r - 1
+      v[(t + 45) % 128] = 1000 * r + t;
+      const int count = mode == kArriveCountMismatch ? 192 : 256;
+      if (!(mode == kArriveMissing && r == 2 && t < 32)) wgmma::bar_arrive(1, count);
+      if (mode == kArriveTwice && r == 1) wgmma::bar_arrive(1, 256);
+      wgmma::bar_arrive(3, 128);
+    } else {
+      wgmma::bar_sync(1, 256);  // round r's values are in
+      out[128 * r + t] = v[t];
+      if (r + 1 < kRounds || mode == kArriveLeftover) wgmma::bar_arrive(2, 256);
+    }
+  }
 }
 
 // Shared-memory conflict ways of a tile load whose chunk c lands at byte offset off(c): the most chunks of one
@@ -150,6 +208,43 @@ VR_TEST(cuda_emu_wgmma_model) {
   check_true("emu bar.sync id, 128: each warpgroup sees its own 128 threads' writes", bar);
   check_true("emu bar.sync with a count no warpgroup reaches is a deadlock report (abort)",
              aborts([&] { cuda_launch(bar_sync_kernel, dim3(1), dim3(256), 0, nullptr, bo.data(), 160); }));
+}
+
+VR_TEST(cuda_emu_bar_arrive) {
+  std::vector<int> out(128 * kRounds, -7);
+  auto run = [&](int mode) {
+    return cuda_launch(bar_arrive_kernel, dim3(1), dim3(256), 0, nullptr, out.data(), mode);
+  };
+  run(kArriveOk);
+  bool ordered = true;
+  for (int r = 0; r < kRounds; r++)
+    for (int t = 0; t < 128; t++) ordered &= out[size_t(128 * r + t)] == 1000 * r + (t + 128 - 45) % 128;
+  check_true("emu bar.arrive / bar.sync: each of " + std::to_string(kRounds) +
+                 " rounds the consumer warpgroup reads exactly the producer's values of that round (ids reused)",
+             ordered);
+  check_true("emu bar.arrive: a warp's arrivals missing is a deadlock report (abort)",
+             aborts([&] { run(kArriveMissing); }));
+  check_true("emu bar.arrive: a count differing from the syncs' aborts", aborts([&] { run(kArriveCountMismatch); }));
+  check_true("emu bar.arrive: a thread arriving twice in one phase (over-arrival) aborts",
+             aborts([&] { run(kArriveTwice); }));
+  check_true("emu bar.arrive: a block ending with a phase partly arrived aborts",
+             aborts([&] { run(kArriveLeftover); }));
+}
+
+VR_TEST(cuda_emu_wgmma_happens_before) {
+  std::vector<__nv_bfloat16> ones(8, __float2bfloat16(1.f));
+  std::vector<float> out(128, 0.f);
+  auto run = [&](int mode) {
+    return cuda_launch(hb_kernel, dim3(1), dim3(256), (64 + 32) * 16 * 2, nullptr, out.data(), ones.data(), mode);
+  };
+  run(kHbOk);
+  bool ok = true;
+  for (int t = 0; t < 128; t++) ok &= out[size_t(t)] == 16.f;
+  check_true("emu wgmma: another warpgroup's cp.async landings, fenced and then published by bar.arrive / bar.sync, "
+             "are read (D = 16)",
+             ok);
+  check_true("emu wgmma: landings fenced after the lander's arrival (no barrier phase publishes them) abort",
+             aborts([&] { run(kHbArriveFirst); }));
 }
 
 }  // namespace vr::test

@@ -141,9 +141,9 @@ VR_TEST(cuda_attention_tc_backward_double_buffered) {
 }
 
 // The Hopper wgmma forward (attention_wgmma.cu; on the emulator the modelled wgmma), every tile variant (the "o"
-// overlap ones included), by the same rule (the mma.sync backward runs on its out / lse): cases that cross the
-// 64 / 128-row and 64 / 128-key tiles, GQA, cross lengths, rows that see no key, padded head dims 64 / 80 / 100
-// (element loads for 100) and strided q, decode, long key ranges that turn every K / V buffer over.
+// overlap and "p" ping-pong ones included), by the same rule (the mma.sync backward runs on its out / lse): cases that
+// cross the 64 / 128-row and 64 / 128-key tiles, GQA, cross lengths, rows that see no key, padded head dims 64 / 80 /
+// 100 (element loads for 100) and strided q, decode, long key ranges that turn every K / V buffer over.
 const AttnCase kWgmmaCases[] = {
     {"D=128 GQA 2:1 causal prefill, segments 70,133,5", 2, 1, 128, true, {70, 133, 5}, {70, 133, 5}, 0},
     {"D=128 1:1 non-causal cross lengths q 150,33 k 100,17", 1, 1, 128, false, {150, 33}, {100, 17}, 0},
@@ -162,7 +162,10 @@ VR_TEST(cuda_attention_wgmma_forward) {
     std::printf("  (skipped: no wgmma path on this device: not sm_90, no sm_90a code, or its self-check failed)\n");
     return;
   }
+  // VREFLECT_TEST_WGMMA_TILES=<name>,<name>: only those variants (mutation runs); unset: all of them.
+  const char* only = std::getenv("VREFLECT_TEST_WGMMA_TILES");
   for (const std::string& tile : cuda::attention_wgmma_tiles()) {
+    if (only && *only && ("," + std::string(only) + ",").find("," + tile + ",") == std::string::npos) continue;
     ScopedEnv et("VREFLECT_ATTENTION_TILE_WGMMA", tile.c_str(), cuda::attention_env_changed);
     check_true("wgmma tile " + tile + " is the one selected", cuda::attention_wgmma_tile() == tile);
     uint64_t seed = 131;

@@ -13,7 +13,7 @@ import { parseKernelBench } from '../../src/bench/kernels_schema';
 const FWD = ['64x64w4', '64x64w4s', '64x32w4', '64x128w4s', '128x32w4', '128x64w4s', '128x32w8', '128x64w8s', '256x32w8s'];
 const BWD = ['64x64w4', '64x32w4', '128x32w8', '64x64w4d', '64x32w4d', '128x32w8d', '128x64w8d'];
 // the Hopper wgmma kernels' variants (attention_wgmma.cu, attention_wgmma_backward.cu), part of 'all'
-const WGMMA = ['wgmma:128x64wg2', 'wgmma:128x128wg2', 'wgmma:64x128wg1', 'wgmma:128x64wg2o', 'wgmma:128x128wg2o', 'wgmma:64x128wg1o'];
+const WGMMA = ['wgmma:128x64wg2', 'wgmma:128x128wg2', 'wgmma:64x128wg1', 'wgmma:128x64wg2o', 'wgmma:128x128wg2o', 'wgmma:64x128wg1o', 'wgmma:128x64wg2p', 'wgmma:128x128wg2p'];
 const WGMMA_BWD = ['wgmma:128x64wg2', 'wgmma:64x64wg1'];
 
 function bench(): string | undefined {
@@ -79,7 +79,7 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
     // made-up timings: 128x64w4s wins the non-causal forward, 64x128w4s the causal one, 64x32w4 the backward
     for (const r of doc.results) {
       const win = r.kernel === 'attention_fwd' ? (r.causal ? '64x128w4s' : '128x64w4s') : '64x32w4';
-      r.tflops = r.tile === win ? 300 : 100 + FWD.indexOf(r.tile);
+      r.tflops = r.tile === win ? 300 : r.tile === 'wgmma:128x64wg2p' ? 150 : 100 + FWD.indexOf(r.tile);
       r.ms = 1;
     }
     doc.results[doc.results.length - 1] = { ...doc.results[doc.results.length - 1], ms: null, tflops: null, error: 'out of memory' };
@@ -90,7 +90,10 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
     expect(out.stdout).toMatch(/attention_fwd seq=8192 full: best 128x64w4s 300\.0 TFLOP\/s \(below the 350 target\)/);
     expect(out.stdout).toMatch(/attention_fwd seq=8192 causal: best 64x128w4s 300\.0/);
     expect(out.stdout).toMatch(/attention_bwd seq=8192 causal: best 64x32w4 300\.0 TFLOP\/s \(meets the 250 target\)\n.*wgmma:64x64wg1 failed: out of memory/);
-    expect(out.stdout).toMatch(/wgmma best wgmma:128x64wg2 99\.0 vs mma\.sync best 128x64w4s 300\.0 TFLOP\/s \(0\.33x\)/);
-    expect(out.stdout).toMatch(/most wins: VREFLECT_ATTENTION_TILE_BWD=64x32w4 VREFLECT_ATTENTION_TILE_FWD=(128x64w4s|64x128w4s) VREFLECT_ATTENTION_TILE_WGMMA_BWD=128x64wg2 VREFLECT_ATTENTION_TILE_WGMMA=128x64wg2/);
+    expect(out.stdout).toMatch(/wgmma best wgmma:128x64wg2p 150\.0 vs mma\.sync best 128x64w4s 300\.0 TFLOP\/s \(0\.50x\)/);
+    expect(out.stdout).toMatch(/wgmma best wgmma:128x64wg2 99\.0 vs mma\.sync best 64x32w4 300\.0 TFLOP\/s \(0\.33x\)/);
+    // the ping-pong variants against their plain and overlap shapes (150 / 99; 128x128wg2p: all 99)
+    expect(out.stdout).toMatch(/ping-pong vs plain \/ overlap: 128x128wg2p 1\.00x \/ 1\.00x \| 128x64wg2p 1\.52x \/ 1\.52x/);
+    expect(out.stdout).toMatch(/most wins: VREFLECT_ATTENTION_TILE_BWD=64x32w4 VREFLECT_ATTENTION_TILE_FWD=(128x64w4s|64x128w4s) VREFLECT_ATTENTION_TILE_WGMMA_BWD=128x64wg2 VREFLECT_ATTENTION_TILE_WGMMA=128x64wg2p$/m);
   });
 });

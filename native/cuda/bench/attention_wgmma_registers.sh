@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Registers and spills of the Hopper wgmma kernels (attention_wgmma.cu, attention_wgmma_backward.cu, wgmma_probe.cu)
 # for sm_90a (ptxas -v): the tables the kernels README quotes for the wgmma forward's variants (template args WG, KN,
-# OVERLAP: 1 = the "o" variants) and the backward's block shapes (WG). A variant that spills is worse than useless.
+# OVERLAP, PINGPONG: 1,0 = the "o" variants, 1,1 the "p" ones) and the backward's block shapes (WG). A variant that
+# spills is worse than useless.
 #   bash native/cuda/bench/attention_wgmma_registers.sh
 set -eu
 NVCC=${NVCC:-nvcc}

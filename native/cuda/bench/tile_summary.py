@@ -8,7 +8,9 @@ winners (the defaults in attention_tc.cu stay 64x64w4 until a GPU session has me
 kernels' variants ("wgmma:<variant>", attention_wgmma.cu / attention_wgmma_backward.cu) are ranked beside the
 mma.sync ones; their winners are printed as the VREFLECT_ATTENTION_TILE_WGMMA / _WGMMA_BWD settings, and whether
 wgmma beat mma.sync per case. The wgmma forward's overlap variants ("<shape>o": softmax under the previous tile's
-P V) are also printed against their plain shape, per case, so one run says whether the overlap pays.
+P V) are also printed against their plain shape, per case, so one run says whether the overlap pays; the ping-pong
+variants ("<shape>p": the two warpgroups' GEMMs in turns) against both the plain and the overlap variant of their
+shape.
 """
 import json
 import sys
@@ -59,6 +61,13 @@ def main(path):
         if pairs:
             print("    overlap vs plain: " + " | ".join(f"{o.removeprefix('wgmma:')} {by_tile[o] / by_tile[p]:.2f}x"
                                                      for o, p in pairs))
+        # ping-pong ("<shape>p": the two warpgroups' GEMMs in turns, on the overlap order) against the plain and the
+        # overlap variant of its shape: whether the turns pay over the intra-warpgroup overlap alone
+        pp = [(t, t[:-1], t[:-1] + "o") for t in sorted(by_tile) if t.endswith("p") and t[:-1] in by_tile]
+        if pp:
+            print("    ping-pong vs plain / overlap: " + " | ".join(
+                f"{x.removeprefix('wgmma:')} {by_tile[x] / by_tile[p]:.2f}x / "
+                + (f"{by_tile[x] / by_tile[o]:.2f}x" if o in by_tile else "-") for x, p, o in pp))
         suffix = "fwd" if kernel == "attention_fwd" else "bwd"
         for family, top in (("wgmma_" + suffix, wg), ("tc_" + suffix, tc)):
             if top:

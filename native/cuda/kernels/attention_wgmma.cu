@@ -14,7 +14,11 @@
 //     columns 16 kk .. 16 kk + 15 is exactly the RS A fragment of k-step kk) and B = the V tile as MN-major B (V is
 //     stored [key][d]: d = N contiguous; the transpose bit), one commit group, waited before the next tile
 //     (plain order) or issued after the next tile's S and waited after its softmax (overlap order, the "o"
-//     variants: the softmax runs while the tensor cores do the previous tile's P V; see the kernel's comment).
+//     variants: the softmax runs while the tensor cores do the previous tile's P V; see the kernel's comment);
+//   ping-pong (the "p" variants, on the overlap order, two warpgroups): the warpgroups issue their GEMMs in turns,
+//     ordered by two named barriers (bar.sync on its own turn, bar.arrive on the other's), so one warpgroup's softmax
+//     runs under the other's GEMMs (FlashAttention-3's inter-warpgroup schedule); the per-tile __syncthreads is a
+//     named barrier the two warpgroups reach at different points of their tile (see the kernel's comment).
 // Shared memory holds Q, and K, V double-buffered, all as no-swizzle core-matrix tiles (wgmma::core_offset: rows of
 // a tile in groups of 8, each 16-byte chunk of 8 columns contiguous, so cp.async fills chunks directly; chunk c is
 // wgmma::tile_chunk(c), at shared offset 16 c: no bank conflicts); tile j+1 (the overlap order: K_{j+1} and V_j)
@@ -22,7 +26,7 @@
 // (fence.proxy.async) before the barrier that publishes them. Rows whose base / stride is not 16-byte aligned take
 // element stores (fenced the same way).
 // Variants (VREFLECT_ATTENTION_TILE_WGMMA, first = default): "<rows>x<keys>wg<warpgroups>", + "o" for the overlap
-// order.
+// order, + "p" for ping-pong (with the overlap order).
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -184,7 +188,25 @@ __device__ __forceinline__ void rescale_o(float (&o)[kWgDP / 2], const float (&a
 // barrier that ends tile j; the prologue loads Q and K_0 only. (Issuing the copies after S_j too would hide them
 // under the tensor cores, but their address arithmetic then lives beside S, O and P: 253 registers for 128x128wg2o
 // against 226, at the edge of spilling - not done.)
-template <int WG, int KN, bool OVERLAP>
+//
+// PINGPONG (needs OVERLAP and WG = 2; the "p" variants: FlashAttention-3's inter-warpgroup ping-pong): the two
+// warpgroups take turns on the tensor cores, so one's softmax runs while the other's GEMMs do. Turns are two named
+// barriers, kBarTurn + w = "warpgroup w may issue" (count 256: its 128 syncs + the other warpgroup's 128 arrivals):
+// a warpgroup syncs on its own before issuing S_j and P_{j-1} V_{j-1}, and arrives on the other's right after (the
+// ops are in the tensor cores' queue in turn order: warpgroup 0's tile j, 1's tile j, 0's tile j + 1, ...);
+// warpgroup 1 arrives once before the loop (warpgroup 0 goes first), and the last P V is a turn of its own (each
+// barrier then gets as many arrivals as syncs: warpgroup 0 syncs turn 0 ntiles + 1 times, warpgroup 1 arrives there
+// 1 + ntiles times; turn 1 the same the other way). The per-tile __syncthreads becomes a named barrier (kBarTile,
+// 256) that the warpgroups reach at DIFFERENT points: warpgroup 0 at the end of tile j (as above), warpgroup 1
+// right after its ops of tile j are waited for (wait_group 0: S_j and P_{j-1} V_{j-1} both in), before its
+// softmax of tile j - where, in the steady ping-pong, warpgroup 0 is at the end of its tile j (its softmax ran
+// under warpgroup 1's GEMMs), so the barrier costs neither of them a wait and warpgroup 1's softmax runs under
+// warpgroup 0's tile j + 1 ops. What the tile barrier proves is unchanged: every thread reaches barrier j after its
+// wait_group covering S_j (reads K_j) and P_{j-1} V_{j-1} (reads V_{j-1}) and after its copies of tile j (K_{j+1},
+// V_j) landed and were fenced; the copies of tile j + 1 (into the buffers of K_j and V_{j-1}) and the ops reading
+// K_{j+1} and V_j are all after barrier j in every thread's program order. Warpgroup 1 gives up the intra-warpgroup
+// overlap for that (its softmax after wait_group 0); warpgroup 0 keeps it.
+template <int WG, int KN, bool OVERLAP, bool PINGPONG = false>
 __global__ void __launch_bounds__(128 * WG)
     attention_wgmma_forward_kernel(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
                                    const __nv_bfloat16* v, AttnArgs a, WgVec vec) {
@@ -192,7 +214,9 @@ __global__ void __launch_bounds__(128 * WG)
   using namespace dev;
   using namespace mma;
   using F = WgShape<WG, KN>;
+  static_assert(!PINGPONG || (OVERLAP && WG == 2), "ping-pong: two warpgroups, on the overlap order");
   constexpr int kRows = F::kRows, kT = F::kThreads;
+  constexpr int kBarTile = 1, kBarTurn = 2;  // named barriers of the ping-pong: per tile; warpgroup w's turn: 2 + w
   const attn::Segment sg = attn::segment(a, blockIdx.z);
   const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv), D = a.D;
   const int64_t i0 = int64_t(blockIdx.x) * kRows;
@@ -231,6 +255,7 @@ __global__ void __launch_bounds__(128 * WG)
   TileRows tr{row0, 0, sg.Lk, sg.shift, g, t, a.causal};
   uint32_t pa[KN / 16][4];  // P of the last softmaxed tile as RS A fragments
   float alpha[2];           // the factor of O's rows from the last softmax
+  if (PINGPONG && wg == 1 && ntiles > 0) wgmma::bar_arrive(kBarTurn + 0, kT);  // warpgroup 0 takes the first turn
 
   for (int jt = 0; jt < ntiles; jt++) {
     const int buf = jt & 1;
@@ -253,11 +278,28 @@ __global__ void __launch_bounds__(128 * WG)
       if (jt + 1 < ntiles) load_k(jt + 1, buf ^ 1);  // K_{jt-1}'s buffer
       load_v(jt, buf);                                // V_{jt-2}'s buffer
       cp_async_commit();
+      if (PINGPONG) wgmma::bar_sync(kBarTurn + wg, kT);  // this warpgroup's turn on the tensor cores
       issue_qk<KN>(s, Qw, Ks + buf * F::kKV);        // S_jt first: O's rescale below runs under it
       if (jt > 0) {
         rescale_o(o, alpha);                           // by tile jt - 1's max (O is not in flight)
         issue_pv<KN>(o, pa, Vs + (buf ^ 1) * F::kKV);  // O += P_{jt-1} V_{jt-1}, under this tile's softmax
-        wgmma::wait_group<1>();                        // S_jt in; P V may still run
+      }
+      if (PINGPONG) wgmma::bar_arrive(kBarTurn + (wg ^ 1), kT);  // the other warpgroup's turn
+      if (PINGPONG && wg == 1) {
+        // Warpgroup 1: its ops in, then the tile barrier (see above), then the softmax under warpgroup 0's ops.
+        wgmma::wait_group<0>();
+        wgmma::fence_operands(s);
+        wgmma::fence_operands(o);
+        fence_p<KN>(pa);
+        cp_async_wait<0>();
+        wgmma::fence_proxy_async();
+        wgmma::bar_sync(kBarTile, kT);
+        softmax_tile<KN>(s, m, l, alpha, tr, scale_log2);
+        pack_p<KN>(pa, s);
+        continue;
+      }
+      if (jt > 0) {
+        wgmma::wait_group<1>();  // S_jt in; P V may still run
       } else {
         wgmma::wait_group<0>();
       }
@@ -270,11 +312,16 @@ __global__ void __launch_bounds__(128 * WG)
     }
     cp_async_wait<0>();          // the next tile's copies are in (this thread's) ...
     wgmma::fence_proxy_async();  // ... visible to the async proxy ...
-    __syncthreads();             // ... for everyone, and everyone is done with the buffers they refill next
+    if (PINGPONG)
+      wgmma::bar_sync(kBarTile, kT);  // (warpgroup 0's point of the tile barrier)
+    else
+      __syncthreads();  // ... for everyone, and everyone is done with the buffers they refill next
   }
   if (OVERLAP && ntiles > 0) {  // the last tile's P V
     rescale_o(o, alpha);
+    if (PINGPONG) wgmma::bar_sync(kBarTurn + wg, kT);
     issue_pv<KN>(o, pa, Vs + ((ntiles - 1) & 1) * F::kKV);
+    if (PINGPONG && wg == 0) wgmma::bar_arrive(kBarTurn + 1, kT);  // warpgroup 1's last turn
     wgmma::wait_group<0>();
     wgmma::fence_operands(o);
     fence_p<KN>(pa);
@@ -306,10 +353,10 @@ bool vec_ok(const void* p, int64_t stride, int D) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0 && stride % 8 == 0 && D % 8 == 0;
 }
 
-template <int WG, int KN, bool OVERLAP>
+template <int WG, int KN, bool OVERLAP, bool PINGPONG = false>
 void launch_wgmma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s) {
   using F = WgShape<WG, KN>;
-  auto* kernel = attention_wgmma_forward_kernel<WG, KN, OVERLAP>;
+  auto* kernel = attention_wgmma_forward_kernel<WG, KN, OVERLAP, PINGPONG>;
   attn::allow_smem(kernel, F::kSmemBytes, "attention_wgmma_forward");
   const dim3 grid(unsigned((a.max_seqlen_q + F::kRows - 1) / F::kRows), unsigned(a.Hq), unsigned(a.nseq));
   const WgVec vec{vec_ok(q, a.q_stride, a.D), vec_ok(k, a.k_stride, a.D), vec_ok(v, a.v_stride, a.D)};
@@ -332,6 +379,9 @@ const WgVariant kWgVariants[] = {
     {"128x64wg2o", launch_wgmma<2, 64, true>},
     {"128x128wg2o", launch_wgmma<2, 128, true>},
     {"64x128wg1o", launch_wgmma<1, 128, true>},
+    // "p": the two warpgroups' GEMMs in turns (ping-pong, on the "o" order; same shared memory)
+    {"128x64wg2p", launch_wgmma<2, 64, true, true>},
+    {"128x128wg2p", launch_wgmma<2, 128, true, true>},
 };
 
 std::atomic<int> g_env_tile{-1};

@@ -44,10 +44,14 @@
 //     written while the op is in flight; the shared memory the op read changed before its wait; a descriptor
 //     whose start is not 16-byte aligned, outside the block's dynamic shared memory or naming a swizzle mode;
 //     threads of a warpgroup issuing different ops; a block exiting with ops in flight; 16-byte chunks landed by
-//     cp.async that the landing thread did not fence.proxy.async before the wgmma read them.
+//     cp.async that the landing thread did not fence.proxy.async before the wgmma read them; chunks a cp.async of
+//     any thread is still copying into (issued, not yet waited for) when the wgmma reads them; chunks another thread
+//     landed and fenced with no barrier phase since that it arrived at and the reading warpgroup waited for
+//     (cudaemu::HappensBefore: direct barriers only, not chains through a third thread).
 //   Not modelled: ordinary stores without fence.proxy.async (not tracked), a missing wgmma.fence, the hardware's
 //   summation order and internal precision (tests compare with tolerances), timing.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -224,6 +228,32 @@ inline void execute(int wg) {
           fail("shared memory landed by cp.async is read without a fence.proxy.async by the copying thread (the "
                "async proxy may not see it)");
   }
+  // cp.async copies issued and not yet waited for, by any thread of the block, into a chunk the op reads: a race on
+  // the GPU whatever the timing (the copy may land before, during or after the read), which the scheduler's rounds
+  // can hide (a wgmma's collective barrier gives every other thread a turn, and its wait may land the copy first).
+  {
+    std::vector<uint32_t> offs;
+    offs.reserve(op->chunks.size());
+    for (const Chunk& c : op->chunks) offs.push_back(c.offset);
+    std::sort(offs.begin(), offs.end());
+    const int64_t bidx = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
+    for (int tid = 0; tid < b.nthreads; tid++) {
+      const mma::cp_async_model::ThreadQueue& q = mma::cp_async_model::queue_of(tid);
+      if (q.block != bidx) continue;
+      for (const mma::cp_async_model::Copy& c : q.copies) {
+        const auto* d = reinterpret_cast<const unsigned char*>(c.dst);
+        if (d < b.dyn_smem || d >= b.dyn_smem + b.dyn_smem_bytes) continue;
+        if (std::binary_search(offs.begin(), offs.end(), uint32_t(d - b.dyn_smem)))
+          fail("a wgmma reads shared memory that a cp.async not yet waited for is copying into (a race on the GPU: "
+               "a barrier between the copying thread's cp.async.wait and the wgmma is missing)");
+      }
+    }
+  }
+  // Every chunk published to this warpgroup (its first thread) by a barrier after the landing thread's fence.
+  for (const Chunk& c : op->chunks)
+    if (!cudaemu::hb_published(b, c.offset, wg * kWarpgroup))
+      fail("a wgmma reads shared memory that another thread landed (cp.async, fenced) with no barrier phase since that "
+           "the landing thread arrived at and this warpgroup waited for (a race on the GPU)");
   const int base = wg * kWarpgroup;
   for (int i = 0; i < kWarpgroup; i++) {
     const int w = i / 32, g = (i % 32) / 4, t = i % 4;
@@ -367,7 +397,22 @@ __device__ __forceinline__ void wait_group() {
 // before another thread's wgmma reads them.
 __device__ __forceinline__ void fence_proxy_async() {
 #if defined(VR_CUDA_EMULATED)
-  mma::cp_async_model::queue().unfenced.clear();
+  // The fenced chunks are this thread's landings from here on (cudaemu::HappensBefore): another warpgroup's wgmma
+  // may read them only after a barrier phase this thread arrives at later and that warpgroup waits for.
+  mma::cp_async_model::ThreadQueue& q = mma::cp_async_model::queue();
+  cudaemu::Block& b = cudaemu::blk();
+  if (!q.unfenced.empty() && q.unfenced_block == b.serial) {
+    cudaemu::hb_enable(b);
+    const int lin = model::linear_tid();
+    for (const void* p : q.unfenced) {
+      const auto* c = static_cast<const unsigned char*>(p);
+      if (c < b.dyn_smem || c >= b.dyn_smem + b.dyn_smem_bytes) continue;
+      const size_t chunk = size_t(c - b.dyn_smem) / 16;
+      b.hb.land_thread[chunk] = lin;
+      b.hb.land_arrival[chunk] = b.hb.arrivals[size_t(lin)];
+    }
+  }
+  q.unfenced.clear();
 #else
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
@@ -393,14 +438,28 @@ __device__ __forceinline__ void fence_operands(float (&d)[R]) {
   VR_UNROLL for (int i = 0; i < R; i++) fence_operand(d[i]);
 }
 
-// bar.sync id, count: a barrier over `count` threads (a multiple of 32), e.g. one warpgroup (ids 1..15; 0 is
-// __syncthreads').
+// Named barriers (ids 1..15; 0 is __syncthreads'). A phase of barrier `id` completes when `count` threads (a
+// multiple of 32) have arrived, bar.sync and bar.arrive alike; bar_sync waits for the phase, bar_arrive does not.
+// So a group that must wait for another syncs, and the group it waits for arrives: e.g. count 256 = 128 threads of
+// warpgroup 0 syncing + 128 of warpgroup 1 arriving is "warpgroup 0 goes on once warpgroup 1 got here", one-sided
+// (the ping-pong turns of attention_wgmma.cu). Memory: bar.sync orders the arriving threads' earlier shared-memory
+// writes before the syncing threads' later reads (bar.arrive has release, bar.sync acquire semantics). The emulator
+// (cudaemu::named_arrival) reports a count mismatch, a thread arriving twice in one phase, and a block ending with a
+// phase partly arrived; syncs whose arrivals never come are a deadlock report.
 __device__ __forceinline__ void bar_sync(int id, int count) {
 #if defined(VR_CUDA_EMULATED)
   if (id < 0 || id >= cudaemu::kKernelNamedBarriers) model::fail("bar.sync id outside [0, 16)");
   cudaemu::named_barrier(id, count);
 #else
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+#endif
+}
+__device__ __forceinline__ void bar_arrive(int id, int count) {
+#if defined(VR_CUDA_EMULATED)
+  if (id < 0 || id >= cudaemu::kKernelNamedBarriers) model::fail("bar.arrive id outside [0, 16)");
+  cudaemu::named_arrive(id, count);
+#else
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 #endif
 }
 
