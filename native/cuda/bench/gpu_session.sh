@@ -11,7 +11,8 @@
 #      and without the extra forward) beside scripts_bench/torch_train.py on the same checkpoint and
 #      micro-batch (the PyTorch runs when transformers imports), stage 2 at 4 layers (random BCM teacher), and stage 1
 #      at full depth with host optimizer states (--checkpointing auto: what the plan picks; recomputing if that fails); a summary line per figure against issue 6's targets (decode >= 150 tok/s, MFU >= 40%).
-# Everything lands in $OUT (default ./gpu-out). Run from the repository root:
+# Everything lands in $OUT (default ./gpu-out), packed at exit into one gpu-session-<time>.tgz (the device tool
+# returns at most 8 files; PACK=0 keeps them loose). Run from the repository root:
 #   bash native/cuda/bench/gpu_session.sh                 # quick benchmark shapes
 #   BENCH_ARGS= bash native/cuda/bench/gpu_session.sh     # the full shape list (minutes)
 #   MODEL_ONLY=1 bash native/cuda/bench/gpu_session.sh    # build + the model bench only
@@ -46,7 +47,22 @@ TESTS=${TESTS:-gemm gemv attention_tc attention_decode wgmma}
 BENCH_ARGS=${BENCH_ARGS---quick}
 KERNEL_STEPS=${KERNEL_STEPS:-tests sanitize bench}
 SANITIZER_TIMEOUT=${SANITIZER_TIMEOUT:-120}
+PACK=${PACK:-1}
 mkdir -p "$OUT"
+
+# The device tool brings back at most 8 files from $OUT (device README, "Limits"), and one call of this script
+# writes 10-40. So at exit - also when a step fails or a timeout's SIGTERM ends the script - everything under $OUT
+# is packed into one archive, gpu-session-<UTC time>.tgz, and the loose files removed (PACK=0 keeps them loose).
+# Read it here with: tar xzf gpu-session-*.tgz -C some-dir
+pack_out() {
+  [ "$PACK" = 1 ] || return 0
+  local name
+  name="gpu-session-$(date -u +%Y%m%dT%H%M%S).tgz"
+  (cd "$OUT" && tar czf "/tmp/$name" --exclude='gpu-session-*.tgz' . && find . -type f ! -name 'gpu-session-*.tgz' -delete \
+    && find . -mindepth 1 -type d -empty -delete && mv "/tmp/$name" "$name" && echo "results packed: \$OUT/$name ($(du -h "$name" | cut -f1))")
+}
+trap pack_out EXIT
+trap 'exit 143' TERM INT
 
 step() { echo "== $*"; }
 
@@ -106,22 +122,7 @@ echo "vreflect_cuda_bench (scalar attention) rc=$?"
 # shellcheck disable=SC2086
 python3 scripts_bench/torch_kernels.py --json $BENCH_ARGS > "$OUT/bench_torch.json" 2> "$OUT/bench_torch.err"
 echo "torch_kernels.py rc=$?"
-python3 - "$OUT/bench_vreflect.json" "$OUT/bench_vreflect_scalar.json" "$OUT/bench_torch.json" <<'EOF'
-import json, sys
-rows = {}
-for path in sys.argv[1:]:
-    try:
-        doc = json.load(open(path))
-    except Exception as err:  # noqa: BLE001
-        print(f"{path}: {err}")
-        continue
-    for r in doc["results"]:
-        key = (r["kernel"], json.dumps(r["shape"]), r.get("causal"))
-        gbs = f" {r['gbs']} GB/s" if r.get("gbs") is not None else ""
-        rows.setdefault(key, []).append(f"{r['impl']} {r['tflops']}{gbs}")
-for (kernel, shape, causal), impls in rows.items():
-    print(f"{kernel:20} {shape:90} {'' if causal is None else causal!s:6} " + " | ".join(impls))
-EOF
+python3 native/cuda/bench/side_by_side.py "$OUT/bench_vreflect.json" "$OUT/bench_vreflect_scalar.json" "$OUT/bench_torch.json"
 
 step "attention tile variants (tensor cores, head dim 128, seq ${TILE_SEQS:-8k}: ${ATTN_TILES:-all})"
 # Every forward / backward tile shape of attention_tc.cu timed on the same cases, then the best per case
@@ -141,20 +142,7 @@ echo "vreflect_cuda_bench (elementwise) rc=$?"; tail -2 "$OUT/bench_elementwise.
 # shellcheck disable=SC2086
 python3 scripts_bench/torch_kernels.py --json --kernels elementwise $BENCH_ARGS > "$OUT/bench_elementwise_torch.json" 2> "$OUT/bench_elementwise_torch.err"
 echo "torch_kernels.py (elementwise) rc=$?"
-python3 - "$OUT/bench_elementwise.json" "$OUT/bench_elementwise_torch.json" <<'EOF'
-import json, sys
-rows = {}
-for path in sys.argv[1:]:
-    try:
-        doc = json.load(open(path))
-    except Exception as err:  # noqa: BLE001
-        print(f"{path}: {err}")
-        continue
-    for r in doc["results"]:
-        rows.setdefault((r["kernel"], json.dumps(r["shape"])), []).append(f"{r['impl']} {r.get('gbs')} GB/s ({r['ms']} ms)")
-for (kernel, shape), impls in rows.items():
-    print(f"{kernel:18} {shape:70} " + " | ".join(impls))
-EOF
+python3 native/cuda/bench/side_by_side.py "$OUT/bench_elementwise.json" "$OUT/bench_elementwise_torch.json"
 fi  # bench
 fi  # MODEL_ONLY
 
