@@ -31,18 +31,25 @@ __device__ __forceinline__ void adamw_element(float& p, float& m, float& v, floa
   v = vi;
 }
 
+// Element i in memory: the scalar kernel's body and the 16-byte kernel's n % 8 tail.
+template <class G>
+__device__ __forceinline__ void adamw_at(float* param, float* m, float* v, const G* grad, int64_t i,
+                                         const AdamWScalars& a, __nv_bfloat16* param_bf16) {
+  using namespace dev;
+  float p = param[i], mi = m[i], vi = v[i];
+  adamw_element(p, mi, vi, to_f32(grad[i]), a);
+  m[i] = mi;
+  v[i] = vi;
+  param[i] = p;
+  if (param_bf16) param_bf16[i] = __float2bfloat16(p);
+}
+
 template <class G>
 __global__ void adamw_kernel(float* param, float* m, float* v, const G* grad, int64_t n, AdamWScalars a,
                              __nv_bfloat16* param_bf16) {
   using namespace dev;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    float p = param[i], mi = m[i], vi = v[i];
-    adamw_element(p, mi, vi, to_f32(grad[i]), a);
-    m[i] = mi;
-    v[i] = vi;
-    param[i] = p;
-    if (param_bf16) param_bf16[i] = __float2bfloat16(p);
-  }
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    adamw_at(param, m, v, grad, i, a, param_bf16);
 }
 
 // The 16-byte path (float4 moves of param / m / v, 16-byte ones of a bf16 grad and copy): chunks of 8, then the
@@ -66,14 +73,7 @@ __global__ void adamw_vec_kernel(float* param, float* m, float* v, const G* grad
     if (param_bf16) vec::store8(param_bf16 + o, p);
   }
   const int64_t i = chunks * vec::kN + vec::first();
-  if (i < n) {
-    float p = param[i], mi = m[i], vi = v[i];
-    adamw_element(p, mi, vi, to_f32(grad[i]), a);
-    m[i] = mi;
-    v[i] = vi;
-    param[i] = p;
-    if (param_bf16) param_bf16[i] = __float2bfloat16(p);
-  }
+  if (i < n) adamw_at(param, m, v, grad, i, a, param_bf16);
 }
 
 template <class G, class S>
