@@ -49,17 +49,9 @@ __global__ void __launch_bounds__(kThreads) cross_entropy_kernel(float* losses, 
     // Windows of 8 blockDim columns through shared memory, so each thread folds the scalar kernel's columns in its
     // order (vec::window_put / window_get): the same (max, sum) bits.
     __shared__ __align__(16) float win[vec::kN * kThreads];
-    const int64_t B = blockDim.x;
-    for (int64_t base = 0; base < V; base += B * vec::kN) {
-      const int64_t c = base + int64_t(threadIdx.x) * vec::kN;
-      float x[vec::kN];
-      if (c < V) vec::load8(row + c, x);
-      vec::window_put(win, x, c < V);
-      __syncthreads();
-      VR_UNROLL for (int i = 0; i < vec::kN; i++)
-        if (base + threadIdx.x + i * B < V) online_add(m, s, vec::window_get(win, i));
-      __syncthreads();
-    }
+    vec::fold_row<1>(
+        win, V, [&](int64_t, int64_t ch, float (&x)[1][vec::kN]) { vec::load8(row + ch * vec::kN, x[0]); },
+        [&](const float (&col)[1]) { online_add(m, s, col[0]); });
   } else {
     for (int64_t c = threadIdx.x; c < V; c += blockDim.x) online_add(m, s, to_f32(row[c]));
   }

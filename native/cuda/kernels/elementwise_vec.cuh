@@ -76,7 +76,7 @@ __device__ __forceinline__ void store8(__nv_bfloat16* p, const float (&f)[kN]) {
 // instead (thread t: columns 8t .. 8t + 7 of each window of 8B columns), so before folding it passes each window
 // through shared memory and thread t reads back columns t, t + B, ..., t + 7B of it: the scalar order exactly, so
 // sums, maxima and the block reductions after them give the same bits. `win` holds kN * blockDim floats;
-// window_put before a barrier, window_get after it (and another barrier before the next put).
+// window_put before a barrier, window_get after it (and another barrier before the next put): fold_row below.
 // Element i (0..7) of this thread's scalar-order columns in the window: window column threadIdx.x + i * blockDim.x.
 __device__ __forceinline__ float window_get(const float* win, int i) { return win[threadIdx.x + i * blockDim.x]; }
 
@@ -101,6 +101,32 @@ __device__ __forceinline__ void load8_shared(const float* p, float (&f)[kN]) {
 }
 __device__ __forceinline__ void window_put(float* win, const float (&v)[kN], bool have) {
   if (have) store8_shared(win + kN * threadIdx.x, v);
+}
+
+// A row of C columns (C % kN == 0 not required: the last window may be partial) folded in the scalar kernels'
+// order, window by window. Window k holds chunks k B .. k B + B - 1 (B = blockDim.x): load(k, ch, v) fills v[a][0..7]
+// with array a's 8 values of chunk ch (called only for ch < C / kN), the NA arrays pass through shared memory
+// (`win`: NA * kN * blockDim floats, 16-byte aligned), and visit(col) is called for each of this thread's
+// scalar-order columns c < C of the window (c = window start + threadIdx.x + i B, i = 0..7, in that order) with
+// col[a] = array a's value at c. Two barriers per window: every thread of the block must call it.
+template <int NA, class Load, class Visit>
+__device__ __forceinline__ void fold_row(float* win, int64_t C, Load load, Visit visit) {
+  const int64_t chunks = C / kN, B = blockDim.x;
+  for (int64_t k = 0; k * B * kN < C; k++) {
+    const int64_t ch = threadIdx.x + k * B;
+    const bool have = ch < chunks;
+    float v[NA][kN];
+    if (have) load(k, ch, v);
+    VR_UNROLL for (int a = 0; a < NA; a++) window_put(win + a * kN * B, v[a], have);
+    __syncthreads();
+    VR_UNROLL for (int i = 0; i < kN; i++)
+      if (k * B * kN + threadIdx.x + i * B < C) {
+        float col[NA];
+        VR_UNROLL for (int a = 0; a < NA; a++) col[a] = window_get(win + a * kN * B, i);
+        visit(col);
+      }
+    __syncthreads();
+  }
 }
 
 // Grid-stride indices of this thread: first, stride.

@@ -97,25 +97,13 @@ __global__ void layernorm_forward_vec_kernel(T* out, float* mean, float* rstd, c
   const int64_t n = blockIdx.x, chunks = C / vec::kN, B = blockDim.x;
   const T* x = inp + n * C;
   T* y = out + n * C;
-  // Window k of x through shared memory; visit(value) on this thread's columns in the scalar order.
-  auto fold = [&](auto visit) {
-    for (int64_t k = 0; k * B * vec::kN < C; k++) {
-      const int64_t ch = threadIdx.x + k * B;
-      float xv[vec::kN];
-      if (ch < chunks) vec::load8(x + ch * vec::kN, xv);
-      vec::window_put(win, xv, ch < chunks);
-      __syncthreads();
-      VR_UNROLL for (int i = 0; i < vec::kN; i++)
-        if (k * B * vec::kN + threadIdx.x + i * B < C) visit(vec::window_get(win, i));
-      __syncthreads();
-    }
-  };
+  auto load_x = [&](int64_t, int64_t ch, float (&v)[1][vec::kN]) { vec::load8(x + ch * vec::kN, v[0]); };
   float s = 0.f;
-  fold([&](float xv) { s += xv; });
+  vec::fold_row<1>(win, C, load_x, [&](const float (&col)[1]) { s += col[0]; });
   const float m = block_sum(s, scratch) / float(C);
   float v = 0.f;
-  fold([&](float xv) {
-    const float d = xv - m;
+  vec::fold_row<1>(win, C, load_x, [&](const float (&col)[1]) {
+    const float d = col[0] - m;
     v += d * d;
   });
   const float r = 1.0f / sqrtf(block_sum(v, scratch) / float(C) + eps);
@@ -141,33 +129,25 @@ __global__ void layernorm_dinp_vec_kernel(T* dinp, const T* dout, const T* inp, 
                                           const float* rstd, int64_t C) {
   using namespace dev;
   __shared__ float scratch[32];
-  __shared__ __align__(16) float win_x[vec::kN * kThreads], win_g[vec::kN * kThreads], win_w[vec::kN * kThreads];
+  __shared__ __align__(16) float win[3 * vec::kN * kThreads];  // x, dy, w windows
   const int64_t n = blockIdx.x, chunks = C / vec::kN, B = blockDim.x;
   const T* x = inp + n * C;
   const T* dy = dout + n * C;
   T* dx = dinp + n * C;
   const float m = mean[n], r = rstd[n];
   float s1 = 0.f, s2 = 0.f;
-  for (int64_t k = 0; k * B * vec::kN < C; k++) {
-    const int64_t ch = threadIdx.x + k * B;
-    float xv[vec::kN], g[vec::kN], w[vec::kN];
-    if (ch < chunks) {
-      vec::load8(x + ch * vec::kN, xv);
-      vec::load8(dy + ch * vec::kN, g);
-      vec::load8(weight + ch * vec::kN, w);
-    }
-    vec::window_put(win_x, xv, ch < chunks);
-    vec::window_put(win_g, g, ch < chunks);
-    vec::window_put(win_w, w, ch < chunks);
-    __syncthreads();
-    VR_UNROLL for (int i = 0; i < vec::kN; i++)
-      if (k * B * vec::kN + threadIdx.x + i * B < C) {
-        const float gw = vec::window_get(win_g, i) * vec::window_get(win_w, i);
+  vec::fold_row<3>(
+      win, C,
+      [&](int64_t, int64_t ch, float (&v)[3][vec::kN]) {
+        vec::load8(x + ch * vec::kN, v[0]);
+        vec::load8(dy + ch * vec::kN, v[1]);
+        vec::load8(weight + ch * vec::kN, v[2]);
+      },
+      [&](const float (&col)[3]) {
+        const float gw = col[1] * col[2];
         s1 += gw;
-        s2 += gw * (vec::window_get(win_x, i) - m) * r;
-      }
-    __syncthreads();
-  }
+        s2 += gw * (col[0] - m) * r;
+      });
   s1 = block_sum(s1, scratch) / float(C);
   s2 = block_sum(s2, scratch) / float(C);
   for (int64_t ch = threadIdx.x; ch < chunks; ch += B) {

@@ -63,8 +63,7 @@ __global__ void rmsnorm_backward_vec_kernel(T* dinp, float* dweight, const T* do
                                             const float* rstd, int64_t N, int64_t C) {
   using namespace dev;
   __shared__ float scratch[32];
-  __shared__ __align__(16) float win_x[vec::kN * kVecThreads], win_g[vec::kN * kVecThreads],
-      win_w[vec::kN * kVecThreads];
+  __shared__ __align__(16) float win[3 * vec::kN * kVecThreads];  // x, dy, w windows
   CUDA_DYNAMIC_SHARED(float, dw);  // [C] partial weight gradient of this block's rows
   const int64_t chunks = C / vec::kN, B = blockDim.x;
   const float zero[vec::kN] = {};
@@ -76,30 +75,20 @@ __global__ void rmsnorm_backward_vec_kernel(T* dinp, float* dweight, const T* do
     const float r = rstd[n];
     float xr[kCache][vec::kN], gr[kCache][vec::kN], wr[kCache][vec::kN];
     float dot = 0.f;
-    for (int64_t k = 0; k * B * vec::kN < C; k++) {
-      const int64_t ch = threadIdx.x + k * B;
-      const bool have = ch < chunks;
-      float xv[vec::kN], g[vec::kN], w[vec::kN];
-      if (have) {
-        vec::load8(x + ch * vec::kN, xv);
-        vec::load8(dy + ch * vec::kN, g);
-        vec::load8(weight + ch * vec::kN, w);
-      }
-      VR_UNROLL for (int kc = 0; kc < kCache; kc++)
-        if (kc == k && have) VR_UNROLL for (int j = 0; j < vec::kN; j++) {
-            xr[kc][j] = xv[j];
-            gr[kc][j] = g[j];
-            wr[kc][j] = w[j];
-          }
-      vec::window_put(win_x, xv, have);
-      vec::window_put(win_g, g, have);
-      vec::window_put(win_w, w, have);
-      __syncthreads();
-      VR_UNROLL for (int i = 0; i < vec::kN; i++)
-        if (k * B * vec::kN + threadIdx.x + i * B < C)
-          dot += vec::window_get(win_g, i) * vec::window_get(win_w, i) * vec::window_get(win_x, i);
-      __syncthreads();
-    }
+    vec::fold_row<3>(
+        win, C,
+        [&](int64_t k, int64_t ch, float (&v)[3][vec::kN]) {
+          vec::load8(x + ch * vec::kN, v[0]);
+          vec::load8(dy + ch * vec::kN, v[1]);
+          vec::load8(weight + ch * vec::kN, v[2]);
+          VR_UNROLL for (int kc = 0; kc < kCache; kc++)  // the first kCache chunks stay in registers
+            if (kc == k) VR_UNROLL for (int j = 0; j < vec::kN; j++) {
+                xr[kc][j] = v[0][j];
+                gr[kc][j] = v[1][j];
+                wr[kc][j] = v[2][j];
+              }
+        },
+        [&](const float (&col)[3]) { dot += col[1] * col[2] * col[0]; });
     dot = block_sum(dot, scratch);
     const float kk = r * r * r * dot / float(C);
     // One chunk's outputs: dx += r w g - kk x; dw += g x r.

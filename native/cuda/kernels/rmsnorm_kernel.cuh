@@ -47,22 +47,14 @@ __global__ void rmsnorm_forward_vec_kernel(Out* out, float* rstd, const T* inp, 
   Out* y = out + n * C;
   float xr[kCache][vec::kN];
   float ss = 0.f;
-  for (int64_t k = 0; k * B * vec::kN < C; k++) {  // window k: chunks k B .. k B + B - 1
-    const int64_t ch = threadIdx.x + k * B;
-    float v[vec::kN];
-    if (ch < chunks) vec::load8(x + ch * vec::kN, v);
-    VR_UNROLL for (int kc = 0; kc < kCache; kc++)
-      if (kc == k && ch < chunks) VR_UNROLL for (int j = 0; j < vec::kN; j++) xr[kc][j] = v[j];
-    vec::window_put(win, v, ch < chunks);
-    __syncthreads();
-    VR_UNROLL for (int i = 0; i < vec::kN; i++) {
-      if (k * B * vec::kN + threadIdx.x + i * B < C) {
-        const float xv = vec::window_get(win, i);
-        ss += xv * xv;
-      }
-    }
-    __syncthreads();
-  }
+  vec::fold_row<1>(
+      win, C,
+      [&](int64_t k, int64_t ch, float (&v)[1][vec::kN]) {
+        vec::load8(x + ch * vec::kN, v[0]);
+        VR_UNROLL for (int kc = 0; kc < kCache; kc++)  // the first kCache chunks stay in registers
+          if (kc == k) VR_UNROLL for (int j = 0; j < vec::kN; j++) xr[kc][j] = v[0][j];
+      },
+      [&](const float (&col)[1]) { ss += col[0] * col[0]; });
   ss = block_sum(ss, scratch);
   const float r = 1.0f / sqrtf(ss / float(C) + eps);
   VR_UNROLL for (int k = 0; k < kCache; k++) {
