@@ -23,7 +23,7 @@ export interface EvalItem {
   label: string;
   category: string;
   /** extra per-benchmark fields written into the result item (HR-Bench cycle_category, MME task/subtask) */
-  extra?: Record<string, string>;
+  extra?: Record<string, unknown>;
   /** set when the row itself is malformed: the item becomes an error item without generation */
   error?: string;
 }
