@@ -1,10 +1,18 @@
 // Metrics recomputed from items alone (never from a file's summary object).
 //   upstream: upstream extraction (accuracy_reward) + upstream's metric: micro accuracy, by category;
 //             MME-RealWorld-Lite over Question_id prefixes perception/reasoning only (the `reason/` quirk).
-//   official: strict extraction + each benchmark's own metric (docs/benchmarks.md §1, §3).
+//   official: each benchmark's official extraction (official/index.ts; items its pipeline would send to an LLM
+//             judge are settled by a recorded verdict or the --judge policy, and counted) + its own metric
+//             (docs/benchmarks.md §1, §3).
 // Accuracies are percentages at full precision; error items count in `errors`, never in a denominator.
-import { RULES, RuleName, extractAll } from './extract';
+import { RULES, RuleName, extractAll, normalizeLabel } from './extract';
+import { JudgePolicy, OFFICIAL_RULES, OfficialVerdict, officialVerdict } from './official';
 import type { BenchmarkKey, ScorableItem } from './types';
+
+export interface ScoreOptions {
+  /** how items the official pipeline would send to its LLM judge are settled when no verdict is recorded */
+  judge?: JudgePolicy;
+}
 
 export interface Tally {
   total: number;
@@ -27,6 +35,12 @@ export interface RunScore {
   };
   official: {
     metric: string;
+    /** the official extraction rule (OFFICIAL_RULES name) */
+    extraction: string;
+    /** items the official rule left to an LLM judge, and how each was settled here */
+    judge: { policy: JudgePolicy; undecided: number; recorded: number; stand_in: number; failed: number };
+    /** items our rule decided that also record the official pipeline's choice (BLINK saved outputs): how many differ */
+    recorded_check?: { checked: number; differ: number };
     by_category?: Record<string, Tally>;
     by_task?: Record<string, Tally>;
     by_task_subtask?: Record<string, Tally>;
@@ -58,6 +72,7 @@ function mean(xs: number[]): number | null {
 interface Scored {
   item: ScorableItem;
   correct: Record<RuleName, boolean>;
+  official: OfficialVerdict;
 }
 
 /** The response text of an item (upstream stores [text]; a bare string is accepted too). */
@@ -83,7 +98,8 @@ function mmeTask(item: ScorableItem): string {
   return 'Unknown';
 }
 
-export function scoreRun(bench: BenchmarkKey, items: ScorableItem[]): RunScore {
+export function scoreRun(bench: BenchmarkKey, items: ScorableItem[], opts: ScoreOptions = {}): RunScore {
+  const judge = opts.judge ?? 'strict';
   const warnings: string[] = [];
   const scored: Scored[] = [];
   let errors = 0;
@@ -94,7 +110,8 @@ export function scoreRun(bench: BenchmarkKey, items: ScorableItem[]): RunScore {
       if (typeof item.error !== 'string') warnings.push(`item ${String(item.id)} has neither a prediction nor an error; counted as an error`);
       continue;
     }
-    scored.push({ item, correct: extractAll(text, String(item.label ?? '')).correct });
+    const label = String(item.label ?? '');
+    scored.push({ item, correct: extractAll(text, label).correct, official: officialVerdict(bench, text, item, normalizeLabel(label), judge) });
   }
   const n = scored.length;
   const accuracy_by_rule = {} as Record<RuleName, number | null>;
@@ -102,13 +119,18 @@ export function scoreRun(bench: BenchmarkKey, items: ScorableItem[]): RunScore {
 
   const upstream = upstreamMetric(bench, scored);
   const official = officialMetric(bench, scored, warnings);
+  const settled = (how: OfficialVerdict['settled']) => scored.filter((s) => s.official.settled === how).length;
+  const judged = { policy: judge, undecided: scored.filter((s) => s.official.undecided).length, recorded: settled('recorded'), stand_in: settled('stand_in'), failed: settled('failed') };
+  const checked = scored.filter((s) => s.official.differsFromRecorded !== undefined);
+  const recorded_check = checked.length ? { checked: checked.length, differ: checked.filter((s) => s.official.differsFromRecorded).length } : undefined;
+  if (recorded_check?.differ) warnings.push(`official rule differs from the recorded official prediction on ${recorded_check.differ} of ${recorded_check.checked} items`);
   return {
     n,
     errors,
     accuracy_upstream: pct(upstream.correct, upstream.total),
     accuracy_official: official.accuracy,
     upstream,
-    official: official.details,
+    official: { ...official.details, extraction: OFFICIAL_RULES[bench].name, judge: judged, ...(recorded_check ? { recorded_check } : {}) },
     accuracy_by_rule,
     warnings,
   };
@@ -135,20 +157,22 @@ function upstreamMetric(bench: BenchmarkKey, scored: Scored[]): RunScore['upstre
   return { metric: 'micro accuracy', total: scored.length, correct: scored.filter((s) => s.correct.upstream).length, by_category };
 }
 
-function officialMetric(bench: BenchmarkKey, scored: Scored[], warnings: string[]): { accuracy: number | null; details: RunScore['official'] } {
-  const strict = (s: Scored) => s.correct.strict;
+type OfficialDetails = Omit<RunScore['official'], 'extraction' | 'judge'>;
+
+function officialMetric(bench: BenchmarkKey, scored: Scored[], warnings: string[]): { accuracy: number | null; details: OfficialDetails } {
+  const official = (s: Scored) => s.official.correct;
   switch (bench) {
     case 'BLINK': {
       const by_category: Record<string, Tally> = {};
-      for (const s of scored) tally(by_category, s.item.category ?? 'Unknown', strict(s));
+      for (const s of scored) tally(by_category, s.item.category ?? 'Unknown', official(s));
       return { accuracy: mean(Object.values(by_category).map((t) => t.accuracy as number)), details: { metric: 'macro mean over subtasks', by_category } };
     }
     case 'MMVP':
       return mmvpPairs(scored, warnings);
     case 'VSTAR': {
       const by_category: Record<string, Tally> = {};
-      for (const s of scored) tally(by_category, s.item.category ?? 'Unknown', strict(s));
-      return { accuracy: pct(scored.filter(strict).length, scored.length), details: { metric: 'accuracy (overall micro, and by category)', by_category } };
+      for (const s of scored) tally(by_category, s.item.category ?? 'Unknown', official(s));
+      return { accuracy: pct(scored.filter(official).length, scored.length), details: { metric: 'accuracy (overall micro, and by category)', by_category } };
     }
     case 'HRBench4K':
     case 'HRBench8K':
@@ -158,16 +182,16 @@ function officialMetric(bench: BenchmarkKey, scored: Scored[], warnings: string[
       const by_task_subtask: Record<string, Tally> = {};
       for (const s of scored) {
         const task = mmeTask(s.item);
-        tally(by_task, task, strict(s));
-        tally(by_task_subtask, `${task}/${field(s.item, 'subtask') ?? s.item.category ?? 'Unknown'}`, strict(s));
+        tally(by_task, task, official(s));
+        tally(by_task_subtask, `${task}/${field(s.item, 'subtask') ?? s.item.category ?? 'Unknown'}`, official(s));
       }
-      return { accuracy: pct(scored.filter(strict).length, scored.length), details: { metric: 'micro accuracy over all items', by_task, by_task_subtask } };
+      return { accuracy: pct(scored.filter(official).length, scored.length), details: { metric: 'micro accuracy over all items', by_task, by_task_subtask } };
     }
   }
 }
 
 /** Pairs by id value: pair = (id - 1) div 2; a pair counts when both of its questions were scored. */
-function mmvpPairs(scored: Scored[], warnings: string[]): { accuracy: number | null; details: RunScore['official'] } {
+function mmvpPairs(scored: Scored[], warnings: string[]): { accuracy: number | null; details: OfficialDetails } {
   const pairs = new Map<number, boolean[]>();
   for (const s of scored) {
     const id = Number(s.item.id);
@@ -177,7 +201,7 @@ function mmvpPairs(scored: Scored[], warnings: string[]): { accuracy: number | n
     }
     const key = Math.floor((id - 1) / 2);
     const list = pairs.get(key) ?? [];
-    list.push(s.correct.strict);
+    list.push(s.official.correct);
     pairs.set(key, list);
   }
   let complete = 0;
@@ -199,7 +223,7 @@ function mmvpPairs(scored: Scored[], warnings: string[]): { accuracy: number | n
  * VLMEvalKit report_acc_hrbench: accuracy inside each cycle_category group, then the mean over groups; FSP and
  * FCP the same over the `single` / `cross` items (averaged over the groups holding such items).
  */
-function hrbenchCycles(scored: Scored[], warnings: string[]): { accuracy: number | null; details: RunScore['official'] } {
+function hrbenchCycles(scored: Scored[], warnings: string[]): { accuracy: number | null; details: OfficialDetails } {
   const metric = 'mean over cycle_category groups';
   if (scored.some((s) => field(s.item, 'cycle_category') === undefined)) {
     warnings.push('HR-Bench items without cycle_category: accuracy_official is null (re-run eval to record it)');
@@ -209,8 +233,8 @@ function hrbenchCycles(scored: Scored[], warnings: string[]): { accuracy: number
   const perCycleCat: Record<string, Record<string, Tally>> = {};
   for (const s of scored) {
     const cycle = field(s.item, 'cycle_category')!;
-    tally(cycles, cycle, s.correct.strict);
-    tally((perCycleCat[cycle] ??= {}), s.item.category ?? 'Unknown', s.correct.strict);
+    tally(cycles, cycle, s.official.correct);
+    tally((perCycleCat[cycle] ??= {}), s.item.category ?? 'Unknown', s.official.correct);
   }
   const catMean = (cat: string) => mean(Object.values(perCycleCat).filter((m) => m[cat]).map((m) => m[cat].accuracy as number));
   return {

@@ -4,7 +4,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { RULE_DOCS, RULES } from './extract';
-import { RunScore, scoreRun } from './metrics';
+import { OFFICIAL_RULES } from './official';
+import { RunScore, ScoreOptions, scoreRun } from './metrics';
 import { writeJsonAtomic } from './results';
 import type { BenchmarkKey, StoredItem } from './types';
 import { BENCHMARK_KEYS } from './types';
@@ -27,8 +28,8 @@ export interface RunMeta {
  * The summary object that heads a result file. Upstream's own keys (overall_accuracy, accuracy_by_category,
  * accuracy_by_perception_reasoning) are filled the upstream way so upstream's tools read our files.
  */
-export function resultFileSummary(meta: RunMeta, items: StoredItem[], complete: boolean): Record<string, unknown> {
-  const s = scoreRun(meta.benchmark, items);
+export function resultFileSummary(meta: RunMeta, items: StoredItem[], complete: boolean, score: ScoreOptions = {}): Record<string, unknown> {
+  const s = scoreRun(meta.benchmark, items, score);
   const upstreamCats: Record<string, unknown> = {};
   for (const [k, t] of Object.entries(s.upstream.by_category)) upstreamCats[k] = { total: t.total, correct: t.correct, accuracy: t.accuracy };
   return {
@@ -80,7 +81,25 @@ export function tableRows(table: ScoreTable): { bench: BenchmarkKey; run: string
   return rows;
 }
 
+/** Items the official rule left to an LLM judge, and how they were settled; '' when none. */
+function judgeDetail(s: ScoredRun): string {
+  const j = s.official.judge;
+  if (!j || j.undecided === 0) return '';
+  const how = [
+    j.recorded ? `${j.recorded} by the recorded official choice` : '',
+    j.stand_in ? `${j.stand_in} by the strict rule standing in` : '',
+    j.failed ? `${j.failed} scored wrong (--judge none)` : '',
+  ].filter((x) => x);
+  return `; ${j.undecided} left to the judge: ${how.join(', ')}`;
+}
+
 function officialDetail(bench: BenchmarkKey, s: ScoredRun): string {
+  const check = s.official.recorded_check;
+  const agree = check ? `; rule vs recorded: ${check.checked - check.differ}/${check.checked} agree` : '';
+  return officialMetricDetail(bench, s) + judgeDetail(s) + agree;
+}
+
+function officialMetricDetail(bench: BenchmarkKey, s: ScoredRun): string {
   const o = s.official;
   if (o.pairs) return `pairs ${o.pairs.correct}/${o.pairs.complete}${o.pairs.incomplete ? `, ${o.pairs.incomplete} incomplete` : ''}`;
   if (bench === 'HRBench4K' || bench === 'HRBench8K') return o.cycles ? `FSP ${fmt(o.fsp)}, FCP ${fmt(o.fcp)}` : 'no cycle_category';
@@ -102,7 +121,18 @@ export function renderMarkdown(table: ScoreTable, title = 'vreflect eval summary
   }
   lines.push('', '## Columns', '');
   lines.push('- **upstream**: upstream extraction (`accuracy_reward`) and upstream metric (micro accuracy; MME-RealWorld-Lite only over Question_id prefixes perception/reasoning, as upstream\'s summary does).');
-  lines.push('- **official**: strict extraction and the benchmark\'s official metric (BLINK macro over subtasks, MMVP pairs, HR-Bench mean over cycle groups, MME-RealWorld-Lite micro over all items, V* micro).');
+  lines.push('- **official**: the benchmark\'s official extraction (below) and its official metric (BLINK macro over subtasks, MMVP pairs, HR-Bench mean over cycle groups, MME-RealWorld-Lite micro over all items, V* micro). Items the official pipeline sends to an LLM judge take a recorded official choice where the file has one, else the --judge policy (strict: the strict rule stands in; none: wrong); the detail column counts them.');
+  const blink = table.BLINK;
+  if (blink) {
+    const runs = Object.keys(blink).sort(runOrder);
+    const subtasks = [...new Set(runs.flatMap((r) => Object.keys(blink[r].official.by_category ?? {})))].sort();
+    lines.push('', '## BLINK by subtask (official)', '', `| Subtask | ${runs.join(' | ')} |`, `|---|${runs.map(() => '---:').join('|')}|`);
+    for (const st of subtasks) lines.push(`| ${st} | ${runs.map((r) => fmt(blink[r].official.by_category?.[st]?.accuracy)).join(' | ')} |`);
+    lines.push(`| **macro mean** | ${runs.map((r) => fmt(blink[r].accuracy_official)).join(' | ')} |`);
+  }
+  lines.push('', '## Official extraction', '');
+  for (const { bench } of tableRows(table).filter((r, i, all) => all.findIndex((x) => x.bench === r.bench) === i))
+    lines.push(`- ${bench}: \`${OFFICIAL_RULES[bench].name}\`: ${OFFICIAL_RULES[bench].doc}`);
   lines.push('', '## Extraction rules', '');
   for (const rule of RULES) lines.push(`- \`${rule}\`: ${RULE_DOCS[rule]}`);
   const warned = tableRows(table).filter((r) => r.score.warnings.length);

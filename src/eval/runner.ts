@@ -6,8 +6,9 @@ import sharp from 'sharp';
 
 import { openBenchmark } from './benchmarks';
 import { BenchmarkOptions, EVAL_MAX_PIXELS, EVAL_MIN_PIXELS, OpenBenchmark } from './benchmarks/common';
-import { extractAll } from './extract';
+import { extractAll, normalizeLabel } from './extract';
 import { EvalGenerator, EvalItemError } from './generator';
+import { JudgePolicy, officialVerdict } from './official';
 import { RunMeta, resultFileSummary } from './report';
 import { ResultStore, Shard, readResultItems, resultPath, runKey, shardPath, shardSlice, siblingShardFiles, withLock } from './results';
 import type { BenchmarkKey, ErrorItem, EvalItem, ImageInput, ItemImages, ResultItem, StoredItem } from './types';
@@ -55,6 +56,8 @@ export interface EvalOptions {
   progress: (label: string, total: number) => RunnerProgress;
   /** read each image's header with sharp before generating (a bad image becomes an error item); default true */
   checkImages?: boolean;
+  /** how the summaries settle items the official rule leaves to an LLM judge (official/index.ts); default strict */
+  judge?: JudgePolicy;
 }
 
 export interface RunOutcome {
@@ -96,9 +99,18 @@ function errorItem(item: EvalItem, error: string): ErrorItem {
   return { id: item.id, label: item.label, category: item.category, ...(item.extra ?? {}), error };
 }
 
-function resultItem(item: EvalItem, text: string): ResultItem {
+/** A scored item; `extracted.official` / `correct.official` are for reading only (eval score recomputes them). */
+function resultItem(bench: BenchmarkKey, item: EvalItem, text: string, judge: JudgePolicy): ResultItem {
   const { extracted, correct } = extractAll(text, item.label);
-  return { id: item.id, prediction: [text], label: item.label, category: item.category, ...(item.extra ?? {}), extracted, correct };
+  const stored = { id: item.id, label: item.label, category: item.category, ...(item.extra ?? {}) };
+  const official = officialVerdict(bench, text, stored, normalizeLabel(item.label), judge);
+  return {
+    ...stored,
+    prediction: [text],
+    extracted: { ...extracted, official: official.letter },
+    correct: { ...correct, official: official.correct },
+    ...(official.undecided ? { official_settled: official.settled } : {}),
+  };
 }
 
 async function checkImages(images: ImageInput[]): Promise<string | undefined> {
@@ -148,7 +160,7 @@ async function runOne(opts: EvalOptions, bench: OpenBenchmark, latent: number | 
   // What is already done: this file, plus the final file (shard mode) or leftover shard files (merge).
   const finalItems = opts.shard ? readIfExists(finalPath) : [];
   const finalIds = new Set(finalItems.filter((i) => !(opts.retryErrors && isErrorItem(i))).map((i) => String(i.id)));
-  const store: ResultStore = new ResultStore(file, rank, (items) => resultFileSummary(meta, items, completeNow()));
+  const store: ResultStore = new ResultStore(file, rank, (items) => resultFileSummary(meta, items, completeNow(), { judge: opts.judge }));
   const isDone = (id: string | number) => store.has(id) || finalIds.has(String(id));
   const completeNow = () => targets.every((t) => isDone(t.id));
   store.absorb(readIfExists(file));
@@ -173,7 +185,7 @@ async function runOne(opts: EvalOptions, bench: OpenBenchmark, latent: number | 
         const next = await images.next();
         const got = next.value as ItemImages | undefined;
         if (next.done || !got || got.item.order !== item.order) throw new Error(`${bench.key}: image reader out of step at item ${String(item.id)}`);
-        stored = 'error' in got ? errorItem(item, got.error) : await generateOne(opts, item, got.images, latent, limits, getGenerator);
+        stored = 'error' in got ? errorItem(item, got.error) : await generateOne(opts, bench.key, item, got.images, latent, limits, getGenerator);
       }
       if ('error' in stored) newErrors++;
       else generated++;
@@ -197,6 +209,7 @@ async function runOne(opts: EvalOptions, bench: OpenBenchmark, latent: number | 
 
 async function generateOne(
   opts: EvalOptions,
+  benchKey: BenchmarkKey,
   item: EvalItem,
   images: ImageInput[],
   latent: number | null,
@@ -220,7 +233,7 @@ async function generateOne(
       latentSteps: latent,
       maxNewTokens: opts.maxNewTokens,
     });
-    return resultItem(item, text);
+    return resultItem(benchKey, item, text, opts.judge ?? 'strict');
   } catch (err) {
     if (err instanceof EvalItemError) return errorItem(item, err.message);
     throw err; // an engine failure stops the run; everything finished so far is on disk
@@ -242,7 +255,7 @@ function mergeShards(opts: EvalOptions, finalPath: string, expected: EvalItem[],
       return false;
     }
     const { shard: _s, shard_expected: _e, ...finalMeta } = meta;
-    const union = new ResultStore(finalPath, rank, (items) => resultFileSummary(finalMeta, items, true));
+    const union = new ResultStore(finalPath, rank, (items) => resultFileSummary(finalMeta, items, true, { judge: opts.judge }));
     for (const f of files) union.absorb(readResultItems(f).items); // shards first: they may hold retried errors
     union.absorb(readIfExists(finalPath));
     const lacking = expected.filter((e) => !union.has(e.id));

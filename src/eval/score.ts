@@ -1,19 +1,24 @@
 // `eval score PATH`: finds result files (ours or upstream's) under PATH, maps each to (benchmark, run key)
 // and recomputes every metric from the items. File names: step<S>.json, upstream's ck-<N>-step<S>.json and
-// steps<SSS>.json all become run `step<S>`; baseline.json becomes `baseline`.
+// steps<SSS>.json all become run `step<S>`; baseline.json becomes `baseline`. BLINK's published saved outputs
+// (<Model>/<Subtask>.json, blink-saved.ts) become one BLINK run named after the <Model> folder.
 import * as fs from 'fs';
 import * as path from 'path';
 
 import { BENCHMARKS, benchmarkFromName } from './benchmarks';
-import { scoreRun } from './metrics';
+import { isBlinkSavedOutput, readBlinkSavedOutputs } from './blink-saved';
+import { ScoreOptions, scoreRun } from './metrics';
 import type { ScoreTable } from './report';
 import { readResultItems } from './results';
 import type { BenchmarkKey, ScorableItem } from './types';
 
 export interface FoundFile {
+  /** the result file, or the folder of a BLINK saved-output run */
   file: string;
   bench: BenchmarkKey;
   run: string;
+  /** BLINK saved outputs: the subtask files of the run */
+  blinkSaved?: string[];
 }
 
 /** Run key from a result file name; undefined for files that are not results. */
@@ -69,6 +74,7 @@ export function findResultFiles(root: string, benchOverride?: BenchmarkKey): Fin
   else candidates.push(root);
   const files: FoundFile[] = [];
   const seen = new Map<string, string>();
+  const blinkSaved = new Map<string, string[]>(); // folder -> subtask files
   for (const file of candidates.sort()) {
     const name = path.basename(file);
     if (/\.shard-\d+-of-\d+\.json$/.test(name) || /_process\d+\.json$/.test(name)) {
@@ -77,7 +83,13 @@ export function findResultFiles(root: string, benchOverride?: BenchmarkKey): Fin
     }
     const run = runKeyFromFileName(name);
     if (!run) {
-      if (candidates.length === 1) throw new Error(`${file}: not a result file name (step<S>.json, ck-<N>-step<S>.json, steps<SSS>.json, baseline.json)`);
+      if (isBlinkSavedOutput(file)) {
+        const dir = path.dirname(file);
+        blinkSaved.set(dir, [...(blinkSaved.get(dir) ?? []), file]);
+        continue;
+      }
+      if (candidates.length === 1)
+        throw new Error(`${file}: not a result file name (step<S>.json, ck-<N>-step<S>.json, steps<SSS>.json, baseline.json) nor a BLINK saved-output file (<Subtask>.json with a "val" list)`);
       continue;
     }
     const bench = benchOverride ?? benchmarkOfPath(file);
@@ -91,6 +103,14 @@ export function findResultFiles(root: string, benchOverride?: BenchmarkKey): Fin
     seen.set(key, file);
     files.push({ file, bench, run });
   }
+  for (const [dir, parts] of blinkSaved) {
+    const run = path.basename(path.resolve(dir));
+    const key = `BLINK\u0000${run}`;
+    const other = seen.get(key);
+    if (other) throw new Error(`two result sets for BLINK ${run}: ${other} and ${dir}; score them separately`);
+    seen.set(key, dir);
+    files.push({ file: dir, bench: 'BLINK', run, blinkSaved: parts });
+  }
   return { files, warnings };
 }
 
@@ -100,12 +120,19 @@ export interface ScoreOutput {
 }
 
 /** Scores every result file under root. */
-export function scorePath(root: string, benchOverride?: BenchmarkKey): ScoreOutput {
+export function scorePath(root: string, benchOverride?: BenchmarkKey, opts: ScoreOptions = {}): ScoreOutput {
   const { files, warnings } = findResultFiles(root, benchOverride);
   const table: ScoreTable = {};
   for (const f of files) {
+    if (f.blinkSaved) {
+      const saved = readBlinkSavedOutputs(f.blinkSaved);
+      if (saved.hiddenTest) warnings.push(`BLINK ${f.run}: ${saved.hiddenTest} test-split items left out (answers hidden; scored on EvalAI)`);
+      const score = scoreRun('BLINK', saved.items, opts);
+      (table.BLINK ??= {})[f.run] = { ...score, file: f.file, expected_total: saved.items.length };
+      continue;
+    }
     const { summary, items } = readResultItems(f.file);
-    const score = scoreRun(f.bench, items as ScorableItem[]);
+    const score = scoreRun(f.bench, items as ScorableItem[], opts);
     // only for the 'n (of N)' display: our files record the intended total (e.g. after --limit or a full BLINK)
     const recorded = summary?.expected_total;
     const expected_total = typeof recorded === 'number' ? recorded : BENCHMARKS[f.bench].expectedTotal;

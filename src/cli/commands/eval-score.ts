@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
 
 import { benchmarkFromName } from '../../eval/benchmarks';
+import { JUDGE_POLICIES, JudgePolicy } from '../../eval/official';
 import { renderMarkdown, toJson } from '../../eval/report';
 import { scorePath } from '../../eval/score';
 import { BENCHMARK_KEYS } from '../../eval/types';
@@ -13,7 +14,23 @@ interface ScoreArgs {
   path: string;
   json: boolean;
   benchmark?: string;
+  judge: JudgePolicy;
 }
+
+/**
+ * Shared by `eval` and `eval score` (validated by coerce, not `choices`: `eval score` inherits eval's options,
+ * and yargs would list the choices twice).
+ */
+export const JUDGE_OPTION = {
+  type: 'string',
+  default: 'strict' as JudgePolicy,
+  coerce: (v: string): JudgePolicy => {
+    if (!(JUDGE_POLICIES as readonly string[]).includes(v)) throw new Error(`--judge must be one of ${JUDGE_POLICIES.join(', ')}, got ${v}`);
+    return v as JudgePolicy;
+  },
+  describe:
+    'official scoring of items whose official pipeline asks an LLM judge (BLINK: GPT-3.5) and that record no official choice: strict = read them with the strict rule; none = score them wrong. Counted in the report either way [strict|none]',
+} as const;
 
 export const evalScoreCommand: CommandModule<object, ScoreArgs> = {
   command: 'score <path>',
@@ -23,8 +40,10 @@ export const evalScoreCommand: CommandModule<object, ScoreArgs> = {
       .positional('path', { type: 'string', demandOption: true, describe: 'a results folder (e.g. --output-dir of eval, or upstream evaluation/results) or one result file' })
       .option('json', { type: 'boolean', default: false, describe: 'print { Benchmark: { run: { n, accuracy_upstream, accuracy_official, errors, ... } } }' })
       .option('benchmark', { type: 'string', describe: `benchmark of a file whose folders do not tell (${BENCHMARK_KEYS.join(', ')})` })
+      .option('judge', JUDGE_OPTION)
       .example('$0 eval score results --json', '')
-      .example('$0 eval score upstream/evaluation/results/blink/decoding_by_steps/run/ck-1500-step8.json', ''),
+      .example('$0 eval score upstream/evaluation/results/blink/decoding_by_steps/run/ck-1500-step8.json', '')
+      .example('$0 eval score BLINK_Benchmark/eval/saved_outputs/GPT4o', 'BLINK\'s published outputs (one run per model folder)'),
   handler: async (args) => {
     if (!fs.existsSync(args.path)) throw new UserError(`no such file or folder: ${args.path}`);
     let bench;
@@ -34,7 +53,7 @@ export const evalScoreCommand: CommandModule<object, ScoreArgs> = {
     }
     let out;
     try {
-      out = scorePath(args.path, bench);
+      out = scorePath(args.path, bench, { judge: args.judge });
     } catch (err) {
       throw new UserError((err as Error).message);
     }

@@ -12,6 +12,8 @@ import { BLINK_ALL_SUBTASKS } from '../../eval/benchmarks/blink';
 import { parseBenchmarkList } from '../../eval/benchmarks';
 import { EVAL_MAX_PIXELS, EVAL_MIN_PIXELS } from '../../eval/benchmarks/common';
 import type { GeneratorFactory } from '../../eval/generator';
+import type { ScoreOptions } from '../../eval/metrics';
+import type { JudgePolicy } from '../../eval/official';
 import { ScoreTable, writeSummaries } from '../../eval/report';
 import { parseShard } from '../../eval/results';
 import { evalDevicePreflight } from '../../plan/device_runs';
@@ -23,7 +25,7 @@ import { UserError } from '../../util/errors';
 import { log } from '../../util/log';
 import { startProgress } from '../../util/progress';
 import { requireIntArg } from '../int_arg';
-import { evalScoreCommand } from './eval-score';
+import { JUDGE_OPTION, evalScoreCommand } from './eval-score';
 
 export interface EvalArgs {
   model?: string;
@@ -46,6 +48,7 @@ export interface EvalArgs {
   'hrbench8k-max-pixels': number;
   'blink-subtasks': string;
   'mmvp-fix-pairs': boolean;
+  judge: JudgePolicy;
   device: 'cpu' | 'cuda' | 'auto';
   dtype: 'auto' | 'fp32' | 'bf16';
   threads?: number;
@@ -107,6 +110,7 @@ function builder(y: Argv): Argv<EvalArgs> {
     .option('hrbench8k-max-pixels', { type: 'number', default: EVAL_MAX_PIXELS, describe: 'upstream EVAL_HRBENCH8K_MAX_PIXELS' })
     .option('blink-subtasks', { type: 'string', default: 'upstream', describe: `upstream (5 subtasks of val, 697 questions), all (14, 1901), or a comma list of ${BLINK_ALL_SUBTASKS.join(', ')}` })
     .option('mmvp-fix-pairs', { type: 'boolean', default: false, describe: 'use the corrected MMVP answers of pairs 99/100 and 279/280 (upstream uses the original CSV)' })
+    .option('judge', JUDGE_OPTION)
     .option('device', DEVICE_OPTION)
     .option('dtype', { choices: ['auto', 'fp32', 'bf16'] as const, default: 'auto' as const })
     .option('threads', { type: 'number', describe: 'CPU threads' })
@@ -158,19 +162,20 @@ export function evalOptionsFromArgs(args: EvalArgs): Omit<EvalOptions, 'getGener
       HRBench8K: pixelLimits(args['hrbench8k-min-pixels'], args['hrbench8k-max-pixels'], '--hrbench8k-min/max-pixels'),
     },
     benchmarkOptions: { blinkSubtasks, mmvpFixPairs: args['mmvp-fix-pairs'] },
+    judge: args.judge,
   };
 }
 
 /** Scores the whole output dir into summary.md / summary.json (only this run's folder if others collide). */
-function summarize(outputDir: string, runName: string): void {
+function summarize(outputDir: string, runName: string, score: ScoreOptions): void {
   let table: ScoreTable;
   try {
-    table = scorePath(outputDir).table;
+    table = scorePath(outputDir, undefined, score).table;
   } catch (err) {
     log().warn({ reason: (err as Error).message }, `summary limited to runs named ${runName}`);
     table = {};
     for (const dir of findRunDirs(outputDir, runName))
-      for (const [bench, runs] of Object.entries(scorePath(dir).table) as [BenchmarkKey, ScoreTable[BenchmarkKey]][])
+      for (const [bench, runs] of Object.entries(scorePath(dir, undefined, score).table) as [BenchmarkKey, ScoreTable[BenchmarkKey]][])
         table[bench] = { ...table[bench], ...runs };
   }
   const files = writeSummaries(outputDir, table);
@@ -210,7 +215,7 @@ export function makeEvalCommand(factory: GeneratorFactory): CommandModule<object
       });
       const pending = outcomes.filter((o) => !o.complete || (opts.shard && !o.merged));
       if (opts.shard && pending.length) log().info({ runs: pending.length }, 'this shard is done; summaries are written after the merge');
-      else summarize(opts.outputDir, opts.runName);
+      else summarize(opts.outputDir, opts.runName, { judge: opts.judge });
     },
   };
 }

@@ -77,7 +77,8 @@ function blinkItem(row: Record<string, unknown>, config: string, order: number, 
   if (!choices || choices.length === 0 || choices.some((c) => c === undefined))
     return { ...base, prompt: '', error: `malformed row (${at}): choices is not a list of strings` };
   if (!answer) return { ...base, prompt: '', error: `malformed row (${at}): no answer` };
-  return { ...base, prompt: blinkPrompt(question, choices as string[]) };
+  // the option count goes into the result item: BLINK's official extraction looks for "(A)".."(<last>)" only
+  return { ...base, prompt: blinkPrompt(question, choices as string[]), extra: { options: choices.length } };
 }
 
 async function* blinkImages(wanted: EvalItem[], where: Map<number, Where>): AsyncGenerator<ItemImages> {

@@ -100,8 +100,11 @@ describe('a full run over the six fixture benchmarks, steps 0 and 8', () => {
       prediction: [TRAINED('A')],
       label: 'B',
       category: 'Counting',
-      extracted: { upstream: 'A', upstream_summary: 'A', upstream_shell: 'A', strict: 'A' },
-      correct: { upstream: false, upstream_summary: false, upstream_shell: false, strict: false },
+      options: 4, // BLINK's official rule looks for "(A)".."(D)" only
+      extracted: { upstream: 'A', upstream_summary: 'A', upstream_shell: 'A', strict: 'A', official: 'A' },
+      correct: { upstream: false, upstream_summary: false, upstream_shell: false, strict: false, official: false },
+      // "<answer> A </answer>" holds no "(A)" token: BLINK's pipeline would ask GPT-3.5; the strict rule stands in
+      official_settled: 'stand_in',
     });
     expect((items(file(out, 'HRBench4K'))[0] as ResultItem).cycle_category).toBe('cycle_0');
     expect(items(file(out, 'MME-RealWorld-Lite'))[3]).toMatchObject({ task: 'Reasoning', subtask: 'Monitoring', category: 'Monitoring' });
@@ -120,6 +123,7 @@ describe('a full run over the six fixture benchmarks, steps 0 and 8', () => {
     const b = summaryOf(file(out, 'blink'));
     expect(b.accuracy_upstream).toBeCloseTo(37.5, 10);
     expect(b.accuracy_official).toBeCloseTo((100 / 3 + 50 + 0 + 0 + 100) / 5, 10);
+    expect(b.official).toMatchObject({ extraction: 'blink', judge: { policy: 'strict', undecided: 8, recorded: 0, stand_in: 8, failed: 0 } });
     // step0 answered "The answer is A": upstream extraction reads the "e" of "The" -> E, right only for the E label
     const m0 = summaryOf(file(out, 'MME-RealWorld-Lite', 'step0'));
     expect(m0.accuracy_by_rule.upstream).toBeCloseTo(25, 10); // the reason/... item, label E

@@ -1,0 +1,85 @@
+// Each benchmark's official answer extraction, and how items its official pipeline would send to an LLM judge are
+// settled here (vreflect never calls an LLM):
+//   1. the item carries the official pipeline's own recorded choice (`official_prediction`, e.g. the `prediction`
+//      of BLINK's saved outputs, which includes GPT-3.5's verdicts): that choice, compared as the official scorer
+//      compares it (exact string "(X)");
+//   2. else the --judge policy: `strict` (default) reads the answer with our strict rule (bare letter, "(X)",
+//      "X.", "answer is X"), `none` scores the item wrong (the judge's "(Z) failed").
+// Every run reports how many items each way settled, so a number that leans on a stand-in is never silent.
+import { extractStrict } from '../extract';
+import type { BenchmarkKey, ScorableItem } from '../types';
+import { blinkOfficial } from './blink';
+import type { OfficialAnswer, OfficialExtractor } from './types';
+
+export type JudgePolicy = 'strict' | 'none';
+export const JUDGE_POLICIES: readonly JudgePolicy[] = ['strict', 'none'];
+
+export interface OfficialRule {
+  /** short name shown in reports */
+  name: string;
+  doc: string;
+  extract: OfficialExtractor;
+}
+
+const strictRule: OfficialExtractor = (response) => ({ letter: extractStrict(response), undecided: false });
+
+export const OFFICIAL_RULES: Record<BenchmarkKey, OfficialRule> = {
+  BLINK: {
+    name: 'blink',
+    doc: 'BLINK analyze_answer (eval/test_benchmark.py): exact "X" or "(X)"; else the one "(X)" token among the whitespace-split words of the last paragraph, else of the whole text; otherwise GPT-3.5 decides (undecided here)',
+    extract: blinkOfficial,
+  },
+  MMVP: {
+    name: 'strict',
+    doc: 'strict (MMVP\'s official grader is GPT-4 yes/no grading of free answers; the strict letter rule stands in)',
+    extract: strictRule,
+  },
+  VSTAR: {
+    name: 'strict',
+    doc: 'strict (V*\'s official evaluation ranks option likelihoods, not generated letters; the strict letter rule stands in)',
+    extract: strictRule,
+  },
+  HRBench4K: { name: 'strict', doc: 'strict', extract: strictRule },
+  HRBench8K: { name: 'strict', doc: 'strict', extract: strictRule },
+  'MME-RealWorld-Lite': { name: 'strict', doc: 'strict', extract: strictRule },
+};
+
+/** How an item's official verdict was reached. */
+export type Settled = 'rule' | 'recorded' | 'stand_in' | 'failed';
+
+export interface OfficialVerdict extends OfficialAnswer {
+  correct: boolean;
+  settled: Settled;
+  /** decided by our rule and the item records the official pipeline's choice: does that choice differ? */
+  differsFromRecorded?: boolean;
+}
+
+/**
+ * "(X)" exactly -> "X": what the official BLINK scorer accepts (`answer == prediction`); any other recorded value
+ * (a judge's "(Z)", a longer text, null when BLINK's analyze_answer raised) -> null; no record -> undefined.
+ */
+function recordedLetter(v: unknown): string | null | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') return null;
+  const m = /^\(([A-Z])\)$/.exec(v);
+  return m ? m[1] : null;
+}
+
+/** The official verdict on one response. `label` is the gold letter (upper case). */
+export function officialVerdict(bench: BenchmarkKey, response: string, item: ScorableItem, label: string, judge: JudgePolicy): OfficialVerdict {
+  const ans = OFFICIAL_RULES[bench].extract(response, item);
+  const recorded = recordedLetter(item.official_prediction);
+  if (!ans.undecided) {
+    const verdict: OfficialVerdict = { ...ans, correct: ans.letter !== null && ans.letter === label, settled: 'rule' };
+    if (recorded !== undefined) verdict.differsFromRecorded = recorded !== ans.letter;
+    return verdict;
+  }
+  if (recorded !== undefined) return { letter: recorded, undecided: true, correct: recorded !== null && recorded === label, settled: 'recorded' };
+  if (judge === 'strict') {
+    const letter = extractStrict(response);
+    return { letter, undecided: true, correct: letter !== null && letter === label, settled: 'stand_in' };
+  }
+  return { letter: null, undecided: true, correct: false, settled: 'failed' };
+}
+
+export type { OfficialAnswer, OfficialExtractor } from './types';

@@ -1,0 +1,190 @@
+// BLINK's official extraction (analyze_answer of zeyofu/BLINK_Benchmark eval/test_benchmark.py) and the judge
+// policy, checked two ways:
+//   - hand-derived cases, each reasoned from the Python source (the branch it exercises is named);
+//   - BLINK's published GPT-4o val outputs (test/fixtures/eval/blink-saved-outputs, byte-for-byte copies of the
+//     authors' files; provenance in its README): `eval score` must give the leaderboard's 60.04 and its per-subtask
+//     numbers, and our rule must agree with every prediction BLINK's pipeline made without its GPT-3.5 judge.
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import yargs from 'yargs';
+
+import { evalScoreCommand } from '../../../src/cli/commands/eval-score';
+import { readBlinkSavedOutputs } from '../../../src/eval/blink-saved';
+import { officialVerdict } from '../../../src/eval/official';
+import { blinkAnalyzeAnswer, blinkOptionCount, pySplit } from '../../../src/eval/official/blink';
+import { scoreRun } from '../../../src/eval/metrics';
+import { toJson } from '../../../src/eval/report';
+import { scorePath } from '../../../src/eval/score';
+import { setLogLevel } from '../../../src/util/log';
+
+const FIXTURE = path.join(__dirname, '..', '..', 'fixtures', 'eval', 'blink-saved-outputs');
+const GPT4O = path.join(FIXTURE, 'saved_outputs', 'GPT4o');
+
+beforeAll(() => setLogLevel('silent'));
+
+describe('analyze_answer, case by case', () => {
+  const decided = (letter: string) => ({ letter, undecided: false });
+  const judge = { letter: null, undecided: true };
+
+  test.each([
+    // branch 1: the whole text is one of "A".."E" - any of the five, even past the option count
+    ['A', 2, decided('A')],
+    ['E', 2, decided('E')],
+    // branch 2: the whole text is "(A)".."(E)"
+    ['(C)', 4, decided('C')],
+    // branches 1/2 compare the raw text: a space or a dot falls through; no "(X)" word -> the judge
+    [' A', 2, judge],
+    ['A.', 2, judge],
+    ['B', 2, decided('B')],
+    ['<answer> A </answer>', 4, judge],
+    ['The answer is B', 2, judge],
+    // branch 4: exactly one "(X)" word in the whole text
+    ['(B) Point B', 2, decided('B')],
+    ['I pick (B) because of the shadow', 2, decided('B')],
+    // the choice set is "(A)".."(<last>)": "(C)" of a 2-option question is not a choice -> no match -> judge
+    ['(C) the third', 2, judge],
+    ['(C) the third', 3, decided('C')],
+    // words are whole whitespace-split tokens: "(A)." and "(A)," are not "(A)"
+    ['(A).', 2, judge],
+    ['It is (A), clearly', 2, judge],
+    // Python's split() takes Unicode whitespace: a no-break space separates "(A)" from the text
+    ['(A)\u00a0Point A', 2, decided('A')],
+    // two choices in the whole text, one in the last "\n\n" paragraph -> that one
+    ['(A) looks close, (B) looks far.\n\nSo the answer is (B)', 2, decided('B')],
+    // one choice in the whole text but (since it is the same word) also in the last paragraph -> it
+    ['(A) is wrong\n\nreally', 2, decided('A')],
+    // two choices in the last paragraph as well -> neither set has exactly one -> judge
+    ['(A) or (B)', 2, judge],
+    ['(A) x\n\n(B) y (A) z', 2, judge],
+    // none at all -> judge
+    ['', 2, judge],
+    ['Point B is closer', 2, judge],
+  ])('%j with %i options', (text, n, want) => {
+    expect(blinkAnalyzeAnswer(text as string, n as number)).toEqual(want);
+  });
+
+  test('Python str.split(): runs of whitespace, no empty words', () => {
+    expect(pySplit('  a\t\tb\n\x0bc\x1fd\u3000e  ')).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(pySplit('')).toEqual([]);
+  });
+
+  test('option count: recorded by eval, else the subtask\'s (from the category or the idx), else 4', () => {
+    expect(blinkOptionCount({ id: 'x', label: 'A', options: 3 })).toBe(3);
+    expect(blinkOptionCount({ id: 'x', label: 'A', category: 'Jigsaw' })).toBe(2);
+    expect(blinkOptionCount({ id: 'val_Relative_Reflectance_7', label: 'A' })).toBe(3);
+    expect(blinkOptionCount({ id: 'val_Multi-view_Reasoning_12', label: 'A' })).toBe(2);
+    expect(blinkOptionCount({ id: 'q1', label: 'A', category: 'Nope' })).toBe(4);
+  });
+});
+
+describe('items left to the judge', () => {
+  const item = (extra: Record<string, unknown> = {}) => ({ id: 'val_Jigsaw_1', label: 'B', category: 'Jigsaw', ...extra });
+
+  test('no record: --judge strict reads the strict rule, --judge none scores wrong', () => {
+    expect(officialVerdict('BLINK', '<answer>B</answer>', item(), 'B', 'strict')).toMatchObject({ letter: 'B', correct: true, settled: 'stand_in' });
+    expect(officialVerdict('BLINK', '<answer>B</answer>', item(), 'B', 'none')).toMatchObject({ letter: null, correct: false, settled: 'failed' });
+  });
+
+  test('a recorded official choice wins over the policy; it must be exactly "(X)"', () => {
+    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: '(B)' }), 'B', 'none')).toMatchObject({ correct: true, settled: 'recorded' });
+    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: '(Z)' }), 'B', 'strict')).toMatchObject({ correct: false, settled: 'recorded' });
+    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: '(B) Point B' }), 'B', 'strict')).toMatchObject({ correct: false });
+    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: null }), 'B', 'strict')).toMatchObject({ correct: false, settled: 'recorded' });
+  });
+
+  test('a rule-decided item with a record says whether they differ', () => {
+    expect(officialVerdict('BLINK', '(A) x', item({ official_prediction: '(A)' }), 'B', 'strict')).toMatchObject({ letter: 'A', settled: 'rule', differsFromRecorded: false });
+    expect(officialVerdict('BLINK', '(A) x', item({ official_prediction: '(B)' }), 'B', 'strict')).toMatchObject({ letter: 'A', differsFromRecorded: true });
+  });
+
+  test('the run counts each way, and warns when the rule and the record differ', () => {
+    const s = scoreRun('BLINK', [
+      { ...item({ official_prediction: '(B)' }), prediction: ['(B) yes'] }, // rule, agrees
+      { ...item({ official_prediction: '(B)' }), prediction: ['(A) yes'] }, // rule, differs
+      { ...item({ official_prediction: '(B)' }), prediction: ['Point B'] }, // recorded
+      { ...item(), prediction: ['The answer is B'] }, // stand-in
+    ]);
+    expect(s.official.judge).toEqual({ policy: 'strict', undecided: 2, recorded: 1, stand_in: 1, failed: 0 });
+    expect(s.official.recorded_check).toEqual({ checked: 2, differ: 1 });
+    expect(s.accuracy_official).toBeCloseTo(75, 10);
+    expect(s.warnings.join()).toMatch(/differs from the recorded official prediction on 1 of 2 items/);
+  });
+});
+
+describe("BLINK's published GPT-4o val outputs", () => {
+  // zeyofu.github.io/blink static/val_result.csv (fixture README)
+  const PUBLISHED: Record<string, number> = {
+    Visual_Similarity: 72.59, Counting: 49.17, Relative_Depth: 74.19, Jigsaw: 55.33, Art_Style: 82.91,
+    Functional_Correspondence: 40.77, Semantic_Correspondence: 53.96, Spatial_Relation: 69.23,
+    Object_Localization: 59.84, Visual_Correspondence: 75.0, 'Multi-view_Reasoning': 59.4,
+    Relative_Reflectance: 37.31, Forensic_Detection: 79.55, IQ_Test: 31.33,
+  };
+
+  test('the fixture files are the authors\' files, byte for byte (git blob ids of the README table)', () => {
+    const readme = fs.readFileSync(path.join(FIXTURE, 'README.md'), 'utf8');
+    const blobs = [...readme.matchAll(/\| `([^`]+)` \| [^|]+\| (\d+) \| `([0-9a-f]{40})` \|/g)];
+    expect(blobs.length).toBe(15);
+    for (const [, rel, bytes, sha] of blobs) {
+      const data = fs.readFileSync(path.join(FIXTURE, rel));
+      expect([rel, data.length]).toEqual([rel, Number(bytes)]);
+      const blob = crypto.createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
+      expect([rel, blob]).toEqual([rel, sha]);
+    }
+  });
+
+  test('every val item\'s answer is val_answers.json\'s, and the counts are the documented ones', () => {
+    const answers = JSON.parse(fs.readFileSync(path.join(FIXTURE, 'val_answers.json'), 'utf8')) as Record<string, string>;
+    const files = fs.readdirSync(GPT4O).map((f) => path.join(GPT4O, f));
+    const { items, hiddenTest } = readBlinkSavedOutputs(files);
+    expect(items.length).toBe(1901);
+    expect(Object.keys(answers).length).toBe(1901);
+    expect(hiddenTest).toBe(1906);
+    for (const it of items) expect([it.id, `(${it.label})`]).toEqual([it.id, answers[String(it.id)]]);
+  });
+
+  test('eval score reproduces the leaderboard: 60.04 overall and every subtask', () => {
+    const { table, warnings } = scorePath(GPT4O);
+    const run = table.BLINK!.GPT4o;
+    expect(run.n).toBe(1901);
+    expect(run.errors).toBe(0);
+    expect(Number(run.accuracy_official!.toFixed(2))).toBe(60.04);
+    const bySubtask = Object.fromEntries(Object.entries(run.official.by_category!).map(([k, t]) => [k, Number(t.accuracy!.toFixed(2))]));
+    expect(bySubtask).toEqual(PUBLISHED);
+    expect(warnings).toEqual(['BLINK GPT4o: 1906 test-split items left out (answers hidden; scored on EvalAI)']);
+  });
+
+  test('our rule agrees with all 1,636 predictions BLINK made without GPT-3.5; the other 265 take its recorded verdicts', () => {
+    const run = scorePath(GPT4O).table.BLINK!.GPT4o;
+    expect(run.official.recorded_check).toEqual({ checked: 1636, differ: 0 });
+    expect(run.official.judge).toEqual({ policy: 'strict', undecided: 265, recorded: 265, stand_in: 0, failed: 0 });
+  });
+
+  test('without the recorded verdicts the rule alone scores the judged items wrong: a lower bound, counted', () => {
+    const files = fs.readdirSync(GPT4O).map((f) => path.join(GPT4O, f));
+    const items = readBlinkSavedOutputs(files).items.map(({ official_prediction: _dropped, ...rest }) => rest);
+    const none = scoreRun('BLINK', items, { judge: 'none' });
+    expect(none.official.judge).toMatchObject({ undecided: 265, recorded: 0, failed: 265 });
+    expect(Number(none.accuracy_official!.toFixed(2))).toBe(52.44);
+  });
+
+  test('one subtask file scores alone; the CLI prints the subtask table and --json', async () => {
+    expect(scorePath(path.join(GPT4O, 'Counting.json')).table.BLINK!.GPT4o.accuracy_official).toBeCloseTo(49.1667, 3);
+    let out = '';
+    const write = process.stdout.write;
+    process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+    const run = (argv: string[]) => yargs(argv).command(evalScoreCommand as never).strict().exitProcess(false).fail((m, e) => { throw e ?? new Error(m); }).parseAsync();
+    try {
+      await run(['score', GPT4O]);
+      expect(out).toMatch(/\| BLINK \| GPT4o \| 1901 \| 0 \| [\d.]+ \| 60\.04 \| macro mean over subtasks \| 14 subtasks; 265 left to the judge: 265 by the recorded official choice; rule vs recorded: 1636\/1636 agree \|/);
+      expect(out).toMatch(/\| Visual_Correspondence \| 75\.00 \|/);
+      out = '';
+      await run(['score', GPT4O, '--json']);
+      expect(JSON.parse(out).BLINK.GPT4o.accuracy_official).toBeCloseTo(60.04, 2);
+      await expect((async () => run(['score', GPT4O, '--judge', 'gpt']))()).rejects.toThrow('--judge must be one of strict, none, got gpt');
+    } finally {
+      process.stdout.write = write;
+    }
+    expect(toJson(scorePath(GPT4O).table).BLINK).toBeDefined();
+  });
+});
