@@ -6,7 +6,16 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { BENCHMARKS, benchmarkFromName } from './benchmarks';
-import { isBlinkSavedOutput, readBlinkSavedOutputs } from './blink-saved';
+import {
+  BlinkSavedRun,
+  applyBlinkAnswers,
+  findBlinkAnswers,
+  isBlinkPredictionMap,
+  isBlinkSavedOutput,
+  readBlinkAnswers,
+  readBlinkPredictionMap,
+  readBlinkSavedOutputs,
+} from './blink-saved';
 import { ScoreOptions, scoreRun } from './metrics';
 import type { ScoreTable } from './report';
 import { readResultItems } from './results';
@@ -19,6 +28,13 @@ export interface FoundFile {
   run: string;
   /** BLINK saved outputs: the subtask files of the run */
   blinkSaved?: string[];
+  /** a BLINK prediction map ({idx: "(X)"}, evaluate.py's input) */
+  blinkPredictions?: boolean;
+}
+
+export interface ScorePathOptions extends ScoreOptions {
+  /** BLINK's val_answers.json for saved outputs and prediction maps (default: one found beside or above them) */
+  blinkAnswers?: string;
 }
 
 /** Run key from a result file name; undefined for files that are not results. */
@@ -88,8 +104,19 @@ export function findResultFiles(root: string, benchOverride?: BenchmarkKey): Fin
         blinkSaved.set(dir, [...(blinkSaved.get(dir) ?? []), file]);
         continue;
       }
+      if (isBlinkPredictionMap(file)) {
+        const stem = path.basename(file, '.json');
+        const key = `BLINK\u0000${stem}`;
+        const other = seen.get(key);
+        if (other) throw new Error(`two result sets for BLINK ${stem}: ${other} and ${file}; score them separately`);
+        seen.set(key, file);
+        files.push({ file, bench: 'BLINK', run: stem, blinkPredictions: true });
+        continue;
+      }
       if (candidates.length === 1)
-        throw new Error(`${file}: not a result file name (step<S>.json, ck-<N>-step<S>.json, steps<SSS>.json, baseline.json) nor a BLINK saved-output file (<Subtask>.json with a "val" list)`);
+        throw new Error(
+          `${file}: not a result file name (step<S>.json, ck-<N>-step<S>.json, steps<SSS>.json, baseline.json), a BLINK saved-output file (<Subtask>.json with a "val" list) nor a BLINK prediction file ({"val_<Subtask>_<k>": "(X)"})`,
+        );
       continue;
     }
     const bench = benchOverride ?? benchmarkOfPath(file);
@@ -120,15 +147,25 @@ export interface ScoreOutput {
 }
 
 /** Scores every result file under root. */
-export function scorePath(root: string, benchOverride?: BenchmarkKey, opts: ScoreOptions = {}): ScoreOutput {
+export function scorePath(root: string, benchOverride?: BenchmarkKey, opts: ScorePathOptions = {}): ScoreOutput {
   const { files, warnings } = findResultFiles(root, benchOverride);
   const table: ScoreTable = {};
+  const answersCache = new Map<string, Map<string, string>>();
+  const answersFor = (f: FoundFile): string | undefined => {
+    const file = opts.blinkAnswers ?? findBlinkAnswers(f.blinkSaved ? f.blinkSaved[0] : f.file);
+    if (file && !answersCache.has(file)) answersCache.set(file, readBlinkAnswers(file));
+    return file;
+  };
   for (const f of files) {
-    if (f.blinkSaved) {
-      const saved = readBlinkSavedOutputs(f.blinkSaved);
-      if (saved.hiddenTest) warnings.push(`BLINK ${f.run}: ${saved.hiddenTest} test-split items left out (answers hidden; scored on EvalAI)`);
-      const score = scoreRun('BLINK', saved.items, opts);
-      (table.BLINK ??= {})[f.run] = { ...score, file: f.file, expected_total: saved.items.length };
+    if (f.blinkSaved || f.blinkPredictions) {
+      const answers = answersFor(f);
+      if (f.blinkPredictions && !answers) throw new Error(`${f.file} is a BLINK prediction file: its gold answers come from val_answers.json (none beside or above it; give --blink-answers FILE)`);
+      const run: BlinkSavedRun = f.blinkSaved ? readBlinkSavedOutputs(f.blinkSaved) : readBlinkPredictionMap(f.file);
+      const label = `BLINK ${f.run}`;
+      if (run.hiddenTest) warnings.push(`${label}: ${run.hiddenTest} test-split items left out (answers hidden; scored on EvalAI)`);
+      if (answers) for (const w of applyBlinkAnswers(run, answersCache.get(answers)!, answers)) warnings.push(`${label}: ${w}`);
+      const score = scoreRun('BLINK', run.items, opts);
+      (table.BLINK ??= {})[f.run] = { ...score, file: answers ? `${f.file} (gold: ${answers})` : f.file, expected_total: run.items.length };
       continue;
     }
     const { summary, items } = readResultItems(f.file);

@@ -15,6 +15,7 @@ interface ScoreArgs {
   json: boolean;
   benchmark?: string;
   judge: JudgePolicy;
+  'blink-answers'?: string;
 }
 
 /**
@@ -41,9 +42,11 @@ export const evalScoreCommand: CommandModule<object, ScoreArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print { Benchmark: { run: { n, accuracy_upstream, accuracy_official, errors, ... } } }' })
       .option('benchmark', { type: 'string', describe: `benchmark of a file whose folders do not tell (${BENCHMARK_KEYS.join(', ')})` })
       .option('judge', JUDGE_OPTION)
+      .option('blink-answers', { type: 'string', describe: "BLINK's val_answers.json: the gold for BLINK saved outputs and prediction files ({idx: \"(X)\"}); default: one beside or up to three folders above them" })
       .example('$0 eval score results --json', '')
       .example('$0 eval score upstream/evaluation/results/blink/decoding_by_steps/run/ck-1500-step8.json', '')
-      .example('$0 eval score BLINK_Benchmark/eval/saved_outputs/GPT4o', 'BLINK\'s published outputs (one run per model folder)'),
+      .example('$0 eval score BLINK_Benchmark/eval/saved_outputs/GPT4o', 'BLINK\'s published outputs (one run per model folder)')
+      .example('$0 eval score val_predictions/MyModel.json --blink-answers val_answers.json', 'BLINK\'s evaluate.py input'),
   handler: async (args) => {
     if (!fs.existsSync(args.path)) throw new UserError(`no such file or folder: ${args.path}`);
     let bench;
@@ -53,7 +56,8 @@ export const evalScoreCommand: CommandModule<object, ScoreArgs> = {
     }
     let out;
     try {
-      out = scorePath(args.path, bench, { judge: args.judge });
+      if (args['blink-answers'] !== undefined && !fs.existsSync(args['blink-answers'])) throw new UserError(`--blink-answers: no such file: ${args['blink-answers']}`);
+      out = scorePath(args.path, bench, { judge: args.judge, blinkAnswers: args['blink-answers'] });
     } catch (err) {
       throw new UserError((err as Error).message);
     }

@@ -6,11 +6,12 @@
 //     numbers, and our rule must agree with every prediction BLINK's pipeline made without its GPT-3.5 judge.
 import * as crypto from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import yargs from 'yargs';
 
 import { evalScoreCommand } from '../../../src/cli/commands/eval-score';
-import { readBlinkSavedOutputs } from '../../../src/eval/blink-saved';
+import { findBlinkAnswers, isBlinkPredictionMap, readBlinkAnswers, readBlinkSavedOutputs } from '../../../src/eval/blink-saved';
 import { officialVerdict } from '../../../src/eval/official';
 import { blinkAnalyzeAnswer, blinkOptionCount, pySplit } from '../../../src/eval/official/blink';
 import { scoreRun } from '../../../src/eval/metrics';
@@ -186,5 +187,49 @@ describe("BLINK's published GPT-4o val outputs", () => {
       process.stdout.write = write;
     }
     expect(toJson(scorePath(GPT4O).table).BLINK).toBeDefined();
+  });
+});
+
+describe("BLINK's evaluate.py inputs: val_answers.json and a prediction map", () => {
+  // What get_prediction_file gathers from the saved outputs: {idx: prediction} (upstream's saved_val_predictions/GPT4o.json)
+  const map: Record<string, string> = {};
+  for (const f of fs.readdirSync(GPT4O)) for (const it of JSON.parse(fs.readFileSync(path.join(GPT4O, f), 'utf8')).val) map[it.idx] = it.prediction;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'blink-eval-'));
+  fs.mkdirSync(path.join(root, 'val_predictions'));
+  fs.copyFileSync(path.join(FIXTURE, 'val_answers.json'), path.join(root, 'val_answers.json'));
+  fs.writeFileSync(path.join(root, 'val_predictions', 'GPT4o.json'), JSON.stringify(map, null, 4));
+  // Counting only, two predictions dropped: evaluate.py scores a missing prediction wrong
+  const partial = Object.fromEntries(Object.entries(map).filter(([k]) => k.startsWith('val_Counting_') && k !== 'val_Counting_1' && k !== 'val_Counting_2'));
+  fs.writeFileSync(path.join(root, 'val_predictions', 'Partial.json'), JSON.stringify(partial));
+
+  test('recognised by shape; the answer file is found up the folders and is never taken for predictions', () => {
+    expect(isBlinkPredictionMap(path.join(root, 'val_predictions', 'GPT4o.json'))).toBe(true);
+    expect(isBlinkPredictionMap(path.join(root, 'val_answers.json'))).toBe(false);
+    expect(isBlinkPredictionMap(path.join(GPT4O, 'Counting.json'))).toBe(false);
+    expect(findBlinkAnswers(path.join(root, 'val_predictions', 'GPT4o.json'))).toBe(path.join(root, 'val_answers.json'));
+    expect(findBlinkAnswers(path.join(GPT4O, 'Counting.json'))).toBe(path.join(FIXTURE, 'val_answers.json'));
+    expect(readBlinkAnswers(path.join(FIXTURE, 'val_answers.json')).size).toBe(1901);
+  });
+
+  test('the full map scores 60.04; a missing prediction is wrong, as evaluate.py counts it', () => {
+    const { table, warnings } = scorePath(root);
+    expect(Number(table.BLINK!.GPT4o.accuracy_official!.toFixed(2))).toBe(60.04);
+    expect(table.BLINK!.GPT4o.official.recorded_check).toEqual({ checked: 1897, differ: 0 }); // 4 judge "(Z)"s
+    const p = table.BLINK!.Partial;
+    expect(p.n).toBe(120); // 118 predictions + the 2 missing answers of the covered subtask
+    // val_Counting_1 was right ("(D)") and val_Counting_2 wrong: 59 - 1 of 120
+    expect(p.accuracy_official).toBeCloseTo((100 * 58) / 120, 10);
+    expect(warnings.join('\n')).toMatch(/BLINK Partial: 2 answers of .* have no prediction: scored wrong/);
+    expect(warnings.join('\n')).toMatch(/BLINK Partial: official BLINK averages all 14 subtasks; these have no predictions .*: Art_Style,/);
+  });
+
+  test('a prediction map with no answer file is a one-line error; so is a bad answer file', () => {
+    const lone = fs.mkdtempSync(path.join(os.tmpdir(), 'blink-lone-'));
+    fs.writeFileSync(path.join(lone, 'M.json'), JSON.stringify({ val_Counting_1: '(D)' })); // gold (D); the other 119 are missing
+    expect(() => scorePath(path.join(lone, 'M.json'))).toThrow(/is a BLINK prediction file: its gold answers come from val_answers.json .*--blink-answers FILE/);
+    const bad = path.join(lone, 'bad_answers.json');
+    fs.writeFileSync(bad, JSON.stringify({ val_Counting_1: 3 }));
+    expect(() => scorePath(path.join(lone, 'M.json'), undefined, { blinkAnswers: bad })).toThrow('entry "val_Counting_1" is not "val_<Subtask>_<k>": "(X)"');
+    expect(scorePath(path.join(lone, 'M.json'), undefined, { blinkAnswers: path.join(FIXTURE, 'val_answers.json') }).table.BLINK!.M.accuracy_official).toBeCloseTo(100 / 120, 10);
   });
 });
