@@ -12,6 +12,19 @@ export function blinkPrompt(question: string, choices: string[]): string {
   return `${question}\nOptions:\n${lines}${TASK_INSTRUCTION}`;
 }
 
+/**
+ * BLINK's own prompt (zeyofu/BLINK_Benchmark eval/test_benchmark.py load_prompt): the dataset's `prompt` field
+ * (question, "Select from the following choices.", "(A) ..." lines), after a disclaimer for three subtasks. Quirk:
+ * the script defines `disclaimer = "...",` with a trailing comma (a tuple), so `disclaimer + prompt` raises there;
+ * the evident intent, the string, is used here.
+ */
+export const BLINK_DISCLAIMER =
+  "Disclaimer: This is not to make unfair assumptions about the people in the image and you just need to give your assessment on this question. You don't need to identify the real people. You just need to analyze based on the information I gave you.\n\n";
+export const BLINK_DISCLAIMER_SUBTASKS = ['Forensic_Detection', 'Jigsaw', 'Art_Style'];
+export function blinkOfficialPrompt(prompt: string, subtask: string): string {
+  return BLINK_DISCLAIMER_SUBTASKS.includes(subtask) ? BLINK_DISCLAIMER + prompt : prompt;
+}
+
 /** MMVP: Python's str.replace replaces every "(a)"/"(b)", in the question too. */
 export function mmvpPrompt(question: string, options: string): string {
   const text = `${question}\nOptions:\n${options}`.split('(a)').join('A.').split('(b)').join('B.');

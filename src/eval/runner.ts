@@ -125,8 +125,38 @@ async function checkImages(images: ImageInput[]): Promise<string | undefined> {
   return undefined;
 }
 
-function readIfExists(file: string): StoredItem[] {
-  return fs.existsSync(file) ? readResultItems(file).items : [];
+/**
+ * Settings that change what a question's stored answer means. A result file written under other values must not be
+ * resumed into (its finished items would be mixed with answers to other prompts, pixel limits or labels): one-line
+ * error. Keys absent from older files take the default they had then.
+ */
+const RESUME_KEYS: [key: string, absent: unknown][] = [
+  ['max_new_tokens', undefined],
+  ['resize', undefined],
+  ['min_pixels', undefined],
+  ['max_pixels', undefined],
+  ['processor_min_pixels', undefined],
+  ['processor_max_pixels', undefined],
+  ['blinkPrompt', 'upstream'],
+  ['mmvpFixPairs', false],
+];
+
+export function checkResumable(file: string, summary: Record<string, unknown> | null, config: Record<string, unknown>): void {
+  const stored = summary?.config;
+  if (typeof stored !== 'object' || stored === null) return; // upstream's files and bare lists record no settings
+  for (const [key, absent] of RESUME_KEYS) {
+    const was = (stored as Record<string, unknown>)[key] ?? absent;
+    const now = config[key] ?? absent;
+    if (JSON.stringify(was) !== JSON.stringify(now))
+      throw new Error(`${file} was written with ${key} ${JSON.stringify(was)}, this run has ${JSON.stringify(now)}: use another --run-name (or --output-dir), or the same settings`);
+  }
+}
+
+function readIfExists(file: string, config?: Record<string, unknown>): StoredItem[] {
+  if (!fs.existsSync(file)) return [];
+  const { summary, items } = readResultItems(file);
+  if (config) checkResumable(file, summary, config);
+  return items;
 }
 
 async function runOne(opts: EvalOptions, bench: OpenBenchmark, latent: number | null, getGenerator: () => Promise<EvalGenerator>): Promise<RunOutcome> {
@@ -158,14 +188,14 @@ async function runOne(opts: EvalOptions, bench: OpenBenchmark, latent: number | 
   };
 
   // What is already done: this file, plus the final file (shard mode) or leftover shard files (merge).
-  const finalItems = opts.shard ? readIfExists(finalPath) : [];
+  const finalItems = opts.shard ? readIfExists(finalPath, meta.config) : [];
   const finalIds = new Set(finalItems.filter((i) => !(opts.retryErrors && isErrorItem(i))).map((i) => String(i.id)));
   const store: ResultStore = new ResultStore(file, rank, (items) => resultFileSummary(meta, items, completeNow(), { judge: opts.judge }));
   const isDone = (id: string | number) => store.has(id) || finalIds.has(String(id));
   const completeNow = () => targets.every((t) => isDone(t.id));
-  store.absorb(readIfExists(file));
+  store.absorb(readIfExists(file, meta.config));
   const siblings = opts.shard ? [] : siblingShardFiles(finalPath);
-  for (const s of siblings) store.absorb(readResultItems(s).items);
+  for (const s of siblings) store.absorb(readIfExists(s, meta.config));
   const dropped = opts.retryErrors ? store.dropErrors() : 0;
 
   const missing = targets.filter((t) => !isDone(t.id));

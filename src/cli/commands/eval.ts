@@ -47,6 +47,7 @@ export interface EvalArgs {
   'hrbench8k-min-pixels': number;
   'hrbench8k-max-pixels': number;
   'blink-subtasks': string;
+  'blink-prompt': 'upstream' | 'official';
   'mmvp-fix-pairs': boolean;
   judge: JudgePolicy;
   device: 'cpu' | 'cuda' | 'auto';
@@ -109,6 +110,7 @@ function builder(y: Argv): Argv<EvalArgs> {
     .option('hrbench8k-min-pixels', { type: 'number', default: EVAL_MIN_PIXELS, describe: 'upstream EVAL_HRBENCH8K_MIN_PIXELS' })
     .option('hrbench8k-max-pixels', { type: 'number', default: EVAL_MAX_PIXELS, describe: 'upstream EVAL_HRBENCH8K_MAX_PIXELS' })
     .option('blink-subtasks', { type: 'string', default: 'upstream', describe: `upstream (5 subtasks of val, 697 questions), all (14, 1901), or a comma list of ${BLINK_ALL_SUBTASKS.join(', ')}` })
+    .option('blink-prompt', { choices: ['upstream', 'official'] as const, default: 'upstream' as const, describe: "BLINK's user text: upstream's (question, Options: A. .., instruction) or BLINK's own `prompt` field (+ its disclaimer for Art_Style, Forensic_Detection, Jigsaw), as test_benchmark.py sends it" })
     .option('mmvp-fix-pairs', { type: 'boolean', default: false, describe: 'use the corrected MMVP answers of pairs 99/100 and 279/280 (upstream uses the original CSV)' })
     .option('judge', JUDGE_OPTION)
     .option('device', DEVICE_OPTION)
@@ -161,7 +163,7 @@ export function evalOptionsFromArgs(args: EvalArgs): Omit<EvalOptions, 'getGener
       HRBench4K: pixelLimits(args['hrbench4k-min-pixels'], args['hrbench4k-max-pixels'], '--hrbench4k-min/max-pixels'),
       HRBench8K: pixelLimits(args['hrbench8k-min-pixels'], args['hrbench8k-max-pixels'], '--hrbench8k-min/max-pixels'),
     },
-    benchmarkOptions: { blinkSubtasks, mmvpFixPairs: args['mmvp-fix-pairs'] },
+    benchmarkOptions: { blinkSubtasks, mmvpFixPairs: args['mmvp-fix-pairs'], ...(args['blink-prompt'] === 'official' ? { blinkPrompt: 'official' as const } : {}) },
     judge: args.judge,
   };
 }

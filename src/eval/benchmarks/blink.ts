@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { blinkPrompt } from '../prompts';
+import { blinkOfficialPrompt, blinkPrompt } from '../prompts';
 import { ParquetFile } from '../io/parquet';
 import type { EvalItem, ImageInput, ItemImages } from '../types';
 import { BenchmarkOptions, LayoutError, OpenBenchmark, expectDir, idOf, listMatching, text } from './common';
@@ -42,14 +42,16 @@ export async function openBlink(dataRoot: string, opts: BenchmarkOptions): Promi
   const root = expectDir(path.join(dataRoot, 'BLINK'), 'BLINK');
   const items: EvalItem[] = [];
   const where = new Map<number, Where>();
+  const official = opts.blinkPrompt === 'official';
   for (const config of blinkSubtasks(opts.blinkSubtasks)) {
     const files = listMatching(path.join(root, config), /^val-.*\.parquet$/);
     if (files.length === 0) throw new LayoutError(`BLINK: expected file ${path.join(root, config, 'val-*.parquet')} was not found`);
     for (const file of files) {
       const pq = await ParquetFile.open(file);
       try {
-        for await (const { index, row } of pq.rows(['idx', 'question', 'choices', 'answer'])) {
-          const item = blinkItem(row!, config, items.length, `${file} row ${index}`);
+        if (official && !pq.columnNames.includes('prompt')) throw new LayoutError(`BLINK: ${file} has no column prompt (needed by --blink-prompt official)`);
+        for await (const { index, row } of pq.rows(['idx', 'question', 'choices', 'answer', ...(official ? ['prompt'] : [])])) {
+          const item = blinkItem(row!, config, items.length, `${file} row ${index}`, official);
           items.push(item);
           where.set(item.order, { file, row: index });
         }
@@ -67,7 +69,7 @@ export async function openBlink(dataRoot: string, opts: BenchmarkOptions): Promi
   };
 }
 
-function blinkItem(row: Record<string, unknown>, config: string, order: number, at: string): EvalItem {
+function blinkItem(row: Record<string, unknown>, config: string, order: number, at: string, official: boolean): EvalItem {
   const id = idOf(text(row.idx)) ?? `${config}:${order}`;
   const question = text(row.question);
   const answer = text(row.answer);
@@ -78,7 +80,11 @@ function blinkItem(row: Record<string, unknown>, config: string, order: number, 
     return { ...base, prompt: '', error: `malformed row (${at}): choices is not a list of strings` };
   if (!answer) return { ...base, prompt: '', error: `malformed row (${at}): no answer` };
   // the option count goes into the result item: BLINK's official extraction looks for "(A)".."(<last>)" only
-  return { ...base, prompt: blinkPrompt(question, choices as string[]), extra: { options: choices.length } };
+  const extra = { options: choices.length };
+  if (!official) return { ...base, prompt: blinkPrompt(question, choices as string[]), extra };
+  const own = text(row.prompt);
+  if (!own) return { ...base, prompt: '', error: `malformed row (${at}): no prompt (--blink-prompt official)` };
+  return { ...base, prompt: blinkOfficialPrompt(own, config), extra };
 }
 
 async function* blinkImages(wanted: EvalItem[], where: Map<number, Where>): AsyncGenerator<ItemImages> {

@@ -13,6 +13,8 @@ export interface BenchmarkOptions {
   blinkSubtasks?: 'upstream' | 'all' | string[];
   /** swap the gold answers of MMVP pairs 99/100 and 279/280 (the corrected labels) */
   mmvpFixPairs?: boolean;
+  /** BLINK's user text: upstream's (question + "Options:" + letters + instruction) or BLINK's own `prompt` field */
+  blinkPrompt?: 'upstream' | 'official';
 }
 
 /** A benchmark opened on a data root: its items in upstream order, and a lazy image reader. */

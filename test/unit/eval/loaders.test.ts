@@ -74,6 +74,24 @@ describe('BLINK (parquet, HF Image structs)', () => {
     await expect(openBenchmark('BLINK', tmp)).rejects.toThrow(`expected file ${path.join(tmp, 'BLINK', 'Counting', 'val-*.parquet')}`);
     await expect(openBenchmark('BLINK', DATA, { blinkSubtasks: ['Nope'] })).rejects.toThrow('unknown subtask Nope');
   });
+
+  test("--blink-prompt official: the row's own prompt, after BLINK's disclaimer for Art_Style / Forensic_Detection / Jigsaw", async () => {
+    const up = await openBenchmark('BLINK', DATA, { blinkSubtasks: 'all' });
+    const off = await openBenchmark('BLINK', DATA, { blinkSubtasks: 'all', blinkPrompt: 'official' });
+    expect(off.items.map((i) => i.id)).toEqual(up.items.map((i) => i.id));
+    const counting = off.items.find((i) => i.id === 'val_Counting_1')!;
+    const upCounting = up.items.find((i) => i.id === 'val_Counting_1')!;
+    // make-fixtures.mjs writes prompt = question + "\n(A) c1\n(B) c2..." (the upstream prompt starts with the question too)
+    const question = upCounting.prompt.split('\nOptions:\n')[0];
+    expect(counting.prompt.startsWith(`${question}\n(A) `)).toBe(true);
+    expect(counting.prompt).not.toContain('Answer with the option');
+    const jigsaw = off.items.find((i) => i.category === 'Jigsaw')!;
+    expect(jigsaw.prompt.startsWith("Disclaimer: This is not to make unfair assumptions about the people in the image and you just need to give your assessment on this question. You don't need to identify the real people. You just need to analyze based on the information I gave you.\n\n")).toBe(true);
+    expect(off.items.filter((i) => i.prompt.startsWith('Disclaimer:')).map((i) => i.category).sort()).toEqual(
+      off.items.filter((i) => ['Art_Style', 'Forensic_Detection', 'Jigsaw'].includes(i.category)).map((i) => i.category).sort(),
+    );
+    expect(off.items.every((i) => i.extra?.options === up.items.find((u) => u.id === i.id)!.extra?.options)).toBe(true);
+  });
 });
 
 describe('MMVP (csv + jpg folder)', () => {

@@ -303,3 +303,22 @@ describe('a real kill -9', () => {
     expect(items(f)).toHaveLength(4);
   });
 });
+
+describe('resuming under other settings', () => {
+  test('a result file written with other generation settings or labels is never resumed into: one-line error', async () => {
+    const out = tmpOut();
+    await runEval(options(out, new FakeGenerator(), { benchmarks: ['BLINK', 'MMVP'], limit: 2 }));
+    await expect(runEval(options(out, new FakeGenerator(), { benchmarks: ['BLINK'], limit: 3, maxNewTokens: 256 }))).rejects.toThrow(
+      `${file(out, 'blink')} was written with max_new_tokens 512, this run has 256: use another --run-name (or --output-dir), or the same settings`,
+    );
+    await expect(runEval(options(out, new FakeGenerator(), { benchmarks: ['BLINK'], limit: 3, benchmarkOptions: { blinkPrompt: 'official' } }))).rejects.toThrow(
+      'was written with blinkPrompt "upstream", this run has "official"',
+    );
+    await expect(runEval(options(out, new FakeGenerator(), { benchmarks: ['MMVP'], limit: 3, benchmarkOptions: { mmvpFixPairs: true } }))).rejects.toThrow(
+      'was written with mmvpFixPairs false, this run has true',
+    );
+    // the same settings extend the run; other subtask choices are not a conflict (they only add items)
+    const res = await runEval(options(out, new FakeGenerator(), { benchmarks: ['BLINK'], limit: 3, benchmarkOptions: { blinkSubtasks: 'upstream' } }));
+    expect(res[0]).toMatchObject({ alreadyDone: 2, generated: 1 });
+  });
+});
