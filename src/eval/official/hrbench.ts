@@ -2,12 +2,16 @@
 // evaluate -> multiple_choice.py mcq_vanilla_eval -> eval_vanilla -> extract_answer_from_item, which calls
 // `can_infer(prediction, choices)` (vlmeval/utils/matching_util.py) and, only when that returns False, the LLM
 // judge (`exact_matching` mode: 'Z', i.e. wrong). The hit is `opt == answer`, an exact letter compare.
-// Re-implemented from reading those files (docs/benchmarks.md §3.4, §4); the revision reproduced is the newest
-// read (matching_util.py as of open-compass/VLMEvalKit d21c5e96, through a verbatim third-party copy; the
-// older revisions differ as noted at each step):
+// Re-implemented from reading those files (docs/benchmarks.md §3.4, §4). The revision reproduced is the newest
+// read: matching_util.py as of open-compass/VLMEvalKit d21c5e96 (after PR #1552, merged 2026-05, which added
+// step f; read through a third-party copy that names that commit), multiple_choice.py as stored at 895762d3 and
+// in its newest stored form. Older revisions differ as noted at each step: 18fc37a5 (2024-era, what the HR-Bench
+// leaderboard was scored with) has no position test in d and no length limit in g; 134b4ea6 (PR #1175, 2025-07)
+// added both, with the comparison in d reversed (`<`), later turned into the "near the end" test below.
 //
 // before can_infer: ImageMCQDataset.evaluate reads the prediction file back with pandas and applies str(): an
-//   empty prediction cell is NaN there and becomes the text "nan" (reproduced); no strip, no other cleaning.
+//   empty prediction cell is NaN there and becomes the text "nan" (reproduced). pandas' other NA spellings
+//   ("NA", "None", "null", ...) depend on its version and are not mapped. No strip, no other cleaning.
 // can_infer_option(answer, choices):
 //   a. "Failed to obtain answer via API" in answer -> False (the text rule still runs).
 //   b. any of four refusal sentences in answer (e.g. "Cannot determine the answer") -> 'Z' (decided, wrong).
@@ -79,7 +83,7 @@ function optionsOf(item: ScorableItem): Record<string, string> | undefined {
   const o = item.options;
   if (!o || typeof o !== 'object' || Array.isArray(o)) return undefined;
   const entries = Object.entries(o as Record<string, unknown>);
-  if (entries.length === 0 || !entries.every(([k, v]) => /^[A-Z]$/.test(k) && typeof v === 'string')) return undefined;
+  if (!entries.every(([k, v]) => /^[A-Z]$/.test(k) && typeof v === 'string')) return undefined;
   return Object.fromEntries(entries) as Record<string, string>;
 }
 
@@ -96,6 +100,8 @@ export const hrbenchOfficial: OfficialExtractor = (response: string, item: Scora
     const got = canInferOption(answer, HRBENCH_LETTERS);
     return got ? { letter: got, undecided: false } : { letter: null, undecided: true };
   }
+  // no option at all: newer VLMEvalKit hands such rows to an LLM extractor, never to can_infer
+  if (Object.keys(options).length === 0) return { letter: null, undecided: true };
   const got = canInfer(answer, options);
   return got ? { letter: got, undecided: false } : { letter: null, undecided: true };
 };

@@ -83,6 +83,10 @@ describe('HR-Bench official rule (VLMEvalKit can_infer, judge fallback)', () => 
     expect(read('the answer is D', item)).toEqual({ letter: null, undecided: true }); // [is] D is no choice
   });
 
+  test('an item with no option at all goes to the judge (VLMEvalKit\'s LLM extractor path)', () => {
+    expect(read('B', { ...ITEM, options: {} })).toEqual({ letter: null, undecided: true });
+  });
+
   test('result files without options: the letter part alone, undecided where the text part was needed', () => {
     expect(read('B', OLD_ITEM)).toEqual({ letter: 'B', undecided: false }); // [one]
     expect(read('Cannot determine the answer', OLD_ITEM)).toEqual({ letter: 'Z', undecided: false }); // [refuse]
