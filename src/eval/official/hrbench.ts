@@ -5,9 +5,10 @@
 // Re-implemented from reading those files (docs/benchmarks.md §3.4, §4). The revision reproduced is the newest
 // read: matching_util.py as of open-compass/VLMEvalKit d21c5e96 (after PR #1552, merged 2026-05, which added
 // step f; read through a third-party copy that names that commit), multiple_choice.py as stored at 895762d3 and
-// in its newest stored form. Older revisions differ as noted at each step: 18fc37a5 (2024-era, what the HR-Bench
-// leaderboard was scored with) has no position test in d and no length limit in g; 134b4ea6 (PR #1175, 2025-07)
-// added both, with the comparison in d reversed (`<`), later turned into the "near the end" test below.
+// in its newest stored form. Older revisions differ as noted at each step: 18fc37a5 has no position test in d
+// and no length limit in g (apparently the rule before PR #1175, 2025-07, "Improve can_infer_option and
+// can_infer_text"); 134b4ea6 has both, with the comparison in d reversed (`<`, which refuses a bare "B"); the
+// "near the end" test below is what PR #1552 describes as the current heuristic.
 //
 // before can_infer: ImageMCQDataset.evaluate reads the prediction file back with pandas and applies str(): an
 //   empty prediction cell is NaN there and becomes the text "nan" (reproduced). pandas' other NA spellings
