@@ -12,6 +12,9 @@
 //   [long]    can_infer_text: the lower-cased answer is longer than twice the summed option lengths -> False
 //   [text]    exactly one option text (lower case) is a substring of the lower-cased answer
 //   [judge]   everything False -> the judge: undecided
+import * as path from 'path';
+
+import { openBenchmark } from '../../../src/eval/benchmarks';
 import { canInfer, canInferOption, canInferText, hrbenchOfficial } from '../../../src/eval/official/hrbench';
 import type { ScorableItem } from '../../../src/eval/types';
 
@@ -100,5 +103,14 @@ describe('HR-Bench official rule (VLMEvalKit can_infer, judge fallback)', () => 
     expect(canInferText('BLUE sky', OPTIONS)).toBe('B'); // both sides lower-cased
     expect(canInferText('x'.repeat(37), OPTIONS)).toBe(false); // [long]
     expect(canInfer('B', OPTIONS)).toBe('B');
+  });
+
+  test('loader to rule: the option texts the .tsv loader keeps reach the rule as a result item carries them', async () => {
+    const b = await openBenchmark('HRBench4K', path.join(__dirname, '..', '..', 'fixtures', 'eval', 'data-alt'));
+    // a result item spreads the loader's extras at top level (runner.ts); options 12 / 47 / 88 / 90
+    const first: ScorableItem = { id: b.items[0].id, label: b.items[0].label, ...b.items[0].extra };
+    expect(read('It is 88', first)).toEqual({ letter: 'C', undecided: false }); // [text]
+    expect(read('8', first)).toEqual({ letter: null, undecided: true }); // [text] "8" contains no whole option text
+    await b.close();
   });
 });

@@ -3,6 +3,9 @@
 // names the branch it goes through: [strip] s.strip(), [prefix] deletion of the answer prefixes, [words] more than
 // 10 words and no [ABCDE] -> "", [regex] first [ABCDE] (case-sensitive), [choice] first choice containing
 // s.lower() -> its second character, [none] nothing -> "".
+import * as path from 'path';
+
+import { openBenchmark } from '../../../src/eval/benchmarks';
 import { MME_ANSWER_PREFIXES, mmeRealWorldOfficial } from '../../../src/eval/official/mme-realworld';
 import type { ScorableItem } from '../../../src/eval/types';
 
@@ -90,5 +93,15 @@ describe('MME-RealWorld official rule (eval_your_results.py extract_characters_r
       'Best answer:Best option:',
     ]);
     expect(read('The best option isThe correct option is B')).toEqual({ letter: 'B', undecided: false }); // [prefix] the glued text is deleted
+  });
+
+  test('loader to rule: the choices the loader keeps reach the rule as a result item carries them', async () => {
+    const b = await openBenchmark('MME-RealWorld-Lite', path.join(__dirname, '..', '..', 'fixtures', 'eval', 'data-alt'));
+    // a result item spreads the loader's extras at top level (runner.ts)
+    const asResult = (i: number): ScorableItem => ({ id: b.items[i].id, label: b.items[i].label, ...b.items[i].extra });
+    expect(read('walking', asResult(1))).toEqual({ letter: 'A', undecided: false }); // [choice] "(a) walking"
+    expect(read('go straight', asResult(2))).toEqual({ letter: 'D', undecided: false }); // [choice]
+    expect(read('6', asResult(3))).toEqual({ letter: 'C', undecided: false }); // [choice] "(c) 6"
+    await b.close();
   });
 });
