@@ -49,10 +49,20 @@ function hrItem(row: Record<string, unknown>, order: number, at: string, hasCycl
     label: answer.slice(0, 1).toUpperCase(),
     category: text(row.category) ?? 'Unknown',
   };
-  if (hasCycle) item.extra = { cycle_category: text(row.cycle_category) ?? '' };
+  const options = { A: text(row.A), B: text(row.B), C: text(row.C), D: text(row.D) };
+  // the non-empty option texts travel into the result file: VLMEvalKit's can_infer_text (the official
+  // HR-Bench rule, src/eval/official/hrbench.ts) matches responses against them
+  item.extra = { ...(hasCycle ? { cycle_category: text(row.cycle_category) ?? '' } : {}), options: nonEmptyOptions(options) };
   if (question === undefined || !item.label) item.error = `malformed row (${at}): needs question and answer`;
-  else item.prompt = hrbenchPrompt(question, { A: text(row.A), B: text(row.B), C: text(row.C), D: text(row.D) });
+  else item.prompt = hrbenchPrompt(question, options);
   return item;
+}
+
+/** The options the prompt shows (empty cells left out, as VLMEvalKit's build_choices drops NaN cells). */
+function nonEmptyOptions(options: Record<'A' | 'B' | 'C' | 'D', string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(options)) if (v !== undefined && v !== '') out[k] = v;
+  return out;
 }
 
 async function openParquet(file: string, key: BenchmarkKey): Promise<OpenBenchmark> {

@@ -84,6 +84,9 @@ function build(
       item.error = `malformed record ${order} in ${source}: needs Text, Image, Answer choices and Ground truth`;
     else {
       item.prompt = mmeRealWorldPrompt(t, choices as string[]);
+      // the official scorer (eval_your_results.py) maps a short letter-less response to the first choice
+      // string containing it and reads that choice's second character: src/eval/official/mme-realworld.ts
+      item.extra = { ...item.extra, choices: choices as string[] };
       imageOf.set(order, img);
     }
     items.push(item);

@@ -154,6 +154,8 @@ describe.each([
     expect(b.items.map((i) => i.label).join('')).toBe('BADC');
     expect(b.items.map((i) => i.category)).toEqual(['single', 'single', 'cross', 'cross']);
     expect(b.items.map((i) => i.extra?.cycle_category)).toEqual(['cycle_0', 'cycle_1', 'cycle_0', 'cycle_1']);
+    // the option texts travel to the result file for the official rule (VLMEvalKit can_infer_text)
+    expect(b.items[0].extra?.options).toEqual({ A: '12', B: '47', C: '88', D: '90' });
     expect(b.items[0].prompt).toBe(`[4K] What is the number on the bus?\nOptions:\nA. 12\nB. 47\nC. 88\nD. 90${I}`);
     const imgs = await collect(b, [b.items[0], b.items[3]]);
     expect(imgs.map((x) => x.item.id)).toEqual([0, 3]);
@@ -174,6 +176,7 @@ describe('HR-Bench .tsv variant and errors', () => {
     const b = await openBenchmark('HRBench4K', ALT);
     expect(b.items).toHaveLength(4);
     expect(b.items[0].prompt).toBe(`[4K] What is the number on the bus?\nwith a second line\tand a tab\nOptions:\nA. 12\nB. 47\nC. 88\nD. 90${I}`);
+    expect(b.items[0].extra?.options).toEqual({ A: '12', B: '47', C: '88', D: '90' });
     const imgs = await collect(b, [b.items[1]]);
     expect(bytesOf(imagesOf(imgs[0])[0]).subarray(0, 4).equals(PNG_MAGIC)).toBe(true);
   });
@@ -187,6 +190,7 @@ describe('HR-Bench .tsv variant and errors', () => {
     );
     const b = await openBenchmark('HRBench4K', tmp);
     expect(b.items[0].prompt).toBe(`Q?\nOptions:\nA. x\nB. y${I}`);
+    expect(b.items[0].extra).toEqual({ cycle_category: 'c0', options: { A: 'x', B: 'y' } }); // like the prompt, no empty options
     expect(b.items[0].label).toBe('B');
     const imgs = await collect(b);
     expect(imgs[0]).toEqual({ item: b.items[0], error: 'image cell is not valid base64' });
@@ -213,7 +217,12 @@ describe.each([
     ]);
     expect(b.items.map((i) => i.label).join('')).toBe('ACDE');
     expect(b.items.map((i) => i.category)).toEqual(['Remote Sensing', 'Autonomous_Driving', 'Autonomous_Driving', 'Monitoring']);
-    expect(b.items[3].extra).toEqual({ task: 'Reasoning', subtask: 'Monitoring' });
+    // the choices travel to the result file for the official rule (eval_your_results.py)
+    expect(b.items[3].extra).toEqual({
+      task: 'Reasoning',
+      subtask: 'Monitoring',
+      choices: ['(A) 2', '(B) 4', '(C) 6', '(D) 8', "(E) This image doesn't feature people."],
+    });
     expect(b.items[0].prompt).toBe(
       `Where is the red car?\nOptions:\n(A) top left\n(B) top right\n(C) bottom left\n(D) bottom right\n(E) This image doesn't feature the position.${I}`,
     );
