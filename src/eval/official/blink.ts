@@ -10,6 +10,7 @@
 // deterministic part reproduces every non-judged prediction of BLINK's published GPT-4o val outputs (1,636 of
 // 1,901 items; test/unit/eval/blink_official.test.ts); the other 265 went to the judge.
 import type { ScorableItem } from '../types';
+import { pySplit } from './python-str';
 import type { OfficialAnswer, OfficialExtractor } from './types';
 
 /**
@@ -24,13 +25,6 @@ export const BLINK_OPTION_COUNTS: Readonly<Record<string, number>> = {
 
 const LETTERS = ['A', 'B', 'C', 'D', 'E'];
 const PAREN = LETTERS.map((l) => `(${l})`);
-
-/** Python's str.split() with no argument: runs of Unicode whitespace (str.isspace), empty pieces dropped. */
-// eslint-disable-next-line no-control-regex
-const PY_WHITESPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
-export function pySplit(s: string): string[] {
-  return s.split(PY_WHITESPACE).filter((w) => w !== '');
-}
 
 /** analyze_answer's deterministic part for a question with `optionCount` options. */
 export function blinkAnalyzeAnswer(response: string, optionCount: number): OfficialAnswer {

@@ -6,9 +6,13 @@
 //   2. else the --judge policy: `strict` (default) reads the answer with our strict rule (bare letter, "(X)",
 //      "X.", "answer is X"), `none` scores the item wrong (the judge's "(Z) failed").
 // Every run reports how many items each way settled, so a number that leans on a stand-in is never silent.
+// The rules read the response without <|...|> special tokens: the official pipelines decode with
+// skip_special_tokens=True (VLMEvalKit's Qwen2-VL wrapper), while our stored text keeps them for the upstream rules.
 import { extractStrict } from '../extract';
 import type { BenchmarkKey, ScorableItem } from '../types';
 import { blinkOfficial } from './blink';
+import { hrbenchOfficial } from './hrbench';
+import { mmeRealWorldOfficial } from './mme-realworld';
 import type { OfficialAnswer, OfficialExtractor } from './types';
 
 export type JudgePolicy = 'strict' | 'none';
@@ -20,6 +24,9 @@ export interface OfficialRule {
   doc: string;
   extract: OfficialExtractor;
 }
+
+const HRBENCH_DOC =
+  "VLMEvalKit can_infer (HR-Bench's official scoring, mcq_vanilla_eval): one option letter among the last tokens after punctuation is blanked, or 'answer is X', else exactly one option text inside the answer; otherwise VLMEvalKit's LLM judge decides (undecided here)";
 
 const strictRule: OfficialExtractor = (response) => ({ letter: extractStrict(response), undecided: false });
 
@@ -39,10 +46,16 @@ export const OFFICIAL_RULES: Record<BenchmarkKey, OfficialRule> = {
     doc: 'strict (V*\'s official evaluation ranks option likelihoods, not generated letters; the strict letter rule stands in)',
     extract: strictRule,
   },
-  HRBench4K: { name: 'strict', doc: 'strict', extract: strictRule },
-  HRBench8K: { name: 'strict', doc: 'strict', extract: strictRule },
-  'MME-RealWorld-Lite': { name: 'strict', doc: 'strict', extract: strictRule },
+  HRBench4K: { name: 'vlmevalkit', doc: HRBENCH_DOC, extract: hrbenchOfficial },
+  HRBench8K: { name: 'vlmevalkit', doc: HRBENCH_DOC, extract: hrbenchOfficial },
+  'MME-RealWorld-Lite': {
+    name: 'mme-realworld',
+    doc: 'MME-RealWorld eval_your_results.py: answer prefixes removed, > 10 words without A-E = no answer, else the first [ABCDE] (case-sensitive), else the option whose text contains the response; never a judge',
+    extract: mmeRealWorldOfficial,
+  },
 };
+
+const SPECIAL_TOKEN = /<\|[^<>|]*\|>/g;
 
 /** How an item's official verdict was reached. */
 export type Settled = 'rule' | 'recorded' | 'stand_in' | 'failed';
@@ -67,7 +80,7 @@ function recordedLetter(v: unknown): string | null | undefined {
 
 /** The official verdict on one response. `label` is the gold letter (upper case). */
 export function officialVerdict(bench: BenchmarkKey, response: string, item: ScorableItem, label: string, judge: JudgePolicy): OfficialVerdict {
-  const ans = OFFICIAL_RULES[bench].extract(response, item);
+  const ans = OFFICIAL_RULES[bench].extract(response.replace(SPECIAL_TOKEN, ''), item);
   const recorded = recordedLetter(item.official_prediction);
   if (!ans.undecided) {
     const verdict: OfficialVerdict = { ...ans, correct: ans.letter !== null && ans.letter === label, settled: 'rule' };
