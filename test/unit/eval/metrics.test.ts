@@ -97,3 +97,33 @@ test('an empty run has null accuracies, not NaN', () => {
   const s = scoreRun('BLINK', [err('x', 'A')]);
   expect(s).toMatchObject({ n: 0, errors: 1, accuracy_upstream: null, accuracy_official: null });
 });
+
+describe('official scoring uses each benchmark\'s own rule (src/eval/official)', () => {
+  const withExtra = (id: string, label: string, prediction: string, extra: Record<string, unknown>): ScorableItem => ({ id, label, prediction: [prediction], ...extra });
+
+  test('MME-RealWorld: eval_your_results.py, quirks included; never a judge', () => {
+    const choices = ['(A) red', '(B) blue', '(C) green', '(D) white', '(E) none'];
+    const s = scoreRun('MME-RealWorld-Lite', [
+      withExtra('perception/x/1', 'C', 'Best answer: C', { task: 'Perception', choices }), // the B of "Best" (missing comma in the prefix list): wrong; strict: no answer
+      withExtra('perception/x/2', 'C', 'The best answer is C', { task: 'Perception', choices }), // prefix removed -> C: right
+      withExtra('perception/x/3', 'B', '<|lvr_start|><|lvr|><|lvr_end|><answer> B </answer>', { task: 'Perception', choices }), // special tokens dropped -> B
+    ]);
+    expect(s.accuracy_official).toBeCloseTo(200 / 3, 10);
+    expect(s.official).toMatchObject({ extraction: 'mme-realworld', judge: { undecided: 0 } });
+  });
+
+  test('HR-Bench: VLMEvalKit can_infer; an undecided item is settled by the judge policy and counted', () => {
+    const options = { A: 'the left door', B: 'the right door' };
+    const items = [
+      withExtra('1', 'B', 'B', { cycle_category: 'c0', category: 'single', options }), // letter: right
+      withExtra('2', 'A', 'I think it is the left door.', { cycle_category: 'c0', category: 'single', options }), // option text: right
+      withExtra('3', 'B', 'The answer is B because of the sign', { cycle_category: 'c1', category: 'cross', options }), // "answer is B": right
+      withExtra('4', 'A', 'Both the left door and the right door are open', { cycle_category: 'c1', category: 'cross', options }), // two texts: judge
+    ];
+    const strict = scoreRun('HRBench4K', items);
+    expect(strict.official).toMatchObject({ extraction: 'vlmevalkit', judge: { policy: 'strict', undecided: 1, stand_in: 1 } });
+    expect(strict.accuracy_official).toBeCloseTo((100 + 50) / 2, 10); // c0 2/2, c1 1/2 (the stand-in reads nothing)
+    const none = scoreRun('HRBench4K', items, { judge: 'none' });
+    expect(none.official.judge).toMatchObject({ undecided: 1, failed: 1 });
+  });
+});
