@@ -2,9 +2,9 @@
 // of IDEA-Research/V-Reflection@04f3ca3 evaluation/results/...; provenance in that folder's README).
 //
 // The reference is what upstream wrote, not our code: the summary object at the head of each baseline file (counts
-// per category and overall). The checkpoint files carry no summary; their expected counts come from a separate
-// Python recount of the items with upstream's own accuracy_reward as it reads at that commit, cross-checked by hand
-// on the MMVP pairs.
+// per category and overall). The checkpoint files carry no summary. Their expected counts, the MMVP pairs and the
+// BLINK judge counts come from a separate Python recount of the items (upstream's accuracy_reward as it reads at
+// that commit, BLINK's analyze_answer, the pair rule), written apart from this code base.
 //
 // Which extraction rule produced upstream's summaries (docs/benchmarks.md §2.5 / A8)? What these files show:
 //   - At 04f3ca3 the only writer of this summary shape is evaluation/calculate_accuracy_by_category.py. It uses
@@ -14,7 +14,7 @@
 //     rule. The regex accuracy_reward ("first [ABCDE], case-insensitive") that our `upstream` rule reproduces is
 //     in a later version of evaluation.py.
 //   - The numbers cannot tell the rules apart. Every answer here is a clean letter ("B<|im_end|>", "B.<|im_end|>",
-//     or "<answer> B </answer>"), so upstream, upstream_summary, upstream_shell and strict agree on all 2,376
+//     or "<answer> B </answer>"), so upstream, upstream_summary, upstream_shell and strict agree on all 2,676
 //     items. The summaries are therefore reproduced exactly (every count) by ALL THREE upstream rules. The last
 //     test asserts that the rules agree, so that a later fixture which does split them is noticed.
 //   - Percentages: upstream computes correct / total * 100 and metrics.ts computes 100 * correct / total. Four of
@@ -41,6 +41,7 @@ const FILES = {
   blinkCk: file('blink', CHECKPOINT, 'steps008.json'),
   mmvpBase: file('MMVP', BASELINE, 'steps004.json'),
   mmvpCk: file('MMVP', CHECKPOINT, 'steps008.json'),
+  mmvpCk4: file('MMVP', CHECKPOINT, 'steps004.json'),
   vstarBase: file('vstar_bench', BASELINE, 'steps004.json'),
   vstarCk: file('vstar_bench', CHECKPOINT, 'steps008.json'),
 };
@@ -51,6 +52,7 @@ const UPSTREAM_CHARS: Record<keyof typeof FILES, number> = {
   blinkCk: 233471,
   mmvpBase: 26753,
   mmvpCk: 84098,
+  mmvpCk4: 62546,
   vstarBase: 24531,
   vstarCk: 62887,
 };
@@ -79,8 +81,17 @@ function tallyByRule(f: string, rule: RuleName): Record<string, { total: number;
   return out;
 }
 
-const { table, warnings } = scorePath(RESULTS);
-const score = (bench: 'BLINK' | 'MMVP' | 'VSTAR', run: 'step4' | 'step8') => table[bench]![run];
+const BENCH_DIR = { BLINK: 'blink', MMVP: 'MMVP', VSTAR: 'vstar_bench' } as const;
+type Bench = keyof typeof BENCH_DIR;
+
+/** eval score on one run folder (baseline: its steps004.json; checkpoint: steps008.json, or steps004.json). */
+function scoreRunFolder(bench: Bench, folder: string, opts = {}) {
+  const out = scorePath(path.join(RESULTS, BENCH_DIR[bench], 'decoding_by_steps', folder), undefined, opts);
+  if (out.warnings.length) throw new Error(`unexpected warnings: ${out.warnings.join('; ')}`);
+  return out.table[bench]!;
+}
+const baseline = (bench: Bench) => scoreRunFolder(bench, BASELINE).step4;
+const checkpoint = (bench: Bench) => scoreRunFolder(bench, CHECKPOINT).step8;
 
 test('the copies are whole: upstream lengths, ASCII, JSON, item counts', () => {
   for (const [key, f] of Object.entries(FILES) as [keyof typeof FILES, string][]) {
@@ -92,30 +103,32 @@ test('the copies are whole: upstream lengths, ASCII, JSON, item counts', () => {
   expect(readResultItems(FILES.blinkCk).items).toHaveLength(697);
   expect(readResultItems(FILES.mmvpBase).items).toHaveLength(300);
   expect(readResultItems(FILES.mmvpCk).items).toHaveLength(300);
+  expect(readResultItems(FILES.mmvpCk4).items).toHaveLength(300);
   expect(readResultItems(FILES.vstarBase).items).toHaveLength(191);
   expect(readResultItems(FILES.vstarCk).items).toHaveLength(191);
   // only the baseline files carry a summary (written by calculate_accuracy_by_category.py)
   expect(readResultItems(FILES.mmvpCk).summary).toBeNull();
+  expect(readResultItems(FILES.mmvpCk4).summary).toBeNull();
   expect(readResultItems(FILES.vstarCk).summary).toBeNull();
   expect(readResultItems(FILES.blinkCk).summary).toBeNull();
 });
 
-test('eval score finds the six files in upstream\'s own tree: benchmark from the folders, run from steps<SSS>', () => {
-  const found = findResultFiles(RESULTS).files.map((f) => [f.bench, f.run, path.basename(path.dirname(f.file))]);
-  expect(found.sort()).toEqual(
-    [
-      ['BLINK', 'step4', BASELINE],
-      ['BLINK', 'step8', CHECKPOINT],
-      ['MMVP', 'step4', BASELINE],
-      ['MMVP', 'step8', CHECKPOINT],
-      ['VSTAR', 'step4', BASELINE],
-      ['VSTAR', 'step8', CHECKPOINT],
-    ].sort(),
-  );
-  // The run key ignores the run folder: the baseline's steps004.json and a checkpoint's steps004.json would
-  // both be "step4" and collide (one-line error). Only one file per (benchmark, steps) is copied here.
-  expect(warnings).toEqual([]);
-  for (const bench of ['BLINK', 'MMVP', 'VSTAR'] as const) for (const run of ['step4', 'step8'] as const) expect(score(bench, run).errors).toBe(0);
+test('upstream\'s own tree: benchmark from the folders, run key from steps<SSS>; one step count in two run folders collides', () => {
+  // The run key is step<S> from the file name alone; the run folder (baseline or checkpoint) is not part of it.
+  // Upstream's tree holds a steps004.json in many run folders, so pointing eval score at evaluation/results
+  // stops with the one-line collision error. Each run folder has to be scored on its own (as below). If score.ts
+  // starts keying runs by their folder, replace this assertion with the per-run table.
+  const [first, second] = [FILES.mmvpBase, FILES.mmvpCk4].sort();
+  expect(() => findResultFiles(RESULTS)).toThrow(`two result files for MMVP step4: ${first} and ${second}; score them separately`);
+  for (const bench of ['BLINK', 'VSTAR'] as const) {
+    const found = findResultFiles(path.join(RESULTS, BENCH_DIR[bench])).files.map((f) => [f.bench, f.run, path.basename(path.dirname(f.file))]);
+    expect(found.sort()).toEqual([[bench, 'step4', BASELINE], [bench, 'step8', CHECKPOINT]]);
+  }
+  expect(Object.keys(scoreRunFolder('MMVP', CHECKPOINT)).sort()).toEqual(['step4', 'step8']);
+  for (const bench of ['BLINK', 'MMVP', 'VSTAR'] as const) {
+    expect(baseline(bench).errors).toBe(0);
+    expect(checkpoint(bench).errors).toBe(0);
+  }
 });
 
 describe.each([
@@ -125,7 +138,7 @@ describe.each([
 ] as const)('%s baseline: the summary upstream wrote into the file head', (bench, key) => {
   const f = FILES[key];
   const summary = summaryOf(f);
-  const ours = score(bench, 'step4');
+  const ours = baseline(bench);
 
   test('overall and per-category counts of our upstream metric equal upstream\'s', () => {
     expect(ours.upstream.total).toBe(summary.overall_total);
@@ -160,47 +173,49 @@ test('the summaries themselves (numbers as published)', () => {
 });
 
 test('checkpoint runs (no summary in the files): upstream counts from an independent recount', () => {
-  const counts = (bench: 'BLINK' | 'MMVP' | 'VSTAR') =>
-    Object.fromEntries(Object.entries(score(bench, 'step8').upstream.by_category).map(([c, t]) => [c, [t.correct, t.total]]));
-  expect(counts('BLINK')).toEqual({ Counting: [84, 120], IQ_Test: [37, 150], Jigsaw: [78, 150], Relative_Reflectance: [57, 134], Spatial_Relation: [124, 143] });
-  expect(score('BLINK', 'step8').upstream).toMatchObject({ correct: 380, total: 697 });
-  expect(counts('MMVP')).toEqual({ Unknown: [202, 300] });
-  expect(counts('VSTAR')).toEqual({ direct_attributes: [95, 115], relative_position: [53, 76] });
+  const counts = (run: ReturnType<typeof checkpoint>) => Object.fromEntries(Object.entries(run.upstream.by_category).map(([c, t]) => [c, [t.correct, t.total]]));
+  expect(counts(checkpoint('BLINK'))).toEqual({ Counting: [84, 120], IQ_Test: [37, 150], Jigsaw: [78, 150], Relative_Reflectance: [57, 134], Spatial_Relation: [124, 143] });
+  expect(checkpoint('BLINK').upstream).toMatchObject({ correct: 380, total: 697 });
+  expect(counts(checkpoint('MMVP'))).toEqual({ Unknown: [202, 300] });
+  expect(counts(scoreRunFolder('MMVP', CHECKPOINT).step4)).toEqual({ Unknown: [204, 300] }); // 4 latent steps
+  expect(counts(checkpoint('VSTAR'))).toEqual({ direct_attributes: [95, 115], relative_position: [53, 76] });
 });
 
 test('official metrics, checkable from the items', () => {
   // MMVP pair accuracy: pair = (id-1) div 2, both questions right. Baseline: 199 questions right but only 52 of 150
   // pairs; checkpoint: 202 and 54. Every answer is a clean letter, so the strict stand-in reads them all.
-  expect(score('MMVP', 'step4').official.pairs).toEqual({ complete: 150, correct: 52, incomplete: 0 });
-  expect(score('MMVP', 'step4').accuracy_official!).toBeCloseTo((100 * 52) / 150, 10);
-  expect(score('MMVP', 'step8').official.pairs).toEqual({ complete: 150, correct: 54, incomplete: 0 });
-  expect(score('MMVP', 'step8').accuracy_official!).toBeCloseTo(36, 10);
+  expect(baseline('MMVP').official.pairs).toEqual({ complete: 150, correct: 52, incomplete: 0 });
+  expect(baseline('MMVP').accuracy_official!).toBeCloseTo((100 * 52) / 150, 10);
+  expect(checkpoint('MMVP').official.pairs).toEqual({ complete: 150, correct: 54, incomplete: 0 });
+  expect(checkpoint('MMVP').accuracy_official!).toBeCloseTo(36, 10);
+  expect(scoreRunFolder('MMVP', CHECKPOINT).step4.official.pairs).toEqual({ complete: 150, correct: 56, incomplete: 0 });
   // V*: micro accuracy, equal to the upstream numbers here
-  expect(score('VSTAR', 'step4').accuracy_official!).toBeCloseTo((100 * 150) / 191, 10);
-  expect(score('VSTAR', 'step8').accuracy_official!).toBeCloseTo((100 * 148) / 191, 10);
+  expect(baseline('VSTAR').accuracy_official!).toBeCloseTo((100 * 150) / 191, 10);
+  expect(checkpoint('VSTAR').accuracy_official!).toBeCloseTo((100 * 148) / 191, 10);
   // BLINK: macro mean over the 5 subtasks. Baseline per subtask = the upstream counts (80/120, 38/150, 79/150,
   // 54/134, 126/143).
-  expect(score('BLINK', 'step4').accuracy_official!).toBeCloseTo((100 * (80 / 120 + 38 / 150 + 79 / 150 + 54 / 134 + 126 / 143)) / 5, 10);
-  expect(score('BLINK', 'step8').accuracy_official!).toBeCloseTo((100 * (84 / 120 + 37 / 150 + 78 / 150 + 57 / 134 + 124 / 143)) / 5, 10);
+  expect(baseline('BLINK').accuracy_official!).toBeCloseTo((100 * (80 / 120 + 38 / 150 + 79 / 150 + 54 / 134 + 126 / 143)) / 5, 10);
+  expect(checkpoint('BLINK').accuracy_official!).toBeCloseTo((100 * (84 / 120 + 37 / 150 + 78 / 150 + 57 / 134 + 124 / 143)) / 5, 10);
 });
 
 test('BLINK judge counts: "X." (48 baseline answers) and every <answer> X </answer> answer go to the judge', () => {
   // analyze_answer accepts only "X" or "(X)" tokens. The baseline's 48 "A."-style answers (Jigsaw 19,
   // Relative_Reflectance 2, Spatial_Relation 27) and all 697 checkpoint answers would go to GPT-3.5 upstream.
   // Here the strict stand-in settles them (default --judge strict).
-  expect(score('BLINK', 'step4').official.judge).toEqual({ policy: 'strict', undecided: 48, recorded: 0, stand_in: 48, failed: 0 });
-  expect(score('BLINK', 'step8').official.judge).toEqual({ policy: 'strict', undecided: 697, recorded: 0, stand_in: 697, failed: 0 });
+  expect(baseline('BLINK').official.judge).toEqual({ policy: 'strict', undecided: 48, recorded: 0, stand_in: 48, failed: 0 });
+  expect(checkpoint('BLINK').official.judge).toEqual({ policy: 'strict', undecided: 697, recorded: 0, stand_in: 697, failed: 0 });
   // MMVP and V* have no judge in our official rules (strict letter rule stands in for their graders)
   for (const bench of ['MMVP', 'VSTAR'] as const)
-    for (const run of ['step4', 'step8'] as const) expect(score(bench, run).official.judge).toEqual({ policy: 'strict', undecided: 0, recorded: 0, stand_in: 0, failed: 0 });
+    for (const run of [baseline(bench), checkpoint(bench)]) expect(run.official.judge).toEqual({ policy: 'strict', undecided: 0, recorded: 0, stand_in: 0, failed: 0 });
   // --judge none scores the judged items wrong: baseline Jigsaw 73/150, RR 53/134, SR 106/143; checkpoint 0.
-  const none = scorePath(RESULTS, undefined, { judge: 'none' }).table.BLINK!;
-  expect(none.step4.official.judge).toMatchObject({ policy: 'none', undecided: 48, failed: 48 });
-  expect(none.step4.accuracy_official!).toBeCloseTo((100 * (80 / 120 + 38 / 150 + 73 / 150 + 53 / 134 + 106 / 143)) / 5, 10);
-  expect(none.step8.official.judge).toMatchObject({ policy: 'none', undecided: 697, failed: 697 });
-  expect(none.step8.accuracy_official).toBe(0);
+  const noneBase = scoreRunFolder('BLINK', BASELINE, { judge: 'none' }).step4;
+  const noneCk = scoreRunFolder('BLINK', CHECKPOINT, { judge: 'none' }).step8;
+  expect(noneBase.official.judge).toMatchObject({ policy: 'none', undecided: 48, failed: 48 });
+  expect(noneBase.accuracy_official!).toBeCloseTo((100 * (80 / 120 + 38 / 150 + 73 / 150 + 53 / 134 + 106 / 143)) / 5, 10);
+  expect(noneCk.official.judge).toMatchObject({ policy: 'none', undecided: 697, failed: 697 });
+  expect(noneCk.accuracy_official).toBe(0);
   // the upstream metric does not depend on the judge
-  expect(none.step4.accuracy_upstream).toBe(score('BLINK', 'step4').accuracy_upstream);
+  expect(noneBase.accuracy_upstream).toBe(baseline('BLINK').accuracy_upstream);
 });
 
 test('on these files every rule agrees on every item (so they cannot tell the upstream rules apart)', () => {
@@ -211,5 +226,5 @@ test('on these files every rule agrees on every item (so they cannot tell the up
       expect(new Set(RULES.map((r) => correct[r])).size).toBe(1);
       items++;
     }
-  expect(items).toBe(2 * (697 + 300 + 191));
+  expect(items).toBe(2 * (697 + 300 + 191) + 300);
 });
