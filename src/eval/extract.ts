@@ -7,11 +7,11 @@ export const RULES: readonly RuleName[] = ['upstream', 'upstream_summary', 'upst
 
 export const RULE_DOCS: Record<RuleName, string> = {
   upstream:
-    'upstream accuracy_reward: text after the last <answer> up to the first </answer (whole text if no tag or empty), then the first [ABCDE], case-insensitive ("The answer is B" scores E)',
+    'upstream accuracy_reward (release snapshot 282be47): text after the last <answer> up to the first </answer (whole text if no tag or empty), then the first [ABCDE], case-insensitive ("The answer is B" scores E)',
   upstream_summary:
     'upstream JSON-summary variant (calculate_and_add_accuracy_summary): as upstream but an empty <answer></answer> span stays empty (no fallback to the whole text)',
   upstream_shell:
-    'upstream shell summariser (evaluation_7b_stage2.sh): the <answer> span, its first whitespace token, its first character, compared exactly (case-sensitive)',
+    'upstream shell summariser (evaluation_7b_stage2.sh, calculate_accuracy_by_category.py; also accuracy_reward at upstream commit 04f3ca3, which wrote the result files upstream published): the <answer> span, its first whitespace token, its first character, compared exactly (case-sensitive)',
   strict:
     'strict: drop <|...|> tokens; inside of the last <answer>...</answer> (empty = no answer); else a bare letter "X", "(X)", "X."; else a leading "(X) text" / "X. text"; else the first "answer is X"; case-sensitive',
 };

@@ -81,6 +81,28 @@ export interface FindResult {
   warnings: string[];
 }
 
+/**
+ * Run keys come from file names (step8, baseline). When one benchmark's files lie in several run folders (ours:
+ * <run-name>/, upstream's: one folder per checkpoint), every run of that benchmark is named `<run folder>/<key>`:
+ * a whole results tree then scores as one table, and a row says which model it is. One folder per benchmark keeps
+ * the plain keys. Two files left with one name (one folder holding ck-1500-step8.json and steps008.json) are an
+ * error naming both.
+ */
+function qualifyCollidingRuns(found: FoundFile[]): FoundFile[] {
+  const folders = new Map<BenchmarkKey, Set<string>>();
+  for (const f of found) (folders.get(f.bench) ?? folders.set(f.bench, new Set()).get(f.bench)!).add(path.dirname(f.file));
+  const crowded = new Set([...folders].filter(([, dirs]) => dirs.size > 1).map(([bench]) => bench));
+  const out = found.map((f) => (crowded.has(f.bench) ? { ...f, run: `${path.basename(path.dirname(f.file))}/${f.run}` } : f));
+  const seen = new Map<string, string>();
+  for (const f of out) {
+    const key = `${f.bench}\u0000${f.run}`;
+    const other = seen.get(key);
+    if (other) throw new Error(`two result files for ${f.bench} ${f.run}: ${other} and ${f.file}; score them separately`);
+    seen.set(key, f.file);
+  }
+  return out;
+}
+
 /** Result files under root (a folder or one file); two files for one (benchmark, run) are an error naming both. */
 export function findResultFiles(root: string, benchOverride?: BenchmarkKey): FindResult {
   if (!fs.existsSync(root)) throw new Error(`no such file or folder: ${root}`);
@@ -91,6 +113,7 @@ export function findResultFiles(root: string, benchOverride?: BenchmarkKey): Fin
   const files: FoundFile[] = [];
   const seen = new Map<string, string>();
   const blinkSaved = new Map<string, string[]>(); // folder -> subtask files
+  const runFiles: FoundFile[] = [];
   for (const file of candidates.sort()) {
     const name = path.basename(file);
     if (/\.shard-\d+-of-\d+\.json$/.test(name) || /_process\d+\.json$/.test(name)) {
@@ -124,11 +147,12 @@ export function findResultFiles(root: string, benchOverride?: BenchmarkKey): Fin
       warnings.push(`cannot tell the benchmark of ${file} (no folder named like ${Object.values(BENCHMARKS).map((b) => b.outDir).join(', ')}); left out`);
       continue;
     }
-    const key = `${bench}\u0000${run}`;
-    const other = seen.get(key);
-    if (other) throw new Error(`two result files for ${bench} ${run}: ${other} and ${file}; score them separately`);
-    seen.set(key, file);
-    files.push({ file, bench, run });
+    runFiles.push({ file, bench, run });
+  }
+  for (const f of qualifyCollidingRuns(runFiles)) {
+    const key = `${f.bench}\u0000${f.run}`;
+    seen.set(key, f.file);
+    files.push(f);
   }
   for (const [dir, parts] of blinkSaved) {
     const run = path.basename(path.resolve(dir));

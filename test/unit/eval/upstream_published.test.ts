@@ -113,18 +113,25 @@ test('the copies are whole: upstream lengths, ASCII, JSON, item counts', () => {
   expect(readResultItems(FILES.blinkCk).summary).toBeNull();
 });
 
-test('upstream\'s own tree: benchmark from the folders, run key from steps<SSS>; one step count in two run folders collides', () => {
-  // The run key is step<S> from the file name alone; the run folder (baseline or checkpoint) is not part of it.
-  // Upstream's tree holds a steps004.json in many run folders, so pointing eval score at evaluation/results
-  // stops with the one-line collision error. Each run folder has to be scored on its own (as below). If score.ts
-  // starts keying runs by their folder, replace this assertion with the per-run table.
-  const [first, second] = [FILES.mmvpBase, FILES.mmvpCk4].sort();
-  expect(() => findResultFiles(RESULTS)).toThrow(`two result files for MMVP step4: ${first} and ${second}; score them separately`);
-  for (const bench of ['BLINK', 'VSTAR'] as const) {
-    const found = findResultFiles(path.join(RESULTS, BENCH_DIR[bench])).files.map((f) => [f.bench, f.run, path.basename(path.dirname(f.file))]);
-    expect(found.sort()).toEqual([[bench, 'step4', BASELINE], [bench, 'step8', CHECKPOINT]]);
-  }
-  expect(Object.keys(scoreRunFolder('MMVP', CHECKPOINT)).sort()).toEqual(['step4', 'step8']);
+test('upstream\'s own tree scores as one table: benchmark from the folders, runs named <run folder>/step<S>', () => {
+  // Each benchmark here has files in two run folders (baseline and checkpoint), so every run is named after its
+  // folder; the checkpoint's MMVP steps004.json and the baseline's no longer collide.
+  const found = findResultFiles(RESULTS).files.map((f) => [f.bench, f.run]);
+  expect(found.sort()).toEqual(
+    [
+      ['BLINK', `${BASELINE}/step4`],
+      ['BLINK', `${CHECKPOINT}/step8`],
+      ['MMVP', `${BASELINE}/step4`],
+      ['MMVP', `${CHECKPOINT}/step4`],
+      ['MMVP', `${CHECKPOINT}/step8`],
+      ['VSTAR', `${BASELINE}/step4`],
+      ['VSTAR', `${CHECKPOINT}/step8`],
+    ].sort(),
+  );
+  const table = scorePath(RESULTS).table;
+  // the same scores as each run folder scored on its own
+  expect(table.MMVP![`${CHECKPOINT}/step4`].accuracy_upstream).toBe(scoreRunFolder('MMVP', CHECKPOINT).step4.accuracy_upstream);
+  expect(table.BLINK![`${BASELINE}/step4`].accuracy_official).toBe(baseline('BLINK').accuracy_official);
   for (const bench of ['BLINK', 'MMVP', 'VSTAR'] as const) {
     expect(baseline(bench).errors).toBe(0);
     expect(checkpoint(bench).errors).toBe(0);
