@@ -101,7 +101,6 @@ void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, c
 // The Hopper forward (attention_wgmma.cu): arguments checked, D <= 128, bf16, the path resolved to Wgmma.
 void attention_forward_wgmma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
                              Stream s);
-void attention_wgmma_env_changed();
 // The tensor-core backward: dq/dk/dv accumulated (+=; any may be null); delta = rowsum(dO * O) [Hq, total_q].
 void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                            const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s);
@@ -113,7 +112,6 @@ void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, co
 // to the tc kernels instead of throwing).
 bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16* k, const bf16* v, const bf16* dout);
 // Its block shape: attention_wgmma_backward_tile() (cuda_kernels.h).
-void attention_wgmma_backward_env_changed();  // the next call reads VREFLECT_ATTENTION_TILE_WGMMA_BWD again
 
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda
