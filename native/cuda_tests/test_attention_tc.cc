@@ -380,6 +380,10 @@ VR_TEST(cuda_attention_tc_tile_auto) {
   const std::string got = cuda::attention_tc_tile(true);
   check_true("this GPU: auto picks one of the preference (" + got + ")", got == "128x64w8d" || got == "64x32w4d");
   tc_case(c, 201, "this GPU: bwd auto (" + got + "): ");
+  const std::vector<uint16_t> auto_bits = backward_bits(c, 202);
+  ScopedEnv named("VREFLECT_ATTENTION_TILE_BWD", got.c_str(), cuda::env_switches_changed);
+  check_true("this GPU: auto's dq / dk / dv equal " + got + "'s named outright, bit for bit",
+             backward_bits(c, 202) == auto_bits);
 #endif
 }
 
