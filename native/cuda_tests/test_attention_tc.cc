@@ -276,12 +276,14 @@ std::vector<uint16_t> backward_bits(const AttnCase& c, uint64_t seed) {
 
 // `auto` (and the variable unset) runs the first variant of the tile preference whose shared memory fits the device's
 // opt-in limit per block, so the default never refuses a GPU; a named variant that does not fit stays a one-line
-// error. The selection alone (attention_tc_auto_tile) at the opt-in limits of real GPUs, then - on the emulator,
+// error. The selection alone (attention_tc_tile_at) at the opt-in limits of real GPUs, then - on the emulator,
 // whose limit a test sets - the whole backward at 99 KiB (sm_86 / sm_89) and 227 KiB (sm_90) under a preference led
 // by a shape over 99 KiB: the kernels that ran (launch record), the results against the fp64 reference (tc_case)
 // and bit for bit against the variant named outright.
 VR_TEST(cuda_attention_tc_tile_auto) {
   constexpr size_t KiB = 1024;
+  ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", nullptr, cuda::env_switches_changed);  // auto
+  ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", nullptr, cuda::env_switches_changed);
   const size_t kGpus[] = {99 * KiB, 163 * KiB, 227 * KiB};  // sm_86 / sm_89 / sm_120, sm_80 / sm_87, sm_90
   // The compiled-in preferences: each resolves on every sm_80+ GPU (its last entry fits 99 KiB), to its first
   // entry where that fits.
@@ -291,7 +293,7 @@ VR_TEST(cuda_attention_tc_tile_auto) {
       const std::string what = std::string(bwd ? "backward" : "forward") + " auto at " + std::to_string(optin / KiB) +
                                " KiB: ";
       std::string got;
-      const std::string err = error_of([&] { got = cuda::attention_tc_auto_tile(bwd, optin); });
+      const std::string err = error_of([&] { got = cuda::attention_tc_tile_at(bwd, optin); });
       check_true(what + "resolves (" + (err.empty() ? got : err) + ")",
                  err.empty() && std::find(pref.begin(), pref.end(), got) != pref.end());
     }
@@ -302,21 +304,21 @@ VR_TEST(cuda_attention_tc_tile_auto) {
   // Every forward variant fits 99 KiB (FwdShape's static_assert): auto can never refuse a forward, whatever leads.
   for (const std::string& f : cuda::attention_tc_tiles(false)) {
     ScopedTilePreference p(false, {f});
-    check_true("forward " + f + " fits a 99 KiB GPU", error_of([] { cuda::attention_tc_auto_tile(false, 99 * KiB); }).empty());
+    check_true("forward " + f + " fits a 99 KiB GPU", error_of([] { cuda::attention_tc_tile_at(false, 99 * KiB); }).empty());
   }
   // A preference led by shapes over 99 KiB falls to the first that fits.
   {
     ScopedTilePreference p(true, {"128x64w8d", "64x64w4d", "64x32w4d", "64x64w4"});
     check_true("preference 128x64w8d, 64x64w4d, 64x32w4d: 99 KiB -> 64x32w4d, 110 KiB -> 64x64w4d (103), 163 / 227 "
                "KiB -> 128x64w8d (137)",
-               cuda::attention_tc_auto_tile(true, 99 * KiB) == "64x32w4d" &&
-                   cuda::attention_tc_auto_tile(true, 110 * KiB) == "64x64w4d" &&
-                   cuda::attention_tc_auto_tile(true, 163 * KiB) == "128x64w8d" &&
-                   cuda::attention_tc_auto_tile(true, 227 * KiB) == "128x64w8d");
+               cuda::attention_tc_tile_at(true, 99 * KiB) == "64x32w4d" &&
+                   cuda::attention_tc_tile_at(true, 110 * KiB) == "64x64w4d" &&
+                   cuda::attention_tc_tile_at(true, 163 * KiB) == "128x64w8d" &&
+                   cuda::attention_tc_tile_at(true, 227 * KiB) == "128x64w8d");
   }
   {
     ScopedTilePreference p(true, {"128x64w8d", "128x32w8d"});
-    const std::string msg = error_of([] { cuda::attention_tc_auto_tile(true, 99 * KiB); });
+    const std::string msg = error_of([] { cuda::attention_tc_tile_at(true, 99 * KiB); });
     check_true("a preference with nothing that fits 99 KiB is a one-line error naming it (" + msg + ")",
                msg.find("VREFLECT_ATTENTION_TILE_BWD=auto: no variant of the preference (128x64w8d, 128x32w8d) fits "
                         "this GPU's 99 KiB") != std::string::npos && msg.find('\n') == std::string::npos);
@@ -325,12 +327,15 @@ VR_TEST(cuda_attention_tc_tile_auto) {
                [] { cuda::attention_tc_set_tile_preference(true, {"128x64w8s"}); });
   check_true("the compiled-in backward preference is back after a test's",
              cuda::attention_tc_tile_preference(true).front() == "64x64w4");
+  {
+    ScopedEnv named("VREFLECT_ATTENTION_TILE_BWD", "128x64w8d", cuda::env_switches_changed);
+    check_true("a variant named outright is the one reported at any limit (its launch refuses it where it does not "
+               "fit)", cuda::attention_tc_tile_at(true, 99 * KiB) == "128x64w8d");
+  }
 
   // The whole backward where auto falls back: the same case at 99 KiB and 227 KiB (on a GPU: its own limit).
   const AttnCase c = kDoubleBufferCases[0];  // D=128 GQA 2:1 causal, segments 300,70,5: many inner tiles
   ScopedTilePreference p(true, {"128x64w8d", "64x32w4d"});
-  ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", nullptr, cuda::env_switches_changed);
-  ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", nullptr, cuda::env_switches_changed);
 #if defined(VR_CUDA_EMULATED)
   const struct {
     size_t kib;

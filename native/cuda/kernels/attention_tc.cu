@@ -890,12 +890,14 @@ int auto_tile(bool backward, size_t optin) {
        optin / 1024, " KiB of shared memory per block");
 }
 
-// The variant index the next call runs on the current device: the named one, or auto's pick. Reads (and checks)
+// The variant index a call runs where `optin` bytes are allowed: the named one, or auto's pick. Reads (and checks)
 // the variable.
-int env_tile(bool backward) {
+int tile_at(bool backward, size_t optin) {
   const int sw = g_tile_switch[backward].index();
-  return sw > 0 ? sw - 1 : auto_tile(backward, device_smem_optin());
+  return sw > 0 ? sw - 1 : auto_tile(backward, optin);
 }
+// ... on the current device.
+int env_tile(bool backward) { return tile_at(backward, device_smem_optin()); }
 
 // VREFLECT_ATTENTION: index into AttnKernelPath's names below (read once).
 EnvSwitch g_path_switch{"VREFLECT_ATTENTION", {"auto", "wgmma", "tc", "scalar"}};
@@ -978,8 +980,8 @@ std::vector<std::string> attention_tc_tiles(bool backward) { return variant_name
 
 std::string attention_tc_tile(bool backward) { return variant_names(backward)[size_t(env_tile(backward))]; }
 
-std::string attention_tc_auto_tile(bool backward, size_t smem_optin_bytes) {
-  return variant_names(backward)[size_t(auto_tile(backward, smem_optin_bytes))];
+std::string attention_tc_tile_at(bool backward, size_t smem_optin_bytes) {
+  return variant_names(backward)[size_t(tile_at(backward, smem_optin_bytes))];
 }
 
 std::vector<std::string> attention_tc_tile_preference(bool backward) { return preference(backward); }

@@ -131,10 +131,10 @@ const char* attention_kernel_path_name(AttnKernelPath path);  // "auto", "scalar
 // error at its launch). "auto" or unset: the first variant of a preference list (attention_tc_tile_preference)
 // whose shared memory fits the current device's opt-in limit per block (cudaDevAttrMaxSharedMemoryPerBlockOptin),
 // so the default never refuses a GPU. attention_tc_tile: the one the next call runs on the current device (reads
-// and checks the variable); attention_tc_auto_tile: the one auto runs where `smem_optin_bytes` are allowed.
+// and checks the variable); attention_tc_tile_at: the one it runs on a device that allows `smem_optin_bytes` (doctor).
 std::vector<std::string> attention_tc_tiles(bool backward);
 std::string attention_tc_tile(bool backward);
-std::string attention_tc_auto_tile(bool backward, size_t smem_optin_bytes);
+std::string attention_tc_tile_at(bool backward, size_t smem_optin_bytes);
 std::vector<std::string> attention_tc_tile_preference(bool backward);
 // Tests: replace the compiled-in preference (names must be variants, else a vr::Error); empty restores it.
 void attention_tc_set_tile_preference(bool backward, const std::vector<std::string>& names);
