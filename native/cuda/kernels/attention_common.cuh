@@ -86,11 +86,14 @@ inline void check_args(const AttnArgs& a, const char* op) {
            ": k/v row stride smaller than Hkv*D=", int64_t(a.Hkv) * a.D);
 }
 
-// Kernels needing more than 48 KiB of dynamic shared memory must opt in first.
+// Kernels needing more than 48 KiB of dynamic shared memory must opt in first. A refusal (more than the GPU allows)
+// is also left as the thread's last error, which the next launch's check would report as its own: cleared here.
 template <class K>
 void allow_smem(K* kernel, size_t bytes, const char* op) {
-  if (bytes > 48 * 1024)
-    check_launch(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), op);
+  if (bytes <= 48 * 1024) return;
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+  if (e != cudaSuccess) (void)cudaGetLastError();
+  check_launch(e, op);
 }
 
 }  // namespace attn
