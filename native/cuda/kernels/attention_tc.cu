@@ -36,6 +36,7 @@
 // tile. The "d" shapes over 99 KiB (64x64w4d, 128x32w8d, 128x64w8d) run on sm_80 / sm_90 only; selecting a "d"
 // variant also double-buffers head dims <= 80 (64x64w4d).
 
+#include <atomic>
 #include <iterator>
 #include <mutex>
 #include <string>
@@ -876,13 +877,22 @@ size_t device_smem_optin() {
   return size_t(bytes);
 }
 
+// auto's last pick per direction and the opt-in limit it was made for, (optin << 8) | (index + 1) (0: none), so an
+// attention call does not walk the names again; a test's preference change clears it.
+std::atomic<uint64_t> g_auto_pick[2] = {{0}, {0}};
+
 // The variant auto runs where `optin` bytes of shared memory per block are allowed: the first of the preference
 // that fits; none fitting (only a preference set by a test can do that) is a one-line error.
 int auto_tile(bool backward, size_t optin) {
+  const uint64_t cached = g_auto_pick[backward].load(std::memory_order_relaxed);
+  if (cached != 0 && (cached >> 8) == optin) return int(cached & 0xFFu) - 1;
   const std::vector<std::string> pref = preference(backward);
   for (const std::string& name : pref) {
     const int i = variant_index(backward, name);
-    if (i >= 0 && variant_smem(backward, size_t(i)) <= optin) return i;
+    if (i >= 0 && variant_smem(backward, size_t(i)) <= optin) {
+      g_auto_pick[backward].store((uint64_t(optin) << 8) | uint64_t(i + 1), std::memory_order_relaxed);
+      return i;
+    }
   }
   std::string all;
   for (const std::string& n : pref) all += (all.empty() ? "" : ", ") + n;
@@ -992,6 +1002,7 @@ void attention_tc_set_tile_preference(bool backward, const std::vector<std::stri
              backward ? "backward" : "forward", " tile variant");
   std::lock_guard<std::mutex> lock(g_preference_mutex);
   g_preference_override[backward] = names;
+  g_auto_pick[backward].store(0, std::memory_order_relaxed);
 }
 
 void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
