@@ -938,8 +938,7 @@ AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_st
   if (env) want = env_path();
   // The tile switches are read (and a bad value refused in one line) here, where every attention call chooses
   // its path: a typo must not pass silently because this run's head dim or device never takes the tiled kernels.
-  env_tile(false);
-  env_tile(true);
+  for (EnvSwitch& t : g_tile_switch) t.index();  // (the variables only: auto's pick is made where a kernel runs)
   attention_wgmma_tile();
   attention_wgmma_backward_tile();
   if (want == AttnKernelPath::Scalar) return want;
