@@ -4,6 +4,7 @@
 #include "addon/bindings.h"
 #include "cuda/runtime/device_info.h"
 #if defined(VREFLECT_HAVE_CUDA)
+#include "cuda/kernels/cuda_kernels.h"
 #include "cuda/model/gpu_session.h"
 #endif
 
@@ -21,6 +22,22 @@ Napi::Object DeviceObject(Napi::Env env, const cuda_runtime::GpuDevice& d) {
   o.Set("memoryBytes", double(d.memory_bytes));
   if (d.free_bytes >= 0) o.Set("freeBytes", double(d.free_bytes));
   else o.Set("freeBytes", env.Null());
+  if (d.smem_optin_bytes > 0) {
+    o.Set("smemOptinBytes", double(d.smem_optin_bytes));
+#if defined(VREFLECT_HAVE_CUDA)
+    // The tensor-core attention's tile variants a call runs on this device (VREFLECT_ATTENTION_TILE_FWD / _BWD, or
+    // auto: the first of the preference that fits its shared memory); a bad variable is reported, not thrown.
+    Napi::Object tiles = Napi::Object::New(env);
+    try {
+      tiles.Set("forward", cuda::attention_tc_tile_at(false, size_t(d.smem_optin_bytes)));
+      tiles.Set("backward", cuda::attention_tc_tile_at(true, size_t(d.smem_optin_bytes)));
+    } catch (const std::exception& e) {
+      tiles = Napi::Object::New(env);
+      tiles.Set("error", e.what());
+    }
+    o.Set("attentionTiles", tiles);
+#endif
+  }
   if (d.image_checked) {
     Napi::Object img = Napi::Object::New(env);
     img.Set("ok", d.image_ok);

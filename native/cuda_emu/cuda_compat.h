@@ -60,7 +60,8 @@ cudaError_t cuda_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t 
     cudaemu::set_error(cudaErrorInvalidConfiguration);
     return cudaGetLastError();
   }
-  if (smem > cudaemu::kernel_max_dyn_smem(reinterpret_cast<const void*>(kernel))) {
+  if (smem > std::min(cudaemu::kernel_max_dyn_smem(reinterpret_cast<const void*>(kernel)),
+                      cudaemu::max_dyn_smem_optin())) {  // (a test may have lowered the device's limit since)
     cudaemu::set_error(cudaErrorInvalidValue);  // > 48 KiB needs cudaFuncSetAttribute first
     return cudaGetLastError();
   }

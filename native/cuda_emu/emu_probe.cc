@@ -23,6 +23,7 @@ GpuDevice emulated_device(bool with_free_memory) {
   d.cc_major = 9;
   d.cc_minor = 0;
   d.multiprocessors = int(std::thread::hardware_concurrency());
+  d.smem_optin_bytes = cudaemu::max_dyn_smem_optin();  // 227 KiB, or CUDAEMU_MAX_DYN_SMEM_KIB's GPU
   size_t free_b = 0, total_b = 0;
   if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
     d.memory_bytes = total_b;

@@ -4,6 +4,7 @@
 // cuda_launch() in cuda_compat.h.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -22,15 +23,24 @@ inline cudaError_t set_error(cudaError_t e) {
 // Per-kernel opt-in for more than 48 KiB of dynamic shared memory, as cudaFuncSetAttribute does on a GPU.
 // A launch asking for more than 48 KiB without it fails, so the emulator catches the classic omission.
 constexpr size_t kDefaultDynSmem = 48 * 1024, kMaxDynSmem = 227 * 1024;
-// The opt-in ceiling cudaFuncSetAttribute accepts: the H100's 227 KiB unless CUDAEMU_MAX_DYN_SMEM_KIB names another
-// GPU's (163: A100, 99: sm_86 / sm_89), so the tests can show which launches a smaller GPU would refuse.
+// The emulated device's opt-in ceiling per block (what cudaFuncSetAttribute accepts, a launch may use, and
+// cudaDeviceGetAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin) says): the H100's 227 KiB unless
+// CUDAEMU_MAX_DYN_SMEM_KIB names another GPU's (163: A100, 99: sm_86 / sm_89), or a test sets one with
+// set_max_dyn_smem_optin, so the tests can show which launches a smaller GPU would refuse and what a per-device
+// choice picks there.
+inline std::atomic<size_t> max_dyn_smem_override{0};  // 0: CUDAEMU_MAX_DYN_SMEM_KIB / 227 KiB
 inline size_t max_dyn_smem_optin() {
+  if (const size_t o = max_dyn_smem_override.load(std::memory_order_relaxed)) return o;
   static const size_t bytes = [] {
     const char* e = std::getenv("CUDAEMU_MAX_DYN_SMEM_KIB");
     const long kib = e && *e ? std::atol(e) : 0;
     return kib >= 48 && size_t(kib) * 1024 <= kMaxDynSmem ? size_t(kib) * 1024 : kMaxDynSmem;
   }();
   return bytes;
+}
+// Tests: the device now allows `bytes` (48 KiB .. 227 KiB; 0: back to the environment's / the default).
+inline void set_max_dyn_smem_optin(size_t bytes) {
+  max_dyn_smem_override.store(bytes >= kDefaultDynSmem && bytes <= kMaxDynSmem ? bytes : 0, std::memory_order_relaxed);
 }
 inline std::mutex attr_mutex;
 inline std::map<const void*, size_t> max_dyn_smem;
@@ -137,6 +147,18 @@ cudaError_t cudaMallocAsync(T** p, size_t bytes, cudaStream_t) {
   return cudaMalloc(reinterpret_cast<void**>(p), bytes);
 }
 inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }
+
+// One device, 0. Attributes: only the opt-in shared memory per block (max_dyn_smem_optin) is modelled; any other is
+// cudaErrorInvalidValue, so code that needs more must say so here rather than read a made-up value.
+inline cudaError_t cudaGetDevice(int* dev) {
+  *dev = 0;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int dev) {
+  if (dev != 0 || attr != cudaDevAttrMaxSharedMemoryPerBlockOptin) return cudaemu::set_error(cudaErrorInvalidValue);
+  *value = int(cudaemu::max_dyn_smem_optin());
+  return cudaSuccess;
+}
 
 template <class F>
 cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {

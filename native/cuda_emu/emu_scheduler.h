@@ -62,6 +62,11 @@ struct Fiber {
 // ids 0..15) counts each thread's arrivals and, at a phase's completion, tells each thread that waited for it the
 // arrival number of every thread that arrived in it. Direct only (a chain of two barriers through a third thread is
 // not followed: a kernel relying on one would be a false report).
+// The other direction (write after read) at cp.async ISSUE: a copy into a chunk that a wgmma still in flight reads
+// (issued, not yet retired by its wait_group in every thread of its warpgroup), or that one read and retired with no
+// barrier phase since that the retiring thread arrived at and the copying thread waited for, may land while the read
+// is still going on the GPU - whenever the emulator lands it (CUDAEMU_CP_ASYNC late or early).
+constexpr int kReadSlots = 8;  // warpgroups of a 1024-thread block: who read a chunk, per warpgroup
 struct HappensBefore {
   bool on = false;
   int n = 0;
@@ -70,6 +75,9 @@ struct HappensBefore {
   std::vector<std::pair<int, uint32_t>> open[kKernelNamedBarriers + 1];  // arrivals of the open phase; last: block
   std::vector<int32_t> land_thread;                                // per 16-byte shared chunk: who landed it (-1)
   std::vector<uint32_t> land_arrival;                              // and its arrival count then
+  std::vector<uint16_t> reads_in_flight;  // [chunk * kReadSlots + warpgroup]: wgmma reads not yet retired
+  std::vector<int32_t> read_thread;       // ... the thread whose wait retired the last one (-1: none)
+  std::vector<uint32_t> read_arrival;     // ... and its arrival count then
 };
 
 struct Block {
@@ -182,6 +190,10 @@ inline void hb_enable(Block& b) {
   for (auto& o : h.open) o.clear();
   h.land_thread.assign(b.dyn_smem_bytes / 16 + 1, -1);
   h.land_arrival.assign(b.dyn_smem_bytes / 16 + 1, 0);
+  const size_t reads = (b.dyn_smem_bytes / 16 + 1) * kReadSlots;
+  h.reads_in_flight.assign(reads, 0);
+  h.read_thread.assign(reads, -1);
+  h.read_arrival.assign(reads, 0);
 }
 inline void hb_arrive(Block& b, int slot, int lin) {
   if (b.hb.on) b.hb.open[slot].push_back({lin, ++b.hb.arrivals[size_t(lin)]});
@@ -199,6 +211,40 @@ inline bool hb_published(const Block& b, uint32_t off, int reader) {
   if (!h.on || off / 16 >= h.land_thread.size()) return true;
   const int t = h.land_thread[off / 16];
   return t < 0 || t == reader || h.seen[size_t(reader) * size_t(h.n) + size_t(t)] > h.land_arrival[off / 16];
+}
+
+// A wgmma of warpgroup `wg` issued a read of shared chunk `off` (hb on: the wgmma model turns it on).
+inline void hb_read_issued(Block& b, uint32_t off, int wg) {
+  HappensBefore& h = b.hb;
+  if (h.on && off / 16 < h.land_thread.size()) h.reads_in_flight[size_t(off / 16) * kReadSlots + size_t(wg)]++;
+}
+// ... and thread `lin`, the last of the warpgroup to wait for it, retired it.
+inline void hb_read_retired(Block& b, uint32_t off, int wg, int lin) {
+  HappensBefore& h = b.hb;
+  if (!h.on || off / 16 >= h.land_thread.size()) return;
+  const size_t i = size_t(off / 16) * kReadSlots + size_t(wg);
+  if (h.reads_in_flight[i] > 0) h.reads_in_flight[i]--;
+  h.read_thread[i] = lin;
+  h.read_arrival[i] = h.arrivals[size_t(lin)];
+}
+// Whether thread `writer` may issue a copy into shared chunk `off`: nullptr if so, else why not (a read still in
+// flight, or retired by another thread with no barrier phase since that it arrived at and `writer` waited for; the
+// writer's own retired reads are program order).
+inline const char* hb_write_hazard(const Block& b, uint32_t off, int writer) {
+  const HappensBefore& h = b.hb;
+  if (!h.on || off / 16 >= h.land_thread.size()) return nullptr;
+  for (int wg = 0; wg < kReadSlots; wg++) {
+    const size_t i = size_t(off / 16) * kReadSlots + size_t(wg);
+    if (h.reads_in_flight[i] > 0)
+      return "a cp.async is issued into shared memory that a wgmma still in flight reads (before its wait_group in "
+             "every thread of its warpgroup): a race on the GPU";
+    const int r = h.read_thread[i];
+    if (r >= 0 && r != writer && h.seen[size_t(writer) * size_t(h.n) + size_t(r)] <= h.read_arrival[i])
+      return "a cp.async is issued into shared memory that a wgmma read, with no barrier phase since its wait_group "
+             "that the reading warpgroup arrived at and the copying thread waited for (the buffer is released too "
+             "early: a race on the GPU)";
+  }
+  return nullptr;
 }
 
 inline void release_block_barrier(Block& b) {

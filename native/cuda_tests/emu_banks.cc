@@ -310,15 +310,15 @@ VR_TEST(cuda_emu_banks_attention_tc) {
   const std::vector<std::string> fwd = cuda::attention_tc_tiles(false), bwd = cuda::attention_tc_tiles(true);
   for (size_t i = 0; i < std::max(fwd.size(), bwd.size()); i++) {
     const std::string f = fwd[i % fwd.size()], b = bwd[i % bwd.size()];
-    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", f.c_str(), cuda::attention_env_changed);
-    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b.c_str(), cuda::attention_env_changed);
+    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", f.c_str(), cuda::env_switches_changed);
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b.c_str(), cuda::env_switches_changed);
     banks::Recorder r;
     attention_run(1, 1, 128, 100, TC, TC);
     check_conflict_free("attention tc D=128 fwd " + f + " bwd " + b, r,
                         {"attention_tc_forward_kernel", "attention_tc_dkdv_kernel", "attention_tc_dq_kernel"});
   }
   for (const char* b : {"64x64w4", "64x64w4d"}) {  // head dims <= 80 follow the backward's pipeline: both
-    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b, cuda::attention_env_changed);
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b, cuda::env_switches_changed);
     for (int D : {80, 32}) {
       banks::Recorder r;
       attention_run(2, 1, D, 130, TC, TC);
@@ -385,8 +385,8 @@ VR_TEST(cuda_emu_banks_attention_wgmma) {
   const std::vector<std::string> fwd = cuda::attention_wgmma_tiles(), bwd = cuda::attention_wgmma_backward_tiles();
   for (size_t i = 0; i < std::max(fwd.size(), bwd.size()); i++) {
     const std::string f = fwd[i % fwd.size()], b = bwd[i % bwd.size()];
-    ScopedEnv ef("VREFLECT_ATTENTION_TILE_WGMMA", f.c_str(), cuda::attention_env_changed);
-    ScopedEnv eb("VREFLECT_ATTENTION_TILE_WGMMA_BWD", b.c_str(), cuda::attention_env_changed);
+    ScopedEnv ef("VREFLECT_ATTENTION_TILE_WGMMA", f.c_str(), cuda::env_switches_changed);
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_WGMMA_BWD", b.c_str(), cuda::env_switches_changed);
     banks::Recorder r;
     attention_run(2, 1, 128, 130, WG, WG);
     check_conflict_free("attention wgmma D=128 fwd " + f + " bwd " + b, r,

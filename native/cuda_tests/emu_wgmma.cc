@@ -73,17 +73,29 @@ __global__ void bar_sync_kernel(int* out, int count) {
 // wgmma reads them. kHbArriveFirst arrives before the fence: the chunks are this thread's landings only after its
 // arrival, so no barrier phase published them to warpgroup 0 - an abort, though every copy has landed and been
 // fenced by the time warpgroup 0 reads (the emulator's order), which a GPU does not promise.
-enum HbMode { kHbOk, kHbArriveFirst };
+// The other direction (checked at cp.async issue): then warpgroup 1 refills the tiles for a next round. kHbRefillOk:
+// after barrier 2, which warpgroup 0 arrives at once its wait_group retired the read. kHbRefillEarly: warpgroup 0
+// arrives before its wait_group (the read may still be going on): aborts at the copy (the read in flight, or retired
+// with no barrier since, by the schedule), whenever the copies would land (CUDAEMU_CP_ASYNC late or early) - only
+// this check sees it (without it the mode passes). kHbRefillNoBarrier: no barrier at all: aborts, at the copy or,
+// where the emulator runs the refill first, at the wgmma (the landing check).
+enum HbMode { kHbOk, kHbArriveFirst, kHbRefillOk, kHbRefillEarly, kHbRefillNoBarrier };
 __global__ void hb_kernel(float* out, const __nv_bfloat16* ones, int mode) {
   CUDA_DYNAMIC_SHARED(__nv_bfloat16, smem);
   const int tid = threadIdx.x, wg = tid / 128;
+  const bool refill = mode >= kHbRefillOk, release = mode == kHbRefillOk || mode == kHbRefillEarly;
   if (wg == 1) {
     for (int ch = tid - 128; ch < (64 + 32) * 2; ch += 128) mma::cp_async16(smem + 8 * ch, ones, true);
     mma::cp_async_commit();
     mma::cp_async_wait<0>();
     if (mode == kHbArriveFirst) wgmma::bar_arrive(1, 256);
     wgmma::fence_proxy_async();
-    if (mode == kHbOk) wgmma::bar_arrive(1, 256);
+    if (mode != kHbArriveFirst) wgmma::bar_arrive(1, 256);
+    if (!refill) return;
+    if (release) wgmma::bar_sync(2, 256);  // warpgroup 0 is done with the tiles
+    for (int ch = tid - 128; ch < (64 + 32) * 2; ch += 128) mma::cp_async16(smem + 8 * ch, ones, true);
+    mma::cp_async_commit();
+    mma::cp_async_wait<0>();
     return;
   }
   wgmma::bar_sync(1, 256);
@@ -91,7 +103,9 @@ __global__ void hb_kernel(float* out, const __nv_bfloat16* ones, int mode) {
   wgmma::fence();
   wgmma::mma_ss<32, false>(d, wgmma::desc_k_major(smem, 256), wgmma::desc_k_major(smem + 64 * 16, 256), false);
   wgmma::commit_group();
+  if (mode == kHbRefillEarly) wgmma::bar_arrive(2, 256);
   wgmma::wait_group<0>();
+  if (mode == kHbRefillOk) wgmma::bar_arrive(2, 256);
   out[tid] = d[0];
 }
 
@@ -245,6 +259,17 @@ VR_TEST(cuda_emu_wgmma_happens_before) {
              ok);
   check_true("emu wgmma: landings fenced after the lander's arrival (no barrier phase publishes them) abort",
              aborts([&] { run(kHbArriveFirst); }));
+  std::fill(out.begin(), out.end(), 0.f);
+  run(kHbRefillOk);
+  ok = true;
+  for (int t = 0; t < 128; t++) ok &= out[size_t(t)] == 16.f;
+  check_true("emu wgmma: tiles refilled by cp.async after a barrier that the reading warpgroup arrived at once its "
+             "wait_group retired the read: no abort (D = 16)",
+             ok);
+  check_true("emu wgmma: a refill issued after a barrier the reader arrived at BEFORE its wait_group aborts at the "
+             "cp.async", aborts([&] { run(kHbRefillEarly); }));
+  check_true("emu wgmma: a refill issued with no barrier after the reader's wait_group aborts",
+             aborts([&] { run(kHbRefillNoBarrier); }));
 }
 
 }  // namespace vr::test

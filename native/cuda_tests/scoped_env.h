@@ -1,6 +1,6 @@
 // Sets (or unsets, value null) one environment variable for a scope and restores it after. `reread` runs after
-// each change, for the switches the code reads once and caches (cuda::gemm_env_changed,
-// cuda::attention_env_changed); variables read when a model is built need none.
+// each change, for the switches the code reads once and caches (cuda::env_switches_changed: every VREFLECT_*
+// switch of the CUDA backend); variables read when a model is built need none.
 #pragma once
 #include <cstdlib>
 #include <string>

@@ -8,6 +8,11 @@
 // padded ones (20 -> 32: unaligned rows, element loads; 48 -> 64), strided q. Also the path choice
 // (AttnKernelPath, VREFLECT_ATTENTION) and one model-level run: the tiny checkpoint's GPU session (ViT windows +
 // full attention, prefill, decode steps of one query row) with VREFLECT_ATTENTION=tc against the CPU model.
+#if defined(VR_CUDA_EMULATED)
+// cudaemu::set_max_dyn_smem_optin (the emulated GPU's shared memory per block), banks::Recorder (which kernels ran).
+// First: the emulator must be declared before device_buffer.h's runtime subset.
+#include "cuda_emu/cuda_compat.h"
+#endif
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -54,7 +59,7 @@ const AttnCase kTileCases[] = {
 
 // VREFLECT_ATTENTION for a scope; the next attention reads it again.
 struct ScopedAttnEnv : ScopedEnv {
-  explicit ScopedAttnEnv(const char* value) : ScopedEnv("VREFLECT_ATTENTION", value, cuda::attention_env_changed) {}
+  explicit ScopedAttnEnv(const char* value) : ScopedEnv("VREFLECT_ATTENTION", value, cuda::env_switches_changed) {}
 };
 
 // Runs `body` for backward variant `bwd`. A GPU with less opt-in shared memory than a double-buffered variant needs
@@ -87,8 +92,8 @@ VR_TEST(cuda_attention_tc_tile_variants) {
   check_true("tile variants: the forward has several, the backward at least 2", fwd.size() >= 4 && bwd.size() >= 2);
   for (size_t i = 0; i < std::max(fwd.size(), bwd.size()); i++) {
     const std::string f = fwd[i % fwd.size()], b = bwd[i % bwd.size()];
-    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", f.c_str(), cuda::attention_env_changed);
-    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b.c_str(), cuda::attention_env_changed);
+    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", f.c_str(), cuda::env_switches_changed);
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b.c_str(), cuda::env_switches_changed);
     check_true("tile variant fwd " + f + " / bwd " + b + " is the one selected",
                cuda::attention_tc_tile(false) == f && cuda::attention_tc_tile(true) == b);
     run_unless_smem_refused(b, [&] {
@@ -122,7 +127,7 @@ VR_TEST(cuda_attention_tc_backward_double_buffered) {
   check_true("double-buffered backward variants: 64x64w4d, 64x32w4d, 128x32w8d, 128x64w8d",
              dbl == std::vector<std::string>{"64x64w4d", "64x32w4d", "128x32w8d", "128x64w8d"});
   for (const std::string& b : dbl) {
-    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b.c_str(), cuda::attention_env_changed);
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", b.c_str(), cuda::env_switches_changed);
     check_true("backward variant " + b + " is the one selected", cuda::attention_tc_tile(true) == b);
     run_unless_smem_refused(b, [&] {
       uint64_t seed = 171;
@@ -130,11 +135,11 @@ VR_TEST(cuda_attention_tc_backward_double_buffered) {
     });
   }
   {  // head dims <= 80 run 64x64w4d (67 KiB at DP 80: every sm_80+ GPU) under any "d" variant
-    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "64x64w4d", cuda::attention_env_changed);
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "64x64w4d", cuda::env_switches_changed);
     uint64_t seed = 181;
     for (const AttnCase& c : kDoubleBufferSmallD) tc_case(c, seed++, "bwd 64x64w4d: ");
   }
-  ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "64x32w4d", cuda::attention_env_changed);  // fits every sm_80+ GPU
+  ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "64x32w4d", cuda::env_switches_changed);  // fits every sm_80+ GPU
   const auto TC = cuda::AttnKernelPath::TensorCore;
   tc_case(kDoubleBufferCases[0], 191, "bwd 64x32w4d dq only: ", TC, TC, Grads::DqOnly);
   tc_case(kDoubleBufferCases[0], 192, "bwd 64x32w4d dk dv only: ", TC, TC, Grads::DkDvOnly);
@@ -166,7 +171,7 @@ VR_TEST(cuda_attention_wgmma_forward) {
   const char* only = std::getenv("VREFLECT_TEST_WGMMA_TILES");
   for (const std::string& tile : cuda::attention_wgmma_tiles()) {
     if (only && *only && ("," + std::string(only) + ",").find("," + tile + ",") == std::string::npos) continue;
-    ScopedEnv et("VREFLECT_ATTENTION_TILE_WGMMA", tile.c_str(), cuda::attention_env_changed);
+    ScopedEnv et("VREFLECT_ATTENTION_TILE_WGMMA", tile.c_str(), cuda::env_switches_changed);
     check_true("wgmma tile " + tile + " is the one selected", cuda::attention_wgmma_tile() == tile);
     uint64_t seed = 131;
     for (const AttnCase& c : kWgmmaCases) tc_case(c, seed++, "tile " + tile + ": ", cuda::AttnKernelPath::Wgmma);
@@ -176,14 +181,14 @@ VR_TEST(cuda_attention_wgmma_forward) {
 VR_TEST(cuda_attention_tc_tile_choice) {
   const std::vector<std::string> fwd = cuda::attention_tc_tiles(false), bwd = cuda::attention_tc_tiles(true);
   {
-    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", nullptr, cuda::attention_env_changed);
-    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "auto", cuda::attention_env_changed);
+    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", nullptr, cuda::env_switches_changed);
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "auto", cuda::env_switches_changed);
     check_true("tile variants: unset / auto run the default (today's 64x64w4)",
                cuda::attention_tc_tile(false) == "64x64w4" && cuda::attention_tc_tile(true) == "64x64w4" &&
                    fwd[0] == "64x64w4" && bwd[0] == "64x64w4");
   }
   {
-    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", "64x64", cuda::attention_env_changed);
+    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", "64x64", cuda::env_switches_changed);
     std::string msg;
     try {
       cuda::attention_tc_tile(false);
@@ -195,14 +200,196 @@ VR_TEST(cuda_attention_tc_tile_choice) {
                    msg.find("128x64w4s") != std::string::npos && msg.find('\n') == std::string::npos);
   }
   {
-    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "256x32w8s", cuda::attention_env_changed);  // a forward-only shape
+    ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", "256x32w8s", cuda::env_switches_changed);  // a forward-only shape
     expect_throw("VREFLECT_ATTENTION_TILE_BWD=256x32w8s", [] { cuda::attention_tc_tile(true); });
   }
   {  // refused on any path, also where the tiled kernels would not run (the scalar kernel, head dim 64)
-    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", "9x9", cuda::attention_env_changed);
+    ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", "9x9", cuda::env_switches_changed);
     expect_throw("VREFLECT_ATTENTION_TILE_FWD=9x9 on the scalar path",
                  [] { cuda::attention_kernel_resolve(cuda::AttnKernelPath::Scalar, 64, true); });
   }
+}
+
+namespace {
+
+// A tile preference for a scope (attention_tc_set_tile_preference), the compiled-in one restored after it.
+struct ScopedTilePreference {
+  ScopedTilePreference(bool backward, const std::vector<std::string>& names) : backward_(backward) {
+    cuda::attention_tc_set_tile_preference(backward, names);
+  }
+  ~ScopedTilePreference() { cuda::attention_tc_set_tile_preference(backward_, {}); }
+  ScopedTilePreference(const ScopedTilePreference&) = delete;
+  ScopedTilePreference& operator=(const ScopedTilePreference&) = delete;
+  bool backward_;
+};
+
+#if defined(VR_CUDA_EMULATED)
+// The emulated GPU's opt-in shared memory per block for a scope (what cudaDeviceGetAttribute reports and a launch
+// may use; 99 KiB: sm_86 / sm_89, 227 KiB: sm_90), the environment's restored after it.
+struct ScopedSmemLimit {
+  explicit ScopedSmemLimit(size_t kib) { cudaemu::set_max_dyn_smem_optin(kib * 1024); }
+  ~ScopedSmemLimit() { cudaemu::set_max_dyn_smem_optin(0); }
+  ScopedSmemLimit(const ScopedSmemLimit&) = delete;
+  ScopedSmemLimit& operator=(const ScopedSmemLimit&) = delete;
+};
+#endif
+
+// The message fn throws ("" when it does not).
+template <class F>
+std::string error_of(F&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// dq, dk, dv bits of one tensor-core forward + backward of case c (inputs from `seed`): to compare two runs bit for
+// bit (the accuracy against the fp64 reference is tc_case's).
+std::vector<uint16_t> backward_bits(const AttnCase& c, uint64_t seed) {
+  Rng rng(seed);
+  const std::vector<int32_t> cu_q = offsets(c.lq), cu_k = offsets(c.lk);
+  const int64_t Tq = cu_q.back(), Tk = cu_k.back(), WQ = int64_t(c.Hq) * c.D, WK = int64_t(c.Hkv) * c.D;
+  auto dev = [&](int64_t n) { return DeviceBuffer<bf16>(to_storage<bf16>(rng.vec(size_t(n)))); };
+  DeviceBuffer<bf16> q = dev(Tq * WQ), k = dev(Tk * WK), v = dev(Tk * WK), dout = dev(Tq * WQ);
+  DeviceBuffer<bf16> out = dev(Tq * WQ), dq = dev(Tq * WQ), dk = dev(Tk * WK), dv = dev(Tk * WK);
+  DeviceBuffer<float> lse(std::vector<float>(size_t(c.Hq * Tq), 0.f));
+  DeviceBuffer<int32_t> d_cuq(cu_q), d_cuk(cu_k);
+  cuda::AttnArgs a;
+  a.Hq = c.Hq, a.Hkv = c.Hkv, a.D = c.D, a.scale = 1.0f / std::sqrt(float(c.D)), a.causal = c.causal;
+  a.nseq = int(c.lq.size()), a.cu_q = d_cuq.get(), a.cu_k = d_cuk.get(), a.total_q = Tq;
+  a.max_seqlen_q = *std::max_element(c.lq.begin(), c.lq.end());
+  a.max_seqlen_k = *std::max_element(c.lk.begin(), c.lk.end());
+  a.q_stride = a.o_stride = WQ, a.k_stride = a.v_stride = WK;
+  const auto TC = cuda::AttnKernelPath::TensorCore;
+  cuda::attention_forward(out.get(), lse.get(), q.get(), k.get(), v.get(), a, nullptr, TC);
+  cuda::attention_backward(dq.get(), dk.get(), dv.get(), dout.get(), out.get(), lse.get(), q.get(), k.get(), v.get(),
+                           a, nullptr, TC);
+  std::vector<uint16_t> bits;
+  for (const DeviceBuffer<bf16>* g : {&dq, &dk, &dv})
+    for (const bf16 x : g->download()) bits.push_back(x.bits);
+  return bits;
+}
+
+}  // namespace
+
+// `auto` (and the variable unset) runs the first variant of the tile preference whose shared memory fits the device's
+// opt-in limit per block, so the default never refuses a GPU; a named variant that does not fit stays a one-line
+// error. The selection alone (attention_tc_tile_at) at the opt-in limits of real GPUs, then - on the emulator,
+// whose limit a test sets - the whole backward at 99 KiB (sm_86 / sm_89) and 227 KiB (sm_90) under a preference led
+// by a shape over 99 KiB: the kernels that ran (launch record), the results against the fp64 reference (tc_case)
+// and bit for bit against the variant named outright.
+VR_TEST(cuda_attention_tc_tile_auto) {
+  constexpr size_t KiB = 1024;
+  ScopedEnv eb("VREFLECT_ATTENTION_TILE_BWD", nullptr, cuda::env_switches_changed);  // auto
+  ScopedEnv ef("VREFLECT_ATTENTION_TILE_FWD", nullptr, cuda::env_switches_changed);
+  const size_t kGpus[] = {99 * KiB, 163 * KiB, 227 * KiB};  // sm_86 / sm_89 / sm_120, sm_80 / sm_87, sm_90
+  // The compiled-in preferences: each resolves on every sm_80+ GPU (its last entry fits 99 KiB), to its first
+  // entry where that fits.
+  for (const bool bwd : {false, true}) {
+    const std::vector<std::string> pref = cuda::attention_tc_tile_preference(bwd);
+    for (const size_t optin : kGpus) {
+      const std::string what = std::string(bwd ? "backward" : "forward") + " auto at " + std::to_string(optin / KiB) +
+                               " KiB: ";
+      std::string got;
+      const std::string err = error_of([&] { got = cuda::attention_tc_tile_at(bwd, optin); });
+      check_true(what + "resolves (" + (err.empty() ? got : err) + ")",
+                 err.empty() && std::find(pref.begin(), pref.end(), got) != pref.end());
+    }
+    check_true(std::string(bwd ? "backward" : "forward") + " preference today: 64x64w4 first (unchanged until a GPU "
+                                                           "session measures a better one)",
+               !pref.empty() && pref.front() == "64x64w4");
+  }
+  // Every forward variant fits 99 KiB (FwdShape's static_assert): auto can never refuse a forward, whatever leads.
+  for (const std::string& f : cuda::attention_tc_tiles(false)) {
+    ScopedTilePreference p(false, {f});
+    check_true("forward " + f + " fits a 99 KiB GPU", error_of([] { cuda::attention_tc_tile_at(false, 99 * KiB); }).empty());
+  }
+  // A preference led by shapes over 99 KiB falls to the first that fits.
+  {
+    ScopedTilePreference p(true, {"128x64w8d", "64x64w4d", "64x32w4d", "64x64w4"});
+    check_true("preference 128x64w8d, 64x64w4d, 64x32w4d: 99 KiB -> 64x32w4d, 110 KiB -> 64x64w4d (103), 163 / 227 "
+               "KiB -> 128x64w8d (137)",
+               cuda::attention_tc_tile_at(true, 99 * KiB) == "64x32w4d" &&
+                   cuda::attention_tc_tile_at(true, 110 * KiB) == "64x64w4d" &&
+                   cuda::attention_tc_tile_at(true, 163 * KiB) == "128x64w8d" &&
+                   cuda::attention_tc_tile_at(true, 227 * KiB) == "128x64w8d");
+  }
+  {
+    ScopedTilePreference p(true, {"128x64w8d", "128x32w8d"});
+    const std::string msg = error_of([] { cuda::attention_tc_tile_at(true, 99 * KiB); });
+    check_true("a preference with nothing that fits 99 KiB is a one-line error naming it (" + msg + ")",
+               msg.find("VREFLECT_ATTENTION_TILE_BWD=auto: no variant of the preference (128x64w8d, 128x32w8d) fits "
+                        "this GPU's 99 KiB") != std::string::npos && msg.find('\n') == std::string::npos);
+  }
+  expect_throw("a preference naming no variant (128x64w8s is forward-only)",
+               [] { cuda::attention_tc_set_tile_preference(true, {"128x64w8s"}); });
+  check_true("the compiled-in backward preference is back after a test's",
+             cuda::attention_tc_tile_preference(true).front() == "64x64w4");
+  {
+    ScopedEnv named("VREFLECT_ATTENTION_TILE_BWD", "128x64w8d", cuda::env_switches_changed);
+    check_true("a variant named outright is the one reported at any limit (its launch refuses it where it does not "
+               "fit)", cuda::attention_tc_tile_at(true, 99 * KiB) == "128x64w8d");
+  }
+
+  // The whole backward where auto falls back: the same case at 99 KiB and 227 KiB (on a GPU: its own limit).
+  const AttnCase c = kDoubleBufferCases[0];  // D=128 GQA 2:1 causal, segments 300,70,5: many inner tiles
+  ScopedTilePreference p(true, {"128x64w8d", "64x32w4d"});
+#if defined(VR_CUDA_EMULATED)
+  const struct {
+    size_t kib;
+    const char* expect;
+    const char* args;  // its kernels' template arguments <DP, W, T, DB>
+  } devices[] = {{99, "64x32w4d", "<128, 4, 32, 1>"}, {227, "128x64w8d", "<128, 8, 64, 1>"}};
+  for (const auto& d : devices) {
+    ScopedSmemLimit limit(d.kib);
+    const std::string at = std::to_string(d.kib) + " KiB GPU: ";
+    check_true(at + "auto (unset) picks " + d.expect + " (got " + cuda::attention_tc_tile(true) + ")",
+               cuda::attention_tc_tile(true) == d.expect);
+    tc_case(c, 201, at + "bwd auto: ");
+    std::vector<uint16_t> auto_bits;
+    std::vector<std::string> ran;
+    {
+      cudaemu::banks::Recorder rec;
+      auto_bits = backward_bits(c, 202);
+      for (const auto& k : rec.kernels()) ran.push_back(k.name);
+    }
+    // The kernels that ran (the emulator's launch record), not only the name the selection reports.
+    int tc_bwd = 0, expected = 0;
+    for (const std::string& n : ran) {
+      const bool bwd_kernel = n.rfind("attention_tc_dq_kernel", 0) == 0 || n.rfind("attention_tc_dkdv_kernel", 0) == 0;
+      tc_bwd += bwd_kernel;
+      expected += bwd_kernel && n.find(d.args) != std::string::npos;
+    }
+    check_true(at + "the dQ and dK/dV kernels that ran are " + d.expect + "'s " + d.args,
+               tc_bwd == 2 && expected == 2);
+    std::vector<uint16_t> named_bits;
+    {
+      ScopedEnv named("VREFLECT_ATTENTION_TILE_BWD", d.expect, cuda::env_switches_changed);
+      named_bits = backward_bits(c, 202);
+    }
+    check_true(at + "auto's dq / dk / dv equal " + d.expect + "'s named outright, bit for bit",
+               auto_bits == named_bits && !auto_bits.empty());
+  }
+  {  // named outright, a variant over the GPU's limit stays a one-line error
+    ScopedSmemLimit limit(99);
+    ScopedEnv named("VREFLECT_ATTENTION_TILE_BWD", "128x64w8d", cuda::env_switches_changed);
+    const std::string msg = error_of([&] { backward_bits(c, 203); });
+    check_true("99 KiB GPU: VREFLECT_ATTENTION_TILE_BWD=128x64w8d is refused in one line (" + msg + ")",
+               msg.find("137 KiB of shared memory per block, more than this GPU allows") != std::string::npos &&
+                   msg.find("VREFLECT_ATTENTION_TILE_BWD=auto") != std::string::npos &&
+                   msg.find('\n') == std::string::npos);
+  }
+#else
+  const std::string got = cuda::attention_tc_tile(true);
+  check_true("this GPU: auto picks one of the preference (" + got + ")", got == "128x64w8d" || got == "64x32w4d");
+  tc_case(c, 201, "this GPU: bwd auto (" + got + "): ");
+  const std::vector<uint16_t> auto_bits = backward_bits(c, 202);
+  ScopedEnv named("VREFLECT_ATTENTION_TILE_BWD", got.c_str(), cuda::env_switches_changed);
+  check_true("this GPU: auto's dq / dk / dv equal " + got + "'s named outright, bit for bit",
+             backward_bits(c, 202) == auto_bits);
+#endif
 }
 
 // ldmatrix (modelled on the emulator, real on a GPU) gives the registers of the 4-byte fragment loads, and both
@@ -309,7 +496,7 @@ VR_TEST(cuda_attention_tc_path_choice) {
   }
 #endif
   {
-    ScopedEnv et("VREFLECT_ATTENTION_TILE_WGMMA", "9x9", cuda::attention_env_changed);
+    ScopedEnv et("VREFLECT_ATTENTION_TILE_WGMMA", "9x9", cuda::env_switches_changed);
     expect_throw("VREFLECT_ATTENTION_TILE_WGMMA=9x9 (refused on any path)",
                  [] { cuda::attention_kernel_resolve(cuda::AttnKernelPath::Scalar, 64, true); });
   }

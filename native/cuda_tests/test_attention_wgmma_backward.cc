@@ -61,7 +61,7 @@ void wgmma_bwd_case(const AttnCase& c, uint64_t seed, const std::string& tile, G
 VR_TEST(cuda_attention_wgmma_backward) {
   if (!wgmma_here()) return;
   for (const char* tile : {"64x64wg1", "128x64wg2"}) {
-    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", tile, cuda::attention_env_changed);
+    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", tile, cuda::env_switches_changed);
     check_true(std::string("wgmma backward tile ") + tile + " is the one selected",
                cuda::attention_wgmma_backward_tile() == tile);
     uint64_t seed = 161;
@@ -79,17 +79,17 @@ VR_TEST(cuda_attention_wgmma_backward_partial_grads) {
 
 VR_TEST(cuda_attention_wgmma_backward_refuses_bad_shapes) {
   {
-    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", nullptr, cuda::attention_env_changed);
+    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", nullptr, cuda::env_switches_changed);
     check_true("wgmma backward tile: unset runs the default 128x64wg2", cuda::attention_wgmma_backward_tile() == "128x64wg2");
   }
   {
-    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", "256x64", cuda::attention_env_changed);
+    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", "256x64", cuda::env_switches_changed);
     expect_throw("VREFLECT_ATTENTION_TILE_WGMMA_BWD=256x64", [] { cuda::attention_wgmma_backward_tile(); });
     expect_throw("VREFLECT_ATTENTION_TILE_WGMMA_BWD=256x64 (refused on any path)",
                  [] { cuda::attention_kernel_resolve(cuda::AttnKernelPath::Scalar, 64, true); });
   }
   {
-    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", "tc", cuda::attention_env_changed);
+    ScopedEnv env("VREFLECT_ATTENTION_TILE_WGMMA_BWD", "tc", cuda::env_switches_changed);
     check_true("wgmma backward tile tc names the mma.sync backward", cuda::attention_wgmma_backward_tile() == "tc");
   }
   DeviceBuffer<int32_t> cu(std::vector<int32_t>{0, 8});

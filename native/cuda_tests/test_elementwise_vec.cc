@@ -59,13 +59,13 @@ void same_bits(const std::string& what, bool expect_vector, F fn) {
   Bytes scalar, vector;
   int64_t before = 0, mid = 0, after = 0;
   {
-    ScopedEnv e("VREFLECT_ELEMENTWISE", "scalar");
+    ScopedEnv e("VREFLECT_ELEMENTWISE", "scalar", cuda::env_switches_changed);
     before = cuda::elementwise_vector_calls();
     scalar = fn();
     mid = cuda::elementwise_vector_calls();
   }
   {
-    ScopedEnv e("VREFLECT_ELEMENTWISE", "vector");
+    ScopedEnv e("VREFLECT_ELEMENTWISE", "vector", cuda::env_switches_changed);
     vector = fn();
     after = cuda::elementwise_vector_calls();
   }
@@ -286,7 +286,7 @@ void rmsnorm_case(int64_t N, int64_t C, uint64_t seed, int vector_calls = 2) {
   std::vector<S> out[2], dx[2];
   std::vector<float> rstd[2], dw[2];
   for (int path = 0; path < 2; path++) {
-    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar");
+    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar", cuda::env_switches_changed);
     const int64_t c0 = cuda::elementwise_vector_calls();
     DeviceBuffer<S> d_x(x), d_w(w), d_out(size_t(N * C)), d_dy(dy), d_dx(dx0);
     DeviceBuffer<float> d_r{size_t(N)}, d_dw(std::vector<float>(size_t(C), 0.25f));
@@ -308,7 +308,7 @@ void rmsnorm_to_bf16_case(int64_t N, int64_t C, uint64_t seed) {
   const auto x = rng.vec(size_t(N * C), -2, 2), w = rng.vec(size_t(C), 0.5, 1.5);
   std::vector<bf16> out[2];
   for (int path = 0; path < 2; path++) {
-    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar");
+    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar", cuda::env_switches_changed);
     DeviceBuffer<float> d_x(x), d_w(w);
     DeviceBuffer<bf16> d_out(size_t(N * C));
     cuda::rmsnorm_to_bf16(d_out.get(), d_x.get(), d_w.get(), N, C, 1e-6f);
@@ -328,7 +328,7 @@ void layernorm_case(int64_t N, int64_t C, bool bias, uint64_t seed) {
   std::vector<S> out[2], dx[2];
   std::vector<float> m[2], r[2], dw[2], db[2];
   for (int path = 0; path < 2; path++) {
-    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar");
+    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar", cuda::env_switches_changed);
     const int64_t c0 = cuda::elementwise_vector_calls();
     DeviceBuffer<S> d_x(x), d_w(w), d_b(b), d_out{size_t(N * C)}, d_dy(dy), d_dx(dx0);
     DeviceBuffer<float> d_m{size_t(N)}, d_r{size_t(N)}, d_gm(mean), d_gr(rstd);
@@ -358,7 +358,7 @@ void cross_entropy_case(int64_t N, int64_t V, uint64_t seed) {
   std::vector<float> loss[2];
   std::vector<S> dl[2];
   for (int path = 0; path < 2; path++) {
-    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar");
+    ScopedEnv e("VREFLECT_ELEMENTWISE", path ? "vector" : "scalar", cuda::env_switches_changed);
     const int64_t c0 = cuda::elementwise_vector_calls();
     DeviceBuffer<S> d_l(logits);
     DeviceBuffer<int32_t> d_t(tgt);
@@ -467,11 +467,35 @@ VR_TEST(cuda_vec16_banks_conflict_free) {
 }
 #endif
 
+// VREFLECT_ELEMENTWISE is read once, like the attention switches (env_switch.h): a change is seen only after
+// cuda::env_switches_changed; a bad value is a one-line error naming the allowed values, at every call until fixed.
 VR_TEST(cuda_vec16_switch) {
-  ScopedEnv e("VREFLECT_ELEMENTWISE", "fast");
   DeviceBuffer<float> a(std::vector<float>(16, 1.f)), b(std::vector<float>(16, 1.f)), c(16);
-  expect_throw("VREFLECT_ELEMENTWISE=fast is a one-line error naming the variable",
-               [&] { cuda::swiglu_forward(c.get(), a.get(), b.get(), 16); });
+  const auto vector_calls = [&] {
+    const int64_t c0 = cuda::elementwise_vector_calls();
+    cuda::swiglu_forward(c.get(), a.get(), b.get(), 16);
+    return cuda::elementwise_vector_calls() - c0;
+  };
+  {
+    ScopedEnv e("VREFLECT_ELEMENTWISE", "scalar", cuda::env_switches_changed);
+    check_true("VREFLECT_ELEMENTWISE=scalar: the one-element kernel", vector_calls() == 0);
+    setenv("VREFLECT_ELEMENTWISE", "vector", 1);  // unseen: read once, not per call
+    check_true("VREFLECT_ELEMENTWISE is read once, not per call", vector_calls() == 0);
+    cuda::env_switches_changed();
+    check_true("... and again after env_switches_changed (vector: the 16-byte kernel)", vector_calls() == 1);
+  }
+  ScopedEnv e("VREFLECT_ELEMENTWISE", "fast", cuda::env_switches_changed);
+  for (int i = 0; i < 2; i++) {  // a bad value is not kept: every call says so
+    std::string msg;
+    try {
+      cuda::swiglu_forward(c.get(), a.get(), b.get(), 16);
+    } catch (const std::exception& ex) {
+      msg = ex.what();
+    }
+    check_true("VREFLECT_ELEMENTWISE=fast is a one-line error naming the allowed values, call " + std::to_string(i) +
+                   " (" + msg + ")",
+               msg == "VREFLECT_ELEMENTWISE=fast is not one of auto, vector, scalar");
+  }
 }
 
 }  // namespace vr::test

@@ -200,7 +200,7 @@ void check_error(const std::string& what, const std::string& expected, F fn) {
 
 // VREFLECT_GEMM (or another variable) for a scope; the GEMMs, which keep VREFLECT_GEMM once read, read it again.
 struct ScopedGemmEnv : ScopedEnv {
-  ScopedGemmEnv(const char* n, const char* v) : ScopedEnv(n, v, cuda::gemm_env_changed) {}
+  ScopedGemmEnv(const char* n, const char* v) : ScopedEnv(n, v, cuda::env_switches_changed) {}
 };
 
 cuda::EnvLookup fake_env(std::map<std::string, std::string> vars) {

@@ -236,7 +236,7 @@ VR_TEST(cuda_model_session_split_kv) {
 // the emulator; tiny-flat's head dim 16 runs the padded 32-column tile): ViT window / full attention over
 // cu_seqlens, the prompt's causal prefill, decode and latent forwards of one row against the cache, the same rules.
 VR_TEST(cuda_attention_tc_model_session) {
-  ScopedEnv env("VREFLECT_ATTENTION", "tc", cuda::attention_env_changed);
+  ScopedEnv env("VREFLECT_ATTENTION", "tc", cuda::env_switches_changed);
   cuda_model_session_vs_cpu();
 }
 
@@ -247,7 +247,7 @@ VR_TEST(cuda_attention_wgmma_model_session) {
     std::printf("  (skipped: no wgmma path on this device)\n");
     return;
   }
-  ScopedEnv env("VREFLECT_ATTENTION", "wgmma", cuda::attention_env_changed);
+  ScopedEnv env("VREFLECT_ATTENTION", "wgmma", cuda::env_switches_changed);
   cuda_model_session_vs_cpu();
 }
 

@@ -210,7 +210,7 @@ VR_TEST(cuda_train_llm_forward_backward) {
 // (attention_tc.cu, the mma instruction modelled on the emulator; head dim 16 runs the 32-column tile), by the same
 // rules against the CPU trainer.
 VR_TEST(cuda_train_llm_tensor_core_attention) {
-  ScopedEnv env("VREFLECT_ATTENTION", "tc", cuda::attention_env_changed);
+  ScopedEnv env("VREFLECT_ATTENTION", "tc", cuda::env_switches_changed);
   cuda_train_llm_forward_backward();
 }
 
@@ -222,7 +222,7 @@ VR_TEST(cuda_train_llm_wgmma_attention) {
     std::printf("  (skipped: no sm_90a wgmma code on this device / build)\n");
     return;
   }
-  ScopedEnv env("VREFLECT_ATTENTION", "wgmma", cuda::attention_env_changed);
+  ScopedEnv env("VREFLECT_ATTENTION", "wgmma", cuda::env_switches_changed);
   cuda_train_llm_forward_backward();
 }
 

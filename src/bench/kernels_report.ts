@@ -70,13 +70,21 @@ const fmtShape = (s: Record<string, number>) => Object.entries(s).map(([k, v]) =
 const tf = (r?: KernelResult) => {
   if (!r) return '-';
   if (isElementwise(r.kernel)) return `${(r.gbs ?? 0).toFixed(0)} GB/s (${r.impl})`;
-  return `${r.tflops >= 10 ? r.tflops.toFixed(0) : r.tflops.toPrecision(3)} (${r.impl}${r.gbs !== undefined ? `, ${r.gbs.toFixed(0)} GB/s` : ''})`;
+  return `${r.tflops >= 10 ? r.tflops.toFixed(0) : r.tflops.toPrecision(3)} (${implWithTile(r)}${r.gbs !== undefined ? `, ${r.gbs.toFixed(0)} GB/s` : ''})`;
 };
+// The implementation and the attention tile variant that ran, where the producer names one the impl does not
+// ("vreflect-tc" + tile "64x64w4": "vreflect-tc/64x64w4"; "wgmma:" prefixes dropped).
+function implWithTile(r: KernelResult): string {
+  const t = r.tile?.replace(/^wgmma:/, '');
+  return t && !r.impl.endsWith(`/${t}`) ? `${r.impl}/${t}` : r.impl;
+}
+const deviceText = (d: KernelBench['device']) =>
+  `${d.name}${d.cc ? ` (cc ${d.cc})` : ''}${d.attention_tiles ? ` [attention tiles fwd ${d.attention_tiles.fwd}, bwd ${d.attention_tiles.bwd}${d.smem_optin_bytes ? `; ${Math.round(d.smem_optin_bytes / 1024)} KiB shared memory per block` : ''}]` : ''}`;
 
 export function renderKernelsText(rep: KernelsReport): string {
   const lines = [`bench kernels, ${rep.date}`];
   for (const s of rep.sides)
-    lines.push(`  ${s.side.padEnd(5)} ${s.device ? `${s.device.name}${s.device.cc ? ` (cc ${s.device.cc})` : ''}: ${s.results} results${s.failed.length ? `, ${s.failed.length} failed (first: ${s.failed[0].kernel}: ${s.failed[0].error})` : ''}` : `skipped: ${s.skipped}`}`);
+    lines.push(`  ${s.side.padEnd(5)} ${s.device ? `${deviceText(s.device)}: ${s.results} results${s.failed.length ? `, ${s.failed.length} failed (first: ${s.failed[0].kernel}: ${s.failed[0].error})` : ''}` : `skipped: ${s.skipped}`}`);
   const table = rep.rows.map((r) => [
     r.kernel + (r.causal === undefined ? '' : r.causal ? ' causal' : ''),
     fmtShape(r.shape),

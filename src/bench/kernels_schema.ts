@@ -41,6 +41,10 @@ export interface KernelBenchDevice {
   cc?: string;
   memory_bytes?: number;
   driver?: string | number;
+  /** vreflect_cuda_bench: shared memory one block may opt in to, and the tensor-core attention tile variants that
+   * VREFLECT_ATTENTION_TILE_FWD / _BWD run on this GPU (auto: the first of the preference that fits it) */
+  smem_optin_bytes?: number;
+  attention_tiles?: { fwd: string; bwd: string };
 }
 
 export interface KernelBench {

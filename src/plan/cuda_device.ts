@@ -16,6 +16,13 @@ export interface ProbeDevice {
   memoryBytes: number;
   freeBytes: number | null;
   kernelImage?: { ok: boolean; binaryVersion: number; ptxVersion: number; error?: string };
+  /** shared memory one block may opt in to (cudaDevAttrMaxSharedMemoryPerBlockOptin), when the probe read it */
+  smemOptinBytes?: number;
+  /**
+   * the tensor-core attention's tile variants a call runs on this device (VREFLECT_ATTENTION_TILE_FWD / _BWD, or
+   * auto: the first of the preference that fits its shared memory); CUDA builds only; error: a bad variable
+   */
+  attentionTiles?: { forward?: string; backward?: string; error?: string };
 }
 
 export interface CudaProbe {

@@ -299,6 +299,22 @@ suite('--device cuda through the CUDA emulator addon', () => {
     expect(c.devices.map((d: any) => d.name)).toEqual(['CUDA emulator (CPU)']);
   });
 
+  // The tensor-core attention tiles a call runs on the device, as the kernels resolve them (auto: the first of the
+  // preference that fits the device's opt-in shared memory, which CUDAEMU_MAX_DYN_SMEM_KIB sets on the emulator).
+  test('doctor: the GPU\'s shared memory per block and the attention tiles that run on it', () => {
+    const dev = (env: NodeJS.ProcessEnv) => {
+      const r = vreflect(['doctor', '--json'], env);
+      expect(r.code).toBe(0);
+      return JSON.parse(r.stdout).backends.cuda.devices[0];
+    };
+    expect(dev({})).toMatchObject({ smem_optin_bytes: 227 * 1024, attention_tiles: { forward: '64x64w4', backward: '64x64w4' } });
+    expect(dev({ CUDAEMU_MAX_DYN_SMEM_KIB: '99', VREFLECT_ATTENTION_TILE_BWD: '128x32w8' }))
+      .toMatchObject({ smem_optin_bytes: 99 * 1024, attention_tiles: { forward: '64x64w4', backward: '128x32w8' } });
+    expect(dev({ VREFLECT_ATTENTION_TILE_FWD: '9x9' }).attention_tiles.error).toMatch(/^VREFLECT_ATTENTION_TILE_FWD=9x9 is not one of auto, 64x64w4, /);
+    const text = vreflect(['doctor'], { CUDAEMU_MAX_DYN_SMEM_KIB: '99' });
+    expect(text.stdout).toContain('attention tiles (99 KiB shared memory per block): forward 64x64w4, backward 64x64w4');
+  });
+
   describe('one-line errors', () => {
     const c = goldenCase('flat_plain_odd_rep105');
 

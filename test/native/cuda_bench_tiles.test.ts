@@ -83,6 +83,8 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
       r.ms = 1;
     }
     doc.results[doc.results.length - 1] = { ...doc.results[doc.results.length - 1], ms: null, tflops: null, error: 'out of memory' };
+    // as a run on a 99 KiB GPU reports it (a dry run has no device)
+    doc.device = { name: 'NVIDIA A10G', cc: '8.6', smem_optin_bytes: 101376, attention_tiles: { fwd: '64x64w4', bwd: '64x32w4d' } };
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tiles-')), 'bench_tiles.json');
     fs.writeFileSync(file, JSON.stringify(doc));
     const out = spawnSync('python3', [path.join(__dirname, '../../native/cuda/bench/tile_summary.py'), file], { encoding: 'utf8' });
@@ -95,5 +97,6 @@ describe('vreflect_cuda_bench --attention-tiles (dry run)', () => {
     // the ping-pong variants against their plain and overlap shapes (150 / 99; 128x128wg2p: all 99)
     expect(out.stdout).toMatch(/ping-pong vs plain \/ overlap: 128x128wg2p 1\.00x \/ 1\.00x \| 128x64wg2p 1\.52x \/ 1\.52x/);
     expect(out.stdout).toMatch(/most wins: VREFLECT_ATTENTION_TILE_BWD=64x32w4 VREFLECT_ATTENTION_TILE_FWD=(128x64w4s|64x128w4s) VREFLECT_ATTENTION_TILE_WGMMA_BWD=128x64wg2 VREFLECT_ATTENTION_TILE_WGMMA=128x64wg2p$/m);
+    expect(out.stdout).toContain('this GPU runs (auto or the environment): fwd 64x64w4 bwd 64x32w4d (99 KiB shared memory per block); a new default goes first in kFwdPreference / kBwdPreference');
   });
 });

@@ -1,10 +1,13 @@
 // vreflect_cuda_bench: times vreflect's CUDA kernels and cuBLASLt on the Qwen2.5-VL-7B shapes and prints one
 // JSON object (--json) or a table. The JSON schema is shared with scripts_bench/torch_kernels.py (see
 // native/cuda/gemm/README.md):
-//   {"device":{"name","cc","memory_bytes","driver"}, "date", "cublaslt":{"found","path","version","error"},
+//   {"device":{"name","cc","memory_bytes","driver","smem_optin_bytes","attention_tiles":{"fwd","bwd"}}, "date",
+//    "cublaslt":{"found","path","version","error"},
 //    "results":[{"kernel","shape":{...},"dtype":"bf16","causal"?,"ms","tflops","impl","reps","tile"?,"gbs"?,"error"?}]}
-// tile (attention on tensor cores): the tile variant that ran (--attention-tiles; impl "vreflect-tc/<tile>"), for
-// the Hopper forward "wgmma:<variant>" (impl "vreflect-wgmma[/<variant>]").
+// tile (attention on tensor cores): the tile variant that ran (--attention-tiles; impl "vreflect-tc/<tile>" unless
+// it is the first of the tile preference), for the Hopper forward "wgmma:<variant>" (impl
+// "vreflect-wgmma[/<variant>]"). device.attention_tiles: the mma.sync variants VREFLECT_ATTENTION_TILE_FWD / _BWD
+// run on this GPU (auto: the first of the preference whose shared memory fits smem_optin_bytes).
 // gbs (attention_decode, the decode gemm cases, the elementwise kernels): GB/s of the bytes the case must move (the
 // K/V cache, the weights, the tensors), to hold against the HBM roofline; the table prints it too.
 // ms / tflops are null for a case that did not run (its "error" says why). Runs on a GPU machine without Node.
@@ -20,6 +23,7 @@
 #include "cuda/bench/model/bench_json.h"  // utc_now
 #include "cuda/bench/bench_runner.h"
 #include "cuda/gemm/cublaslt_loader.h"
+#include "cuda/kernels/cuda_kernels.h"
 
 namespace vr::bench {
 namespace {
@@ -69,11 +73,22 @@ int run(int argc, char** argv) {
   if (!o.dry_run) {
     runner.emplace();
     const DeviceInfo& d = runner->device();
+    const auto tile = [](bool bwd) -> std::string {  // a bad VREFLECT_ATTENTION_TILE_* fails its cases, not the run
+      try {
+        return cuda::attention_tc_tile(bwd);
+      } catch (const std::exception& e) {
+        return std::string("error: ") + e.what();
+      }
+    };
+    const std::string fwd_tile = tile(false), bwd_tile = tile(true);
     device_json = "{\"name\":" + json_string(d.name) + ",\"cc\":" + json_string(d.cc) +
-                  ",\"memory_bytes\":" + std::to_string(d.memory_bytes) + ",\"driver\":" + json_string(d.driver) + "}";
+                  ",\"memory_bytes\":" + std::to_string(d.memory_bytes) + ",\"driver\":" + json_string(d.driver) +
+                  ",\"smem_optin_bytes\":" + std::to_string(d.smem_optin_bytes) + ",\"attention_tiles\":{\"fwd\":" +
+                  json_string(fwd_tile) + ",\"bwd\":" + json_string(bwd_tile) + "}}";
     if (!o.json)
-      std::printf("%s (sm %s, %.1f GiB, driver %s); cuBLASLt: %s\n", d.name.c_str(), d.cc.c_str(),
-                  double(d.memory_bytes) / double(1ull << 30), d.driver.c_str(),
+      std::printf("%s (sm %s, %.1f GiB, %.0f KiB shared memory per block, driver %s); attention tiles fwd %s bwd %s; "
+                  "cuBLASLt: %s\n", d.name.c_str(), d.cc.c_str(), double(d.memory_bytes) / double(1ull << 30),
+                  double(d.smem_optin_bytes) / 1024, d.driver.c_str(), fwd_tile.c_str(), bwd_tile.c_str(),
                   lt.found ? (lt.version + " " + lt.path).c_str() : lt.error.c_str());
   }
   if (!o.json) std::printf("%-20s %-24s %-62s %7s %11s %9s\n", "kernel", "impl", "shape", "causal", "ms", "TFLOP/s");

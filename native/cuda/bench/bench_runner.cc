@@ -33,8 +33,8 @@ struct Event {
   Event& operator=(const Event&) = delete;
 };
 
-// VREFLECT_ATTENTION_TILE_FWD or _BWD (or VREFLECT_ELEMENTWISE, read on every call) set for one case and restored
-// after it (the attention kernels cache their variables; cuda::attention_env_changed makes them read them again).
+// VREFLECT_ATTENTION_TILE_FWD or _BWD (or VREFLECT_ELEMENTWISE) set for one case and restored after it (the kernels
+// read their switches once; cuda::env_switches_changed makes them read them again).
 class TileEnv {
  public:
   TileEnv(const char* name, const std::string& value) : name_(name) {
@@ -42,12 +42,12 @@ class TileEnv {
     had_ = old != nullptr;
     if (had_) old_ = old;
     setenv(name, value.c_str(), 1);
-    cuda::attention_env_changed();
+    cuda::env_switches_changed();
   }
   ~TileEnv() {
     if (had_) setenv(name_, old_.c_str(), 1);
     else unsetenv(name_);
-    cuda::attention_env_changed();
+    cuda::env_switches_changed();
   }
   TileEnv(const TileEnv&) = delete;
   TileEnv& operator=(const TileEnv&) = delete;
@@ -72,6 +72,7 @@ Runner::Runner() : slots_(16) {
   dev_.name = p.name;
   dev_.cc = std::to_string(p.major) + "." + std::to_string(p.minor);
   dev_.memory_bytes = p.totalGlobalMem;
+  dev_.smem_optin_bytes = p.sharedMemPerBlockOptin;
   dev_.driver = std::to_string(drv / 1000) + "." + std::to_string((drv % 1000) / 10);
 }
 
@@ -150,11 +151,12 @@ Measurement Runner::run(const Case& c, const Options& o) {
         if (wg_tile || t != first) m.impl += "/" + t;
       } else if (got != cuda::AttnKernelPath::Scalar) {
         m.impl = "vreflect-tc";
-        // The variant: the case's (--attention-tiles), else whatever VREFLECT_ATTENTION_TILE_* picks; named in impl
-        // unless it is the default, so variants of one case stay apart in merged reports.
+        // The variant that runs: the case's (--attention-tiles), else whatever VREFLECT_ATTENTION_TILE_* picks (auto:
+        // the first of the preference that fits this GPU's shared memory); named in impl unless it is the first of
+        // the preference, so variants of one case - and a GPU's fallback - stay apart in merged reports.
         if (!c.tile.empty()) tile_env.emplace(bwd ? "VREFLECT_ATTENTION_TILE_BWD" : "VREFLECT_ATTENTION_TILE_FWD", c.tile);
         m.tile = cuda::attention_tc_tile(bwd);
-        if (!c.tile.empty() || m.tile != cuda::attention_tc_tiles(bwd).front()) m.impl += "/" + m.tile;
+        if (!c.tile.empty() || m.tile != cuda::attention_tc_tile_preference(bwd).front()) m.impl += "/" + m.tile;
       } else {
         m.impl = "vreflect-scalar";
         if (!c.tile.empty())

@@ -12,6 +12,7 @@ namespace vr::bench {
 struct DeviceInfo {
   std::string name, cc, driver;  // cc "9.0"; driver: the CUDA driver API version, "13.0"
   uint64_t memory_bytes = 0;
+  uint64_t smem_optin_bytes = 0;  // shared memory one block may opt in to: what the attention tile auto fits
 };
 
 struct Measurement {

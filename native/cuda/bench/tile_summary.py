@@ -78,6 +78,13 @@ def main(path):
     picks = [f"{env[k]}={max(w, key=w.get).removeprefix('wgmma:')}" for k, w in sorted(best_by_kernel.items())
              if k in env]
     print("most wins: " + " ".join(picks))
+    dev = doc.get("device") or {}
+    tiles = dev.get("attention_tiles")
+    if isinstance(tiles, dict):  # what auto ran on this GPU (vreflect_cuda_bench since session 9)
+        smem = dev.get("smem_optin_bytes")
+        print(f"this GPU runs (auto or the environment): fwd {tiles.get('fwd')} bwd {tiles.get('bwd')}"
+              + (f" ({smem // 1024} KiB shared memory per block)" if isinstance(smem, int) else "")
+              + "; a new default goes first in kFwdPreference / kBwdPreference (attention_tc.cu)")
     return 0
 
 

@@ -10,15 +10,16 @@
 #include "cuda/gemm/cublaslt_gemm.h"
 #include "cuda/gemm/cublaslt_loader.h"
 #include "cuda/kernels/cuda_kernels.h"
+#include "cuda/kernels/env_switch.h"
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
 
 namespace {
-// VREFLECT_GEMM as the first GEMM read it (-1: not read yet), so a GEMM does not scan the environment each time.
-std::atomic<int> g_env_impl{-1};
-// VREFLECT_GEMV as first read: 1 auto (the skinny kernel for the rows it takes), 0 off, -1 not read yet.
-std::atomic<int> g_env_gemv{-1};
+// VREFLECT_GEMM and VREFLECT_GEMV, read at the first GEMM and kept (env_switch.h), so a GEMM does not scan the
+// environment each time.
+EnvSwitch g_gemm_switch{"VREFLECT_GEMM", {"auto", "cublaslt", "kernel"}};
+EnvSwitch g_gemv_switch{"VREFLECT_GEMV", {"auto", "off"}};
 std::atomic<int64_t> g_max_span{kGemmMaxSpan};  // lowered by tests only
 std::atomic<int64_t> g_split_pieces{0};
 }  // namespace
@@ -55,43 +56,18 @@ const char* gemm_impl_name(GemmImpl impl) {
 }
 
 GemmImpl gemm_impl_from_env() {
-  const char* v = std::getenv("VREFLECT_GEMM");
-  if (!v || !*v || std::string(v) == "auto") return GemmImpl::Auto;
-  if (std::string(v) == "cublaslt") return GemmImpl::CublasLt;
-  if (std::string(v) == "kernel") return GemmImpl::Kernel;
-  fail("VREFLECT_GEMM=", v, " is not one of auto, cublaslt, kernel");
+  constexpr GemmImpl kImpls[] = {GemmImpl::Auto, GemmImpl::CublasLt, GemmImpl::Kernel};
+  return kImpls[g_gemm_switch.index()];
 }
 
-bool gemv_enabled_from_env() {
-  const char* v = std::getenv("VREFLECT_GEMV");
-  if (!v || !*v || std::string(v) == "auto") return true;
-  if (std::string(v) == "off") return false;
-  fail("VREFLECT_GEMV=", v, " is not one of auto, off");
-}
+bool gemv_enabled_from_env() { return g_gemv_switch.index() == 0; }
 
-void gemm_env_changed() {
-  g_env_impl.store(-1, std::memory_order_relaxed);
-  g_env_gemv.store(-1, std::memory_order_relaxed);
-}
 
 namespace {
 
-// A switch read from the environment once and kept in `slot` (-1: not read yet). A bad value throws at each read
-// and stays unread, so every GEMM says so.
-template <class F>
-int cached_env(std::atomic<int>& slot, F read) {
-  const int cached = slot.load(std::memory_order_relaxed);
-  if (cached >= 0) return cached;
-  const int v = read();
-  slot.store(v, std::memory_order_relaxed);
-  return v;
-}
-GemmImpl env_impl() { return GemmImpl(cached_env(g_env_impl, [] { return int(gemm_impl_from_env()); })); }
-bool env_gemv() { return cached_env(g_env_gemv, [] { return gemv_enabled_from_env() ? 1 : 0; }) == 1; }
-
 template <class TC>
 GemmImpl run(TC* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, GemmImpl want) {
-  if (want == GemmImpl::Auto) want = env_impl();
+  if (want == GemmImpl::Auto) want = gemm_impl_from_env();
   // An operand too large for one cuBLASLt call (kGemmMaxSpan): row pieces, each of which fits, or our kernel.
   if ((want == GemmImpl::Auto || want == GemmImpl::CublasLt) && g.k > 0 && g.m > 0 && g.n > 0) {
     const GemmArgs p = checked_gemm_args(g);
@@ -116,7 +92,7 @@ GemmImpl run(TC* C, const bf16* A, const bf16* B, const GemmArgs& g, Stream s, G
   }
   // A few rows (decode / latent steps): the bandwidth-bound skinny kernel, unless an implementation was forced
   // (VREFLECT_GEMM, or the caller's `want`) or VREFLECT_GEMV=off; it declines the cases it does not take.
-  if (want == GemmImpl::Gemv || (want == GemmImpl::Auto && g.m <= kGemvMaxRows && env_gemv())) {
+  if (want == GemmImpl::Gemv || (want == GemmImpl::Auto && g.m <= kGemvMaxRows && gemv_enabled_from_env())) {
     if (gemv_linear(C, A, B, g, s)) return GemmImpl::Gemv;
     VR_CHECK(want != GemmImpl::Gemv, "gemm: the gemv kernel was requested but does not take this case (m=", g.m,
              ", k=", g.k, "; it needs 1 <= m <= ", kGemvMaxRows, ", a W[n,k] operand, k and row strides multiples "
@@ -152,8 +128,8 @@ GemmImpl gemm_linear_forward(bf16* out, const bf16* inp, const bf16* w, const fl
 
 GemmImpl gemm_swiglu_forward(bf16* out, bf16* up_scratch, const bf16* inp, const bf16* w_gate, const bf16* w_up,
                              int64_t M, int64_t F, int64_t K, Stream s, GemmImpl want) {
-  if (want == GemmImpl::Auto) want = env_impl();
-  if ((want == GemmImpl::Gemv || (want == GemmImpl::Auto && M <= kGemvMaxRows && env_gemv())) &&
+  if (want == GemmImpl::Auto) want = gemm_impl_from_env();
+  if ((want == GemmImpl::Gemv || (want == GemmImpl::Auto && M <= kGemvMaxRows && gemv_enabled_from_env())) &&
       gemv_swiglu(out, inp, w_gate, w_up, M, F, K, s))
     return GemmImpl::Gemv;
   VR_CHECK(up_scratch, "gemm_swiglu_forward: the unfused path needs the up scratch");

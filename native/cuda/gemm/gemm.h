@@ -18,13 +18,11 @@ enum class GemmImpl { Auto, CublasLt, Kernel, Gemv };
 
 // "cublaslt", "vreflect-kernel", "vreflect-gemv" (the bench's "impl" names), "auto".
 const char* gemm_impl_name(GemmImpl impl);
-// VREFLECT_GEMM as a GemmImpl (Auto when unset or "auto"); vr::Error on any other value. Reads it now; the GEMMs
-// read it once, at the first one, and keep it.
+// VREFLECT_GEMM as a GemmImpl (Auto when unset or "auto"); vr::Error on any other value. Read once, at the first
+// GEMM, and kept (cuda::env_switches_changed, cuda_kernels.h, makes the next one read it again).
 GemmImpl gemm_impl_from_env();
 // VREFLECT_GEMV (auto|off) as a switch: true unless "off"; vr::Error on any other value. Read once, like VREFLECT_GEMM.
 bool gemv_enabled_from_env();
-// Makes the next GEMM read VREFLECT_GEMM and VREFLECT_GEMV again (for tests that change them in-process).
-void gemm_env_changed();
 
 // Operand spans (scale audit). cuBLASLt takes sizes and strides as 64-bit values but accepts only int32-sized
 // ones, and an operand spanning 2^31 elements or more has been seen to fail at run time (CUBLAS_STATUS_EXECUTION_

@@ -86,11 +86,14 @@ inline void check_args(const AttnArgs& a, const char* op) {
            ": k/v row stride smaller than Hkv*D=", int64_t(a.Hkv) * a.D);
 }
 
-// Kernels needing more than 48 KiB of dynamic shared memory must opt in first.
+// Kernels needing more than 48 KiB of dynamic shared memory must opt in first. A refusal (more than the GPU allows)
+// is also left as the thread's last error, which the next launch's check would report as its own: cleared here.
 template <class K>
 void allow_smem(K* kernel, size_t bytes, const char* op) {
-  if (bytes > 48 * 1024)
-    check_launch(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), op);
+  if (bytes <= 48 * 1024) return;
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+  if (e != cudaSuccess) (void)cudaGetLastError();
+  check_launch(e, op);
 }
 
 }  // namespace attn
@@ -101,7 +104,6 @@ void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, c
 // The Hopper forward (attention_wgmma.cu): arguments checked, D <= 128, bf16, the path resolved to Wgmma.
 void attention_forward_wgmma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
                              Stream s);
-void attention_wgmma_env_changed();
 // The tensor-core backward: dq/dk/dv accumulated (+=; any may be null); delta = rowsum(dO * O) [Hq, total_q].
 void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* delta,
                            const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a, Stream s);
@@ -113,7 +115,6 @@ void attention_backward_wgmma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, co
 // to the tc kernels instead of throwing).
 bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16* k, const bf16* v, const bf16* dout);
 // Its block shape: attention_wgmma_backward_tile() (cuda_kernels.h).
-void attention_wgmma_backward_env_changed();  // the next call reads VREFLECT_ATTENTION_TILE_WGMMA_BWD again
 
 }  // namespace VR_CUDA_ABI
 }  // namespace vr::cuda

@@ -37,11 +37,13 @@
 // variant also double-buffers head dims <= 80 (64x64w4d).
 
 #include <atomic>
-#include <cstdlib>
+#include <iterator>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "cuda/kernels/attention_common.cuh"
+#include "cuda/kernels/env_switch.h"
 #include "cuda/kernels/mma.cuh"
 
 namespace vr::cuda {
@@ -719,13 +721,15 @@ void launch_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* 
 
 // cudaFuncSetAttribute for a shape over the 99 KiB every sm_80+ GPU allows (the double-buffered 64x64w4d, 128x32w8d:
 // sm_80 163 KiB, sm_90 227 KiB), refused in one line naming the cause where this GPU allows less (sm_86 / sm_89).
+// Only a variant named in VREFLECT_ATTENTION_TILE_BWD gets here on such a GPU: auto picks one that fits (auto_tile).
 template <class K>
 void allow_tc_smem(K* kernel, size_t bytes, const char* op) {
   if (bytes <= kTcMaxSmem) return attn::allow_smem(kernel, bytes, op);
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) != cudaSuccess) {
     (void)cudaGetLastError();
     fail(op, ": this tile variant needs ", bytes / 1024, " KiB of shared memory per block, more than this GPU allows ",
-         "(sm_80 163, sm_90 227, sm_86 / sm_89 99 KiB): set VREFLECT_ATTENTION_TILE_BWD to 64x32w4d or one without d");
+         "(sm_80 163, sm_90 227, sm_86 / sm_89 99 KiB): set VREFLECT_ATTENTION_TILE_BWD=auto (it picks one that ",
+         "fits) or to 64x32w4d or one without d");
   }
 }
 
@@ -764,26 +768,29 @@ using BwdLaunch = void (*)(bf16*, bf16*, bf16*, const bf16*, const float*, const
 struct FwdVariant {
   int rows, keys, warps;
   bool staggered;
+  size_t smem;  // dynamic shared memory per block at DP = 128
   FwdLaunch launch;
 };
 struct BwdVariant {
   int rows, inner, warps;
   bool double_buffered;  // "d": the inner tiles double-buffered (DB = 1); head dims <= 80 then run 64x64w4d too
+  size_t smem;           // the larger of the dK/dV and dQ kernels' shared memory per block at DP = 128
   BwdLaunch launch;
 };
 template <int MT, int W, int KN, int ST>
 constexpr FwdVariant fwd128() {
-  return {16 * MT * W, KN, W, ST == 1, launch_tc<128, MT, W, KN, ST>};
+  return {16 * MT * W, KN, W, ST == 1, FwdShape<128, MT, W, KN, ST>::kSmemBytes, launch_tc<128, MT, W, KN, ST>};
 }
 template <int W, int T, int DB>
 constexpr BwdVariant bwd128() {
-  return {16 * W, T, W, DB == 1, launch_tc_backward<128, W, T, DB>};
+  return {16 * W, T, W, DB == 1, BwdShape<128, W, T, DB>::kSmemBytes, launch_tc_backward<128, W, T, DB>};
 }
-// The first of each list is the default (today's shape) until a GPU measures a better one (kernels README). Shapes
-// over kTcMaxSmem do not compile (static_assert): forward 128x128w8s, 256x64w8s, and double-buffered 64x128w4,
-// 128x64w4, 128x64w8, 256x32w8; backward 128x64w8, 64x128w4 single-buffered. The backward's double-buffered ("d")
-// shapes are held to sm_80's 163 KiB instead: 64x32w4d fits 99 KiB, 64x64w4d, 128x32w8d (103 KiB) and 128x64w8d
-// (137 KiB) run on sm_80 / sm_90 only (FlashAttention-2's inner-loop overlap; the GPU session picks).
+// Every instantiated shape; the order is the names' listing order (attention_tc_tiles), not a preference (that is
+// kFwdPreference / kBwdPreference below). Shapes over kTcMaxSmem do not compile (static_assert): forward
+// 128x128w8s, 256x64w8s, and double-buffered 64x128w4, 128x64w4, 128x64w8, 256x32w8; backward 128x64w8, 64x128w4
+// single-buffered. The backward's double-buffered ("d") shapes are held to sm_80's 163 KiB instead: 64x32w4d fits
+// 99 KiB, 64x64w4d, 128x32w8d (103 KiB) and 128x64w8d (137 KiB) run on sm_80 / sm_90 only (FlashAttention-2's
+// inner-loop overlap; the GPU session picks).
 const FwdVariant kFwdVariants[] = {
     fwd128<1, 4, 64, 0>(),   // 64x64w4: one m-tile per warp, K/V double-buffered (85 KiB)
     fwd128<1, 4, 64, 1>(),   // 64x64w4s: the same, staggered (51 KiB): the two pipelines side by side
@@ -806,6 +813,15 @@ const BwdVariant kBwdVariants[] = {
     bwd128<8, 64, 1>(),  // 128x64w8d: FlashAttention-2's 128 x 64, 8 warps (137 KiB)
 };
 
+// What `auto` (or the variable unset) runs: the first of these whose shared memory fits the device's opt-in limit
+// per block (cudaDevAttrMaxSharedMemoryPerBlockOptin: 227 KiB sm_90, 163 sm_80 / sm_87, 99 sm_86 / sm_89 / sm_120),
+// so the default never refuses a GPU. Today's preference is today's shape alone: nothing changes on any GPU until a
+// GPU session measures a better one (kernels README, "Tile-shape variants"); a faster shape that needs more shared
+// memory goes in front of it, e.g. {"128x64w8d", "64x32w4d", "64x64w4"} runs 128x64w8d on sm_80 / sm_90 and
+// 64x32w4d on a 99 KiB GPU. The last entry must fit 99 KiB (every sm_80+ GPU; cuda_attention_tc_tile_auto checks).
+const char* const kFwdPreference[] = {"64x64w4"};
+const char* const kBwdPreference[] = {"64x64w4"};
+
 std::string variant_name(int rows, int inner, int warps) {
   return std::to_string(rows) + "x" + std::to_string(inner) + "w" + std::to_string(warps);
 }
@@ -818,46 +834,88 @@ std::vector<std::string> variant_names(bool backward) {
     for (const FwdVariant& v : kFwdVariants) r.push_back(variant_name(v.rows, v.keys, v.warps) + (v.staggered ? "s" : ""));
   return r;
 }
-
-// VREFLECT_ATTENTION_TILE_FWD / _BWD as first read: the variant index (-1: not yet read), "auto" or unset = 0.
-std::atomic<int> g_env_tile[2] = {{-1}, {-1}};
-
-int env_tile(bool backward) {
-  const int cached = g_env_tile[backward].load(std::memory_order_relaxed);
-  if (cached >= 0) return cached;
-  const char* var = backward ? "VREFLECT_ATTENTION_TILE_BWD" : "VREFLECT_ATTENTION_TILE_FWD";
-  const char* e = std::getenv(var);
-  const std::string v = e ? e : "";
+size_t variant_smem(bool backward, size_t i) { return backward ? kBwdVariants[i].smem : kFwdVariants[i].smem; }
+int variant_index(bool backward, const std::string& name) {
   const std::vector<std::string> names = variant_names(backward);
-  int idx = -1;
-  if (v.empty() || v == "auto") idx = 0;
-  for (size_t i = 0; i < names.size() && idx < 0; i++)
-    if (names[i] == v) idx = int(i);
-  if (idx < 0) {
-    std::string all = "auto";
-    for (const std::string& n : names) all += ", " + n;
-    fail(var, "=", v, " is not one of ", all);  // stays unread: every call says so
-  }
-  g_env_tile[backward].store(idx, std::memory_order_relaxed);
-  return idx;
+  for (size_t i = 0; i < names.size(); i++)
+    if (names[i] == name) return int(i);
+  return -1;
+}
+std::vector<std::string> with_auto(std::vector<std::string> names) {
+  names.insert(names.begin(), "auto");
+  return names;
 }
 
-// VREFLECT_ATTENTION as first read (-1: not yet), so a forward does not scan the environment each time.
-std::atomic<int> g_env_path{-1};
+// VREFLECT_ATTENTION_TILE_FWD / _BWD: index 0 "auto" (unset too), i > 0 the variant i - 1.
+EnvSwitch g_tile_switch[2] = {{"VREFLECT_ATTENTION_TILE_FWD", with_auto(variant_names(false))},
+                              {"VREFLECT_ATTENTION_TILE_BWD", with_auto(variant_names(true))}};
+
+// The preference auto walks: the compiled-in list, or one set by attention_tc_set_tile_preference (tests).
+std::mutex g_preference_mutex;
+std::vector<std::string> g_preference_override[2];
+
+std::vector<std::string> preference(bool backward) {
+  {
+    std::lock_guard<std::mutex> lock(g_preference_mutex);
+    if (!g_preference_override[backward].empty()) return g_preference_override[backward];
+  }
+  std::vector<std::string> r;
+  if (backward) r.assign(std::begin(kBwdPreference), std::end(kBwdPreference));
+  else r.assign(std::begin(kFwdPreference), std::end(kFwdPreference));
+  return r;
+}
+
+// The current device's opt-in shared memory per block, asked per call (a runtime table lookup, and each GPU of a
+// process may differ); 99 KiB, what every sm_80+ GPU allows, when it cannot be read.
+size_t device_smem_optin() {
+  int dev = 0, bytes = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess || bytes <= 0) {
+    (void)cudaGetLastError();
+    return kTcMaxSmem;
+  }
+  return size_t(bytes);
+}
+
+// auto's last pick per direction and the opt-in limit it was made for, (optin << 8) | (index + 1) (0: none), so an
+// attention call does not walk the names again; a test's preference change clears it.
+std::atomic<uint64_t> g_auto_pick[2] = {{0}, {0}};
+
+// The variant auto runs where `optin` bytes of shared memory per block are allowed: the first of the preference
+// that fits; none fitting (only a preference set by a test can do that) is a one-line error.
+int auto_tile(bool backward, size_t optin) {
+  const uint64_t cached = g_auto_pick[backward].load(std::memory_order_relaxed);
+  if (cached != 0 && (cached >> 8) == optin) return int(cached & 0xFFu) - 1;
+  const std::vector<std::string> pref = preference(backward);
+  for (const std::string& name : pref) {
+    const int i = variant_index(backward, name);
+    if (i >= 0 && variant_smem(backward, size_t(i)) <= optin) {
+      g_auto_pick[backward].store((uint64_t(optin) << 8) | uint64_t(i + 1), std::memory_order_relaxed);
+      return i;
+    }
+  }
+  std::string all;
+  for (const std::string& n : pref) all += (all.empty() ? "" : ", ") + n;
+  fail(g_tile_switch[backward].var(), "=auto: no variant of the preference (", all, ") fits this GPU's ",
+       optin / 1024, " KiB of shared memory per block");
+}
+
+// The variant index a call runs where `optin` bytes are allowed: the named one, or auto's pick. Reads (and checks)
+// the variable.
+int tile_at(bool backward, size_t optin) {
+  const int sw = g_tile_switch[backward].index();
+  return sw > 0 ? sw - 1 : auto_tile(backward, optin);
+}
+// ... on the current device.
+int env_tile(bool backward) { return tile_at(backward, device_smem_optin()); }
+
+// VREFLECT_ATTENTION: index into AttnKernelPath's names below (read once).
+EnvSwitch g_path_switch{"VREFLECT_ATTENTION", {"auto", "wgmma", "tc", "scalar"}};
 
 AttnKernelPath env_path() {
-  const int cached = g_env_path.load(std::memory_order_relaxed);
-  if (cached >= 0) return AttnKernelPath(cached);
-  const char* e = std::getenv("VREFLECT_ATTENTION");
-  const std::string v = e ? e : "";
-  AttnKernelPath p;
-  if (v.empty() || v == "auto") p = AttnKernelPath::Auto;
-  else if (v == "wgmma") p = AttnKernelPath::Wgmma;
-  else if (v == "tc") p = AttnKernelPath::TensorCore;
-  else if (v == "scalar") p = AttnKernelPath::Scalar;
-  else fail("VREFLECT_ATTENTION=", v, " is not one of auto, wgmma, tc, scalar");  // stays unread: every forward says so
-  g_env_path.store(int(p), std::memory_order_relaxed);
-  return p;
+  constexpr AttnKernelPath kPaths[] = {AttnKernelPath::Auto, AttnKernelPath::Wgmma, AttnKernelPath::TensorCore,
+                                      AttnKernelPath::Scalar};
+  return kPaths[g_path_switch.index()];
 }
 
 #if !defined(VR_CUDA_EMULATED)
@@ -880,8 +938,7 @@ AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_st
   if (env) want = env_path();
   // The tile switches are read (and a bad value refused in one line) here, where every attention call chooses
   // its path: a typo must not pass silently because this run's head dim or device never takes the tiled kernels.
-  env_tile(false);
-  env_tile(true);
+  for (EnvSwitch& t : g_tile_switch) t.index();  // (the variables only: auto's pick is made where a kernel runs)
   attention_wgmma_tile();
   attention_wgmma_backward_tile();
   if (want == AttnKernelPath::Scalar) return want;
@@ -928,18 +985,23 @@ const char* attention_kernel_path_name(AttnKernelPath path) {
   }
 }
 
-void attention_env_changed() {
-  g_env_path.store(-1, std::memory_order_relaxed);
-  for (auto& t : g_env_tile) t.store(-1, std::memory_order_relaxed);
-  attention_wgmma_env_changed();
-  attention_wgmma_backward_env_changed();
-}
-
 std::vector<std::string> attention_tc_tiles(bool backward) { return variant_names(backward); }
 
-std::string attention_tc_tile(bool backward) {
-  const std::vector<std::string> names = variant_names(backward);
-  return names[size_t(env_tile(backward))];
+std::string attention_tc_tile(bool backward) { return variant_names(backward)[size_t(env_tile(backward))]; }
+
+std::string attention_tc_tile_at(bool backward, size_t smem_optin_bytes) {
+  return variant_names(backward)[size_t(tile_at(backward, smem_optin_bytes))];
+}
+
+std::vector<std::string> attention_tc_tile_preference(bool backward) { return preference(backward); }
+
+void attention_tc_set_tile_preference(bool backward, const std::vector<std::string>& names) {
+  for (const std::string& n : names)
+    VR_CHECK(variant_index(backward, n) >= 0, "attention_tc_set_tile_preference: ", n, " is not a ",
+             backward ? "backward" : "forward", " tile variant");
+  std::lock_guard<std::mutex> lock(g_preference_mutex);
+  g_preference_override[backward] = names;
+  g_auto_pick[backward].store(0, std::memory_order_relaxed);
 }
 
 void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,

@@ -36,6 +36,7 @@
 
 #include "core/dtype.h"
 #include "cuda/kernels/attention_common.cuh"
+#include "cuda/kernels/env_switch.h"
 #include "cuda/kernels/wgmma.cuh"
 
 namespace vr::cuda {
@@ -384,23 +385,18 @@ const WgVariant kWgVariants[] = {
     {"128x128wg2p", launch_wgmma<2, 128, true, true>},
 };
 
-std::atomic<int> g_env_tile{-1};
+std::vector<std::string> wg_switch_values() {
+  std::vector<std::string> r{"auto"};
+  for (const WgVariant& x : kWgVariants) r.push_back(x.name);
+  return r;
+}
+// VREFLECT_ATTENTION_TILE_WGMMA: 0 "auto" (unset too) = the first variant, i > 0 the variant i - 1. Every variant
+// fits sm_90's 227 KiB (WgShape's static_assert), the only arch these kernels run on, so auto needs no device check.
+EnvSwitch g_tile_switch{"VREFLECT_ATTENTION_TILE_WGMMA", wg_switch_values()};
 
 int env_tile() {
-  const int cached = g_env_tile.load(std::memory_order_relaxed);
-  if (cached >= 0) return cached;
-  const char* e = std::getenv("VREFLECT_ATTENTION_TILE_WGMMA");
-  const std::string v = e ? e : "";
-  int idx = v.empty() || v == "auto" ? 0 : -1;
-  for (size_t i = 0; i < std::size(kWgVariants) && idx < 0; i++)
-    if (v == kWgVariants[i].name) idx = int(i);
-  if (idx < 0) {
-    std::string all = "auto";
-    for (const WgVariant& x : kWgVariants) all += std::string(", ") + x.name;
-    fail("VREFLECT_ATTENTION_TILE_WGMMA=", v, " is not one of ", all);
-  }
-  g_env_tile.store(idx, std::memory_order_relaxed);
-  return idx;
+  const int sw = g_tile_switch.index();
+  return sw > 0 ? sw - 1 : 0;
 }
 
 #if !defined(VR_CUDA_EMULATED)
@@ -509,7 +505,6 @@ WgmmaState attention_wgmma_state(Stream s) {
 #endif
 }
 
-void attention_wgmma_env_changed() { g_env_tile.store(-1, std::memory_order_relaxed); }
 
 void attention_forward_wgmma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const AttnArgs& a,
                              Stream s) {

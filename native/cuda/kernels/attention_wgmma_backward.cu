@@ -37,6 +37,7 @@
 #include <string>
 
 #include "cuda/kernels/attention_common.cuh"
+#include "cuda/kernels/env_switch.h"
 #include "cuda/kernels/mma.cuh"
 #include "cuda/kernels/wgmma.cuh"
 
@@ -392,26 +393,16 @@ void launch_wgmma_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const
   }
 }
 
-// Warpgroups per block from VREFLECT_ATTENTION_TILE_WGMMA_BWD (read once, as the other tile switches;
-// attention_env_changed re-reads it): 128x64wg2 (default: two warpgroups, 128 keys / query rows per block sharing each
-// inner tile - half the inner-tile traffic per flop) or 64x64wg1 (one warpgroup; two ~97 KiB blocks per SM instead of
-// one ~129 KiB block); 0 for "tc": the wgmma path's backward runs on the mma.sync kernels instead
-// (attention_backward.cu), e.g. if this kernel fails on a GPU where the forward works. A bad value throws at each
-// read and stays unread.
-std::atomic<int> g_env_warpgroups{-1};
+// Warpgroups per block from VREFLECT_ATTENTION_TILE_WGMMA_BWD (an EnvSwitch, read once like the other tile switches):
+// 128x64wg2 (default: two warpgroups, 128 keys / query rows per block sharing each inner tile - half the inner-tile
+// traffic per flop) or 64x64wg1 (one warpgroup; two ~97 KiB blocks per SM instead of one ~129 KiB block); 0 for
+// "tc": the wgmma path's backward runs on the mma.sync kernels instead (attention_backward.cu), e.g. if this kernel
+// fails on a GPU where the forward works. Both shapes fit sm_90's 227 KiB, the only arch they run on.
+EnvSwitch g_tile_switch{"VREFLECT_ATTENTION_TILE_WGMMA_BWD", {"auto", "128x64wg2", "64x64wg1", "tc"}};
 
 int wgmma_bwd_warpgroups() {
-  const int cached = g_env_warpgroups.load(std::memory_order_relaxed);
-  if (cached >= 0) return cached;
-  const char* e = std::getenv("VREFLECT_ATTENTION_TILE_WGMMA_BWD");
-  const std::string t = e ? e : "";
-  int wg = -1;
-  if (t.empty() || t == "auto" || t == "128x64wg2") wg = 2;
-  else if (t == "64x64wg1") wg = 1;
-  else if (t == "tc") wg = 0;
-  else fail("VREFLECT_ATTENTION_TILE_WGMMA_BWD=", t, " is not one of auto, 128x64wg2, 64x64wg1, tc");
-  g_env_warpgroups.store(wg, std::memory_order_relaxed);
-  return wg;
+  constexpr int kWarpgroups[] = {2, 2, 1, 0};
+  return kWarpgroups[g_tile_switch.index()];
 }
 
 }  // namespace
@@ -421,8 +412,6 @@ bool attention_wgmma_backward_takes(const AttnArgs& a, const bf16* q, const bf16
   return a.D > 0 && a.D % 8 == 0 && a.D <= kWgDP && aligned16(q, a.q_stride) && aligned16(k, a.k_stride) &&
          aligned16(v, a.v_stride) && aligned16(dout, a.o_stride);
 }
-
-void attention_wgmma_backward_env_changed() { g_env_warpgroups.store(-1, std::memory_order_relaxed); }
 
 std::vector<std::string> attention_wgmma_backward_tiles() { return {"128x64wg2", "64x64wg1"}; }
 

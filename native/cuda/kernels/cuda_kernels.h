@@ -107,6 +107,12 @@ struct AttnArgs {
   int64_t total_q = 0;  // = cu_q[nseq], the rows of q and out (lse is [Hq, total_q])
   int64_t q_stride = 0, k_stride = 0, v_stride = 0, o_stride = 0;
 };
+// The CUDA backend's environment switches (VREFLECT_ATTENTION, VREFLECT_ATTENTION_TILE_FWD / _BWD / _WGMMA /
+// _WGMMA_BWD, VREFLECT_ELEMENTWISE, VREFLECT_GEMM, VREFLECT_GEMV) are each read once, at first use, and kept
+// (env_switch.h); a bad value is a one-line vr::Error naming the allowed values. env_switches_changed() makes every
+// one of them read its variable again at its next use: the one reset for tests and the bench that setenv.
+void env_switches_changed();
+
 // Which kernels run (forward and backward alike). Auto defers to VREFLECT_ATTENTION=auto|tc|scalar (read once;
 // auto when unset), then: tensor cores on an sm_80+ GPU for bf16 storage and D <= 128, the scalar kernel otherwise and always on the CPU
 // emulator (speed). TensorCore (or VREFLECT_ATTENTION=tc) where there is no such path is a vr::Error; on the
@@ -119,19 +125,25 @@ struct AttnArgs {
 enum class AttnKernelPath { Auto, Scalar, TensorCore, Wgmma };
 AttnKernelPath attention_kernel_resolve(AttnKernelPath want, int D, bool bf16_storage, Stream s = nullptr);
 const char* attention_kernel_path_name(AttnKernelPath path);  // "auto", "scalar", "tensor-core", "wgmma"
-void attention_env_changed();  // the next forward reads VREFLECT_ATTENTION(_TILE_FWD/_BWD) again (tests, bench)
 // Tile-shape variants of the tensor-core kernels for head dims 81..128 (attention_tc.cu; smaller D keep the
-// default): names "<rows>x<keys>w<warps>", the first the default. VREFLECT_ATTENTION_TILE_FWD / _BWD pick one
-// ("auto" or unset: the default; another name is a vr::Error naming the allowed ones). attention_tc_tile: the one
-// the next call runs (reads and checks the variable).
+// default shape): names "<rows>x<keys>w<warps>". VREFLECT_ATTENTION_TILE_FWD / _BWD name one (read once; another
+// value is a vr::Error naming the allowed ones; a named backward variant over this GPU's shared memory is a one-line
+// error at its launch). "auto" or unset: the first variant of a preference list (attention_tc_tile_preference)
+// whose shared memory fits the current device's opt-in limit per block (cudaDevAttrMaxSharedMemoryPerBlockOptin),
+// so the default never refuses a GPU. attention_tc_tile: the one the next call runs on the current device (reads
+// and checks the variable); attention_tc_tile_at: the one it runs on a device that allows `smem_optin_bytes` (doctor).
 std::vector<std::string> attention_tc_tiles(bool backward);
 std::string attention_tc_tile(bool backward);
+std::string attention_tc_tile_at(bool backward, size_t smem_optin_bytes);
+std::vector<std::string> attention_tc_tile_preference(bool backward);
+// Tests: replace the compiled-in preference (names must be variants, else a vr::Error); empty restores it.
+void attention_tc_set_tile_preference(bool backward, const std::vector<std::string>& names);
 // The wgmma forward's tile variants ("<rows>x<keys>wg<warpgroups>", first = default), picked by
-// VREFLECT_ATTENTION_TILE_WGMMA (read once; attention_env_changed re-reads it; a bad name is a vr::Error).
+// VREFLECT_ATTENTION_TILE_WGMMA (read once; a bad name is a vr::Error). All fit sm_90's 227 KiB: auto = the first.
 std::vector<std::string> attention_wgmma_tiles();
 std::string attention_wgmma_tile();
 // The wgmma backward's block shapes ("128x64wg2" = default, "64x64wg1"), picked by VREFLECT_ATTENTION_TILE_WGMMA_BWD
-// (read once; attention_env_changed re-reads it; a bad name is a vr::Error); that variable's "tc" (attention_wgmma_backward_tile() == "tc")
+// (read once; a bad name is a vr::Error); that variable's "tc" (attention_wgmma_backward_tile() == "tc")
 // sends the wgmma path's backward to the mma.sync kernels.
 std::vector<std::string> attention_wgmma_backward_tiles();
 std::string attention_wgmma_backward_tile();
@@ -329,8 +341,8 @@ void greedy_next_token(int32_t* next, uint8_t* seen, const bf16* logits, int64_t
 // --- 16-byte paths of the memory-bound kernels (elementwise_vec.cuh) ---
 // VREFLECT_ELEMENTWISE: auto (default) / vector: swiglu, gelu, rope, rmsnorm, cross_entropy, scatter_rows, kv_append,
 // adamw and convert move 8 elements per 16-byte access where pointers and sizes allow; scalar: the one-element
-// kernels everywhere (the fallback for a first GPU run, the bench's baseline). Read on every call; a bad value is a
-// vr::Error.
+// kernels everywhere (the fallback for a first GPU run, the bench's baseline). Read once, like the other switches
+// (env_switches_changed reads it again); a bad value is a vr::Error naming the allowed values.
 bool elementwise_vector_enabled();
 // How many calls took a 16-byte path so far (the tests and the bench check which path ran).
 int64_t elementwise_vector_calls();

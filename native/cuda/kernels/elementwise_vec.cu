@@ -3,24 +3,19 @@
 #include "cuda/kernels/elementwise_vec.cuh"
 
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
+
+#include "cuda/kernels/env_switch.h"
 
 namespace vr::cuda {
 inline namespace VR_CUDA_ABI {
 
 namespace {
 std::atomic<int64_t> g_vector_calls{0};
+// VREFLECT_ELEMENTWISE, read once (env_switches_changed reads it again): auto and vector take the 16-byte paths.
+EnvSwitch g_switch{"VREFLECT_ELEMENTWISE", {"auto", "vector", "scalar"}};
 }  // namespace
 
-// Read on every call (a getenv is ~100 ns against a launch's microseconds), so the tests and the bench can flip it
-// with no cache to reset; an unknown value fails every call.
-bool elementwise_vector_enabled() {
-  const char* e = std::getenv("VREFLECT_ELEMENTWISE");
-  if (!e || !*e || std::strcmp(e, "auto") == 0 || std::strcmp(e, "vector") == 0) return true;
-  if (std::strcmp(e, "scalar") == 0) return false;
-  vr::fail("VREFLECT_ELEMENTWISE=", e, " is not one of auto, vector, scalar");
-}
+bool elementwise_vector_enabled() { return g_switch.index() != 2; }  // values[2]: "scalar"
 
 int64_t elementwise_vector_calls() { return g_vector_calls.load(std::memory_order_relaxed); }
 

@@ -243,6 +243,12 @@ __device__ __forceinline__ void cp_async16(__nv_bfloat16* dst, const __nv_bfloat
   if (reinterpret_cast<uintptr_t>(dst) % 16 || (valid && reinterpret_cast<uintptr_t>(src) % 16))
     m::fail("a 16-byte copy address is not 16-byte aligned", valid ? static_cast<const void*>(src) : dst);
   if (cudaemu::banks::on()) cudaemu::record_shared_access(cudaemu::banks::Op::CpAsync16, dst);
+  {  // write after read: a wgmma's reads of this chunk retired and published by a barrier (wgmma kernels: hb on)
+    const cudaemu::Block& b = cudaemu::blk();
+    const auto* d = reinterpret_cast<const unsigned char*>(dst);
+    if (b.hb.on && d >= b.dyn_smem && d < b.dyn_smem + b.dyn_smem_bytes)
+      if (const char* why = cudaemu::hb_write_hazard(b, uint32_t(d - b.dyn_smem), cudaemu::cur().lin)) m::fail(why, dst);
+  }
   m::ThreadQueue& q = m::queue();
   const int64_t block = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
   if (!q.copies.empty() && q.block != block) m::fail("an earlier block exited with copies in flight", dst);

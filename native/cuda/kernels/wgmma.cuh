@@ -114,6 +114,7 @@ struct Chunk {
 struct Op {  // what one warpgroup op read, shared by its 128 pending deliveries
   std::vector<Chunk> chunks;
   int retired = 0;  // deliveries done
+  int wg = 0;       // the warpgroup that issued it
 };
 struct Pending {
   float* d;
@@ -254,6 +255,14 @@ inline void execute(int wg) {
     if (!cudaemu::hb_published(b, c.offset, wg * kWarpgroup))
       fail("a wgmma reads shared memory that another thread landed (cp.async, fenced) with no barrier phase since that "
            "the landing thread arrived at and this warpgroup waited for (a race on the GPU)");
+  // Its reads are in flight until the warpgroup's last thread waits for the op; a cp.async issued into these chunks
+  // before that, or after it without a barrier between, is a race (cudaemu::hb_write_hazard, checked at issue).
+  {
+    cudaemu::Block& mb = cudaemu::blk();
+    cudaemu::hb_enable(mb);
+    op->wg = wg;
+    for (const Chunk& c : op->chunks) cudaemu::hb_read_issued(mb, c.offset, wg);
+  }
   const int base = wg * kWarpgroup;
   for (int i = 0; i < kWarpgroup; i++) {
     const int w = i / 32, g = (i % 32) / 4, t = i % 4;
@@ -327,6 +336,8 @@ inline void wait(int keep) {
         if (std::memcmp(smem + c.offset, c.bytes, 16) != 0)
           fail("shared memory read by a wgmma changed before the wait_group covering it (a race on the GPU)");
     }
+    if (last)  // the op's reads are over: a copy into its chunks needs a barrier after this thread's wait
+      for (const Chunk& c : p.op->chunks) cudaemu::hb_read_retired(cudaemu::blk(), c.offset, p.op->wg, tid);
     for (int r = 0; r < p.n; r++) p.d[r] = (p.accumulate ? p.d[r] : 0.f) + p.val[r];
     for (size_t j = i + 1; j < ts.pending.size(); j++)  // later ops on the same registers see the delivered values
       if (ts.pending[j].d == p.d) std::memcpy(ts.pending[j].before, p.d, sizeof(float) * size_t(p.n));

@@ -69,6 +69,7 @@ RuntimeProbe probe_runtime(bool with_free_memory) {
     d.cc_minor = prop.minor;
     d.multiprocessors = prop.multiProcessorCount;
     d.memory_bytes = prop.totalGlobalMem;
+    d.smem_optin_bytes = prop.sharedMemPerBlockOptin;
     if (cudaSetDevice(i) == cudaSuccess) {
       cudaFuncAttributes attr{};
       const cudaError_t fe = cudaFuncGetAttributes(&attr, vr_arch_probe_kernel);

@@ -22,6 +22,7 @@ struct GpuDevice {
   int multiprocessors = 0;
   uint64_t memory_bytes = 0;
   int64_t free_bytes = -1;  // -1: not known (no context could be made)
+  uint64_t smem_optin_bytes = 0;  // shared memory one block may opt in to (0: not known); the attention tiles fit it
   // probe_runtime only: whether a kernel of this binary can run on the device, and from what image.
   bool image_checked = false;
   bool image_ok = false;

@@ -21,6 +21,7 @@ constexpr CUresult kErrorInsufficientDriver = 35; // CUDA_ERROR_INSUFFICIENT_DRI
 constexpr int kAttrMultiprocessors = 16;          // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
 constexpr int kAttrCcMajor = 75;                  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
 constexpr int kAttrCcMinor = 76;                  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR
+constexpr int kAttrSmemOptin = 97;                 // CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
 
 struct DriverApi {
   CUresult (*cuInit)(unsigned) = nullptr;
@@ -125,6 +126,8 @@ DriverProbe probe_driver(bool with_free_memory) {
     api.cuDeviceGetAttribute(&d.cc_major, kAttrCcMajor, dev);
     api.cuDeviceGetAttribute(&d.cc_minor, kAttrCcMinor, dev);
     api.cuDeviceGetAttribute(&d.multiprocessors, kAttrMultiprocessors, dev);
+    int smem = 0;
+    if (api.cuDeviceGetAttribute(&smem, kAttrSmemOptin, dev) == kSuccess && smem > 0) d.smem_optin_bytes = uint64_t(smem);
     size_t total = 0;
     if (api.cuDeviceTotalMem(&total, dev) == kSuccess) d.memory_bytes = total;
     if (with_free_memory) d.free_bytes = free_memory(api, dev);

@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 
 import { loadAddon } from '../../native/addon';
 import { archCoverage } from '../../plan/cuda_arch';
-import { CudaProbe, cudaVerdict, cudaVersionString, probeCuda, probedDevices } from '../../plan/cuda_device';
+import { CudaProbe, cudaVerdict, cudaVersionString, ProbeDevice, probeCuda, probedDevices } from '../../plan/cuda_device';
 import { formatBytes } from '../../plan/units';
 
 interface DoctorArgs {
@@ -17,7 +17,19 @@ export interface CudaDoctor {
   runtime: string | null;
   cublaslt: { found: boolean; path?: string; version?: string | number; reason?: string };
   driver: { found: boolean; library: string; version: string | null };
-  devices: { index: number; name: string; compute_capability: string; memory_bytes: number; free_bytes: number | null; multiprocessors: number; arch_coverage: string | null }[];
+  devices: {
+    index: number;
+    name: string;
+    compute_capability: string;
+    memory_bytes: number;
+    free_bytes: number | null;
+    multiprocessors: number;
+    arch_coverage: string | null;
+    /** shared memory one block may opt in to (null: not read) */
+    smem_optin_bytes: number | null;
+    /** the tensor-core attention tile variants that run on this GPU (auto fits them to smem_optin_bytes); null: no CUDA build */
+    attention_tiles: { forward: string; backward: string } | { error: string } | null;
+  }[];
   ready: boolean;
   error?: string;
 }
@@ -29,6 +41,13 @@ function cublasLtStatus(p: CudaProbe): CudaDoctor['cublaslt'] {
   if (typeof addon.cublasLtStatus !== 'function') return { found: false, reason: 'this build has no cuBLASLt loader (native/cuda/gemm)' };
   const s = addon.cublasLtStatus();
   return s.found ? { found: true, path: s.path, version: s.version } : { found: false, reason: s.error ?? s.reason ?? 'not found' };
+}
+
+function attentionTiles(d: ProbeDevice): CudaDoctor['devices'][number]['attention_tiles'] {
+  const t = d.attentionTiles;
+  if (!t) return null;
+  if (t.error !== undefined || t.forward === undefined || t.backward === undefined) return { error: t.error ?? 'not reported' };
+  return { forward: t.forward, backward: t.backward };
 }
 
 export function cudaDoctor(p: CudaProbe): CudaDoctor {
@@ -49,6 +68,8 @@ export function cudaDoctor(p: CudaProbe): CudaDoctor {
       free_bytes: d.freeBytes,
       multiprocessors: d.multiprocessors,
       arch_coverage: p.archs ? archCoverage(p.archs, d.ccMajor, d.ccMinor).how : null,
+      smem_optin_bytes: d.smemOptinBytes ?? null,
+      attention_tiles: attentionTiles(d),
     })),
     ready: v.ok,
   };
@@ -89,6 +110,9 @@ export function cudaLines(c: CudaDoctor): string[] {
   for (const d of c.devices) {
     const free = d.free_bytes !== null ? `, ${formatBytes(d.free_bytes)} free` : '';
     lines.push(`       gpu ${d.index}: ${d.name}, compute ${d.compute_capability}, ${formatBytes(d.memory_bytes)}${free}${d.arch_coverage ? `; ${d.arch_coverage}` : ''}`);
+    const t = d.attention_tiles;
+    const smem = d.smem_optin_bytes !== null ? ` (${Math.round(d.smem_optin_bytes / 1024)} KiB shared memory per block)` : '';
+    if (t) lines.push(`         attention tiles${smem}: ${'error' in t ? t.error : `forward ${t.forward}, backward ${t.backward}`}`);
   }
   lines.push(`       cuBLASLt: ${c.cublaslt.found ? `${c.cublaslt.path} (${c.cublaslt.version})` : `not found (${c.cublaslt.reason})`}`);
   lines.push(`       ${c.ready ? 'ready for --device cuda: infer, eval, train-stage1, train-stage2, bench infer, bench train' : `--device cuda unavailable: ${c.error}`}`);

@@ -133,6 +133,18 @@ describe('bench kernels attention tile variants', () => {
     expect(renderKernelsText(rep)).toMatch(/attention_fwd +seq=8192 .*310 \(vreflect-tc\/128x64w4s\)/);
   });
 
+  test('the variant that ran is named also where impl does not carry it; the device line names the GPU\'s tiles', () => {
+    const plain = row('64x64w4', 200, false).replace('"impl":"vreflect-tc/64x64w4"', '"impl":"vreflect-tc"');
+    const wg = row('x', 300, true).replace('"impl":"vreflect-tc/x"', '"impl":"vreflect-wgmma"').replace('"tile":"x"', '"tile":"wgmma:128x64wg2"');
+    const text = `{"device":{"name":"NVIDIA A10G","cc":"8.6","smem_optin_bytes":101376,"attention_tiles":{"fwd":"64x64w4","bwd":"64x32w4d"}},"date":"d","results":[${plain},${wg}]}`;
+    const gpu = parseKernelBench(text, 'vreflect_cuda_bench');
+    expect(gpu.device.attention_tiles).toEqual({ fwd: '64x64w4', bwd: '64x32w4d' });
+    const out = renderKernelsText(mergeKernelRuns([{ side: 'gpu', bench: gpu }], 'DATE'));
+    expect(out).toContain('NVIDIA A10G (cc 8.6) [attention tiles fwd 64x64w4, bwd 64x32w4d; 99 KiB shared memory per block]: 2 results');
+    expect(out).toMatch(/attention_fwd +seq=8192 .*200 \(vreflect-tc\/64x64w4\)/);
+    expect(out).toMatch(/attention_fwd causal +seq=8192 .*300 \(vreflect-wgmma\/128x64wg2\)/);
+  });
+
   test('a non-string tile is a one-line error', () => {
     expect(() => parseKernelBench(doc([row('64x64w4', 1, false).replace('"tile":"64x64w4"', '"tile":64')]), 's')).toThrow(/results\[0\].tile is not a string/);
   });

@@ -3,8 +3,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { cudaDoctor } from '../../../src/cli/commands/doctor';
-import { CudaProbe, cudaVerdict, probeCuda } from '../../../src/plan/cuda_device';
+import { cudaDoctor, cudaLines } from '../../../src/cli/commands/doctor';
+import { CudaProbe, cudaVerdict, probeCuda, probedDevices } from '../../../src/plan/cuda_device';
 
 const FIX = path.resolve(__dirname, '..', '..', 'fixtures', 'cuda');
 const probe = (name: string): CudaProbe => JSON.parse(fs.readFileSync(path.join(FIX, name), 'utf8'));
@@ -37,10 +37,23 @@ describe('doctor CUDA section', () => {
     const d = cudaDoctor(probe('h100_built.json'));
     expect(d).toMatchObject({ built: true, archs: '80;90', runtime: 'cudart 13.0 static (linked at build time)', ready: true, driver: { found: true, version: '13.0' } });
     expect(d.devices).toEqual([
-      { index: 0, name: 'NVIDIA H100 80GB HBM3', compute_capability: '9.0', memory_bytes: 85520809984, free_bytes: 84929413120, multiprocessors: 132, arch_coverage: 'sm_90 SASS' },
+      { index: 0, name: 'NVIDIA H100 80GB HBM3', compute_capability: '9.0', memory_bytes: 85520809984, free_bytes: 84929413120, multiprocessors: 132, arch_coverage: 'sm_90 SASS', smem_optin_bytes: null, attention_tiles: null },
     ]);
     expect(d.cublaslt.found).toBe(false);
     expect(d.error).toBeUndefined();
+  });
+  // Probes recorded before the addon reported them lack smemOptinBytes / attentionTiles (null above); a build that
+  // has them: the A10G (sm_86, 99 KiB per block) as such a build reports it.
+  test('shared memory per block and the attention tiles that run on each GPU', () => {
+    const p = probe('a10g_built.json');
+    const dev = { ...probedDevices(p)[0], smemOptinBytes: 99 * 1024, attentionTiles: { forward: '64x64w4', backward: '64x32w4d' } };
+    const d = cudaDoctor({ ...p, runtime: { ...p.runtime!, devices: [dev] } });
+    expect(d.devices[0]).toMatchObject({ smem_optin_bytes: 101376, attention_tiles: { forward: '64x64w4', backward: '64x32w4d' } });
+    expect(cudaLines(d).join('\n')).toContain('attention tiles (99 KiB shared memory per block): forward 64x64w4, backward 64x32w4d');
+    const bad = { ...dev, attentionTiles: { error: 'VREFLECT_ATTENTION_TILE_BWD=9x9 is not one of auto, 64x64w4' } };
+    const e = cudaDoctor({ ...p, runtime: { ...p.runtime!, devices: [bad] } });
+    expect(e.devices[0].attention_tiles).toEqual({ error: 'VREFLECT_ATTENTION_TILE_BWD=9x9 is not one of auto, 64x64w4' });
+    expect(cudaLines(e).join('\n')).toContain('attention tiles (99 KiB shared memory per block): VREFLECT_ATTENTION_TILE_BWD=9x9 is not one of');
   });
   test('not built: the GPU is still listed from the driver probe', () => {
     const d = cudaDoctor(probe('h100_not_built.json'));
