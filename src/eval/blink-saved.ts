@@ -145,7 +145,7 @@ export function applyBlinkAnswers(run: BlinkSavedRun, answers: Map<string, strin
   let relabelled = 0;
   let unknown = 0;
   run.items = run.items.filter((it) => {
-    const keep = answers.has(String(it.id)) || it.label !== '';
+    const keep = answers.has(String(it.id)) || it.label !== '' || typeof it.error === 'string'; // error items stay counted
     if (!keep) unknown++;
     return keep;
   });

@@ -9,6 +9,7 @@ import { BENCHMARKS, benchmarkFromName } from './benchmarks';
 import {
   BlinkSavedRun,
   applyBlinkAnswers,
+  blinkSavedSubtask,
   findBlinkAnswers,
   isBlinkPredictionMap,
   isBlinkSavedOutput,
@@ -125,6 +126,10 @@ export function findResultFiles(root: string, benchOverride?: BenchmarkKey): Fin
       if (isBlinkSavedOutput(file)) {
         const dir = path.dirname(file);
         blinkSaved.set(dir, [...(blinkSaved.get(dir) ?? []), file]);
+        continue;
+      }
+      if (blinkSavedSubtask(file)) {
+        warnings.push(`${file} is named like a BLINK saved-output file but is not one (unreadable JSON, or no "val" list); left out`);
         continue;
       }
       if (isBlinkPredictionMap(file)) {

@@ -234,3 +234,23 @@ describe("BLINK's evaluate.py inputs: val_answers.json and a prediction map", ()
     expect(scorePath(path.join(lone, 'M.json'), undefined, { blinkAnswers: path.join(FIXTURE, 'val_answers.json') }).table.BLINK!.M.accuracy_official).toBeCloseTo(100 / 120, 10);
   });
 });
+
+describe('bad BLINK saved-output files', () => {
+  test('a malformed element is an error item, counted apart; a broken subtask file is left out with a warning', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'blink-bad-'));
+    const run = path.join(dir, 'M');
+    fs.mkdirSync(run);
+    fs.writeFileSync(
+      path.join(run, 'Counting.json'),
+      JSON.stringify({ val: [{ idx: 'val_Counting_1', answer: '(D)', full_prediction: '(D) 0', prediction: '(D)' }, { idx: 'val_Counting_2', answer: '(D)' }, 7], test: [] }),
+    );
+    fs.writeFileSync(path.join(run, 'Jigsaw.json'), '{"val": [');
+    const { table, warnings } = scorePath(dir, undefined, { blinkAnswers: path.join(FIXTURE, 'val_answers.json') });
+    const m = table.BLINK!.M;
+    expect(m.errors).toBe(2); // the element without full_prediction and the bare number
+    expect(warnings.join('\n')).toContain(`${path.join(run, 'Jigsaw.json')} is named like a BLINK saved-output file but is not one`);
+    // the two error items are not scored; the 118 other Counting answers have no prediction and score wrong
+    expect(m.n).toBe(119);
+    expect(m.accuracy_official).toBeCloseTo(100 / 119, 10);
+  });
+});
