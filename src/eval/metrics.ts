@@ -44,6 +44,10 @@ export interface RunScore {
     by_category?: Record<string, Tally>;
     by_task?: Record<string, Tally>;
     by_task_subtask?: Record<string, Tally>;
+    /** MME-RealWorld: Task/Subtask/Category as eval_your_results.py prints it (Category lower-cased, attributes merged) */
+    by_task_subtask_category?: Record<string, Tally>;
+    /** MME-RealWorld: items whose official answer is E ("not featured"), per Task, as the official scorer counts */
+    e_choices?: Record<string, number>;
     pairs?: { complete: number; correct: number; incomplete: number };
     cycles?: Record<string, Tally>;
     fsp?: number | null;
@@ -86,6 +90,16 @@ export function predictionText(item: ScorableItem): string | undefined {
 function field(item: ScorableItem, name: string): string | undefined {
   const v = item[name];
   return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+/**
+ * eval_your_results.py's category key: the JSON's Category lower-cased, and every category containing "attribute"
+ * merged into "<first path part>/attribute". Undefined for result files written before eval kept the Category.
+ */
+export function mmeOfficialCategory(category: string | undefined): string | undefined {
+  if (category === undefined) return undefined;
+  const c = category.toLowerCase();
+  return c.includes('attribute') ? `${c.split('/')[0]}/attribute` : c;
 }
 
 /** MME-RealWorld-Lite's Task when an item does not carry it: from the Question_id prefix. */
@@ -180,12 +194,27 @@ function officialMetric(bench: BenchmarkKey, scored: Scored[], warnings: string[
     case 'MME-RealWorld-Lite': {
       const by_task: Record<string, Tally> = {};
       const by_task_subtask: Record<string, Tally> = {};
+      const by_task_subtask_category: Record<string, Tally> = {};
+      const e_choices: Record<string, number> = {};
       for (const s of scored) {
         const task = mmeTask(s.item);
+        const subtask = `${task}/${field(s.item, 'subtask') ?? s.item.category ?? 'Unknown'}`;
         tally(by_task, task, official(s));
-        tally(by_task_subtask, `${task}/${field(s.item, 'subtask') ?? s.item.category ?? 'Unknown'}`, official(s));
+        tally(by_task_subtask, subtask, official(s));
+        const fine = mmeOfficialCategory(field(s.item, 'fine_category'));
+        if (fine) tally(by_task_subtask_category, `${subtask}/${fine}`, official(s));
+        if (s.official.letter === 'E') e_choices[task] = (e_choices[task] ?? 0) + 1;
       }
-      return { accuracy: pct(scored.filter(official).length, scored.length), details: { metric: 'micro accuracy over all items', by_task, by_task_subtask } };
+      return {
+        accuracy: pct(scored.filter(official).length, scored.length),
+        details: {
+          metric: 'micro accuracy over all items',
+          by_task,
+          by_task_subtask,
+          ...(Object.keys(by_task_subtask_category).length ? { by_task_subtask_category } : {}),
+          e_choices,
+        },
+      };
     }
   }
 }

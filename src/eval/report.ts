@@ -109,6 +109,18 @@ function officialMetricDetail(bench: BenchmarkKey, s: ScoredRun): string {
   return '';
 }
 
+/** One benchmark's official accuracies per key (rows) and run (columns), with the overall figure last. */
+function breakdown(runsOf: Record<string, ScoredRun> | undefined, title: string, keyName: string, tallies: (s: ScoredRun) => Record<string, { accuracy: number | null }> | undefined, overall: string): string[] {
+  if (!runsOf) return [];
+  const runs = Object.keys(runsOf).sort(runOrder);
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(tallies(runsOf[r]) ?? {})))].sort();
+  if (keys.length === 0) return [];
+  const lines = ['', title, '', `| ${keyName} | ${runs.join(' | ')} |`, `|---|${runs.map(() => '---:').join('|')}|`];
+  for (const k of keys) lines.push(`| ${k} | ${runs.map((r) => fmt(tallies(runsOf[r])?.[k]?.accuracy)).join(' | ')} |`);
+  lines.push(`| ${overall} | ${runs.map((r) => fmt(runsOf[r].accuracy_official)).join(' | ')} |`);
+  return lines;
+}
+
 export function renderMarkdown(table: ScoreTable, title = 'vreflect eval summary'): string {
   const lines = [`# ${title}`, '', 'Accuracies in percent. Error items (unreadable image, malformed row) are counted apart and left out of every denominator.', ''];
   lines.push('| Benchmark | Run | n | errors | upstream | official | official metric | official detail | strict (micro) | upstream shell rule |');
@@ -122,14 +134,8 @@ export function renderMarkdown(table: ScoreTable, title = 'vreflect eval summary
   lines.push('', '## Columns', '');
   lines.push('- **upstream**: upstream extraction (`accuracy_reward`) and upstream metric (micro accuracy; MME-RealWorld-Lite only over Question_id prefixes perception/reasoning, as upstream\'s summary does).');
   lines.push('- **official**: the benchmark\'s official extraction (below) and its official metric (BLINK macro over subtasks, MMVP pairs, HR-Bench mean over cycle groups, MME-RealWorld-Lite micro over all items, V* micro). Items the official pipeline sends to an LLM judge take a recorded official choice where the file has one, else the --judge policy (strict: the strict rule stands in; none: wrong); the detail column counts them.');
-  const blink = table.BLINK;
-  if (blink) {
-    const runs = Object.keys(blink).sort(runOrder);
-    const subtasks = [...new Set(runs.flatMap((r) => Object.keys(blink[r].official.by_category ?? {})))].sort();
-    lines.push('', '## BLINK by subtask (official)', '', `| Subtask | ${runs.join(' | ')} |`, `|---|${runs.map(() => '---:').join('|')}|`);
-    for (const st of subtasks) lines.push(`| ${st} | ${runs.map((r) => fmt(blink[r].official.by_category?.[st]?.accuracy)).join(' | ')} |`);
-    lines.push(`| **macro mean** | ${runs.map((r) => fmt(blink[r].accuracy_official)).join(' | ')} |`);
-  }
+  lines.push(...breakdown(table.BLINK, '## BLINK by subtask (official)', 'Subtask', (s) => s.official.by_category, '**macro mean**'));
+  lines.push(...breakdown(table['MME-RealWorld-Lite'], '## MME-RealWorld-Lite by Task / Subtask (official)', 'Task/Subtask', (s) => s.official.by_task_subtask, '**overall (micro)**'));
   lines.push('', '## Official extraction', '');
   for (const { bench } of tableRows(table).filter((r, i, all) => all.findIndex((x) => x.bench === r.bench) === i))
     lines.push(`- ${bench}: \`${OFFICIAL_RULES[bench].name}\`: ${OFFICIAL_RULES[bench].doc}`);

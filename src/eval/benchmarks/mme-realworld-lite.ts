@@ -76,7 +76,8 @@ function build(
       prompt: '',
       label: (text(r['Ground truth']) ?? '').trim().slice(0, 1).toUpperCase(),
       category: subtask ?? text(r.Category) ?? 'Unknown',
-      extra: { task: text(r.Task) ?? '', subtask: subtask ?? '' },
+      // fine_category: the JSON's Category (e.g. "position/attribute"), which the official scorer breaks results down by
+      extra: { task: text(r.Task) ?? '', subtask: subtask ?? '', ...(text(r.Category) ? { fine_category: text(r.Category) } : {}) },
     };
     const t = text(r.Text);
     const img = text(r.Image);

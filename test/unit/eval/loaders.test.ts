@@ -221,6 +221,7 @@ describe.each([
     expect(b.items[3].extra).toEqual({
       task: 'Reasoning',
       subtask: 'Monitoring',
+      fine_category: 'calculate', // the JSON's Category, for the official per-Category breakdown
       choices: ['(A) 2', '(B) 4', '(C) 6', '(D) 8', "(E) This image doesn't feature people."],
     });
     expect(b.items[0].prompt).toBe(

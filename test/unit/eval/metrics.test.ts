@@ -127,3 +127,21 @@ describe('official scoring uses each benchmark\'s own rule (src/eval/official)',
     expect(none.official.judge).toMatchObject({ undecided: 1, failed: 1 });
   });
 });
+
+test('MME-RealWorld: the official Task/Subtask/Category breakdown (lower-cased, attribute categories merged) and E counts', () => {
+  const choices = ['(A) a', '(B) b', '(C) c', '(D) d', '(E) none'];
+  const it = (id: string, label: string, out: string, fine_category: string) =>
+    ({ id, label, prediction: [out], task: 'Perception', subtask: 'Remote Sensing', fine_category, choices }) as ScorableItem;
+  const s = scoreRun('MME-RealWorld-Lite', [
+    it('perception/1', 'A', 'A', 'Position'), //                      position: 1/1
+    it('perception/2', 'B', 'B', 'color/attribute'), //              color/attribute
+    it('perception/3', 'C', 'E', 'color/Attribute/Something'), //    merged into color/attribute; wrong; an E
+    it('perception/4', 'D', 'D', 'count'),
+  ]);
+  expect(s.official.by_task_subtask_category).toEqual({
+    'Perception/Remote Sensing/position': { total: 1, correct: 1, accuracy: 100 },
+    'Perception/Remote Sensing/color/attribute': { total: 2, correct: 1, accuracy: 50 },
+    'Perception/Remote Sensing/count': { total: 1, correct: 1, accuracy: 100 },
+  });
+  expect(s.official.e_choices).toEqual({ Perception: 1 });
+});

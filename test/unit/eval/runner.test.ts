@@ -107,7 +107,7 @@ describe('a full run over the six fixture benchmarks, steps 0 and 8', () => {
       official_settled: 'stand_in',
     });
     expect((items(file(out, 'HRBench4K'))[0] as ResultItem).cycle_category).toBe('cycle_0');
-    expect(items(file(out, 'MME-RealWorld-Lite'))[3]).toMatchObject({ task: 'Reasoning', subtask: 'Monitoring', category: 'Monitoring' });
+    expect(items(file(out, 'MME-RealWorld-Lite'))[3]).toMatchObject({ task: 'Reasoning', subtask: 'Monitoring', category: 'Monitoring', fine_category: 'calculate' });
   });
 
   test('the corrupt MMVP image is an error item, counted apart', () => {
