@@ -48,7 +48,8 @@ export function extractUpstreamShell(response: string): string | null {
   return token ? token[0] : null;
 }
 
-const SPECIAL_TOKEN = /<\|[^<>|]*\|>/g;
+/** Qwen's <|...|> special tokens (the official rules and the strict rule read the text without them). */
+export const SPECIAL_TOKEN = /<\|[^<>|]*\|>/g;
 const ANSWER_BLOCK = /<answer>([\s\S]*?)<\/answer>/g;
 const BARE = /^\(?([A-Z])\)?\.?$/;
 const LEADING = /^(?:\(([A-Z])\)|([A-Z])\.)\s+\S/;

@@ -82,6 +82,17 @@ export interface FindResult {
   warnings: string[];
 }
 
+/** One (benchmark, run) per result set: two are an error naming both. */
+function requireUniqueRuns(files: FoundFile[]): void {
+  const seen = new Map<string, string>();
+  for (const f of files) {
+    const key = `${f.bench}\u0000${f.run}`;
+    const other = seen.get(key);
+    if (other) throw new Error(`two result files for ${f.bench} ${f.run}: ${other} and ${f.file}; score them separately`);
+    seen.set(key, f.file);
+  }
+}
+
 /**
  * Run keys come from file names (step8, baseline). When one benchmark's files lie in several run folders (ours:
  * <run-name>/, upstream's: one folder per checkpoint), every run of that benchmark is named `<run folder>/<key>`:
@@ -94,13 +105,6 @@ function qualifyCollidingRuns(found: FoundFile[]): FoundFile[] {
   for (const f of found) (folders.get(f.bench) ?? folders.set(f.bench, new Set()).get(f.bench)!).add(path.dirname(f.file));
   const crowded = new Set([...folders].filter(([, dirs]) => dirs.size > 1).map(([bench]) => bench));
   const out = found.map((f) => (crowded.has(f.bench) ? { ...f, run: `${path.basename(path.dirname(f.file))}/${f.run}` } : f));
-  const seen = new Map<string, string>();
-  for (const f of out) {
-    const key = `${f.bench}\u0000${f.run}`;
-    const other = seen.get(key);
-    if (other) throw new Error(`two result files for ${f.bench} ${f.run}: ${other} and ${f.file}; score them separately`);
-    seen.set(key, f.file);
-  }
   return out;
 }
 
@@ -112,7 +116,6 @@ export function findResultFiles(root: string, benchOverride?: BenchmarkKey): Fin
   if (fs.statSync(root).isDirectory()) walk(root, candidates);
   else candidates.push(root);
   const files: FoundFile[] = [];
-  const seen = new Map<string, string>();
   const blinkSaved = new Map<string, string[]>(); // folder -> subtask files
   const runFiles: FoundFile[] = [];
   for (const file of candidates.sort()) {
@@ -133,12 +136,7 @@ export function findResultFiles(root: string, benchOverride?: BenchmarkKey): Fin
         continue;
       }
       if (isBlinkPredictionMap(file)) {
-        const stem = path.basename(file, '.json');
-        const key = `BLINK\u0000${stem}`;
-        const other = seen.get(key);
-        if (other) throw new Error(`two result sets for BLINK ${stem}: ${other} and ${file}; score them separately`);
-        seen.set(key, file);
-        files.push({ file, bench: 'BLINK', run: stem, blinkPredictions: true });
+        files.push({ file, bench: 'BLINK', run: path.basename(file, '.json'), blinkPredictions: true });
         continue;
       }
       if (candidates.length === 1)
@@ -154,19 +152,9 @@ export function findResultFiles(root: string, benchOverride?: BenchmarkKey): Fin
     }
     runFiles.push({ file, bench, run });
   }
-  for (const f of qualifyCollidingRuns(runFiles)) {
-    const key = `${f.bench}\u0000${f.run}`;
-    seen.set(key, f.file);
-    files.push(f);
-  }
-  for (const [dir, parts] of blinkSaved) {
-    const run = path.basename(path.resolve(dir));
-    const key = `BLINK\u0000${run}`;
-    const other = seen.get(key);
-    if (other) throw new Error(`two result sets for BLINK ${run}: ${other} and ${dir}; score them separately`);
-    seen.set(key, dir);
-    files.push({ file: dir, bench: 'BLINK', run, blinkSaved: parts });
-  }
+  files.push(...qualifyCollidingRuns(runFiles));
+  for (const [dir, parts] of blinkSaved) files.push({ file: dir, bench: 'BLINK', run: path.basename(path.resolve(dir)), blinkSaved: parts });
+  requireUniqueRuns(files);
   return { files, warnings };
 }
 

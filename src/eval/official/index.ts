@@ -8,7 +8,7 @@
 // Every run reports how many items each way settled, so a number that leans on a stand-in is never silent.
 // The rules read the response without <|...|> special tokens: the official pipelines decode with
 // skip_special_tokens=True (VLMEvalKit's Qwen2-VL wrapper), while our stored text keeps them for the upstream rules.
-import { extractStrict } from '../extract';
+import { SPECIAL_TOKEN, extractStrict } from '../extract';
 import type { BenchmarkKey, ScorableItem } from '../types';
 import { blinkOfficial } from './blink';
 import { hrbenchOfficial } from './hrbench';
@@ -54,8 +54,6 @@ export const OFFICIAL_RULES: Record<BenchmarkKey, OfficialRule> = {
     extract: mmeRealWorldOfficial,
   },
 };
-
-const SPECIAL_TOKEN = /<\|[^<>|]*\|>/g;
 
 /** How an item's official verdict was reached. */
 export type Settled = 'rule' | 'recorded' | 'stand_in' | 'failed';
