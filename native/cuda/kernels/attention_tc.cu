@@ -865,16 +865,20 @@ std::vector<std::string> preference(bool backward) {
   return r;
 }
 
-// The current device's opt-in shared memory per block, asked per call (a runtime table lookup, and each GPU of a
-// process may differ); 99 KiB, what every sm_80+ GPU allows, when it cannot be read.
-size_t device_smem_optin() {
-  int dev = 0, bytes = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess || bytes <= 0) {
+// One attribute of the current device, asked per call (a runtime table lookup; each GPU of a process may differ);
+// `fallback` when it cannot be read (the error is cleared so the next launch does not report it).
+int device_attribute(cudaDeviceAttr attr, int fallback) {
+  int dev = 0, value = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&value, attr, dev) != cudaSuccess || value <= 0) {
     (void)cudaGetLastError();
-    return kTcMaxSmem;
+    return fallback;
   }
-  return size_t(bytes);
+  return value;
+}
+
+// The opt-in shared memory per block; 99 KiB, what every sm_80+ GPU allows, when it cannot be read.
+size_t device_smem_optin() {
+  return size_t(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, int(kTcMaxSmem)));
 }
 
 // auto's last pick per direction and the opt-in limit it was made for, (optin << 8) | (index + 1) (0: none), so an
@@ -920,15 +924,7 @@ AttnKernelPath env_path() {
 
 #if !defined(VR_CUDA_EMULATED)
 // The compute capability major of the current device (0 when it cannot be read).
-int device_major() {
-  int dev = 0, major = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  return major;
-}
+int device_major() { return device_attribute(cudaDevAttrComputeCapabilityMajor, 0); }
 #endif
 
 }  // namespace
