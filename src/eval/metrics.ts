@@ -6,13 +6,15 @@
 //             (docs/benchmarks.md §1, §3).
 // Accuracies are percentages at full precision; error items count in `errors`, never in a denominator.
 import { RULES, RuleName, extractAll, normalizeLabel } from './extract';
-import { JudgePolicy, OFFICIAL_RULES, OfficialVerdict, officialVerdict } from './official';
+import { JudgePolicy, OfficialPolicy, OfficialVerdict, officialPolicy, officialRule, officialVerdict } from './official';
 import type { BenchmarkKey, ScorableItem } from './types';
 
-export interface ScoreOptions {
-  /** how items the official pipeline would send to its LLM judge are settled when no verdict is recorded */
-  judge?: JudgePolicy;
-}
+/**
+ * The official scoring choices (official/index.ts): `judge`, how items the official pipeline would send to its LLM
+ * judge are settled when no verdict is recorded; `hrbenchRule`, which VLMEvalKit can_infer reads HR-Bench. Unset:
+ * the defaults.
+ */
+export type ScoreOptions = Partial<OfficialPolicy>;
 
 export interface Tally {
   total: number;
@@ -35,7 +37,7 @@ export interface RunScore {
   };
   official: {
     metric: string;
-    /** the official extraction rule (OFFICIAL_RULES name) */
+    /** the official extraction rule (its OFFICIAL_RULE_DOCS name) */
     extraction: string;
     /** items the official rule left to an LLM judge, and how each was settled here */
     judge: { policy: JudgePolicy; undecided: number; recorded: number; stand_in: number; failed: number };
@@ -113,7 +115,7 @@ function mmeTask(item: ScorableItem): string {
 }
 
 export function scoreRun(bench: BenchmarkKey, items: ScorableItem[], opts: ScoreOptions = {}): RunScore {
-  const judge = opts.judge ?? 'strict';
+  const policy = officialPolicy(opts);
   const warnings: string[] = [];
   const scored: Scored[] = [];
   let errors = 0;
@@ -125,7 +127,7 @@ export function scoreRun(bench: BenchmarkKey, items: ScorableItem[], opts: Score
       continue;
     }
     const label = String(item.label ?? '');
-    scored.push({ item, correct: extractAll(text, label).correct, official: officialVerdict(bench, text, item, normalizeLabel(label), judge) });
+    scored.push({ item, correct: extractAll(text, label).correct, official: officialVerdict(bench, text, item, normalizeLabel(label), policy) });
   }
   const n = scored.length;
   const accuracy_by_rule = {} as Record<RuleName, number | null>;
@@ -134,7 +136,7 @@ export function scoreRun(bench: BenchmarkKey, items: ScorableItem[], opts: Score
   const upstream = upstreamMetric(bench, scored);
   const official = officialMetric(bench, scored, warnings);
   const settled = (how: OfficialVerdict['settled']) => scored.filter((s) => s.official.settled === how).length;
-  const judged = { policy: judge, undecided: scored.filter((s) => s.official.undecided).length, recorded: settled('recorded'), stand_in: settled('stand_in'), failed: settled('failed') };
+  const judged = { policy: policy.judge, undecided: scored.filter((s) => s.official.undecided).length, recorded: settled('recorded'), stand_in: settled('stand_in'), failed: settled('failed') };
   const checked = scored.filter((s) => s.official.differsFromRecorded !== undefined);
   const recorded_check = checked.length ? { checked: checked.length, differ: checked.filter((s) => s.official.differsFromRecorded).length } : undefined;
   if (recorded_check?.differ) warnings.push(`official rule differs from the recorded official prediction on ${recorded_check.differ} of ${recorded_check.checked} items`);
@@ -144,7 +146,7 @@ export function scoreRun(bench: BenchmarkKey, items: ScorableItem[], opts: Score
     accuracy_upstream: pct(upstream.correct, upstream.total),
     accuracy_official: official.accuracy,
     upstream,
-    official: { ...official.details, extraction: OFFICIAL_RULES[bench].name, judge: judged, ...(recorded_check ? { recorded_check } : {}) },
+    official: { ...official.details, extraction: officialRule(bench, policy).name, judge: judged, ...(recorded_check ? { recorded_check } : {}) },
     accuracy_by_rule,
     warnings,
   };

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { RULE_DOCS, RULES } from './extract';
-import { OFFICIAL_RULES } from './official';
+import { OFFICIAL_RULE_DOCS } from './official';
 import { RunScore, ScoreOptions, scoreRun } from './metrics';
 import { writeJsonAtomic } from './results';
 import type { BenchmarkKey, StoredItem } from './types';
@@ -137,8 +137,12 @@ export function renderMarkdown(table: ScoreTable, title = 'vreflect eval summary
   lines.push(...breakdown(table.BLINK, '## BLINK by subtask (official)', 'Subtask', (s) => s.official.by_category, '**macro mean**'));
   lines.push(...breakdown(table['MME-RealWorld-Lite'], '## MME-RealWorld-Lite by Task / Subtask (official)', 'Task/Subtask', (s) => s.official.by_task_subtask, '**overall (micro)**'));
   lines.push('', '## Official extraction', '');
-  for (const { bench } of tableRows(table).filter((r, i, all) => all.findIndex((x) => x.bench === r.bench) === i))
-    lines.push(`- ${bench}: \`${OFFICIAL_RULES[bench].name}\`: ${OFFICIAL_RULES[bench].doc}`);
+  const rules = new Map<string, string>(); // one line per benchmark and rule, in table order
+  for (const { bench, score } of tableRows(table)) {
+    const name = score.official.extraction;
+    rules.set(`${bench}: \`${name}\``, OFFICIAL_RULE_DOCS[name] ?? 'unknown rule');
+  }
+  for (const [head, doc] of rules) lines.push(`- ${head}: ${doc}`);
   lines.push('', '## Extraction rules', '');
   for (const rule of RULES) lines.push(`- \`${rule}\`: ${RULE_DOCS[rule]}`);
   const warned = tableRows(table).filter((r) => r.score.warnings.length);

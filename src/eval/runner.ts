@@ -7,8 +7,9 @@ import sharp from 'sharp';
 import { openBenchmark } from './benchmarks';
 import { BenchmarkOptions, EVAL_MAX_PIXELS, EVAL_MIN_PIXELS, OpenBenchmark } from './benchmarks/common';
 import { extractAll, normalizeLabel } from './extract';
+import type { ScoreOptions } from './metrics';
 import { EvalGenerator, EvalItemError } from './generator';
-import { JudgePolicy, officialVerdict } from './official';
+import { OfficialPolicy, officialPolicy, officialVerdict } from './official';
 import { RunMeta, resultFileSummary } from './report';
 import { ResultStore, Shard, readResultItems, resultPath, runKey, shardPath, shardSlice, siblingShardFiles, withLock } from './results';
 import type { BenchmarkKey, ErrorItem, EvalItem, ImageInput, ItemImages, ResultItem, StoredItem } from './types';
@@ -56,8 +57,8 @@ export interface EvalOptions {
   progress: (label: string, total: number) => RunnerProgress;
   /** read each image's header with sharp before generating (a bad image becomes an error item); default true */
   checkImages?: boolean;
-  /** how the summaries settle items the official rule leaves to an LLM judge (official/index.ts); default strict */
-  judge?: JudgePolicy;
+  /** official scoring choices of the summaries and stored verdicts (--judge, --hrbench-rule); unset: the defaults */
+  scoring?: ScoreOptions;
 }
 
 export interface RunOutcome {
@@ -100,10 +101,10 @@ function errorItem(item: EvalItem, error: string): ErrorItem {
 }
 
 /** A scored item; `extracted.official` / `correct.official` are for reading only (eval score recomputes them). */
-function resultItem(bench: BenchmarkKey, item: EvalItem, text: string, judge: JudgePolicy): ResultItem {
+function resultItem(bench: BenchmarkKey, item: EvalItem, text: string, policy: OfficialPolicy): ResultItem {
   const { extracted, correct } = extractAll(text, item.label);
   const stored = { id: item.id, label: item.label, category: item.category, ...(item.extra ?? {}) };
-  const official = officialVerdict(bench, text, stored, normalizeLabel(item.label), judge);
+  const official = officialVerdict(bench, text, stored, normalizeLabel(item.label), policy);
   return {
     ...stored,
     prediction: [text],
@@ -190,7 +191,7 @@ async function runOne(opts: EvalOptions, bench: OpenBenchmark, latent: number | 
   // What is already done: this file, plus the final file (shard mode) or leftover shard files (merge).
   const finalItems = opts.shard ? readIfExists(finalPath, meta.config) : [];
   const finalIds = new Set(finalItems.filter((i) => !(opts.retryErrors && isErrorItem(i))).map((i) => String(i.id)));
-  const store: ResultStore = new ResultStore(file, rank, (items) => resultFileSummary(meta, items, completeNow(), { judge: opts.judge }));
+  const store: ResultStore = new ResultStore(file, rank, (items) => resultFileSummary(meta, items, completeNow(), opts.scoring));
   const isDone = (id: string | number) => store.has(id) || finalIds.has(String(id));
   const completeNow = () => targets.every((t) => isDone(t.id));
   store.absorb(readIfExists(file, meta.config));
@@ -263,7 +264,7 @@ async function generateOne(
       latentSteps: latent,
       maxNewTokens: opts.maxNewTokens,
     });
-    return resultItem(benchKey, item, text, opts.judge ?? 'strict');
+    return resultItem(benchKey, item, text, officialPolicy(opts.scoring));
   } catch (err) {
     if (err instanceof EvalItemError) return errorItem(item, err.message);
     throw err; // an engine failure stops the run; everything finished so far is on disk
@@ -285,7 +286,7 @@ function mergeShards(opts: EvalOptions, finalPath: string, expected: EvalItem[],
       return false;
     }
     const { shard: _s, shard_expected: _e, ...finalMeta } = meta;
-    const union = new ResultStore(finalPath, rank, (items) => resultFileSummary(finalMeta, items, true, { judge: opts.judge }));
+    const union = new ResultStore(finalPath, rank, (items) => resultFileSummary(finalMeta, items, true, opts.scoring));
     for (const f of files) union.absorb(readResultItems(f).items); // shards first: they may hold retried errors
     union.absorb(readIfExists(finalPath));
     const lacking = expected.filter((e) => !union.has(e.id));

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
 
 import { benchmarkFromName } from '../../eval/benchmarks';
-import { JUDGE_POLICIES, JudgePolicy } from '../../eval/official';
+import { HRBENCH_RULES, HRBenchRule, JUDGE_POLICIES, JudgePolicy } from '../../eval/official';
 import { renderMarkdown, toJson } from '../../eval/report';
 import { scorePath } from '../../eval/score';
 import { BENCHMARK_KEYS } from '../../eval/types';
@@ -15,7 +15,16 @@ interface ScoreArgs {
   json: boolean;
   benchmark?: string;
   judge: JudgePolicy;
+  'hrbench-rule': HRBenchRule;
   'blink-answers'?: string;
+}
+
+/** A string option limited to `values`, checked by coerce (see JUDGE_OPTION) with a one-line error. */
+function oneOf<T extends string>(flag: string, values: readonly T[]): (v: string) => T {
+  return (v) => {
+    if (!(values as readonly string[]).includes(v)) throw new Error(`--${flag} must be one of ${values.join(', ')}, got ${v}`);
+    return v as T;
+  };
 }
 
 /**
@@ -25,12 +34,18 @@ interface ScoreArgs {
 export const JUDGE_OPTION = {
   type: 'string',
   default: 'strict' as JudgePolicy,
-  coerce: (v: string): JudgePolicy => {
-    if (!(JUDGE_POLICIES as readonly string[]).includes(v)) throw new Error(`--judge must be one of ${JUDGE_POLICIES.join(', ')}, got ${v}`);
-    return v as JudgePolicy;
-  },
+  coerce: oneOf('judge', JUDGE_POLICIES),
   describe:
     'official scoring of items whose official pipeline asks an LLM judge (BLINK: GPT-3.5) and that record no official choice: strict = read them with the strict rule; none = score them wrong. Counted in the report either way [strict|none]',
+} as const;
+
+/** Shared by `eval` and `eval score`, like JUDGE_OPTION. */
+export const HRBENCH_RULE_OPTION = {
+  type: 'string',
+  default: 'latest' as HRBenchRule,
+  coerce: oneOf('hrbench-rule', HRBENCH_RULES),
+  describe:
+    "HR-Bench's official extraction: latest = VLMEvalKit's can_infer today (a trailing option letter, 'answer is X', a length limit on option-text matches); legacy = before its 2025-07 change, as HR-Bench's 2024 leaderboard was scored (any single option letter, no length limit) [latest|legacy]",
 } as const;
 
 export const evalScoreCommand: CommandModule<object, ScoreArgs> = {
@@ -42,6 +57,7 @@ export const evalScoreCommand: CommandModule<object, ScoreArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print { Benchmark: { run: { n, accuracy_upstream, accuracy_official, errors, ... } } }' })
       .option('benchmark', { type: 'string', describe: `benchmark of a file whose folders do not tell (${BENCHMARK_KEYS.join(', ')})` })
       .option('judge', JUDGE_OPTION)
+      .option('hrbench-rule', HRBENCH_RULE_OPTION)
       .option('blink-answers', { type: 'string', describe: "BLINK's val_answers.json: the gold for BLINK saved outputs and prediction files ({idx: \"(X)\"}); default: one beside or up to three folders above them" })
       .example('$0 eval score results --json', '')
       .example('$0 eval score upstream/evaluation/results/blink/decoding_by_steps/run/ck-1500-step8.json', '')
@@ -57,7 +73,7 @@ export const evalScoreCommand: CommandModule<object, ScoreArgs> = {
     let out;
     try {
       if (args['blink-answers'] !== undefined && !fs.existsSync(args['blink-answers'])) throw new UserError(`--blink-answers: no such file: ${args['blink-answers']}`);
-      out = scorePath(args.path, bench, { judge: args.judge, blinkAnswers: args['blink-answers'] });
+      out = scorePath(args.path, bench, { judge: args.judge, hrbenchRule: args['hrbench-rule'], blinkAnswers: args['blink-answers'] });
     } catch (err) {
       throw new UserError((err as Error).message);
     }

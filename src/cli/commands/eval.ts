@@ -13,7 +13,7 @@ import { parseBenchmarkList } from '../../eval/benchmarks';
 import { EVAL_MAX_PIXELS, EVAL_MIN_PIXELS } from '../../eval/benchmarks/common';
 import type { GeneratorFactory } from '../../eval/generator';
 import type { ScoreOptions } from '../../eval/metrics';
-import type { JudgePolicy } from '../../eval/official';
+import type { HRBenchRule, JudgePolicy } from '../../eval/official';
 import { ScoreTable, writeSummaries } from '../../eval/report';
 import { parseShard } from '../../eval/results';
 import { evalDevicePreflight } from '../../plan/device_runs';
@@ -25,7 +25,7 @@ import { UserError } from '../../util/errors';
 import { log } from '../../util/log';
 import { startProgress } from '../../util/progress';
 import { requireIntArg } from '../int_arg';
-import { JUDGE_OPTION, evalScoreCommand } from './eval-score';
+import { HRBENCH_RULE_OPTION, JUDGE_OPTION, evalScoreCommand } from './eval-score';
 
 export interface EvalArgs {
   model?: string;
@@ -50,6 +50,7 @@ export interface EvalArgs {
   'blink-prompt': 'upstream' | 'official';
   'mmvp-fix-pairs': boolean;
   judge: JudgePolicy;
+  'hrbench-rule': HRBenchRule;
   device: 'cpu' | 'cuda' | 'auto';
   dtype: 'auto' | 'fp32' | 'bf16';
   threads?: number;
@@ -113,6 +114,7 @@ function builder(y: Argv): Argv<EvalArgs> {
     .option('blink-prompt', { choices: ['upstream', 'official'] as const, default: 'upstream' as const, describe: "BLINK's user text: upstream's (question, Options: A. .., instruction) or BLINK's own `prompt` field (+ its disclaimer for Art_Style, Forensic_Detection, Jigsaw), as test_benchmark.py sends it" })
     .option('mmvp-fix-pairs', { type: 'boolean', default: false, describe: 'use the corrected MMVP answers of pairs 99/100 and 279/280 (upstream uses the original CSV)' })
     .option('judge', JUDGE_OPTION)
+    .option('hrbench-rule', HRBENCH_RULE_OPTION)
     .option('device', DEVICE_OPTION)
     .option('dtype', { choices: ['auto', 'fp32', 'bf16'] as const, default: 'auto' as const })
     .option('threads', { type: 'number', describe: 'CPU threads' })
@@ -164,7 +166,7 @@ export function evalOptionsFromArgs(args: EvalArgs): Omit<EvalOptions, 'getGener
       HRBench8K: pixelLimits(args['hrbench8k-min-pixels'], args['hrbench8k-max-pixels'], '--hrbench8k-min/max-pixels'),
     },
     benchmarkOptions: { blinkSubtasks, mmvpFixPairs: args['mmvp-fix-pairs'], ...(args['blink-prompt'] === 'official' ? { blinkPrompt: 'official' as const } : {}) },
-    judge: args.judge,
+    scoring: { judge: args.judge, hrbenchRule: args['hrbench-rule'] },
   };
 }
 
@@ -217,7 +219,7 @@ export function makeEvalCommand(factory: GeneratorFactory): CommandModule<object
       });
       const pending = outcomes.filter((o) => !o.complete || (opts.shard && !o.merged));
       if (opts.shard && pending.length) log().info({ runs: pending.length }, 'this shard is done; summaries are written after the merge');
-      else summarize(opts.outputDir, opts.runName, { judge: opts.judge });
+      else summarize(opts.outputDir, opts.runName, opts.scoring ?? {});
     },
   };
 }

@@ -30,12 +30,22 @@
 //   g. answer lower-cased; longer (code points) than twice the summed option lengths -> False (absent in 18fc37a).
 //   h. the options whose lower-cased text is a substring of it: exactly one -> its letter, else False.
 // Both False -> the judge: undecided.
+//
+// --hrbench-rule legacy: VLMEvalKit's can_infer before PR #1175 (2025-07), as revision 18fc37a5 still has it, and
+// as it stood in 2024 when HR-Bench's leaderboard (its README's table) was scored with VLMEvalKit: steps d without
+// the position test (any single letter token counts wherever it stands), no step f, no length limit in g. Which
+// revision scored a given published number is not recorded anywhere we found; `latest` (the default) is what
+// running VLMEvalKit today gives. The judge fallback is the same in both.
 import type { ScorableItem } from '../types';
 import { PY_WHITESPACE, pyLen, pySplit } from './python-str';
 import type { OfficialAnswer, OfficialExtractor } from './types';
 
 /** can_infer's result: a letter (or 'Z'), or false where VLMEvalKit would ask its judge. */
 export type CanInfer = string | false;
+
+/** Which VLMEvalKit revision of can_infer (header): today's, or the one before PR #1175 (2024's leaderboard). */
+export type HRBenchRule = 'latest' | 'legacy';
+export const HRBENCH_RULES: readonly HRBenchRule[] = ['latest', 'legacy'];
 
 const API_FAILURE = 'Failed to obtain answer via API';
 
@@ -51,32 +61,33 @@ const S = `[${PY_WHITESPACE}]`;
 const ANSWER_IS = new RegExp(`(?:correct${S}+)?answer${S}+is${S}+\\**([ABCD])\\**`, 'i');
 
 /** can_infer_option; `letters` are the choice keys in A..Z order. */
-export function canInferOption(answer: string, letters: readonly string[]): CanInfer {
+export function canInferOption(answer: string, letters: readonly string[], rule: HRBenchRule = 'latest'): CanInfer {
   if (answer.includes(API_FAILURE)) return false;
   if (REFUSALS.some((r) => answer.includes(r))) return 'Z';
   const splits = pySplit(answer.replace(SEPARATORS, ' '));
   const present = letters.filter((ch) => splits.includes(ch));
   if (present.length === 1) {
     const ch = present[0];
-    if (splits.indexOf(ch) > splits.length - 5) return ch;
+    if (rule === 'legacy' || splits.indexOf(ch) > splits.length - 5) return ch;
   } else if (present.length === 0 && splits.includes('Z')) return 'Z';
+  if (rule === 'legacy') return false;
   const said = ANSWER_IS.exec(answer);
   if (said && letters.includes(said[1].toUpperCase())) return said[1].toUpperCase();
   return false;
 }
 
 /** can_infer_text; `options` maps letters to option texts. */
-export function canInferText(answer: string, options: Record<string, string>): CanInfer {
+export function canInferText(answer: string, options: Record<string, string>, rule: HRBenchRule = 'latest'): CanInfer {
   const lower = answer.toLowerCase();
   const total = Object.values(options).reduce((n, v) => n + pyLen(v), 0);
-  if (pyLen(lower) > 2 * total) return false;
+  if (rule === 'latest' && pyLen(lower) > 2 * total) return false;
   const cands = Object.keys(options).filter((k) => lower.includes(options[k].toLowerCase()));
   return cands.length === 1 ? cands[0] : false;
 }
 
 /** can_infer: the option-letter rule, then the option-text rule. */
-export function canInfer(answer: string, options: Record<string, string>): CanInfer {
-  return canInferOption(answer, Object.keys(options).sort()) || canInferText(answer, options);
+export function canInfer(answer: string, options: Record<string, string>, rule: HRBenchRule = 'latest'): CanInfer {
+  return canInferOption(answer, Object.keys(options).sort(), rule) || canInferText(answer, options, rule);
 }
 
 /** The option texts the loader stores (`options: {A: text, ...}`); undefined in older result files. */
@@ -91,18 +102,19 @@ function optionsOf(item: ScorableItem): Record<string, string> | undefined {
 /** Every published HR-Bench row has options A-D; without stored texts only their letters are known. */
 const HRBENCH_LETTERS = ['A', 'B', 'C', 'D'];
 
-export const hrbenchOfficial: OfficialExtractor = (response: string, item: ScorableItem): OfficialAnswer => {
+/** HR-Bench's official extraction under one revision of can_infer. */
+export const hrbenchOfficial = (rule: HRBenchRule): OfficialExtractor => (response: string, item: ScorableItem): OfficialAnswer => {
   const answer = response === '' ? 'nan' : response;
   const options = optionsOf(item);
   if (!options) {
     // Result files written before the loader stored `options`: the letter part alone. Where it gives nothing,
     // can_infer_text would have needed the texts (it may have decided, or the judge would have been asked):
     // undecided either way.
-    const got = canInferOption(answer, HRBENCH_LETTERS);
+    const got = canInferOption(answer, HRBENCH_LETTERS, rule);
     return got ? { letter: got, undecided: false } : { letter: null, undecided: true };
   }
   // no option at all: newer VLMEvalKit hands such rows to an LLM extractor, never to can_infer
   if (Object.keys(options).length === 0) return { letter: null, undecided: true };
-  const got = canInfer(answer, options);
+  const got = canInfer(answer, options, rule);
   return got ? { letter: got, undecided: false } : { letter: null, undecided: true };
 };

@@ -11,12 +11,25 @@
 import { SPECIAL_TOKEN, extractStrict } from '../extract';
 import type { BenchmarkKey, ScorableItem } from '../types';
 import { blinkOfficial } from './blink';
-import { hrbenchOfficial } from './hrbench';
+import { HRBenchRule, hrbenchOfficial } from './hrbench';
 import { mmeRealWorldOfficial } from './mme-realworld';
 import type { OfficialAnswer, OfficialExtractor } from './types';
 
 export type JudgePolicy = 'strict' | 'none';
 export const JUDGE_POLICIES: readonly JudgePolicy[] = ['strict', 'none'];
+export { HRBENCH_RULES } from './hrbench';
+export type { HRBenchRule } from './hrbench';
+
+/** The user's choices in official scoring (--judge, --hrbench-rule). */
+export interface OfficialPolicy {
+  judge: JudgePolicy;
+  hrbenchRule: HRBenchRule;
+}
+
+/** The policy with every unset choice at its default (judge strict, HR-Bench's latest can_infer). */
+export function officialPolicy(opts: Partial<OfficialPolicy> = {}): OfficialPolicy {
+  return { judge: opts.judge ?? 'strict', hrbenchRule: opts.hrbenchRule ?? 'latest' };
+}
 
 export interface OfficialRule {
   /** short name shown in reports */
@@ -27,6 +40,12 @@ export interface OfficialRule {
 
 const HRBENCH_DOC =
   "VLMEvalKit can_infer (HR-Bench's official scoring, mcq_vanilla_eval): one option letter among the last tokens after punctuation is blanked, or 'answer is X', else exactly one option text inside the answer; otherwise VLMEvalKit's LLM judge decides (undecided here)";
+const HRBENCH_LATEST: OfficialRule = { name: 'vlmevalkit', doc: HRBENCH_DOC, extract: hrbenchOfficial('latest') };
+const HRBENCH_LEGACY: OfficialRule = {
+  name: 'vlmevalkit-legacy',
+  doc: "VLMEvalKit can_infer before its 2025-07 change (--hrbench-rule legacy; as HR-Bench's 2024 leaderboard was scored): exactly one option letter among the tokens after punctuation is blanked, wherever it stands, else exactly one option text inside the answer, at any length; otherwise VLMEvalKit's LLM judge decides (undecided here)",
+  extract: hrbenchOfficial('legacy'),
+};
 
 const strictRule: OfficialExtractor = (response) => ({ letter: extractStrict(response), undecided: false });
 
@@ -46,14 +65,25 @@ export const OFFICIAL_RULES: Record<BenchmarkKey, OfficialRule> = {
     doc: 'strict (V*\'s official evaluation ranks option likelihoods, not generated letters; the strict letter rule stands in)',
     extract: strictRule,
   },
-  HRBench4K: { name: 'vlmevalkit', doc: HRBENCH_DOC, extract: hrbenchOfficial },
-  HRBench8K: { name: 'vlmevalkit', doc: HRBENCH_DOC, extract: hrbenchOfficial },
+  HRBench4K: HRBENCH_LATEST,
+  HRBench8K: HRBENCH_LATEST,
   'MME-RealWorld-Lite': {
     name: 'mme-realworld',
     doc: 'MME-RealWorld eval_your_results.py: answer prefixes removed, > 10 words without A-E = no answer, else the first [ABCDE] (case-sensitive), else the option whose text contains the response; never a judge',
     extract: mmeRealWorldOfficial,
   },
 };
+
+/** The rule one benchmark is scored by under a policy (OFFICIAL_RULES, but for HR-Bench's chosen revision). */
+export function officialRule(bench: BenchmarkKey, policy: OfficialPolicy): OfficialRule {
+  if ((bench === 'HRBench4K' || bench === 'HRBench8K') && policy.hrbenchRule === 'legacy') return HRBENCH_LEGACY;
+  return OFFICIAL_RULES[bench];
+}
+
+/** Every official rule by its report name (the reports document the rules a run was scored by). */
+export const OFFICIAL_RULE_DOCS: Record<string, string> = Object.fromEntries(
+  [...Object.values(OFFICIAL_RULES), HRBENCH_LEGACY].map((r) => [r.name, r.doc]),
+);
 
 /** How an item's official verdict was reached. */
 export type Settled = 'rule' | 'recorded' | 'stand_in' | 'failed';
@@ -77,8 +107,8 @@ function recordedLetter(v: unknown): string | null | undefined {
 }
 
 /** The official verdict on one response. `label` is the gold letter (upper case). */
-export function officialVerdict(bench: BenchmarkKey, response: string, item: ScorableItem, label: string, judge: JudgePolicy): OfficialVerdict {
-  const ans = OFFICIAL_RULES[bench].extract(response.replace(SPECIAL_TOKEN, ''), item);
+export function officialVerdict(bench: BenchmarkKey, response: string, item: ScorableItem, label: string, policy: OfficialPolicy): OfficialVerdict {
+  const ans = officialRule(bench, policy).extract(response.replace(SPECIAL_TOKEN, ''), item);
   const recorded = recordedLetter(item.official_prediction);
   if (!ans.undecided) {
     const verdict: OfficialVerdict = { ...ans, correct: ans.letter !== null && ans.letter === label, settled: 'rule' };
@@ -86,7 +116,7 @@ export function officialVerdict(bench: BenchmarkKey, response: string, item: Sco
     return verdict;
   }
   if (recorded !== undefined) return { letter: recorded, undecided: true, correct: recorded !== null && recorded === label, settled: 'recorded' };
-  if (judge === 'strict') {
+  if (policy.judge === 'strict') {
     const letter = extractStrict(response);
     return { letter, undecided: true, correct: letter !== null && letter === label, settled: 'stand_in' };
   }

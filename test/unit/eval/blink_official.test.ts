@@ -12,7 +12,7 @@ import yargs from 'yargs';
 
 import { evalScoreCommand } from '../../../src/cli/commands/eval-score';
 import { findBlinkAnswers, isBlinkPredictionMap, readBlinkAnswers, readBlinkSavedOutputs } from '../../../src/eval/blink-saved';
-import { officialVerdict } from '../../../src/eval/official';
+import { officialPolicy, officialVerdict } from '../../../src/eval/official';
 import { blinkAnalyzeAnswer, blinkOptionCount } from '../../../src/eval/official/blink';
 import { pySplit } from '../../../src/eval/official/python-str';
 import { scoreRun } from '../../../src/eval/metrics';
@@ -84,20 +84,20 @@ describe('items left to the judge', () => {
   const item = (extra: Record<string, unknown> = {}) => ({ id: 'val_Jigsaw_1', label: 'B', category: 'Jigsaw', ...extra });
 
   test('no record: --judge strict reads the strict rule, --judge none scores wrong', () => {
-    expect(officialVerdict('BLINK', '<answer>B</answer>', item(), 'B', 'strict')).toMatchObject({ letter: 'B', correct: true, settled: 'stand_in' });
-    expect(officialVerdict('BLINK', '<answer>B</answer>', item(), 'B', 'none')).toMatchObject({ letter: null, correct: false, settled: 'failed' });
+    expect(officialVerdict('BLINK', '<answer>B</answer>', item(), 'B', officialPolicy({ judge: 'strict' }))).toMatchObject({ letter: 'B', correct: true, settled: 'stand_in' });
+    expect(officialVerdict('BLINK', '<answer>B</answer>', item(), 'B', officialPolicy({ judge: 'none' }))).toMatchObject({ letter: null, correct: false, settled: 'failed' });
   });
 
   test('a recorded official choice wins over the policy; it must be exactly "(X)"', () => {
-    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: '(B)' }), 'B', 'none')).toMatchObject({ correct: true, settled: 'recorded' });
-    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: '(Z)' }), 'B', 'strict')).toMatchObject({ correct: false, settled: 'recorded' });
-    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: '(B) Point B' }), 'B', 'strict')).toMatchObject({ correct: false });
-    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: null }), 'B', 'strict')).toMatchObject({ correct: false, settled: 'recorded' });
+    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: '(B)' }), 'B', officialPolicy({ judge: 'none' }))).toMatchObject({ correct: true, settled: 'recorded' });
+    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: '(Z)' }), 'B', officialPolicy({ judge: 'strict' }))).toMatchObject({ correct: false, settled: 'recorded' });
+    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: '(B) Point B' }), 'B', officialPolicy({ judge: 'strict' }))).toMatchObject({ correct: false });
+    expect(officialVerdict('BLINK', 'Point B', item({ official_prediction: null }), 'B', officialPolicy({ judge: 'strict' }))).toMatchObject({ correct: false, settled: 'recorded' });
   });
 
   test('a rule-decided item with a record says whether they differ', () => {
-    expect(officialVerdict('BLINK', '(A) x', item({ official_prediction: '(A)' }), 'B', 'strict')).toMatchObject({ letter: 'A', settled: 'rule', differsFromRecorded: false });
-    expect(officialVerdict('BLINK', '(A) x', item({ official_prediction: '(B)' }), 'B', 'strict')).toMatchObject({ letter: 'A', differsFromRecorded: true });
+    expect(officialVerdict('BLINK', '(A) x', item({ official_prediction: '(A)' }), 'B', officialPolicy({ judge: 'strict' }))).toMatchObject({ letter: 'A', settled: 'rule', differsFromRecorded: false });
+    expect(officialVerdict('BLINK', '(A) x', item({ official_prediction: '(B)' }), 'B', officialPolicy({ judge: 'strict' }))).toMatchObject({ letter: 'A', differsFromRecorded: true });
   });
 
   test('the run counts each way, and warns when the rule and the record differ', () => {

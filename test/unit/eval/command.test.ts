@@ -72,6 +72,32 @@ test('--processor-min/max-pixels reach every request and are recorded in the run
   expect(config).not.toContain('processor_min_pixels');
 });
 
+test('--hrbench-rule picks the VLMEvalKit revision of HR-Bench\'s official extraction, in eval and in eval score', async () => {
+  // "<letter> is my final choice": latest's position test refuses a letter that far from the end (the judge: strict
+  // stands in and reads nothing), legacy takes it
+  const answers = makeEvalCommand(async () => ({ generate: async () => ({ text: 'A is my final choice' }) }));
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'eval-cli-'));
+  await run(answers, ['eval', '--model', MODEL, '--data-root', DATA, '--output-dir', out, '--benchmarks', 'hrbench4k', '--limit', '4', '--hrbench-rule', 'legacy']);
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).HRBench4K.step8;
+  const file = path.join(out, 'HRBench4K', 'decoding_by_steps', path.basename(MODEL), 'step8.json');
+  const items = (JSON.parse(fs.readFileSync(file, 'utf8')) as { label?: string; correct?: { official: boolean } }[]).filter((i) => i.label);
+  const labelA = items.filter((i) => i.label === 'A').length;
+  expect(labelA).toBeGreaterThan(0);
+  expect(labelA).toBeLessThan(items.length);
+  expect(summary.official).toMatchObject({ extraction: 'vlmevalkit-legacy', judge: { undecided: 0 } });
+  expect(items.every((i) => i.correct!.official === (i.label === 'A'))).toBe(true);
+  expect(fs.readFileSync(path.join(out, 'summary.md'), 'utf8')).toContain('- HRBench4K: `vlmevalkit-legacy`: VLMEvalKit can_infer before its 2025-07 change');
+
+  stdout = '';
+  await run(evalCommand, ['eval', 'score', out, '--json']);
+  const latest = JSON.parse(stdout).HRBench4K.step8;
+  expect(latest.official).toMatchObject({ extraction: 'vlmevalkit', judge: { undecided: items.length, stand_in: items.length } });
+  expect(latest.official.cycles).not.toEqual(summary.official.cycles);
+  stdout = '';
+  await run(evalCommand, ['eval', 'score', out, '--json', '--hrbench-rule', 'legacy']);
+  expect(JSON.parse(stdout).HRBench4K.step8).toEqual(summary);
+});
+
 test('eval score is a subcommand of eval', async () => {
   const upstream = path.join(__dirname, '..', '..', 'fixtures', 'eval', 'upstream-results', 'evaluation', 'results');
   await run(evalCommand, ['eval', 'score', upstream, '--json']);
@@ -94,10 +120,13 @@ test.each([
   [['--model', MODEL, '--data-root', DATA, '--blink-subtasks', 'Counting,Nope'], '--blink-subtasks: unknown subtask Nope'],
   [['--model', MODEL, '--data-root', DATA, '--hrbench8k-max-pixels', '10'], '--hrbench8k-min/max-pixels: need integers with 1 <= min <= max'],
   [['--model', '/no/such/model', '--data-root', DATA], 'model folder not found: /no/such/model'],
+  [['--model', MODEL, '--data-root', DATA, '--hrbench-rule', '2024'], '--hrbench-rule must be one of latest, legacy, got 2024'],
+  [['--model', MODEL, '--data-root', DATA, '--judge', 'gpt'], '--judge must be one of strict, none, got gpt'],
   [['--model', MODEL, '--data-root', DATA, '--processor-max-pixels', '500'], '--processor-max-pixels must be an integer >= 784 (one 28x28 patch), got 500'],
   [['--model', MODEL, '--data-root', DATA, '--processor-min-pixels', '9000', '--processor-max-pixels', '8000'], '--processor-min-pixels 9000 is above --processor-max-pixels 8000'],
 ])('bad flags: %j', async (flags, message) => {
-  await expect(run(fake, ['eval', ...flags])).rejects.toThrow(message);
+  // (a coerce error is thrown while parsing, before parseAsync returns its promise)
+  await expect(Promise.resolve().then(() => run(fake, ['eval', ...flags]))).rejects.toThrow(message);
 });
 
 test('helpers: run names and step lists', () => {

@@ -12,6 +12,8 @@
 //   [long]    can_infer_text: the lower-cased answer is longer than twice the summed option lengths -> False
 //   [text]    exactly one option text (lower case) is a substring of the lower-cased answer
 //   [judge]   everything False -> the judge: undecided
+// --hrbench-rule legacy (VLMEvalKit before PR #1175): [one] without the position test ([far] reads the letter), no
+// [is], no [long].
 import * as path from 'path';
 
 import { openBenchmark } from '../../../src/eval/benchmarks';
@@ -23,7 +25,7 @@ const OPTIONS = { A: 'red', B: 'blue', C: 'green', D: 'yellow' };
 const ITEM: ScorableItem = { id: 7, label: 'B', category: 'single', cycle_category: 'cycle_0', options: OPTIONS };
 const OLD_ITEM: ScorableItem = { id: 7, label: 'B', category: 'single', cycle_category: 'cycle_0' }; // no options stored
 
-const read = (response: string, item: ScorableItem = ITEM) => hrbenchOfficial(response, item);
+const read = (response: string, item: ScorableItem = ITEM) => hrbenchOfficial('latest')(response, item);
 
 describe('HR-Bench official rule (VLMEvalKit can_infer, judge fallback)', () => {
   test.each([
@@ -112,5 +114,48 @@ describe('HR-Bench official rule (VLMEvalKit can_infer, judge fallback)', () => 
     expect(read('It is 88', first)).toEqual({ letter: 'C', undecided: false }); // [text]
     expect(read('8', first)).toEqual({ letter: null, undecided: true }); // [text] "8" contains no whole option text
     await b.close();
+  });
+});
+
+describe('--hrbench-rule legacy (VLMEvalKit can_infer before its 2025-07 change)', () => {
+  const legacy = (response: string, item: ScorableItem = ITEM) => hrbenchOfficial('legacy')(response, item);
+
+  test.each([
+    ['B is my final choice', 'B', '[far] no position test: the one letter token counts wherever it stands'],
+    ['B is the correct answer because the car is blue', 'B', '[far] token 0 of 10'],
+    ['B', 'B', '[one] as latest'],
+    ['The answer is B', 'B', '[one] as latest'],
+    ['Cannot determine the answer', 'Z', '[refuse] as latest'],
+    ['Z', 'Z', '[z] as latest'],
+    ['It is green.', 'C', '[text] as latest'],
+    ['blue' + 'x'.repeat(40), 'B', '[long] no length limit: 44 code points > 36 still reach the text rule'],
+  ])('%j reads %s: %s', (response, want) => {
+    expect(legacy(response)).toEqual({ letter: want, undecided: false });
+  });
+
+  test.each([
+    ['the answer is b', '[is] absent: lower-case b is no letter token, no option text'],
+    ['A car is parked next to the sign, so the answer is C', '[many] A and C; [is] absent'],
+    ['correct answer is **b**', '[is] absent'],
+    ['A or B', '[many] as latest'],
+    ['', '[nan] as latest'],
+  ])('%j goes to the judge: %s', (response) => {
+    expect(legacy(response)).toEqual({ letter: null, undecided: true });
+  });
+
+  test('the rules differ only where the header says', () => {
+    // latest reads these two by [is] where legacy asks the judge; the reverse for [far] and [long]
+    for (const r of ['the answer is b', 'correct answer is **b**']) expect(read(r).undecided).toBe(false);
+    expect(read('B is my final choice').undecided).toBe(true);
+    expect(read('blue' + 'x'.repeat(40)).undecided).toBe(true);
+    // result files without option texts: the letter part under the chosen rule
+    expect(legacy('B is my final choice', OLD_ITEM)).toEqual({ letter: 'B', undecided: false });
+  });
+
+  test('the parts take the rule', () => {
+    expect(canInferOption('B is my final choice', ['A', 'B', 'C', 'D'], 'legacy')).toBe('B');
+    expect(canInferOption('B is my final choice', ['A', 'B', 'C', 'D'], 'latest')).toBe(false);
+    expect(canInferText('x'.repeat(37) + 'blue', OPTIONS, 'legacy')).toBe('B');
+    expect(canInfer('the answer is b', OPTIONS, 'legacy')).toBe(false);
   });
 });
