@@ -29,26 +29,8 @@ import resource
 import sys
 import time
 
-
-def eprint(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def rss_bytes():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def peak_rss_bytes():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-
-
-def cpu_seconds():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proc_stats import cpu_seconds, eprint, peak_rss_bytes, rss_bytes  # noqa: E402
 
 
 def make_bcm(torch, D, K):

@@ -3,14 +3,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { loadAddon, NativeAddon, NativeInfo } from '../native/addon';
 import { oneLine } from '../util/errors';
 import { ensureBenchImage, BENCH_QUESTION } from './bench_image';
 import { CheckpointInfo, defaultCheckpointDir, ensureCheckpoint } from './checkpoint';
 import { runJsonChild } from './child';
 import { loadAverage, makePhaseRunner, thisCpu } from './machine';
 import { benchShape, decodeParamsPerToken, kvCacheBytes, prefillCost } from './model_shape';
-import { BandwidthProbe, GemmProbe, hasNativeProbes, probeBandwidth, probeGemm, probeGemv } from './native_probes';
+import { BandwidthProbe, GemmProbe, hasNativeProbes, probeBandwidth, probeGemm, probeGemv, loadProbeAddon } from './native_probes';
 import { OursRequest, OursResult, oursWorkerScript } from './ours_worker';
 import { BenchInputs, BenchReport, buildReport, Dtype, EngineFigures, summarizeRuns } from './report';
 import { findTorchPython, PythonInfo, runTorchGemm, runTorchInfer, TorchGemmResult } from './torch_side';
@@ -53,16 +52,7 @@ export async function runInferBench(opts: InferBenchOptions, hooks: BenchHooks):
   hooks.say(ckpt.generated ? `checkpoint written to ${dir} in ${ckpt.seconds.toFixed(0)} s` : `checkpoint re-used: ${dir}`);
   const image = await ensureBenchImage(dir, opts.imageSize);
 
-  let addon: NativeAddon | undefined;
-  let info: NativeInfo | undefined;
-  try {
-    addon = loadAddon();
-    addon.setThreads(opts.threads);
-    info = addon.info();
-  } catch (e) {
-    if (opts.ours) throw e;
-    hooks.say(`native addon not loaded (${oneLine(e)}): no native probes`);
-  }
+  const { addon, info } = loadProbeAddon(opts.threads, opts.ours, hooks.say);
 
   let py: PythonInfo = { available: false, python: '', reason: 'disabled (--torch off)' };
   if (opts.torch !== 'off') {

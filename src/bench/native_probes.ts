@@ -1,6 +1,23 @@
 // The machine figures measured through the addon (native/bench/*.h via native/addon/bench_binding.cc):
 // read bandwidth, and GEMM throughput of the op layer's linear_forward on the shapes that dominate prefill.
-import type { NativeAddon } from '../native/addon';
+import { loadAddon, NativeAddon, NativeInfo } from '../native/addon';
+import { oneLine } from '../util/errors';
+
+/**
+ * The addon for the probes, with `threads` set. When it does not load, a run that measures our engine (`ours`) stops
+ * with the loader's error; a PyTorch-only run says so and goes on without native probes.
+ */
+export function loadProbeAddon(threads: number, ours: boolean, say: (line: string) => void): { addon?: NativeAddon; info?: NativeInfo } {
+  try {
+    const addon = loadAddon();
+    addon.setThreads(threads);
+    return { addon, info: addon.info() };
+  } catch (e) {
+    if (ours) throw e;
+    say(`native addon not loaded (${oneLine(e)}): no native probes`);
+    return {};
+  }
+}
 
 export interface BandwidthProbe {
   threads: number;

@@ -6,11 +6,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { loadAddon, NativeAddon, NativeInfo } from '../native/addon';
 import { oneLine } from '../util/errors';
 import { runJsonChild } from './child';
 import { loadAverage, makePhaseRunner, thisCpu } from './machine';
-import { GemmProbe, hasNativeProbes, probeGemm } from './native_probes';
+import { GemmProbe, hasNativeProbes, probeGemm, loadProbeAddon } from './native_probes';
 import { findTorchPython, PythonInfo, runTorchGemm, TorchGemmResult } from './torch_side';
 import { batchIds, buildTrainBatch, TrainBatchSpec, writeTorchBatch } from './train_batch';
 import { defaultTrainCheckpointDir, ensureTrainCheckpoint } from './train_checkpoint';
@@ -77,16 +76,7 @@ export async function runTrainBench(opts: TrainBenchOptions, hooks: TrainBenchHo
   });
   const cost = accumulatedStepCost(microCost, opts.gradientAccumulationSteps);
 
-  let addon: NativeAddon | undefined;
-  let info: NativeInfo | undefined;
-  try {
-    addon = loadAddon();
-    addon.setThreads(opts.threads);
-    info = addon.info();
-  } catch (e) {
-    if (opts.ours) throw e;
-    hooks.say(`native addon not loaded (${oneLine(e)}): no native probes`);
-  }
+  const { addon, info } = loadProbeAddon(opts.threads, opts.ours, hooks.say);
   let py: PythonInfo = { available: false, python: '', reason: 'disabled (--torch off)' };
   if (opts.torch !== 'off' && opts.torchModes.length) {
     py = findTorchPython(opts.python);

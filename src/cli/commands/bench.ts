@@ -21,6 +21,30 @@ import { benchKernelsCommand } from './bench_kernels';
 import { log } from '../../util/log';
 import { startProgress } from '../../util/progress';
 
+/** Log lines, and a bar while the benchmark checkpoint is written: the hooks of bench infer and bench train. */
+function benchHooks() {
+  let bar: ReturnType<typeof startProgress> | undefined;
+  return {
+    say: (line: string) => log().info(line),
+    debug: (line: string) => log().debug(line),
+    onCheckpointProgress: (done: number, total: number) => {
+      bar ??= startProgress('writing the benchmark checkpoint (MB)', Math.round(total / 1e6));
+      bar.update(Math.round(done / 1e6));
+      if (done >= total) bar.stop();
+    },
+  };
+}
+
+/** The --markdown README snippet, then the report on stdout (--json: one line of JSON, else the text table). */
+function emitReport<R>(args: { markdown?: string; json: boolean }, report: R, markdown: (r: R) => string, text: (r: R) => string): void {
+  if (args.markdown) {
+    fs.mkdirSync(path.dirname(path.resolve(args.markdown)), { recursive: true });
+    fs.writeFileSync(args.markdown, markdown(report));
+    log().info(`README snippet written to ${args.markdown}`);
+  }
+  process.stdout.write(args.json ? JSON.stringify(report) + '\n' : text(report));
+}
+
 interface BenchInferArgs {
   'model-dir'?: string;
   'llm-layers': number;
@@ -89,7 +113,6 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
     // Before the (large) checkpoint is written: the addon itself must be able to use the GPU.
     if (device === 'cuda') requireCudaAddon();
 
-    let bar: ReturnType<typeof startProgress> | undefined;
     const report = await runInferBench(
       {
         modelDir: args['model-dir'],
@@ -109,22 +132,9 @@ const inferCommand: CommandModule<object, BenchInferArgs> = {
         imageSize: args['image-size'],
         device,
       },
-      {
-        say: (line) => log().info(line),
-        debug: (line) => log().debug(line),
-        onCheckpointProgress: (done, total) => {
-          bar ??= startProgress('writing the benchmark checkpoint (MB)', Math.round(total / 1e6));
-          bar.update(Math.round(done / 1e6));
-          if (done >= total) bar.stop();
-        },
-      },
+      benchHooks(),
     );
-    if (args.markdown) {
-      fs.mkdirSync(path.dirname(path.resolve(args.markdown)), { recursive: true });
-      fs.writeFileSync(args.markdown, renderMarkdown(report));
-      log().info(`README snippet written to ${args.markdown}`);
-    }
-    process.stdout.write(args.json ? JSON.stringify(report) + '\n' : renderText(report));
+    emitReport(args, report, renderMarkdown, renderText);
   },
 };
 
@@ -233,7 +243,6 @@ export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
     if (td.device === 'cuda' && args.ours) requireCudaAddon();
     const batch = { ...DEFAULT_BATCH_SPEC, samples: args.samples, tokensPerSample: args.tokens, imageSize: args['image-size'], answerTokens: args['answer-tokens'] };
 
-    let bar: ReturnType<typeof startProgress> | undefined;
     const report = await runTrainBench(
       {
         modelDir: args['model-dir'], shape, regenerate: args.regenerate, batch, steps: args.steps, warmup: args.warmup,
@@ -244,22 +253,9 @@ export const benchTrainCommand: CommandModule<object, BenchTrainArgs> = {
         checkpointing: td.device === 'cuda' ? (td.checkpointing === false ? 'off' : 'on') : args['gradient-checkpointing'],
         device: td.device, ...(td.optimizerStates ? { optimizerStates: td.optimizerStates } : {}),
       },
-      {
-        say: (line) => log().info(line),
-        debug: (line) => log().debug(line),
-        onCheckpointProgress: (done, total) => {
-          bar ??= startProgress('writing the benchmark checkpoint (MB)', Math.round(total / 1e6));
-          bar.update(Math.round(done / 1e6));
-          if (done >= total) bar.stop();
-        },
-      },
+      benchHooks(),
     );
-    if (args.markdown) {
-      fs.mkdirSync(path.dirname(path.resolve(args.markdown)), { recursive: true });
-      fs.writeFileSync(args.markdown, renderTrainMarkdown(report));
-      log().info(`README snippet written to ${args.markdown}`);
-    }
-    process.stdout.write(args.json ? JSON.stringify(report) + '\n' : renderTrainText(report));
+    emitReport(args, report, renderTrainMarkdown, renderTrainText);
   },
 };
 
