@@ -30,20 +30,21 @@ function quickCpu(device: DeviceChoice): boolean {
 }
 
 export async function inferDevicePreflight(a: {
-  device: DeviceChoice; model: string; image?: string; maxNewTokens: number; latentSteps: number; minPixels?: number; maxPixels?: number;
+  device: DeviceChoice; model: string; images: string[]; maxNewTokens: number; latentSteps: number; minPixels?: number; maxPixels?: number;
 }): Promise<Device> {
   if (quickCpu(a.device)) return 'cpu';
+  // several images: their tokens add up in the prompt (and, conservatively, in the vision tower's plan)
   let imageTokens = 0;
-  if (a.image) {
-    const meta = await sharp(a.image).metadata().catch((e: Error) => {
-      throw new UserError(`cannot read the image size of ${a.image}: ${e.message}`);
+  for (const image of a.images) {
+    const meta = await sharp(image).metadata().catch((e: Error) => {
+      throw new UserError(`cannot read the image size of ${image}: ${e.message}`);
     });
     const m = planModel(a.model);
     const [h, w] = smartResize(meta.height ?? 1, meta.width ?? 1, {
       minPixels: a.minPixels ?? m.minPixels ?? EVAL_MIN_PIXELS,
       maxPixels: a.maxPixels ?? m.maxPixels ?? EVAL_MAX_PIXELS,
     });
-    imageTokens = (h * w) / (28 * 28);
+    imageTokens += (h * w) / (28 * 28);
   }
   return resolveDevice(a.device, (c) =>
     planInference({ shape: planModel(a.model).shape, imageTokens, promptTokens: PROMPT_TOKENS, maxNewTokens: a.maxNewTokens, latentSteps: a.latentSteps, ...c, pixelsFlag: '--max-pixels' }),

@@ -25,7 +25,9 @@ function vreflect(args: string[], env: NodeJS.ProcessEnv = {}, level = 'warn') {
 
 interface GoldenCase {
   model_dir: string;
-  image: string;
+  /** one image: `image`; several (prompt order): `images` */
+  image?: string;
+  images?: string[];
   prompt: string;
   assistant_prefix: string;
   latent_steps: number;
@@ -39,8 +41,8 @@ const goldenCase = (name: string): GoldenCase => JSON.parse(fs.readFileSync(path
 
 function inferArgs(c: GoldenCase, device: string): string[] {
   return [
-    'infer', '--model', path.join(GOLDEN, c.model_dir), '--image', path.join(GOLDEN, c.image), '--prompt', c.prompt,
-    '--assistant-prefix', c.assistant_prefix, '--latent-steps', String(c.latent_steps), '--max-new-tokens', String(c.max_new_tokens),
+    'infer', '--model', path.join(GOLDEN, c.model_dir), ...(c.images ?? [c.image!]).flatMap((f) => ['--image', path.join(GOLDEN, f)]),
+    '--prompt', c.prompt, '--assistant-prefix', c.assistant_prefix, '--latent-steps', String(c.latent_steps), '--max-new-tokens', String(c.max_new_tokens),
     '--repetition-penalty', String(c.repetition_penalty), '--device', device, '--json',
   ];
 }
@@ -64,10 +66,14 @@ suite('--device cuda through the CUDA emulator addon', () => {
   // tiny-flat: native/cuda/model/README.md), plus one on the other checkpoint layout (tiny-nested: 5.x nested
   // config, 3 shards, tied embeddings, 3 ViT blocks) with latent decoding whose ids depend on the repetition
   // penalty (with 1.0 they differ); they equal transformers' under the emulator although its margin is small (0.040).
+  // And both prompts with several images (margins 0.069 / 0.116): a vision-tower sequence per image, positions
+  // continuing after each.
   test.each([
     ['flat_plain_odd_rep105', 'plain decoding, repetition penalty 1.05, stops at <|im_end|>'],
     ['flat_latent8_small_rep105', 'latent decoding forced by --assistant-prefix "<|lvr_start|>", 8 steps'],
     ['nested_latent8_odd_rep105', 'tiny-nested, latent decoding (8 steps), penalty-dependent ids'],
+    ['nested_latent8_3img_rep100', 'tiny-nested, three images (one vision-tower sequence each), latent decoding'],
+    ['flat_plain_2img_rep105', 'two images, the wide one over several ViT windows, plain decoding'],
   ])('infer %s (%s): transformers\' token ids, and the same JSON as --device cpu', (name) => {
     const c = goldenCase(name);
     const gpu = inferJson(c, 'cuda').out;
@@ -102,7 +108,7 @@ suite('--device cuda through the CUDA emulator addon', () => {
         const out = [];
         for (const prefillChunk of [0, 7]) {
           const e = await Engine.load(${JSON.stringify(path.join(GOLDEN, c.model_dir))}, { device: 'cuda', prefillChunk });
-          const r = await e.run({ image: ${JSON.stringify(path.join(GOLDEN, c.image))}, prompt: ${JSON.stringify(c.prompt)},
+          const r = await e.run({ image: ${JSON.stringify(path.join(GOLDEN, c.image!))}, prompt: ${JSON.stringify(c.prompt)},
             assistantPrefix: '<|lvr_start|>', latentSteps: 8, maxNewTokens: 1 });
           out.push({ bytes: r.prefill.deviceBytes, chunk: r.prefill.prefillChunk, tokens: r.prompt_tokens, grid: r.image.grid });
         }
@@ -176,7 +182,7 @@ suite('--device cuda through the CUDA emulator addon', () => {
       const { Engine } = require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'infer', 'engine.js'))});
       const run = async (device, dtype) => {
         const e = await Engine.load(${JSON.stringify(path.join(GOLDEN, c.model_dir))}, { device, dtype });
-        const r = await e.run({ image: ${JSON.stringify(path.join(GOLDEN, c.image))}, prompt: ${JSON.stringify(c.prompt)},
+        const r = await e.run({ image: ${JSON.stringify(path.join(GOLDEN, c.image!))}, prompt: ${JSON.stringify(c.prompt)},
           assistantPrefix: '<|lvr_start|>', latentSteps: 8, maxNewTokens: 2, captureAttention: true });
         return r.attention.map((a) => Array.from(a));
       };
@@ -192,7 +198,7 @@ suite('--device cuda through the CUDA emulator addon', () => {
     expect(Math.max(...f32.flat())).toBeGreaterThan(20 * err(gpu)); // the maps are not ~0
     // and the CLI draws them
     const png = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vr-cuda-att-')), 'probes.png');
-    const cli = vreflect(['infer', '--model', path.join(GOLDEN, c.model_dir), '--image', path.join(GOLDEN, c.image), '--prompt', c.prompt,
+    const cli = vreflect(['infer', '--model', path.join(GOLDEN, c.model_dir), '--image', path.join(GOLDEN, c.image!), '--prompt', c.prompt,
       '--assistant-prefix', '<|lvr_start|>', '--max-new-tokens', '1', '--device', 'cuda', '--attention-map', png]);
     expect(cli.code).toBe(0);
     expect(fs.readFileSync(png).subarray(1, 4).toString()).toBe('PNG');

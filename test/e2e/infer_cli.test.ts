@@ -46,6 +46,22 @@ describe('vreflect infer (CLI)', () => {
     expect(png.subarray(1, 4).toString()).toBe('PNG');
   });
 
+  // Several images in one prompt (BLINK asks up to four): --image repeated, in prompt order.
+  test.each(['flat_plain_2img_rep105', 'nested_latent8_3img_rep100'])('--image given several times reproduces the transformers tokens of %s', (name) => {
+    const c = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'cases', `${name}.json`), 'utf8'));
+    const r = vreflect([
+      'infer', '--model', path.join(GOLDEN, c.model_dir), ...c.images.flatMap((f: string) => ['--image', path.join(GOLDEN, f)]),
+      '--prompt', c.prompt, '--assistant-prefix', c.assistant_prefix, '--latent-steps', String(c.latent_steps),
+      '--max-new-tokens', String(c.max_new_tokens), '--repetition-penalty', String(c.repetition_penalty), '--dtype', 'fp32', '--json',
+    ]);
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.prompt_tokens).toBe(c.input_ids.length);
+    expect(out.token_ids).toEqual(c.generated_ids);
+    expect(out.text).toBe(c.output_text);
+  });
+
   describe('bad input: one-line error, non-zero exit', () => {
     const model = path.join(GOLDEN, 'models', 'tiny-flat');
     const image = path.join(GOLDEN, 'images', 'odd_97x61.png');
@@ -56,6 +72,18 @@ describe('vreflect infer (CLI)', () => {
     });
     test('missing image', () => {
       expectOneLineError(vreflect(['infer', '--model', model, '--image', path.join(tmp, 'none.png'), '--prompt', 'hi']), /image/i);
+    });
+    test('missing second image', () => {
+      expectOneLineError(vreflect(['infer', '--model', model, '--image', image, '--image', path.join(tmp, 'none.png'), '--prompt', 'hi']), /image not found: .*none\.png/);
+    });
+    test('--image without a file', () => {
+      expectOneLineError(vreflect(['infer', '--model', model, '--image', '--prompt', 'hi']), /--image needs a file name/);
+    });
+    test('--attention-map with several images', () => {
+      expectOneLineError(
+        vreflect(['infer', '--model', model, '--image', image, '--image', image, '--prompt', 'hi', '--attention-map', path.join(tmp, 'a.png')]),
+        /--attention-map draws over one image/,
+      );
     });
     test('corrupt image', () => {
       const bad = path.join(tmp, 'corrupt.jpg');

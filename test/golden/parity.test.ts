@@ -52,8 +52,11 @@ function engineFor(modelDir: string, dtype: 'fp32' | 'bf16'): Promise<Engine> {
 describe.each(CASES)('golden case %s', (name) => {
   const c = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'cases', `${name}.json`), 'utf8'));
   const ref = loadTensors(path.join(GOLDEN, 'cases', `${name}.safetensors`));
+  // one image: c.image / c.image_grid_thw; several (in prompt order): c.images / c.image_grid_thws
+  const imageFiles: string[] = (c.images ?? [c.image]).map((f: string) => path.join(GOLDEN, f));
+  const grids: number[][] = c.image_grid_thws ?? [c.image_grid_thw];
   const request = {
-    image: path.join(GOLDEN, c.image),
+    ...(imageFiles.length === 1 ? { image: imageFiles[0] } : { images: imageFiles }),
     prompt: c.prompt,
     assistantPrefix: c.assistant_prefix,
     latentSteps: c.decoding === 'latent' ? c.latent_steps : 0,
@@ -68,9 +71,11 @@ describe.each(CASES)('golden case %s', (name) => {
     const r = await engine.run(request);
     // prompt and preprocessing
     expect(Array.from(r.promptIds)).toEqual(c.input_ids);
-    expect(r.image!.grid).toEqual(c.image_grid_thw);
-    const pv = Buffer.from(r.image!.pixelValues.buffer, r.image!.pixelValues.byteOffset, r.image!.pixelValues.byteLength);
-    expect(crypto.createHash('sha256').update(pv).digest('hex')).toBe(c.pixel_values.sha256);
+    expect(r.images.map((im) => im.grid)).toEqual(grids);
+    // pixel values of all images, concatenated in prompt order as the processor returns them
+    const hash = crypto.createHash('sha256');
+    for (const im of r.images) hash.update(Buffer.from(im.pixelValues.buffer, im.pixelValues.byteOffset, im.pixelValues.byteLength));
+    expect(hash.digest('hex')).toBe(c.pixel_values.sha256);
     // M-RoPE positions
     const L = c.input_ids.length;
     const pos = Array.from(r.prefill.positions);

@@ -1,5 +1,5 @@
 // Prompt text and ids against model.md §7.2 (transformers' apply_chat_template + processor), the golden
-// tokenizer vectors and the 11 golden decoding cases (prompt_text / input_ids made by transformers on the tiny
+// tokenizer vectors and the golden decoding cases (prompt_text / input_ids made by transformers on the tiny
 // checkpoints); output-text rules against the cases' output_text (method.md §12.5).
 import * as fs from 'fs';
 import * as path from 'path';
@@ -71,7 +71,9 @@ describe('golden cases: prompt text and ids (tiny checkpoints)', () => {
   test.each(cases)('%s', async (f) => {
     const c = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'cases', f), 'utf8'));
     const tok = await loadTokenizer(path.join(GOLDEN, c.model_dir));
-    const p = await buildPrompt(tok, { text: c.prompt, imageTokens: c.num_image_tokens, assistantPrefix: c.assistant_prefix });
+    // several images: one block per image, each of its own token count (grid t*h*w / 4)
+    const imageTokens = c.image_grid_thws ? c.image_grid_thws.map((g: number[]) => (g[0] * g[1] * g[2]) / 4) : c.num_image_tokens;
+    const p = await buildPrompt(tok, { text: c.prompt, imageTokens, assistantPrefix: c.assistant_prefix });
     expect(p.text).toBe(c.prompt_text);
     expect(p.ids).toEqual(c.input_ids);
     expect(tok.decode(c.generated_ids)).toBe(c.output_text_raw);

@@ -1,4 +1,5 @@
-// vreflect infer: one image + prompt through Qwen2.5-VL / V-Reflection with latent decoding.
+// vreflect infer: one prompt with its images (none, one or several) through Qwen2.5-VL / V-Reflection with latent
+// decoding.
 import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
 
@@ -13,7 +14,7 @@ import { writeAttentionMap } from '../../viz/attention_map';
 
 interface InferArgs {
   model: string;
-  image?: string;
+  image?: string[];
   prompt: string;
   'assistant-prefix': string;
   'latent-steps': number;
@@ -36,7 +37,7 @@ export const inferCommand: CommandModule<object, InferArgs> = {
   builder: (y) =>
     y
       .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face Qwen2.5-VL / V-Reflection checkpoint directory' })
-      .option('image', { type: 'string', describe: 'image file (JPEG, PNG, WebP); omit for a text-only prompt' })
+      .option('image', { type: 'string', array: true, describe: 'image file (JPEG, PNG, WebP); give several (--image a.jpg --image b.jpg) for one prompt over several images, in that order, as BLINK asks; omit for a text-only prompt' })
       .option('prompt', { type: 'string', demandOption: true, describe: 'the user text' })
       .option('assistant-prefix', {
         type: 'string',
@@ -61,10 +62,13 @@ export const inferCommand: CommandModule<object, InferArgs> = {
     if (!args.prompt.trim()) throw new UserError('--prompt is empty');
     if (!Number.isInteger(args['latent-steps']) || args['latent-steps'] < 0) throw new UserError('--latent-steps must be an integer >= 0');
     if (!Number.isInteger(args['max-new-tokens']) || args['max-new-tokens'] < 1) throw new UserError('--max-new-tokens must be an integer >= 1');
-    if (args.image !== undefined && !fs.existsSync(args.image)) throw new UserError(`image not found: ${args.image}`);
+    const images = args.image ?? [];
+    if (args.image && (images.length === 0 || images.some((f) => f === ''))) throw new UserError('--image needs a file name');
+    for (const image of images) if (!fs.existsSync(image)) throw new UserError(`image not found: ${image}`);
+    if (args['attention-map'] && images.length > 1) throw new UserError('--attention-map draws over one image: give a single --image');
     if (!fs.existsSync(args.model)) throw new UserError(`model directory not found: ${args.model}`);
     requireIntArg('--prefill-chunk', args['prefill-chunk'], 0);
-    const device = await inferDevicePreflight({ device: args.device, model: args.model, image: args.image, maxNewTokens: args['max-new-tokens'], latentSteps: args['latent-steps'], minPixels: args['min-pixels'], maxPixels: args['max-pixels'] });
+    const device = await inferDevicePreflight({ device: args.device, model: args.model, images, maxNewTokens: args['max-new-tokens'], latentSteps: args['latent-steps'], minPixels: args['min-pixels'], maxPixels: args['max-pixels'] });
 
     const engine = await Engine.load(args.model, { dtype: args.dtype, threads: args.threads, device, prefillChunk: args['prefill-chunk'] });
     log().info({ model: engine.dir, dtype: engine.dtype, device: engine.deviceName, load_ms: engine.loadMs }, 'model loaded');
@@ -77,7 +81,7 @@ export const inferCommand: CommandModule<object, InferArgs> = {
             bar.update(done);
           }
         : undefined,
-      image: args.image,
+      images,
       prompt: args.prompt,
       assistantPrefix: args['assistant-prefix'],
       latentSteps: args['latent-steps'],

@@ -22,8 +22,11 @@ P_OPTIONS = "Which color is the sky?\nA. red\nB. blue\nAnswer with the option's 
 P_COUNT = "How many shapes are there? Count them."
 P_CAT = "Is the cat on the left or the right?"
 P_READ = "Read the text in the image."
+P_SAME = "Do the two pictures show the same thing?\nA. yes\nB. no\nAnswer with the option's letter."
+P_WHICH = "Which picture is the brightest? Count them."
 
-# name, model, image, prompt, assistant_prefix, repetition_penalty, latent_steps, max_new_tokens
+# name, model, image (or a tuple of images, in prompt order), prompt, assistant_prefix, repetition_penalty,
+# latent_steps, max_new_tokens
 CASES = [
     # No assistant prefix: latent mode starts only when the model itself emits <|lvr_start|>.
     ("flat_latent8_wide_noprefix_rep100", "tiny-flat", "wide_1024x484.jpg", P_BRIEF, "", 1.0, 8, 24),
@@ -38,6 +41,11 @@ CASES = [
     ("flat_plain_gray_rep105", "tiny-flat", "gray_80x120.png", P_READ, "", 1.05, 0, 24),
     # Token limit below the latent quota: generation must run past max_new_tokens until latent mode ends.
     ("flat_latent8_tall_limit6", "tiny-flat", "tall_30x500.png", P_DESCRIBE, "<|lvr_start|>", 1.05, 8, 6),
+    # Several images in one prompt (BLINK sends up to four): each image its own ViT sequence and windows, M-RoPE
+    # positions continuing after each image, features scattered in prompt order.
+    ("flat_plain_2img_rep105", "tiny-flat", ("odd_97x61.png", "wide_1024x484.jpg"), P_SAME, "", 1.05, 0, 16),
+    ("nested_latent8_3img_rep100", "tiny-nested", ("tall_30x500.png", "rgba_90x70.png", "gray_80x120.png"), P_WHICH,
+     "<|lvr_start|>", 1.0, 8, 20),
 ]
 
 
@@ -64,8 +72,9 @@ def load_processor(model_dir):
                               chat_template=template)
 
 
-def render_prompt(processor, prompt, assistant_prefix):
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+def render_prompt(processor, prompt, assistant_prefix, n_images=1):
+    content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": prompt}]
+    messages = [{"role": "user", "content": content}]
     via_hf = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     own = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(CHAT_TEMPLATE).render(messages=messages, add_generation_prompt=True)
     if via_hf != own:
@@ -73,17 +82,19 @@ def render_prompt(processor, prompt, assistant_prefix):
     return via_hf + assistant_prefix
 
 
-def build_inputs(processor, image_path, text):
-    rgb = load_rgb(image_path)
-    resized = pre_resize(rgb, TINY_MIN_PIXELS, TINY_MAX_PIXELS)
-    inputs = processor(images=[resized], text=[text], return_tensors="pt")
-    direct = processor(images=[rgb], text=[text], return_tensors="pt")
+def build_inputs(processor, image_paths, text):
+    names = ", ".join(os.path.basename(p) for p in image_paths)
+    rgbs = [load_rgb(p) for p in image_paths]
+    resized = [pre_resize(rgb, TINY_MIN_PIXELS, TINY_MAX_PIXELS) for rgb in rgbs]
+    inputs = processor(images=resized, text=[text], return_tensors="pt")
+    direct = processor(images=rgbs, text=[text], return_tensors="pt")
     if not torch.equal(inputs["pixel_values"], direct["pixel_values"]):
-        raise RuntimeError(f"{image_path}: pre-resized pixel_values differ from the processor on the RGB image")
+        raise RuntimeError(f"{names}: pre-resized pixel_values differ from the processor on the RGB image")
     if not torch.equal(inputs["input_ids"], direct["input_ids"]):
-        raise RuntimeError(f"{image_path}: input_ids differ between pre-resized and direct processing")
-    if not np.array_equal(own_pixel_values(resized), inputs["pixel_values"].numpy()):
-        raise RuntimeError(f"{image_path}: pixel_values differ from the model.md §3.5-3.6 formula")
+        raise RuntimeError(f"{names}: input_ids differ between pre-resized and direct processing")
+    own = np.concatenate([own_pixel_values(r) for r in resized])
+    if not np.array_equal(own, inputs["pixel_values"].numpy()):
+        raise RuntimeError(f"{names}: pixel_values differ from the model.md §3.5-3.6 formula")
     return inputs, resized
 
 
@@ -97,16 +108,23 @@ def collapse_output(text):
 
 def run_case(spec, golden_dir, models, sources, raw_tok, ids):
     name, model_name, image, prompt, prefix, penalty, latent_steps, max_new = spec
+    image_names = list(image) if isinstance(image, tuple) else [image]
     model_dir = os.path.join(golden_dir, "models", model_name)
     processor = load_processor(model_dir)
-    text = render_prompt(processor, prompt, prefix)
-    inputs, resized = build_inputs(processor, os.path.join(golden_dir, "images", image), text)
+    text = render_prompt(processor, prompt, prefix, len(image_names))
+    inputs, resized = build_inputs(processor, [os.path.join(golden_dir, "images", i) for i in image_names], text)
     input_ids = inputs["input_ids"][0].tolist()
-    grid = inputs["image_grid_thw"][0].tolist()
+    grids = inputs["image_grid_thw"].tolist()
+    if len(grids) != len(image_names):
+        raise RuntimeError(f"{name}: {len(grids)} grids for {len(image_names)} images")
 
-    # The tokenizer files alone must give the same ids as the processor (pads expanded in the text).
-    n_img = (grid[0] * grid[1] * grid[2]) // 4
-    expanded = text.replace("<|image_pad|>", "<|image_pad|>" * n_img)
+    # The tokenizer files alone must give the same ids as the processor (pads expanded in the text, image by image).
+    counts = [(g[0] * g[1] * g[2]) // 4 for g in grids]
+    n_img = sum(counts)
+    parts = text.split("<|image_pad|>")
+    if len(parts) != len(counts) + 1:
+        raise RuntimeError(f"{name}: {len(parts) - 1} image pads in the prompt for {len(counts)} images")
+    expanded = parts[0] + "".join("<|image_pad|>" * n + rest for n, rest in zip(counts, parts[1:]))
     if raw_tok.encode(expanded, add_special_tokens=False).ids != input_ids:
         raise RuntimeError(f"{name}: raw tokenizers ids differ from the processor's")
     mm = inputs["mm_token_type_ids"][0].tolist()
@@ -117,7 +135,7 @@ def run_case(spec, golden_dir, models, sources, raw_tok, ids):
     hf_pos, hf_delta = fp32.model.get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"],
                                                  image_grid_thw=inputs["image_grid_thw"],
                                                  attention_mask=inputs["attention_mask"])
-    own_pos, own_delta = own_rope_index(input_ids, [grid], ids["image_pad"], ids["vision_start"])
+    own_pos, own_delta = own_rope_index(input_ids, grids, ids["image_pad"], ids["vision_start"])
     if hf_pos[:, 0, :].tolist() != own_pos or int(hf_delta) != own_delta:
         raise RuntimeError(f"{name}: M-RoPE positions differ from the own implementation")
     position_ids = hf_pos
@@ -158,7 +176,8 @@ def run_case(spec, golden_dir, models, sources, raw_tok, ids):
         "case": name,
         "model": model_name,
         "model_dir": f"models/{model_name}",
-        "image": f"images/{image}",
+        # one image: "image" and its grid; several: "images" and "image_grid_thws", in prompt order
+        **({"image": f"images/{image_names[0]}"} if len(image_names) == 1 else {"images": [f"images/{i}" for i in image_names]}),
         "prompt": prompt,
         "assistant_prefix": prefix,
         "repetition_penalty": penalty,
@@ -168,9 +187,10 @@ def run_case(spec, golden_dir, models, sources, raw_tok, ids):
         "eos_token_id": ids["im_end"],
         "lvr_start_id": ids["lvr_start"],
         "prompt_text": text,
-        "resized_hw": [resized.height, resized.width],
-        "resized_rgb_sha256": sha256_u8(np.asarray(resized)),
-        "image_grid_thw": grid,
+        **({"resized_hw": [resized[0].height, resized[0].width], "resized_rgb_sha256": sha256_u8(np.asarray(resized[0])),
+            "image_grid_thw": grids[0]} if len(image_names) == 1 else
+           {"resized_hw": [[r.height, r.width] for r in resized], "resized_rgb_sha256": [sha256_u8(np.asarray(r)) for r in resized],
+            "image_grid_thws": grids}),
         "num_image_tokens": n_img,
         "prompt_length": len(input_ids),
         "input_ids": input_ids,

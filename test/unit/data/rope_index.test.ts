@@ -51,7 +51,7 @@ describe("transformers' get_rope_index (golden cases)", () => {
   test.each(cases)('%s', (f) => {
     const c = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
     const L = c.input_ids.length;
-    const r = mropePositions(c.input_ids, [c.image_grid_thw], pad);
+    const r = mropePositions(c.input_ids, c.image_grid_thws ?? [c.image_grid_thw], pad); // several images: all grids
     expect(planes(r, L)).toEqual(c.position_ids);
     expect(r.ropeDelta).toBe(c.rope_delta);
   });
