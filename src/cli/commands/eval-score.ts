@@ -45,7 +45,7 @@ export const HRBENCH_RULE_OPTION = {
   default: 'latest' as HRBenchRule,
   coerce: oneOf('hrbench-rule', HRBENCH_RULES),
   describe:
-    "HR-Bench's official extraction: latest = VLMEvalKit's can_infer today (a trailing option letter, 'answer is X', a length limit on option-text matches); legacy = before its 2025-07 change, as HR-Bench's 2024 leaderboard was scored (any single option letter, no length limit) [latest|legacy]",
+    "HR-Bench's official extraction: latest = VLMEvalKit's can_infer today (a trailing option letter, 'answer is X', a length limit on option-text matches); legacy = before its 2025-07 change, the rule of 2024 when HR-Bench's leaderboard was made (any single option letter, no length limit) [latest|legacy]",
 } as const;
 
 export const evalScoreCommand: CommandModule<object, ScoreArgs> = {

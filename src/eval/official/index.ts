@@ -43,7 +43,7 @@ const HRBENCH_DOC =
 const HRBENCH_LATEST: OfficialRule = { name: 'vlmevalkit', doc: HRBENCH_DOC, extract: hrbenchOfficial('latest') };
 const HRBENCH_LEGACY: OfficialRule = {
   name: 'vlmevalkit-legacy',
-  doc: "VLMEvalKit can_infer before its 2025-07 change (--hrbench-rule legacy; as HR-Bench's 2024 leaderboard was scored): exactly one option letter among the tokens after punctuation is blanked, wherever it stands, else exactly one option text inside the answer, at any length; otherwise VLMEvalKit's LLM judge decides (undecided here)",
+  doc: "VLMEvalKit can_infer before its 2025-07 change (--hrbench-rule legacy: the rule VLMEvalKit had in 2024, when HR-Bench's leaderboard was made): exactly one option letter among the tokens after punctuation is blanked, wherever it stands, else exactly one option text inside the answer, at any length; otherwise VLMEvalKit's LLM judge decides (undecided here)",
   extract: hrbenchOfficial('legacy'),
 };
 
